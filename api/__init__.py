@@ -1,0 +1,1 @@
+"""The stateless HTTP API: accounts, sessions, profiles, friends, conversations, history."""

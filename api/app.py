@@ -1,0 +1,370 @@
+"""The HTTP API (aiohttp). Stateless: every request carries its token; state lives in the store.
+
+Errors become ``{"code", "message", ...}`` JSON with the error's HTTP status in one middleware.
+docs/openapi.yaml describes every route.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from api import validation as v
+from parley import bus
+from parley.auth import Claims, hash_password, issue_token, verify_password, verify_token
+from parley.errors import BadRequest, Forbidden, NotFound, ParleyError, Unauthorized, Unavailable
+from parley.ids import (
+    ConversationId,
+    DeviceId,
+    UserId,
+    control_subject,
+    dm_conversation,
+    dm_members,
+    new_device_id,
+    new_session_id,
+    new_user_id,
+)
+from parley.runtime import run_until_stopped, serve_health
+from parley.settings import Settings
+from parley.store import Conversation, Device, Session, Store, StoredMessage, User, open_store
+
+log = logging.getLogger("parley.api")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+STORE: web.AppKey[Store] = web.AppKey("store", Store)
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
+PUBLISH: web.AppKey[Callable[[str, bytes], Awaitable[None]]] = web.AppKey("publish")
+HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http", aiohttp.ClientSession)
+HISTORY_MAX = 200
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ParleyError as err:
+        if not err.peer_fault:
+            log.warning("%s %s: %s", request.method, request.path, err.message)
+        return json(err.as_dict(), status=err.http_status)
+    except web.HTTPException as exc:
+        if exc.status == 404:
+            return json({"code": "not_found", "message": "no such route"}, status=404)
+        if exc.status == 405:
+            return json({"code": "method_not_allowed", "message": f"{request.method} is not allowed here"}, 405)
+        raise
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return json({"code": "internal", "message": "internal error"}, status=500)
+
+
+async def body_of(request: web.Request) -> dict[str, Any]:
+    try:
+        data = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        raise BadRequest("request body is not valid JSON", code="bad_json") from None
+    if not isinstance(data, dict):
+        raise BadRequest("request body must be a JSON object", code="bad_json")
+    return data
+
+
+async def authed(request: web.Request) -> Claims:
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        raise Unauthorized("send 'Authorization: Bearer <token>'", code="bad_token")
+    settings = request.app[SETTINGS]
+    claims = verify_token(settings.secret.reveal(), header[7:].strip(), now=int(time.time()))
+    session = await request.app[STORE].get_session(claims.session)
+    if session is None or session.revoked:
+        raise Unauthorized("this session was logged out", code="session_revoked")
+    return claims
+
+
+def user_json(u: User) -> dict[str, Any]:
+    return {"id": u.id, "username": u.username, "display_name": u.display_name, "bio": u.bio,
+            "created_at": u.created_at}
+
+
+def message_json(m: StoredMessage) -> dict[str, Any]:
+    return {"id": m.id, "prev": m.prev, "conv": m.conv, "from": m.sender, "device": m.device, "cid": m.cid,
+            "body": m.body, "ts": m.ts}
+
+
+def conversation_json(c: Conversation, users: dict[UserId, User]) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "kind": c.kind,
+        "members": [user_json(users[m]) for m in c.members if m in users],
+        "created_at": c.created_at,
+        "last_message": message_json(c.last_message) if c.last_message else None,
+    }
+
+
+# ---- accounts and sessions -------------------------------------------------------------------
+
+
+async def signup(request: web.Request) -> web.Response:
+    body = await body_of(request)
+    name, password = v.username(body), v.password(body)
+    user = User(id=new_user_id(), username=name, display_name=v.display_name(body) or name, created_at=now_ms())
+    await request.app[STORE].create_user(user, hash_password(password))
+    return json({"user": user_json(user)}, status=201)
+
+
+async def login(request: web.Request) -> web.Response:
+    body = await body_of(request)
+    name, password = v.username(body), v.password(body)
+    store, settings = request.app[STORE], request.app[SETTINGS]
+    found = await store.user_by_name(name)
+    if not verify_password(found[1] if found else None, password) or found is None:
+        raise Unauthorized("wrong username or password", code="bad_credentials")
+    user = found[0]
+    placement = await _place(request, body.get("region"))  # before any state: no node, no session
+    device = await _device_for_login(store, user.id, body)
+    session = Session(new_session_id(), user.id, device.id, now_ms(), int(time.time()) + settings.token_ttl_s)
+    await store.create_session(session)
+    token, expires = issue_token(settings.secret.reveal(), user=user.id, device=device.id, session=session.id,
+                                 now=int(time.time()), ttl_s=settings.token_ttl_s)
+    return json({"token": token, "expires_at": expires, "user": user_json(user), "device_id": device.id,
+                 "cursor": device.cursor, **placement})
+
+
+async def _device_for_login(store: Store, user: UserId, body: dict[str, Any]) -> Device:
+    wanted = v.optional_id(body, "device_id")
+    name = v.field(body, "device_name", required=False, max_len=64) or "device"
+    if wanted is not None:
+        existing = await store.get_device(DeviceId(wanted))
+        if existing is None or existing.user != user:
+            raise NotFound("no such device for this user", code="unknown_device", field="device_id")
+        return existing
+    return await store.upsert_device(Device(new_device_id(), user, name, now_ms()))
+
+
+async def _place(request: web.Request, region: object) -> dict[str, Any]:
+    if region is not None and (not isinstance(region, str) or not v.REGION_RE.match(region)):
+        raise BadRequest("region: 1 to 32 of a-z 0-9 -", code="bad_field", field="region")
+    settings = request.app[SETTINGS]
+    url = f"{settings.discovery_url}/v1/place"
+    try:
+        async with request.app[HTTP].get(url, params={"region": region or settings.region}) as resp:
+            data = await resp.json()
+    except (aiohttp.ClientError, TimeoutError, ValueError) as err:
+        raise Unavailable(f"discovery is unreachable: {err}", code="no_node") from err
+    if "node" not in data:
+        raise Unavailable(data.get("message", "no edge node is available"), code="no_node")
+    return {"node": data["node"], "fallbacks": data.get("fallbacks", [])}
+
+
+async def place(request: web.Request) -> web.Response:
+    await authed(request)
+    return json(await _place(request, request.query.get("region")))
+
+
+async def logout(request: web.Request) -> web.Response:
+    claims = await authed(request)
+    await request.app[STORE].revoke_session(claims.session)
+    event = orjson.dumps({"kind": "revoke", "session": claims.session})
+    try:
+        await request.app[PUBLISH](control_subject(claims.user), event)
+    except Exception as err:  # the session is revoked; live sockets close at their next check
+        log.warning("could not announce the logout: %s", err)
+    return web.Response(status=204)
+
+
+# ---- profile, users, devices ---------------------------------------------------------------
+
+
+async def me(request: web.Request) -> web.Response:
+    claims = await authed(request)
+    user = await request.app[STORE].get_user(claims.user)
+    if user is None:
+        raise NotFound("no such user", code="unknown_user")
+    return json({"user": user_json(user), "device_id": claims.device})
+
+
+async def update_me(request: web.Request) -> web.Response:
+    claims = await authed(request)
+    body = await body_of(request)
+    bio = v.field(body, "bio", required=False, max_len=512)
+    user = await request.app[STORE].update_user(claims.user, display_name=v.display_name(body), bio=bio)
+    return json({"user": user_json(user)})
+
+
+async def get_user(request: web.Request) -> web.Response:
+    await authed(request)
+    user = await request.app[STORE].get_user(UserId(v.user_id(request.match_info["user_id"])))
+    if user is None:
+        raise NotFound("no such user", code="unknown_user")
+    return json({"user": user_json(user)})
+
+
+async def find_user(request: web.Request) -> web.Response:
+    await authed(request)
+    found = await request.app[STORE].user_by_name(v.username({"username": request.query.get("username")}))
+    if found is None:
+        raise NotFound("no such user", code="unknown_user")
+    return json({"user": user_json(found[0])})
+
+
+async def devices(request: web.Request) -> web.Response:
+    claims = await authed(request)
+    listed = await request.app[STORE].list_devices(claims.user)
+    return json({"devices": [{"id": d.id, "name": d.name, "created_at": d.created_at, "cursor": d.cursor,
+                              "current": d.id == claims.device} for d in listed]})
+
+
+# ---- friends -----------------------------------------------------------------------------
+
+
+async def list_friends(request: web.Request) -> web.Response:
+    claims = await authed(request)
+    store = request.app[STORE]
+    rows = await store.list_friends(claims.user)
+    users = await store.get_users([uid for uid, _ in rows])
+    out: dict[str, list[dict[str, Any]]] = {"friends": [], "incoming": [], "outgoing": []}
+    for uid, state in rows:
+        if uid in users:
+            out["friends" if state == "friends" else state].append(user_json(users[uid]))
+    return json(out)
+
+
+async def add_friend(request: web.Request) -> web.Response:
+    claims = await authed(request)
+    other = UserId(v.user_id((await body_of(request)).get("user_id")))
+    if other == claims.user:
+        raise BadRequest("you cannot befriend yourself", code="bad_field", field="user_id")
+    store = request.app[STORE]
+    if await store.get_user(other) is None:
+        raise NotFound("no such user", code="unknown_user")
+    state = await store.add_friend(claims.user, other)
+    return json({"user_id": other, "state": state}, status=200)
+
+
+async def remove_friend(request: web.Request) -> web.Response:
+    claims = await authed(request)
+    other = UserId(v.user_id(request.match_info["user_id"]))
+    await request.app[STORE].remove_friend(claims.user, other)
+    return web.Response(status=204)
+
+
+# ---- conversations and history ---------------------------------------------------------------
+
+
+async def list_conversations(request: web.Request) -> web.Response:
+    claims = await authed(request)
+    store = request.app[STORE]
+    convs = await store.list_conversations(claims.user)
+    users = await store.get_users(sorted({m for c in convs for m in c.members}))
+    return json({"conversations": [conversation_json(c, users) for c in convs]})
+
+
+async def open_dm(request: web.Request) -> web.Response:
+    claims = await authed(request)
+    other = UserId(v.user_id((await body_of(request)).get("user_id")))
+    store = request.app[STORE]
+    if other == claims.user:
+        raise BadRequest("a conversation needs another user", code="bad_field", field="user_id")
+    if await store.get_user(other) is None:
+        raise NotFound("no such user", code="unknown_user")
+    if await store.friend_state(claims.user, other) != "friends":
+        raise Forbidden("you can only message friends", code="not_friends")
+    conv_id = dm_conversation(claims.user, other)
+    await store.open_conversation(Conversation(conv_id, "dm", tuple(sorted((claims.user, other))), now_ms()))
+    conv = await store.get_conversation(conv_id)
+    assert conv is not None
+    users = await store.get_users(list(conv.members))
+    return json({"conversation": conversation_json(conv, users)}, status=200)
+
+
+async def _member_conversation(request: web.Request, claims: Claims) -> Conversation:
+    conv_id = request.match_info["conv"]
+    members = dm_members(conv_id)
+    if members is None:
+        raise NotFound("no such conversation", code="unknown_conversation")
+    if claims.user not in members:
+        raise Forbidden("you are not a member of this conversation", code="not_member")
+    conv = await request.app[STORE].get_conversation(ConversationId(conv_id))
+    if conv is None:
+        raise NotFound("no such conversation", code="unknown_conversation")
+    return conv
+
+
+async def history(request: web.Request) -> web.Response:
+    claims = await authed(request)
+    conv = await _member_conversation(request, claims)
+    q = request.query
+    limit = v.int_query(q.get("limit"), "limit", low=1, high=HISTORY_MAX, default=50)
+    before = v.int_query(q.get("before"), "before", low=0, high=2**53, default=None)
+    after = v.int_query(q.get("after"), "after", low=0, high=2**53, default=None)
+    order = q.get("order", "desc" if after is None else "asc")
+    if order not in ("asc", "desc"):
+        raise BadRequest("order must be asc or desc", code="bad_field", field="order")
+    assert limit is not None
+    rows = await request.app[STORE].history(conv.id, before=before, after=after, limit=limit + 1,
+                                            newest_first=order == "desc")
+    page, more = rows[:limit], len(rows) > limit
+    return json({"messages": [message_json(m) for m in page], "more": more})
+
+
+def make_app(settings: Settings, store: Store, publish: Callable[[str, bytes], Awaitable[None]]) -> web.Application:
+    app = web.Application(middlewares=[errors], client_max_size=64 * 1024)
+    app[SETTINGS], app[STORE], app[PUBLISH] = settings, store, publish
+
+    async def http_client(app: web.Application) -> Any:
+        app[HTTP] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+        yield
+        await app[HTTP].close()
+
+    app.cleanup_ctx.append(http_client)
+    r = app.router
+    r.add_post("/v1/signup", signup)
+    r.add_post("/v1/login", login)
+    r.add_post("/v1/logout", logout)
+    r.add_get("/v1/place", place)
+    r.add_get("/v1/me", me)
+    r.add_patch("/v1/me", update_me)
+    r.add_get("/v1/devices", devices)
+    r.add_get("/v1/users", find_user)
+    r.add_get("/v1/users/{user_id}", get_user)
+    r.add_get("/v1/friends", list_friends)
+    r.add_post("/v1/friends", add_friend)
+    r.add_delete("/v1/friends/{user_id}", remove_friend)
+    r.add_get("/v1/conversations", list_conversations)
+    r.add_post("/v1/conversations", open_dm)
+    r.add_get("/v1/conversations/{conv}/messages", history)
+    return app
+
+
+async def run_api(settings: Settings) -> None:
+    store = open_store(settings)
+    nc = await bus.connect(settings, "api")
+
+    async def publish(subject: str, data: bytes) -> None:
+        await nc.publish(subject, data)
+        await nc.flush(timeout=2)
+
+    app = make_app(settings, store, publish)
+    serve_health(app, ready=lambda: nc.is_connected)
+    runner = web.AppRunner(app, shutdown_timeout=2)
+    await runner.setup()
+    await web.TCPSite(runner, settings.api_host, settings.api_port, reuse_address=True).start()
+    log.info("api on http://%s:%s", settings.api_host, settings.api_port)
+    try:
+        await run_until_stopped()
+    finally:
+        await runner.cleanup()
+        await nc.close()
+        await store.close()

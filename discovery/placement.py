@@ -1,0 +1,25 @@
+"""Choosing a node for a client. Pure: nodes and ``now`` come in, an ordered choice comes out.
+
+A node is eligible when its entry is fresher than ``ttl``, it is not draining and not full. The pick
+is the least-loaded eligible node in the client's region, or in any region when that has none;
+fallbacks follow in the same order (same region first), so a client can try them in turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from parley.registry import NodeRecord
+
+
+def eligible(nodes: Iterable[NodeRecord], *, now: float, ttl: float) -> list[NodeRecord]:
+    return [n for n in nodes if now - n.updated_at < ttl and not n.draining and n.connections < n.max_connections]
+
+
+def place_client(
+    nodes: Iterable[NodeRecord], region: str | None, *, now: float, ttl: float, fallbacks: int = 2
+) -> list[NodeRecord]:
+    """Nodes in the order the client should try them; empty when none is eligible."""
+    candidates = eligible(nodes, now=now, ttl=ttl)
+    ranked = sorted(candidates, key=lambda n: (n.region != region, n.load, n.id))
+    return ranked[: fallbacks + 1]

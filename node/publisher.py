@@ -1,0 +1,83 @@
+"""Publishing a message so that it names its predecessor.
+
+Each conversation's messages are chained: the payload carries ``prev`` and the publish carries
+``Nats-Expected-Last-Subject-Sequence`` with the same value, so the stream refuses a message whose
+``prev`` is stale and we retry with the sequence the refusal names. Sends into one conversation from
+this node are serialised by a lock, so this node never races itself. ``Nats-Msg-Id`` makes a resend
+of the same client message id return the first message's id (within the stream's duplicate window).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Awaitable, Callable
+
+from nats.errors import ConnectionClosedError, NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.client import JetStreamContext
+from nats.js.errors import APIError
+
+from parley.bus import parse_wrong_last_sequence
+from parley.errors import Unavailable
+from parley.ids import ConversationId, message_subject
+
+MAX_ATTEMPTS = 16
+
+
+class Publisher:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        stream_last: Callable[[str], Awaitable[int]],
+        store_last: Callable[[ConversationId], Awaitable[int]],
+    ) -> None:
+        self._js = js
+        self._stream_last = stream_last
+        self._store_last = store_last
+        self._last: dict[str, int] = {}
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def observe(self, conv: str, seq: int) -> None:
+        """A message of ``conv`` was seen on the delivery subjects."""
+        if seq > self._last.get(conv, 0):
+            self._last[conv] = seq
+
+    def forget(self, conv: str) -> None:
+        self._last.pop(conv, None)
+
+    async def publish(
+        self, conv: ConversationId, payload: Callable[[int], bytes], msg_id: str
+    ) -> tuple[int, bool]:
+        lock = self._locks.get(conv)
+        if lock is None:
+            lock = self._locks[conv] = asyncio.Lock()
+        async with lock:
+            return await self._publish(conv, payload, msg_id)
+
+    async def _publish(self, conv: ConversationId, payload: Callable[[int], bytes], msg_id: str) -> tuple[int, bool]:
+        subject = message_subject(conv)
+        expected = self._last.get(conv)
+        if expected is None:
+            expected = await self._stream_last(subject)
+        for _ in range(MAX_ATTEMPTS):
+            # An empty subject (new, or older than the stream's retention) chains to the store's last.
+            prev = expected or await self._store_last(conv)
+            headers = {"Nats-Msg-Id": msg_id, "Nats-Expected-Last-Subject-Sequence": str(expected)}
+            try:
+                ack = await self._js.publish(subject, payload(prev), headers=headers, timeout=5)
+            except APIError as err:
+                actual = parse_wrong_last_sequence(err)
+                if actual is None:
+                    raise Unavailable(f"stream refused the message: {err.description}", code="bus_unavailable") from err
+                expected = actual
+                continue
+            except (TimeoutError, NatsTimeout, NoRespondersError, ConnectionClosedError) as err:
+                self._last.pop(conv, None)
+                raise Unavailable(
+                    "the message bus did not confirm the message; resend it", code="bus_unavailable"
+                ) from err
+            if not ack.duplicate:
+                self.observe(conv, ack.seq)
+            return ack.seq, bool(ack.duplicate)
+        raise Unavailable("conversation too busy; resend the message", code="bus_unavailable")

@@ -1,0 +1,403 @@
+"""The edge node's behaviour: connect, sync, deliver, send, ack, and the control plane.
+
+Connection life: hello (token, optional cursor) → welcome → sync round(s) → live. Sync reads the
+store up to what the archiver has written, then the stream's tail up to the stream's last id at the
+moment the user's subscriptions were in place; live messages that arrive meanwhile are buffered and
+judged against the device's position, so nothing is skipped and nothing is sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Callable
+
+import orjson
+from aiohttp import WSMsgType, web
+from nats.aio.subscription import Subscription
+
+from node.hub import Hub
+from node.link import DeviceLink
+from node.publisher import Publisher
+from parley import bus, protocol
+from parley.auth import Claims, verify_token
+from parley.bus import BusClient
+from parley.errors import (
+    AUTH_CLOSE_CODES,
+    CLOSE_ABUSE,
+    CLOSE_GOING_AWAY,
+    CLOSE_IDLE,
+    CLOSE_INTERNAL,
+    CLOSE_PROTOCOL,
+    CLOSE_REVOKED,
+    Forbidden,
+    NotFound,
+    ParleyError,
+    PeerError,
+    RateLimited,
+    Unauthorized,
+    Unavailable,
+)
+from parley.ids import (
+    ConversationId,
+    UserId,
+    conversation_of_delivery,
+    conversation_of_message,
+    dedup_id,
+    dm_members,
+    user_delivery_subjects,
+    user_message_filters,
+)
+from parley.messages import decode_payload, encode_payload, frame_of
+from parley.ratelimit import TokenBucket
+from parley.settings import Settings
+from parley.store import Store
+
+log = logging.getLogger("parley.node")
+
+MAX_STRIKES = 50  # rejected frames in a row before the link is closed (4029)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class EdgeNode:
+    def __init__(self, settings: Settings, store: Store, nc: BusClient, node_id: str) -> None:
+        self.settings = settings
+        self.store = store
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.node_id = node_id
+        self.hub: Hub[DeviceLink] = Hub()
+        self.draining = False
+        self._subs: dict[UserId, list[Subscription]] = {}
+        self._sub_locks: dict[UserId, asyncio.Lock] = {}
+        self._known_convs: set[str] = set()
+        self._buckets: dict[UserId, TokenBucket] = {}
+        self._dirty_cursors: dict[str, int] = {}
+        self._conn_ids = itertools.count(1)
+        self._sync_tasks: dict[DeviceLink, asyncio.Task[None]] = {}
+        self.publisher = Publisher(
+            self.js, lambda subject: bus.last_seq_of_subject(nc, settings, subject), self._store_last
+        )
+
+    # ---- NATS side ---------------------------------------------------------------------------
+
+    def on_delivery(self, subject: str, headers: dict[str, str] | None, data: bytes) -> None:
+        if not headers or "Nats-Sequence" not in headers:
+            return
+        conv = conversation_of_delivery(subject)
+        seq = int(headers["Nats-Sequence"])
+        self.publisher.observe(conv, seq)
+        links = self.hub.of_conversation(conv)
+        if not links:
+            return
+        message = decode_payload(seq, conv, data)
+        frame = frame_of(message)
+        for link in links:
+            link.offer(message.id, conv, message.prev, frame)
+
+    def on_control(self, subject: str, headers: dict[str, str] | None, data: bytes) -> None:
+        event = orjson.loads(data)
+        if event.get("kind") == "revoke":
+            for link in list(self.hub.of_user(UserId(subject.rsplit(".", 1)[-1]))):
+                if link.session == event.get("session"):
+                    link.close(CLOSE_REVOKED, "session revoked")
+
+    async def on_reconnected(self) -> None:
+        """NATS came back: anything republished while we were away must be read, so resync all."""
+        log.warning("NATS reconnected; resyncing %d connections", len(self.hub))
+        for link in list(self.hub):
+            if not link.syncing:
+                link.syncing = True
+                self.schedule_sync(link, link.position.delivered)
+
+    async def _subscribe_user(self, user: UserId) -> None:
+        lock = self._sub_locks.setdefault(user, asyncio.Lock())
+        async with lock:
+            if user in self._subs:
+                return
+            handlers: list[Callable[[str, dict[str, str] | None, bytes], None]] = [
+                self.on_delivery, self.on_delivery, self.on_control]
+            pairs = zip(user_delivery_subjects(user), handlers, strict=True)
+            subs = [await self.nc.subscribe_ordered(s, h) for s, h in pairs]
+            self._subs[user] = subs
+            await self.nc.flush(timeout=5)  # the server has our interest before we read the stream
+
+    async def _unsubscribe_user(self, user: UserId) -> None:
+        lock = self._sub_locks.setdefault(user, asyncio.Lock())
+        async with lock:
+            if self.hub.of_user(user):
+                return
+            for sub in self._subs.pop(user, []):
+                await self.nc.unsubscribe_ordered(sub)
+            self._sub_locks.pop(user, None)
+
+    async def _store_last(self, conv: ConversationId) -> int:
+        try:
+            rows = await self.store.history(conv, before=None, after=None, limit=1, newest_first=True)
+        except Unavailable:
+            return 0
+        return rows[0].id if rows else 0
+
+    # ---- the WebSocket -----------------------------------------------------------------------
+
+    async def handle_ws(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(max_msg_size=self.settings.max_frame_bytes, autoping=True)
+        await ws.prepare(request)
+        if self.draining:
+            await ws.close(code=CLOSE_GOING_AWAY, message=b"node is draining")
+            return ws
+        claims, hello = await self._handshake(ws)
+        if claims is None or hello is None:
+            return ws
+        link = DeviceLink(ws, claims, next(self._conn_ids), max_queue=4 * self.settings.sync_max,
+                          on_gap=self.schedule_sync)
+        writer = asyncio.get_running_loop().create_task(link.run_writer())
+        try:
+            await self._start(link, hello)
+            await self._read_loop(link)
+        finally:
+            await self._finish(link, writer)
+        return ws
+
+    async def _handshake(self, ws: web.WebSocketResponse) -> tuple[Claims | None, protocol.Hello | None]:
+        try:
+            msg = await ws.receive(timeout=self.settings.hello_timeout_s)
+        except TimeoutError:
+            await ws.close(code=CLOSE_PROTOCOL, message=b"hello expected")
+            return None, None
+        if msg.type != WSMsgType.TEXT:
+            await ws.close(code=CLOSE_PROTOCOL, message=b"hello expected")
+            return None, None
+        try:
+            frame = protocol.parse_client_frame(msg.data, max_body=self.settings.max_body_bytes)
+            if not isinstance(frame, protocol.Hello):
+                raise PeerError("the first frame must be hello", code="hello_required")
+            if frame.version != protocol.VERSION:
+                raise PeerError(f"protocol version {frame.version} is not supported; use 1", code="bad_version")
+            claims = verify_token(self.settings.secret.reveal(), frame.token, now=int(time.time()))
+            await self._check_session(claims)
+        except ParleyError as err:
+            await ws.send_str(protocol.encode(protocol.error_frame(err.as_dict())))
+            code = AUTH_CLOSE_CODES.get(err.code, CLOSE_PROTOCOL)
+            await ws.close(code=code, message=err.code.encode())
+            return None, None
+        return claims, frame
+
+    async def _check_session(self, claims: Claims) -> None:
+        try:
+            session = await self.store.get_session(claims.session)
+        except Unavailable:
+            log.warning("store unavailable: admitting %s without its revocation check", claims.session)
+            return
+        if session is None or session.revoked:
+            raise Unauthorized("this session was logged out", code="session_revoked")
+
+    async def _start(self, link: DeviceLink, hello: protocol.Hello) -> None:
+        cursor = hello.cursor
+        if cursor is None:
+            device = await self.store.get_device(link.device)
+            cursor = device.cursor if device else 0
+        link.acked = cursor
+        link.position.restart(cursor)
+        if self.hub.attach(link):
+            await self._subscribe_user(link.user)
+        limits = {
+            "max_body_bytes": self.settings.max_body_bytes,
+            "max_frame_bytes": self.settings.max_frame_bytes,
+            "rate_per_s": self.settings.rate_per_s,
+            "rate_burst": self.settings.rate_burst,
+            "heartbeat_s": self.settings.heartbeat_s,
+            "idle_timeout_s": self.settings.idle_timeout_s,
+        }
+        link.send(orjson.dumps(protocol.welcome_frame(
+            user=link.user, device=link.device, node=self.node_id, cursor=cursor, limits=limits)))
+        self.schedule_sync(link, cursor)
+
+    async def _read_loop(self, link: DeviceLink) -> None:
+        ws = link.ws
+        while not link.closed:
+            try:
+                msg = await ws.receive(timeout=self.settings.idle_timeout_s)
+            except TimeoutError:
+                link.close(CLOSE_IDLE, "no heartbeat")
+                return
+            if msg.type == WSMsgType.TEXT:
+                await self._on_text(link, msg.data)
+            elif msg.type == WSMsgType.BINARY:
+                self._reject(link, PeerError("frames are JSON text", code="bad_json"))
+            elif msg.type == WSMsgType.ERROR:
+                log.info("conn %s: %s", link.conn_id, ws.exception())
+                return
+            else:  # CLOSE, CLOSING, CLOSED
+                return
+
+    async def _on_text(self, link: DeviceLink, raw: str) -> None:
+        try:
+            frame = protocol.parse_client_frame(raw, max_body=self.settings.max_body_bytes)
+            await self._dispatch(link, frame)
+            link.strikes = 0
+        except PeerError as err:
+            self._reject(link, err)
+        except ParleyError as err:  # ours, retryable: the client resends
+            link.send(orjson.dumps(protocol.error_frame(err.as_dict())))
+        except Exception:
+            log.exception("conn %s: frame failed", link.conn_id)
+            link.send(orjson.dumps(protocol.error_frame(
+                {"code": "internal", "message": "internal error; resend", "retryable": True})))
+
+    def _reject(self, link: DeviceLink, err: ParleyError) -> None:
+        link.send(orjson.dumps(protocol.error_frame(err.as_dict())))
+        link.strikes += 1
+        if link.strikes >= MAX_STRIKES:
+            link.close(CLOSE_ABUSE, "too many rejected frames")
+
+    async def _dispatch(self, link: DeviceLink, frame: protocol.ClientFrame) -> None:
+        match frame:
+            case protocol.Send():
+                await self._send(link, frame)
+            case protocol.Ack(id=id):
+                if link.ack(id):
+                    self._dirty_cursors[link.device] = link.acked
+            case protocol.Sync(after=after):
+                link.syncing = True
+                self.schedule_sync(link, after)
+            case protocol.Ping(ts=ts):
+                link.send(orjson.dumps(protocol.pong_frame(ts, now_ms())))
+            case protocol.Hello():
+                raise PeerError("hello was already received", code="hello_repeated")
+
+    async def _send(self, link: DeviceLink, frame: protocol.Send) -> None:
+        bucket = self._buckets.setdefault(link.user, TokenBucket(self.settings.rate_per_s, self.settings.rate_burst))
+        if not bucket.take(time.monotonic()):
+            raise RateLimited("too many messages; slow down", ref=frame.cid,
+                              retry_after_ms=int(bucket.retry_after() * 1000) + 1)
+        await self._check_member(link.user, frame.conv, frame.cid)
+        ts = now_ms()
+
+        def payload(prev: int) -> bytes:
+            return encode_payload(
+                sender=link.user, device=link.device, cid=frame.cid, body=frame.body, ts=ts, prev=prev
+            )
+
+        try:
+            seq, duplicate = await self.publisher.publish(frame.conv, payload, dedup_id(link.user, frame.cid))
+        except ParleyError as err:
+            err.details["ref"] = frame.cid
+            raise
+        link.send(orjson.dumps(protocol.sent_frame(cid=frame.cid, id=seq, conv=frame.conv, duplicate=duplicate)))
+
+    async def _check_member(self, user: UserId, conv: ConversationId, cid: str) -> None:
+        members = dm_members(conv)
+        if members is None or user not in members:
+            raise Forbidden("you are not a member of this conversation", code="not_member", ref=cid)
+        if conv in self._known_convs:
+            return
+        try:
+            found = await self.store.get_conversation(conv)
+        except Unavailable as err:
+            err.details["ref"] = cid
+            raise
+        if found is None:
+            raise NotFound("no such conversation; open it through the API first", code="unknown_conversation", ref=cid)
+        if len(self._known_convs) > 100_000:
+            self._known_convs.clear()
+        self._known_convs.add(conv)
+
+    async def _finish(self, link: DeviceLink, writer: asyncio.Task[None]) -> None:
+        link.closed = True
+        task = self._sync_tasks.pop(link, None)
+        if task is not None:
+            task.cancel()
+        if link.acked:
+            self._dirty_cursors[link.device] = max(link.acked, self._dirty_cursors.get(link.device, 0))
+        if self.hub.detach(link):
+            await self._unsubscribe_user(link.user)
+            self._buckets.pop(link.user, None)
+        writer.cancel()
+        if not link.ws.closed:
+            await link.ws.close()
+
+    # ---- sync ----------------------------------------------------------------------------------
+
+    def schedule_sync(self, link: DeviceLink, after: int) -> None:
+        previous = self._sync_tasks.get(link)
+        if previous is not None:
+            previous.cancel()
+        self._sync_tasks[link] = asyncio.get_running_loop().create_task(self._sync(link, after, previous))
+
+    async def _sync(self, link: DeviceLink, after: int, previous: asyncio.Task[None] | None) -> None:
+        if previous is not None:
+            await asyncio.gather(previous, return_exceptions=True)
+        point: int | None = after
+        while point is not None and not link.closed:
+            try:
+                point = await self._sync_round(link, point)
+            except ParleyError as err:
+                link.send(orjson.dumps(protocol.error_frame(err.as_dict())))
+                await asyncio.sleep(1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("conn %s: sync failed", link.conn_id)
+                link.close(CLOSE_INTERNAL, "sync failed")
+                return
+        if not link.closed:
+            link.send(orjson.dumps(protocol.synced_frame(cursor=link.position.delivered)))
+            if self._sync_tasks.get(link) is asyncio.current_task():
+                del self._sync_tasks[link]
+
+    async def _sync_round(self, link: DeviceLink, after: int) -> int | None:
+        link.begin_round(after)
+        first, last = await bus.stream_bounds(self.nc, self.settings)
+        archived = await bus.archived_through(self.nc, self.settings)
+        cursor = after
+        upto = min(archived, last)
+        if cursor < upto:
+            try:
+                cursor = await self._sync_from_store(link, cursor, upto)
+            except Unavailable:
+                if first > cursor + 1:
+                    raise
+                log.warning("conn %s: store unavailable, syncing from the stream", link.conn_id)
+        if cursor < last:
+            rows = await bus.read_stream(self.js, self.settings, user_message_filters(link.user),
+                                         start=max(cursor + 1, first), end=last)
+            for seq, subject, data in rows:
+                message = decode_payload(seq, conversation_of_message(subject), data)
+                link.deliver_synced(message.id, message.conv, message.prev, frame_of(message))
+        return link.finish_round(last)
+
+    async def _sync_from_store(self, link: DeviceLink, cursor: int, upto: int) -> int:
+        batch_size = self.settings.sync_batch
+        while cursor < upto:
+            batch = await self.store.messages_for_user(link.user, after=cursor, upto=upto, limit=batch_size)
+            for m in batch:
+                link.deliver_synced(m.id, m.conv, m.prev, frame_of(m))
+            if len(batch) < batch_size:
+                return upto
+            cursor = batch[-1].id
+            await link.wait_room()
+        return cursor
+
+    # ---- background duties -----------------------------------------------------------------
+
+    async def flush_cursors(self) -> None:
+        if not self._dirty_cursors:
+            return
+        dirty, self._dirty_cursors = self._dirty_cursors, {}
+        try:
+            await self.store.save_cursors(dirty)  # type: ignore[arg-type]
+        except Unavailable:
+            for device, cursor in dirty.items():
+                self._dirty_cursors[device] = max(cursor, self._dirty_cursors.get(device, 0))
+
+    async def close_all(self, code: int = CLOSE_GOING_AWAY, reason: str = "node stopping") -> None:
+        for link in list(self.hub):
+            link.close(code, reason)
+        await asyncio.sleep(0.1)
+        await self.flush_cursors()

@@ -1,0 +1,69 @@
+"""Passwords (Argon2id via argon2-cffi) and access tokens (HS256 JWTs via PyJWT).
+
+A token names the user, the device and the login session; it expires after ``token_ttl_s``.
+Revocation is by session: logout marks the session revoked in the store, and nodes check the
+session when a device connects (and close live connections of a revoked session at once).
+Expiry is checked against a ``now`` the caller passes, so the rules are testable without a clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from parley.errors import Unauthorized
+from parley.ids import DeviceId, SessionId, UserId, is_valid_id
+
+_hasher = PasswordHasher()  # argon2id, library defaults (RFC 9106 low-memory profile)
+_ALGORITHM = "HS256"
+# Verifying a password for an unknown user still costs one hash, so timing does not reveal
+# which usernames exist.
+_DUMMY_HASH = _hasher.hash("parley-dummy-password")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(stored_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    user: UserId
+    device: DeviceId
+    session: SessionId
+    expires_at: int
+
+
+def issue_token(
+    secret: str, *, user: UserId, device: DeviceId, session: SessionId, now: int, ttl_s: int
+) -> tuple[str, int]:
+    expires = now + ttl_s
+    payload = {"sub": user, "dev": device, "sid": session, "iat": now, "exp": expires}
+    return jwt.encode(payload, secret, algorithm=_ALGORITHM), expires
+
+
+def verify_token(secret: str, token: str, *, now: int) -> Claims:
+    try:
+        payload = jwt.decode(
+            token,
+            secret,
+            algorithms=[_ALGORITHM],
+            options={"verify_exp": False, "require": ["sub", "dev", "sid", "exp"]},
+        )
+    except jwt.PyJWTError:
+        raise Unauthorized("token is malformed or not signed by this cluster", code="bad_token") from None
+    user, device, session, exp = payload["sub"], payload["dev"], payload["sid"], payload["exp"]
+    if not all(is_valid_id(v) for v in (user, device, session)) or not isinstance(exp, int):
+        raise Unauthorized("token claims are malformed", code="bad_token")
+    if exp <= now:
+        raise Unauthorized("token has expired; log in again", code="token_expired")
+    return Claims(UserId(user), DeviceId(device), SessionId(session), exp)

@@ -1,0 +1,235 @@
+"""NATS JetStream adapter: connection, the message stream, and the reads sync needs.
+
+The ``MSG`` stream captures ``msg.>`` (one subject per conversation) and republishes every stored
+message to ``dlv.>`` in stream order, with headers ``Nats-Sequence`` (the message id) and
+``Nats-Last-Sequence``. Nodes subscribe to ``dlv.*`` subjects of their users with ``BusClient``'s
+ordered dispatch: handlers run inline in the order the server sent, with no task per subscription
+(nats-py's callback subscriptions each get a task and a queue, which both costs memory at 50k users
+per node and can reorder messages between two subscriptions of the same user).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import orjson
+from nats.aio.client import Client
+from nats.aio.subscription import Subscription
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RePublish,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.client import JetStreamContext
+from nats.js.errors import APIError, NotFoundError
+
+from parley.errors import Unavailable
+from parley.ids import DELIVERY_PREFIX, MSG_PREFIX
+from parley.settings import Settings
+
+log = logging.getLogger("parley.bus")
+
+Handler = Callable[[str, dict[str, str] | None, bytes], None]
+ARCHIVER = "archiver"
+WRONG_LAST_SEQUENCE = 10071
+
+
+class BusClient(Client):
+    """A nats-py client whose ``subscribe_ordered`` subscriptions are dispatched inline, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._ordered: dict[int, Handler] = {}
+
+    async def subscribe_ordered(self, subject: str, handler: Handler) -> Subscription:
+        sub = await self.subscribe(subject)  # no callback: no task; we intercept its messages
+        self._ordered[sub._id] = handler
+        return sub
+
+    async def unsubscribe_ordered(self, sub: Subscription) -> None:
+        self._ordered.pop(sub._id, None)
+        if not self.is_closed:
+            await sub.unsubscribe()
+
+    async def _process_msg(self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes) -> None:
+        handler = self._ordered.get(sid)
+        if handler is None:
+            await super()._process_msg(sid, subject, reply, data, headers)
+            return
+        self.stats["in_msgs"] += 1
+        self.stats["in_bytes"] += len(data)
+        hdr = await self._process_headers(headers) if headers else None
+        try:
+            handler(subject.decode(), hdr, data)
+        except Exception:
+            log.exception("handler for %s failed", subject)
+
+
+async def connect(settings: Settings, name: str, **callbacks: Any) -> BusClient:
+    nc = BusClient()
+
+    async def error_cb(err: Exception) -> None:
+        log.warning("nats: %s", err)
+
+    callbacks.setdefault("error_cb", error_cb)
+    await nc.connect(
+        settings.nats_url,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,  # type: ignore[arg-type]  # nats-py accepts seconds as float
+        connect_timeout=5,
+        **callbacks,
+    )
+    return nc
+
+
+async def close_quietly(nc: Client) -> None:
+    """Flush what we published and close; NATS may already be gone when a process stops."""
+    try:
+        if nc.is_connected:
+            await nc.drain()
+            return
+    except Exception as err:
+        log.info("drain failed: %s", err)
+    if not nc.is_closed:
+        await nc.close()
+
+
+def stream_config(settings: Settings) -> StreamConfig:
+    return StreamConfig(
+        name=settings.stream_name,
+        subjects=[MSG_PREFIX + ">"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        max_age=float(settings.stream_max_age_s),
+        duplicate_window=float(settings.dedup_window_s),
+        num_replicas=settings.stream_replicas,
+        allow_direct=True,
+        republish=RePublish(src=MSG_PREFIX + ">", dest=DELIVERY_PREFIX + ">"),
+    )
+
+
+async def ensure_stream(js: JetStreamContext, settings: Settings) -> None:
+    config = stream_config(settings)
+    try:
+        await js.stream_info(settings.stream_name)
+    except NotFoundError:
+        try:
+            await js.add_stream(config)
+            return
+        except APIError as err:
+            if err.err_code != 10058:  # created meanwhile by another process
+                raise
+    await js.update_stream(config)
+
+
+async def ensure_archiver_consumer(js: JetStreamContext, settings: Settings) -> None:
+    await js.add_consumer(
+        settings.stream_name,
+        ConsumerConfig(
+            durable_name=ARCHIVER,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=60,
+            max_ack_pending=20000,
+            filter_subject=MSG_PREFIX + ">",
+        ),
+    )
+
+
+async def _api(nc: Client, subject: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    try:
+        msg = await nc.request(subject, orjson.dumps(body) if body else b"", timeout=5)
+    except (TimeoutError, NatsTimeout, NoRespondersError) as err:
+        raise Unavailable(f"NATS did not answer {subject}", code="bus_unavailable") from err
+    return orjson.loads(msg.data)  # type: ignore[no-any-return]
+
+
+async def stream_bounds(nc: Client, settings: Settings) -> tuple[int, int]:
+    """The first and last ids the stream holds now."""
+    info = await _api(nc, f"$JS.API.STREAM.INFO.{settings.stream_name}")
+    if "error" in info:
+        raise Unavailable(f"stream info: {info['error']}", code="bus_unavailable")
+    return int(info["state"]["first_seq"]), int(info["state"]["last_seq"])
+
+
+async def archived_through(nc: Client, settings: Settings) -> int:
+    """Every message with an id at or below this has been written to the store (the ack floor)."""
+    info = await _api(nc, f"$JS.API.CONSUMER.INFO.{settings.stream_name}.{ARCHIVER}")
+    if "error" in info:
+        return 0
+    return int(info["ack_floor"]["stream_seq"])
+
+
+async def last_seq_of_subject(nc: Client, settings: Settings, subject: str) -> int:
+    try:
+        msg = await nc.request(
+            f"$JS.API.DIRECT.GET.{settings.stream_name}", orjson.dumps({"last_by_subj": subject}), timeout=5
+        )
+    except (TimeoutError, NatsTimeout, NoRespondersError) as err:
+        raise Unavailable("NATS did not answer a direct get", code="bus_unavailable") from err
+    headers = msg.headers or {}
+    if headers.get("Status") == "404":
+        return 0
+    if "Nats-Sequence" not in headers:
+        raise Unavailable(f"direct get failed: {headers}", code="bus_unavailable")
+    return int(headers["Nats-Sequence"])
+
+
+async def read_stream(
+    js: JetStreamContext, settings: Settings, filters: Iterable[str], *, start: int, end: int
+) -> list[tuple[int, str, bytes]]:
+    """Messages with ids in [start, end] on any of ``filters``, in id order (an ephemeral consumer)."""
+    if start > end:
+        return []
+    info = await js.add_consumer(
+        settings.stream_name,
+        ConsumerConfig(
+            filter_subjects=list(filters),
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=start,
+            ack_policy=AckPolicy.NONE,
+            inactive_threshold=30.0,
+            mem_storage=True,
+        ),
+    )
+    out: list[tuple[int, str, bytes]] = []
+    sub = await js.pull_subscribe_bind(consumer=info.name, stream=settings.stream_name)
+    try:
+        pending = info.num_pending or 0
+        while pending > 0:
+            try:
+                batch = await sub.fetch(batch=min(pending, 500), timeout=2)
+            except NatsTimeout:
+                break
+            for m in batch:
+                seq = m.metadata.sequence.stream
+                pending = m.metadata.num_pending
+                if seq > end:
+                    return out
+                out.append((seq, m.subject, m.data))
+        return out
+    finally:
+        await sub.unsubscribe()
+        try:
+            await js.delete_consumer(settings.stream_name, info.name)
+        except Exception:  # it expires by itself after inactive_threshold
+            pass
+
+
+def parse_wrong_last_sequence(err: APIError) -> int | None:
+    """The stream's real last sequence for the subject, from a 'wrong last sequence: N' error."""
+    if err.err_code != WRONG_LAST_SEQUENCE or not err.description:
+        return None
+    tail = err.description.rsplit(":", 1)[-1].strip()
+    return int(tail) if tail.isdigit() else None

@@ -1,0 +1,66 @@
+"""The ``parley`` command: one subcommand per process role, plus ``up`` for a whole local cluster."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from parley.errors import ParleyError
+from parley.runtime import run, setup_logging
+from parley.settings import Settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="parley", description="Parley chat backend")
+    sub = parser.add_subparsers(dest="role", required=True)
+    up = sub.add_parser("up", help="run a whole local cluster (NATS, discovery, API, nodes, archiver)")
+    up.add_argument("--nodes", type=int, default=2, help="edge nodes to start (default 2)")
+    up.add_argument("--run-dir", default=None, help="where data and logs live (default .parley)")
+    up.add_argument("--nats-port", type=int, default=4222)
+    up.add_argument("--api-port", type=int, default=8080)
+    up.add_argument("--discovery-port", type=int, default=8070)
+    up.add_argument("--node-port", type=int, default=8090, help="first node's port; the others follow")
+    for role in ("node", "api", "discovery", "archiver"):
+        sub.add_parser(role, help=f"run one {role} process (configured by PARLEY_* variables)")
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env(os.environ)
+        if args.role == "up":
+            from parley.up import run_cluster
+
+            return run_cluster(settings, args)
+        setup_logging(settings, args.role)
+        if not settings.secret:
+            raise ParleyError("PARLEY_SECRET is not set: every process of a cluster needs the same secret",
+                              code="bad_setting")
+        run(_role(args.role, settings))
+    except ParleyError as err:
+        print(f"parley {args.role}: {err.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _role(role: str, settings: Settings):  # type: ignore[no-untyped-def]
+    if role == "node":
+        from node.app import run_node
+
+        return run_node(settings)
+    if role == "api":
+        from api.app import run_api
+
+        return run_api(settings)
+    if role == "discovery":
+        from discovery.app import run_discovery
+
+        return run_discovery(settings)
+    from workers.archiver import run_archiver
+
+    return run_archiver(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""A small asyncio client for Parley's HTTP API and WebSocket protocol (used by tests and benchmarks).
+
+It follows docs/protocol.md: hello with the token, then a background reader sorts server frames into
+``messages`` (deduplicated by id), ``acks`` by client message id, ``errors`` and the latest ``synced``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+import aiohttp
+import orjson
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(f"{status} {body}")
+        self.status = status
+        self.code = body.get("code")
+        self.body = body
+
+
+class Api:
+    def __init__(self, base_url: str, http: aiohttp.ClientSession) -> None:
+        self.base = base_url.rstrip("/")
+        self.http = http
+
+    async def call(self, method: str, path: str, token: str | None = None, body: Any = None,
+                   params: dict[str, Any] | None = None) -> Any:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        data = orjson.dumps(body) if body is not None else None
+        async with self.http.request(method, self.base + path, headers=headers, data=data, params=params) as r:
+            raw = await r.read()
+            out = orjson.loads(raw) if raw else {}
+            if r.status >= 400:
+                raise ApiError(r.status, out)
+            return out
+
+    async def signup(self, username: str, password: str) -> dict[str, Any]:
+        out: dict[str, Any] = await self.call("POST", "/v1/signup", body={"username": username, "password": password})
+        return out
+
+    async def login(self, username: str, password: str, **extra: Any) -> dict[str, Any]:
+        out: dict[str, Any] = await self.call(
+            "POST", "/v1/login", body={"username": username, "password": password, **extra})
+        return out
+
+
+class Device:
+    """One WebSocket connection of one device."""
+
+    _cids = itertools.count(1)
+
+    def __init__(self, http: aiohttp.ClientSession, url: str, token: str) -> None:
+        self.http, self.url, self.token = http, url, token
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.welcome: dict[str, Any] = {}
+        self.messages: dict[int, dict[str, Any]] = {}
+        self.order: list[int] = []
+        self.duplicates = 0
+        self.acks: dict[str, dict[str, Any]] = {}
+        self.errors: list[dict[str, Any]] = []
+        self.synced = asyncio.Event()
+        self.closed: asyncio.Future[tuple[int | None, str]] = asyncio.get_running_loop().create_future()
+        self._waiters: list[tuple[Any, asyncio.Future[None]]] = []
+        self._reader: asyncio.Task[None] | None = None
+        self.auto_ack = True
+
+    async def connect(self, cursor: int | None = None, **hello: Any) -> dict[str, Any]:
+        self.ws = await self.http.ws_connect(self.url, max_msg_size=0)
+        frame = {"type": "hello", "v": 1, "token": self.token, **hello}
+        if cursor is not None:
+            frame["cursor"] = cursor
+        await self.ws.send_str(orjson.dumps(frame).decode())
+        first = await self.ws.receive(timeout=10)
+        if first.type != aiohttp.WSMsgType.TEXT:
+            raise ConnectionError(f"closed during hello: {self.ws.close_code} {first.extra}")
+        data = orjson.loads(first.data)
+        if data.get("type") != "welcome":
+            await self.ws.receive(timeout=5)
+            raise ConnectionError(f"hello refused: {data} (close {self.ws.close_code})")
+        self.welcome = data
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+        return data
+
+    async def _read(self) -> None:
+        assert self.ws is not None
+        async for msg in self.ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                break
+            self._on_frame(orjson.loads(msg.data))
+        if not self.closed.done():
+            self.closed.set_result((self.ws.close_code, str(self.ws.exception() or "")))
+        self._notify()
+
+    def _on_frame(self, f: dict[str, Any]) -> None:
+        kind = f.get("type")
+        if kind == "msg":
+            if f["id"] in self.messages:
+                self.duplicates += 1
+            else:
+                self.messages[f["id"]] = f
+                self.order.append(f["id"])
+            if self.auto_ack and self.synced.is_set():
+                asyncio.get_running_loop().create_task(self._ack(f["id"]))
+        elif kind == "ack":
+            self.acks[f["cid"]] = f
+        elif kind == "error":
+            self.errors.append(f)
+        elif kind == "synced":
+            self.synced.set()
+            if self.auto_ack and self.order:
+                asyncio.get_running_loop().create_task(self._ack(max(self.order)))
+        self._notify()
+
+    async def _ack(self, id: int) -> None:
+        try:
+            await self.send_frame({"type": "ack", "id": id})
+        except (ConnectionError, RuntimeError):
+            pass
+
+    def _notify(self) -> None:
+        for check, fut in list(self._waiters):
+            if not fut.done() and (check() or self.closed.done()):
+                fut.set_result(None)
+
+    async def wait_for(self, check: Any, timeout: float = 10) -> None:
+        if check():
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (check, fut)
+        self._waiters.append(entry)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        finally:
+            self._waiters.remove(entry)
+        if not check():
+            raise ConnectionError(f"connection closed: {self.closed.result() if self.closed.done() else ''}")
+
+    async def send_frame(self, frame: dict[str, Any] | str) -> None:
+        assert self.ws is not None
+        await self.ws.send_str(frame if isinstance(frame, str) else orjson.dumps(frame).decode())
+
+    async def send(self, conv: str, body: str, cid: str | None = None, wait: bool = True) -> dict[str, Any]:
+        cid = cid or f"c{next(self._cids)}"
+        await self.send_frame({"type": "send", "cid": cid, "conv": conv, "body": body})
+        if not wait:
+            return {"cid": cid}
+        await self.wait_for(lambda: cid in self.acks or any(e.get("ref") == cid for e in self.errors))
+        if cid in self.acks:
+            return self.acks[cid]
+        raise ApiError(0, next(e for e in self.errors if e.get("ref") == cid))
+
+    def bodies(self, conv: str | None = None) -> list[str]:
+        return [self.messages[i]["body"] for i in sorted(self.messages) if conv is None or self.messages[i]["conv"] == conv]
+
+    async def close(self) -> None:
+        if self.ws is not None and not self.ws.closed:
+            await self.ws.close()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)

@@ -1,0 +1,108 @@
+"""One exception tree for every Parley process.
+
+    ParleyError                      code, http_status, close_code, peer_fault
+    ├── PeerError                    the client did something wrong (4xx / error frame)
+    │   ├── BadRequest               malformed input: bad_json, unknown_type, bad_field, too_large
+    │   ├── Unauthorized             bad_token, token_expired, session_revoked, bad_credentials
+    │   ├── Forbidden                not_member, not_friends
+    │   ├── NotFound                 unknown_user, unknown_conversation, not_found
+    │   ├── Conflict                 username_taken
+    │   └── RateLimited              rate_limited
+    └── ServerError                  we (or a dependency) failed (5xx / error frame, retryable)
+        └── Unavailable              store_unavailable, bus_unavailable, no_node
+
+Every error carries a stable ``code`` string; clients branch on it, never on the message. Errors are
+turned into error frames (node) or JSON responses (HTTP) in exactly one place per process.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ParleyError(Exception):
+    http_status: ClassVar[int] = 500
+    default_code: ClassVar[str] = "internal"
+    peer_fault: ClassVar[bool] = False
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.details = details
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.retryable:
+            out["retryable"] = True
+        out.update(self.details)
+        return out
+
+
+class PeerError(ParleyError):
+    http_status = 400
+    default_code = "bad_request"
+    peer_fault = True
+
+
+class BadRequest(PeerError):
+    http_status = 400
+    default_code = "bad_field"
+
+
+class Unauthorized(PeerError):
+    http_status = 401
+    default_code = "bad_token"
+
+
+class Forbidden(PeerError):
+    http_status = 403
+    default_code = "forbidden"
+
+
+class NotFound(PeerError):
+    http_status = 404
+    default_code = "not_found"
+
+
+class Conflict(PeerError):
+    http_status = 409
+    default_code = "conflict"
+
+
+class RateLimited(PeerError):
+    http_status = 429
+    default_code = "rate_limited"
+    retryable = True
+
+
+class ServerError(ParleyError):
+    http_status = 500
+    default_code = "internal"
+
+
+class Unavailable(ServerError):
+    http_status = 503
+    default_code = "unavailable"
+    retryable = True
+
+
+# WebSocket close codes (documented in docs/protocol.md). 1xxx are RFC 6455, 4xxx are ours.
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001  # node stopping or draining: reconnect through discovery
+CLOSE_TOO_BIG = 1009  # a frame larger than the node's max frame size
+CLOSE_INTERNAL = 1011
+CLOSE_PROTOCOL = 4000  # hello missing, late, repeated, or of an unsupported version
+CLOSE_UNAUTHORIZED = 4001  # token missing, malformed or badly signed
+CLOSE_TOKEN_EXPIRED = 4002
+CLOSE_REVOKED = 4003  # the session was logged out
+CLOSE_IDLE = 4008  # nothing received within the idle timeout (heartbeats stopped)
+CLOSE_SLOW = 4009  # the device read too slowly and fell too far behind; reconnect and sync
+CLOSE_ABUSE = 4029  # far past the rate limit, or too many bad frames in a row
+
+AUTH_CLOSE_CODES = {
+    "bad_token": CLOSE_UNAUTHORIZED,
+    "token_expired": CLOSE_TOKEN_EXPIRED,
+    "session_revoked": CLOSE_REVOKED,
+}

@@ -1,0 +1,96 @@
+"""Typed ids and the mapping from conversations to NATS subjects.
+
+Invariants:
+- User, device and group ids are 16 lowercase base32 characters (80 random bits): safe as one NATS
+  subject token, URL segment and SQL/CQL key.
+- A message id is the JetStream stream sequence assigned when the message was stored: unique, totally
+  ordered, increasing with time. ``prev`` is the id of the previous message of the same conversation
+  (0 for the first), so a gap is visible to anyone holding a conversation's tail.
+- A DM conversation id is ``dm.<lo>.<hi>`` (the two user ids sorted); its subject is ``msg.`` + id.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+from typing import NewType
+
+UserId = NewType("UserId", str)
+DeviceId = NewType("DeviceId", str)
+NodeId = NewType("NodeId", str)
+ConversationId = NewType("ConversationId", str)
+MessageId = NewType("MessageId", int)
+SessionId = NewType("SessionId", str)
+
+_ID_RE = re.compile(r"^[a-z2-7]{16}$")
+_DM_RE = re.compile(r"^dm\.([a-z2-7]{16})\.([a-z2-7]{16})$")
+
+MSG_PREFIX = "msg."  # captured by the stream
+DELIVERY_PREFIX = "dlv."  # the stream republishes every stored message here, in stream order
+
+
+def new_id() -> str:
+    return base64.b32encode(secrets.token_bytes(10)).decode().lower()
+
+
+def new_user_id() -> UserId:
+    return UserId(new_id())
+
+
+def new_device_id() -> DeviceId:
+    return DeviceId(new_id())
+
+
+def new_session_id() -> SessionId:
+    return SessionId(new_id())
+
+
+def is_valid_id(value: object) -> bool:
+    return isinstance(value, str) and bool(_ID_RE.match(value))
+
+
+def dm_conversation(a: UserId, b: UserId) -> ConversationId:
+    lo, hi = sorted((a, b))
+    return ConversationId(f"dm.{lo}.{hi}")
+
+
+def dm_members(conv: str) -> tuple[UserId, UserId] | None:
+    m = _DM_RE.match(conv)
+    if not m or m.group(1) >= m.group(2):
+        return None
+    return UserId(m.group(1)), UserId(m.group(2))
+
+
+def is_conversation_id(value: object) -> bool:
+    return isinstance(value, str) and dm_members(value) is not None
+
+
+def message_subject(conv: ConversationId) -> str:
+    return MSG_PREFIX + conv
+
+
+def conversation_of_delivery(subject: str) -> ConversationId:
+    return ConversationId(subject[len(DELIVERY_PREFIX) :])
+
+
+def conversation_of_message(subject: str) -> ConversationId:
+    return ConversationId(subject[len(MSG_PREFIX) :])
+
+
+def user_delivery_subjects(user: UserId) -> tuple[str, ...]:
+    """Core subjects a node subscribes to while ``user`` has a device connected to it."""
+    return (f"{DELIVERY_PREFIX}dm.{user}.*", f"{DELIVERY_PREFIX}dm.*.{user}", control_subject(user))
+
+
+def user_message_filters(user: UserId) -> tuple[str, ...]:
+    """Stream subjects holding ``user``'s conversations (to read the stream's tail on sync)."""
+    return (f"{MSG_PREFIX}dm.{user}.*", f"{MSG_PREFIX}dm.*.{user}")
+
+
+def control_subject(user: UserId) -> str:
+    return f"ctl.user.{user}"
+
+
+def dedup_id(user: UserId, client_message_id: str) -> str:
+    return f"{user}:{client_message_id}"

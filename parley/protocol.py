@@ -1,0 +1,189 @@
+"""WebSocket protocol v1: frames as frozen, self-validating dataclasses, JSON (orjson) on the wire.
+
+Client frames are parsed by ``parse_client_frame``; every way a frame can be wrong raises a
+``BadRequest`` whose code says which (``bad_json``, ``unknown_type``, ``bad_field``, ``too_large``).
+Server frames are built by the ``*_frame`` functions and encoded once per message, not per device.
+docs/protocol.md is the contract this module implements.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from parley.errors import BadRequest
+from parley.ids import ConversationId, is_conversation_id
+
+VERSION = 1
+_CID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+MAX_ID = 2**53 - 1  # ids stay exact in JavaScript numbers
+
+
+def _bad(field: str, why: str) -> BadRequest:
+    return BadRequest(f"{field}: {why}", code="bad_field", field=field)
+
+
+def _int(data: dict[str, Any], name: str, *, required: bool = True, default: int = 0) -> int:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise _bad(name, "required")
+        return default
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_ID:
+        raise _bad(name, f"must be an integer from 0 to {MAX_ID}")
+    return value
+
+
+def _str(data: dict[str, Any], name: str, *, required: bool = True) -> str | None:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise _bad(name, "required")
+        return None
+    if not isinstance(value, str):
+        raise _bad(name, "must be a string")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    token: str
+    version: int = VERSION
+    cursor: int | None = None
+    client: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    cid: str
+    conv: ConversationId
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Sync:
+    after: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    ts: int | None = None
+
+
+ClientFrame = Hello | Send | Ack | Sync | Ping
+
+
+def _hello(d: dict[str, Any], max_body: int) -> Hello:
+    token = _str(d, "token")
+    assert token is not None
+    version = _int(d, "v", required=False, default=VERSION)
+    cursor = _int(d, "cursor", required=False, default=-1)
+    client = _str(d, "client", required=False)
+    return Hello(token=token, version=version, cursor=None if cursor < 0 else cursor, client=client)
+
+
+def _send(d: dict[str, Any], max_body: int) -> Send:
+    cid, conv, body = _str(d, "cid"), _str(d, "conv"), _str(d, "body")
+    assert cid is not None and conv is not None and body is not None
+    if not _CID_RE.match(cid):
+        raise _bad("cid", "1 to 64 characters of A-Z a-z 0-9 _ -")
+    if not is_conversation_id(conv):
+        raise _bad("conv", "not a conversation id")
+    if not body.strip():
+        raise _bad("body", "must not be empty")
+    size = len(body.encode("utf-8", "surrogatepass"))
+    if size > max_body:
+        raise BadRequest(
+            f"body is {size} bytes; the limit is {max_body}", code="too_large", limit=max_body, ref=cid
+        )
+    return Send(cid=cid, conv=ConversationId(conv), body=body)
+
+
+_PARSERS: dict[str, Callable[[dict[str, Any], int], ClientFrame]] = {
+    "hello": _hello,
+    "send": _send,
+    "ack": lambda d, _: Ack(id=_int(d, "id")),
+    "sync": lambda d, _: Sync(after=_int(d, "after")),
+    "ping": lambda d, _: Ping(ts=_int(d, "ts", required=False, default=0) or None),
+}
+
+
+def parse_client_frame(raw: str | bytes, *, max_body: int) -> ClientFrame:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRequest("frame is not valid JSON", code="bad_json") from None
+    if not isinstance(data, dict):
+        raise BadRequest("frame must be a JSON object", code="bad_json")
+    kind = data.get("type")
+    parser = _PARSERS.get(kind) if isinstance(kind, str) else None
+    if parser is None:
+        raise BadRequest(f"unknown frame type {kind!r}", code="unknown_type")
+    try:
+        return parser(data, max_body)
+    except BadRequest as err:
+        if kind == "send" and isinstance(data.get("cid"), str) and "ref" not in err.details:
+            err.details["ref"] = data["cid"]
+        raise
+
+
+# ---- server frames ----------------------------------------------------------------------------
+
+
+def encode(frame: dict[str, Any]) -> str:
+    return orjson.dumps(frame).decode()
+
+
+def welcome_frame(
+    *, user: str, device: str, node: str, cursor: int, limits: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "type": "welcome",
+        "v": VERSION,
+        "user": user,
+        "device": device,
+        "node": node,
+        "cursor": cursor,
+        "limits": limits,
+    }
+
+
+def message_frame(
+    *, id: int, conv: str, prev: int, sender: str, device: str, cid: str, body: str, ts: int
+) -> dict[str, Any]:
+    return {
+        "type": "msg",
+        "id": id,
+        "prev": prev,
+        "conv": conv,
+        "from": sender,
+        "device": device,
+        "cid": cid,
+        "body": body,
+        "ts": ts,
+    }
+
+
+def sent_frame(*, cid: str, id: int, conv: str, duplicate: bool) -> dict[str, Any]:
+    return {"type": "ack", "status": "sent", "cid": cid, "id": id, "conv": conv, "duplicate": duplicate}
+
+
+def synced_frame(*, cursor: int) -> dict[str, Any]:
+    return {"type": "synced", "cursor": cursor}
+
+
+def pong_frame(ts: int | None, now_ms: int) -> dict[str, Any]:
+    return {"type": "pong", "ts": ts, "server_ts": now_ms}
+
+
+def error_frame(details: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "error", **details}

@@ -1,0 +1,57 @@
+"""The node registry: one entry per edge node in the NATS KV bucket ``nodes``.
+
+A node rewrites its entry every ``node_beat_s``; the bucket's TTL removes the entry of a node that
+stopped beating, and readers also ignore an entry older than ``node_ttl_s`` by its own timestamp, so a
+dead node drops out of placement within the TTL even before the server expires it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import orjson
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.client import JetStreamContext
+from nats.js.errors import BadRequestError
+from nats.js.kv import KeyValue
+
+from parley.settings import Settings
+
+BUCKET = "nodes"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    id: str
+    url: str
+    region: str
+    connections: int
+    max_connections: int
+    draining: bool
+    updated_at: float  # unix seconds
+    started_at: float
+
+    @property
+    def load(self) -> float:
+        return self.connections / max(self.max_connections, 1)
+
+    def as_json(self) -> bytes:
+        return orjson.dumps({**asdict(self), "load": self.load})
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> NodeRecord:
+        d = orjson.loads(raw)
+        d.pop("load", None)
+        return cls(**d)
+
+    def public(self) -> dict[str, object]:
+        return {"id": self.id, "url": self.url, "region": self.region, "load": round(self.load, 4)}
+
+
+async def open_bucket(js: JetStreamContext, settings: Settings) -> KeyValue:
+    config = KeyValueConfig(bucket=BUCKET, history=1, ttl=settings.node_ttl_s * 2,
+                            storage=StorageType.MEMORY, replicas=settings.stream_replicas)
+    try:
+        return await js.create_key_value(config)
+    except BadRequestError:
+        return await js.key_value(BUCKET)

@@ -1,0 +1,139 @@
+"""Settings: one frozen object, read once from ``PARLEY_*`` environment variables and passed down.
+
+No module reads ``os.environ`` on import. Every field has a default that suits one machine; the
+README lists them all. Secrets are wrapped in ``Secret`` so they never show up in a repr or a log.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from parley.errors import ParleyError
+
+PREFIX = "PARLEY_"
+
+
+class Secret:
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+class SettingsError(ParleyError):
+    default_code = "bad_setting"
+
+
+@dataclass(frozen=True)
+class Settings:
+    # where things are
+    nats_url: str = "nats://127.0.0.1:4222"
+    store: str = "sqlite"  # sqlite | cassandra
+    sqlite_path: str = "parley.db"
+    run_dir: str = ".parley"
+    secret: Secret = field(default_factory=lambda: Secret(""))
+    # the API
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    discovery_url: str = "http://127.0.0.1:8070"
+    discovery_host: str = "127.0.0.1"
+    discovery_port: int = 8070
+    token_ttl_s: int = 86400
+    # an edge node
+    node_id: str = ""
+    node_host: str = "127.0.0.1"
+    node_port: int = 8090
+    node_public_url: str = ""  # the ws:// URL clients use; derived from host and port if empty
+    region: str = "local"
+    max_connections: int = 50000  # the node's capacity; load = connections / max_connections
+    node_ttl_s: float = 6.0  # a node missing heartbeats this long is dropped from placement
+    node_beat_s: float = 2.0
+    # protocol limits
+    max_body_bytes: int = 4096
+    max_frame_bytes: int = 65536
+    rate_per_s: float = 20.0
+    rate_burst: int = 40
+    heartbeat_s: float = 25.0  # clients ping at least this often
+    idle_timeout_s: float = 75.0  # a connection silent this long is closed (4008)
+    hello_timeout_s: float = 10.0
+    sync_batch: int = 200
+    sync_max: int = 10000  # messages per sync before "synced" says more=true
+    cursor_flush_s: float = 1.0
+    # the stream
+    stream_name: str = "MSG"
+    stream_max_age_s: int = 7 * 86400
+    stream_replicas: int = 1
+    dedup_window_s: int = 300
+    # workers
+    archiver_batch: int = 500
+    # ops
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(PREFIX + f.name.upper())
+            if raw is not None:
+                values[f.name] = _cast(f.name, f.type, raw)
+        values.update(overrides)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    def ws_url(self) -> str:
+        return self.node_public_url or f"ws://{self.node_host}:{self.node_port}/ws"
+
+    def as_env(self) -> dict[str, str]:
+        """The environment that rebuilds these settings in a child process (secrets included)."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Secret):
+                value = value.reveal()
+            elif isinstance(value, bool):
+                value = "1" if value else "0"
+            out[PREFIX + f.name.upper()] = str(value)
+        return out
+
+
+def _cast(name: str, kind: Any, raw: str) -> Any:
+    kind = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "bool":
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if kind == "Secret":
+            return Secret(raw)
+        return raw
+    except ValueError:
+        raise SettingsError(f"{PREFIX}{name.upper()}={raw!r} is not a valid {kind}") from None

@@ -1,0 +1,122 @@
+"""The store: what every backend (SQLite embedded, Cassandra for clusters) must provide.
+
+Records are frozen dataclasses. Every method is async; a backend that talks to a blocking driver
+runs it off the event loop. Message writes are idempotent (same id → same row), so the archiver may
+redeliver freely. ``messages_for_user`` costs O(missed + conversations of the user), never a scan.
+Backends raise ``Unavailable(code="store_unavailable")`` when they cannot reach their database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from parley.ids import ConversationId, DeviceId, MessageId, SessionId, UserId
+
+if TYPE_CHECKING:
+    from parley.settings import Settings
+
+FriendState = Literal["none", "outgoing", "incoming", "friends"]
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: UserId
+    username: str
+    display_name: str
+    created_at: int  # unix ms
+    bio: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    id: SessionId
+    user: UserId
+    device: DeviceId
+    created_at: int
+    expires_at: int  # unix s
+    revoked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    id: DeviceId
+    user: UserId
+    name: str
+    created_at: int
+    cursor: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    id: MessageId
+    conv: ConversationId
+    prev: int
+    sender: UserId
+    device: DeviceId
+    cid: str
+    body: str
+    ts: int  # unix ms, taken by the sending node
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    id: ConversationId
+    kind: Literal["dm"]
+    members: tuple[UserId, ...]
+    created_at: int
+    last_message: StoredMessage | None = field(default=None)
+
+
+class Store(Protocol):
+    async def close(self) -> None: ...
+
+    # users and credentials
+    async def create_user(self, user: User, password_hash: str) -> None: ...
+    async def user_by_name(self, username: str) -> tuple[User, str] | None: ...
+    async def get_user(self, user: UserId) -> User | None: ...
+    async def get_users(self, users: list[UserId]) -> dict[UserId, User]: ...
+    async def update_user(self, user: UserId, *, display_name: str | None, bio: str | None) -> User: ...
+
+    # sessions and devices
+    async def create_session(self, session: Session) -> None: ...
+    async def get_session(self, session: SessionId) -> Session | None: ...
+    async def revoke_session(self, session: SessionId) -> None: ...
+    async def upsert_device(self, device: Device) -> Device: ...
+    async def get_device(self, device: DeviceId) -> Device | None: ...
+    async def list_devices(self, user: UserId) -> list[Device]: ...
+    async def save_cursors(self, cursors: dict[DeviceId, int]) -> None: ...
+
+    # friends: a request from a to b; b's request to a (or accept) makes them friends
+    async def add_friend(self, a: UserId, b: UserId) -> FriendState: ...
+    async def remove_friend(self, a: UserId, b: UserId) -> None: ...
+    async def friend_state(self, a: UserId, b: UserId) -> FriendState: ...
+    async def list_friends(self, user: UserId) -> list[tuple[UserId, FriendState]]: ...
+
+    # conversations and messages
+    async def open_conversation(self, conv: Conversation) -> None: ...
+    async def get_conversation(self, conv: ConversationId) -> Conversation | None: ...
+    async def list_conversations(self, user: UserId) -> list[Conversation]: ...
+    async def put_messages(self, messages: list[StoredMessage]) -> None: ...
+    async def messages_for_user(
+        self, user: UserId, *, after: int, upto: int, limit: int
+    ) -> list[StoredMessage]: ...
+    async def history(
+        self,
+        conv: ConversationId,
+        *,
+        before: int | None,
+        after: int | None,
+        limit: int,
+        newest_first: bool,
+    ) -> list[StoredMessage]: ...
+
+
+def open_store(settings: Settings) -> Store:
+    if settings.store == "sqlite":
+        from parley.store.sqlite import SQLiteStore
+
+        return SQLiteStore(settings.sqlite_path)
+    from parley.errors import ParleyError
+
+    raise ParleyError(f"unknown store backend {settings.store!r} (PARLEY_STORE)", code="bad_setting")

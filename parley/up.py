@@ -1,0 +1,157 @@
+"""``parley up``: a whole cluster on one machine, started in order and stopped cleanly.
+
+Order: nats-server (JetStream, from the wheel, configured by nats.conf) → discovery → archiver →
+API → edge nodes. Every role is a child process of its own with logs under ``<run dir>/logs``. Ctrl-C
+(or SIGTERM) stops them in reverse order, waiting for each; any child that dies takes the cluster
+down with a message saying which. Data (SQLite file, JetStream store, the cluster secret) stays in
+the run dir, so the next ``parley up`` continues where this one stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from parley import natsserver
+from parley.errors import ParleyError
+from parley.settings import Secret, Settings
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+def cluster_secret(run_dir: Path, configured: Secret) -> Secret:
+    if configured:
+        return configured
+    path = run_dir / "secret"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return Secret(path.read_text().strip())
+
+
+def wait_port(port: int, child: Child, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.proc.poll() is not None:
+            raise ParleyError(f"{child.name} exited at start-up; see {child.log}", code="start_failed")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise ParleyError(f"{child.name} did not open port {port} in {timeout:.0f}s; see {child.log}",
+                      code="start_failed")
+
+
+def wait_ready(url: str, child: Child, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.proc.poll() is not None:
+            raise ParleyError(f"{child.name} exited at start-up; see {child.log}", code="start_failed")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise ParleyError(f"{child.name} not ready at {url} in {timeout:.0f}s; see {child.log}", code="start_failed")
+
+
+def spawn(name: str, role: str, settings: Settings, logs: Path) -> Child:
+    log = logs / f"{name}.log"
+    env = {**os.environ, **settings.as_env()}
+    out = open(log, "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "parley", role], env=env, stdout=out, stderr=subprocess.STDOUT)
+    return Child(name, proc, log)
+
+
+def stop_all(children: list[Child], timeout: float = 10) -> None:
+    for child in reversed(children):
+        if child.proc.poll() is None:
+            child.proc.send_signal(signal.SIGTERM)
+            try:
+                child.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                child.proc.kill()
+                child.proc.wait()
+
+
+def start_cluster(base: Settings, args: argparse.Namespace, children: list[Child]) -> list[str]:
+    run_dir = Path(args.run_dir or base.run_dir).resolve()
+    logs = run_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    settings = base.replace(
+        run_dir=str(run_dir),
+        sqlite_path=str(run_dir / "parley.db") if base.sqlite_path == "parley.db" else base.sqlite_path,
+        secret=cluster_secret(run_dir, base.secret),
+        nats_url=f"nats://127.0.0.1:{args.nats_port}",
+        api_port=args.api_port,
+        discovery_port=args.discovery_port,
+        discovery_url=f"http://127.0.0.1:{args.discovery_port}",
+    )
+    nats = Child("nats", natsserver.start(args.nats_port, run_dir / "nats", logs / "nats.log"), logs / "nats.log")
+    children.append(nats)
+    wait_port(args.nats_port, nats)
+    roles = [("discovery", "discovery", settings, settings.discovery_port),
+             ("archiver", "archiver", settings, None),
+             ("api", "api", settings, settings.api_port)]
+    for i in range(args.nodes):
+        port = args.node_port + i
+        roles.append((f"node{i + 1}", "node", settings.replace(node_id=f"node{i + 1}", node_port=port), port))
+    for name, role, role_settings, port in roles:
+        child = spawn(name, role, role_settings, logs)
+        children.append(child)
+        if port is not None:
+            wait_ready(f"http://127.0.0.1:{port}/readyz", child)
+    nodes = [f"ws://127.0.0.1:{args.node_port + i}/ws" for i in range(args.nodes)]
+    return [
+        "Parley is up.",
+        f"  API        http://127.0.0.1:{settings.api_port}   (sign up: POST /v1/signup, log in: POST /v1/login)",
+        f"  discovery  http://127.0.0.1:{settings.discovery_port}/v1/nodes",
+        *[f"  node{i + 1}      {url}" for i, url in enumerate(nodes)],
+        f"  NATS       {settings.nats_url}",
+        f"  data+logs  {run_dir}",
+        "Press Ctrl-C to stop.",
+    ]
+
+
+def run_cluster(base: Settings, args: argparse.Namespace) -> int:
+    children: list[Child] = []
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        banner = start_cluster(base, args, children)
+        print("\n".join(banner), flush=True)
+        while not stopping:
+            dead = next((c for c in children if c.proc.poll() is not None), None)
+            if dead is not None:
+                print(f"parley up: {dead.name} exited with {dead.proc.returncode}; see {dead.log}", file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+        print("Stopping…", flush=True)
+        return 0
+    except ParleyError as err:
+        print(f"parley up: {err.message}", file=sys.stderr)
+        return 1
+    finally:
+        stop_all(children)

@@ -1,0 +1,1 @@
+"""Workers: background roles that consume the message stream (the archiver; later the pusher)."""

@@ -1,0 +1,95 @@
+"""The archiver: copies every message from the stream into the store, exactly once in effect.
+
+A durable pull consumer (``archiver``) hands out batches in stream order. A batch is written in one
+store call (idempotent: a redelivered message rewrites the same row) and acked only after the write
+succeeded. While the store is down the same batch is retried with backoff, telling JetStream we are
+still working on it, so nothing is skipped and nothing is acked early. The consumer's ack floor is
+then "archived through": nodes read the store below it and the stream above it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+
+from parley import bus
+from parley.errors import Unavailable
+from parley.ids import conversation_of_message
+from parley.messages import decode_payload
+from parley.runtime import run_until_stopped
+from parley.settings import Settings
+from parley.store import Store, StoredMessage, open_store
+
+log = logging.getLogger("parley.archiver")
+MAX_BACKOFF_S = 5.0
+
+
+def decode_batch(msgs: list[Msg]) -> list[StoredMessage]:
+    out = []
+    for m in msgs:
+        try:
+            out.append(decode_payload(m.metadata.sequence.stream, conversation_of_message(m.subject), m.data))
+        except (ValueError, KeyError, TypeError) as err:  # never written by a node; keep it out of history
+            log.error("skipping undecodable message %s on %s: %s", m.metadata.sequence.stream, m.subject, err)
+    return out
+
+
+async def write_with_retry(store: Store, msgs: list[Msg], stop: asyncio.Event) -> bool:
+    rows = decode_batch(msgs)
+    delay = 0.1
+    while not stop.is_set():
+        try:
+            await store.put_messages(rows)
+            return True
+        except Unavailable as err:
+            log.warning("store unavailable (%s); retrying %d messages in %.1fs", err.message, len(rows), delay)
+            for m in msgs:
+                await m.in_progress()
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+            except TimeoutError:
+                pass
+            delay = min(delay * 2, MAX_BACKOFF_S)
+    return False
+
+
+async def archive(settings: Settings, store: Store, stop: asyncio.Event) -> None:
+    nc = await bus.connect(settings, "archiver")
+    js = nc.jetstream()
+    await bus.ensure_stream(js, settings)
+    await bus.ensure_archiver_consumer(js, settings)
+    sub = await js.pull_subscribe_bind(consumer=bus.ARCHIVER, stream=settings.stream_name)
+    log.info("archiver consuming %s", settings.stream_name)
+    try:
+        while not stop.is_set():
+            try:
+                msgs = await sub.fetch(batch=settings.archiver_batch, timeout=1)
+            except NatsTimeout:
+                continue
+            except Exception as err:  # NATS away: the client reconnects by itself
+                log.warning("fetch failed: %s", err)
+                await asyncio.sleep(0.5)
+                continue
+            if await write_with_retry(store, msgs, stop):
+                for m in msgs:
+                    await m.ack()
+        await nc.flush(timeout=2)
+    finally:
+        await nc.close()
+
+
+async def run_archiver(settings: Settings) -> None:
+    store = open_store(settings)
+    stop = asyncio.Event()
+    task = asyncio.get_running_loop().create_task(archive(settings, store, stop))
+    waiter = asyncio.get_running_loop().create_task(run_until_stopped())
+    await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
+    stop.set()
+    await asyncio.gather(task, return_exceptions=True)
+    waiter.cancel()
+    await store.close()
+    if task.done() and task.exception():
+        raise task.exception()  # type: ignore[misc]
