@@ -77,7 +77,7 @@ class Device:
         first = await self.ws.receive(timeout=10)
         if first.type != aiohttp.WSMsgType.TEXT:
             raise ConnectionError(f"closed during hello: {self.ws.close_code} {first.extra}")
-        data = orjson.loads(first.data)
+        data: dict[str, Any] = orjson.loads(first.data)
         if data.get("type") != "welcome":
             await self.ws.receive(timeout=5)
             raise ConnectionError(f"hello refused: {data} (close {self.ws.close_code})")
@@ -154,7 +154,8 @@ class Device:
         raise ApiError(0, next(e for e in self.errors if e.get("ref") == cid))
 
     def bodies(self, conv: str | None = None) -> list[str]:
-        return [self.messages[i]["body"] for i in sorted(self.messages) if conv is None or self.messages[i]["conv"] == conv]
+        ids = sorted(self.messages)
+        return [self.messages[i]["body"] for i in ids if conv is None or self.messages[i]["conv"] == conv]
 
     async def close(self) -> None:
         if self.ws is not None and not self.ws.closed:
