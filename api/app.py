@@ -18,6 +18,7 @@ from aiohttp import web
 from api import validation as v
 from parley import bus
 from parley.auth import Claims, hash_password, issue_token, verify_password, verify_token
+from parley.bus import BusClient
 from parley.errors import BadRequest, Forbidden, NotFound, ParleyError, Unauthorized, Unavailable
 from parley.ids import (
     ConversationId,
@@ -26,10 +27,12 @@ from parley.ids import (
     control_subject,
     dm_conversation,
     dm_members,
+    message_subject,
     new_device_id,
     new_session_id,
     new_user_id,
 )
+from parley.messages import decode_payload
 from parley.runtime import run_until_stopped, serve_health
 from parley.settings import Settings
 from parley.store import Conversation, Device, Session, Store, StoredMessage, User, open_store
@@ -39,7 +42,7 @@ log = logging.getLogger("parley.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 STORE: web.AppKey[Store] = web.AppKey("store", Store)
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
-PUBLISH: web.AppKey[Callable[[str, bytes], Awaitable[None]]] = web.AppKey("publish")
+NATS: web.AppKey[BusClient] = web.AppKey("nats", BusClient)
 HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http", aiohttp.ClientSession)
 HISTORY_MAX = 200
 
@@ -178,7 +181,9 @@ async def logout(request: web.Request) -> web.Response:
     await request.app[STORE].revoke_session(claims.session)
     event = orjson.dumps({"kind": "revoke", "session": claims.session})
     try:
-        await request.app[PUBLISH](control_subject(claims.user), event)
+        nc = request.app[NATS]
+        await nc.publish(control_subject(claims.user), event)
+        await nc.flush(timeout=2)
     except Exception as err:  # the session is revoked; live sockets close at their next check
         log.warning("could not announce the logout: %s", err)
     return web.Response(status=204)
@@ -313,15 +318,36 @@ async def history(request: web.Request) -> web.Response:
     if order not in ("asc", "desc"):
         raise BadRequest("order must be asc or desc", code="bad_field", field="order")
     assert limit is not None
+    newest_first = order == "desc"
     rows = await request.app[STORE].history(conv.id, before=before, after=after, limit=limit + 1,
-                                            newest_first=order == "desc")
+                                            newest_first=newest_first)
+    rows = await _with_unarchived(request, conv.id, rows, before=before, after=after, newest_first=newest_first)
     page, more = rows[:limit], len(rows) > limit
     return json({"messages": [message_json(m) for m in page], "more": more})
 
 
-def make_app(settings: Settings, store: Store, publish: Callable[[str, bytes], Awaitable[None]]) -> web.Application:
+async def _with_unarchived(
+    request: web.Request, conv: ConversationId, rows: list[StoredMessage], *, before: int | None,
+    after: int | None, newest_first: bool,
+) -> list[StoredMessage]:
+    """Add messages the stream holds but the archiver has not written yet, so history is never behind
+    what devices were sent."""
+    nc, settings = request.app[NATS], request.app[SETTINGS]
+    archived = await bus.archived_through(nc, settings)
+    first, last = await bus.stream_bounds(nc, settings)
+    start = max(archived + 1, first, (after or 0) + 1)
+    end = min(last, (before if before is not None else 2**53) - 1)
+    if start > end:
+        return rows
+    tail = await bus.read_stream(nc.jetstream(), settings, [message_subject(conv)], start=start, end=end)
+    extra = [decode_payload(seq, conv, data) for seq, _, data in tail]
+    merged = {m.id: m for m in rows} | {m.id: m for m in extra}
+    return sorted(merged.values(), key=lambda m: m.id, reverse=newest_first)
+
+
+def make_app(settings: Settings, store: Store, nc: BusClient) -> web.Application:
     app = web.Application(middlewares=[errors], client_max_size=64 * 1024)
-    app[SETTINGS], app[STORE], app[PUBLISH] = settings, store, publish
+    app[SETTINGS], app[STORE], app[NATS] = settings, store, nc
 
     async def http_client(app: web.Application) -> Any:
         app[HTTP] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
@@ -351,12 +377,7 @@ def make_app(settings: Settings, store: Store, publish: Callable[[str, bytes], A
 async def run_api(settings: Settings) -> None:
     store = open_store(settings)
     nc = await bus.connect(settings, "api")
-
-    async def publish(subject: str, data: bytes) -> None:
-        await nc.publish(subject, data)
-        await nc.flush(timeout=2)
-
-    app = make_app(settings, store, publish)
+    app = make_app(settings, store, nc)
     serve_health(app, ready=lambda: nc.is_connected)
     runner = web.AppRunner(app, shutdown_timeout=2)
     await runner.setup()

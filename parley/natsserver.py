@@ -32,5 +32,8 @@ def config_file() -> Path:
 def start(port: int, store_dir: Path, log_file: Path | None = None) -> subprocess.Popen[bytes]:
     store_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PARLEY_NATS_PORT": str(port), "PARLEY_NATS_STORE_DIR": str(store_dir)}
-    out = open(log_file, "ab") if log_file else subprocess.DEVNULL
-    return subprocess.Popen([binary(), "-c", str(config_file())], env=env, stdout=out, stderr=subprocess.STDOUT)
+    command = [binary(), "-c", str(config_file())]
+    if log_file is None:
+        return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    with open(log_file, "ab") as out:  # the child keeps its own descriptor
+        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)

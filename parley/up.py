@@ -74,8 +74,9 @@ def wait_ready(url: str, child: Child, timeout: float = 20) -> None:
 def spawn(name: str, role: str, settings: Settings, logs: Path) -> Child:
     log = logs / f"{name}.log"
     env = {**os.environ, **settings.as_env()}
-    out = open(log, "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "parley", role], env=env, stdout=out, stderr=subprocess.STDOUT)
+    with open(log, "ab") as out:  # the child keeps its own descriptor
+        proc = subprocess.Popen([sys.executable, "-m", "parley", role], env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
     return Child(name, proc, log)
 
 

@@ -1,0 +1,107 @@
+"""The store contract: every backend must pass these (SQLite now; Cassandra joins the params)."""
+
+from __future__ import annotations
+
+import pytest
+
+from parley.errors import Conflict
+from parley.ids import dm_conversation, new_device_id, new_session_id, new_user_id
+from parley.store import Conversation, Device, Session, StoredMessage, User
+from parley.store.sqlite import SQLiteStore
+
+
+@pytest.fixture(params=["sqlite"])
+async def store(request, tmp_path):
+    backend = SQLiteStore(str(tmp_path / "store.db"))
+    yield backend
+    await backend.close()
+
+
+def user(name: str) -> User:
+    return User(new_user_id(), name, name.title(), 1)
+
+
+def message(id: int, conv, prev: int, sender) -> StoredMessage:
+    return StoredMessage(id, conv, prev, sender, new_device_id(), f"c{id}", f"body {id}", 1000 + id)
+
+
+async def test_users_are_unique_by_name_and_profiles_update(store):
+    alice = user("alice")
+    await store.create_user(alice, "hash")
+    with pytest.raises(Conflict) as info:
+        await store.create_user(user("alice"), "hash2")
+    assert info.value.code == "username_taken"
+    assert await store.user_by_name("alice") == (alice, "hash")
+    assert await store.user_by_name("nobody") is None
+    updated = await store.update_user(alice.id, display_name="Al", bio=None)
+    assert (updated.display_name, updated.bio) == ("Al", "")
+    assert await store.get_users([alice.id, new_user_id()]) == {alice.id: updated}
+
+
+async def test_sessions_revoke_and_devices_keep_the_highest_cursor(store):
+    uid = new_user_id()
+    session = Session(new_session_id(), uid, new_device_id(), 1, 100)
+    await store.create_session(session)
+    assert await store.get_session(session.id) == session
+    await store.revoke_session(session.id)
+    assert (await store.get_session(session.id)).revoked
+    device = await store.upsert_device(Device(new_device_id(), uid, "phone", 5))
+    await store.save_cursors({device.id: 40})
+    await store.save_cursors({device.id: 30})
+    assert (await store.get_device(device.id)).cursor == 40
+    assert [d.id for d in await store.list_devices(uid)] == [device.id]
+
+
+async def test_friend_requests_become_friendships_when_both_add(store):
+    a, b = new_user_id(), new_user_id()
+    assert await store.add_friend(a, b) == "outgoing"
+    assert await store.friend_state(b, a) == "incoming"
+    assert await store.add_friend(a, b) == "outgoing"
+    assert await store.add_friend(b, a) == "friends"
+    assert await store.friend_state(a, b) == "friends"
+    assert await store.list_friends(a) == [(b, "friends")]
+    await store.remove_friend(b, a)
+    assert await store.friend_state(a, b) == "none"
+
+
+async def test_message_writes_are_idempotent_and_sync_reads_only_the_users_conversations(store):
+    a, b, c = new_user_id(), new_user_id(), new_user_id()
+    ab, bc = dm_conversation(a, b), dm_conversation(b, c)
+    for conv in (ab, bc):
+        await store.open_conversation(Conversation(conv, "dm", tuple(sorted(conv.split(".")[1:])), 1))
+    rows = [message(1, ab, 0, a), message(2, bc, 0, b), message(3, ab, 1, b), message(4, bc, 2, c)]
+    await store.put_messages(rows)
+    await store.put_messages(rows[:2])  # redelivery
+    assert [m.id for m in await store.messages_for_user(a, after=0, upto=10, limit=10)] == [1, 3]
+    assert [m.id for m in await store.messages_for_user(b, after=1, upto=3, limit=10)] == [2, 3]
+    assert [m.id for m in await store.messages_for_user(b, after=0, upto=10, limit=2)] == [1, 2]
+    assert await store.messages_for_user(a, after=0, upto=10, limit=10) == [rows[0], rows[2]]
+
+
+async def test_history_pages_both_ways(store):
+    a, b = new_user_id(), new_user_id()
+    conv = dm_conversation(a, b)
+    await store.open_conversation(Conversation(conv, "dm", tuple(sorted((a, b))), 1))
+    await store.put_messages([message(i, conv, i - 1, a) for i in range(1, 11)])
+    newest = await store.history(conv, before=None, after=None, limit=3, newest_first=True)
+    assert [m.id for m in newest] == [10, 9, 8]
+    older = await store.history(conv, before=8, after=None, limit=3, newest_first=True)
+    assert [m.id for m in older] == [7, 6, 5]
+    forward = await store.history(conv, before=None, after=4, limit=3, newest_first=False)
+    assert [m.id for m in forward] == [5, 6, 7]
+    between = await store.history(conv, before=7, after=4, limit=10, newest_first=False)
+    assert [m.id for m in between] == [5, 6]
+
+
+async def test_conversations_list_with_members_and_last_message(store):
+    a, b, c = new_user_id(), new_user_id(), new_user_id()
+    ab, ac = dm_conversation(a, b), dm_conversation(a, c)
+    await store.open_conversation(Conversation(ab, "dm", tuple(sorted((a, b))), 1))
+    await store.open_conversation(Conversation(ab, "dm", tuple(sorted((a, b))), 2))  # idempotent
+    await store.open_conversation(Conversation(ac, "dm", tuple(sorted((a, c))), 3))
+    await store.put_messages([message(5, ab, 0, a), message(9, ac, 0, c)])
+    listed = await store.list_conversations(a)
+    assert [c.id for c in listed] == [ac, ab]  # most recent first
+    assert listed[0].last_message.id == 9 and listed[1].members == tuple(sorted((a, b)))
+    assert await store.get_conversation("dm.nope") is None
+    assert [c.id for c in await store.list_conversations(b)] == [ab]

@@ -1,0 +1,34 @@
+from dataclasses import dataclass
+
+from node.hub import Hub
+from parley.ids import dm_conversation
+
+
+@dataclass(eq=False)
+class Conn:
+    user: str
+
+
+A, B, C = "a" * 16, "b" * 16, "c" * 16
+
+
+def test_attach_and_detach_report_first_and_last_device():
+    hub: Hub[Conn] = Hub()
+    one, two = Conn(A), Conn(A)
+    assert hub.attach(one) is True
+    assert hub.attach(two) is False
+    assert len(hub) == 2
+    assert hub.detach(one) is False
+    assert hub.detach(two) is True
+    assert hub.detach(two) is False
+    assert len(hub) == 0 and hub.users() == []
+
+
+def test_a_dm_reaches_every_device_of_both_members_only():
+    hub: Hub[Conn] = Hub()
+    a1, a2, b1, c1 = Conn(A), Conn(A), Conn(B), Conn(C)
+    for conn in (a1, a2, b1, c1):
+        hub.attach(conn)
+    targets = hub.of_conversation(dm_conversation(A, B))
+    assert set(map(id, targets)) == {id(a1), id(a2), id(b1)}
+    assert hub.of_conversation("not-a-conversation") == []

@@ -1,0 +1,21 @@
+import pytest
+
+from parley.settings import Secret, Settings, SettingsError
+
+
+def test_from_env_casts_and_ignores_other_variables():
+    s = Settings.from_env({"PARLEY_NODE_PORT": "9000", "PARLEY_RATE_PER_S": "2.5", "PARLEY_LOG_JSON": "true",
+                           "PARLEY_SECRET": "hunter2", "HOME": "/root"})
+    assert (s.node_port, s.rate_per_s, s.log_json) == (9000, 2.5, True)
+    assert s.secret.reveal() == "hunter2"
+    assert "hunter2" not in repr(s) and "hunter2" not in str(s.secret)
+
+
+def test_bad_values_name_the_variable():
+    with pytest.raises(SettingsError, match="PARLEY_NODE_PORT"):
+        Settings.from_env({"PARLEY_NODE_PORT": "eighty"})
+
+
+def test_as_env_round_trips():
+    s = Settings(secret=Secret("k"), node_port=1234, log_json=True)
+    assert Settings.from_env(s.as_env()) == s
