@@ -17,7 +17,7 @@ from aiohttp import WSMsgType, web
 
 from node.position import Position
 from parley.auth import Claims
-from parley.errors import CLOSE_SLOW
+from parley.errors import CLOSE_NORMAL, CLOSE_SLOW
 
 log = logging.getLogger("parley.node")
 
@@ -52,6 +52,7 @@ class DeviceLink:
         self._max_queue = max_queue
         self._on_gap = on_gap
         self.closed = False
+        self.close_code, self.close_reason = CLOSE_NORMAL, ""
 
     # ---- outbound ----------------------------------------------------------------------------
 
@@ -64,12 +65,13 @@ class DeviceLink:
             self._room.clear()
         if len(self._out) > self._max_queue:
             log.warning("conn %s: %d frames queued; closing a slow device", self.conn_id, len(self._out))
-            self.close(CLOSE_SLOW, "too slow to read")
+            self.close(CLOSE_SLOW, "too slow to read", flush=False)
 
     async def wait_room(self) -> None:
         await self._room.wait()
 
     async def run_writer(self) -> None:
+        """Send queued frames in order; after ``close``, send what is left, then the close frame."""
         try:
             while not self.closed or self._out:
                 if not self._out:
@@ -81,18 +83,21 @@ class DeviceLink:
                 await self.ws.send_frame(frame, WSMsgType.TEXT)
                 if len(self._out) <= self._max_queue // 4:
                     self._room.set()
+            await self.ws.close(code=self.close_code, message=self.close_reason.encode())
         except (ConnectionError, RuntimeError):
             self.closed = True
         finally:
             self._room.set()
 
-    def close(self, code: int, reason: str) -> None:
+    def close(self, code: int, reason: str, *, flush: bool = True) -> None:
+        """Close after the queued frames (or at once, dropping them, when ``flush`` is false)."""
         if self.closed:
             return
         self.closed = True
-        self._out.clear()
+        self.close_code, self.close_reason = code, reason
+        if not flush:
+            self._out.clear()
         self._wake.set()
-        asyncio.get_running_loop().create_task(self.ws.close(code=code, message=reason.encode()))
 
     # ---- inbound messages ----------------------------------------------------------------------
 

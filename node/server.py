@@ -309,7 +309,7 @@ class EdgeNode:
         self._known_convs.add(conv)
 
     async def _finish(self, link: DeviceLink, writer: asyncio.Task[None]) -> None:
-        link.closed = True
+        link.close(link.close_code, link.close_reason)
         task = self._sync_tasks.pop(link, None)
         if task is not None:
             task.cancel()
@@ -318,9 +318,12 @@ class EdgeNode:
         if self.hub.detach(link):
             await self._unsubscribe_user(link.user)
             self._buckets.pop(link.user, None)
-        writer.cancel()
+        try:
+            await asyncio.wait_for(writer, timeout=5)
+        except (TimeoutError, asyncio.CancelledError):
+            writer.cancel()
         if not link.ws.closed:
-            await link.ws.close()
+            await link.ws.close(code=link.close_code, message=link.close_reason.encode())
 
     # ---- sync ----------------------------------------------------------------------------------
 

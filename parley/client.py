@@ -62,6 +62,7 @@ class Device:
         self.duplicates = 0
         self.acks: dict[str, dict[str, Any]] = {}
         self.errors: list[dict[str, Any]] = []
+        self.pongs: list[dict[str, Any]] = []
         self.synced = asyncio.Event()
         self.closed: asyncio.Future[tuple[int | None, str]] = asyncio.get_running_loop().create_future()
         self._waiters: list[tuple[Any, asyncio.Future[None]]] = []
@@ -109,6 +110,8 @@ class Device:
             self.acks[f["cid"]] = f
         elif kind == "error":
             self.errors.append(f)
+        elif kind == "pong":
+            self.pongs.append(f)
         elif kind == "synced":
             self.synced.set()
             if self.auto_ack and self.order:
