@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -25,12 +26,14 @@ from parley.ids import (
     DeviceId,
     UserId,
     control_subject,
+    conversation_of_message,
     dm_conversation,
     dm_members,
     message_subject,
     new_device_id,
     new_session_id,
     new_user_id,
+    user_message_filters,
 )
 from parley.messages import decode_payload
 from parley.runtime import run_until_stopped, serve_health
@@ -271,7 +274,7 @@ async def remove_friend(request: web.Request) -> web.Response:
 async def list_conversations(request: web.Request) -> web.Response:
     claims = await authed(request)
     store = request.app[STORE]
-    convs = await store.list_conversations(claims.user)
+    convs = await _latest_from_stream(request, claims.user, await store.list_conversations(claims.user))
     users = await store.get_users(sorted({m for c in convs for m in c.members}))
     return json({"conversations": [conversation_json(c, users) for c in convs]})
 
@@ -345,6 +348,23 @@ async def _with_unarchived(
     return sorted(merged.values(), key=lambda m: m.id, reverse=newest_first)
 
 
+async def _latest_from_stream(request: web.Request, user: UserId, convs: list[Conversation]) -> list[Conversation]:
+    """Last messages the archiver has not written yet, read from the stream's tail."""
+    nc, settings = request.app[NATS], request.app[SETTINGS]
+    archived = await bus.archived_through(nc, settings)
+    first, last = await bus.stream_bounds(nc, settings)
+    start = max(archived + 1, first)
+    if start > last:
+        return convs
+    tail = await bus.read_stream(nc.jetstream(), settings, user_message_filters(user), start=start, end=last)
+    newest = {}
+    for seq, subject, data in tail:
+        conv = conversation_of_message(subject)
+        newest[conv] = decode_payload(seq, conv, data)
+    updated = [replace(c, last_message=newest.get(c.id, c.last_message)) for c in convs]
+    return sorted(updated, key=lambda c: c.last_message.id if c.last_message else 0, reverse=True)
+
+
 def make_app(settings: Settings, store: Store, nc: BusClient) -> web.Application:
     app = web.Application(middlewares=[errors], client_max_size=64 * 1024)
     app[SETTINGS], app[STORE], app[NATS] = settings, store, nc
@@ -376,6 +396,7 @@ def make_app(settings: Settings, store: Store, nc: BusClient) -> web.Application
 
 async def run_api(settings: Settings) -> None:
     store = open_store(settings)
+    await store.migrate()
     nc = await bus.connect(settings, "api")
     app = make_app(settings, store, nc)
     serve_health(app, ready=lambda: nc.is_connected)

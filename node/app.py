@@ -26,6 +26,7 @@ def node_id_of(settings: Settings) -> str:
 async def run_node(settings: Settings) -> None:
     node_id = node_id_of(settings)
     store = open_store(settings)
+    await store.migrate()
     node: EdgeNode | None = None
 
     async def reconnected() -> None:

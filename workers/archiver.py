@@ -83,6 +83,7 @@ async def archive(settings: Settings, store: Store, stop: asyncio.Event) -> None
 
 async def run_archiver(settings: Settings) -> None:
     store = open_store(settings)
+    await store.migrate()
     stop = asyncio.Event()
     task = asyncio.get_running_loop().create_task(archive(settings, store, stop))
     waiter = asyncio.get_running_loop().create_task(run_until_stopped())

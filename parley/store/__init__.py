@@ -69,6 +69,9 @@ class Conversation:
 
 
 class Store(Protocol):
+    async def migrate(self) -> None:
+        """Connect and bring the schema up to date; every process calls it at start-up."""
+
     async def close(self) -> None: ...
 
     # users and credentials

@@ -104,6 +104,9 @@ class SQLiteStore:
 
         return await self._run(body)
 
+    async def migrate(self) -> None:
+        await self._run(lambda db: None)
+
     async def close(self) -> None:
         def shut(_: sqlite3.Connection) -> None:
             if self._db is not None:

@@ -50,7 +50,8 @@ async def test_oversized_body_and_oversized_frame(world, cluster):
     conv = await alice.befriend(bob)
     a = await alice.device(node=0)
     limit = cluster.settings.max_body_bytes
-    err = await error_after(a, orjson.dumps({"type": "send", "cid": "big", "conv": conv, "body": "x" * (limit + 1)}).decode())
+    big = {"type": "send", "cid": "big", "conv": conv, "body": "x" * (limit + 1)}
+    err = await error_after(a, orjson.dumps(big).decode())
     assert (err["code"], err["limit"], err["ref"]) == ("too_large", limit, "big")
     ok = await a.send(conv, "x" * limit)
     assert ok["status"] == "sent"

@@ -1,0 +1,119 @@
+"""The HTTP API: accounts, sessions, profiles, friends, conversations, history — and its errors."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from parley.auth import issue_token
+from parley.client import ApiError
+from parley.ids import new_device_id, new_session_id, new_user_id
+from tests.integration.cluster import SECRET
+from tests.integration.conftest import PASSWORD
+
+pytestmark = pytest.mark.integration
+
+
+async def expect(code: str, status: int, call) -> dict:
+    with pytest.raises(ApiError) as info:
+        await call
+    assert (info.value.status, info.value.code) == (status, code), info.value.body
+    assert info.value.body["message"]
+    return info.value.body
+
+
+async def test_signup_and_login_errors(world):
+    api = world.api
+    alice = await world.person("alice")
+    await expect("username_taken", 409, api.signup(alice.name, PASSWORD))
+    await expect("bad_credentials", 401, api.login(alice.name, "wrong password"))
+    await expect("bad_credentials", 401, api.login("nobody_here", PASSWORD))
+    body = await expect("bad_field", 400, api.signup("x", PASSWORD))
+    assert body["field"] == "username"
+    await expect("bad_field", 400, api.signup("valid_name", "short"))
+    await expect("bad_json", 400, api.call("POST", "/v1/signup", body=[1, 2]))
+    await expect("not_found", 404, api.call("GET", "/v1/nowhere"))
+    await expect("unknown_device", 404, api.login(alice.name, PASSWORD, device_id=new_device_id()))
+
+
+async def test_login_returns_token_device_and_placement(world):
+    alice = await world.person("alice")
+    login = alice.logins[-1]
+    assert login["user"]["username"] == alice.name and login["expires_at"] > time.time()
+    assert login["node"]["url"].startswith("ws://127.0.0.1:") and login["cursor"] == 0
+    same_device = await alice.login(device_id=login["device_id"])
+    assert same_device["device_id"] == login["device_id"]
+    devices = await world.api.call("GET", "/v1/devices", same_device["token"])
+    assert [d["id"] for d in devices["devices"]] == [login["device_id"]]
+
+
+async def test_tokens_bad_expired_and_revoked(world):
+    api = world.api
+    alice = await world.person("alice")
+    await expect("bad_token", 401, api.call("GET", "/v1/me"))
+    await expect("bad_token", 401, api.call("GET", "/v1/me", "garbage"))
+    expired, _ = issue_token(SECRET, user=new_user_id(), device=new_device_id(), session=new_session_id(),
+                             now=int(time.time()) - 100, ttl_s=10)
+    await expect("token_expired", 401, api.call("GET", "/v1/me", expired))
+    token = alice.token
+    assert (await api.call("GET", "/v1/me", token))["user"]["id"] == alice.id
+    await api.call("POST", "/v1/logout", token)
+    await expect("session_revoked", 401, api.call("GET", "/v1/me", token))
+
+
+async def test_profile_and_user_lookup(world):
+    api = world.api
+    alice, bob = await world.person("alice"), await world.person("bob")
+    me = await api.call("PATCH", "/v1/me", alice.token, {"display_name": "Alice A.", "bio": "hi"})
+    assert (me["user"]["display_name"], me["user"]["bio"]) == ("Alice A.", "hi")
+    found = await api.call("GET", "/v1/users", bob.token, params={"username": alice.name})
+    assert found["user"]["display_name"] == "Alice A."
+    assert (await api.call("GET", f"/v1/users/{alice.id}", bob.token))["user"]["username"] == alice.name
+    await expect("unknown_user", 404, api.call("GET", f"/v1/users/{new_user_id()}", bob.token))
+    await expect("bad_field", 400, api.call("GET", "/v1/users/not-an-id", bob.token))
+    await expect("bad_field", 400, api.call("PATCH", "/v1/me", alice.token, {"display_name": "  "}))
+
+
+async def test_friend_requests_and_dm_rules(world):
+    api = world.api
+    alice, bob, eve = await world.person("alice"), await world.person("bob"), await world.person("eve")
+    await expect("not_friends", 403, api.call("POST", "/v1/conversations", alice.token, {"user_id": bob.id}))
+    assert (await api.call("POST", "/v1/friends", alice.token, {"user_id": bob.id}))["state"] == "outgoing"
+    lists = await api.call("GET", "/v1/friends", bob.token)
+    assert [u["id"] for u in lists["incoming"]] == [alice.id] and lists["friends"] == []
+    await expect("not_friends", 403, api.call("POST", "/v1/conversations", alice.token, {"user_id": bob.id}))
+    assert (await api.call("POST", "/v1/friends", bob.token, {"user_id": alice.id}))["state"] == "friends"
+    conv = (await api.call("POST", "/v1/conversations", alice.token, {"user_id": bob.id}))["conversation"]
+    assert {m["id"] for m in conv["members"]} == {alice.id, bob.id} and conv["last_message"] is None
+    again = (await api.call("POST", "/v1/conversations", bob.token, {"user_id": alice.id}))["conversation"]
+    assert again["id"] == conv["id"]
+    await expect("unknown_user", 404, api.call("POST", "/v1/friends", alice.token, {"user_id": new_user_id()}))
+    await expect("bad_field", 400, api.call("POST", "/v1/friends", alice.token, {"user_id": alice.id}))
+    await expect("not_member", 403, api.call("GET", f"/v1/conversations/{conv['id']}/messages", eve.token))
+    await expect("unknown_conversation", 404, api.call("GET", "/v1/conversations/dm.x.y/messages", eve.token))
+    await api.call("DELETE", f"/v1/friends/{alice.id}", bob.token)
+    assert (await api.call("GET", "/v1/friends", alice.token))["friends"] == []
+
+
+async def test_conversation_list_and_history_pages(world):
+    api = world.api
+    alice, bob = await world.person("alice"), await world.person("bob")
+    conv = await alice.befriend(bob)
+    a = await alice.device(node=0)
+    ids = [(await a.send(conv, f"m{i}"))["id"] for i in range(25)]
+    listed = await api.call("GET", "/v1/conversations", bob.token)
+    assert listed["conversations"][0]["id"] == conv
+    assert listed["conversations"][0]["last_message"]["id"] == ids[-1]
+    url = f"/v1/conversations/{conv}/messages"
+    page1 = await api.call("GET", url, bob.token, params={"limit": 10})
+    assert [m["id"] for m in page1["messages"]] == ids[::-1][:10] and page1["more"] is True
+    page2 = await api.call("GET", url, bob.token, params={"limit": 10, "before": page1["messages"][-1]["id"]})
+    assert [m["id"] for m in page2["messages"]] == ids[::-1][10:20]
+    page3 = await api.call("GET", url, bob.token, params={"limit": 10, "before": page2["messages"][-1]["id"]})
+    assert [m["id"] for m in page3["messages"]] == ids[::-1][20:] and page3["more"] is False
+    forward = await api.call("GET", url, bob.token, params={"after": ids[19]})
+    assert [m["id"] for m in forward["messages"]] == ids[20:]
+    await expect("bad_field", 400, api.call("GET", url, bob.token, params={"limit": 0}))
+    await expect("bad_field", 400, api.call("GET", url, bob.token, params={"limit": 500}))
+    await expect("bad_field", 400, api.call("GET", url, bob.token, params={"order": "sideways"}))
