@@ -357,6 +357,12 @@ class EdgeNode:
     async def _sync_round(self, link: DeviceLink, after: int) -> int | None:
         link.begin_round(after)
         first, last = await bus.stream_bounds(self.nc, self.settings)
+        if after > last:  # a cursor from the future would hide messages until ids caught up with it
+            link.send(orjson.dumps(protocol.error_frame({
+                "code": "bad_cursor", "message": f"cursor {after} is beyond the newest message {last}",
+                "cursor": last})))
+            after = last
+            link.begin_round(after)
         archived = await bus.archived_through(self.nc, self.settings)
         cursor = after
         upto = min(archived, last)

@@ -90,3 +90,13 @@ async def test_sync_frame_replays_after_a_given_id(world):
     await b.send_frame({"type": "sync", "after": acks[4]["id"]})
     await b.synced.wait()
     assert b.order == [x["id"] for x in acks[5:]]
+
+
+async def test_a_cursor_from_the_future_is_corrected_not_trusted(world):
+    alice, bob = await world.person("alice"), await world.person("bob")
+    conv = await alice.befriend(bob)
+    b = await bob.device(node=1, cursor=2**40)
+    assert b.errors[0]["code"] == "bad_cursor"
+    a = await alice.device(node=0)
+    ack = await a.send(conv, "you still get this")
+    await b.wait_for(lambda: ack["id"] in b.messages)
