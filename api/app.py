@@ -274,7 +274,9 @@ async def remove_friend(request: web.Request) -> web.Response:
 async def list_conversations(request: web.Request) -> web.Response:
     claims = await authed(request)
     store = request.app[STORE]
-    convs = await _latest_from_stream(request, claims.user, await store.list_conversations(claims.user))
+    # Read the archiver's floor before the store: the store then holds at least everything up to it.
+    archived = await bus.archived_through(request.app[NATS], request.app[SETTINGS])
+    convs = await _latest_from_stream(request, claims.user, await store.list_conversations(claims.user), archived)
     users = await store.get_users(sorted({m for c in convs for m in c.members}))
     return json({"conversations": [conversation_json(c, users) for c in convs]})
 
@@ -322,21 +324,22 @@ async def history(request: web.Request) -> web.Response:
         raise BadRequest("order must be asc or desc", code="bad_field", field="order")
     assert limit is not None
     newest_first = order == "desc"
+    archived = await bus.archived_through(request.app[NATS], request.app[SETTINGS])  # before the store read
     rows = await request.app[STORE].history(conv.id, before=before, after=after, limit=limit + 1,
                                             newest_first=newest_first)
-    rows = await _with_unarchived(request, conv.id, rows, before=before, after=after, newest_first=newest_first)
+    rows = await _with_unarchived(request, conv.id, rows, archived, before=before, after=after,
+                                  newest_first=newest_first)
     page, more = rows[:limit], len(rows) > limit
     return json({"messages": [message_json(m) for m in page], "more": more})
 
 
 async def _with_unarchived(
-    request: web.Request, conv: ConversationId, rows: list[StoredMessage], *, before: int | None,
-    after: int | None, newest_first: bool,
+    request: web.Request, conv: ConversationId, rows: list[StoredMessage], archived: int, *,
+    before: int | None, after: int | None, newest_first: bool,
 ) -> list[StoredMessage]:
-    """Add messages the stream holds but the archiver has not written yet, so history is never behind
-    what devices were sent."""
+    """Add messages the stream holds but the archiver had not written when the store was read, so
+    history is never behind what devices were sent."""
     nc, settings = request.app[NATS], request.app[SETTINGS]
-    archived = await bus.archived_through(nc, settings)
     first, last = await bus.stream_bounds(nc, settings)
     start = max(archived + 1, first, (after or 0) + 1)
     end = min(last, (before if before is not None else 2**53) - 1)
@@ -348,10 +351,11 @@ async def _with_unarchived(
     return sorted(merged.values(), key=lambda m: m.id, reverse=newest_first)
 
 
-async def _latest_from_stream(request: web.Request, user: UserId, convs: list[Conversation]) -> list[Conversation]:
-    """Last messages the archiver has not written yet, read from the stream's tail."""
+async def _latest_from_stream(
+    request: web.Request, user: UserId, convs: list[Conversation], archived: int
+) -> list[Conversation]:
+    """Last messages the archiver had not written when the store was read, from the stream's tail."""
     nc, settings = request.app[NATS], request.app[SETTINGS]
-    archived = await bus.archived_through(nc, settings)
     first, last = await bus.stream_bounds(nc, settings)
     start = max(archived + 1, first)
     if start > last:
