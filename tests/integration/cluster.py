@@ -84,6 +84,13 @@ class Cluster:
     def start_node(self, i: int) -> None:
         self._start_role(f"node{i + 1}", "node", self.node_settings(i), self.node_ports[i])
 
+    def start_extra_node(self, name: str, **overrides: object) -> str:
+        """Another node with its own settings (e.g. short timeouts); returns its WebSocket URL."""
+        port = free_port()
+        settings = self.settings.replace(node_id=name, node_port=port, **overrides)
+        self._start_role(name, "node", settings, port)
+        return f"ws://127.0.0.1:{port}/ws"
+
     def kill(self, name: str) -> None:
         """SIGKILL: no goodbye, no registry cleanup, no cursor flush."""
         child = self.roles.pop(name)
