@@ -69,6 +69,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status == 404:
             return json({"code": "not_found", "message": "no such route"}, status=404)
+        if exc.status == 413:
+            return json({"code": "too_large", "message": "request body is too large"}, status=413)
         if exc.status == 405:
             return json({"code": "method_not_allowed", "message": f"{request.method} is not allowed here"}, 405)
         raise
@@ -174,6 +176,16 @@ async def _place(request: web.Request, region: object) -> dict[str, Any]:
     return {"node": data["node"], "fallbacks": data.get("fallbacks", [])}
 
 
+async def refresh(request: web.Request) -> web.Response:
+    """A new token for the same session and device, so a client never needs the password again
+    while its session lives (logout ends it)."""
+    claims = await authed(request)
+    settings = request.app[SETTINGS]
+    token, expires = issue_token(settings.secret.reveal(), user=claims.user, device=claims.device,
+                                 session=claims.session, now=int(time.time()), ttl_s=settings.token_ttl_s)
+    return json({"token": token, "expires_at": expires})
+
+
 async def place(request: web.Request) -> web.Response:
     await authed(request)
     return json(await _place(request, request.query.get("region")))
@@ -187,7 +199,7 @@ async def logout(request: web.Request) -> web.Response:
         nc = request.app[NATS]
         await nc.publish(control_subject(claims.user), event)
         await nc.flush(timeout=2)
-    except Exception as err:  # the session is revoked; live sockets close at their next check
+    except Exception as err:  # the session is revoked; its live sockets stay open until they reconnect
         log.warning("could not announce the logout: %s", err)
     return web.Response(status=204)
 
@@ -317,8 +329,8 @@ async def history(request: web.Request) -> web.Response:
     conv = await _member_conversation(request, claims)
     q = request.query
     limit = v.int_query(q.get("limit"), "limit", low=1, high=HISTORY_MAX, default=50)
-    before = v.int_query(q.get("before"), "before", low=0, high=2**53, default=None)
-    after = v.int_query(q.get("after"), "after", low=0, high=2**53, default=None)
+    before = v.int_query(q.get("before"), "before", low=0, high=2**53 - 1, default=None)
+    after = v.int_query(q.get("after"), "after", low=0, high=2**53 - 1, default=None)
     order = q.get("order", "desc" if after is None else "asc")
     if order not in ("asc", "desc"):
         raise BadRequest("order must be asc or desc", code="bad_field", field="order")
@@ -383,6 +395,7 @@ def make_app(settings: Settings, store: Store, nc: BusClient) -> web.Application
     r.add_post("/v1/signup", signup)
     r.add_post("/v1/login", login)
     r.add_post("/v1/logout", logout)
+    r.add_post("/v1/refresh", refresh)
     r.add_get("/v1/place", place)
     r.add_get("/v1/me", me)
     r.add_patch("/v1/me", update_me)

@@ -51,7 +51,7 @@ def display_name(body: dict[str, Any], *, required: bool = False) -> str | None:
 
 def user_id(value: object, name: str = "user_id") -> str:
     if not is_valid_id(value):
-        raise BadRequest(f"{name} is not a user id", code="bad_field", field=name)
+        raise BadRequest(f"{name} is not a valid id (16 characters of a-z 2-7)", code="bad_field", field=name)
     assert isinstance(value, str)
     return value
 

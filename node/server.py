@@ -32,6 +32,7 @@ from parley.errors import (
     CLOSE_INTERNAL,
     CLOSE_PROTOCOL,
     CLOSE_REVOKED,
+    CLOSE_TRY_AGAIN,
     Forbidden,
     NotFound,
     ParleyError,
@@ -111,9 +112,8 @@ class EdgeNode:
         """NATS came back: anything republished while we were away must be read, so resync all."""
         log.warning("NATS reconnected; resyncing %d connections", len(self.hub))
         for link in list(self.hub):
-            if not link.syncing:
-                link.syncing = True
-                self.schedule_sync(link, link.position.delivered)
+            link.syncing = True
+            self.schedule_sync(link, link.position.delivered)
 
     async def _subscribe_user(self, user: UserId) -> None:
         lock = self._sub_locks.setdefault(user, asyncio.Lock())
@@ -158,7 +158,11 @@ class EdgeNode:
                           on_gap=self.schedule_sync)
         writer = asyncio.get_running_loop().create_task(link.run_writer())
         try:
-            await self._start(link, hello)
+            try:
+                await self._start(link, hello)
+            except ParleyError as err:
+                link.send(orjson.dumps(protocol.error_frame(err.as_dict())))
+                link.close(CLOSE_TRY_AGAIN, err.code)
             await self._read_loop(link)
         finally:
             await self._finish(link, writer)
@@ -237,6 +241,7 @@ class EdgeNode:
                 return
 
     async def _on_text(self, link: DeviceLink, raw: str) -> None:
+        frame: protocol.ClientFrame | None = None
         try:
             frame = protocol.parse_client_frame(raw, max_body=self.settings.max_body_bytes)
             await self._dispatch(link, frame)
@@ -247,8 +252,10 @@ class EdgeNode:
             link.send(orjson.dumps(protocol.error_frame(err.as_dict())))
         except Exception:
             log.exception("conn %s: frame failed", link.conn_id)
-            link.send(orjson.dumps(protocol.error_frame(
-                {"code": "internal", "message": "internal error; resend", "retryable": True})))
+            details: dict[str, object] = {"code": "internal", "message": "internal error; resend", "retryable": True}
+            if isinstance(frame, protocol.Send):
+                details["ref"] = frame.cid
+            link.send(orjson.dumps(protocol.error_frame(details)))
 
     def _reject(self, link: DeviceLink, err: ParleyError) -> None:
         link.send(orjson.dumps(protocol.error_frame(err.as_dict())))
@@ -285,7 +292,8 @@ class EdgeNode:
             )
 
         try:
-            seq, duplicate = await self.publisher.publish(frame.conv, payload, dedup_id(link.user, frame.cid))
+            msg_id = dedup_id(link.user, frame.conv, frame.cid)
+            seq, duplicate = await self.publisher.publish(frame.conv, payload, msg_id)
         except ParleyError as err:
             err.details["ref"] = frame.cid
             raise
@@ -313,8 +321,6 @@ class EdgeNode:
         task = self._sync_tasks.pop(link, None)
         if task is not None:
             task.cancel()
-        if link.acked:
-            self._dirty_cursors[link.device] = max(link.acked, self._dirty_cursors.get(link.device, 0))
         if self.hub.detach(link):
             await self._unsubscribe_user(link.user)
             self._buckets.pop(link.user, None)
@@ -362,6 +368,7 @@ class EdgeNode:
                 "code": "bad_cursor", "message": f"cursor {after} is beyond the newest message {last}",
                 "cursor": last})))
             after = last
+            link.acked = min(link.acked, last)
             link.begin_round(after)
         archived = await bus.archived_through(self.nc, self.settings)
         cursor = after
@@ -374,11 +381,13 @@ class EdgeNode:
                     raise
                 log.warning("conn %s: store unavailable, syncing from the stream", link.conn_id)
         if cursor < last:
-            rows = await bus.read_stream(self.js, self.settings, user_message_filters(link.user),
-                                         start=max(cursor + 1, first), end=last)
-            for seq, subject, data in rows:
-                message = decode_payload(seq, conversation_of_message(subject), data)
-                link.deliver_synced(message.id, message.conv, message.prev, frame_of(message))
+            batches = bus.stream_batches(self.js, self.settings, user_message_filters(link.user),
+                                         start=max(cursor + 1, first), end=last, size=self.settings.sync_batch)
+            async for rows in batches:
+                for seq, subject, data in rows:
+                    message = decode_payload(seq, conversation_of_message(subject), data)
+                    link.deliver_synced(message.id, message.conv, message.prev, frame_of(message))
+                await link.wait_room()
         return link.finish_round(last)
 
     async def _sync_from_store(self, link: DeviceLink, cursor: int, upto: int) -> int:

@@ -15,7 +15,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from parley.errors import Unauthorized
-from parley.ids import DeviceId, SessionId, UserId, is_valid_id
+from parley.ids import DeviceId, SessionId, UserId, is_valid_id, new_id
 
 _hasher = PasswordHasher()  # argon2id, library defaults (RFC 9106 low-memory profile)
 _ALGORITHM = "HS256"
@@ -47,7 +47,7 @@ def issue_token(
     secret: str, *, user: UserId, device: DeviceId, session: SessionId, now: int, ttl_s: int
 ) -> tuple[str, int]:
     expires = now + ttl_s
-    payload = {"sub": user, "dev": device, "sid": session, "iat": now, "exp": expires}
+    payload = {"sub": user, "dev": device, "sid": session, "iat": now, "exp": expires, "jti": new_id()}
     return jwt.encode(payload, secret, algorithm=_ALGORITHM), expires
 
 

@@ -11,7 +11,7 @@ per node and can reorder messages between two subscriptions of the same user).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 import orjson
@@ -189,9 +189,19 @@ async def last_seq_of_subject(nc: Client, settings: Settings, subject: str) -> i
 async def read_stream(
     js: JetStreamContext, settings: Settings, filters: Iterable[str], *, start: int, end: int
 ) -> list[tuple[int, str, bytes]]:
-    """Messages with ids in [start, end] on any of ``filters``, in id order (an ephemeral consumer)."""
+    """Messages with ids in [start, end] on any of ``filters``, in id order."""
+    out: list[tuple[int, str, bytes]] = []
+    async for batch in stream_batches(js, settings, filters, start=start, end=end):
+        out.extend(batch)
+    return out
+
+
+async def stream_batches(
+    js: JetStreamContext, settings: Settings, filters: Iterable[str], *, start: int, end: int, size: int = 500
+) -> AsyncIterator[list[tuple[int, str, bytes]]]:
+    """Like ``read_stream`` but a batch at a time, so a caller can wait for room between batches."""
     if start > end:
-        return []
+        return
     info = await js.add_consumer(
         settings.stream_name,
         ConsumerConfig(
@@ -203,22 +213,21 @@ async def read_stream(
             mem_storage=True,
         ),
     )
-    out: list[tuple[int, str, bytes]] = []
     sub = await js.pull_subscribe_bind(consumer=info.name, stream=settings.stream_name)
     try:
         pending = info.num_pending or 0
         while pending > 0:
             try:
-                batch = await sub.fetch(batch=min(pending, 500), timeout=2)
+                msgs = await sub.fetch(batch=min(pending, size), timeout=2)
             except NatsTimeout:
                 break
-            for m in batch:
-                seq = m.metadata.sequence.stream
-                pending = m.metadata.num_pending
-                if seq > end:
-                    return out
-                out.append((seq, m.subject, m.data))
-        return out
+            batch = [(m.metadata.sequence.stream, m.subject, m.data) for m in msgs]
+            pending = msgs[-1].metadata.num_pending if msgs else 0
+            within = [row for row in batch if row[0] <= end]
+            if within:
+                yield within
+            if len(within) < len(batch):
+                return
     finally:
         await sub.unsubscribe()
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import secrets
 from typing import Any
 
 import aiohttp
@@ -68,6 +69,7 @@ class Device:
         self._waiters: list[tuple[Any, asyncio.Future[None]]] = []
         self._reader: asyncio.Task[None] | None = None
         self.auto_ack = True
+        self._cid_prefix = secrets.token_hex(4) + "-"
 
     async def connect(self, cursor: int | None = None, **hello: Any) -> dict[str, Any]:
         self.ws = await self.http.ws_connect(self.url, max_msg_size=0)
@@ -147,14 +149,20 @@ class Device:
         await self.ws.send_str(frame if isinstance(frame, str) else orjson.dumps(frame).decode())
 
     async def send(self, conv: str, body: str, cid: str | None = None, wait: bool = True) -> dict[str, Any]:
-        cid = cid or f"c{next(self._cids)}"
+        cid = cid or f"{self._cid_prefix}{next(self._cids)}"
+        self.acks.pop(cid, None)
+        seen = len(self.errors)
+
+        def failed() -> dict[str, Any] | None:
+            return next((e for e in self.errors[seen:] if e.get("ref") == cid), None)
+
         await self.send_frame({"type": "send", "cid": cid, "conv": conv, "body": body})
         if not wait:
             return {"cid": cid}
-        await self.wait_for(lambda: cid in self.acks or any(e.get("ref") == cid for e in self.errors))
+        await self.wait_for(lambda: cid in self.acks or failed() is not None)
         if cid in self.acks:
             return self.acks[cid]
-        raise ApiError(0, next(e for e in self.errors if e.get("ref") == cid))
+        raise ApiError(0, failed() or {})
 
     def bodies(self, conv: str | None = None) -> list[str]:
         ids = sorted(self.messages)

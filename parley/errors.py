@@ -93,6 +93,7 @@ CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001  # node stopping or draining: reconnect through discovery
 CLOSE_TOO_BIG = 1009  # a frame larger than the node's max frame size
 CLOSE_INTERNAL = 1011
+CLOSE_TRY_AGAIN = 1013  # a dependency (store, bus) is unavailable right now: reconnect after a pause
 CLOSE_PROTOCOL = 4000  # hello missing, late, repeated, or of an unsupported version
 CLOSE_UNAUTHORIZED = 4001  # token missing, malformed or badly signed
 CLOSE_TOKEN_EXPIRED = 4002

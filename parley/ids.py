@@ -92,5 +92,6 @@ def control_subject(user: UserId) -> str:
     return f"ctl.user.{user}"
 
 
-def dedup_id(user: UserId, client_message_id: str) -> str:
-    return f"{user}:{client_message_id}"
+def dedup_id(user: UserId, conv: ConversationId, client_message_id: str) -> str:
+    """A resend is the same user, conversation and client message id (within the dedup window)."""
+    return f"{user}:{conv}:{client_message_id}"

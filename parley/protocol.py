@@ -113,7 +113,7 @@ _PARSERS: dict[str, Callable[[dict[str, Any], int], ClientFrame]] = {
     "send": _send,
     "ack": lambda d, _: Ack(id=_int(d, "id")),
     "sync": lambda d, _: Sync(after=_int(d, "after")),
-    "ping": lambda d, _: Ping(ts=_int(d, "ts", required=False, default=0) or None),
+    "ping": lambda d, _: Ping(ts=_int(d, "ts") if d.get("ts") is not None else None),
 }
 
 

@@ -77,7 +77,7 @@ class Settings:
     idle_timeout_s: float = 75.0  # a connection silent this long is closed (4008)
     hello_timeout_s: float = 10.0
     sync_batch: int = 200
-    sync_max: int = 10000  # messages per sync before "synced" says more=true
+    sync_max: int = 10000  # sizes a device's outbound queue (4x); a device further behind is closed (4009)
     cursor_flush_s: float = 1.0
     # the stream
     stream_name: str = "MSG"

@@ -117,3 +117,16 @@ async def test_conversation_list_and_history_pages(world):
     await expect("bad_field", 400, api.call("GET", url, bob.token, params={"limit": 0}))
     await expect("bad_field", 400, api.call("GET", url, bob.token, params={"limit": 500}))
     await expect("bad_field", 400, api.call("GET", url, bob.token, params={"order": "sideways"}))
+
+
+async def test_refresh_gives_a_new_token_for_the_same_session(world):
+    alice = await world.person("alice")
+    fresh = await world.api.call("POST", "/v1/refresh", alice.token)
+    assert fresh["token"] != alice.token and fresh["expires_at"] >= alice.logins[-1]["expires_at"]
+    assert (await world.api.call("GET", "/v1/me", fresh["token"]))["device_id"] == alice.logins[-1]["device_id"]
+    await world.api.call("POST", "/v1/logout", fresh["token"])
+    await expect("session_revoked", 401, world.api.call("POST", "/v1/refresh", alice.token))
+
+
+async def test_oversized_request_bodies_get_a_json_error(world):
+    await expect("too_large", 413, world.api.call("POST", "/v1/signup", body={"username": "x" * 100_000}))

@@ -67,3 +67,14 @@ async def test_resending_a_client_message_id_returns_the_same_message(world):
     marker = await a.send(conv, "after")
     await b.wait_for(lambda: marker["id"] in b.messages)
     assert b.bodies(conv) == ["only once", "after"]
+
+
+async def test_the_same_client_message_id_in_two_conversations_is_two_messages(world):
+    alice, bob, carol = await world.person("alice"), await world.person("bob"), await world.person("carol")
+    with_bob, with_carol = await alice.befriend(bob), await alice.befriend(carol)
+    a = await alice.device(node=0)
+    one = await a.send(with_bob, "to bob", cid="same")
+    two = await a.send(with_carol, "to carol", cid="same")
+    assert one["id"] != two["id"] and not two["duplicate"] and two["conv"] == with_carol
+    c = await carol.device(node=1)
+    assert c.bodies(with_carol) == ["to carol"]

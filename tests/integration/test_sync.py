@@ -100,3 +100,36 @@ async def test_a_cursor_from_the_future_is_corrected_not_trusted(world):
     a = await alice.device(node=0)
     ack = await a.send(conv, "you still get this")
     await b.wait_for(lambda: ack["id"] in b.messages)
+
+
+async def test_sync_reads_the_stream_when_the_archiver_is_behind(world, cluster):
+    alice, bob = await world.person("alice"), await world.person("bob")
+    conv = await alice.befriend(bob)
+    a = await alice.device(node=0)
+    cluster.stop("archiver")
+    try:
+        acks = [await a.send(conv, f"unarchived {i}") for i in range(300)]
+        b = await bob.device(node=1)  # nothing of this is in the store yet
+        assert b.order == [x["id"] for x in acks] and b.duplicates == 0
+        history = await world.api.call("GET", f"/v1/conversations/{conv}/messages", bob.token,
+                                       params={"limit": 5})
+        assert [m["id"] for m in history["messages"]] == [x["id"] for x in acks][::-1][:5]
+    finally:
+        cluster._start_role("archiver", "archiver", cluster.settings, None)
+
+
+async def test_a_future_cursor_is_never_saved_as_the_device_cursor(world):
+    alice, bob = await world.person("alice"), await world.person("bob")
+    conv = await alice.befriend(bob)
+    b = await bob.device(node=1, cursor=2**40)
+    await asyncio.sleep(1.5)
+    login = b.login
+    await b.close()
+    a = await alice.device(node=0)
+    ack = await a.send(conv, "missed while away")
+    again = Device(world.http, world.cluster.node_url(0), login["token"])
+    welcome = await again.connect()
+    assert welcome["cursor"] < 2**40
+    await again.synced.wait()
+    assert ack["id"] in again.messages
+    await again.close()

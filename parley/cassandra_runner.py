@@ -1,0 +1,557 @@
+"""A single-node Apache Cassandra 5.0 for the store backend and for tests, run from Maven jars.
+
+Job: fetch ``cassandra-all`` and its runtime jars from Maven Central once (``ops/cassandra/pom.xml``
+says which version), write a minimal config into an instance directory, start ``CassandraDaemon``
+with the JVM flags Cassandra's own ``jvm-server.options`` / ``jvm17-server.options`` /
+``cassandra-env.sh`` give for Java 17, wait for a real CQL handshake, and stop it again.
+
+    python -m parley.cassandra_runner up --dir .parley/cassandra --cql-port 9042 --wait
+    python -m parley.cassandra_runner status --dir .parley/cassandra
+    python -m parley.cassandra_runner down --dir .parley/cassandra
+
+Invariants:
+- The jar cache (``$PARLEY_CASSANDRA_HOME``, else ``~/.cache/parley/cassandra-<version>``) is either
+  complete or ignored: Maven copies into ``lib.tmp`` under a file lock, which is renamed to ``lib`` and
+  only then is the ``.complete`` marker (holding the pom's hash) written. A changed pom re-resolves.
+- Everything an instance owns is under its directory: ``conf/``, ``data/``, ``logs/``, the pid file
+  ``cassandra.pid`` and ``runner.json`` (ports, JMX port, version). Config is rewritten on every start.
+- Every socket is on 127.0.0.1: CQL, storage (gossip) and JMX (``cassandra.jmx.local.port``, a
+  loopback-only, unauthenticated server, or none). Each instance seeds only itself, so instances
+  with different directories and ports never find each other.
+- ``stop`` signals a pid only after checking its command line names this instance's directory, so a
+  stale pid file can never kill an unrelated process. SIGTERM (Cassandra drains), then SIGKILL.
+- "Up" means the CQL port answered an OPTIONS frame with SUPPORTED, not merely accepted a connection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+import zipfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from parley.errors import ParleyError
+
+POM = Path(__file__).resolve().parent.parent / "ops" / "cassandra" / "pom.xml"
+MAIN_CLASS = "org.apache.cassandra.service.CassandraDaemon"
+HOST = "127.0.0.1"
+
+# conf/jvm-server.options (Cassandra 5.0), the lines that are not commented out.
+JVM_SERVER_OPTIONS = (
+    "-ea", "-da:net.openhft...", "-XX:+UseThreadPriorities", "-XX:+HeapDumpOnOutOfMemoryError",
+    "-Xss256k", "-XX:+AlwaysPreTouch", "-XX:+UseTLAB", "-XX:+ResizeTLAB", "-XX:+UseNUMA",
+    "-XX:+PerfDisableSharedMem", "-Djava.net.preferIPv4Stack=true", "-XX:StringTableSize=1000003",
+)
+# conf/jvm17-server.options (Cassandra 5.0): G1, the JPMS exports/opens, Netty.
+JVM17_SERVER_OPTIONS = (
+    "-XX:+UseG1GC", "-XX:+ParallelRefProcEnabled", "-XX:MaxTenuringThreshold=1", "-XX:G1HeapRegionSize=16m",
+    "-XX:G1RSetUpdatingPauseTimePercent=5", "-XX:MaxGCPauseMillis=300", "-XX:InitiatingHeapOccupancyPercent=70",
+    "-Djdk.attach.allowAttachSelf=true",
+    *(f"--add-exports={m}=ALL-UNNAMED" for m in (
+        "java.base/jdk.internal.misc", "java.management.rmi/com.sun.jmx.remote.internal.rmi",
+        "java.rmi/sun.rmi.registry", "java.rmi/sun.rmi.server", "java.sql/java.sql", "java.base/java.lang.ref",
+        "jdk.unsupported/sun.misc", "jdk.compiler/com.sun.tools.javac.file", "jdk.attach/sun.tools.attach")),
+    *(f"--add-opens={m}=ALL-UNNAMED" for m in (
+        "java.base/java.lang.module", "java.base/jdk.internal.loader", "java.base/jdk.internal.ref",
+        "java.base/jdk.internal.reflect", "java.base/jdk.internal.math", "java.base/jdk.internal.module",
+        "java.base/jdk.internal.util.jar", "jdk.management/com.sun.management.internal", "java.base/sun.nio.ch",
+        "java.base/java.io", "java.base/java.lang.reflect", "jdk.compiler/com.sun.tools.javac",
+        "java.base/java.lang", "java.base/java.util", "java.base/java.nio")),
+    "-Dio.netty.tryReflectionSetAccessible=true", "-Dio.netty.allocator.useCacheForAllThreads=true",
+    "-Dio.netty.allocator.maxOrder=11",
+)
+# Single node, so no peers to wait for: skips the ~5-8 s "waiting for gossip to settle" (ccm does the same).
+SINGLE_NODE_OPTIONS = ("-Dcassandra.skip_wait_for_gossip_to_settle=0",)
+
+
+class CassandraError(ParleyError):
+    default_code = "cassandra_failed"
+
+
+@dataclass(frozen=True)
+class Instance:
+    dir: str
+    pid: int
+    cql_port: int
+    storage_port: int
+    jmx_port: int | None  # None: no JMX server
+    version: str
+    heap: str
+
+
+# ---------------------------------------------------------------- jars
+
+
+def cassandra_version(pom: Path = POM) -> str:
+    """The ``cassandra.version`` property of the pom: the one place the version is written."""
+    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
+    node = ET.parse(pom).getroot().find("m:properties/m:cassandra.version", ns)
+    if node is None or not (node.text or "").strip():
+        raise CassandraError(f"{pom} sets no <cassandra.version>", code="cassandra_bad_pom")
+    return (node.text or "").strip()
+
+
+def default_cache(pom: Path = POM) -> Path:
+    configured = os.environ.get("PARLEY_CASSANDRA_HOME")
+    if configured:
+        return Path(configured).expanduser()
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "parley" / f"cassandra-{cassandra_version(pom)}"
+
+
+def _pom_digest(pom: Path) -> str:
+    return hashlib.sha256(pom.read_bytes()).hexdigest()
+
+
+def _is_complete(cache: Path, digest: str) -> bool:
+    marker = cache / ".complete"
+    return marker.is_file() and marker.read_text().strip() == digest and (cache / "lib").is_dir()
+
+
+def _resolve(cache: Path, pom: Path) -> None:
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise CassandraError("mvn not found: install Maven (apt-get install maven)", code="cassandra_no_maven")
+    tmp = cache / "lib.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    command = [mvn, "-q", "-B", "-Dstyle.color=never", "-f", str(pom), "dependency:copy-dependencies",
+               f"-DoutputDirectory={tmp}", "-DincludeScope=runtime"]
+    done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if done.returncode != 0:
+        raise CassandraError(f"Maven could not resolve Cassandra's jars:\n{done.stdout[-4000:]}",
+                             code="cassandra_no_jars")
+    shutil.rmtree(cache / "lib", ignore_errors=True)
+    tmp.rename(cache / "lib")
+
+
+def ensure_jars(cache: Path | None = None, pom: Path = POM) -> str:
+    """Resolve the jars into ``cache/lib`` unless already complete; return the classpath string."""
+    cache = cache or default_cache(pom)
+    digest = _pom_digest(pom)
+    if not _is_complete(cache, digest):
+        cache.mkdir(parents=True, exist_ok=True)
+        with open(cache / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # a second process waits, then finds the cache complete
+            if not _is_complete(cache, digest):
+                (cache / ".complete").unlink(missing_ok=True)
+                _resolve(cache, pom)
+                (cache / ".complete").write_text(digest + "\n")
+    return os.pathsep.join(str(jar) for jar in sorted((cache / "lib").glob("*.jar")))
+
+
+def find_jar(classpath: str, prefix: str) -> Path:
+    for entry in classpath.split(os.pathsep):
+        if Path(entry).name.startswith(prefix):
+            return Path(entry)
+    raise CassandraError(f"no {prefix}*.jar on the classpath", code="cassandra_no_jars")
+
+
+# ---------------------------------------------------------------- config
+
+
+def _q(value: object) -> str:
+    """A YAML double-quoted scalar (a JSON string is one)."""
+    return json.dumps(str(value))
+
+
+def cassandra_yaml(dir: Path, cql_port: int, storage_port: int, cluster_name: str = "parley") -> str:
+    data = dir / "data"
+    return f"""\
+# Written by parley/cassandra_runner.py on every start; edits are lost. Single node on 127.0.0.1.
+cluster_name: {_q(cluster_name)}
+num_tokens: 1
+partitioner: org.apache.cassandra.dht.Murmur3Partitioner
+endpoint_snitch: SimpleSnitch
+seed_provider:
+  - class_name: org.apache.cassandra.locator.SimpleSeedProvider
+    parameters:
+      - seeds: {_q(f"{HOST}:{storage_port}")}
+listen_address: {HOST}
+rpc_address: {HOST}
+storage_port: {storage_port}
+start_native_transport: true
+native_transport_port: {cql_port}
+authenticator: AllowAllAuthenticator
+authorizer: AllowAllAuthorizer
+role_manager: CassandraRoleManager
+network_authorizer: AllowAllNetworkAuthorizer
+data_file_directories:
+  - {_q(data / "data")}
+commitlog_directory: {_q(data / "commitlog")}
+saved_caches_directory: {_q(data / "saved_caches")}
+hints_directory: {_q(data / "hints")}
+cdc_raw_directory: {_q(data / "cdc_raw")}
+commitlog_sync: periodic
+commitlog_sync_period: 10000ms
+disk_failure_policy: stop
+commit_failure_policy: stop
+# A new single-node cluster never had 4.x nodes: use 5.0's own storage formats and limits.
+storage_compatibility_mode: NONE
+"""
+
+
+def logback_xml(dir: Path) -> str:
+    logs = escape(str(dir / "logs"))
+    return f"""\
+<configuration scan="false">
+  <appender name="SYSTEMLOG" class="ch.qos.logback.core.rolling.RollingFileAppender">
+    <file>{logs}/system.log</file>
+    <rollingPolicy class="ch.qos.logback.core.rolling.SizeAndTimeBasedRollingPolicy">
+      <fileNamePattern>{logs}/system.log.%d{{yyyy-MM-dd}}.%i.zip</fileNamePattern>
+      <maxFileSize>50MB</maxFileSize>
+      <maxHistory>7</maxHistory>
+      <totalSizeCap>500MB</totalSizeCap>
+    </rollingPolicy>
+    <encoder>
+      <pattern>%-5level [%thread] %date{{ISO8601}} %F:%L - %msg%n</pattern>
+    </encoder>
+  </appender>
+  <root level="INFO">
+    <appender-ref ref="SYSTEMLOG" />
+  </root>
+</configuration>
+"""
+
+
+def write_config(dir: Path, cql_port: int = 9042, storage_port: int = 7000, cluster_name: str = "parley") -> Path:
+    """Create the instance layout and write conf/cassandra.yaml and conf/logback.xml; return conf/."""
+    dir = dir.resolve()
+    conf = dir / "conf"
+    for sub in ("conf", "logs", "triggers", "data/data", "data/commitlog", "data/saved_caches", "data/hints",
+                "data/cdc_raw"):
+        (dir / sub).mkdir(parents=True, exist_ok=True)
+    (conf / "cassandra.yaml").write_text(cassandra_yaml(dir, cql_port, storage_port, cluster_name))
+    (conf / "logback.xml").write_text(logback_xml(dir))
+    return conf
+
+
+def _compiler_hints(classpath: str, conf: Path) -> Path | None:
+    """Cassandra's hotspot_compiler (JIT inlining hints) ships inside cassandra-all; copy it out."""
+    with zipfile.ZipFile(find_jar(classpath, "cassandra-all-")) as jar:
+        if "META-INF/hotspot_compiler" not in jar.namelist():
+            return None
+        target = conf / "hotspot_compiler"
+        target.write_bytes(jar.read("META-INF/hotspot_compiler"))
+        return target
+
+
+# ---------------------------------------------------------------- processes
+
+
+def java_binary() -> str:
+    home = os.environ.get("JAVA_HOME")
+    if home and (Path(home) / "bin" / "java").exists():
+        return str(Path(home) / "bin" / "java")
+    found = shutil.which("java")
+    if found is None:
+        raise CassandraError("java not found: install a Java 17 JRE (apt-get install openjdk-17-jre-headless)",
+                             code="cassandra_no_java")
+    return found
+
+
+def jvm_command(dir: Path, classpath: str, heap: str = "1G", jmx_port: int | None = None) -> list[str]:
+    """The full ``java`` argv for one instance whose config ``write_config`` has written."""
+    dir = dir.resolve()
+    conf, logs = dir / "conf", dir / "logs"
+    hints = _compiler_hints(classpath, conf)
+    jmx = [f"-Dcassandra.jmx.local.port={jmx_port}", "-Dcom.sun.management.jmxremote.authenticate=false",
+           f"-Djava.rmi.server.hostname={HOST}"] if jmx_port else []
+    return [
+        java_binary(), *JVM_SERVER_OPTIONS, *JVM17_SERVER_OPTIONS, *SINGLE_NODE_OPTIONS,
+        f"-Xms{heap}", f"-Xmx{heap}",
+        *([f"-XX:CompileCommandFile={hints}"] if hints else []),
+        f"-javaagent:{find_jar(classpath, 'jamm-')}",
+        "-XX:OnOutOfMemoryError=kill -9 %p", f"-XX:HeapDumpPath={logs}", f"-XX:ErrorFile={logs}/hs_err_%p.log",
+        *jmx,
+        f"-Dcassandra.config={(conf / 'cassandra.yaml').as_uri()}",
+        f"-Dlogback.configurationFile={conf / 'logback.xml'}",
+        f"-Dcassandra.logdir={logs}", f"-Dcassandra.storagedir={dir / 'data'}",
+        f"-Dcassandra.triggers_dir={dir / 'triggers'}", "-Dcassandra-foreground=yes",
+        "-cp", classpath, MAIN_CLASS,
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def _check_free(port: int, what: str) -> None:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((HOST, port))
+        except OSError as err:
+            raise CassandraError(f"{what} port {HOST}:{port} is taken ({err.strerror})",
+                                 code="cassandra_port_taken") from err
+
+
+_children: dict[int, subprocess.Popen[bytes]] = {}  # started by this process: reaped by stop()
+
+
+def _pid_file(dir: Path) -> Path:
+    return dir.resolve() / "cassandra.pid"
+
+
+def _read_pid(dir: Path) -> int | None:
+    try:
+        return int(_pid_file(dir).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _is_ours(pid: int, dir: Path) -> bool:
+    """Alive, not a zombie, and its command line is this directory's Cassandra."""
+    child = _children.get(pid)
+    if child is not None and child.poll() is not None:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    marker = f"-Dcassandra.storagedir={dir.resolve() / 'data'}".encode()
+    return state != "Z" and marker in cmdline
+
+
+def running_pid(dir: Path) -> int | None:
+    pid = _read_pid(dir)
+    return pid if pid is not None and _is_ours(pid, dir) else None
+
+
+def _log_tail(dir: Path, lines: int = 30) -> str:
+    out = []
+    for name in ("stdout.log", "system.log"):
+        path = dir.resolve() / "logs" / name
+        if path.exists():
+            out.append(f"--- {path}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:]))
+    return "\n".join(out)
+
+
+def launch(dir: Path, argv: list[str]) -> int:
+    """Start the JVM in its own session, output to logs/stdout.log; write the pid file."""
+    env = {**os.environ, "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "4")}
+    with open(dir / "logs" / "stdout.log", "ab") as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                cwd=dir, start_new_session=True)
+    _children[proc.pid] = proc
+    _pid_file(dir).write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def start(dir: Path, cql_port: int = 9042, storage_port: int = 7000, heap: str = "1G", jmx_port: int | None = 0,
+          wait: bool = True, timeout: float = 180, cache: Path | None = None) -> Instance:
+    """Start (or find running) the instance in ``dir``. Port 0 picks a free port; ``jmx_port=None``: no JMX."""
+    dir = dir.resolve()
+    if running_pid(dir) is not None:
+        instance = read_instance(dir)
+        if wait:
+            wait_cql(dir, instance.cql_port, timeout)
+        return instance
+    if not re.fullmatch(r"\d+[kKmMgG]?", heap):
+        raise CassandraError(f"bad heap size {heap!r} (e.g. 512M, 1G)", code="bad_setting")
+    cql_port, storage_port = cql_port or free_port(), storage_port or free_port()
+    jmx_port = free_port() if jmx_port == 0 else jmx_port
+    for port, what in ((cql_port, "CQL"), (storage_port, "storage"), (jmx_port, "JMX")):
+        if port is not None:
+            _check_free(port, what)
+    classpath = ensure_jars(cache)
+    write_config(dir, cql_port, storage_port)
+    pid = launch(dir, jvm_command(dir, classpath, heap, jmx_port))
+    instance = Instance(str(dir), pid, cql_port, storage_port, jmx_port, cassandra_version(), heap)
+    (dir / "runner.json").write_text(json.dumps(asdict(instance), indent=2) + "\n")
+    if wait:
+        wait_cql(dir, cql_port, timeout)
+    return instance
+
+
+def read_instance(dir: Path) -> Instance:
+    return Instance(**json.loads((dir.resolve() / "runner.json").read_text()))
+
+
+def stop(dir: Path, timeout: float = 60) -> bool:
+    """SIGTERM this directory's Cassandra, SIGKILL after ``timeout``; False if it was not running."""
+    dir = dir.resolve()
+    pid = running_pid(dir)
+    if pid is None:
+        _pid_file(dir).unlink(missing_ok=True)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    if not _wait_gone(pid, dir, timeout):
+        os.kill(pid, signal.SIGKILL)
+        _wait_gone(pid, dir, 10)
+    child = _children.pop(pid, None)
+    if child is not None:
+        child.wait()
+    _pid_file(dir).unlink(missing_ok=True)
+    return True
+
+
+def _wait_gone(pid: int, dir: Path, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _is_ours(pid, dir):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+# ---------------------------------------------------------------- CQL handshake
+
+_OPTIONS, _SUPPORTED, _ERROR = 0x05, 0x06, 0x00
+_HEADER = struct.Struct(">BBhBI")  # version, flags, stream, opcode, body length (protocol v3-v5 framing)
+
+
+def _recv(sock: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("CQL server closed the connection")
+        buf += chunk
+    return buf
+
+
+def _string(body: bytes, at: int) -> tuple[str, int]:
+    (n,) = struct.unpack_from(">H", body, at)
+    return body[at + 2:at + 2 + n].decode(), at + 2 + n
+
+
+def _string_multimap(body: bytes) -> dict[str, list[str]]:
+    (count,), at, out = struct.unpack_from(">H", body, 0), 2, {}
+    for _ in range(count):
+        key, at = _string(body, at)
+        (n,), at = struct.unpack_from(">H", body, at), at + 2
+        values = []
+        for _ in range(n):
+            value, at = _string(body, at)
+            values.append(value)
+        out[key] = values
+    return out
+
+
+def cql_options(port: int, host: str = HOST, timeout: float = 2.0) -> dict[str, list[str]]:
+    """Send a protocol-v4 OPTIONS frame; return the SUPPORTED map (CQL_VERSION, PROTOCOL_VERSIONS, ...)."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(_HEADER.pack(0x04, 0, 1, _OPTIONS, 0))
+        version, _flags, _stream, opcode, length = _HEADER.unpack(_recv(sock, _HEADER.size))
+        if not version & 0x80 or length > 1 << 20:
+            raise ConnectionError(f"not a CQL response (version byte {version:#x})")
+        body = _recv(sock, length)
+    if opcode == _ERROR:
+        raise ConnectionError(f"CQL error: {_string(body, 4)[0]}")
+    if opcode != _SUPPORTED:
+        raise ConnectionError(f"unexpected CQL opcode {opcode:#x}")
+    return _string_multimap(body)
+
+
+def wait_cql(dir: Path, port: int, timeout: float = 180) -> dict[str, list[str]]:
+    """Poll the CQL handshake until it answers; fail early if this directory's Cassandra dies."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return cql_options(port)
+        except (OSError, struct.error):
+            pass
+        if running_pid(dir) is None:
+            raise CassandraError(f"Cassandra exited during start-up\n{_log_tail(dir)}", code="cassandra_start_failed")
+        if time.monotonic() > deadline:
+            raise CassandraError(f"CQL port {port} did not answer in {timeout:.0f}s\n{_log_tail(dir)}",
+                                 code="cassandra_start_failed")
+        time.sleep(0.25)
+
+
+# ---------------------------------------------------------------- status
+
+
+def rss_kib(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def status(dir: Path) -> dict[str, object]:
+    """What is known of the instance: running, pid, ports, RSS, and whether CQL answers."""
+    dir = dir.resolve()
+    pid = running_pid(dir)
+    out: dict[str, object] = {"dir": str(dir), "running": pid is not None}
+    if pid is None:
+        return out
+    instance = read_instance(dir)
+    out.update(asdict(instance), rss_mib=round((rss_kib(pid) or 0) / 1024))
+    try:
+        supported = cql_options(instance.cql_port)
+        out.update(cql=True, protocol_versions=supported.get("PROTOCOL_VERSIONS", []))
+    except (OSError, struct.error):
+        out["cql"] = False
+    return out
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m parley.cassandra_runner",
+                                     description="Run a single-node Cassandra 5.0 from Maven jars.")
+    parser.add_argument("command", choices=("up", "down", "status", "jars"))
+    parser.add_argument("--dir", type=Path, default=Path(".parley/cassandra"), help="instance directory")
+    parser.add_argument("--cql-port", type=int, default=9042, help="0 picks a free port")
+    parser.add_argument("--storage-port", type=int, default=7000, help="0 picks a free port")
+    parser.add_argument("--jmx-port", type=int, default=0, help="0 picks a free loopback port")
+    parser.add_argument("--no-jmx", action="store_true", help="start no JMX server")
+    parser.add_argument("--heap", default="1G", help="-Xms/-Xmx (default 1G)")
+    parser.add_argument("--wait", action="store_true", help="up: wait until CQL answers")
+    parser.add_argument("--timeout", type=float, default=180, help="seconds to wait for CQL / for a stop")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "jars":
+        print(ensure_jars())
+        return 0
+    if args.command == "down":
+        print("stopped" if stop(args.dir, args.timeout) else "not running")
+        return 0
+    if args.command == "status":
+        info = status(args.dir)
+        print(json.dumps(info, indent=2))
+        return 0 if info.get("cql") else 1
+    began = time.monotonic()
+    inst = start(args.dir, args.cql_port, args.storage_port, args.heap, None if args.no_jmx else args.jmx_port,
+                 args.wait, args.timeout)
+    state = f"CQL answering after {time.monotonic() - began:.1f}s" if args.wait else "starting"
+    print(f"cassandra {inst.version} pid {inst.pid}: {state}; cql {HOST}:{inst.cql_port}, "
+          f"storage {inst.storage_port}, jmx {inst.jmx_port or 'off'}; dir {inst.dir}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _run(_parser().parse_args(argv))
+    except ParleyError as err:
+        print(f"cassandra_runner: {err.message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
