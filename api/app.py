@@ -36,7 +36,7 @@ from parley.ids import (
     user_message_filters,
 )
 from parley.messages import decode_payload
-from parley.runtime import run_until_stopped, serve_health
+from parley.runtime import run_until_stopped, serve, serve_health
 from parley.settings import Settings
 from parley.store import Conversation, Device, Session, Store, StoredMessage, User, open_store
 
@@ -417,9 +417,7 @@ async def run_api(settings: Settings) -> None:
     nc = await bus.connect(settings, "api")
     app = make_app(settings, store, nc)
     serve_health(app, ready=lambda: nc.is_connected)
-    runner = web.AppRunner(app, shutdown_timeout=2)
-    await runner.setup()
-    await web.TCPSite(runner, settings.api_host, settings.api_port, reuse_address=True).start()
+    runner = await serve(app, settings.api_host, settings.api_port)
     log.info("api on http://%s:%s", settings.api_host, settings.api_port)
     try:
         await run_until_stopped()

@@ -16,7 +16,7 @@ from nats.js.kv import KeyValue
 from discovery.placement import eligible, place_client
 from parley import bus
 from parley.registry import NodeRecord, open_bucket
-from parley.runtime import run_until_stopped, serve_health
+from parley.runtime import run_until_stopped, serve, serve_health
 from parley.settings import Settings
 
 log = logging.getLogger("parley.discovery")
@@ -79,9 +79,7 @@ async def run_discovery(settings: Settings) -> None:
     watch = asyncio.get_running_loop().create_task(directory.follow(kv))
     app = make_app(settings, directory)
     serve_health(app, ready=lambda: nc.is_connected)
-    runner = web.AppRunner(app, shutdown_timeout=1)
-    await runner.setup()
-    await web.TCPSite(runner, settings.discovery_host, settings.discovery_port, reuse_address=True).start()
+    runner = await serve(app, settings.discovery_host, settings.discovery_port, shutdown_timeout=1)
     log.info("discovery on http://%s:%s", settings.discovery_host, settings.discovery_port)
     try:
         await run_until_stopped()

@@ -12,7 +12,7 @@ from aiohttp import web
 from node.server import EdgeNode
 from parley import bus
 from parley.registry import NodeRecord, open_bucket
-from parley.runtime import run_until_stopped, serve_health
+from parley.runtime import run_until_stopped, serve, serve_health
 from parley.settings import Settings
 from parley.store import open_store
 
@@ -42,10 +42,7 @@ async def run_node(settings: Settings) -> None:
     app = web.Application()
     app.router.add_get("/ws", node.handle_ws)
     serve_health(app, ready=lambda: nc.is_connected and not node.draining)
-    runner = web.AppRunner(app, shutdown_timeout=2)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.node_host, settings.node_port, reuse_address=True)
-    await site.start()
+    runner = await serve(app, settings.node_host, settings.node_port)
     started = time.time()
 
     async def beat(draining: bool = False) -> None:

@@ -75,8 +75,9 @@ JVM17_SERVER_OPTIONS = (
     "-Dio.netty.tryReflectionSetAccessible=true", "-Dio.netty.allocator.useCacheForAllThreads=true",
     "-Dio.netty.allocator.maxOrder=11",
 )
-# Single node, so no peers to wait for: skips the ~5-8 s "waiting for gossip to settle" (ccm does the same).
-SINGLE_NODE_OPTIONS = ("-Dcassandra.skip_wait_for_gossip_to_settle=0",)
+# Single node, no peers to tell or wait for: skip "waiting for gossip to settle" at start (as ccm does) and
+# the 2 s shutdown announcement at stop.
+SINGLE_NODE_OPTIONS = ("-Dcassandra.skip_wait_for_gossip_to_settle=0", "-Dcassandra.shutdown_announce_in_ms=0")
 
 
 class CassandraError(ParleyError):
@@ -269,12 +270,12 @@ def jvm_command(dir: Path, classpath: str, heap: str = "1G", jmx_port: int | Non
     dir = dir.resolve()
     conf, logs = dir / "conf", dir / "logs"
     hints = _compiler_hints(classpath, conf)
-    jmx = [f"-Dcassandra.jmx.local.port={jmx_port}", "-Dcom.sun.management.jmxremote.authenticate=false",
-           f"-Djava.rmi.server.hostname={HOST}"] if jmx_port else []
+    jmx = [f"-Dcassandra.jmx.local.port={jmx_port}", f"-Dcom.sun.management.jmxremote.rmi.port={jmx_port}",
+           "-Dcom.sun.management.jmxremote.authenticate=false", f"-Djava.rmi.server.hostname={HOST}"] if jmx_port else []
     return [
         java_binary(), *JVM_SERVER_OPTIONS, *JVM17_SERVER_OPTIONS, *SINGLE_NODE_OPTIONS,
         f"-Xms{heap}", f"-Xmx{heap}",
-        *([f"-XX:CompileCommandFile={hints}"] if hints else []),
+        *(["-XX:CompileCommand=quiet", f"-XX:CompileCommandFile={hints}"] if hints else []),
         f"-javaagent:{find_jar(classpath, 'jamm-')}",
         "-XX:OnOutOfMemoryError=kill -9 %p", f"-XX:HeapDumpPath={logs}", f"-XX:ErrorFile={logs}/hs_err_%p.log",
         *jmx,

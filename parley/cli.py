@@ -21,6 +21,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     up.add_argument("--nats-port", type=int, default=4222)
     up.add_argument("--api-port", type=int, default=8080)
     up.add_argument("--discovery-port", type=int, default=8070)
+    up.add_argument("--archiver-port", type=int, default=8075, help="archiver health endpoints")
     up.add_argument("--node-port", type=int, default=8090, help="first node's port; the others follow")
     for role in ("node", "api", "discovery", "archiver"):
         sub.add_parser(role, help=f"run one {role} process (configured by PARLEY_* variables)")

@@ -58,6 +58,14 @@ def serve_health(app: web.Application, ready: Callable[[], bool]) -> None:
     app.router.add_get("/readyz", readyz)
 
 
+async def serve(app: web.Application, host: str, port: int, *, shutdown_timeout: float = 2.0) -> web.AppRunner:
+    """Start serving ``app`` on host:port; the caller cleans the runner up on the way out."""
+    runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout)
+    await runner.setup()
+    await web.TCPSite(runner, host, port, reuse_address=True).start()
+    return runner
+
+
 def run(main: Coroutine[Any, Any, None]) -> None:
     try:
         import uvloop

@@ -86,6 +86,8 @@ class Settings:
     dedup_window_s: int = 300
     # workers
     archiver_batch: int = 500
+    archiver_host: str = "127.0.0.1"
+    archiver_port: int = 8075  # health endpoints
     # ops
     log_level: str = "INFO"
     log_json: bool = False

@@ -103,12 +103,13 @@ def start_cluster(base: Settings, args: argparse.Namespace, children: list[Child
         api_port=args.api_port,
         discovery_port=args.discovery_port,
         discovery_url=f"http://127.0.0.1:{args.discovery_port}",
+        archiver_port=args.archiver_port,
     )
     nats = Child("nats", natsserver.start(args.nats_port, run_dir / "nats", logs / "nats.log"), logs / "nats.log")
     children.append(nats)
     wait_port(args.nats_port, nats)
     roles = [("discovery", "discovery", settings, settings.discovery_port),
-             ("archiver", "archiver", settings, None),
+             ("archiver", "archiver", settings, settings.archiver_port),
              ("api", "api", settings, settings.api_port)]
     for i in range(args.nodes):
         port = args.node_port + i

@@ -12,14 +12,16 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from aiohttp import web
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 
 from parley import bus
+from parley.bus import BusClient
 from parley.errors import Unavailable
 from parley.ids import conversation_of_message
 from parley.messages import decode_payload
-from parley.runtime import run_until_stopped
+from parley.runtime import run_until_stopped, serve, serve_health
 from parley.settings import Settings
 from parley.store import Store, StoredMessage, open_store
 
@@ -56,8 +58,7 @@ async def write_with_retry(store: Store, msgs: list[Msg], stop: asyncio.Event) -
     return False
 
 
-async def archive(settings: Settings, store: Store, stop: asyncio.Event) -> None:
-    nc = await bus.connect(settings, "archiver")
+async def archive(settings: Settings, store: Store, nc: BusClient, stop: asyncio.Event) -> None:
     js = nc.jetstream()
     await bus.ensure_stream(js, settings)
     await bus.ensure_archiver_consumer(js, settings)
@@ -78,19 +79,25 @@ async def archive(settings: Settings, store: Store, stop: asyncio.Event) -> None
                     await m.ack()
         await nc.flush(timeout=2)
     finally:
-        await nc.close()
+        await sub.unsubscribe()
 
 
 async def run_archiver(settings: Settings) -> None:
     store = open_store(settings)
     await store.migrate()
+    nc = await bus.connect(settings, "archiver")
+    app = web.Application()
+    serve_health(app, ready=lambda: nc.is_connected)
+    runner = await serve(app, settings.archiver_host, settings.archiver_port)
     stop = asyncio.Event()
-    task = asyncio.get_running_loop().create_task(archive(settings, store, stop))
+    task = asyncio.get_running_loop().create_task(archive(settings, store, nc, stop))
     waiter = asyncio.get_running_loop().create_task(run_until_stopped())
     await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
     stop.set()
     await asyncio.gather(task, return_exceptions=True)
     waiter.cancel()
+    await runner.cleanup()
+    await bus.close_quietly(nc)
     await store.close()
     if task.done() and task.exception():
         raise task.exception()  # type: ignore[misc]

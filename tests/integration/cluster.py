@@ -31,7 +31,7 @@ class Cluster:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.nats_port = free_port()
         self.node_ports = [free_port() for _ in range(nodes)]
-        api_port, discovery_port = free_port(), free_port()
+        api_port, discovery_port, archiver_port = free_port(), free_port(), free_port()
         defaults: dict[str, object] = dict(
             secret=Secret(SECRET),
             nats_url=f"nats://127.0.0.1:{self.nats_port}",
@@ -39,6 +39,7 @@ class Cluster:
             api_port=api_port,
             discovery_port=discovery_port,
             discovery_url=f"http://127.0.0.1:{discovery_port}",
+            archiver_port=archiver_port,
             node_ttl_s=3.0,
             node_beat_s=0.5,
             rate_per_s=200.0,
@@ -64,10 +65,13 @@ class Cluster:
     def start(self) -> None:
         self.start_nats()
         self._start_role("discovery", "discovery", self.settings, self.settings.discovery_port)
-        self._start_role("archiver", "archiver", self.settings, None)
+        self.start_archiver()
         self._start_role("api", "api", self.settings, self.settings.api_port)
         for i in range(len(self.node_ports)):
             self.start_node(i)
+
+    def start_archiver(self) -> None:
+        self._start_role("archiver", "archiver", self.settings, self.settings.archiver_port)
 
     def start_nats(self) -> None:
         log = self.logs / "nats.log"

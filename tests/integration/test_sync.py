@@ -115,7 +115,7 @@ async def test_sync_reads_the_stream_when_the_archiver_is_behind(world, cluster)
                                        params={"limit": 5})
         assert [m["id"] for m in history["messages"]] == [x["id"] for x in acks][::-1][:5]
     finally:
-        cluster._start_role("archiver", "archiver", cluster.settings, None)
+        cluster.start_archiver()
 
 
 async def test_a_future_cursor_is_never_saved_as_the_device_cursor(world):

@@ -25,13 +25,14 @@ def get_json(url: str) -> dict:
 
 
 def test_parley_up_prints_where_to_connect_and_stops_without_strays(tmp_path):
-    ports = {name: free_port() for name in ("nats", "api", "discovery")}
+    ports = {name: free_port() for name in ("nats", "api", "discovery", "archiver")}
     node_port = free_port()
     while node_port + 1 in ports.values():
         node_port = free_port()
     cmd = [sys.executable, "-m", "parley", "up", "--run-dir", str(tmp_path / "run"),
            "--nats-port", str(ports["nats"]), "--api-port", str(ports["api"]),
-           "--discovery-port", str(ports["discovery"]), "--node-port", str(node_port)]
+           "--discovery-port", str(ports["discovery"]), "--archiver-port", str(ports["archiver"]),
+           "--node-port", str(node_port)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
     banner = []
@@ -48,7 +49,8 @@ def test_parley_up_prints_where_to_connect_and_stops_without_strays(tmp_path):
         assert f"ws://127.0.0.1:{node_port}/ws" in text and f"ws://127.0.0.1:{node_port + 1}/ws" in text
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) == 6  # nats, discovery, archiver, api, two nodes
-        assert get_json(f"http://127.0.0.1:{ports['api']}/readyz")["ready"] is True
+        for role in ("api", "discovery", "archiver"):
+            assert get_json(f"http://127.0.0.1:{ports[role]}/readyz")["ready"] is True
         deadline = time.monotonic() + 10
         while len([n for n in get_json(f"http://127.0.0.1:{ports['discovery']}/v1/nodes")["nodes"]
                    if n["eligible"]]) < 2:
