@@ -7,6 +7,7 @@ with the JVM flags Cassandra's own ``jvm-server.options`` / ``jvm17-server.optio
 
     python -m parley.cassandra_runner up --dir .parley/cassandra --cql-port 9042 --wait
     python -m parley.cassandra_runner status --dir .parley/cassandra
+    python -m parley.cassandra_runner nodetool --dir .parley/cassandra status
     python -m parley.cassandra_runner down --dir .parley/cassandra
 
 Invariants:
@@ -26,6 +27,7 @@ Invariants:
 from __future__ import annotations
 
 import argparse
+import ctypes
 import fcntl
 import hashlib
 import json
@@ -55,7 +57,7 @@ HOST = "127.0.0.1"
 JVM_SERVER_OPTIONS = (
     "-ea", "-da:net.openhft...", "-XX:+UseThreadPriorities", "-XX:+HeapDumpOnOutOfMemoryError",
     "-Xss256k", "-XX:+AlwaysPreTouch", "-XX:+UseTLAB", "-XX:+ResizeTLAB", "-XX:+UseNUMA",
-    "-XX:+PerfDisableSharedMem", "-Djava.net.preferIPv4Stack=true", "-XX:StringTableSize=1000003",
+    "-XX:+PerfDisableSharedMem", "-Djava.net.preferIPv4Stack=true",
 )
 # conf/jvm17-server.options (Cassandra 5.0): G1, the JPMS exports/opens, Netty.
 JVM17_SERVER_OPTIONS = (
@@ -142,6 +144,8 @@ def _resolve(cache: Path, pom: Path) -> None:
 
 def ensure_jars(cache: Path | None = None, pom: Path = POM) -> str:
     """Resolve the jars into ``cache/lib`` unless already complete; return the classpath string."""
+    if not pom.is_file():
+        raise CassandraError(f"{pom} not found: run from a checkout of the project", code="cassandra_bad_pom")
     cache = cache or default_cache(pom)
     digest = _pom_digest(pom)
     if not _is_complete(cache, digest):
@@ -229,6 +233,17 @@ def logback_xml(dir: Path) -> str:
 """
 
 
+LOGBACK_TOOLS = """\
+<configuration scan="false">
+  <appender name="STDERR" class="ch.qos.logback.core.ConsoleAppender">
+    <target>System.err</target>
+    <encoder><pattern>%-5level %msg%n</pattern></encoder>
+  </appender>
+  <root level="WARN"><appender-ref ref="STDERR" /></root>
+</configuration>
+"""
+
+
 def write_config(dir: Path, cql_port: int = 9042, storage_port: int = 7000, cluster_name: str = "parley") -> Path:
     """Create the instance layout and write conf/cassandra.yaml and conf/logback.xml; return conf/."""
     dir = dir.resolve()
@@ -238,6 +253,7 @@ def write_config(dir: Path, cql_port: int = 9042, storage_port: int = 7000, clus
         (dir / sub).mkdir(parents=True, exist_ok=True)
     (conf / "cassandra.yaml").write_text(cassandra_yaml(dir, cql_port, storage_port, cluster_name))
     (conf / "logback.xml").write_text(logback_xml(dir))
+    (conf / "logback-tools.xml").write_text(LOGBACK_TOOLS)
     return conf
 
 
@@ -271,7 +287,8 @@ def jvm_command(dir: Path, classpath: str, heap: str = "1G", jmx_port: int | Non
     conf, logs = dir / "conf", dir / "logs"
     hints = _compiler_hints(classpath, conf)
     jmx = [f"-Dcassandra.jmx.local.port={jmx_port}", f"-Dcom.sun.management.jmxremote.rmi.port={jmx_port}",
-           "-Dcom.sun.management.jmxremote.authenticate=false", f"-Djava.rmi.server.hostname={HOST}"] if jmx_port else []
+           "-Dcom.sun.management.jmxremote.authenticate=false",
+           f"-Djava.rmi.server.hostname={HOST}"] if jmx_port else []
     return [
         java_binary(), *JVM_SERVER_OPTIONS, *JVM17_SERVER_OPTIONS, *SINGLE_NODE_OPTIONS,
         f"-Xms{heap}", f"-Xmx{heap}",
@@ -345,20 +362,30 @@ def _log_tail(dir: Path, lines: int = 30) -> str:
     return "\n".join(out)
 
 
-def launch(dir: Path, argv: list[str]) -> int:
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the thread that started us exits (Linux PR_SET_PDEATHSIG)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+
+
+def launch(dir: Path, argv: list[str], tie_to_parent: bool = False) -> int:
     """Start the JVM in its own session, output to logs/stdout.log; write the pid file."""
     env = {**os.environ, "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "4")}
     with open(dir / "logs" / "stdout.log", "ab") as out:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                cwd=dir, start_new_session=True)
+                                cwd=dir, start_new_session=True,
+                                preexec_fn=_die_with_parent if tie_to_parent else None)
     _children[proc.pid] = proc
     _pid_file(dir).write_text(f"{proc.pid}\n")
     return proc.pid
 
 
 def start(dir: Path, cql_port: int = 9042, storage_port: int = 7000, heap: str = "1G", jmx_port: int | None = 0,
-          wait: bool = True, timeout: float = 180, cache: Path | None = None) -> Instance:
-    """Start (or find running) the instance in ``dir``. Port 0 picks a free port; ``jmx_port=None``: no JMX."""
+          wait: bool = True, timeout: float = 180, cache: Path | None = None, tie_to_parent: bool = False) -> Instance:
+    """Start (or find running) the instance in ``dir``. Port 0 picks a free port; ``jmx_port=None``: no JMX.
+
+    ``tie_to_parent`` (tests): Cassandra gets SIGTERM if the calling thread dies without calling ``stop``;
+    call from the main thread then, never from a pool thread that may exit first.
+    """
     dir = dir.resolve()
     if running_pid(dir) is not None:
         instance = read_instance(dir)
@@ -374,7 +401,7 @@ def start(dir: Path, cql_port: int = 9042, storage_port: int = 7000, heap: str =
             _check_free(port, what)
     classpath = ensure_jars(cache)
     write_config(dir, cql_port, storage_port)
-    pid = launch(dir, jvm_command(dir, classpath, heap, jmx_port))
+    pid = launch(dir, jvm_command(dir, classpath, heap, jmx_port), tie_to_parent)
     instance = Instance(str(dir), pid, cql_port, storage_port, jmx_port, cassandra_version(), heap)
     (dir / "runner.json").write_text(json.dumps(asdict(instance), indent=2) + "\n")
     if wait:
@@ -481,6 +508,18 @@ def wait_cql(dir: Path, port: int, timeout: float = 180) -> dict[str, list[str]]
 # ---------------------------------------------------------------- status
 
 
+def nodetool_command(dir: Path, args: Sequence[str], cache: Path | None = None) -> list[str]:
+    """``nodetool <args>`` against this instance over its loopback JMX port."""
+    dir = dir.resolve()
+    instance = read_instance(dir)
+    if not instance.jmx_port:
+        raise CassandraError("this instance was started without JMX (--no-jmx)", code="cassandra_no_jmx")
+    jpms = [flag for flag in JVM17_SERVER_OPTIONS if flag.startswith("--add-")]
+    return [java_binary(), "-Xmx256m", *jpms, f"-Dlogback.configurationFile={dir / 'conf' / 'logback-tools.xml'}",
+            f"-Duser.home={dir}", "-cp", ensure_jars(cache), "org.apache.cassandra.tools.NodeTool",
+            "-h", HOST, "-p", str(instance.jmx_port), *args]
+
+
 def rss_kib(pid: int) -> int | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -498,7 +537,10 @@ def status(dir: Path) -> dict[str, object]:
     out: dict[str, object] = {"dir": str(dir), "running": pid is not None}
     if pid is None:
         return out
-    instance = read_instance(dir)
+    try:
+        instance = read_instance(dir)
+    except (OSError, ValueError, TypeError):
+        return {**out, "pid": pid, "cql": False, "error": "runner.json missing or unreadable"}
     out.update(asdict(instance), rss_mib=round((rss_kib(pid) or 0) / 1024))
     try:
         supported = cql_options(instance.cql_port)
@@ -514,7 +556,8 @@ def status(dir: Path) -> dict[str, object]:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m parley.cassandra_runner",
                                      description="Run a single-node Cassandra 5.0 from Maven jars.")
-    parser.add_argument("command", choices=("up", "down", "status", "jars"))
+    parser.add_argument("command", choices=("up", "down", "status", "jars", "nodetool"),
+                        help="nodetool: the arguments after the options go to nodetool")
     parser.add_argument("--dir", type=Path, default=Path(".parley/cassandra"), help="instance directory")
     parser.add_argument("--cql-port", type=int, default=9042, help="0 picks a free port")
     parser.add_argument("--storage-port", type=int, default=7000, help="0 picks a free port")
@@ -526,7 +569,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, rest: list[str]) -> int:
+    if args.command == "nodetool":
+        return subprocess.run(nodetool_command(args.dir, rest)).returncode
     if args.command == "jars":
         print(ensure_jars())
         return 0
@@ -537,6 +582,11 @@ def _run(args: argparse.Namespace) -> int:
         info = status(args.dir)
         print(json.dumps(info, indent=2))
         return 0 if info.get("cql") else 1
+    if running_pid(args.dir) is not None:
+        if args.wait:
+            wait_cql(args.dir, read_instance(args.dir).cql_port, args.timeout)
+        print(f"already running: {json.dumps(status(args.dir))}")
+        return 0
     began = time.monotonic()
     inst = start(args.dir, args.cql_port, args.storage_port, args.heap, None if args.no_jmx else args.jmx_port,
                  args.wait, args.timeout)
@@ -548,7 +598,11 @@ def _run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        return _run(_parser().parse_args(argv))
+        parser = _parser()
+        args, rest = parser.parse_known_args(argv)
+        if rest and args.command != "nodetool":
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        return _run(args, rest)
     except ParleyError as err:
         print(f"cassandra_runner: {err.message}", file=sys.stderr)
         return 1
