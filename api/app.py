@@ -6,11 +6,12 @@ docs/openapi.yaml describes every route.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import orjson
@@ -42,6 +43,7 @@ from parley.store import Conversation, Device, Session, Store, StoredMessage, Us
 
 log = logging.getLogger("parley.api")
 
+T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 STORE: web.AppKey[Store] = web.AppKey("store", Store)
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
@@ -52,6 +54,11 @@ HISTORY_MAX = 200
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+async def off_loop(fn: Callable[..., T], *args: Any) -> T:
+    """Run CPU-heavy work (Argon2 takes ~0.2 s) on a thread, so other requests are not held up."""
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
 
 def json(data: Any, status: int = 200) -> web.Response:
@@ -128,7 +135,7 @@ async def signup(request: web.Request) -> web.Response:
     body = await body_of(request)
     name, password = v.username(body), v.password(body)
     user = User(id=new_user_id(), username=name, display_name=v.display_name(body) or name, created_at=now_ms())
-    await request.app[STORE].create_user(user, hash_password(password))
+    await request.app[STORE].create_user(user, await off_loop(hash_password, password))
     return json({"user": user_json(user)}, status=201)
 
 
@@ -137,7 +144,7 @@ async def login(request: web.Request) -> web.Response:
     name, password = v.username(body), v.password(body)
     store, settings = request.app[STORE], request.app[SETTINGS]
     found = await store.user_by_name(name)
-    if not verify_password(found[1] if found else None, password) or found is None:
+    if not await off_loop(verify_password, found[1] if found else None, password) or found is None:
         raise Unauthorized("wrong username or password", code="bad_credentials")
     user = found[0]
     placement = await _place(request, body.get("region"))  # before any state: no node, no session

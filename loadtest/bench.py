@@ -16,8 +16,11 @@ What one run does, all on 127.0.0.1 and bounded in count and time:
    measures end-to-end latency. Acks (``sent``), deliveries and losses (acked but not delivered
    within ``--drain`` seconds after the run) are counted; CPU is sampled per cluster process and for
    this client over the measured window.
-5. A max-throughput pass: the offered rate steps up (``--steps``) until delivered < 90% of offered or
-   p99 > 1 s; the highest sustained delivered rate is reported.
+5. A max-throughput pass, the main run being its first point: the offered rate steps up (``--steps``)
+   until a step is not sustained (delivered < 90% of offered, p99 > 1 s, or a loss), or down
+   (75%, 50%, ... of ``--rate``) when the main run already was not; then ``--refine`` steps halfway
+   between the best sustained and the lowest unsustained rate. The highest sustained delivered rate
+   is reported. The cluster is drained between steps.
 6. Prints a table and appends one JSON line to ``loadtest/results/bench.jsonl``.
 
 The load generator shares the machine with the cluster; its own CPU is reported so a saturated
@@ -29,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import json
 import os
@@ -54,15 +58,19 @@ import aiohttp
 import psutil
 
 from parley.client import Api, ApiError, Device
+from parley.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results" / "bench.jsonl"
-DEFAULT_PORTS = {4222, 8070, 8080, 8090, 8091}  # another cluster may be using these
+# Another cluster may be running on the default ports: never use them (Settings' *_port defaults too).
+DEFAULT_PORTS = {4222, 8070, 8075, 8080, 8090, 8091} | {
+    int(f.default) for f in dataclasses.fields(Settings) if f.name.endswith("_port") and isinstance(f.default, int)}
 RATE_UNLIMITED = "100000"
 PASSWORD = "bench-password-0001"
 MAX_PAIRS, MAX_SECONDS, MAX_RATE = 1000, 600, 200_000
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
+SETTLE_S = 15.0  # after the loss deadline, wait this long at most for a backlog to clear
 SEP = "|"
 
 
@@ -94,19 +102,32 @@ def _free_port(taken: set[int]) -> int:
     raise BenchError("could not find a free loopback port")
 
 
-def pick_ports() -> dict[str, int]:
+def up_port_flags() -> list[str]:
+    """The ``--<name>-port`` options ``parley up`` has (asked, so a new one never falls back to its default)."""
+    out = subprocess.run([sys.executable, "-m", "parley", "up", "--help"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=30, env=_cluster_env())
+    if out.returncode != 0:
+        raise BenchError(f"parley up --help failed: {out.stderr.strip()}")
+    flags = sorted(set(re.findall(r"--([a-z][a-z-]*)-port\b", out.stdout)))
+    if "node" not in flags or "nats" not in flags:
+        raise BenchError(f"parley up has no --node-port/--nats-port: {out.stdout}")
+    return flags
+
+
+def pick_ports(flags: list[str], nodes: int = 2) -> dict[str, int]:
     taken: set[int] = set()
     ports: dict[str, int] = {}
-    for name in ("nats", "api", "discovery"):
-        ports[name] = _free_port(taken)
-        taken.add(ports[name])
-    for _ in range(100):  # the nodes take node_port and node_port + 1
+    for name in flags:
+        if name != "node":
+            ports[name] = _free_port(taken)
+            taken.add(ports[name])
+    for _ in range(100):  # the nodes take node_port, node_port + 1, ...
         port = _free_port(taken)
-        nxt = port + 1
-        if nxt < 65536 and nxt not in taken and nxt not in DEFAULT_PORTS and _port_free(nxt):
+        rest = [port + i for i in range(1, nodes)]
+        if all(p < 65536 and p not in taken and p not in DEFAULT_PORTS and _port_free(p) for p in rest):
             ports["node"] = port
             return ports
-    raise BenchError("could not find two consecutive free loopback ports for the nodes")
+    raise BenchError("could not find consecutive free loopback ports for the nodes")
 
 
 @dataclass
@@ -123,6 +144,7 @@ class Cluster:
     output: list[str]
     reader: threading.Thread
     procs: list[ClusterProc] = field(default_factory=list)
+    unexpected_listeners: list[str] = field(default_factory=list)
 
     @property
     def api_url(self) -> str:
@@ -150,17 +172,26 @@ def _cluster_env() -> dict[str, str]:
     return env
 
 
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the bench dies, even by SIGKILL, so no cluster outlives it (Linux)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def start_cluster(parent: Path, attempts: int = 3) -> Cluster:
     """``parley up`` on free ports; retried with new ports if another process took one meanwhile."""
     last_error = ""
+    flags = up_port_flags()
     for attempt in range(1, attempts + 1):
         run_dir = Path(tempfile.mkdtemp(prefix=f"run{attempt}-", dir=parent))
-        ports = pick_ports()
-        cmd = [sys.executable, "-m", "parley", "up", "--run-dir", str(run_dir), "--nodes", "2",
-               "--nats-port", str(ports["nats"]), "--api-port", str(ports["api"]),
-               "--discovery-port", str(ports["discovery"]), "--node-port", str(ports["node"])]
+        ports = pick_ports(flags)
+        cmd = [sys.executable, "-m", "parley", "up", "--run-dir", str(run_dir), "--nodes", "2"]
+        for name, port in ports.items():
+            cmd += [f"--{name}-port", str(port)]
         proc = subprocess.Popen(cmd, cwd=ROOT, env=_cluster_env(), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, bufsize=1)
+                                stderr=subprocess.STDOUT, text=True, bufsize=1, preexec_fn=_die_with_parent)
         output: list[str] = []
         up = threading.Event()
 
@@ -175,17 +206,22 @@ def start_cluster(parent: Path, attempts: int = 3) -> Cluster:
         reader = threading.Thread(target=read, name="parley-up-reader", daemon=True)
         reader.start()
         cluster = Cluster(run_dir, ports, proc, output, reader)
-        up.wait(START_TIMEOUT_S)
-        if cluster.alive() and any(line.startswith("Parley is up.") for line in output):
-            time.sleep(0.3)  # the banner is printed after the last child is ready
-            cluster.procs = find_processes(cluster)
-            return cluster
+        try:
+            up.wait(START_TIMEOUT_S)
+            if cluster.alive() and any(line.startswith("Parley is up.") for line in output):
+                time.sleep(0.3)  # the banner is printed after the last child is ready
+                cluster.procs = find_processes(cluster)
+                check_listeners(cluster)
+                return cluster
+        except BaseException:  # interrupted, or a listener we did not choose
+            stop_cluster(cluster)
+            raise
         stop_cluster(cluster)
         last_error = "".join(output) or f"no output in {START_TIMEOUT_S:.0f}s"
         logs = " ".join(p.read_text(errors="replace") for p in (run_dir / "logs").glob("*.log"))
         if "address already in use" not in (last_error + logs).lower():
             break
-        print(f"  port taken meanwhile; retrying with new ports ({attempt}/{attempts})", flush=True)
+        say(f"  port taken meanwhile; retrying with new ports ({attempt}/{attempts})")
     raise BenchError(f"the cluster did not start:\n{last_error}")
 
 
@@ -213,6 +249,27 @@ def find_processes(cluster: Cluster) -> list[ClusterProc]:
     return out
 
 
+def check_listeners(cluster: Cluster) -> None:
+    """Every port our processes listen on must be one we chose (never a default another cluster may use)."""
+    ours = set(cluster.ports.values()) | {cluster.ports["node"] + 1}
+    for p in cluster.procs:
+        try:
+            conns = p.proc.net_connections(kind="tcp")
+        except psutil.Error:
+            continue
+        for c in conns:
+            if c.status != psutil.CONN_LISTEN or not c.laddr:
+                continue
+            port = c.laddr.port
+            if port in ours:
+                continue
+            where = f"{p.name} (pid {p.proc.pid}) listens on {c.laddr.ip}:{port}, a port the bench did not choose"
+            if port in DEFAULT_PORTS:
+                raise BenchError(where + " (a default port another cluster may use): stopping")
+            cluster.unexpected_listeners.append(where)
+            say(f"  warning: {where}")
+
+
 def stop_cluster(cluster: Cluster) -> None:
     """SIGTERM to ``parley up`` (it stops its children in reverse order) and wait; kill only our leftovers."""
     try:
@@ -225,13 +282,13 @@ def stop_cluster(cluster: Cluster) -> None:
         try:
             cluster.proc.wait(STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            print("  parley up did not stop in time; killing it", file=sys.stderr)
+            say("  parley up did not stop in time; killing it", err=True)
             cluster.proc.kill()
             cluster.proc.wait()
     _, alive = psutil.wait_procs(children, timeout=5)
     for p in alive:  # children of *our* launcher only
         with contextlib.suppress(psutil.Error):
-            print(f"  killing leftover {p.pid} {p.name()}", file=sys.stderr)
+            say(f"  killing leftover {p.pid} {p.name()}", err=True)
             p.kill()
     psutil.wait_procs(alive, timeout=5)
     cluster.reader.join(timeout=2)
@@ -276,14 +333,23 @@ class CpuMeter:
         busiest = max(servers, key=lambda k: servers[k]) if servers else None
         everyone = {k: v for k, v in per.items() if v is not None}
         busiest_all = max(everyone, key=lambda k: everyone[k]) if everyone else None
+        capacity = 100 * (os.cpu_count() or 1)
+        top = per.get(busiest) if busiest else None
+        if busiest and top is not None and top >= 90 and busiest != "nats-server":
+            verdict = f"{busiest} is CPU-bound (one Python process, one core)"
+        elif machine is not None and machine >= 0.9 * capacity:
+            verdict = "all cores were busy (>= 90% of the machine): the machine's CPU is the limit"
+        else:
+            verdict = "no process and not the machine is CPU-bound"
         return {
+            "verdict": verdict,
             "wall_s": round(wall, 2),
             "per_process": per,
             "cluster_total": cluster,
             "client": client,
             "machine_busy": machine,  # all processes on the machine, % of one core
             "other_processes": None if machine is None else round(max(0.0, machine - cluster - client), 1),
-            "capacity": 100 * (os.cpu_count() or 1),
+            "capacity": capacity,
             "busiest_server": busiest,
             "busiest_overall": busiest_all,
         }
@@ -301,9 +367,14 @@ def pct(sorted_ns: list[int], q: float) -> float | None:
 
 def latency_summary(samples: array[int]) -> dict[str, Any]:
     s = sorted(samples)
+    q = len(samples) // 4
+    trend = None
+    if q >= 20:  # p50 of the last quarter of arrivals over the first: > 1 means a queue was building up
+        first, last = sorted(samples[:q]), sorted(samples[-q:])
+        trend = round(last[q // 2] / first[q // 2], 2) if first[q // 2] > 0 else None
     return {"n": len(s), "p50_ms": pct(s, 0.50), "p90_ms": pct(s, 0.90), "p99_ms": pct(s, 0.99),
             "max_ms": round(s[-1] / 1e6, 3) if s else None,
-            "mean_ms": round(sum(s) / len(s) / 1e6, 3) if s else None}
+            "mean_ms": round(sum(s) / len(s) / 1e6, 3) if s else None, "p50_trend": trend}
 
 
 @dataclass
@@ -334,6 +405,8 @@ class Phase:
     late: int = 0  # delivered after the loss deadline
     cpu: dict[str, Any] = field(default_factory=dict)
     drain_s: float = 0.0
+    settle_s: float = 0.0
+    backlog_left: int = 0
 
     def in_window(self, t: int) -> bool:
         return self.t0 <= t < self.t1
@@ -353,11 +426,19 @@ class Phase:
             "sent_rate": round(self.sent / window, 1),
             "delivered_rate": round(self.delivered / window, 1),
             "delivered_ratio": round(self.delivered / offered, 4) if offered else None,
+            # the generator could not offer the rate (not because of the in-flight cap): client-bound
+            "client_limited": self.sent < 0.95 * offered and self.skipped == 0,
             "e2e": latency_summary(self.e2e),
             "client_send_lag": latency_summary(self.lag),
             "cpu": self.cpu,
             "drain_s": round(self.drain_s, 2),
         }
+        rate = self.delivered / window
+        out["cpu_ms_per_delivered_msg"] = {
+            k: round(v * 10 / rate, 3) for k, v in self.cpu.get("per_process", {}).items() if v is not None and rate
+        } | ({"cluster_total": round(self.cpu["cluster_total"] * 10 / rate, 3)} if rate and self.cpu else {})
+        if self.kind == "parley":
+            out.update(settle_s=round(self.settle_s, 2), backlog_left_after_settle=self.backlog_left)
         if self.kind == "parley":
             out.update(acked_rate=round(self.acked / window, 1), ack_latency=latency_summary(self.ack_lat),
                        lost=self.lost, unacked=self.unacked, late=self.late, errors=dict(self.errors))
@@ -379,19 +460,23 @@ class BenchDevice(Device):
         self.last_id = 0
         self.received = 0
         self.out_of_order = 0
+        self.seen: set[int] = set()
 
     def _on_frame(self, f: dict[str, Any]) -> None:
         kind = f.get("type")
         if kind == "msg":
             now = time.perf_counter_ns()
             mid = f["id"]
-            if mid <= self.last_id:
-                self.out_of_order += 1
+            if mid in self.seen:  # a re-send (after a sync); the protocol says to drop it
+                self.duplicates += 1
             else:
-                self.last_id = mid
-            self.received += 1
-            if self.receiver:
-                self.bench.on_delivery(mid, f["body"], now)
+                self.seen.add(mid)
+                if mid < self.last_id:  # new, but below an id already received: order broken
+                    self.out_of_order += 1
+                self.last_id = max(self.last_id, mid)
+                self.received += 1
+                if self.receiver:
+                    self.bench.on_delivery(mid, f["body"], now)
             if self.synced.is_set():
                 self._schedule_ack(mid)
         elif kind == "ack":
@@ -423,7 +508,6 @@ class Bench:
         self.delivered_early: set[int] = set()  # delivered before its ack arrived
         self.lost_ids: set[int] = set()
         self.inflight = 0  # sent, not yet delivered or failed
-        self.body_pad = ""
         self.nats_seen = 0
 
     # -- Parley callbacks
@@ -567,8 +651,14 @@ class Bench:
             self.phases[idx].lost += 1
             self.lost_ids.add(mid)
         self.undelivered.clear()
-        self.inflight = 0
         self.cur = None
+        # Let an overload backlog clear before the next phase (what arrives now counts as late).
+        t = time.monotonic()
+        while self.inflight > 0 and time.monotonic() < t + SETTLE_S:
+            await asyncio.sleep(0.05)
+        phase.settle_s = time.monotonic() - t
+        phase.backlog_left = max(0, self.inflight)
+        self.inflight = 0
 
     async def drain_nats(self, phase: Phase, expected: int) -> None:
         t = time.monotonic()
@@ -617,7 +707,7 @@ async def setup_pairs(api: Api, n: int) -> list[Pair]:
             out = await login(api, name)
         i = next(done)
         if i % 20 == 0 or i == total:
-            print(f"  accounts {i}/{total}", flush=True)
+            say(f"  accounts {i}/{total}")
         return out
 
     logins = await asyncio.gather(*(account(x) for pair in names for x in pair))
@@ -718,40 +808,65 @@ async def run(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as http:
         api = Api(cluster.api_url, http)
         t = time.monotonic()
-        print(f"setup: {args.pairs} pairs ({2 * args.pairs} accounts; the API hashes each password)", flush=True)
+        say(f"setup: {args.pairs} pairs ({2 * args.pairs} accounts; the API hashes each password)")
         pairs = await setup_pairs(api, args.pairs)
         setup_s = time.monotonic() - t
-        print(f"  done in {setup_s:.1f}s", flush=True)
+        say(f"  done in {setup_s:.1f}s")
         cluster.check()
 
-        print(f"baseline: raw NATS core pub/sub at {args.rate:g} msg/s for {args.warmup:g}+{args.seconds:g}s",
-              flush=True)
+        say(f"baseline: raw NATS core pub/sub at {args.rate:g} msg/s for {args.warmup:g}+{args.seconds:g}s")
         base = await nats_phase(bench, cluster, cpu, args.pairs, args.rate, args.warmup, args.seconds)
 
         await connect_pairs(http, bench, cluster, pairs)
-        print(f"parley: {args.rate:g} msg/s over {args.pairs} pairs (node1 → node2) for "
-              f"{args.warmup:g}+{args.seconds:g}s", flush=True)
+        say(f"parley: {args.rate:g} msg/s over {args.pairs} pairs (node1 → node2) for "
+            f"{args.warmup:g}+{args.seconds:g}s")
         main = await parley_phase(bench, pairs, cpu, cluster, "parley", args.rate, args.warmup, args.seconds)
 
-        steps: list[Phase] = []
-        if args.steps:
-            print(f"max throughput: steps {', '.join(f'{r:g}' for r in args.steps)} msg/s, "
-                  f"{args.step_warmup:g}+{args.step_seconds:g}s each", flush=True)
-        for rate in args.steps:
+        steps: list[Phase] = [main]  # the main run is the first point of the max-throughput pass
+        if not args.steps:  # --steps '': no max-throughput pass
+            rates, how = [], ""
+        elif sustained(main.result()):
+            rates = [r for r in args.steps if r > args.rate]
+            how = "up"
+        else:  # overloaded already: look for a sustained rate below it
+            rates = [round(args.rate * f) for f in (0.75, 0.5, 0.35, 0.25)]
+            how = "down (the main run was not sustained)"
+        if rates:
+            say(f"max throughput: stepping {how}: {', '.join(f'{r:g}' for r in rates)} msg/s, "
+                f"{args.step_warmup:g}+{args.step_seconds:g}s each")
+        for rate in rates:
             step = await parley_phase(bench, pairs, cpu, cluster, f"step-{rate:g}", rate, args.step_warmup,
                                       args.step_seconds)
             steps.append(step)
             r = step.result()
             ok = sustained(r)
-            print(f"  {rate:>8g} offered → {r['delivered_rate']:>8.1f} delivered/s, p99 {r['e2e']['p99_ms']} ms"
-                  f"{'' if ok else '  (not sustained: stop)'}", flush=True)
-            if not ok:
+            say(f"  {rate:>8g} offered → {r['delivered_rate']:>8.1f} delivered/s, p99 {r['e2e']['p99_ms']} ms, "
+                f"{'sustained' if ok else 'not sustained'}")
+            if ok != (how == "up"):
                 break
+        # Narrow the gap between the highest sustained and the lowest unsustained rate (at most 2 more steps).
+        for _ in range(args.refine if rates else 0):
+            done = [(p.rate, sustained(p.result())) for p in steps]
+            good = [r for r, ok in done if ok]
+            if not good:
+                break
+            lo = max(good)
+            above = [r for r, ok in done if not ok and r > lo]
+            if not above or min(above) - lo <= 0.1 * lo:
+                break
+            rate = round((lo + min(above)) / 2 / 50) * 50
+            step = await parley_phase(bench, pairs, cpu, cluster, f"step-{rate:g}", rate, args.step_warmup,
+                                      args.step_seconds)
+            steps.append(step)
+            r = step.result()
+            say(f"  {rate:>8g} offered → {r['delivered_rate']:>8.1f} delivered/s, p99 {r['e2e']['p99_ms']} ms, "
+                f"{'sustained' if sustained(r) else 'not sustained'} (refining)")
 
         devices = [d for p in pairs for d in (p.sdev, p.rdev) if d is not None]
         health = {
             "disconnected": sum(1 for d in devices if d.closed.done()),
-            "out_of_order_or_duplicate": sum(d.out_of_order for d in devices),
+            "out_of_order": sum(d.out_of_order for d in devices),
+            "duplicates": sum(d.duplicates for d in devices),
             "echoes_to_senders": sum(d.received for p in pairs if (d := p.sdev) is not None),
             "deliveries_to_receivers": sum(d.received for p in pairs if (d := p.rdev) is not None),
         }
@@ -767,11 +882,17 @@ async def run(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
         "baseline": b,
         "ratios": {"p50": ratio(m["e2e"]["p50_ms"], b["e2e"]["p50_ms"]),
                    "p99": ratio(m["e2e"]["p99_ms"], b["e2e"]["p99_ms"])},
+        "ratios_at_best_sustained": None if best is None else {
+            "offered_rate": best["offered_rate"],
+            "p50": ratio(best["e2e"]["p50_ms"], b["e2e"]["p50_ms"]),
+            "p99": ratio(best["e2e"]["p99_ms"], b["e2e"]["p99_ms"])},
         "max_throughput": {
             "steps": step_results,
             "best_sustained_delivered_rate": best["delivered_rate"] if best else None,
             "at_offered_rate": best["offered_rate"] if best else None,
-            "limit_reached": bool(step_results) and not sustained(step_results[-1]),
+            "peak_delivered_rate": max(s["delivered_rate"] for s in step_results),
+            "limit_reached": any(not sustained(s) for s in step_results),
+            "skipped": not args.steps,
         },
         "client_health": health,
     }
@@ -810,8 +931,10 @@ def git_info() -> dict[str, Any]:
         except (OSError, subprocess.SubprocessError):
             return ""
 
-    changed = [line for line in git("status", "--porcelain").splitlines() if line.strip()]
-    return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(changed), "changed_files": len(changed)}
+    changed = [line[3:] for line in git("status", "--porcelain").splitlines() if line.strip()]
+    outside = [path for path in changed if not path.startswith("loadtest/")]
+    return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(changed), "changed_files": len(changed),
+            "changed_outside_loadtest": outside[:50]}
 
 
 def versions() -> dict[str, Any]:
@@ -871,7 +994,8 @@ def report(record: dict[str, Any]) -> str:
     mi = record["machine"]
     add(f"machine: {mi['cpu_count']} × {mi['cpu_model']}, {mi['memory_gb']} GB, Python {mi['python']}, "
         f"load avg at start {mi['loadavg_at_start']}; git {str(record['git']['commit'])[:10]}"
-        f"{' (dirty)' if record['git']['dirty'] else ''}")
+        + (f" + uncommitted changes to {len(record['git']['changed_outside_loadtest'])} files outside loadtest/"
+           if record["git"]["changed_outside_loadtest"] else ""))
     add("")
     w = 26
     add(f"{'':{w}} {'Parley':>12} {'NATS core':>12} {'ratio':>8}")
@@ -891,38 +1015,61 @@ def report(record: dict[str, Any]) -> str:
         f"{fmt(b['client_send_lag']['p99_ms']):>12}")
     if m["errors"]:
         add(f"errors: {m['errors']}")
+    if not sustained(m):
+        add("NOTE: the offered rate is above what this machine sustains (see the max-throughput pass below):")
+        add("      the latencies above are mostly queueing delay, not Parley's latency at a sustainable load.")
+    if m["client_limited"] or b["client_limited"]:
+        add("NOTE: the load generator did not reach the offered rate (client-bound)")
     add("")
     cp, cb = m["cpu"], b["cpu"]
-    add(f"CPU % of one core over the measured window (machine capacity {cp.get('capacity')}%)")
-    add(f"{'process':{w}} {'Parley':>12} {'NATS core':>12}")
+    add(f"CPU over the measured window: % of one core (machine capacity {cp.get('capacity')}%), and CPU ms per "
+        "delivered message")
+    add(f"{'process':{w}} {'Parley %':>12} {'ms/msg':>8} {'NATS core %':>12} {'ms/msg':>8}")
+    mp, bp = m.get("cpu_ms_per_delivered_msg", {}), b.get("cpu_ms_per_delivered_msg", {})
     for name, v in cp.get("per_process", {}).items():
-        add(f"{name:{w}} {fmt(v):>12} {fmt(cb.get('per_process', {}).get(name)):>12}")
-    add(f"{'cluster total':{w}} {fmt(cp.get('cluster_total')):>12} {fmt(cb.get('cluster_total')):>12}")
-    add(f"{'other processes (machine)':{w}} {fmt(cp.get('other_processes')):>12} {fmt(cb.get('other_processes')):>12}")
+        add(f"{name:{w}} {fmt(v):>12} {fmt(mp.get(name)):>8} {fmt(cb.get('per_process', {}).get(name)):>12} "
+            f"{fmt(bp.get(name)):>8}")
+    add(f"{'cluster total':{w}} {fmt(cp.get('cluster_total')):>12} {fmt(mp.get('cluster_total')):>8} "
+        f"{fmt(cb.get('cluster_total')):>12} {fmt(bp.get('cluster_total')):>8}")
+    add(f"{'other processes (machine)':{w}} {fmt(cp.get('other_processes')):>12} {'':>8} "
+        f"{fmt(cb.get('other_processes')):>12}")
     busiest = cp.get("busiest_server")
-    add(f"bottleneck (busiest server process): {busiest} at {fmt(cp['per_process'].get(busiest))}%"
-        + (f"; the client itself is at {fmt(cp.get('client'))}%" if cp.get("busiest_overall") == "client" else ""))
+    add(f"busiest server process (the bottleneck when overloaded): {busiest} at {fmt(cp['per_process'].get(busiest))}%"
+        + (f"; the client itself is at {fmt(cp.get('client'))}%" if cp.get("busiest_overall") == "client" else "")
+        + f"; {cp.get('verdict')}")
     add("")
     mt = r["max_throughput"]
-    if mt["steps"]:
+    if mt.get("skipped"):
+        add("max throughput: skipped (--steps '')")
+        add("")
+    else:
         add("max throughput (stepped offered rate)")
-        add(f"{'offered':>10} {'sent/s':>10} {'acked/s':>10} {'delivered/s':>12} {'p50 ms':>9} {'p99 ms':>9} "
-            f"{'lost':>6} {'busiest':>18} {'client%':>8}")
+        add(f"{'run':>5} {'offered':>8} {'sent/s':>9} {'acked/s':>9} {'delivered/s':>11} {'p50 ms':>9} "
+            f"{'p99 ms':>9} {'trend':>6} {'lost':>5} {'busiest server':>20} {'client%':>8} {'others%':>8}  sustained")
         for s in mt["steps"]:
             c = s["cpu"]
             bn = c.get("busiest_server")
-            add(f"{s['offered_rate']:>10g} {fmt(s['sent_rate']):>10} {fmt(s['acked_rate']):>10} "
-                f"{fmt(s['delivered_rate']):>12} {fmt(s['e2e']['p50_ms']):>9} {fmt(s['e2e']['p99_ms']):>9} "
-                f"{s['lost']:>6} {(str(bn) + ' ' + fmt(c['per_process'].get(bn)) + '%'):>18} "
-                f"{fmt(c.get('client')):>8}")
+            top = f"{bn} {fmt(c['per_process'].get(bn))}%"
+            run = "main" if s["name"] == "parley" else "step"
+            add(f"{run:>5} {s['offered_rate']:>8g} {fmt(s['sent_rate']):>9} {fmt(s['acked_rate']):>9} "
+                f"{fmt(s['delivered_rate']):>11} {fmt(s['e2e']['p50_ms']):>9} {fmt(s['e2e']['p99_ms']):>9} "
+                f"{fmt(s['e2e']['p50_trend']):>6} {s['lost']:>5} {top:>20} "
+                f"{fmt(c.get('client')):>8} {fmt(c.get('other_processes')):>8}  {'yes' if sustained(s) else 'no'}")
         best = mt["best_sustained_delivered_rate"]
         add(f"highest sustained delivered rate: {fmt(best)} msg/s"
             + (f" (offered {mt['at_offered_rate']:g})" if best else "")
-            + ("" if mt["limit_reached"] else "  [no step failed: the limit is above the last step]"))
+            + ("" if mt["limit_reached"] else "  [every step was sustained: the limit is above the last one]"))
+        add(f"peak delivered rate (sustained or not): {fmt(mt['peak_delivered_rate'])} msg/s; sustained = "
+            "delivered >= 90% of offered, p99 <= 1 s, nothing lost")
+        add("trend = p50 of the window's last quarter over its first: well above 1 means a queue was still growing")
+        rb = r.get("ratios_at_best_sustained")
+        if rb and not sustained(m):
+            add(f"Parley/baseline at the highest sustained rate ({rb['offered_rate']:g} msg/s): p50 {fmt(rb['p50'])}×, "
+                f"p99 {fmt(rb['p99'])}×")
         add("")
     h = r["client_health"]
     add(f"client: {h['deliveries_to_receivers']:,} deliveries, {h['echoes_to_senders']:,} echoes to senders, "
-        f"{h['out_of_order_or_duplicate']} out-of-order/duplicate, {h['disconnected']} disconnected; "
+        f"{h['out_of_order']} out of order, {h['duplicates']} duplicates, {h['disconnected']} disconnected; "
         f"setup {r['setup_s']}s")
     logs = record.get("log_issues") or {}
     if logs:
@@ -944,8 +1091,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--body-bytes", type=int, default=100, help="message body size (default 100)")
     p.add_argument("--drain", type=float, default=5.0,
                    help="seconds after a run for acks/deliveries before a message counts as lost (default 5)")
-    p.add_argument("--steps", default="2000,3500,5000,7500,10000",
-                   help="max-throughput pass: offered rates, comma-separated; '' to skip")
+    p.add_argument("--steps", default="3000,5000,7500,10000",
+                   help="max-throughput pass: offered rates above --rate, comma-separated, tried in order after "
+                        "the main run (its first point) until one is not sustained; '' skips the max-throughput pass")
+    p.add_argument("--refine", type=int, default=2,
+                   help="extra steps halfway between the highest sustained and lowest unsustained rate (default 2)")
     p.add_argument("--step-seconds", type=float, default=4.0, help="measured seconds per step (default 4)")
     p.add_argument("--step-warmup", type=float, default=1.0, help="warm-up seconds per step (default 1)")
     p.add_argument("--max-inflight", type=int, default=5000,
@@ -968,13 +1118,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--rate/--steps: more than 0, at most {MAX_RATE}")
     if not 40 <= args.body_bytes <= 4000:
         p.error("--body-bytes: 40 to 4000")
+    if not 0 <= args.refine <= 5:
+        p.error("--refine: 0 to 5")
     if args.max_inflight < 1:
         p.error("--max-inflight: at least 1")
     return args
 
 
+def say(*parts: object, err: bool = False) -> None:
+    """Print, but never let a closed stdout (``| head``) stop the cleanup."""
+    with contextlib.suppress(OSError, ValueError):
+        print(*parts, file=sys.stderr if err else sys.stdout, flush=True)
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # run the finally below (stop the cluster) on these too
+        signal.signal(sig, _terminate)
     started = time.monotonic()
     record: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -987,11 +1151,10 @@ def main(argv: list[str] | None = None) -> int:
     cluster: Cluster | None = None
     ok = False
     try:
-        print(f"starting a cluster (run dir under {parent})", flush=True)
+        say(f"starting a cluster (run dir under {parent})")
         cluster = start_cluster(parent)
-        print(f"  up: NATS :{cluster.ports['nats']}, API :{cluster.ports['api']}, nodes "
-              f":{cluster.ports['node']} and :{cluster.ports['node'] + 1}; processes "
-              f"{', '.join(f'{p.name}={p.proc.pid}' for p in cluster.procs)}", flush=True)
+        say(f"  up: ports {cluster.ports} (nodes take node and node+1); processes "
+            f"{', '.join(f'{p.name}={p.proc.pid}' for p in cluster.procs)}")
         try:
             import uvloop
 
@@ -1001,33 +1164,35 @@ def main(argv: list[str] | None = None) -> int:
         record["results"] = results
         ok = True
     except BenchError as err:
-        print(f"bench: {err}", file=sys.stderr)
+        say(f"bench: {err}", err=True)
     except (ApiError, aiohttp.ClientError, ConnectionError, TimeoutError, OSError) as err:
-        print(f"bench: {type(err).__name__}: {err}", file=sys.stderr)
+        say(f"bench: {type(err).__name__}: {err}", err=True)
     except KeyboardInterrupt:
-        print("bench: interrupted", file=sys.stderr)
+        say("bench: interrupted", err=True)
     finally:
         if cluster is not None:
-            print("stopping the cluster", flush=True)
-            stop_cluster(cluster)
+            stop_cluster(cluster)  # first: nothing below may leave the cluster running
+            say("cluster stopped")
             record["cluster_exit_code"] = cluster.proc.returncode
+            record["cluster_ports"] = cluster.ports
+            record["unexpected_listeners"] = cluster.unexpected_listeners
             record["log_issues"] = scan_logs(cluster.run_dir)
-        keep = args.keep_run_dir or not ok
-        if keep:
-            print(f"run dir kept: {cluster.run_dir if cluster else parent}", flush=True)
+        if args.keep_run_dir or not ok:
+            say(f"run dir kept: {cluster.run_dir if cluster else parent}")
         else:
             shutil.rmtree(parent, ignore_errors=True)
     if not ok:
         if record.get("log_issues"):
-            print(json.dumps(record["log_issues"], indent=1), file=sys.stderr)
+            say(json.dumps(record["log_issues"], indent=1), err=True)
         return 1
     record["duration_s"] = round(time.monotonic() - started, 1)
-    print(report(record))
     if not args.no_save:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         with open(RESULTS, "a") as f:
             f.write(json.dumps(record, separators=(",", ":")) + "\n")
-        print(f"\nappended to {RESULTS.relative_to(ROOT)}; took {record['duration_s']}s")
+    say(report(record))
+    if not args.no_save:
+        say(f"\nappended to {RESULTS.relative_to(ROOT)}; took {record['duration_s']}s")
     return 0
 
 

@@ -219,7 +219,7 @@ async def stream_batches(
         while pending > 0:
             try:
                 msgs = await sub.fetch(batch=min(pending, size), timeout=2)
-            except NatsTimeout:
+            except (NatsTimeout, TimeoutError):  # nats-py raises either, depending on where it timed out
                 break
             batch = [(m.metadata.sequence.stream, m.subject, m.data) for m in msgs]
             pending = msgs[-1].metadata.num_pending if msgs else 0

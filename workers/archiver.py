@@ -68,7 +68,7 @@ async def archive(settings: Settings, store: Store, nc: BusClient, stop: asyncio
         while not stop.is_set():
             try:
                 msgs = await sub.fetch(batch=settings.archiver_batch, timeout=1)
-            except NatsTimeout:
+            except (NatsTimeout, TimeoutError):  # nats-py raises either when a fetch finds nothing
                 continue
             except Exception as err:  # NATS away: the client reconnects by itself
                 log.warning("fetch failed: %s", err)
