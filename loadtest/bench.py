@@ -511,20 +511,26 @@ class Bench:
         self.nats_seen = 0
 
     # -- Parley callbacks
-    def on_delivery(self, mid: int, body: str, now: int) -> None:
-        self.inflight -= 1
-        parts = body.split(SEP, 3)
+    def _count_delivery(self, parts: list[Any], now: int) -> Phase | None:
+        """Count one delivery whose payload starts with '<phase>|<sent_at>'; None if not ours."""
         try:
             phase = self.phases[int(parts[0])]
             sent_at = int(parts[1])
         except (ValueError, IndexError):
-            return
+            return None
         phase.delivered_total += 1
         cur = self.cur
         if cur is not None and cur.in_window(now):
             cur.delivered += 1
         if phase.in_window(sent_at):
             phase.e2e.append(now - sent_at)
+        return phase
+
+    def on_delivery(self, mid: int, body: str, now: int) -> None:
+        self.inflight -= 1
+        phase = self._count_delivery(body.split(SEP, 3), now)
+        if phase is None:
+            return
         if self.undelivered.pop(mid, None) is None:
             if mid in self.lost_ids:
                 self.lost_ids.discard(mid)
@@ -561,18 +567,7 @@ class Bench:
     def on_nats(self, data: bytes, now: int) -> None:
         self.inflight -= 1
         self.nats_seen += 1
-        parts = data.split(b"|", 3)
-        try:
-            phase = self.phases[int(parts[0])]
-            sent_at = int(parts[1])
-        except (ValueError, IndexError):
-            return
-        phase.delivered_total += 1
-        cur = self.cur
-        if cur is not None and cur.in_window(now):
-            cur.delivered += 1
-        if phase.in_window(sent_at):
-            phase.e2e.append(now - sent_at)
+        self._count_delivery(data.split(b"|", 3), now)
 
     # -- the load
     def new_phase(self, name: str, kind: str, rate: float, warmup_s: float, seconds: float) -> Phase:

@@ -43,9 +43,6 @@ class Publisher:
         if seq > self._last.get(conv, 0):
             self._last[conv] = seq
 
-    def forget(self, conv: str) -> None:
-        self._last.pop(conv, None)
-
     async def publish(
         self, conv: ConversationId, payload: Callable[[int], bytes], msg_id: str
     ) -> tuple[int, bool]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import signal
 import socket
-import subprocess
 from pathlib import Path
 
 from parley import natsserver
@@ -131,6 +130,3 @@ class Cluster:
                     bad.append(f"{path.name}: {line}")
         return bad
 
-
-def running(proc: subprocess.Popen[bytes]) -> bool:
-    return proc.poll() is None
