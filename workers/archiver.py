@@ -15,6 +15,7 @@ import logging
 from aiohttp import web
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
+from nats.js.client import JetStreamContext
 
 from parley import bus
 from parley.bus import BusClient
@@ -27,6 +28,7 @@ from parley.store import Store, StoredMessage, open_store
 
 log = logging.getLogger("parley.archiver")
 MAX_BACKOFF_S = 5.0
+COALESCE_S = 0.02  # history lags the stream by this much more; sync and history read the tail anyway
 
 
 def decode_batch(msgs: list[Msg]) -> list[StoredMessage]:
@@ -37,6 +39,21 @@ def decode_batch(msgs: list[Msg]) -> list[StoredMessage]:
         except (ValueError, KeyError, TypeError) as err:  # never written by a node; keep it out of history
             log.error("skipping undecodable message %s on %s: %s", m.metadata.sequence.stream, m.subject, err)
     return out
+
+
+async def fill_batch(sub: JetStreamContext.PullSubscription, room: int, window_s: float) -> list[Msg]:
+    """More messages for up to ``window_s``: one transaction (one fsync) per batch, not per trickle."""
+    more: list[Msg] = []
+    deadline = asyncio.get_running_loop().time() + window_s
+    while len(more) < room:
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0.001:
+            break
+        try:
+            more += await sub.fetch(batch=room - len(more), timeout=left)
+        except (NatsTimeout, TimeoutError):
+            break
+    return more
 
 
 async def write_with_retry(store: Store, msgs: list[Msg], stop: asyncio.Event) -> bool:
@@ -74,6 +91,7 @@ async def archive(settings: Settings, store: Store, nc: BusClient, stop: asyncio
                 log.warning("fetch failed: %s", err)
                 await asyncio.sleep(0.5)
                 continue
+            msgs += await fill_batch(sub, settings.archiver_batch - len(msgs), COALESCE_S)
             if await write_with_retry(store, msgs, stop):
                 for m in msgs:
                     await m.ack()
