@@ -52,6 +52,21 @@ class Settings:
     sqlite_path: str = "parley.db"
     run_dir: str = ".parley"
     secret: Secret = field(default_factory=lambda: Secret(""))
+    # Cassandra (when store == "cassandra")
+    cassandra_hosts: str = "127.0.0.1"  # comma-separated contact points
+    cassandra_port: int = 9042
+    cassandra_keyspace: str = "parley"
+    # "SimpleStrategy:1" locally; "NetworkTopologyStrategy:dc1=3,dc2=3" for a cluster
+    cassandra_replication: str = "SimpleStrategy:1"
+    cassandra_consistency: str = "ONE"  # LOCAL_QUORUM in a cluster
+    cassandra_local_dc: str = ""  # the datacenter this process is in (token-aware, DC-aware routing)
+    cassandra_username: str = ""
+    cassandra_password: Secret = field(default_factory=lambda: Secret(""))
+    cassandra_bucket_s: int = 10 * 86400  # time window of one messages partition
+    cassandra_timeout_s: float = 10.0  # per request
+    cassandra_concurrency: int = 64  # statements in flight per store call
+    cassandra_dir: str = ""  # `parley up --store cassandra`: instance dir (default <run dir>/cassandra)
+    cassandra_heap: str = "1G"
     # the API
     api_host: str = "127.0.0.1"
     api_port: int = 8080

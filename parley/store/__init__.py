@@ -120,6 +120,10 @@ def open_store(settings: Settings) -> Store:
         from parley.store.sqlite import SQLiteStore
 
         return SQLiteStore(settings.sqlite_path)
+    if settings.store == "cassandra":
+        from parley.store.cassandra import CassandraStore
+
+        return CassandraStore(settings)
     from parley.errors import ParleyError
 
     raise ParleyError(f"unknown store backend {settings.store!r} (PARLEY_STORE)", code="bad_setting")

@@ -1,0 +1,470 @@
+"""The Cassandra store: accounts, friends, conversations and history in Apache Cassandra 5.0.
+
+Driver use: one ``Cluster`` per process with token-aware, DC-aware routing; every query a prepared
+statement; consistency (and serial consistency for the few lightweight transactions) from settings.
+Requests run on the driver's I/O thread and come back to asyncio through callbacks, so the event
+loop never waits on Cassandra; only connecting, preparing and schema changes run in a worker thread.
+Large reads page. Any "cannot reach Cassandra" error becomes ``Unavailable(store_unavailable)``.
+
+Data model (schema in ``cassandra_schema``, reasons in docs/adr/0004):
+- ``messages ((conv, bucket), id DESC)``: bucket = the sending node's ts // the bucket window, so a
+  partition stays bounded and the newest page is one read. Rewriting a message writes the same row.
+- ``conversation_buckets``: each partition's [first_id, last_id], kept exact with no read before
+  the write: last_id is written ``USING TIMESTAMP id`` (the highest id wins) and first_id
+  ``USING TIMESTAMP 2^62 - id`` (the lowest wins). ``spans.merge_spans`` reads across them.
+- ``conversations.last_id`` (same trick) finds a conversation's newest message in one read and lets
+  sync skip conversations with nothing new: sync costs O(conversations + missed), never a scan.
+- ``device_cursors`` is written ``USING TIMESTAMP cursor``: a cursor only ever moves forward.
+- Friendships are facts "a has added b" (no read-modify-write to tangle under concurrency);
+  usernames and conversations are created with lightweight transactions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from cassandra import ConsistencyLevel, OperationTimedOut, RequestExecutionException
+from cassandra.auth import PlainTextAuthProvider
+from cassandra.cluster import (
+    EXEC_PROFILE_DEFAULT,
+    Cluster,
+    ExecutionProfile,
+    NoHostAvailable,
+    ResponseFuture,
+)
+from cassandra.cluster import (
+    Session as CqlSession,
+)
+from cassandra.connection import ConnectionException
+from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
+from cassandra.query import BatchStatement, BatchType, PreparedStatement, Statement
+
+from parley.errors import Conflict, NotFound, ParleyError, Unavailable
+from parley.ids import ConversationId, DeviceId, SessionId, UserId
+from parley.settings import Settings
+from parley.store import Conversation, Device, FriendState, Session, StoredMessage, User
+from parley.store.cassandra_schema import BOOTSTRAP, MIGRATIONS, create_keyspace
+from parley.store.spans import Span, bucket_of, merge_spans
+
+log = logging.getLogger("parley.store.cassandra")
+T = TypeVar("T")
+
+DOWN = (NoHostAvailable, OperationTimedOut, RequestExecutionException, ConnectionException)
+FIRST_ID_BASE = 1 << 62  # first_id is written USING TIMESTAMP FIRST_ID_BASE - id: the lowest id wins
+BATCH_BYTES = 4 * 1024  # an unlogged batch stays under Cassandra's 5 KiB batch warning
+PAGE = 1000
+LOCK_TTL_S = 120
+
+QUERIES = {
+    # users
+    "user_insert": "INSERT INTO users (id, username, display_name, bio, created_at) VALUES (?,?,?,?,?)",
+    "user_delete": "DELETE FROM users WHERE id = ?",
+    "user_get": "SELECT id, username, display_name, bio, created_at FROM users WHERE id = ?",
+    "user_update": "UPDATE users SET display_name = ?, bio = ? WHERE id = ?",
+    "name_claim": "INSERT INTO usernames (username, user_id, password_hash) VALUES (?,?,?) IF NOT EXISTS",
+    "name_get": "SELECT user_id, password_hash FROM usernames WHERE username = ?",
+    # sessions and devices
+    "session_insert": "INSERT INTO sessions (id, user_id, device, created_at, expires_at, revoked) "
+                      "VALUES (?,?,?,?,?,?)",
+    "session_get": "SELECT id, user_id, device, created_at, expires_at, revoked FROM sessions WHERE id = ?",
+    "session_revoke": "UPDATE sessions SET revoked = true WHERE id = ?",
+    "device_claim": "INSERT INTO devices (id, user_id, name, created_at) VALUES (?,?,?,?) IF NOT EXISTS",
+    "device_rename": "UPDATE devices SET name = ? WHERE id = ?",
+    "device_get": "SELECT id, user_id, name, created_at FROM devices WHERE id = ?",
+    "device_index": "INSERT INTO devices_by_user (user_id, created_at, id) VALUES (?,?,?)",
+    "devices_of_user": "SELECT id FROM devices_by_user WHERE user_id = ?",
+    "cursor_save": "UPDATE device_cursors USING TIMESTAMP ? SET cursor = ? WHERE device = ?",
+    "cursor_get": "SELECT cursor FROM device_cursors WHERE device = ?",
+    # friends
+    "out_add": "INSERT INTO friend_out (user_id, other) VALUES (?,?)",
+    "in_add": "INSERT INTO friend_in (user_id, other) VALUES (?,?)",
+    "out_del": "DELETE FROM friend_out WHERE user_id = ? AND other = ?",
+    "in_del": "DELETE FROM friend_in WHERE user_id = ? AND other = ?",
+    "out_has": "SELECT other FROM friend_out WHERE user_id = ? AND other = ?",
+    "out_list": "SELECT other FROM friend_out WHERE user_id = ?",
+    "in_list": "SELECT other FROM friend_in WHERE user_id = ?",
+    # conversations
+    "conv_claim": "INSERT INTO conversations (id, kind, created_at) VALUES (?,?,?) IF NOT EXISTS",
+    "conv_get": "SELECT id, kind, created_at, last_id, last_bucket FROM conversations WHERE id = ?",
+    "conv_last": "UPDATE conversations USING TIMESTAMP ? SET last_id = ?, last_bucket = ? WHERE id = ?",
+    "member_add": "INSERT INTO conversation_members (conv, user_id) VALUES (?,?)",
+    "members_of": "SELECT user_id FROM conversation_members WHERE conv = ?",
+    "user_conv_add": "INSERT INTO user_conversations (user_id, conv) VALUES (?,?)",
+    "convs_of_user": "SELECT conv FROM user_conversations WHERE user_id = ?",
+    # messages
+    "msg_insert": "INSERT INTO messages (conv, bucket, id, prev, sender, device, cid, body, ts) "
+                  "VALUES (?,?,?,?,?,?,?,?,?)",
+    "msg_get": "SELECT id, conv, prev, sender, device, cid, body, ts FROM messages "
+               "WHERE conv = ? AND bucket = ? AND id = ?",
+    "msg_asc": "SELECT id, conv, prev, sender, device, cid, body, ts FROM messages "
+               "WHERE conv = ? AND bucket = ? AND id > ? AND id < ? ORDER BY id ASC LIMIT ?",
+    "msg_desc": "SELECT id, conv, prev, sender, device, cid, body, ts FROM messages "
+                "WHERE conv = ? AND bucket = ? AND id > ? AND id < ? ORDER BY id DESC LIMIT ?",
+    "bucket_last": "UPDATE conversation_buckets USING TIMESTAMP ? SET last_id = ? WHERE conv = ? AND bucket = ?",
+    "bucket_first": "UPDATE conversation_buckets USING TIMESTAMP ? SET first_id = ? WHERE conv = ? AND bucket = ?",
+    "buckets_of": "SELECT bucket, first_id, last_id FROM conversation_buckets WHERE conv = ?",
+}
+
+
+def _message(row: Any) -> StoredMessage:
+    return StoredMessage(row.id, row.conv, row.prev, row.sender, row.device, row.cid, row.body, row.ts)
+
+
+def _user(row: Any) -> User:
+    return User(id=row.id, username=row.username, display_name=row.display_name, bio=row.bio or "",
+                created_at=row.created_at)
+
+
+def _size(m: StoredMessage) -> int:
+    return len(m.body.encode()) + len(m.cid) + 96
+
+
+def partition_batches(messages: Iterable[StoredMessage], bucket_ms: int) -> list[tuple[str, int, list[StoredMessage]]]:
+    """Messages grouped by partition (conv, bucket), split so each group stays under BATCH_BYTES."""
+    groups: dict[tuple[str, int], list[list[StoredMessage]]] = defaultdict(lambda: [[]])
+    filled: dict[tuple[str, int], int] = defaultdict(int)  # bytes in the last chunk of each partition
+    for m in messages:
+        key = (m.conv, bucket_of(m.ts, bucket_ms))
+        chunks = groups[key]
+        if chunks[-1] and filled[key] + _size(m) > BATCH_BYTES:
+            chunks.append([])
+            filled[key] = 0
+        chunks[-1].append(m)
+        filled[key] += _size(m)
+    return [(conv, bucket, chunk) for (conv, bucket), chunks in groups.items() for chunk in chunks]
+
+
+class CassandraStore:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._bucket_ms = settings.cassandra_bucket_s * 1000
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cassandra-setup")
+        self._cluster: Cluster | None = None
+        self._session: CqlSession | None = None
+        self._q: dict[str, PreparedStatement] = {}
+        self._limit = asyncio.Semaphore(settings.cassandra_concurrency)
+
+    # ---- plumbing ------------------------------------------------------------------------------
+
+    def _new_cluster(self) -> Cluster:
+        s = self._settings
+        try:
+            consistency = ConsistencyLevel.name_to_value[s.cassandra_consistency.upper()]
+        except KeyError:
+            raise ParleyError(f"PARLEY_CASSANDRA_CONSISTENCY={s.cassandra_consistency!r} is not a consistency "
+                              "level (ONE, LOCAL_QUORUM, ...)", code="bad_setting") from None
+        profile = ExecutionProfile(
+            load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=s.cassandra_local_dc or None)),
+            consistency_level=consistency,
+            serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
+            request_timeout=s.cassandra_timeout_s,
+        )
+        auth = (PlainTextAuthProvider(s.cassandra_username, s.cassandra_password.reveal())
+                if s.cassandra_username else None)
+        return Cluster(
+            contact_points=[h.strip() for h in s.cassandra_hosts.split(",") if h.strip()],
+            port=s.cassandra_port,
+            execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+            auth_provider=auth,
+            # come back within seconds of an outage, not after the default's minutes
+            reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.5, max_delay=5.0),
+            connect_timeout=5,
+        )
+
+    def _connect_and_migrate(self) -> None:
+        """Blocking: connect, bring the schema up to date, prepare every statement."""
+        cluster = self._new_cluster()
+        try:
+            session = cluster.connect()
+            _migrate(session, self._settings.cassandra_keyspace, self._settings.cassandra_replication)
+            session.set_keyspace(self._settings.cassandra_keyspace)
+            self._q = {name: session.prepare(cql) for name, cql in QUERIES.items()}
+        except BaseException:
+            cluster.shutdown()
+            raise
+        self._cluster, self._session = cluster, session
+
+    async def migrate(self) -> None:
+        if self._session is not None:
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._pool, self._connect_and_migrate)
+        except DOWN as err:
+            raise Unavailable(f"cassandra: {err}", code="store_unavailable") from err
+
+    async def close(self) -> None:
+        cluster, self._cluster, self._session = self._cluster, None, None
+        if cluster is not None:
+            await asyncio.get_running_loop().run_in_executor(self._pool, cluster.shutdown)
+        self._pool.shutdown(wait=True)
+
+    async def _page(self, statement: Statement, paging_state: bytes | None = None) -> tuple[list[Any], bytes | None]:
+        """One page of a statement's rows and the state to ask for the next (None: that was all)."""
+        if self._session is None:
+            raise Unavailable("cassandra: not connected (migrate() first)", code="store_unavailable")
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def settle(error: BaseException | None) -> None:
+            if not done.done():
+                done.set_exception(error) if error is not None else done.set_result(None)
+
+        async with self._limit:
+            try:
+                future: ResponseFuture = self._session.execute_async(statement, paging_state=paging_state)
+                future.add_callbacks(lambda _rows: loop.call_soon_threadsafe(settle, None),
+                                     lambda exc: loop.call_soon_threadsafe(settle, exc))
+                await done
+                result = future.result()  # already there: the callback ran after the result was set
+            except DOWN as err:
+                raise Unavailable(f"cassandra: {err}", code="store_unavailable") from err
+        return list(result.current_rows), result.paging_state
+
+    async def _rows(self, name: str, *params: Any, limit: int | None = None) -> list[Any]:
+        """All rows (or the first ``limit``) of a prepared query, a page at a time."""
+        statement = self._q[name].bind(params)
+        statement.fetch_size = min(limit, PAGE) if limit else PAGE
+        rows, state = await self._page(statement)
+        while state is not None and (limit is None or len(rows) < limit):
+            more, state = await self._page(statement, state)
+            rows += more
+        return rows[:limit] if limit else rows
+
+    async def _one(self, name: str, *params: Any) -> Any:
+        rows = await self._rows(name, *params, limit=1)
+        return rows[0] if rows else None
+
+    async def _write(self, name: str, *params: Any) -> None:
+        await self._page(self._q[name].bind(params))
+
+    async def _applied(self, name: str, *params: Any) -> tuple[bool, Any]:
+        """A lightweight transaction: whether it applied, and the row that was there if not."""
+        row = (await self._page(self._q[name].bind(params)))[0][0]
+        return bool(row.applied), row
+
+    async def _batch(self, statements: Sequence[tuple[str, tuple[Any, ...]]], logged: bool = False) -> None:
+        batch = BatchStatement(batch_type=BatchType.LOGGED if logged else BatchType.UNLOGGED)
+        for name, params in statements:
+            batch.add(self._q[name], params)
+        await self._page(batch)
+
+    @staticmethod
+    async def _all(calls: Iterable[Any]) -> list[Any]:
+        return list(await asyncio.gather(*calls))
+
+    # ---- users ---------------------------------------------------------------------------------
+
+    async def create_user(self, user: User, password_hash: str) -> None:
+        # The users row first: if the name turns out to be taken it is removed, and a crash in
+        # between leaves only a row no name points to.
+        await self._write("user_insert", user.id, user.username, user.display_name, user.bio, user.created_at)
+        applied, _ = await self._applied("name_claim", user.username, user.id, password_hash)
+        if not applied:
+            await self._write("user_delete", user.id)
+            raise Conflict(f"username {user.username!r} is taken", code="username_taken")
+
+    async def user_by_name(self, username: str) -> tuple[User, str] | None:
+        claim = await self._one("name_get", username)
+        if claim is None:
+            return None
+        row = await self._one("user_get", claim.user_id)
+        return (_user(row), claim.password_hash) if row else None
+
+    async def get_user(self, user: UserId) -> User | None:
+        row = await self._one("user_get", user)
+        return _user(row) if row else None
+
+    async def get_users(self, users: list[UserId]) -> dict[UserId, User]:
+        found = await self._all(self.get_user(u) for u in dict.fromkeys(users))
+        return {u.id: u for u in found if u is not None}
+
+    async def update_user(self, user: UserId, *, display_name: str | None, bio: str | None) -> User:
+        current = await self.get_user(user)
+        if current is None:
+            raise NotFound("no such user", code="unknown_user")
+        name = current.display_name if display_name is None else display_name
+        new_bio = current.bio if bio is None else bio
+        await self._write("user_update", name, new_bio, user)
+        return User(current.id, current.username, name, current.created_at, new_bio)
+
+    # ---- sessions and devices ------------------------------------------------------------------
+
+    async def create_session(self, session: Session) -> None:
+        await self._write("session_insert", session.id, session.user, session.device, session.created_at,
+                          session.expires_at, session.revoked)
+
+    async def get_session(self, session: SessionId) -> Session | None:
+        row = await self._one("session_get", session)
+        if row is None:
+            return None
+        return Session(row.id, row.user_id, row.device, row.created_at, row.expires_at, bool(row.revoked))
+
+    async def revoke_session(self, session: SessionId) -> None:
+        await self._write("session_revoke", session)
+
+    async def upsert_device(self, device: Device) -> Device:
+        applied, existing = await self._applied("device_claim", device.id, device.user, device.name,
+                                                device.created_at)
+        created_at = device.created_at if applied else existing.created_at
+        user = device.user if applied else existing.user_id
+        if not applied:
+            await self._write("device_rename", device.name, device.id)
+        await self._write("device_index", user, created_at, device.id)
+        return Device(device.id, user, device.name, created_at, await self._cursor(device.id))
+
+    async def _cursor(self, device: DeviceId) -> int:
+        row = await self._one("cursor_get", device)
+        return int(row.cursor) if row and row.cursor is not None else 0
+
+    async def get_device(self, device: DeviceId) -> Device | None:
+        row, cursor = await self._all([self._one("device_get", device), self._cursor(device)])
+        return Device(row.id, row.user_id, row.name, row.created_at, cursor) if row else None
+
+    async def list_devices(self, user: UserId) -> list[Device]:
+        ids = [r.id for r in await self._rows("devices_of_user", user)]  # in created_at order
+        found = await self._all(self.get_device(d) for d in ids)
+        return [d for d in found if d is not None]
+
+    async def save_cursors(self, cursors: dict[DeviceId, int]) -> None:
+        await self._all(self._write("cursor_save", cursor, cursor, device) for device, cursor in cursors.items())
+
+    # ---- friends -------------------------------------------------------------------------------
+
+    async def friend_state(self, a: UserId, b: UserId) -> FriendState:
+        out, back = await self._all([self._one("out_has", a, b), self._one("out_has", b, a)])
+        if out and back:
+            return "friends"
+        return "outgoing" if out else "incoming" if back else "none"
+
+    async def add_friend(self, a: UserId, b: UserId) -> FriendState:
+        current = await self.friend_state(a, b)
+        if current in ("friends", "outgoing"):
+            return current
+        await self._batch([("out_add", (a, b)), ("in_add", (b, a))], logged=True)
+        return "friends" if current == "incoming" else "outgoing"
+
+    async def remove_friend(self, a: UserId, b: UserId) -> None:
+        await self._batch([("out_del", (a, b)), ("in_del", (b, a)), ("out_del", (b, a)), ("in_del", (a, b))],
+                          logged=True)
+
+    async def list_friends(self, user: UserId) -> list[tuple[UserId, FriendState]]:
+        outs, ins = await self._all([self._rows("out_list", user), self._rows("in_list", user)])
+        out_set, in_set = {r.other for r in outs}, {r.other for r in ins}
+        states: dict[str, FriendState] = {
+            other: "friends" if other in out_set and other in in_set else "outgoing" if other in out_set
+            else "incoming" for other in out_set | in_set}
+        return sorted(states.items())  # type: ignore[arg-type]
+
+    # ---- conversations ---------------------------------------------------------------------------
+
+    async def open_conversation(self, conv: Conversation) -> None:
+        await self._applied("conv_claim", conv.id, conv.kind, conv.created_at)
+        await self._all(
+            [self._write("member_add", conv.id, m) for m in conv.members]
+            + [self._write("user_conv_add", m, conv.id) for m in conv.members])
+
+    async def get_conversation(self, conv: ConversationId) -> Conversation | None:
+        row, members = await self._all([self._one("conv_get", conv), self._rows("members_of", conv)])
+        if row is None or row.kind is None:
+            return None
+        last = None
+        if row.last_id is not None:
+            found = await self._one("msg_get", conv, row.last_bucket, row.last_id)
+            last = _message(found) if found else None
+        return Conversation(row.id, row.kind, tuple(sorted(r.user_id for r in members)), row.created_at, last)
+
+    async def list_conversations(self, user: UserId) -> list[Conversation]:
+        ids = [r.conv for r in await self._rows("convs_of_user", user)]
+        found = [c for c in await self._all(self.get_conversation(i) for i in ids) if c is not None]
+        return sorted(found, key=lambda c: c.last_message.id if c.last_message else 0, reverse=True)
+
+    # ---- messages ----------------------------------------------------------------------------------
+
+    async def put_messages(self, messages: list[StoredMessage]) -> None:
+        """Rows first, then the bucket ranges and last ids that make them findable; all idempotent.
+        Readers only trust the store below the archiver's ack floor, which moves after this returns."""
+        groups = partition_batches(messages, self._bucket_ms)
+        await self._all(self._batch([("msg_insert", (m.conv, bucket, m.id, m.prev, m.sender, m.device, m.cid,
+                                                     m.body, m.ts)) for m in chunk])
+                        for _, bucket, chunk in groups)
+        spans: dict[tuple[str, int], tuple[int, int]] = {}
+        for conv, bucket, chunk in groups:
+            lo, hi = min(m.id for m in chunk), max(m.id for m in chunk)
+            old = spans.get((conv, bucket), (lo, hi))
+            spans[(conv, bucket)] = (min(lo, old[0]), max(hi, old[1]))
+        newest: dict[str, tuple[int, int]] = {}
+        for (conv, bucket), (_, hi) in spans.items():
+            if hi > newest.get(conv, (0, 0))[0]:
+                newest[conv] = (hi, bucket)
+        await self._all(
+            [self._batch([("bucket_first", (FIRST_ID_BASE - lo, lo, conv, bucket)),
+                          ("bucket_last", (hi, hi, conv, bucket))]) for (conv, bucket), (lo, hi) in spans.items()]
+            + [self._write("conv_last", hi, hi, bucket, conv) for conv, (hi, bucket) in newest.items()])
+
+    async def _spans(self, conv: str) -> list[Span]:
+        rows = await self._rows("buckets_of", conv)
+        return [Span((conv, r.bucket), r.first_id, r.last_id) for r in rows
+                if r.first_id is not None and r.last_id is not None]
+
+    async def _fetch(self, span: Span, lo: int, hi: int, n: int, descending: bool) -> list[StoredMessage]:
+        conv, bucket = span.key  # type: ignore[misc]
+        rows = await self._rows("msg_desc" if descending else "msg_asc", conv, bucket, lo, hi, n, limit=n)
+        return [_message(r) for r in rows]
+
+    async def messages_for_user(self, user: UserId, *, after: int, upto: int, limit: int) -> list[StoredMessage]:
+        convs = [r.conv for r in await self._rows("convs_of_user", user)]
+        heads = await self._all(self._one("conv_get", c) for c in convs)
+        active = [c for c, head in zip(convs, heads, strict=True)
+                  if head is not None and head.last_id is not None and head.last_id > after]
+        spans = [s for found in await self._all(self._spans(c) for c in active) for s in found]
+        return await merge_spans(spans, self._fetch, after=after, before=upto + 1, limit=limit, descending=False,
+                                 page=min(limit, 200))
+
+    async def history(
+        self, conv: ConversationId, *, before: int | None, after: int | None, limit: int, newest_first: bool
+    ) -> list[StoredMessage]:
+        return await merge_spans(await self._spans(conv), self._fetch, after=after or 0,
+                                 before=before if before is not None else 2**63 - 1, limit=limit,
+                                 descending=newest_first, page=min(limit, 200))
+
+
+# ---- schema ---------------------------------------------------------------------------------------
+
+
+def _migrate(session: CqlSession, keyspace: str, replication: str) -> None:
+    """Blocking: keyspace, bookkeeping tables, then every migration not yet applied, under a lock."""
+    session.execute(create_keyspace(keyspace, replication))
+    for cql in BOOTSTRAP:
+        session.execute(cql.format(ks=keyspace))
+    if _applied_versions(session, keyspace) >= {v for v, _, _ in MIGRATIONS}:
+        return
+    owner = uuid.uuid4().hex
+    deadline = time.monotonic() + LOCK_TTL_S
+    while not session.execute(f"INSERT INTO {keyspace}.schema_lock (name, owner) VALUES ('migrate', %s) "
+                              f"IF NOT EXISTS USING TTL {LOCK_TTL_S}", (owner,)).was_applied:
+        if time.monotonic() > deadline:
+            raise ParleyError("another process has held the schema lock for too long", code="store_locked")
+        time.sleep(0.5)
+    try:
+        done = _applied_versions(session, keyspace)
+        for version, description, statements in MIGRATIONS:
+            if version in done:
+                continue
+            log.info("cassandra: applying migration %d (%s) to %s", version, description, keyspace)
+            for cql in statements:
+                session.execute(cql.format(ks=keyspace))
+            session.execute(f"INSERT INTO {keyspace}.schema_migrations (version, description, applied_at) "
+                            "VALUES (%s, %s, toTimestamp(now()))", (version, description))
+    finally:
+        session.execute(f"DELETE FROM {keyspace}.schema_lock WHERE name = 'migrate' IF owner = %s", (owner,))
+
+
+def _applied_versions(session: CqlSession, keyspace: str) -> set[int]:
+    return {row.version for row in session.execute(f"SELECT version FROM {keyspace}.schema_migrations")}

@@ -1,0 +1,46 @@
+import pytest
+
+from parley.errors import ParleyError
+from parley.store import StoredMessage
+from parley.store.cassandra import BATCH_BYTES, partition_batches
+from parley.store.cassandra_schema import MIGRATIONS, create_keyspace, replication_map
+
+
+@pytest.mark.parametrize(("spec", "expected"), [
+    ("SimpleStrategy:1", {"class": "SimpleStrategy", "replication_factor": 1}),
+    ("NetworkTopologyStrategy:eu=3,us=3", {"class": "NetworkTopologyStrategy", "eu": 3, "us": 3}),
+])
+def test_replication_settings(spec, expected):
+    assert replication_map(spec) == expected
+
+
+@pytest.mark.parametrize("spec", ["", "SimpleStrategy", "SimpleStrategy:x", "Other:1", "NetworkTopologyStrategy:eu"])
+def test_bad_replication_names_the_setting(spec):
+    with pytest.raises(ParleyError, match="PARLEY_CASSANDRA_REPLICATION"):
+        replication_map(spec)
+
+
+def test_keyspace_statement_and_name_check():
+    assert create_keyspace("parley", "NetworkTopologyStrategy:dc1=3") == (
+        "CREATE KEYSPACE IF NOT EXISTS parley WITH replication = "
+        "{'class': 'NetworkTopologyStrategy', 'dc1': 3}")
+    with pytest.raises(ParleyError, match="PARLEY_CASSANDRA_KEYSPACE"):
+        create_keyspace("drop table x;", "SimpleStrategy:1")
+
+
+def test_migrations_are_numbered_in_order_and_idempotent():
+    assert [v for v, _, _ in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
+    for _, _, statements in MIGRATIONS:
+        assert all("IF NOT EXISTS" in s for s in statements)
+
+
+def test_batches_are_per_partition_and_bounded():
+    msgs = [StoredMessage(i, "dm.a" if i % 2 else "dm.b", 0, "u", "d", f"c{i}", "x" * 300, 1000 * (i // 10))
+            for i in range(60)]
+    groups = partition_batches(msgs, 5000)
+    for conv, bucket, chunk in groups:
+        assert {(m.conv, m.ts // 5000) for m in chunk} == {(conv, bucket)}
+        assert len(chunk) == 1 or sum(len(m.body) + 100 for m in chunk) <= BATCH_BYTES + 100 * len(chunk)
+    assert sorted(m.id for _, _, c in groups for m in c) == list(range(60))
+    big = StoredMessage(1, "dm.a", 0, "u", "d", "c", "y" * 10_000, 0)
+    assert partition_batches([big], 1000) == [("dm.a", 0, [big])]
