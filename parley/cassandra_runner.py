@@ -553,8 +553,8 @@ def status(dir: Path) -> dict[str, object]:
 # ---------------------------------------------------------------- CLI
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m parley.cassandra_runner",
+def _parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog,
                                      description="Run a single-node Cassandra 5.0 from Maven jars.")
     parser.add_argument("command", choices=("up", "down", "status", "jars", "nodetool"),
                         help="nodetool: the arguments after the options go to nodetool")
@@ -596,9 +596,9 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "python -m parley.cassandra_runner") -> int:
     try:
-        parser = _parser()
+        parser = _parser(prog)
         args, rest = parser.parse_known_args(argv)
         if rest and args.command != "nodetool":
             parser.error(f"unrecognized arguments: {' '.join(rest)}")

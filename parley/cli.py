@@ -13,6 +13,11 @@ from parley.settings import Settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["cassandra"]:  # its own options: parley cassandra --help
+        from parley import cassandra_runner
+
+        return cassandra_runner.main(args_list[1:], prog="parley cassandra")
     parser = argparse.ArgumentParser(prog="parley", description="Parley chat backend")
     sub = parser.add_subparsers(dest="role", required=True)
     up = sub.add_parser("up", help="run a whole local cluster (NATS, discovery, API, nodes, archiver)")
@@ -23,9 +28,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     up.add_argument("--discovery-port", type=int, default=8070)
     up.add_argument("--archiver-port", type=int, default=8075, help="archiver health endpoints")
     up.add_argument("--node-port", type=int, default=8090, help="first node's port; the others follow")
+    up.add_argument("--store", choices=("sqlite", "cassandra"), default=None,
+                    help="history backend (default: PARLEY_STORE, else sqlite); cassandra starts a local "
+                         "Cassandra 5.0 in <run dir>/cassandra unless one answers on PARLEY_CASSANDRA_PORT")
+    sub.add_parser("cassandra", help="run a local Cassandra 5.0 (up, down, status, jars, nodetool)")
     for role in ("node", "api", "discovery", "archiver"):
         sub.add_parser(role, help=f"run one {role} process (configured by PARLEY_* variables)")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_list)
     try:
         settings = Settings.from_env(os.environ)
         if args.role == "up":

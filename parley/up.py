@@ -1,10 +1,11 @@
 """``parley up``: a whole cluster on one machine, started in order and stopped cleanly.
 
-Order: nats-server (JetStream, from the wheel, configured by nats.conf) → discovery → archiver →
-API → edge nodes. Every role is a child process of its own with logs under ``<run dir>/logs``. Ctrl-C
-(or SIGTERM) stops them in reverse order, waiting for each; any child that dies takes the cluster
-down with a message saying which. Data (SQLite file, JetStream store, the cluster secret) stays in
-the run dir, so the next ``parley up`` continues where this one stopped.
+Order: [Cassandra, with ``--store cassandra``] → nats-server (JetStream, from the wheel, configured
+by nats.conf) → discovery → archiver → API → edge nodes. Every role is a child process of its own
+with logs under ``<run dir>/logs``. Ctrl-C (or SIGTERM) stops them in reverse order, waiting for
+each; any child that dies takes the cluster down with a message saying which. Data (SQLite file or
+Cassandra data, JetStream store, the cluster secret) stays in the run dir, so the next ``parley up``
+continues where this one stopped.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from parley import natsserver
+from parley import cassandra_runner, natsserver
 from parley.errors import ParleyError
 from parley.settings import Secret, Settings
 
@@ -91,11 +92,37 @@ def stop_all(children: list[Child], timeout: float = 10) -> None:
                 child.proc.wait()
 
 
-def start_cluster(base: Settings, args: argparse.Namespace, children: list[Child]) -> list[str]:
+@dataclass
+class LocalCassandra:
+    dir: Path
+    ours: bool  # False: one that already answered on the port; it is left running
+
+
+def start_cassandra(settings: Settings) -> tuple[LocalCassandra, str]:
+    """A local Cassandra for ``--store cassandra``: the one answering on the port, or a new one."""
+    dir = Path(settings.cassandra_dir or Path(settings.run_dir) / "cassandra").resolve()
+    host, port = settings.cassandra_hosts.split(",")[0].strip(), settings.cassandra_port
+    try:
+        cassandra_runner.cql_options(port, host)
+        return LocalCassandra(dir, ours=False), f"{host}:{port} (already running; left running at exit)"
+    except OSError:
+        pass
+    if host not in ("127.0.0.1", "localhost"):
+        raise ParleyError(f"no Cassandra answers at {host}:{port} (PARLEY_CASSANDRA_HOSTS)", code="start_failed")
+    print(f"Starting Cassandra in {dir} (first run: Maven fetches its jars) …", flush=True)
+    previous = cassandra_runner.read_instance(dir).storage_port if (dir / "runner.json").exists() else 0
+    inst = cassandra_runner.start(dir, cql_port=port, storage_port=previous, heap=settings.cassandra_heap,
+                                  tie_to_parent=True)
+    return LocalCassandra(dir, ours=True), f"127.0.0.1:{inst.cql_port}   (data {dir})"
+
+
+def start_cluster(base: Settings, args: argparse.Namespace, children: list[Child],
+                  databases: list[LocalCassandra]) -> list[str]:
     run_dir = Path(args.run_dir or base.run_dir).resolve()
     logs = run_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     settings = base.replace(
+        store=getattr(args, "store", None) or base.store,
         run_dir=str(run_dir),
         sqlite_path=str(run_dir / "parley.db") if base.sqlite_path == "parley.db" else base.sqlite_path,
         secret=cluster_secret(run_dir, base.secret),
@@ -105,6 +132,13 @@ def start_cluster(base: Settings, args: argparse.Namespace, children: list[Child
         discovery_url=f"http://127.0.0.1:{args.discovery_port}",
         archiver_port=args.archiver_port,
     )
+    store_line = [f"  store      SQLite {settings.sqlite_path}"]
+    if settings.store == "cassandra":
+        database, where = start_cassandra(settings)
+        databases.append(database)
+        store_line = [f"  Cassandra  {where}, keyspace {settings.cassandra_keyspace}",
+                      f"             cqlsh: .venv/bin/pip install cqlsh && .venv/bin/cqlsh 127.0.0.1 "
+                      f"{settings.cassandra_port}"]
     nats = Child("nats", natsserver.start(args.nats_port, run_dir / "nats", logs / "nats.log"), logs / "nats.log")
     children.append(nats)
     wait_port(args.nats_port, nats)
@@ -126,6 +160,7 @@ def start_cluster(base: Settings, args: argparse.Namespace, children: list[Child
         f"  discovery  http://127.0.0.1:{settings.discovery_port}/v1/nodes",
         *[f"  node{i + 1}      {url}" for i, url in enumerate(nodes)],
         f"  NATS       {settings.nats_url}",
+        *store_line,
         f"  data+logs  {run_dir}",
         "Press Ctrl-C to stop.",
     ]
@@ -133,6 +168,7 @@ def start_cluster(base: Settings, args: argparse.Namespace, children: list[Child
 
 def run_cluster(base: Settings, args: argparse.Namespace) -> int:
     children: list[Child] = []
+    databases: list[LocalCassandra] = []
     stopping = False
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -142,12 +178,16 @@ def run_cluster(base: Settings, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        banner = start_cluster(base, args, children)
+        banner = start_cluster(base, args, children, databases)
         print("\n".join(banner), flush=True)
         while not stopping:
             dead = next((c for c in children if c.proc.poll() is not None), None)
             if dead is not None:
                 print(f"parley up: {dead.name} exited with {dead.proc.returncode}; see {dead.log}", file=sys.stderr)
+                return 1
+            gone = next((d for d in databases if d.ours and cassandra_runner.running_pid(d.dir) is None), None)
+            if gone is not None:
+                print(f"parley up: Cassandra exited; see {gone.dir / 'logs' / 'system.log'}", file=sys.stderr)
                 return 1
             time.sleep(0.2)
         print("Stopping…", flush=True)
@@ -157,3 +197,6 @@ def run_cluster(base: Settings, args: argparse.Namespace) -> int:
         return 1
     finally:
         stop_all(children)
+        for database in databases:
+            if database.ours:
+                cassandra_runner.stop(database.dir)

@@ -26,6 +26,7 @@ class CassandraServer:
     dir: Path
     port: int
     storage_port: int
+    ours: bool = True  # started by this session: tied to it, so a killed run leaves no JVM behind
 
     def settings(self, keyspace: str, **overrides: object) -> dict[str, object]:
         """Settings fields that point a Parley process at this server, in a keyspace of its own."""
@@ -37,7 +38,7 @@ class CassandraServer:
 
     def start(self) -> None:
         cassandra_runner.start(self.dir, cql_port=self.port, storage_port=self.storage_port, heap=HEAP,
-                               jmx_port=None, tie_to_parent=True)
+                               jmx_port=None, tie_to_parent=self.ours)
 
 
 HEAP = "768M"
@@ -53,7 +54,7 @@ def cassandra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CassandraSer
     if external:
         inst = cassandra_runner.read_instance(Path(external))
         cassandra_runner.wait_cql(Path(external), inst.cql_port, timeout=120)
-        yield CassandraServer(Path(external), inst.cql_port, inst.storage_port)
+        yield CassandraServer(Path(external), inst.cql_port, inst.storage_port, ours=False)
         return
     root = tmp_path_factory.mktemp("cassandra")
     inst = cassandra_runner.start(root, cql_port=0, storage_port=0, heap=HEAP, jmx_port=None, tie_to_parent=True)

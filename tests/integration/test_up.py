@@ -13,7 +13,9 @@ import urllib.request
 import orjson
 import psutil
 import pytest
+from cassandra.cluster import Cluster as CqlCluster
 
+from parley.client import Api, Device
 from tests.integration.cluster import free_port
 
 pytestmark = pytest.mark.integration
@@ -24,27 +26,39 @@ def get_json(url: str) -> dict:
         return orjson.loads(resp.read())
 
 
-def test_parley_up_prints_where_to_connect_and_stops_without_strays(tmp_path):
+def up_command(run_dir, *extra: str) -> tuple[list[str], dict[str, int], int]:
     ports = {name: free_port() for name in ("nats", "api", "discovery", "archiver")}
     node_port = free_port()
     while node_port + 1 in ports.values():
         node_port = free_port()
-    cmd = [sys.executable, "-m", "parley", "up", "--run-dir", str(tmp_path / "run"),
+    cmd = [sys.executable, "-m", "parley", "up", "--run-dir", str(run_dir),
            "--nats-port", str(ports["nats"]), "--api-port", str(ports["api"]),
            "--discovery-port", str(ports["discovery"]), "--archiver-port", str(ports["archiver"]),
-           "--node-port", str(node_port)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
-    banner = []
+           "--node-port", str(node_port), *extra]
+    return cmd, ports, node_port
+
+
+def wait_banner(proc: subprocess.Popen, timeout: float = 60) -> str:
+    banner: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        assert line, f"parley up exited early: {''.join(banner)}"
+        banner.append(line)
+        if line.startswith("Press Ctrl-C"):
+            return "".join(banner)
+    raise AssertionError(f"no banner in {timeout}s: {''.join(banner)}")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}, **extra}
+
+
+def test_parley_up_prints_where_to_connect_and_stops_without_strays(tmp_path):
+    cmd, ports, node_port = up_command(tmp_path / "run")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=clean_env(), text=True)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            assert line, f"parley up exited early: {''.join(banner)}"
-            banner.append(line)
-            if line.startswith("Press Ctrl-C"):
-                break
-        text = "".join(banner)
+        text = wait_banner(proc)
         assert f"http://127.0.0.1:{ports['api']}" in text
         assert f"ws://127.0.0.1:{node_port}/ws" in text and f"ws://127.0.0.1:{node_port + 1}/ws" in text
         children = psutil.Process(proc.pid).children(recursive=True)
@@ -91,3 +105,49 @@ async def test_acked_messages_survive_a_nats_restart(world, cluster):
     history = await world.api.call("GET", f"/v1/conversations/{conv}/messages", bob.token,
                                    params={"order": "asc", "limit": 100})
     assert [m["id"] for m in history["messages"]] == sent
+
+
+async def test_parley_up_on_cassandra_starts_it_keeps_history_there_and_stops_it(tmp_path, http):
+    """The README's Cassandra command, as a new user runs it: its own Cassandra, then the cluster."""
+    cql_port = free_port()
+    cmd, ports, node_port = up_command(tmp_path / "run", "--store", "cassandra")
+    env = clean_env(PARLEY_CASSANDRA_PORT=str(cql_port), PARLEY_CASSANDRA_HEAP="512M")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+    try:
+        text = await asyncio.to_thread(wait_banner, proc, 240)
+        assert f"Cassandra  127.0.0.1:{cql_port}" in text and "keyspace parley" in text
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) == 7  # Cassandra, nats, discovery, archiver, api, two nodes
+        api = Api(f"http://127.0.0.1:{ports['api']}", http)
+        users = [(await api.signup(name, "correct horse battery"))["user"]["id"] for name in ("alice", "bob")]
+        tokens = [(await api.login(name, "correct horse battery"))["token"] for name in ("alice", "bob")]
+        for me, other in ((0, 1), (1, 0)):
+            await api.call("POST", "/v1/friends", tokens[me], {"user_id": users[other]})
+        conv = (await api.call("POST", "/v1/conversations", tokens[0], {"user_id": users[1]}))["conversation"]["id"]
+        device = Device(http, f"ws://127.0.0.1:{node_port}/ws", tokens[0])
+        await device.connect()
+        sent = [(await device.send(conv, f"hello {i}"))["id"] for i in range(5)]
+        await device.close()
+        cql = CqlCluster(["127.0.0.1"], port=cql_port)
+        try:
+            session = cql.connect("parley")
+            deadline = time.monotonic() + 20
+            while len(rows := list(session.execute("SELECT id, body FROM messages WHERE conv = %s ALLOW FILTERING",
+                                                   (conv,)))) < 5:
+                assert time.monotonic() < deadline, rows
+                await asyncio.sleep(0.2)
+        finally:
+            cql.shutdown()
+        assert sorted((r.id, r.body) for r in rows) == [(i, f"hello {n}") for n, i in enumerate(sent)]
+        page = await api.call("GET", f"/v1/conversations/{conv}/messages?limit=3", tokens[1])
+        assert [m["id"] for m in page["messages"]] == sent[::-1][:3] and page["more"] is True
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.to_thread(proc.wait, 60) == 0
+        _, alive = psutil.wait_procs(children, timeout=10)
+        assert alive == [], f"stray processes: {alive}"
+        assert (tmp_path / "run" / "cassandra" / "data").is_dir()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()

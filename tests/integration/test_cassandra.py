@@ -1,0 +1,166 @@
+"""The whole cluster on a real Cassandra: history paging, sync across partition buckets, an outage.
+
+The cluster here uses one-second buckets, so every test's messages spread over several partitions.
+The outage test stops Cassandra for ~30 s under traffic and runs last in this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import aiohttp
+import nats
+import pytest
+from cassandra.cluster import Cluster as CqlCluster
+
+from parley import bus
+from parley.client import ApiError, Device
+from tests.conftest import CassandraServer, new_keyspace
+from tests.integration.cluster import Cluster
+from tests.integration.conftest import World
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def cass_cluster(tmp_path_factory: pytest.TempPathFactory, cassandra: CassandraServer) -> Iterator[Cluster]:
+    c = Cluster(tmp_path_factory.mktemp("cass-cluster"), **cassandra.settings(new_keyspace("it"), cassandra_bucket_s=1))
+    try:
+        c.start()
+        yield c
+    finally:
+        c.shutdown()
+
+
+@pytest.fixture
+async def cworld(cass_cluster: Cluster, http: aiohttp.ClientSession) -> AsyncIterator[World]:
+    w = World(cass_cluster, http)
+    yield w
+    await w.close()
+
+
+async def archived_through(cluster: Cluster) -> int:
+    nc = await nats.connect(cluster.settings.nats_url)
+    try:
+        return await bus.archived_through(nc, cluster.settings)
+    finally:
+        await nc.close()
+
+
+async def wait_archived(cluster: Cluster, last: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while (floor := await archived_through(cluster)) < last:
+        assert time.monotonic() < deadline, f"archiver at {floor}, waiting for {last}"
+        await asyncio.sleep(0.2)
+
+
+def buckets_in_cassandra(cluster: Cluster, conv: str) -> list[tuple[int, int, int]]:
+    """(bucket, first_id, last_id) rows, read with the driver straight from Cassandra."""
+    s = cluster.settings
+    cql = CqlCluster(["127.0.0.1"], port=s.cassandra_port)
+    try:
+        rows = cql.connect(s.cassandra_keyspace).execute(
+            "SELECT bucket, first_id, last_id FROM conversation_buckets WHERE conv = %s", (conv,))
+        return sorted((r.bucket, r.first_id, r.last_id) for r in rows)
+    finally:
+        cql.shutdown()
+
+
+async def send_in_bursts(device: Device, conv: str, bursts: int, per_burst: int) -> list[int]:
+    """Messages spread over ``bursts`` one-second buckets."""
+    ids = []
+    for b in range(bursts):
+        ids += [(await device.send(conv, f"b{b} m{i}"))["id"] for i in range(per_burst)]
+        await asyncio.sleep(1.1)
+    return ids
+
+
+async def history_pages(world: World, token: str, conv: str, order: str, limit: int) -> list[int]:
+    ids: list[int] = []
+    key = "before" if order == "desc" else "after"
+    query = f"limit={limit}&order={order}"
+    while True:
+        page = await world.api.call("GET", f"/v1/conversations/{conv}/messages?{query}", token)
+        ids += [m["id"] for m in page["messages"]]
+        if not page["more"]:
+            return ids
+        query = f"limit={limit}&order={order}&{key}={ids[-1]}"
+
+
+async def test_history_pages_from_cassandra_across_buckets(cworld, cass_cluster):
+    alice, bob, eve = await cworld.person("alice"), await cworld.person("bob"), await cworld.person("eve")
+    conv = await alice.befriend(bob)
+    sender = await alice.device(node=0)
+    ids = await send_in_bursts(sender, conv, bursts=3, per_burst=40)
+    await wait_archived(cass_cluster, ids[-1])
+    buckets = buckets_in_cassandra(cass_cluster, conv)
+    assert len(buckets) >= 3 and min(b[1] for b in buckets) == ids[0] and max(b[2] for b in buckets) == ids[-1]
+    assert await history_pages(cworld, bob.token, conv, "desc", 25) == ids[::-1]
+    assert await history_pages(cworld, alice.token, conv, "asc", 17) == ids
+    page = await cworld.api.call("GET", f"/v1/conversations/{conv}/messages?after={ids[10]}&before={ids[50]}"
+                                        "&limit=200&order=asc", bob.token)
+    assert [m["id"] for m in page["messages"]] == ids[11:50] and page["more"] is False
+    with pytest.raises(ApiError) as denied:
+        await cworld.api.call("GET", f"/v1/conversations/{conv}/messages", eve.token)
+    assert (denied.value.status, denied.value.code) == (403, "not_member")
+    listed = await cworld.api.call("GET", "/v1/conversations", bob.token)
+    assert listed["conversations"][0]["last_message"]["id"] == ids[-1]
+
+
+async def test_device_syncs_from_cassandra_across_a_bucket_boundary(cworld, cass_cluster):
+    alice, bob = await cworld.person("alice"), await cworld.person("bob")
+    conv = await alice.befriend(bob)
+    sender = await alice.device(node=0)
+    b = await bob.device(node=1)
+    first = await sender.send(conv, "before")
+    await b.wait_for(lambda: first["id"] in b.messages)
+    login = b.login
+    await b.close()
+    ids = await send_in_bursts(sender, conv, bursts=3, per_burst=30)
+    await wait_archived(cass_cluster, ids[-1])  # so the sync reads Cassandra, not the stream's tail
+    assert len({bucket for bucket, first_id, last_id in buckets_in_cassandra(cass_cluster, conv)
+                if last_id > first["id"]}) >= 3
+    again = Device(cworld.http, cass_cluster.node_url(0), login["token"])
+    await again.connect(cursor=first["id"])
+    await again.synced.wait()
+    assert again.order == ids and again.duplicates == 0
+    assert again.bodies() == [f"b{k} m{i}" for k in range(3) for i in range(30)]
+    await again.close()
+
+
+async def test_cassandra_outage_every_send_is_acked_and_lands_in_history_once(cworld, cass_cluster, cassandra):
+    pairs = []
+    for i in range(3):
+        a, b = await cworld.person("sender"), await cworld.person("reader")
+        conv = await a.befriend(b)
+        da, db = await a.device(node=i % 2), await b.device(node=(i + 1) % 2)
+        await da.send(conv, "warm-up")  # the node now knows the conversation and needs no store to send
+        pairs.append((a, b, conv, da, db))
+    cassandra.stop()
+    try:
+        with pytest.raises(ApiError) as down:
+            await cworld.api.call("GET", f"/v1/conversations/{pairs[0][2]}/messages?limit=5", pairs[0][0].token)
+        assert (down.value.status, down.value.code) == (503, "store_unavailable")
+        sent: dict[str, list[int]] = {conv: [] for _, _, conv, _, _ in pairs}
+        began = time.monotonic()
+        n = 0
+        while time.monotonic() - began < 30:  # ~30 s without Cassandra, sends keep being acked
+            for _, _, conv, da, _ in pairs:
+                ack = await da.send(conv, f"during outage {n}")
+                sent[conv].append(ack["id"])
+            n += 1
+            await asyncio.sleep(0.1)
+        for _, _, conv, _, db in pairs:  # delivered live meanwhile: delivery does not wait for the store
+            await db.wait_for(lambda db=db, conv=conv: set(sent[conv]) <= set(db.messages), timeout=20)
+    finally:
+        cassandra.start()
+    assert "store unavailable" in cass_cluster.log_text("archiver")
+    last = max(max(ids) for ids in sent.values())
+    await wait_archived(cass_cluster, last, timeout=90)
+    assert cass_cluster.alive()["archiver"]
+    for _, b, conv, _, _ in pairs:
+        history = await history_pages(cworld, b.token, conv, "asc", 200)
+        assert history[1:] == sent[conv]  # [0] is the warm-up
+        assert len(history) == len(set(history)) == n + 1
