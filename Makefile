@@ -3,12 +3,16 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-test lint bench clean
+.PHONY: run run-cassandra test install install-test lint bench bench-store clean
 
 run: install
 	$(BIN)/parley up
 
+run-cassandra: install  # the same cluster with history in a local Cassandra 5.0 (needs Java 17 and Maven)
+	$(BIN)/parley up --store cassandra
+
 test: install-test
+	ops/test-deps.sh $(BIN)/python
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
@@ -32,6 +36,9 @@ lint: install-test
 
 bench: install-test
 	$(BIN)/python -m loadtest.bench
+
+bench-store: install-test
+	$(BIN)/python -m loadtest.store_bench
 
 clean:
 	rm -rf .parley

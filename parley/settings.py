@@ -101,6 +101,7 @@ class Settings:
     dedup_window_s: int = 300
     # workers
     archiver_batch: int = 500
+    archiver_concurrency: int = 4  # batches written at once
     archiver_host: str = "127.0.0.1"
     archiver_port: int = 8075  # health endpoints
     # ops

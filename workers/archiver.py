@@ -2,9 +2,11 @@
 
 A durable pull consumer (``archiver``) hands out batches in stream order. A batch is written in one
 store call (idempotent: a redelivered message rewrites the same row) and acked only after the write
-succeeded. While the store is down the same batch is retried with backoff, telling JetStream we are
-still working on it, so nothing is skipped and nothing is acked early. The consumer's ack floor is
-then "archived through": nodes read the store below it and the stream above it.
+succeeded. Up to ``archiver_concurrency`` batches are written at once (a store such as Cassandra
+takes them in parallel); they may finish in any order, which is safe because the consumer's ack
+floor only moves over a contiguous run of acks. While the store is down every batch is retried with
+backoff, telling JetStream we are still working on it, so nothing is skipped and nothing is acked
+early. The ack floor is then "archived through": nodes read the store below it and the stream above.
 """
 
 from __future__ import annotations
@@ -75,14 +77,31 @@ async def write_with_retry(store: Store, msgs: list[Msg], stop: asyncio.Event) -
     return False
 
 
+async def write_and_ack(store: Store, msgs: list[Msg], stop: asyncio.Event) -> None:
+    if await write_with_retry(store, msgs, stop):
+        for m in msgs:
+            await m.ack()
+
+
+async def room_for_one_more(writing: set[asyncio.Task[None]], limit: int) -> None:
+    """Wait until fewer than ``limit`` batches are being written; a write that crashed stops us."""
+    while len(writing) >= limit:
+        done, _ = await asyncio.wait(writing, return_when=asyncio.FIRST_COMPLETED)
+        writing.difference_update(done)
+        for task in done:
+            task.result()
+
+
 async def archive(settings: Settings, store: Store, nc: BusClient, stop: asyncio.Event) -> None:
     js = nc.jetstream()
     await bus.ensure_stream(js, settings)
     await bus.ensure_archiver_consumer(js, settings)
     sub = await js.pull_subscribe_bind(consumer=bus.ARCHIVER, stream=settings.stream_name)
-    log.info("archiver consuming %s", settings.stream_name)
+    log.info("archiver consuming %s, %d batches at a time", settings.stream_name, settings.archiver_concurrency)
+    writing: set[asyncio.Task[None]] = set()
     try:
         while not stop.is_set():
+            await room_for_one_more(writing, settings.archiver_concurrency)
             try:
                 msgs = await sub.fetch(batch=settings.archiver_batch, timeout=1)
             except (NatsTimeout, TimeoutError):  # nats-py raises either when a fetch finds nothing
@@ -92,11 +111,12 @@ async def archive(settings: Settings, store: Store, nc: BusClient, stop: asyncio
                 await asyncio.sleep(0.5)
                 continue
             msgs += await fill_batch(sub, settings.archiver_batch - len(msgs), COALESCE_S)
-            if await write_with_retry(store, msgs, stop):
-                for m in msgs:
-                    await m.ack()
+            writing.add(asyncio.get_running_loop().create_task(write_and_ack(store, msgs, stop)))
+        await room_for_one_more(writing, 1)
         await nc.flush(timeout=2)
     finally:
+        for task in writing:
+            task.cancel()
         await sub.unsubscribe()
 
 

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# What `make test` needs beyond the Python packages: Java 17 and Maven for the real Cassandra the
+# store tests start (jars come from Maven Central through ops/cassandra/pom.xml). Installed from
+# Debian's packages when missing and we may (root with apt-get); otherwise says what to install.
+set -euo pipefail
+missing=()
+command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || missing+=(maven)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing ${missing[*]} (the Cassandra tests need them)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "the Cassandra tests need: ${missing[*]} (e.g. sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+fi
+java -version 2>&1 | head -1
+"$1" -m parley.cassandra_runner jars >/dev/null  # resolve the jars once (cached after the first run)
