@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -19,7 +19,7 @@ from aiohttp import web
 
 from api import validation as v
 from parley import bus
-from parley.auth import Claims, hash_password, issue_token, verify_password, verify_token
+from parley.auth import Claims, Passwords, issue_token, verify_token
 from parley.bus import BusClient
 from parley.errors import BadRequest, Forbidden, NotFound, ParleyError, Unauthorized, Unavailable
 from parley.ids import (
@@ -30,6 +30,7 @@ from parley.ids import (
     conversation_of_message,
     dm_conversation,
     dm_members,
+    is_group,
     message_subject,
     new_device_id,
     new_session_id,
@@ -49,6 +50,7 @@ STORE: web.AppKey[Store] = web.AppKey("store", Store)
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
 NATS: web.AppKey[BusClient] = web.AppKey("nats", BusClient)
 HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http", aiohttp.ClientSession)
+PASSWORDS: web.AppKey[Passwords] = web.AppKey("passwords", Passwords)
 HISTORY_MAX = 200
 
 
@@ -119,13 +121,16 @@ def message_json(m: StoredMessage) -> dict[str, Any]:
 
 
 def conversation_json(c: Conversation, users: dict[UserId, User]) -> dict[str, Any]:
-    return {
+    out = {
         "id": c.id,
         "kind": c.kind,
         "members": [user_json(users[m]) for m in c.members if m in users],
         "created_at": c.created_at,
         "last_message": message_json(c.last_message) if c.last_message else None,
     }
+    if c.kind == "group":
+        out |= {"name": c.name, "roles": dict(c.roles)}
+    return out
 
 
 # ---- accounts and sessions -------------------------------------------------------------------
@@ -135,7 +140,7 @@ async def signup(request: web.Request) -> web.Response:
     body = await body_of(request)
     name, password = v.username(body), v.password(body)
     user = User(id=new_user_id(), username=name, display_name=v.display_name(body) or name, created_at=now_ms())
-    await request.app[STORE].create_user(user, await off_loop(hash_password, password))
+    await request.app[STORE].create_user(user, await off_loop(request.app[PASSWORDS].hash, password))
     return json({"user": user_json(user)}, status=201)
 
 
@@ -144,7 +149,7 @@ async def login(request: web.Request) -> web.Response:
     name, password = v.username(body), v.password(body)
     store, settings = request.app[STORE], request.app[SETTINGS]
     found = await store.user_by_name(name)
-    if not await off_loop(verify_password, found[1] if found else None, password) or found is None:
+    if not await off_loop(request.app[PASSWORDS].verify, found[1] if found else None, password) or found is None:
         raise Unauthorized("wrong username or password", code="bad_credentials")
     user = found[0]
     placement = await _place(request, body.get("region"))  # before any state: no node, no session
@@ -198,16 +203,23 @@ async def place(request: web.Request) -> web.Response:
     return json(await _place(request, request.query.get("region")))
 
 
+async def announce(request: web.Request, users: Iterable[UserId], event: dict[str, Any]) -> None:
+    """Tell the nodes holding these users' devices (their control subjects). The store already has
+    the change; a lost announcement only delays it until the devices reconnect."""
+    data = orjson.dumps(event)
+    try:
+        nc = request.app[NATS]
+        for user in users:
+            await nc.publish(control_subject(user), data)
+        await nc.flush(timeout=2)
+    except Exception as err:
+        log.warning("could not announce %s: %s", event.get("kind"), err)
+
+
 async def logout(request: web.Request) -> web.Response:
     claims = await authed(request)
     await request.app[STORE].revoke_session(claims.session)
-    event = orjson.dumps({"kind": "revoke", "session": claims.session})
-    try:
-        nc = request.app[NATS]
-        await nc.publish(control_subject(claims.user), event)
-        await nc.flush(timeout=2)
-    except Exception as err:  # the session is revoked; its live sockets stay open until they reconnect
-        log.warning("could not announce the logout: %s", err)
+    await announce(request, [claims.user], {"kind": "revoke", "session": claims.session})
     return web.Response(status=204)
 
 
@@ -318,22 +330,25 @@ async def open_dm(request: web.Request) -> web.Response:
     return json({"conversation": conversation_json(conv, users)}, status=200)
 
 
-async def _member_conversation(request: web.Request, claims: Claims) -> Conversation:
+async def member_conversation(request: web.Request, claims: Claims) -> Conversation:
+    """The conversation of the URL, if it exists and the caller is a member (404 / 403 otherwise)."""
     conv_id = request.match_info["conv"]
     members = dm_members(conv_id)
-    if members is None:
+    if members is None and not is_group(conv_id):
         raise NotFound("no such conversation", code="unknown_conversation")
-    if claims.user not in members:
+    if members is not None and claims.user not in members:
         raise Forbidden("you are not a member of this conversation", code="not_member")
     conv = await request.app[STORE].get_conversation(ConversationId(conv_id))
     if conv is None:
         raise NotFound("no such conversation", code="unknown_conversation")
+    if claims.user not in conv.members:
+        raise Forbidden("you are not a member of this conversation", code="not_member")
     return conv
 
 
 async def history(request: web.Request) -> web.Response:
     claims = await authed(request)
-    conv = await _member_conversation(request, claims)
+    conv = await member_conversation(request, claims)
     q = request.query
     limit = v.int_query(q.get("limit"), "limit", low=1, high=HISTORY_MAX, default=50)
     before = v.int_query(q.get("before"), "before", low=0, high=2**53 - 1, default=None)
@@ -379,7 +394,8 @@ async def _latest_from_stream(
     start = max(archived + 1, first)
     if start > last:
         return convs
-    tail = await bus.read_stream(nc.jetstream(), settings, user_message_filters(user), start=start, end=last)
+    groups = [c.id for c in convs if c.kind == "group"]
+    tail = await bus.read_stream(nc.jetstream(), settings, user_message_filters(user, groups), start=start, end=last)
     newest = {}
     for seq, subject, data in tail:
         conv = conversation_of_message(subject)
@@ -391,6 +407,7 @@ async def _latest_from_stream(
 def make_app(settings: Settings, store: Store, nc: BusClient) -> web.Application:
     app = web.Application(middlewares=[errors], client_max_size=64 * 1024)
     app[SETTINGS], app[STORE], app[NATS] = settings, store, nc
+    app[PASSWORDS] = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
 
     async def http_client(app: web.Application) -> Any:
         app[HTTP] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
@@ -415,6 +432,9 @@ def make_app(settings: Settings, store: Store, nc: BusClient) -> web.Application
     r.add_get("/v1/conversations", list_conversations)
     r.add_post("/v1/conversations", open_dm)
     r.add_get("/v1/conversations/{conv}/messages", history)
+    from api import groups
+
+    groups.add_routes(r)
     return app
 
 

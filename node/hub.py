@@ -1,7 +1,10 @@
-"""The devices connected to this node, by user. Pure bookkeeping; no I/O.
+"""The devices connected to this node, by user, and the groups they are in. Pure bookkeeping; no I/O.
 
 A node subscribes to a user's delivery subjects while at least one device of the user is attached,
-so ``attach`` and ``detach`` say when the first arrives and the last leaves.
+so ``attach`` and ``detach`` say when the first arrives and the last leaves. Likewise it subscribes
+to a group's delivery subject while at least one member with a device here is in the group:
+``join_group`` / ``leave_group`` keep that set, and ``of_conversation`` answers from it at once, so
+a member who leaves stops receiving before the unsubscription has even been sent.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Generic, Protocol, TypeVar
 
-from parley.ids import UserId, dm_members
+from parley.ids import UserId, dm_members, is_group
 
 
 class Attached(Protocol):
@@ -24,6 +27,8 @@ class Hub(Generic[C]):
     def __init__(self) -> None:
         self._by_user: dict[UserId, list[C]] = {}
         self._count = 0
+        self._groups_of: dict[UserId, set[str]] = {}
+        self._members_here: dict[str, set[UserId]] = {}
 
     def attach(self, conn: C) -> bool:
         conns = self._by_user.setdefault(conn.user, [])
@@ -46,11 +51,40 @@ class Hub(Generic[C]):
         return self._by_user.get(user, [])
 
     def of_conversation(self, conv: str) -> list[C]:
+        if is_group(conv):
+            return [c for user in self._members_here.get(conv, ()) for c in self.of_user(user)]
         members = dm_members(conv)
         if members is None:
             return []
         a, b = members
         return self.of_user(a) + self.of_user(b)
+
+    def join_group(self, user: UserId, conv: str) -> None:
+        """``user`` (who has a device here) is in group ``conv``."""
+        if user in self._by_user:
+            self._groups_of.setdefault(user, set()).add(conv)
+            self._members_here.setdefault(conv, set()).add(user)
+
+    def leave_group(self, user: UserId, conv: str) -> None:
+        self._groups_of.get(user, set()).discard(conv)
+        here = self._members_here.get(conv)
+        if here is not None:
+            here.discard(user)
+            if not here:
+                del self._members_here[conv]
+
+    def forget_groups(self, user: UserId) -> list[str]:
+        """The user's last device left: drop them from every group; return those groups."""
+        convs = sorted(self._groups_of.pop(user, set()))
+        for conv in convs:
+            self.leave_group(user, conv)
+        return convs
+
+    def groups_of(self, user: UserId) -> list[str]:
+        return sorted(self._groups_of.get(user, ()))
+
+    def has_members_of(self, conv: str) -> bool:
+        return conv in self._members_here
 
     def users(self) -> list[UserId]:
         return list(self._by_user)

@@ -12,7 +12,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import orjson
 from aiohttp import WSMsgType, web
@@ -48,6 +48,8 @@ from parley.ids import (
     conversation_of_message,
     dedup_id,
     dm_members,
+    group_delivery_subject,
+    is_group,
     user_delivery_subjects,
     user_message_filters,
 )
@@ -76,6 +78,9 @@ class EdgeNode:
         self.draining = False
         self._subs: dict[UserId, list[Subscription]] = {}
         self._sub_locks: dict[UserId, asyncio.Lock] = {}
+        self._group_subs: dict[str, Subscription] = {}
+        self._group_locks: dict[str, asyncio.Lock] = {}
+        self._chores: set[asyncio.Task[None]] = set()
         self._known_convs: set[str] = set()
         self._buckets: dict[UserId, TokenBucket] = {}
         self._dirty_cursors: dict[str, int] = {}
@@ -103,10 +108,56 @@ class EdgeNode:
 
     def on_control(self, subject: str, headers: dict[str, str] | None, data: bytes) -> None:
         event = orjson.loads(data)
+        user = UserId(subject.rsplit(".", 1)[-1])
         if event.get("kind") == "revoke":
-            for link in list(self.hub.of_user(UserId(subject.rsplit(".", 1)[-1]))):
+            for link in list(self.hub.of_user(user)):
                 if link.session == event.get("session"):
                     link.close(CLOSE_REVOKED, "session revoked")
+        elif event.get("kind") == "group":
+            self._on_group_event(user, event)
+
+    def _on_group_event(self, user: UserId, event: dict[str, object]) -> None:
+        """Membership changes apply at once: the hub stops (or starts) counting the user in the group
+        before anything else happens; subscriptions and a catch-up sync follow in a task."""
+        links = self.hub.of_user(user)
+        conv = str(event.get("conv"))
+        if not links or not is_group(conv):
+            return
+        if event.get("event") == "joined":
+            self.hub.join_group(user, conv)
+            self._chore(self._after_join(user, conv))
+        elif event.get("event") == "left":
+            self.hub.leave_group(user, conv)
+            self._chore(self._reconcile_group(conv))
+        frame = orjson.dumps(protocol.group_frame({k: v for k, v in event.items() if k != "kind"}))
+        for link in links:
+            link.send(frame)
+
+    def _chore(self, work: Awaitable[None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)  # type: ignore[arg-type]
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
+
+    async def _after_join(self, user: UserId, conv: str) -> None:
+        await self._reconcile_group(conv)
+        await self.nc.flush(timeout=5)
+        for link in self.hub.of_user(user):  # catch up on what was sent before the subscription
+            link.syncing = True
+            self.schedule_sync(link, link.position.delivered)
+
+    async def _reconcile_group(self, conv: str) -> None:
+        """Subscribed to the group's deliveries exactly while a member here is in it."""
+        lock = self._group_locks.setdefault(conv, asyncio.Lock())
+        async with lock:
+            wanted, sub = self.hub.has_members_of(conv), self._group_subs.get(conv)
+            if wanted and sub is None:
+                self._group_subs[conv] = await self.nc.subscribe_ordered(group_delivery_subject(conv),
+                                                                         self.on_delivery)
+            elif not wanted and sub is not None:
+                del self._group_subs[conv]
+                await self.nc.unsubscribe_ordered(sub)
+            if not wanted:
+                self._group_locks.pop(conv, None)
 
     async def on_reconnected(self) -> None:
         """NATS came back: anything republished while we were away must be read, so resync all."""
@@ -120,11 +171,15 @@ class EdgeNode:
         async with lock:
             if user in self._subs:
                 return
+            groups = await self.store.groups_of(user)
             handlers: list[Callable[[str, dict[str, str] | None, bytes], None]] = [
                 self.on_delivery, self.on_delivery, self.on_control]
             pairs = zip(user_delivery_subjects(user), handlers, strict=True)
             subs = [await self.nc.subscribe_ordered(s, h) for s, h in pairs]
             self._subs[user] = subs
+            for conv in groups:
+                self.hub.join_group(user, conv)
+                await self._reconcile_group(conv)
             await self.nc.flush(timeout=5)  # the server has our interest before we read the stream
 
     async def _unsubscribe_user(self, user: UserId) -> None:
@@ -134,6 +189,8 @@ class EdgeNode:
                 return
             for sub in self._subs.pop(user, []):
                 await self.nc.unsubscribe_ordered(sub)
+            for conv in self.hub.forget_groups(user):
+                await self._reconcile_group(conv)
             self._sub_locks.pop(user, None)
 
     async def _store_last(self, conv: ConversationId) -> int:
@@ -300,6 +357,9 @@ class EdgeNode:
         link.send(orjson.dumps(protocol.sent_frame(cid=frame.cid, id=seq, conv=frame.conv, duplicate=duplicate)))
 
     async def _check_member(self, user: UserId, conv: ConversationId, cid: str) -> None:
+        if is_group(conv):
+            await self._check_group_member(user, conv, cid)
+            return
         members = dm_members(conv)
         if members is None or user not in members:
             raise Forbidden("you are not a member of this conversation", code="not_member", ref=cid)
@@ -315,6 +375,20 @@ class EdgeNode:
         if len(self._known_convs) > 100_000:
             self._known_convs.clear()
         self._known_convs.add(conv)
+
+    async def _check_group_member(self, user: UserId, conv: ConversationId, cid: str) -> None:
+        """Membership as this node last heard it; the store decides when the node has not heard."""
+        if conv in self.hub.groups_of(user):
+            return
+        try:
+            found = await self.store.get_conversation(conv)
+        except Unavailable as err:
+            err.details["ref"] = cid
+            raise
+        if found is None:
+            raise NotFound("no such conversation", code="unknown_conversation", ref=cid)
+        if user not in found.members:
+            raise Forbidden("you are not a member of this group", code="not_member", ref=cid)
 
     async def _finish(self, link: DeviceLink, writer: asyncio.Task[None]) -> None:
         link.close(link.close_code, link.close_reason)
@@ -381,7 +455,8 @@ class EdgeNode:
                     raise
                 log.warning("conn %s: store unavailable, syncing from the stream", link.conn_id)
         if cursor < last:
-            batches = bus.stream_batches(self.js, self.settings, user_message_filters(link.user),
+            filters = user_message_filters(link.user, self.hub.groups_of(link.user))
+            batches = bus.stream_batches(self.js, self.settings, filters,
                                          start=max(cursor + 1, first), end=last, size=self.settings.sync_batch)
             async for rows in batches:
                 for seq, subject, data in rows:

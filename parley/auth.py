@@ -17,22 +17,29 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from parley.errors import Unauthorized
 from parley.ids import DeviceId, SessionId, UserId, is_valid_id, new_id
 
-_hasher = PasswordHasher()  # argon2id, library defaults (RFC 9106 low-memory profile)
 _ALGORITHM = "HS256"
-# Verifying a password for an unknown user still costs one hash, so timing does not reveal
-# which usernames exist.
-_DUMMY_HASH = _hasher.hash("parley-dummy-password")
 
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+class Passwords:
+    """Argon2id at a configured cost (defaults: argon2-cffi's, RFC 9106's low-memory profile).
 
+    A stored hash carries its own parameters, so changing the cost affects new hashes only. Verifying
+    a password for an unknown user still costs one hash at the current cost, so timing does not
+    reveal which usernames exist.
+    """
 
-def verify_password(stored_hash: str | None, password: str) -> bool:
-    try:
-        return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
-    except (VerificationError, InvalidHashError):
-        return False
+    def __init__(self, time_cost: int = 3, memory_kib: int = 65536) -> None:
+        self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
+        self._dummy = self._hasher.hash("parley-dummy-password")
+
+    def hash(self, password: str) -> str:
+        return self._hasher.hash(password)
+
+    def verify(self, stored_hash: str | None, password: str) -> bool:
+        try:
+            return self._hasher.verify(stored_hash or self._dummy, password) and stored_hash is not None
+        except (VerificationError, InvalidHashError):
+            return False
 
 
 @dataclass(frozen=True, slots=True)

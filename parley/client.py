@@ -64,6 +64,7 @@ class Device:
         self.acks: dict[str, dict[str, Any]] = {}
         self.errors: list[dict[str, Any]] = []
         self.pongs: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []  # every other server frame: group, typing, receipt, presence
         self.synced = asyncio.Event()
         self.closed: asyncio.Future[tuple[int | None, str]] = asyncio.get_running_loop().create_future()
         self._waiters: list[tuple[Any, asyncio.Future[None]]] = []
@@ -118,6 +119,8 @@ class Device:
             self.synced.set()
             if self.auto_ack and self.order:
                 asyncio.get_running_loop().create_task(self._ack(max(self.order)))
+        elif kind != "welcome":
+            self.events.append(f)
         self._notify()
 
     async def _ack(self, id: int) -> None:

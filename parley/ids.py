@@ -6,7 +6,8 @@ Invariants:
 - A message id is the JetStream stream sequence assigned when the message was stored: unique, totally
   ordered, increasing with time. ``prev`` is the id of the previous message of the same conversation
   (0 for the first), so a gap is visible to anyone holding a conversation's tail.
-- A DM conversation id is ``dm.<lo>.<hi>`` (the two user ids sorted); its subject is ``msg.`` + id.
+- A DM conversation id is ``dm.<lo>.<hi>`` (the two user ids sorted); a group's is ``g.<id>``; the
+  stream subject of either is ``msg.`` + id, its delivery subject ``dlv.`` + id.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import base64
 import re
 import secrets
+from collections.abc import Iterable
 from typing import NewType
 
 UserId = NewType("UserId", str)
@@ -25,6 +27,7 @@ SessionId = NewType("SessionId", str)
 
 _ID_RE = re.compile(r"^[a-z2-7]{16}$")
 _DM_RE = re.compile(r"^dm\.([a-z2-7]{16})\.([a-z2-7]{16})$")
+_GROUP_RE = re.compile(r"^g\.[a-z2-7]{16}$")
 
 MSG_PREFIX = "msg."  # captured by the stream
 DELIVERY_PREFIX = "dlv."  # the stream republishes every stored message here, in stream order
@@ -62,8 +65,16 @@ def dm_members(conv: str) -> tuple[UserId, UserId] | None:
     return UserId(m.group(1)), UserId(m.group(2))
 
 
+def new_group_conversation() -> ConversationId:
+    return ConversationId(f"g.{new_id()}")
+
+
+def is_group(conv: object) -> bool:
+    return isinstance(conv, str) and bool(_GROUP_RE.match(conv))
+
+
 def is_conversation_id(value: object) -> bool:
-    return isinstance(value, str) and dm_members(value) is not None
+    return isinstance(value, str) and (dm_members(value) is not None or is_group(value))
 
 
 def message_subject(conv: ConversationId) -> str:
@@ -83,9 +94,13 @@ def user_delivery_subjects(user: UserId) -> tuple[str, ...]:
     return (f"{DELIVERY_PREFIX}dm.{user}.*", f"{DELIVERY_PREFIX}dm.*.{user}", control_subject(user))
 
 
-def user_message_filters(user: UserId) -> tuple[str, ...]:
+def user_message_filters(user: UserId, groups: Iterable[str] = ()) -> tuple[str, ...]:
     """Stream subjects holding ``user``'s conversations (to read the stream's tail on sync)."""
-    return (f"{MSG_PREFIX}dm.{user}.*", f"{MSG_PREFIX}dm.*.{user}")
+    return (f"{MSG_PREFIX}dm.{user}.*", f"{MSG_PREFIX}dm.*.{user}", *(MSG_PREFIX + g for g in groups))
+
+
+def group_delivery_subject(conv: str) -> str:
+    return DELIVERY_PREFIX + conv
 
 
 def control_subject(user: UserId) -> str:

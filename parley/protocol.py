@@ -185,5 +185,10 @@ def pong_frame(ts: int | None, now_ms: int) -> dict[str, Any]:
     return {"type": "pong", "ts": ts, "server_ts": now_ms}
 
 
+def group_frame(event: dict[str, Any]) -> dict[str, Any]:
+    """A group you are in changed: ``event`` is joined, left, renamed, members or roles."""
+    return {"type": "group", **event}
+
+
 def error_frame(details: dict[str, Any]) -> dict[str, Any]:
     return {"type": "error", **details}

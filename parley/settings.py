@@ -74,6 +74,8 @@ class Settings:
     discovery_host: str = "127.0.0.1"
     discovery_port: int = 8070
     token_ttl_s: int = 86400
+    argon2_time_cost: int = 3  # password hashing cost (argon2-cffi's defaults)
+    argon2_memory_kib: int = 65536
     # an edge node
     node_id: str = ""
     node_host: str = "127.0.0.1"
@@ -83,6 +85,8 @@ class Settings:
     max_connections: int = 50000  # the node's capacity; load = connections / max_connections
     node_ttl_s: float = 6.0  # a node missing heartbeats this long is dropped from placement
     node_beat_s: float = 2.0
+    # groups
+    group_max_members: int = 100
     # protocol limits
     max_body_bytes: int = 4096
     max_frame_bytes: int = 65536

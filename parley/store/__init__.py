@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from parley.settings import Settings
 
 FriendState = Literal["none", "outgoing", "incoming", "friends"]
+Role = Literal["owner", "admin", "member"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +63,17 @@ class StoredMessage:
 @dataclass(frozen=True, slots=True)
 class Conversation:
     id: ConversationId
-    kind: Literal["dm"]
-    members: tuple[UserId, ...]
+    kind: Literal["dm", "group"]
+    members: tuple[UserId, ...]  # sorted
     created_at: int
     last_message: StoredMessage | None = field(default=None)
+    name: str = ""  # groups
+    roles: tuple[tuple[UserId, Role], ...] = ()  # groups: the owner and admins, sorted; the rest are members
+
+    def role_of(self, user: UserId) -> Role | None:
+        if user not in self.members:
+            return None
+        return dict(self.roles).get(user, "member")
 
 
 class Store(Protocol):
@@ -101,6 +109,16 @@ class Store(Protocol):
     async def get_conversation(self, conv: ConversationId) -> Conversation | None: ...
     async def list_conversations(self, user: UserId) -> list[Conversation]: ...
     async def put_messages(self, messages: list[StoredMessage]) -> None: ...
+
+    # groups: conversations of kind "group" (members and roles change; DMs never do)
+    async def create_group(self, conv: Conversation) -> None: ...
+    async def add_members(self, conv: ConversationId, users: list[UserId], *, cap: int) -> list[UserId]:
+        """Add the users not yet members and return them; all or none: ``Conflict(group_full)`` if the
+        group would pass ``cap`` members."""
+    async def remove_member(self, conv: ConversationId, user: UserId) -> bool: ...
+    async def set_role(self, conv: ConversationId, user: UserId, role: Role) -> None: ...
+    async def rename_group(self, conv: ConversationId, name: str) -> None: ...
+    async def groups_of(self, user: UserId) -> list[ConversationId]: ...
     async def messages_for_user(
         self, user: UserId, *, after: int, upto: int, limit: int
     ) -> list[StoredMessage]: ...
@@ -113,6 +131,13 @@ class Store(Protocol):
         limit: int,
         newest_first: bool,
     ) -> list[StoredMessage]: ...
+
+
+def group_full(cap: int, present: int, adding: int) -> Exception:
+    from parley.errors import Conflict
+
+    return Conflict(f"a group has at most {cap} members; it has {present} and {adding} would join",
+                    code="group_full", limit=cap, members=present)
 
 
 def open_store(settings: Settings) -> Store:

@@ -26,7 +26,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -49,7 +49,7 @@ from cassandra.query import BatchStatement, BatchType, PreparedStatement, Statem
 from parley.errors import Conflict, NotFound, ParleyError, Unavailable
 from parley.ids import ConversationId, DeviceId, SessionId, UserId
 from parley.settings import Settings
-from parley.store import Conversation, Device, FriendState, Session, StoredMessage, User
+from parley.store import Conversation, Device, FriendState, Role, Session, StoredMessage, User, group_full
 from parley.store.cassandra_schema import BOOTSTRAP, MIGRATIONS, create_keyspace
 from parley.store.spans import Span, bucket_of, merge_spans
 
@@ -61,6 +61,7 @@ FIRST_ID_BASE = 1 << 62  # first_id is written USING TIMESTAMP FIRST_ID_BASE - i
 BATCH_BYTES = 4 * 1024  # an unlogged batch stays under Cassandra's 5 KiB batch warning
 PAGE = 1000
 LOCK_TTL_S = 120
+CAS_ATTEMPTS = 20
 
 QUERIES = {
     # users
@@ -92,11 +93,19 @@ QUERIES = {
     "in_list": "SELECT other FROM friend_in WHERE user_id = ?",
     # conversations
     "conv_claim": "INSERT INTO conversations (id, kind, created_at) VALUES (?,?,?) IF NOT EXISTS",
-    "conv_get": "SELECT id, kind, created_at, last_id, last_bucket FROM conversations WHERE id = ?",
+    "conv_get": "SELECT id, kind, created_at, last_id, last_bucket, name, member_count FROM conversations "
+                "WHERE id = ?",
     "conv_last": "UPDATE conversations USING TIMESTAMP ? SET last_id = ?, last_bucket = ? WHERE id = ?",
-    "member_add": "INSERT INTO conversation_members (conv, user_id) VALUES (?,?)",
-    "members_of": "SELECT user_id FROM conversation_members WHERE conv = ?",
+    "member_add": "INSERT INTO conversation_members (conv, user_id, role) VALUES (?,?,?)",
+    "member_del": "DELETE FROM conversation_members WHERE conv = ? AND user_id = ?",
+    "member_role": "UPDATE conversation_members SET role = ? WHERE conv = ? AND user_id = ?",
+    "members_of": "SELECT user_id, role FROM conversation_members WHERE conv = ?",
     "user_conv_add": "INSERT INTO user_conversations (user_id, conv) VALUES (?,?)",
+    "user_conv_del": "DELETE FROM user_conversations WHERE user_id = ? AND conv = ?",
+    "group_claim": "INSERT INTO conversations (id, kind, created_at, name, member_count) VALUES (?,?,?,?,?) "
+                   "IF NOT EXISTS",
+    "group_count": "UPDATE conversations SET member_count = ? WHERE id = ? IF member_count = ?",
+    "group_rename": "UPDATE conversations SET name = ? WHERE id = ?",
     "convs_of_user": "SELECT conv FROM user_conversations WHERE user_id = ?",
     # messages
     "msg_insert": "INSERT INTO messages (conv, bucket, id, prev, sender, device, cid, body, ts) "
@@ -366,9 +375,11 @@ class CassandraStore:
 
     async def open_conversation(self, conv: Conversation) -> None:
         await self._applied("conv_claim", conv.id, conv.kind, conv.created_at)
-        await self._all(
-            [self._write("member_add", conv.id, m) for m in conv.members]
-            + [self._write("user_conv_add", m, conv.id) for m in conv.members])
+        await self._add_member_rows(conv.id, [(m, "member") for m in conv.members])
+
+    async def _add_member_rows(self, conv: str, members: list[tuple[UserId, Role]]) -> None:
+        await self._all([self._write("member_add", conv, m, role) for m, role in members]
+                        + [self._write("user_conv_add", m, conv) for m, _ in members])
 
     async def get_conversation(self, conv: ConversationId) -> Conversation | None:
         row, members = await self._all([self._one("conv_get", conv), self._rows("members_of", conv)])
@@ -378,12 +389,69 @@ class CassandraStore:
         if row.last_id is not None:
             found = await self._one("msg_get", conv, row.last_bucket, row.last_id)
             last = _message(found) if found else None
-        return Conversation(row.id, row.kind, tuple(sorted(r.user_id for r in members)), row.created_at, last)
+        ordered = sorted((r.user_id, r.role or "member") for r in members)
+        return Conversation(row.id, row.kind, tuple(u for u, _ in ordered), row.created_at, last, row.name or "",
+                            tuple((u, r) for u, r in ordered if r != "member"))
 
     async def list_conversations(self, user: UserId) -> list[Conversation]:
         ids = [r.conv for r in await self._rows("convs_of_user", user)]
         found = [c for c in await self._all(self.get_conversation(i) for i in ids) if c is not None]
         return sorted(found, key=lambda c: c.last_message.id if c.last_message else 0, reverse=True)
+
+    # ---- groups ------------------------------------------------------------------------------------
+    # member_count is the cap's source of truth, moved only by compare-and-set; member rows follow it.
+    # A crash between the two leaves the count above the rows: a slot is lost, the cap never passed.
+
+    async def create_group(self, conv: Conversation) -> None:
+        applied, _ = await self._applied("group_claim", conv.id, conv.kind, conv.created_at, conv.name,
+                                         len(conv.members))
+        if not applied:
+            raise Conflict(f"conversation {conv.id} exists", code="conflict")
+        roles = dict(conv.roles)
+        await self._add_member_rows(conv.id, [(m, roles.get(m, "member")) for m in conv.members])
+
+    async def _move_count(self, conv: ConversationId, change: Callable[[int], int]) -> int:
+        """Compare-and-set member_count to ``change(count)`` (which may raise); return the old count."""
+        for _ in range(CAS_ATTEMPTS):
+            row = await self._one("conv_get", conv)
+            if row is None:
+                raise NotFound("no such conversation", code="unknown_conversation")
+            count = row.member_count or 0
+            applied, _ = await self._applied("group_count", change(count), conv, row.member_count)
+            if applied:
+                return count
+        raise Unavailable("the group is changing too fast; try again", code="store_unavailable")
+
+    async def add_members(self, conv: ConversationId, users: list[UserId], *, cap: int) -> list[UserId]:
+        present = {r.user_id for r in await self._rows("members_of", conv)}
+        new = [u for u in dict.fromkeys(users) if u not in present]
+        if not new:
+            return []
+
+        def grow(count: int) -> int:
+            if count + len(new) > cap:
+                raise group_full(cap, count, len(new))
+            return count + len(new)
+
+        await self._move_count(conv, grow)
+        await self._add_member_rows(conv, [(u, "member") for u in new])
+        return new
+
+    async def remove_member(self, conv: ConversationId, user: UserId) -> bool:
+        if user not in {r.user_id for r in await self._rows("members_of", conv)}:
+            return False
+        await self._all([self._write("member_del", conv, user), self._write("user_conv_del", user, conv)])
+        await self._move_count(conv, lambda count: max(0, count - 1))
+        return True
+
+    async def set_role(self, conv: ConversationId, user: UserId, role: Role) -> None:
+        await self._write("member_role", role, conv, user)
+
+    async def rename_group(self, conv: ConversationId, name: str) -> None:
+        await self._write("group_rename", name, conv)
+
+    async def groups_of(self, user: UserId) -> list[ConversationId]:
+        return sorted(r.conv for r in await self._rows("convs_of_user", user) if r.conv.startswith("g."))
 
     # ---- messages ----------------------------------------------------------------------------------
 

@@ -35,10 +35,12 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         """CREATE TABLE IF NOT EXISTS {ks}.friend_out (user_id text, other text, PRIMARY KEY (user_id, other))""",
         """CREATE TABLE IF NOT EXISTS {ks}.friend_in (user_id text, other text, PRIMARY KEY (user_id, other))""",
         # last_id/last_bucket written USING TIMESTAMP <id>: the newest message wins
+        # groups: name, and member_count changed only by compare-and-set (the 100-member cap)
         """CREATE TABLE IF NOT EXISTS {ks}.conversations (
-            id text PRIMARY KEY, kind text, created_at bigint, last_id bigint, last_bucket bigint)""",
+            id text PRIMARY KEY, kind text, created_at bigint, last_id bigint, last_bucket bigint, name text,
+            member_count int)""",
         """CREATE TABLE IF NOT EXISTS {ks}.conversation_members (
-            conv text, user_id text, PRIMARY KEY (conv, user_id))""",
+            conv text, user_id text, role text, PRIMARY KEY (conv, user_id))""",
         """CREATE TABLE IF NOT EXISTS {ks}.user_conversations (
             user_id text, conv text, PRIMARY KEY (user_id, conv))""",
         """CREATE TABLE IF NOT EXISTS {ks}.messages (

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from parley.errors import Conflict, NotFound, Unavailable
 from parley.ids import ConversationId, DeviceId, SessionId, UserId
-from parley.store import Conversation, Device, FriendState, Session, StoredMessage, User
+from parley.store import Conversation, Device, FriendState, Role, Session, StoredMessage, User, group_full
 
 T = TypeVar("T")
 
@@ -36,6 +36,11 @@ MIGRATIONS = [
         sender TEXT NOT NULL, device TEXT NOT NULL, cid TEXT NOT NULL, body TEXT NOT NULL,
         ts INTEGER NOT NULL);
     CREATE INDEX messages_by_conv ON messages(conv, id);
+    """,
+    """
+    ALTER TABLE conversations ADD COLUMN name TEXT NOT NULL DEFAULT '';
+    ALTER TABLE members ADD COLUMN role TEXT NOT NULL DEFAULT 'member';
+    CREATE INDEX members_by_conv ON members(conv, user);
     """,
 ]
 
@@ -257,37 +262,65 @@ class SQLiteStore:
 
     async def open_conversation(self, conv: Conversation) -> None:
         def insert(db: sqlite3.Connection) -> None:
-            db.execute("INSERT OR IGNORE INTO conversations VALUES (?,?,?)", (conv.id, conv.kind, conv.created_at))
-            db.executemany("INSERT OR IGNORE INTO members VALUES (?,?)", [(m, conv.id) for m in conv.members])
+            db.execute("INSERT OR IGNORE INTO conversations (id, kind, created_at) VALUES (?,?,?)",
+                       (conv.id, conv.kind, conv.created_at))
+            db.executemany("INSERT OR IGNORE INTO members (user, conv) VALUES (?,?)",
+                           [(m, conv.id) for m in conv.members])
 
         await self._tx(insert)
 
     async def get_conversation(self, conv: ConversationId) -> Conversation | None:
-        def get(db: sqlite3.Connection) -> Conversation | None:
-            row = db.execute("SELECT id, kind, created_at FROM conversations WHERE id = ?", (conv,)).fetchone()
-            if not row:
-                return None
-            members = [r[0] for r in db.execute("SELECT user FROM members WHERE conv = ? ORDER BY user", (conv,))]
-            return Conversation(row[0], row[1], tuple(members), row[2], _last_message(db, conv))
-
-        return await self._run(get)
+        return await self._run(lambda db: _conversation(db, conv))
 
     async def list_conversations(self, user: UserId) -> list[Conversation]:
         def listing(db: sqlite3.Connection) -> list[Conversation]:
-            out = []
-            rows = db.execute(
-                "SELECT c.id, c.kind, c.created_at FROM members mb JOIN conversations c ON c.id = mb.conv "
-                "WHERE mb.user = ?",
-                (user,),
-            ).fetchall()
-            for conv_id, kind, created in rows:
-                members = [r[0] for r in db.execute("SELECT user FROM members WHERE conv = ? ORDER BY user",
-                                                    (conv_id,))]
-                out.append(Conversation(conv_id, kind, tuple(members), created, _last_message(db, conv_id)))
+            ids = [r[0] for r in db.execute("SELECT conv FROM members WHERE user = ?", (user,))]
+            out = [c for c in (_conversation(db, i) for i in ids) if c is not None]
             out.sort(key=lambda c: c.last_message.id if c.last_message else 0, reverse=True)
             return out
 
         return await self._run(listing)
+
+    # ---- groups --------------------------------------------------------------------------------
+
+    async def create_group(self, conv: Conversation) -> None:
+        def insert(db: sqlite3.Connection) -> None:
+            db.execute("INSERT INTO conversations (id, kind, created_at, name) VALUES (?,?,?,?)",
+                       (conv.id, conv.kind, conv.created_at, conv.name))
+            roles = dict(conv.roles)
+            db.executemany("INSERT INTO members (user, conv, role) VALUES (?,?,?)",
+                           [(m, conv.id, roles.get(m, "member")) for m in conv.members])
+
+        await self._tx(insert)
+
+    async def add_members(self, conv: ConversationId, users: list[UserId], *, cap: int) -> list[UserId]:
+        def add(db: sqlite3.Connection) -> list[UserId]:
+            present = {r[0] for r in db.execute("SELECT user FROM members WHERE conv = ?", (conv,))}
+            new = [u for u in dict.fromkeys(users) if u not in present]
+            if len(present) + len(new) > cap:
+                raise group_full(cap, len(present), len(new))
+            db.executemany("INSERT INTO members (user, conv, role) VALUES (?,?,'member')", [(u, conv) for u in new])
+            return new
+
+        return await self._tx(add)
+
+    async def remove_member(self, conv: ConversationId, user: UserId) -> bool:
+        def remove(db: sqlite3.Connection) -> bool:
+            return db.execute("DELETE FROM members WHERE conv = ? AND user = ?", (conv, user)).rowcount > 0
+
+        return await self._tx(remove)
+
+    async def set_role(self, conv: ConversationId, user: UserId, role: Role) -> None:
+        await self._tx(lambda db: db.execute("UPDATE members SET role = ? WHERE conv = ? AND user = ?",
+                                             (role, conv, user)))
+
+    async def rename_group(self, conv: ConversationId, name: str) -> None:
+        await self._tx(lambda db: db.execute("UPDATE conversations SET name = ? WHERE id = ?", (name, conv)))
+
+    async def groups_of(self, user: UserId) -> list[ConversationId]:
+        rows = await self._run(lambda db: db.execute(
+            "SELECT conv FROM members WHERE user = ? AND conv LIKE 'g.%' ORDER BY conv", (user,)).fetchall())
+        return [r[0] for r in rows]
 
     async def put_messages(self, messages: list[StoredMessage]) -> None:
         def put(db: sqlite3.Connection) -> None:
@@ -322,6 +355,15 @@ class SQLiteStore:
             ).fetchall()
         )
         return [_message(row) for row in rows]
+
+
+def _conversation(db: sqlite3.Connection, conv: str) -> Conversation | None:
+    row = db.execute("SELECT id, kind, created_at, name FROM conversations WHERE id = ?", (conv,)).fetchone()
+    if not row:
+        return None
+    members = db.execute("SELECT user, role FROM members WHERE conv = ? ORDER BY user", (conv,)).fetchall()
+    roles = tuple((u, r) for u, r in members if r != "member")
+    return Conversation(row[0], row[1], tuple(u for u, _ in members), row[2], _last_message(db, conv), row[3], roles)
 
 
 def _friend_state(db: sqlite3.Connection, a: UserId, b: UserId) -> FriendState:

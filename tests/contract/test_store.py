@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from parley.errors import Conflict
-from parley.ids import dm_conversation, new_device_id, new_session_id, new_user_id
+from parley.ids import dm_conversation, new_device_id, new_group_conversation, new_session_id, new_user_id
 from parley.store import Conversation, Device, Session, StoredMessage, User
 from parley.store.cassandra import CassandraStore
 from parley.store.sqlite import SQLiteStore
@@ -153,3 +153,39 @@ async def test_reads_are_exact_across_many_partitions_even_when_clocks_disagree(
     assert [m.id for m in await store.messages_for_user(c, after=0, upto=100, limit=100)] == \
         [m.id for m in rows if m.conv == ac]
     assert (await store.get_conversation(ab)).last_message == rows[39]
+
+
+async def test_groups_members_roles_and_the_cap(store):
+    owner, *others = [new_user_id() for _ in range(6)]
+    conv = new_group_conversation()
+    await store.create_group(Conversation(conv, "group", tuple(sorted([owner, others[0]])), 7, name="Team",
+                                          roles=((owner, "owner"),)))
+    assert await store.add_members(conv, [others[1], others[0], others[1]], cap=4) == [others[1]]
+    with pytest.raises(Conflict) as full:
+        await store.add_members(conv, others[2:4], cap=4)  # 3 + 2 > 4: nobody joins
+    assert (full.value.code, full.value.details["limit"]) == ("group_full", 4)
+    assert await store.add_members(conv, [others[2]], cap=4) == [others[2]]
+    group = await store.get_conversation(conv)
+    assert group.members == tuple(sorted([owner, *others[:3]])) and group.name == "Team"
+    assert (group.role_of(owner), group.role_of(others[1]), group.role_of(others[4])) == ("owner", "member", None)
+    await store.set_role(conv, others[1], "admin")
+    await store.rename_group(conv, "Team 2")
+    assert await store.remove_member(conv, others[0]) is True
+    assert await store.remove_member(conv, others[0]) is False
+    assert await store.add_members(conv, [others[4]], cap=4) == [others[4]]  # the freed place
+    group = await store.get_conversation(conv)
+    assert group.name == "Team 2" and group.roles == tuple(sorted([(owner, "owner"), (others[1], "admin")]))
+    assert others[0] not in group.members and len(group.members) == 4
+    assert await store.groups_of(others[4]) == [conv] and await store.groups_of(others[0]) == []
+    assert [c.id for c in await store.list_conversations(owner)] == [conv]
+
+
+async def test_group_messages_sync_to_members_only(store):
+    a, b, c = new_user_id(), new_user_id(), new_user_id()
+    conv = new_group_conversation()
+    await store.create_group(Conversation(conv, "group", tuple(sorted([a, b])), 1, name="g", roles=((a, "owner"),)))
+    await store.put_messages([message(i, conv, i - 1, a) for i in range(1, 6)])
+    assert [m.id for m in await store.messages_for_user(b, after=2, upto=10, limit=10)] == [3, 4, 5]
+    assert await store.messages_for_user(c, after=0, upto=10, limit=10) == []
+    await store.remove_member(conv, b)
+    assert await store.messages_for_user(b, after=0, upto=10, limit=10) == []

@@ -44,6 +44,9 @@ class Cluster:
             rate_per_s=200.0,
             rate_burst=600,
             hello_timeout_s=2.0,
+            # the same Argon2id code path at a lower cost: tests make hundreds of accounts
+            argon2_time_cost=1,
+            argon2_memory_kib=8192,
         )
         defaults.update(overrides)
         self.settings = Settings(**defaults)  # type: ignore[arg-type]

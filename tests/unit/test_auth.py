@@ -1,6 +1,6 @@
 import pytest
 
-from parley.auth import hash_password, issue_token, verify_password, verify_token
+from parley.auth import Passwords, issue_token, verify_token
 from parley.errors import Unauthorized
 from parley.ids import new_device_id, new_session_id, new_user_id
 
@@ -12,12 +12,13 @@ def token(now=1000, ttl=60, secret=SECRET):
 
 
 def test_password_hash_verifies_only_the_right_password():
-    h = hash_password("correct horse")
+    passwords = Passwords()
+    h = passwords.hash("correct horse")
     assert h.startswith("$argon2id$")
-    assert verify_password(h, "correct horse")
-    assert not verify_password(h, "wrong horse")
-    assert not verify_password(None, "correct horse")
-    assert not verify_password("garbage", "correct horse")
+    assert passwords.verify(h, "correct horse")
+    assert not passwords.verify(h, "wrong horse")
+    assert not passwords.verify(None, "correct horse")
+    assert not passwords.verify("garbage", "correct horse")
 
 
 def test_token_round_trip_and_expiry():

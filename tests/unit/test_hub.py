@@ -10,6 +10,7 @@ class Conn:
 
 
 A, B, C = "a" * 16, "b" * 16, "c" * 16
+G = "g." + "q" * 16
 
 
 def test_attach_and_detach_report_first_and_last_device():
@@ -32,3 +33,19 @@ def test_a_dm_reaches_every_device_of_both_members_only():
     targets = hub.of_conversation(dm_conversation(A, B))
     assert set(map(id, targets)) == {id(a1), id(a2), id(b1)}
     assert hub.of_conversation("not-a-conversation") == []
+
+
+def test_groups_are_delivered_to_members_here_until_they_leave():
+    hub: Hub[Conn] = Hub()
+    a1, a2, b1 = Conn(A), Conn(A), Conn(B)
+    for conn in (a1, a2, b1):
+        hub.attach(conn)
+    for user in (A, B, C):  # C has no device here: ignored
+        hub.join_group(user, G)
+    assert set(map(id, hub.of_conversation(G))) == {id(a1), id(a2), id(b1)}
+    assert hub.groups_of(C) == [] and hub.has_members_of(G)
+    hub.leave_group(A, G)
+    assert hub.of_conversation(G) == [b1] and hub.groups_of(A) == []
+    hub.detach(b1)
+    assert hub.forget_groups(B) == [G]
+    assert hub.of_conversation(G) == [] and not hub.has_members_of(G)

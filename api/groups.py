@@ -1,0 +1,180 @@
+"""Group conversations over HTTP: create, rename, members and roles, leave.
+
+Rules (docs/openapi.yaml says the same):
+- At most ``PARLEY_GROUP_MAX_MEMBERS`` (100) members; an add that would pass it is refused whole
+  with 409 ``group_full`` and nothing changes.
+- You can add only your friends (mutual friend requests): nobody is put in a group by a stranger.
+- The owner and admins add and remove members and rename; only the owner makes or unmakes admins,
+  and nobody removes the owner. Anyone may leave; an owner who leaves hands the group to the first
+  admin (else the first member) in id order.
+Every change is announced on the affected users' control subjects, so nodes start or stop
+delivering to them at once, and their devices get a ``group`` frame.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from api import validation as v
+from api.app import SETTINGS, STORE, announce, authed, body_of, conversation_json, json, member_conversation, now_ms
+from parley.auth import Claims
+from parley.errors import BadRequest, Forbidden, NotFound
+from parley.ids import UserId, new_group_conversation
+from parley.store import Conversation, Role, Store
+
+
+def group_name(body: dict[str, Any]) -> str:
+    name = v.field(body, "name", max_len=64)
+    assert name is not None
+    if not name.strip():
+        raise BadRequest("name must not be blank", code="bad_field", field="name")
+    return name.strip()
+
+
+def user_ids(body: dict[str, Any], name: str, *, max_items: int) -> list[UserId]:
+    raw = body.get(name, [])
+    if not isinstance(raw, list) or len(raw) > max_items:
+        raise BadRequest(f"{name} must be a list of at most {max_items} user ids", code="bad_field", field=name)
+    return [UserId(v.user_id(item, name)) for item in raw]
+
+
+async def check_friends(store: Store, me: UserId, others: list[UserId]) -> None:
+    for other in others:
+        if other != me and await store.friend_state(me, other) != "friends":
+            if await store.get_user(other) is None:
+                raise NotFound(f"no such user {other}", code="unknown_user", user_id=other)
+            raise Forbidden(f"{other} is not your friend; only friends can be added", code="not_friends",
+                            user_id=other)
+
+
+async def group_of(request: web.Request, claims: Claims) -> Conversation:
+    conv = await member_conversation(request, claims)
+    if conv.kind != "group":
+        raise BadRequest("this conversation is not a group", code="not_group")
+    return conv
+
+
+def require_role(conv: Conversation, user: UserId, *roles: Role) -> None:
+    if conv.role_of(user) not in roles:
+        raise Forbidden(f"only the group's {' or '.join(roles)} can do this", code="not_admin")
+
+
+async def reply(request: web.Request, conv_id: str, status: int = 200) -> web.Response:
+    store = request.app[STORE]
+    conv = await store.get_conversation(conv_id)  # type: ignore[arg-type]
+    assert conv is not None
+    users = await store.get_users(list(conv.members))
+    return json({"conversation": conversation_json(conv, users)}, status=status)
+
+
+async def tell(request: web.Request, conv: str, users: list[UserId], event: str, **extra: Any) -> None:
+    await announce(request, users, {"kind": "group", "conv": conv, "event": event, **extra})
+
+
+# ---- handlers ------------------------------------------------------------------------------------
+
+
+async def create(request: web.Request) -> web.Response:
+    claims = await authed(request)
+    body = await body_of(request)
+    name, cap = group_name(body), request.app[SETTINGS].group_max_members
+    members = list(dict.fromkeys([claims.user, *user_ids(body, "members", max_items=cap)]))
+    if len(members) > cap:
+        raise BadRequest(f"a group has at most {cap} members", code="group_full", limit=cap)
+    store = request.app[STORE]
+    await check_friends(store, claims.user, members)
+    conv = new_group_conversation()
+    await store.create_group(Conversation(conv, "group", tuple(sorted(members)), now_ms(), name=name,
+                                          roles=((claims.user, "owner"),)))
+    await tell(request, conv, members, "joined")
+    return await reply(request, conv, status=201)
+
+
+async def list_groups(request: web.Request) -> web.Response:
+    claims = await authed(request)
+    store = request.app[STORE]
+    groups = [c for c in await store.list_conversations(claims.user) if c.kind == "group"]
+    users = await store.get_users(sorted({m for c in groups for m in c.members}))
+    return json({"groups": [conversation_json(c, users) for c in groups]})
+
+
+async def show(request: web.Request) -> web.Response:
+    conv = await group_of(request, await authed(request))
+    return await reply(request, conv.id)
+
+
+async def rename(request: web.Request) -> web.Response:
+    claims = await authed(request)
+    conv = await group_of(request, claims)
+    require_role(conv, claims.user, "owner", "admin")
+    name = group_name(await body_of(request))
+    await request.app[STORE].rename_group(conv.id, name)
+    await tell(request, conv.id, list(conv.members), "renamed", name=name)
+    return await reply(request, conv.id)
+
+
+async def add_members(request: web.Request) -> web.Response:
+    claims = await authed(request)
+    conv = await group_of(request, claims)
+    require_role(conv, claims.user, "owner", "admin")
+    settings, store = request.app[SETTINGS], request.app[STORE]
+    wanted = user_ids(await body_of(request), "user_ids", max_items=settings.group_max_members)
+    if not wanted:
+        raise BadRequest("user_ids: name at least one user", code="bad_field", field="user_ids")
+    await check_friends(store, claims.user, wanted)
+    added = await store.add_members(conv.id, wanted, cap=settings.group_max_members)
+    if added:
+        await tell(request, conv.id, added, "joined")
+        await tell(request, conv.id, list(conv.members), "members", added=added)
+    return await reply(request, conv.id)
+
+
+async def remove_member(request: web.Request) -> web.Response:
+    claims = await authed(request)
+    conv = await group_of(request, claims)
+    target = UserId(v.user_id(request.match_info["user_id"]))
+    role = conv.role_of(target)
+    if role is None:
+        raise NotFound("that user is not a member of this group", code="not_member", user_id=target)
+    if target != claims.user:
+        require_role(conv, claims.user, "owner", "admin")
+        if role == "owner" or (role == "admin" and conv.role_of(claims.user) != "owner"):
+            raise Forbidden("only the owner removes admins, and nobody removes the owner", code="not_admin")
+    store = request.app[STORE]
+    await store.remove_member(conv.id, target)
+    rest = [m for m in conv.members if m != target]
+    if role == "owner" and rest:
+        admins = [u for u, r in conv.roles if r == "admin"]
+        await store.set_role(conv.id, (admins or rest)[0], "owner")
+    await tell(request, conv.id, [target], "left")
+    await tell(request, conv.id, rest, "members", removed=[target])
+    return web.Response(status=204)
+
+
+async def set_role(request: web.Request) -> web.Response:
+    claims = await authed(request)
+    conv = await group_of(request, claims)
+    require_role(conv, claims.user, "owner")
+    target = UserId(v.user_id(request.match_info["user_id"]))
+    role = v.field(await body_of(request), "role", max_len=16)
+    if role not in ("admin", "member"):
+        raise BadRequest("role must be admin or member", code="bad_field", field="role")
+    if conv.role_of(target) is None:
+        raise NotFound("that user is not a member of this group", code="not_member", user_id=target)
+    if target == claims.user:
+        raise BadRequest("the owner's role does not change this way", code="bad_field", field="user_id")
+    await request.app[STORE].set_role(conv.id, target, role)  # type: ignore[arg-type]
+    await tell(request, conv.id, list(conv.members), "roles", user_id=target, role=role)
+    return await reply(request, conv.id)
+
+
+def add_routes(r: web.UrlDispatcher) -> None:
+    r.add_post("/v1/groups", create)
+    r.add_get("/v1/groups", list_groups)
+    r.add_get("/v1/groups/{conv}", show)
+    r.add_patch("/v1/groups/{conv}", rename)
+    r.add_post("/v1/groups/{conv}/members", add_members)
+    r.add_delete("/v1/groups/{conv}/members/{user_id}", remove_member)
+    r.add_put("/v1/groups/{conv}/members/{user_id}/role", set_role)
