@@ -40,7 +40,7 @@ from parley.ids import (
 from parley.messages import decode_payload
 from parley.runtime import run_until_stopped, serve, serve_health
 from parley.settings import Settings
-from parley.store import Conversation, Device, Session, Store, StoredMessage, User, open_store
+from parley.store import Conversation, Device, Receipt, Session, Store, StoredMessage, User, open_store
 
 log = logging.getLogger("parley.api")
 
@@ -367,6 +367,14 @@ async def history(request: web.Request) -> web.Response:
     return json({"messages": [message_json(m) for m in page], "more": more})
 
 
+async def receipts(request: web.Request) -> web.Response:
+    """Each member's delivered and read marks (members without any are listed with zeros)."""
+    conv = await member_conversation(request, await authed(request))
+    saved = {r.user: r for r in await request.app[STORE].receipts(conv.id)}
+    rows = [saved.get(m, Receipt(conv.id, m)) for m in conv.members]
+    return json({"receipts": [{"user_id": r.user, "delivered": r.delivered, "read": r.read} for r in rows]})
+
+
 async def _with_unarchived(
     request: web.Request, conv: ConversationId, rows: list[StoredMessage], archived: int, *,
     before: int | None, after: int | None, newest_first: bool,
@@ -432,6 +440,7 @@ def make_app(settings: Settings, store: Store, nc: BusClient) -> web.Application
     r.add_get("/v1/conversations", list_conversations)
     r.add_post("/v1/conversations", open_dm)
     r.add_get("/v1/conversations/{conv}/messages", history)
+    r.add_get("/v1/conversations/{conv}/receipts", receipts)
     from api import groups
 
     groups.add_routes(r)

@@ -43,7 +43,8 @@ class DeviceLink:
         self.acked = 0
         self.syncing = True
         self.strikes = 0  # consecutive rejected frames; many in a row closes the link
-        self._buffer: list[tuple[int, str, int, bytes]] = []
+        self._buffer: list[tuple[int, str, int, bytes, str]] = []
+        self._unacked: deque[tuple[int, str]] = deque()  # (id, conv) sent to the device, from others
         self._overflow = False
         self._out: deque[bytes] = deque()
         self._wake = asyncio.Event()
@@ -101,21 +102,26 @@ class DeviceLink:
 
     # ---- inbound messages ----------------------------------------------------------------------
 
-    def offer(self, id: int, conv: str, prev: int, frame: bytes) -> None:
+    def offer(self, id: int, conv: str, prev: int, frame: bytes, sender: str) -> None:
         """A live message for this device, in stream order."""
         if self.syncing:
             if len(self._buffer) < BUFFER_LIMIT:
-                self._buffer.append((id, conv, prev, frame))
+                self._buffer.append((id, conv, prev, frame, sender))
             else:
                 self._overflow = True
             return
         verdict = self.position.accept(id, conv, prev)
         if verdict == "deliver":
-            self.send(frame)
+            self._deliver(id, conv, frame, sender)
         elif verdict == "gap":
-            self._start_repair(conv, (id, conv, prev, frame))
+            self._start_repair(conv, (id, conv, prev, frame, sender))
 
-    def _start_repair(self, conv: str, pending: tuple[int, str, int, bytes]) -> None:
+    def _deliver(self, id: int, conv: str, frame: bytes, sender: str) -> None:
+        if sender != self.user:
+            self._unacked.append((id, conv))
+        self.send(frame)
+
+    def _start_repair(self, conv: str, pending: tuple[int, str, int, bytes, str]) -> None:
         point = self.position.resume_point(conv)
         log.warning("conn %s: gap in %s before %s; resyncing from %s", self.conn_id, conv, pending[0], point)
         self.syncing = True
@@ -128,12 +134,12 @@ class DeviceLink:
         self._overflow = False
         self.position.restart(after)
 
-    def deliver_synced(self, id: int, conv: str, prev: int, frame: bytes) -> None:
+    def deliver_synced(self, id: int, conv: str, prev: int, frame: bytes, sender: str) -> None:
         if self.position.judge(id, conv, prev) == "gap":
             log.error("conn %s: store/stream gap in %s before %s", self.conn_id, conv, id)
         if id > self.position.delivered:
             self.position.advance(id, conv)
-            self.send(frame)
+            self._deliver(id, conv, frame, sender)
 
     def finish_round(self, through: int) -> int | None:
         """Go live after a sync round that read everything up to ``through``.
@@ -144,19 +150,24 @@ class DeviceLink:
         if self._overflow:
             return self.position.delivered
         buffered, self._buffer = self._buffer, []
-        for id, conv, prev, frame in buffered:
+        for id, conv, prev, frame, sender in buffered:
             verdict = self.position.accept(id, conv, prev)
             if verdict == "deliver":
-                self.send(frame)
+                self._deliver(id, conv, frame, sender)
             elif verdict == "gap":
                 return self.position.resume_point(conv)
         self.syncing = False
         return None
 
-    def ack(self, id: int) -> bool:
-        """The device has everything up to ``id``; False if nothing changed."""
+    def ack(self, id: int) -> dict[str, int] | None:
+        """The device has everything up to ``id``: None if nothing changed, else, per conversation,
+        the highest id from someone else that this ack covers (what a delivered receipt announces)."""
         id = min(id, self.position.delivered)
         if id <= self.acked:
-            return False
+            return None
         self.acked = id
-        return True
+        covered: dict[str, int] = {}
+        while self._unacked and self._unacked[0][0] <= id:
+            msg, conv = self._unacked.popleft()
+            covered[conv] = msg
+        return covered

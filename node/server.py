@@ -12,12 +12,15 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from functools import partial
 
 import orjson
 from aiohttp import WSMsgType, web
 from nats.aio.subscription import Subscription
 
+from node.events import ConversationEvents
+from node.groups import GroupRoutes
 from node.hub import Hub
 from node.link import DeviceLink
 from node.publisher import Publisher
@@ -48,9 +51,9 @@ from parley.ids import (
     conversation_of_message,
     dedup_id,
     dm_members,
-    group_delivery_subject,
     is_group,
     user_delivery_subjects,
+    user_event_subjects,
     user_message_filters,
 )
 from parley.messages import decode_payload, encode_payload, frame_of
@@ -78,9 +81,8 @@ class EdgeNode:
         self.draining = False
         self._subs: dict[UserId, list[Subscription]] = {}
         self._sub_locks: dict[UserId, asyncio.Lock] = {}
-        self._group_subs: dict[str, Subscription] = {}
-        self._group_locks: dict[str, asyncio.Lock] = {}
-        self._chores: set[asyncio.Task[None]] = set()
+        self.events = ConversationEvents(settings, store, nc, self.hub)
+        self.groups = GroupRoutes(nc, self.hub, self.on_delivery, self.events.on_event, self.resync)
         self._known_convs: set[str] = set()
         self._buckets: dict[UserId, TokenBucket] = {}
         self._dirty_cursors: dict[str, int] = {}
@@ -92,19 +94,22 @@ class EdgeNode:
 
     # ---- NATS side ---------------------------------------------------------------------------
 
-    def on_delivery(self, subject: str, headers: dict[str, str] | None, data: bytes) -> None:
+    def on_delivery(self, subject: str, headers: dict[str, str] | None, data: bytes,
+                    only: UserId | None = None) -> None:
+        """A stored message, in stream order. ``only``: it came through that user's own DM
+        subscription, so it is for that user's devices (both members of a DM may be here)."""
         if not headers or "Nats-Sequence" not in headers:
             return
         conv = conversation_of_delivery(subject)
         seq = int(headers["Nats-Sequence"])
         self.publisher.observe(conv, seq)
-        links = self.hub.of_conversation(conv)
+        links = self.hub.of_user(only) if only else self.hub.of_conversation(conv)
         if not links:
             return
         message = decode_payload(seq, conv, data)
         frame = frame_of(message)
         for link in links:
-            link.offer(message.id, conv, message.prev, frame)
+            link.offer(message.id, conv, message.prev, frame, message.sender)
 
     def on_control(self, subject: str, headers: dict[str, str] | None, data: bytes) -> None:
         event = orjson.loads(data)
@@ -114,57 +119,18 @@ class EdgeNode:
                 if link.session == event.get("session"):
                     link.close(CLOSE_REVOKED, "session revoked")
         elif event.get("kind") == "group":
-            self._on_group_event(user, event)
+            self.groups.on_membership(user, event)
 
-    def _on_group_event(self, user: UserId, event: dict[str, object]) -> None:
-        """Membership changes apply at once: the hub stops (or starts) counting the user in the group
-        before anything else happens; subscriptions and a catch-up sync follow in a task."""
-        links = self.hub.of_user(user)
-        conv = str(event.get("conv"))
-        if not links or not is_group(conv):
-            return
-        if event.get("event") == "joined":
-            self.hub.join_group(user, conv)
-            self._chore(self._after_join(user, conv))
-        elif event.get("event") == "left":
-            self.hub.leave_group(user, conv)
-            self._chore(self._reconcile_group(conv))
-        frame = orjson.dumps(protocol.group_frame({k: v for k, v in event.items() if k != "kind"}))
-        for link in links:
-            link.send(frame)
-
-    def _chore(self, work: Awaitable[None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)  # type: ignore[arg-type]
-        self._chores.add(task)
-        task.add_done_callback(self._chores.discard)
-
-    async def _after_join(self, user: UserId, conv: str) -> None:
-        await self._reconcile_group(conv)
-        await self.nc.flush(timeout=5)
-        for link in self.hub.of_user(user):  # catch up on what was sent before the subscription
-            link.syncing = True
-            self.schedule_sync(link, link.position.delivered)
-
-    async def _reconcile_group(self, conv: str) -> None:
-        """Subscribed to the group's deliveries exactly while a member here is in it."""
-        lock = self._group_locks.setdefault(conv, asyncio.Lock())
-        async with lock:
-            wanted, sub = self.hub.has_members_of(conv), self._group_subs.get(conv)
-            if wanted and sub is None:
-                self._group_subs[conv] = await self.nc.subscribe_ordered(group_delivery_subject(conv),
-                                                                         self.on_delivery)
-            elif not wanted and sub is not None:
-                del self._group_subs[conv]
-                await self.nc.unsubscribe_ordered(sub)
-            if not wanted:
-                self._group_locks.pop(conv, None)
+    def resync(self, link: DeviceLink) -> None:
+        """Sync the link again from where it stands (the device drops what it already has)."""
+        link.syncing = True
+        self.schedule_sync(link, link.position.delivered)
 
     async def on_reconnected(self) -> None:
         """NATS came back: anything republished while we were away must be read, so resync all."""
         log.warning("NATS reconnected; resyncing %d connections", len(self.hub))
         for link in list(self.hub):
-            link.syncing = True
-            self.schedule_sync(link, link.position.delivered)
+            self.resync(link)
 
     async def _subscribe_user(self, user: UserId) -> None:
         lock = self._sub_locks.setdefault(user, asyncio.Lock())
@@ -172,14 +138,13 @@ class EdgeNode:
             if user in self._subs:
                 return
             groups = await self.store.groups_of(user)
+            deliver, event = partial(self.on_delivery, only=user), partial(self.events.on_event, only=user)
             handlers: list[Callable[[str, dict[str, str] | None, bytes], None]] = [
-                self.on_delivery, self.on_delivery, self.on_control]
-            pairs = zip(user_delivery_subjects(user), handlers, strict=True)
-            subs = [await self.nc.subscribe_ordered(s, h) for s, h in pairs]
-            self._subs[user] = subs
-            for conv in groups:
-                self.hub.join_group(user, conv)
-                await self._reconcile_group(conv)
+                deliver, deliver, self.on_control, event, event]
+            subjects = (*user_delivery_subjects(user), *user_event_subjects(user))
+            self._subs[user] = [await self.nc.subscribe_ordered(s, h)
+                                for s, h in zip(subjects, handlers, strict=True)]
+            await self.groups.join_all(user, groups)
             await self.nc.flush(timeout=5)  # the server has our interest before we read the stream
 
     async def _unsubscribe_user(self, user: UserId) -> None:
@@ -189,8 +154,8 @@ class EdgeNode:
                 return
             for sub in self._subs.pop(user, []):
                 await self.nc.unsubscribe_ordered(sub)
-            for conv in self.hub.forget_groups(user):
-                await self._reconcile_group(conv)
+            await self.groups.leave_all(user)
+            self.events.forget(user)
             self._sub_locks.pop(user, None)
 
     async def _store_last(self, conv: ConversationId) -> int:
@@ -325,8 +290,16 @@ class EdgeNode:
             case protocol.Send():
                 await self._send(link, frame)
             case protocol.Ack(id=id):
-                if link.ack(id):
+                covered = link.ack(id)
+                if covered is not None:
                     self._dirty_cursors[link.device] = link.acked
+                    await self.events.delivered(link, covered)
+            case protocol.Typing(conv=conv, state=state):
+                await self._check_member(link.user, conv)
+                await self.events.typing(link, conv, state)
+            case protocol.Read(conv=conv, upto=upto):
+                await self._check_member(link.user, conv)
+                await self.events.read(link, conv, upto)
             case protocol.Sync(after=after):
                 link.syncing = True
                 self.schedule_sync(link, after)
@@ -340,7 +313,11 @@ class EdgeNode:
         if not bucket.take(time.monotonic()):
             raise RateLimited("too many messages; slow down", ref=frame.cid,
                               retry_after_ms=int(bucket.retry_after() * 1000) + 1)
-        await self._check_member(link.user, frame.conv, frame.cid)
+        try:
+            await self._check_member(link.user, frame.conv)
+        except ParleyError as err:
+            err.details["ref"] = frame.cid
+            raise
         ts = now_ms()
 
         def payload(prev: int) -> bytes:
@@ -356,39 +333,32 @@ class EdgeNode:
             raise
         link.send(orjson.dumps(protocol.sent_frame(cid=frame.cid, id=seq, conv=frame.conv, duplicate=duplicate)))
 
-    async def _check_member(self, user: UserId, conv: ConversationId, cid: str) -> None:
+    async def _check_member(self, user: UserId, conv: ConversationId) -> None:
         if is_group(conv):
-            await self._check_group_member(user, conv, cid)
+            await self._check_group_member(user, conv)
             return
         members = dm_members(conv)
         if members is None or user not in members:
-            raise Forbidden("you are not a member of this conversation", code="not_member", ref=cid)
+            raise Forbidden("you are not a member of this conversation", code="not_member", conv=conv)
         if conv in self._known_convs:
             return
-        try:
-            found = await self.store.get_conversation(conv)
-        except Unavailable as err:
-            err.details["ref"] = cid
-            raise
+        found = await self.store.get_conversation(conv)
         if found is None:
-            raise NotFound("no such conversation; open it through the API first", code="unknown_conversation", ref=cid)
+            raise NotFound("no such conversation; open it through the API first", code="unknown_conversation",
+                           conv=conv)
         if len(self._known_convs) > 100_000:
             self._known_convs.clear()
         self._known_convs.add(conv)
 
-    async def _check_group_member(self, user: UserId, conv: ConversationId, cid: str) -> None:
+    async def _check_group_member(self, user: UserId, conv: ConversationId) -> None:
         """Membership as this node last heard it; the store decides when the node has not heard."""
         if conv in self.hub.groups_of(user):
             return
-        try:
-            found = await self.store.get_conversation(conv)
-        except Unavailable as err:
-            err.details["ref"] = cid
-            raise
+        found = await self.store.get_conversation(conv)
         if found is None:
-            raise NotFound("no such conversation", code="unknown_conversation", ref=cid)
+            raise NotFound("no such conversation", code="unknown_conversation", conv=conv)
         if user not in found.members:
-            raise Forbidden("you are not a member of this group", code="not_member", ref=cid)
+            raise Forbidden("you are not a member of this group", code="not_member", conv=conv)
 
     async def _finish(self, link: DeviceLink, writer: asyncio.Task[None]) -> None:
         link.close(link.close_code, link.close_reason)
@@ -461,7 +431,7 @@ class EdgeNode:
             async for rows in batches:
                 for seq, subject, data in rows:
                     message = decode_payload(seq, conversation_of_message(subject), data)
-                    link.deliver_synced(message.id, message.conv, message.prev, frame_of(message))
+                    link.deliver_synced(message.id, message.conv, message.prev, frame_of(message), message.sender)
                 await link.wait_room()
         return link.finish_round(last)
 
@@ -470,7 +440,7 @@ class EdgeNode:
         while cursor < upto:
             batch = await self.store.messages_for_user(link.user, after=cursor, upto=upto, limit=batch_size)
             for m in batch:
-                link.deliver_synced(m.id, m.conv, m.prev, frame_of(m))
+                link.deliver_synced(m.id, m.conv, m.prev, frame_of(m), m.sender)
             if len(batch) < batch_size:
                 return upto
             cursor = batch[-1].id
@@ -480,6 +450,8 @@ class EdgeNode:
     # ---- background duties -----------------------------------------------------------------
 
     async def flush_cursors(self) -> None:
+        """Acked cursors and delivered receipts to the store (kept for the next try if it is down)."""
+        await self.events.flush()
         if not self._dirty_cursors:
             return
         dirty, self._dirty_cursors = self._dirty_cursors, {}

@@ -31,6 +31,7 @@ _GROUP_RE = re.compile(r"^g\.[a-z2-7]{16}$")
 
 MSG_PREFIX = "msg."  # captured by the stream
 DELIVERY_PREFIX = "dlv."  # the stream republishes every stored message here, in stream order
+EVENT_PREFIX = "evt."  # typing and receipts of a conversation: core NATS, never stored
 
 
 def new_id() -> str:
@@ -101,6 +102,15 @@ def user_message_filters(user: UserId, groups: Iterable[str] = ()) -> tuple[str,
 
 def group_delivery_subject(conv: str) -> str:
     return DELIVERY_PREFIX + conv
+
+
+def event_subject(conv: str) -> str:
+    return EVENT_PREFIX + conv
+
+
+def user_event_subjects(user: UserId) -> tuple[str, ...]:
+    """The event subjects of ``user``'s DMs (a group's is ``event_subject(group)``)."""
+    return (f"{EVENT_PREFIX}dm.{user}.*", f"{EVENT_PREFIX}dm.*.{user}")
 
 
 def control_subject(user: UserId) -> str:

@@ -79,7 +79,33 @@ class Ping:
     ts: int | None = None
 
 
-ClientFrame = Hello | Send | Ack | Sync | Ping
+@dataclass(frozen=True, slots=True)
+class Typing:
+    conv: ConversationId
+    state: str = "start"  # start | stop
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    conv: ConversationId
+    upto: int
+
+
+ClientFrame = Hello | Send | Ack | Sync | Ping | Typing | Read
+
+
+def _conv(d: dict[str, Any]) -> ConversationId:
+    conv = _str(d, "conv")
+    if not is_conversation_id(conv):
+        raise _bad("conv", "not a conversation id")
+    return ConversationId(str(conv))
+
+
+def _typing(d: dict[str, Any], max_body: int) -> Typing:
+    state = _str(d, "state", required=False) or "start"
+    if state not in ("start", "stop"):
+        raise _bad("state", "start or stop")
+    return Typing(conv=_conv(d), state=state)
 
 
 def _hello(d: dict[str, Any], max_body: int) -> Hello:
@@ -96,8 +122,7 @@ def _send(d: dict[str, Any], max_body: int) -> Send:
     assert cid is not None and conv is not None and body is not None
     if not _CID_RE.match(cid):
         raise _bad("cid", "1 to 64 characters of A-Z a-z 0-9 _ -")
-    if not is_conversation_id(conv):
-        raise _bad("conv", "not a conversation id")
+    _conv(d)
     if not body.strip():
         raise _bad("body", "must not be empty")
     size = len(body.encode("utf-8", "surrogatepass"))
@@ -114,6 +139,8 @@ _PARSERS: dict[str, Callable[[dict[str, Any], int], ClientFrame]] = {
     "ack": lambda d, _: Ack(id=_int(d, "id")),
     "sync": lambda d, _: Sync(after=_int(d, "after")),
     "ping": lambda d, _: Ping(ts=_int(d, "ts") if d.get("ts") is not None else None),
+    "typing": _typing,
+    "read": lambda d, _: Read(conv=_conv(d), upto=_int(d, "upto")),
 }
 
 
@@ -188,6 +215,16 @@ def pong_frame(ts: int | None, now_ms: int) -> dict[str, Any]:
 def group_frame(event: dict[str, Any]) -> dict[str, Any]:
     """A group you are in changed: ``event`` is joined, left, renamed, members or roles."""
     return {"type": "group", **event}
+
+
+def typing_frame(*, conv: str, user: str, device: str, state: str, ttl_ms: int) -> dict[str, Any]:
+    """Someone in ``conv`` is typing; show it for ``ttl_ms`` unless refreshed (or until ``stop``)."""
+    return {"type": "typing", "conv": conv, "from": user, "device": device, "state": state, "ttl_ms": ttl_ms}
+
+
+def receipt_frame(*, conv: str, user: str, status: str, upto: int) -> dict[str, Any]:
+    """``user`` has every message of ``conv`` up to ``upto`` (``delivered``) or has read them (``read``)."""
+    return {"type": "receipt", "conv": conv, "user": user, "status": status, "upto": upto}
 
 
 def error_frame(details: dict[str, Any]) -> dict[str, Any]:

@@ -85,8 +85,9 @@ class Settings:
     max_connections: int = 50000  # the node's capacity; load = connections / max_connections
     node_ttl_s: float = 6.0  # a node missing heartbeats this long is dropped from placement
     node_beat_s: float = 2.0
-    # groups
+    # groups, typing
     group_max_members: int = 100
+    typing_interval_s: float = 2.0  # a typist's "start" is forwarded at most this often; shown for 3x
     # protocol limits
     max_body_bytes: int = 4096
     max_frame_bytes: int = 65536

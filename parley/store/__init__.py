@@ -61,6 +61,17 @@ class StoredMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class Receipt:
+    """How far a member of a conversation has got: every message up to ``delivered`` reached one of
+    their devices; they have read up to ``read``. Both only move forward."""
+
+    conv: ConversationId
+    user: UserId
+    delivered: int = 0
+    read: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Conversation:
     id: ConversationId
     kind: Literal["dm", "group"]
@@ -119,6 +130,11 @@ class Store(Protocol):
     async def set_role(self, conv: ConversationId, user: UserId, role: Role) -> None: ...
     async def rename_group(self, conv: ConversationId, name: str) -> None: ...
     async def groups_of(self, user: UserId) -> list[ConversationId]: ...
+
+    # receipts: marks only move forward (a lower value than stored changes nothing)
+    async def save_receipts(self, receipts: list[Receipt]) -> None: ...
+    async def receipts(self, conv: ConversationId) -> list[Receipt]:
+        """Every member's marks that were ever saved, sorted by user."""
     async def messages_for_user(
         self, user: UserId, *, after: int, upto: int, limit: int
     ) -> list[StoredMessage]: ...

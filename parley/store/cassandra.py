@@ -49,7 +49,17 @@ from cassandra.query import BatchStatement, BatchType, PreparedStatement, Statem
 from parley.errors import Conflict, NotFound, ParleyError, Unavailable
 from parley.ids import ConversationId, DeviceId, SessionId, UserId
 from parley.settings import Settings
-from parley.store import Conversation, Device, FriendState, Role, Session, StoredMessage, User, group_full
+from parley.store import (
+    Conversation,
+    Device,
+    FriendState,
+    Receipt,
+    Role,
+    Session,
+    StoredMessage,
+    User,
+    group_full,
+)
 from parley.store.cassandra_schema import BOOTSTRAP, MIGRATIONS, create_keyspace
 from parley.store.spans import Span, bucket_of, merge_spans
 
@@ -119,6 +129,10 @@ QUERIES = {
     "bucket_last": "UPDATE conversation_buckets USING TIMESTAMP ? SET last_id = ? WHERE conv = ? AND bucket = ?",
     "bucket_first": "UPDATE conversation_buckets USING TIMESTAMP ? SET first_id = ? WHERE conv = ? AND bucket = ?",
     "buckets_of": "SELECT bucket, first_id, last_id FROM conversation_buckets WHERE conv = ?",
+    # receipts
+    "receipt_delivered": "UPDATE receipts USING TIMESTAMP ? SET delivered = ? WHERE conv = ? AND user_id = ?",
+    "receipt_read": "UPDATE receipts USING TIMESTAMP ? SET read = ? WHERE conv = ? AND user_id = ?",
+    "receipts_of": "SELECT conv, user_id, delivered, read FROM receipts WHERE conv = ?",
 }
 
 
@@ -452,6 +466,25 @@ class CassandraStore:
 
     async def groups_of(self, user: UserId) -> list[ConversationId]:
         return sorted(r.conv for r in await self._rows("convs_of_user", user) if r.conv.startswith("g."))
+
+    # ---- receipts ------------------------------------------------------------------------------------
+
+    async def save_receipts(self, receipts: list[Receipt]) -> None:
+        def statements(r: Receipt) -> list[tuple[str, tuple[Any, ...]]]:
+            delivered = max(r.delivered, r.read)
+            out: list[tuple[str, tuple[Any, ...]]] = []
+            if delivered:
+                out.append(("receipt_delivered", (delivered, delivered, r.conv, r.user)))
+            if r.read:
+                out.append(("receipt_read", (r.read, r.read, r.conv, r.user)))
+            return out
+
+        await self._all(self._batch(batch) for batch in map(statements, receipts) if batch)
+
+    async def receipts(self, conv: ConversationId) -> list[Receipt]:
+        rows = await self._rows("receipts_of", conv)
+        return sorted((Receipt(r.conv, r.user_id, r.delivered or 0, r.read or 0) for r in rows),
+                      key=lambda r: r.user)
 
     # ---- messages ----------------------------------------------------------------------------------
 

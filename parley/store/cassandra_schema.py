@@ -47,6 +47,9 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             conv text, bucket bigint, id bigint, prev bigint, sender text, device text, cid text, body text,
             ts bigint, PRIMARY KEY ((conv, bucket), id))
             WITH CLUSTERING ORDER BY (id DESC)""",
+        # delivered written USING TIMESTAMP <delivered>, read USING TIMESTAMP <read>: marks only move forward
+        """CREATE TABLE IF NOT EXISTS {ks}.receipts (
+            conv text, user_id text, delivered bigint, read bigint, PRIMARY KEY (conv, user_id))""",
         # each messages partition's id range; last_id USING TIMESTAMP <id>, first_id USING TIMESTAMP <2^62-id>
         """CREATE TABLE IF NOT EXISTS {ks}.conversation_buckets (
             conv text, bucket bigint, first_id bigint, last_id bigint, PRIMARY KEY (conv, bucket))

@@ -15,7 +15,17 @@ from typing import Any, TypeVar
 
 from parley.errors import Conflict, NotFound, Unavailable
 from parley.ids import ConversationId, DeviceId, SessionId, UserId
-from parley.store import Conversation, Device, FriendState, Role, Session, StoredMessage, User, group_full
+from parley.store import (
+    Conversation,
+    Device,
+    FriendState,
+    Receipt,
+    Role,
+    Session,
+    StoredMessage,
+    User,
+    group_full,
+)
 
 T = TypeVar("T")
 
@@ -41,6 +51,10 @@ MIGRATIONS = [
     ALTER TABLE conversations ADD COLUMN name TEXT NOT NULL DEFAULT '';
     ALTER TABLE members ADD COLUMN role TEXT NOT NULL DEFAULT 'member';
     CREATE INDEX members_by_conv ON members(conv, user);
+    """,
+    """
+    CREATE TABLE receipts (conv TEXT NOT NULL, user TEXT NOT NULL, delivered INTEGER NOT NULL DEFAULT 0,
+        read INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (conv, user)) WITHOUT ROWID;
     """,
 ]
 
@@ -331,6 +345,21 @@ class SQLiteStore:
 
         if messages:
             await self._tx(put)
+
+    async def save_receipts(self, receipts: list[Receipt]) -> None:
+        def save(db: sqlite3.Connection) -> None:
+            db.executemany(
+                "INSERT INTO receipts (conv, user, delivered, read) VALUES (?,?,?,?) ON CONFLICT (conv, user) "
+                "DO UPDATE SET delivered = MAX(delivered, excluded.delivered), read = MAX(read, excluded.read)",
+                [(r.conv, r.user, max(r.delivered, r.read), r.read) for r in receipts])
+
+        if receipts:
+            await self._tx(save)
+
+    async def receipts(self, conv: ConversationId) -> list[Receipt]:
+        rows = await self._run(lambda db: db.execute(
+            "SELECT conv, user, delivered, read FROM receipts WHERE conv = ? ORDER BY user", (conv,)).fetchall())
+        return [Receipt(*row) for row in rows]
 
     async def messages_for_user(self, user: UserId, *, after: int, upto: int, limit: int) -> list[StoredMessage]:
         # One range scan per conversation of the user (index messages_by_conv), merged by id.

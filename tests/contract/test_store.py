@@ -10,7 +10,7 @@ import pytest
 
 from parley.errors import Conflict
 from parley.ids import dm_conversation, new_device_id, new_group_conversation, new_session_id, new_user_id
-from parley.store import Conversation, Device, Session, StoredMessage, User
+from parley.store import Conversation, Device, Receipt, Session, StoredMessage, User
 from parley.store.cassandra import CassandraStore
 from parley.store.sqlite import SQLiteStore
 from tests.conftest import cassandra_settings, new_keyspace
@@ -189,3 +189,13 @@ async def test_group_messages_sync_to_members_only(store):
     assert await store.messages_for_user(c, after=0, upto=10, limit=10) == []
     await store.remove_member(conv, b)
     assert await store.messages_for_user(b, after=0, upto=10, limit=10) == []
+
+
+async def test_receipts_only_move_forward_and_read_implies_delivered(store):
+    conv, a, b = new_group_conversation(), new_user_id(), new_user_id()
+    await store.save_receipts([Receipt(conv, a, delivered=10), Receipt(conv, b, read=4)])
+    await store.save_receipts([Receipt(conv, a, delivered=7, read=6), Receipt(conv, b, delivered=9)])
+    await store.save_receipts([Receipt(conv, b, read=3)])
+    assert await store.receipts(conv) == sorted([Receipt(conv, a, 10, 6), Receipt(conv, b, 9, 4)],
+                                                key=lambda r: r.user)
+    assert await store.receipts(new_group_conversation()) == []

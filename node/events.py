@@ -1,0 +1,110 @@
+"""Typing indicators and receipts on a node: from a device's frame to the other members' devices.
+
+Everything travels on the conversation's event subject (``evt.<conv>``, core NATS, never stored), to
+which a node listens while a member is connected (DMs through the user's ``evt.dm.`` subjects,
+groups through ``groups.GroupRoutes``). Receipts are also saved, so a device that was away, or a
+member list, can read them later (``GET /v1/conversations/{conv}/receipts``):
+- delivered: when a device acks messages from others, once per user and conversation per new mark;
+  saved in batches with the device cursors (``flush``).
+- read: a ``read`` frame, never past the conversation's last message; saved before it is announced,
+  so every device of the reader, and every member, gets the same read state.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import orjson
+
+from node.hub import Hub
+from node.link import DeviceLink
+from node.signals import ReceiptMarks, TypingGate
+from parley import bus, protocol
+from parley.bus import BusClient
+from parley.errors import BadRequest, RateLimited, Unavailable
+from parley.ids import EVENT_PREFIX, ConversationId, UserId, event_subject, message_subject
+from parley.settings import Settings
+from parley.store import Receipt, Store
+
+log = logging.getLogger("parley.node")
+
+
+class ConversationEvents:
+    def __init__(self, settings: Settings, store: Store, nc: BusClient, hub: Hub[DeviceLink]) -> None:
+        self._settings, self._store, self._nc, self._hub = settings, store, nc, hub
+        self._typing = TypingGate(interval_s=settings.typing_interval_s)
+        self._marks = ReceiptMarks()
+        self._unsaved: dict[tuple[str, str], int] = {}  # (conv, user) → delivered mark not yet saved
+
+    def on_event(self, subject: str, headers: dict[str, str] | None, data: bytes, only: UserId | None = None) -> None:
+        """An event of a conversation: to the connected members' devices (typing: not the typist's).
+        ``only``: it came through that user's own DM subscription, so it is for that user's devices
+        (a node holding both members of a DM gets it once per member's subscription)."""
+        conv = subject[len(EVENT_PREFIX):]
+        event = orjson.loads(data)
+        kind = event.pop("kind", None)
+        if kind == "typing":
+            frame = orjson.dumps(protocol.typing_frame(conv=conv, ttl_ms=self._ttl_ms(), **event))
+            skip = event.get("user")
+        elif kind == "receipt":
+            frame, skip = orjson.dumps(protocol.receipt_frame(conv=conv, **event)), None
+        else:
+            return
+        for link in self._hub.of_user(only) if only else self._hub.of_conversation(conv):
+            if link.user != skip:
+                link.send(frame)
+
+    def _ttl_ms(self) -> int:
+        return int(self._settings.typing_interval_s * 3000)
+
+    async def _announce(self, conv: str, event: dict[str, object]) -> None:
+        try:
+            await self._nc.publish(event_subject(conv), orjson.dumps(event))
+        except Exception as err:  # ephemeral: a lost typing or receipt event is not worth failing for
+            log.info("could not publish an event of %s: %s", conv, err)
+
+    async def typing(self, link: DeviceLink, conv: ConversationId, state: str) -> None:
+        verdict = self._typing.judge(link.user, conv, state, time.monotonic())
+        if verdict == "flood":
+            raise RateLimited("too many typing frames; send one every few seconds", code="rate_limited",
+                              conv=conv, retry_after_ms=1000)
+        if verdict == "forward":
+            await self._announce(conv, {"kind": "typing", "user": link.user, "device": link.device,
+                                        "state": state})
+
+    async def read(self, link: DeviceLink, conv: ConversationId, upto: int) -> None:
+        last = await bus.last_seq_of_subject(self._nc, self._settings, message_subject(conv))
+        if last == 0:  # older than the stream keeps: ask the store
+            rows = await self._store.history(conv, before=None, after=None, limit=1, newest_first=True)
+            last = rows[0].id if rows else 0
+        if upto > last:
+            raise BadRequest(f"read cursor {upto} is beyond the conversation's last message {last}",
+                             code="bad_cursor", conv=conv, cursor=last)
+        await self._store.save_receipts([Receipt(conv, link.user, read=upto)])
+        self._marks.raise_to(link.user, conv, upto)
+        await self._announce(conv, {"kind": "receipt", "user": link.user, "status": "read", "upto": upto})
+
+    async def delivered(self, link: DeviceLink, covered: dict[str, int]) -> None:
+        """A device acked messages from others: announce the conversations with a new mark."""
+        for conv, upto in covered.items():
+            if self._marks.raise_to(link.user, conv, upto):
+                self._unsaved[(conv, link.user)] = upto
+                await self._announce(conv, {"kind": "receipt", "user": link.user, "status": "delivered",
+                                            "upto": upto})
+
+    async def flush(self) -> None:
+        if not self._unsaved:
+            return
+        unsaved, self._unsaved = self._unsaved, {}
+        try:
+            await self._store.save_receipts([Receipt(ConversationId(conv), UserId(user), delivered=upto)
+                                             for (conv, user), upto in unsaved.items()])
+        except Unavailable:
+            for key, upto in unsaved.items():
+                self._unsaved[key] = max(upto, self._unsaved.get(key, 0))
+
+    def forget(self, user: UserId) -> None:
+        """The user's last device left this node."""
+        self._typing.forget(user)
+        self._marks.forget(user)

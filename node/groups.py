@@ -1,0 +1,89 @@
+"""A node's group subscriptions and the live effect of membership changes.
+
+A node listens to a group's deliveries (``dlv.g.<id>``) and events (``evt.g.<id>``) exactly while a
+member with a device here is in the group; ``reconcile`` makes the subscriptions match the hub,
+under a per-group lock, so joins and leaves racing each other always end in the right state.
+Membership events arrive on users' control subjects from the API: the hub is updated before
+anything else, so a removed member stops receiving at once; a member who joins is subscribed, then
+re-synced from where their devices stand, so messages sent around the moment of joining are not
+missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import orjson
+from nats.aio.subscription import Subscription
+
+from node.hub import Hub
+from node.link import DeviceLink
+from parley import protocol
+from parley.bus import BusClient
+from parley.ids import UserId, event_subject, group_delivery_subject, is_group
+
+Handler = Callable[[str, dict[str, str] | None, bytes], None]
+
+
+class GroupRoutes:
+    def __init__(self, nc: BusClient, hub: Hub[DeviceLink], on_delivery: Handler, on_event: Handler,
+                 resync: Callable[[DeviceLink], None]) -> None:
+        self._nc, self._hub = nc, hub
+        self._on_delivery, self._on_event, self._resync = on_delivery, on_event, resync
+        self._subs: dict[str, tuple[Subscription, Subscription]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._chores: set[asyncio.Task[None]] = set()
+
+    async def join_all(self, user: UserId, convs: list[str]) -> None:
+        """A user's first device arrived: they are in these groups."""
+        for conv in convs:
+            self._hub.join_group(user, conv)
+            await self.reconcile(conv)
+
+    async def leave_all(self, user: UserId) -> None:
+        """A user's last device left."""
+        for conv in self._hub.forget_groups(user):
+            await self.reconcile(conv)
+
+    async def reconcile(self, conv: str) -> None:
+        lock = self._locks.setdefault(conv, asyncio.Lock())
+        async with lock:
+            wanted, subs = self._hub.has_members_of(conv), self._subs.get(conv)
+            if wanted and subs is None:
+                self._subs[conv] = (
+                    await self._nc.subscribe_ordered(group_delivery_subject(conv), self._on_delivery),
+                    await self._nc.subscribe_ordered(event_subject(conv), self._on_event))
+            elif not wanted and subs is not None:
+                del self._subs[conv]
+                for sub in subs:
+                    await self._nc.unsubscribe_ordered(sub)
+            if not wanted:
+                self._locks.pop(conv, None)
+
+    def on_membership(self, user: UserId, event: dict[str, object]) -> None:
+        """A ``group`` control event for ``user``: apply it, tell the user's devices."""
+        links = self._hub.of_user(user)
+        conv = str(event.get("conv"))
+        if not links or not is_group(conv):
+            return
+        if event.get("event") == "joined":
+            self._hub.join_group(user, conv)
+            self._chore(self._after_join(user, conv))
+        elif event.get("event") == "left":
+            self._hub.leave_group(user, conv)
+            self._chore(self.reconcile(conv))
+        frame = orjson.dumps(protocol.group_frame({k: v for k, v in event.items() if k != "kind"}))
+        for link in links:
+            link.send(frame)
+
+    async def _after_join(self, user: UserId, conv: str) -> None:
+        await self.reconcile(conv)
+        await self._nc.flush(timeout=5)
+        for link in self._hub.of_user(user):
+            self._resync(link)
+
+    def _chore(self, work: asyncio.Future[None] | object) -> None:
+        task = asyncio.get_running_loop().create_task(work)  # type: ignore[arg-type]
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)

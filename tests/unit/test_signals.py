@@ -1,0 +1,33 @@
+import pytest
+
+from node.signals import ReceiptMarks, TypingGate
+
+
+@pytest.mark.parametrize(("frames", "expected"), [
+    # (time, conv, state) → verdicts
+    ([(0.0, "c", "start"), (0.5, "c", "start"), (1.9, "c", "start"), (2.0, "c", "start")],
+     ["forward", "coalesce", "coalesce", "forward"]),
+    ([(0.0, "c", "start"), (0.1, "c", "stop"), (0.2, "c", "start")], ["forward", "forward", "forward"]),
+    ([(0.0, "c", "start"), (0.1, "d", "start")], ["forward", "forward"]),  # per conversation
+    ([(0.01 * i, "c", "start") for i in range(12)], ["forward"] + ["coalesce"] * 9 + ["flood"] * 2),
+])
+def test_typing_gate(frames, expected):
+    gate = TypingGate(interval_s=2.0, flood_per_s=5.0, flood_burst=10)
+    assert [gate.judge("u", conv, state, now) for now, conv, state in frames] == expected
+
+
+def test_typing_flood_is_per_sender_and_refills():
+    gate = TypingGate(flood_per_s=5.0, flood_burst=2)
+    assert [gate.judge("u", "c", "stop", 0.0) for _ in range(3)] == ["forward", "forward", "flood"]
+    assert gate.judge("v", "c", "stop", 0.0) == "forward"
+    assert gate.judge("u", "c", "stop", 0.2) == "forward"  # one token back after 0.2 s
+    gate.forget("u")
+    assert gate.judge("u", "c", "start", 0.2) == "forward"
+
+
+def test_receipt_marks_announce_only_news():
+    marks = ReceiptMarks()
+    assert [marks.raise_to("u", "c", n) for n in (5, 5, 3, 9)] == [True, False, False, True]
+    assert marks.raise_to("u", "d", 1) and marks.raise_to("v", "c", 2)
+    marks.forget("u")
+    assert marks.raise_to("u", "c", 1)
