@@ -16,5 +16,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
 fi
-java -version 2>&1 | head -1
+major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
+case "$major" in
+  11|17) echo "java $major (Cassandra 5.0 runs on 11 and 17)" ;;
+  *) echo "java ${major:-?} on PATH, but Cassandra 5.0 needs Java 11 or 17: install openjdk-17-jre-headless" \
+          "and put it first on PATH (or set JAVA_HOME)" >&2
+     [ -n "${JAVA_HOME:-}" ] || exit 1 ;;
+esac
 "$1" -m parley.cassandra_runner jars >/dev/null  # resolve the jars once (cached after the first run)

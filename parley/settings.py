@@ -44,6 +44,15 @@ class SettingsError(ParleyError):
     default_code = "bad_setting"
 
 
+# a zero or negative value would hang (a semaphore of 0), divide by zero or refuse everything
+POSITIVE = (
+    "cassandra_bucket_s", "cassandra_timeout_s", "cassandra_concurrency", "archiver_batch", "archiver_concurrency",
+    "group_max_members", "typing_interval_s", "max_body_bytes", "max_frame_bytes", "rate_per_s", "rate_burst",
+    "heartbeat_s", "idle_timeout_s", "hello_timeout_s", "sync_batch", "sync_max", "cursor_flush_s",
+    "max_connections", "node_ttl_s", "node_beat_s", "token_ttl_s", "argon2_time_cost", "argon2_memory_kib",
+)
+
+
 @dataclass(frozen=True)
 class Settings:
     # where things are
@@ -64,7 +73,7 @@ class Settings:
     cassandra_password: Secret = field(default_factory=lambda: Secret(""))
     cassandra_bucket_s: int = 10 * 86400  # time window of one messages partition
     cassandra_timeout_s: float = 10.0  # per request
-    cassandra_concurrency: int = 64  # statements in flight per store call
+    cassandra_concurrency: int = 64  # statements in flight per process
     cassandra_dir: str = ""  # `parley up --store cassandra`: instance dir (default <run dir>/cassandra)
     cassandra_heap: str = "1G"
     # the API
@@ -112,6 +121,11 @@ class Settings:
     # ops
     log_level: str = "INFO"
     log_json: bool = False
+
+    def __post_init__(self) -> None:
+        for name in POSITIVE:
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{PREFIX}{name.upper()}={getattr(self, name)!r} must be greater than 0")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:

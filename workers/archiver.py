@@ -81,6 +81,9 @@ async def write_and_ack(store: Store, msgs: list[Msg], stop: asyncio.Event) -> N
     if await write_with_retry(store, msgs, stop):
         for m in msgs:
             await m.ack()
+    else:  # stopping before the write succeeded: hand them back now, not after ack_wait
+        for m in msgs:
+            await m.nak()
 
 
 async def room_for_one_more(writing: set[asyncio.Task[None]], limit: int) -> None:
@@ -117,6 +120,7 @@ async def archive(settings: Settings, store: Store, nc: BusClient, stop: asyncio
     finally:
         for task in writing:
             task.cancel()
+        await asyncio.gather(*writing, return_exceptions=True)
         await sub.unsubscribe()
 
 

@@ -12,8 +12,9 @@ Data model (schema in ``cassandra_schema``, reasons in docs/adr/0004):
 - ``conversation_buckets``: each partition's [first_id, last_id], kept exact with no read before
   the write: last_id is written ``USING TIMESTAMP id`` (the highest id wins) and first_id
   ``USING TIMESTAMP 2^62 - id`` (the lowest wins). ``spans.merge_spans`` reads across them.
-- ``conversations.last_id`` (same trick) finds a conversation's newest message in one read and lets
-  sync skip conversations with nothing new: sync costs O(conversations + missed), never a scan.
+- ``conversation_buckets.newest_id`` (a static column, same trick) sits in the same partition as the
+  ranges: the archiver updates both in one single-partition batch per conversation, and sync reads
+  one partition per conversation and skips those with nothing new: O(conversations + missed).
 - ``device_cursors`` is written ``USING TIMESTAMP cursor``: a cursor only ever moves forward.
 - Friendships are facts "a has added b" (no read-modify-write to tangle under concurrency);
   usernames and conversations are created with lightweight transactions.
@@ -30,7 +31,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from cassandra import ConsistencyLevel, OperationTimedOut, RequestExecutionException
+from cassandra import ConsistencyLevel, OperationTimedOut, ProtocolVersion, RequestExecutionException
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import (
     EXEC_PROFILE_DEFAULT,
@@ -44,7 +45,7 @@ from cassandra.cluster import (
 )
 from cassandra.connection import ConnectionException
 from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
-from cassandra.query import BatchStatement, BatchType, PreparedStatement, Statement
+from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement, Statement
 
 from parley.errors import Conflict, NotFound, ParleyError, Unavailable
 from parley.ids import ConversationId, DeviceId, SessionId, UserId
@@ -60,7 +61,7 @@ from parley.store import (
     User,
     group_full,
 )
-from parley.store.cassandra_schema import BOOTSTRAP, MIGRATIONS, create_keyspace
+from parley.store.cassandra_schema import BOOTSTRAP, MIGRATIONS, create_keyspace, replication_map
 from parley.store.spans import Span, bucket_of, merge_spans
 
 log = logging.getLogger("parley.store.cassandra")
@@ -68,9 +69,10 @@ T = TypeVar("T")
 
 DOWN = (NoHostAvailable, OperationTimedOut, RequestExecutionException, ConnectionException)
 FIRST_ID_BASE = 1 << 62  # first_id is written USING TIMESTAMP FIRST_ID_BASE - id: the lowest id wins
-BATCH_BYTES = 4 * 1024  # an unlogged batch stays under Cassandra's 5 KiB batch warning
+BATCH_BYTES = 64 * 1024  # one mutation per partition batch, kept far below the commit log's mutation limit
 PAGE = 1000
 LOCK_TTL_S = 120
+DDL_TIMEOUT_S = 60
 CAS_ATTEMPTS = 20
 
 QUERIES = {
@@ -103,12 +105,11 @@ QUERIES = {
     "in_list": "SELECT other FROM friend_in WHERE user_id = ?",
     # conversations
     "conv_claim": "INSERT INTO conversations (id, kind, created_at) VALUES (?,?,?) IF NOT EXISTS",
-    "conv_get": "SELECT id, kind, created_at, last_id, last_bucket, name, member_count FROM conversations "
-                "WHERE id = ?",
-    "conv_last": "UPDATE conversations USING TIMESTAMP ? SET last_id = ?, last_bucket = ? WHERE id = ?",
+    "conv_get": "SELECT id, kind, created_at, name, member_count FROM conversations WHERE id = ?",
     "member_add": "INSERT INTO conversation_members (conv, user_id, role) VALUES (?,?,?)",
-    "member_del": "DELETE FROM conversation_members WHERE conv = ? AND user_id = ?",
-    "member_role": "UPDATE conversation_members SET role = ? WHERE conv = ? AND user_id = ?",
+    "member_claim": "INSERT INTO conversation_members (conv, user_id, role) VALUES (?,?,?) IF NOT EXISTS",
+    "member_del": "DELETE FROM conversation_members WHERE conv = ? AND user_id = ? IF EXISTS",
+    "member_role": "UPDATE conversation_members SET role = ? WHERE conv = ? AND user_id = ? IF EXISTS",
     "members_of": "SELECT user_id, role FROM conversation_members WHERE conv = ?",
     "user_conv_add": "INSERT INTO user_conversations (user_id, conv) VALUES (?,?)",
     "user_conv_del": "DELETE FROM user_conversations WHERE user_id = ? AND conv = ?",
@@ -128,7 +129,9 @@ QUERIES = {
                 "WHERE conv = ? AND bucket = ? AND id > ? AND id < ? ORDER BY id DESC LIMIT ?",
     "bucket_last": "UPDATE conversation_buckets USING TIMESTAMP ? SET last_id = ? WHERE conv = ? AND bucket = ?",
     "bucket_first": "UPDATE conversation_buckets USING TIMESTAMP ? SET first_id = ? WHERE conv = ? AND bucket = ?",
-    "buckets_of": "SELECT bucket, first_id, last_id FROM conversation_buckets WHERE conv = ?",
+    "conv_newest": "UPDATE conversation_buckets USING TIMESTAMP ? SET newest_id = ?, newest_bucket = ? WHERE conv = ?",
+    "buckets_of": "SELECT bucket, first_id, last_id, newest_id FROM conversation_buckets WHERE conv = ?",
+    "newest_of": "SELECT newest_id, newest_bucket FROM conversation_buckets WHERE conv = ? LIMIT 1",
     # receipts
     "receipt_delivered": "UPDATE receipts USING TIMESTAMP ? SET delivered = ? WHERE conv = ? AND user_id = ?",
     "receipt_read": "UPDATE receipts USING TIMESTAMP ? SET read = ? WHERE conv = ? AND user_id = ?",
@@ -164,6 +167,45 @@ def partition_batches(messages: Iterable[StoredMessage], bucket_ms: int) -> list
     return [(conv, bucket, chunk) for (conv, bucket), chunks in groups.items() for chunk in chunks]
 
 
+def replicas_answering(level: str, rf: int) -> int:
+    """How many replicas of ``rf`` a request at ``level`` waits for (in the local datacenter)."""
+    return {"ONE": 1, "LOCAL_ONE": 1, "TWO": 2, "THREE": 3, "ALL": rf}.get(level.upper(), rf // 2 + 1)
+
+
+def check_consistency(settings: Settings) -> None:
+    """Nodes read history below the archiver's ack floor and trust it complete, so a read must meet
+    the archiver's write on some replica: reads + writes > replicas (per datacenter)."""
+    level = settings.cassandra_consistency.upper()
+    if level not in ConsistencyLevel.name_to_value:
+        raise ParleyError(f"PARLEY_CASSANDRA_CONSISTENCY={level!r} is not a consistency level "
+                          "(ONE, LOCAL_QUORUM, ...)", code="bad_setting")
+    factors = [v for k, v in replication_map(settings.cassandra_replication).items()
+               if k != "class" and isinstance(v, int)]
+    rf = max(factors, default=1)
+    if 2 * replicas_answering(level, rf) <= rf:
+        raise ParleyError(f"PARLEY_CASSANDRA_CONSISTENCY={level} with {rf} replicas can read a replica that "
+                          "missed a write, and sync would skip messages: use LOCAL_QUORUM (or QUORUM)",
+                          code="bad_setting")
+
+
+def findability(groups: list[tuple[str, int, list[StoredMessage]]]) -> list[list[tuple[str, tuple[Any, ...]]]]:
+    """Per conversation, one batch: each touched partition's [first, last] and the newest message."""
+    ranges: dict[str, dict[int, tuple[int, int]]] = defaultdict(dict)
+    for conv, bucket, chunk in groups:
+        lo, hi = min(m.id for m in chunk), max(m.id for m in chunk)
+        old_lo, old_hi = ranges[conv].get(bucket, (lo, hi))
+        ranges[conv][bucket] = (min(lo, old_lo), max(hi, old_hi))
+    out = []
+    for conv, buckets in ranges.items():
+        newest, newest_bucket = max((hi, bucket) for bucket, (_, hi) in buckets.items())
+        statements: list[tuple[str, tuple[Any, ...]]] = [("conv_newest", (newest, newest, newest_bucket, conv))]
+        for bucket, (lo, hi) in buckets.items():
+            statements += [("bucket_first", (FIRST_ID_BASE - lo, lo, conv, bucket)),
+                           ("bucket_last", (hi, hi, conv, bucket))]
+        out.append(statements)
+    return out
+
+
 class CassandraStore:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -178,11 +220,7 @@ class CassandraStore:
 
     def _new_cluster(self) -> Cluster:
         s = self._settings
-        try:
-            consistency = ConsistencyLevel.name_to_value[s.cassandra_consistency.upper()]
-        except KeyError:
-            raise ParleyError(f"PARLEY_CASSANDRA_CONSISTENCY={s.cassandra_consistency!r} is not a consistency "
-                              "level (ONE, LOCAL_QUORUM, ...)", code="bad_setting") from None
+        consistency = ConsistencyLevel.name_to_value[s.cassandra_consistency.upper()]
         profile = ExecutionProfile(
             load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=s.cassandra_local_dc or None)),
             consistency_level=consistency,
@@ -197,12 +235,14 @@ class CassandraStore:
             execution_profiles={EXEC_PROFILE_DEFAULT: profile},
             auth_provider=auth,
             # come back within seconds of an outage, not after the default's minutes
-            reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.5, max_delay=5.0),
+            reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.5, max_delay=2.0),
             connect_timeout=5,
+            protocol_version=ProtocolVersion.V5,  # Cassandra 5.0's; no downgrade dance at every connect
         )
 
     def _connect_and_migrate(self) -> None:
         """Blocking: connect, bring the schema up to date, prepare every statement."""
+        check_consistency(self._settings)
         cluster = self._new_cluster()
         try:
             session = cluster.connect()
@@ -239,11 +279,16 @@ class CassandraStore:
             if not done.done():
                 done.set_exception(error) if error is not None else done.set_result(None)
 
+        def wake(error: BaseException | None) -> None:  # on the driver's thread
+            try:
+                loop.call_soon_threadsafe(settle, error)
+            except RuntimeError:  # the loop closed while Cassandra answered: nobody is waiting
+                pass
+
         async with self._limit:
             try:
                 future: ResponseFuture = self._session.execute_async(statement, paging_state=paging_state)
-                future.add_callbacks(lambda _rows: loop.call_soon_threadsafe(settle, None),
-                                     lambda exc: loop.call_soon_threadsafe(settle, exc))
+                future.add_callbacks(lambda _rows: wake(None), wake)
                 await done
                 result = future.result()  # already there: the callback ran after the result was set
             except DOWN as err:
@@ -273,6 +318,9 @@ class CassandraStore:
         return bool(row.applied), row
 
     async def _batch(self, statements: Sequence[tuple[str, tuple[Any, ...]]], logged: bool = False) -> None:
+        if len(statements) == 1:
+            await self._write(statements[0][0], *statements[0][1])
+            return
         batch = BatchStatement(batch_type=BatchType.LOGGED if logged else BatchType.UNLOGGED)
         for name, params in statements:
             batch.add(self._q[name], params)
@@ -309,13 +357,14 @@ class CassandraStore:
         return {u.id: u for u in found if u is not None}
 
     async def update_user(self, user: UserId, *, display_name: str | None, bio: str | None) -> User:
-        current = await self.get_user(user)
-        if current is None:
+        if await self.get_user(user) is None:
             raise NotFound("no such user", code="unknown_user")
-        name = current.display_name if display_name is None else display_name
-        new_bio = current.bio if bio is None else bio
-        await self._write("user_update", name, new_bio, user)
-        return User(current.id, current.username, name, current.created_at, new_bio)
+        # UNSET leaves a column alone, so two updates of different fields never undo each other
+        await self._write("user_update", UNSET_VALUE if display_name is None else display_name,
+                          UNSET_VALUE if bio is None else bio, user)
+        found = await self.get_user(user)
+        assert found is not None
+        return found
 
     # ---- sessions and devices ------------------------------------------------------------------
 
@@ -396,12 +445,13 @@ class CassandraStore:
                         + [self._write("user_conv_add", m, conv) for m, _ in members])
 
     async def get_conversation(self, conv: ConversationId) -> Conversation | None:
-        row, members = await self._all([self._one("conv_get", conv), self._rows("members_of", conv)])
+        row, members, newest = await self._all([self._one("conv_get", conv), self._rows("members_of", conv),
+                                                self._one("newest_of", conv)])
         if row is None or row.kind is None:
             return None
         last = None
-        if row.last_id is not None:
-            found = await self._one("msg_get", conv, row.last_bucket, row.last_id)
+        if newest is not None and newest.newest_id is not None:
+            found = await self._one("msg_get", conv, newest.newest_bucket, newest.newest_id)
             last = _message(found) if found else None
         ordered = sorted((r.user_id, r.role or "member") for r in members)
         return Conversation(row.id, row.kind, tuple(u for u, _ in ordered), row.created_at, last, row.name or "",
@@ -413,8 +463,10 @@ class CassandraStore:
         return sorted(found, key=lambda c: c.last_message.id if c.last_message else 0, reverse=True)
 
     # ---- groups ------------------------------------------------------------------------------------
-    # member_count is the cap's source of truth, moved only by compare-and-set; member rows follow it.
-    # A crash between the two leaves the count above the rows: a slot is lost, the cap never passed.
+    # member_count is the cap's source of truth, moved only by compare-and-set: slots are reserved
+    # before member rows are claimed (IF NOT EXISTS), and a claim lost to a concurrent add gives its
+    # slot back; a row is removed (IF EXISTS) before its slot is freed. A crash between the two steps
+    # leaves the count above the rows (a slot lost), never below (the cap is never passed).
 
     async def create_group(self, conv: Conversation) -> None:
         applied, _ = await self._applied("group_claim", conv.id, conv.kind, conv.created_at, conv.name,
@@ -448,18 +500,23 @@ class CassandraStore:
             return count + len(new)
 
         await self._move_count(conv, grow)
-        await self._add_member_rows(conv, [(u, "member") for u in new])
-        return new
+        claims = await self._all(self._applied("member_claim", conv, u, "member") for u in new)
+        added = [u for u, (applied, _) in zip(new, claims, strict=True) if applied]
+        if len(added) < len(new):  # someone else added them meanwhile: their slots are not ours
+            await self._move_count(conv, lambda count: max(0, count - (len(new) - len(added))))
+        await self._all(self._write("user_conv_add", u, conv) for u in added)
+        return added
 
     async def remove_member(self, conv: ConversationId, user: UserId) -> bool:
-        if user not in {r.user_id for r in await self._rows("members_of", conv)}:
+        removed, _ = await self._applied("member_del", conv, user)
+        if not removed:
             return False
-        await self._all([self._write("member_del", conv, user), self._write("user_conv_del", user, conv)])
+        await self._write("user_conv_del", user, conv)
         await self._move_count(conv, lambda count: max(0, count - 1))
         return True
 
     async def set_role(self, conv: ConversationId, user: UserId, role: Role) -> None:
-        await self._write("member_role", role, conv, user)
+        await self._applied("member_role", role, conv, user)  # IF EXISTS: never makes a member
 
     async def rename_group(self, conv: ConversationId, name: str) -> None:
         await self._write("group_rename", name, conv)
@@ -489,30 +546,22 @@ class CassandraStore:
     # ---- messages ----------------------------------------------------------------------------------
 
     async def put_messages(self, messages: list[StoredMessage]) -> None:
-        """Rows first, then the bucket ranges and last ids that make them findable; all idempotent.
-        Readers only trust the store below the archiver's ack floor, which moves after this returns."""
+        """Rows first, then what makes them findable (each partition's id range, each conversation's
+        newest), one single-partition batch per conversation; all idempotent. Readers trust the store
+        only below the archiver's ack floor, which moves after this returns."""
         groups = partition_batches(messages, self._bucket_ms)
         await self._all(self._batch([("msg_insert", (m.conv, bucket, m.id, m.prev, m.sender, m.device, m.cid,
                                                      m.body, m.ts)) for m in chunk])
                         for _, bucket, chunk in groups)
-        spans: dict[tuple[str, int], tuple[int, int]] = {}
-        for conv, bucket, chunk in groups:
-            lo, hi = min(m.id for m in chunk), max(m.id for m in chunk)
-            old = spans.get((conv, bucket), (lo, hi))
-            spans[(conv, bucket)] = (min(lo, old[0]), max(hi, old[1]))
-        newest: dict[str, tuple[int, int]] = {}
-        for (conv, bucket), (_, hi) in spans.items():
-            if hi > newest.get(conv, (0, 0))[0]:
-                newest[conv] = (hi, bucket)
-        await self._all(
-            [self._batch([("bucket_first", (FIRST_ID_BASE - lo, lo, conv, bucket)),
-                          ("bucket_last", (hi, hi, conv, bucket))]) for (conv, bucket), (lo, hi) in spans.items()]
-            + [self._write("conv_last", hi, hi, bucket, conv) for conv, (hi, bucket) in newest.items()])
+        await self._all(self._batch(statements) for statements in findability(groups))
 
-    async def _spans(self, conv: str) -> list[Span]:
+    async def _spans(self, conv: str, *, after: int = 0) -> list[Span]:
+        """The conversation's partitions, or none when its newest message is not after ``after``."""
         rows = await self._rows("buckets_of", conv)
+        if not rows or rows[0].newest_id is None or rows[0].newest_id <= after:
+            return []
         return [Span((conv, r.bucket), r.first_id, r.last_id) for r in rows
-                if r.first_id is not None and r.last_id is not None]
+                if r.bucket is not None and r.first_id is not None and r.last_id is not None]
 
     async def _fetch(self, span: Span, lo: int, hi: int, n: int, descending: bool) -> list[StoredMessage]:
         conv, bucket = span.key  # type: ignore[misc]
@@ -521,33 +570,31 @@ class CassandraStore:
 
     async def messages_for_user(self, user: UserId, *, after: int, upto: int, limit: int) -> list[StoredMessage]:
         convs = [r.conv for r in await self._rows("convs_of_user", user)]
-        heads = await self._all(self._one("conv_get", c) for c in convs)
-        active = [c for c, head in zip(convs, heads, strict=True)
-                  if head is not None and head.last_id is not None and head.last_id > after]
-        spans = [s for found in await self._all(self._spans(c) for c in active) for s in found]
+        spans = [s for found in await self._all(self._spans(c, after=after) for c in convs) for s in found]
         return await merge_spans(spans, self._fetch, after=after, before=upto + 1, limit=limit, descending=False,
-                                 page=min(limit, 200))
+                                 page=limit)
 
     async def history(
         self, conv: ConversationId, *, before: int | None, after: int | None, limit: int, newest_first: bool
     ) -> list[StoredMessage]:
         return await merge_spans(await self._spans(conv), self._fetch, after=after or 0,
                                  before=before if before is not None else 2**63 - 1, limit=limit,
-                                 descending=newest_first, page=min(limit, 200))
+                                 descending=newest_first, page=limit)
 
 
 # ---- schema ---------------------------------------------------------------------------------------
 
 
 def _migrate(session: CqlSession, keyspace: str, replication: str) -> None:
-    """Blocking: keyspace, bookkeeping tables, then every migration not yet applied, under a lock."""
-    session.execute(create_keyspace(keyspace, replication))
-    for cql in BOOTSTRAP:
-        session.execute(cql.format(ks=keyspace))
-    if _applied_versions(session, keyspace) >= {v for v, _, _ in MIGRATIONS}:
+    """Blocking: keyspace, bookkeeping tables, then every migration not yet applied, under a lock.
+    Nothing is changed (and no schema permission is needed) when the schema is already current."""
+    if _schema_is_current(session, keyspace):
         return
+    _ddl(session, create_keyspace(keyspace, replication))
+    for cql in BOOTSTRAP:
+        _ddl(session, cql.format(ks=keyspace))
     owner = uuid.uuid4().hex
-    deadline = time.monotonic() + LOCK_TTL_S
+    deadline = time.monotonic() + LOCK_TTL_S + 30  # outlasts a crashed holder's lock
     while not session.execute(f"INSERT INTO {keyspace}.schema_lock (name, owner) VALUES ('migrate', %s) "
                               f"IF NOT EXISTS USING TTL {LOCK_TTL_S}", (owner,)).was_applied:
         if time.monotonic() > deadline:
@@ -560,11 +607,25 @@ def _migrate(session: CqlSession, keyspace: str, replication: str) -> None:
                 continue
             log.info("cassandra: applying migration %d (%s) to %s", version, description, keyspace)
             for cql in statements:
-                session.execute(cql.format(ks=keyspace))
+                _ddl(session, cql.format(ks=keyspace))
             session.execute(f"INSERT INTO {keyspace}.schema_migrations (version, description, applied_at) "
                             "VALUES (%s, %s, toTimestamp(now()))", (version, description))
     finally:
-        session.execute(f"DELETE FROM {keyspace}.schema_lock WHERE name = 'migrate' IF owner = %s", (owner,))
+        try:
+            session.execute(f"DELETE FROM {keyspace}.schema_lock WHERE name = 'migrate' IF owner = %s", (owner,))
+        except DOWN as err:  # the TTL frees it; do not hide the error that got us here
+            log.warning("cassandra: could not release the schema lock: %s", err)
+
+
+def _ddl(session: CqlSession, cql: str) -> None:
+    session.execute(cql, timeout=DDL_TIMEOUT_S)  # schema changes wait for agreement; slower than queries
+
+
+def _schema_is_current(session: CqlSession, keyspace: str) -> bool:
+    meta = session.cluster.metadata.keyspaces.get(keyspace)
+    if meta is None or "schema_migrations" not in meta.tables:
+        return False
+    return _applied_versions(session, keyspace) >= {v for v, _, _ in MIGRATIONS}
 
 
 def _applied_versions(session: CqlSession, keyspace: str) -> set[int]:

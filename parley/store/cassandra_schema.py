@@ -35,25 +35,33 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         """CREATE TABLE IF NOT EXISTS {ks}.friend_out (user_id text, other text, PRIMARY KEY (user_id, other))""",
         """CREATE TABLE IF NOT EXISTS {ks}.friend_in (user_id text, other text, PRIMARY KEY (user_id, other))""",
         # last_id/last_bucket written USING TIMESTAMP <id>: the newest message wins
-        # groups: name, and member_count changed only by compare-and-set (the 100-member cap)
         """CREATE TABLE IF NOT EXISTS {ks}.conversations (
-            id text PRIMARY KEY, kind text, created_at bigint, last_id bigint, last_bucket bigint, name text,
-            member_count int)""",
+            id text PRIMARY KEY, kind text, created_at bigint, last_id bigint, last_bucket bigint)""",
         """CREATE TABLE IF NOT EXISTS {ks}.conversation_members (
-            conv text, user_id text, role text, PRIMARY KEY (conv, user_id))""",
+            conv text, user_id text, PRIMARY KEY (conv, user_id))""",
         """CREATE TABLE IF NOT EXISTS {ks}.user_conversations (
             user_id text, conv text, PRIMARY KEY (user_id, conv))""",
         """CREATE TABLE IF NOT EXISTS {ks}.messages (
             conv text, bucket bigint, id bigint, prev bigint, sender text, device text, cid text, body text,
             ts bigint, PRIMARY KEY ((conv, bucket), id))
             WITH CLUSTERING ORDER BY (id DESC)""",
-        # delivered written USING TIMESTAMP <delivered>, read USING TIMESTAMP <read>: marks only move forward
-        """CREATE TABLE IF NOT EXISTS {ks}.receipts (
-            conv text, user_id text, delivered bigint, read bigint, PRIMARY KEY (conv, user_id))""",
         # each messages partition's id range; last_id USING TIMESTAMP <id>, first_id USING TIMESTAMP <2^62-id>
         """CREATE TABLE IF NOT EXISTS {ks}.conversation_buckets (
             conv text, bucket bigint, first_id bigint, last_id bigint, PRIMARY KEY (conv, bucket))
             WITH CLUSTERING ORDER BY (bucket DESC)""",
+    ]),
+    (2, "groups (name, roles, member count) and receipts", [
+        # member_count changes only by compare-and-set: the 100-member cap holds under concurrent adds
+        "ALTER TABLE {ks}.conversations ADD IF NOT EXISTS (name text, member_count int)",
+        "ALTER TABLE {ks}.conversation_members ADD IF NOT EXISTS role text",
+        # a conversation's newest message, kept beside its bucket ranges (static: once per partition), so
+        # the archiver updates ranges and newest in one single-partition batch and sync reads one partition
+        # per conversation; written USING TIMESTAMP <id>. conversations.last_id/last_bucket are no longer used.
+        "ALTER TABLE {ks}.conversation_buckets ADD IF NOT EXISTS "
+        "(newest_id bigint static, newest_bucket bigint static)",
+        # delivered written USING TIMESTAMP <delivered>, read USING TIMESTAMP <read>: marks only move forward
+        """CREATE TABLE IF NOT EXISTS {ks}.receipts (
+            conv text, user_id text, delivered bigint, read bigint, PRIMARY KEY (conv, user_id))""",
     ]),
 ]
 

@@ -4,8 +4,10 @@ A partition of a bucketed store (one conversation, one time window) holds the id
 [first, last]. Buckets come from the sending node's clock while ids come from the stream, so two
 neighbouring buckets of a conversation may overlap a little (clock skew at a boundary): nothing here
 assumes that bucket order is id order. ``merge_spans`` returns the first ``limit`` ids in the asked
-order over any number of spans, reading a span only once it could hold the next id, and then a page
-at a time. Cost: the rows returned plus at most one page per span that was opened.
+order over any number of spans, reading a span only once it could hold the next id, then a page at
+a time (the first page small, each next one twice as large, up to ``page``): cost is the rows
+returned plus a small page per span opened. An id found in two partitions (written twice under two
+bucket windows, e.g. across a change of the window setting) is returned once.
 
 Pure: the I/O is the ``fetch`` callable the caller passes in.
 """
@@ -50,11 +52,15 @@ def overlapping(spans: Sequence[Span], after: int, before: int) -> list[Span]:
     return [s for s in spans if s.last > after and s.first < before]
 
 
+FIRST_PAGE = 8
+
+
 @dataclass
 class _Reader(Generic[T]):
     span: Span
     lo: int
     hi: int
+    size: int = FIRST_PAGE
     buffer: deque[T] = field(default_factory=deque)
     done: bool = False
 
@@ -74,12 +80,14 @@ async def merge_spans(
     pending = deque(sorted(overlapping(spans, after, before), key=start))
     heap: list[tuple[int, int, T, _Reader[T]]] = []
     order = itertools.count()
-    size = max(1, min(page, limit))
+    most = max(1, min(page, limit))
 
     async def refill(reader: _Reader[T]) -> None:
         if not reader.buffer and not reader.done:
+            size = min(reader.size, most)
             rows = await fetch(reader.span, reader.lo, reader.hi, size, descending)
             reader.done = len(rows) < size
+            reader.size = size * 2
             reader.buffer.extend(rows)
             if rows:
                 if descending:
@@ -102,6 +110,7 @@ async def merge_spans(
         if not heap:
             break
         _, _, item, reader = heapq.heappop(heap)
-        out.append(item)
+        if not out or out[-1].id != item.id:
+            out.append(item)
         await refill(reader)
     return out

@@ -299,8 +299,11 @@ class SQLiteStore:
 
     async def create_group(self, conv: Conversation) -> None:
         def insert(db: sqlite3.Connection) -> None:
-            db.execute("INSERT INTO conversations (id, kind, created_at, name) VALUES (?,?,?,?)",
-                       (conv.id, conv.kind, conv.created_at, conv.name))
+            try:
+                db.execute("INSERT INTO conversations (id, kind, created_at, name) VALUES (?,?,?,?)",
+                           (conv.id, conv.kind, conv.created_at, conv.name))
+            except sqlite3.IntegrityError:
+                raise Conflict(f"conversation {conv.id} exists", code="conflict") from None
             roles = dict(conv.roles)
             db.executemany("INSERT INTO members (user, conv, role) VALUES (?,?,?)",
                            [(m, conv.id, roles.get(m, "member")) for m in conv.members])

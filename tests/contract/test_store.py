@@ -199,3 +199,16 @@ async def test_receipts_only_move_forward_and_read_implies_delivered(store):
     assert await store.receipts(conv) == sorted([Receipt(conv, a, 10, 6), Receipt(conv, b, 9, 4)],
                                                 key=lambda r: r.user)
     assert await store.receipts(new_group_conversation()) == []
+
+
+async def test_a_duplicate_group_id_is_a_conflict_and_profile_updates_keep_other_fields(store):
+    owner = new_user_id()
+    conv = new_group_conversation()
+    await store.create_group(Conversation(conv, "group", (owner,), 1, name="a", roles=((owner, "owner"),)))
+    with pytest.raises(Conflict):
+        await store.create_group(Conversation(conv, "group", (owner,), 2, name="b", roles=((owner, "owner"),)))
+    u = user(f"bob_{new_user_id()}")
+    await store.create_user(u, "hash")
+    await store.update_user(u.id, display_name=None, bio="climber")
+    updated = await store.update_user(u.id, display_name="Bobby", bio=None)
+    assert (updated.display_name, updated.bio) == ("Bobby", "climber")

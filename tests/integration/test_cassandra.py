@@ -127,6 +127,7 @@ async def test_device_syncs_from_cassandra_across_a_bucket_boundary(cworld, cass
     await again.synced.wait()
     assert again.order == ids and again.duplicates == 0
     assert again.bodies() == [f"b{k} m{i}" for k in range(3) for i in range(30)]
+    assert "syncing from the stream" not in cass_cluster.log_text("node1")  # it was Cassandra that answered
     await again.close()
 
 
@@ -160,6 +161,14 @@ async def test_cassandra_outage_every_send_is_acked_and_lands_in_history_once(cw
     last = max(max(ids) for ids in sent.values())
     await wait_archived(cass_cluster, last, timeout=90)
     assert cass_cluster.alive()["archiver"]
+    deadline = time.monotonic() + 30
+    while True:  # every process reconnects by itself; until it has, reads say 503 retryable, as a client sees
+        try:
+            await cworld.api.call("GET", f"/v1/conversations/{pairs[0][2]}/messages?limit=1", pairs[0][0].token)
+            break
+        except ApiError as err:
+            assert (err.status, err.body.get("retryable")) == (503, True) and time.monotonic() < deadline
+            await asyncio.sleep(0.5)
     for _, b, conv, _, _ in pairs:
         history = await history_pages(cworld, b.token, conv, "asc", 200)
         assert history[1:] == sent[conv]  # [0] is the warm-up

@@ -1,8 +1,9 @@
 import pytest
 
 from parley.errors import ParleyError
+from parley.settings import Settings
 from parley.store import StoredMessage
-from parley.store.cassandra import BATCH_BYTES, partition_batches
+from parley.store.cassandra import BATCH_BYTES, check_consistency, partition_batches
 from parley.store.cassandra_schema import MIGRATIONS, create_keyspace, replication_map
 
 
@@ -31,7 +32,7 @@ def test_keyspace_statement_and_name_check():
 def test_migrations_are_numbered_in_order_and_idempotent():
     assert [v for v, _, _ in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
     for _, _, statements in MIGRATIONS:
-        assert all("IF NOT EXISTS" in s for s in statements)
+        assert all("IF NOT EXISTS" in s for s in statements)  # CREATE ... and ALTER ... ADD IF NOT EXISTS
 
 
 def test_batches_are_per_partition_and_bounded():
@@ -44,3 +45,21 @@ def test_batches_are_per_partition_and_bounded():
     assert sorted(m.id for _, _, c in groups for m in c) == list(range(60))
     big = StoredMessage(1, "dm.a", 0, "u", "d", "c", "y" * 10_000, 0)
     assert partition_batches([big], 1000) == [("dm.a", 0, [big])]
+
+
+@pytest.mark.parametrize(("replication", "level", "ok"), [
+    ("SimpleStrategy:1", "ONE", True),
+    ("SimpleStrategy:3", "ONE", False),
+    ("SimpleStrategy:3", "LOCAL_QUORUM", True),
+    ("NetworkTopologyStrategy:eu=3,us=3", "LOCAL_QUORUM", True),
+    ("NetworkTopologyStrategy:eu=3,us=3", "LOCAL_ONE", False),
+    ("SimpleStrategy:2", "QUORUM", True),
+    ("SimpleStrategy:1", "SOMETIMES", False),
+])
+def test_reads_must_meet_writes(replication, level, ok):
+    settings = Settings(cassandra_replication=replication, cassandra_consistency=level)
+    if ok:
+        check_consistency(settings)
+    else:
+        with pytest.raises(ParleyError, match="PARLEY_CASSANDRA_CONSISTENCY"):
+            check_consistency(settings)

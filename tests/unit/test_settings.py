@@ -19,3 +19,9 @@ def test_bad_values_name_the_variable():
 def test_as_env_round_trips():
     s = Settings(secret=Secret("k"), node_port=1234, log_json=True)
     assert Settings.from_env(s.as_env()) == s
+
+
+@pytest.mark.parametrize("name", ["cassandra_concurrency", "archiver_concurrency", "cassandra_bucket_s"])
+def test_values_that_would_hang_or_divide_by_zero_are_refused(name):
+    with pytest.raises(SettingsError, match=f"PARLEY_{name.upper()}"):
+        Settings.from_env({f"PARLEY_{name.upper()}": "0"})

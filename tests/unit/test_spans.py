@@ -71,3 +71,11 @@ def test_overlapping_and_bucket_of():
     assert [s.key for s in overlapping(spans, 10, 21)] == [2]
     assert [s.key for s in overlapping(spans, 9, 22)] == [1, 2, 3]
     assert [bucket_of(t, 1000) for t in (0, 999, 1000, 86_400_000)] == [0, 0, 1, 86_400]
+
+
+async def test_an_id_in_two_partitions_is_returned_once():
+    parts = {("a", 1): [1, 2, 3], ("a", 2): [3, 4]}  # 3 written under two bucket windows
+    for descending in (False, True):
+        got = await merge_spans(spans_of(parts), Reads(parts), after=0, before=10, limit=10,
+                                descending=descending, page=2)
+        assert [r.id for r in got] == sorted([1, 2, 3, 4], reverse=descending)
