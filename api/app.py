@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import aiohttp
 import orjson
 from aiohttp import web
+from nats.js.kv import KeyValue
 
 from api import validation as v
 from parley import bus
@@ -38,6 +39,7 @@ from parley.ids import (
     user_message_filters,
 )
 from parley.messages import decode_payload
+from parley.presence_bus import open_buckets, read_presence
 from parley.runtime import run_until_stopped, serve, serve_health
 from parley.settings import Settings
 from parley.store import Conversation, Device, Receipt, Session, Store, StoredMessage, User, open_store
@@ -51,6 +53,7 @@ SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
 NATS: web.AppKey[BusClient] = web.AppKey("nats", BusClient)
 HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http", aiohttp.ClientSession)
 PASSWORDS: web.AppKey[Passwords] = web.AppKey("passwords", Passwords)
+PRESENCE: web.AppKey[tuple[KeyValue, KeyValue]] = web.AppKey("presence")
 HISTORY_MAX = 200
 
 
@@ -288,15 +291,42 @@ async def add_friend(request: web.Request) -> web.Response:
     store = request.app[STORE]
     if await store.get_user(other) is None:
         raise NotFound("no such user", code="unknown_user")
+    before = await store.friend_state(claims.user, other)
     state = await store.add_friend(claims.user, other)
+    if state == "friends" and before != "friends":  # their nodes start following each other's presence
+        await announce_friendship(request, claims.user, other, True)
     return json({"user_id": other, "state": state}, status=200)
 
 
 async def remove_friend(request: web.Request) -> web.Response:
     claims = await authed(request)
     other = UserId(v.user_id(request.match_info["user_id"]))
-    await request.app[STORE].remove_friend(claims.user, other)
+    store = request.app[STORE]
+    was = await store.friend_state(claims.user, other)
+    await store.remove_friend(claims.user, other)
+    if was == "friends":
+        await announce_friendship(request, claims.user, other, False)
     return web.Response(status=204)
+
+
+async def announce_friendship(request: web.Request, a: UserId, b: UserId, friends: bool) -> None:
+    await announce(request, [a], {"kind": "friend", "user_id": b, "friends": friends})
+    await announce(request, [b], {"kind": "friend", "user_id": a, "friends": friends})
+
+
+async def presence(request: web.Request) -> web.Response:
+    """Online state and last activity of up to 100 users (any users: presence is not secret here)."""
+    await authed(request)
+    raw = [u for u in request.query.get("user_ids", "").split(",") if u]
+    if not 1 <= len(raw) <= 100:
+        raise BadRequest("user_ids: 1 to 100 user ids, comma-separated", code="bad_field", field="user_ids")
+    users = [v.user_id(u, "user_ids") for u in dict.fromkeys(raw)]
+    buckets = request.app[PRESENCE]
+    try:
+        found = await read_presence(*buckets, users)
+    except Exception as err:
+        raise Unavailable(f"presence is unavailable: {err}", code="bus_unavailable") from err
+    return json({"presence": found})
 
 
 # ---- conversations and history ---------------------------------------------------------------
@@ -437,6 +467,7 @@ def make_app(settings: Settings, store: Store, nc: BusClient) -> web.Application
     r.add_get("/v1/friends", list_friends)
     r.add_post("/v1/friends", add_friend)
     r.add_delete("/v1/friends/{user_id}", remove_friend)
+    r.add_get("/v1/presence", presence)
     r.add_get("/v1/conversations", list_conversations)
     r.add_post("/v1/conversations", open_dm)
     r.add_get("/v1/conversations/{conv}/messages", history)
@@ -452,6 +483,7 @@ async def run_api(settings: Settings) -> None:
     await store.migrate()
     nc = await bus.connect(settings, "api")
     app = make_app(settings, store, nc)
+    app[PRESENCE] = await open_buckets(nc.jetstream(), settings)
     serve_health(app, ready=lambda: nc.is_connected)
     runner = await serve(app, settings.api_host, settings.api_port)
     log.info("api on http://%s:%s", settings.api_host, settings.api_port)

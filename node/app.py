@@ -11,6 +11,7 @@ from aiohttp import web
 
 from node.server import EdgeNode
 from parley import bus
+from parley.presence_bus import open_buckets
 from parley.registry import NodeRecord, open_bucket
 from parley.runtime import run_until_stopped, serve, serve_health
 from parley.settings import Settings
@@ -38,6 +39,7 @@ async def run_node(settings: Settings) -> None:
     await bus.ensure_stream(js, settings)
     kv = await open_bucket(js, settings)
     node = EdgeNode(settings, store, nc, node_id)
+    node.presence_buckets = await open_buckets(js, settings)
 
     app = web.Application()
     app.router.add_get("/ws", node.handle_ws)
@@ -51,13 +53,17 @@ async def run_node(settings: Settings) -> None:
         await kv.put(node_id, record.as_json())
 
     async def duties() -> None:
+        reported = 0.0
         while True:
             try:
                 await beat(node.draining)
+                if time.monotonic() - reported >= settings.presence_beat_s:
+                    reported = time.monotonic()
+                    await node.presence.beat()
                 await node.flush_cursors()
             except Exception as err:  # keep beating through NATS or store trouble
                 log.warning("node duties: %s", err)
-            await asyncio.sleep(min(settings.node_beat_s, settings.cursor_flush_s))
+            await asyncio.sleep(min(settings.node_beat_s, settings.cursor_flush_s, settings.presence_beat_s))
 
     log.info("node %s listening on %s (region %s)", node_id, settings.ws_url(), settings.region)
     task = asyncio.get_running_loop().create_task(duties())

@@ -18,11 +18,13 @@ from functools import partial
 import orjson
 from aiohttp import WSMsgType, web
 from nats.aio.subscription import Subscription
+from nats.js.kv import KeyValue
 
 from node.events import ConversationEvents
 from node.groups import GroupRoutes
 from node.hub import Hub
 from node.link import DeviceLink
+from node.presence import PresenceRelay
 from node.publisher import Publisher
 from parley import bus, protocol
 from parley.auth import Claims, verify_token
@@ -57,6 +59,7 @@ from parley.ids import (
     user_message_filters,
 )
 from parley.messages import decode_payload, encode_payload, frame_of
+from parley.presence_bus import read_presence
 from parley.ratelimit import TokenBucket
 from parley.settings import Settings
 from parley.store import Store
@@ -82,6 +85,9 @@ class EdgeNode:
         self._subs: dict[UserId, list[Subscription]] = {}
         self._sub_locks: dict[UserId, asyncio.Lock] = {}
         self.events = ConversationEvents(settings, store, nc, self.hub)
+        self.presence = PresenceRelay(nc, self.hub, node_id)
+        self.presence_buckets: tuple[KeyValue, KeyValue] | None = None  # set by app.py
+        self._chores: set[asyncio.Task[None]] = set()
         self.groups = GroupRoutes(nc, self.hub, self.on_delivery, self.events.on_event, self.resync)
         self._known_convs: set[str] = set()
         self._buckets: dict[UserId, TokenBucket] = {}
@@ -120,6 +126,11 @@ class EdgeNode:
                     link.close(CLOSE_REVOKED, "session revoked")
         elif event.get("kind") == "group":
             self.groups.on_membership(user, event)
+        elif event.get("kind") == "friend":
+            task = asyncio.get_running_loop().create_task(
+                self.presence.friendship(user, str(event.get("user_id")), bool(event.get("friends"))))
+            self._chores.add(task)
+            task.add_done_callback(self._chores.discard)
 
     def resync(self, link: DeviceLink) -> None:
         """Sync the link again from where it stands (the device drops what it already has)."""
@@ -138,6 +149,7 @@ class EdgeNode:
             if user in self._subs:
                 return
             groups = await self.store.groups_of(user)
+            friends = [other for other, state in await self.store.list_friends(user) if state == "friends"]
             deliver, event = partial(self.on_delivery, only=user), partial(self.events.on_event, only=user)
             handlers: list[Callable[[str, dict[str, str] | None, bytes], None]] = [
                 deliver, deliver, self.on_control, event, event]
@@ -145,6 +157,7 @@ class EdgeNode:
             self._subs[user] = [await self.nc.subscribe_ordered(s, h)
                                 for s, h in zip(subjects, handlers, strict=True)]
             await self.groups.join_all(user, groups)
+            await self.presence.follow(user, friends)
             await self.nc.flush(timeout=5)  # the server has our interest before we read the stream
 
     async def _unsubscribe_user(self, user: UserId) -> None:
@@ -155,6 +168,7 @@ class EdgeNode:
             for sub in self._subs.pop(user, []):
                 await self.nc.unsubscribe_ordered(sub)
             await self.groups.leave_all(user)
+            await self.presence.unfollow(user)
             self.events.forget(user)
             self._sub_locks.pop(user, None)
 
@@ -300,6 +314,11 @@ class EdgeNode:
             case protocol.Read(conv=conv, upto=upto):
                 await self._check_member(link.user, conv)
                 await self.events.read(link, conv, upto)
+            case protocol.Presence(users=users):
+                if self.presence_buckets is None:
+                    raise Unavailable("presence is not available on this node yet", code="bus_unavailable")
+                found = await read_presence(*self.presence_buckets, list(users))
+                link.send(orjson.dumps(protocol.presence_frame(found)))
             case protocol.Sync(after=after):
                 link.syncing = True
                 self.schedule_sync(link, after)
@@ -362,6 +381,8 @@ class EdgeNode:
 
     async def _finish(self, link: DeviceLink, writer: asyncio.Task[None]) -> None:
         link.close(link.close_code, link.close_reason)
+        if link in self.hub.of_user(link.user):
+            await self.presence.gone(link)
         task = self._sync_tasks.pop(link, None)
         if task is not None:
             task.cancel()

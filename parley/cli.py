@@ -27,12 +27,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     up.add_argument("--api-port", type=int, default=8080)
     up.add_argument("--discovery-port", type=int, default=8070)
     up.add_argument("--archiver-port", type=int, default=8075, help="archiver health endpoints")
+    up.add_argument("--presence-port", type=int, default=8076, help="presence worker health endpoints")
     up.add_argument("--node-port", type=int, default=8090, help="first node's port; the others follow")
     up.add_argument("--store", choices=("sqlite", "cassandra"), default=None,
                     help="history backend (default: PARLEY_STORE, else sqlite); cassandra starts a local "
                          "Cassandra 5.0 in <run dir>/cassandra unless one answers on PARLEY_CASSANDRA_PORT")
     sub.add_parser("cassandra", help="run a local Cassandra 5.0 (up, down, status, jars, nodetool)")
-    for role in ("node", "api", "discovery", "archiver"):
+    for role in ("node", "api", "discovery", "archiver", "presence"):
         sub.add_parser(role, help=f"run one {role} process (configured by PARLEY_* variables)")
     args = parser.parse_args(args_list)
     try:
@@ -67,6 +68,10 @@ def _role(role: str, settings: Settings):  # type: ignore[no-untyped-def]
         from discovery.app import run_discovery
 
         return run_discovery(settings)
+    if role == "presence":
+        from workers.presence import run_presence
+
+        return run_presence(settings)
     from workers.archiver import run_archiver
 
     return run_archiver(settings)

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from parley.errors import BadRequest
-from parley.ids import ConversationId, is_conversation_id
+from parley.ids import ConversationId, is_conversation_id, is_valid_id
 
 VERSION = 1
 _CID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
@@ -91,7 +91,24 @@ class Read:
     upto: int
 
 
-ClientFrame = Hello | Send | Ack | Sync | Ping | Typing | Read
+@dataclass(frozen=True, slots=True)
+class Presence:
+    users: tuple[str, ...]
+
+
+MAX_PRESENCE_USERS = 100
+
+
+def _presence(d: dict[str, Any], max_body: int) -> Presence:
+    users = d.get("users")
+    if not isinstance(users, list) or not 1 <= len(users) <= MAX_PRESENCE_USERS:
+        raise _bad("users", f"a list of 1 to {MAX_PRESENCE_USERS} user ids")
+    if not all(is_valid_id(u) for u in users):
+        raise _bad("users", "not all user ids")
+    return Presence(users=tuple(dict.fromkeys(users)))
+
+
+ClientFrame = Hello | Send | Ack | Sync | Ping | Typing | Read | Presence
 
 
 def _conv(d: dict[str, Any]) -> ConversationId:
@@ -141,6 +158,7 @@ _PARSERS: dict[str, Callable[[dict[str, Any], int], ClientFrame]] = {
     "ping": lambda d, _: Ping(ts=_int(d, "ts") if d.get("ts") is not None else None),
     "typing": _typing,
     "read": lambda d, _: Read(conv=_conv(d), upto=_int(d, "upto")),
+    "presence": _presence,
 }
 
 
@@ -225,6 +243,12 @@ def typing_frame(*, conv: str, user: str, device: str, state: str, ttl_ms: int) 
 def receipt_frame(*, conv: str, user: str, status: str, upto: int) -> dict[str, Any]:
     """``user`` has every message of ``conv`` up to ``upto`` (``delivered``) or has read them (``read``)."""
     return {"type": "receipt", "conv": conv, "user": user, "status": status, "upto": upto}
+
+
+def presence_frame(users: list[dict[str, Any]]) -> dict[str, Any]:
+    """Presence of users: ``{"user", "online", "last_active_at"}`` each (the answer to a ``presence``
+    frame, or one friend's change as it happens)."""
+    return {"type": "presence", "users": users}
 
 
 def error_frame(details: dict[str, Any]) -> dict[str, Any]:

@@ -50,6 +50,7 @@ POSITIVE = (
     "group_max_members", "typing_interval_s", "max_body_bytes", "max_frame_bytes", "rate_per_s", "rate_burst",
     "heartbeat_s", "idle_timeout_s", "hello_timeout_s", "sync_batch", "sync_max", "cursor_flush_s",
     "max_connections", "node_ttl_s", "node_beat_s", "token_ttl_s", "argon2_time_cost", "argon2_memory_kib",
+    "presence_beat_s", "presence_timeout_s",
 )
 
 
@@ -118,6 +119,11 @@ class Settings:
     archiver_concurrency: int = 4  # batches written at once
     archiver_host: str = "127.0.0.1"
     archiver_port: int = 8075  # health endpoints
+    # presence
+    presence_beat_s: float = 5.0  # nodes report their connected devices this often
+    presence_timeout_s: float = 30.0  # offline after this long with no heartbeat from any device
+    presence_host: str = "127.0.0.1"
+    presence_port: int = 8076  # the presence worker's health endpoints
     # ops
     log_level: str = "INFO"
     log_json: bool = False

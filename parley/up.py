@@ -1,7 +1,7 @@
 """``parley up``: a whole cluster on one machine, started in order and stopped cleanly.
 
 Order: [Cassandra, with ``--store cassandra``] → nats-server (JetStream, from the wheel, configured
-by nats.conf) → discovery → archiver → API → edge nodes. Every role is a child process of its own
+by nats.conf) → discovery → archiver → presence → API → edge nodes. Every role is a child process of its own
 with logs under ``<run dir>/logs``. Ctrl-C (or SIGTERM) stops them in reverse order, waiting for
 each; any child that dies takes the cluster down with a message saying which. Data (SQLite file or
 Cassandra data, JetStream store, the cluster secret) stays in the run dir, so the next ``parley up``
@@ -131,6 +131,7 @@ def start_cluster(base: Settings, args: argparse.Namespace, children: list[Child
         discovery_port=args.discovery_port,
         discovery_url=f"http://127.0.0.1:{args.discovery_port}",
         archiver_port=args.archiver_port,
+        presence_port=args.presence_port,
     )
     store_line = [f"  store      SQLite {settings.sqlite_path}"]
     if settings.store == "cassandra":
@@ -144,6 +145,7 @@ def start_cluster(base: Settings, args: argparse.Namespace, children: list[Child
     wait_port(args.nats_port, nats)
     roles = [("discovery", "discovery", settings, settings.discovery_port),
              ("archiver", "archiver", settings, settings.archiver_port),
+             ("presence", "presence", settings, settings.presence_port),
              ("api", "api", settings, settings.api_port)]
     for i in range(args.nodes):
         port = args.node_port + i

@@ -30,7 +30,7 @@ class Cluster:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.nats_port = free_port()
         self.node_ports = [free_port() for _ in range(nodes)]
-        api_port, discovery_port, archiver_port = free_port(), free_port(), free_port()
+        api_port, discovery_port, archiver_port, presence_port = free_port(), free_port(), free_port(), free_port()
         defaults: dict[str, object] = dict(
             secret=Secret(SECRET),
             nats_url=f"nats://127.0.0.1:{self.nats_port}",
@@ -39,6 +39,9 @@ class Cluster:
             discovery_port=discovery_port,
             discovery_url=f"http://127.0.0.1:{discovery_port}",
             archiver_port=archiver_port,
+            presence_port=presence_port,
+            presence_beat_s=0.5,
+            presence_timeout_s=3.0,
             node_ttl_s=3.0,
             node_beat_s=0.5,
             rate_per_s=200.0,
@@ -68,12 +71,16 @@ class Cluster:
         self.start_nats()
         self._start_role("discovery", "discovery", self.settings, self.settings.discovery_port)
         self.start_archiver()
+        self.start_presence()
         self._start_role("api", "api", self.settings, self.settings.api_port)
         for i in range(len(self.node_ports)):
             self.start_node(i)
 
     def start_archiver(self) -> None:
         self._start_role("archiver", "archiver", self.settings, self.settings.archiver_port)
+
+    def start_presence(self) -> None:
+        self._start_role("presence", "presence", self.settings, self.settings.presence_port)
 
     def start_nats(self) -> None:
         log = self.logs / "nats.log"

@@ -27,14 +27,14 @@ def get_json(url: str) -> dict:
 
 
 def up_command(run_dir, *extra: str) -> tuple[list[str], dict[str, int], int]:
-    ports = {name: free_port() for name in ("nats", "api", "discovery", "archiver")}
+    ports = {name: free_port() for name in ("nats", "api", "discovery", "archiver", "presence")}
     node_port = free_port()
     while node_port + 1 in ports.values():
         node_port = free_port()
     cmd = [sys.executable, "-m", "parley", "up", "--run-dir", str(run_dir),
            "--nats-port", str(ports["nats"]), "--api-port", str(ports["api"]),
            "--discovery-port", str(ports["discovery"]), "--archiver-port", str(ports["archiver"]),
-           "--node-port", str(node_port), *extra]
+           "--presence-port", str(ports["presence"]), "--node-port", str(node_port), *extra]
     return cmd, ports, node_port
 
 
@@ -62,8 +62,8 @@ def test_parley_up_prints_where_to_connect_and_stops_without_strays(tmp_path):
         assert f"http://127.0.0.1:{ports['api']}" in text
         assert f"ws://127.0.0.1:{node_port}/ws" in text and f"ws://127.0.0.1:{node_port + 1}/ws" in text
         children = psutil.Process(proc.pid).children(recursive=True)
-        assert len(children) == 6  # nats, discovery, archiver, api, two nodes
-        for role in ("api", "discovery", "archiver"):
+        assert len(children) == 7  # nats, discovery, archiver, presence, api, two nodes
+        for role in ("api", "discovery", "archiver", "presence"):
             assert get_json(f"http://127.0.0.1:{ports[role]}/readyz")["ready"] is True
         deadline = time.monotonic() + 10
         while len([n for n in get_json(f"http://127.0.0.1:{ports['discovery']}/v1/nodes")["nodes"]
@@ -117,7 +117,7 @@ async def test_parley_up_on_cassandra_starts_it_keeps_history_there_and_stops_it
         text = await asyncio.to_thread(wait_banner, proc, 240)
         assert f"Cassandra  127.0.0.1:{cql_port}" in text and "keyspace parley" in text
         children = psutil.Process(proc.pid).children(recursive=True)
-        assert len(children) == 7  # Cassandra, nats, discovery, archiver, api, two nodes
+        assert len(children) == 8  # Cassandra, nats, discovery, archiver, presence, api, two nodes
         api = Api(f"http://127.0.0.1:{ports['api']}", http)
         users = [(await api.signup(name, "correct horse battery"))["user"]["id"] for name in ("alice", "bob")]
         tokens = [(await api.login(name, "correct horse battery"))["token"] for name in ("alice", "bob")]

@@ -1,0 +1,101 @@
+"""Presence on a node: heartbeats of the devices connected here out, friends' changes in.
+
+- Every ``presence_beat_s`` the node reports each connected device to the presence worker in
+  batches (``hb.<node>``), and once more the moment a device disconnects, so the worker's clock
+  starts from the last moment the device was really there.
+- While a user has a device here, the node listens to ``presence.<friend>`` for each of their
+  friends (one subscription per friend, however many local users share them) and forwards each
+  change to those users' devices as a ``presence`` frame. Friendships made or ended while connected
+  arrive as control events and change the subscriptions at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import orjson
+from nats.aio.subscription import Subscription
+
+from node.hub import Hub
+from node.link import DeviceLink
+from parley import protocol
+from parley.bus import BusClient
+from parley.ids import UserId
+from parley.presence_bus import PRESENCE_PREFIX, heartbeat_subject, presence_subject
+
+BATCH = 2000  # heartbeats per message, well under NATS's max payload
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class PresenceRelay:
+    def __init__(self, nc: BusClient, hub: Hub[DeviceLink], node_id: str) -> None:
+        self._nc, self._hub, self._subject = nc, hub, heartbeat_subject(node_id)
+        self._friends_of: dict[UserId, set[str]] = {}
+        self._watchers: dict[str, set[UserId]] = {}
+        self._subs: dict[str, Subscription] = {}
+        self._lock = asyncio.Lock()
+
+    # ---- heartbeats ------------------------------------------------------------------------------
+
+    async def beat(self) -> None:
+        at = now_ms()
+        beats = [[link.user, link.device, at] for link in self._hub]
+        for start in range(0, len(beats), BATCH):
+            await self._nc.publish(self._subject, orjson.dumps(beats[start:start + BATCH]))
+
+    async def gone(self, link: DeviceLink) -> None:
+        try:
+            await self._nc.publish(self._subject, orjson.dumps([[link.user, link.device, now_ms()]]))
+        except Exception:  # NATS away: the last regular beat stands
+            pass
+
+    # ---- friends' presence -----------------------------------------------------------------------
+
+    async def follow(self, user: UserId, friends: list[str]) -> None:
+        """``user``'s first device arrived here: listen to their friends."""
+        async with self._lock:
+            self._friends_of[user] = set()
+            for friend in friends:
+                await self._watch(user, friend)
+
+    async def unfollow(self, user: UserId) -> None:
+        async with self._lock:
+            for friend in self._friends_of.pop(user, set()):
+                await self._unwatch(user, friend)
+
+    async def friendship(self, user: UserId, other: str, friends: bool) -> None:
+        """A friendship of ``user`` (connected here) began or ended."""
+        async with self._lock:
+            if user not in self._friends_of:
+                return
+            if friends:
+                await self._watch(user, other)
+            else:
+                self._friends_of[user].discard(other)
+                await self._unwatch(user, other)
+
+    async def _watch(self, user: UserId, friend: str) -> None:
+        self._friends_of[user].add(friend)
+        self._watchers.setdefault(friend, set()).add(user)
+        if friend not in self._subs:
+            self._subs[friend] = await self._nc.subscribe_ordered(presence_subject(friend), self.on_presence)
+
+    async def _unwatch(self, user: UserId, friend: str) -> None:
+        watchers = self._watchers.get(friend, set())
+        watchers.discard(user)
+        if not watchers:
+            self._watchers.pop(friend, None)
+            sub = self._subs.pop(friend, None)
+            if sub is not None:
+                await self._nc.unsubscribe_ordered(sub)
+
+    def on_presence(self, subject: str, headers: dict[str, str] | None, data: bytes) -> None:
+        friend = subject[len(PRESENCE_PREFIX):]
+        frame = orjson.dumps(protocol.presence_frame([orjson.loads(data)]))
+        for user in self._watchers.get(friend, ()):
+            for link in self._hub.of_user(user):
+                link.send(frame)

@@ -1,0 +1,65 @@
+"""Presence: who is online, decided from device heartbeats. Pure: no I/O, the caller passes ``now``.
+
+A user is online while any of their devices has been heard from within ``timeout_s``, and goes
+offline only when the timeout has passed with no heartbeat from any device. So a device that drops
+and reconnects quickly (or a second device that stays) never makes the user flap, and a node that
+dies silently takes its users offline once their devices' last heartbeats are ``timeout_s`` old.
+Heartbeats arrive in batches from the nodes (every connected device each beat, and one last beat
+when a device disconnects); ``heartbeat`` and ``tick`` return the transitions to announce.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    user: str
+    online: bool
+    last_active_at: int  # unix ms of the last heartbeat
+
+
+@dataclass
+class _User:
+    devices: dict[str, int] = field(default_factory=dict)  # device → last heartbeat, unix ms
+
+    def last(self) -> int:
+        return max(self.devices.values(), default=0)
+
+
+@dataclass
+class PresenceBook:
+    timeout_ms: int
+    _online: dict[str, _User] = field(default_factory=dict)
+
+    def heartbeat(self, user: str, device: str, at_ms: int) -> Transition | None:
+        """A device was heard from at ``at_ms``; the transition to announce, if the user was offline."""
+        entry = self._online.get(user)
+        if entry is None:
+            self._online[user] = _User({device: at_ms})
+            return Transition(user, True, at_ms)
+        entry.devices[device] = max(at_ms, entry.devices.get(device, 0))
+        return None
+
+    def tick(self, now_ms: int) -> list[Transition]:
+        """Users whose every device has been silent for the timeout go offline."""
+        gone = [user for user, entry in self._online.items() if now_ms - entry.last() >= self.timeout_ms]
+        out = []
+        for user in gone:
+            out.append(Transition(user, False, self._online.pop(user).last()))
+        return out
+
+    def restore(self, user: str, last_active_ms: int) -> None:
+        """Known online (read back from the presence bucket after a restart); no transition."""
+        self._online.setdefault(user, _User({"": last_active_ms}))
+
+    def is_online(self, user: str) -> bool:
+        return user in self._online
+
+    def last_active(self, user: str) -> int | None:
+        entry = self._online.get(user)
+        return entry.last() if entry else None
+
+    def online_users(self) -> list[str]:
+        return list(self._online)

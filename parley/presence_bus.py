@@ -1,0 +1,73 @@
+"""Presence over NATS: heartbeats in, state in KV buckets, changes out.
+
+- Nodes publish heartbeat batches on ``hb.<node>``: a JSON list of ``[user, device, at_ms]``, every
+  connected device each ``presence_beat_s`` and a device once more when it disconnects.
+- The presence worker (``workers/presence.py``) runs ``parley.presence.PresenceBook`` over them and
+  publishes each change on ``presence.<user>``: ``{"user", "online", "last_active_at"}``.
+- Bucket ``presence`` holds the online users (key = user id, value ``{"last_active_at"}``), rewritten
+  by the worker every ``presence_timeout_s``; its TTL (three timeouts) empties it if the worker dies,
+  so nobody stays online forever. Bucket ``last_seen`` (no TTL) keeps when each user was last active.
+Readers (nodes answering a ``presence`` frame, the API) look users up here on demand, which is how
+large groups see presence without any broadcast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.client import JetStreamContext
+from nats.js.errors import BadRequestError, KeyNotFoundError
+from nats.js.kv import KeyValue
+
+from parley.settings import Settings
+
+HEARTBEAT_PREFIX = "hb."
+PRESENCE_PREFIX = "presence."
+ONLINE_BUCKET, SEEN_BUCKET = "presence", "last_seen"
+
+
+def heartbeat_subject(node: str) -> str:
+    return HEARTBEAT_PREFIX + node
+
+
+def presence_subject(user: str) -> str:
+    return PRESENCE_PREFIX + user
+
+
+async def _bucket(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
+    try:
+        return await js.create_key_value(config)
+    except BadRequestError:
+        return await js.key_value(config.bucket)
+
+
+async def open_buckets(js: JetStreamContext, settings: Settings) -> tuple[KeyValue, KeyValue]:
+    online = await _bucket(js, KeyValueConfig(bucket=ONLINE_BUCKET, history=1, ttl=settings.presence_timeout_s * 3,
+                                              storage=StorageType.FILE, replicas=settings.stream_replicas))
+    seen = await _bucket(js, KeyValueConfig(bucket=SEEN_BUCKET, history=1, storage=StorageType.FILE,
+                                            replicas=settings.stream_replicas))
+    return online, seen
+
+
+async def _value(kv: KeyValue, key: str) -> dict[str, Any] | None:
+    try:
+        entry = await kv.get(key)
+    except KeyNotFoundError:
+        return None
+    return orjson.loads(entry.value) if entry.value else None
+
+
+async def read_presence(online: KeyValue, seen: KeyValue, users: list[str]) -> list[dict[str, Any]]:
+    """``{"user", "online", "last_active_at"}`` for each user (``last_active_at`` null if never seen)."""
+
+    async def one(user: str) -> dict[str, Any]:
+        now = await _value(online, user)
+        if now is not None:
+            return {"user": user, "online": True, "last_active_at": now["last_active_at"]}
+        before = await _value(seen, user)
+        return {"user": user, "online": False, "last_active_at": before["last_active_at"] if before else None}
+
+    return list(await asyncio.gather(*(one(u) for u in users)))

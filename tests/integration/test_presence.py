@@ -1,0 +1,86 @@
+"""Presence on a real cluster (beats every 0.5 s, offline after 3 s of silence from every device)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from parley.client import ApiError, Device
+
+pytestmark = pytest.mark.integration
+
+
+def changes(device: Device, user: str) -> list[bool]:
+    return [u["online"] for e in device.events if e["type"] == "presence" for u in e["users"] if u["user"] == user]
+
+
+async def test_friends_see_online_then_offline_without_flapping(world):
+    alice, bob = await world.person("alice"), await world.person("bob")
+    await alice.befriend(bob)
+    a = await alice.device(node=0)
+    b = await bob.device(node=1)
+    await a.wait_for(lambda: changes(a, bob.id) == [True], timeout=10)
+    login = b.login
+    await b.close()
+    await asyncio.sleep(1.0)  # back within the 3 s timeout: no offline, no second online
+    again = Device(world.http, world.cluster.node_url(0), login["token"])
+    await again.connect()
+    await asyncio.sleep(3.5)
+    assert changes(a, bob.id) == [True]
+    closed_at = time.time() * 1000
+    await again.close()
+    await a.wait_for(lambda: changes(a, bob.id) == [True, False], timeout=10)
+    offline = [u for e in a.events if e["type"] == "presence" for u in e["users"] if not u["online"]][0]
+    assert offline["last_active_at"] >= closed_at - 600  # the last heartbeat, not the moment it was noticed
+    assert not changes(b, alice.id) or changes(b, alice.id)[0] is True  # alice was online all along
+
+
+async def test_a_killed_nodes_users_go_offline_on_their_own(world, cluster):
+    alice, bob = await world.person("alice"), await world.person("bob")
+    await alice.befriend(bob)
+    a = await alice.device(node=0)
+    url = cluster.start_extra_node("doomed")
+    b = Device(world.http, url, (await bob.login())["token"])
+    await b.connect()
+    await a.wait_for(lambda: changes(a, bob.id) == [True], timeout=10)
+    cluster.kill("doomed")
+    killed = time.monotonic()
+    await a.wait_for(lambda: changes(a, bob.id) == [True, False], timeout=15)
+    assert time.monotonic() - killed >= 2.0  # not before the timeout (3 s after the last beat)
+    await b.close()
+
+
+async def test_presence_on_demand_for_any_list_and_friendships_made_while_connected(world):
+    alice, bob, carol = await world.person("alice"), await world.person("bob"), await world.person("carol")
+    a = await alice.device(node=0)
+    await carol.device(node=1)
+    await asyncio.sleep(1.0)  # carol's first beat reaches the worker
+    await a.send_frame({"type": "presence", "users": [bob.id, carol.id]})
+    await a.wait_for(lambda: any(e["type"] == "presence" and len(e["users"]) == 2 for e in a.events))
+    answer = next(e for e in a.events if e["type"] == "presence" and len(e["users"]) == 2)["users"]
+    assert [(u["user"], u["online"]) for u in answer] == [(bob.id, False), (carol.id, True)]
+    assert answer[0]["last_active_at"] is None and answer[1]["last_active_at"] > 0
+    api = await world.api.call("GET", f"/v1/presence?user_ids={carol.id},{bob.id}", alice.token)
+    assert [(u["user"], u["online"]) for u in api["presence"]] == [(carol.id, True), (bob.id, False)]
+    await alice.befriend(carol)  # friends now: carol's changes reach alice's device live
+    await asyncio.sleep(0.3)
+    for d in carol.devices:
+        await d.close()
+    await a.wait_for(lambda: changes(a, carol.id) == [True, False], timeout=10)  # the answer, then the change
+
+
+async def test_presence_errors(world):
+    alice = await world.person("alice")
+    a = await alice.device(node=0)
+    for bad, field in ([{"type": "presence", "users": []}, "users"],
+                       [{"type": "presence", "users": ["x" * 16] * 101}, "users"],
+                       [{"type": "presence", "users": ["not an id"]}, "users"]):
+        seen = len(a.errors)
+        await a.send_frame(bad)
+        await a.wait_for(lambda seen=seen: len(a.errors) > seen)
+        assert (a.errors[-1]["code"], a.errors[-1]["field"]) == ("bad_field", field)
+    with pytest.raises(ApiError) as info:
+        await world.api.call("GET", "/v1/presence?user_ids=", alice.token)
+    assert (info.value.status, info.value.code) == (400, "bad_field")
