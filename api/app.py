@@ -472,9 +472,10 @@ def make_app(settings: Settings, store: Store, nc: BusClient) -> web.Application
     r.add_post("/v1/conversations", open_dm)
     r.add_get("/v1/conversations/{conv}/messages", history)
     r.add_get("/v1/conversations/{conv}/receipts", receipts)
-    from api import groups
+    from api import groups, push
 
     groups.add_routes(r)
+    push.add_routes(r)
     return app
 
 

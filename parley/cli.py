@@ -28,12 +28,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     up.add_argument("--discovery-port", type=int, default=8070)
     up.add_argument("--archiver-port", type=int, default=8075, help="archiver health endpoints")
     up.add_argument("--presence-port", type=int, default=8076, help="presence worker health endpoints")
+    up.add_argument("--pusher-port", type=int, default=8077,
+                    help="pusher health/metrics endpoints (started only with PARLEY_FCM_CREDENTIALS)")
     up.add_argument("--node-port", type=int, default=8090, help="first node's port; the others follow")
     up.add_argument("--store", choices=("sqlite", "cassandra"), default=None,
                     help="history backend (default: PARLEY_STORE, else sqlite); cassandra starts a local "
                          "Cassandra 5.0 in <run dir>/cassandra unless one answers on PARLEY_CASSANDRA_PORT")
     sub.add_parser("cassandra", help="run a local Cassandra 5.0 (up, down, status, jars, nodetool)")
-    for role in ("node", "api", "discovery", "archiver", "presence"):
+    for role in ("node", "api", "discovery", "archiver", "presence", "pusher"):
         sub.add_parser(role, help=f"run one {role} process (configured by PARLEY_* variables)")
     args = parser.parse_args(args_list)
     try:
@@ -72,6 +74,10 @@ def _role(role: str, settings: Settings):  # type: ignore[no-untyped-def]
         from workers.presence import run_presence
 
         return run_presence(settings)
+    if role == "pusher":
+        from workers.pusher import run_pusher
+
+        return run_pusher(settings)
     from workers.archiver import run_archiver
 
     return run_archiver(settings)

@@ -50,7 +50,7 @@ POSITIVE = (
     "group_max_members", "typing_interval_s", "max_body_bytes", "max_frame_bytes", "rate_per_s", "rate_burst",
     "heartbeat_s", "idle_timeout_s", "hello_timeout_s", "sync_batch", "sync_max", "cursor_flush_s",
     "max_connections", "node_ttl_s", "node_beat_s", "token_ttl_s", "argon2_time_cost", "argon2_memory_kib",
-    "presence_beat_s", "presence_timeout_s",
+    "presence_beat_s", "presence_timeout_s", "push_grace_s", "push_retries",
 )
 
 
@@ -124,6 +124,13 @@ class Settings:
     presence_timeout_s: float = 30.0  # offline after this long with no heartbeat from any device
     presence_host: str = "127.0.0.1"
     presence_port: int = 8076  # the presence worker's health endpoints
+    # push (FCM through firebase-admin); off without a service-account file
+    fcm_credentials: str = ""  # path of the Firebase service-account JSON
+    fcm_endpoint: str = "https://fcm.googleapis.com"  # FCM's base URL (a local stand-in in tests)
+    push_grace_s: float = 2.0  # wait this long for a recipient's device to take the message first
+    push_retries: int = 5  # tries for a push FCM could not take (5xx, quota, network)
+    pusher_host: str = "127.0.0.1"
+    pusher_port: int = 8077  # the pusher's health and metrics endpoints
     # ops
     log_level: str = "INFO"
     log_json: bool = False

@@ -116,6 +116,12 @@ def start_cassandra(settings: Settings) -> tuple[LocalCassandra, str]:
     return LocalCassandra(dir, ours=True), f"127.0.0.1:{inst.cql_port}   (data {dir})"
 
 
+def push_line(settings: Settings) -> str:
+    if settings.fcm_credentials:
+        return f"FCM through firebase-admin, service account {settings.fcm_credentials}"
+    return "off (set PARLEY_FCM_CREDENTIALS to a Firebase service-account file to turn it on)"
+
+
 def start_cluster(base: Settings, args: argparse.Namespace, children: list[Child],
                   databases: list[LocalCassandra]) -> list[str]:
     run_dir = Path(args.run_dir or base.run_dir).resolve()
@@ -132,6 +138,7 @@ def start_cluster(base: Settings, args: argparse.Namespace, children: list[Child
         discovery_url=f"http://127.0.0.1:{args.discovery_port}",
         archiver_port=args.archiver_port,
         presence_port=args.presence_port,
+        pusher_port=getattr(args, "pusher_port", base.pusher_port),
     )
     store_line = [f"  store      SQLite {settings.sqlite_path}"]
     if settings.store == "cassandra":
@@ -146,6 +153,7 @@ def start_cluster(base: Settings, args: argparse.Namespace, children: list[Child
     roles = [("discovery", "discovery", settings, settings.discovery_port),
              ("archiver", "archiver", settings, settings.archiver_port),
              ("presence", "presence", settings, settings.presence_port),
+             *([("pusher", "pusher", settings, settings.pusher_port)] if settings.fcm_credentials else []),
              ("api", "api", settings, settings.api_port)]
     for i in range(args.nodes):
         port = args.node_port + i
@@ -163,6 +171,7 @@ def start_cluster(base: Settings, args: argparse.Namespace, children: list[Child
         *[f"  node{i + 1}      {url}" for i, url in enumerate(nodes)],
         f"  NATS       {settings.nats_url}",
         *store_line,
+        f"  push       {push_line(settings)}",
         f"  data+logs  {run_dir}",
         "Press Ctrl-C to stop.",
     ]

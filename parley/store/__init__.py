@@ -71,6 +71,27 @@ class Receipt:
     read: int = 0
 
 
+Platform = Literal["android", "ios", "web"]
+
+
+@dataclass(frozen=True, slots=True)
+class PushToken:
+    """A device's FCM registration token; one per device (a new one replaces the old)."""
+
+    user: UserId
+    device: DeviceId
+    platform: Platform
+    token: str
+    updated_at: int  # unix ms
+
+
+@dataclass(frozen=True, slots=True)
+class PushPrefs:
+    muted: bool = False  # no pushes at all
+    hide_text: bool = False  # notifications say "New message" instead of the text
+    muted_convs: tuple[ConversationId, ...] = ()  # sorted
+
+
 @dataclass(frozen=True, slots=True)
 class Conversation:
     id: ConversationId
@@ -135,6 +156,15 @@ class Store(Protocol):
     async def save_receipts(self, receipts: list[Receipt]) -> None: ...
     async def receipts(self, conv: ConversationId) -> list[Receipt]:
         """Every member's marks that were ever saved, sorted by user."""
+
+    # push
+    async def put_push_token(self, token: PushToken) -> None: ...
+    async def delete_push_token(self, user: UserId, device: DeviceId, *, only: str | None = None) -> bool:
+        """Remove the device's token (``only``: if it is still that token, not a newer one)."""
+    async def push_tokens(self, users: list[UserId]) -> list[PushToken]: ...
+    async def push_prefs(self, user: UserId) -> PushPrefs: ...
+    async def set_push_prefs(self, user: UserId, *, muted: bool | None, hide_text: bool | None) -> PushPrefs: ...
+    async def mute_conversation(self, user: UserId, conv: ConversationId, muted: bool) -> None: ...
     async def messages_for_user(
         self, user: UserId, *, after: int, upto: int, limit: int
     ) -> list[StoredMessage]: ...

@@ -54,6 +54,8 @@ from parley.store import (
     Conversation,
     Device,
     FriendState,
+    PushPrefs,
+    PushToken,
     Receipt,
     Role,
     Session,
@@ -132,6 +134,15 @@ QUERIES = {
     "conv_newest": "UPDATE conversation_buckets USING TIMESTAMP ? SET newest_id = ?, newest_bucket = ? WHERE conv = ?",
     "buckets_of": "SELECT bucket, first_id, last_id, newest_id FROM conversation_buckets WHERE conv = ?",
     "newest_of": "SELECT newest_id, newest_bucket FROM conversation_buckets WHERE conv = ? LIMIT 1",
+    # push
+    "push_put": "INSERT INTO push_tokens (user_id, device, platform, reg_token, updated_at) VALUES (?,?,?,?,?)",
+    "push_del": "DELETE FROM push_tokens WHERE user_id = ? AND device = ? IF EXISTS",
+    "push_del_if": "DELETE FROM push_tokens WHERE user_id = ? AND device = ? IF reg_token = ?",
+    "push_of": "SELECT user_id, device, platform, reg_token, updated_at FROM push_tokens WHERE user_id = ?",
+    "prefs_get": "SELECT muted, hide_text, muted_convs FROM push_prefs WHERE user_id = ?",
+    "prefs_set": "UPDATE push_prefs SET muted = ?, hide_text = ? WHERE user_id = ?",
+    "prefs_mute": "UPDATE push_prefs SET muted_convs = muted_convs + ? WHERE user_id = ?",
+    "prefs_unmute": "UPDATE push_prefs SET muted_convs = muted_convs - ? WHERE user_id = ?",
     # receipts
     "receipt_delivered": "UPDATE receipts USING TIMESTAMP ? SET delivered = ? WHERE conv = ? AND user_id = ?",
     "receipt_read": "UPDATE receipts USING TIMESTAMP ? SET read = ? WHERE conv = ? AND user_id = ?",
@@ -523,6 +534,35 @@ class CassandraStore:
 
     async def groups_of(self, user: UserId) -> list[ConversationId]:
         return sorted(r.conv for r in await self._rows("convs_of_user", user) if r.conv.startswith("g."))
+
+    # ---- push ------------------------------------------------------------------------------------------
+
+    async def put_push_token(self, token: PushToken) -> None:
+        await self._write("push_put", token.user, token.device, token.platform, token.token, token.updated_at)
+
+    async def delete_push_token(self, user: UserId, device: DeviceId, *, only: str | None = None) -> bool:
+        applied, _ = (await self._applied("push_del", user, device) if only is None
+                      else await self._applied("push_del_if", user, device, only))
+        return applied
+
+    async def push_tokens(self, users: list[UserId]) -> list[PushToken]:
+        found = await self._all(self._rows("push_of", u) for u in dict.fromkeys(users))
+        return sorted((PushToken(r.user_id, r.device, r.platform, r.reg_token, r.updated_at) for rows in found
+                       for r in rows), key=lambda t: (t.user, t.device))
+
+    async def push_prefs(self, user: UserId) -> PushPrefs:
+        row = await self._one("prefs_get", user)
+        if row is None:
+            return PushPrefs()
+        return PushPrefs(bool(row.muted), bool(row.hide_text), tuple(sorted(row.muted_convs or ())))
+
+    async def set_push_prefs(self, user: UserId, *, muted: bool | None, hide_text: bool | None) -> PushPrefs:
+        await self._write("prefs_set", UNSET_VALUE if muted is None else muted,
+                          UNSET_VALUE if hide_text is None else hide_text, user)
+        return await self.push_prefs(user)
+
+    async def mute_conversation(self, user: UserId, conv: ConversationId, muted: bool) -> None:
+        await self._write("prefs_mute" if muted else "prefs_unmute", {conv}, user)
 
     # ---- receipts ------------------------------------------------------------------------------------
 

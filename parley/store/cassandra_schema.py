@@ -63,6 +63,13 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         """CREATE TABLE IF NOT EXISTS {ks}.receipts (
             conv text, user_id text, delivered bigint, read bigint, PRIMARY KEY (conv, user_id))""",
     ]),
+    (3, "push tokens and preferences", [
+        """CREATE TABLE IF NOT EXISTS {ks}.push_tokens (
+            user_id text, device text, platform text, reg_token text, updated_at bigint,
+            PRIMARY KEY (user_id, device))""",
+        """CREATE TABLE IF NOT EXISTS {ks}.push_prefs (
+            user_id text PRIMARY KEY, muted boolean, hide_text boolean, muted_convs set<text>)""",
+    ]),
 ]
 
 BOOTSTRAP = [

@@ -19,6 +19,8 @@ from parley.store import (
     Conversation,
     Device,
     FriendState,
+    PushPrefs,
+    PushToken,
     Receipt,
     Role,
     Session,
@@ -55,6 +57,13 @@ MIGRATIONS = [
     """
     CREATE TABLE receipts (conv TEXT NOT NULL, user TEXT NOT NULL, delivered INTEGER NOT NULL DEFAULT 0,
         read INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (conv, user)) WITHOUT ROWID;
+    """,
+    """
+    CREATE TABLE push_tokens (user TEXT NOT NULL, device TEXT NOT NULL, platform TEXT NOT NULL, token TEXT NOT NULL,
+        updated_at INTEGER NOT NULL, PRIMARY KEY (user, device)) WITHOUT ROWID;
+    CREATE TABLE push_prefs (user TEXT PRIMARY KEY, muted INTEGER NOT NULL DEFAULT 0,
+        hide_text INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+    CREATE TABLE push_mutes (user TEXT NOT NULL, conv TEXT NOT NULL, PRIMARY KEY (user, conv)) WITHOUT ROWID;
     """,
 ]
 
@@ -363,6 +372,53 @@ class SQLiteStore:
         rows = await self._run(lambda db: db.execute(
             "SELECT conv, user, delivered, read FROM receipts WHERE conv = ? ORDER BY user", (conv,)).fetchall())
         return [Receipt(*row) for row in rows]
+
+    # ---- push --------------------------------------------------------------------------------
+
+    async def put_push_token(self, token: PushToken) -> None:
+        await self._tx(lambda db: db.execute(
+            "INSERT OR REPLACE INTO push_tokens VALUES (?,?,?,?,?)",
+            (token.user, token.device, token.platform, token.token, token.updated_at)))
+
+    async def delete_push_token(self, user: UserId, device: DeviceId, *, only: str | None = None) -> bool:
+        def delete(db: sqlite3.Connection) -> bool:
+            if only is None:
+                cur = db.execute("DELETE FROM push_tokens WHERE user = ? AND device = ?", (user, device))
+            else:
+                cur = db.execute("DELETE FROM push_tokens WHERE user = ? AND device = ? AND token = ?",
+                                 (user, device, only))
+            return cur.rowcount > 0
+
+        return await self._tx(delete)
+
+    async def push_tokens(self, users: list[UserId]) -> list[PushToken]:
+        if not users:
+            return []
+        marks = ",".join("?" * len(users))
+        rows = await self._run(lambda db: db.execute(
+            f"SELECT * FROM push_tokens WHERE user IN ({marks}) ORDER BY user, device", list(users)).fetchall())
+        return [PushToken(*row) for row in rows]
+
+    async def push_prefs(self, user: UserId) -> PushPrefs:
+        def read(db: sqlite3.Connection) -> PushPrefs:
+            row = db.execute("SELECT muted, hide_text FROM push_prefs WHERE user = ?", (user,)).fetchone()
+            convs = tuple(r[0] for r in db.execute("SELECT conv FROM push_mutes WHERE user = ? ORDER BY conv",
+                                                   (user,)))
+            return PushPrefs(bool(row[0]), bool(row[1]), convs) if row else PushPrefs(muted_convs=convs)
+
+        return await self._run(read)
+
+    async def set_push_prefs(self, user: UserId, *, muted: bool | None, hide_text: bool | None) -> PushPrefs:
+        await self._tx(lambda db: db.execute(
+            "INSERT INTO push_prefs (user, muted, hide_text) VALUES (?, COALESCE(?, 0), COALESCE(?, 0)) "
+            "ON CONFLICT (user) DO UPDATE SET muted = COALESCE(?, muted), hide_text = COALESCE(?, hide_text)",
+            (user, muted, hide_text, muted, hide_text)))
+        return await self.push_prefs(user)
+
+    async def mute_conversation(self, user: UserId, conv: ConversationId, muted: bool) -> None:
+        sql = ("INSERT OR IGNORE INTO push_mutes VALUES (?,?)" if muted
+               else "DELETE FROM push_mutes WHERE user = ? AND conv = ?")
+        await self._tx(lambda db: db.execute(sql, (user, conv)))
 
     async def messages_for_user(self, user: UserId, *, after: int, upto: int, limit: int) -> list[StoredMessage]:
         # One range scan per conversation of the user (index messages_by_conv), merged by id.

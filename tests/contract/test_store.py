@@ -10,7 +10,7 @@ import pytest
 
 from parley.errors import Conflict
 from parley.ids import dm_conversation, new_device_id, new_group_conversation, new_session_id, new_user_id
-from parley.store import Conversation, Device, Receipt, Session, StoredMessage, User
+from parley.store import Conversation, Device, PushPrefs, PushToken, Receipt, Session, StoredMessage, User
 from parley.store.cassandra import CassandraStore
 from parley.store.sqlite import SQLiteStore
 from tests.conftest import cassandra_settings, new_keyspace
@@ -212,3 +212,28 @@ async def test_a_duplicate_group_id_is_a_conflict_and_profile_updates_keep_other
     await store.update_user(u.id, display_name=None, bio="climber")
     updated = await store.update_user(u.id, display_name="Bobby", bio=None)
     assert (updated.display_name, updated.bio) == ("Bobby", "climber")
+
+
+async def test_push_tokens_replace_per_device_and_only_the_stale_one_is_removed(store):
+    u, v = new_user_id(), new_user_id()
+    phone, laptop = new_device_id(), new_device_id()
+    await store.put_push_token(PushToken(u, phone, "android", "tok-1", 1))
+    await store.put_push_token(PushToken(u, phone, "android", "tok-2", 2))  # the phone's new token
+    await store.put_push_token(PushToken(u, laptop, "web", "tok-3", 3))
+    await store.put_push_token(PushToken(v, new_device_id(), "ios", "tok-4", 4))
+    assert sorted(t.token for t in await store.push_tokens([u])) == ["tok-2", "tok-3"]
+    assert await store.delete_push_token(u, phone, only="tok-1") is False  # FCM rejected an old token
+    assert await store.delete_push_token(u, phone, only="tok-2") is True
+    assert await store.delete_push_token(u, laptop) is True
+    assert await store.delete_push_token(u, laptop) is False
+    assert [t.token for t in await store.push_tokens([u, v])] == ["tok-4"]
+
+
+async def test_push_preferences_and_muted_conversations(store):
+    u, conv, other = new_user_id(), new_group_conversation(), new_group_conversation()
+    assert await store.push_prefs(u) == PushPrefs()
+    assert await store.set_push_prefs(u, muted=None, hide_text=True) == PushPrefs(False, True)
+    await store.mute_conversation(u, conv, True)
+    await store.mute_conversation(u, other, True)
+    await store.mute_conversation(u, other, False)
+    assert await store.set_push_prefs(u, muted=True, hide_text=None) == PushPrefs(True, True, (conv,))

@@ -1,0 +1,249 @@
+"""The pusher: a push notification through FCM for each message a recipient has not got on any device.
+
+A durable JetStream consumer (``pusher``, from the messages stored after it was first created) hands
+out messages in order. Each batch waits until its newest message is ``push_grace_s`` old, giving
+online devices (and devices that come online meanwhile) the time to take and ack it; then
+``parley.push.notices`` decides who gets a push from the store's facts (members, tokens, mutes,
+delivered marks), and firebase-admin sends them (``send_each_async``, up to 500 a call, each
+message to one token, so one bad token never holds up the others).
+
+- At most one push per (message, device), across retries, redeliveries and restarts: a push is
+  claimed in the ``pushed`` KV bucket (create-if-absent) before it is sent. A crash between the
+  claim and the send loses that push rather than doubling it.
+- FCM's "unregistered" / "invalid token" answers delete the token (only if the device still has
+  that token). 5xx, quota and network failures are retried with exponential backoff, up to
+  ``push_retries`` tries; the message is acked once its pushes are done or given up.
+- Prometheus metrics on ``/metrics``: pushes by outcome, tokens removed, delay from message to push.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+
+import firebase_admin
+from aiohttp import web
+from firebase_admin import credentials, exceptions, messaging
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, KeyValueConfig, StorageType
+from nats.js.client import JetStreamContext
+from nats.js.errors import BadRequestError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from parley import bus
+from parley.bus import BusClient
+from parley.errors import ParleyError, Unavailable
+from parley.ids import UserId, dm_members, is_group
+from parley.push import Notice, notices
+from parley.runtime import run_until_stopped, serve, serve_health
+from parley.settings import Settings
+from parley.store import Store, StoredMessage, open_store
+from workers.archiver import decode_batch
+
+log = logging.getLogger("parley.pusher")
+CONSUMER, PUSHED_BUCKET = "pusher", "pushed"
+FCM_BATCH = 500
+REMOVE = (messaging.UnregisteredError, messaging.SenderIdMismatchError, exceptions.InvalidArgumentError)
+RETRY = (exceptions.UnavailableError, messaging.QuotaExceededError, exceptions.InternalError,
+         exceptions.UnknownError, exceptions.DeadlineExceededError)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.pushes = Counter("parley_pushes", "Push notifications by outcome", ["outcome"], registry=self.registry)
+        self.removed = Counter("parley_push_tokens_removed", "Tokens FCM rejected, deleted", registry=self.registry)
+        self.delay = Histogram("parley_push_delay_seconds", "From a message being sent to its push being sent",
+                               buckets=(0.5, 1, 2, 3, 5, 10, 30, 60, 300), registry=self.registry)
+
+
+def load_firebase(settings: Settings) -> firebase_admin.App:
+    """firebase-admin with the configured service account, pointed at ``fcm_endpoint``."""
+    path = settings.fcm_credentials
+    if not path:
+        raise ParleyError("push is off: set PARLEY_FCM_CREDENTIALS to a Firebase service-account file",
+                          code="bad_setting")
+    try:
+        cred = credentials.Certificate(path)
+    except (OSError, ValueError) as err:
+        raise ParleyError(f"PARLEY_FCM_CREDENTIALS={path}: not a usable service-account file: {err}",
+                          code="bad_setting") from err
+    # The library builds each app's FCM URL from this when its messaging service is first made.
+    messaging._MessagingService.FCM_URL = settings.fcm_endpoint.rstrip("/") + "/v1/projects/{0}/messages:send"
+    return firebase_admin.initialize_app(cred, name=f"parley-pusher-{id(settings)}")
+
+
+def fcm_message(n: Notice) -> messaging.Message:
+    return messaging.Message(
+        token=n.token,
+        notification=messaging.Notification(title=n.title, body=n.body),
+        data={"conv": n.conv, "message_id": str(n.message_id)},
+        android=messaging.AndroidConfig(collapse_key=n.conv, priority="high"),
+        apns=messaging.APNSConfig(headers={"apns-collapse-id": n.conv[:64]}),
+    )
+
+
+class Pusher:
+    def __init__(self, settings: Settings, store: Store, app: firebase_admin.App, pushed: KeyValue,
+                 metrics: Metrics) -> None:
+        self._settings, self._store, self._app, self._pushed, self.metrics = settings, store, app, pushed, metrics
+
+    async def handle(self, rows: list[StoredMessage]) -> None:
+        if not rows:
+            return
+        wait = max(m.ts for m in rows) / 1000 + self._settings.push_grace_s - time.time()
+        await asyncio.sleep(min(max(wait, 0.0), self._settings.push_grace_s))
+        planned = [n for m in rows for n in await self._plan(m)]
+        claimed = [n for n in planned if await self._claim(n)]
+        sent_at = {m.id: m.ts for m in rows}
+        await self._send(claimed, sent_at)
+
+    async def _plan(self, m: StoredMessage) -> list[Notice]:
+        members: tuple[str, ...]
+        group_name = None
+        if is_group(m.conv):
+            conv = await self._store.get_conversation(m.conv)
+            if conv is None:
+                return []
+            members, group_name = conv.members, conv.name
+        else:
+            members = dm_members(m.conv) or ()
+        others = [UserId(u) for u in members if u != m.sender]
+        tokens = await self._store.push_tokens(others)
+        if not tokens:
+            return []
+        users = sorted({t.user for t in tokens})
+        sender = await self._store.get_user(UserId(m.sender))
+        prefs = dict(zip(users, await asyncio.gather(*(self._store.push_prefs(UserId(u)) for u in users)),
+                         strict=True))
+        delivered = {r.user: r.delivered for r in await self._store.receipts(m.conv)}
+        return notices(m, members, sender_name=sender.display_name if sender else "Someone", group_name=group_name,
+                       tokens=tokens, prefs=prefs, delivered=delivered)
+
+    async def _claim(self, n: Notice) -> bool:
+        try:
+            await self._pushed.create(n.key, b"1")
+            return True
+        except KeyWrongLastSequenceError:
+            self.metrics.pushes.labels("duplicate_skipped").inc()
+            return False
+
+    async def _send(self, pending: list[Notice], sent_at: dict[int, int]) -> None:
+        delay = 0.5
+        for attempt in range(1, self._settings.push_retries + 1):
+            retry: list[Notice] = []
+            for start in range(0, len(pending), FCM_BATCH):
+                retry += await self._send_batch(pending[start:start + FCM_BATCH], sent_at)
+            if not retry:
+                return
+            if attempt == self._settings.push_retries:
+                self.metrics.pushes.labels("gave_up").inc(len(retry))
+                log.warning("gave up on %d pushes after %d tries", len(retry), attempt)
+                return
+            pending = retry
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    async def _send_batch(self, batch: list[Notice], sent_at: dict[int, int]) -> list[Notice]:
+        """Send; return the notices worth another try."""
+        if not batch:
+            return []
+        result = await messaging.send_each_async([fcm_message(n) for n in batch], dry_run=False, app=self._app)
+        retry = []
+        for n, response in zip(batch, result.responses, strict=True):
+            if response.success:
+                self.metrics.pushes.labels("sent").inc()
+                self.metrics.delay.observe(max(0.0, time.time() - sent_at[n.message_id] / 1000))
+            elif isinstance(response.exception, REMOVE):
+                self.metrics.pushes.labels("token_rejected").inc()
+                if await self._store.delete_push_token(UserId(n.user), n.device, only=n.token):  # type: ignore[arg-type]
+                    self.metrics.removed.inc()
+                log.info("removed the push token of device %s: %s", n.device, response.exception)
+            elif isinstance(response.exception, RETRY) or _is_network(response.exception):
+                self.metrics.pushes.labels("retried").inc()
+                retry.append(n)
+            else:
+                self.metrics.pushes.labels("failed").inc()
+                log.warning("push to device %s failed: %r", n.device, response.exception)
+        return retry
+
+
+def _is_network(err: BaseException | None) -> bool:
+    return isinstance(err, exceptions.FirebaseError) and err.code in ("UNAVAILABLE", "DEADLINE_EXCEEDED")
+
+
+async def open_pushed(js: JetStreamContext, settings: Settings) -> KeyValue:
+    config = KeyValueConfig(bucket=PUSHED_BUCKET, history=1, ttl=2 * 86400, storage=StorageType.FILE,
+                            replicas=settings.stream_replicas)
+    try:
+        return await js.create_key_value(config)
+    except BadRequestError:
+        return await js.key_value(PUSHED_BUCKET)
+
+
+async def consume(settings: Settings, pusher: Pusher, nc: BusClient, stop: asyncio.Event) -> None:
+    js = nc.jetstream()
+    await bus.ensure_stream(js, settings)
+    await js.add_consumer(settings.stream_name, ConsumerConfig(
+        durable_name=CONSUMER, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.NEW,
+        ack_wait=120, max_ack_pending=10000, filter_subject="msg.>"))
+    sub = await js.pull_subscribe_bind(consumer=CONSUMER, stream=settings.stream_name)
+    log.info("pusher consuming %s (grace %.1fs)", settings.stream_name, settings.push_grace_s)
+    try:
+        while not stop.is_set():
+            try:
+                msgs = await sub.fetch(batch=FCM_BATCH, timeout=1)
+            except (NatsTimeout, TimeoutError):
+                continue
+            except Exception as err:  # NATS away: the client reconnects by itself
+                log.warning("fetch failed: %s", err)
+                await asyncio.sleep(0.5)
+                continue
+            try:
+                await pusher.handle(decode_batch(msgs))
+            except Unavailable as err:  # the store: let JetStream hand them out again
+                log.warning("store unavailable (%s); retrying %d messages", err.message, len(msgs))
+                await _settle(msgs, ack=False)
+                await asyncio.sleep(1.0)
+                continue
+            await _settle(msgs, ack=True)
+    finally:
+        await sub.unsubscribe()
+
+
+async def _settle(msgs: Iterable[object], *, ack: bool) -> None:
+    for m in msgs:
+        await (m.ack() if ack else m.nak(delay=1.0))  # type: ignore[attr-defined]
+
+
+async def run_pusher(settings: Settings) -> None:
+    app = load_firebase(settings)  # a missing or broken key file stops us here, saying which
+    store = open_store(settings)
+    await store.migrate()
+    nc = await bus.connect(settings, "pusher")
+    metrics = Metrics()
+    pusher = Pusher(settings, store, app, await open_pushed(nc.jetstream(), settings), metrics)
+    web_app = web.Application()
+    serve_health(web_app, ready=lambda: nc.is_connected)
+
+    async def metrics_page(_: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(metrics.registry), content_type="text/plain")
+
+    web_app.router.add_get("/metrics", metrics_page)
+    runner = await serve(web_app, settings.pusher_host, settings.pusher_port)
+    stop = asyncio.Event()
+    task = asyncio.get_running_loop().create_task(consume(settings, pusher, nc, stop))
+    waiter = asyncio.get_running_loop().create_task(run_until_stopped())
+    await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
+    stop.set()
+    await asyncio.gather(task, return_exceptions=True)
+    waiter.cancel()
+    await runner.cleanup()
+    await bus.close_quietly(nc)
+    await store.close()
+    firebase_admin.delete_app(app)
+    if task.done() and task.exception():
+        raise task.exception()  # type: ignore[misc]
