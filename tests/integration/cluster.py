@@ -79,6 +79,9 @@ class Cluster:
     def start_archiver(self) -> None:
         self._start_role("archiver", "archiver", self.settings, self.settings.archiver_port)
 
+    def start_pusher(self) -> None:
+        self._start_role("pusher", "pusher", self.settings, self.settings.pusher_port)
+
     def start_presence(self) -> None:
         self._start_role("presence", "presence", self.settings, self.settings.presence_port)
 

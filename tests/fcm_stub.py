@@ -1,0 +1,156 @@
+"""A local stand-in for FCM's HTTP API, so tests run the real firebase-admin code path.
+
+It speaks what firebase-admin talks to:
+- the OAuth2 token endpoint of a service account (``token_uri`` in the key file): google-auth posts a
+  signed JWT assertion and gets ``{"access_token", "expires_in", "token_type"}``;
+- FCM HTTP v1 ``POST /v1/projects/{project}/messages:send`` with ``Authorization: Bearer <token>``:
+  ``{"name": "projects/{p}/messages/<id>"}`` on success, FCM's error JSON otherwise (404 NOT_FOUND
+  with errorCode UNREGISTERED, 400 INVALID_ARGUMENT, 503 UNAVAILABLE, 429 QUOTA_EXCEEDED, 401 for a
+  Bearer token it did not issue), which firebase-admin turns into its own exception classes.
+Note: firebase-admin's httpx client itself retries 500 and 503 up to 4 times (backoff 0.5 s); 429 is
+left to the caller.
+
+    stub = FcmStub(); await stub.start()          # 127.0.0.1, a free port
+    key = service_account_file(tmp, stub.token_uri)
+    # run Parley with PARLEY_FCM_CREDENTIALS=key PARLEY_FCM_ENDPOINT=stub.url
+    stub.delivered(token)                         # the pushes that token got
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+ERRORS = {
+    400: ("INVALID_ARGUMENT", "INVALID_ARGUMENT", "The registration token is not a valid FCM registration token"),
+    401: ("UNAUTHENTICATED", "THIRD_PARTY_AUTH_ERROR", "Request had invalid authentication credentials."),
+    404: ("NOT_FOUND", "UNREGISTERED", "Requested entity was not found."),
+    429: ("RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED", "Quota exceeded for quota metric"),
+    500: ("INTERNAL", "INTERNAL", "Internal error encountered."),
+    503: ("UNAVAILABLE", "UNAVAILABLE", "The service is currently unavailable."),
+}
+
+
+def fcm_error(status: int) -> web.Response:
+    code, fcm_code, message = ERRORS[status]
+    body = {"error": {"code": status, "message": message, "status": code, "details": [
+        {"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": fcm_code}]}}
+    return web.json_response(body, status=status)
+
+
+class FcmStub:
+    def __init__(self) -> None:
+        self.sends: list[dict[str, Any]] = []
+        self.unregistered: set[str] = set()
+        self.invalid: set[str] = set()
+        self.token_requests = 0
+        self._issued: set[str] = set()
+        self._failures: list[int] = []
+        self._ids = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    @property
+    def token_uri(self) -> str:
+        return self.url + "/token"
+
+    def fail_next(self, n: int, status: int = 503) -> None:
+        """The next ``n`` sends fail with ``status`` (503, 500 or 429)."""
+        self._failures += [status] * n
+
+    def delivered(self, token: str | None = None) -> list[dict[str, Any]]:
+        return [s for s in self.sends if s["status"] == 200 and (token is None or s["message"]["token"] == token)]
+
+    async def start(self, port: int = 0) -> None:
+        app = web.Application()
+        app.router.add_post("/token", self._token)
+        app.router.add_post("/v1/projects/{project}/messages:send", self._send)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        await site.start()
+        bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{bound}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _token(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer" or not form.get("assertion"):
+            return web.json_response({"error": "invalid_grant"}, status=400)
+        self.token_requests += 1
+        token = "ya29.stub-" + secrets.token_urlsafe(24)
+        self._issued.add(token)
+        return web.json_response({"access_token": token, "expires_in": 3600, "token_type": "Bearer"})
+
+    async def _send(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        message = body.get("message", {})
+        auth = request.headers.get("Authorization", "")
+        record = {"project": request.match_info["project"], "message": message, "authorization": auth,
+                  "validate_only": body.get("validate_only", False), "at": time.time()}
+        status = self._status(auth, message.get("token", ""))
+        record["status"] = status
+        self.sends.append(record)
+        if status != 200:
+            return fcm_error(status)
+        return web.json_response({"name": f"projects/{record['project']}/messages/{next(self._ids)}"})
+
+    def _status(self, auth: str, token: str) -> int:
+        if not auth.startswith("Bearer ") or auth[7:] not in self._issued:
+            return 401
+        if self._failures:
+            return self._failures.pop(0)
+        if token in self.unregistered:
+            return 404
+        if token in self.invalid:
+            return 400
+        return 200
+
+
+def service_account_file(dir: Path, token_uri: str, project_id: str = "parley-test") -> Path:
+    """A service-account key (a fresh RSA key) whose token_uri is the stub."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    path = Path(dir) / "service-account.json"
+    path.write_text(json.dumps({
+        "type": "service_account", "project_id": project_id, "private_key_id": secrets.token_hex(20),
+        "private_key": pem, "client_email": f"parley@{project_id}.iam.gserviceaccount.com",
+        "client_id": "1", "token_uri": token_uri,
+    }))
+    return path
+
+
+async def _serve(port: int, key_dir: Path) -> None:
+    stub = FcmStub()
+    await stub.start(port)
+    key = service_account_file(key_dir, stub.token_uri)
+    print(f"FCM stand-in on {stub.url}\n  PARLEY_FCM_CREDENTIALS={key} PARLEY_FCM_ENDPOINT={stub.url}", flush=True)
+    seen = 0
+    while True:
+        await asyncio.sleep(0.5)
+        for s in stub.sends[seen:]:
+            note, token = s["message"].get("notification", {}), s["message"].get("token", "")
+            print(f"push {s['status']} → {token[:24]}…  {note.get('title')}: {note.get('body')}", flush=True)
+        seen = len(stub.sends)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="A local FCM stand-in that prints every push it gets")
+    parser.add_argument("--port", type=int, default=8079)
+    parser.add_argument("--key-dir", type=Path, default=Path("."))
+    args = parser.parse_args()
+    asyncio.run(_serve(args.port, args.key_dir))

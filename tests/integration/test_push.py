@@ -1,0 +1,200 @@
+"""Push through the real firebase-admin code path, against a local stand-in for FCM's HTTP API.
+
+A cluster of its own (the pusher needs the service-account file at start): one node, grace 1.5 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import aiohttp
+import pytest
+
+from parley.client import ApiError
+from tests.fcm_stub import FcmStub, service_account_file
+from tests.integration.cluster import Cluster
+from tests.integration.conftest import World
+
+pytestmark = pytest.mark.integration
+TOKEN = "fcm-token-{}-" + "x" * 120
+
+
+@pytest.fixture(scope="module")
+async def fcm() -> AsyncIterator[FcmStub]:
+    stub = FcmStub()
+    await stub.start()
+    yield stub
+    await stub.stop()
+
+
+@pytest.fixture(scope="module")
+def push_cluster(tmp_path_factory: pytest.TempPathFactory, fcm: FcmStub) -> Iterator[Cluster]:
+    root = tmp_path_factory.mktemp("push-cluster")
+    key = service_account_file(root, fcm.token_uri)
+    c = Cluster(root, nodes=1, fcm_credentials=str(key), fcm_endpoint=fcm.url, push_grace_s=1.5,
+                pusher_port=_free())
+    try:
+        c.start()
+        c.start_pusher()
+        yield c
+    finally:
+        c.shutdown()
+
+
+def _free() -> int:
+    from tests.integration.cluster import free_port
+
+    return free_port()
+
+
+@pytest.fixture
+async def pworld(push_cluster: Cluster, http: aiohttp.ClientSession, fcm: FcmStub) -> AsyncIterator[World]:
+    fcm.unregistered.clear()
+    w = World(push_cluster, http)
+    yield w
+    await w.close()
+
+
+async def register(world: World, person, n: int = 1, platform: str = "android") -> list[str]:
+    """``n`` devices of ``person`` with push tokens; returns the tokens."""
+    tokens = []
+    for _ in range(n):
+        login = await person.login()
+        token = TOKEN.format(login["device_id"])
+        await world.api.call("PUT", f"/v1/devices/{login['device_id']}/push-token", login["token"],
+                             {"platform": platform, "token": token})
+        tokens.append(token)
+    return tokens
+
+
+async def until(check, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.1)
+
+
+async def test_offline_recipient_gets_one_push_per_device_with_payload_and_bearer(pworld, fcm):
+    alice, bob = await pworld.person("alice"), await pworld.person("bob")
+    conv = await alice.befriend(bob)
+    tokens = await register(pworld, bob, n=2)
+    a = await alice.device(node=0)
+    sent = [await a.send(conv, f"are you there? {i}") for i in range(3)]
+    await until(lambda: all(len(fcm.delivered(t)) == 3 for t in tokens))
+    await asyncio.sleep(2.0)  # nothing more comes
+    for t in tokens:
+        pushes = fcm.delivered(t)
+        assert len(pushes) == 3
+        assert sorted(int(p["message"]["data"]["message_id"]) for p in pushes) == [s["id"] for s in sent]
+        first = pushes[0]
+        assert first["authorization"].startswith("Bearer ")
+        assert first["message"]["notification"]["title"] == alice.name  # display name = username here
+        assert first["message"]["notification"]["body"].startswith("are you there?")
+        assert first["message"]["data"]["conv"] == conv
+        assert first["message"]["android"]["collapse_key"] == conv
+    assert not fcm.delivered(TOKEN.format(a.welcome["device"]))  # never the sender
+
+
+async def test_online_recipient_gets_none_and_one_who_comes_online_in_the_grace_gets_none(pworld, fcm):
+    alice, bob, carol = await pworld.person("alice"), await pworld.person("bob"), await pworld.person("carol")
+    ab, ac = await alice.befriend(bob), await alice.befriend(carol)
+    bob_tokens, carol_tokens = await register(pworld, bob), await register(pworld, carol)
+    a = await alice.device(node=0)
+    await bob.device(node=0)  # online: takes it and acks
+    await a.send(ac, "warming up carol's conversation")
+    await until(lambda: len(fcm.delivered(carol_tokens[0])) == 1)
+    await a.send(ab, "bob is here")
+    sent = await a.send(ac, "carol is coming")
+    await asyncio.sleep(0.3)
+    await carol.device(node=0)  # comes online within the 1.5 s grace, syncs and acks
+    await asyncio.sleep(3.0)
+    assert fcm.delivered(bob_tokens[0]) == []
+    assert [p["message"]["data"]["message_id"] for p in fcm.delivered(carol_tokens[0])] != [str(sent["id"])]
+    assert len(fcm.delivered(carol_tokens[0])) == 1  # only the warm-up
+
+
+async def test_unregistered_token_is_removed_and_others_still_get_theirs(pworld, fcm, push_cluster):
+    alice, bob = await pworld.person("alice"), await pworld.person("bob")
+    conv = await alice.befriend(bob)
+    good, bad = await register(pworld, bob, n=2)
+    fcm.unregistered.add(bad)
+    a = await alice.device(node=0)
+    await a.send(conv, "one")
+    await until(lambda: len(fcm.delivered(good)) == 1)
+    await asyncio.sleep(1.0)
+    await a.send(conv, "two")
+    await until(lambda: len(fcm.delivered(good)) == 2)
+    await asyncio.sleep(1.0)
+    attempts_on_bad = [s for s in fcm.sends if s["message"]["token"] == bad]
+    assert len(attempts_on_bad) == 1  # removed after the first answer: never tried again
+    metrics = await pworld.http.get(f"http://127.0.0.1:{push_cluster.settings.pusher_port}/metrics")
+    text = await metrics.text()
+    assert 'parley_pushes_total{outcome="token_rejected"}' in text and "parley_push_tokens_removed_total" in text
+
+
+async def test_503_is_retried_and_a_restart_sends_no_duplicates(pworld, fcm, push_cluster):
+    alice, bob = await pworld.person("alice"), await pworld.person("bob")
+    conv = await alice.befriend(bob)
+    (token,) = await register(pworld, bob)
+    a = await alice.device(node=0)
+    fcm.fail_next(2, status=503)  # firebase-admin retries 503 itself
+    await a.send(conv, "through a flaky FCM")
+    await until(lambda: len(fcm.delivered(token)) == 1)
+    assert [s["status"] for s in fcm.sends if s["message"]["token"] == token] == [503, 503, 200]
+    fcm.fail_next(2, status=429)  # quota: the library gives up at once; the pusher backs off and retries
+    await a.send(conv, "over quota")
+    await until(lambda: len(fcm.delivered(token)) == 2)
+    assert [s["status"] for s in fcm.sends if s["message"]["token"] == token][3:] == [429, 429, 200]
+    sent = [await a.send(conv, f"burst {i}") for i in range(20)]
+    await asyncio.sleep(0.2)
+    push_cluster.kill("pusher")  # mid-stream: some pushed, some claimed, some not yet fetched
+    push_cluster.start_pusher()
+    await until(lambda: len(fcm.delivered(token)) >= 2 + 15, timeout=20)
+    await asyncio.sleep(3.0)
+    ids = [p["message"]["data"]["message_id"] for p in fcm.delivered(token)]
+    assert len(ids) == len(set(ids))  # at most one push per (message, device)
+    assert set(ids[2:]) <= {str(s["id"]) for s in sent}
+
+
+async def test_muted_conversation_and_muted_user_get_nothing_and_hidden_text_is_neutral(pworld, fcm):
+    alice, bob, carol = await pworld.person("alice"), await pworld.person("bob"), await pworld.person("carol")
+    ab, ac = await alice.befriend(bob), await alice.befriend(carol)
+    (bob_token,), (carol_token,) = await register(pworld, bob), await register(pworld, carol)
+    await pworld.api.call("PUT", f"/v1/conversations/{ab}/mute", bob.token, {"muted": True})
+    await pworld.api.call("PATCH", "/v1/push/settings", carol.token, {"hide_text": True})
+    a = await alice.device(node=0)
+    await a.send(ab, "muted")
+    await a.send(ac, "a secret")
+    await until(lambda: len(fcm.delivered(carol_token)) == 1)
+    await asyncio.sleep(2.0)
+    assert fcm.delivered(bob_token) == []
+    assert fcm.delivered(carol_token)[0]["message"]["notification"]["body"] == "New message"
+    settings = await pworld.api.call("GET", "/v1/push/settings", bob.token)
+    assert settings == {"muted": False, "hide_text": False, "muted_conversations": [ab]}
+
+
+async def test_bad_registrations_and_a_broken_key_file(pworld, tmp_path, push_cluster):
+    alice, bob = await pworld.person("alice"), await pworld.person("bob")
+    login = await alice.login()
+    device = login["device_id"]
+
+    async def refused(body, token=login["token"], path=f"/v1/devices/{device}/push-token"):
+        with pytest.raises(ApiError) as info:
+            await pworld.api.call("PUT", path, token, body)
+        return info.value.status, info.value.code, info.value.body.get("field")
+
+    assert await refused({"platform": "blackberry", "token": TOKEN.format(1)}) == (400, "bad_field", "platform")
+    assert await refused({"platform": "web", "token": "short"}) == (400, "bad_field", "token")
+    assert await refused({"platform": "web", "token": "has spaces " * 10}) == (400, "bad_field", "token")
+    assert await refused({"platform": "web", "token": TOKEN.format(2)}, token=bob.token) == (
+        404, "unknown_device", "device_id")  # someone else's device
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"type": "service_account", "private_key": "not a key"}')
+    env = {**push_cluster.settings.as_env(), "PARLEY_FCM_CREDENTIALS": str(broken), "PARLEY_PUSHER_PORT": "0"}
+    done = subprocess.run([sys.executable, "-m", "parley", "pusher"], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2 and f"PARLEY_FCM_CREDENTIALS={broken}" in done.stderr
