@@ -1,19 +1,22 @@
 """Typing indicators and receipts on a node: from a device's frame to the other members' devices.
 
-Everything travels on the conversation's event subject (``evt.<conv>``, core NATS, never stored), to
+Typing travels on the conversation's event subject (``evt.<conv>``, core NATS, never stored), to
 which a node listens while a member is connected (DMs through the user's ``evt.dm.`` subjects,
-groups through ``groups.GroupRoutes``). Receipts are also saved, so a device that was away, or a
-member list, can read them later (``GET /v1/conversations/{conv}/receipts``):
+groups through ``groups.GroupRoutes``). Receipts are saved, so a device that was away, or a member
+list, can read them later (``GET /v1/conversations/{conv}/receipts``), and announced:
 - delivered: when a device acks messages from others, once per user and conversation per new mark;
-  saved in batches with the device cursors (``flush``).
-- read: a ``read`` frame, never past the conversation's last message; saved before it is announced,
-  so every device of the reader, and every member, gets the same read state.
+  saved in batches with the device cursors (``flush``). In a DM on the event subject (both members
+  see it); in a group only to the senders of the messages the ack covers (their control subjects):
+  broadcasting every member's receipt to every member would cost members² frames per message.
+- read: a ``read`` frame, never past the conversation's last message; saved before it is announced.
+  In a DM to both members; in a group to the reader's own devices only (others fetch the marks).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 
 import orjson
 
@@ -23,7 +26,7 @@ from node.signals import ReceiptMarks, TypingGate
 from parley import bus, protocol
 from parley.bus import BusClient
 from parley.errors import BadRequest, RateLimited, Unavailable
-from parley.ids import EVENT_PREFIX, ConversationId, UserId, event_subject, message_subject
+from parley.ids import EVENT_PREFIX, ConversationId, UserId, control_subject, event_subject, is_group, message_subject
 from parley.settings import Settings
 from parley.store import Receipt, Store
 
@@ -73,6 +76,21 @@ class ConversationEvents:
             await self._announce(conv, {"kind": "typing", "user": link.user, "device": link.device,
                                         "state": state})
 
+    async def _tell(self, users: Iterable[str], event: dict[str, object]) -> None:
+        data = orjson.dumps(event)
+        try:
+            for user in users:
+                await self._nc.publish(control_subject(UserId(user)), data)
+        except Exception as err:
+            log.info("could not publish a receipt: %s", err)
+
+    def on_receipt(self, user: UserId, event: dict[str, object]) -> None:
+        """A group receipt sent to ``user``'s control subject."""
+        frame = orjson.dumps(protocol.receipt_frame(conv=str(event["conv"]), user=str(event["user"]),
+                                                    status=str(event["status"]), upto=int(event["upto"])))  # type: ignore[call-overload]
+        for link in self._hub.of_user(user):
+            link.send(frame)
+
     async def read(self, link: DeviceLink, conv: ConversationId, upto: int) -> None:
         last = await bus.last_seq_of_subject(self._nc, self._settings, message_subject(conv))
         if last == 0:  # older than the stream keeps: ask the store
@@ -83,15 +101,22 @@ class ConversationEvents:
                              code="bad_cursor", conv=conv, cursor=last)
         await self._store.save_receipts([Receipt(conv, link.user, read=upto)])
         self._marks.raise_to(link.user, conv, upto)
-        await self._announce(conv, {"kind": "receipt", "user": link.user, "status": "read", "upto": upto})
+        event = {"kind": "receipt", "user": link.user, "status": "read", "upto": upto}
+        if is_group(conv):
+            await self._tell([link.user], {**event, "conv": conv})
+        else:
+            await self._announce(conv, event)
 
-    async def delivered(self, link: DeviceLink, covered: dict[str, int]) -> None:
+    async def delivered(self, link: DeviceLink, covered: dict[str, tuple[int, set[str]]]) -> None:
         """A device acked messages from others: announce the conversations with a new mark."""
-        for conv, upto in covered.items():
+        for conv, (upto, senders) in covered.items():
             if self._marks.raise_to(link.user, conv, upto):
                 self._unsaved[(conv, link.user)] = upto
-                await self._announce(conv, {"kind": "receipt", "user": link.user, "status": "delivered",
-                                            "upto": upto})
+                event = {"kind": "receipt", "user": link.user, "status": "delivered", "upto": upto}
+                if is_group(conv):
+                    await self._tell(senders, {**event, "conv": conv})
+                else:
+                    await self._announce(conv, event)
 
     async def flush(self) -> None:
         if not self._unsaved:

@@ -44,7 +44,7 @@ class DeviceLink:
         self.syncing = True
         self.strikes = 0  # consecutive rejected frames; many in a row closes the link
         self._buffer: list[tuple[int, str, int, bytes, str]] = []
-        self._unacked: deque[tuple[int, str]] = deque()  # (id, conv) sent to the device, from others
+        self._unacked: deque[tuple[int, str, str]] = deque()  # (id, conv, sender) sent to the device, from others
         self._overflow = False
         self._out: deque[bytes] = deque()
         self._wake = asyncio.Event()
@@ -118,7 +118,7 @@ class DeviceLink:
 
     def _deliver(self, id: int, conv: str, frame: bytes, sender: str) -> None:
         if sender != self.user:
-            self._unacked.append((id, conv))
+            self._unacked.append((id, conv, sender))
         self.send(frame)
 
     def _start_repair(self, conv: str, pending: tuple[int, str, int, bytes, str]) -> None:
@@ -159,15 +159,17 @@ class DeviceLink:
         self.syncing = False
         return None
 
-    def ack(self, id: int) -> dict[str, int] | None:
+    def ack(self, id: int) -> dict[str, tuple[int, set[str]]] | None:
         """The device has everything up to ``id``: None if nothing changed, else, per conversation,
-        the highest id from someone else that this ack covers (what a delivered receipt announces)."""
+        the highest id from someone else that this ack covers (what a delivered receipt announces)
+        and who sent the messages it covers (whom a group's receipt goes to)."""
         id = min(id, self.position.delivered)
         if id <= self.acked:
             return None
         self.acked = id
-        covered: dict[str, int] = {}
+        covered: dict[str, tuple[int, set[str]]] = {}
         while self._unacked and self._unacked[0][0] <= id:
-            msg, conv = self._unacked.popleft()
-            covered[conv] = msg
+            msg, conv, sender = self._unacked.popleft()
+            covered.setdefault(conv, (msg, set()))[1].add(sender)
+            covered[conv] = (msg, covered[conv][1])
         return covered

@@ -47,10 +47,18 @@ class PresenceRelay:
         for start in range(0, len(beats), BATCH):
             await self._nc.publish(self._subject, orjson.dumps(beats[start:start + BATCH]))
 
+    async def arrived(self, link: DeviceLink) -> None:
+        """A device connected: heard from now (a user back within the timeout never flickers)."""
+        await self._one(link)
+
     async def gone(self, link: DeviceLink) -> None:
+        """A device disconnected: its last moment, where the offline timeout starts."""
+        await self._one(link)
+
+    async def _one(self, link: DeviceLink) -> None:
         try:
             await self._nc.publish(self._subject, orjson.dumps([[link.user, link.device, now_ms()]]))
-        except Exception:  # NATS away: the last regular beat stands
+        except Exception:  # NATS away: the regular beats stand
             pass
 
     # ---- friends' presence -----------------------------------------------------------------------

@@ -126,6 +126,8 @@ class EdgeNode:
                     link.close(CLOSE_REVOKED, "session revoked")
         elif event.get("kind") == "group":
             self.groups.on_membership(user, event)
+        elif event.get("kind") == "receipt":
+            self.events.on_receipt(user, event)
         elif event.get("kind") == "friend":
             task = asyncio.get_running_loop().create_task(
                 self.presence.friendship(user, str(event.get("user_id")), bool(event.get("friends"))))
@@ -244,8 +246,6 @@ class EdgeNode:
             cursor = device.cursor if device else 0
         link.acked = cursor
         link.position.restart(cursor)
-        if self.hub.attach(link):
-            await self._subscribe_user(link.user)
         limits = {
             "max_body_bytes": self.settings.max_body_bytes,
             "max_frame_bytes": self.settings.max_frame_bytes,
@@ -254,8 +254,12 @@ class EdgeNode:
             "heartbeat_s": self.settings.heartbeat_s,
             "idle_timeout_s": self.settings.idle_timeout_s,
         }
+        # welcome first: once attached, presence, group and receipt frames may be queued to the link
         link.send(orjson.dumps(protocol.welcome_frame(
             user=link.user, device=link.device, node=self.node_id, cursor=cursor, limits=limits)))
+        if self.hub.attach(link):
+            await self._subscribe_user(link.user)
+        await self.presence.arrived(link)  # online now, not at the next periodic beat
         self.schedule_sync(link, cursor)
 
     async def _read_loop(self, link: DeviceLink) -> None:

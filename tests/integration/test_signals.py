@@ -43,9 +43,13 @@ async def test_group_read_cursors_per_member(world):
     d0, d1, d2 = [await p.device(node=i % 2) for i, p in enumerate((owner, m1, m2))]
     ids = [(await d0.send(conv, f"m{i}"))["id"] for i in range(3)]
     await d1.wait_for(lambda: ids[-1] in d1.messages)
+    d1b = await m1.device(node=0)  # m1's second device
     await d1.send_frame({"type": "read", "conv": conv, "upto": ids[1]})
-    await d2.wait_for(lambda: of(d2, "receipt", status="read", user=m1.id, upto=ids[1]))
-    await d0.wait_for(lambda: of(d0, "receipt", status="delivered", user=m2.id, upto=ids[-1]))
+    await d1b.wait_for(lambda: of(d1b, "receipt", status="read", user=m1.id, upto=ids[1]))  # the reader's devices
+    await d0.wait_for(lambda: of(d0, "receipt", status="delivered", user=m2.id, upto=ids[-1]))  # the sender
+    await asyncio.sleep(0.5)
+    # in a group receipts are not broadcast (members² frames a message): others read the marks on demand
+    assert not of(d2, "receipt", user=m1.id) and not of(d1, "receipt", user=m2.id)
     marks = await world.api.call("GET", f"/v1/conversations/{conv}/receipts", m2.token)
     got = {r["user_id"]: r for r in marks["receipts"]}
     assert got[m1.id]["read"] == ids[1] and got[m2.id]["read"] == 0
