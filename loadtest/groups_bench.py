@@ -494,8 +494,8 @@ class Churn:
         users[i], users[-1] = users[-1], users[i]
         return users.pop()
 
-    def mark(self, user: User, connected: bool) -> None:
-        self.events.setdefault(user.id, []).append((time.time() * 1000, connected))
+    def mark(self, user: User, connected: bool, at_ms: float | None = None) -> None:
+        self.events.setdefault(user.id, []).append((at_ms or time.time() * 1000, connected))
 
 
 async def churn_down(ctx: Context, churn: Churn, user: User) -> None:
@@ -508,13 +508,14 @@ async def churn_down(ctx: Context, churn: Churn, user: User) -> None:
 
 async def churn_up(ctx: Context, churn: Churn, user: User, phase: Phase) -> None:
     t = time.perf_counter_ns()
+    started_ms = time.time() * 1000  # the node reports a device online as it connects, before its sync ends
     try:
         await connect(ctx.http, ctx.cluster, ctx.run, user, node=churn.rng.randrange(2), cursor=ctx.run.max_id)
     except (ApiError, aiohttp.ClientError, ConnectionError, TimeoutError, OSError) as err:
         churn.errors[type(err).__name__] += 1
         churn.offline.append(user)
         return
-    churn.mark(user, True)
+    churn.mark(user, True, started_ms)
     churn.online.append(user)
     now = time.perf_counter_ns()
     if phase.in_window(now):
