@@ -4,25 +4,51 @@ It speaks what firebase-admin talks to:
 - the OAuth2 token endpoint of a service account (``token_uri`` in the key file): google-auth posts a
   signed JWT assertion and gets ``{"access_token", "expires_in", "token_type"}``;
 - FCM HTTP v1 ``POST /v1/projects/{project}/messages:send`` with ``Authorization: Bearer <token>``:
-  ``{"name": "projects/{p}/messages/<id>"}`` on success, FCM's error JSON otherwise (404 NOT_FOUND
-  with errorCode UNREGISTERED, 400 INVALID_ARGUMENT, 503 UNAVAILABLE, 429 QUOTA_EXCEEDED, 401 for a
-  Bearer token it did not issue), which firebase-admin turns into its own exception classes.
-Note: firebase-admin's httpx client itself retries 500 and 503 up to 4 times (backoff 0.5 s); 429 is
-left to the caller.
+  ``{"name": "projects/{p}/messages/<id>"}`` on success, FCM's error JSON otherwise, which firebase-admin
+  (7.7) turns into these exceptions (``SendResponse.exception`` of ``send_each_async``):
+
+  ====================================  ============================================================
+  stub answer                           firebase-admin raises
+  ====================================  ============================================================
+  404 NOT_FOUND, errorCode UNREGISTERED ``messaging.UnregisteredError`` (a ``NotFoundError``)
+  400 INVALID_ARGUMENT                  ``exceptions.InvalidArgumentError``
+  503 UNAVAILABLE                       ``exceptions.UnavailableError`` (only after the library's retries)
+  500 INTERNAL                          ``exceptions.InternalError`` (only after the library's retries)
+  429 RESOURCE_EXHAUSTED/QUOTA_EXCEEDED ``messaging.QuotaExceededError`` (a ``ResourceExhaustedError``)
+  401 UNAUTHENTICATED (unknown Bearer)  ``exceptions.UnauthenticatedError`` (after 2 token refreshes)
+  ====================================  ============================================================
+
+Retries inside firebase-admin (``_http_client.HttpxAsyncClient`` mounts ``_retry.HttpxRetryTransport`` with
+``HttpxRetry(max_retries=4, status_forcelist=[500, 503], backoff_factor=0.5)``): a 500 or 503 is retried up to
+4 times, so 5 HTTP attempts in all, sleeping 0, 1, 2 and 4 s between them (the first retry is immediate; the
+``Retry-After`` header is ignored); after that the last 5xx becomes the exception. So ``fail_next(n, 503)``
+with n <= 4 still ends in a success the caller never sees fail. 429 (and 400/404) is not retried. A 401
+makes the auth flow fetch a new token and resend, at most twice.
+
+Gotcha: google-auth fetches and refreshes the token with the *synchronous* ``requests`` library, inside the
+event loop that calls ``send_each_async``. A stub served on that same loop can never answer, and the send
+hangs (until google-auth's 120 s timeout). When firebase-admin runs in the test process, serve the stub from
+its own thread: ``stub.start_in_thread()`` / ``stub.stop_in_thread()``. (A Parley pusher in another process
+can use ``await stub.start()``.)
 
     stub = FcmStub(); await stub.start()          # 127.0.0.1, a free port
     key = service_account_file(tmp, stub.token_uri)
     # run Parley with PARLEY_FCM_CREDENTIALS=key PARLEY_FCM_ENDPOINT=stub.url
     stub.delivered(token)                         # the pushes that token got
+
+In this process: ``point_firebase_at(stub.url)`` before the app's first messaging call, then
+``firebase_admin.initialize_app(credentials.Certificate(key), name=...)``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import itertools
 import json
 import secrets
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -33,7 +59,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 ERRORS = {
     400: ("INVALID_ARGUMENT", "INVALID_ARGUMENT", "The registration token is not a valid FCM registration token"),
-    401: ("UNAUTHENTICATED", "THIRD_PARTY_AUTH_ERROR", "Request had invalid authentication credentials."),
+    401: ("UNAUTHENTICATED", None, "Request had invalid authentication credentials. Expected OAuth 2 access token, "
+          "login cookie or other valid authentication credential."),
     404: ("NOT_FOUND", "UNREGISTERED", "Requested entity was not found."),
     429: ("RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED", "Quota exceeded for quota metric"),
     500: ("INTERNAL", "INTERNAL", "Internal error encountered."),
@@ -43,9 +70,27 @@ ERRORS = {
 
 def fcm_error(status: int) -> web.Response:
     code, fcm_code, message = ERRORS[status]
-    body = {"error": {"code": status, "message": message, "status": code, "details": [
-        {"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": fcm_code}]}}
-    return web.json_response(body, status=status)
+    error: dict[str, Any] = {"code": status, "message": message, "status": code}
+    if fcm_code:  # Google's front end rejects a bad Bearer token before FCM: no FcmError detail then
+        error["details"] = [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": fcm_code}]
+    return web.json_response({"error": error}, status=status)
+
+
+def target(message: dict[str, Any]) -> str:
+    """The device a message is for: ``token``, or ``fid`` (firebase-admin 7.7 deprecates ``Message.token``)."""
+    return str(message.get("token") or message.get("fid") or "")
+
+
+def point_firebase_at(url: str) -> None:
+    """Make firebase-admin send FCM requests to ``url`` (the stub's, or any FCM-compatible endpoint).
+
+    The library formats ``_MessagingService.FCM_URL`` (a class attribute, so for every app in the process) when
+    an app's messaging service is created, which is on that app's first ``messaging`` call, not at
+    ``initialize_app``. So call this before the app's first send; an app that has already sent keeps its URL.
+    """
+    from firebase_admin import messaging
+
+    messaging._MessagingService.FCM_URL = url.rstrip("/") + "/v1/projects/{0}/messages:send"
 
 
 class FcmStub:
@@ -58,6 +103,7 @@ class FcmStub:
         self._failures: list[int] = []
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
+        self._thread: tuple[threading.Thread, asyncio.AbstractEventLoop] | None = None
         self.url = ""
 
     @property
@@ -65,11 +111,15 @@ class FcmStub:
         return self.url + "/token"
 
     def fail_next(self, n: int, status: int = 503) -> None:
-        """The next ``n`` sends fail with ``status`` (503, 500 or 429)."""
+        """The next ``n`` send requests, whatever their token, fail with ``status`` (503, 500 or 429).
+
+        Each HTTP attempt counts, including firebase-admin's own retries of 500/503 (up to 4).
+        """
         self._failures += [status] * n
 
     def delivered(self, token: str | None = None) -> list[dict[str, Any]]:
-        return [s for s in self.sends if s["status"] == 200 and (token is None or s["message"]["token"] == token)]
+        """The successful sends, optionally only those to ``token`` (a ``token`` or ``fid`` target)."""
+        return [s for s in self.sends if s["status"] == 200 and (token is None or target(s["message"]) == token)]
 
     async def start(self, port: int = 0) -> None:
         app = web.Application()
@@ -85,6 +135,36 @@ class FcmStub:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None
+
+    def start_in_thread(self, port: int = 0) -> None:
+        """Serve from a thread with an event loop of its own (see the module's note on google-auth)."""
+        loop = asyncio.new_event_loop()
+        started: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                loop.run_until_complete(self.start(port))
+            except BaseException as err:
+                started.set_exception(err)
+                loop.close()
+                return
+            started.set_result(None)
+            loop.run_forever()
+            loop.run_until_complete(self.stop())
+            loop.close()
+
+        thread = threading.Thread(target=run, name="fcm-stub", daemon=True)
+        thread.start()
+        started.result(timeout=10)
+        self._thread = (thread, loop)
+
+    def stop_in_thread(self) -> None:
+        if self._thread is not None:
+            thread, loop = self._thread
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=10)
+            self._thread = None
 
     async def _token(self, request: web.Request) -> web.Response:
         form = await request.post()
@@ -101,7 +181,7 @@ class FcmStub:
         auth = request.headers.get("Authorization", "")
         record = {"project": request.match_info["project"], "message": message, "authorization": auth,
                   "validate_only": body.get("validate_only", False), "at": time.time()}
-        status = self._status(auth, message.get("token", ""))
+        status = self._status(auth, target(message))
         record["status"] = status
         self.sends.append(record)
         if status != 200:
@@ -143,7 +223,7 @@ async def _serve(port: int, key_dir: Path) -> None:
     while True:
         await asyncio.sleep(0.5)
         for s in stub.sends[seen:]:
-            note, token = s["message"].get("notification", {}), s["message"].get("token", "")
+            note, token = s["message"].get("notification", {}), target(s["message"])
             print(f"push {s['status']} → {token[:24]}…  {note.get('title')}: {note.get('body')}", flush=True)
         seen = len(stub.sends)
 
