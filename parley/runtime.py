@@ -36,6 +36,7 @@ def setup_logging(settings: Settings, role: str) -> None:
         handler.setFormatter(logging.Formatter(f"%(asctime)s {role} %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # firebase-admin's client logs every request at INFO
 
 
 async def run_until_stopped() -> None:

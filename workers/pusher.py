@@ -76,6 +76,16 @@ def load_firebase(settings: Settings) -> firebase_admin.App:
     return firebase_admin.initialize_app(cred, name=f"parley-pusher-{id(settings)}")
 
 
+async def close_firebase(app: firebase_admin.App) -> None:
+    """delete_app runs asyncio.run() to close the async HTTP client, which fails inside a running loop:
+    close that client here first, then delete the app off the loop."""
+    try:
+        await messaging._get_messaging_service(app)._async_client.aclose()
+    except Exception as err:  # closing on the way out: nothing to do about it
+        log.info("closing the FCM client: %s", err)
+    await asyncio.to_thread(firebase_admin.delete_app, app)
+
+
 def fcm_message(n: Notice) -> messaging.Message:
     return messaging.Message(
         token=n.token,
@@ -244,6 +254,6 @@ async def run_pusher(settings: Settings) -> None:
     await runner.cleanup()
     await bus.close_quietly(nc)
     await store.close()
-    firebase_admin.delete_app(app)
+    await close_firebase(app)
     if task.done() and task.exception():
         raise task.exception()  # type: ignore[misc]

@@ -149,6 +149,10 @@ async def test_503_is_retried_and_a_restart_sends_no_duplicates(pworld, fcm, pus
     await a.send(conv, "over quota")
     await until(lambda: len(fcm.delivered(token)) == 2)
     assert [s["status"] for s in fcm.sends if s["message"]["token"] == token][3:] == [429, 429, 200]
+    child = push_cluster.roles["pusher"]
+    push_cluster.stop("pusher")  # a graceful stop closes firebase-admin's client and exits 0
+    assert child.proc.returncode == 0 and "Traceback" not in push_cluster.log_text("pusher")
+    push_cluster.start_pusher()
     sent = [await a.send(conv, f"burst {i}") for i in range(20)]
     await asyncio.sleep(0.2)
     push_cluster.kill("pusher")  # mid-stream: some pushed, some claimed, some not yet fetched
