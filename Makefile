@@ -14,6 +14,7 @@ run-cassandra: install  # the same cluster with history in a local Cassandra 5.0
 test: install-test
 	ops/test-deps.sh $(BIN)/python
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 install: $(VENV)/.installed

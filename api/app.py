@@ -124,7 +124,7 @@ def message_json(m: StoredMessage) -> dict[str, Any]:
 
 
 def conversation_json(c: Conversation, users: dict[UserId, User]) -> dict[str, Any]:
-    out = {
+    out: dict[str, Any] = {
         "id": c.id,
         "kind": c.kind,
         "members": [user_json(users[m]) for m in c.members if m in users],

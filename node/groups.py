@@ -12,7 +12,7 @@ missed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Sequence
 
 import orjson
 from nats.aio.subscription import Subscription
@@ -35,7 +35,7 @@ class GroupRoutes:
         self._locks: dict[str, asyncio.Lock] = {}
         self._chores: set[asyncio.Task[None]] = set()
 
-    async def join_all(self, user: UserId, convs: list[str]) -> None:
+    async def join_all(self, user: UserId, convs: Sequence[str]) -> None:
         """A user's first device arrived: they are in these groups."""
         for conv in convs:
             self._hub.join_group(user, conv)
@@ -83,7 +83,7 @@ class GroupRoutes:
         for link in self._hub.of_user(user):
             self._resync(link)
 
-    def _chore(self, work: asyncio.Future[None] | object) -> None:
-        task = asyncio.get_running_loop().create_task(work)  # type: ignore[arg-type]
+    def _chore(self, work: Coroutine[object, object, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._chores.add(task)
         task.add_done_callback(self._chores.discard)

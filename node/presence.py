@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 
 import orjson
 from nats.aio.subscription import Subscription
@@ -63,7 +64,7 @@ class PresenceRelay:
 
     # ---- friends' presence -----------------------------------------------------------------------
 
-    async def follow(self, user: UserId, friends: list[str]) -> None:
+    async def follow(self, user: UserId, friends: Sequence[str]) -> None:
         """``user``'s first device arrived here: listen to their friends."""
         async with self._lock:
             self._friends_of[user] = set()

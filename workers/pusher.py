@@ -40,7 +40,7 @@ from parley.ids import UserId, dm_members, is_group
 from parley.push import Notice, notices
 from parley.runtime import run_until_stopped, serve, serve_health
 from parley.settings import Settings
-from parley.store import Store, StoredMessage, open_store
+from parley.store import PushPrefs, Store, StoredMessage, open_store
 from workers.archiver import decode_batch
 
 log = logging.getLogger("parley.pusher")
@@ -108,7 +108,7 @@ class Pusher:
         await asyncio.sleep(min(max(wait, 0.0), self._settings.push_grace_s))
         planned = [n for m in rows for n in await self._plan(m)]
         claimed = [n for n in planned if await self._claim(n)]
-        sent_at = {m.id: m.ts for m in rows}
+        sent_at: dict[int, int] = {int(m.id): m.ts for m in rows}
         await self._send(claimed, sent_at)
 
     async def _plan(self, m: StoredMessage) -> list[Notice]:
@@ -127,9 +127,9 @@ class Pusher:
             return []
         users = sorted({t.user for t in tokens})
         sender = await self._store.get_user(UserId(m.sender))
-        prefs = dict(zip(users, await asyncio.gather(*(self._store.push_prefs(UserId(u)) for u in users)),
-                         strict=True))
-        delivered = {r.user: r.delivered for r in await self._store.receipts(m.conv)}
+        prefs: dict[str, PushPrefs] = dict(zip(
+            users, await asyncio.gather(*(self._store.push_prefs(UserId(u)) for u in users)), strict=True))
+        delivered: dict[str, int] = {r.user: r.delivered for r in await self._store.receipts(m.conv)}
         return notices(m, members, sender_name=sender.display_name if sender else "Someone", group_name=group_name,
                        tokens=tokens, prefs=prefs, delivered=delivered)
 

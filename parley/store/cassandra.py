@@ -29,7 +29,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from cassandra import ConsistencyLevel, OperationTimedOut, ProtocolVersion, RequestExecutionException
 from cassandra.auth import PlainTextAuthProvider
@@ -203,7 +203,7 @@ def findability(groups: list[tuple[str, int, list[StoredMessage]]]) -> list[list
     """Per conversation, one batch: each touched partition's [first, last] and the newest message."""
     ranges: dict[str, dict[int, tuple[int, int]]] = defaultdict(dict)
     for conv, bucket, chunk in groups:
-        lo, hi = min(m.id for m in chunk), max(m.id for m in chunk)
+        lo, hi = int(min(m.id for m in chunk)), int(max(m.id for m in chunk))
         old_lo, old_hi = ranges[conv].get(bucket, (lo, hi))
         ranges[conv][bucket] = (min(lo, old_lo), max(hi, old_hi))
     out = []
@@ -464,7 +464,7 @@ class CassandraStore:
         if newest is not None and newest.newest_id is not None:
             found = await self._one("msg_get", conv, newest.newest_bucket, newest.newest_id)
             last = _message(found) if found else None
-        ordered = sorted((r.user_id, r.role or "member") for r in members)
+        ordered: list[tuple[UserId, Role]] = sorted((r.user_id, r.role or "member") for r in members)
         return Conversation(row.id, row.kind, tuple(u for u, _ in ordered), row.created_at, last, row.name or "",
                             tuple((u, r) for u, r in ordered if r != "member"))
 
@@ -604,7 +604,7 @@ class CassandraStore:
                 if r.bucket is not None and r.first_id is not None and r.last_id is not None]
 
     async def _fetch(self, span: Span, lo: int, hi: int, n: int, descending: bool) -> list[StoredMessage]:
-        conv, bucket = span.key  # type: ignore[misc]
+        conv, bucket = cast(tuple[str, int], span.key)  # the key this store gave the span
         rows = await self._rows("msg_desc" if descending else "msg_asc", conv, bucket, lo, hi, n, limit=n)
         return [_message(r) for r in rows]
 
