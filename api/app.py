@@ -39,6 +39,7 @@ from parley.ids import (
     user_message_filters,
 )
 from parley.messages import decode_payload
+from parley.metrics import ApiMetrics
 from parley.presence_bus import open_buckets, read_presence
 from parley.runtime import run_until_stopped, serve, serve_health
 from parley.settings import Settings
@@ -54,6 +55,7 @@ NATS: web.AppKey[BusClient] = web.AppKey("nats", BusClient)
 HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http", aiohttp.ClientSession)
 PASSWORDS: web.AppKey[Passwords] = web.AppKey("passwords", Passwords)
 PRESENCE: web.AppKey[tuple[KeyValue, KeyValue]] = web.AppKey("presence")
+METRICS: web.AppKey[ApiMetrics] = web.AppKey("metrics", ApiMetrics)
 HISTORY_MAX = 200
 
 
@@ -68,6 +70,19 @@ async def off_loop(fn: Callable[..., T], *args: Any) -> T:
 
 def json(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+@web.middleware
+async def measured(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Requests by route pattern (never the path itself: it holds ids) and status."""
+    began = time.perf_counter()
+    response = await handler(request)
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    metrics = request.app[METRICS]
+    metrics.requests.labels(route, request.method, str(response.status)).inc()
+    metrics.seconds.labels(route).observe(time.perf_counter() - began)
+    return response
 
 
 @web.middleware
@@ -443,8 +458,9 @@ async def _latest_from_stream(
 
 
 def make_app(settings: Settings, store: Store, nc: BusClient) -> web.Application:
-    app = web.Application(middlewares=[errors], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[measured, errors], client_max_size=64 * 1024)
     app[SETTINGS], app[STORE], app[NATS] = settings, store, nc
+    app[METRICS] = ApiMetrics()
     app[PASSWORDS] = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
 
     async def http_client(app: web.Application) -> Any:
@@ -485,7 +501,7 @@ async def run_api(settings: Settings) -> None:
     nc = await bus.connect(settings, "api")
     app = make_app(settings, store, nc)
     app[PRESENCE] = await open_buckets(nc.jetstream(), settings)
-    serve_health(app, ready=lambda: nc.is_connected)
+    serve_health(app, ready=lambda: nc.is_connected, registry=app[METRICS].registry)
     runner = await serve(app, settings.api_host, settings.api_port)
     log.info("api on http://%s:%s", settings.api_host, settings.api_port)
     try:

@@ -9,16 +9,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from aiohttp import web
 from nats.js.kv import KeyValue
 
 from discovery.placement import eligible, place_client
 from parley import bus
+from parley.metrics import DiscoveryMetrics
 from parley.registry import NodeRecord, open_bucket
 from parley.runtime import run_until_stopped, serve, serve_health
 from parley.settings import Settings
 
+METRICS: web.AppKey[DiscoveryMetrics] = web.AppKey("metrics", DiscoveryMetrics)
+COUNT_NODES: web.AppKey[Callable[[], None]] = web.AppKey("count_nodes")
 log = logging.getLogger("parley.discovery")
 
 
@@ -50,13 +54,29 @@ class NodeDirectory:
                 await asyncio.sleep(1)
 
 
-def make_app(settings: Settings, directory: NodeDirectory) -> web.Application:
+def make_app(settings: Settings, directory: NodeDirectory, metrics: DiscoveryMetrics | None = None) -> web.Application:
+    metrics = metrics or DiscoveryMetrics()
+    known_regions: set[str] = set()
+
     async def place(request: web.Request) -> web.Response:
         region = request.query.get("region") or settings.region
         picks = place_client(directory.nodes.values(), region, now=time.time(), ttl=settings.node_ttl_s)
+        # label by the asked region only when a node serves it: a client cannot mint label values
+        label = region if region in {n.region for n in directory.nodes.values()} else "other"
         if not picks:
+            metrics.placements.labels(label, "none").inc()
             return web.json_response({"code": "no_node", "message": "no edge node is available"}, status=503)
+        metrics.placements.labels(label, "local" if picks[0].region == region else "elsewhere").inc()
         return web.json_response({"node": picks[0].public(), "fallbacks": [n.public() for n in picks[1:]]})
+
+    def count_nodes() -> None:
+        live = eligible(directory.nodes.values(), now=time.time(), ttl=settings.node_ttl_s)
+        counts = {r: 0 for r in known_regions | {n.region for n in directory.nodes.values()}}
+        for n in live:
+            counts[n.region] += 1
+        known_regions.update(counts)
+        for region, count in counts.items():
+            metrics.nodes.labels(region).set(count)
 
     async def nodes(_: web.Request) -> web.Response:
         now = time.time()
@@ -69,6 +89,8 @@ def make_app(settings: Settings, directory: NodeDirectory) -> web.Application:
     app = web.Application()
     app.router.add_get("/v1/place", place)
     app.router.add_get("/v1/nodes", nodes)
+    app[METRICS] = metrics
+    app[COUNT_NODES] = count_nodes
     return app
 
 
@@ -78,7 +100,7 @@ async def run_discovery(settings: Settings) -> None:
     directory = NodeDirectory()
     watch = asyncio.get_running_loop().create_task(directory.follow(kv))
     app = make_app(settings, directory)
-    serve_health(app, ready=lambda: nc.is_connected)
+    serve_health(app, ready=lambda: nc.is_connected, registry=app[METRICS].registry, before=app[COUNT_NODES])
     runner = await serve(app, settings.discovery_host, settings.discovery_port, shutdown_timeout=1)
     log.info("discovery on http://%s:%s", settings.discovery_host, settings.discovery_port)
     try:

@@ -43,7 +43,7 @@ async def run_node(settings: Settings) -> None:
 
     app = web.Application()
     app.router.add_get("/ws", node.handle_ws)
-    serve_health(app, ready=lambda: nc.is_connected and not node.draining)
+    serve_health(app, ready=lambda: nc.is_connected and not node.draining, registry=node.metrics.registry)
     runner = await serve(app, settings.node_host, settings.node_port)
     started = time.time()
 
@@ -55,6 +55,8 @@ async def run_node(settings: Settings) -> None:
     async def duties() -> None:
         reported = 0.0
         while True:
+            node.metrics.connections.set(len(node.hub))
+            node.metrics.users.set(len(node.hub.users()))
             try:
                 await beat(node.draining)
                 if time.monotonic() - reported >= settings.presence_beat_s:

@@ -59,6 +59,7 @@ from parley.ids import (
     user_message_filters,
 )
 from parley.messages import decode_payload, encode_payload, frame_of
+from parley.metrics import NodeMetrics
 from parley.presence_bus import read_presence
 from parley.ratelimit import TokenBucket
 from parley.settings import Settings
@@ -84,6 +85,7 @@ class EdgeNode:
         self.draining = False
         self._subs: dict[UserId, list[Subscription]] = {}
         self._sub_locks: dict[UserId, asyncio.Lock] = {}
+        self.metrics = NodeMetrics()
         self.events = ConversationEvents(settings, store, nc, self.hub)
         self.presence = PresenceRelay(nc, self.hub, node_id)
         self.presence_buckets: tuple[KeyValue, KeyValue] | None = None  # set by app.py
@@ -116,6 +118,8 @@ class EdgeNode:
         frame = frame_of(message)
         for link in links:
             link.offer(message.id, conv, message.prev, frame, message.sender)
+        self.metrics.delivered.inc(len(links))
+        self.metrics.e2e_seconds.observe(max(0.0, time.time() - message.ts / 1000))
 
     def on_control(self, subject: str, headers: dict[str, str] | None, data: bytes) -> None:
         event = orjson.loads(data)
@@ -284,20 +288,26 @@ class EdgeNode:
         frame: protocol.ClientFrame | None = None
         try:
             frame = protocol.parse_client_frame(raw, max_body=self.settings.max_body_bytes)
+            self.metrics.frames_in.labels(type(frame).__name__.lower()).inc()
             await self._dispatch(link, frame)
             link.strikes = 0
         except PeerError as err:
+            if frame is None:
+                self.metrics.frames_in.labels("invalid").inc()
             self._reject(link, err)
         except ParleyError as err:  # ours, retryable: the client resends
+            self.metrics.errors.labels(err.code).inc()
             link.send(orjson.dumps(protocol.error_frame(err.as_dict())))
         except Exception:
             log.exception("conn %s: frame failed", link.conn_id)
+            self.metrics.errors.labels("internal").inc()
             details: dict[str, object] = {"code": "internal", "message": "internal error; resend", "retryable": True}
             if isinstance(frame, protocol.Send):
                 details["ref"] = frame.cid
             link.send(orjson.dumps(protocol.error_frame(details)))
 
     def _reject(self, link: DeviceLink, err: ParleyError) -> None:
+        self.metrics.errors.labels(err.code).inc()
         link.send(orjson.dumps(protocol.error_frame(err.as_dict())))
         link.strikes += 1
         if link.strikes >= MAX_STRIKES:
@@ -350,10 +360,14 @@ class EdgeNode:
 
         try:
             msg_id = dedup_id(link.user, frame.conv, frame.cid)
+            began = time.perf_counter()
             seq, duplicate = await self.publisher.publish(frame.conv, payload, msg_id)
+            self.metrics.publish_seconds.observe(time.perf_counter() - began)
         except ParleyError as err:
             err.details["ref"] = frame.cid
             raise
+        if not duplicate:
+            self.metrics.published.inc()
         link.send(orjson.dumps(protocol.sent_frame(cid=frame.cid, id=seq, conv=frame.conv, duplicate=duplicate)))
 
     async def _check_member(self, user: UserId, conv: ConversationId) -> None:

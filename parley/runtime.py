@@ -11,7 +11,9 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
+from parley.metrics import add_metrics_route
 from parley.settings import Settings
 
 
@@ -47,7 +49,10 @@ async def run_until_stopped() -> None:
     await stop.wait()
 
 
-def serve_health(app: web.Application, ready: Callable[[], bool]) -> None:
+def serve_health(app: web.Application, ready: Callable[[], bool], registry: CollectorRegistry | None = None,
+                 before: Callable[[], None] | None = None) -> None:
+    """``/healthz`` (alive), ``/readyz`` (ready to serve) and, given a registry, ``/metrics`` (``before``
+    refreshes gauges computed at scrape time)."""
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
@@ -57,6 +62,8 @@ def serve_health(app: web.Application, ready: Callable[[], bool]) -> None:
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    if registry is not None:
+        add_metrics_route(app, registry, before)
 
 
 async def serve(app: web.Application, host: str, port: int, *, shutdown_timeout: float = 2.0) -> web.AppRunner:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from aiohttp import web
 from nats.aio.msg import Msg
@@ -24,6 +25,7 @@ from parley.bus import BusClient
 from parley.errors import Unavailable
 from parley.ids import conversation_of_message
 from parley.messages import decode_payload
+from parley.metrics import ArchiverMetrics
 from parley.runtime import run_until_stopped, serve, serve_health
 from parley.settings import Settings
 from parley.store import Store, StoredMessage, open_store
@@ -58,14 +60,20 @@ async def fill_batch(sub: JetStreamContext.PullSubscription, room: int, window_s
     return more
 
 
-async def write_with_retry(store: Store, msgs: list[Msg], stop: asyncio.Event) -> bool:
+async def write_with_retry(store: Store, msgs: list[Msg], stop: asyncio.Event,
+                           metrics: ArchiverMetrics | None = None) -> bool:
     rows = decode_batch(msgs)
+    metrics = metrics or ArchiverMetrics()
     delay = 0.1
     while not stop.is_set():
         try:
+            began = time.perf_counter()
             await store.put_messages(rows)
+            metrics.write_seconds.observe(time.perf_counter() - began)
+            metrics.archived.inc(len(rows))
             return True
         except Unavailable as err:
+            metrics.store_errors.inc()
             log.warning("store unavailable (%s); retrying %d messages in %.1fs", err.message, len(rows), delay)
             for m in msgs:
                 await m.in_progress()
@@ -77,8 +85,8 @@ async def write_with_retry(store: Store, msgs: list[Msg], stop: asyncio.Event) -
     return False
 
 
-async def write_and_ack(store: Store, msgs: list[Msg], stop: asyncio.Event) -> None:
-    if await write_with_retry(store, msgs, stop):
+async def write_and_ack(store: Store, msgs: list[Msg], stop: asyncio.Event, metrics: ArchiverMetrics) -> None:
+    if await write_with_retry(store, msgs, stop, metrics):
         for m in msgs:
             await m.ack()
     else:  # stopping before the write succeeded: hand them back now, not after ack_wait
@@ -95,7 +103,9 @@ async def room_for_one_more(writing: set[asyncio.Task[None]], limit: int) -> Non
             task.result()
 
 
-async def archive(settings: Settings, store: Store, nc: BusClient, stop: asyncio.Event) -> None:
+async def archive(settings: Settings, store: Store, nc: BusClient, stop: asyncio.Event,
+                  metrics: ArchiverMetrics | None = None) -> None:
+    metrics = metrics or ArchiverMetrics()
     js = nc.jetstream()
     await bus.ensure_stream(js, settings)
     await bus.ensure_archiver_consumer(js, settings)
@@ -114,7 +124,7 @@ async def archive(settings: Settings, store: Store, nc: BusClient, stop: asyncio
                 await asyncio.sleep(0.5)
                 continue
             msgs += await fill_batch(sub, settings.archiver_batch - len(msgs), COALESCE_S)
-            writing.add(asyncio.get_running_loop().create_task(write_and_ack(store, msgs, stop)))
+            writing.add(asyncio.get_running_loop().create_task(write_and_ack(store, msgs, stop, metrics)))
         await room_for_one_more(writing, 1)
         await nc.flush(timeout=2)
     finally:
@@ -124,19 +134,34 @@ async def archive(settings: Settings, store: Store, nc: BusClient, stop: asyncio
         await sub.unsubscribe()
 
 
+async def watch_lag(settings: Settings, nc: BusClient, metrics: ArchiverMetrics) -> None:
+    """How far history is behind the stream (the consumer's pending count), every few seconds."""
+    js = nc.jetstream()
+    while True:
+        try:
+            info = await js.consumer_info(settings.stream_name, bus.ARCHIVER)
+            metrics.lag.set(info.num_pending or 0)
+        except Exception as err:  # NATS away: the gauge keeps its last value
+            log.debug("lag: %s", err)
+        await asyncio.sleep(5)
+
+
 async def run_archiver(settings: Settings) -> None:
     store = open_store(settings)
     await store.migrate()
     nc = await bus.connect(settings, "archiver")
+    metrics = ArchiverMetrics()
     app = web.Application()
-    serve_health(app, ready=lambda: nc.is_connected)
+    serve_health(app, ready=lambda: nc.is_connected, registry=metrics.registry)
     runner = await serve(app, settings.archiver_host, settings.archiver_port)
     stop = asyncio.Event()
-    task = asyncio.get_running_loop().create_task(archive(settings, store, nc, stop))
+    task = asyncio.get_running_loop().create_task(archive(settings, store, nc, stop, metrics))
+    lag = asyncio.get_running_loop().create_task(watch_lag(settings, nc, metrics))
     waiter = asyncio.get_running_loop().create_task(run_until_stopped())
     await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
     stop.set()
-    await asyncio.gather(task, return_exceptions=True)
+    lag.cancel()
+    await asyncio.gather(task, lag, return_exceptions=True)
     waiter.cancel()
     await runner.cleanup()
     await bus.close_quietly(nc)

@@ -22,6 +22,7 @@ from nats.js.kv import KeyValue
 
 from parley import bus
 from parley.bus import BusClient
+from parley.metrics import PresenceMetrics
 from parley.presence import PresenceBook, Transition
 from parley.presence_bus import HEARTBEAT_PREFIX, open_buckets, presence_subject
 from parley.runtime import run_until_stopped, serve, serve_health
@@ -38,7 +39,7 @@ class PresenceWorker:
     def __init__(self, settings: Settings, nc: BusClient, online: KeyValue, seen: KeyValue) -> None:
         self.book = PresenceBook(timeout_ms=int(settings.presence_timeout_s * 1000))
         self._settings, self._nc, self._online, self._seen = settings, nc, online, seen
-        self._pending: list[Transition] = []
+        self.metrics = PresenceMetrics()
 
     async def restore(self) -> None:
         try:
@@ -55,6 +56,7 @@ class PresenceWorker:
         try:
             beats = orjson.loads(msg.data)
             changes = [self.book.heartbeat(str(u), str(d), int(at)) for u, d, at in beats]
+            self.metrics.heartbeats.inc(len(beats))
         except (ValueError, TypeError) as err:
             log.warning("presence: bad heartbeat batch on %s: %s", msg.subject, err)
             return
@@ -63,6 +65,7 @@ class PresenceWorker:
                 await self.announce(change)
 
     async def announce(self, change: Transition) -> None:
+        self.metrics.transitions.labels("online" if change.online else "offline").inc()
         event = {"user": change.user, "online": change.online, "last_active_at": change.last_active_at}
         value = orjson.dumps({"last_active_at": change.last_active_at})
         if change.online:
@@ -78,6 +81,7 @@ class PresenceWorker:
         while not stop.is_set():
             for change in self.book.tick(now_ms()):
                 await self.announce(change)
+            self.metrics.online.set(len(self.book.online_users()))
             if time.monotonic() - refreshed >= refresh_every:  # keep online entries inside the bucket's TTL
                 refreshed = time.monotonic()
                 for user in self.book.online_users():
@@ -96,7 +100,7 @@ async def run_presence(settings: Settings) -> None:
     await worker.restore()
     sub = await nc.subscribe(HEARTBEAT_PREFIX + ">", cb=worker.on_heartbeats)
     app = web.Application()
-    serve_health(app, ready=lambda: nc.is_connected)
+    serve_health(app, ready=lambda: nc.is_connected, registry=worker.metrics.registry)
     runner = await serve(app, settings.presence_host, settings.presence_port)
     stop = asyncio.Event()
     ticking = asyncio.get_running_loop().create_task(worker.tick_forever(stop))

@@ -31,7 +31,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, KeyValueConfig
 from nats.js.client import JetStreamContext
 from nats.js.errors import BadRequestError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from parley import bus
 from parley.bus import BusClient
@@ -237,12 +237,7 @@ async def run_pusher(settings: Settings) -> None:
     metrics = Metrics()
     pusher = Pusher(settings, store, app, await open_pushed(nc.jetstream(), settings), metrics)
     web_app = web.Application()
-    serve_health(web_app, ready=lambda: nc.is_connected)
-
-    async def metrics_page(_: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(metrics.registry), content_type="text/plain")
-
-    web_app.router.add_get("/metrics", metrics_page)
+    serve_health(web_app, ready=lambda: nc.is_connected, registry=metrics.registry)
     runner = await serve(web_app, settings.pusher_host, settings.pusher_port)
     stop = asyncio.Event()
     task = asyncio.get_running_loop().create_task(consume(settings, pusher, nc, stop))

@@ -1,0 +1,74 @@
+"""Prometheus metrics: one registry per process, served at ``/metrics`` beside the health endpoints.
+
+Labels stay low-cardinality on purpose: frame types, error codes, regions, routes, outcomes; never a
+user, device, conversation or node-local connection id (those belong in logs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+def add_metrics_route(app: web.Application, registry: CollectorRegistry,
+                      before: Callable[[], None] | None = None) -> None:
+    async def page(_: web.Request) -> web.Response:
+        if before is not None:
+            before()
+        return web.Response(body=generate_latest(registry), content_type="text/plain", charset="utf-8")
+
+    app.router.add_get("/metrics", page)
+
+
+class NodeMetrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.connections = Gauge("parley_node_connections", "Device connections on this node", registry=r)
+        self.users = Gauge("parley_node_users", "Users with a device on this node", registry=r)
+        self.frames_in = Counter("parley_node_frames_in", "Client frames received", ["type"], registry=r)
+        self.errors = Counter("parley_node_errors", "Error frames sent, by code", ["code"], registry=r)
+        self.published = Counter("parley_node_messages_published", "Messages stored on the bus (SENT)", registry=r)
+        self.publish_seconds = Histogram("parley_node_publish_seconds", "JetStream publish until PubAck",
+                                         buckets=LATENCY, registry=r)
+        self.delivered = Counter("parley_node_messages_delivered", "Messages handed to devices", registry=r)
+        self.e2e_seconds = Histogram("parley_node_delivery_seconds",
+                                     "From the sending node's clock to delivery here (live messages)",
+                                     buckets=LATENCY, registry=r)
+
+
+class ApiMetrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.requests = Counter("parley_api_requests", "HTTP requests", ["route", "method", "status"], registry=r)
+        self.seconds = Histogram("parley_api_request_seconds", "HTTP request time", ["route"], buckets=LATENCY,
+                                 registry=r)
+
+
+class DiscoveryMetrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.placements = Counter("parley_discovery_placements", "Placements by asked region and outcome",
+                                  ["region", "outcome"], registry=r)
+        self.nodes = Gauge("parley_discovery_nodes", "Eligible nodes by region", ["region"], registry=r)
+
+
+class ArchiverMetrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.archived = Counter("parley_archiver_messages", "Messages written to the store", registry=r)
+        self.write_seconds = Histogram("parley_archiver_write_seconds", "One batch's store write", buckets=LATENCY,
+                                       registry=r)
+        self.store_errors = Counter("parley_archiver_store_errors", "Failed store writes (retried)", registry=r)
+        self.lag = Gauge("parley_archiver_lag", "Messages in the stream not yet archived", registry=r)
+
+
+class PresenceMetrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.online = Gauge("parley_presence_online", "Users online", registry=r)
+        self.transitions = Counter("parley_presence_transitions", "Changes announced", ["state"], registry=r)
+        self.heartbeats = Counter("parley_presence_heartbeats", "Device heartbeats received", registry=r)

@@ -1,0 +1,63 @@
+"""Every process serves Prometheus metrics that move with traffic and never name a user."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def value(text: str, name: str, **labels: str) -> float:
+    """The sample ``name{labels...}`` in a Prometheus text page (labels matched as a subset)."""
+    for line in text.splitlines():
+        if line.startswith("#") or not line.startswith(name):
+            continue
+        m = re.match(r"^([a-z_]+)(?:\{(.*)\})? (\S+)$", line)
+        if not m or m.group(1) != name:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(m.group(3))
+    raise AssertionError(f"no sample {name}{labels}")
+
+
+async def test_metrics_move_with_traffic_and_stay_anonymous(world, cluster):
+    alice, bob = await world.person("alice"), await world.person("bob")
+    conv = await alice.befriend(bob)
+    a, b = await alice.device(node=0), await bob.device(node=1)
+    sent = [await a.send(conv, f"m{i}") for i in range(5)]
+    await b.wait_for(lambda: sent[-1]["id"] in b.messages)
+    await a.send_frame({"type": "send", "cid": "x", "conv": conv, "body": "   "})  # an error frame
+    await a.wait_for(lambda: a.errors)
+    await asyncio.sleep(5.5)  # node gauges refresh every beat; the archiver's lag every 5 s
+    s = cluster.settings
+    ports = {"node1": cluster.node_ports[0], "node2": cluster.node_ports[1], "api": s.api_port,
+             "discovery": s.discovery_port, "archiver": s.archiver_port, "presence": s.presence_port}
+    pages = {}
+    for name, port in ports.items():
+        async with world.http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+            assert resp.status == 200, name
+            pages[name] = await resp.text()
+    n1, n2 = pages["node1"], pages["node2"]
+    assert value(n1, "parley_node_frames_in_total", type="send") >= 5
+    assert value(n1, "parley_node_frames_in_total", type="invalid") >= 1
+    assert value(n1, "parley_node_messages_published_total") >= 5
+    assert value(n1, "parley_node_errors_total", code="bad_field") >= 1
+    assert value(n1, "parley_node_publish_seconds_count") >= 5
+    assert value(n2, "parley_node_messages_delivered_total") >= 5
+    assert value(n2, "parley_node_delivery_seconds_count") >= 5
+    assert value(n1, "parley_node_connections") >= 1
+    assert value(pages["api"], "parley_api_requests_total", route="/v1/login", method="POST", status="200") >= 2
+    assert value(pages["api"], "parley_api_request_seconds_count", route="/v1/friends") >= 2
+    assert value(pages["discovery"], "parley_discovery_placements_total", region="local", outcome="local") >= 2
+    assert value(pages["discovery"], "parley_discovery_nodes", region="local") == 2
+    assert value(pages["archiver"], "parley_archiver_messages_total") >= 5
+    assert value(pages["archiver"], "parley_archiver_lag") == 0
+    assert value(pages["presence"], "parley_presence_online") >= 2
+    assert value(pages["presence"], "parley_presence_transitions_total", state="online") >= 2
+    secrets = [alice.id, bob.id, conv, a.welcome["device"], b.welcome["device"]]
+    for name, text in pages.items():
+        assert not [x for x in secrets if x in text], f"{name} names a user, device or conversation"
