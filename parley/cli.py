@@ -35,6 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="history backend (default: PARLEY_STORE, else sqlite); cassandra starts a local "
                          "Cassandra 5.0 in <run dir>/cassandra unless one answers on PARLEY_CASSANDRA_PORT")
     sub.add_parser("cassandra", help="run a local Cassandra 5.0 (up, down, status, jars, nodetool)")
+    sub.add_parser("status", help="the cluster at a glance: nodes by region, connections, traffic, archiver lag")
     for role in ("node", "api", "discovery", "archiver", "presence", "pusher"):
         sub.add_parser(role, help=f"run one {role} process (configured by PARLEY_* variables)")
     args = parser.parse_args(args_list)
@@ -44,6 +45,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from parley.up import run_cluster
 
             return run_cluster(settings, args)
+        if args.role == "status":
+            from parley.status import status
+
+            lines, ok = status(settings)
+            print("\n".join(lines))
+            return 0 if ok else 1
         setup_logging(settings, args.role)
         if not settings.secret:
             raise ParleyError("PARLEY_SECRET is not set: every process of a cluster needs the same secret",

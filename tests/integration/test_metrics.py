@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -61,3 +64,19 @@ async def test_metrics_move_with_traffic_and_stay_anonymous(world, cluster):
     secrets = [alice.id, bob.id, conv, a.welcome["device"], b.welcome["device"]]
     for name, text in pages.items():
         assert not [x for x in secrets if x in text], f"{name} names a user, device or conversation"
+
+
+async def test_parley_status_prints_the_cluster(world, cluster):
+    alice = await world.person("alice")
+    await alice.device(node=0)
+    done = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "parley", "status"],
+                                   env={**os.environ, **cluster.settings.as_env()}, capture_output=True, text=True,
+                                   timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "region local"
+    node1 = next(line for line in lines if line.startswith("  node1 "))
+    assert cluster.node_url(0) in node1 and "conns " in node1 and "sent " in node1
+    assert any(line.startswith("  node2 ") for line in lines)
+    assert any(line.startswith("archiver  lag ") for line in lines)
+    assert any(line.startswith("presence  online ") for line in lines)
