@@ -41,7 +41,7 @@ from parley.ids import (
 from parley.messages import decode_payload
 from parley.metrics import ApiMetrics
 from parley.presence_bus import open_buckets, read_presence
-from parley.runtime import run_until_stopped, serve, serve_health
+from parley.runtime import StoreProbe, run_until_stopped, serve, serve_health
 from parley.settings import Settings
 from parley.store import Conversation, Device, Receipt, Session, Store, StoredMessage, User, open_store
 
@@ -501,12 +501,15 @@ async def run_api(settings: Settings) -> None:
     nc = await bus.connect(settings, "api")
     app = make_app(settings, store, nc)
     app[PRESENCE] = await open_buckets(nc.jetstream(), settings)
-    serve_health(app, ready=lambda: nc.is_connected, registry=app[METRICS].registry)
+    probe = StoreProbe(store)
+    probe.start()
+    serve_health(app, ready=lambda: nc.is_connected and probe.ok, registry=app[METRICS].registry)
     runner = await serve(app, settings.api_host, settings.api_port)
     log.info("api on http://%s:%s", settings.api_host, settings.api_port)
     try:
         await run_until_stopped()
     finally:
+        await probe.stop()
         await runner.cleanup()
         await nc.close()
         await store.close()

@@ -13,7 +13,7 @@ from node.server import EdgeNode
 from parley import bus
 from parley.presence_bus import open_buckets
 from parley.registry import NodeRecord, open_bucket
-from parley.runtime import run_until_stopped, serve, serve_health
+from parley.runtime import StoreProbe, run_until_stopped, serve, serve_health
 from parley.settings import Settings
 from parley.store import open_store
 
@@ -43,7 +43,10 @@ async def run_node(settings: Settings) -> None:
 
     app = web.Application()
     app.router.add_get("/ws", node.handle_ws)
-    serve_health(app, ready=lambda: nc.is_connected and not node.draining, registry=node.metrics.registry)
+    probe = StoreProbe(store)
+    probe.start()
+    serve_health(app, ready=lambda: nc.is_connected and probe.ok and not node.draining,
+                 registry=node.metrics.registry)
     runner = await serve(app, settings.node_host, settings.node_port)
     started = time.time()
 
@@ -79,6 +82,7 @@ async def run_node(settings: Settings) -> None:
         except Exception:
             pass
         await node.close_all()
+        await probe.stop()
         await runner.cleanup()
         await bus.close_quietly(nc)
         await store.close()

@@ -13,8 +13,10 @@ import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from parley.ids import UserId
 from parley.metrics import add_metrics_route
 from parley.settings import Settings
+from parley.store import Store
 
 
 class JsonLines(logging.Formatter):
@@ -47,6 +49,35 @@ async def run_until_stopped() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+
+
+class StoreProbe:
+    """Whether the store answers, checked every ``every_s`` by a cheap read, for ``/readyz``."""
+
+    def __init__(self, store: Store, every_s: float = 2.0) -> None:
+        self.ok = True
+        self._store, self._every = store, every_s
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._store.get_user(PROBE_USER), timeout=self._every * 2)
+                self.ok = True
+            except Exception:  # any failure means: do not send me traffic
+                self.ok = False
+            await asyncio.sleep(self._every)
+
+
+PROBE_USER = UserId("aaaaaaaaaaaaaaaa")  # a well-formed id no user has: the read is a miss
 
 
 def serve_health(app: web.Application, ready: Callable[[], bool], registry: CollectorRegistry | None = None,

@@ -26,7 +26,7 @@ from parley.errors import Unavailable
 from parley.ids import conversation_of_message
 from parley.messages import decode_payload
 from parley.metrics import ArchiverMetrics
-from parley.runtime import run_until_stopped, serve, serve_health
+from parley.runtime import StoreProbe, run_until_stopped, serve, serve_health
 from parley.settings import Settings
 from parley.store import Store, StoredMessage, open_store
 
@@ -152,7 +152,9 @@ async def run_archiver(settings: Settings) -> None:
     nc = await bus.connect(settings, "archiver")
     metrics = ArchiverMetrics()
     app = web.Application()
-    serve_health(app, ready=lambda: nc.is_connected, registry=metrics.registry)
+    probe = StoreProbe(store)
+    probe.start()
+    serve_health(app, ready=lambda: nc.is_connected and probe.ok, registry=metrics.registry)
     runner = await serve(app, settings.archiver_host, settings.archiver_port)
     stop = asyncio.Event()
     task = asyncio.get_running_loop().create_task(archive(settings, store, nc, stop, metrics))
@@ -161,6 +163,7 @@ async def run_archiver(settings: Settings) -> None:
     await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
     stop.set()
     lag.cancel()
+    await probe.stop()
     await asyncio.gather(task, lag, return_exceptions=True)
     waiter.cancel()
     await runner.cleanup()

@@ -38,7 +38,7 @@ from parley.bus import BusClient
 from parley.errors import ParleyError, Unavailable
 from parley.ids import UserId, dm_members, is_group
 from parley.push import Notice, notices
-from parley.runtime import run_until_stopped, serve, serve_health
+from parley.runtime import StoreProbe, run_until_stopped, serve, serve_health
 from parley.settings import Settings
 from parley.store import PushPrefs, Store, StoredMessage, open_store
 from workers.archiver import decode_batch
@@ -237,7 +237,9 @@ async def run_pusher(settings: Settings) -> None:
     metrics = Metrics()
     pusher = Pusher(settings, store, app, await open_pushed(nc.jetstream(), settings), metrics)
     web_app = web.Application()
-    serve_health(web_app, ready=lambda: nc.is_connected, registry=metrics.registry)
+    probe = StoreProbe(store)
+    probe.start()
+    serve_health(web_app, ready=lambda: nc.is_connected and probe.ok, registry=metrics.registry)
     runner = await serve(web_app, settings.pusher_host, settings.pusher_port)
     stop = asyncio.Event()
     task = asyncio.get_running_loop().create_task(consume(settings, pusher, nc, stop))
@@ -246,6 +248,7 @@ async def run_pusher(settings: Settings) -> None:
     stop.set()
     await asyncio.gather(task, return_exceptions=True)
     waiter.cancel()
+    await probe.stop()
     await runner.cleanup()
     await bus.close_quietly(nc)
     await store.close()

@@ -68,6 +68,11 @@ def buckets_in_cassandra(cluster: Cluster, conv: str) -> list[tuple[int, int, in
         cql.shutdown()
 
 
+async def status_of(world: World, url: str) -> int:
+    async with world.http.get(url) as resp:
+        return resp.status
+
+
 async def send_in_bursts(device: Device, conv: str, bursts: int, per_burst: int) -> list[int]:
     """Messages spread over ``bursts`` one-second buckets."""
     ids = []
@@ -141,6 +146,11 @@ async def test_cassandra_outage_every_send_is_acked_and_lands_in_history_once(cw
         pairs.append((a, b, conv, da, db))
     cassandra.stop()
     try:
+        api_ready = f"{cass_cluster.api_url}/readyz"
+        deadline = time.monotonic() + 15
+        while await status_of(cworld, api_ready) != 503:  # the store probe notices within seconds
+            assert time.monotonic() < deadline, "the API stayed ready without its store"
+            await asyncio.sleep(0.3)
         with pytest.raises(ApiError) as down:
             await cworld.api.call("GET", f"/v1/conversations/{pairs[0][2]}/messages?limit=5", pairs[0][0].token)
         assert (down.value.status, down.value.code) == (503, "store_unavailable")
@@ -158,6 +168,10 @@ async def test_cassandra_outage_every_send_is_acked_and_lands_in_history_once(cw
     finally:
         cassandra.start()
     assert "store unavailable" in cass_cluster.log_text("archiver")
+    deadline = time.monotonic() + 30
+    while await status_of(cworld, f"{cass_cluster.api_url}/readyz") != 200:
+        assert time.monotonic() < deadline, "the API did not become ready again"
+        await asyncio.sleep(0.3)
     last = max(max(ids) for ids in sent.values())
     await wait_archived(cass_cluster, last, timeout=90)
     assert cass_cluster.alive()["archiver"]
