@@ -237,6 +237,7 @@ async def announce(request: web.Request, users: Iterable[UserId], event: dict[st
 async def logout(request: web.Request) -> web.Response:
     claims = await authed(request)
     await request.app[STORE].revoke_session(claims.session)
+    await request.app[STORE].delete_push_token(claims.user, claims.device)  # no pushes to a logged-out phone
     await announce(request, [claims.user], {"kind": "revoke", "session": claims.session})
     return web.Response(status=204)
 

@@ -18,10 +18,22 @@ from typing import Any
 from aiohttp import web
 
 from api import validation as v
-from api.app import SETTINGS, STORE, announce, authed, body_of, conversation_json, json, member_conversation, now_ms
+from api.app import (
+    NATS,
+    SETTINGS,
+    STORE,
+    announce,
+    authed,
+    body_of,
+    conversation_json,
+    json,
+    member_conversation,
+    now_ms,
+)
+from parley import bus
 from parley.auth import Claims
 from parley.errors import BadRequest, Forbidden, NotFound
-from parley.ids import UserId, new_group_conversation
+from parley.ids import UserId, message_subject, new_group_conversation
 from parley.store import Conversation, Role, Store
 
 
@@ -88,7 +100,7 @@ async def create(request: web.Request) -> web.Response:
     conv = new_group_conversation()
     await store.create_group(Conversation(conv, "group", tuple(sorted(members)), now_ms(), name=name,
                                           roles=((claims.user, "owner"),)))
-    await tell(request, conv, members, "joined")
+    await tell(request, conv, members, "joined", since=0)
     return await reply(request, conv, status=201)
 
 
@@ -124,9 +136,12 @@ async def add_members(request: web.Request) -> web.Response:
     if not wanted:
         raise BadRequest("user_ids: name at least one user", code="bad_field", field="user_ids")
     await check_friends(store, claims.user, wanted)
+    # the group's last message before the add: the joiners' nodes re-sync from there, so a message sent
+    # while the nodes subscribe is not missed
+    since = await bus.last_seq_of_subject(request.app[NATS], settings, message_subject(conv.id))
     added = await store.add_members(conv.id, wanted, cap=settings.group_max_members)
     if added:
-        await tell(request, conv.id, added, "joined")
+        await tell(request, conv.id, added, "joined", since=since)
         await tell(request, conv.id, list(conv.members), "members", added=added)
     return await reply(request, conv.id)
 
@@ -143,13 +158,15 @@ async def remove_member(request: web.Request) -> web.Response:
         if role == "owner" or (role == "admin" and conv.role_of(claims.user) != "owner"):
             raise Forbidden("only the owner removes admins, and nobody removes the owner", code="not_admin")
     store = request.app[STORE]
-    await store.remove_member(conv.id, target)
+    if not await store.remove_member(conv.id, target):
+        return web.Response(status=204)  # removed meanwhile by someone else, who announced it
     rest = [m for m in conv.members if m != target]
-    if role == "owner" and rest:
-        admins = [u for u, r in conv.roles if r == "admin"]
-        await store.set_role(conv.id, (admins or rest)[0], "owner")
     await tell(request, conv.id, [target], "left")
     await tell(request, conv.id, rest, "members", removed=[target])
+    if role == "owner" and rest:
+        heir = (sorted(u for u, r in conv.roles if r == "admin") or sorted(rest))[0]
+        await store.set_role(conv.id, heir, "owner")
+        await tell(request, conv.id, rest, "roles", user_id=heir, role="owner")
     return web.Response(status=204)
 
 

@@ -100,7 +100,6 @@ class ConversationEvents:
             raise BadRequest(f"read cursor {upto} is beyond the conversation's last message {last}",
                              code="bad_cursor", conv=conv, cursor=last)
         await self._store.save_receipts([Receipt(conv, link.user, read=upto)])
-        self._marks.raise_to(link.user, conv, upto)
         event = {"kind": "receipt", "user": link.user, "status": "read", "upto": upto}
         if is_group(conv):
             await self._tell([link.user], {**event, "conv": conv})

@@ -12,6 +12,7 @@ missed.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Coroutine, Sequence
 
 import orjson
@@ -23,12 +24,13 @@ from parley import protocol
 from parley.bus import BusClient
 from parley.ids import UserId, event_subject, group_delivery_subject, is_group
 
+log = logging.getLogger("parley.node")
 Handler = Callable[[str, dict[str, str] | None, bytes], None]
 
 
 class GroupRoutes:
     def __init__(self, nc: BusClient, hub: Hub[DeviceLink], on_delivery: Handler, on_event: Handler,
-                 resync: Callable[[DeviceLink], None]) -> None:
+                 resync: Callable[[DeviceLink, int], None]) -> None:
         self._nc, self._hub = nc, hub
         self._on_delivery, self._on_event, self._resync = on_delivery, on_event, resync
         self._subs: dict[str, tuple[Subscription, Subscription]] = {}
@@ -69,7 +71,8 @@ class GroupRoutes:
             return
         if event.get("event") == "joined":
             self._hub.join_group(user, conv)
-            self._chore(self._after_join(user, conv))
+            since = event.get("since")
+            self._chore(self._after_join(user, conv, since if isinstance(since, int) else 0))
         elif event.get("event") == "left":
             self._hub.leave_group(user, conv)
             self._chore(self.reconcile(conv))
@@ -77,13 +80,22 @@ class GroupRoutes:
         for link in links:
             link.send(frame)
 
-    async def _after_join(self, user: UserId, conv: str) -> None:
-        await self.reconcile(conv)
-        await self._nc.flush(timeout=5)
-        for link in self._hub.of_user(user):
-            self._resync(link)
+    async def _after_join(self, user: UserId, conv: str, since: int) -> None:
+        """Subscribed, then every device of the user syncs again from no later than the group's last
+        message before the join (what it already has, it drops)."""
+        try:
+            await self.reconcile(conv)
+            await self._nc.flush(timeout=5)
+        finally:
+            for link in self._hub.of_user(user):
+                self._resync(link, min(link.position.delivered, since))
 
     def _chore(self, work: Coroutine[object, object, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
         self._chores.add(task)
-        task.add_done_callback(self._chores.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._chores.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("group subscription change failed: %r", task.exception())

@@ -49,6 +49,7 @@ from parley.errors import (
 from parley.ids import (
     ConversationId,
     UserId,
+    control_subject,
     conversation_of_delivery,
     conversation_of_message,
     dedup_id,
@@ -90,6 +91,7 @@ class EdgeNode:
         self.presence = PresenceRelay(nc, self.hub, node_id)
         self.presence_buckets: tuple[KeyValue, KeyValue] | None = None  # set by app.py
         self._chores: set[asyncio.Task[None]] = set()
+        self._loading: dict[UserId, list[dict[str, object]]] = {}  # users whose subscriptions are being set up
         self.groups = GroupRoutes(nc, self.hub, self.on_delivery, self.events.on_event, self.resync)
         self._known_convs: set[str] = set()
         self._buckets: dict[UserId, TokenBucket] = {}
@@ -128,6 +130,8 @@ class EdgeNode:
             for link in list(self.hub.of_user(user)):
                 if link.session == event.get("session"):
                     link.close(CLOSE_REVOKED, "session revoked")
+        elif event.get("kind") in ("group", "friend") and user in self._loading:
+            self._loading[user].append(event)  # applied once the user's groups and friends are loaded
         elif event.get("kind") == "group":
             self.groups.on_membership(user, event)
         elif event.get("kind") == "receipt":
@@ -138,10 +142,10 @@ class EdgeNode:
             self._chores.add(task)
             task.add_done_callback(self._chores.discard)
 
-    def resync(self, link: DeviceLink) -> None:
-        """Sync the link again from where it stands (the device drops what it already has)."""
+    def resync(self, link: DeviceLink, point: int | None = None) -> None:
+        """Sync the link again from ``point`` (default: where it stands); the device drops what it has."""
         link.syncing = True
-        self.schedule_sync(link, link.position.delivered)
+        self.schedule_sync(link, link.position.delivered if point is None else point)
 
     async def on_reconnected(self) -> None:
         """NATS came back: anything republished while we were away must be read, so resync all."""
@@ -154,17 +158,26 @@ class EdgeNode:
         async with lock:
             if user in self._subs:
                 return
-            groups = await self.store.groups_of(user)
-            friends = [other for other, state in await self.store.list_friends(user) if state == "friends"]
-            deliver, event = partial(self.on_delivery, only=user), partial(self.events.on_event, only=user)
-            handlers: list[Callable[[str, dict[str, str] | None, bytes], None]] = [
-                deliver, deliver, self.on_control, event, event]
-            subjects = (*user_delivery_subjects(user), *user_event_subjects(user))
-            self._subs[user] = [await self.nc.subscribe_ordered(s, h)
-                                for s, h in zip(subjects, handlers, strict=True)]
-            await self.groups.join_all(user, groups)
-            await self.presence.follow(user, friends)
-            await self.nc.flush(timeout=5)  # the server has our interest before we read the stream
+            # Control subject first, then the store: a membership or friendship change made while we
+            # read is either in what we read or arrives as an event, which is held and applied after.
+            self._loading[user] = []
+            try:
+                deliver, event = partial(self.on_delivery, only=user), partial(self.events.on_event, only=user)
+                handlers: list[Callable[[str, dict[str, str] | None, bytes], None]] = [
+                    deliver, deliver, self.on_control, event, event]
+                subjects = (*user_delivery_subjects(user), *user_event_subjects(user))
+                self._subs[user] = [await self.nc.subscribe_ordered(s, h)
+                                    for s, h in zip(subjects, handlers, strict=True)]
+                await self.nc.flush(timeout=5)
+                groups = await self.store.groups_of(user)
+                friends = [other for other, state in await self.store.list_friends(user) if state == "friends"]
+                await self.groups.join_all(user, groups)
+                await self.presence.follow(user, friends)
+                await self.nc.flush(timeout=5)  # the server has our interest before we read the stream
+            finally:
+                held = self._loading.pop(user, [])
+            for change in held:
+                self.on_control(control_subject(user), None, orjson.dumps(change))
 
     async def _unsubscribe_user(self, user: UserId) -> None:
         lock = self._sub_locks.setdefault(user, asyncio.Lock())
@@ -261,8 +274,8 @@ class EdgeNode:
         # welcome first: once attached, presence, group and receipt frames may be queued to the link
         link.send(orjson.dumps(protocol.welcome_frame(
             user=link.user, device=link.device, node=self.node_id, cursor=cursor, limits=limits)))
-        if self.hub.attach(link):
-            await self._subscribe_user(link.user)
+        self.hub.attach(link)
+        await self._subscribe_user(link.user)  # a second device waits for the first one's, if still going
         await self.presence.arrived(link)  # online now, not at the next periodic beat
         self.schedule_sync(link, cursor)
 

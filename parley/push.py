@@ -46,13 +46,17 @@ def notices(
     title = group_name if group_name is not None else sender_name
     text = f"{sender_name}: {message.body}" if group_name is not None else message.body
     out = []
+    seen: set[str] = set()
     for token in tokens:
         user = token.user
+        if token.token in seen:  # the same app install twice: one push
+            continue
         p = prefs.get(user, PushPrefs())
         if user == message.sender or user not in members or p.muted or message.conv in p.muted_convs:
             continue
         if delivered.get(user, 0) >= message.id:
             continue
         body = HIDDEN if p.hide_text else preview(text)
+        seen.add(token.token)
         out.append(Notice(message.id, message.conv, user, token.device, token.token, token.platform, title, body))
     return out

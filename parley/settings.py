@@ -127,7 +127,7 @@ class Settings:
     # push (FCM through firebase-admin); off without a service-account file
     fcm_credentials: str = ""  # path of the Firebase service-account JSON
     fcm_endpoint: str = "https://fcm.googleapis.com"  # FCM's base URL (a local stand-in in tests)
-    push_grace_s: float = 2.0  # wait this long for a recipient's device to take the message first
+    push_grace_s: float = 3.0  # wait for a recipient's device to take the message (> ack time + cursor_flush_s)
     push_retries: int = 5  # tries for a push FCM could not take (5xx, quota, network)
     pusher_host: str = "127.0.0.1"
     pusher_port: int = 8077  # the pusher's health and metrics endpoints

@@ -107,9 +107,16 @@ class Pusher:
         wait = max(m.ts for m in rows) / 1000 + self._settings.push_grace_s - time.time()
         await asyncio.sleep(min(max(wait, 0.0), self._settings.push_grace_s))
         planned = [n for m in rows for n in await self._plan(m)]
-        claimed = [n for n in planned if await self._claim(n)]
         sent_at: dict[int, int] = {int(m.id): m.ts for m in rows}
-        await self._send(claimed, sent_at)
+        for start in range(0, len(planned), FCM_BATCH):
+            batch: list[Notice] = []
+            try:
+                batch = [n for n in planned[start:start + FCM_BATCH] if await self._claim(n)]
+                await self._send(batch, sent_at)
+            except BaseException:
+                # not sent: release the claims, so the redelivered messages push them (best effort)
+                await self._release(batch)
+                raise
 
     async def _plan(self, m: StoredMessage) -> list[Notice]:
         members: tuple[str, ...]
@@ -141,12 +148,23 @@ class Pusher:
             self.metrics.pushes.labels("duplicate_skipped").inc()
             return False
 
+    async def _release(self, notices: list[Notice]) -> None:
+        for n in notices:
+            try:
+                await self._pushed.delete(n.key)
+            except Exception as err:  # NATS away: these pushes are lost rather than doubled
+                log.warning("could not release the claim %s: %s", n.key, err)
+                return
+
     async def _send(self, pending: list[Notice], sent_at: dict[int, int]) -> None:
+        """Send one batch (≤ 500); what FCM could not take now is tried again with backoff."""
         delay = 0.5
         for attempt in range(1, self._settings.push_retries + 1):
-            retry: list[Notice] = []
-            for start in range(0, len(pending), FCM_BATCH):
-                retry += await self._send_batch(pending[start:start + FCM_BATCH], sent_at)
+            try:
+                retry = await self._send_batch(pending, sent_at)
+            except (exceptions.FirebaseError, OSError, ValueError) as err:  # the whole call failed (auth, transport)
+                log.warning("FCM call failed (%s); %d pushes to try again", err, len(pending))
+                retry = pending
             if not retry:
                 return
             if attempt == self._settings.push_retries:
@@ -169,8 +187,11 @@ class Pusher:
                 self.metrics.delay.observe(max(0.0, time.time() - sent_at[n.message_id] / 1000))
             elif isinstance(response.exception, REMOVE):
                 self.metrics.pushes.labels("token_rejected").inc()
-                if await self._store.delete_push_token(UserId(n.user), n.device, only=n.token):  # type: ignore[arg-type]
-                    self.metrics.removed.inc()
+                try:
+                    if await self._store.delete_push_token(UserId(n.user), n.device, only=n.token):  # type: ignore[arg-type]
+                        self.metrics.removed.inc()
+                except Unavailable as err:  # FCM will say so again next time
+                    log.warning("could not delete a rejected token: %s", err.message)
                 log.info("removed the push token of device %s: %s", n.device, response.exception)
             elif isinstance(response.exception, RETRY) or _is_network(response.exception):
                 self.metrics.pushes.labels("retried").inc()
@@ -214,8 +235,8 @@ async def consume(settings: Settings, pusher: Pusher, nc: BusClient, stop: async
                 continue
             try:
                 await pusher.handle(decode_batch(msgs))
-            except Unavailable as err:  # the store: let JetStream hand them out again
-                log.warning("store unavailable (%s); retrying %d messages", err.message, len(msgs))
+            except Exception as err:  # the store or NATS away: JetStream hands them out again
+                log.warning("pushing %d messages failed (%r); they will be retried", len(msgs), err)
                 await _settle(msgs, ack=False)
                 await asyncio.sleep(1.0)
                 continue

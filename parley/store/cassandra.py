@@ -139,6 +139,10 @@ QUERIES = {
     "push_del": "DELETE FROM push_tokens WHERE user_id = ? AND device = ? IF EXISTS",
     "push_del_if": "DELETE FROM push_tokens WHERE user_id = ? AND device = ? IF reg_token = ?",
     "push_of": "SELECT user_id, device, platform, reg_token, updated_at FROM push_tokens WHERE user_id = ?",
+    "push_get": "SELECT reg_token FROM push_tokens WHERE user_id = ? AND device = ?",
+    "owner_get": "SELECT user_id, device FROM push_token_owner WHERE reg_token = ?",
+    "owner_put": "INSERT INTO push_token_owner (reg_token, user_id, device) VALUES (?,?,?)",
+    "owner_del": "DELETE FROM push_token_owner WHERE reg_token = ? IF user_id = ? AND device = ?",
     "prefs_get": "SELECT muted, hide_text, muted_convs FROM push_prefs WHERE user_id = ?",
     "prefs_set": "UPDATE push_prefs SET muted = ?, hide_text = ? WHERE user_id = ?",
     "prefs_mute": "UPDATE push_prefs SET muted_convs = muted_convs + ? WHERE user_id = ?",
@@ -538,11 +542,18 @@ class CassandraStore:
     # ---- push ------------------------------------------------------------------------------------------
 
     async def put_push_token(self, token: PushToken) -> None:
+        owner = await self._one("owner_get", token.token)
+        if owner is not None and (owner.user_id, owner.device) != (token.user, token.device):
+            await self._applied("push_del_if", owner.user_id, owner.device, token.token)  # not theirs any more
+        await self._write("owner_put", token.token, token.user, token.device)
         await self._write("push_put", token.user, token.device, token.platform, token.token, token.updated_at)
 
     async def delete_push_token(self, user: UserId, device: DeviceId, *, only: str | None = None) -> bool:
+        current = await self._one("push_get", user, device)
         applied, _ = (await self._applied("push_del", user, device) if only is None
                       else await self._applied("push_del_if", user, device, only))
+        if applied and current is not None:
+            await self._applied("owner_del", current.reg_token, user, device)
         return applied
 
     async def push_tokens(self, users: list[UserId]) -> list[PushToken]:

@@ -67,6 +67,8 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         """CREATE TABLE IF NOT EXISTS {ks}.push_tokens (
             user_id text, device text, platform text, reg_token text, updated_at bigint,
             PRIMARY KEY (user_id, device))""",
+        # who holds a token now: a token registered on another account's device stops being this one's
+        """CREATE TABLE IF NOT EXISTS {ks}.push_token_owner (reg_token text PRIMARY KEY, user_id text, device text)""",
         """CREATE TABLE IF NOT EXISTS {ks}.push_prefs (
             user_id text PRIMARY KEY, muted boolean, hide_text boolean, muted_convs set<text>)""",
     ]),

@@ -376,9 +376,15 @@ class SQLiteStore:
     # ---- push --------------------------------------------------------------------------------
 
     async def put_push_token(self, token: PushToken) -> None:
-        await self._tx(lambda db: db.execute(
-            "INSERT OR REPLACE INTO push_tokens VALUES (?,?,?,?,?)",
-            (token.user, token.device, token.platform, token.token, token.updated_at)))
+        def put(db: sqlite3.Connection) -> None:
+            # a token belongs to one app install: registered elsewhere (another account on the same
+            # phone), it stops being anyone else's
+            db.execute("DELETE FROM push_tokens WHERE token = ? AND NOT (user = ? AND device = ?)",
+                       (token.token, token.user, token.device))
+            db.execute("INSERT OR REPLACE INTO push_tokens VALUES (?,?,?,?,?)",
+                       (token.user, token.device, token.platform, token.token, token.updated_at))
+
+        await self._tx(put)
 
     async def delete_push_token(self, user: UserId, device: DeviceId, *, only: str | None = None) -> bool:
         def delete(db: sqlite3.Connection) -> bool:

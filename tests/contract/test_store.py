@@ -237,3 +237,15 @@ async def test_push_preferences_and_muted_conversations(store):
     await store.mute_conversation(u, other, True)
     await store.mute_conversation(u, other, False)
     assert await store.set_push_prefs(u, muted=True, hide_text=None) == PushPrefs(True, True, (conv,))
+
+
+async def test_a_push_token_belongs_to_one_device_at_a_time(store):
+    a, b = new_user_id(), new_user_id()
+    phone_a, phone_b = new_device_id(), new_device_id()
+    await store.put_push_token(PushToken(a, phone_a, "android", "shared-install-token", 1))
+    await store.put_push_token(PushToken(b, phone_b, "android", "shared-install-token", 2))  # b logs in there
+    assert await store.push_tokens([a]) == []
+    assert [t.user for t in await store.push_tokens([a, b])] == [b]
+    assert await store.delete_push_token(b, phone_b) is True
+    await store.put_push_token(PushToken(a, phone_a, "android", "shared-install-token", 3))  # and back to a
+    assert [t.user for t in await store.push_tokens([a, b])] == [a]
