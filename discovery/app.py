@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from nats.js.kv import KeyValue
@@ -41,16 +41,26 @@ class NodeDirectory:
         except (ValueError, TypeError) as err:
             log.warning("ignoring bad registry entry %s: %s", key, err)
 
-    async def follow(self, kv: KeyValue) -> None:
+    async def follow(self, open_kv: Callable[[], Awaitable[KeyValue]], quiet_s: float) -> None:
+        """Watch the registry. Nodes rewrite their entries every few seconds, so a watch that stays quiet
+        for ``quiet_s`` is dead (a NATS restart loses the memory bucket; the nodes re-create it and the
+        old watch never hears of it): open the bucket again and watch from the start."""
         while True:
+            watcher = None
             try:
+                kv = await open_kv()
                 watcher = await kv.watchall()
-                async for entry in watcher:
-                    if entry is None:
-                        continue
-                    self.apply(entry.key, entry.value if entry.operation is None else None)
+                while True:
+                    entry = await watcher.updates(timeout=quiet_s)  # type: ignore[no-untyped-call]  # nats-py
+                    if entry is not None:
+                        self.apply(entry.key, entry.value if entry.operation is None else None)
             except Exception as err:
-                log.warning("registry watch: %s; retrying", err)
+                log.warning("registry watch: %s; watching again", err or type(err).__name__)
+                if watcher is not None:
+                    try:
+                        await watcher.stop()  # type: ignore[no-untyped-call]
+                    except Exception:
+                        pass
                 await asyncio.sleep(1)
 
 
@@ -96,9 +106,9 @@ def make_app(settings: Settings, directory: NodeDirectory, metrics: DiscoveryMet
 
 async def run_discovery(settings: Settings) -> None:
     nc = await bus.connect(settings, "discovery")
-    kv = await open_bucket(nc.jetstream(), settings)
     directory = NodeDirectory()
-    watch = asyncio.get_running_loop().create_task(directory.follow(kv))
+    watch = asyncio.get_running_loop().create_task(
+        directory.follow(lambda: open_bucket(nc.jetstream(), settings), quiet_s=max(3 * settings.node_beat_s, 5.0)))
     app = make_app(settings, directory)
     serve_health(app, ready=lambda: nc.is_connected, registry=app[METRICS].registry, before=app[COUNT_NODES])
     runner = await serve(app, settings.discovery_host, settings.discovery_port, shutdown_timeout=1)

@@ -8,6 +8,7 @@ import socket
 import time
 
 from aiohttp import web
+from nats.js.kv import KeyValue
 
 from node.server import EdgeNode
 from parley import bus
@@ -55,7 +56,15 @@ async def run_node(settings: Settings) -> None:
                             settings.max_connections, draining, time.time(), started)
         await kv.put(node_id, record.as_json())
 
+    async def reopen(current: KeyValue) -> KeyValue:
+        """NATS restarted and took the memory bucket with it: create it again (or keep the old handle)."""
+        try:
+            return await open_bucket(js, settings)
+        except Exception:
+            return current
+
     async def duties() -> None:
+        nonlocal kv
         reported = 0.0
         while True:
             node.metrics.connections.set(len(node.hub))
@@ -68,6 +77,7 @@ async def run_node(settings: Settings) -> None:
                 await node.flush_cursors()
             except Exception as err:  # keep beating through NATS or store trouble
                 log.warning("node duties: %s", err)
+                kv = await reopen(kv)
             await asyncio.sleep(min(settings.node_beat_s, settings.cursor_flush_s, settings.presence_beat_s))
 
     log.info("node %s listening on %s (region %s)", node_id, settings.ws_url(), settings.region)

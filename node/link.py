@@ -65,7 +65,8 @@ class DeviceLink:
         if len(self._out) > self._max_queue // 2:
             self._room.clear()
         if len(self._out) > self._max_queue:
-            log.warning("conn %s: %d frames queued; closing a slow device", self.conn_id, len(self._out))
+            log.warning("conn %s: %d frames queued; closing a slow device", self.conn_id, len(self._out),
+                extra={"conn": self.conn_id})
             self.close(CLOSE_SLOW, "too slow to read", flush=False)
 
     async def wait_room(self) -> None:
@@ -123,7 +124,8 @@ class DeviceLink:
 
     def _start_repair(self, conv: str, pending: tuple[int, str, int, bytes, str]) -> None:
         point = self.position.resume_point(conv)
-        log.warning("conn %s: gap in %s before %s; resyncing from %s", self.conn_id, conv, pending[0], point)
+        log.warning("conn %s: gap in %s before %s; resyncing from %s", self.conn_id, conv, pending[0], point,
+            extra={"conn": self.conn_id})
         self.syncing = True
         self._buffer = [pending]
         self._on_gap(self, point)
@@ -136,7 +138,7 @@ class DeviceLink:
 
     def deliver_synced(self, id: int, conv: str, prev: int, frame: bytes, sender: str) -> None:
         if self.position.judge(id, conv, prev) == "gap":
-            log.error("conn %s: store/stream gap in %s before %s", self.conn_id, conv, id)
+            log.error("conn %s: store/stream gap in %s before %s", self.conn_id, conv, id, extra={"conn": self.conn_id})
         if id > self.position.delivered:
             self.position.advance(id, conv)
             self._deliver(id, conv, frame, sender)

@@ -292,7 +292,7 @@ class EdgeNode:
             elif msg.type == WSMsgType.BINARY:
                 self._reject(link, PeerError("frames are JSON text", code="bad_json"))
             elif msg.type == WSMsgType.ERROR:
-                log.info("conn %s: %s", link.conn_id, ws.exception())
+                log.info("conn %s: %s", link.conn_id, ws.exception(), extra={"conn": link.conn_id})
                 return
             else:  # CLOSE, CLOSING, CLOSED
                 return
@@ -312,7 +312,7 @@ class EdgeNode:
             self.metrics.errors.labels(err.code).inc()
             link.send(orjson.dumps(protocol.error_frame(err.as_dict())))
         except Exception:
-            log.exception("conn %s: frame failed", link.conn_id)
+            log.exception("conn %s: frame failed", link.conn_id, extra={"conn": link.conn_id})
             self.metrics.errors.labels("internal").inc()
             details: dict[str, object] = {"code": "internal", "message": "internal error; resend", "retryable": True}
             if isinstance(frame, protocol.Send):
@@ -448,7 +448,7 @@ class EdgeNode:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("conn %s: sync failed", link.conn_id)
+                log.exception("conn %s: sync failed", link.conn_id, extra={"conn": link.conn_id})
                 link.close(CLOSE_INTERNAL, "sync failed")
                 return
         if not link.closed:
@@ -475,7 +475,8 @@ class EdgeNode:
             except Unavailable:
                 if first > cursor + 1:
                     raise
-                log.warning("conn %s: store unavailable, syncing from the stream", link.conn_id)
+                log.warning("conn %s: store unavailable, syncing from the stream", link.conn_id,
+                    extra={"conn": link.conn_id})
         if cursor < last:
             filters = user_message_filters(link.user, self.hub.groups_of(link.user))
             batches = bus.stream_batches(self.js, self.settings, filters,

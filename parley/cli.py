@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -51,7 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             lines, ok = status(settings)
             print("\n".join(lines))
             return 0 if ok else 1
-        setup_logging(settings, args.role)
+        node_id = settings.node_id or f"{socket.gethostname()}-{settings.node_port}"
+        setup_logging(settings, args.role, node_id if args.role == "node" else None)
         if not settings.secret:
             raise ParleyError("PARLEY_SECRET is not set: every process of a cluster needs the same secret",
                               code="bad_setting")

@@ -20,24 +20,32 @@ from parley.store import Store
 
 
 class JsonLines(logging.Formatter):
-    def __init__(self, role: str) -> None:
+    """One JSON object a line: time, level, role, instance (a node's id), logger, message, and the
+    connection id (``conn``) on records about one WebSocket connection (``extra={"conn": id}``)."""
+
+    def __init__(self, role: str, instance: str | None = None) -> None:
         super().__init__()
-        self.role = role
+        self.role, self.instance = role, instance or role
 
     def format(self, record: logging.LogRecord) -> str:
-        out = {"ts": record.created, "level": record.levelname, "role": self.role, "logger": record.name,
-               "msg": record.getMessage()}
+        out = {"ts": record.created, "level": record.levelname, "role": self.role, "instance": self.instance,
+               "logger": record.name, "msg": record.getMessage()}
+        conn = getattr(record, "conn", None)
+        if conn is not None:
+            out["conn"] = conn
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(out).decode()
 
 
-def setup_logging(settings: Settings, role: str) -> None:
+def setup_logging(settings: Settings, role: str, instance: str | None = None) -> None:
+    """Logs to stderr: JSON lines with ``PARLEY_LOG_JSON``, else text; ``instance`` names the process
+    among its role's (a node's id)."""
     handler = logging.StreamHandler(sys.stderr)
     if settings.log_json:
-        handler.setFormatter(JsonLines(role))
+        handler.setFormatter(JsonLines(role, instance))
     else:
-        handler.setFormatter(logging.Formatter(f"%(asctime)s {role} %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(logging.Formatter(f"%(asctime)s {instance or role} %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # firebase-admin's client logs every request at INFO

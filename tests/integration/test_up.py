@@ -15,7 +15,7 @@ import psutil
 import pytest
 from cassandra.cluster import Cluster as CqlCluster
 
-from parley.client import Api, Device
+from parley.client import Api, ApiError, Device
 from tests.integration.cluster import free_port
 
 pytestmark = pytest.mark.integration
@@ -105,6 +105,15 @@ async def test_acked_messages_survive_a_nats_restart(world, cluster):
     history = await world.api.call("GET", f"/v1/conversations/{conv}/messages", bob.token,
                                    params={"order": "asc", "limit": 100})
     assert [m["id"] for m in history["messages"]] == sent
+    await asyncio.sleep(cluster.settings.node_ttl_s + 1)  # entries discovery had before the restart are stale now
+    deadline = time.monotonic() + 15
+    while True:  # the node registry (a memory bucket, gone with the restart) is rebuilt: logins place again
+        try:
+            assert (await alice.login())["node"]["url"]
+            break
+        except ApiError as err:
+            assert err.code == "no_node" and time.monotonic() < deadline, err
+            await asyncio.sleep(0.5)
 
 
 async def test_parley_up_on_cassandra_starts_it_keeps_history_there_and_stops_it(tmp_path, http):
