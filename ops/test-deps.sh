@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # What `make test` needs beyond the Python packages: Java 17 and Maven for the real Cassandra the
-# store tests start (jars come from Maven Central through ops/cassandra/pom.xml). Installed from
-# Debian's packages when missing and we may (root with apt-get); otherwise says what to install.
+# store tests start (jars come from Maven Central through ops/cassandra/pom.xml), Debian's chromium
+# and chromedriver for the browser tests, and promtool (Debian's prometheus) to check ops/ configs.
+# Installed from Debian's packages when missing and we may (root with apt-get); otherwise says what
+# to install.
 set -euo pipefail
 missing=()
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing ${missing[*]} (the Cassandra tests need them)"
+    echo "installing ${missing[*]} (the Cassandra, browser and ops tests need them)"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    echo "the Cassandra tests need: ${missing[*]} (e.g. sudo apt-get install ${missing[*]})" >&2
+    echo "the tests need: ${missing[*]} (e.g. sudo apt-get install ${missing[*]})" >&2
     exit 1
   fi
 fi
