@@ -6,15 +6,16 @@ import asyncio
 import logging
 import signal
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import orjson
 from aiohttp import web
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge, Histogram
 
 from parley.ids import UserId
-from parley.metrics import add_metrics_route
+from parley.metrics import LATENCY, add_metrics_route
 from parley.settings import Settings
 from parley.store import Store
 
@@ -60,12 +61,20 @@ async def run_until_stopped() -> None:
 
 
 class StoreProbe:
-    """Whether the store answers, checked every ``every_s`` by a cheap read, for ``/readyz``."""
+    """Whether the store answers, checked every ``every_s`` by a cheap read, for ``/readyz``. Given the
+    process's registry it is also on ``/metrics`` (Prometheus cannot alert on ``/readyz``):
+    ``parley_store_up`` (1 while the last probe answered) and ``parley_store_probe_seconds``."""
 
-    def __init__(self, store: Store, every_s: float = 2.0) -> None:
+    def __init__(self, store: Store, every_s: float = 2.0, registry: CollectorRegistry | None = None) -> None:
         self.ok = True
         self._store, self._every = store, every_s
         self._task: asyncio.Task[None] | None = None
+        self._up: Gauge | None = None
+        self._seconds: Histogram | None = None
+        if registry is not None:
+            self._up = Gauge("parley_store_up", "1 while the store answered the last probe", registry=registry)
+            self._seconds = Histogram("parley_store_probe_seconds", "One answered store probe (a point read)",
+                                      buckets=LATENCY, registry=registry)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -77,11 +86,16 @@ class StoreProbe:
 
     async def _run(self) -> None:
         while True:
+            began = time.perf_counter()
             try:
                 await asyncio.wait_for(self._store.get_user(PROBE_USER), timeout=self._every * 2)
                 self.ok = True
+                if self._seconds is not None:
+                    self._seconds.observe(time.perf_counter() - began)
             except Exception:  # any failure means: do not send me traffic
                 self.ok = False
+            if self._up is not None:
+                self._up.set(1 if self.ok else 0)
             await asyncio.sleep(self._every)
 
 

@@ -13,7 +13,8 @@ message to one token, so one bad token never holds up the others).
 - FCM's "unregistered" / "invalid token" answers delete the token (only if the device still has
   that token). 5xx, quota and network failures are retried with exponential backoff, up to
   ``push_retries`` tries; the message is acked once its pushes are done or given up.
-- Prometheus metrics on ``/metrics``: pushes by outcome, tokens removed, delay from message to push.
+- Prometheus metrics on ``/metrics``: pushes by outcome, tokens removed, delay from message to push,
+  and the consumer's lag (refreshed every few seconds, like the archiver's).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, KeyValueConfig
 from nats.js.client import JetStreamContext
 from nats.js.errors import BadRequestError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from parley import bus
 from parley.bus import BusClient
@@ -58,6 +59,8 @@ class Metrics:
         self.removed = Counter("parley_push_tokens_removed", "Tokens FCM rejected, deleted", registry=self.registry)
         self.delay = Histogram("parley_push_delay_seconds", "From a message being sent to its push being sent",
                                buckets=(0.5, 1, 2, 3, 5, 10, 30, 60, 300), registry=self.registry)
+        self.lag = Gauge("parley_pusher_lag", "Messages in the stream the pusher has not yet acked",
+                         registry=self.registry)
 
 
 def load_firebase(settings: Settings) -> firebase_admin.App:
@@ -245,6 +248,19 @@ async def consume(settings: Settings, pusher: Pusher, nc: BusClient, stop: async
         await sub.unsubscribe()
 
 
+async def watch_lag(settings: Settings, nc: BusClient, metrics: Metrics) -> None:
+    """How far the pusher is behind the stream, every few seconds: messages not yet handed out plus
+    those handed out and not yet acked (a batch waits out the push grace, and FCM may be retrying)."""
+    js = nc.jetstream()
+    while True:
+        try:
+            info = await js.consumer_info(settings.stream_name, CONSUMER)
+            metrics.lag.set((info.num_pending or 0) + (info.num_ack_pending or 0))
+        except Exception as err:  # NATS away, or the consumer not made yet: the gauge keeps its last value
+            log.debug("lag: %s", err)
+        await asyncio.sleep(5)
+
+
 async def _settle(msgs: Iterable[object], *, ack: bool) -> None:
     for m in msgs:
         await (m.ack() if ack else m.nak(delay=1.0))  # type: ignore[attr-defined]
@@ -258,16 +274,18 @@ async def run_pusher(settings: Settings) -> None:
     metrics = Metrics()
     pusher = Pusher(settings, store, app, await open_pushed(nc.jetstream(), settings), metrics)
     web_app = web.Application()
-    probe = StoreProbe(store)
+    probe = StoreProbe(store, registry=metrics.registry)
     probe.start()
     serve_health(web_app, ready=lambda: nc.is_connected and probe.ok, registry=metrics.registry)
     runner = await serve(web_app, settings.pusher_host, settings.pusher_port)
     stop = asyncio.Event()
     task = asyncio.get_running_loop().create_task(consume(settings, pusher, nc, stop))
+    lag = asyncio.get_running_loop().create_task(watch_lag(settings, nc, metrics))
     waiter = asyncio.get_running_loop().create_task(run_until_stopped())
     await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
     stop.set()
-    await asyncio.gather(task, return_exceptions=True)
+    lag.cancel()
+    await asyncio.gather(task, lag, return_exceptions=True)
     waiter.cancel()
     await probe.stop()
     await runner.cleanup()

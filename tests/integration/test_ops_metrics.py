@@ -1,0 +1,167 @@
+"""The metrics ops/ alerts on beyond test_metrics.py's (the store probe's ``parley_store_up`` and
+``parley_store_probe_seconds``, the pusher's consumer lag ``parley_pusher_lag``), and a real Prometheus
+(Debian's) running ops/prometheus.yml against a test cluster: every process scraped, every alert loaded."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry
+
+from parley.runtime import StoreProbe
+from parley.store.sqlite import SQLiteStore
+from tests.fcm_stub import FcmStub, service_account_file
+from tests.integration.cluster import Cluster, free_port
+from tests.integration.conftest import World
+from tests.integration.test_metrics import value
+
+pytestmark = pytest.mark.integration
+OPS = Path(__file__).resolve().parents[2] / "ops"
+ALERTS = {r["alert"] for g in yaml.safe_load((OPS / "alerts.yml").read_text())["groups"] for r in g["rules"]}
+GRACE_S = 7.0  # longer than the lag's 5 s refresh, so one refresh sees the batch waiting out the grace
+
+
+async def until(check, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.2)
+
+
+async def test_store_probe_publishes_whether_the_store_answers(tmp_path: Path):
+    store, registry = SQLiteStore(str(tmp_path / "probe.db")), CollectorRegistry()
+    await store.migrate()
+    probe = StoreProbe(store, every_s=0.05, registry=registry)
+    probe.start()
+    try:
+        await until(lambda: _sample(registry, "parley_store_probe_seconds_count", lambda v: v >= 2), 5)
+        assert registry.get_sample_value("parley_store_up") == 1
+        await store.close()  # from here every read fails, as with a store that went away
+        await until(lambda: _sample(registry, "parley_store_up", lambda v: v == 0), 5)
+        assert not probe.ok
+    finally:
+        await probe.stop()
+
+
+async def _sample(registry: CollectorRegistry, name: str, test) -> bool:
+    got = registry.get_sample_value(name)
+    return got is not None and test(got)
+
+
+@pytest.fixture(scope="module")
+async def fcm() -> AsyncIterator[FcmStub]:
+    stub = FcmStub()
+    await stub.start()
+    yield stub
+    await stub.stop()
+
+
+@pytest.fixture(scope="module")
+def push_cluster(tmp_path_factory: pytest.TempPathFactory, fcm: FcmStub) -> Iterator[Cluster]:
+    root = tmp_path_factory.mktemp("ops-push-cluster")
+    key = service_account_file(root, fcm.token_uri)
+    c = Cluster(root, nodes=1, fcm_credentials=str(key), fcm_endpoint=fcm.url, push_grace_s=GRACE_S,
+                pusher_port=free_port())
+    try:
+        c.start()
+        c.start_pusher()
+        yield c
+    finally:
+        c.shutdown()
+
+
+async def test_pusher_lag_counts_messages_until_their_pushes_are_done(push_cluster, http: aiohttp.ClientSession,
+                                                                       fcm: FcmStub):
+    world = World(push_cluster, http)
+    url = f"http://127.0.0.1:{push_cluster.settings.pusher_port}/metrics"
+
+    async def lag_is(n: int) -> bool:
+        async with http.get(url) as resp:
+            return value(await resp.text(), "parley_pusher_lag") == n
+
+    try:
+        alice, bob = await world.person("alice"), await world.person("bob")
+        conv = await alice.befriend(bob)
+        login = await bob.login()  # bob has a push token and no device online: every message is pushed
+        token = f"fcm-token-{login['device_id']}-" + "x" * 120
+        await world.api.call("PUT", f"/v1/devices/{login['device_id']}/push-token", login["token"],
+                             {"platform": "android", "token": token})
+        a = await alice.device(node=0)
+        for i in range(3):
+            await a.send(conv, f"m{i}")
+        await until(lambda: lag_is(3), GRACE_S + 1)  # held for the grace: handed out, not yet acked
+        await until(lambda: lag_is(0), GRACE_S + 10)
+        assert len(fcm.delivered(token)) == 3
+        async with http.get(url) as resp:
+            page = await resp.text()
+        assert value(page, "parley_store_up") == 1 and value(page, "parley_store_probe_seconds_count") >= 1
+    finally:
+        await world.close()
+
+
+def prometheus_config(cluster: Cluster, root: Path) -> Path:
+    """ops/prometheus.yml with its targets moved to the test cluster's ports and a 1 s scrape."""
+    config = yaml.safe_load((OPS / "prometheus.yml").read_text())
+    s = cluster.settings
+    ports = {"parley-node": cluster.node_ports, "parley-api": [s.api_port], "parley-discovery": [s.discovery_port],
+             "parley-archiver": [s.archiver_port], "parley-presence": [s.presence_port],
+             "parley-pusher": [s.pusher_port]}
+    config["global"].update(scrape_interval="1s", evaluation_interval="1s")
+    config["rule_files"] = [str(OPS / rules) for rules in config["rule_files"]]
+    for job in config["scrape_configs"]:
+        job["static_configs"] = [{"targets": [f"127.0.0.1:{p}" for p in ports.pop(job["job_name"])]}]
+    assert not ports, f"ops/prometheus.yml lacks jobs {sorted(ports)}"
+    path = root / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+async def test_prometheus_scrapes_every_process_and_loads_the_alerts(push_cluster, http: aiohttp.ClientSession,
+                                                                      tmp_path: Path):
+    exe = shutil.which("prometheus") or "/usr/bin/prometheus"
+    if not Path(exe).exists():
+        pytest.fail("prometheus not found: install Debian's prometheus package (ops/test-deps.sh does)")
+    port = free_port()
+    log = open(tmp_path / "prometheus.log", "wb")  # closed below, after the process
+    proc = subprocess.Popen([exe, f"--config.file={prometheus_config(push_cluster, tmp_path)}",
+                             f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    api = f"http://127.0.0.1:{port}/api/v1"
+
+    async def get(path: str) -> dict:
+        try:
+            async with http.get(api + path) as resp:
+                return dict((await resp.json())["data"]) if resp.status == 200 else {}
+        except aiohttp.ClientError:
+            return {}
+
+    health: dict[str, str] = {}
+
+    async def all_up() -> bool:
+        health.clear()
+        targets = (await get("/targets")).get("activeTargets", [])
+        health.update({f'{t["labels"]["job"]} {t["labels"]["instance"]}': t["health"] for t in targets})
+        return len(health) == 6 and set(health.values()) == {"up"}  # one node, five other roles
+
+    try:
+        try:
+            await until(all_up, 20)
+        except AssertionError:
+            raise AssertionError(f"targets {health}; {(tmp_path / 'prometheus.log').read_text()[-2000:]}") from None
+        rules = [r for g in (await get("/rules"))["groups"] for r in g["rules"]]
+        assert len(rules) == len(ALERTS) and {r["name"] for r in rules} == ALERTS
+        assert all(r["type"] == "alerting" and r["health"] in ("ok", "unknown") for r in rules), rules
+        lag = (await get("/query?query=parley_pusher_lag"))["result"]
+        assert [x["metric"]["job"] for x in lag] == ["parley-pusher"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
