@@ -1,0 +1,225 @@
+"""One command for a Locust scenario: a cluster (started here, or yours), seeded users, Locust, a report.
+
+    .venv/bin/python -m loadtest.run smoke                    # local cluster on free loopback ports
+    .venv/bin/python -m loadtest.run steady --api http://127.0.0.1:8080 --users 100 --run-time 60
+    .venv/bin/python -m loadtest.run reconnect-storm --disrupt drain
+
+Steps: start a cluster like the integration tests do (nats-server and every role on 127.0.0.1 free
+ports, in a temp dir; cheap Argon2) unless ``--api`` names one; seed the scenario's users
+(``loadtest.seed``); run Locust headless as its own process with ``loadtest/locustfile.py``; for the
+reconnect storm, kill node1 (SIGKILL) or drain it (``parley node drain node1``) at half time, only
+when the cluster is the one started here; read Locust's CSV and the users' summary; print a table and
+append one JSON line to ``loadtest/results/locust.jsonl``. The HTML report, CSVs, roster and logs stay
+in ``--out`` (default ``.parley/loadtest/<scenario>-<time>/``).
+
+Exit status 0 only when Locust reported no failure, no acknowledged message was lost, and messages
+were delivered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from loadtest import seed as seeding
+from loadtest.traffic import MODEL, Scenario, scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "loadtest" / "results" / "locust.jsonl"
+LOCUSTFILE = ROOT / "loadtest" / "locustfile.py"
+
+
+class LocalCluster:
+    """The integration tests' cluster (tests/integration/cluster.py): every role its own process."""
+
+    def __init__(self, root: Path) -> None:
+        from tests.integration.cluster import Cluster
+
+        self.cluster = Cluster(root / "cluster", nodes=2)
+        self.cluster.start()
+
+    @property
+    def api_url(self) -> str:
+        return self.cluster.api_url
+
+    def disrupt(self, how: str) -> dict[str, Any]:
+        t0 = time.monotonic()
+        if how == "kill":
+            self.cluster.kill("node1")
+            return {"action": "kill node1 (SIGKILL)", "took_s": round(time.monotonic() - t0, 2)}
+        env = {**os.environ, **self.cluster.settings.as_env()}
+        out = subprocess.run([sys.executable, "-m", "parley", "node", "drain", "node1"], env=env, cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+        return {"action": "parley node drain node1", "exit": out.returncode, "output": out.stdout.strip()[-500:],
+                "took_s": round(time.monotonic() - t0, 2)}
+
+    def stop(self) -> None:
+        self.cluster.shutdown()
+
+
+def locust_command(args: argparse.Namespace, sc: Scenario, out: Path, roster: Path) -> list[str]:
+    return [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary",
+            "-u", str(sc.users), "-r", str(sc.spawn_rate), "-t", f"{sc.run_time_s}s", "--host", args.api,
+            "--roster", str(roster), "--scenario", sc.name, "--loss-timeout", str(args.loss_timeout),
+            "--summary-out", str(out / "summary.json"), "--csv", str(out / "locust"),
+            "--html", str(out / "report.html"), "--logfile", str(out / "locust.log"), "--loglevel", "INFO"]
+
+
+def read_summary(out: Path) -> dict[str, Any]:
+    path = out / "summary.json"
+    return dict(json.loads(path.read_text())) if path.exists() else {}
+
+
+def run_locust(args: argparse.Namespace, sc: Scenario, out: Path, roster: Path,
+               cluster: LocalCluster | None) -> tuple[int, dict[str, Any] | None, float]:
+    cmd = locust_command(args, sc, out, roster)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    disruption: dict[str, Any] | None = None
+    if sc.disrupt and cluster is not None:
+        spawn_s = sc.users / sc.spawn_rate
+        at = spawn_s + (sc.run_time_s - spawn_s) / 2
+        result: dict[str, Any] = {}
+
+        def later() -> None:
+            time.sleep(at)
+            if proc.poll() is None:
+                result.update(cluster.disrupt(sc.disrupt), at_s=round(time.monotonic() - t0, 1))
+
+        thread = threading.Thread(target=later, daemon=True)
+        thread.start()
+    try:
+        output, _ = proc.communicate(timeout=sc.run_time_s + args.loss_timeout + 120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        output, _ = proc.communicate()
+    (out / "locust.out").write_text(output)
+    if sc.disrupt and cluster is not None:
+        thread.join(timeout=150)
+        disruption = result or {"action": f"{sc.disrupt} not done (Locust ended first)"}
+    return proc.returncode, disruption, time.monotonic() - t0
+
+
+def summarise(stats: list[dict[str, Any]], summary: dict[str, Any]) -> dict[str, Any]:
+    failures = sum(r["failures"] for r in stats if r["name"] != "Aggregated")  # the total row is "Aggregated"
+    delivered = sum(r["count"] for r in stats if r["name"].startswith("deliver"))
+    lost = summary.get("ledger", {}).get("lost")
+    return {"failures": failures, "deliveries": delivered, "lost": lost,
+            "ok": failures == 0 and lost == 0 and delivered > 0}
+
+
+def table(stats: list[dict[str, Any]]) -> list[str]:
+    lines = [f"{'request':28} {'count':>7} {'fail':>5} {'per s':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"]
+    for r in stats:
+        lines.append(f"{r['type'] + ' ' + r['name']:28.28} {r['count']:7d} {r['failures']:5d} {r['rps']:7.1f} "
+                     f"{_cell(r['p50_ms'])} {_cell(r['p95_ms'])} {_cell(r['p99_ms'])}")
+    return lines
+
+
+def _cell(v: float | None) -> str:
+    return f"{v:8.0f}" if v is not None else f"{'-':>8}"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m loadtest.run", description=__doc__.split("\n")[0])
+    p.add_argument("scenario", help="smoke, steady, peak, reconnect-storm, presence-churn")
+    p.add_argument("--api", default="", help="a running Parley API (default: start a local cluster here)")
+    p.add_argument("--users", type=int, default=0, help="clients (default: the scenario's)")
+    p.add_argument("--run-time", type=int, default=0, help="seconds (default: the scenario's)")
+    p.add_argument("--disrupt", choices=("kill", "drain", "none"), default="",
+                   help="reconnect storm: kill or drain node1 at half time (local cluster only)")
+    p.add_argument("--loss-timeout", type=float, default=10.0)
+    p.add_argument("--out", default="", help="directory for the report, CSVs, roster and logs")
+    p.add_argument("--results", default=str(RESULTS), help="JSON lines file to append the run to ('' for none)")
+    a = p.parse_args(argv)
+    if a.users and not 1 <= a.users <= 5000 or a.run_time and not 1 <= a.run_time <= 3600:
+        p.error("--users 1..5000, --run-time 1..3600")
+    return a
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    overrides: dict[str, Any] = {}
+    if args.users:
+        overrides["users"] = args.users
+    if args.run_time:
+        overrides["run_time_s"] = args.run_time
+    if args.disrupt:
+        overrides["disrupt"] = "" if args.disrupt == "none" else args.disrupt
+    sc = scenario(args.scenario, **overrides)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    out = Path(args.out or ROOT / ".parley" / "loadtest" / f"{sc.name}-{stamp}").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    cluster = None
+    if not args.api:
+        print(f"starting a local cluster in {out / 'cluster'} ...", flush=True)
+        cluster = LocalCluster(out)
+        args.api = cluster.api_url
+    try:
+        roster = out / "roster.json"
+        data = asyncio.run(seeding.seed(args.api, max(sc.users, 2), cell=100, largest_group=sc.group_size,
+                                        seed_value=1))
+        roster.write_text(json.dumps(data))
+        print(f"seeded {len(data['users'])} users, {len(data['groups'])} groups; running Locust "
+              f"({sc.name}: {sc.users} users, {sc.run_time_s} s) ...", flush=True)
+        code, disruption, took = run_locust(args, sc, out, roster, cluster)
+    finally:
+        if cluster is not None:
+            cluster.stop()
+    return report(args, sc, out, code, disruption, took, cluster is not None)
+
+
+def report(args: argparse.Namespace, sc: Scenario, out: Path, code: int, disruption: dict[str, Any] | None,
+           took: float, local: bool) -> int:
+    summary = read_summary(out)
+    stats = summary.pop("stats", [])
+    if not stats:
+        print(f"Locust wrote no statistics (exit {code}); see {out / 'locust.out'} and {out / 'locust.log'}",
+              file=sys.stderr)
+        return 1
+    verdict = summarise(stats, summary)
+    print("\n".join(table(stats)))
+    print(f"ledger: {json.dumps(summary.get('ledger', {}))}")
+    print(f"counts: {json.dumps(summary.get('counts', {}))}")
+    if disruption:
+        print(f"disruption: {json.dumps(disruption)}")
+    for f in summary.get("errors", [])[:10]:
+        print(f"failure: {f['occurrences']} x {f['name']}: {f['error']}")
+    print(f"{'OK' if verdict['ok'] else 'FAILED'}: {verdict['failures']} failures, {verdict['lost']} lost, "
+          f"{verdict['deliveries']} deliveries; report {out / 'report.html'}")
+    if args.results:
+        record = result_record(args, sc, stats, summary, verdict, disruption, code, took, local, out)
+        with open(args.results, "a") as f:
+            f.write(json.dumps(record) + "\n")
+    return 0 if verdict["ok"] and code == 0 else 1
+
+
+def result_record(args: argparse.Namespace, sc: Scenario, stats: list[dict[str, Any]], summary: dict[str, Any],
+                  verdict: dict[str, Any], disruption: dict[str, Any] | None, code: int, took: float, local: bool,
+                  out: Path) -> dict[str, Any]:
+    from loadtest.bench import git_info, machine_info
+
+    return {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine_info(), "git": git_info(),
+            "scenario": asdict(sc), "model": {"send_rate_per_client": sc.send_rate_per_client(MODEL),
+                                              "messages_per_s": sc.messages_per_s(MODEL),
+                                              "scale_factor": sc.scale_factor(MODEL)},
+            "target": "local cluster (started by the run)" if local else args.api,
+            "verdict": verdict, "locust_exit": code, "stats": stats, "summary": summary,
+            "disruption": disruption,
+            "duration_s": round(took, 1), "artifacts": str(out)}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
