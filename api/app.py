@@ -57,6 +57,7 @@ PASSWORDS: web.AppKey[Passwords] = web.AppKey("passwords", Passwords)
 PRESENCE: web.AppKey[tuple[KeyValue, KeyValue]] = web.AppKey("presence")
 METRICS: web.AppKey[ApiMetrics] = web.AppKey("metrics", ApiMetrics)
 HISTORY_MAX = 200
+UNREAD_MAX = 100  # a client shows it as "99+"
 
 
 def now_ms() -> int:
@@ -353,9 +354,26 @@ async def list_conversations(request: web.Request) -> web.Response:
     store = request.app[STORE]
     # Read the archiver's floor before the store: the store then holds at least everything up to it.
     archived = await bus.archived_through(request.app[NATS], request.app[SETTINGS])
-    convs = await _latest_from_stream(request, claims.user, await store.list_conversations(claims.user), archived)
+    convs = await store.list_conversations(claims.user)
+    tail = await _tail_from_stream(request, claims.user, convs, archived)
+    convs = _with_latest(convs, tail)
     users = await store.get_users(sorted({m for c in convs for m in c.members}))
-    return json({"conversations": [conversation_json(c, users) for c in convs]})
+    marks = await asyncio.gather(*(_unread(store, claims.user, c, tail.get(c.id, [])) for c in convs))
+    return json({"conversations": [conversation_json(c, users) | {"read": read, "unread": unread}
+                                   for c, (read, unread) in zip(convs, marks, strict=True)]})
+
+
+async def _unread(store: Store, user: UserId, conv: Conversation, tail: list[StoredMessage]) -> tuple[int, int]:
+    """The user's read mark in ``conv`` and how many messages of others lie above it: counted among
+    the newest ``HISTORY_MAX`` messages after the mark (store and unarchived tail), at most ``UNREAD_MAX``."""
+    mine = next((r for r in await store.receipts(conv.id) if r.user == user), None)
+    read = mine.read if mine else 0
+    if conv.last_message is None or conv.last_message.id <= read:
+        return read, 0
+    rows = await store.history(conv.id, before=None, after=read, limit=HISTORY_MAX, newest_first=True)
+    after = {m.id: m for m in rows} | {m.id: m for m in tail if m.id > read}
+    newest = sorted(after.values(), key=lambda m: m.id, reverse=True)[:HISTORY_MAX]
+    return read, min(UNREAD_MAX, sum(1 for m in newest if m.sender != user))
 
 
 async def open_dm(request: web.Request) -> web.Response:
@@ -439,22 +457,28 @@ async def _with_unarchived(
     return sorted(merged.values(), key=lambda m: m.id, reverse=newest_first)
 
 
-async def _latest_from_stream(
+async def _tail_from_stream(
     request: web.Request, user: UserId, convs: list[Conversation], archived: int
-) -> list[Conversation]:
-    """Last messages the archiver had not written when the store was read, from the stream's tail."""
+) -> dict[ConversationId, list[StoredMessage]]:
+    """Messages of these conversations the archiver had not written when the store was read, from the
+    stream's tail, per conversation in id order."""
     nc, settings = request.app[NATS], request.app[SETTINGS]
     first, last = await bus.stream_bounds(nc, settings)
     start = max(archived + 1, first)
     if start > last:
-        return convs
+        return {}
     groups = [c.id for c in convs if c.kind == "group"]
     tail = await bus.read_stream(nc.jetstream(), settings, user_message_filters(user, groups), start=start, end=last)
-    newest = {}
+    out: dict[ConversationId, list[StoredMessage]] = {}
     for seq, subject, data in tail:
         conv = conversation_of_message(subject)
-        newest[conv] = decode_payload(seq, conv, data)
-    updated = [replace(c, last_message=newest.get(c.id, c.last_message)) for c in convs]
+        out.setdefault(conv, []).append(decode_payload(seq, conv, data))
+    return out
+
+
+def _with_latest(convs: list[Conversation], tail: dict[ConversationId, list[StoredMessage]]) -> list[Conversation]:
+    """Last messages from the unarchived tail; most recently active first."""
+    updated = [replace(c, last_message=tail[c.id][-1] if tail.get(c.id) else c.last_message) for c in convs]
     return sorted(updated, key=lambda c: c.last_message.id if c.last_message else 0, reverse=True)
 
 
@@ -490,9 +514,11 @@ def make_app(settings: Settings, store: Store, nc: BusClient) -> web.Application
     r.add_get("/v1/conversations/{conv}/messages", history)
     r.add_get("/v1/conversations/{conv}/receipts", receipts)
     from api import groups, push
+    from api import web as web_client
 
     groups.add_routes(r)
     push.add_routes(r)
+    web_client.add_routes(r)
     return app
 
 

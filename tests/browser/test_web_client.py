@@ -1,0 +1,307 @@
+"""The browser client (web/) in headless Chromium against a real two-node cluster.
+
+Each Chromium window is its own browser profile, so its own sessionStorage: a separate device.
+The other side of a conversation is a second window or a plain WebSocket device (conftest.Socket).
+Waits are explicit (WebDriverWait on what the page shows); no sleep decides an outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.browser.chromium import screenshot
+from tests.browser.conftest import PASSWORD, Account, Socket, call, severe
+from tests.integration.cluster import Cluster
+
+pytestmark = pytest.mark.integration
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+WAIT = 15
+
+
+class Page:
+    """One window of the chat page, driven the way a person would: forms, buttons, the Enter key."""
+
+    def __init__(self, driver: webdriver.Chrome, cluster: Cluster) -> None:
+        self.driver, self.cluster = driver, cluster
+        driver.get(cluster.api_url + "/")
+
+    def until(self, check: Callable[[], Any], timeout: float = WAIT, what: str = "") -> Any:
+        return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(
+            lambda _: check(), message=what or getattr(check, "__name__", ""))
+
+    def js(self, script: str, *args: Any) -> Any:
+        return self.driver.execute_script(script, *args)
+
+    def fill(self, element_id: str, text: str) -> None:
+        box = self.driver.find_element(By.ID, element_id)
+        box.clear()
+        box.send_keys(text)
+
+    def sign_in(self, username: str, button: str = "login-button") -> str:
+        self.until(lambda: self.driver.find_element(By.ID, "auth-username").is_displayed())
+        self.fill("auth-username", username)
+        self.fill("auth-password", PASSWORD)
+        self.driver.find_element(By.ID, button).click()
+        return self.wait_online()
+
+    def connection(self) -> dict[str, str]:
+        return dict(self.js("const c = document.getElementById('conn');"
+                            "return {state: c.dataset.state, node: c.dataset.node, text: c.textContent};"))
+
+    def wait_online(self, timeout: float = WAIT) -> str:
+        """The node the page is connected to, once it is online."""
+        return str(self.until(lambda: self.connection()["state"] == "online" and self.connection()["node"],
+                              timeout, "page online"))
+
+    def conv_button(self, conv: str) -> Any:
+        found = self.driver.find_elements(By.CSS_SELECTOR, f'#conv-list button[data-conv="{conv}"]')
+        return found[0] if found else None
+
+    def unread(self, conv: str) -> str | None:
+        return self.js("const b = document.querySelector(`#conv-list button[data-conv='${arguments[0]}'] .badge`);"
+                       "return b ? (b.hidden ? '' : b.textContent) : null;", conv)
+
+    def open(self, conv: str) -> None:
+        self.until(lambda: self.conv_button(conv), what=f"conversation {conv} listed").click()
+        self.until(lambda: self.js("return document.getElementById('messages').dataset.conv") == conv)
+
+    def send(self, text: str) -> None:
+        box = self.driver.find_element(By.ID, "composer-body")
+        box.send_keys(text)
+        box.send_keys(Keys.ENTER)
+
+    def shown(self) -> list[dict[str, Any]]:
+        """The open conversation's messages as shown: id (None while pending), body text, state."""
+        return list(self.js("""
+            return [...document.querySelectorAll('#messages li')].map(li => ({
+              id: li.dataset.id ? Number(li.dataset.id) : null,
+              body: li.querySelector('.body').textContent,
+              mine: li.classList.contains('mine'),
+              state: li.querySelector('.state').hidden ? null : li.querySelector('.state').dataset.state,
+            }));"""))
+
+    def bodies(self) -> list[str]:
+        return [m["body"] for m in self.shown()]
+
+    def wait_bodies(self, expected: list[str], timeout: float = WAIT) -> list[dict[str, Any]]:
+        self.until(lambda: self.bodies() == expected, timeout, f"messages {expected}")
+        return self.shown()
+
+    def state_of(self, body: str) -> str | None:
+        return next((m["state"] for m in self.shown() if m["body"] == body), None)
+
+    def errors(self, allowed: Callable[[str], bool] = lambda _: False) -> list[str]:
+        return severe(self.driver, allowed)
+
+
+def nodes(cluster: Cluster) -> dict[str, int]:
+    with urllib.request.urlopen(cluster.discovery_url + "/v1/nodes", timeout=5) as resp:
+        return {n["id"]: n["connections"] for n in json.loads(resp.read())["nodes"] if n["eligible"]}
+
+
+def wait_busier(cluster: Cluster, node: str) -> None:
+    """Until discovery sees ``node`` with more connections than any other, so the next placement goes
+    elsewhere (placement prefers the least loaded node)."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        counts = nodes(cluster)
+        if counts.get(node, 0) > max((c for n, c in counts.items() if n != node), default=0):
+            return
+        assert time.monotonic() < deadline, f"discovery never saw {node} busier: {counts}"
+        time.sleep(0.1)
+
+
+def index_of(cluster: Cluster, node: str) -> int:
+    return int(node.removeprefix("node")) - 1
+
+
+# ---- the page itself -------------------------------------------------------------------------
+
+
+def test_page_and_assets_are_served_with_a_strict_policy(cluster: Cluster) -> None:
+    with urllib.request.urlopen(cluster.api_url + "/", timeout=5) as resp:
+        policy = resp.headers["Content-Security-Policy"]
+        assert resp.headers["Content-Type"].startswith("text/html")
+        assert b'<script type="module" src="/static/main.js">' in resp.read()
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy and "default-src 'none'" in policy
+    for name, kind in [("main.js", "text/javascript"), ("app.css", "text/css"), ("icon.svg", "image/svg+xml")]:
+        with urllib.request.urlopen(f"{cluster.api_url}/static/{name}", timeout=5) as resp:
+            assert resp.headers["Content-Type"].startswith(kind)
+            assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    for bad in ["nope.js", "..%2Fapi%2Fapp.py", "Main.JS", "x.py"]:
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"{cluster.api_url}/static/{bad}", timeout=5)
+        err.value.close()
+        assert err.value.code == 404
+
+
+# ---- chatting --------------------------------------------------------------------------------
+
+
+def test_two_people_sign_up_befriend_and_chat_across_the_two_nodes(cluster: Cluster, chromium: Any) -> None:
+    suffix = str(int(time.time() * 1000))[-7:]
+    alice, bob = Page(chromium(), cluster), Page(chromium(), cluster)
+    alice_node = alice.sign_in(f"alice_{suffix}", button="signup-button")
+    wait_busier(cluster, alice_node)
+    bob_node = bob.sign_in(f"bob_{suffix}", button="signup-button")
+    assert alice_node != bob_node  # the conversation crosses nodes
+
+    # alice asks, bob adds her back: friends; bob opens the DM from his friend list
+    alice.fill("friend-name", f"bob_{suffix}")
+    alice.driver.find_element(By.ID, "friend-name").send_keys(Keys.ENTER)
+    alice.until(lambda: "request sent" in alice.driver.find_element(By.ID, "friend-list").text)
+    bob.fill("friend-name", f"alice_{suffix}")
+    bob.driver.find_element(By.ID, "friend-name").send_keys(Keys.ENTER)
+    message_alice = bob.until(lambda: bob.driver.find_elements(By.CSS_SELECTOR, "#friend-list button"))[0]
+    assert message_alice.text == "Message"
+    message_alice.click()
+    bob.until(lambda: bob.js("return document.getElementById('composer').hidden") is False)
+    conv = bob.js("return document.getElementById('messages').dataset.conv")
+    assert conv.startswith("dm.")
+
+    bob.send("Hi Alice! Are we still on for lunch?")
+    # alice did not know the DM yet: it appears with one unread message
+    alice.until(lambda: alice.unread(conv) == "1", what="unread badge 1")
+    assert "Are we still on for lunch?" in alice.conv_button(conv).text
+    alice.open(conv)
+    alice.wait_bodies(["Hi Alice! Are we still on for lunch?"])
+    assert alice.unread(conv) == ""
+    bob.until(lambda: bob.state_of("Hi Alice! Are we still on for lunch?") == "read", what="bob sees read")
+
+    alice.send("Yes! 12:30 at the usual place?")
+    shown = bob.wait_bodies(["Hi Alice! Are we still on for lunch?", "Yes! 12:30 at the usual place?"])
+    assert [m["mine"] for m in shown] == [True, False]
+    bob.send("Perfect, see you there!")
+    alice.wait_bodies(["Hi Alice! Are we still on for lunch?", "Yes! 12:30 at the usual place?",
+                       "Perfect, see you there!"])
+    alice.until(lambda: alice.state_of("Yes! 12:30 at the usual place?") == "read")
+    # typing: alice types without sending; bob sees it
+    # typing: alice keeps typing without sending; bob sees it (a node forwards one "start" per 2 s,
+    # and alice's last message cleared the previous one, so the first keystrokes may not show yet)
+    box = alice.driver.find_element(By.ID, "composer-body")
+
+    def typing_shown() -> bool:
+        box.send_keys("a")
+        return "is typing" in bob.driver.find_element(By.ID, "typing").text
+
+    bob.until(typing_shown, what="typing shown")
+    assert bob.driver.find_element(By.ID, "typing").text == f"alice_{suffix} is typing…"
+    assert bob.driver.find_element(By.ID, "conv-sub").text == "online"
+    screenshot(bob.driver, DOCS / "web-client.png")
+    assert alice.errors() == [] and bob.errors() == []
+
+
+def test_a_second_window_of_the_same_user_is_a_second_device_in_sync(
+    cluster: Cluster, chromium: Any, account: Callable[..., Account], socket_for: Callable[[Account, int], Socket],
+) -> None:
+    alice, bob = account("alice"), account("bob")
+    conv = alice.befriend(bob)
+    bob_ws = socket_for(bob, 1)
+    tab1, tab2 = Page(chromium(), cluster), Page(chromium(), cluster)
+    tab1.sign_in(alice.username)
+    tab2.sign_in(alice.username)
+    devices = {d["id"] for d in call(cluster, "GET", "/v1/devices", alice.token)["devices"]}
+    assert len(devices) == 3  # the API login above, and one per window
+
+    first = bob_ws.send(conv, "one")
+    for tab in (tab1, tab2):
+        tab.until(lambda tab=tab: tab.unread(conv) == "1", what="unread in both windows")
+    tab1.open(conv)
+    tab1.wait_bodies(["one"])
+    tab2.until(lambda: tab2.unread(conv) == "", what="read in window 1 clears window 2")
+    bob_ws.wait(lambda f: f.get("type") == "receipt" and f.get("status") == "read" and f.get("upto") == first)
+
+    tab2.open(conv)
+    tab2.wait_bodies(["one"])
+    tab1.send("from window 1")
+    bob_ws.wait(lambda f: f.get("type") == "msg" and f.get("body") == "from window 1")
+    for tab in (tab1, tab2):
+        shown = tab.wait_bodies(["one", "from window 1"])
+        assert shown[1]["mine"]
+    mine = bob_ws.messages(conv)[-1]["id"]
+    bob_ws.frame({"type": "ack", "id": mine})
+    for tab in (tab1, tab2):
+        tab.until(lambda tab=tab: tab.state_of("from window 1") == "delivered", what="delivered")
+    bob_ws.frame({"type": "read", "conv": conv, "upto": mine})
+    for tab in (tab1, tab2):
+        tab.until(lambda tab=tab: tab.state_of("from window 1") == "read", what="read in both windows")
+    # a reload keeps the window's device (sessionStorage) and shows the same conversation
+    tab2.driver.refresh()
+    tab2.wait_online()
+    assert {d["id"] for d in call(cluster, "GET", "/v1/devices", alice.token)["devices"]} == devices
+    tab2.open(conv)
+    tab2.wait_bodies(["one", "from window 1"])
+    assert tab1.errors() == [] and tab2.errors() == []
+
+
+def test_killing_the_pages_node_reconnects_elsewhere_and_shows_every_message_once(
+    cluster: Cluster, chromium: Any, account: Callable[..., Account], socket_for: Callable[[Account, int], Socket],
+) -> None:
+    alice, bob = account("alice"), account("bob")
+    conv = alice.befriend(bob)
+    page = Page(chromium(), cluster)
+    node = page.sign_in(alice.username)
+    dead = index_of(cluster, node)
+    bob_ws = socket_for(bob, 1 - dead)
+    page.open(conv)
+    before = [f"before {i}" for i in range(3)]
+    for body in before:
+        bob_ws.send(conv, body)
+    page.wait_bodies(before)
+
+    cluster.kill(node)
+    try:
+        page.until(lambda: page.connection()["state"] != "online", what="page sees the drop")
+        page.send("sent while offline")  # pending, resent after the reconnect
+        during = [f"during {i}" for i in range(5)]
+        for body in during:
+            bob_ws.send(conv, body)
+        moved_to = page.wait_online(timeout=30)
+        assert moved_to != node
+        shown = page.wait_bodies(before + during + ["sent while offline"], timeout=WAIT)
+        ids = [m["id"] for m in shown]
+        assert ids == sorted(ids) and len(set(ids)) == len(ids) and None not in ids
+        bob_ws.wait(lambda f: f.get("type") == "msg" and f.get("body") == "sent while offline")
+        after = bob_ws.send(conv, "after")
+        page.wait_bodies(before + during + ["sent while offline", "after"])
+        assert [m["body"] for m in bob_ws.messages(conv)].count("sent while offline") == 1
+        assert page.shown()[-1]["id"] == after
+        # the browser itself logs the failed connections to the dead node; nothing else may appear
+        dead_url = cluster.node_url(dead)
+        assert page.errors(allowed=lambda m: dead_url in m and "WebSocket connection" in m) == []
+    finally:
+        cluster.start_node(dead)
+
+
+def test_html_in_bodies_and_names_is_shown_as_text(
+    cluster: Cluster, chromium: Any, account: Callable[..., Account], socket_for: Callable[[Account, int], Socket],
+) -> None:
+    alice = account("alice")
+    name = '<b id="bold">Mallory</b><img src=x onerror="window.pwned=1">'
+    mallory = account("mallory", display_name=name)
+    conv = alice.befriend(mallory)
+    mallory_ws = socket_for(mallory, 0)
+    page = Page(chromium(), cluster)
+    page.sign_in(alice.username)
+    bodies = ['<img src=x onerror="window.pwned=2;document.title=\'pwned\'">',
+              "<script>window.pwned=3</script>", '<a href="javascript:window.pwned=4">click</a>']
+    for body in bodies:
+        mallory_ws.send(conv, body)
+    page.open(conv)
+    page.wait_bodies(bodies)
+    assert page.driver.find_element(By.ID, "conv-title").text == name
+    assert page.js("return document.querySelectorAll('#app img:not(h1 img), #app script, #app a, #bold').length") == 0
+    assert page.js("return window.pwned === undefined && document.title === 'Parley'")
+    assert page.errors() == []

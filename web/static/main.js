@@ -1,0 +1,496 @@
+// The page's controller: logging in, loading conversations and friends over HTTP, and handling
+// the WebSocket's frames (docs/protocol.md). A tab is a device: its token and device id live in
+// sessionStorage (per tab, kept across a reload), so two tabs of one user are two devices that
+// the server keeps in sync.
+
+import { Api, ApiError } from "./api.js";
+import { Connection } from "./connection.js";
+import { Conversation, lastSeen } from "./model.js";
+import * as view from "./view.js";
+
+const $ = view.$;
+const PAGE = 50;
+const TYPING_EVERY_MS = 1500;
+
+const chat = {
+  session: null, // {token, expires_at, device_id, user}
+  convs: new Map(), // id → Conversation
+  users: new Map(), // id → user
+  presence: new Map(), // id → {online, last_active_at}
+  friends: { friends: [], incoming: [], outgoing: [] },
+  selected: null,
+  orphans: [], // msgs of conversations not listed yet
+  typingSent: { conv: null, at: 0 },
+};
+
+const api = new Api(() => chat.session?.token ?? null);
+const conn = new Connection({
+  api,
+  token: () => chat.session.token,
+  onFrame: (frame) => handle(frame),
+  onState: (info) => view.showConnection(info),
+  onAuthLost: () => endSession("Your session ended; please log in again."),
+});
+
+// ---- session ---------------------------------------------------------------------------------
+
+function saveSession(s) {
+  chat.session = s;
+  sessionStorage.setItem("parley.session", JSON.stringify(s));
+  sessionStorage.setItem(`parley.device.${s.user.username}`, s.device_id);
+}
+
+function loadSession() {
+  try {
+    return JSON.parse(sessionStorage.getItem("parley.session") || "null");
+  } catch (err) {
+    return null;
+  }
+}
+
+async function login(username, password) {
+  const device = sessionStorage.getItem(`parley.device.${username}`);
+  const fields = { username, password, device_name: "web browser" };
+  let r;
+  try {
+    r = await api.login(device ? { ...fields, device_id: device } : fields);
+  } catch (err) {
+    if (err.code !== "unknown_device") throw err;
+    r = await api.login(fields);
+  }
+  saveSession({ token: r.token, expires_at: r.expires_at, device_id: r.device_id, user: r.user });
+  return r;
+}
+
+function endSession(message) {
+  conn.stop();
+  clearTimeout(chat.refreshTimer);
+  clearInterval(chat.ticker);
+  sessionStorage.removeItem("parley.session");
+  chat.session = null;
+  chat.convs.clear();
+  chat.selected = null;
+  $("app").hidden = true;
+  $("auth").hidden = false;
+  $("auth-error").textContent = message || "";
+  $("auth-username").focus();
+}
+
+function scheduleRefresh() {
+  const ms = Math.max(10000, (chat.session.expires_at - 300) * 1000 - Date.now());
+  chat.refreshTimer = setTimeout(async () => {
+    try {
+      const r = await api.refresh();
+      saveSession({ ...chat.session, token: r.token, expires_at: r.expires_at });
+      scheduleRefresh();
+    } catch (err) {
+      if (err.status === 401) endSession("Your session ended; please log in again.");
+      else chat.refreshTimer = setTimeout(scheduleRefresh, 30000);
+    }
+  }, Math.min(ms, 2 ** 31 - 1));
+}
+
+async function start(placement) {
+  $("auth").hidden = true;
+  $("app").hidden = false;
+  $("me-name").textContent = chat.session.user.display_name || chat.session.user.username;
+  chat.users.set(chat.session.user.id, chat.session.user);
+  await Promise.all([loadFriends(), loadConversations()]);
+  // Start "from now": history is paged over HTTP; the node sends everything after this.
+  const cursor = Math.max(0, ...[...chat.convs.values()].map((c) => c.lastId));
+  conn.start(cursor, placement);
+  scheduleRefresh();
+  chat.ticker = setInterval(tick, 1000);
+  chat.friendPoll = 0;
+}
+
+// ---- HTTP data -------------------------------------------------------------------------------
+
+const ctx = {
+  get me() { return chat.session?.user.id; },
+  get selected() { return chat.selected; },
+  presence: chat.presence,
+  user: (id) => chat.users.get(id),
+  open: (id) => openConversation(id),
+  accept: (id) => befriend(id),
+  decline: (id) => api.removeFriend(id).then(loadFriends).catch(report),
+  message: (id) => messageFriend(id),
+};
+
+async function loadFriends() {
+  chat.friends = await api.friends();
+  for (const list of Object.values(chat.friends)) for (const u of list) chat.users.set(u.id, u);
+  view.renderFriends(chat.friends, ctx);
+}
+
+async function loadConversations() {
+  const { conversations } = await api.conversations();
+  const listed = new Set();
+  for (const raw of conversations) {
+    listed.add(raw.id);
+    for (const u of raw.members) chat.users.set(u.id, u);
+    const conv = chat.convs.get(raw.id);
+    if (conv) conv.update({ ...raw, unread: conv.loaded ? conv.unread : raw.unread });
+    else chat.convs.set(raw.id, new Conversation(raw));
+  }
+  for (const id of [...chat.convs.keys()]) if (!listed.has(id)) chat.convs.delete(id); // left groups
+  if (chat.selected && !chat.convs.has(chat.selected)) chat.selected = null;
+  const orphans = chat.orphans;
+  chat.orphans = [];
+  for (const msg of orphans) if (chat.convs.has(msg.conv)) onMessage(msg);
+  renderAll();
+}
+
+let reloading = null;
+function reloadConversations() {
+  // coalesce bursts (group events, several unknown conversations at once)
+  reloading ??= loadConversations().catch(report).finally(() => { reloading = null; });
+  return reloading;
+}
+
+function sortedConvs() {
+  return [...chat.convs.values()].sort((a, b) => b.lastId - a.lastId || a.id.localeCompare(b.id));
+}
+
+function renderAll() {
+  view.renderConversations(sortedConvs(), ctx);
+  const conv = chat.convs.get(chat.selected);
+  view.renderHeader(conv, ctx);
+  view.renderMessages(conv, ctx);
+  view.renderTyping(conv, ctx);
+}
+
+async function openConversation(id) {
+  chat.selected = id;
+  const conv = chat.convs.get(id);
+  renderAll();
+  $("composer-body").focus();
+  if (!conv.loaded) {
+    await loadOlder(conv, true);
+    conv.loaded = true;
+    try {
+      const { receipts } = await api.receipts(conv.id);
+      for (const r of receipts) { conv.mark(r.user_id, "delivered", r.delivered); conv.mark(r.user_id, "read", r.read); }
+    } catch (err) {
+      report(err);
+    }
+  }
+  if (chat.selected !== id) return;
+  renderAll();
+  scrollToEnd();
+  markRead(conv);
+}
+
+async function loadOlder(conv, newest = false) {
+  if (conv.loadingOlder || (!newest && !conv.more)) return;
+  conv.loadingOlder = true;
+  $("history-state").textContent = "Loading earlier messages…";
+  try {
+    const oldest = conv.oldestId;
+    const params = newest || !oldest ? { limit: PAGE } : { before: oldest, limit: PAGE };
+    const r = await api.history(conv.id, params);
+    r.messages.forEach((m) => conv.add(m));
+    conv.more = r.more;
+  } catch (err) {
+    report(err);
+  } finally {
+    conv.loadingOlder = false;
+    $("history-state").textContent = conv.more ? "" : "Start of the conversation";
+  }
+}
+
+async function repairGap(conv, after) {
+  // a msg whose prev we do not hold (protocol §7): fetch what lies between
+  try {
+    const r = await api.history(conv.id, { after, order: "asc", limit: 200 });
+    r.messages.forEach((m) => conv.add(m));
+    renderAll();
+  } catch (err) {
+    report(err);
+  }
+}
+
+async function befriend(userId) {
+  try {
+    const r = await api.addFriend(userId);
+    $("friend-status").textContent = r.state === "friends" ? "You are now friends." : "Friend request sent.";
+    await loadFriends();
+    conn.send({ type: "presence", users: [userId] });
+  } catch (err) {
+    report(err);
+  }
+}
+
+async function messageFriend(userId) {
+  try {
+    const { conversation } = await api.openDm(userId);
+    await loadConversations();
+    await openConversation(conversation.id);
+  } catch (err) {
+    report(err);
+  }
+}
+
+// ---- frames ----------------------------------------------------------------------------------
+
+function handle(frame) {
+  switch (frame.type) {
+    case "msg": onMessage(frame); break;
+    case "ack": onAck(frame); break;
+    case "synced": onSynced(); break;
+    case "receipt": onReceipt(frame); break;
+    case "typing": onTyping(frame); break;
+    case "presence": onPresence(frame); break;
+    case "group": onGroup(frame); break;
+    case "error": onError(frame); break;
+    default: break;
+  }
+}
+
+function onMessage(msg) {
+  const conv = chat.convs.get(msg.conv);
+  if (!conv) { chat.orphans.push(msg); reloadConversations(); return; }
+  const gapFrom = conv.loaded && msg.prev && !conv.messages.has(msg.prev) && msg.prev > conv.oldestId
+    ? conv.highestBelow(msg.id) : null;
+  const counted = msg.id <= conv.lastId; // the conversation list's unread already has it
+  if (!conv.add(msg)) return; // already held: a re-sent message is shown once
+  conv.typing.delete(msg.from);
+  const mine = msg.from === ctx.me;
+  if (!mine && msg.id > conv.read && !counted) {
+    if (isVisible(conv)) markRead(conv);
+    else conv.unread += 1;
+  }
+  if (gapFrom !== null) repairGap(conv, gapFrom);
+  const atEnd = nearEnd();
+  renderAll();
+  if (isSelected(conv) && (atEnd || mine)) scrollToEnd();
+}
+
+function onAck(frame) {
+  const conv = chat.convs.get(frame.conv);
+  if (conv && conv.pending.has(frame.cid)) {
+    // stored; its msg frame may come later (after a sync's backlog): show it as sent meanwhile
+    const p = conv.pending.get(frame.cid);
+    conv.pending.delete(frame.cid);
+    conv.add({ id: frame.id, prev: 0, conv: frame.conv, from: ctx.me, device: chat.session.device_id,
+               cid: frame.cid, body: p.body, ts: p.ts });
+    renderAll();
+  }
+}
+
+function onSynced() {
+  // (re)connected: ask for everyone's presence, catch up our read mark
+  const users = [...chat.users.keys()].filter((id) => id !== ctx.me);
+  for (let i = 0; i < users.length; i += 100) conn.send({ type: "presence", users: users.slice(i, i + 100) });
+  const conv = chat.convs.get(chat.selected);
+  if (conv) markRead(conv);
+  for (const [cid, frame] of conn.pending) showPending(frame.conv, cid, frame.body);
+}
+
+function onReceipt(frame) {
+  const conv = chat.convs.get(frame.conv);
+  if (!conv) return;
+  if (frame.user === ctx.me) {
+    if (frame.status === "read") conv.readUpto(frame.upto, ctx.me);
+  } else {
+    conv.mark(frame.user, frame.status, frame.upto);
+  }
+  renderAll();
+}
+
+function onTyping(frame) {
+  const conv = chat.convs.get(frame.conv);
+  if (!conv) return;
+  if (frame.state === "stop") conv.typing.delete(frame.from);
+  else conv.typing.set(frame.from, Date.now() + frame.ttl_ms);
+  renderAll();
+}
+
+function onPresence(frame) {
+  for (const p of frame.users) chat.presence.set(p.user, p);
+  renderAll();
+  view.renderFriends(chat.friends, ctx);
+}
+
+function onGroup(frame) {
+  if (frame.event === "left" && chat.selected === frame.conv) chat.selected = null;
+  reloadConversations();
+}
+
+function onError(frame) {
+  if (frame.ref) {
+    for (const conv of chat.convs.values()) {
+      if (conv.pending.has(frame.ref) && !frame.retryable) {
+        conv.pending.delete(frame.ref);
+        renderAll();
+        report(new ApiError(400, frame));
+      }
+    }
+  }
+}
+
+// ---- sending, reading, typing ----------------------------------------------------------------
+
+function showPending(convId, cid, body) {
+  const conv = chat.convs.get(convId);
+  if (conv && !conv.pending.has(cid)) conv.pending.set(cid, { cid, body, ts: Date.now() });
+}
+
+function sendMessage() {
+  const box = $("composer-body");
+  const body = box.value;
+  const conv = chat.convs.get(chat.selected);
+  if (!conv || !body.trim()) return;
+  const cid = conn.sendMessage(conv.id, body);
+  showPending(conv.id, cid, body);
+  box.value = "";
+  chat.typingSent = { conv: null, at: 0 };
+  renderAll();
+  scrollToEnd();
+}
+
+function onComposerInput() {
+  const conv = chat.selected;
+  const text = $("composer-body").value.trim();
+  const now = Date.now();
+  if (text && (chat.typingSent.conv !== conv || now - chat.typingSent.at > TYPING_EVERY_MS)) {
+    if (conn.send({ type: "typing", conv })) chat.typingSent = { conv, at: now };
+  } else if (!text && chat.typingSent.conv === conv) {
+    conn.send({ type: "typing", conv, state: "stop" });
+    chat.typingSent = { conv: null, at: 0 };
+  }
+}
+
+function isSelected(conv) {
+  return chat.selected === conv.id;
+}
+
+function isVisible(conv) {
+  return isSelected(conv) && conv.loaded && document.visibilityState === "visible";
+}
+
+function markRead(conv) {
+  const upto = conv.lastId;
+  if (!isVisible(conv) || upto === 0) return;
+  if (upto > conv.read && conn.send({ type: "read", conv: conv.id, upto })) conv.read = upto;
+  conv.unread = 0;
+  renderAll();
+}
+
+// ---- scrolling and time ----------------------------------------------------------------------
+
+function nearEnd() {
+  const s = $("scroller");
+  return s.scrollHeight - s.scrollTop - s.clientHeight < 80;
+}
+
+function scrollToEnd() {
+  const s = $("scroller");
+  s.scrollTop = s.scrollHeight;
+}
+
+async function onScroll() {
+  const conv = chat.convs.get(chat.selected);
+  const s = $("scroller");
+  if (!conv || !conv.loaded || !conv.more || s.scrollTop > 40) return;
+  const fromBottom = s.scrollHeight - s.scrollTop;
+  await loadOlder(conv);
+  renderAll();
+  s.scrollTop = s.scrollHeight - fromBottom; // keep the reader's place
+}
+
+function tick() {
+  // typing expiry and "last seen … ago"
+  const now = Date.now();
+  let changed = false;
+  for (const conv of chat.convs.values()) {
+    for (const [user, until] of conv.typing) if (until <= now) { conv.typing.delete(user); changed = true; }
+  }
+  if (changed) renderAll();
+  const conv = chat.convs.get(chat.selected);
+  if (conv && conv.kind === "dm") {
+    const other = conv.others(ctx.me)[0];
+    if (other) $("conv-sub").textContent = lastSeen(chat.presence.get(other.id), now);
+  }
+  chat.friendPoll += 1;
+  if (chat.friendPoll % 15 === 0 && document.visibilityState === "visible") loadFriends().catch(report);
+}
+
+function report(err) {
+  $("friend-status").textContent = err instanceof ApiError || err.message ? err.message : String(err);
+}
+
+// ---- wiring ----------------------------------------------------------------------------------
+
+function wire() {
+  $("auth-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const username = $("auth-username").value.trim();
+    const password = $("auth-password").value;
+    const signup = event.submitter?.value === "signup";
+    $("auth-error").textContent = signup ? "Creating your account…" : "Logging in…";
+    try {
+      if (signup) await api.signup(username, password);
+      const r = await login(username, password);
+      $("auth-error").textContent = "";
+      $("auth-password").value = "";
+      await start({ node: r.node, fallbacks: r.fallbacks });
+    } catch (err) {
+      $("auth-error").textContent = err.message;
+    }
+  });
+  $("logout").addEventListener("click", async () => {
+    try { await api.logout(); } catch (err) { /* the session ends here either way */ }
+    endSession("");
+  });
+  $("add-friend").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const name = $("friend-name").value.trim();
+    try {
+      const { user } = await api.findUser(name);
+      chat.users.set(user.id, user);
+      await befriend(user.id);
+      $("friend-name").value = "";
+    } catch (err) {
+      $("friend-status").textContent = err.code === "unknown_user" ? `No user called ${name}.` : err.message;
+    }
+  });
+  $("new-group").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const members = [...document.querySelectorAll("#group-members input:checked")].map((i) => i.value);
+    try {
+      const { conversation } = await api.createGroup($("group-name").value.trim(), members);
+      $("group-name").value = "";
+      await loadConversations();
+      await openConversation(conversation.id);
+    } catch (err) {
+      report(err);
+    }
+  });
+  $("composer").addEventListener("submit", (event) => { event.preventDefault(); sendMessage(); });
+  $("composer-body").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); sendMessage(); }
+  });
+  $("composer-body").addEventListener("input", onComposerInput);
+  $("scroller").addEventListener("scroll", onScroll);
+  document.addEventListener("visibilitychange", () => {
+    const conv = chat.convs.get(chat.selected);
+    if (conv) markRead(conv);
+  });
+  window.addEventListener("focus", () => { if (chat.session) loadFriends().catch(report); });
+}
+
+async function boot() {
+  wire();
+  chat.session = loadSession();
+  if (!chat.session) { endSession(""); return; }
+  try {
+    const { user } = await api.me();
+    chat.session.user = user;
+    await start(null);
+  } catch (err) {
+    endSession(err.status === 401 ? "Your session ended; please log in again." : err.message);
+  }
+}
+
+boot();

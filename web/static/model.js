@@ -1,0 +1,113 @@
+// The chat's state, without DOM or sockets: conversations with their messages (one copy per id),
+// members' delivered/read marks, typing, unread counts. main.js feeds it frames and responses;
+// view.js draws it.
+
+export class Conversation {
+  constructor(raw) {
+    this.id = raw.id;
+    this.messages = new Map(); // id → msg; a repeat of an id is dropped
+    this.pending = new Map(); // cid → {cid, body, ts}: our sends not yet stored
+    this.marks = new Map(); // user → {delivered, read}
+    this.typing = new Map(); // user → expiry (ms)
+    this.read = 0;
+    this.unread = 0;
+    this.loaded = false; // newest page fetched over HTTP
+    this.more = true; // older history exists
+    this.last = null;
+    this.update(raw);
+  }
+
+  update(raw) {
+    this.kind = raw.kind;
+    this.name = raw.name || "";
+    this.members = raw.members;
+    this.roles = raw.roles || {};
+    if (raw.last_message && raw.last_message.id > this.lastId) this.last = raw.last_message;
+    if (typeof raw.read === "number") this.read = Math.max(this.read, raw.read);
+    if (typeof raw.unread === "number") this.unread = raw.unread;
+  }
+
+  get lastId() {
+    return this.last ? this.last.id : 0;
+  }
+
+  get oldestId() {
+    let oldest = 0;
+    for (const id of this.messages.keys()) if (oldest === 0 || id < oldest) oldest = id;
+    return oldest;
+  }
+
+  /** Adds a message unless its id is already here; true if it was new. */
+  add(msg) {
+    if (this.messages.has(msg.id)) return false;
+    this.messages.set(msg.id, msg);
+    this.pending.delete(msg.cid);
+    if (msg.id > this.lastId) this.last = msg;
+    return true;
+  }
+
+  sorted() {
+    return [...this.messages.values()].sort((a, b) => a.id - b.id);
+  }
+
+  highestBelow(id) {
+    let best = 0;
+    for (const held of this.messages.keys()) if (held < id && held > best) best = held;
+    return best;
+  }
+
+  mark(user, status, upto) {
+    const m = this.marks.get(user) || { delivered: 0, read: 0 };
+    if (status === "read") m.read = Math.max(m.read, upto);
+    m.delivered = Math.max(m.delivered, upto); // read implies delivered
+    this.marks.set(user, m);
+  }
+
+  /** Our own read mark moved (this device or another of ours read). */
+  readUpto(upto, me) {
+    this.read = Math.max(this.read, upto);
+    if (this.read >= this.lastId) this.unread = 0;
+    else if (this.loaded) this.unread = this.sorted().filter((m) => m.id > this.read && m.from !== me).length;
+  }
+
+  others(me) {
+    return this.members.filter((u) => u.id !== me);
+  }
+}
+
+/** SENT / DELIVERED / READ of one of our messages: every other member has it delivered / read. */
+export function stateOf(msg, conv, me) {
+  const others = conv.others(me);
+  if (others.length === 0) return "sent";
+  const marks = others.map((u) => conv.marks.get(u.id) || { delivered: 0, read: 0 });
+  if (marks.every((m) => m.read >= msg.id)) return "read";
+  if (marks.every((m) => m.delivered >= msg.id)) return "delivered";
+  return "sent";
+}
+
+export function nameOf(user) {
+  return user ? user.display_name || user.username : "someone";
+}
+
+export function titleOf(conv, me) {
+  if (conv.kind === "group") return conv.name || "Group";
+  const other = conv.others(me)[0];
+  return nameOf(other);
+}
+
+export function lastSeen(presence, now) {
+  if (!presence) return "";
+  if (presence.online) return "online";
+  if (!presence.last_active_at) return "offline";
+  const minutes = Math.floor((now - presence.last_active_at) / 60000);
+  if (minutes < 1) return "last seen just now";
+  if (minutes < 60) return `last seen ${minutes} min ago`;
+  const when = new Date(presence.last_active_at);
+  const sameDay = when.toDateString() === new Date(now).toDateString();
+  const time = when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return sameDay ? `last seen at ${time}` : `last seen ${when.toLocaleDateString()} ${time}`;
+}
+
+export function clock(ts) {
+  return new Date(ts).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}

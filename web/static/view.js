@@ -1,0 +1,182 @@
+// Drawing the chat. Every piece of user text (bodies, names, group names) goes into the DOM as a
+// text node (textContent / createTextNode), never as HTML, so a body like <img onerror=...> shows
+// as those characters and runs nothing.
+
+import { clock, lastSeen, nameOf, stateOf, titleOf } from "./model.js";
+
+export const $ = (id) => document.getElementById(id);
+
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children) if (child !== null && child !== undefined) node.append(child); // strings → text
+  return node;
+}
+
+const STATE_TEXT = { pending: "sending", sent: "sent", delivered: "delivered", read: "read" };
+const STATE_MARK = { pending: "○", sent: "✓", delivered: "✓✓", read: "✓✓" };
+
+export function showConnection(info) {
+  const node = $("conn");
+  const where = info.node ? ` · ${info.node}` : "";
+  const text = {
+    connecting: "Connecting…",
+    syncing: `Syncing${where}…`,
+    online: `Online${where}`,
+    reconnecting: `Connection lost; reconnecting in ${Math.ceil((info.inMs || 0) / 1000)} s…`,
+    offline: "Offline",
+  }[info.state];
+  node.textContent = text;
+  node.dataset.state = info.state;
+  node.dataset.node = info.state === "online" || info.state === "syncing" ? info.node || "" : "";
+}
+
+function dot(presence) {
+  const online = Boolean(presence && presence.online);
+  return el("span", { class: `dot ${online ? "on" : "off"}`, "aria-hidden": "true" });
+}
+
+function preview(conv, ctx) {
+  const typers = typingNames(conv, ctx);
+  if (typers) return typers;
+  if (!conv.last) return "No messages yet";
+  const who = conv.last.from === ctx.me ? "You: " : conv.kind === "group" ? `${nameOf(ctx.user(conv.last.from))}: ` : "";
+  return who + conv.last.body;
+}
+
+export function renderConversations(convs, ctx) {
+  const list = $("conv-list");
+  $("conv-empty").hidden = convs.length > 0;
+  const items = convs.map((conv) => {
+    const other = conv.kind === "dm" ? conv.others(ctx.me)[0] : null;
+    const presence = other ? ctx.presence.get(other.id) : null;
+    const title = titleOf(conv, ctx.me);
+    const unread = conv.unread > 0 ? (conv.unread >= 100 ? "99+" : String(conv.unread)) : "";
+    const label = `${title}${conv.kind === "group" ? " (group)" : ""}${unread ? `, ${unread} unread` : ""}` +
+      `${presence && presence.online ? ", online" : ""}`;
+    const button = el("button", {
+      type: "button", class: "conv", "data-conv": conv.id, "aria-label": label,
+      "aria-current": conv.id === ctx.selected ? "true" : null,
+      onclick: () => ctx.open(conv.id),
+    },
+    other ? dot(presence) : el("span", { class: "dot group", "aria-hidden": "true" }),
+    el("span", { class: "conv-text" },
+      el("span", { class: "conv-title", text: title }),
+      el("span", { class: "conv-last", text: preview(conv, ctx) })),
+    el("span", { class: "badge", "data-unread": conv.unread, hidden: !unread, text: unread }));
+    return el("li", {}, button);
+  });
+  list.replaceChildren(...items);
+}
+
+export function renderHeader(conv, ctx) {
+  const composer = $("composer");
+  if (!conv) {
+    $("conv-title").textContent = "No conversation open";
+    $("conv-sub").textContent = "Pick a chat on the left.";
+    composer.hidden = true;
+    return;
+  }
+  composer.hidden = false;
+  $("conv-title").textContent = titleOf(conv, ctx.me);
+  if (conv.kind === "dm") {
+    const other = conv.others(ctx.me)[0];
+    $("conv-sub").textContent = other ? lastSeen(ctx.presence.get(other.id), Date.now()) : "";
+  } else {
+    const online = conv.members.filter((u) => ctx.presence.get(u.id)?.online).length;
+    $("conv-sub").textContent = `${conv.members.length} members, ${online} online: ` +
+      conv.members.map((u) => (u.id === ctx.me ? "you" : nameOf(u))).join(", ");
+  }
+}
+
+function messageItem(key) {
+  const body = el("p", { class: "body" });
+  const meta = el("span", { class: "meta" }, el("time"), el("span", { class: "state" }));
+  return el("li", { class: "msg", "data-key": key }, el("span", { class: "from" }), body, meta);
+}
+
+function fillMessage(li, msg, conv, ctx) {
+  const mine = msg.from === ctx.me;
+  const state = msg.id ? (mine ? stateOf(msg, conv, ctx.me) : null) : "pending";
+  li.classList.toggle("mine", mine);
+  if (msg.id) li.dataset.id = msg.id;
+  else li.dataset.cid = msg.cid;
+  const from = li.querySelector(".from");
+  from.textContent = mine ? "You" : nameOf(ctx.user(msg.from));
+  from.hidden = mine || conv.kind === "dm";
+  li.querySelector(".body").textContent = msg.body;
+  const time = li.querySelector("time");
+  time.textContent = clock(msg.ts);
+  time.dateTime = new Date(msg.ts).toISOString();
+  const mark = li.querySelector(".state");
+  mark.hidden = !state;
+  if (state) {
+    mark.dataset.state = state;
+    mark.textContent = STATE_MARK[state];
+    mark.title = STATE_TEXT[state];
+    mark.setAttribute("aria-label", STATE_TEXT[state]);
+  }
+}
+
+/** Keyed update: existing items stay (so screen readers announce only new ones), new ones are
+ *  inserted in id order, pending sends last. */
+export function renderMessages(conv, ctx) {
+  const list = $("messages");
+  if (!conv) { list.replaceChildren(); list.dataset.conv = ""; return; }
+  if (list.dataset.conv !== conv.id) { list.replaceChildren(); list.dataset.conv = conv.id; }
+  const existing = new Map([...list.children].map((li) => [li.dataset.key, li]));
+  const wanted = [
+    ...conv.sorted().map((m) => [`m${m.id}`, m]),
+    ...[...conv.pending.values()].map((p) => [`p${p.cid}`, { ...p, from: ctx.me, id: 0 }]),
+  ];
+  const keep = new Set(wanted.map(([key]) => key));
+  for (const [key, li] of existing) if (!keep.has(key)) li.remove();
+  let at = list.firstElementChild;
+  for (const [key, msg] of wanted) {
+    const li = existing.get(key) || messageItem(key);
+    fillMessage(li, msg, conv, ctx);
+    if (li !== at) list.insertBefore(li, at);
+    else at = at.nextElementSibling;
+  }
+}
+
+function typingNames(conv, ctx) {
+  const now = Date.now();
+  const names = [...conv.typing].filter(([, until]) => until > now).map(([user]) => nameOf(ctx.user(user)));
+  if (names.length === 0) return "";
+  return names.length === 1 ? `${names[0]} is typing…` : `${names.join(", ")} are typing…`;
+}
+
+export function renderTyping(conv, ctx) {
+  $("typing").textContent = conv ? typingNames(conv, ctx) : "";
+}
+
+export function renderFriends(friends, ctx) {
+  const rows = [];
+  for (const user of friends.incoming) {
+    rows.push(el("li", { "data-user": user.id },
+      el("span", { class: "person", text: `${nameOf(user)} wants to be friends` }),
+      el("button", { type: "button", onclick: () => ctx.accept(user.id), text: "Accept" }),
+      el("button", { type: "button", class: "secondary", onclick: () => ctx.decline(user.id), text: "Decline" })));
+  }
+  for (const user of friends.friends) {
+    rows.push(el("li", { "data-user": user.id }, dot(ctx.presence.get(user.id)),
+      el("span", { class: "person", text: nameOf(user) }),
+      el("button", { type: "button", onclick: () => ctx.message(user.id), text: "Message",
+                     "aria-label": `Message ${nameOf(user)}` })));
+  }
+  for (const user of friends.outgoing) {
+    rows.push(el("li", { "data-user": user.id },
+      el("span", { class: "person muted", text: `${nameOf(user)} (request sent)` })));
+  }
+  $("friend-list").replaceChildren(...rows);
+  const checks = friends.friends.map((user) => el("label", { class: "check" },
+    el("input", { type: "checkbox", name: "member", value: user.id }), nameOf(user)));
+  $("group-members").replaceChildren(...(checks.length ? checks : [el("p", { class: "hint", text: "Add friends first." })]));
+}
