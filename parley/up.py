@@ -166,6 +166,7 @@ def start_cluster(base: Settings, args: argparse.Namespace, children: list[Child
     nodes = [f"ws://127.0.0.1:{args.node_port + i}/ws" for i in range(args.nodes)]
     return [
         "Parley is up.",
+        f"  chat       http://127.0.0.1:{settings.api_port}/   (open it in a browser: sign up, add a friend, chat)",
         f"  API        http://127.0.0.1:{settings.api_port}   (sign up: POST /v1/signup, log in: POST /v1/login)",
         f"  discovery  http://127.0.0.1:{settings.discovery_port}/v1/nodes",
         *[f"  node{i + 1}      {url}" for i, url in enumerate(nodes)],

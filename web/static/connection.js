@@ -176,6 +176,7 @@ export class Connection {
     if (code === 4010 || moved) {
       // draining: the node named where to go; no backoff
       this.nodes = moved && moved.node ? urlsOf(moved) : [];
+      this.state("moving", { to: moved && moved.node ? moved.node.id : null });
       this.connect();
     } else if (AUTH_CLOSES.has(code)) {
       this.stop();

@@ -30,6 +30,7 @@ export function showConnection(info) {
     syncing: `Syncing${where}…`,
     online: `Online${where}`,
     reconnecting: `Connection lost; reconnecting in ${Math.ceil((info.inMs || 0) / 1000)} s…`,
+    moving: `This node is going away; moving${info.to ? ` to ${info.to}` : ""}…`,
     offline: "Offline",
   }[info.state];
   node.textContent = text;
