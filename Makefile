@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run run-cassandra test install install-test lint bench bench-store clean
+.PHONY: run run-cassandra test install install-test lint bench bench-foundation bench-store loadtest-smoke capacity clean
 
 run: install
 	$(BIN)/parley up
@@ -35,8 +35,17 @@ $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 lint: install-test
 	$(BIN)/ruff check .
 
-bench: install-test
+bench: install-test  # the standard set: raw capacity figures + a short Foundation run -> loadtest/results/capacity.jsonl
+	$(BIN)/python -m loadtest.standard
+
+bench-foundation: install-test  # the full cross-node DM benchmark alone -> loadtest/results/bench.jsonl
 	$(BIN)/python -m loadtest.bench
+
+loadtest-smoke: install-test  # Locust, 10 users for 10 s against a local cluster it starts; HTML report
+	$(BIN)/python -m loadtest.run smoke
+
+capacity: install-test  # the 50M-DAU cluster size from the latest measured figures
+	$(BIN)/python -m loadtest.model
 
 bench-store: install-test
 	$(BIN)/python -m loadtest.store_bench
