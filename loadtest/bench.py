@@ -922,7 +922,7 @@ def git_info() -> dict[str, Any]:
     def git(*a: str) -> str:
         try:
             return subprocess.run(["git", "-C", str(ROOT), *a], capture_output=True, text=True, timeout=10,
-                                  check=True).stdout.strip()
+                                  check=True).stdout.rstrip()  # status lines start with a space: keep it
         except (OSError, subprocess.SubprocessError):
             return ""
 

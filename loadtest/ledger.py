@@ -21,10 +21,18 @@ class Ledger:
     owed: dict[tuple[str, int], tuple[float, str]] = field(default_factory=dict)  # (user, id) -> (acked at, kind)
     early: set[tuple[str, int]] = field(default_factory=set)  # delivered before the sender saw its ack
     synced_since: dict[str, float | None] = field(default_factory=dict)  # recipient -> synced since (None: away)
+    floor: dict[str, int] = field(default_factory=dict)  # recipient -> the cursor it started from
     acked: int = 0
     expected: int = 0
     delivered: int = 0
     lost: dict[str, int] = field(default_factory=dict)  # kind -> count
+
+    def start(self, user: str, cursor: int) -> None:
+        """``user``'s first connect starts "from now", at ``cursor``: older messages are not owed to it."""
+        self.floor[user] = cursor
+        for key in [k for k in self.owed if k[0] == user and k[1] <= cursor]:
+            del self.owed[key]
+            self.expected -= 1
 
     def online(self, user: str, now: float) -> None:
         """``user``'s device is connected and synced (everything up to ``now`` is in its hands)."""
@@ -37,8 +45,8 @@ class Ledger:
         """A send was acknowledged; ``recipients`` are the members this run is watching (not the sender)."""
         self.acked += 1
         for user in recipients:
-            if user not in self.synced_since:
-                continue  # not a client of this run (not spawned yet, or another worker's)
+            if user not in self.synced_since or msg_id <= self.floor.get(user, 0):
+                continue  # not a client of this run (not spawned yet, or another worker's), or before its start
             self.expected += 1
             key = (user, msg_id)
             if key in self.early:

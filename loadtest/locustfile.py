@@ -231,6 +231,7 @@ class ParleyUser(HttpUser):
         SHARED.ledger.away(self.me)
         self.token, urls = self.login()
         self.cursor = self.start_cursor()
+        SHARED.ledger.start(self.me, self.cursor)
         t0 = time.monotonic()
         self.connect_any(urls)
         self.event("connect", (time.monotonic() - t0) * 1000)

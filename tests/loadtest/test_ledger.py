@@ -54,3 +54,15 @@ def test_recipients_not_in_the_run_are_not_expected() -> None:
     led.online("bob", now=0)
     led.on_ack(["bob", "carol"], 10, "group", now=1)
     assert led.expected == 1 and list(led.owed) == [("bob", 10)]
+
+
+def test_messages_before_a_recipients_start_cursor_are_not_owed() -> None:
+    led = Ledger(loss_timeout=5)
+    led.away("bob")  # spawned, still logging in
+    led.on_ack(["bob"], 7, "group", now=1)  # sent before bob read his start cursor
+    led.start("bob", cursor=9)  # bob starts "from now": 9
+    led.on_ack(["bob"], 8, "dm", now=2)
+    led.on_ack(["bob"], 10, "dm", now=3)
+    led.online("bob", now=4)
+    assert list(led.owed) == [("bob", 10)] and led.expected == 1
+    assert led.overdue(now=100) == [("bob", 10, "dm")]
