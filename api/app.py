@@ -528,7 +528,7 @@ async def run_api(settings: Settings) -> None:
     nc = await bus.connect(settings, "api")
     app = make_app(settings, store, nc)
     app[PRESENCE] = await open_buckets(nc.jetstream(), settings)
-    probe = StoreProbe(store)
+    probe = StoreProbe(store, registry=app[METRICS].registry)
     probe.start()
     serve_health(app, ready=lambda: nc.is_connected and probe.ok, registry=app[METRICS].registry)
     runner = await serve(app, settings.api_host, settings.api_port)

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import socket
 import time
+from collections.abc import Coroutine
+from typing import Any
 
+import orjson
 from aiohttp import web
+from nats.aio.msg import Msg
 from nats.js.kv import KeyValue
 
+from node.drain import destinations, drain
 from node.server import EdgeNode
 from parley import bus
+from parley.ids import node_control_subject
 from parley.presence_bus import open_buckets
-from parley.registry import NodeRecord, open_bucket
-from parley.runtime import StoreProbe, run_until_stopped, serve, serve_health
+from parley.registry import NodeRecord, open_bucket, read_all
+from parley.runtime import StoreProbe, serve, serve_health
 from parley.settings import Settings
 from parley.store import open_store
 
@@ -44,7 +51,7 @@ async def run_node(settings: Settings) -> None:
 
     app = web.Application()
     app.router.add_get("/ws", node.handle_ws)
-    probe = StoreProbe(store)
+    probe = StoreProbe(store, registry=node.metrics.registry)
     probe.start()
     serve_health(app, ready=lambda: nc.is_connected and probe.ok and not node.draining,
                  registry=node.metrics.registry)
@@ -80,11 +87,59 @@ async def run_node(settings: Settings) -> None:
                 kv = await reopen(kv)
             await asyncio.sleep(min(settings.node_beat_s, settings.cursor_flush_s, settings.presence_beat_s))
 
+    async def drain_node() -> None:
+        node.draining = True
+        node.metrics.draining.set(1)
+        await beat(True)  # discovery stops placing clients here
+        try:
+            records = await read_all(kv)
+        except Exception as err:
+            log.warning("drain: cannot read the registry (%s); clients will ask discovery", err)
+            records = []
+        targets = destinations(records, node_id, settings.region, time.time(), settings.node_ttl_s)
+        public = [t.public() for t in targets]
+        node.moved_to = (public[0] if public else None, public[1:3])
+        await asyncio.sleep(min(0.25, settings.node_beat_s))  # discovery's registry watch hears of it
+
+        async def gone() -> None:
+            while len(node.hub):
+                await asyncio.sleep(0.05)
+
+        left = await drain(lambda: list(node.hub), targets, spread_s=settings.drain_spread_s if targets else 0.0,
+                           timeout_s=settings.drain_timeout_s, gone=gone)
+        log.info("drained: %d connections left at the deadline", left)
+
+    stop, drain_asked = asyncio.Event(), asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, stop.set)  # stop now: connections close with 1001
+    loop.add_signal_handler(signal.SIGTERM, drain_asked.set)  # drain first (what orchestrators send)
+
+    async def on_ctl(msg: Msg) -> None:
+        try:
+            op = orjson.loads(msg.data or b"{}").get("op")
+        except orjson.JSONDecodeError:
+            op = None
+        if op == "drain":
+            drain_asked.set()
+            answer = {"node": node_id, "draining": True, "connections": len(node.hub),
+                      "timeout_s": settings.drain_timeout_s}
+        else:
+            answer = {"node": node_id, "error": "unknown_op", "message": "ops: drain"}
+        await msg.respond(orjson.dumps(answer))
+
+    ctl = await nc.subscribe(node_control_subject(node_id), cb=on_ctl)
     log.info("node %s listening on %s (region %s)", node_id, settings.ws_url(), settings.region)
-    task = asyncio.get_running_loop().create_task(duties())
+    task = loop.create_task(duties())
     try:
-        await run_until_stopped()
+        await first_of(stop.wait(), drain_asked.wait())
+        if not stop.is_set():
+            log.info("node %s draining", node_id)
+            await first_of(drain_node(), stop.wait())  # a SIGINT cuts the drain short
     finally:
+        try:
+            await ctl.unsubscribe()
+        except Exception:
+            pass
         node.draining = True
         task.cancel()
         try:
@@ -96,3 +151,16 @@ async def run_node(settings: Settings) -> None:
         await runner.cleanup()
         await bus.close_quietly(nc)
         await store.close()
+
+
+async def first_of(*aws: Coroutine[Any, Any, object]) -> None:
+    """Wait until one of ``aws`` finishes (re-raising its error); cancel the rest."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for t in done:
+            t.result()
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -33,6 +33,7 @@ class DeviceLink:
         *,
         max_queue: int,
         on_gap: Callable[[DeviceLink, int], None],
+        on_sent: Callable[[bytes], None] | None = None,
     ) -> None:
         self.ws = ws
         self.user = claims.user
@@ -52,6 +53,7 @@ class DeviceLink:
         self._room.set()
         self._max_queue = max_queue
         self._on_gap = on_gap
+        self._on_sent = on_sent
         self.closed = False
         self.close_code, self.close_reason = CLOSE_NORMAL, ""
 
@@ -83,6 +85,8 @@ class DeviceLink:
                     continue
                 frame = self._out.popleft()
                 await self.ws.send_frame(frame, WSMsgType.TEXT)
+                if self._on_sent is not None:
+                    self._on_sent(frame)
                 if len(self._out) <= self._max_queue // 4:
                     self._room.set()
             await self.ws.close(code=self.close_code, message=self.close_reason.encode())

@@ -32,6 +32,7 @@ from parley.bus import BusClient
 from parley.errors import (
     AUTH_CLOSE_CODES,
     CLOSE_ABUSE,
+    CLOSE_DRAINING,
     CLOSE_GOING_AWAY,
     CLOSE_IDLE,
     CLOSE_INTERNAL,
@@ -84,6 +85,7 @@ class EdgeNode:
         self.node_id = node_id
         self.hub: Hub[DeviceLink] = Hub()
         self.draining = False
+        self.moved_to: tuple[dict[str, object] | None, list[dict[str, object]]] = (None, [])  # while draining
         self._subs: dict[UserId, list[Subscription]] = {}
         self._sub_locks: dict[UserId, asyncio.Lock] = {}
         self.metrics = NodeMetrics()
@@ -204,13 +206,14 @@ class EdgeNode:
         ws = web.WebSocketResponse(max_msg_size=self.settings.max_frame_bytes, autoping=True)
         await ws.prepare(request)
         if self.draining:
-            await ws.close(code=CLOSE_GOING_AWAY, message=b"node is draining")
+            await ws.send_str(protocol.encode(protocol.moved_frame(*self.moved_to)))
+            await ws.close(code=CLOSE_DRAINING, message=b"node is draining")
             return ws
         claims, hello = await self._handshake(ws)
         if claims is None or hello is None:
             return ws
         link = DeviceLink(ws, claims, next(self._conn_ids), max_queue=4 * self.settings.sync_max,
-                          on_gap=self.schedule_sync)
+                          on_gap=self.schedule_sync, on_sent=self.metrics.frame_out)
         writer = asyncio.get_running_loop().create_task(link.run_writer())
         try:
             try:

@@ -37,7 +37,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                          "Cassandra 5.0 in <run dir>/cassandra unless one answers on PARLEY_CASSANDRA_PORT")
     sub.add_parser("cassandra", help="run a local Cassandra 5.0 (up, down, status, jars, nodetool)")
     sub.add_parser("status", help="the cluster at a glance: nodes by region, connections, traffic, archiver lag")
-    for role in ("node", "api", "discovery", "archiver", "presence", "pusher"):
+    node = sub.add_parser("node", help="run one edge node (configured by PARLEY_* variables); "
+                                       "`parley node drain <node>` drains a running one")
+    node_sub = node.add_subparsers(dest="action")
+    drain = node_sub.add_parser("drain", help="move a running node's clients to other nodes, then stop it")
+    drain.add_argument("node_id", help="the node's id, as `parley status` shows it")
+    drain.add_argument("--no-wait", action="store_true", help="return once the node has started draining")
+    for role in ("api", "discovery", "archiver", "presence", "pusher"):
         sub.add_parser(role, help=f"run one {role} process (configured by PARLEY_* variables)")
     args = parser.parse_args(args_list)
     try:
@@ -52,6 +58,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             lines, ok = status(settings)
             print("\n".join(lines))
             return 0 if ok else 1
+        if args.role == "node" and args.action == "drain":
+            import asyncio
+
+            from parley.nodectl import drain as drain_node
+
+            return asyncio.run(drain_node(settings, args.node_id, wait=not args.no_wait))
         node_id = settings.node_id or f"{socket.gethostname()}-{settings.node_port}"
         setup_logging(settings, args.role, node_id if args.role == "node" else None)
         if not settings.secret:

@@ -65,6 +65,7 @@ class Device:
         self.errors: list[dict[str, Any]] = []
         self.pongs: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []  # every other server frame: group, typing, receipt, presence
+        self.moved: dict[str, Any] | None = None  # the node's ``moved`` frame, when it drains
         self.synced = asyncio.Event()
         self.closed: asyncio.Future[tuple[int | None, str]] = asyncio.get_running_loop().create_future()
         self._waiters: list[tuple[Any, asyncio.Future[None]]] = []
@@ -119,6 +120,8 @@ class Device:
             self.synced.set()
             if self.auto_ack and self.order:
                 asyncio.get_running_loop().create_task(self._ack(max(self.order)))
+        elif kind == "moved":
+            self.moved = f
         elif kind != "welcome":
             self.events.append(f)
         self._notify()

@@ -100,6 +100,7 @@ CLOSE_TOKEN_EXPIRED = 4002
 CLOSE_REVOKED = 4003  # the session was logged out
 CLOSE_IDLE = 4008  # nothing received within the idle timeout (heartbeats stopped)
 CLOSE_SLOW = 4009  # the device read too slowly and fell too far behind; reconnect and sync
+CLOSE_DRAINING = 4010  # the node is draining: a ``moved`` frame named the node to reconnect to
 CLOSE_ABUSE = 4029  # far past the rate limit, or too many bad frames in a row
 
 AUTH_CLOSE_CODES = {

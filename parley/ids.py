@@ -117,6 +117,11 @@ def control_subject(user: UserId) -> str:
     return f"ctl.user.{user}"
 
 
+def node_control_subject(node_id: str) -> str:
+    """Requests to one edge node from operators' tools (``parley node drain``)."""
+    return f"ctl.node.{node_id}"
+
+
 def dedup_id(user: UserId, conv: ConversationId, client_message_id: str) -> str:
     """A resend is the same user, conversation and client message id (within the dedup window)."""
     return f"{user}:{conv}:{client_message_id}"

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+KNOWN_OUT = {t.encode() for t in ("welcome", "msg", "ack", "synced", "pong", "typing", "receipt", "group",
+                                   "presence", "moved", "error")}  # anything else is counted as "other"
 LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -38,6 +40,19 @@ class NodeMetrics:
         self.e2e_seconds = Histogram("parley_node_delivery_seconds",
                                      "From the sending node's clock to delivery here (live messages)",
                                      buckets=LATENCY, registry=r)
+        self.frames_out = Counter("parley_node_frames_out", "Server frames written to devices", ["type"], registry=r)
+        self.draining = Gauge("parley_node_draining", "1 while the node drains (moving its clients away)",
+                              registry=r)
+        self._out_by_type: dict[bytes, Counter] = {}
+
+    def frame_out(self, frame: bytes) -> None:
+        """Count one frame sent; its type is read from the encoded JSON (every frame starts with it)."""
+        kind = frame[9:frame.find(b'"', 9)] if frame.startswith(b'{"type":"') else b"other"
+        child = self._out_by_type.get(kind)
+        if child is None:
+            label = kind.decode() if kind in KNOWN_OUT else "other"
+            child = self._out_by_type[kind] = self.frames_out.labels(label)
+        child.inc()
 
 
 class ApiMetrics:

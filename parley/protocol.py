@@ -251,5 +251,11 @@ def presence_frame(users: list[dict[str, Any]]) -> dict[str, Any]:
     return {"type": "presence", "users": users}
 
 
+def moved_frame(node: dict[str, Any] | None, fallbacks: list[dict[str, Any]]) -> dict[str, Any]:
+    """This node is draining: reconnect to ``node`` (then ``fallbacks``; ``/v1/place`` when null) with
+    your cursor. The node closes the connection (4010) right after this frame."""
+    return {"type": "moved", "reason": "draining", "node": node, "fallbacks": fallbacks}
+
+
 def error_frame(details: dict[str, Any]) -> dict[str, Any]:
     return {"type": "error", **details}

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import orjson
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.client import JetStreamContext
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, NoKeysError
 from nats.js.kv import KeyValue
 
 from parley.settings import Settings
@@ -55,3 +55,20 @@ async def open_bucket(js: JetStreamContext, settings: Settings) -> KeyValue:
         return await js.create_key_value(config)
     except BadRequestError:
         return await js.key_value(BUCKET)
+
+
+async def read_all(kv: KeyValue) -> list[NodeRecord]:
+    """Every entry in the registry now (a one-off read; discovery watches instead)."""
+    try:
+        keys = await kv.keys()
+    except NoKeysError:
+        return []
+    out = []
+    for key in keys:
+        try:
+            entry = await kv.get(key)
+        except Exception:  # expired or deleted since the listing
+            continue
+        if entry.value:
+            out.append(NodeRecord.from_json(entry.value))
+    return out

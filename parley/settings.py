@@ -50,7 +50,7 @@ POSITIVE = (
     "group_max_members", "typing_interval_s", "max_body_bytes", "max_frame_bytes", "rate_per_s", "rate_burst",
     "heartbeat_s", "idle_timeout_s", "hello_timeout_s", "sync_batch", "sync_max", "cursor_flush_s",
     "max_connections", "node_ttl_s", "node_beat_s", "token_ttl_s", "argon2_time_cost", "argon2_memory_kib",
-    "presence_beat_s", "presence_timeout_s", "push_grace_s", "push_retries",
+    "presence_beat_s", "presence_timeout_s", "drain_timeout_s", "push_grace_s", "push_retries",
 )
 
 
@@ -95,6 +95,8 @@ class Settings:
     max_connections: int = 50000  # the node's capacity; load = connections / max_connections
     node_ttl_s: float = 6.0  # a node missing heartbeats this long is dropped from placement
     node_beat_s: float = 2.0
+    drain_timeout_s: float = 30.0  # a draining node exits after this long even if clients linger
+    drain_spread_s: float = 5.0  # a draining node moves its clients over this long (no reconnect stampede)
     # groups, typing
     group_max_members: int = 100
     typing_interval_s: float = 2.0  # a typist's "start" is forwarded at most this often; shown for 3x

@@ -3,9 +3,10 @@
 Order: [Cassandra, with ``--store cassandra``] → nats-server (JetStream, from the wheel, configured
 by nats.conf) → discovery → archiver → presence → API → edge nodes. Every role is a child process of its own
 with logs under ``<run dir>/logs``. Ctrl-C (or SIGTERM) stops them in reverse order, waiting for
-each; any child that dies takes the cluster down with a message saying which. Data (SQLite file or
-Cassandra data, JetStream store, the cluster secret) stays in the run dir, so the next ``parley up``
-continues where this one stopped.
+each; a node that drained (``parley node drain``) and exited cleanly is started again, like an
+orchestrator replacing it; any other child that dies takes the cluster down with a message saying
+which. Data (SQLite file or Cassandra data, JetStream store, the cluster secret) stays in the run
+dir, so the next ``parley up`` continues where this one stopped.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ class Child:
     name: str
     proc: subprocess.Popen[bytes]
     log: Path
+    role: str = ""  # set by spawn: what to run again after a drain
+    settings: Settings | None = None
 
 
 def cluster_secret(run_dir: Path, configured: Secret) -> Secret:
@@ -78,13 +81,15 @@ def spawn(name: str, role: str, settings: Settings, logs: Path) -> Child:
     with open(log, "ab") as out:  # the child keeps its own descriptor
         proc = subprocess.Popen([sys.executable, "-m", "parley", role], env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
-    return Child(name, proc, log)
+    return Child(name, proc, log, role, settings)
 
 
 def stop_all(children: list[Child], timeout: float = 10) -> None:
+    """Stop now, in reverse order: SIGINT (a node closes its connections with 1001 rather than draining
+    them to the others, which are about to stop too), SIGKILL after ``timeout``."""
     for child in reversed(children):
         if child.proc.poll() is None:
-            child.proc.send_signal(signal.SIGTERM)
+            child.proc.send_signal(signal.SIGINT)
             try:
                 child.proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -194,6 +199,11 @@ def run_cluster(base: Settings, args: argparse.Namespace) -> int:
         print("\n".join(banner), flush=True)
         while not stopping:
             dead = next((c for c in children if c.proc.poll() is not None), None)
+            if dead is not None and dead.role == "node" and dead.proc.returncode == 0 and dead.settings:
+                # drained (`parley node drain`, or SIGTERM): its clients moved; start a fresh one in its place
+                print(f"parley up: {dead.name} drained and stopped; starting it again", flush=True)
+                children[children.index(dead)] = spawn(dead.name, "node", dead.settings, Path(dead.log).parent)
+                continue
             if dead is not None:
                 print(f"parley up: {dead.name} exited with {dead.proc.returncode}; see {dead.log}", file=sys.stderr)
                 return 1

@@ -152,7 +152,7 @@ async def run_archiver(settings: Settings) -> None:
     nc = await bus.connect(settings, "archiver")
     metrics = ArchiverMetrics()
     app = web.Application()
-    probe = StoreProbe(store)
+    probe = StoreProbe(store, registry=metrics.registry)
     probe.start()
     serve_health(app, ready=lambda: nc.is_connected and probe.ok, registry=metrics.registry)
     runner = await serve(app, settings.archiver_host, settings.archiver_port)

@@ -113,6 +113,15 @@ class Cluster:
         child.proc.send_signal(signal.SIGKILL)
         child.proc.wait()
 
+    def terminate(self, name: str) -> None:
+        """SIGTERM: a node drains (moves its clients, then exits); other roles stop."""
+        self.roles[name].proc.send_signal(signal.SIGTERM)
+
+    def wait_exit(self, name: str, timeout: float) -> int:
+        """Wait for a role to exit by itself (e.g. after a drain); its exit status."""
+        child = self.roles.pop(name)
+        return child.proc.wait(timeout)
+
     def stop(self, name: str) -> None:
         stop_all([self.roles.pop(name)])
 

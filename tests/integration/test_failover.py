@@ -76,7 +76,7 @@ async def test_dead_node_leaves_placement_within_the_ttl(world, cluster):
 async def test_stopped_node_leaves_at_once_and_login_places_on_the_least_loaded(world, cluster):
     alice = await world.person("alice")
     try:
-        cluster.stop("node1")  # SIGTERM: the node deletes its registry entry on the way out
+        cluster.stop("node1")  # SIGINT: the node deletes its registry entry on the way out
         placed = await world.api.call("GET", "/v1/place", alice.token)
         assert placed["node"]["id"] == "node2" and placed["fallbacks"] == []
     finally:
