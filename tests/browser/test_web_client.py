@@ -391,9 +391,6 @@ def test_unread_counts_history_paging_presence_and_groups(
 def test_a_draining_node_moves_the_page_at_once_without_losing_a_message(
     cluster: Cluster, chromium: Any, account: Callable[..., Account], socket_for: Callable[[Account, int], Socket],
 ) -> None:
-    from parley import protocol
-    if not hasattr(protocol, "moved_frame"):
-        pytest.skip("graceful drain (moved / 4010) is not in this tree")
     alice, bob = account("alice"), account("bob")
     conv = alice.befriend(bob)
     page = Page(chromium(), cluster.api_url + "/")
