@@ -2,6 +2,8 @@
 
 GET /v1/place?region=R → {"node": {...}, "fallbacks": [...]} (503 no_node when none is eligible)
 GET /v1/nodes          → every node it knows, with freshness, for operators
+GET /v1/cluster        → the nodes by region with their traffic over the last minutes, and consumer lag
+GET /cluster           → the live cluster page (discovery/page/), which polls /v1/cluster
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from nats.js.kv import KeyValue
 
+from discovery import cluster_page
 from discovery.placement import eligible, place_client
+from discovery.sampler import ARCHIVER, PUSHER, TrafficSampler
+from discovery.traffic import node_traffic, worker_lag
 from parley import bus
 from parley.metrics import DiscoveryMetrics
 from parley.registry import NodeRecord, open_bucket
@@ -23,6 +28,7 @@ from parley.settings import Settings
 
 METRICS: web.AppKey[DiscoveryMetrics] = web.AppKey("metrics", DiscoveryMetrics)
 COUNT_NODES: web.AppKey[Callable[[], None]] = web.AppKey("count_nodes")
+SAMPLER: web.AppKey[TrafficSampler] = web.AppKey("sampler", TrafficSampler)
 log = logging.getLogger("parley.discovery")
 
 
@@ -64,8 +70,18 @@ class NodeDirectory:
                 await asyncio.sleep(1)
 
 
-def make_app(settings: Settings, directory: NodeDirectory, metrics: DiscoveryMetrics | None = None) -> web.Application:
+def node_state(n: NodeRecord, *, now: float, ttl: float) -> str:
+    if now - n.updated_at >= ttl:
+        return "stale"
+    if n.draining:
+        return "draining"
+    return "full" if n.connections >= n.max_connections else "eligible"
+
+
+def make_app(settings: Settings, directory: NodeDirectory, metrics: DiscoveryMetrics | None = None,
+             sampler: TrafficSampler | None = None) -> web.Application:
     metrics = metrics or DiscoveryMetrics()
+    sampler = sampler or TrafficSampler(settings, lambda: directory.nodes.values())
     known_regions: set[str] = set()
 
     async def place(request: web.Request) -> web.Response:
@@ -96,10 +112,30 @@ def make_app(settings: Settings, directory: NodeDirectory, metrics: DiscoveryMet
                 for n in sorted(directory.nodes.values(), key=lambda n: n.id)]
         return web.json_response({"nodes": body})
 
+    async def cluster(_: web.Request) -> web.Response:
+        sampler.want()
+        now, history = time.time(), sampler.history
+        shown = [n for n in directory.nodes.values() if now - n.updated_at < sampler.window_s]
+        body = [{**n.public(), "connections": n.connections, "max_connections": n.max_connections,
+                 "draining": n.draining, "state": node_state(n, now=now, ttl=settings.node_ttl_s),
+                 "eligible": node_state(n, now=now, ttl=settings.node_ttl_s) == "eligible",
+                 "age_s": round(now - n.updated_at, 2), "uptime_s": round(now - n.started_at, 1),
+                 **node_traffic(history, n.id)}
+                for n in sorted(shown, key=lambda n: (n.region, n.id))]
+        lag = {"archiver": worker_lag(history, ARCHIVER, "parley_archiver_lag", off_when_absent=False),
+               "pusher": worker_lag(history, PUSHER, "parley_pusher_lag",
+                                    off_when_absent=not settings.fcm_credentials)}
+        return web.json_response({"now": round(now, 3), "interval_s": sampler.interval_s,
+                                  "window_s": sampler.window_s, "nodes": body, "lag": lag},
+                                 headers={"Cache-Control": "no-store"})
+
     app = web.Application()
     app.router.add_get("/v1/place", place)
     app.router.add_get("/v1/nodes", nodes)
+    app.router.add_get("/v1/cluster", cluster)
+    cluster_page.add_routes(app.router)
     app[METRICS] = metrics
+    app[SAMPLER] = sampler
     app[COUNT_NODES] = count_nodes
     return app
 
@@ -110,6 +146,7 @@ async def run_discovery(settings: Settings) -> None:
     watch = asyncio.get_running_loop().create_task(
         directory.follow(lambda: open_bucket(nc.jetstream(), settings), quiet_s=max(3 * settings.node_beat_s, 5.0)))
     app = make_app(settings, directory)
+    sampling = asyncio.get_running_loop().create_task(app[SAMPLER].run())
     serve_health(app, ready=lambda: nc.is_connected, registry=app[METRICS].registry, before=app[COUNT_NODES])
     runner = await serve(app, settings.discovery_host, settings.discovery_port, shutdown_timeout=1)
     log.info("discovery on http://%s:%s", settings.discovery_host, settings.discovery_port)
@@ -117,5 +154,6 @@ async def run_discovery(settings: Settings) -> None:
         await run_until_stopped()
     finally:
         watch.cancel()
+        sampling.cancel()
         await runner.cleanup()
         await nc.close()

@@ -174,6 +174,7 @@ def start_cluster(base: Settings, args: argparse.Namespace, children: list[Child
         f"  chat       http://127.0.0.1:{settings.api_port}/   (open it in a browser: sign up, add a friend, chat)",
         f"  API        http://127.0.0.1:{settings.api_port}   (sign up: POST /v1/signup, log in: POST /v1/login)",
         f"  discovery  http://127.0.0.1:{settings.discovery_port}/v1/nodes",
+        f"  cluster    http://127.0.0.1:{settings.discovery_port}/cluster   (live cluster page: nodes, traffic, lag)",
         *[f"  node{i + 1}      {url}" for i, url in enumerate(nodes)],
         f"  NATS       {settings.nats_url}",
         *store_line,
