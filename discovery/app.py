@@ -33,19 +33,29 @@ log = logging.getLogger("parley.discovery")
 
 
 class NodeDirectory:
-    """The registry as this process last saw it; refreshed by a KV watch."""
+    """The registry as this process last saw it; refreshed by a KV watch.
 
-    def __init__(self) -> None:
+    A killed node's entry expires from the bucket by its TTL, and a KV watch is not told of expiries:
+    entries not rewritten for ``forget_s`` are forgotten here (until then they show as stale)."""
+
+    def __init__(self, forget_s: float = 600.0) -> None:
         self.nodes: dict[str, NodeRecord] = {}
+        self.forget_s = forget_s
 
-    def apply(self, key: str, value: bytes | None) -> None:
+    def apply(self, key: str, value: bytes | None, now: float | None = None) -> None:
         if not value:
             self.nodes.pop(key, None)
-            return
-        try:
-            self.nodes[key] = NodeRecord.from_json(value)
-        except (ValueError, TypeError) as err:
-            log.warning("ignoring bad registry entry %s: %s", key, err)
+        else:
+            try:
+                self.nodes[key] = NodeRecord.from_json(value)
+            except (ValueError, TypeError) as err:
+                log.warning("ignoring bad registry entry %s: %s", key, err)
+        self.prune(now)
+
+    def prune(self, now: float | None = None) -> None:
+        cutoff = (time.time() if now is None else now) - self.forget_s
+        for gone in [k for k, n in self.nodes.items() if n.updated_at < cutoff]:
+            del self.nodes[gone]
 
     async def follow(self, open_kv: Callable[[], Awaitable[KeyValue]], quiet_s: float) -> None:
         """Watch the registry. Nodes rewrite their entries every few seconds, so a watch that stays quiet
@@ -106,6 +116,7 @@ def make_app(settings: Settings, directory: NodeDirectory, metrics: DiscoveryMet
 
     async def nodes(_: web.Request) -> web.Response:
         now = time.time()
+        directory.prune(now)  # also when no node beats any more (nothing to apply)
         live = {n.id for n in eligible(directory.nodes.values(), now=now, ttl=settings.node_ttl_s)}
         body = [{**n.public(), "connections": n.connections, "max_connections": n.max_connections,
                  "draining": n.draining, "age_s": round(now - n.updated_at, 2), "eligible": n.id in live}

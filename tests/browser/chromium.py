@@ -8,6 +8,7 @@ second device of the same user.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -50,6 +51,14 @@ def console_errors(driver: webdriver.Chrome) -> list[dict[str, Any]]:
     return [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
 
 
-def screenshot(driver: webdriver.Chrome, path: Path) -> None:
+UPDATE_SCREENSHOTS = os.environ.get("PARLEY_UPDATE_SCREENSHOTS") == "1"
+
+
+def screenshot(driver: webdriver.Chrome, path: Path) -> Path:
+    """Save a PNG of the page. The docs' screenshots are rewritten only with PARLEY_UPDATE_SCREENSHOTS=1
+    (so a test run leaves the work tree clean); otherwise the picture goes to a temp file."""
+    if not UPDATE_SCREENSHOTS:
+        path = Path(tempfile.mkdtemp(prefix="parley-shot-")) / path.name
     path.parent.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(path))
+    assert driver.save_screenshot(str(path)), f"no screenshot written to {path}"
+    return path

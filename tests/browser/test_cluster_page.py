@@ -21,7 +21,7 @@ from selenium import webdriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from parley.up import spawn, wait_ready
-from tests.browser.chromium import screenshot
+from tests.browser.chromium import UPDATE_SCREENSHOTS, screenshot
 from tests.browser.conftest import Account, Socket, severe
 from tests.integration.cluster import Cluster, free_port
 
@@ -106,7 +106,8 @@ def test_live_page_shows_both_nodes_and_their_traffic(cluster: Cluster, chromium
                                    ".map(li => li.dataset.series + ': ' + li.textContent)")
     assert any(x.startswith("archiver") and "messages" in x for x in legend), legend
     assert any(x.startswith("pusher") and "off" in x for x in legend), legend  # push is off in this cluster
-    time.sleep(8)  # a few more samples, so the screenshot's lines have some length (not an assertion)
+    if UPDATE_SCREENSHOTS:
+        time.sleep(8)  # a few more samples, so the screenshot's lines have some length (not an assertion)
     screenshot(driver, DOCS / "cluster-page.png")
 
     body = get_json(f"{cluster.discovery_url}/v1/cluster")

@@ -41,3 +41,17 @@ def test_assign_even_split_and_edge_cases():
     assert assign(0, targets) == []
     full = [node("a", connections=100), node("b", connections=100)]  # no room anywhere: spread anyway
     assert Counter(assign(4, full)) == {0: 2, 1: 2}
+
+
+def test_discovery_forgets_nodes_that_stopped_beating_long_ago():
+    from discovery.app import NodeDirectory
+
+    d = NodeDirectory(forget_s=600)
+    d.apply("dead", node("dead", age=0).as_json(), now=NOW)
+    d.apply("alive", node("alive", age=0).as_json(), now=NOW + 599)
+    assert set(d.nodes) == {"dead", "alive"}  # stale but remembered: shown as such
+    d.apply("alive", NodeRecord("alive", "ws://alive/ws", "eu", 0, 100, False, NOW + 601, 0.0).as_json(),
+            now=NOW + 601)
+    assert set(d.nodes) == {"alive"}
+    d.apply("alive", None, now=NOW + 602)  # a node that left deletes its entry
+    assert d.nodes == {}
