@@ -67,6 +67,9 @@ class ConversationEvents:
         except Exception as err:  # ephemeral: a lost typing or receipt event is not worth failing for
             log.info("could not publish an event of %s: %s", conv, err)
 
+    def message_sent(self, user: str, conv: ConversationId) -> None:
+        self._typing.sent(user, conv)
+
     async def typing(self, link: DeviceLink, conv: ConversationId, state: str) -> None:
         verdict = self._typing.judge(link.user, conv, state, time.monotonic())
         if verdict == "flood":

@@ -384,6 +384,7 @@ class EdgeNode:
             raise
         if not duplicate:
             self.metrics.published.inc()
+        self.events.message_sent(link.user, frame.conv)
         link.send(orjson.dumps(protocol.sent_frame(cid=frame.cid, id=seq, conv=frame.conv, duplicate=duplicate)))
 
     async def _check_member(self, user: UserId, conv: ConversationId) -> None:

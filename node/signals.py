@@ -3,8 +3,8 @@
 Both travel on a conversation's event subject (``evt.<conv>``, core NATS, never stored).
 - ``TypingGate``: a client may say "typing" on every keystroke; the node forwards at most one
   ``start`` per sender and conversation per ``interval_s`` (receivers expire it after ``ttl``), a
-  ``stop`` at once, and refuses a sender who floods (more than ``flood_burst`` frames, refilled at
-  ``flood_per_s``) with ``rate_limited``.
+  ``stop`` at once (a sent message counts as one), and refuses a sender who floods (more than
+  ``flood_burst`` frames, refilled at ``flood_per_s``) with ``rate_limited``.
 - ``ReceiptMarks``: the highest "delivered up to" this node has announced per user and conversation,
   so a user's second device acking the same messages announces nothing new.
 Pure: callers pass ``now`` (monotonic seconds).
@@ -40,6 +40,11 @@ class TypingGate:
             return "coalesce"
         self._last[key] = now
         return "forward"
+
+    def sent(self, user: str, conv: str) -> None:
+        """The typist sent a message: receivers clear the indicator on it, so the next ``start`` is
+        news and goes out at once rather than waiting out the interval."""
+        self._last.pop((user, conv), None)
 
     def forget(self, user: str) -> None:
         self._buckets.pop(user, None)

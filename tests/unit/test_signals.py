@@ -16,6 +16,16 @@ def test_typing_gate(frames, expected):
     assert [gate.judge("u", conv, state, now) for now, conv, state in frames] == expected
 
 
+def test_a_sent_message_ends_the_typing_interval():
+    gate = TypingGate(interval_s=2.0)
+    assert gate.judge("u", "c", "start", 0.0) == "forward"
+    assert gate.judge("u", "c", "start", 0.5) == "coalesce"
+    gate.sent("u", "d")  # another conversation: no effect here
+    assert gate.judge("u", "c", "start", 0.6) == "coalesce"
+    gate.sent("u", "c")  # receivers cleared the indicator when the message came
+    assert gate.judge("u", "c", "start", 0.7) == "forward"
+
+
 def test_typing_flood_is_per_sender_and_refills():
     gate = TypingGate(flood_per_s=5.0, flood_burst=2)
     assert [gate.judge("u", "c", "stop", 0.0) for _ in range(3)] == ["forward", "forward", "flood"]
