@@ -79,6 +79,7 @@ class Shared:
         self.counts: dict[str, int] = {}
         self.summary: dict[str, Any] = {}
         self.loaded = False
+        self.workers = 1
 
     def count(self, name: str, n: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + n
@@ -86,7 +87,8 @@ class Shared:
     def load(self, path: str, worker: int, workers: int) -> None:
         self.roster = json.loads(Path(path).read_text())
         users = self.roster["users"]
-        mine = [c for i, c in enumerate(self.roster["cells"]) if i % max(workers, 1) == worker]
+        self.workers = max(workers, 1)
+        mine = [c for i, c in enumerate(self.roster["cells"]) if i % self.workers == worker]
         self.slots = [users[i] for cell in mine for i in cell]
         self.by_id = {u["id"]: u for u in users}
         for u in users:
@@ -221,7 +223,11 @@ class ParleyUser(HttpUser):
     def on_start(self) -> None:
         n = next(SHARED.next_slot)
         if n >= len(SHARED.slots):
-            log.error("no roster slot left for user %d (roster has %d here): seed more users", n, len(SHARED.slots))
+            cells = len(SHARED.roster["cells"])
+            advice = (f"the roster has {cells} cells for {SHARED.workers} workers: seed with --cell at most "
+                      f"users/workers" if cells < SHARED.workers else "seed more users")
+            log.error("no roster slot left for user %d (%d here): %s", n, len(SHARED.slots), advice)
+            self.event("no roster slot", error=RuntimeError(advice))  # a failure: the run must not pass
             raise StopUser()
         self.account = SHARED.slots[n]
         self.me: str = self.account["id"]
