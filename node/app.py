@@ -90,11 +90,11 @@ async def run_node(settings: Settings) -> None:
     async def drain_node() -> None:
         node.draining = True
         node.metrics.draining.set(1)
-        await beat(True)  # discovery stops placing clients here
         try:
+            await beat(True)  # discovery stops placing clients here
             records = await read_all(kv)
-        except Exception as err:
-            log.warning("drain: cannot read the registry (%s); clients will ask discovery", err)
+        except Exception as err:  # NATS away: drain anyway; clients ask discovery where to go
+            log.warning("drain: registry unavailable (%s); clients will ask discovery", err)
             records = []
         targets = destinations(records, node_id, settings.region, time.time(), settings.node_ttl_s)
         public = [t.public() for t in targets]
@@ -142,6 +142,7 @@ async def run_node(settings: Settings) -> None:
             pass
         node.draining = True
         task.cancel()
+        await asyncio.gather(task, return_exceptions=True)  # a flush it was in put its batch back
         try:
             await kv.delete(node_id)
         except Exception:

@@ -14,6 +14,7 @@ list, can read them later (``GET /v1/conversations/{conv}/receipts``), and annou
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable
@@ -127,9 +128,11 @@ class ConversationEvents:
         try:
             await self._store.save_receipts([Receipt(ConversationId(conv), UserId(user), delivered=upto)
                                              for (conv, user), upto in unsaved.items()])
-        except Unavailable:
+        except (Unavailable, asyncio.CancelledError) as err:  # kept for the next try (the final one at exit)
             for key, upto in unsaved.items():
                 self._unsaved[key] = max(upto, self._unsaved.get(key, 0))
+            if isinstance(err, asyncio.CancelledError):
+                raise
 
     def forget(self, user: UserId) -> None:
         """The user's last device left this node."""

@@ -205,8 +205,8 @@ class EdgeNode:
     async def handle_ws(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(max_msg_size=self.settings.max_frame_bytes, autoping=True)
         await ws.prepare(request)
-        if self.draining:
-            await ws.send_str(protocol.encode(protocol.moved_frame(*self.moved_to)))
+        if self.draining:  # no node named: another node named at the drain's start may be draining by now
+            await ws.send_str(protocol.encode(protocol.moved_frame(None, [])))
             await ws.close(code=CLOSE_DRAINING, message=b"node is draining")
             return ws
         claims, hello = await self._handshake(ws)
@@ -278,6 +278,10 @@ class EdgeNode:
         link.send(orjson.dumps(protocol.welcome_frame(
             user=link.user, device=link.device, node=self.node_id, cursor=cursor, limits=limits)))
         self.hub.attach(link)
+        if self.draining:  # the drain began during this hello: it may have listed its connections already
+            link.send(orjson.dumps(protocol.moved_frame(None, [])))
+            link.close(CLOSE_DRAINING, "node is draining")
+            return
         await self._subscribe_user(link.user)  # a second device waits for the first one's, if still going
         await self.presence.arrived(link)  # online now, not at the next periodic beat
         self.schedule_sync(link, cursor)
@@ -514,9 +518,11 @@ class EdgeNode:
         dirty, self._dirty_cursors = self._dirty_cursors, {}
         try:
             await self.store.save_cursors(dirty)  # type: ignore[arg-type]
-        except Unavailable:
+        except (Unavailable, asyncio.CancelledError) as err:  # kept for the next try (the final one at exit)
             for device, cursor in dirty.items():
                 self._dirty_cursors[device] = max(cursor, self._dirty_cursors.get(device, 0))
+            if isinstance(err, asyncio.CancelledError):
+                raise
 
     async def close_all(self, code: int = CLOSE_GOING_AWAY, reason: str = "node stopping") -> None:
         for link in list(self.hub):
