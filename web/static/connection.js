@@ -7,11 +7,23 @@
 // with the same cid, which the node de-duplicates. The cursor only moves forward: the highest of
 // `synced.cursor` and the ids received since, so a reconnect misses nothing; the page drops the
 // repeats by id.
+//
+// A resend is only safe within the node's de-duplication window (§6: PARLEY_DEDUP_WINDOW_S, 300 s
+// by default; `welcome` does not carry it). A send first tried longer ago than that minus a margin
+// is looked up in the conversation's newest history first: found (same cid, this device) it counts
+// as acked; only if it is absent is it resent. One Connection serves one session (one user, one
+// device): the page makes a new one per login, so nothing pending crosses to another user.
 
 const CLIENT = "parley-web/1";
 const FIRST_BACKOFF_MS = 500;
 const MAX_BACKOFF_MS = 30000;
 const AUTH_CLOSES = new Set([4001, 4002, 4003]);
+// The server's default dedup window (settings dedup_window_s = 300); a welcome's
+// limits.dedup_window_s, if a node ever sends it, takes precedence.
+const DEDUP_WINDOW_MS = 300000;
+const DEDUP_MARGIN_MS = 60000; // resend blindly only below window − margin (240 s)
+const LOOKUP_PAGE = 100;
+const LOOKUP_PAGES = 5;
 
 function urlsOf(placement) {
   const nodes = placement.node ? [placement.node, ...(placement.fallbacks || [])] : [];
@@ -24,11 +36,14 @@ function newCid() {
 }
 
 export class Connection {
-  constructor({ api, token, onFrame, onState, onAuthLost }) {
-    Object.assign(this, { api, token, onFrame, onState, onAuthLost });
+  constructor({ api, token, device, onFrame, onState, onAuthLost, now = () => Date.now() }) {
+    Object.assign(this, { api, token, device, onFrame, onState, onAuthLost, now });
     this.cursor = 0;
     this.acked = 0;
     this.pending = new Map(); // cid → send frame, until acked
+    this.sentAt = new Map(); // cid → when it was first tried (ms, this.now())
+    this.checking = new Set(); // cids being looked up in history
+    this.dedupWindowMs = DEDUP_WINDOW_MS;
     this.nodes = [];
     this.ws = null;
     this.live = false;
@@ -64,8 +79,55 @@ export class Connection {
   sendMessage(conv, body) {
     const frame = { type: "send", cid: newCid(), conv, body };
     this.pending.set(frame.cid, frame);
+    this.sentAt.set(frame.cid, this.now());
     this.send(frame);
     return frame.cid;
+  }
+
+  settle(cid) {
+    this.pending.delete(cid);
+    this.sentAt.delete(cid);
+  }
+
+  /** Resends a pending send: at once while the node still de-duplicates its cid, else only after
+   *  history shows it was not stored. */
+  resend(frame) {
+    if (!this.pending.has(frame.cid) || this.checking.has(frame.cid)) return;
+    const age = this.now() - (this.sentAt.get(frame.cid) ?? this.now());
+    if (age < this.dedupWindowMs - DEDUP_MARGIN_MS) { this.send(frame); return; }
+    this.checking.add(frame.cid);
+    this.lookUp(frame).then((stored) => {
+      this.checking.delete(frame.cid);
+      if (!this.pending.has(frame.cid)) return; // its ack or msg came meanwhile
+      if (stored) {
+        this.settle(frame.cid);
+        this.onFrame({ type: "ack", status: "sent", cid: frame.cid, id: stored.id, conv: frame.conv,
+                       duplicate: true });
+      } else {
+        // not live? the next welcome looks again; sent: a new first attempt, the window starts again
+        if (this.send(frame)) this.sentAt.set(frame.cid, this.now());
+      }
+    }, () => {
+      this.checking.delete(frame.cid);
+      this.later(() => this.resend(frame), 2000); // history unreachable: ask again, never resend blind
+    });
+  }
+
+  /** The stored message of a send, from the conversation's newest history pages, or null. */
+  async lookUp(frame) {
+    const device = this.device();
+    const since = (this.sentAt.get(frame.cid) ?? 0) - DEDUP_WINDOW_MS; // generous for clock skew
+    let before = null;
+    for (let page = 0; page < LOOKUP_PAGES; page += 1) {
+      const params = before ? { before, limit: LOOKUP_PAGE } : { limit: LOOKUP_PAGE };
+      const r = await this.api.history(frame.conv, params);
+      const found = r.messages.find((m) => m.cid === frame.cid && m.device === device);
+      if (found) return found;
+      if (!r.more || r.messages.length === 0) return null;
+      before = Math.min(...r.messages.map((m) => m.id));
+      if (Math.min(...r.messages.map((m) => m.ts)) < since) return null;
+    }
+    return null;
   }
 
   state(name, detail = {}) {
@@ -120,14 +182,14 @@ export class Connection {
       case "welcome": this.welcomed(frame); break;
       case "msg":
         this.cursor = Math.max(this.cursor, frame.id);
-        this.pending.delete(frame.cid); // stored: our own copy came back
+        if (frame.device === this.device()) this.settle(frame.cid); // stored: our own copy came back
         break;
       case "synced":
         this.cursor = Math.max(this.cursor, frame.cursor);
         this.ackNow();
         this.state("online");
         break;
-      case "ack": this.pending.delete(frame.cid); break;
+      case "ack": this.settle(frame.cid); break;
       case "moved": this.moved = frame; break;
       case "error": this.failed(frame); break;
       default: break;
@@ -140,13 +202,14 @@ export class Connection {
     this.node = frame.node;
     this.backoff = FIRST_BACKOFF_MS;
     this.avoid = null;
+    if (frame.limits?.dedup_window_s) this.dedupWindowMs = frame.limits.dedup_window_s * 1000;
     const beat = Math.max(1, (frame.limits?.heartbeat_s ?? 25) * 0.8) * 1000;
     const pinger = setInterval(() => this.send({ type: "ping", ts: Date.now() }), beat);
     const acker = setInterval(() => this.ackNow(), 1000);
     this.timers.add(pinger);
     this.timers.add(acker);
     this.state("syncing");
-    for (const send of this.pending.values()) this.send(send);
+    for (const send of this.pending.values()) this.resend(send);
   }
 
   ackNow() {
@@ -156,11 +219,11 @@ export class Connection {
   failed(error) {
     const frame = error.ref ? this.pending.get(error.ref) : null;
     if (error.code === "internal") {
-      this.later(() => { for (const send of this.pending.values()) this.send(send); }, 1000);
+      this.later(() => { for (const send of this.pending.values()) this.resend(send); }, 1000);
     } else if (frame && error.retryable) {
-      this.later(() => this.send(frame), error.retry_after_ms ?? 1000);
+      this.later(() => this.resend(frame), error.retry_after_ms ?? 1000);
     } else if (frame) {
-      this.pending.delete(error.ref);
+      this.settle(error.ref);
     }
   }
 

@@ -24,13 +24,31 @@ const chat = {
 };
 
 const api = new Api(() => chat.session?.token ?? null);
-const conn = new Connection({
-  api,
-  token: () => chat.session.token,
-  onFrame: (frame) => handle(frame),
-  onState: (info) => view.showConnection(info),
-  onAuthLost: () => endSession("Your session ended; please log in again."),
-});
+// One Connection per session: its pending sends, cursor and acks belong to that user and device
+// only, so a logout drops them with it and the next login starts clean.
+let conn = null;
+let clockOffset = 0; // moved only by the test hook below
+
+function newConnection() {
+  const c = new Connection({
+    api,
+    token: () => chat.session.token,
+    device: () => chat.session.device_id,
+    now: () => Date.now() + clockOffset,
+    onFrame: (frame) => { if (c === conn) handle(frame); },
+    onState: (info) => { if (c === conn) view.showConnection(info); },
+    onAuthLost: () => { if (c === conn) endSession("Your session ended; please log in again."); },
+  });
+  return c;
+}
+
+// Browser tests only (page opened with ?testhooks): reach the connection and move its clock.
+if (new URLSearchParams(location.search).has("testhooks")) {
+  window.parleyTest = {
+    get conn() { return conn; },
+    advanceClock(ms) { clockOffset += ms; },
+  };
+}
 
 // ---- session ---------------------------------------------------------------------------------
 
@@ -63,13 +81,21 @@ async function login(username, password) {
 }
 
 function endSession(message) {
-  conn.stop();
+  if (conn) conn.stop();
+  conn = null;
+  view.showConnection({ state: "offline" });
   clearTimeout(chat.refreshTimer);
   clearInterval(chat.ticker);
   sessionStorage.removeItem("parley.session");
   chat.session = null;
   chat.convs.clear();
+  chat.users.clear();
+  chat.presence.clear();
+  chat.friends = { friends: [], incoming: [], outgoing: [] };
+  chat.orphans = [];
   chat.selected = null;
+  chat.synced = false;
+  chat.typingSent = { conv: null, at: 0 };
   $("app").hidden = true;
   $("auth").hidden = false;
   $("auth-error").textContent = message || "";
@@ -98,6 +124,9 @@ async function start(placement) {
   await Promise.all([loadFriends(), loadConversations()]);
   // Start "from now": history is paged over HTTP; the node sends everything after this.
   const cursor = Math.max(0, ...[...chat.convs.values()].map((c) => c.lastId));
+  if (conn) conn.stop();
+  conn = newConnection();
+  chat.synced = false;
   conn.start(cursor, placement);
   scheduleRefresh();
   chat.ticker = setInterval(tick, 1000);
@@ -130,7 +159,7 @@ async function loadConversations() {
     listed.add(raw.id);
     for (const u of raw.members) chat.users.set(u.id, u);
     const conv = chat.convs.get(raw.id);
-    if (conv) conv.update({ ...raw, unread: conv.loaded ? conv.unread : raw.unread });
+    if (conv) conv.update(conv.loaded ? { ...raw, unread: conv.unread, listed: false } : raw);
     else chat.convs.set(raw.id, new Conversation(raw));
   }
   for (const id of [...chat.convs.keys()]) if (!listed.has(id)) chat.convs.delete(id); // left groups
@@ -168,12 +197,7 @@ async function openConversation(id) {
   if (!conv.loaded) {
     await loadOlder(conv, true);
     conv.loaded = true;
-    try {
-      const { receipts } = await api.receipts(conv.id);
-      for (const r of receipts) { conv.mark(r.user_id, "delivered", r.delivered); conv.mark(r.user_id, "read", r.read); }
-    } catch (err) {
-      report(err);
-    }
+    await loadReceipts(conv);
   }
   if (chat.selected !== id) return;
   renderAll();
@@ -215,7 +239,7 @@ async function befriend(userId) {
     const r = await api.addFriend(userId);
     $("friend-status").textContent = r.state === "friends" ? "You are now friends." : "Friend request sent.";
     await loadFriends();
-    conn.send({ type: "presence", users: [userId] });
+    conn?.send({ type: "presence", users: [userId] });
   } catch (err) {
     report(err);
   }
@@ -252,7 +276,9 @@ function onMessage(msg) {
   if (!conv) { chat.orphans.push(msg); reloadConversations(); return; }
   const gapFrom = conv.loaded && msg.prev && !conv.messages.has(msg.prev) && msg.prev > conv.oldestId
     ? conv.highestBelow(msg.id) : null;
-  const counted = msg.id <= conv.lastId; // the conversation list's unread already has it
+  // the conversation list's unread already has it: compare with the list's own last id, not lastId
+  // (our acked sends raise that, and others' older messages can still arrive after them)
+  const counted = msg.id <= conv.listedLast;
   if (!conv.add(msg)) return; // already held: a re-sent message is shown once
   conv.typing.delete(msg.from);
   const mine = msg.from === ctx.me;
@@ -279,12 +305,35 @@ function onAck(frame) {
 }
 
 function onSynced() {
-  // (re)connected: ask for everyone's presence, catch up our read mark
+  // (re)connected: ask for everyone's presence, catch up our read mark. Sync brings back only
+  // messages: receipts, group events and typing sent while we were away are gone (the node drops a
+  // closed link's other frames), so after a reconnect re-read the list and the open ones' receipts.
+  if (chat.synced) refetchAfterReconnect();
+  chat.synced = true;
   const users = [...chat.users.keys()].filter((id) => id !== ctx.me);
-  for (let i = 0; i < users.length; i += 100) conn.send({ type: "presence", users: users.slice(i, i + 100) });
+  for (let i = 0; i < users.length; i += 100) conn?.send({ type: "presence", users: users.slice(i, i + 100) });
   const conv = chat.convs.get(chat.selected);
   if (conv) markRead(conv);
   for (const [cid, frame] of conn.pending) showPending(frame.conv, cid, frame.body);
+}
+
+async function refetchAfterReconnect() {
+  for (const conv of chat.convs.values()) conv.typing.clear();
+  await reloadConversations();
+  await Promise.all([...chat.convs.values()].filter((c) => c.loaded).map(loadReceipts));
+  renderAll();
+}
+
+async function loadReceipts(conv) {
+  try {
+    const { receipts } = await api.receipts(conv.id);
+    for (const r of receipts) {
+      if (r.user_id === ctx.me) conv.readUpto(r.read, ctx.me);
+      else { conv.mark(r.user_id, "delivered", r.delivered); conv.mark(r.user_id, "read", r.read); }
+    }
+  } catch (err) {
+    report(err);
+  }
 }
 
 function onReceipt(frame) {
@@ -340,7 +389,7 @@ function sendMessage() {
   const box = $("composer-body");
   const body = box.value;
   const conv = chat.convs.get(chat.selected);
-  if (!conv || !body.trim()) return;
+  if (!conv || !conn || !body.trim()) return;
   const cid = conn.sendMessage(conv.id, body);
   showPending(conv.id, cid, body);
   box.value = "";
@@ -354,9 +403,9 @@ function onComposerInput() {
   const text = $("composer-body").value.trim();
   const now = Date.now();
   if (text && (chat.typingSent.conv !== conv || now - chat.typingSent.at > TYPING_EVERY_MS)) {
-    if (conn.send({ type: "typing", conv })) chat.typingSent = { conv, at: now };
+    if (conn?.send({ type: "typing", conv })) chat.typingSent = { conv, at: now };
   } else if (!text && chat.typingSent.conv === conv) {
-    conn.send({ type: "typing", conv, state: "stop" });
+    conn?.send({ type: "typing", conv, state: "stop" });
     chat.typingSent = { conv: null, at: 0 };
   }
 }
@@ -372,7 +421,7 @@ function isVisible(conv) {
 function markRead(conv) {
   const upto = conv.lastId;
   if (!isVisible(conv) || upto === 0) return;
-  if (upto > conv.read && conn.send({ type: "read", conv: conv.id, upto })) conv.read = upto;
+  if (upto > conv.read && conn?.send({ type: "read", conv: conv.id, upto })) conv.read = upto;
   conv.unread = 0;
   renderAll();
 }

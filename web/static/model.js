@@ -14,6 +14,7 @@ export class Conversation {
     this.loaded = false; // newest page fetched over HTTP
     this.more = true; // older history exists
     this.last = null;
+    this.listedLast = 0; // the newest id the server's list counted `unread` up to
     this.update(raw);
   }
 
@@ -25,6 +26,9 @@ export class Conversation {
     if (raw.last_message && raw.last_message.id > this.lastId) this.last = raw.last_message;
     if (typeof raw.read === "number") this.read = Math.max(this.read, raw.read);
     if (typeof raw.unread === "number") this.unread = raw.unread;
+    // a listing whose unread we took (raw.listed false: we kept our own count, which already
+    // counts every message we were given)
+    if (raw.listed !== false && raw.last_message) this.listedLast = Math.max(this.listedLast, raw.last_message.id);
   }
 
   get lastId() {

@@ -51,29 +51,43 @@ function preview(conv, ctx) {
   return who + conv.last.body;
 }
 
+/** Keyed update: each conversation keeps its <li> and button, moved only when the order changes,
+ *  so a focused button stays focused through presence, typing and message frames. */
 export function renderConversations(convs, ctx) {
   const list = $("conv-list");
   $("conv-empty").hidden = convs.length > 0;
-  const items = convs.map((conv) => {
-    const other = conv.kind === "dm" ? conv.others(ctx.me)[0] : null;
-    const presence = other ? ctx.presence.get(other.id) : null;
-    const title = titleOf(conv, ctx.me);
-    const unread = conv.unread > 0 ? (conv.unread >= 100 ? "99+" : String(conv.unread)) : "";
-    const label = `${title}${conv.kind === "group" ? " (group)" : ""}${unread ? `, ${unread} unread` : ""}` +
-      `${presence && presence.online ? ", online" : ""}`;
-    const button = el("button", {
-      type: "button", class: "conv", "data-conv": conv.id, "aria-label": label,
-      "aria-current": conv.id === ctx.selected ? "true" : null,
-      onclick: () => ctx.open(conv.id),
-    },
+  const existing = new Map([...list.children].map((li) => [li.dataset.conv, li]));
+  const keep = new Set(convs.map((c) => c.id));
+  for (const [id, li] of existing) if (!keep.has(id)) li.remove();
+  let at = list.firstElementChild;
+  for (const conv of convs) {
+    let li = existing.get(conv.id);
+    if (!li) {
+      const button = el("button", { type: "button", class: "conv", "data-conv": conv.id, onclick: () => ctx.open(conv.id) });
+      li = el("li", { "data-conv": conv.id }, button);
+    }
+    fillConversation(li.firstElementChild, conv, ctx);
+    if (li !== at) list.insertBefore(li, at);
+    else at = at.nextElementSibling;
+  }
+}
+
+function fillConversation(button, conv, ctx) {
+  const other = conv.kind === "dm" ? conv.others(ctx.me)[0] : null;
+  const presence = other ? ctx.presence.get(other.id) : null;
+  const title = titleOf(conv, ctx.me);
+  const unread = conv.unread > 0 ? (conv.unread >= 100 ? "99+" : String(conv.unread)) : "";
+  const label = `${title}${conv.kind === "group" ? " (group)" : ""}${unread ? `, ${unread} unread` : ""}` +
+    `${presence && presence.online ? ", online" : ""}`;
+  button.setAttribute("aria-label", label);
+  if (conv.id === ctx.selected) button.setAttribute("aria-current", "true");
+  else button.removeAttribute("aria-current");
+  button.replaceChildren(
     other ? dot(presence) : el("span", { class: "dot group", "aria-hidden": "true" }),
     el("span", { class: "conv-text" },
       el("span", { class: "conv-title", text: title }),
       el("span", { class: "conv-last", text: preview(conv, ctx) })),
     el("span", { class: "badge", "data-unread": conv.unread, hidden: !unread, text: unread }));
-    return el("li", {}, button);
-  });
-  list.replaceChildren(...items);
 }
 
 export function renderHeader(conv, ctx) {
@@ -176,8 +190,31 @@ export function renderFriends(friends, ctx) {
     rows.push(el("li", { "data-user": user.id },
       el("span", { class: "person muted", text: `${nameOf(user)} (request sent)` })));
   }
-  $("friend-list").replaceChildren(...rows);
-  const checks = friends.friends.map((user) => el("label", { class: "check" },
-    el("input", { type: "checkbox", name: "member", value: user.id }), nameOf(user)));
-  $("group-members").replaceChildren(...(checks.length ? checks : [el("p", { class: "hint", text: "Add friends first." })]));
+  keepFocus($("friend-list"), () => $("friend-list").replaceChildren(...rows));
+  // the group form's ticks are the user's input: keep each friend's checkbox (ticked or not, focused
+  // or not) and only add, drop or rename
+  const box = $("group-members");
+  const held = new Map([...box.querySelectorAll("label.check")].map((l) => [l.dataset.user, l]));
+  const checks = friends.friends.map((user) => {
+    const label = held.get(user.id) ||
+      el("label", { class: "check", "data-user": user.id }, el("input", { type: "checkbox", name: "member", value: user.id }), "");
+    label.lastChild.textContent = nameOf(user);
+    return label;
+  });
+  const wanted = checks.length ? checks : [box.querySelector("p.hint") || el("p", { class: "hint", text: "Add friends first." })];
+  if (wanted.length !== box.children.length || wanted.some((node, i) => box.children[i] !== node)) {
+    keepFocus(box, () => box.replaceChildren(...wanted));
+  }
+}
+
+/** Re-renders a list whose items carry data-user, then gives focus back to the same control. */
+function keepFocus(container, render) {
+  const active = document.activeElement;
+  const item = active && container.contains(active) ? active.closest("[data-user]") : null;
+  const index = item ? [...item.querySelectorAll("button, input")].indexOf(active) : -1;
+  render();
+  if (!item) return;
+  const again = container.querySelector(`[data-user="${CSS.escape(item.dataset.user)}"]`);
+  const control = again ? again.querySelectorAll("button, input")[index] : null;
+  if (control && control !== document.activeElement) control.focus();
 }
