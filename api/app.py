@@ -57,7 +57,8 @@ PASSWORDS: web.AppKey[Passwords] = web.AppKey("passwords", Passwords)
 PRESENCE: web.AppKey[tuple[KeyValue, KeyValue]] = web.AppKey("presence")
 METRICS: web.AppKey[ApiMetrics] = web.AppKey("metrics", ApiMetrics)
 HISTORY_MAX = 200
-UNREAD_MAX = 100  # a client shows it as "99+"
+UNREAD_MAX = 100  # a client shows it as "99+"; also how many messages after the mark are looked at
+UNREAD_READS = 16  # GET /v1/conversations: conversations whose unread count is read at once
 
 
 def now_ms() -> int:
@@ -358,21 +359,28 @@ async def list_conversations(request: web.Request) -> web.Response:
     tail = await _tail_from_stream(request, claims.user, convs, archived)
     convs = _with_latest(convs, tail)
     users = await store.get_users(sorted({m for c in convs for m in c.members}))
-    marks = await asyncio.gather(*(_unread(store, claims.user, c, tail.get(c.id, [])) for c in convs))
+    gate = asyncio.Semaphore(UNREAD_READS)  # a user in thousands of conversations: a few reads at a time
+
+    async def unread(conv: Conversation) -> tuple[int, int]:
+        async with gate:
+            return await _unread(store, claims.user, conv, tail.get(conv.id, []))
+
+    marks = await asyncio.gather(*(unread(c) for c in convs))
     return json({"conversations": [conversation_json(c, users) | {"read": read, "unread": unread}
                                    for c, (read, unread) in zip(convs, marks, strict=True)]})
 
 
 async def _unread(store: Store, user: UserId, conv: Conversation, tail: list[StoredMessage]) -> tuple[int, int]:
     """The user's read mark in ``conv`` and how many messages of others lie above it: counted among
-    the newest ``HISTORY_MAX`` messages after the mark (store and unarchived tail), at most ``UNREAD_MAX``."""
+    the newest ``UNREAD_MAX`` messages after the mark (store and unarchived tail), so at most ``UNREAD_MAX``;
+    no history is read when the conversation's last message is not above the mark."""
     mine = next((r for r in await store.receipts(conv.id) if r.user == user), None)
     read = mine.read if mine else 0
     if conv.last_message is None or conv.last_message.id <= read:
         return read, 0
-    rows = await store.history(conv.id, before=None, after=read, limit=HISTORY_MAX, newest_first=True)
+    rows = await store.history(conv.id, before=None, after=read, limit=UNREAD_MAX, newest_first=True)
     after = {m.id: m for m in rows} | {m.id: m for m in tail if m.id > read}
-    newest = sorted(after.values(), key=lambda m: m.id, reverse=True)[:HISTORY_MAX]
+    newest = sorted(after.values(), key=lambda m: m.id, reverse=True)[:UNREAD_MAX]
     return read, min(UNREAD_MAX, sum(1 for m in newest if m.sender != user))
 
 
