@@ -237,10 +237,17 @@ export class Connection {
     const moved = this.moved;
     this.moved = null;
     if (code === 4010 || moved) {
-      // draining: the node named where to go; no backoff
-      this.nodes = moved && moved.node ? urlsOf(moved) : [];
+      // draining: go where the node said at once; told to ask discovery instead, ask it after a short
+      // jitter, avoiding this node (placement may not have heard of the drain yet)
       this.state("moving", { to: moved && moved.node ? moved.node.id : null });
-      this.connect();
+      this.avoid = this.url;
+      if (moved && moved.node) {
+        this.nodes = urlsOf(moved);
+        this.connect();
+      } else {
+        this.nodes = [];
+        this.later(() => this.connect(), 100 + Math.random() * 400);
+      }
     } else if (AUTH_CLOSES.has(code)) {
       this.stop();
       this.onAuthLost(code);
