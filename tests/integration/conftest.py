@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from parley.client import Api, Device
+from tests.fcm_stub import FcmStub
 from tests.integration.cluster import Cluster
 
 PASSWORD = "correct horse battery"
@@ -23,6 +24,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield c
     finally:
         c.shutdown()
+
+
+@pytest.fixture(scope="module")
+async def fcm() -> AsyncIterator[FcmStub]:
+    """A local stand-in for FCM's HTTP API (and Google's token endpoint) for the push tests."""
+    stub = FcmStub()
+    await stub.start()
+    yield stub
+    await stub.stop()
 
 
 @pytest.fixture

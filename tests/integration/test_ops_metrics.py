@@ -8,7 +8,7 @@ import asyncio
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -54,14 +54,6 @@ async def test_store_probe_publishes_whether_the_store_answers(tmp_path: Path):
 async def _sample(registry: CollectorRegistry, name: str, test) -> bool:
     got = registry.get_sample_value(name)
     return got is not None and test(got)
-
-
-@pytest.fixture(scope="module")
-async def fcm() -> AsyncIterator[FcmStub]:
-    stub = FcmStub()
-    await stub.start()
-    yield stub
-    await stub.stop()
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 
 from parley.client import ApiError
 from tests.fcm_stub import FcmStub, service_account_file
-from tests.integration.cluster import Cluster
+from tests.integration.cluster import Cluster, free_port
 from tests.integration.conftest import World
 
 pytestmark = pytest.mark.integration
@@ -24,31 +24,17 @@ TOKEN = "fcm-token-{}-" + "x" * 120
 
 
 @pytest.fixture(scope="module")
-async def fcm() -> AsyncIterator[FcmStub]:
-    stub = FcmStub()
-    await stub.start()
-    yield stub
-    await stub.stop()
-
-
-@pytest.fixture(scope="module")
 def push_cluster(tmp_path_factory: pytest.TempPathFactory, fcm: FcmStub) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("push-cluster")
     key = service_account_file(root, fcm.token_uri)
     c = Cluster(root, nodes=1, fcm_credentials=str(key), fcm_endpoint=fcm.url, push_grace_s=1.5,
-                pusher_port=_free())
+                pusher_port=free_port())
     try:
         c.start()
         c.start_pusher()
         yield c
     finally:
         c.shutdown()
-
-
-def _free() -> int:
-    from tests.integration.cluster import free_port
-
-    return free_port()
 
 
 @pytest.fixture
