@@ -14,7 +14,7 @@ run-cassandra: install  # the same cluster with history in a local Cassandra 5.0
 test: install-test
 	ops/test-deps.sh $(BIN)/python
 	$(BIN)/ruff check .
-	$(BIN)/mypy
+	$(BIN)/python ops/typecheck.py
 	$(BIN)/pytest
 
 install: $(VENV)/.installed
@@ -36,19 +36,19 @@ lint: install-test
 	$(BIN)/ruff check .
 
 bench: install-test  # the standard set: raw capacity figures + a short Foundation run -> loadtest/results/capacity.jsonl
-	$(BIN)/python -m loadtest.standard
+	$(BIN)/python -m parley.loadtest.standard
 
 bench-foundation: install-test  # the full cross-node DM benchmark alone -> loadtest/results/bench.jsonl
-	$(BIN)/python -m loadtest.bench
+	$(BIN)/python -m parley.loadtest.bench
 
 loadtest-smoke: install-test  # Locust, 10 users for 10 s against a local cluster it starts; HTML report
-	$(BIN)/python -m loadtest.run smoke
+	$(BIN)/python -m parley.loadtest.run smoke
 
 capacity: install-test  # the 50M-DAU cluster size from the latest measured figures
-	$(BIN)/python -m loadtest.model
+	$(BIN)/python -m parley.loadtest.model
 
 bench-store: install-test
-	$(BIN)/python -m loadtest.store_bench
+	$(BIN)/python -m parley.loadtest.store_bench
 
 clean:
 	rm -rf .parley

@@ -17,8 +17,8 @@ import aiohttp
 import orjson
 from aiohttp import web
 from nats.js.kv import KeyValue
+from parley.api import validation as v
 
-from api import validation as v
 from parley import bus
 from parley.auth import Claims, Passwords, issue_token, verify_token
 from parley.bus import BusClient
@@ -521,8 +521,8 @@ def make_app(settings: Settings, store: Store, nc: BusClient) -> web.Application
     r.add_post("/v1/conversations", open_dm)
     r.add_get("/v1/conversations/{conv}/messages", history)
     r.add_get("/v1/conversations/{conv}/receipts", receipts)
-    from api import groups, push
-    from api import web as web_client
+    from parley.api import groups, push
+    from parley.api import web as web_client
 
     groups.add_routes(r)
     push.add_routes(r)

@@ -16,9 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-
-from api import validation as v
-from api.app import (
+from parley.api import validation as v
+from parley.api.app import (
     NATS,
     SETTINGS,
     STORE,
@@ -30,6 +29,7 @@ from api.app import (
     member_conversation,
     now_ms,
 )
+
 from parley import bus
 from parley.auth import Claims
 from parley.errors import BadRequest, Forbidden, NotFound

@@ -10,9 +10,9 @@ import re
 from typing import Any
 
 from aiohttp import web
+from parley.api import validation as v
+from parley.api.app import STORE, authed, body_of, json, member_conversation, now_ms
 
-from api import validation as v
-from api.app import STORE, authed, body_of, json, member_conversation, now_ms
 from parley.auth import Claims
 from parley.errors import BadRequest, NotFound
 from parley.ids import DeviceId

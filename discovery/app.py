@@ -15,11 +15,11 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from nats.js.kv import KeyValue
+from parley.discovery import cluster_page
+from parley.discovery.placement import eligible, place_client
+from parley.discovery.sampler import ARCHIVER, PUSHER, TrafficSampler
+from parley.discovery.traffic import node_traffic, worker_lag
 
-from discovery import cluster_page
-from discovery.placement import eligible, place_client
-from discovery.sampler import ARCHIVER, PUSHER, TrafficSampler
-from discovery.traffic import node_traffic, worker_lag
 from parley import bus
 from parley.metrics import DiscoveryMetrics
 from parley.registry import NodeRecord, open_bucket

@@ -14,11 +14,11 @@ import time
 from collections.abc import Callable, Iterable
 
 import aiohttp
+from parley.discovery.traffic import History, Reading, parse
+from parley.tools.status import metrics_url
 
-from discovery.traffic import History, Reading, parse
 from parley.registry import NodeRecord
 from parley.settings import Settings
-from parley.status import metrics_url
 
 log = logging.getLogger("parley.discovery")
 ARCHIVER, PUSHER = "archiver", "pusher"

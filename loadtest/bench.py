@@ -1,6 +1,6 @@
 """Parley's benchmark: cross-node DM throughput, end-to-end latency and CPU per process.
 
-    .venv/bin/python -m loadtest.bench [--pairs N] [--seconds S] [--rate R]
+    .venv/bin/python -m parley.loadtest.bench [--pairs N] [--seconds S] [--rate R]
 
 What one run does, all on 127.0.0.1 and bounded in count and time:
 
@@ -56,8 +56,8 @@ from typing import Any
 
 import aiohttp
 import psutil
+from parley.tools.client import Api, ApiError, Device
 
-from parley.client import Api, ApiError, Device
 from parley.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -935,7 +935,7 @@ def git_info() -> dict[str, Any]:
 def versions() -> dict[str, Any]:
     from importlib.metadata import PackageNotFoundError, version
 
-    from parley import natsserver
+    from parley.tools import natsserver
 
     out: dict[str, Any] = {}
     for pkg in ("nats-py", "aiohttp", "uvloop", "orjson"):
@@ -1078,7 +1078,7 @@ def report(record: dict[str, Any]) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m loadtest.bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m parley.loadtest.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--pairs", type=int, default=50, help="sender/receiver pairs (default 50)")
     p.add_argument("--seconds", type=float, default=10.0, help="measured seconds (default 10)")
     p.add_argument("--rate", type=float, default=2000.0, help="offered msg/s over all pairs (default 2000)")

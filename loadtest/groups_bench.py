@@ -1,6 +1,6 @@
 """Group fan-out and presence churn: what 100-member groups and connect/disconnect churn cost, per process.
 
-    .venv/bin/python -m loadtest.groups_bench [--groups G] [--users N] [--rates 20,50,100] [--churn-rates 20,50]
+    .venv/bin/python -m parley.loadtest.groups_bench [--groups G] [--users N] [--rates 20,50,100] [--churn-rates 20,50]
 
 One run, all on 127.0.0.1 and bounded in time (steps of about 15 s; about 4 minutes at the defaults):
 
@@ -58,8 +58,7 @@ from typing import Any
 import aiohttp
 import orjson
 import psutil
-
-from loadtest.bench import (
+from parley.loadtest.bench import (
     PASSWORD,
     ROOT,
     SEP,
@@ -79,7 +78,8 @@ from loadtest.bench import (
     sustained,
     versions,
 )
-from parley.client import Api, ApiError
+from parley.tools.client import Api, ApiError
+
 from tests.integration.cluster import Cluster
 
 RESULTS = Path(__file__).resolve().parent / "results" / "groups.jsonl"
@@ -822,7 +822,7 @@ def rates(p: argparse.ArgumentParser, text: str, name: str) -> list[float]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m loadtest.groups_bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m parley.loadtest.groups_bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--groups", type=int, default=10, help="groups, one sender (the owner) each (default 10)")
     p.add_argument("--users", type=int, default=200, help="users, one device each (default 200)")
     p.add_argument("--group-size", type=int, default=100, help="members per group, owner included (default 100)")

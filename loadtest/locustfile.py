@@ -1,6 +1,6 @@
 """Locust scenarios for Parley: users that speak the WebSocket protocol (docs/protocol.md).
 
-    .venv/bin/python -m loadtest.run smoke                       # one command: cluster, seed, Locust, report
+    .venv/bin/python -m parley.loadtest.run smoke                       # one command: cluster, seed, Locust, report
     .venv/bin/locust -f loadtest/locustfile.py --headless --host http://127.0.0.1:8080 \\
         --roster roster.json --scenario steady -u 100 -r 20 -t 60s       # against a running Parley
 
@@ -43,9 +43,8 @@ from gevent.event import Event
 from locust import HttpUser, events, task
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
-
-from loadtest.ledger import Ledger
-from loadtest.traffic import MODEL, Scenario, scenario
+from parley.loadtest.ledger import Ledger
+from parley.loadtest.traffic import MODEL, Scenario, scenario
 
 log = logging.getLogger("parley.loadtest")
 
@@ -56,7 +55,7 @@ CONNECT_TIMEOUT_S = 10.0
 
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
-    parser.add_argument("--roster", default="", help="roster JSON written by python -m loadtest.seed")
+    parser.add_argument("--roster", default="", help="roster JSON written by python -m parley.loadtest.seed")
     parser.add_argument("--scenario", default="smoke", help="smoke, steady, peak, reconnect-storm, presence-churn")
     parser.add_argument("--parley-workers", type=int, default=1, help="number of Locust workers (cells are split)")
     parser.add_argument("--loss-timeout", type=float, default=10.0,
@@ -112,7 +111,8 @@ def _on_start(environment: Any, **_kw: Any) -> None:
         return
     opts = environment.parsed_options
     if not opts.roster:
-        raise SystemExit("--roster is required (python -m loadtest.seed writes one; python -m loadtest.run does both)")
+        raise SystemExit("--roster is required (python -m parley.loadtest.seed writes one; "
+                         "python -m parley.loadtest.run does both)")
     worker = environment.runner.worker_index if isinstance(environment.runner, WorkerRunner) else 0
     SHARED.load(opts.roster, worker, opts.parley_workers)
     SHARED.ledger.loss_timeout = opts.loss_timeout

@@ -1,7 +1,7 @@
 """The capacity model: measured per-node figures + the traffic model → how big a 50M-DAU deployment is.
 
-    .venv/bin/python -m loadtest.model                 # latest loadtest/results/capacity.jsonl + store.jsonl
-    .venv/bin/python -m loadtest.model --dau 10000000 --markdown
+    .venv/bin/python -m parley.loadtest.model                 # latest loadtest/results/capacity.jsonl + store.jsonl
+    .venv/bin/python -m parley.loadtest.model --dau 10000000 --markdown
 
 Three inputs, each in one place: the traffic at the peak (``loadtest.traffic.TrafficModel``), what one
 process costs per operation as measured on this code (``Measured``, read from the results files that
@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from loadtest.traffic import MODEL, TrafficModel, fmt
+from parley.loadtest.traffic import MODEL, TrafficModel, fmt
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -198,7 +198,7 @@ def table(lines: list[Line], markdown: bool = False) -> list[str]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m loadtest.model", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m parley.loadtest.model", description=__doc__.split("\n")[0])
     p.add_argument("--results", default=str(RESULTS / "capacity.jsonl"), help="make bench's results file")
     p.add_argument("--store", default=str(RESULTS / "store.jsonl"), help="make bench-store's results file")
     p.add_argument("--dau", type=int, default=MODEL.dau)

@@ -32,9 +32,8 @@ from typing import Any
 import aiohttp
 import orjson
 import psutil
-
-from loadtest.bench import ClusterProc, CpuMeter, latency_summary
-from parley.client import Api
+from parley.loadtest.bench import ClusterProc, CpuMeter, latency_summary
+from parley.tools.client import Api
 
 PASSWORD = "raw-load-password-01"
 

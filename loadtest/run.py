@@ -1,8 +1,8 @@
 """One command for a Locust scenario: a cluster (started here, or yours), seeded users, Locust, a report.
 
-    .venv/bin/python -m loadtest.run smoke                    # local cluster on free loopback ports
-    .venv/bin/python -m loadtest.run steady --api http://127.0.0.1:8080 --users 100 --run-time 60
-    .venv/bin/python -m loadtest.run reconnect-storm --disrupt drain
+    .venv/bin/python -m parley.loadtest.run smoke                    # local cluster on free loopback ports
+    .venv/bin/python -m parley.loadtest.run steady --api http://127.0.0.1:8080 --users 100 --run-time 60
+    .venv/bin/python -m parley.loadtest.run reconnect-storm --disrupt drain
 
 Steps: start a cluster like the integration tests do (nats-server and every role on 127.0.0.1 free
 ports, in a temp dir; cheap Argon2) unless ``--api`` names one; seed the scenario's users
@@ -31,8 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from loadtest import seed as seeding
-from loadtest.traffic import MODEL, Scenario, scenario
+from parley.loadtest import seed as seeding
+from parley.loadtest.traffic import MODEL, Scenario, scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "loadtest" / "results" / "locust.jsonl"
@@ -132,7 +132,7 @@ def _cell(v: float | None) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m loadtest.run", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m parley.loadtest.run", description=__doc__.split("\n")[0])
     p.add_argument("scenario", help="smoke, steady, peak, reconnect-storm, presence-churn")
     p.add_argument("--api", default="", help="a running Parley API (default: start a local cluster here)")
     p.add_argument("--users", type=int, default=0, help="clients (default: the scenario's)")
@@ -208,7 +208,7 @@ def report(args: argparse.Namespace, sc: Scenario, out: Path, code: int, disrupt
 def result_record(args: argparse.Namespace, sc: Scenario, stats: list[dict[str, Any]], summary: dict[str, Any],
                   verdict: dict[str, Any], disruption: dict[str, Any] | None, code: int, took: float, local: bool,
                   out: Path) -> dict[str, Any]:
-    from loadtest.bench import git_info, machine_info
+    from parley.loadtest.bench import git_info, machine_info
 
     return {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine_info(), "git": git_info(),
             "scenario": asdict(sc), "model": {"send_rate_per_client": sc.send_rate_per_client(MODEL),

@@ -1,6 +1,6 @@
 """Seed a load run: accounts, friendships, DMs and groups, written to a roster file the Locust users read.
 
-    .venv/bin/python -m loadtest.seed --api http://127.0.0.1:8080 --users 100 --out roster.json
+    .venv/bin/python -m parley.loadtest.seed --api http://127.0.0.1:8080 --users 100 --out roster.json
 
 Users come in cells (``--cell`` users each). Everything a user talks to is inside its cell: DMs with
 its ring neighbours (i+1, i+2), groups whose members are all cell members. A Locust worker takes whole
@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-
-from loadtest.traffic import MODEL
-from parley.client import Api, ApiError
+from parley.loadtest.traffic import MODEL
+from parley.tools.client import Api, ApiError
 
 PASSWORD = "loadtest-password-0001"
 CONCURRENCY = 16
@@ -126,7 +125,7 @@ async def seed(api_url: str, users: int, cell: int, largest_group: int, seed_val
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m loadtest.seed", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m parley.loadtest.seed", description=__doc__.split("\n")[0])
     p.add_argument("--api", required=True, help="the Parley API base URL")
     p.add_argument("--users", type=int, default=100)
     p.add_argument("--cell", type=int, default=100, help="users per cell (a worker takes whole cells)")

@@ -1,7 +1,7 @@
 """``make bench``: the standard benchmark set, one results line an SRE can keep and compare.
 
-    .venv/bin/python -m loadtest.standard                 # about 3-4 minutes on 2 cores
-    .venv/bin/python -m loadtest.standard --no-foundation --idle 500
+    .venv/bin/python -m parley.loadtest.standard                 # about 3-4 minutes on 2 cores
+    .venv/bin/python -m parley.loadtest.standard --no-foundation --idle 500
 
 1. The raw generator (``loadtest.raw``) on a cluster of its own: the highest sustained delivered msg/s
    and each message's CPU cost per process (so delivered msg/s per node core), end-to-end p50/p99 at
@@ -29,9 +29,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from loadtest import model, raw
-from loadtest.bench import RESULTS as BENCH_RESULTS
-from loadtest.bench import git_info, machine_info, versions
+from parley.loadtest import model, raw
+from parley.loadtest.bench import RESULTS as BENCH_RESULTS
+from parley.loadtest.bench import git_info, machine_info, versions
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "loadtest" / "results" / "capacity.jsonl"
@@ -112,7 +112,7 @@ def summary_lines(rec: dict[str, Any]) -> list[str]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m loadtest.standard", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m parley.loadtest.standard", description=__doc__.split("\n")[0])
     p.add_argument("--pairs", type=int, default=20)
     p.add_argument("--rates", default="1000,2000,3000,4000,5000,6000,8000", help="offered msg/s steps")
     p.add_argument("--step-seconds", type=float, default=4.0)

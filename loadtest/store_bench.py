@@ -1,6 +1,6 @@
 """The store benchmark: SQLite and Cassandra side by side in one run, through the code production runs.
 
-    .venv/bin/python -m loadtest.store_bench [--messages N] [--only sqlite|cassandra] [--cassandra-dir DIR]
+    .venv/bin/python -m parley.loadtest.store_bench [--messages N] [--only sqlite|cassandra] [--cassandra-dir DIR]
 
 Both backends get the same generated workload (seeded): DM conversations (2,000 by default) between
 random users, five "hot" ones taking 40% of the messages (conversation 0 alone 20%), bodies of about
@@ -57,8 +57,7 @@ from typing import Any
 
 import aiohttp
 import psutil
-
-from loadtest.bench import (
+from parley.loadtest.bench import (
     ROOT,
     BenchError,
     ClusterProc,
@@ -74,6 +73,7 @@ from loadtest.bench import (
     scan_logs,
     versions,
 )
+
 from parley import bus, cassandra_runner, natsserver
 from parley.errors import ParleyError
 from parley.ids import DeviceId, MessageId, UserId, dm_conversation, message_subject, new_device_id, new_user_id
@@ -604,7 +604,7 @@ def filesystem(path: Path) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m loadtest.store_bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m parley.loadtest.store_bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--messages", type=int, default=100_000, help="messages through the archiver (default 100000)")
     p.add_argument("--put-messages", type=int, default=None,
                    help="messages per put_messages level, 1 and 4 in flight (default: --messages / 2; 0 skips)")

@@ -1,7 +1,7 @@
 """The traffic model: what "50 million daily active users" asks of Parley, per second, at the peak.
 
 Every parameter lives in ``TrafficModel`` (one place; docs/capacity.md shows the defaults and the
-arithmetic, ``python -m loadtest.traffic`` prints it). The functions are pure: no clock, no I/O.
+arithmetic, ``python -m parley.loadtest.traffic`` prints it). The functions are pure: no clock, no I/O.
 
 Scaling down: a load run on one machine cannot open millions of sockets, so each simulated client
 stands for ``accel`` real online users: it sends ``accel`` times the real per-user rate (their

@@ -14,9 +14,9 @@ import orjson
 from aiohttp import web
 from nats.aio.msg import Msg
 from nats.js.kv import KeyValue
+from parley.node.drain import destinations, drain
+from parley.node.server import EdgeNode
 
-from node.drain import destinations, drain
-from node.server import EdgeNode
 from parley import bus
 from parley.ids import node_control_subject
 from parley.presence_bus import open_buckets

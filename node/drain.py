@@ -19,9 +19,9 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import orjson
+from parley.discovery.placement import place_client
+from parley.node.link import DeviceLink
 
-from discovery.placement import place_client
-from node.link import DeviceLink
 from parley import protocol
 from parley.errors import CLOSE_DRAINING
 from parley.registry import NodeRecord

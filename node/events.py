@@ -20,10 +20,10 @@ import time
 from collections.abc import Iterable
 
 import orjson
+from parley.node.hub import Hub
+from parley.node.link import DeviceLink
+from parley.node.signals import ReceiptMarks, TypingGate
 
-from node.hub import Hub
-from node.link import DeviceLink
-from node.signals import ReceiptMarks, TypingGate
 from parley import bus, protocol
 from parley.bus import BusClient
 from parley.errors import BadRequest, RateLimited, Unavailable

@@ -17,9 +17,9 @@ from collections.abc import Callable, Coroutine, Sequence
 
 import orjson
 from nats.aio.subscription import Subscription
+from parley.node.hub import Hub
+from parley.node.link import DeviceLink
 
-from node.hub import Hub
-from node.link import DeviceLink
 from parley import protocol
 from parley.bus import BusClient
 from parley.ids import UserId, event_subject, group_delivery_subject, is_group

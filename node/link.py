@@ -14,8 +14,8 @@ from collections import deque
 from collections.abc import Callable
 
 from aiohttp import WSMsgType, web
+from parley.node.position import Position
 
-from node.position import Position
 from parley.auth import Claims
 from parley.errors import CLOSE_NORMAL, CLOSE_SLOW
 

@@ -19,13 +19,13 @@ import orjson
 from aiohttp import WSMsgType, web
 from nats.aio.subscription import Subscription
 from nats.js.kv import KeyValue
+from parley.node.events import ConversationEvents
+from parley.node.groups import GroupRoutes
+from parley.node.hub import Hub
+from parley.node.link import DeviceLink
+from parley.node.presence import PresenceRelay
+from parley.node.publisher import Publisher
 
-from node.events import ConversationEvents
-from node.groups import GroupRoutes
-from node.hub import Hub
-from node.link import DeviceLink
-from node.presence import PresenceRelay
-from node.publisher import Publisher
 from parley import bus, protocol
 from parley.auth import Claims, verify_token
 from parley.bus import BusClient

@@ -28,4 +28,4 @@ case "$major" in
           "and put it first on PATH (or set JAVA_HOME)" >&2
      [ -n "${JAVA_HOME:-}" ] || exit 1 ;;
 esac
-"$1" -m parley.cassandra_runner jars >/dev/null  # resolve the jars once (cached after the first run)
+"$1" -m parley.tools.cassandra_runner jars >/dev/null  # resolve the jars once (cached after the first run)

@@ -1,5 +1,5 @@
 import sys
 
-from parley.cli import main
+from parley.tools.cli import main
 
 sys.exit(main())

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from parley.tools import cassandra_runner
 
-from parley import cassandra_runner
 from parley.settings import Settings
 
 

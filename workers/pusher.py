@@ -32,6 +32,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, KeyValueConfig
 from nats.js.client import JetStreamContext
 from nats.js.errors import BadRequestError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
+from parley.workers.archiver import decode_batch
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from parley import bus
@@ -42,7 +43,6 @@ from parley.push import Notice, notices
 from parley.runtime import StoreProbe, run_until_stopped, serve, serve_health
 from parley.settings import Settings
 from parley.store import PushPrefs, Store, StoredMessage, open_store
-from workers.archiver import decode_batch
 
 log = logging.getLogger("parley.pusher")
 CONSUMER, PUSHED_BUCKET = "pusher", "pushed"

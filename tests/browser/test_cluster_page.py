@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from parley.tools.up import spawn, wait_ready
 from selenium import webdriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from parley.up import spawn, wait_ready
 from tests.browser.chromium import UPDATE_SCREENSHOTS, screenshot
 from tests.browser.conftest import Account, Socket, severe
 from tests.integration.cluster import Cluster, free_port

@@ -10,9 +10,10 @@ import signal
 import socket
 from pathlib import Path
 
-from parley import natsserver
+from parley.tools import natsserver
+from parley.tools.up import Child, spawn, stop_all, wait_port, wait_ready
+
 from parley.settings import Secret, Settings
-from parley.up import Child, spawn, stop_all, wait_port, wait_ready
 
 SECRET = "test-secret-0123456789abcdef0123456789abcdef"
 

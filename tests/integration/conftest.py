@@ -8,9 +8,9 @@ from typing import Any
 
 import aiohttp
 import pytest
+from parley.tools.client import Api, Device
+from parley.tools.fcm_stub import FcmStub
 
-from parley.client import Api, Device
-from tests.fcm_stub import FcmStub
 from tests.integration.cluster import Cluster
 
 PASSWORD = "correct horse battery"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
+from parley.tools.client import ApiError
 
 from parley.auth import issue_token
-from parley.client import ApiError
 from parley.ids import new_device_id, new_session_id, new_user_id
 from tests.integration.cluster import SECRET
 from tests.integration.conftest import PASSWORD

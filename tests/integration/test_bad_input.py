@@ -7,9 +7,9 @@ import time
 import aiohttp
 import orjson
 import pytest
+from parley.tools.client import Device
 
 from parley.auth import issue_token
-from parley.client import Device
 from parley.ids import new_device_id, new_session_id, new_user_id
 from tests.integration.cluster import SECRET
 

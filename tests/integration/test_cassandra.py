@@ -14,9 +14,9 @@ import aiohttp
 import nats
 import pytest
 from cassandra.cluster import Cluster as CqlCluster
+from parley.tools.client import ApiError, Device
 
 from parley import bus
-from parley.client import ApiError, Device
 from tests.conftest import CassandraServer, new_keyspace
 from tests.integration.cluster import Cluster
 from tests.integration.conftest import World

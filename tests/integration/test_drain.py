@@ -11,8 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-
-from parley.client import Device
+from parley.tools.client import Device
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,7 @@ import time
 
 import aiohttp
 import pytest
-
-from parley.client import Device
+from parley.tools.client import Device
 
 pytestmark = pytest.mark.integration
 

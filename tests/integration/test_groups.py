@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from parley.tools.client import ApiError, Device
 
-from parley.client import ApiError, Device
 from tests.integration.conftest import Person, World
 
 pytestmark = pytest.mark.integration

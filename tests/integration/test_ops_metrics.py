@@ -14,11 +14,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 import yaml
+from parley.tools.fcm_stub import FcmStub, service_account_file
 from prometheus_client import CollectorRegistry
 
 from parley.runtime import StoreProbe
 from parley.store.sqlite import SQLiteStore
-from tests.fcm_stub import FcmStub, service_account_file
 from tests.integration.cluster import Cluster, free_port
 from tests.integration.conftest import World
 from tests.integration.test_metrics import value

@@ -6,8 +6,7 @@ import asyncio
 import time
 
 import pytest
-
-from parley.client import ApiError, Device
+from parley.tools.client import ApiError, Device
 
 pytestmark = pytest.mark.integration
 

@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 import pytest
+from parley.tools.client import ApiError
+from parley.tools.fcm_stub import FcmStub, service_account_file
 
-from parley.client import ApiError
-from tests.fcm_stub import FcmStub, service_account_file
 from tests.integration.cluster import Cluster, free_port
 from tests.integration.conftest import World
 

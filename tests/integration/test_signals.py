@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from parley.tools.client import ApiError
 
-from parley.client import ApiError
 from tests.integration.test_groups import befriend_all, new_group, people
 
 pytestmark = pytest.mark.integration

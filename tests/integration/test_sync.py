@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
-from parley.client import Device
+from parley.tools.client import Device
 
 pytestmark = pytest.mark.integration
 

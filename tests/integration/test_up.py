@@ -14,8 +14,8 @@ import orjson
 import psutil
 import pytest
 from cassandra.cluster import Cluster as CqlCluster
+from parley.tools.client import Api, ApiError, Device
 
-from parley.client import Api, ApiError, Device
 from tests.integration.cluster import free_port
 
 pytestmark = pytest.mark.integration

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loadtest.ledger import Ledger
+from parley.loadtest.ledger import Ledger
 
 
 def test_delivered_message_is_not_lost() -> None:

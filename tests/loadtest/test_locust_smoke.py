@@ -1,6 +1,6 @@
 """The Locust harness end to end: a 10-second headless smoke against a real cluster started here.
 
-Locust runs as its own process (``python -m loadtest.run`` starts it): gevent's monkey-patching never
+Locust runs as its own process (``python -m parley.loadtest.run`` starts it): gevent's monkey-patching never
 enters the pytest process. Load stays on 127.0.0.1, 10 users, 10 seconds.
 """
 

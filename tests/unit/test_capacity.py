@@ -8,8 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
-
-from loadtest.model import (
+from parley.loadtest.model import (
     Deployment,
     Measured,
     NoFigures,
@@ -21,7 +20,7 @@ from loadtest.model import (
     nodes,
     plan,
 )
-from loadtest.traffic import SCENARIOS, GroupSizes, TrafficModel, scenario
+from parley.loadtest.traffic import SCENARIOS, GroupSizes, TrafficModel, scenario
 
 # round numbers: 86,400 DAU x 10 msgs/day = 10 msg/s average, x 2 peak = 20 msg/s
 SMALL = TrafficModel(dau=86_400, messages_per_user_day=10, peak_factor=2, dm_share=1.0, devices_per_user=1.0,

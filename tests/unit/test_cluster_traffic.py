@@ -1,8 +1,7 @@
 """discovery/traffic.py: rates from counter deltas (restarts included), p99 from bucket deltas, gaps."""
 
 import pytest
-
-from discovery.traffic import (
+from parley.discovery.traffic import (
     DELIVERED,
     PUBLISHED,
     History,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from node.drain import assign, destinations
+from parley.node.drain import assign, destinations
+
 from parley.registry import NodeRecord
 
 NOW = 1000.0
@@ -44,7 +45,7 @@ def test_assign_even_split_and_edge_cases():
 
 
 def test_discovery_forgets_nodes_that_stopped_beating_long_ago():
-    from discovery.app import NodeDirectory
+    from parley.discovery.app import NodeDirectory
 
     d = NodeDirectory(forget_s=600)
     d.apply("dead", node("dead", age=0).as_json(), now=NOW)

@@ -15,8 +15,7 @@ from pathlib import Path
 import firebase_admin
 import pytest
 from firebase_admin import credentials, exceptions, messaging
-
-from tests.fcm_stub import FcmStub, point_firebase_at, service_account_file, target
+from parley.tools.fcm_stub import FcmStub, point_firebase_at, service_account_file, target
 
 _names = itertools.count()
 

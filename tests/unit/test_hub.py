@@ -1,6 +1,7 @@
 from dataclasses import dataclass
 
-from node.hub import Hub
+from parley.node.hub import Hub
+
 from parley.ids import dm_conversation
 
 

@@ -3,8 +3,8 @@
 from pathlib import Path
 
 import yaml
+from parley.api.app import make_app
 
-from api.app import make_app
 from parley.settings import Settings
 
 SPEC = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"

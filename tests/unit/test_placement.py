@@ -1,4 +1,5 @@
-from discovery.placement import place_client
+from parley.discovery.placement import place_client
+
 from parley.registry import NodeRecord
 
 NOW = 1000.0

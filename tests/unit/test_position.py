@@ -1,8 +1,7 @@
 """The device position decides, for each message, deliver / duplicate / gap."""
 
 import pytest
-
-from node.position import Position
+from parley.node.position import Position
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,5 @@
 import pytest
-
-from node.signals import ReceiptMarks, TypingGate
+from parley.node.signals import ReceiptMarks, TypingGate
 
 
 @pytest.mark.parametrize(("frames", "expected"), [

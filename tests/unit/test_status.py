@@ -1,4 +1,4 @@
-from parley.status import Sample, metrics_url, render
+from parley.tools.status import Sample, metrics_url, render
 
 
 def test_status_groups_nodes_by_region_and_says_what_does_not_answer():

@@ -5,10 +5,10 @@ says which version), write a minimal config into an instance directory, start ``
 with the JVM flags Cassandra's own ``jvm-server.options`` / ``jvm17-server.options`` /
 ``cassandra-env.sh`` give for Java 17, wait for a real CQL handshake, and stop it again.
 
-    python -m parley.cassandra_runner up --dir .parley/cassandra --cql-port 9042 --wait
-    python -m parley.cassandra_runner status --dir .parley/cassandra
-    python -m parley.cassandra_runner nodetool --dir .parley/cassandra status
-    python -m parley.cassandra_runner down --dir .parley/cassandra
+    python -m parley.tools.cassandra_runner up --dir .parley/cassandra --cql-port 9042 --wait
+    python -m parley.tools.cassandra_runner status --dir .parley/cassandra
+    python -m parley.tools.cassandra_runner nodetool --dir .parley/cassandra status
+    python -m parley.tools.cassandra_runner down --dir .parley/cassandra
 
 Invariants:
 - The jar cache (``$PARLEY_CASSANDRA_HOME``, else ``~/.cache/parley/cassandra-<version>``) is either
@@ -49,7 +49,15 @@ from xml.sax.saxutils import escape
 
 from parley.errors import ParleyError
 
-POM = Path(__file__).resolve().parent.parent / "ops" / "cassandra" / "pom.xml"
+
+def _pom() -> Path:
+    """ops/cassandra/pom.xml: in the source tree, or installed with the package (parley/conf/)."""
+    here = Path(__file__).resolve().parents[1]
+    source = here / "ops" / "cassandra" / "pom.xml"
+    return source if source.exists() else here / "conf" / "ops" / "cassandra" / "pom.xml"
+
+
+POM = _pom()
 MAIN_CLASS = "org.apache.cassandra.service.CassandraDaemon"
 HOST = "127.0.0.1"
 
@@ -596,7 +604,7 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None, prog: str = "python -m parley.cassandra_runner") -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "python -m parley.tools.cassandra_runner") -> int:
     try:
         parser = _parser(prog)
         args, rest = parser.parse_known_args(argv)

@@ -23,7 +23,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from parley import cassandra_runner, natsserver
+from parley.tools import cassandra_runner, natsserver
+
 from parley.errors import ParleyError
 from parley.settings import Secret, Settings
 

@@ -16,7 +16,7 @@ from parley.settings import Settings
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["cassandra"]:  # its own options: parley cassandra --help
-        from parley import cassandra_runner
+        from parley.tools import cassandra_runner
 
         return cassandra_runner.main(args_list[1:], prog="parley cassandra")
     parser = argparse.ArgumentParser(prog="parley", description="Parley chat backend")
@@ -49,11 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env(os.environ)
         if args.role == "up":
-            from parley.up import run_cluster
+            from parley.tools.up import run_cluster
 
             return run_cluster(settings, args)
         if args.role == "status":
-            from parley.status import status
+            from parley.tools.status import status
 
             lines, ok = status(settings)
             print("\n".join(lines))
@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.role == "node" and args.action == "drain":
             import asyncio
 
-            from parley.nodectl import drain as drain_node
+            from parley.tools.nodectl import drain as drain_node
 
             return asyncio.run(drain_node(settings, args.node_id, wait=not args.no_wait))
         node_id = settings.node_id or f"{socket.gethostname()}-{settings.node_port}"
@@ -80,26 +80,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _role(role: str, settings: Settings):  # type: ignore[no-untyped-def]
     if role == "node":
-        from node.app import run_node
+        from parley.node.app import run_node
 
         return run_node(settings)
     if role == "api":
-        from api.app import run_api
+        from parley.api.app import run_api
 
         return run_api(settings)
     if role == "discovery":
-        from discovery.app import run_discovery
+        from parley.discovery.app import run_discovery
 
         return run_discovery(settings)
     if role == "presence":
-        from workers.presence import run_presence
+        from parley.workers.presence import run_presence
 
         return run_presence(settings)
     if role == "pusher":
-        from workers.pusher import run_pusher
+        from parley.workers.pusher import run_pusher
 
         return run_pusher(settings)
-    from workers.archiver import run_archiver
+    from parley.workers.archiver import run_archiver
 
     return run_archiver(settings)
 

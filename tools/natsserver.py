@@ -23,10 +23,12 @@ def binary() -> str:
 
 
 def config_file() -> Path:
-    for candidate in (Path.cwd() / "nats.conf", Path(__file__).resolve().parent.parent / "nats.conf"):
+    """The project's nats.conf: beside the source tree, or installed with the package (parley/conf/)."""
+    here = Path(__file__).resolve().parents[1]
+    for candidate in (here / "nats.conf", here / "conf" / "nats.conf"):
         if candidate.exists():
             return candidate
-    raise ParleyError("nats.conf not found (run from the project directory)", code="no_nats_conf")
+    raise ParleyError(f"nats.conf not found beside {here} (a broken install?)", code="no_nats_conf")
 
 
 def start(port: int, store_dir: Path, log_file: Path | None = None) -> subprocess.Popen[bytes]:
