@@ -8,6 +8,7 @@ import signal
 import socket
 import time
 from collections.abc import Coroutine
+from functools import partial
 from typing import Any
 
 import orjson
@@ -19,7 +20,7 @@ from parley.node.server import EdgeNode
 
 from parley import bus
 from parley.ids import node_control_subject
-from parley.presence_bus import open_buckets
+from parley.presence_bus import open_buckets, read_presence
 from parley.registry import NodeRecord, open_bucket, read_all
 from parley.runtime import StoreProbe, serve, serve_health
 from parley.settings import Settings
@@ -47,7 +48,8 @@ async def run_node(settings: Settings) -> None:
     await bus.ensure_stream(js, settings)
     kv = await open_bucket(js, settings)
     node = EdgeNode(settings, store, nc, node_id)
-    node.presence_buckets = await open_buckets(js, settings)
+    online, seen = await open_buckets(js, settings)
+    node.frames.presence = partial(read_presence, online, seen)
 
     app = web.Application()
     app.router.add_get("/ws", node.handle_ws)

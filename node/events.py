@@ -18,25 +18,31 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
+from typing import Protocol
 
-import orjson
 from parley.node.hub import Hub
 from parley.node.link import DeviceLink
+from parley.node.ports import MessageHistory, Receipts
 from parley.node.signals import ReceiptMarks, TypingGate
 
-from parley import bus, protocol
-from parley.bus import BusClient
+from parley import protocol, wire
+from parley.bus import Bus, StreamReads
 from parley.errors import BadRequest, RateLimited, Unavailable
 from parley.ids import EVENT_PREFIX, ConversationId, UserId, control_subject, event_subject, is_group, message_subject
 from parley.settings import Settings
-from parley.store import Receipt, Store
+from parley.store import Receipt
+
+
+class EventStore(MessageHistory, Receipts, Protocol):
+    """Receipts are saved; a read mark is checked against the conversation's last message."""
 
 log = logging.getLogger("parley.node")
 
 
 class ConversationEvents:
-    def __init__(self, settings: Settings, store: Store, nc: BusClient, hub: Hub[DeviceLink]) -> None:
-        self._settings, self._store, self._nc, self._hub = settings, store, nc, hub
+    def __init__(self, settings: Settings, store: EventStore, nc: Bus, reads: StreamReads,
+                 hub: Hub[DeviceLink]) -> None:
+        self._settings, self._store, self._nc, self._reads, self._hub = settings, store, nc, reads, hub
         self._typing = TypingGate(interval_s=settings.typing_interval_s)
         self._marks = ReceiptMarks()
         self._unsaved: dict[tuple[str, str], int] = {}  # (conv, user) → delivered mark not yet saved
@@ -46,15 +52,21 @@ class ConversationEvents:
         ``only``: it came through that user's own DM subscription, so it is for that user's devices
         (a node holding both members of a DM gets it once per member's subscription)."""
         conv = subject[len(EVENT_PREFIX):]
-        event = orjson.loads(data)
-        kind = event.pop("kind", None)
-        if kind == "typing":
-            frame = orjson.dumps(protocol.typing_frame(conv=conv, ttl_ms=self._ttl_ms(), **event))
-            skip = event.get("user")
-        elif kind == "receipt":
-            frame, skip = orjson.dumps(protocol.receipt_frame(conv=conv, **event)), None
-        else:
+        try:
+            event = wire.decode(data)
+        except wire.WireError as err:
+            log.warning("dropped an event of %s: %s", conv, err.message)
             return
+        match event:
+            case wire.TypingNotice(user=user, device=device, state=state):
+                frame = protocol.frame_bytes(protocol.typing_frame(conv=conv, user=user, device=device, state=state,
+                                                                   ttl_ms=self._ttl_ms()))
+                skip: str | None = user
+            case wire.ReceiptNotice(user=user, status=status, upto=upto):
+                frame, skip = protocol.frame_bytes(protocol.receipt_frame(conv=conv, user=user, status=status,
+                                                                          upto=upto)), None
+            case _:
+                return
         for link in self._hub.of_user(only) if only else self._hub.of_conversation(conv):
             if link.user != skip:
                 link.send(frame)
@@ -62,9 +74,9 @@ class ConversationEvents:
     def _ttl_ms(self) -> int:
         return int(self._settings.typing_interval_s * 3000)
 
-    async def _announce(self, conv: str, event: dict[str, object]) -> None:
+    async def _announce(self, conv: str, event: wire.BusMessage) -> None:
         try:
-            await self._nc.publish(event_subject(conv), orjson.dumps(event))
+            await self._nc.publish(event_subject(conv), wire.encode(event))
         except Exception as err:  # ephemeral: a lost typing or receipt event is not worth failing for
             log.info("could not publish an event of %s: %s", conv, err)
 
@@ -77,26 +89,25 @@ class ConversationEvents:
             raise RateLimited("too many typing frames; send one every few seconds", code="rate_limited",
                               conv=conv, retry_after_ms=1000)
         if verdict == "forward":
-            await self._announce(conv, {"kind": "typing", "user": link.user, "device": link.device,
-                                        "state": state})
+            await self._announce(conv, wire.TypingNotice(link.user, link.device, state))  # type: ignore[arg-type]
 
-    async def _tell(self, users: Iterable[str], event: dict[str, object]) -> None:
-        data = orjson.dumps(event)
+    async def _tell(self, users: Iterable[str], event: wire.ReceiptNotice) -> None:
+        data = wire.encode(event)
         try:
             for user in users:
                 await self._nc.publish(control_subject(UserId(user)), data)
         except Exception as err:
             log.info("could not publish a receipt: %s", err)
 
-    def on_receipt(self, user: UserId, event: dict[str, object]) -> None:
+    def on_receipt(self, user: UserId, event: wire.ReceiptNotice) -> None:
         """A group receipt sent to ``user``'s control subject."""
-        frame = orjson.dumps(protocol.receipt_frame(conv=str(event["conv"]), user=str(event["user"]),
-                                                    status=str(event["status"]), upto=int(event["upto"])))  # type: ignore[call-overload]
+        frame = protocol.frame_bytes(protocol.receipt_frame(conv=str(event.conv), user=event.user, status=event.status,
+                                                            upto=event.upto))
         for link in self._hub.of_user(user):
             link.send(frame)
 
     async def read(self, link: DeviceLink, conv: ConversationId, upto: int) -> None:
-        last = await bus.last_seq_of_subject(self._nc, self._settings, message_subject(conv))
+        last = await self._reads.last_of(message_subject(conv))
         if last == 0:  # older than the stream keeps: ask the store
             rows = await self._store.history(conv, before=None, after=None, limit=1, newest_first=True)
             last = rows[0].id if rows else 0
@@ -104,22 +115,20 @@ class ConversationEvents:
             raise BadRequest(f"read cursor {upto} is beyond the conversation's last message {last}",
                              code="bad_cursor", conv=conv, cursor=last)
         await self._store.save_receipts([Receipt(conv, link.user, read=upto)])
-        event = {"kind": "receipt", "user": link.user, "status": "read", "upto": upto}
         if is_group(conv):
-            await self._tell([link.user], {**event, "conv": conv})
+            await self._tell([link.user], wire.ReceiptNotice(link.user, "read", upto, conv))
         else:
-            await self._announce(conv, event)
+            await self._announce(conv, wire.ReceiptNotice(link.user, "read", upto))
 
     async def delivered(self, link: DeviceLink, covered: dict[str, tuple[int, set[str]]]) -> None:
         """A device acked messages from others: announce the conversations with a new mark."""
         for conv, (upto, senders) in covered.items():
             if self._marks.raise_to(link.user, conv, upto):
                 self._unsaved[(conv, link.user)] = upto
-                event = {"kind": "receipt", "user": link.user, "status": "delivered", "upto": upto}
                 if is_group(conv):
-                    await self._tell(senders, {**event, "conv": conv})
+                    await self._tell(senders, wire.ReceiptNotice(link.user, "delivered", upto, conv))
                 else:
-                    await self._announce(conv, event)
+                    await self._announce(conv, wire.ReceiptNotice(link.user, "delivered", upto))
 
     async def flush(self) -> None:
         if not self._unsaved:

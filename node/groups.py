@@ -15,13 +15,11 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Sequence
 
-import orjson
-from nats.aio.subscription import Subscription
 from parley.node.hub import Hub
 from parley.node.link import DeviceLink
 
-from parley import protocol
-from parley.bus import BusClient
+from parley import protocol, wire
+from parley.bus import Bus
 from parley.ids import UserId, event_subject, group_delivery_subject, is_group
 
 log = logging.getLogger("parley.node")
@@ -29,11 +27,11 @@ Handler = Callable[[str, dict[str, str] | None, bytes], None]
 
 
 class GroupRoutes:
-    def __init__(self, nc: BusClient, hub: Hub[DeviceLink], on_delivery: Handler, on_event: Handler,
+    def __init__(self, nc: Bus, hub: Hub[DeviceLink], on_delivery: Handler, on_event: Handler,
                  resync: Callable[[DeviceLink, int], None]) -> None:
         self._nc, self._hub = nc, hub
         self._on_delivery, self._on_event, self._resync = on_delivery, on_event, resync
-        self._subs: dict[str, tuple[Subscription, Subscription]] = {}
+        self._subs: dict[str, tuple[object, object]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._chores: set[asyncio.Task[None]] = set()
 
@@ -63,20 +61,18 @@ class GroupRoutes:
             if not wanted:
                 self._locks.pop(conv, None)
 
-    def on_membership(self, user: UserId, event: dict[str, object]) -> None:
+    def on_membership(self, user: UserId, change: wire.GroupChange) -> None:
         """A ``group`` control event for ``user``: apply it, tell the user's devices."""
         links = self._hub.of_user(user)
-        conv = str(event.get("conv"))
-        if not links or not is_group(conv):
+        if not links or not is_group(change.conv):
             return
-        if event.get("event") == "joined":
-            self._hub.join_group(user, conv)
-            since = event.get("since")
-            self._chore(self._after_join(user, conv, since if isinstance(since, int) else 0))
-        elif event.get("event") == "left":
-            self._hub.leave_group(user, conv)
-            self._chore(self.reconcile(conv))
-        frame = orjson.dumps(protocol.group_frame({k: v for k, v in event.items() if k != "kind"}))
+        if change.event == "joined":
+            self._hub.join_group(user, change.conv)
+            self._chore(self._after_join(user, change.conv, change.since or 0))
+        elif change.event == "left":
+            self._hub.leave_group(user, change.conv)
+            self._chore(self.reconcile(change.conv))
+        frame = protocol.frame_bytes(protocol.group_frame(change.details()))
         for link in links:
             link.send(frame)
 

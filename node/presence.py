@@ -12,18 +12,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 
-import orjson
-from nats.aio.subscription import Subscription
 from parley.node.hub import Hub
 from parley.node.link import DeviceLink
 
-from parley import protocol
-from parley.bus import BusClient
+from parley import protocol, wire
+from parley.bus import Bus
 from parley.ids import UserId
 from parley.presence_bus import PRESENCE_PREFIX, heartbeat_subject, presence_subject
+
+log = logging.getLogger("parley.node")
 
 BATCH = 2000  # heartbeats per message, well under NATS's max payload
 
@@ -33,20 +34,20 @@ def now_ms() -> int:
 
 
 class PresenceRelay:
-    def __init__(self, nc: BusClient, hub: Hub[DeviceLink], node_id: str) -> None:
+    def __init__(self, nc: Bus, hub: Hub[DeviceLink], node_id: str) -> None:
         self._nc, self._hub, self._subject = nc, hub, heartbeat_subject(node_id)
         self._friends_of: dict[UserId, set[str]] = {}
         self._watchers: dict[str, set[UserId]] = {}
-        self._subs: dict[str, Subscription] = {}
+        self._subs: dict[str, object] = {}
         self._lock = asyncio.Lock()
 
     # ---- heartbeats ------------------------------------------------------------------------------
 
     async def beat(self) -> None:
         at = now_ms()
-        beats = [[link.user, link.device, at] for link in self._hub]
+        beats = [(str(link.user), str(link.device), at) for link in self._hub]
         for start in range(0, len(beats), BATCH):
-            await self._nc.publish(self._subject, orjson.dumps(beats[start:start + BATCH]))
+            await self._nc.publish(self._subject, wire.encode(wire.Heartbeats(tuple(beats[start:start + BATCH]))))
 
     async def arrived(self, link: DeviceLink) -> None:
         """A device connected: heard from now (a user back within the timeout never flickers)."""
@@ -58,7 +59,7 @@ class PresenceRelay:
 
     async def _one(self, link: DeviceLink) -> None:
         try:
-            await self._nc.publish(self._subject, orjson.dumps([[link.user, link.device, now_ms()]]))
+            await self._nc.publish(self._subject, wire.encode(wire.Heartbeats(((link.user, link.device, now_ms()),))))
         except Exception:  # NATS away: the regular beats stand
             pass
 
@@ -104,7 +105,14 @@ class PresenceRelay:
 
     def on_presence(self, subject: str, headers: dict[str, str] | None, data: bytes) -> None:
         friend = subject[len(PRESENCE_PREFIX):]
-        frame = orjson.dumps(protocol.presence_frame([orjson.loads(data)]))
+        try:
+            change = wire.decode(data)
+        except wire.WireError as err:
+            log.warning("dropped a presence change of %s: %s", friend, err.message)
+            return
+        if not isinstance(change, wire.PresenceChange):
+            return
+        frame = protocol.frame_bytes(protocol.presence_frame([change.public()]))
         for user in self._watchers.get(friend, ()):
             for link in self._hub.of_user(user):
                 link.send(frame)

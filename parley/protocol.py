@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from parley.errors import BadRequest
+from parley.errors import BadRequest, ParleyError
 from parley.ids import ConversationId, is_conversation_id, is_valid_id
 
 VERSION = 1
@@ -188,6 +188,11 @@ def encode(frame: dict[str, Any]) -> str:
     return orjson.dumps(frame).decode()
 
 
+def frame_bytes(frame: dict[str, Any]) -> bytes:
+    """A server frame as the bytes of one text WebSocket message."""
+    return orjson.dumps(frame)
+
+
 def welcome_frame(
     *, user: str, device: str, node: str, cursor: int, limits: dict[str, Any]
 ) -> dict[str, Any]:
@@ -259,3 +264,19 @@ def moved_frame(node: dict[str, Any] | None, fallbacks: list[dict[str, Any]]) ->
 
 def error_frame(details: dict[str, Any]) -> dict[str, Any]:
     return {"type": "error", **details}
+
+
+# Error frames are made here and nowhere else: from an error (its code, message, ``retryable`` and
+# details such as ``ref``), or, for a failure we did not foresee, ``internal`` (with the send's ``ref``
+# when the frame was a send, so the client knows which to resend).
+
+
+def error_bytes(err: ParleyError) -> bytes:
+    return orjson.dumps({"type": "error", **err.as_dict()})
+
+
+def internal_error_bytes(ref: str | None = None) -> bytes:
+    details: dict[str, Any] = {"code": "internal", "message": "internal error; resend", "retryable": True}
+    if ref is not None:
+        details["ref"] = ref
+    return orjson.dumps({"type": "error", **details})

@@ -20,7 +20,7 @@ from nats.aio.msg import Msg
 from nats.js.errors import NoKeysError
 from nats.js.kv import KeyValue
 
-from parley import bus
+from parley import bus, wire
 from parley.bus import BusClient
 from parley.metrics import PresenceMetrics
 from parley.presence import PresenceBook, Transition
@@ -54,26 +54,29 @@ class PresenceWorker:
 
     async def on_heartbeats(self, msg: Msg) -> None:
         try:
-            beats = orjson.loads(msg.data)
-            changes = [self.book.heartbeat(str(u), str(d), int(at)) for u, d, at in beats]
-            self.metrics.heartbeats.inc(len(beats))
-        except (ValueError, TypeError) as err:
-            log.warning("presence: bad heartbeat batch on %s: %s", msg.subject, err)
+            batch = wire.decode(msg.data)
+        except wire.WireError as err:
+            log.warning("presence: bad heartbeat batch on %s: %s", msg.subject, err.message)
             return
+        if not isinstance(batch, wire.Heartbeats):
+            log.warning("presence: %s on %s is not a heartbeat batch", batch.kind, msg.subject)
+            return
+        changes = [self.book.heartbeat(user, device, at) for user, device, at in batch.beats]
+        self.metrics.heartbeats.inc(len(batch.beats))
         for change in changes:
             if change is not None:
                 await self.announce(change)
 
     async def announce(self, change: Transition) -> None:
         self.metrics.transitions.labels("online" if change.online else "offline").inc()
-        event = {"user": change.user, "online": change.online, "last_active_at": change.last_active_at}
+        event = wire.PresenceChange(change.user, change.online, change.last_active_at)
         value = orjson.dumps({"last_active_at": change.last_active_at})
         if change.online:
             await self._online.put(change.user, value)
         else:
             await self._seen.put(change.user, value)
             await self._online.delete(change.user)
-        await self._nc.publish(presence_subject(change.user), orjson.dumps(event))
+        await self._nc.publish(presence_subject(change.user), wire.encode(event))
 
     async def tick_forever(self, stop: asyncio.Event) -> None:
         refresh_every = self._settings.presence_timeout_s

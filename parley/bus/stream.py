@@ -1,22 +1,19 @@
-"""NATS JetStream adapter: connection, the message stream, and the reads sync needs.
+"""The message stream in JetStream: its configuration, the archiver's consumer, and the reads sync needs.
 
 The ``MSG`` stream captures ``msg.>`` (one subject per conversation) and republishes every stored
 message to ``dlv.>`` in stream order, with headers ``Nats-Sequence`` (the message id) and
-``Nats-Last-Sequence``. Nodes subscribe to ``dlv.*`` subjects of their users with ``BusClient``'s
-ordered dispatch: handlers run inline in the order the server sent, with no task per subscription
-(nats-py's callback subscriptions each get a task and a queue, which both costs memory at 50k users
-per node and can reorder messages between two subscriptions of the same user).
+``Nats-Last-Sequence``. ``JetStreamReads`` is the node's ``StreamReads``: the stream's bounds, the
+archiver's ack floor, a subject's last id and a filtered range (an ephemeral consumer per read).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import orjson
 from nats.aio.client import Client
-from nats.aio.subscription import Subscription
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import (
@@ -32,76 +29,15 @@ from nats.js.api import (
 from nats.js.client import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
 
+from parley.bus.port import StreamRow
 from parley.errors import Unavailable
 from parley.ids import DELIVERY_PREFIX, MSG_PREFIX
 from parley.settings import Settings
 
 log = logging.getLogger("parley.bus")
 
-Handler = Callable[[str, dict[str, str] | None, bytes], None]
 ARCHIVER = "archiver"
 WRONG_LAST_SEQUENCE = 10071
-
-
-class BusClient(Client):
-    """A nats-py client whose ``subscribe_ordered`` subscriptions are dispatched inline, in order."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._ordered: dict[int, Handler] = {}
-
-    async def subscribe_ordered(self, subject: str, handler: Handler) -> Subscription:
-        sub = await self.subscribe(subject)  # no callback: no task; we intercept its messages
-        self._ordered[sub._id] = handler
-        return sub
-
-    async def unsubscribe_ordered(self, sub: Subscription) -> None:
-        self._ordered.pop(sub._id, None)
-        if not self.is_closed:
-            await sub.unsubscribe()
-
-    async def _process_msg(self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes) -> None:
-        handler = self._ordered.get(sid)
-        if handler is None:
-            await super()._process_msg(sid, subject, reply, data, headers)
-            return
-        self.stats["in_msgs"] += 1
-        self.stats["in_bytes"] += len(data)
-        hdr = await self._process_headers(headers) if headers else None
-        try:
-            handler(subject.decode(), hdr, data)
-        except Exception:
-            log.exception("handler for %s failed", subject)
-
-
-async def connect(settings: Settings, name: str, **callbacks: Any) -> BusClient:
-    nc = BusClient()
-
-    async def error_cb(err: Exception) -> None:
-        log.warning("nats: %s", err)
-
-    callbacks.setdefault("error_cb", error_cb)
-    await nc.connect(
-        settings.nats_url,
-        name=name,
-        max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,  # type: ignore[arg-type]  # nats-py accepts seconds as float
-        connect_timeout=5,
-        **callbacks,
-    )
-    return nc
-
-
-async def close_quietly(nc: Client) -> None:
-    """Flush what we published and close; NATS may already be gone when a process stops."""
-    try:
-        if nc.is_connected:
-            await nc.drain()
-            return
-    except Exception as err:
-        log.info("drain failed: %s", err)
-    if not nc.is_closed:
-        await nc.close()
 
 
 def stream_config(settings: Settings) -> StreamConfig:
@@ -242,3 +178,22 @@ def parse_wrong_last_sequence(err: APIError) -> int | None:
         return None
     tail = err.description.rsplit(":", 1)[-1].strip()
     return int(tail) if tail.isdigit() else None
+
+
+class JetStreamReads:
+    """``StreamReads`` over a NATS connection."""
+
+    def __init__(self, nc: Client, settings: Settings) -> None:
+        self._nc, self._js, self._settings = nc, nc.jetstream(), settings
+
+    async def bounds(self) -> tuple[int, int]:
+        return await stream_bounds(self._nc, self._settings)
+
+    async def archived_through(self) -> int:
+        return await archived_through(self._nc, self._settings)
+
+    async def last_of(self, subject: str) -> int:
+        return await last_seq_of_subject(self._nc, self._settings, subject)
+
+    def batches(self, filters: Iterable[str], *, start: int, end: int, size: int) -> AsyncIterator[list[StreamRow]]:
+        return stream_batches(self._js, self._settings, filters, start=start, end=end, size=size)

@@ -1,0 +1,133 @@
+"""A connected device's frames: parse, act, answer — and refuse what is wrong, counting strikes.
+
+Every client frame is parsed by ``parley.protocol`` and handled here: ``send`` (rate limit, membership,
+publish, SENT ack), ``ack`` (the device's position; delivered receipts), ``typing``, ``read``,
+``presence``, ``sync``, ``ping``. What the client got wrong is a strike (50 in a row close the
+connection with 4029; any frame handled well resets the count); our failures are retryable error
+frames. Errors become frames in ``parley.protocol`` only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from parley.node.events import ConversationEvents
+from parley.node.link import DeviceLink
+from parley.node.membership import MembershipCheck
+from parley.node.publisher import Publisher
+
+from parley import protocol
+from parley.errors import CLOSE_ABUSE, ParleyError, PeerError, RateLimited, Unavailable
+from parley.ids import dedup_id
+from parley.messages import encode_payload
+from parley.metrics import NodeMetrics
+from parley.ratelimit import TokenBucket
+from parley.settings import Settings
+
+log = logging.getLogger("parley.node")
+
+MAX_STRIKES = 50  # rejected frames in a row before the link is closed (4029)
+PresenceReader = Callable[[list[str]], Awaitable[list[dict[str, Any]]]]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class FrameHandler:
+    def __init__(self, settings: Settings, metrics: NodeMetrics, *, membership: MembershipCheck,
+                 publisher: Publisher, events: ConversationEvents, on_cursor: Callable[[DeviceLink], None],
+                 sync: Callable[[DeviceLink, int], None]) -> None:
+        self._settings, self._metrics = settings, metrics
+        self._membership, self._publisher, self._events = membership, publisher, events
+        self._on_cursor, self._sync = on_cursor, sync
+        self._buckets: dict[str, TokenBucket] = {}
+        self.presence: PresenceReader | None = None  # set once the presence buckets are open
+
+    def forget(self, user: str) -> None:
+        """The user's last device left this node: its send budget goes too."""
+        self._buckets.pop(user, None)
+
+    async def on_text(self, link: DeviceLink, raw: str) -> None:
+        frame: protocol.ClientFrame | None = None
+        try:
+            frame = protocol.parse_client_frame(raw, max_body=self._settings.max_body_bytes)
+            self._metrics.frames_in.labels(type(frame).__name__.lower()).inc()
+            await self._handle(link, frame)
+            link.strikes = 0
+        except PeerError as err:
+            if frame is None:
+                self._metrics.frames_in.labels("invalid").inc()
+            self.reject(link, err)
+        except ParleyError as err:  # ours, retryable: the client resends
+            self._metrics.errors.labels(err.code).inc()
+            link.send(protocol.error_bytes(err))
+        except Exception:
+            log.exception("conn %s: frame failed", link.conn_id, extra={"conn": link.conn_id})
+            self._metrics.errors.labels("internal").inc()
+            link.send(protocol.internal_error_bytes(frame.cid if isinstance(frame, protocol.Send) else None))
+
+    def reject(self, link: DeviceLink, err: ParleyError) -> None:
+        self._metrics.errors.labels(err.code).inc()
+        link.send(protocol.error_bytes(err))
+        link.strikes += 1
+        if link.strikes >= MAX_STRIKES:
+            link.close(CLOSE_ABUSE, "too many rejected frames")
+
+    async def _handle(self, link: DeviceLink, frame: protocol.ClientFrame) -> None:
+        match frame:
+            case protocol.Send():
+                await self._send(link, frame)
+            case protocol.Ack(id=id):
+                covered = link.ack(id)
+                if covered is not None:
+                    self._on_cursor(link)
+                    await self._events.delivered(link, covered)
+            case protocol.Typing(conv=conv, state=state):
+                await self._membership.check(link.user, conv)
+                await self._events.typing(link, conv, state)
+            case protocol.Read(conv=conv, upto=upto):
+                await self._membership.check(link.user, conv)
+                await self._events.read(link, conv, upto)
+            case protocol.Presence(users=users):
+                if self.presence is None:
+                    raise Unavailable("presence is not available on this node yet", code="bus_unavailable")
+                link.send(protocol.frame_bytes(protocol.presence_frame(await self.presence(list(users)))))
+            case protocol.Sync(after=after):
+                action = link.core.client_sync(after)
+                if action is not None:
+                    self._sync(link, action.point)
+            case protocol.Ping(ts=ts):
+                link.send(protocol.frame_bytes(protocol.pong_frame(ts, now_ms())))
+            case protocol.Hello():
+                raise PeerError("hello was already received", code="hello_repeated")
+
+    async def _send(self, link: DeviceLink, frame: protocol.Send) -> None:
+        bucket = self._buckets.setdefault(link.user, TokenBucket(self._settings.rate_per_s,
+                                                                 self._settings.rate_burst))
+        if not bucket.take(time.monotonic()):
+            raise RateLimited("too many messages; slow down", ref=frame.cid,
+                              retry_after_ms=int(bucket.retry_after() * 1000) + 1)
+        try:
+            await self._membership.check(link.user, frame.conv)
+            ts = now_ms()
+
+            def payload(prev: int) -> bytes:
+                return encode_payload(sender=link.user, device=link.device, cid=frame.cid, body=frame.body, ts=ts,
+                                      prev=prev)
+
+            began = time.perf_counter()
+            seq, duplicate = await self._publisher.publish(frame.conv, payload,
+                                                           dedup_id(link.user, frame.conv, frame.cid))
+            self._metrics.publish_seconds.observe(time.perf_counter() - began)
+        except ParleyError as err:
+            err.details["ref"] = frame.cid
+            raise
+        if not duplicate:
+            self._metrics.published.inc()
+        self._events.message_sent(link.user, frame.conv)
+        link.send(protocol.frame_bytes(protocol.sent_frame(cid=frame.cid, id=seq, conv=frame.conv,
+                                                           duplicate=duplicate)))

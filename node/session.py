@@ -1,0 +1,272 @@
+"""One device connection, without I/O: the sans-I/O core of the edge node.
+
+The shell (``node/link.py``) owns the socket and a writer task; a ``DeviceSession`` owns everything
+else about the connection — its state, its position in the user's message sequence, the messages
+held while a sync round runs, what the device has not acked yet, and the queue of frames to send —
+and is driven by events. No awaits, no clock, no NATS. The states, and the events that move them
+(``TRANSITIONS`` is the table; any other event in a state is a bug and raises ``SessionError``):
+
+    HELLO    ──accept──────────────────────────────▶ SYNCING
+    SYNCING  ──finish_round (nothing missing)──────▶ LIVE
+    SYNCING  ──finish_round (a gap or overflow)────▶ SYNCING (the shell runs another round)
+    LIVE     ──resync / client_sync / a gap────────▶ SYNCING
+    any open ──close / drain / queue overflow──────▶ CLOSING  (frames queued before it still go out)
+    CLOSING  ──closed──────────────────────────────▶ CLOSED
+
+Messages reach the session two ways: ``synced`` (read by a sync round from the store or the stream,
+in id order) and ``live`` (from the node's subscriptions, in stream order). While SYNCING, live
+messages are held and judged when the round finishes; while LIVE they are judged at once. Judging is
+``Position``'s (per conversation, by each message's ``prev``): deliver, drop a duplicate, or see a gap,
+which makes the session ask for a sync from the last good point (``SyncFrom``).
+
+Invariants (property-tested in tests/node/test_session_properties.py with random interleavings of
+live messages, sync rounds, resyncs and acks):
+- per conversation, the ``msg`` frames queued form the conversation's chain in order, with no gap and,
+  within one connection, no message twice (``sent`` remembers the last id queued per conversation, so
+  a repair round does not resend what this connection already sent; a client's own ``sync`` does);
+- ``position.delivered`` — what an ack may confirm — never passes a message that was not queued.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass
+
+from parley.node.position import Position
+
+from parley.errors import CLOSE_NORMAL, CLOSE_SLOW
+from parley.ids import UserId
+
+BUFFER_LIMIT = 10000  # live messages held during one sync round; past it the round is redone
+
+
+class State(enum.Enum):
+    HELLO = "hello"
+    SYNCING = "syncing"
+    LIVE = "live"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+OPEN = frozenset({State.HELLO, State.SYNCING, State.LIVE})
+TRANSITIONS: dict[tuple[State, str], State] = {
+    (State.HELLO, "accept"): State.SYNCING,
+    (State.SYNCING, "round"): State.SYNCING,
+    (State.SYNCING, "finish_live"): State.LIVE,
+    (State.SYNCING, "finish_again"): State.SYNCING,
+    (State.SYNCING, "resync"): State.SYNCING,
+    (State.LIVE, "resync"): State.SYNCING,
+    (State.LIVE, "gap"): State.SYNCING,
+    **{(s, "close"): State.CLOSING for s in OPEN},
+    (State.CLOSING, "closed"): State.CLOSED,
+    **{(s, "closed"): State.CLOSED for s in OPEN},
+}
+
+
+class SessionError(Exception):
+    """An event the session's state does not allow: a bug in the shell, not the peer's fault."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A stored message on its way to a device: its ids, its sender and its encoded ``msg`` frame."""
+
+    id: int
+    conv: str
+    prev: int
+    sender: str
+    frame: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SyncFrom:
+    """Action: run a sync round reading from ``point`` (everything with a higher id)."""
+
+    point: int
+
+
+Covered = dict[str, tuple[int, set[str]]]  # per conversation: highest id acked from others, and their senders
+
+
+class DeviceSession:
+    __slots__ = ("user", "state", "out", "position", "acked", "close_code", "close_reason", "sent",
+                 "_max_queue", "_held", "_overflow", "_unacked")
+
+    def __init__(self, user: UserId, *, max_queue: int) -> None:
+        self.user = user
+        self.state = State.HELLO
+        self.out: deque[bytes] = deque()  # frames to send, in order; the shell's writer takes them
+        self.position = Position(delivered=0)
+        self.acked = 0  # the device has acked everything up to here
+        self.close_code, self.close_reason = CLOSE_NORMAL, ""
+        self.sent: dict[str, int] = {}  # per conversation, the last id queued on this connection
+        self._max_queue = max_queue
+        self._held: list[Delivery] = []  # live messages that arrived during the current sync round
+        self._overflow = False
+        self._unacked: deque[tuple[int, str, str]] = deque()  # (id, conv, sender) queued, from others
+
+    # ---- state ---------------------------------------------------------------------------------
+
+    def _move(self, event: str) -> None:
+        to = TRANSITIONS.get((self.state, event))
+        if to is None:
+            raise SessionError(f"{event} while {self.state.value}")
+        self.state = to
+
+    @property
+    def open(self) -> bool:
+        return self.state in OPEN
+
+    @property
+    def crowded(self) -> bool:
+        """More than half the outbound queue is used: a sync round should wait for room."""
+        return len(self.out) > self._max_queue // 2
+
+    def roomy(self) -> bool:
+        """The writer has drained the queue far enough for a waiting sync round to go on."""
+        return len(self.out) <= self._max_queue // 4
+
+    # ---- outbound ------------------------------------------------------------------------------
+
+    def send(self, frame: bytes) -> None:
+        """Queue a frame (nothing once closing); a device this far behind is closed (4009)."""
+        if self.state not in OPEN:
+            return
+        self.out.append(frame)
+        if len(self.out) > self._max_queue:
+            self.close(CLOSE_SLOW, "too slow to read", flush=False)
+
+    def close(self, code: int, reason: str, *, flush: bool = True) -> None:
+        """Close after the queued frames (or at once, dropping them, when ``flush`` is false)."""
+        if self.state not in OPEN:
+            return
+        self._move("close")
+        self.close_code, self.close_reason = code, reason
+        if not flush:
+            self.out.clear()
+
+    def drain(self, moved: bytes, code: int, reason: str) -> None:
+        """The node is draining: the ``moved`` frame goes after everything queued, then the close."""
+        self.send(moved)
+        self.close(code, reason)
+
+    def closed(self) -> None:
+        """The socket is gone (the writer finished, or the peer left)."""
+        if self.state is not State.CLOSED:
+            self._move("closed")
+        self.out.clear()
+
+    # ---- the handshake and sync rounds ---------------------------------------------------------
+
+    def accept(self, cursor: int, welcome: bytes) -> SyncFrom:
+        """The hello was verified: welcome, then a sync from ``cursor``."""
+        self._move("accept")
+        self.acked = cursor
+        self.position.restart(cursor)
+        self.send(welcome)
+        return SyncFrom(cursor)
+
+    def begin_round(self, after: int) -> None:
+        """A sync round starts reading everything after ``after``; live messages are held meanwhile."""
+        if self.state is State.LIVE:
+            self._move("resync")
+        self._move("round")
+        self._held = []
+        self._overflow = False
+        self.position.restart(after)
+
+    def cap_cursor(self, last: int) -> None:
+        """The device's cursor was beyond the newest message: it cannot have acked past ``last``."""
+        self.acked = min(self.acked, last)
+
+    def synced(self, m: Delivery) -> bool:
+        """A message the round read, in id order. True when it names a predecessor the round did not
+        read: a hole in the store or the stream (it is sent anyway; the caller reports the hole)."""
+        if self.state is not State.SYNCING:
+            return False  # closing: nothing more goes out
+        hole = self.position.judge(m.id, m.conv, m.prev) == "gap"
+        if m.id > self.position.delivered:
+            self.position.advance(m.id, m.conv)
+            self._queue(m)
+        return hole
+
+    def finish_round(self, through: int) -> SyncFrom | None:
+        """The round read everything up to ``through``: send what was held, go live (or sync again)."""
+        if self.state is not State.SYNCING:
+            return None
+        self.position.delivered = max(self.position.delivered, through)
+        if self._overflow:
+            self._move("finish_again")
+            return SyncFrom(self.position.delivered)
+        held, self._held = self._held, []
+        for m in held:
+            verdict = self.position.accept(m.id, m.conv, m.prev)
+            if verdict == "deliver":
+                self._queue(m)
+            elif verdict == "gap":
+                self._move("finish_again")
+                return SyncFrom(self.position.resume_point(m.conv))
+        self._move("finish_live")
+        return None
+
+    def live(self, m: Delivery) -> SyncFrom | None:
+        """A message from the node's subscriptions, in stream order."""
+        if self.state is State.SYNCING:
+            if len(self._held) < BUFFER_LIMIT:
+                self._held.append(m)
+            else:
+                self._overflow = True
+            return None
+        if self.state is not State.LIVE:
+            return None  # HELLO (not subscribed yet) or closing
+        verdict = self.position.accept(m.id, m.conv, m.prev)
+        if verdict == "deliver":
+            self._queue(m)
+        elif verdict == "gap":
+            self._move("gap")
+            self._held = [m]  # judged again when the repair round finishes
+            self._overflow = False
+            return SyncFrom(self.position.resume_point(m.conv))
+        return None
+
+    def resync(self, point: int | None = None) -> SyncFrom | None:
+        """Sync again from ``point`` (default: where the device stands), e.g. after the node's NATS
+        connection came back or the user joined a group. What this connection sent is not resent."""
+        if not self.open or self.state is State.HELLO:
+            return None
+        if self.state is State.LIVE:
+            self._move("resync")
+        return SyncFrom(self.position.delivered if point is None else point)
+
+    def client_sync(self, after: int) -> SyncFrom | None:
+        """The device asked for everything after ``after`` again: that includes what it was sent."""
+        action = self.resync(after)
+        if action is not None:
+            self.sent.clear()
+        return action
+
+    def _queue(self, m: Delivery) -> None:
+        if m.id <= self.sent.get(m.conv, 0):
+            return  # this connection sent it already (a repair round reads it again)
+        self.sent[m.conv] = m.id
+        if m.sender != self.user:
+            self._unacked.append((m.id, m.conv, m.sender))
+        self.send(m.frame)
+
+    # ---- acks ----------------------------------------------------------------------------------
+
+    def ack(self, id: int) -> Covered | None:
+        """The device has everything up to ``id``: None if nothing changed, else, per conversation,
+        the highest id from someone else that the ack covers (what a delivered receipt announces)
+        and who sent the messages it covers (whom a group's receipt goes to)."""
+        id = min(id, self.position.delivered)
+        if id <= self.acked:
+            return None
+        self.acked = id
+        covered: Covered = {}
+        while self._unacked and self._unacked[0][0] <= id:
+            msg, conv, sender = self._unacked.popleft()
+            covered.setdefault(conv, (msg, set()))[1].add(sender)
+            covered[conv] = (msg, covered[conv][1])
+        return covered

@@ -1,0 +1,113 @@
+"""A user's subscriptions on this node, from their first device's arrival to their last one's leaving,
+and the control events that reach them (``ctl.user.<user>``, ``parley.wire`` types).
+
+Per user: the DM delivery subjects, the control subject and the DM event subjects (``parley.ids``),
+plus each group with a member here (``GroupRoutes``) and each friend's presence (``PresenceRelay``).
+Order matters: the control subject first, then the store (groups, friends) — a membership or
+friendship change made while we read is either in what we read or arrives as an event, which is
+held until the read is done and applied after. A per-user lock makes a second device wait for the
+first one's set-up, and a leave wait for an arrival in progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from functools import partial
+from typing import Any
+
+from parley.node.events import ConversationEvents
+from parley.node.groups import GroupRoutes
+from parley.node.hub import Hub
+from parley.node.link import DeviceLink
+from parley.node.ports import Memberships
+from parley.node.presence import PresenceRelay
+
+from parley import wire
+from parley.bus import Bus, Handler
+from parley.errors import CLOSE_REVOKED
+from parley.ids import UserId, user_delivery_subjects, user_event_subjects
+
+log = logging.getLogger("parley.node")
+Deliver = Callable[..., None]  # (subject, headers, data, only=user): a delivery through a user's subscription
+
+
+class UserSubscriptions:
+    def __init__(self, bus: Bus, store: Memberships, hub: Hub[DeviceLink], *, groups: GroupRoutes,
+                 presence: PresenceRelay, events: ConversationEvents, deliver: Deliver) -> None:
+        self._bus, self._store, self._hub = bus, store, hub
+        self._groups, self._presence, self._events, self._deliver = groups, presence, events, deliver
+        self._subs: dict[UserId, list[object]] = {}
+        self._locks: dict[UserId, asyncio.Lock] = {}
+        self._loading: dict[UserId, list[wire.BusMessage]] = {}  # events held while a user's set-up reads
+        self._chores: set[asyncio.Task[None]] = set()
+
+    async def arrive(self, user: UserId) -> None:
+        """A device of ``user`` is attached: make sure the user's subscriptions are in place."""
+        async with self._locks.setdefault(user, asyncio.Lock()):
+            if user in self._subs:
+                return
+            self._loading[user] = []
+            try:
+                await self._subscribe(user)
+            finally:
+                held = self._loading.pop(user, [])
+            for message in held:
+                self._apply(user, message)
+
+    async def _subscribe(self, user: UserId) -> None:
+        deliver: Handler = partial(self._deliver, only=user)
+        event: Handler = partial(self._events.on_event, only=user)
+        handlers: list[Handler] = [deliver, deliver, partial(self.on_control, user), event, event]
+        subjects = (*user_delivery_subjects(user), *user_event_subjects(user))
+        self._subs[user] = [await self._bus.subscribe_ordered(s, h) for s, h in zip(subjects, handlers, strict=True)]
+        await self._bus.flush(timeout=5)
+        groups = await self._store.groups_of(user)
+        friends = [other for other, state in await self._store.list_friends(user) if state == "friends"]
+        await self._groups.join_all(user, groups)
+        await self._presence.follow(user, friends)
+        await self._bus.flush(timeout=5)  # the server has our interest before sync reads the stream
+
+    async def leave(self, user: UserId) -> None:
+        """A device of ``user`` left: if it was the last one here, drop the user's subscriptions."""
+        async with self._locks.setdefault(user, asyncio.Lock()):
+            if self._hub.of_user(user):
+                return
+            for sub in self._subs.pop(user, []):
+                await self._bus.unsubscribe_ordered(sub)
+            await self._groups.leave_all(user)
+            await self._presence.unfollow(user)
+            self._events.forget(user)
+            self._locks.pop(user, None)
+
+    def on_control(self, user: UserId, subject: str, headers: dict[str, str] | None, data: bytes) -> None:
+        try:
+            message = wire.decode(data)
+        except wire.WireError as err:
+            log.warning("dropped a control message for %s: %s", user, err.message)
+            return
+        if isinstance(message, wire.GroupChange | wire.FriendChange) and user in self._loading:
+            self._loading[user].append(message)  # applied once the user's groups and friends are read
+            return
+        self._apply(user, message)
+
+    def _apply(self, user: UserId, message: wire.BusMessage) -> None:
+        match message:
+            case wire.Revoke(session=session):
+                for link in list(self._hub.of_user(user)):
+                    if link.session == session:
+                        link.close(CLOSE_REVOKED, "session revoked")
+            case wire.GroupChange():
+                self._groups.on_membership(user, message)
+            case wire.ReceiptNotice():
+                self._events.on_receipt(user, message)
+            case wire.FriendChange(user_id=other, friends=friends):
+                self._chore(self._presence.friendship(user, other, friends))
+            case _:
+                log.warning("unexpected %s on %s's control subject", message.kind, user)
+
+    def _chore(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)

@@ -1,0 +1,58 @@
+"""Ordered, task-free dispatch for nats-py subscriptions: the one place Parley reaches into nats-py.
+
+nats-py gives every callback subscription its own asyncio task and queue. An edge node holds several
+subscriptions per connected user (tens of thousands of users a node), and, worse, two subscriptions
+of one user can then be handled out of the order the server sent them, so a device would see ids out
+of order (measured: docs/adr/0002). A subscription made with ``subscribe_ordered`` has no callback
+(so nats-py starts no task for it); ``_process_msg`` is intercepted and its handler runs inline, in
+the order the parser read the messages off the socket. Handlers must not block.
+
+This overrides a private method of nats-py, so the dependency is pinned (pyproject) and
+tests/parley/bus/test_ordered.py fails when an upgrade changes what this relies on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from nats.aio.client import Client
+from nats.aio.subscription import Subscription
+
+log = logging.getLogger("parley.bus")
+
+Handler = Callable[[str, dict[str, str] | None, bytes], None]
+# What this module relies on in nats-py (checked by the test): the private hook's parameters and the
+# helpers it calls.
+RELIES_ON = {"_process_msg": ("sid", "subject", "reply", "data", "headers"), "_process_headers": ("headers",)}
+
+
+class BusClient(Client):
+    """A nats-py client whose ``subscribe_ordered`` subscriptions are dispatched inline, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._ordered: dict[int, Handler] = {}
+
+    async def subscribe_ordered(self, subject: str, handler: Handler) -> Subscription:
+        sub = await self.subscribe(subject)  # no callback: no task; we intercept its messages
+        self._ordered[sub._id] = handler
+        return sub
+
+    async def unsubscribe_ordered(self, sub: Subscription) -> None:
+        self._ordered.pop(sub._id, None)
+        if not self.is_closed:
+            await sub.unsubscribe()
+
+    async def _process_msg(self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes) -> None:
+        handler = self._ordered.get(sid)
+        if handler is None:
+            await super()._process_msg(sid, subject, reply, data, headers)
+            return
+        self.stats["in_msgs"] += 1
+        self.stats["in_bytes"] += len(data)
+        hdr = await self._process_headers(headers) if headers else None
+        try:
+            handler(subject.decode(), hdr, data)
+        except Exception:
+            log.exception("handler for %s failed", subject)

@@ -1,0 +1,215 @@
+"""What Parley's processes tell each other over core NATS: small tagged types and one codec.
+
+Every bus message other than a chat message (those live in the stream, ``parley.messages``) is one of
+these frozen types, encoded as a JSON object whose ``kind`` names the type:
+
+    subject               kind        type              from → to
+    ctl.user.<user>       revoke      Revoke            API → nodes: close the session's connections
+                          friend      FriendChange      API → nodes: follow/unfollow a friend's presence
+                          group       GroupChange       API → nodes: membership, name, roles of a group
+                          receipt     ReceiptNotice     node → nodes: a group receipt for one user's devices
+    evt.<conv>            typing      TypingNotice      node → nodes: someone in the conversation is typing
+                          receipt     ReceiptNotice     node → nodes: a DM member's delivered/read mark
+    hb.<node>             beats       Heartbeats        node → presence worker: devices connected there
+    presence.<user>       presence    PresenceChange    presence worker → nodes: a user went on/offline
+
+``decode`` checks every field's type, so a malformed or foreign message raises ``WireError`` (the
+receiver logs and drops it) instead of failing deep inside a handler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Literal
+
+import orjson
+
+from parley.errors import ParleyError
+
+GroupEvent = Literal["joined", "left", "renamed", "members", "roles"]
+ReceiptStatus = Literal["delivered", "read"]
+
+
+class WireError(ParleyError):
+    default_code = "bad_bus_message"
+
+
+@dataclass(frozen=True, slots=True)
+class Revoke:
+    kind: ClassVar[str] = "revoke"
+    session: str
+
+
+@dataclass(frozen=True, slots=True)
+class FriendChange:
+    kind: ClassVar[str] = "friend"
+    user_id: str
+    friends: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GroupChange:
+    """``since``: joined (the group's last id before the join); ``name``: renamed; ``added``/``removed``:
+    members; ``user_id``/``role``: roles."""
+
+    kind: ClassVar[str] = "group"
+    conv: str
+    event: GroupEvent
+    since: int | None = None
+    name: str | None = None
+    added: tuple[str, ...] | None = None
+    removed: tuple[str, ...] | None = None
+    user_id: str | None = None
+    role: str | None = None
+
+    def details(self) -> dict[str, Any]:
+        """The fields a client's ``group`` frame carries (those set)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptNotice:
+    """``conv`` is set on a user's control subject; on a conversation's event subject it is the subject."""
+
+    kind: ClassVar[str] = "receipt"
+    user: str
+    status: ReceiptStatus
+    upto: int
+    conv: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TypingNotice:
+    kind: ClassVar[str] = "typing"
+    user: str
+    device: str
+    state: Literal["start", "stop"]
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeats:
+    """Devices heard from: ``(user, device, at_ms)`` each."""
+
+    kind: ClassVar[str] = "beats"
+    beats: tuple[tuple[str, str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceChange:
+    kind: ClassVar[str] = "presence"
+    user: str
+    online: bool
+    last_active_at: int | None
+
+    def public(self) -> dict[str, Any]:
+        """One entry of a client's ``presence`` frame."""
+        return {"user": self.user, "online": self.online, "last_active_at": self.last_active_at}
+
+
+BusMessage = Revoke | FriendChange | GroupChange | ReceiptNotice | TypingNotice | Heartbeats | PresenceChange
+
+
+def encode(message: BusMessage) -> bytes:
+    fields = {k: v for k, v in asdict(message).items() if v is not None}
+    return orjson.dumps({"kind": message.kind, **fields})
+
+
+def decode(data: bytes) -> BusMessage:
+    try:
+        raw = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise WireError("not JSON") from None
+    if not isinstance(raw, dict):
+        raise WireError("not a JSON object")
+    kind = raw.get("kind")
+    parse = _PARSERS.get(kind) if isinstance(kind, str) else None
+    if parse is None:
+        raise WireError(f"unknown kind {raw.get('kind')!r}")
+    try:
+        return parse(_Fields(raw))
+    except (KeyError, TypeError, ValueError) as err:
+        raise WireError(f"bad {raw.get('kind')} message: {err}") from None
+
+
+class _Fields:
+    """Typed reads of one message's fields; a missing or mistyped one raises."""
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.raw = raw
+
+    def text(self, name: str) -> str:
+        value = self.raw[name]
+        if not isinstance(value, str):
+            raise TypeError(f"{name}: not a string")
+        return value
+
+    def number(self, name: str) -> int:
+        value = self.raw[name]
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{name}: not an integer")
+        return value
+
+    def flag(self, name: str) -> bool:
+        value = self.raw[name]
+        if not isinstance(value, bool):
+            raise TypeError(f"{name}: not a boolean")
+        return value
+
+    def opt(self, name: str, kind: type) -> Any:
+        value = self.raw.get(name)
+        return None if value is None else _typed(value, kind, name)
+
+    def strs(self, name: str) -> tuple[str, ...] | None:
+        value = self.raw.get(name)
+        if value is None:
+            return None
+        return tuple(_typed(v, str, name) for v in _typed(value, list, name))
+
+
+def _typed(value: Any, kind: type, name: str) -> Any:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise TypeError(f"{name}: not a {kind.__name__}")
+    return value
+
+
+def _group(f: _Fields) -> GroupChange:
+    event = f.text("event")
+    if event not in ("joined", "left", "renamed", "members", "roles"):
+        raise ValueError(f"event {event!r}")
+    return GroupChange(f.text("conv"), event, f.opt("since", int), f.opt("name", str), f.strs("added"),  # type: ignore[arg-type]
+                       f.strs("removed"), f.opt("user_id", str), f.opt("role", str))
+
+
+def _receipt(f: _Fields) -> ReceiptNotice:
+    status = f.text("status")
+    if status not in ("delivered", "read"):
+        raise ValueError(f"status {status!r}")
+    return ReceiptNotice(f.text("user"), status, f.number("upto"), f.opt("conv", str))  # type: ignore[arg-type]
+
+
+def _typing(f: _Fields) -> TypingNotice:
+    state = f.text("state")
+    if state not in ("start", "stop"):
+        raise ValueError(f"state {state!r}")
+    return TypingNotice(f.text("user"), f.text("device"), state)  # type: ignore[arg-type]
+
+
+def _beats(f: _Fields) -> Heartbeats:
+    rows = _typed(f.raw["beats"], list, "beats")
+    out = []
+    for row in rows:
+        user, device, at = _typed(row, list, "beat")
+        out.append((_typed(user, str, "user"), _typed(device, str, "device"), _typed(at, int, "at")))
+    return Heartbeats(tuple(out))
+
+
+_PARSERS: dict[str, Callable[[_Fields], BusMessage]] = {
+    "revoke": lambda f: Revoke(f.text("session")),
+    "friend": lambda f: FriendChange(f.text("user_id"), f.flag("friends")),
+    "group": _group,
+    "receipt": _receipt,
+    "typing": _typing,
+    "beats": _beats,
+    "presence": lambda f: PresenceChange(f.text("user"), f.flag("online"), f.opt("last_active_at", int)),
+}

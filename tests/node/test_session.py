@@ -1,0 +1,153 @@
+"""The device session's state table and its answers to each event, one scenario a row."""
+
+from __future__ import annotations
+
+import pytest
+
+from parley.errors import CLOSE_DRAINING, CLOSE_SLOW
+from parley.ids import UserId
+from parley.node.session import Delivery, DeviceSession, SessionError, State, SyncFrom
+
+ME = UserId("me")
+
+
+def msg(id: int, conv: str = "a", prev: int = 0, sender: str = "other") -> Delivery:
+    return Delivery(id, conv, prev, sender, f"{conv}:{id}".encode())
+
+
+def sent(s: DeviceSession) -> list[bytes]:
+    out = list(s.out)
+    s.out.clear()
+    return out
+
+
+def live_session(cursor: int = 10) -> DeviceSession:
+    s = DeviceSession(ME, max_queue=100)
+    s.accept(cursor, b"welcome")
+    s.begin_round(cursor)
+    assert s.finish_round(cursor) is None
+    sent(s)
+    return s
+
+
+def test_hello_accept_welcomes_and_asks_for_a_sync_from_the_cursor():
+    s = DeviceSession(ME, max_queue=100)
+    assert s.state is State.HELLO
+    assert s.accept(40, b"welcome") == SyncFrom(40)
+    assert s.state is State.SYNCING and s.acked == 40 and sent(s) == [b"welcome"]
+
+
+@pytest.mark.parametrize(("state", "event"), [
+    (State.HELLO, lambda s: s.begin_round(0)),
+    (State.LIVE, lambda s: s.accept(0, b"w")),
+    (State.CLOSING, lambda s: s.accept(0, b"w")),
+])
+def test_events_a_state_does_not_allow_are_bugs(state, event):
+    s = live_session() if state is State.LIVE else DeviceSession(ME, max_queue=100)
+    if state is State.CLOSING:
+        s.close(1000, "")
+    with pytest.raises(SessionError):
+        event(s)
+
+
+def test_a_round_sends_what_it_read_then_what_was_held_in_order_and_goes_live():
+    s = DeviceSession(ME, max_queue=100)
+    s.accept(10, b"w")
+    s.begin_round(10)
+    s.live(msg(13, "a", 11))  # arrives while the round reads: held
+    s.synced(msg(11, "a", 3))
+    s.synced(msg(12, "b", 0))
+    assert s.finish_round(12) is None
+    assert sent(s) == [b"w", b"a:11", b"b:12", b"a:13"] and s.state is State.LIVE
+    assert s.position.delivered == 13
+
+
+def test_a_held_message_the_round_also_read_is_sent_once():
+    s = DeviceSession(ME, max_queue=100)
+    s.accept(10, b"w")
+    s.begin_round(10)
+    s.live(msg(11, "a", 3))
+    s.synced(msg(11, "a", 3))
+    s.finish_round(11)
+    assert sent(s) == [b"w", b"a:11"]
+
+
+def test_a_live_gap_holds_the_message_and_asks_for_a_repair_from_the_last_good_point():
+    s = live_session(10)
+    s.live(msg(11, "a", 3))
+    assert s.live(msg(14, "a", 12)) == SyncFrom(11)  # 12 never came
+    assert s.state is State.SYNCING and sent(s) == [b"a:11"]
+    s.begin_round(11)
+    s.synced(msg(12, "a", 11))
+    s.synced(msg(14, "a", 12))
+    assert s.finish_round(14) is None
+    assert sent(s) == [b"a:12", b"a:14"]
+
+
+def test_a_repair_round_does_not_resend_what_this_connection_sent():
+    s = live_session(10)
+    s.live(msg(11, "a", 3))
+    s.live(msg(12, "b", 0))
+    s.resync(10)  # e.g. NATS reconnected
+    s.begin_round(10)
+    for m in (msg(11, "a", 3), msg(12, "b", 0), msg(13, "b", 12)):
+        s.synced(m)
+    s.finish_round(13)
+    assert sent(s) == [b"a:11", b"b:12", b"b:13"]
+
+
+def test_a_client_sync_resends_even_what_was_sent():
+    s = live_session(10)
+    s.live(msg(11, "a", 3))
+    assert s.client_sync(10) == SyncFrom(10)
+    s.begin_round(10)
+    s.synced(msg(11, "a", 3))
+    s.finish_round(11)
+    assert sent(s) == [b"a:11", b"a:11"]
+
+
+def test_holding_too_much_during_a_round_makes_the_round_run_again():
+    s = DeviceSession(ME, max_queue=10**6)
+    s.accept(0, b"w")
+    s.begin_round(0)
+    for i in range(1, 10_002):
+        s.live(msg(i, "a", i - 1))
+    assert s.finish_round(0) == SyncFrom(0)
+    assert s.state is State.SYNCING
+
+
+def test_acks_confirm_only_what_was_queued_and_report_what_they_cover():
+    s = live_session(10)
+    s.live(msg(11, "a", 3, sender="bob"))
+    s.live(msg(12, "a", 11, sender=ME))  # our own: no receipt for it
+    s.live(msg(13, "b", 0, sender="carol"))
+    assert s.ack(99) == {"a": (11, {"bob"}), "b": (13, {"carol"})}
+    assert s.acked == 13
+    assert s.ack(12) is None  # never backwards
+
+
+def test_a_device_too_slow_to_read_is_closed_at_once():
+    s = DeviceSession(ME, max_queue=4)
+    s.accept(0, b"w")
+    for i in range(5):
+        s.send(b"x")
+    assert s.state is State.CLOSING and s.close_code == CLOSE_SLOW and not s.out
+
+
+def test_draining_sends_moved_after_the_queue_then_nothing_more():
+    s = live_session()
+    s.live(msg(11))
+    s.drain(b"moved", CLOSE_DRAINING, "node is draining")
+    s.live(msg(12, prev=11))
+    assert sent(s) == [b"a:11", b"moved"] and s.close_code == CLOSE_DRAINING
+    s.closed()
+    assert s.state is State.CLOSED
+
+
+def test_a_store_hole_is_reported_and_the_message_still_sent():
+    s = DeviceSession(ME, max_queue=100)
+    s.accept(10, b"w")
+    s.begin_round(10)
+    assert s.synced(msg(11, "a", 3)) is False
+    assert s.synced(msg(15, "a", 12)) is True  # 12 was never read
+    assert sent(s)[-1] == b"a:15"
