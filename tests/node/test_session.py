@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from parley.node.session import Delivery, DeviceSession, SessionError, State, SyncFrom
 
 from parley.errors import CLOSE_DRAINING, CLOSE_SLOW
 from parley.ids import UserId
-from parley.node.session import Delivery, DeviceSession, SessionError, State, SyncFrom
 
 ME = UserId("me")
 
@@ -129,7 +129,7 @@ def test_acks_confirm_only_what_was_queued_and_report_what_they_cover():
 def test_a_device_too_slow_to_read_is_closed_at_once():
     s = DeviceSession(ME, max_queue=4)
     s.accept(0, b"w")
-    for i in range(5):
+    for _ in range(5):
         s.send(b"x")
     assert s.state is State.CLOSING and s.close_code == CLOSE_SLOW and not s.out
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from parley.ids import UserId
 from parley.node.session import Delivery, DeviceSession, State, SyncFrom
 from parley.node.syncplan import plan_round
+
+from parley.ids import UserId
 
 CONVS = ("a", "b", "c")
 Round = Generator[None, None, SyncFrom | None]

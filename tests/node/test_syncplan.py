@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from parley.node.syncplan import plan_round
 
 
