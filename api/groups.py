@@ -17,18 +17,10 @@ from typing import Any
 
 from aiohttp import web
 from parley.api import validation as v
-from parley.api.app import (
-    NATS,
-    SETTINGS,
-    STORE,
-    announce,
-    authed,
-    body_of,
-    conversation_json,
-    json,
-    member_conversation,
-    now_ms,
-)
+from parley.api.announce import announce
+from parley.api.conversations import member_conversation
+from parley.api.http import NATS, SETTINGS, STORE, authed, body_of, json, now_ms
+from parley.api.shapes import conversation_json
 
 from parley import bus
 from parley.auth import Claims

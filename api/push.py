@@ -11,7 +11,8 @@ from typing import Any
 
 from aiohttp import web
 from parley.api import validation as v
-from parley.api.app import STORE, authed, body_of, json, member_conversation, now_ms
+from parley.api.conversations import member_conversation
+from parley.api.http import STORE, authed, body_of, json, now_ms
 
 from parley.auth import Claims
 from parley.errors import BadRequest, NotFound

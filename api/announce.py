@@ -1,0 +1,32 @@
+"""Telling the edge nodes about a change the API just made (a logout, a friendship, a group change), on
+the affected users' control subjects, so the nodes holding their devices act on it at once.
+
+Invariant: the store already has the change before it is announced. An announcement is best effort:
+one lost (NATS away) only delays the change until the devices reconnect, so it never fails a request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from aiohttp import web
+from parley.api.http import NATS
+
+from parley.ids import UserId, control_subject
+
+log = logging.getLogger("parley.api")
+
+
+async def announce(request: web.Request, users: Iterable[UserId], event: dict[str, Any]) -> None:
+    """Tell the nodes holding these users' devices (their control subjects)."""
+    data = orjson.dumps(event)
+    try:
+        nc = request.app[NATS]
+        for user in users:
+            await nc.publish(control_subject(user), data)
+        await nc.flush(timeout=2)
+    except Exception as err:
+        log.warning("could not announce %s: %s", event.get("kind"), err)

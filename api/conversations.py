@@ -1,0 +1,189 @@
+"""Conversations over HTTP: the caller's conversations with unread counts, opening a DM, a
+conversation's history, and its members' receipts.
+
+Invariants:
+- History is never behind what devices were sent. The archiver writes the stream into the store a
+  little late, so a read takes the archiver's floor (``bus.archived_through``) *before* it reads the
+  store, then adds what the stream holds above that floor (the unarchived tail).
+- A DM is only opened between friends; its id is derived from the two members, so opening it again
+  returns the same conversation.
+- ``member_conversation`` is the one membership check for routes under ``/v1/conversations/{conv}``
+  and ``/v1/groups/{conv}``: 404 for no such conversation, 403 for a non-member.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+from aiohttp import web
+from parley.api import validation as v
+from parley.api.http import NATS, SETTINGS, STORE, authed, body_of, json, now_ms
+from parley.api.shapes import conversation_json, message_json
+
+from parley import bus
+from parley.auth import Claims
+from parley.errors import BadRequest, Forbidden, NotFound
+from parley.ids import (
+    ConversationId,
+    UserId,
+    conversation_of_message,
+    dm_conversation,
+    dm_members,
+    is_group,
+    message_subject,
+    user_message_filters,
+)
+from parley.messages import decode_payload
+from parley.store import Conversation, Receipt, Store, StoredMessage
+
+HISTORY_MAX = 200
+UNREAD_MAX = 100  # a client shows it as "99+"; also how many messages after the mark are looked at
+UNREAD_READS = 16  # GET /v1/conversations: conversations whose unread count is read at once
+
+
+async def list_conversations(request: web.Request) -> web.Response:
+    claims = await authed(request)
+    store = request.app[STORE]
+    # Read the archiver's floor before the store: the store then holds at least everything up to it.
+    archived = await bus.archived_through(request.app[NATS], request.app[SETTINGS])
+    convs = await store.list_conversations(claims.user)
+    tail = await _tail_from_stream(request, claims.user, convs, archived)
+    convs = _with_latest(convs, tail)
+    users = await store.get_users(sorted({m for c in convs for m in c.members}))
+    gate = asyncio.Semaphore(UNREAD_READS)  # a user in thousands of conversations: a few reads at a time
+
+    async def unread(conv: Conversation) -> tuple[int, int]:
+        async with gate:
+            return await _unread(store, claims.user, conv, tail.get(conv.id, []))
+
+    marks = await asyncio.gather(*(unread(c) for c in convs))
+    return json({"conversations": [conversation_json(c, users) | {"read": read, "unread": unread}
+                                   for c, (read, unread) in zip(convs, marks, strict=True)]})
+
+
+async def _unread(store: Store, user: UserId, conv: Conversation, tail: list[StoredMessage]) -> tuple[int, int]:
+    """The user's read mark in ``conv`` and how many messages of others lie above it: counted among
+    the newest ``UNREAD_MAX`` messages after the mark (store and unarchived tail), so at most ``UNREAD_MAX``;
+    no history is read when the conversation's last message is not above the mark."""
+    mine = next((r for r in await store.receipts(conv.id) if r.user == user), None)
+    read = mine.read if mine else 0
+    if conv.last_message is None or conv.last_message.id <= read:
+        return read, 0
+    rows = await store.history(conv.id, before=None, after=read, limit=UNREAD_MAX, newest_first=True)
+    after = {m.id: m for m in rows} | {m.id: m for m in tail if m.id > read}
+    newest = sorted(after.values(), key=lambda m: m.id, reverse=True)[:UNREAD_MAX]
+    return read, min(UNREAD_MAX, sum(1 for m in newest if m.sender != user))
+
+
+async def open_dm(request: web.Request) -> web.Response:
+    claims = await authed(request)
+    other = UserId(v.user_id((await body_of(request)).get("user_id")))
+    store = request.app[STORE]
+    if other == claims.user:
+        raise BadRequest("a conversation needs another user", code="bad_field", field="user_id")
+    if await store.get_user(other) is None:
+        raise NotFound("no such user", code="unknown_user")
+    if await store.friend_state(claims.user, other) != "friends":
+        raise Forbidden("you can only message friends", code="not_friends")
+    conv_id = dm_conversation(claims.user, other)
+    await store.open_conversation(Conversation(conv_id, "dm", tuple(sorted((claims.user, other))), now_ms()))
+    conv = await store.get_conversation(conv_id)
+    assert conv is not None
+    users = await store.get_users(list(conv.members))
+    return json({"conversation": conversation_json(conv, users)}, status=200)
+
+
+async def member_conversation(request: web.Request, claims: Claims) -> Conversation:
+    """The conversation of the URL, if it exists and the caller is a member (404 / 403 otherwise)."""
+    conv_id = request.match_info["conv"]
+    members = dm_members(conv_id)
+    if members is None and not is_group(conv_id):
+        raise NotFound("no such conversation", code="unknown_conversation")
+    if members is not None and claims.user not in members:
+        raise Forbidden("you are not a member of this conversation", code="not_member")
+    conv = await request.app[STORE].get_conversation(ConversationId(conv_id))
+    if conv is None:
+        raise NotFound("no such conversation", code="unknown_conversation")
+    if claims.user not in conv.members:
+        raise Forbidden("you are not a member of this conversation", code="not_member")
+    return conv
+
+
+async def history(request: web.Request) -> web.Response:
+    claims = await authed(request)
+    conv = await member_conversation(request, claims)
+    q = request.query
+    limit = v.int_query(q.get("limit"), "limit", low=1, high=HISTORY_MAX, default=50)
+    before = v.int_query(q.get("before"), "before", low=0, high=2**53 - 1, default=None)
+    after = v.int_query(q.get("after"), "after", low=0, high=2**53 - 1, default=None)
+    order = q.get("order", "desc" if after is None else "asc")
+    if order not in ("asc", "desc"):
+        raise BadRequest("order must be asc or desc", code="bad_field", field="order")
+    assert limit is not None
+    newest_first = order == "desc"
+    archived = await bus.archived_through(request.app[NATS], request.app[SETTINGS])  # before the store read
+    rows = await request.app[STORE].history(conv.id, before=before, after=after, limit=limit + 1,
+                                            newest_first=newest_first)
+    rows = await _with_unarchived(request, conv.id, rows, archived, before=before, after=after,
+                                  newest_first=newest_first)
+    page, more = rows[:limit], len(rows) > limit
+    return json({"messages": [message_json(m) for m in page], "more": more})
+
+
+async def receipts(request: web.Request) -> web.Response:
+    """Each member's delivered and read marks (members without any are listed with zeros)."""
+    conv = await member_conversation(request, await authed(request))
+    saved = {r.user: r for r in await request.app[STORE].receipts(conv.id)}
+    rows = [saved.get(m, Receipt(conv.id, m)) for m in conv.members]
+    return json({"receipts": [{"user_id": r.user, "delivered": r.delivered, "read": r.read} for r in rows]})
+
+
+async def _with_unarchived(
+    request: web.Request, conv: ConversationId, rows: list[StoredMessage], archived: int, *,
+    before: int | None, after: int | None, newest_first: bool,
+) -> list[StoredMessage]:
+    """Add messages the stream holds but the archiver had not written when the store was read, so
+    history is never behind what devices were sent."""
+    nc, settings = request.app[NATS], request.app[SETTINGS]
+    first, last = await bus.stream_bounds(nc, settings)
+    start = max(archived + 1, first, (after or 0) + 1)
+    end = min(last, (before if before is not None else 2**53) - 1)
+    if start > end:
+        return rows
+    tail = await bus.read_stream(nc.jetstream(), settings, [message_subject(conv)], start=start, end=end)
+    extra = [decode_payload(seq, conv, data) for seq, _, data in tail]
+    merged = {m.id: m for m in rows} | {m.id: m for m in extra}
+    return sorted(merged.values(), key=lambda m: m.id, reverse=newest_first)
+
+
+async def _tail_from_stream(
+    request: web.Request, user: UserId, convs: list[Conversation], archived: int
+) -> dict[ConversationId, list[StoredMessage]]:
+    """Messages of these conversations the archiver had not written when the store was read, from the
+    stream's tail, per conversation in id order."""
+    nc, settings = request.app[NATS], request.app[SETTINGS]
+    first, last = await bus.stream_bounds(nc, settings)
+    start = max(archived + 1, first)
+    if start > last:
+        return {}
+    groups = [c.id for c in convs if c.kind == "group"]
+    tail = await bus.read_stream(nc.jetstream(), settings, user_message_filters(user, groups), start=start, end=last)
+    out: dict[ConversationId, list[StoredMessage]] = {}
+    for seq, subject, data in tail:
+        conv = conversation_of_message(subject)
+        out.setdefault(conv, []).append(decode_payload(seq, conv, data))
+    return out
+
+
+def _with_latest(convs: list[Conversation], tail: dict[ConversationId, list[StoredMessage]]) -> list[Conversation]:
+    """Last messages from the unarchived tail; most recently active first."""
+    updated = [replace(c, last_message=tail[c.id][-1] if tail.get(c.id) else c.last_message) for c in convs]
+    return sorted(updated, key=lambda c: c.last_message.id if c.last_message else 0, reverse=True)
+
+
+def add_routes(r: web.UrlDispatcher) -> None:
+    r.add_get("/v1/conversations", list_conversations)
+    r.add_post("/v1/conversations", open_dm)
+    r.add_get("/v1/conversations/{conv}/messages", history)
+    r.add_get("/v1/conversations/{conv}/receipts", receipts)

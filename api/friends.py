@@ -1,0 +1,69 @@
+"""Friends over HTTP: the caller's friends and pending requests, sending or accepting a request,
+unfriending or withdrawing.
+
+Friendship is mutual: each side asks once (the second ask makes them ``friends``). Only a change into or
+out of ``friends`` is announced to both users' nodes, which then start or stop following each other's
+presence; a pending request changes nothing on the nodes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from parley.api import validation as v
+from parley.api.announce import announce
+from parley.api.http import STORE, authed, body_of, json
+from parley.api.shapes import user_json
+
+from parley.errors import BadRequest, NotFound
+from parley.ids import UserId
+
+
+async def list_friends(request: web.Request) -> web.Response:
+    claims = await authed(request)
+    store = request.app[STORE]
+    rows = await store.list_friends(claims.user)
+    users = await store.get_users([uid for uid, _ in rows])
+    out: dict[str, list[dict[str, Any]]] = {"friends": [], "incoming": [], "outgoing": []}
+    for uid, state in rows:
+        if uid in users:
+            out["friends" if state == "friends" else state].append(user_json(users[uid]))
+    return json(out)
+
+
+async def add_friend(request: web.Request) -> web.Response:
+    claims = await authed(request)
+    other = UserId(v.user_id((await body_of(request)).get("user_id")))
+    if other == claims.user:
+        raise BadRequest("you cannot befriend yourself", code="bad_field", field="user_id")
+    store = request.app[STORE]
+    if await store.get_user(other) is None:
+        raise NotFound("no such user", code="unknown_user")
+    before = await store.friend_state(claims.user, other)
+    state = await store.add_friend(claims.user, other)
+    if state == "friends" and before != "friends":  # their nodes start following each other's presence
+        await announce_friendship(request, claims.user, other, True)
+    return json({"user_id": other, "state": state}, status=200)
+
+
+async def remove_friend(request: web.Request) -> web.Response:
+    claims = await authed(request)
+    other = UserId(v.user_id(request.match_info["user_id"]))
+    store = request.app[STORE]
+    was = await store.friend_state(claims.user, other)
+    await store.remove_friend(claims.user, other)
+    if was == "friends":
+        await announce_friendship(request, claims.user, other, False)
+    return web.Response(status=204)
+
+
+async def announce_friendship(request: web.Request, a: UserId, b: UserId, friends: bool) -> None:
+    await announce(request, [a], {"kind": "friend", "user_id": b, "friends": friends})
+    await announce(request, [b], {"kind": "friend", "user_id": a, "friends": friends})
+
+
+def add_routes(r: web.UrlDispatcher) -> None:
+    r.add_get("/v1/friends", list_friends)
+    r.add_post("/v1/friends", add_friend)
+    r.add_delete("/v1/friends/{user_id}", remove_friend)

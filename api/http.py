@@ -1,0 +1,110 @@
+"""What every API handler module shares: the app's keys, JSON in and out, the caller's claims, and the
+two middlewares.
+
+Invariants: errors become ``{"code", "message", ...}`` JSON with their HTTP status here and nowhere else
+(``errors``); a handler raises a ``ParleyError`` and never builds an error response itself. Request
+metrics are labelled by route pattern, never by the path (it holds ids). This module imports no handler
+module, so every handler module can import it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import aiohttp
+import orjson
+from aiohttp import web
+from nats.js.kv import KeyValue
+
+from parley.auth import Claims, Passwords, verify_token
+from parley.bus import BusClient
+from parley.errors import BadRequest, ParleyError, Unauthorized
+from parley.metrics import ApiMetrics
+from parley.settings import Settings
+from parley.store import Store
+
+log = logging.getLogger("parley.api")
+
+T = TypeVar("T")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+STORE: web.AppKey[Store] = web.AppKey("store", Store)
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
+NATS: web.AppKey[BusClient] = web.AppKey("nats", BusClient)
+HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http", aiohttp.ClientSession)
+PASSWORDS: web.AppKey[Passwords] = web.AppKey("passwords", Passwords)
+PRESENCE: web.AppKey[tuple[KeyValue, KeyValue]] = web.AppKey("presence")
+METRICS: web.AppKey[ApiMetrics] = web.AppKey("metrics", ApiMetrics)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def off_loop(fn: Callable[..., T], *args: Any) -> T:
+    """Run CPU-heavy work (Argon2 takes ~0.2 s) on a thread, so other requests are not held up."""
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+
+def json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+async def body_of(request: web.Request) -> dict[str, Any]:
+    try:
+        data = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        raise BadRequest("request body is not valid JSON", code="bad_json") from None
+    if not isinstance(data, dict):
+        raise BadRequest("request body must be a JSON object", code="bad_json")
+    return data
+
+
+async def authed(request: web.Request) -> Claims:
+    """The caller's claims: a valid token of a session that was not logged out (401 otherwise)."""
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        raise Unauthorized("send 'Authorization: Bearer <token>'", code="bad_token")
+    settings = request.app[SETTINGS]
+    claims = verify_token(settings.secret.reveal(), header[7:].strip(), now=int(time.time()))
+    session = await request.app[STORE].get_session(claims.session)
+    if session is None or session.revoked:
+        raise Unauthorized("this session was logged out", code="session_revoked")
+    return claims
+
+
+@web.middleware
+async def measured(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Requests by route pattern (never the path itself: it holds ids) and status."""
+    began = time.perf_counter()
+    response = await handler(request)
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    metrics = request.app[METRICS]
+    metrics.requests.labels(route, request.method, str(response.status)).inc()
+    metrics.seconds.labels(route).observe(time.perf_counter() - began)
+    return response
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ParleyError as err:
+        if not err.peer_fault:
+            log.warning("%s %s: %s", request.method, request.path, err.message)
+        return json(err.as_dict(), status=err.http_status)
+    except web.HTTPException as exc:
+        if exc.status == 404:
+            return json({"code": "not_found", "message": "no such route"}, status=404)
+        if exc.status == 413:
+            return json({"code": "too_large", "message": "request body is too large"}, status=413)
+        if exc.status == 405:
+            return json({"code": "method_not_allowed", "message": f"{request.method} is not allowed here"}, 405)
+        raise
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return json({"code": "internal", "message": "internal error"}, status=500)

@@ -1,0 +1,33 @@
+"""Presence over HTTP: reads of the buckets the presence worker keeps in NATS KV (``parley.presence_bus``).
+
+The buckets are opened once at start-up (``run_api``); when the bus fails the answer is 503
+``bus_unavailable``, never a guess.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from parley.api import validation as v
+from parley.api.http import PRESENCE, authed, json
+
+from parley.errors import BadRequest, Unavailable
+from parley.presence_bus import read_presence
+
+
+async def presence(request: web.Request) -> web.Response:
+    """Online state and last activity of up to 100 users (any users: presence is not secret here)."""
+    await authed(request)
+    raw = [u for u in request.query.get("user_ids", "").split(",") if u]
+    if not 1 <= len(raw) <= 100:
+        raise BadRequest("user_ids: 1 to 100 user ids, comma-separated", code="bad_field", field="user_ids")
+    users = [v.user_id(u, "user_ids") for u in dict.fromkeys(raw)]
+    buckets = request.app[PRESENCE]
+    try:
+        found = await read_presence(*buckets, users)
+    except Exception as err:
+        raise Unavailable(f"presence is unavailable: {err}", code="bus_unavailable") from err
+    return json({"presence": found})
+
+
+def add_routes(r: web.UrlDispatcher) -> None:
+    r.add_get("/v1/presence", presence)
