@@ -19,6 +19,7 @@ from parley.api.announce import announce
 from parley.api.http import HTTP, PASSWORDS, SETTINGS, STORE, authed, body_of, json, now_ms, off_loop
 from parley.api.shapes import user_json
 
+from parley import wire
 from parley.auth import issue_token
 from parley.errors import BadRequest, NotFound, Unauthorized, Unavailable
 from parley.ids import DeviceId, UserId, new_device_id, new_session_id, new_user_id
@@ -97,7 +98,7 @@ async def logout(request: web.Request) -> web.Response:
     claims = await authed(request)
     await request.app[STORE].revoke_session(claims.session)
     await request.app[STORE].delete_push_token(claims.user, claims.device)  # no pushes to a logged-out phone
-    await announce(request, [claims.user], {"kind": "revoke", "session": claims.session})
+    await announce(request, [claims.user], wire.Revoke(claims.session))
     return web.Response(status=204)
 
 

@@ -9,24 +9,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
 
-import orjson
 from aiohttp import web
 from parley.api.http import NATS
 
+from parley import wire
 from parley.ids import UserId, control_subject
 
 log = logging.getLogger("parley.api")
 
 
-async def announce(request: web.Request, users: Iterable[UserId], event: dict[str, Any]) -> None:
+async def announce(request: web.Request, users: Iterable[UserId], event: wire.BusMessage) -> None:
     """Tell the nodes holding these users' devices (their control subjects)."""
-    data = orjson.dumps(event)
+    data = wire.encode(event)
     try:
         nc = request.app[NATS]
         for user in users:
             await nc.publish(control_subject(user), data)
         await nc.flush(timeout=2)
     except Exception as err:
-        log.warning("could not announce %s: %s", event.get("kind"), err)
+        log.warning("could not announce %s: %s", event.kind, err)

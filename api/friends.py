@@ -16,6 +16,7 @@ from parley.api.announce import announce
 from parley.api.http import STORE, authed, body_of, json
 from parley.api.shapes import user_json
 
+from parley import wire
 from parley.errors import BadRequest, NotFound
 from parley.ids import UserId
 
@@ -59,8 +60,8 @@ async def remove_friend(request: web.Request) -> web.Response:
 
 
 async def announce_friendship(request: web.Request, a: UserId, b: UserId, friends: bool) -> None:
-    await announce(request, [a], {"kind": "friend", "user_id": b, "friends": friends})
-    await announce(request, [b], {"kind": "friend", "user_id": a, "friends": friends})
+    await announce(request, [a], wire.FriendChange(b, friends))
+    await announce(request, [b], wire.FriendChange(a, friends))
 
 
 def add_routes(r: web.UrlDispatcher) -> None:

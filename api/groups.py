@@ -22,7 +22,7 @@ from parley.api.conversations import member_conversation
 from parley.api.http import NATS, SETTINGS, STORE, authed, body_of, json, now_ms
 from parley.api.shapes import conversation_json
 
-from parley import bus
+from parley import bus, wire
 from parley.auth import Claims
 from parley.errors import BadRequest, Forbidden, NotFound
 from parley.ids import UserId, message_subject, new_group_conversation
@@ -73,8 +73,9 @@ async def reply(request: web.Request, conv_id: str, status: int = 200) -> web.Re
     return json({"conversation": conversation_json(conv, users)}, status=status)
 
 
-async def tell(request: web.Request, conv: str, users: list[UserId], event: str, **extra: Any) -> None:
-    await announce(request, users, {"kind": "group", "conv": conv, "event": event, **extra})
+async def tell(request: web.Request, conv: str, users: list[UserId], event: wire.GroupEvent, **extra: Any) -> None:
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in extra.items()}
+    await announce(request, users, wire.GroupChange(conv, event, **fields))
 
 
 # ---- handlers ------------------------------------------------------------------------------------
