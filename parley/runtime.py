@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Gauge, Histogram
 from parley.ids import UserId
 from parley.metrics import LATENCY, add_metrics_route
 from parley.settings import Settings
-from parley.store import Store
+from parley.store import Accounts
 
 
 class JsonLines(logging.Formatter):
@@ -65,7 +65,7 @@ class StoreProbe:
     process's registry it is also on ``/metrics`` (Prometheus cannot alert on ``/readyz``):
     ``parley_store_up`` (1 while the last probe answered) and ``parley_store_probe_seconds``."""
 
-    def __init__(self, store: Store, every_s: float = 2.0, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, store: Accounts, every_s: float = 2.0, registry: CollectorRegistry | None = None) -> None:
         self.ok = True
         self._store, self._every = store, every_s
         self._task: asyncio.Task[None] | None = None

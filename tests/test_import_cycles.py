@@ -23,10 +23,7 @@ MAX_LINES = 400
 # Known before the clean-up: being split on another branch; the lead empties these lists as branches land.
 # An entry no longer needed fails the test too, so the lists only ever shrink. No cycle was known.
 KNOWN_CYCLES: list[set[str]] = []
-KNOWN_LONG = {  # being split on another branch
-    "parley/store/cassandra.py",
-    "parley/store/sqlite.py",
-}
+KNOWN_LONG: set[str] = set()  # a production module over the limit, kept on purpose, would be named here
 
 Graph = dict[str, set[str]]
 

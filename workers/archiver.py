@@ -28,7 +28,7 @@ from parley.messages import decode_payload
 from parley.metrics import ArchiverMetrics
 from parley.runtime import StoreProbe, run_until_stopped, serve, serve_health
 from parley.settings import Settings
-from parley.store import Store, StoredMessage, open_store
+from parley.store import Archive, StoredMessage, open_store
 
 log = logging.getLogger("parley.archiver")
 MAX_BACKOFF_S = 5.0
@@ -60,7 +60,7 @@ async def fill_batch(sub: JetStreamContext.PullSubscription, room: int, window_s
     return more
 
 
-async def write_with_retry(store: Store, msgs: list[Msg], stop: asyncio.Event,
+async def write_with_retry(store: Archive, msgs: list[Msg], stop: asyncio.Event,
                            metrics: ArchiverMetrics | None = None) -> bool:
     rows = decode_batch(msgs)
     metrics = metrics or ArchiverMetrics()
@@ -85,7 +85,7 @@ async def write_with_retry(store: Store, msgs: list[Msg], stop: asyncio.Event,
     return False
 
 
-async def write_and_ack(store: Store, msgs: list[Msg], stop: asyncio.Event, metrics: ArchiverMetrics) -> None:
+async def write_and_ack(store: Archive, msgs: list[Msg], stop: asyncio.Event, metrics: ArchiverMetrics) -> None:
     if await write_with_retry(store, msgs, stop, metrics):
         for m in msgs:
             await m.ack()
@@ -103,7 +103,7 @@ async def room_for_one_more(writing: set[asyncio.Task[None]], limit: int) -> Non
             task.result()
 
 
-async def archive(settings: Settings, store: Store, nc: BusClient, stop: asyncio.Event,
+async def archive(settings: Settings, store: Archive, nc: BusClient, stop: asyncio.Event,
                   metrics: ArchiverMetrics | None = None) -> None:
     metrics = metrics or ArchiverMetrics()
     js = nc.jetstream()

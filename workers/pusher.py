@@ -23,6 +23,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
+from typing import Protocol
 
 import firebase_admin
 from aiohttp import web
@@ -42,7 +43,7 @@ from parley.ids import UserId, dm_members, is_group
 from parley.push import Notice, notices
 from parley.runtime import StoreProbe, run_until_stopped, serve, serve_health
 from parley.settings import Settings
-from parley.store import PushPrefs, Store, StoredMessage, open_store
+from parley.store import Accounts, Conversations, Push, PushPrefs, Receipts, StoredMessage, open_store
 
 log = logging.getLogger("parley.pusher")
 CONSUMER, PUSHED_BUCKET = "pusher", "pushed"
@@ -99,8 +100,13 @@ def fcm_message(n: Notice) -> messaging.Message:
     )
 
 
+class PusherStore(Accounts, Conversations, Receipts, Push, Protocol):
+    """What the pusher reads: a group's members, the recipients' tokens, preferences and receipts, the
+    sender's name; and the one thing it writes: it deletes tokens FCM says are dead."""
+
+
 class Pusher:
-    def __init__(self, settings: Settings, store: Store, app: firebase_admin.App, pushed: KeyValue,
+    def __init__(self, settings: Settings, store: PusherStore, app: firebase_admin.App, pushed: KeyValue,
                  metrics: Metrics) -> None:
         self._settings, self._store, self._app, self._pushed, self.metrics = settings, store, app, pushed, metrics
 

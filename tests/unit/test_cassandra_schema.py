@@ -3,8 +3,9 @@ import pytest
 from parley.errors import ParleyError
 from parley.settings import Settings
 from parley.store import StoredMessage
-from parley.store.cassandra import BATCH_BYTES, check_consistency, partition_batches
-from parley.store.cassandra_schema import MIGRATIONS, create_keyspace, replication_map
+from parley.store.cassandra.cql import check_consistency, join_queries, replication_map
+from parley.store.cassandra.messages import BATCH_BYTES, partition_batches
+from parley.store.cassandra.schema import MIGRATIONS, create_keyspace
 
 
 @pytest.mark.parametrize(("spec", "expected"), [
@@ -63,3 +64,9 @@ def test_reads_must_meet_writes(replication, level, ok):
     else:
         with pytest.raises(ParleyError, match="PARLEY_CASSANDRA_CONSISTENCY"):
             check_consistency(settings)
+
+
+def test_statement_names_are_one_namespace():
+    assert join_queries({"a": "SELECT 1"}, {"b": "SELECT 2"}) == {"a": "SELECT 1", "b": "SELECT 2"}
+    with pytest.raises(ValueError, match=r"\['a'\]"):
+        join_queries({"a": "SELECT 1"}, {"a": "SELECT 2", "b": "SELECT 3"})

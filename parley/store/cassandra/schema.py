@@ -8,9 +8,19 @@ at once from changing the schema together. ADR 0004 explains the data model.
 
 from __future__ import annotations
 
+import logging
 import re
+import time
+import uuid
+
+from cassandra.cluster import Session as CqlSession
 
 from parley.errors import ParleyError
+from parley.store.cassandra.cql import DOWN, replication_map
+
+log = logging.getLogger("parley.store.cassandra")
+LOCK_TTL_S = 120
+DDL_TIMEOUT_S = 60
 
 KEYSPACE_RE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 
@@ -85,25 +95,64 @@ def latest_version() -> int:
     return MIGRATIONS[-1][0]
 
 
-def replication_map(spec: str) -> dict[str, str | int]:
-    """``SimpleStrategy:1`` or ``NetworkTopologyStrategy:dc1=3,dc2=3`` → a CQL replication map."""
-    strategy, _, rest = spec.partition(":")
-    try:
-        if strategy == "SimpleStrategy":
-            return {"class": "SimpleStrategy", "replication_factor": int(rest)}
-        if strategy == "NetworkTopologyStrategy":
-            pairs = [item.split("=") for item in rest.split(",")]
-            return {"class": "NetworkTopologyStrategy", **{dc.strip(): int(rf) for dc, rf in pairs}}
-    except ValueError:
-        pass
-    raise ParleyError(
-        f"PARLEY_CASSANDRA_REPLICATION={spec!r}: use SimpleStrategy:<rf> or NetworkTopologyStrategy:<dc>=<rf>,...",
-        code="bad_setting")
-
-
 def create_keyspace(keyspace: str, replication: str) -> str:
     if not KEYSPACE_RE.match(keyspace):
         raise ParleyError(f"PARLEY_CASSANDRA_KEYSPACE={keyspace!r} is not a valid keyspace name", code="bad_setting")
     options = ", ".join(f"'{k}': {v!r}" if isinstance(v, str) else f"'{k}': {v}"
                         for k, v in replication_map(replication).items())
     return f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {{{options}}}"
+
+
+def migrate(session: CqlSession, keyspace: str, replication: str) -> None:
+    """Blocking: keyspace, bookkeeping tables, then every migration not yet applied, under a lock.
+    Nothing is changed (and no schema permission is needed) when the schema is already current."""
+    if _schema_is_current(session, keyspace):
+        return
+    _ddl(session, create_keyspace(keyspace, replication))
+    for cql in BOOTSTRAP:
+        _ddl(session, cql.format(ks=keyspace))
+    owner = uuid.uuid4().hex
+    _take_lock(session, keyspace, owner)
+    try:
+        done = _applied_versions(session, keyspace)
+        for version, description, statements in MIGRATIONS:
+            if version in done:
+                continue
+            log.info("cassandra: applying migration %d (%s) to %s", version, description, keyspace)
+            for cql in statements:
+                _ddl(session, cql.format(ks=keyspace))
+            session.execute(f"INSERT INTO {keyspace}.schema_migrations (version, description, applied_at) "
+                            "VALUES (%s, %s, toTimestamp(now()))", (version, description))
+    finally:
+        _release_lock(session, keyspace, owner)
+
+
+def _take_lock(session: CqlSession, keyspace: str, owner: str) -> None:
+    deadline = time.monotonic() + LOCK_TTL_S + 30  # outlasts a crashed holder's lock
+    while not session.execute(f"INSERT INTO {keyspace}.schema_lock (name, owner) VALUES ('migrate', %s) "
+                              f"IF NOT EXISTS USING TTL {LOCK_TTL_S}", (owner,)).was_applied:
+        if time.monotonic() > deadline:
+            raise ParleyError("another process has held the schema lock for too long", code="store_locked")
+        time.sleep(0.5)
+
+
+def _release_lock(session: CqlSession, keyspace: str, owner: str) -> None:
+    try:
+        session.execute(f"DELETE FROM {keyspace}.schema_lock WHERE name = 'migrate' IF owner = %s", (owner,))
+    except DOWN as err:  # the TTL frees it; do not hide the error that got us here
+        log.warning("cassandra: could not release the schema lock: %s", err)
+
+
+def _ddl(session: CqlSession, cql: str) -> None:
+    session.execute(cql, timeout=DDL_TIMEOUT_S)  # schema changes wait for agreement; slower than queries
+
+
+def _schema_is_current(session: CqlSession, keyspace: str) -> bool:
+    meta = session.cluster.metadata.keyspaces.get(keyspace)
+    if meta is None or "schema_migrations" not in meta.tables:
+        return False
+    return _applied_versions(session, keyspace) >= {v for v, _, _ in MIGRATIONS}
+
+
+def _applied_versions(session: CqlSession, keyspace: str) -> set[int]:
+    return {row.version for row in session.execute(f"SELECT version FROM {keyspace}.schema_migrations")}

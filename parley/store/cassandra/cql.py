@@ -1,0 +1,219 @@
+"""One process's way to Cassandra: the cluster and session, statements prepared by name, and the
+bridge that runs them from asyncio.
+
+One ``Cluster`` per process with token-aware, DC-aware routing; every query a prepared statement;
+consistency (and serial consistency for the few lightweight transactions) from settings, checked at
+start so reads always meet the archiver's writes. Requests run on the driver's I/O thread and come
+back to asyncio through callbacks, so the event loop never waits on Cassandra; only connecting,
+preparing and schema changes run in a worker thread. Large reads page. At most
+``cassandra_concurrency`` requests are in flight. Any "cannot reach Cassandra" error (``DOWN``)
+becomes ``Unavailable(store_unavailable)``.
+
+This module knows no table: the statements and the schema migration are handed in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from cassandra import ConsistencyLevel, OperationTimedOut, ProtocolVersion, RequestExecutionException
+from cassandra.auth import PlainTextAuthProvider
+from cassandra.cluster import (
+    EXEC_PROFILE_DEFAULT,
+    Cluster,
+    ExecutionProfile,
+    NoHostAvailable,
+    ResponseFuture,
+)
+from cassandra.cluster import (
+    Session as CqlSession,
+)
+from cassandra.connection import ConnectionException
+from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
+from cassandra.query import BatchStatement, BatchType, PreparedStatement, Statement
+
+from parley.errors import ParleyError, Unavailable
+from parley.settings import Settings
+
+DOWN = (NoHostAvailable, OperationTimedOut, RequestExecutionException, ConnectionException)
+PAGE = 1000
+
+# migrate(session, keyspace, replication): blocking, run once connected and before anything is prepared
+Migrate = Callable[[CqlSession, str, str], None]
+# (statement name, bound values): one member of a batch
+Bound = tuple[str, tuple[Any, ...]]
+
+
+def replication_map(spec: str) -> dict[str, str | int]:
+    """``SimpleStrategy:1`` or ``NetworkTopologyStrategy:dc1=3,dc2=3`` → a CQL replication map."""
+    strategy, _, rest = spec.partition(":")
+    try:
+        if strategy == "SimpleStrategy":
+            return {"class": "SimpleStrategy", "replication_factor": int(rest)}
+        if strategy == "NetworkTopologyStrategy":
+            pairs = [item.split("=") for item in rest.split(",")]
+            return {"class": "NetworkTopologyStrategy", **{dc.strip(): int(rf) for dc, rf in pairs}}
+    except ValueError:
+        pass
+    raise ParleyError(
+        f"PARLEY_CASSANDRA_REPLICATION={spec!r}: use SimpleStrategy:<rf> or NetworkTopologyStrategy:<dc>=<rf>,...",
+        code="bad_setting")
+
+
+def replicas_answering(level: str, rf: int) -> int:
+    """How many replicas of ``rf`` a request at ``level`` waits for (in the local datacenter)."""
+    return {"ONE": 1, "LOCAL_ONE": 1, "TWO": 2, "THREE": 3, "ALL": rf}.get(level.upper(), rf // 2 + 1)
+
+
+def check_consistency(settings: Settings) -> None:
+    """Nodes read history below the archiver's ack floor and trust it complete, so a read must meet
+    the archiver's write on some replica: reads + writes > replicas (per datacenter)."""
+    level = settings.cassandra_consistency.upper()
+    if level not in ConsistencyLevel.name_to_value:
+        raise ParleyError(f"PARLEY_CASSANDRA_CONSISTENCY={level!r} is not a consistency level "
+                          "(ONE, LOCAL_QUORUM, ...)", code="bad_setting")
+    factors = [v for k, v in replication_map(settings.cassandra_replication).items()
+               if k != "class" and isinstance(v, int)]
+    rf = max(factors, default=1)
+    if 2 * replicas_answering(level, rf) <= rf:
+        raise ParleyError(f"PARLEY_CASSANDRA_CONSISTENCY={level} with {rf} replicas can read a replica that "
+                          "missed a write, and sync would skip messages: use LOCAL_QUORUM (or QUORUM)",
+                          code="bad_setting")
+
+
+def new_cluster(s: Settings) -> Cluster:
+    consistency = ConsistencyLevel.name_to_value[s.cassandra_consistency.upper()]
+    profile = ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=s.cassandra_local_dc or None)),
+        consistency_level=consistency,
+        serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
+        request_timeout=s.cassandra_timeout_s,
+    )
+    auth = (PlainTextAuthProvider(s.cassandra_username, s.cassandra_password.reveal())
+            if s.cassandra_username else None)
+    return Cluster(
+        contact_points=[h.strip() for h in s.cassandra_hosts.split(",") if h.strip()],
+        port=s.cassandra_port,
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        auth_provider=auth,
+        # come back within seconds of an outage, not after the default's minutes
+        reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.5, max_delay=2.0),
+        connect_timeout=5,
+        protocol_version=ProtocolVersion.V5,  # Cassandra 5.0's; no downgrade dance at every connect
+    )
+
+
+def join_queries(*groups: Mapping[str, str]) -> dict[str, str]:
+    """The statements of every concept module under one set of names; a name used twice is a bug."""
+    out: dict[str, str] = {}
+    for group in groups:
+        twice = out.keys() & group.keys()
+        if twice:
+            raise ValueError(f"statement names defined twice: {sorted(twice)}")
+        out.update(group)
+    return out
+
+
+class Cql:
+    def __init__(self, settings: Settings, queries: Mapping[str, str]) -> None:
+        self._settings = settings
+        self._queries = dict(queries)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cassandra-setup")
+        self._cluster: Cluster | None = None
+        self._session: CqlSession | None = None
+        self._q: dict[str, PreparedStatement] = {}
+        self._limit = asyncio.Semaphore(settings.cassandra_concurrency)
+
+    def _connect(self, migrate: Migrate) -> None:
+        """Blocking: connect, bring the schema up to date, prepare every statement."""
+        check_consistency(self._settings)
+        cluster = new_cluster(self._settings)
+        try:
+            session = cluster.connect()
+            migrate(session, self._settings.cassandra_keyspace, self._settings.cassandra_replication)
+            session.set_keyspace(self._settings.cassandra_keyspace)
+            self._q = {name: session.prepare(cql) for name, cql in self._queries.items()}
+        except BaseException:
+            cluster.shutdown()
+            raise
+        self._cluster, self._session = cluster, session
+
+    async def open(self, migrate: Migrate) -> None:
+        if self._session is not None:
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._pool, self._connect, migrate)
+        except DOWN as err:
+            raise Unavailable(f"cassandra: {err}", code="store_unavailable") from err
+
+    async def close(self) -> None:
+        cluster, self._cluster, self._session = self._cluster, None, None
+        if cluster is not None:
+            await asyncio.get_running_loop().run_in_executor(self._pool, cluster.shutdown)
+        self._pool.shutdown(wait=True)
+
+    async def _page(self, statement: Statement, paging_state: bytes | None = None) -> tuple[list[Any], bytes | None]:
+        """One page of a statement's rows and the state to ask for the next (None: that was all)."""
+        if self._session is None:
+            raise Unavailable("cassandra: not connected (migrate() first)", code="store_unavailable")
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def settle(error: BaseException | None) -> None:
+            if not done.done():
+                done.set_exception(error) if error is not None else done.set_result(None)
+
+        def wake(error: BaseException | None) -> None:  # on the driver's thread
+            try:
+                loop.call_soon_threadsafe(settle, error)
+            except RuntimeError:  # the loop closed while Cassandra answered: nobody is waiting
+                pass
+
+        async with self._limit:
+            try:
+                future: ResponseFuture = self._session.execute_async(statement, paging_state=paging_state)
+                future.add_callbacks(lambda _rows: wake(None), wake)
+                await done
+                result = future.result()  # already there: the callback ran after the result was set
+            except DOWN as err:
+                raise Unavailable(f"cassandra: {err}", code="store_unavailable") from err
+        return list(result.current_rows), result.paging_state
+
+    async def rows(self, name: str, *params: Any, limit: int | None = None) -> list[Any]:
+        """All rows (or the first ``limit``) of a prepared query, a page at a time."""
+        statement = self._q[name].bind(params)
+        statement.fetch_size = min(limit, PAGE) if limit else PAGE
+        rows, state = await self._page(statement)
+        while state is not None and (limit is None or len(rows) < limit):
+            more, state = await self._page(statement, state)
+            rows += more
+        return rows[:limit] if limit else rows
+
+    async def one(self, name: str, *params: Any) -> Any:
+        rows = await self.rows(name, *params, limit=1)
+        return rows[0] if rows else None
+
+    async def write(self, name: str, *params: Any) -> None:
+        await self._page(self._q[name].bind(params))
+
+    async def applied(self, name: str, *params: Any) -> tuple[bool, Any]:
+        """A lightweight transaction: whether it applied, and the row that was there if not."""
+        row = (await self._page(self._q[name].bind(params)))[0][0]
+        return bool(row.applied), row
+
+    async def batch(self, statements: Sequence[Bound], logged: bool = False) -> None:
+        if len(statements) == 1:
+            await self.write(statements[0][0], *statements[0][1])
+            return
+        batch = BatchStatement(batch_type=BatchType.LOGGED if logged else BatchType.UNLOGGED)
+        for name, params in statements:
+            batch.add(self._q[name], params)
+        await self._page(batch)
+
+    @staticmethod
+    async def gather(calls: Iterable[Any]) -> list[Any]:
+        """Run the calls at once (the semaphore still bounds what is in flight); results in order."""
+        return list(await asyncio.gather(*calls))

@@ -1,0 +1,135 @@
+"""Cassandra messages: everything that reads or writes ``messages`` and ``conversation_buckets``.
+
+- ``messages ((conv, bucket), id DESC)``: bucket = the sending node's ts // the bucket window, so a
+  partition stays bounded and the newest page is one read. Rewriting a message writes the same row.
+- ``conversation_buckets``: each partition's [first_id, last_id], kept exact with no read before
+  the write: last_id is written ``USING TIMESTAMP id`` (the highest id wins) and first_id
+  ``USING TIMESTAMP 2^62 - id`` (the lowest wins). ``spans.merge_spans`` reads across them.
+- ``conversation_buckets.newest_id`` (a static column, same trick) sits in the same partition as the
+  ranges: the archiver updates both in one single-partition batch per conversation, and sync reads
+  one partition per conversation and skips those with nothing new: O(conversations + missed).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any, cast
+
+from parley.ids import ConversationId, UserId
+from parley.store.cassandra.cql import Bound, Cql
+from parley.store.cassandra.membership import conversations_of
+from parley.store.records import StoredMessage
+from parley.store.spans import Span, bucket_of, merge_spans
+
+FIRST_ID_BASE = 1 << 62  # first_id is written USING TIMESTAMP FIRST_ID_BASE - id: the lowest id wins
+BATCH_BYTES = 64 * 1024  # one mutation per partition batch, kept far below the commit log's mutation limit
+
+QUERIES = {
+    "msg_insert": "INSERT INTO messages (conv, bucket, id, prev, sender, device, cid, body, ts) "
+                  "VALUES (?,?,?,?,?,?,?,?,?)",
+    "msg_get": "SELECT id, conv, prev, sender, device, cid, body, ts FROM messages "
+               "WHERE conv = ? AND bucket = ? AND id = ?",
+    "msg_asc": "SELECT id, conv, prev, sender, device, cid, body, ts FROM messages "
+               "WHERE conv = ? AND bucket = ? AND id > ? AND id < ? ORDER BY id ASC LIMIT ?",
+    "msg_desc": "SELECT id, conv, prev, sender, device, cid, body, ts FROM messages "
+                "WHERE conv = ? AND bucket = ? AND id > ? AND id < ? ORDER BY id DESC LIMIT ?",
+    "bucket_last": "UPDATE conversation_buckets USING TIMESTAMP ? SET last_id = ? WHERE conv = ? AND bucket = ?",
+    "bucket_first": "UPDATE conversation_buckets USING TIMESTAMP ? SET first_id = ? WHERE conv = ? AND bucket = ?",
+    "conv_newest": "UPDATE conversation_buckets USING TIMESTAMP ? SET newest_id = ?, newest_bucket = ? WHERE conv = ?",
+    "buckets_of": "SELECT bucket, first_id, last_id, newest_id FROM conversation_buckets WHERE conv = ?",
+    "newest_of": "SELECT newest_id, newest_bucket FROM conversation_buckets WHERE conv = ? LIMIT 1",
+}
+
+
+def _message(row: Any) -> StoredMessage:
+    return StoredMessage(row.id, row.conv, row.prev, row.sender, row.device, row.cid, row.body, row.ts)
+
+
+def _size(m: StoredMessage) -> int:
+    return len(m.body.encode()) + len(m.cid) + 96
+
+
+def partition_batches(messages: Iterable[StoredMessage], bucket_ms: int) -> list[tuple[str, int, list[StoredMessage]]]:
+    """Messages grouped by partition (conv, bucket), split so each group stays under BATCH_BYTES."""
+    groups: dict[tuple[str, int], list[list[StoredMessage]]] = defaultdict(lambda: [[]])
+    filled: dict[tuple[str, int], int] = defaultdict(int)  # bytes in the last chunk of each partition
+    for m in messages:
+        key = (m.conv, bucket_of(m.ts, bucket_ms))
+        chunks = groups[key]
+        if chunks[-1] and filled[key] + _size(m) > BATCH_BYTES:
+            chunks.append([])
+            filled[key] = 0
+        chunks[-1].append(m)
+        filled[key] += _size(m)
+    return [(conv, bucket, chunk) for (conv, bucket), chunks in groups.items() for chunk in chunks]
+
+
+def findability(groups: list[tuple[str, int, list[StoredMessage]]]) -> list[list[Bound]]:
+    """Per conversation, one batch: each touched partition's [first, last] and the newest message."""
+    ranges: dict[str, dict[int, tuple[int, int]]] = defaultdict(dict)
+    for conv, bucket, chunk in groups:
+        lo, hi = int(min(m.id for m in chunk)), int(max(m.id for m in chunk))
+        old_lo, old_hi = ranges[conv].get(bucket, (lo, hi))
+        ranges[conv][bucket] = (min(lo, old_lo), max(hi, old_hi))
+    out = []
+    for conv, buckets in ranges.items():
+        newest, newest_bucket = max((hi, bucket) for bucket, (_, hi) in buckets.items())
+        statements: list[Bound] = [("conv_newest", (newest, newest, newest_bucket, conv))]
+        for bucket, (lo, hi) in buckets.items():
+            statements += [("bucket_first", (FIRST_ID_BASE - lo, lo, conv, bucket)),
+                           ("bucket_last", (hi, hi, conv, bucket))]
+        out.append(statements)
+    return out
+
+
+async def newest_message(cql: Cql, conv: str) -> StoredMessage | None:
+    """The conversation's newest stored message: its newest id and bucket, then that one row."""
+    newest = await cql.one("newest_of", conv)
+    if newest is None or newest.newest_id is None:
+        return None
+    found = await cql.one("msg_get", conv, newest.newest_bucket, newest.newest_id)
+    return _message(found) if found else None
+
+
+async def _spans(cql: Cql, conv: str, *, after: int = 0) -> list[Span]:
+    """The conversation's partitions, or none when its newest message is not after ``after``."""
+    rows = await cql.rows("buckets_of", conv)
+    if not rows or rows[0].newest_id is None or rows[0].newest_id <= after:
+        return []
+    return [Span((conv, r.bucket), r.first_id, r.last_id) for r in rows
+            if r.bucket is not None and r.first_id is not None and r.last_id is not None]
+
+
+class CassandraMessages:
+    _cql: Cql
+    _bucket_ms: int
+
+    async def put_messages(self, messages: list[StoredMessage]) -> None:
+        """Rows first, then what makes them findable (each partition's id range, each conversation's
+        newest), one single-partition batch per conversation; all idempotent. Readers trust the store
+        only below the archiver's ack floor, which moves after this returns."""
+        groups = partition_batches(messages, self._bucket_ms)
+        await self._cql.gather(self._cql.batch([("msg_insert", (m.conv, bucket, m.id, m.prev, m.sender, m.device,
+                                                                m.cid, m.body, m.ts)) for m in chunk])
+                               for _, bucket, chunk in groups)
+        await self._cql.gather(self._cql.batch(statements) for statements in findability(groups))
+
+    async def _fetch(self, span: Span, lo: int, hi: int, n: int, descending: bool) -> list[StoredMessage]:
+        conv, bucket = cast(tuple[str, int], span.key)  # the key _spans gave the span
+        rows = await self._cql.rows("msg_desc" if descending else "msg_asc", conv, bucket, lo, hi, n, limit=n)
+        return [_message(r) for r in rows]
+
+    async def messages_for_user(self, user: UserId, *, after: int, upto: int, limit: int) -> list[StoredMessage]:
+        convs = await conversations_of(self._cql, user)
+        spans = [s for found in await self._cql.gather(_spans(self._cql, c, after=after) for c in convs)
+                 for s in found]
+        return await merge_spans(spans, self._fetch, after=after, before=upto + 1, limit=limit, descending=False,
+                                 page=limit)
+
+    async def history(
+        self, conv: ConversationId, *, before: int | None, after: int | None, limit: int, newest_first: bool
+    ) -> list[StoredMessage]:
+        return await merge_spans(await _spans(self._cql, conv), self._fetch, after=after or 0,
+                                 before=before if before is not None else 2**63 - 1, limit=limit,
+                                 descending=newest_first, page=limit)

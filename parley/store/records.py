@@ -1,0 +1,101 @@
+"""What the store keeps: frozen records, the same for every backend.
+
+Times are unix ms unless a field says otherwise. Tuples that hold members, roles or muted
+conversations are sorted, so two reads of the same state compare equal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from parley.ids import ConversationId, DeviceId, MessageId, SessionId, UserId
+
+FriendState = Literal["none", "outgoing", "incoming", "friends"]
+Role = Literal["owner", "admin", "member"]
+Platform = Literal["android", "ios", "web"]
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: UserId
+    username: str
+    display_name: str
+    created_at: int  # unix ms
+    bio: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    id: SessionId
+    user: UserId
+    device: DeviceId
+    created_at: int
+    expires_at: int  # unix s
+    revoked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    id: DeviceId
+    user: UserId
+    name: str
+    created_at: int
+    cursor: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    id: MessageId
+    conv: ConversationId
+    prev: int
+    sender: UserId
+    device: DeviceId
+    cid: str
+    body: str
+    ts: int  # unix ms, taken by the sending node
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """How far a member of a conversation has got: every message up to ``delivered`` reached one of
+    their devices; they have read up to ``read``. Both only move forward."""
+
+    conv: ConversationId
+    user: UserId
+    delivered: int = 0
+    read: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PushToken:
+    """A device's FCM registration token; one per device (a new one replaces the old)."""
+
+    user: UserId
+    device: DeviceId
+    platform: Platform
+    token: str
+    updated_at: int  # unix ms
+
+
+@dataclass(frozen=True, slots=True)
+class PushPrefs:
+    muted: bool = False  # no pushes at all
+    hide_text: bool = False  # notifications say "New message" instead of the text
+    muted_convs: tuple[ConversationId, ...] = ()  # sorted
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    id: ConversationId
+    kind: Literal["dm", "group"]
+    members: tuple[UserId, ...]  # sorted
+    created_at: int
+    last_message: StoredMessage | None = field(default=None)
+    name: str = ""  # groups
+    roles: tuple[tuple[UserId, Role], ...] = ()  # groups: the owner and admins, sorted; the rest are members
+
+    def role_of(self, user: UserId) -> Role | None:
+        if user not in self.members:
+            return None
+        return dict(self.roles).get(user, "member")

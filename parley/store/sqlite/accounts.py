@@ -1,0 +1,71 @@
+"""SQLite accounts: one ``users`` row per user, the password hash beside the profile; usernames are
+unique by the table's constraint."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from parley.errors import Conflict, NotFound
+from parley.ids import UserId
+from parley.store.records import User
+from parley.store.sqlite.db import Database
+
+
+def _user(row: tuple[Any, ...]) -> User:
+    return User(id=row[0], username=row[1], display_name=row[2], bio=row[3], created_at=row[4])
+
+
+class SQLiteAccounts:
+    _db: Database
+
+    async def create_user(self, user: User, password_hash: str) -> None:
+        def insert(db: sqlite3.Connection) -> None:
+            try:
+                db.execute(
+                    "INSERT INTO users VALUES (?,?,?,?,?,?)",
+                    (user.id, user.username, user.display_name, user.bio, password_hash, user.created_at),
+                )
+            except sqlite3.IntegrityError:
+                raise Conflict(f"username {user.username!r} is taken", code="username_taken") from None
+
+        await self._db.run(insert)
+
+    async def user_by_name(self, username: str) -> tuple[User, str] | None:
+        row = await self._db.run(
+            lambda db: db.execute(
+                "SELECT id, username, display_name, bio, created_at, password_hash FROM users "
+                "WHERE username = ?",
+                (username,),
+            ).fetchone()
+        )
+        return (_user(row), row[5]) if row else None
+
+    async def get_user(self, user: UserId) -> User | None:
+        return (await self.get_users([user])).get(user)
+
+    async def get_users(self, users: list[UserId]) -> dict[UserId, User]:
+        if not users:
+            return {}
+        marks = ",".join("?" * len(users))
+        rows = await self._db.run(
+            lambda db: db.execute(
+                f"SELECT id, username, display_name, bio, created_at FROM users WHERE id IN ({marks})",
+                list(users),
+            ).fetchall()
+        )
+        return {row[0]: _user(row) for row in rows}
+
+    async def update_user(self, user: UserId, *, display_name: str | None, bio: str | None) -> User:
+        def update(db: sqlite3.Connection) -> None:
+            db.execute(
+                "UPDATE users SET display_name = COALESCE(?, display_name), bio = COALESCE(?, bio) "
+                "WHERE id = ?",
+                (display_name, bio, user),
+            )
+
+        await self._db.run(update)
+        found = await self.get_user(user)
+        if found is None:
+            raise NotFound("no such user", code="unknown_user")
+        return found
