@@ -64,7 +64,7 @@ def traffic(account: Callable[..., Account], socket_for: Callable[[Account, int]
             while not stop.is_set():
                 (sa if i % 2 else sb).send(conv, f"load {i}")
                 i += 1
-                stop.wait(0.03)
+                stop.wait(0.03)  # pacing, not a wait: about 30 messages a second
         except BaseException as err:  # surfaced by the fixture, not lost in the thread
             failed.append(err)
 
