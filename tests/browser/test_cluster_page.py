@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -65,7 +64,7 @@ def traffic(account: Callable[..., Account], socket_for: Callable[[Account, int]
             while not stop.is_set():
                 (sa if i % 2 else sb).send(conv, f"load {i}")
                 i += 1
-                stop.wait(0.03)
+                stop.wait(0.03)  # pacing, not a wait: about 30 messages a second
         except BaseException as err:  # surfaced by the fixture, not lost in the thread
             failed.append(err)
 
@@ -106,8 +105,9 @@ def test_live_page_shows_both_nodes_and_their_traffic(cluster: Cluster, chromium
                                    ".map(li => li.dataset.series + ': ' + li.textContent)")
     assert any(x.startswith("archiver") and "messages" in x for x in legend), legend
     assert any(x.startswith("pusher") and "off" in x for x in legend), legend  # push is off in this cluster
-    if UPDATE_SCREENSHOTS:
-        time.sleep(8)  # a few more samples, so the screenshot's lines have some length (not an assertion)
+    if UPDATE_SCREENSHOTS:  # a few more samples (8 points: 4 per node), so the screenshot's lines have some length
+        drawn = points(driver, "delivered-chart")
+        until(driver, lambda: points(driver, "delivered-chart") >= drawn + 8, "more points for the screenshot")
     screenshot(driver, DOCS / "cluster-page.png")
 
     body = get_json(f"{cluster.discovery_url}/v1/cluster")

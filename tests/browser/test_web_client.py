@@ -28,6 +28,7 @@ from tests.browser.chromium import screenshot
 from tests.browser.conftest import PASSWORD, Account, Socket, call, severe
 from tests.integration.cluster import Cluster
 from tests.integration.test_up import clean_env, up_command, wait_banner
+from tests.poll import eventually_sync
 
 pytestmark = pytest.mark.integration
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -118,13 +119,12 @@ def nodes(cluster: Cluster) -> dict[str, int]:
 def wait_busier(cluster: Cluster, node: str) -> None:
     """Until discovery sees ``node`` with more connections than any other, so the next placement goes
     elsewhere (placement prefers the least loaded node)."""
-    deadline = time.monotonic() + WAIT
-    while True:
+    def busier() -> bool:
         counts = nodes(cluster)
-        if counts.get(node, 0) > max((c for n, c in counts.items() if n != node), default=0):
-            return
-        assert time.monotonic() < deadline, f"discovery never saw {node} busier: {counts}"
-        time.sleep(0.1)
+        assert counts.get(node, 0) > max((c for n, c in counts.items() if n != node), default=0), counts
+        return True
+
+    eventually_sync(busier, timeout=WAIT, what=f"discovery seeing {node} busier")
 
 
 def index_of(cluster: Cluster, node: str) -> int:

@@ -20,6 +20,7 @@ from parley import bus
 from tests.conftest import CassandraServer, new_keyspace
 from tests.integration.cluster import Cluster
 from tests.integration.conftest import World
+from tests.poll import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -50,10 +51,12 @@ async def archived_through(cluster: Cluster) -> int:
 
 
 async def wait_archived(cluster: Cluster, last: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while (floor := await archived_through(cluster)) < last:
-        assert time.monotonic() < deadline, f"archiver at {floor}, waiting for {last}"
-        await asyncio.sleep(0.2)
+    async def through_last() -> bool:
+        floor = await archived_through(cluster)
+        assert floor >= last, f"archiver at {floor}"
+        return True
+
+    await eventually(through_last, timeout=timeout, every=0.2, what=f"message {last} archived")
 
 
 def buckets_in_cassandra(cluster: Cluster, conv: str) -> list[tuple[int, int, int]]:
@@ -73,12 +76,18 @@ async def status_of(world: World, url: str) -> int:
         return resp.status
 
 
+async def api_ready_is(world: World, cluster: Cluster, status: int) -> bool:
+    got = await status_of(world, f"{cluster.api_url}/readyz")
+    assert got == status, f"the API's /readyz says {got}"
+    return True
+
+
 async def send_in_bursts(device: Device, conv: str, bursts: int, per_burst: int) -> list[int]:
     """Messages spread over ``bursts`` one-second buckets."""
     ids = []
     for b in range(bursts):
         ids += [(await device.send(conv, f"b{b} m{i}"))["id"] for i in range(per_burst)]
-        await asyncio.sleep(1.1)
+        await asyncio.sleep(1.1)  # the data's shape, not a wait: the next burst goes in the next 1 s bucket
     return ids
 
 
@@ -146,11 +155,9 @@ async def test_cassandra_outage_every_send_is_acked_and_lands_in_history_once(cw
         pairs.append((a, b, conv, da, db))
     cassandra.stop()
     try:
-        api_ready = f"{cass_cluster.api_url}/readyz"
-        deadline = time.monotonic() + 15
-        while await status_of(cworld, api_ready) != 503:  # the store probe notices within seconds
-            assert time.monotonic() < deadline, "the API stayed ready without its store"
-            await asyncio.sleep(0.3)
+        # the store probe notices within seconds
+        await eventually(lambda: api_ready_is(cworld, cass_cluster, 503), timeout=15, every=0.3,
+                         what="the API unready without its store")
         with pytest.raises(ApiError) as down:
             await cworld.api.call("GET", f"/v1/conversations/{pairs[0][2]}/messages?limit=5", pairs[0][0].token)
         assert (down.value.status, down.value.code) == (503, "store_unavailable")
@@ -162,27 +169,28 @@ async def test_cassandra_outage_every_send_is_acked_and_lands_in_history_once(cw
                 ack = await da.send(conv, f"during outage {n}")
                 sent[conv].append(ack["id"])
             n += 1
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # the scenario, not a wait: steady traffic through the outage
         for _, _, conv, _, db in pairs:  # delivered live meanwhile: delivery does not wait for the store
             await db.wait_for(lambda db=db, conv=conv: set(sent[conv]) <= set(db.messages), timeout=20)
     finally:
         cassandra.start()
     assert "store unavailable" in cass_cluster.log_text("archiver")
-    deadline = time.monotonic() + 30
-    while await status_of(cworld, f"{cass_cluster.api_url}/readyz") != 200:
-        assert time.monotonic() < deadline, "the API did not become ready again"
-        await asyncio.sleep(0.3)
+    await eventually(lambda: api_ready_is(cworld, cass_cluster, 200), timeout=30, every=0.3,
+                     what="the API ready again")
     last = max(max(ids) for ids in sent.values())
     await wait_archived(cass_cluster, last, timeout=90)
     assert cass_cluster.alive()["archiver"]
-    deadline = time.monotonic() + 30
-    while True:  # every process reconnects by itself; until it has, reads say 503 retryable, as a client sees
+
+    async def history_answers() -> bool:  # every process reconnects by itself
         try:
             await cworld.api.call("GET", f"/v1/conversations/{pairs[0][2]}/messages?limit=1", pairs[0][0].token)
-            break
-        except ApiError as err:
-            assert (err.status, err.body.get("retryable")) == (503, True) and time.monotonic() < deadline
-            await asyncio.sleep(0.5)
+        except ApiError as err:  # until it has, reads say 503 retryable, as a client sees
+            if (err.status, err.body.get("retryable")) != (503, True):
+                raise
+            return False
+        return True
+
+    await eventually(history_answers, timeout=30, every=0.5, what="history read again after the outage")
     for _, b, conv, _, _ in pairs:
         history = await history_pages(cworld, b.token, conv, "asc", 200)
         assert history[1:] == sent[conv]  # [0] is the warm-up

@@ -13,6 +13,8 @@ import aiohttp
 import pytest
 from parley.tools.client import Device
 
+from tests.poll import eventually
+
 pytestmark = pytest.mark.integration
 
 DRAIN = dict(drain_spread_s=1.0, drain_timeout_s=10.0)
@@ -75,7 +77,7 @@ class Mover:
                 ack = await asyncio.wait_for(dev.send(conv, body, cid=cid), timeout=15)
                 return int(ack["id"])
             except (ConnectionError, RuntimeError, aiohttp.ClientError, TimeoutError):
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.02)  # a client's resend backoff; ``ready`` is what it waits for
 
     def all_messages(self) -> list[int]:
         return self.order + (self.dev.order if self.dev and not self.dev.closed.done() else [])
@@ -108,10 +110,10 @@ async def run_traffic(world: Any, cluster: Any, url: str, pairs: int, drain: Any
     async def sender(i: int) -> None:
         for n in range(60):
             sent[i].append(await movers[2 * i].send(convs[i], f"m{n}", cid=f"p{i}-{n}"))
-            await asyncio.sleep(0.03)
+            await asyncio.sleep(0.03)  # the scenario, not a wait: a steady stream through the drain
 
     senders = [asyncio.get_running_loop().create_task(sender(i)) for i in range(pairs)]
-    await asyncio.sleep(0.5)  # traffic flowing
+    await eventually(lambda: all(len(s) >= 5 for s in sent), what="traffic flowing from every sender")
     await drain()
     deadline = asyncio.get_running_loop().time() + 60
     waiting = set(senders)
@@ -171,10 +173,14 @@ async def test_sigterm_drains_and_placement_skips_the_node(world, cluster, http)
 
     async def drain() -> None:
         cluster.terminate("termed")
-        await asyncio.sleep(0.3)
-        async with http.get(f"{cluster.discovery_url}/v1/nodes") as r:
-            nodes = {n["id"]: n for n in (await r.json())["nodes"]}
-        assert nodes["termed"]["draining"] and not nodes["termed"]["eligible"]
+
+        async def placement_skips_it() -> bool:
+            async with http.get(f"{cluster.discovery_url}/v1/nodes") as r:
+                nodes = {n["id"]: n for n in (await r.json())["nodes"]}
+            assert nodes["termed"]["draining"] and not nodes["termed"]["eligible"], nodes["termed"]
+            return True
+
+        await eventually(placement_skips_it, every=0.05, what="discovery showing the node draining")
         async with http.get(url.replace("ws://", "http://").replace("/ws", "/readyz")) as r:
             assert r.status == 503  # a load balancer stops sending it traffic
         # a client that connects now is moved on at once

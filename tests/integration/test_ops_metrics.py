@@ -4,10 +4,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,18 +20,12 @@ from parley.store.sqlite import SQLiteStore
 from tests.integration.cluster import Cluster, free_port
 from tests.integration.conftest import World
 from tests.integration.test_metrics import value
+from tests.poll import eventually
 
 pytestmark = pytest.mark.integration
 OPS = Path(__file__).resolve().parents[2] / "ops"
 ALERTS = {r["alert"] for g in yaml.safe_load((OPS / "alerts.yml").read_text())["groups"] for r in g["rules"]}
 GRACE_S = 7.0  # longer than the lag's 5 s refresh, so one refresh sees the batch waiting out the grace
-
-
-async def until(check, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.2)
 
 
 async def test_store_probe_publishes_whether_the_store_answers(tmp_path: Path):
@@ -42,10 +34,12 @@ async def test_store_probe_publishes_whether_the_store_answers(tmp_path: Path):
     probe = StoreProbe(store, every_s=0.05, registry=registry)
     probe.start()
     try:
-        await until(lambda: _sample(registry, "parley_store_probe_seconds_count", lambda v: v >= 2), 5)
+        await eventually(lambda: _sample(registry, "parley_store_probe_seconds_count", lambda v: v >= 2), timeout=5,
+                         what="two probes timed")
         assert registry.get_sample_value("parley_store_up") == 1
         await store.close()  # from here every read fails, as with a store that went away
-        await until(lambda: _sample(registry, "parley_store_up", lambda v: v == 0), 5)
+        await eventually(lambda: _sample(registry, "parley_store_up", lambda v: v == 0), timeout=5,
+                         what="the probe saying the store is down")
         assert not probe.ok
     finally:
         await probe.stop()
@@ -89,8 +83,9 @@ async def test_pusher_lag_counts_messages_until_their_pushes_are_done(push_clust
         a = await alice.device(node=0)
         for i in range(3):
             await a.send(conv, f"m{i}")
-        await until(lambda: lag_is(3), GRACE_S + 1)  # held for the grace: handed out, not yet acked
-        await until(lambda: lag_is(0), GRACE_S + 10)
+        # held for the grace: handed out, not yet acked (a lag of 3 is there to be seen only until the grace ends)
+        await eventually(lambda: lag_is(3), timeout=GRACE_S + 1, every=0.2, what="a pusher lag of 3")
+        await eventually(lambda: lag_is(0), timeout=GRACE_S + 10, every=0.2, what="a pusher lag of 0")
         assert len(fcm.delivered(token)) == 3
         async with http.get(url) as resp:
             page = await resp.text()
@@ -145,9 +140,10 @@ async def test_prometheus_scrapes_every_process_and_loads_the_alerts(push_cluste
 
     try:
         try:
-            await until(all_up, 20)
-        except AssertionError:
-            raise AssertionError(f"targets {health}; {(tmp_path / 'prometheus.log').read_text()[-2000:]}") from None
+            await eventually(all_up, timeout=20, every=0.2, what="every target up in Prometheus")
+        except AssertionError as err:
+            tail = (tmp_path / "prometheus.log").read_text()[-2000:]
+            raise AssertionError(f"{err}: targets {health}; {tail}") from None
         rules = [r for g in (await get("/rules"))["groups"] for r in g["rules"]]
         assert len(rules) == len(ALERTS) and {r["name"] for r in rules} == ALERTS
         assert all(r["type"] == "alerting" and r["health"] in ("ok", "unknown") for r in rules), rules

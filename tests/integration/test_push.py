@@ -8,16 +8,17 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 
 import aiohttp
 import pytest
-from parley.tools.client import ApiError
+from parley.tools.client import ApiError, Device
 from parley.tools.fcm_stub import FcmStub, service_account_file
 
 from tests.integration.cluster import Cluster, free_port
-from tests.integration.conftest import World
+from tests.integration.conftest import Person, World
+from tests.poll import eventually
 
 pytestmark = pytest.mark.integration
 TOKEN = "fcm-token-{}-" + "x" * 120
@@ -57,11 +58,40 @@ async def register(world: World, person, n: int = 1, platform: str = "android") 
     return tokens
 
 
-async def until(check, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.1)
+async def until(check, what: str, timeout: float = 15) -> None:
+    await eventually(check, timeout=timeout, what=what)
+
+
+def pushed_ids(fcm: FcmStub, token: str) -> list[str]:
+    return [p["message"]["data"]["message_id"] for p in fcm.delivered(token)]
+
+
+@dataclass
+class Witness:
+    """Someone offline with a push token, in a DM with the sender: pushes to them mark the pusher's progress."""
+
+    fcm: FcmStub
+    sender: Device
+    conv: str
+    token: str
+
+    @classmethod
+    async def of(cls, world: World, fcm: FcmStub, sender: Person, device: Device) -> Witness:
+        witness = await world.person("witness")
+        conv = await sender.befriend(witness)
+        (token,) = await register(world, witness)
+        return cls(fcm, device, conv, token)
+
+    async def pusher_caught_up(self) -> None:
+        """Until the pusher is done with every message sent before this call: nothing more can come of
+        them (short of a redelivery after the consumer's 120 s ack_wait).
+
+        The pusher handles one fetched batch at a time: waits out the grace, pushes, acks, fetches again.
+        A first message's push shows its batch was fetched; a second, sent then, is in a later batch, so
+        its push shows the first batch, and every message before it, done."""
+        for n in range(2):
+            sent = await self.sender.send(self.conv, f"witness {n}")
+            await until(lambda sent=sent: str(sent["id"]) in pushed_ids(self.fcm, self.token), f"witness push {n}")
 
 
 async def test_offline_recipient_gets_one_push_per_device_with_payload_and_bearer(pworld, fcm):
@@ -69,9 +99,10 @@ async def test_offline_recipient_gets_one_push_per_device_with_payload_and_beare
     conv = await alice.befriend(bob)
     tokens = await register(pworld, bob, n=2)
     a = await alice.device(node=0)
+    witness = await Witness.of(pworld, fcm, alice, a)
     sent = [await a.send(conv, f"are you there? {i}") for i in range(3)]
-    await until(lambda: all(len(fcm.delivered(t)) == 3 for t in tokens))
-    await asyncio.sleep(2.0)  # nothing more comes
+    await until(lambda: all(len(fcm.delivered(t)) == 3 for t in tokens), "three pushes to each of bob's devices")
+    await witness.pusher_caught_up()  # nothing more comes
     for t in tokens:
         pushes = fcm.delivered(t)
         assert len(pushes) == 3
@@ -90,14 +121,15 @@ async def test_online_recipient_gets_none_and_one_who_comes_online_in_the_grace_
     ab, ac = await alice.befriend(bob), await alice.befriend(carol)
     bob_tokens, carol_tokens = await register(pworld, bob), await register(pworld, carol)
     a = await alice.device(node=0)
+    witness = await Witness.of(pworld, fcm, alice, a)
     await bob.device(node=0)  # online: takes it and acks
     await a.send(ac, "warming up carol's conversation")
-    await until(lambda: len(fcm.delivered(carol_tokens[0])) == 1)
+    await until(lambda: len(fcm.delivered(carol_tokens[0])) == 1, "the warm-up pushed to carol")
     await a.send(ab, "bob is here")
     sent = await a.send(ac, "carol is coming")
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)  # the scenario, not a wait: carol comes a little later, still within the grace
     await carol.device(node=0)  # comes online within the 1.5 s grace, syncs and acks
-    await asyncio.sleep(3.0)
+    await witness.pusher_caught_up()
     assert fcm.delivered(bob_tokens[0]) == []
     assert [p["message"]["data"]["message_id"] for p in fcm.delivered(carol_tokens[0])] != [str(sent["id"])]
     assert len(fcm.delivered(carol_tokens[0])) == 1  # only the warm-up
@@ -109,12 +141,13 @@ async def test_unregistered_token_is_removed_and_others_still_get_theirs(pworld,
     good, bad = await register(pworld, bob, n=2)
     fcm.unregistered.add(bad)
     a = await alice.device(node=0)
+    witness = await Witness.of(pworld, fcm, alice, a)
     await a.send(conv, "one")
-    await until(lambda: len(fcm.delivered(good)) == 1)
-    await asyncio.sleep(1.0)
+    await until(lambda: len(fcm.delivered(good)) == 1, "'one' pushed to the good token")
+    # no wait: "two" comes in a later batch than "one" (being pushed now), whose FCM answers remove the bad token
     await a.send(conv, "two")
-    await until(lambda: len(fcm.delivered(good)) == 2)
-    await asyncio.sleep(1.0)
+    await until(lambda: len(fcm.delivered(good)) == 2, "'two' pushed to the good token")
+    await witness.pusher_caught_up()  # an attempt on the bad token for "two" would have been made by now
     attempts_on_bad = [s for s in fcm.sends if s["message"]["token"] == bad]
     assert len(attempts_on_bad) == 1  # removed after the first answer: never tried again
     metrics = await pworld.http.get(f"http://127.0.0.1:{push_cluster.settings.pusher_port}/metrics")
@@ -127,24 +160,25 @@ async def test_503_is_retried_and_a_restart_sends_no_duplicates(pworld, fcm, pus
     conv = await alice.befriend(bob)
     (token,) = await register(pworld, bob)
     a = await alice.device(node=0)
+    witness = await Witness.of(pworld, fcm, alice, a)
     fcm.fail_next(2, status=503)  # firebase-admin retries 503 itself
     await a.send(conv, "through a flaky FCM")
-    await until(lambda: len(fcm.delivered(token)) == 1)
+    await until(lambda: len(fcm.delivered(token)) == 1, "a push through two 503s")
     assert [s["status"] for s in fcm.sends if s["message"]["token"] == token] == [503, 503, 200]
     fcm.fail_next(2, status=429)  # quota: the library gives up at once; the pusher backs off and retries
     await a.send(conv, "over quota")
-    await until(lambda: len(fcm.delivered(token)) == 2)
+    await until(lambda: len(fcm.delivered(token)) == 2, "a push through two 429s")
     assert [s["status"] for s in fcm.sends if s["message"]["token"] == token][3:] == [429, 429, 200]
     child = push_cluster.roles["pusher"]
     push_cluster.stop("pusher")  # a graceful stop closes firebase-admin's client and exits 0
     assert child.proc.returncode == 0 and "Traceback" not in push_cluster.log_text("pusher")
     push_cluster.start_pusher()
     sent = [await a.send(conv, f"burst {i}") for i in range(20)]
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # the scenario, not a wait: the pusher has fetched part of the burst
     push_cluster.kill("pusher")  # mid-stream: some pushed, some claimed, some not yet fetched
     push_cluster.start_pusher()
-    await until(lambda: len(fcm.delivered(token)) >= 2 + 15, timeout=20)
-    await asyncio.sleep(3.0)
+    await until(lambda: len(fcm.delivered(token)) >= 2 + 15, "most of the burst pushed after the restart", timeout=20)
+    await witness.pusher_caught_up()  # the new pusher is past the burst
     ids = [p["message"]["data"]["message_id"] for p in fcm.delivered(token)]
     assert len(ids) == len(set(ids))  # at most one push per (message, device)
     assert set(ids[2:]) <= {str(s["id"]) for s in sent}
@@ -157,10 +191,11 @@ async def test_muted_conversation_and_muted_user_get_nothing_and_hidden_text_is_
     await pworld.api.call("PUT", f"/v1/conversations/{ab}/mute", bob.token, {"muted": True})
     await pworld.api.call("PATCH", "/v1/push/settings", carol.token, {"hide_text": True})
     a = await alice.device(node=0)
+    witness = await Witness.of(pworld, fcm, alice, a)
     await a.send(ab, "muted")
     await a.send(ac, "a secret")
-    await until(lambda: len(fcm.delivered(carol_token)) == 1)
-    await asyncio.sleep(2.0)
+    await until(lambda: len(fcm.delivered(carol_token)) == 1, "the secret pushed to carol")
+    await witness.pusher_caught_up()  # bob's push, had there been one, is out
     assert fcm.delivered(bob_token) == []
     assert fcm.delivered(carol_token)[0]["message"]["notification"]["body"] == "New message"
     settings = await pworld.api.call("GET", "/v1/push/settings", bob.token)

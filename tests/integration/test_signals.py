@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from parley.tools.client import ApiError
 
 from tests.integration.test_groups import befriend_all, new_group, people
+from tests.poll import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -47,15 +46,30 @@ async def test_group_read_cursors_per_member(world):
     await d1.send_frame({"type": "read", "conv": conv, "upto": ids[1]})
     await d1b.wait_for(lambda: of(d1b, "receipt", status="read", user=m1.id, upto=ids[1]))  # the reader's devices
     await d0.wait_for(lambda: of(d0, "receipt", status="delivered", user=m2.id, upto=ids[-1]))  # the sender
-    await asyncio.sleep(0.5)
+    # Nothing more may come, and no fixed wait decides it: typing goes out on the group's event subject,
+    # where a broadcast receipt would go too. A typing frame from each node, published after every ack
+    # and read above was handled there, comes after any receipt broadcast before it (NATS keeps one
+    # publisher's order to each subscriber).
+    await d1b.send_frame({"type": "ping"})  # node1 has handled d1b's ack once this comes back
+    await d1b.wait_for(lambda: d1b.pongs)
+    await d0.send_frame({"type": "typing", "conv": conv})  # node1: after d2's acks (d0 has their receipt)
+    await d1.send_frame({"type": "typing", "conv": conv})  # node2: after d1's acks and read
+    await d2.wait_for(lambda: {owner.id, m1.id} <= {e["from"] for e in of(d2, "typing")})
+    await d1.wait_for(lambda: of(d1, "typing", **{"from": owner.id}))
     # in a group receipts are not broadcast (members² frames a message): others read the marks on demand
     assert not of(d2, "receipt", user=m1.id) and not of(d1, "receipt", user=m2.id)
     marks = await world.api.call("GET", f"/v1/conversations/{conv}/receipts", m2.token)
     got = {r["user_id"]: r for r in marks["receipts"]}
     assert got[m1.id]["read"] == ids[1] and got[m2.id]["read"] == 0
-    await asyncio.sleep(1.5)  # delivered marks are saved with the cursors, every second
-    marks = await world.api.call("GET", f"/v1/conversations/{conv}/receipts", owner.token)
-    assert {r["user_id"]: r["delivered"] for r in marks["receipts"]}[m2.id] == ids[-1]
+
+    async def delivered_saved() -> bool:  # delivered marks are saved with the cursors, every cursor_flush_s
+        marks = await world.api.call("GET", f"/v1/conversations/{conv}/receipts", owner.token)
+        saved = {r["user_id"]: r["delivered"] for r in marks["receipts"]}.get(m2.id)
+        assert saved == ids[-1], f"m2's saved delivered mark is {saved}"
+        return True
+
+    await eventually(delivered_saved, timeout=10 * world.cluster.settings.cursor_flush_s,
+                     what="m2's delivered mark saved")
 
 
 async def test_typing_reaches_the_others_once_per_interval_and_expires(world):

@@ -7,7 +7,22 @@ import asyncio
 import pytest
 from parley.tools.client import Device
 
+from tests.poll import eventually
+
 pytestmark = pytest.mark.integration
+
+
+async def cursor_saved(world, person, device: str, cursor: int) -> bool:
+    """The store holds ``cursor`` for ``device`` (what a reconnect without a cursor resumes from)."""
+    listed = await world.api.call("GET", "/v1/devices", person.token)
+    saved = next(d["cursor"] for d in listed["devices"] if d["id"] == device)
+    assert saved == cursor, f"the store has cursor {saved}"
+    return True
+
+
+def flush_wait(world) -> float:
+    """Long enough for an ack to reach the node and the node's periodic flush to save it."""
+    return 10 * world.cluster.settings.cursor_flush_s
 
 
 async def test_offline_device_gets_500_missed_messages_once_in_order(world):
@@ -17,7 +32,8 @@ async def test_offline_device_gets_500_missed_messages_once_in_order(world):
     await alice.device(node=0)
     warm = await alice.devices[0].send(conv, "before")
     await b.wait_for(lambda: warm["id"] in b.messages)
-    await asyncio.sleep(1.5)  # the node flushes the acked cursor to the store
+    await eventually(lambda: cursor_saved(world, bob, b.welcome["device"], warm["id"]), timeout=flush_wait(world),
+                     what="bob's ack of the warm-up saved as his device's cursor")
     login = b.login
     await b.close()
     acks = [await alice.devices[0].send(conv, f"missed {i}") for i in range(500)]
@@ -45,12 +61,12 @@ async def test_messages_sent_while_reconnecting_are_neither_lost_nor_repeated(wo
         while not stop.is_set():
             sent.append((await sender.send(conv, f"m{i}"))["id"])
             i += 1
-            await asyncio.sleep(0.002)
+            await asyncio.sleep(0.002)  # not a wait: a steady stream rather than one burst
 
     task = asyncio.create_task(keep_sending())
     seen: list[int] = []
     for round_ in range(5):
-        await asyncio.sleep(0.15)
+        await b.wait_for(lambda b=b: len(b.order) >= 10)  # this connection carries live traffic before it drops
         cursor = max(b.order) if b.order else 0
         seen.extend(b.order)
         login = b.login
@@ -122,14 +138,18 @@ async def test_a_future_cursor_is_never_saved_as_the_device_cursor(world):
     alice, bob = await world.person("alice"), await world.person("bob")
     conv = await alice.befriend(bob)
     b = await bob.device(node=1, cursor=2**40)
-    await asyncio.sleep(1.5)
+    a = await alice.device(node=0)
+    seen = await a.send(conv, "seen before leaving")
+    await b.wait_for(lambda: seen["id"] in b.messages)
+    # the ack is flushed: the store keeps the real position (a 2**40 saved at any point would stay: cursors only grow)
+    await eventually(lambda: cursor_saved(world, bob, b.welcome["device"], seen["id"]), timeout=flush_wait(world),
+                     what="bob's ack saved as his device's cursor")
     login = b.login
     await b.close()
-    a = await alice.device(node=0)
     ack = await a.send(conv, "missed while away")
     again = Device(world.http, world.cluster.node_url(0), login["token"])
     welcome = await again.connect()
-    assert welcome["cursor"] < 2**40
+    assert welcome["cursor"] == seen["id"] < 2**40
     await again.synced.wait()
     assert ack["id"] in again.messages
     await again.close()

@@ -14,9 +14,10 @@ import orjson
 import psutil
 import pytest
 from cassandra.cluster import Cluster as CqlCluster
-from parley.tools.client import Api, ApiError, Device
+from parley.tools.client import Api, Device
 
 from tests.integration.cluster import free_port
+from tests.poll import eventually, eventually_sync
 
 pytestmark = pytest.mark.integration
 
@@ -65,11 +66,8 @@ def test_parley_up_prints_where_to_connect_and_stops_without_strays(tmp_path):
         assert len(children) == 7  # nats, discovery, archiver, presence, api, two nodes
         for role in ("api", "discovery", "archiver", "presence"):
             assert get_json(f"http://127.0.0.1:{ports[role]}/readyz")["ready"] is True
-        deadline = time.monotonic() + 10
-        while len([n for n in get_json(f"http://127.0.0.1:{ports['discovery']}/v1/nodes")["nodes"]
-                   if n["eligible"]]) < 2:
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+        eventually_sync(lambda: len([n for n in get_json(f"http://127.0.0.1:{ports['discovery']}/v1/nodes")["nodes"]
+                                     if n["eligible"]]) >= 2, what="both nodes eligible in discovery", every=0.2)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
         _, alive = psutil.wait_procs(children, timeout=5)
@@ -88,32 +86,36 @@ async def test_acked_messages_survive_a_nats_restart(world, cluster):
     a, b = await alice.device(node=0), await bob.device(node=1)
     sent = [(await a.send(conv, f"before {i}"))["id"] for i in range(20)]
     cluster.stop_nats()
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # the scenario, not a wait: NATS is away for half a second
     cluster.start_nats()
-    deadline = time.monotonic() + 20
-    while True:  # the node's NATS client reconnects by itself
-        try:
-            sent.append((await a.send(conv, "after restart"))["id"])
-            break
-        except Exception:
-            assert time.monotonic() < deadline, "sending did not recover after NATS came back"
-            a.errors.clear()
-            await asyncio.sleep(0.5)
+    restarted = time.time()
+
+    async def send_after_restart() -> int:  # the node's NATS client reconnects by itself
+        a.errors.clear()
+        return int((await a.send(conv, "after restart"))["id"])
+
+    sent.append(await eventually(send_after_restart, timeout=20, every=0.5, ignoring=(Exception,),
+                                 what="sending again after NATS came back"))
     sent += [(await a.send(conv, f"after {i}"))["id"] for i in range(10)]
     await b.wait_for(lambda: sent[-1] in b.messages, timeout=20)
     assert b.order == sent and b.duplicates == 0
     history = await world.api.call("GET", f"/v1/conversations/{conv}/messages", bob.token,
                                    params={"order": "asc", "limit": 100})
     assert [m["id"] for m in history["messages"]] == sent
-    await asyncio.sleep(cluster.settings.node_ttl_s + 1)  # entries discovery had before the restart are stale now
-    deadline = time.monotonic() + 15
-    while True:  # the node registry (a memory bucket, gone with the restart) is rebuilt: logins place again
-        try:
-            assert (await alice.login())["node"]["url"]
-            break
-        except ApiError as err:
-            assert err.code == "no_node" and time.monotonic() < deadline, err
-            await asyncio.sleep(0.5)
+
+    async def registry_rebuilt() -> bool:
+        """Discovery has both nodes from entries written after the restart (the registry is a memory
+        bucket, gone with it; nodes write it again and discovery watches it again)."""
+        asked = time.time()
+        async with world.http.get(f"{cluster.discovery_url}/v1/nodes") as r:
+            nodes = {n["id"]: n for n in (await r.json())["nodes"]}
+        fresh = {i for i, n in nodes.items() if n["eligible"] and asked - n["age_s"] - 0.01 > restarted}
+        assert {"node1", "node2"} <= fresh, f"fresh since the restart: {sorted(fresh)}"
+        return True
+
+    # discovery reopens a watch that stayed quiet for 3 node beats (at least 5 s)
+    await eventually(registry_rebuilt, timeout=30, every=0.5, what="the node registry rebuilt after the restart")
+    assert (await alice.login())["node"]["url"]  # logins place again
 
 
 async def test_parley_up_on_cassandra_starts_it_keeps_history_there_and_stops_it(tmp_path, http):
@@ -140,11 +142,13 @@ async def test_parley_up_on_cassandra_starts_it_keeps_history_there_and_stops_it
         cql = CqlCluster(["127.0.0.1"], port=cql_port)
         try:
             session = cql.connect("parley")
-            deadline = time.monotonic() + 20
-            while len(rows := list(session.execute("SELECT id, body FROM messages WHERE conv = %s ALLOW FILTERING",
-                                                   (conv,)))) < 5:
-                assert time.monotonic() < deadline, rows
-                await asyncio.sleep(0.2)
+
+            def archived() -> list:
+                rows = list(session.execute("SELECT id, body FROM messages WHERE conv = %s ALLOW FILTERING", (conv,)))
+                assert len(rows) >= 5, rows
+                return rows
+
+            rows = await eventually(archived, timeout=20, every=0.2, what="the five messages in Cassandra")
         finally:
             cql.shutdown()
         assert sorted((r.id, r.body) for r in rows) == [(i, f"hello {n}") for n, i in enumerate(sent)]
