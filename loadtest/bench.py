@@ -50,13 +50,16 @@ from parley.loadtest.harness.load import OpenLoop, Phase
 from parley.loadtest.harness.meter import CpuMeter
 from parley.loadtest.harness.session import (
     BenchError,
+    bounded,
     guarded,
+    numbers,
     require_running,
     run_async,
     say,
     scratch_cluster,
     stop_on_signals,
     unexpected_listeners,
+    within,
 )
 from parley.tools.client import Api
 from parley.tools.cluster import Cluster
@@ -208,7 +211,7 @@ async def setup_pairs(api: Api, n: int) -> list[Pair]:
     made = await accounts.sign_up(api, users, concurrency=4, progress=progress)
     pairs = [Pair(made[2 * i], made[2 * i + 1]) for i in range(n)]
     await accounts.befriend(api, [(p.sender, p.receiver) for p in pairs], concurrency=4)
-    convs = await accounts.bounded([partial(accounts.open_dm, api, p.sender, p.receiver) for p in pairs], 4)
+    convs = await bounded([partial(accounts.open_dm, api, p.sender, p.receiver) for p in pairs], 4)
     for p, conv in zip(pairs, convs, strict=True):
         p.conv = conv
     return pairs
@@ -224,7 +227,7 @@ async def connect_pairs(http: aiohttp.ClientSession, bench: Bench, cluster: Clus
                 raise BenchError(f"expected {node} at {dev.url}, got {welcome.get('node')}")
             await asyncio.wait_for(dev.synced.wait(), 10)
 
-    await accounts.bounded([partial(one, p) for p in pairs], 20)
+    await bounded([partial(one, p) for p in pairs], 20)
 
 
 async def parley_phase(bench: Bench, pairs: list[Pair], meter: CpuMeter, cluster: Cluster, name: str,
@@ -393,44 +396,27 @@ def results(args: argparse.Namespace, setup_s: float, m: dict[str, Any], b: dict
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, record.Recorder]:
     p = argparse.ArgumentParser(prog="python -m parley.loadtest.bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--pairs", type=int, default=50, help="sender/receiver pairs (default 50)")
-    p.add_argument("--seconds", type=float, default=10.0, help="measured seconds (default 10)")
-    p.add_argument("--rate", type=float, default=2000.0, help="offered msg/s over all pairs (default 2000)")
-    p.add_argument("--warmup", type=float, default=2.0, help="uncounted seconds before measuring (default 2)")
-    p.add_argument("--body-bytes", type=int, default=100, help="message body size (default 100)")
-    p.add_argument("--drain", type=float, default=5.0,
+    seconds, rate = within(0.001, MAX_SECONDS), within(0.001, MAX_RATE)
+    p.add_argument("--pairs", type=within(1, MAX_PAIRS, int), default=50, help="sender/receiver pairs (default 50)")
+    p.add_argument("--seconds", type=seconds, default=10.0, help="measured seconds (default 10)")
+    p.add_argument("--rate", type=rate, default=2000.0, help="offered msg/s over all pairs (default 2000)")
+    p.add_argument("--warmup", type=within(0, 60), default=2.0, help="uncounted seconds before measuring (default 2)")
+    p.add_argument("--body-bytes", type=within(40, 4000, int), default=100, help="message body size (default 100)")
+    p.add_argument("--drain", type=within(0.001, 60), default=5.0,
                    help="seconds after a run for acks/deliveries before a message counts as lost (default 5)")
-    p.add_argument("--steps", default="3000,5000,7500,10000",
+    p.add_argument("--steps", type=numbers(0.001, MAX_RATE), default=[3000.0, 5000.0, 7500.0, 10000.0],
                    help="max-throughput pass: offered rates above --rate, comma-separated, tried in order after "
-                        "the main run (its first point) until one is not sustained; '' skips the max-throughput pass")
-    p.add_argument("--refine", type=int, default=2,
+                        "the main run (its first point) until one is not sustained; '' skips the max-throughput "
+                        "pass (default 3000,5000,7500,10000)")
+    p.add_argument("--refine", type=within(0, 5, int), default=2,
                    help="extra steps halfway between the highest sustained and lowest unsustained rate (default 2)")
-    p.add_argument("--step-seconds", type=float, default=4.0, help="measured seconds per step (default 4)")
-    p.add_argument("--step-warmup", type=float, default=1.0, help="warm-up seconds per step (default 1)")
-    p.add_argument("--max-inflight", type=int, default=5000,
+    p.add_argument("--step-seconds", type=seconds, default=4.0, help="measured seconds per step (default 4)")
+    p.add_argument("--step-warmup", type=within(0, 60), default=1.0, help="warm-up seconds per step (default 1)")
+    p.add_argument("--max-inflight", type=within(1, 10**9, int), default=5000,
                    help="sent but undelivered messages above which sends are skipped (default 5000)")
     p.add_argument("--keep-run-dir", action="store_true", help="keep the cluster's data and logs")
     record.add_options(p, "bench.jsonl")
     args = p.parse_args(argv)
-    try:
-        args.steps = [float(x) for x in args.steps.split(",") if x.strip()]
-    except ValueError:
-        p.error("--steps: comma-separated numbers")
-    if not 1 <= args.pairs <= MAX_PAIRS:
-        p.error(f"--pairs: 1 to {MAX_PAIRS}")
-    for name in ("seconds", "step_seconds"):
-        if not 0 < getattr(args, name) <= MAX_SECONDS:
-            p.error(f"--{name.replace('_', '-')}: more than 0, at most {MAX_SECONDS}")
-    if not 0 <= args.warmup <= 60 or not 0 <= args.step_warmup <= 60 or not 0 < args.drain <= 60:
-        p.error("--warmup/--step-warmup: 0 to 60; --drain: more than 0, at most 60")
-    if not 0 < args.rate <= MAX_RATE or any(not 0 < r <= MAX_RATE for r in args.steps):
-        p.error(f"--rate/--steps: more than 0, at most {MAX_RATE}")
-    if not 40 <= args.body_bytes <= 4000:
-        p.error("--body-bytes: 40 to 4000")
-    if not 0 <= args.refine <= 5:
-        p.error("--refine: 0 to 5")
-    if args.max_inflight < 1:
-        p.error("--max-inflight: at least 1")
     return args, record.recorder(p, args)
 
 

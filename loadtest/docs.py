@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from parley.loadtest import model
+from parley.loadtest.model import dig
 from parley.loadtest.traffic import MODEL, SCENARIOS, arithmetic, scenario_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,12 +57,6 @@ def render(text: str, regions: dict[str, Callable[[], str]]) -> str:
 def records(name: str) -> list[dict[str, Any]]:
     path = RESULTS / name
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-
-
-def dig(d: Any, *path: str) -> Any:
-    for p in path:
-        d = d.get(p) if isinstance(d, dict) else None
-    return d
 
 
 def ms(v: float | None) -> str:

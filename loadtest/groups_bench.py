@@ -61,12 +61,15 @@ from parley.loadtest.harness.load import OpenLoop, Phase
 from parley.loadtest.harness.meter import CpuMeter
 from parley.loadtest.harness.session import (
     RUN_ERRORS,
+    bounded,
     guarded,
+    numbers,
     require_running,
     run_async,
     say,
     scratch_cluster,
     stop_on_signals,
+    within,
 )
 from parley.loadtest.presence_churn import Announcement, Churn, presence_stats
 from parley.tools.client import Api
@@ -273,7 +276,7 @@ async def connect(ctx: Context, user: User, node: int | None = None, cursor: int
 
 
 async def connect_all(ctx: Context, users: list[User]) -> None:
-    await accounts.bounded([partial(connect, ctx, u, cursor=ctx.run.max_id) for u in users], CONNECT_CONCURRENCY)
+    await bounded([partial(connect, ctx, u, cursor=ctx.run.max_id) for u in users], CONNECT_CONCURRENCY)
 
 
 async def heal(ctx: Context) -> Counter[str]:
@@ -510,52 +513,40 @@ async def run_all(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
             "messages": series, "churn": churn, "client_health": health}
 
 
-def rates(p: argparse.ArgumentParser, text: str, name: str) -> list[float]:
-    try:
-        out = [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        p.error(f"{name}: comma-separated numbers")
-    if any(not 0 < r <= 10_000 for r in out):
-        p.error(f"{name}: each more than 0, at most 10000")
-    return out
-
-
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, record.Recorder]:
     p = argparse.ArgumentParser(prog="python -m parley.loadtest.groups_bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--groups", type=int, default=10, help="groups, one sender (the owner) each (default 10)")
-    p.add_argument("--users", type=int, default=200, help="users, one device each (default 200)")
-    p.add_argument("--group-size", type=int, default=100, help="members per group, owner included (default 100)")
-    p.add_argument("--rates", default="20,50,100", help="offered messages/s in total per step (default 20,50,100)")
+    p.add_argument("--groups", type=within(1, 50, int), default=10,
+                   help="groups, one sender (the owner) each, at most half of --users (default 10)")
+    p.add_argument("--users", type=within(2, 2000, int), default=200, help="users, one device each (default 200)")
+    p.add_argument("--group-size", type=within(2, 100, int), default=100,
+                   help="members per group, owner included, at most --users (default 100, the cluster's cap)")
+    p.add_argument("--rates", type=numbers(0.001, 10_000), default=[20.0, 50.0, 100.0],
+                   help="offered messages/s in total per step (default 20,50,100)")
     p.add_argument("--series", default=",".join(SERIES), help=f"message series to run, in order (default "
                    f"{','.join(SERIES)})")
-    p.add_argument("--step-seconds", type=float, default=10.0, help="measured seconds per step (default 10)")
-    p.add_argument("--grace", type=float, default=4.0,
+    p.add_argument("--step-seconds", type=within(1, 30), default=10.0, help="measured seconds per step (default 10)")
+    p.add_argument("--grace", type=within(0.5, 30), default=4.0,
                    help="seconds after a step for acks and deliveries before a message counts as lost (default 4)")
-    p.add_argument("--churn-rates", default="20,50", help="presence churn cycles/s per step; '' skips (default 20,50)")
-    p.add_argument("--presence-timeout", type=float, default=3.0, help="offline after this (default 3 s)")
-    p.add_argument("--presence-beat", type=float, default=0.5, help="node heartbeat interval (default 0.5 s)")
-    p.add_argument("--body-bytes", type=int, default=100, help="message body size (default 100)")
-    p.add_argument("--max-inflight", type=int, default=2000,
+    p.add_argument("--churn-rates", type=numbers(0.001, 10_000), default=[20.0, 50.0],
+                   help="presence churn cycles/s per step; '' skips (default 20,50)")
+    p.add_argument("--presence-timeout", type=within(0.5, 30), default=3.0, help="offline after this (default 3 s)")
+    p.add_argument("--presence-beat", type=within(0.1, 30), default=0.5,
+                   help="node heartbeat interval, at most the timeout (default 0.5 s)")
+    p.add_argument("--body-bytes", type=within(60, 4000, int), default=100, help="message body size (default 100)")
+    p.add_argument("--max-inflight", type=within(1, 10**9, int), default=2000,
                    help="messages not yet at every member above which sends are skipped (default 2000)")
     p.add_argument("--seed", type=int, default=1, help="group membership seed (default 1)")
-    p.add_argument("--timeout", type=float, default=900, help="the whole run at most, seconds (default 900)")
+    p.add_argument("--timeout", type=within(30, 3600), default=900,
+                   help="the whole run at most, seconds (default 900)")
     p.add_argument("--keep-run-dir", action="store_true", help="keep the cluster's data and logs")
     record.add_options(p, "groups.jsonl")
     args = p.parse_args(argv)
-    args.rates, args.churn_rates = rates(p, args.rates, "--rates"), rates(p, args.churn_rates, "--churn-rates")
     args.series = [s.strip() for s in args.series.split(",") if s.strip()]
     if any(s not in SERIES for s in args.series):
         p.error(f"--series: some of {', '.join(SERIES)}")
-    if not 2 <= args.group_size <= 100 or not args.group_size <= args.users <= 2000:
-        p.error("--group-size: 2 to 100 (the cluster's cap); --users: at least --group-size, at most 2000")
-    if not 1 <= args.groups <= min(50, args.users // 2):
-        p.error("--groups: 1 to 50, at most half of --users (every owner needs a DM peer on the other node)")
-    if not 1 <= args.step_seconds <= 30 or not 0.5 <= args.grace <= 30:
-        p.error("--step-seconds: 1 to 30; --grace: 0.5 to 30")
-    if not 0.5 <= args.presence_timeout <= 30 or not 0.1 <= args.presence_beat <= args.presence_timeout:
-        p.error("--presence-timeout: 0.5 to 30; --presence-beat: 0.1 to the timeout")
-    if not 60 <= args.body_bytes <= 4000 or args.max_inflight < 1 or not 30 <= args.timeout <= 3600:
-        p.error("--body-bytes: 60 to 4000; --max-inflight: at least 1; --timeout: 30 to 3600")
+    if args.group_size > args.users or args.groups > args.users // 2 or args.presence_beat > args.presence_timeout:
+        p.error("--group-size at most --users; --groups at most half of --users (every owner needs a DM peer on the "
+                "other node); --presence-beat at most --presence-timeout")
     return args, record.recorder(p, args)
 
 

@@ -35,6 +35,7 @@ from parley.loadtest.harness.accounts import Account
 from parley.loadtest.harness.device import LeanDevice, close_all, latencies_of
 from parley.loadtest.harness.latency import latency_summary
 from parley.loadtest.harness.meter import CpuMeter, cpu_ms_per, cpu_share
+from parley.loadtest.harness.session import bounded
 from parley.tools.client import Api
 from parley.tools.cluster import Cluster
 
@@ -101,7 +102,7 @@ def sustained(step: dict[str, Any]) -> bool:
 
 async def throughput(gen: Generator, pairs: int, rates: list[float], seconds: float) -> dict[str, Any]:
     users = await gen.users(2 * pairs)
-    convs = await accounts.bounded([partial(gen.pair, users[2 * i], users[2 * i + 1]) for i in range(pairs)],
+    convs = await bounded([partial(gen.pair, users[2 * i], users[2 * i + 1]) for i in range(pairs)],
                                    API_CONCURRENCY)
     senders = list(await asyncio.gather(*(gen.connect(0, users[2 * i]) for i in range(pairs))))
     receivers = list(await asyncio.gather(*(gen.connect(1, users[2 * i + 1]) for i in range(pairs))))
@@ -149,7 +150,7 @@ async def hold_idle(gen: Generator, users: list[Account], ping_rate: float,
     await asyncio.sleep(1.0)
     rss0 = procfs.rss_bytes(node) or 0
     t0 = time.perf_counter()
-    conns = await accounts.bounded([partial(gen.connect, 0, u) for u in users], concurrency)
+    conns = await bounded([partial(gen.connect, 0, u) for u in users], concurrency)
     connect_s = time.perf_counter() - t0
     await asyncio.sleep(2.0)
     rss1 = procfs.rss_bytes(node) or 0
@@ -164,7 +165,7 @@ async def reconnects(gen: Generator, users: list[Account], cursors: dict[str, in
                      concurrency: int) -> dict[str, Any]:
     before, t0 = gen.meter.snapshot(), time.perf_counter()
     calls: list[Callable[[], Awaitable[LeanDevice]]] = [partial(gen.connect, 0, u, cursors[u.id]) for u in users]
-    conns = await accounts.bounded(calls, concurrency)
+    conns = await bounded(calls, concurrency)
     took = time.perf_counter() - t0
     cpu = cpu_share(before, gen.meter.snapshot())
     await close_all(conns)

@@ -47,7 +47,8 @@ import sys
 import tempfile
 import time
 from array import array
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,8 @@ from parley.loadtest.harness import procfs, record
 from parley.loadtest.harness.latency import latency_summary, ratio
 from parley.loadtest.harness.logs import scan_logs
 from parley.loadtest.harness.meter import CpuMeter, Snapshot, cpu_seconds_between, cpu_share
-from parley.loadtest.harness.session import BenchError, fmt, run_async, say, stop_on_signals
+from parley.loadtest.harness.session import BenchError, bounded, fmt, run_async, say, stop_on_signals, within
+from parley.loadtest.model import dig
 from parley.loadtest.store_workload import (
     BATCH,
     IN_FLIGHT,
@@ -120,17 +122,6 @@ def drop_keyspace(port: int, keyspace: str) -> None:
 
 
 # ---- measurement ----------------------------------------------------------------------------------
-
-
-async def limited(calls: Iterable[Awaitable[Any]], n: int) -> None:
-    """Await ``calls`` with at most ``n`` in flight (they are created lazily)."""
-    it = iter(calls)
-
-    async def worker() -> None:
-        for call in it:
-            await call
-
-    await asyncio.gather(*(worker() for _ in range(n)))
 
 
 def cost(n: int, a: Snapshot, b: Snapshot) -> dict[str, Any]:
@@ -220,7 +211,7 @@ async def put_phase(store: Store, plan: Plan, level: int, procs: dict[str, int])
 
     meter = CpuMeter(procs)
     before = meter.snapshot()
-    await limited((put(b) for b in batches), IN_FLIGHT[level])
+    await bounded([partial(put, b) for b in batches], IN_FLIGHT[level])
     after = meter.snapshot()
     return {**cost(len(ids), before, after), "in_flight": IN_FLIGHT[level], "batch_latency": latency_summary(samples)}
 
@@ -228,8 +219,8 @@ async def put_phase(store: Store, plan: Plan, level: int, procs: dict[str, int])
 async def top_up(store: Store, plan: Plan) -> float:
     ids = plan.topup_ids()
     started = time.perf_counter()
-    await limited((store.put_messages([plan.message(m) for m in ids[i:i + BATCH]])
-                   for i in range(0, len(ids), BATCH)), 4)
+    await bounded([partial(store.put_messages, [plan.message(m) for m in ids[i:i + BATCH]])
+                   for i in range(0, len(ids), BATCH)], 4)
     return round(time.perf_counter() - started, 2)
 
 
@@ -279,7 +270,7 @@ async def run_backend(settings: dict[str, Any], plan: Plan, args: argparse.Names
     try:
         await store.migrate()
         started = time.perf_counter()
-        await limited((store.open_conversation(c) for c in plan.convs), 32)
+        await bounded([partial(store.open_conversation, c) for c in plan.convs], 32)
         out: dict[str, Any] = {"setup": {"open_conversations_s": round(time.perf_counter() - started, 2)}}
         say(f"  conversations opened in {out['setup']['open_conversations_s']}s; publishing {plan.archived:,}")
         out["archiver"] = await archiver_phase(cluster, plan, procs)
@@ -351,19 +342,13 @@ def cell(v: Any) -> str:
     return f"{v:.3f}" if isinstance(v, float) and abs(v) < 1 else fmt(v)
 
 
-def dig(d: Any, path: tuple[str, ...]) -> Any:
-    for key in path:
-        d = d.get(key) if isinstance(d, dict) else None
-    return d
-
-
 def ratios(results: dict[str, Any]) -> dict[str, float | None]:
-    return {key: ratio(dig(results.get("cassandra"), path), dig(results.get("sqlite"), path))
+    return {key: ratio(dig(results.get("cassandra"), *path), dig(results.get("sqlite"), *path))
             for key, _, path in METRICS}
 
 
 def wrong_reads(r: Any) -> int | None:
-    reads = dig(r, ("reads",))
+    reads = dig(r, "reads")
     return sum(v["wrong_results"] for v in reads.values()) if reads else None
 
 
@@ -384,12 +369,12 @@ def report(record: dict[str, Any]) -> str:
         f"{'':34} {'sqlite':>12} {'cassandra':>12} {'cass/sqlite':>12}",
     ]
     for key, label, path in METRICS:
-        lines.append(f"{label:34} {cell(dig(res.get('sqlite'), path)):>12} "
-                     f"{cell(dig(res.get('cassandra'), path)):>12} {cell(res.get('ratios', {}).get(key)):>12}")
+        lines.append(f"{label:34} {cell(dig(res.get('sqlite'), *path)):>12} "
+                     f"{cell(dig(res.get('cassandra'), *path)):>12} {cell(res.get('ratios', {}).get(key)):>12}")
     lines.append(f"{'wrong read results':34} {fmt(wrong_reads(res.get('sqlite'))):>12} "
                  f"{fmt(wrong_reads(res.get('cassandra'))):>12}")
     for name in BACKENDS:
-        cpu = dig(res.get(name), ("archiver", "cpu"))
+        cpu = dig(res.get(name), "archiver", "cpu")
         if cpu:
             per = ", ".join(f"{k} {v}%" for k, v in cpu["per_process"].items())
             lines.append(f"{name} archiver run, % of one core: {per}; machine {cpu['machine_busy']}% of "
@@ -405,32 +390,26 @@ def report(record: dict[str, Any]) -> str:
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, record.Recorder]:
     p = argparse.ArgumentParser(prog="python -m parley.loadtest.store_bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--messages", type=int, default=100_000, help="messages through the archiver (default 100000)")
-    p.add_argument("--put-messages", type=int, default=None,
+    p.add_argument("--messages", type=within(1_000, 2_000_000, int), default=100_000,
+                   help="messages through the archiver (default 100000)")
+    p.add_argument("--put-messages", type=within(0, 2_000_000, int), default=None,
                    help="messages per put_messages level, 1 and 4 in flight (default: --messages / 2; 0 skips)")
-    p.add_argument("--reads", type=int, default=300, help="timed reads of each kind (default 300)")
-    p.add_argument("--conversations", type=int, default=2_000, help="DM conversations (default 2000)")
-    p.add_argument("--msgs-per-day", type=int, default=5_000,
+    p.add_argument("--reads", type=within(1, 10_000, int), default=300, help="timed reads of each kind (default 300)")
+    p.add_argument("--conversations", type=within(100, 100_000, int), default=2_000,
+                   help="DM conversations (default 2000)")
+    p.add_argument("--msgs-per-day", type=within(1, 10_000_000, int), default=5_000,
                    help="message timestamps are spaced for this many per day (default 5000)")
     p.add_argument("--only", choices=BACKENDS, help="run one backend only")
     p.add_argument("--cassandra-dir", help="use the running instance in DIR (parley cassandra up --dir DIR)")
     p.add_argument("--heap", default="1G", help="heap of the Cassandra this run starts (default 1G)")
     p.add_argument("--keep-keyspace", action="store_true", help="with --cassandra-dir: do not drop the keyspace")
-    p.add_argument("--timeout", type=float, default=1800, help="seconds per backend at most (default 1800)")
+    p.add_argument("--timeout", type=within(10, 7200), default=1800, help="seconds per backend at most (default 1800)")
     p.add_argument("--seed", type=int, default=1, help="workload seed (default 1)")
     p.add_argument("--keep-work-dir", action="store_true", help="keep the temp dir (databases, logs)")
     record.add_options(p, "store.jsonl")
     args = p.parse_args(argv)
     if args.put_messages is None:
         args.put_messages = args.messages // 2
-    if not 1_000 <= args.messages <= 2_000_000 or not 0 <= args.put_messages <= 2_000_000:
-        p.error("--messages: 1000 to 2000000; --put-messages: 0 to 2000000")
-    if not 1 <= args.reads <= 10_000:
-        p.error("--reads: 1 to 10000")
-    if not 100 <= args.conversations <= 100_000 or not 1 <= args.msgs_per_day <= 10_000_000:
-        p.error("--conversations: 100 to 100000; --msgs-per-day: 1 to 10000000")
-    if not 10 <= args.timeout <= 7200:
-        p.error("--timeout: 10 to 7200")
     return args, record.recorder(p, args)
 
 

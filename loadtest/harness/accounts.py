@@ -10,17 +10,16 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
-from parley.loadtest.harness.session import BenchError
+from parley.loadtest.harness.session import BenchError, bounded
 from parley.tools.client import Api, ApiError
 
 PASSWORD = "bench-password-0001"
 NO_NODE_WAIT_S = 15.0  # discovery may not have seen the nodes' first heartbeat yet
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -34,17 +33,6 @@ def names(prefix: str, count: int) -> list[str]:
     """``count`` user names no earlier run on the same cluster has taken."""
     tag = f"{prefix}{secrets.token_hex(3)}x"
     return [f"{tag}{i}" for i in range(count)]
-
-
-async def bounded(calls: Iterable[Callable[[], Awaitable[T]]], concurrency: int) -> list[T]:
-    """Each call made, at most ``concurrency`` at a time; results in order."""
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(call: Callable[[], Awaitable[T]]) -> T:
-        async with gate:
-            return await call()
-
-    return list(await asyncio.gather(*(one(c) for c in calls)))
 
 
 async def log_in(api: Api, name: str) -> dict[str, Any]:

@@ -7,13 +7,14 @@ takes them down); a failed run keeps its run dir for the logs.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -50,6 +51,30 @@ def fmt(v: Any, unit: str = "") -> str:
     return f"{v:,}{unit}" if isinstance(v, int) else f"{v}{unit}"
 
 
+def within(lo: float, hi: float, cast: Callable[[str], Any] = float) -> Callable[[str], Any]:
+    """An argparse ``type``: a number from ``lo`` to ``hi``, both included (bounded runs only)."""
+    def parse(text: str) -> Any:
+        value = cast(text)
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{text}: from {lo:g} to {hi:g}")
+        return value
+
+    return parse
+
+
+def numbers(lo: float, hi: float) -> Callable[[str], list[float]]:
+    """An argparse ``type``: comma-separated numbers, each from ``lo`` to ``hi`` ('' for none)."""
+    one = within(lo, hi)
+
+    def parse(text: str) -> list[float]:
+        try:
+            return [one(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: comma-separated numbers") from None
+
+    return parse
+
+
 def _interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -80,6 +105,17 @@ def guarded(name: str, work: Callable[[], T]) -> T | None:
     except KeyboardInterrupt:
         say(f"{name}: interrupted", err=True)
     return None
+
+
+async def bounded(calls: Iterable[Callable[[], Awaitable[T]]], concurrency: int) -> list[T]:
+    """Each call made, at most ``concurrency`` at a time; results in order."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(call: Callable[[], Awaitable[T]]) -> T:
+        async with gate:
+            return await call()
+
+    return list(await asyncio.gather(*(one(c) for c in calls)))
 
 
 def require_running(cluster: Cluster) -> None:
