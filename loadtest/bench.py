@@ -423,7 +423,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, recor
 def cluster_ports(cluster: Cluster) -> dict[str, int]:
     s = cluster.settings
     return {"nats": cluster.nats_port, "api": s.api_port, "discovery": s.discovery_port,
-            "archiver": s.archiver_port, "presence": s.presence_port, "node": cluster.node_ports[0]}
+            "archiver": s.archiver_port, "presence": s.presence_port, "pusher": s.pusher_port,
+            "node": cluster.node_ports[0]}
 
 
 def measure(args: argparse.Namespace, recorder: record.Recorder) -> tuple[dict[str, Any], str] | None:

@@ -6,6 +6,7 @@ Readers only: every function reads once and returns plain numbers; ``None`` when
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -41,10 +42,15 @@ def machine_busy_seconds() -> float:
 def listening_ports(pid: int) -> set[int]:
     """TCP ports the process listens on (its socket inodes matched against /proc/net/tcp and tcp6)."""
     try:
-        links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        fds = os.listdir(f"/proc/{pid}/fd")
     except OSError:
         return set()
-    inodes = {link[8:-1] for link in links if link.startswith("socket:[")}
+    inodes = set()
+    for fd in fds:
+        with contextlib.suppress(OSError):  # closed meanwhile (listdir's own descriptor is)
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
     ports = set()
     for table in ("tcp", "tcp6"):
         for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:

@@ -136,6 +136,7 @@ def unexpected_listeners(cluster: Cluster) -> list[str]:
             where = f"{name} (pid {pid}) listens on port {port}, one the launcher did not choose"
             if port in DEFAULT_PORTS:
                 raise BenchError(where + " (a default port another cluster may use): stopping")
+            say(f"  warning: {where}")
             out.append(where)
     return out
 
