@@ -118,8 +118,9 @@ def measured_rows(cap: dict[str, Any], store: dict[str, Any]) -> list[str]:
         f"| highest sustained delivered rate, raw generator | **{n(t['max_sustained_delivered_rate'])} msg/s** | "
         f"open-loop steps {n(min(offered))}…{n(max(offered))}; sustained = ≥90% delivered, p99 ≤ 1 s, none lost |",
         f"| same, Foundation benchmark (`loadtest/bench.py`), same run | "
-        f"{n(found.get('best_sustained_delivered_rate'))} msg/s | its client (`harness.device.LoadDevice`) costs "
-        f"more per message: raw/Foundation = {cap['results']['comparison']['raw_over_foundation']} |",
+        f"{n(found.get('best_sustained_delivered_rate'))} msg/s | its client parses every frame and keeps the "
+        f"books (acks, losses), so it costs more per message: raw/Foundation = "
+        f"{cap['results']['comparison']['raw_over_foundation']} |",
         f"| node CPU per message, sender's node | {cost(at['node_cpu_ms_per_send'])} ms | publish, SENT ack, "
         "echo to the sender's device (node1 − node2) |",
         f"| node CPU per device delivery | {cost(at['node_cpu_ms_per_delivery'])} ms | node2 |",
