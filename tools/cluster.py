@@ -255,9 +255,11 @@ class Cluster:
         self.roles[name].proc.send_signal(signal.SIGTERM)
 
     def wait_exit(self, name: str, timeout: float) -> int:
-        """Wait for a role to exit by itself (e.g. after a drain); its exit status."""
-        child = self.roles.pop(name)
-        return child.proc.wait(timeout)
+        """Wait for a role to exit by itself (e.g. after a drain); its exit status. One that does not stays
+        in ``roles``, so the caller's cleanup (or ``shutdown``) still stops it."""
+        code = self.roles[name].proc.wait(timeout)
+        del self.roles[name]
+        return code
 
     def stop(self, name: str) -> None:
         stop_all([self.roles.pop(name)])
