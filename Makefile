@@ -44,8 +44,9 @@ bench-foundation: install-test  # the full cross-node DM benchmark alone -> load
 loadtest-smoke: install-test  # Locust, 10 users for 10 s against a local cluster it starts; HTML report
 	$(BIN)/python -m parley.loadtest.run smoke
 
-capacity: install-test  # the 50M-DAU cluster size from the latest measured figures
+capacity: install-test  # the 50M-DAU cluster size from the latest measured figures; rewrites the docs' tables
 	$(BIN)/python -m parley.loadtest.model
+	$(BIN)/python -m parley.loadtest.docs
 
 bench-store: install-test
 	$(BIN)/python -m parley.loadtest.store_bench

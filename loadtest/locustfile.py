@@ -43,6 +43,7 @@ from gevent.event import Event
 from locust import HttpUser, events, task
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
+from parley.loadtest.harness import wire
 from parley.loadtest.ledger import Ledger
 from parley.loadtest.traffic import MODEL, Scenario, scenario
 
@@ -300,8 +301,7 @@ class ParleyUser(HttpUser):
 
     def connect(self, url: str) -> None:
         ws = websocket.create_connection(url, timeout=CONNECT_TIMEOUT_S, enable_multithread=True)
-        hello = {"type": "hello", "v": 1, "token": self.token, "cursor": self.cursor, "client": "parley-locust/1"}
-        ws.send(orjson.dumps(hello).decode())
+        ws.send(wire.hello(self.token, self.cursor, client="parley-locust/1"))
         first = self.read(ws)
         if first.get("type") != "welcome":
             ws.close()
@@ -468,7 +468,7 @@ class ParleyUser(HttpUser):
         kind = "dm" if conv.startswith("dm.") else "group"
         cid = f"{self.cid_prefix}-{next(self.cids)}"
         body = f"{time.time_ns()} {cid} ".ljust(MODEL.body_bytes, ".")
-        frame = orjson.dumps({"type": "send", "cid": cid, "conv": conv, "body": body}).decode()
+        frame = wire.send(cid, conv, body)
         self.pending[cid] = (conv, kind, time.monotonic(), frame, False)
         self.send_raw(frame)  # a failed write is resent after the reconnect
 
@@ -490,12 +490,12 @@ class ParleyUser(HttpUser):
                 continue
             if self.cursor > self.acked_cursor:
                 self.acked_cursor = self.cursor
-                self.send_raw(orjson.dumps({"type": "ack", "id": self.cursor}).decode())
+                self.send_raw(wire.ack(self.cursor))
             if now - last_ping >= self.sc.heartbeat_s:
                 last_ping = now
                 ts = time.time_ns() // 1_000_000
                 self.ping_sent[ts] = now
-                self.send_raw(orjson.dumps({"type": "ping", "ts": ts}).decode())
+                self.send_raw(wire.ping(ts))
             if now - self.last_rx > 3 * self.sc.heartbeat_s + 5:
                 log.warning("%s: nothing from the node for %.0f s; reconnecting", self.me, now - self.last_rx)
                 self.close_ws(1000)  # the reader sees the close and reconnects

@@ -165,16 +165,16 @@ def last_record(path: Path, want: Any) -> dict[str, Any]:
     raise NoFigures(f"no usable record in {path}")
 
 
-def _dig(d: Any, *path: str) -> Any:
+def dig(d: Any, *path: str) -> Any:
     for p in path:
         d = d.get(p) if isinstance(d, dict) else None
     return d
 
 
 def measured_from(capacity: Path, store: Path) -> Measured:
-    cap = last_record(capacity, lambda r: _dig(r, "results", "raw", "throughput", "at_max") is not None)
+    cap = last_record(capacity, lambda r: dig(r, "results", "raw", "throughput", "at_max") is not None)
     raw = cap["results"]["raw"]
-    st = last_record(store, lambda r: _dig(r, "results", "cassandra", "archiver", "cpu_s_per_1k", "cassandra"))
+    st = last_record(store, lambda r: dig(r, "results", "cassandra", "archiver", "cpu_s_per_1k", "cassandra"))
     at_max = raw["throughput"]["at_max"]
     return Measured(
         node_cpu_ms_per_send=at_max["node_cpu_ms_per_send"],

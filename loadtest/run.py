@@ -4,13 +4,15 @@
     .venv/bin/python -m parley.loadtest.run steady --api http://127.0.0.1:8080 --users 100 --run-time 60
     .venv/bin/python -m parley.loadtest.run reconnect-storm --disrupt drain
 
-Steps: start a cluster like the integration tests do (nats-server and every role on 127.0.0.1 free
-ports, in a temp dir; cheap Argon2) unless ``--api`` names one; seed the scenario's users
+Steps: start a scratch cluster (``parley.tools.cluster``: nats-server and every role on 127.0.0.1 free
+ports, in the output dir; cheap Argon2) unless ``--api`` names one; seed the scenario's users
 (``loadtest.seed``); run Locust headless as its own process with ``loadtest/locustfile.py``; for the
 reconnect storm, kill node1 (SIGKILL) or drain it (``parley node drain node1``) at half time, only
 when the cluster is the one started here; read Locust's CSV and the users' summary; print a table and
-append one JSON line to ``loadtest/results/locust.jsonl``. The HTML report, CSVs, roster and logs stay
-in ``--out`` (default ``.parley/loadtest/<scenario>-<time>/``).
+append one JSON line to ``loadtest/results/locust.jsonl`` (``--results``; refused from a dirty tree
+without ``--allow-dirty``; none outside a source checkout). The HTML report, CSVs, roster and logs
+stay in ``--out`` (default ``.parley/loadtest/<scenario>-<time>/`` in the checkout, else in the
+current directory).
 
 Exit status 0 only when Locust reported no failure, no acknowledged message was lost, and messages
 were delivered.
@@ -32,39 +34,24 @@ from pathlib import Path
 from typing import Any
 
 from parley.loadtest import seed as seeding
+from parley.loadtest.harness import record
 from parley.loadtest.traffic import MODEL, Scenario, scenario
+from parley.tools.cluster import Cluster
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "loadtest" / "results" / "locust.jsonl"
-LOCUSTFILE = ROOT / "loadtest" / "locustfile.py"
+LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 
 
-class LocalCluster:
-    """The integration tests' cluster (tests/integration/cluster.py): every role its own process."""
-
-    def __init__(self, root: Path) -> None:
-        from tests.integration.cluster import Cluster
-
-        self.cluster = Cluster(root / "cluster", nodes=2)
-        self.cluster.start()
-
-    @property
-    def api_url(self) -> str:
-        return self.cluster.api_url
-
-    def disrupt(self, how: str) -> dict[str, Any]:
-        t0 = time.monotonic()
-        if how == "kill":
-            self.cluster.kill("node1")
-            return {"action": "kill node1 (SIGKILL)", "took_s": round(time.monotonic() - t0, 2)}
-        env = {**os.environ, **self.cluster.settings.as_env()}
-        out = subprocess.run([sys.executable, "-m", "parley", "node", "drain", "node1"], env=env, cwd=ROOT,
-                             capture_output=True, text=True, timeout=120)
-        return {"action": "parley node drain node1", "exit": out.returncode, "output": out.stdout.strip()[-500:],
-                "took_s": round(time.monotonic() - t0, 2)}
-
-    def stop(self) -> None:
-        self.cluster.shutdown()
+def disrupt(cluster: Cluster, how: str) -> dict[str, Any]:
+    """Kill node1 (SIGKILL) or drain it (``parley node drain``, as an operator would)."""
+    t0 = time.monotonic()
+    if how == "kill":
+        cluster.kill("node1")
+        return {"action": "kill node1 (SIGKILL)", "took_s": round(time.monotonic() - t0, 2)}
+    env = {**os.environ, **cluster.settings.as_env()}
+    out = subprocess.run([sys.executable, "-m", "parley", "node", "drain", "node1"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    return {"action": "parley node drain node1", "exit": out.returncode, "output": out.stdout.strip()[-500:],
+            "took_s": round(time.monotonic() - t0, 2)}
 
 
 def locust_command(args: argparse.Namespace, sc: Scenario, out: Path, roster: Path) -> list[str]:
@@ -81,11 +68,11 @@ def read_summary(out: Path) -> dict[str, Any]:
 
 
 def run_locust(args: argparse.Namespace, sc: Scenario, out: Path, roster: Path,
-               cluster: LocalCluster | None) -> tuple[int, dict[str, Any] | None, float]:
+               cluster: Cluster | None) -> tuple[int, dict[str, Any] | None, float]:
     cmd = locust_command(args, sc, out, roster)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
     t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     disruption: dict[str, Any] | None = None
     if sc.disrupt and cluster is not None:
         spawn_s = sc.users / sc.spawn_rate
@@ -95,7 +82,7 @@ def run_locust(args: argparse.Namespace, sc: Scenario, out: Path, roster: Path,
         def later() -> None:
             time.sleep(at)
             if proc.poll() is None:
-                result.update(cluster.disrupt(sc.disrupt), at_s=round(time.monotonic() - t0, 1))
+                result.update(disrupt(cluster, sc.disrupt), at_s=round(time.monotonic() - t0, 1))
 
         thread = threading.Thread(target=later, daemon=True)
         thread.start()
@@ -131,7 +118,7 @@ def _cell(v: float | None) -> str:
     return f"{v:8.0f}" if v is not None else f"{'-':>8}"
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, record.Recorder]:
     p = argparse.ArgumentParser(prog="python -m parley.loadtest.run", description=__doc__.split("\n")[0])
     p.add_argument("scenario", help="smoke, steady, peak, reconnect-storm, presence-churn")
     p.add_argument("--api", default="", help="a running Parley API (default: start a local cluster here)")
@@ -141,15 +128,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="reconnect storm: kill or drain node1 at half time (local cluster only)")
     p.add_argument("--loss-timeout", type=float, default=10.0)
     p.add_argument("--out", default="", help="directory for the report, CSVs, roster and logs")
-    p.add_argument("--results", default=str(RESULTS), help="JSON lines file to append the run to ('' for none)")
+    record.add_options(p, "locust.jsonl", flag="--results")
     a = p.parse_args(argv)
     if a.users and not 1 <= a.users <= 5000 or a.run_time and not 1 <= a.run_time <= 3600:
         p.error("--users 1..5000, --run-time 1..3600")
-    return a
+    return a, record.recorder(p, a, flag="--results")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args, recorder = parse_args(argv)
     overrides: dict[str, Any] = {}
     if args.users:
         overrides["users"] = args.users
@@ -159,12 +146,17 @@ def main(argv: list[str] | None = None) -> int:
         overrides["disrupt"] = "" if args.disrupt == "none" else args.disrupt
     sc = scenario(args.scenario, **overrides)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    out = Path(args.out or ROOT / ".parley" / "loadtest" / f"{sc.name}-{stamp}").resolve()
+    out = Path(args.out or (record.checkout() or Path.cwd()) / ".parley" / "loadtest" / f"{sc.name}-{stamp}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     cluster = None
     if not args.api:
         print(f"starting a local cluster in {out / 'cluster'} ...", flush=True)
-        cluster = LocalCluster(out)
+        cluster = Cluster(out / "cluster", nodes=2, tie_to_parent=True)
+        try:
+            cluster.start()
+        except BaseException:
+            cluster.shutdown()
+            raise
         args.api = cluster.api_url
     try:
         roster = out / "roster.json"
@@ -176,12 +168,12 @@ def main(argv: list[str] | None = None) -> int:
         code, disruption, took = run_locust(args, sc, out, roster, cluster)
     finally:
         if cluster is not None:
-            cluster.stop()
-    return report(args, sc, out, code, disruption, took, cluster is not None)
+            cluster.shutdown()
+    return report(args, recorder, sc, out, code, disruption, took, cluster is not None)
 
 
-def report(args: argparse.Namespace, sc: Scenario, out: Path, code: int, disruption: dict[str, Any] | None,
-           took: float, local: bool) -> int:
+def report(args: argparse.Namespace, recorder: record.Recorder, sc: Scenario, out: Path, code: int,
+           disruption: dict[str, Any] | None, took: float, local: bool) -> int:
     summary = read_summary(out)
     stats = summary.pop("stats", [])
     if not stats:
@@ -198,25 +190,19 @@ def report(args: argparse.Namespace, sc: Scenario, out: Path, code: int, disrupt
         print(f"failure: {f['occurrences']} x {f['name']}: {f['error']}")
     print(f"{'OK' if verdict['ok'] else 'FAILED'}: {verdict['failures']} failures, {verdict['lost']} lost, "
           f"{verdict['deliveries']} deliveries; report {out / 'report.html'}")
-    if args.results:
-        record = result_record(args, sc, stats, summary, verdict, disruption, code, took, local, out)
-        with open(args.results, "a") as f:
-            f.write(json.dumps(record) + "\n")
+    print(recorder.append(result_record(args, recorder, sc, stats, summary, verdict, disruption, code, took, local,
+                                        out)))
     return 0 if verdict["ok"] and code == 0 else 1
 
 
-def result_record(args: argparse.Namespace, sc: Scenario, stats: list[dict[str, Any]], summary: dict[str, Any],
-                  verdict: dict[str, Any], disruption: dict[str, Any] | None, code: int, took: float, local: bool,
-                  out: Path) -> dict[str, Any]:
-    from parley.loadtest.bench import git_info, machine_info
-
-    return {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine_info(), "git": git_info(),
-            "scenario": asdict(sc), "model": {"send_rate_per_client": sc.send_rate_per_client(MODEL),
-                                              "messages_per_s": sc.messages_per_s(MODEL),
-                                              "scale_factor": sc.scale_factor(MODEL)},
+def result_record(args: argparse.Namespace, recorder: record.Recorder, sc: Scenario, stats: list[dict[str, Any]],
+                  summary: dict[str, Any], verdict: dict[str, Any], disruption: dict[str, Any] | None, code: int,
+                  took: float, local: bool, out: Path) -> dict[str, Any]:
+    model = {"send_rate_per_client": sc.send_rate_per_client(MODEL), "messages_per_s": sc.messages_per_s(MODEL),
+             "scale_factor": sc.scale_factor(MODEL)}
+    return {**recorder.new_record(args), "scenario": asdict(sc), "model": model,
             "target": "local cluster (started by the run)" if local else args.api,
-            "verdict": verdict, "locust_exit": code, "stats": stats, "summary": summary,
-            "disruption": disruption,
+            "verdict": verdict, "locust_exit": code, "stats": stats, "summary": summary, "disruption": disruption,
             "duration_s": round(took, 1), "artifacts": str(out)}
 
 

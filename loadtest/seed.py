@@ -19,10 +19,12 @@ import random
 import secrets
 import sys
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from parley.loadtest.harness.session import bounded
 from parley.loadtest.traffic import MODEL
 from parley.tools.client import Api, ApiError
 
@@ -66,16 +68,6 @@ def plan_groups(cell: list[int], largest: int, rng: random.Random) -> list[list[
     return groups
 
 
-async def limited(calls: list[Any]) -> list[Any]:
-    sem = asyncio.Semaphore(CONCURRENCY)
-
-    async def one(c: Any) -> Any:
-        async with sem:
-            return await c
-
-    return list(await asyncio.gather(*(one(c) for c in calls)))
-
-
 async def make_user(api: Api, u: Seeded) -> None:
     await api.signup(u.name, PASSWORD)
     login = await api.login(u.name, PASSWORD, device_name="loadtest")
@@ -104,13 +96,13 @@ async def seed(api_url: str, users: int, cell: int, largest_group: int, seed_val
     cells = [list(range(s, min(s + cell, users))) for s in range(0, users, cell)]
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         api = Api(api_url, http)
-        await limited([make_user(api, u) for u in people])
+        await bounded([partial(make_user, api, u) for u in people], CONCURRENCY)
         pairs = [p for c in cells for p in ring_pairs(c)]
         group_plan = [g for c in cells for g in plan_groups(c, largest_group, rng)]
         friend_pairs = set(pairs) | {(g[0], m) for g in group_plan for m in g[1:]}
         # one friendship at a time per user would be slow; two users never race on the same pair here
-        await limited([befriend(api, people[a], people[b]) for a, b in sorted(friend_pairs)])
-        await limited([open_dm(api, people[a], people[b]) for a, b in pairs])
+        await bounded([partial(befriend, api, people[a], people[b]) for a, b in sorted(friend_pairs)], CONCURRENCY)
+        await bounded([partial(open_dm, api, people[a], people[b]) for a, b in pairs], CONCURRENCY)
         groups = []
         for n, g in enumerate(group_plan):
             owner = people[g[0]]

@@ -10,7 +10,7 @@
 2. The Foundation benchmark (``loadtest.bench``, its own cluster and a raw-NATS baseline), shortened,
    in the same run, so the two generators' maxima sit side by side (it appends to bench.jsonl too).
 3. Appends one JSON line (machine, git, versions, args, both results, the comparison, the bottleneck)
-   to ``loadtest/results/capacity.jsonl`` and prints the capacity model computed from it.
+   to ``loadtest/results/capacity.jsonl`` (``--out``) and prints the capacity model computed from it.
 
 Everything runs on 127.0.0.1, bounded in users and time. No timing is asserted anywhere: a run that
 fails to measure prints why and appends nothing.
@@ -19,43 +19,31 @@ fails to measure prints why and appends nothing.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import subprocess
 import sys
-import tempfile
 import time
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from parley.loadtest import model, raw
-from parley.loadtest.bench import RESULTS as BENCH_RESULTS
-from parley.loadtest.bench import git_info, machine_info, versions
-
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "loadtest" / "results" / "capacity.jsonl"
+from parley.loadtest import bench, model, raw
+from parley.loadtest.harness import record
+from parley.loadtest.harness.session import guarded, run_async, say, scratch_cluster, stop_on_signals
 
 
-def run_raw(args: argparse.Namespace) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="parley-raw-") as tmp:
-        cluster = raw.start_cluster(Path(tmp))
-        try:
-            return asyncio.run(raw.measure(cluster, args.pairs, args.rates, args.step_seconds, args.idle,
-                                           args.ping_rate, args.concurrency))
-        finally:
-            cluster.shutdown()
+def run_raw(args: argparse.Namespace, rec: dict[str, Any]) -> dict[str, Any]:
+    with scratch_cluster(rec, "parley-raw-", keep=False, **raw.CLUSTER) as cluster:
+        return run_async(raw.measure(cluster, args.pairs, args.rates, args.step_seconds, args.idle,
+                                     args.ping_rate, args.concurrency))
 
 
 def run_foundation(args: argparse.Namespace) -> dict[str, Any]:
-    before = BENCH_RESULTS.read_text().count("\n") if BENCH_RESULTS.exists() else 0
-    cmd = [sys.executable, "-m", "loadtest.bench", "--seconds", "4", "--warmup", "1", "--rate", "1000",
-           "--steps", args.foundation_steps, "--refine", "1"]
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    lines = BENCH_RESULTS.read_text().splitlines() if BENCH_RESULTS.exists() else []
-    if out.returncode != 0 or len(lines) <= before:
-        return {"error": f"loadtest.bench exited {out.returncode}", "output": (out.stdout + out.stderr)[-1500:]}
-    rec = json.loads(lines[-1])
+    """The Foundation benchmark, shortened, recording to --foundation-out under the same rules as this run."""
+    argv = ["--seconds", "4", "--warmup", "1", "--rate", "1000", "--steps", args.foundation_steps, "--refine", "1"]
+    argv += ["--out", args.foundation_out] if args.foundation_out else ["--no-save"]
+    argv += ["--no-save"] if args.no_save else ["--allow-dirty"] if args.allow_dirty else []
+    done = bench.measure(*bench.parse_args(argv))
+    if done is None:
+        return {"error": "loadtest.bench failed (see above)"}
+    rec, _ = done
     r = rec["results"]
     best = r["max_throughput"]
     return {"date": rec["date"], "args": rec["args"], "best_sustained_delivered_rate":
@@ -100,7 +88,7 @@ def summary_lines(rec: dict[str, Any]) -> list[str]:
         if k in t:
             lines.append(f"e2e at {k[3:5]}% ({t[k]['rate']} msg/s): p50 {t[k]['e2e']['p50_ms']} ms, "
                          f"p99 {t[k]['e2e']['p99_ms']} ms")
-    lines += [
+    return lines + [
         f"idle: {idle['connections']} connections on one node, {idle['rss_per_connection_kb']} KiB RSS each "
         f"(node {idle['rss_before_mb']} -> {idle['rss_after_mb']} MiB); ping {idle['heartbeats']['cpu_ms_per_ping']} "
         "ms CPU",
@@ -108,10 +96,9 @@ def summary_lines(rec: dict[str, Any]) -> list[str]:
         f"{rc['cpu_ms_per_reconnect']['node1']} ms each; busiest {rc['busiest']}",
         f"bottleneck: {r['comparison']['bottleneck']}",
     ]
-    return lines
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, record.Recorder]:
     p = argparse.ArgumentParser(prog="python -m parley.loadtest.standard", description=__doc__.split("\n")[0])
     p.add_argument("--pairs", type=int, default=20)
     p.add_argument("--rates", default="1000,2000,3000,4000,5000,6000,8000", help="offered msg/s steps")
@@ -121,37 +108,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=32, help="reconnects in flight")
     p.add_argument("--no-foundation", action="store_true", help="skip the Foundation benchmark")
     p.add_argument("--foundation-steps", default="2000,3000")
-    p.add_argument("--out", default=str(RESULTS))
+    p.add_argument("--foundation-out", default=str(record.results_file("bench.jsonl") or ""),
+                   help="where the Foundation run is recorded (default: bench.jsonl beside the results)")
+    record.add_options(p, "capacity.jsonl")
     a = p.parse_args(argv)
     a.rates = [float(x) for x in a.rates.split(",") if x.strip()]
     if not 1 <= a.pairs <= 500 or not 10 <= a.idle <= 20_000 or not 0 < a.step_seconds <= 30 or not a.rates:
         p.error("--pairs 1..500, --idle 10..20000, --step-seconds up to 30, --rates not empty")
-    return a
+    return a, record.recorder(p, a)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args, recorder = parse_args(argv)
+    stop_on_signals()
     t0 = time.monotonic()
-    rec: dict[str, Any] = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine_info(),
-                           "git": git_info(), "versions": versions(),
-                           "args": {k: v for k, v in vars(args).items() if k != "out"}}
-    print("raw generator: throughput steps, latency at 50%/80%, idle connections, reconnects ...", flush=True)
-    rawr = run_raw(args)
+    rec = recorder.new_record(args)
+    say("raw generator: throughput steps, latency at 50%/80%, idle connections, reconnects ...")
+    rawr = guarded("standard", lambda: run_raw(args, rec))
+    if rawr is None:
+        return 1
     foundation: dict[str, Any] = {"skipped": True}
     if not args.no_foundation:
-        print("Foundation benchmark (loadtest.bench, shortened) ...", flush=True)
+        say("Foundation benchmark (loadtest.bench, shortened) ...")
         foundation = run_foundation(args)
     rec["results"] = {"raw": rawr, "foundation": foundation, "comparison": compare(rawr, foundation)}
     rec["duration_s"] = round(time.monotonic() - t0, 1)
     if rawr["throughput"].get("at_max") is None:
-        print("no sustained step: nothing appended", file=sys.stderr)
-        print(json.dumps(rawr["throughput"]["steps"][:1])[:2000], file=sys.stderr)
+        say("no sustained step: nothing appended", err=True)
+        say(json.dumps(rawr["throughput"]["steps"][:1])[:2000], err=True)
         return 1
-    with open(args.out, "a") as f:
-        f.write(json.dumps(rec) + "\n")
-    print("\n".join(summary_lines(rec)))
-    print(f"appended to {args.out}\n")
-    return model.main(["--results", args.out])
+    say("\n".join(summary_lines(rec)))
+    say(recorder.append(rec) + "\n")
+    if recorder.out is None:
+        return 0
+    return model.main(["--results", str(recorder.out)])
 
 
 if __name__ == "__main__":

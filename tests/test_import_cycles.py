@@ -199,3 +199,19 @@ def test_the_graph_sees_what_python_runs(tmp_path: Path) -> None:
     assert sorted(map(sorted, cycles(graph))) == [["parley.a", "parley.node.b"], ["parley.d", "parley.e"]]
     assert one_cycle(graph, {"parley.a", "parley.node.b"}) == ["parley.a", "parley.node.b", "parley.a"]
     assert long_modules(files, tmp_path) == {"parley/e.py": MAX_LINES + 1}
+
+
+def test_every_package_folder_is_in_the_wheel() -> None:
+    """A folder of production code with an ``__init__.py`` that pyproject's ``packages`` does not name
+    would be left out of a non-editable install (imports work from the source tree, then fail there)."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    mapping = {folder: package for package, folder in config["package-dir"].items() if folder != "."}
+    mapping["parley"] = "parley"
+    found = set()
+    for folder, package in mapping.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / folder)
+            found.add(".".join([package, *rel.parts]))
+    missing = sorted(found - listed)
+    assert not missing, f"add to pyproject's packages: {missing}"

@@ -47,6 +47,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from parley.tools.cluster import free_port
+
 from parley.errors import ParleyError
 
 
@@ -310,12 +312,6 @@ def jvm_command(dir: Path, classpath: str, heap: str = "1G", jmx_port: int | Non
         f"-Dcassandra.triggers_dir={dir / 'triggers'}", "-Dcassandra-foreground=yes",
         "-cp", classpath, MAIN_CLASS,
     ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def _check_free(port: int, what: str) -> None:

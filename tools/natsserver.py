@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from parley.errors import ParleyError
@@ -31,11 +32,13 @@ def config_file() -> Path:
     raise ParleyError(f"nats.conf not found beside {here} (a broken install?)", code="no_nats_conf")
 
 
-def start(port: int, store_dir: Path, log_file: Path | None = None) -> subprocess.Popen[bytes]:
+def start(port: int, store_dir: Path, log_file: Path | None = None,
+          preexec_fn: Callable[[], None] | None = None) -> subprocess.Popen[bytes]:
     store_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PARLEY_NATS_PORT": str(port), "PARLEY_NATS_STORE_DIR": str(store_dir)}
     command = [binary(), "-c", str(config_file())]
     if log_file is None:
-        return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                                preexec_fn=preexec_fn)
     with open(log_file, "ab") as out:  # the child keeps its own descriptor
-        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=preexec_fn)

@@ -1,8 +1,9 @@
 """``parley up``: a whole cluster on one machine, started in order and stopped cleanly.
 
 Order: [Cassandra, with ``--store cassandra``] → nats-server (JetStream, from the wheel, configured
-by nats.conf) → discovery → archiver → presence → API → edge nodes. Every role is a child process of its own
-with logs under ``<run dir>/logs``. Ctrl-C (or SIGTERM) stops them in reverse order, waiting for
+by nats.conf) → discovery → archiver → presence → [pusher] → API → edge nodes, started by the cluster
+launcher (``parley.tools.cluster``): every role is a child process of its own with logs under
+``<run dir>/logs``. Ctrl-C (or SIGTERM) stops them in reverse order, waiting for
 each; a node that drained (``parley node drain``) and exited cleanly is started again, like an
 orchestrator replacing it; any other child that dies takes the cluster down with a message saying
 which. Data (SQLite file or Cassandra data, JetStream store, the cluster secret) stays in the run
@@ -12,30 +13,18 @@ dir, so the next ``parley up`` continues where this one stopped.
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from parley.tools import cassandra_runner, natsserver
+from parley.tools import cassandra_runner
+from parley.tools.cluster import Cluster
 
 from parley.errors import ParleyError
 from parley.settings import Secret, Settings
-
-
-@dataclass
-class Child:
-    name: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-    role: str = ""  # set by spawn: what to run again after a drain
-    settings: Settings | None = None
 
 
 def cluster_secret(run_dir: Path, configured: Secret) -> Secret:
@@ -46,56 +35,6 @@ def cluster_secret(run_dir: Path, configured: Secret) -> Secret:
         path.write_text(secrets.token_urlsafe(48))
         path.chmod(0o600)
     return Secret(path.read_text().strip())
-
-
-def wait_port(port: int, child: Child, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if child.proc.poll() is not None:
-            raise ParleyError(f"{child.name} exited at start-up; see {child.log}", code="start_failed")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise ParleyError(f"{child.name} did not open port {port} in {timeout:.0f}s; see {child.log}",
-                      code="start_failed")
-
-
-def wait_ready(url: str, child: Child, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if child.proc.poll() is not None:
-            raise ParleyError(f"{child.name} exited at start-up; see {child.log}", code="start_failed")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise ParleyError(f"{child.name} not ready at {url} in {timeout:.0f}s; see {child.log}", code="start_failed")
-
-
-def spawn(name: str, role: str, settings: Settings, logs: Path) -> Child:
-    log = logs / f"{name}.log"
-    env = {**os.environ, **settings.as_env()}
-    with open(log, "ab") as out:  # the child keeps its own descriptor
-        proc = subprocess.Popen([sys.executable, "-m", "parley", role], env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
-    return Child(name, proc, log, role, settings)
-
-
-def stop_all(children: list[Child], timeout: float = 10) -> None:
-    """Stop now, in reverse order: SIGINT (a node closes its connections with 1001 rather than draining
-    them to the others, which are about to stop too), SIGKILL after ``timeout``."""
-    for child in reversed(children):
-        if child.proc.poll() is None:
-            child.proc.send_signal(signal.SIGINT)
-            try:
-                child.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                child.proc.kill()
-                child.proc.wait()
 
 
 @dataclass
@@ -128,12 +67,8 @@ def push_line(settings: Settings) -> str:
     return "off (set PARLEY_FCM_CREDENTIALS to a Firebase service-account file to turn it on)"
 
 
-def start_cluster(base: Settings, args: argparse.Namespace, children: list[Child],
-                  databases: list[LocalCassandra]) -> list[str]:
-    run_dir = Path(args.run_dir or base.run_dir).resolve()
-    logs = run_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    settings = base.replace(
+def cluster_settings(base: Settings, args: argparse.Namespace, run_dir: Path) -> Settings:
+    return base.replace(
         store=getattr(args, "store", None) or base.store,
         run_dir=str(run_dir),
         sqlite_path=str(run_dir / "parley.db") if base.sqlite_path == "parley.db" else base.sqlite_path,
@@ -146,6 +81,14 @@ def start_cluster(base: Settings, args: argparse.Namespace, children: list[Child
         presence_port=args.presence_port,
         pusher_port=getattr(args, "pusher_port", base.pusher_port),
     )
+
+
+def prepare(base: Settings, args: argparse.Namespace, databases: list[LocalCassandra]) -> tuple[Cluster, list[str]]:
+    """The launcher for the run dir and ports, and Cassandra if the store is; the banner's store lines."""
+    run_dir = Path(args.run_dir or base.run_dir).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    settings = cluster_settings(base, args, run_dir)
+    cluster = Cluster.configured(run_dir, settings, [args.node_port + i for i in range(args.nodes)])
     store_line = [f"  store      SQLite {settings.sqlite_path}"]
     if settings.store == "cassandra":
         database, where = start_cassandra(settings)
@@ -153,74 +96,68 @@ def start_cluster(base: Settings, args: argparse.Namespace, children: list[Child
         store_line = [f"  Cassandra  {where}, keyspace {settings.cassandra_keyspace}",
                       f"             cqlsh: .venv/bin/pip install cqlsh && .venv/bin/cqlsh 127.0.0.1 "
                       f"{settings.cassandra_port}"]
-    nats = Child("nats", natsserver.start(args.nats_port, run_dir / "nats", logs / "nats.log"), logs / "nats.log")
-    children.append(nats)
-    wait_port(args.nats_port, nats)
-    roles = [("discovery", "discovery", settings, settings.discovery_port),
-             ("archiver", "archiver", settings, settings.archiver_port),
-             ("presence", "presence", settings, settings.presence_port),
-             *([("pusher", "pusher", settings, settings.pusher_port)] if settings.fcm_credentials else []),
-             ("api", "api", settings, settings.api_port)]
-    for i in range(args.nodes):
-        port = args.node_port + i
-        roles.append((f"node{i + 1}", "node", settings.replace(node_id=f"node{i + 1}", node_port=port), port))
-    for name, role, role_settings, port in roles:
-        child = spawn(name, role, role_settings, logs)
-        children.append(child)
-        if port is not None:
-            wait_ready(f"http://127.0.0.1:{port}/readyz", child)
-    nodes = [f"ws://127.0.0.1:{args.node_port + i}/ws" for i in range(args.nodes)]
+    return cluster, store_line
+
+
+def banner(cluster: Cluster, store_line: list[str]) -> list[str]:
+    settings = cluster.settings
     return [
         "Parley is up.",
-        f"  chat       http://127.0.0.1:{settings.api_port}/   (open it in a browser: sign up, add a friend, chat)",
-        f"  API        http://127.0.0.1:{settings.api_port}   (sign up: POST /v1/signup, log in: POST /v1/login)",
-        f"  discovery  http://127.0.0.1:{settings.discovery_port}/v1/nodes",
-        f"  cluster    http://127.0.0.1:{settings.discovery_port}/cluster   (live cluster page: nodes, traffic, lag)",
-        *[f"  node{i + 1}      {url}" for i, url in enumerate(nodes)],
+        f"  chat       {cluster.api_url}/   (open it in a browser: sign up, add a friend, chat)",
+        f"  API        {cluster.api_url}   (sign up: POST /v1/signup, log in: POST /v1/login)",
+        f"  discovery  {cluster.discovery_url}/v1/nodes",
+        f"  cluster    {cluster.discovery_url}/cluster   (live cluster page: nodes, traffic, lag)",
+        *[f"  node{i + 1}      {cluster.node_url(i)}" for i in range(len(cluster.node_ports))],
         f"  NATS       {settings.nats_url}",
         *store_line,
         f"  push       {push_line(settings)}",
-        f"  data+logs  {run_dir}",
+        f"  data+logs  {cluster.root}",
         "Press Ctrl-C to stop.",
     ]
 
 
+def watch(cluster: Cluster, databases: list[LocalCassandra], stopping: list[bool]) -> int:
+    """Until a signal: a node that drained and exited cleanly is started again; any other exit stops all."""
+    while not stopping:
+        dead = next(iter(cluster.exited()), None)
+        if dead is not None and dead.role == "node" and dead.proc.returncode == 0:
+            # drained (`parley node drain`, or SIGTERM): its clients moved; start a fresh one in its place
+            print(f"parley up: {dead.name} drained and stopped; starting it again", flush=True)
+            cluster.restart(dead.name)
+            continue
+        if dead is not None:
+            print(f"parley up: {dead.name} exited with {dead.proc.returncode}; see {dead.log}", file=sys.stderr)
+            return 1
+        gone = next((d for d in databases if d.ours and cassandra_runner.running_pid(d.dir) is None), None)
+        if gone is not None:
+            print(f"parley up: Cassandra exited; see {gone.dir / 'logs' / 'system.log'}", file=sys.stderr)
+            return 1
+        time.sleep(0.2)
+    print("Stopping…", flush=True)
+    return 0
+
+
 def run_cluster(base: Settings, args: argparse.Namespace) -> int:
-    children: list[Child] = []
     databases: list[LocalCassandra] = []
-    stopping = False
+    cluster: Cluster | None = None
+    stopping: list[bool] = []  # appended to by the signal handler
 
     def on_signal(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
+        stopping.append(True)
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        banner = start_cluster(base, args, children, databases)
-        print("\n".join(banner), flush=True)
-        while not stopping:
-            dead = next((c for c in children if c.proc.poll() is not None), None)
-            if dead is not None and dead.role == "node" and dead.proc.returncode == 0 and dead.settings:
-                # drained (`parley node drain`, or SIGTERM): its clients moved; start a fresh one in its place
-                print(f"parley up: {dead.name} drained and stopped; starting it again", flush=True)
-                children[children.index(dead)] = spawn(dead.name, "node", dead.settings, Path(dead.log).parent)
-                continue
-            if dead is not None:
-                print(f"parley up: {dead.name} exited with {dead.proc.returncode}; see {dead.log}", file=sys.stderr)
-                return 1
-            gone = next((d for d in databases if d.ours and cassandra_runner.running_pid(d.dir) is None), None)
-            if gone is not None:
-                print(f"parley up: Cassandra exited; see {gone.dir / 'logs' / 'system.log'}", file=sys.stderr)
-                return 1
-            time.sleep(0.2)
-        print("Stopping…", flush=True)
-        return 0
+        cluster, store_line = prepare(base, args, databases)
+        cluster.start(pusher=bool(cluster.settings.fcm_credentials))
+        print("\n".join(banner(cluster, store_line)), flush=True)
+        return watch(cluster, databases, stopping)
     except ParleyError as err:
         print(f"parley up: {err.message}", file=sys.stderr)
         return 1
     finally:
-        stop_all(children)
+        if cluster is not None:
+            cluster.shutdown()
         for database in databases:
             if database.ours:
                 cassandra_runner.stop(database.dir)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from parley.tools.up import spawn, wait_ready
+from parley.tools.cluster import spawn, wait_ready
 from selenium import webdriver
 from selenium.webdriver.support.ui import WebDriverWait
 
