@@ -172,11 +172,13 @@ async def test_503_is_retried_and_a_restart_sends_no_duplicates(pworld, fcm, pus
     child = push_cluster.roles["pusher"]
     push_cluster.stop("pusher")  # a graceful stop closes firebase-admin's client and exits 0
     assert child.proc.returncode == 0 and "Traceback" not in push_cluster.log_text("pusher")
-    push_cluster.start_pusher()
+    # Started off this loop: it serves the FCM stand-in, which a starting pusher with pushes due calls at
+    # once (firebase-admin fetches its token synchronously, stalling the pusher's /readyz until answered).
+    await asyncio.to_thread(push_cluster.start_pusher)
     sent = [await a.send(conv, f"burst {i}") for i in range(20)]
     await asyncio.sleep(0.2)  # the scenario, not a wait: the pusher has fetched part of the burst
     push_cluster.kill("pusher")  # mid-stream: some pushed, some claimed, some not yet fetched
-    push_cluster.start_pusher()
+    await asyncio.to_thread(push_cluster.start_pusher)  # pushes are due at once now: see above
     await until(lambda: len(fcm.delivered(token)) >= 2 + 15, "most of the burst pushed after the restart", timeout=20)
     await witness.pusher_caught_up()  # the new pusher is past the burst
     ids = [p["message"]["data"]["message_id"] for p in fcm.delivered(token)]
