@@ -24,17 +24,9 @@ from parley.api.shapes import conversation_json, message_json
 from parley import bus
 from parley.auth import Claims
 from parley.errors import BadRequest, Forbidden, NotFound
-from parley.ids import (
-    ConversationId,
-    UserId,
-    conversation_of_message,
-    dm_conversation,
-    dm_members,
-    is_group,
-    message_subject,
-    user_message_filters,
-)
+from parley.ids import ConversationId, UserId, dm_conversation, dm_members, is_group
 from parley.messages import decode_payload
+from parley.shards import conversation_of_message, home_for, message_subject, pos_of_id, user_message_filters
 from parley.store import Conversation, Receipt, Store, StoredMessage
 
 HISTORY_MAX = 200
@@ -45,10 +37,11 @@ UNREAD_READS = 16  # GET /v1/conversations: conversations whose unread count is 
 async def list_conversations(request: web.Request) -> web.Response:
     claims = await authed(request)
     store = request.app[STORE]
-    # Read the archiver's floor before the store: the store then holds at least everything up to it.
-    archived = await bus.archived_through(request.app[NATS], request.app[SETTINGS])
+    # Read the archiver's floors before the store: the store then holds at least everything up to them.
+    nc, settings = request.app[NATS], request.app[SETTINGS]
+    floors = [await bus.archived_through(nc, settings, shard) for shard in range(settings.shards)]
     convs = await store.list_conversations(claims.user)
-    tail = await _tail_from_stream(request, claims.user, convs, archived)
+    tail = await _tail_from_stream(request, claims.user, convs, floors)
     convs = _with_latest(convs, tail)
     users = await store.get_users(sorted({m for c in convs for m in c.members}))
     gate = asyncio.Semaphore(UNREAD_READS)  # a user in thousands of conversations: a few reads at a time
@@ -87,7 +80,8 @@ async def open_dm(request: web.Request) -> web.Response:
     if await store.friend_state(claims.user, other) != "friends":
         raise Forbidden("you can only message friends", code="not_friends")
     conv_id = dm_conversation(claims.user, other)
-    await store.open_conversation(Conversation(conv_id, "dm", tuple(sorted((claims.user, other))), now_ms()))
+    await store.open_conversation(Conversation(conv_id, "dm", tuple(sorted((claims.user, other))), now_ms(),
+                                               shard=home_for(conv_id, request.app[SETTINGS].shards)))
     conv = await store.get_conversation(conv_id)
     assert conv is not None
     users = await store.get_users(list(conv.members))
@@ -122,10 +116,11 @@ async def history(request: web.Request) -> web.Response:
         raise BadRequest("order must be asc or desc", code="bad_field", field="order")
     assert limit is not None
     newest_first = order == "desc"
-    archived = await bus.archived_through(request.app[NATS], request.app[SETTINGS])  # before the store read
+    shard = home_of(conv, request.app[SETTINGS].shards)
+    archived = await bus.archived_through(request.app[NATS], request.app[SETTINGS], shard)  # before the store read
     rows = await request.app[STORE].history(conv.id, before=before, after=after, limit=limit + 1,
                                             newest_first=newest_first)
-    rows = await _with_unarchived(request, conv.id, rows, archived, before=before, after=after,
+    rows = await _with_unarchived(request, conv.id, shard, rows, archived, before=before, after=after,
                                   newest_first=newest_first)
     page, more = rows[:limit], len(rows) > limit
     return json({"messages": [message_json(m) for m in page], "more": more})
@@ -140,46 +135,53 @@ async def receipts(request: web.Request) -> web.Response:
 
 
 async def _with_unarchived(
-    request: web.Request, conv: ConversationId, rows: list[StoredMessage], archived: int, *,
+    request: web.Request, conv: ConversationId, shard: int, rows: list[StoredMessage], archived: int, *,
     before: int | None, after: int | None, newest_first: bool,
 ) -> list[StoredMessage]:
     """Add messages the stream holds but the archiver had not written when the store was read, so
-    history is never behind what devices were sent."""
+    history is never behind what devices were sent. Ids of one shard compare like its sequences."""
     nc, settings = request.app[NATS], request.app[SETTINGS]
-    first, last = await bus.stream_bounds(nc, settings)
-    start = max(archived + 1, first, (after or 0) + 1)
-    end = min(last, (before if before is not None else 2**53) - 1)
+    first, last = await bus.stream_bounds(nc, settings, shard)
+    start = max(archived + 1, first, pos_of_id(after or 0) + 1)
+    end = min(last, pos_of_id(before) - 1 if before is not None else last)
     if start > end:
         return rows
-    tail = await bus.read_stream(nc.jetstream(), settings, [message_subject(conv)], start=start, end=end)
-    extra = [decode_payload(seq, conv, data) for seq, _, data in tail]
+    tail = await bus.read_stream(nc.jetstream(), settings, shard, [message_subject(shard, conv)], start=start, end=end)
+    extra = [m for m in (decode_payload(id, conv, data) for id, _, data in tail)
+             if (after is None or m.id > after) and (before is None or m.id < before)]
     merged = {m.id: m for m in rows} | {m.id: m for m in extra}
     return sorted(merged.values(), key=lambda m: m.id, reverse=newest_first)
 
 
 async def _tail_from_stream(
-    request: web.Request, user: UserId, convs: list[Conversation], archived: int
+    request: web.Request, user: UserId, convs: list[Conversation], floors: list[int]
 ) -> dict[ConversationId, list[StoredMessage]]:
-    """Messages of these conversations the archiver had not written when the store was read, from the
-    stream's tail, per conversation in id order."""
+    """Messages of these conversations the archiver had not written when the store was read, from each
+    shard's tail, per conversation in id order."""
     nc, settings = request.app[NATS], request.app[SETTINGS]
-    first, last = await bus.stream_bounds(nc, settings)
-    start = max(archived + 1, first)
-    if start > last:
-        return {}
-    groups = [c.id for c in convs if c.kind == "group"]
-    tail = await bus.read_stream(nc.jetstream(), settings, user_message_filters(user, groups), start=start, end=last)
     out: dict[ConversationId, list[StoredMessage]] = {}
-    for seq, subject, data in tail:
-        conv = conversation_of_message(subject)
-        out.setdefault(conv, []).append(decode_payload(seq, conv, data))
+    for shard, archived in enumerate(floors):
+        first, last = await bus.stream_bounds(nc, settings, shard)
+        start = max(archived + 1, first)
+        groups = [c.id for c in convs if c.kind == "group" and home_of(c, settings.shards) == shard]
+        if start > last or not convs:
+            continue
+        filters = user_message_filters(shard, user, groups)
+        for id, subject, data in await bus.read_stream(nc.jetstream(), settings, shard, filters, start=start, end=last):
+            conv = conversation_of_message(subject)
+            out.setdefault(conv, []).append(decode_payload(id, conv, data))
     return out
+
+
+def home_of(conv: Conversation, shards: int) -> int:
+    """The shard ``conv`` lives in (stored; conversations from before shards: the hash)."""
+    return conv.shard if conv.shard is not None else home_for(conv.id, shards)
 
 
 def _with_latest(convs: list[Conversation], tail: dict[ConversationId, list[StoredMessage]]) -> list[Conversation]:
     """Last messages from the unarchived tail; most recently active first."""
     updated = [replace(c, last_message=tail[c.id][-1] if tail.get(c.id) else c.last_message) for c in convs]
-    return sorted(updated, key=lambda c: c.last_message.id if c.last_message else 0, reverse=True)
+    return sorted(updated, key=lambda c: c.last_message.ts if c.last_message else 0, reverse=True)
 
 
 def add_routes(r: web.UrlDispatcher) -> None:

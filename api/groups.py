@@ -18,14 +18,15 @@ from typing import Any
 from aiohttp import web
 from parley.api import validation as v
 from parley.api.announce import announce
-from parley.api.conversations import member_conversation
+from parley.api.conversations import home_of, member_conversation
 from parley.api.http import NATS, SETTINGS, STORE, authed, body_of, json, now_ms
 from parley.api.shapes import conversation_json
 
 from parley import bus, wire
 from parley.auth import Claims
 from parley.errors import BadRequest, Forbidden, NotFound
-from parley.ids import UserId, message_subject, new_group_conversation
+from parley.ids import ConversationId, UserId, new_group_conversation
+from parley.shards import home_for, pack
 from parley.store import Conversation, Role, Store
 
 
@@ -91,9 +92,11 @@ async def create(request: web.Request) -> web.Response:
     store = request.app[STORE]
     await check_friends(store, claims.user, members)
     conv = new_group_conversation()
+    shard = home_for(conv, request.app[SETTINGS].shards)
+    since = await group_mark(request, conv, shard)  # nothing of the group can come before it
     await store.create_group(Conversation(conv, "group", tuple(sorted(members)), now_ms(), name=name,
-                                          roles=((claims.user, "owner"),)))
-    await tell(request, conv, members, "joined", since=0)
+                                          roles=((claims.user, "owner"),), shard=shard))
+    await tell(request, conv, members, "joined", since=since)
     return await reply(request, conv, status=201)
 
 
@@ -131,7 +134,7 @@ async def add_members(request: web.Request) -> web.Response:
     await check_friends(store, claims.user, wanted)
     # the group's last message before the add: the joiners' nodes re-sync from there, so a message sent
     # while the nodes subscribe is not missed
-    since = await bus.last_seq_of_subject(request.app[NATS], settings, message_subject(conv.id))
+    since = await group_mark(request, conv.id, home_of(conv, settings.shards))
     added = await store.add_members(conv.id, wanted, cap=settings.group_max_members)
     if added:
         await tell(request, conv.id, added, "joined", since=since)
@@ -188,3 +191,15 @@ def add_routes(r: web.UrlDispatcher) -> None:
     r.add_post("/v1/groups/{conv}/members", add_members)
     r.add_delete("/v1/groups/{conv}/members/{user_id}", remove_member)
     r.add_put("/v1/groups/{conv}/members/{user_id}/role", set_role)
+
+
+async def group_mark(request: web.Request, conv: ConversationId, shard: int) -> int:
+    """An id at or after the group's last message, in its shard: its last one the stream holds, else the
+    shard's newest position. A joiner's devices re-sync from no later than this, so a message sent while
+    their nodes subscribe is not missed."""
+    nc, settings = request.app[NATS], request.app[SETTINGS]
+    last = await bus.last_id_of(nc, settings, shard, conv)
+    if last:
+        return last
+    _, newest = await bus.stream_bounds(nc, settings, shard)
+    return pack(shard, newest)

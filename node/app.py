@@ -48,6 +48,7 @@ async def run_node(settings: Settings) -> None:
     await bus.ensure_stream(js, settings)
     kv = await open_bucket(js, settings)
     node = EdgeNode(settings, store, nc, node_id)
+    node.start()
     online, seen = await open_buckets(js, settings)
     node.frames.presence = partial(read_presence, online, seen)
 

@@ -20,12 +20,14 @@ from parley.node.membership import MembershipCheck
 from parley.node.publisher import Publisher
 
 from parley import protocol
-from parley.errors import CLOSE_ABUSE, ParleyError, PeerError, RateLimited, Unavailable
+from parley.cursor import BadCursor, open_cursor
+from parley.errors import CLOSE_ABUSE, BadRequest, ParleyError, PeerError, RateLimited, Unavailable
 from parley.ids import dedup_id
 from parley.messages import encode_payload
 from parley.metrics import NodeMetrics
 from parley.ratelimit import TokenBucket
 from parley.settings import Settings
+from parley.shards import Vector
 
 log = logging.getLogger("parley.node")
 
@@ -40,10 +42,10 @@ def now_ms() -> int:
 class FrameHandler:
     def __init__(self, settings: Settings, metrics: NodeMetrics, *, membership: MembershipCheck,
                  publisher: Publisher, events: ConversationEvents, on_cursor: Callable[[DeviceLink], None],
-                 sync: Callable[[DeviceLink, int], None]) -> None:
+                 sync: Callable[[DeviceLink, Vector], None], cursor_key: bytes) -> None:
         self._settings, self._metrics = settings, metrics
         self._membership, self._publisher, self._events = membership, publisher, events
-        self._on_cursor, self._sync = on_cursor, sync
+        self._on_cursor, self._sync, self._cursor_key = on_cursor, sync, cursor_key
         self._buckets: dict[str, TokenBucket] = {}
         self.presence: PresenceReader | None = None  # set once the presence buckets are open
 
@@ -81,8 +83,8 @@ class FrameHandler:
         match frame:
             case protocol.Send():
                 await self._send(link, frame)
-            case protocol.Ack(id=id):
-                covered = link.ack(id)
+            case protocol.Ack(cursor=token):
+                covered = link.ack(self._open(token))
                 if covered is not None:
                     self._on_cursor(link)
                     await self._events.delivered(link, covered)
@@ -96,14 +98,20 @@ class FrameHandler:
                 if self.presence is None:
                     raise Unavailable("presence is not available on this node yet", code="bus_unavailable")
                 link.send(protocol.frame_bytes(protocol.presence_frame(await self.presence(list(users)))))
-            case protocol.Sync(after=after):
-                action = link.core.client_sync(after)
+            case protocol.Sync(cursor=token):
+                action = link.core.client_sync(self._open(token) if token else {})
                 if action is not None:
                     self._sync(link, action.point)
             case protocol.Ping(ts=ts):
                 link.send(protocol.frame_bytes(protocol.pong_frame(ts, now_ms())))
             case protocol.Hello():
                 raise PeerError("hello was already received", code="hello_repeated")
+
+    def _open(self, token: str) -> Vector:
+        try:
+            return open_cursor(self._cursor_key, token)
+        except BadCursor as err:
+            raise BadRequest(f"cursor not accepted: {err}", code="bad_cursor") from None
 
     async def _send(self, link: DeviceLink, frame: protocol.Send) -> None:
         bucket = self._buckets.setdefault(link.user, TokenBucket(self._settings.rate_per_s,

@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterable
 from typing import Protocol
 
+from parley.node.homes import Homes
 from parley.node.hub import Hub
 from parley.node.link import DeviceLink
 from parley.node.ports import MessageHistory, Receipts
@@ -28,7 +29,7 @@ from parley.node.signals import ReceiptMarks, TypingGate
 from parley import protocol, wire
 from parley.bus import Bus, StreamReads
 from parley.errors import BadRequest, RateLimited, Unavailable
-from parley.ids import EVENT_PREFIX, ConversationId, UserId, control_subject, event_subject, is_group, message_subject
+from parley.ids import EVENT_PREFIX, ConversationId, UserId, control_subject, event_subject, is_group
 from parley.settings import Settings
 from parley.store import Receipt
 
@@ -41,8 +42,9 @@ log = logging.getLogger("parley.node")
 
 class ConversationEvents:
     def __init__(self, settings: Settings, store: EventStore, nc: Bus, reads: StreamReads,
-                 hub: Hub[DeviceLink]) -> None:
+                 hub: Hub[DeviceLink], homes: Homes) -> None:
         self._settings, self._store, self._nc, self._reads, self._hub = settings, store, nc, reads, hub
+        self._homes = homes
         self._typing = TypingGate(interval_s=settings.typing_interval_s)
         self._marks = ReceiptMarks()
         self._unsaved: dict[tuple[str, str], int] = {}  # (conv, user) → delivered mark not yet saved
@@ -107,7 +109,7 @@ class ConversationEvents:
             link.send(frame)
 
     async def read(self, link: DeviceLink, conv: ConversationId, upto: int) -> None:
-        last = await self._reads.last_of(message_subject(conv))
+        last = await self._reads.last_of(await self._homes.of(conv), conv)
         if last == 0:  # older than the stream keeps: ask the store
             rows = await self._store.history(conv, before=None, after=None, limit=1, newest_first=True)
             last = rows[0].id if rows else 0

@@ -21,6 +21,7 @@ from parley.node.link import DeviceLink
 from parley import protocol, wire
 from parley.bus import Bus
 from parley.ids import UserId, event_subject, group_delivery_subject, is_group
+from parley.shards import Vector, pos_of_id, shard_of_id
 
 log = logging.getLogger("parley.node")
 Handler = Callable[[str, dict[str, str] | None, bytes], None]
@@ -28,7 +29,7 @@ Handler = Callable[[str, dict[str, str] | None, bytes], None]
 
 class GroupRoutes:
     def __init__(self, nc: Bus, hub: Hub[DeviceLink], on_delivery: Handler, on_event: Handler,
-                 resync: Callable[[DeviceLink, int], None]) -> None:
+                 resync: Callable[[DeviceLink, Vector], None]) -> None:
         self._nc, self._hub = nc, hub
         self._on_delivery, self._on_event, self._resync = on_delivery, on_event, resync
         self._subs: dict[str, tuple[object, object]] = {}
@@ -83,8 +84,11 @@ class GroupRoutes:
             await self.reconcile(conv)
             await self._nc.flush(timeout=5)
         finally:
-            for link in self._hub.of_user(user):
-                self._resync(link, min(link.position.delivered, since))
+            for link in self._hub.of_user(user):  # ``since`` is an id in the group's shard (pos 0 if empty)
+                point = dict(link.position.delivered)
+                shard = shard_of_id(since)
+                point[shard] = min(point.get(shard, 0), pos_of_id(since))
+                self._resync(link, point)
 
     def _chore(self, work: Coroutine[object, object, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)

@@ -18,6 +18,7 @@ from parley.node.position import Position
 from parley.node.session import Covered, Delivery, DeviceSession, SyncFrom
 
 from parley.auth import Claims
+from parley.shards import Vector
 
 log = logging.getLogger("parley.node")
 
@@ -30,7 +31,7 @@ class DeviceLink:
         conn_id: int,
         *,
         max_queue: int,
-        on_sync: Callable[[DeviceLink, int], None],
+        on_sync: Callable[[DeviceLink, Vector], None],
         on_sent: Callable[[bytes], None] | None = None,
     ) -> None:
         self.ws = ws
@@ -65,7 +66,7 @@ class DeviceLink:
         return self.core.position
 
     @property
-    def acked(self) -> int:
+    def acked(self) -> dict[int, int]:
         return self.core.acked
 
     # ---- events into the session ---------------------------------------------------------------
@@ -87,8 +88,8 @@ class DeviceLink:
                         action.point, extra={"conn": self.conn_id})
             self.act(action)
 
-    def ack(self, id: int) -> Covered | None:
-        return self.core.ack(id)
+    def ack(self, point: Vector) -> Covered | None:
+        return self.core.ack(point)
 
     def act(self, action: SyncFrom | None) -> None:
         """Carry out what the session asked for: a sync round from a point."""

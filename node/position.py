@@ -1,10 +1,11 @@
-"""Where a device connection stands in its user's message sequence. Pure.
+"""Where a device connection stands in its user's messages, per stream shard. Pure.
 
-Invariant: every message of the user's conversations with an id at or below ``delivered`` has been
-queued to the device, in id order. ``conv_last`` holds, per conversation, the id last queued, so a
-message whose ``prev`` names something the device never got is seen as a gap before it is sent.
-``base`` is where the position (re)started: a conversation not yet seen may only continue from at
-or below it.
+Invariant: for every shard ``s``, every message of the user's conversations homed in ``s`` with a
+stream sequence at or below ``delivered[s]`` has been queued to the device, in order. ``conv_last``
+holds, per conversation, the id last queued, so a message whose ``prev`` names something the device
+never got is seen as a gap before it is sent. ``base`` is where each shard's position (re)started: a
+conversation not yet seen may only continue from at or below it. Ids are ``parley.shards`` ids
+(sequence and shard packed), so ids of one shard compare like their sequences.
 """
 
 from __future__ import annotations
@@ -12,27 +13,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from parley.shards import Vector, pack, pos_of_id, shard_of_id
+
 Verdict = Literal["deliver", "duplicate", "gap"]
 
 
 @dataclass
 class Position:
-    delivered: int
-    base: int = -1
+    delivered: dict[int, int] = field(default_factory=dict)
+    base: dict[int, int] = field(default_factory=dict)
     conv_last: dict[str, int] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        if self.base < 0:
-            self.base = self.delivered
-
     def judge(self, id: int, conv: str, prev: int) -> Verdict:
-        if id <= self.delivered:
+        shard = shard_of_id(id)
+        if pos_of_id(id) <= self.delivered.get(shard, 0):
             return "duplicate"
-        known = self.conv_last.get(conv, self.base)
+        known = self.conv_last.get(conv, pack(shard, self.base.get(shard, 0)))
         return "gap" if prev > known else "deliver"
 
     def advance(self, id: int, conv: str) -> None:
-        self.delivered = id
+        self.delivered[shard_of_id(id)] = pos_of_id(id)
         self.conv_last[conv] = id
 
     def accept(self, id: int, conv: str, prev: int) -> Verdict:
@@ -41,12 +41,22 @@ class Position:
             self.advance(id, conv)
         return verdict
 
-    def restart(self, after: int) -> None:
+    def restart(self, after: Vector) -> None:
         """Start again from ``after``: what follows is re-sent (the device drops ids it has)."""
-        self.delivered = after
-        self.base = after
+        self.delivered = dict(after)
+        self.base = dict(after)
         self.conv_last.clear()
 
-    def resume_point(self, conv: str) -> int:
-        """Where to restart to repair a gap in ``conv`` without skipping anything."""
-        return min(self.delivered, self.conv_last.get(conv, self.base))
+    def reach(self, through: Vector) -> None:
+        """A sync round read everything up to ``through``."""
+        for shard, pos in through.items():
+            if pos > self.delivered.get(shard, 0):
+                self.delivered[shard] = pos
+
+    def resume_point(self, conv: str, shard: int) -> dict[int, int]:
+        """Where to restart to repair a gap in ``conv`` (homed in ``shard``) without skipping anything."""
+        point = dict(self.delivered)
+        last = self.conv_last.get(conv)
+        at = pos_of_id(last) if last is not None else self.base.get(shard, 0)
+        point[shard] = min(point.get(shard, 0), at)
+        return point

@@ -1,16 +1,18 @@
-"""Publishing a message so that it names its predecessor.
+"""Publishing a message so that it names its predecessor, in its conversation's home shard.
 
-Each conversation's messages are chained: the payload carries ``prev`` and the publish carries
-``Nats-Expected-Last-Subject-Sequence`` with the same value, so the stream refuses a message whose
-``prev`` is stale and we retry with the sequence the refusal names. Sends into one conversation from
-this node are serialised by a lock, so this node never races itself. ``Nats-Msg-Id`` makes a resend
-of the same client message id return the first message's id (within the stream's duplicate window).
+Each conversation's messages are chained: the payload carries ``prev`` (the previous id) and the
+publish carries ``Nats-Expected-Last-Subject-Sequence`` with that message's stream sequence, so the
+shard's stream refuses a message whose ``prev`` is stale and we retry with the sequence the refusal
+names. Sends into one conversation from this node are serialised by a lock, so this node never races
+itself. ``Nats-Msg-Id`` makes a resend of the same client message id return the first message's id
+(within the stream's duplicate window). The ack's sequence and the shard make the id (``parley.shards``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import weakref
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
 from nats.errors import ConnectionClosedError, NoRespondersError
@@ -20,28 +22,35 @@ from nats.js.errors import APIError
 
 from parley.bus import parse_wrong_last_sequence
 from parley.errors import Unavailable
-from parley.ids import ConversationId, message_subject
+from parley.ids import ConversationId
+from parley.shards import message_subject, pack, pos_of_id
 
 MAX_ATTEMPTS = 16
+TAILS = 100_000  # conversations whose last id this node remembers
 
 
 class Publisher:
     def __init__(
         self,
         js: JetStreamContext,
-        stream_last: Callable[[str], Awaitable[int]],
+        shard_of: Callable[[ConversationId], Awaitable[int]],
+        stream_last: Callable[[int, ConversationId], Awaitable[int]],
         store_last: Callable[[ConversationId], Awaitable[int]],
     ) -> None:
         self._js = js
+        self._shard_of = shard_of
         self._stream_last = stream_last
         self._store_last = store_last
-        self._last: dict[str, int] = {}
+        self._last: OrderedDict[str, int] = OrderedDict()  # conversation -> last id seen (bounded)
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
-    def observe(self, conv: str, seq: int) -> None:
+    def observe(self, conv: str, id: int) -> None:
         """A message of ``conv`` was seen on the delivery subjects."""
-        if seq > self._last.get(conv, 0):
-            self._last[conv] = seq
+        if id > self._last.get(conv, 0):
+            self._last[conv] = id
+            self._last.move_to_end(conv)
+            if len(self._last) > TAILS:
+                self._last.popitem(last=False)
 
     async def publish(
         self, conv: ConversationId, payload: Callable[[int], bytes], msg_id: str
@@ -50,16 +59,16 @@ class Publisher:
         if lock is None:
             lock = self._locks[conv] = asyncio.Lock()
         async with lock:
-            return await self._publish(conv, payload, msg_id)
+            return await self._publish(conv, await self._shard_of(conv), payload, msg_id)
 
-    async def _publish(self, conv: ConversationId, payload: Callable[[int], bytes], msg_id: str) -> tuple[int, bool]:
-        subject = message_subject(conv)
-        expected = self._last.get(conv)
-        if expected is None:
-            expected = await self._stream_last(subject)
+    async def _publish(self, conv: ConversationId, shard: int, payload: Callable[[int], bytes],
+                       msg_id: str) -> tuple[int, bool]:
+        subject = message_subject(shard, conv)
+        last = self._last.get(conv)
+        expected = pos_of_id(last) if last is not None else pos_of_id(await self._stream_last(shard, conv))
         for _ in range(MAX_ATTEMPTS):
             # An empty subject (new, or older than the stream's retention) chains to the store's last.
-            prev = expected or await self._store_last(conv)
+            prev = pack(shard, expected) if expected else await self._store_last(conv)
             headers = {"Nats-Msg-Id": msg_id, "Nats-Expected-Last-Subject-Sequence": str(expected)}
             try:
                 ack = await self._js.publish(subject, payload(prev), headers=headers, timeout=5)
@@ -74,7 +83,8 @@ class Publisher:
                 raise Unavailable(
                     "the message bus did not confirm the message; resend it", code="bus_unavailable"
                 ) from err
+            id = pack(shard, ack.seq)
             if not ack.duplicate:
-                self.observe(conv, ack.seq)
-            return ack.seq, bool(ack.duplicate)
+                self.observe(conv, id)
+            return id, bool(ack.duplicate)
         raise Unavailable("conversation too busy; resend the message", code="bus_unavailable")

@@ -16,10 +16,12 @@ import logging
 import time
 
 from aiohttp import WSMsgType, web
+from parley.node.bounds import ShardWatch
 from parley.node.dispatch import FrameHandler
 from parley.node.events import ConversationEvents
 from parley.node.groups import GroupRoutes
 from parley.node.handshake import handshake
+from parley.node.homes import Homes
 from parley.node.hub import Hub
 from parley.node.link import DeviceLink
 from parley.node.membership import MembershipCheck
@@ -31,13 +33,25 @@ from parley.node.sync import SyncRunner, delivery_of
 
 from parley import protocol
 from parley.bus import BusClient, JetStreamReads, StreamReads
-from parley.errors import CLOSE_DRAINING, CLOSE_GOING_AWAY, CLOSE_IDLE, ParleyError, PeerError, Unavailable
+from parley.cursor import BadCursor, cursor_key, open_cursor, seal_cursor
+from parley.errors import (
+    CLOSE_DRAINING,
+    CLOSE_GOING_AWAY,
+    CLOSE_IDLE,
+    BadRequest,
+    ParleyError,
+    PeerError,
+    Unavailable,
+)
 from parley.ids import ConversationId, DeviceId, UserId, conversation_of_delivery
 from parley.messages import decode_payload
 from parley.metrics import NodeMetrics
 from parley.settings import Settings
+from parley.shards import Vector, pack, shard_of_stream
 
 log = logging.getLogger("parley.node")
+RESYNC_WAVE = 200  # after a NATS reconnect, connections resync this many at a time
+RESYNC_PAUSE_S = 0.1
 
 
 class EdgeNode:
@@ -50,17 +64,23 @@ class EdgeNode:
         self.draining = False
         self.moved_to: tuple[dict[str, object] | None, list[dict[str, object]]] = (None, [])  # while draining
         self._conn_ids = itertools.count(1)
-        self._dirty_cursors: dict[DeviceId, int] = {}
-        self.syncs = SyncRunner(store, self.reads, self.hub.groups_of, batch=settings.sync_batch)
-        self.events = ConversationEvents(settings, store, nc, self.reads, self.hub)
+        self._dirty_cursors: dict[DeviceId, str] = {}
+        self._cursor_key = cursor_key(settings.secret.reveal())
+        self.homes = Homes(store, settings.shards)
+        self.watch = ShardWatch(self.reads, every_s=settings.bounds_refresh_s)
+        self._background: list[asyncio.Task[None]] = []
+        self.syncs = SyncRunner(store, self.reads, self.watch, self.hub.groups_of, self.homes.known,
+                                lambda v: protocol.frame_bytes(protocol.synced_frame(cursor=self.seal(v))),
+                                batch=settings.sync_batch, floor_wait_s=settings.floor_wait_s)
+        self.events = ConversationEvents(settings, store, nc, self.reads, self.hub, self.homes)
         self.presence = PresenceRelay(nc, self.hub, node_id)
         self.groups = GroupRoutes(nc, self.hub, self.on_delivery, self.events.on_event, self.resync)
         self.subscriptions = UserSubscriptions(nc, store, self.hub, groups=self.groups, presence=self.presence,
                                                events=self.events, deliver=self.on_delivery)
-        self.publisher = Publisher(nc.jetstream(), self.reads.last_of, self._store_last)
+        self.publisher = Publisher(nc.jetstream(), self.homes.of, self.reads.last_of, self._store_last)
         self.frames = FrameHandler(settings, self.metrics, membership=MembershipCheck(store, self.hub.groups_of),
                                    publisher=self.publisher, events=self.events, on_cursor=self._cursor_moved,
-                                   sync=self.syncs.schedule)
+                                   sync=self.syncs.schedule, cursor_key=self._cursor_key)
 
     # ---- NATS side ---------------------------------------------------------------------------
 
@@ -70,27 +90,57 @@ class EdgeNode:
         subscription, so it is for that user's devices (both members of a DM may be here)."""
         if not headers or "Nats-Sequence" not in headers:
             return
+        shard = shard_of_stream(self.settings.stream_name, headers.get("Nats-Stream", ""))
+        if shard is None:
+            return
         conv = conversation_of_delivery(subject)
-        seq = int(headers["Nats-Sequence"])
-        self.publisher.observe(conv, seq)
+        id = pack(shard, int(headers["Nats-Sequence"]))
+        self.homes.learn(conv, shard)
+        self.publisher.observe(conv, id)
         links = self.hub.of_user(only) if only else self.hub.of_conversation(conv)
         if not links:
             return
-        message = decode_payload(seq, conv, data)
+        message = decode_payload(id, conv, data)
         delivery = delivery_of(message)
         for link in links:
             link.offer(delivery)
         self.metrics.delivered.inc(len(links))
         self.metrics.e2e_seconds.observe(max(0.0, time.time() - message.ts / 1000))
 
-    def resync(self, link: DeviceLink, point: int | None = None) -> None:
+    def seal(self, v: Vector) -> str:
+        return seal_cursor(self._cursor_key, v)
+
+    def start(self) -> None:
+        """The node's own background work: the shards' bounds, and offering cursors to devices."""
+        self.watch.start()
+        self._background.append(asyncio.get_running_loop().create_task(self._offer_cursors()))
+
+    async def stop(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self.watch.stop()
+
+    async def _offer_cursors(self) -> None:
+        """Every ``cursor_every_s``, each device whose position moved is offered a cursor to ack."""
+        while True:
+            await asyncio.sleep(self.settings.cursor_every_s)
+            for link in list(self.hub):
+                point = link.core.take_cursor()
+                if point is not None:
+                    link.send(protocol.frame_bytes(protocol.cursor_frame(cursor=self.seal(point))))
+
+    def resync(self, link: DeviceLink, point: Vector | None = None) -> None:
         """Sync the link again from ``point`` (default: where it stands); what it has, it is not sent."""
         link.act(link.core.resync(point))
 
     async def on_reconnected(self) -> None:
         """NATS came back: anything republished while we were away must be read, so resync all."""
-        log.warning("NATS reconnected; resyncing %d connections", len(self.hub))
-        for link in list(self.hub):
+        links = list(self.hub)
+        log.warning("NATS reconnected; resyncing %d connections", len(links))
+        for i, link in enumerate(links):  # spread: a few hundred rounds at a time, not every one at once
+            if i and i % RESYNC_WAVE == 0:
+                await asyncio.sleep(RESYNC_PAUSE_S)
             self.resync(link)
 
     async def _store_last(self, conv: ConversationId) -> int:
@@ -128,13 +178,23 @@ class EdgeNode:
         return ws
 
     async def _start(self, link: DeviceLink, hello: protocol.Hello) -> None:
-        cursor = hello.cursor
-        if cursor is None:
+        token = hello.cursor
+        if token is None:
             device = await self.store.get_device(link.device)
-            cursor = device.cursor if device else 0
+            token = device.cursor if device else ""
+        cursor: Vector = {}
+        bad: BadCursor | None = None
+        if token:
+            try:
+                cursor = open_cursor(self._cursor_key, token)
+            except BadCursor as err:
+                bad = err
         welcome = protocol.frame_bytes(protocol.welcome_frame(
-            user=link.user, device=link.device, node=self.node_id, cursor=cursor, limits=self._limits()))
+            user=link.user, device=link.device, node=self.node_id, cursor=self.seal(cursor), limits=self._limits()))
         first_sync = link.core.accept(cursor, welcome)  # welcome first: presence, group and receipt frames follow
+        if bad is not None:  # after the welcome: the device syncs as a new one
+            link.send(protocol.error_bytes(BadRequest(f"cursor not accepted ({bad}); syncing from the start",
+                                                      code="bad_cursor")))
         link.wake()
         self.hub.attach(link)
         if self.draining:  # the drain began during this hello: it may have listed its connections already
@@ -186,7 +246,7 @@ class EdgeNode:
     # ---- background duties -----------------------------------------------------------------
 
     def _cursor_moved(self, link: DeviceLink) -> None:
-        self._dirty_cursors[link.device] = link.acked
+        self._dirty_cursors[link.device] = self.seal(link.acked)
 
     async def flush_cursors(self) -> None:
         """Acked cursors and delivered receipts to the store (kept for the next try if it is down)."""
@@ -198,7 +258,7 @@ class EdgeNode:
             await self.store.save_cursors(dirty)
         except (Unavailable, asyncio.CancelledError) as err:  # kept for the next try (the final one at exit)
             for device, cursor in dirty.items():
-                self._dirty_cursors[device] = max(cursor, self._dirty_cursors.get(device, 0))
+                self._dirty_cursors.setdefault(device, cursor)  # a newer one, acked meanwhile, wins
             if isinstance(err, asyncio.CancelledError):
                 raise
 
@@ -206,4 +266,5 @@ class EdgeNode:
         for link in list(self.hub):
             link.close(code, reason)
         await asyncio.sleep(0.1)
+        await self.stop()
         await self.flush_cursors()

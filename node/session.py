@@ -37,6 +37,7 @@ from parley.node.position import Position
 
 from parley.errors import CLOSE_NORMAL, CLOSE_SLOW
 from parley.ids import UserId
+from parley.shards import Vector, covers, pos_of_id, shard_of_id, vmax, vmin
 
 BUFFER_LIMIT = 10000  # live messages held during one sync round; past it the round is redone
 
@@ -81,9 +82,9 @@ class Delivery:
 
 @dataclass(frozen=True, slots=True)
 class SyncFrom:
-    """Action: run a sync round reading from ``point`` (everything with a higher id)."""
+    """Action: run a sync round reading from ``point`` (per shard, everything after its position)."""
 
-    point: int
+    point: dict[int, int]
 
 
 Covered = dict[str, tuple[int, set[str]]]  # per conversation: highest id acked from others, and their senders
@@ -91,14 +92,15 @@ Covered = dict[str, tuple[int, set[str]]]  # per conversation: highest id acked 
 
 class DeviceSession:
     __slots__ = ("user", "state", "out", "position", "acked", "close_code", "close_reason", "sent",
-                 "_max_queue", "_held", "_overflow", "_unacked")
+                 "_max_queue", "_held", "_overflow", "_unacked", "_offered")
 
     def __init__(self, user: UserId, *, max_queue: int) -> None:
         self.user = user
         self.state = State.HELLO
         self.out: deque[bytes] = deque()  # frames to send, in order; the shell's writer takes them
-        self.position = Position(delivered=0)
-        self.acked = 0  # the device has acked everything up to here
+        self.position = Position()
+        self.acked: dict[int, int] = {}  # the device has acked everything up to here, per shard
+        self._offered: dict[int, int] = {}  # the position last offered to the device as a cursor
         self.close_code, self.close_reason = CLOSE_NORMAL, ""
         self.sent: dict[str, int] = {}  # per conversation, the last id queued on this connection
         self._max_queue = max_queue
@@ -159,15 +161,16 @@ class DeviceSession:
 
     # ---- the handshake and sync rounds ---------------------------------------------------------
 
-    def accept(self, cursor: int, welcome: bytes) -> SyncFrom:
+    def accept(self, cursor: Vector, welcome: bytes) -> SyncFrom:
         """The hello was verified: welcome, then a sync from ``cursor``."""
         self._move("accept")
-        self.acked = cursor
+        self.acked = dict(cursor)
+        self._offered = dict(cursor)
         self.position.restart(cursor)
         self.send(welcome)
-        return SyncFrom(cursor)
+        return SyncFrom(dict(cursor))
 
-    def begin_round(self, after: int) -> None:
+    def begin_round(self, after: Vector) -> None:
         """A sync round starts reading everything after ``after``; live messages are held meanwhile."""
         if self.state is State.LIVE:
             self._move("resync")
@@ -176,9 +179,10 @@ class DeviceSession:
         self._overflow = False
         self.position.restart(after)
 
-    def cap_cursor(self, last: int) -> None:
-        """The device's cursor was beyond the newest message: it cannot have acked past ``last``."""
-        self.acked = min(self.acked, last)
+    def cap_cursor(self, shard: int, last: int) -> None:
+        """The device's cursor was beyond a shard's newest message: it cannot have acked past ``last``."""
+        if self.acked.get(shard, 0) > last:
+            self.acked[shard] = last
 
     def synced(self, m: Delivery) -> bool:
         """A message the round read, in id order. True when it names a predecessor the round did not
@@ -186,19 +190,19 @@ class DeviceSession:
         if self.state is not State.SYNCING:
             return False  # closing: nothing more goes out
         hole = self.position.judge(m.id, m.conv, m.prev) == "gap"
-        if m.id > self.position.delivered:
+        if pos_of_id(m.id) > self.position.delivered.get(shard_of_id(m.id), 0):
             self.position.advance(m.id, m.conv)
             self._queue(m)
         return hole
 
-    def finish_round(self, through: int) -> SyncFrom | None:
+    def finish_round(self, through: Vector) -> SyncFrom | None:
         """The round read everything up to ``through``: send what was held, go live (or sync again)."""
         if self.state is not State.SYNCING:
             return None
-        self.position.delivered = max(self.position.delivered, through)
+        self.position.reach(through)
         if self._overflow:
             self._move("finish_again")
-            return SyncFrom(self.position.delivered)
+            return SyncFrom(dict(self.position.delivered))
         held, self._held = self._held, []
         for m in held:
             verdict = self.position.accept(m.id, m.conv, m.prev)
@@ -206,7 +210,7 @@ class DeviceSession:
                 self._queue(m)
             elif verdict == "gap":
                 self._move("finish_again")
-                return SyncFrom(self.position.resume_point(m.conv))
+                return SyncFrom(self.position.resume_point(m.conv, shard_of_id(m.id)))
         self._move("finish_live")
         return None
 
@@ -227,19 +231,19 @@ class DeviceSession:
             self._move("gap")
             self._held = [m]  # judged again when the repair round finishes
             self._overflow = False
-            return SyncFrom(self.position.resume_point(m.conv))
+            return SyncFrom(self.position.resume_point(m.conv, shard_of_id(m.id)))
         return None
 
-    def resync(self, point: int | None = None) -> SyncFrom | None:
+    def resync(self, point: Vector | None = None) -> SyncFrom | None:
         """Sync again from ``point`` (default: where the device stands), e.g. after the node's NATS
         connection came back or the user joined a group. What this connection sent is not resent."""
         if not self.open or self.state is State.HELLO:
             return None
         if self.state is State.LIVE:
             self._move("resync")
-        return SyncFrom(self.position.delivered if point is None else point)
+        return SyncFrom(dict(self.position.delivered if point is None else point))
 
-    def client_sync(self, after: int) -> SyncFrom | None:
+    def client_sync(self, after: Vector) -> SyncFrom | None:
         """The device asked for everything after ``after`` again: that includes what it was sent."""
         action = self.resync(after)
         if action is not None:
@@ -256,16 +260,23 @@ class DeviceSession:
 
     # ---- acks ----------------------------------------------------------------------------------
 
-    def ack(self, id: int) -> Covered | None:
-        """The device has everything up to ``id``: None if nothing changed, else, per conversation,
-        the highest id from someone else that the ack covers (what a delivered receipt announces)
-        and who sent the messages it covers (whom a group's receipt goes to)."""
-        id = min(id, self.position.delivered)
-        if id <= self.acked:
+    def take_cursor(self) -> dict[int, int] | None:
+        """The position to offer the device as its next cursor, when it moved since the last offer."""
+        if self.state not in (State.SYNCING, State.LIVE) or self.position.delivered == self._offered:
             return None
-        self.acked = id
+        self._offered = dict(self.position.delivered)
+        return self._offered
+
+    def ack(self, point: Vector) -> Covered | None:
+        """The device has everything up to ``point`` (a cursor it was offered): None if nothing changed,
+        else, per conversation, the highest id from someone else that the ack covers (what a delivered
+        receipt announces) and who sent the messages it covers (whom a group's receipt goes to)."""
+        point = vmin(point, self.position.delivered)
+        if covers(self.acked, point):
+            return None
+        self.acked = vmax(self.acked, point)
         covered: Covered = {}
-        while self._unacked and self._unacked[0][0] <= id:
+        while self._unacked and pos_of_id(self._unacked[0][0]) <= self.acked.get(shard_of_id(self._unacked[0][0]), 0):
             msg, conv, sender = self._unacked.popleft()
             covered.setdefault(conv, (msg, set()))[1].add(sender)
             covered[conv] = (msg, covered[conv][1])

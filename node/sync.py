@@ -2,18 +2,22 @@
 
 One round per link at a time: a new request cancels the running round, waits for it to stop, and
 starts from its own point. A round first tells the session it begins (live messages are held from
-then on), then reads the stream's bounds and the archiver's floor — after that, so nothing stored
-in between can slip past both the round and the held live messages — and then the store and the
-stream as planned, waiting for room in the device's queue between batches. Failures of the store or
-the bus are told to the device (retryable error frames) and the round is tried again a second later.
+then on; the user's subscriptions are already in place), then takes the node's shard reading
+(``ShardWatch``) made after that moment — so anything stored later arrives live — and, shard by shard,
+reads what the device misses: from the store up to the archiver's floor, from the stream above it.
+When the floor is behind, the round first waits for the archiver (up to ``PARLEY_FLOOR_WAIT_S``), so a
+device that is up to date, or only a little behind, costs no JetStream API call. Failures of the store
+or the bus are told to the device (retryable error frames) and the round is tried again a second later.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 
+from parley.node.bounds import Reading, ShardWatch
 from parley.node.link import DeviceLink
 from parley.node.ports import MessageHistory
 from parley.node.session import Delivery
@@ -22,8 +26,9 @@ from parley.node.syncplan import SyncPlan, plan_round
 from parley import protocol
 from parley.bus import StreamReads
 from parley.errors import CLOSE_INTERNAL, BadRequest, ParleyError, Unavailable
-from parley.ids import UserId, conversation_of_message, user_message_filters
+from parley.ids import UserId
 from parley.messages import decode_payload, frame_of
+from parley.shards import Vector, conversation_of_message, pack, user_message_filters
 from parley.store import StoredMessage
 
 log = logging.getLogger("parley.node")
@@ -35,12 +40,15 @@ def delivery_of(m: StoredMessage) -> Delivery:
 
 
 class SyncRunner:
-    def __init__(self, store: MessageHistory, reads: StreamReads, groups_of: Callable[[UserId], Sequence[str]],
-                 *, batch: int) -> None:
-        self._store, self._reads, self._groups_of, self._batch = store, reads, groups_of, batch
+    def __init__(self, store: MessageHistory, reads: StreamReads, watch: ShardWatch,
+                 groups_of: Callable[[UserId], Sequence[str]], shard_of: Callable[[str], int | None],
+                 synced_frame: Callable[[Vector], bytes], *, batch: int, floor_wait_s: float) -> None:
+        self._store, self._reads, self._watch, self._groups_of = store, reads, watch, groups_of
+        self._shard_of, self._synced_frame = shard_of, synced_frame
+        self._batch, self._floor_wait = batch, floor_wait_s
         self._tasks: dict[DeviceLink, asyncio.Task[None]] = {}
 
-    def schedule(self, link: DeviceLink, after: int) -> None:
+    def schedule(self, link: DeviceLink, after: Vector) -> None:
         previous = self._tasks.get(link)
         if previous is not None:
             previous.cancel()
@@ -51,10 +59,10 @@ class SyncRunner:
         if task is not None:
             task.cancel()
 
-    async def _run(self, link: DeviceLink, after: int, previous: asyncio.Task[None] | None) -> None:
+    async def _run(self, link: DeviceLink, after: Vector, previous: asyncio.Task[None] | None) -> None:
         if previous is not None:
             await asyncio.gather(previous, return_exceptions=True)
-        point: int | None = after
+        point: Vector | None = after
         while point is not None and not link.closed:
             try:
                 point = await self._round(link, point)
@@ -68,37 +76,61 @@ class SyncRunner:
                 link.close(CLOSE_INTERNAL, "sync failed")
                 return
         if not link.closed:
-            link.send(protocol.frame_bytes(protocol.synced_frame(cursor=link.position.delivered)))
+            link.send(self._synced_frame(link.core.take_cursor() or link.position.delivered))
             if self._tasks.get(link) is asyncio.current_task():
                 del self._tasks[link]
 
-    async def _round(self, link: DeviceLink, after: int) -> int | None:
+    async def _round(self, link: DeviceLink, after: Vector) -> Vector | None:
         link.core.begin_round(after)
-        first, last = await self._reads.bounds()
-        plan = plan_round(after, first=first, last=last, archived=await self._reads.archived_through())
-        if plan.bad_cursor:
-            link.send(protocol.error_bytes(BadRequest(
-                f"cursor {after} is beyond the newest message {last}", code="bad_cursor", cursor=last)))
-            link.core.cap_cursor(last)
-            link.core.begin_round(plan.after)
-        cursor = await self._from_store(link, plan)
-        if cursor < plan.last:
-            await self._from_stream(link, plan, cursor)
-        action = link.core.finish_round(plan.last)
+        reading = await self._watch.after(self._watch.now())
+        plans = {}
+        for shard, b in enumerate(reading.shards):
+            plan = plan_round(after.get(shard, 0), first=b.first, last=b.last, archived=b.archived)
+            if plan.bad_cursor:
+                link.send(protocol.error_bytes(BadRequest(
+                    f"cursor is beyond shard {shard}'s newest message", code="bad_cursor")))
+                link.core.cap_cursor(shard, b.last)
+            plans[shard] = plan
+        if any(p.bad_cursor for p in plans.values()):
+            link.core.begin_round({s: p.after for s, p in plans.items()})
+        plans = await self._wait_for_floor(plans, reading)
+        for shard, plan in plans.items():
+            cursor = await self._from_store(link, shard, plan)
+            if cursor < plan.last:
+                await self._from_stream(link, shard, plan, cursor)
+        action = link.core.finish_round({s: p.last for s, p in plans.items()})
         link.wake()
         return action.point if action is not None else None
 
-    async def _from_store(self, link: DeviceLink, plan: SyncPlan) -> int:
+    async def _wait_for_floor(self, plans: dict[int, SyncPlan], reading: Reading) -> dict[int, SyncPlan]:
+        """Where the stream would be read (the floor is behind what the round needs), wait a little for the
+        archiver to pass it: then the store has it all."""
+        deadline = time.monotonic() + self._floor_wait
+        while any(p.store_upto < p.last and p.after < p.last for p in plans.values()):
+            if time.monotonic() >= deadline:
+                break
+            try:
+                newer = await self._watch.after(reading.taken + 1e-6, timeout=max(0.01, deadline - time.monotonic()))
+            except Unavailable:
+                break
+            reading = newer
+            plans = {s: plan_round(p.after, first=p.first, last=p.last,
+                                   archived=newer.shards[s].archived if s < len(newer.shards) else 0)
+                     for s, p in plans.items()}
+        return plans
+
+    async def _from_store(self, link: DeviceLink, shard: int, plan: SyncPlan) -> int:
+        """Reads the store for (after, store_upto] in ``shard``; returns the sequence read through."""
         cursor = plan.after
         try:
             while cursor < plan.store_upto:
-                batch = await self._store.messages_for_user(link.user, after=cursor, upto=plan.store_upto,
-                                                            limit=self._batch)
+                batch = await self._store.messages_for_user(link.user, shard=shard, after=pack(shard, cursor),
+                                                            upto=pack(shard, plan.store_upto), limit=self._batch)
                 for m in batch:
                     self._synced(link, delivery_of(m))
                 if len(batch) < self._batch:
                     return plan.store_upto
-                cursor = batch[-1].id
+                cursor = batch[-1].id >> 6
                 await self._pace(link)
         except Unavailable:
             if not plan.stream_holds_after(plan.after):
@@ -108,12 +140,13 @@ class SyncRunner:
             return plan.after
         return cursor
 
-    async def _from_stream(self, link: DeviceLink, plan: SyncPlan, cursor: int) -> None:
-        filters = user_message_filters(link.user, self._groups_of(link.user))
-        rows = self._reads.batches(filters, start=plan.stream_start(cursor), end=plan.last, size=self._batch)
+    async def _from_stream(self, link: DeviceLink, shard: int, plan: SyncPlan, cursor: int) -> None:
+        groups = [g for g in self._groups_of(link.user) if self._shard_of(g) in (shard, None)]
+        filters = user_message_filters(shard, link.user, groups)
+        rows = self._reads.batches(shard, filters, start=plan.stream_start(cursor), end=plan.last, size=self._batch)
         async for batch in rows:
-            for seq, subject, data in batch:
-                self._synced(link, delivery_of(decode_payload(seq, conversation_of_message(subject), data)))
+            for id, subject, data in batch:
+                self._synced(link, delivery_of(decode_payload(id, conversation_of_message(subject), data)))
             await self._pace(link)
 
     def _synced(self, link: DeviceLink, m: Delivery) -> None:

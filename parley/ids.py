@@ -3,11 +3,11 @@
 Invariants:
 - User, device and group ids are 16 lowercase base32 characters (80 random bits): safe as one NATS
   subject token, URL segment and SQL/CQL key.
-- A message id is the JetStream stream sequence assigned when the message was stored: unique, totally
-  ordered, increasing with time. ``prev`` is the id of the previous message of the same conversation
+- A message id is its shard stream's sequence and the shard, packed (``parley.shards``): unique, and
+  increasing within a conversation. ``prev`` is the id of the previous message of the same conversation
   (0 for the first), so a gap is visible to anyone holding a conversation's tail.
 - A DM conversation id is ``dm.<lo>.<hi>`` (the two user ids sorted); a group's is ``g.<id>``; the
-  stream subject of either is ``msg.`` + id, its delivery subject ``dlv.`` + id.
+  stream subject of either is ``msg.<shard>.`` + id (``parley.shards``), its delivery subject ``dlv.`` + id.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import re
 import secrets
-from collections.abc import Iterable
 from typing import NewType
 
 UserId = NewType("UserId", str)
@@ -29,7 +28,7 @@ _ID_RE = re.compile(r"^[a-z2-7]{16}$")
 _DM_RE = re.compile(r"^dm\.([a-z2-7]{16})\.([a-z2-7]{16})$")
 _GROUP_RE = re.compile(r"^g\.[a-z2-7]{16}$")
 
-MSG_PREFIX = "msg."  # captured by the stream
+MSG_PREFIX = "msg."  # + shard + "." + conversation: captured by the shard's stream
 DELIVERY_PREFIX = "dlv."  # the stream republishes every stored message here, in stream order
 EVENT_PREFIX = "evt."  # typing and receipts of a conversation: core NATS, never stored
 
@@ -78,26 +77,13 @@ def is_conversation_id(value: object) -> bool:
     return isinstance(value, str) and (dm_members(value) is not None or is_group(value))
 
 
-def message_subject(conv: ConversationId) -> str:
-    return MSG_PREFIX + conv
-
-
 def conversation_of_delivery(subject: str) -> ConversationId:
     return ConversationId(subject[len(DELIVERY_PREFIX) :])
-
-
-def conversation_of_message(subject: str) -> ConversationId:
-    return ConversationId(subject[len(MSG_PREFIX) :])
 
 
 def user_delivery_subjects(user: UserId) -> tuple[str, ...]:
     """Core subjects a node subscribes to while ``user`` has a device connected to it."""
     return (f"{DELIVERY_PREFIX}dm.{user}.*", f"{DELIVERY_PREFIX}dm.*.{user}", control_subject(user))
-
-
-def user_message_filters(user: UserId, groups: Iterable[str] = ()) -> tuple[str, ...]:
-    """Stream subjects holding ``user``'s conversations (to read the stream's tail on sync)."""
-    return (f"{MSG_PREFIX}dm.{user}.*", f"{MSG_PREFIX}dm.*.{user}", *(MSG_PREFIX + g for g in groups))
 
 
 def group_delivery_subject(conv: str) -> str:

@@ -1,4 +1,4 @@
-"""WebSocket protocol v1: frames as frozen, self-validating dataclasses, JSON (orjson) on the wire.
+"""WebSocket protocol v2: frames as frozen, self-validating dataclasses, JSON (orjson) on the wire.
 
 Client frames are parsed by ``parse_client_frame``; every way a frame can be wrong raises a
 ``BadRequest`` whose code says which (``bad_json``, ``unknown_type``, ``bad_field``, ``too_large``).
@@ -18,9 +18,10 @@ import orjson
 from parley.errors import BadRequest, ParleyError
 from parley.ids import ConversationId, is_conversation_id, is_valid_id
 
-VERSION = 1
+VERSION = 2
 _CID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 MAX_ID = 2**53 - 1  # ids stay exact in JavaScript numbers
+MAX_CURSOR = 1024
 
 
 def _bad(field: str, why: str) -> BadRequest:
@@ -53,7 +54,7 @@ def _str(data: dict[str, Any], name: str, *, required: bool = True) -> str | Non
 class Hello:
     token: str
     version: int = VERSION
-    cursor: int | None = None
+    cursor: str | None = None  # an opaque cursor token the server gave (parley.cursor)
     client: str | None = None
 
 
@@ -66,12 +67,12 @@ class Send:
 
 @dataclass(frozen=True, slots=True)
 class Ack:
-    id: int
+    cursor: str  # a cursor the server offered: the device has everything it covers
 
 
 @dataclass(frozen=True, slots=True)
 class Sync:
-    after: int
+    cursor: str | None  # resend everything after this cursor (None: everything the server has)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,9 +130,16 @@ def _hello(d: dict[str, Any], max_body: int) -> Hello:
     token = _str(d, "token")
     assert token is not None
     version = _int(d, "v", required=False, default=VERSION)
-    cursor = _int(d, "cursor", required=False, default=-1)
+    cursor = _cursor(d, required=False)
     client = _str(d, "client", required=False)
-    return Hello(token=token, version=version, cursor=None if cursor < 0 else cursor, client=client)
+    return Hello(token=token, version=version, cursor=cursor or None, client=client)
+
+
+def _cursor(d: dict[str, Any], *, required: bool) -> str | None:
+    value = _str(d, "cursor", required=required)
+    if value is not None and len(value) > MAX_CURSOR:
+        raise _bad("cursor", f"at most {MAX_CURSOR} characters")
+    return value
 
 
 def _send(d: dict[str, Any], max_body: int) -> Send:
@@ -153,8 +161,8 @@ def _send(d: dict[str, Any], max_body: int) -> Send:
 _PARSERS: dict[str, Callable[[dict[str, Any], int], ClientFrame]] = {
     "hello": _hello,
     "send": _send,
-    "ack": lambda d, _: Ack(id=_int(d, "id")),
-    "sync": lambda d, _: Sync(after=_int(d, "after")),
+    "ack": lambda d, _: Ack(cursor=_cursor(d, required=True) or ""),
+    "sync": lambda d, _: Sync(cursor=_cursor(d, required=False) or None),
     "ping": lambda d, _: Ping(ts=_int(d, "ts") if d.get("ts") is not None else None),
     "typing": _typing,
     "read": lambda d, _: Read(conv=_conv(d), upto=_int(d, "upto")),
@@ -194,7 +202,7 @@ def frame_bytes(frame: dict[str, Any]) -> bytes:
 
 
 def welcome_frame(
-    *, user: str, device: str, node: str, cursor: int, limits: dict[str, Any]
+    *, user: str, device: str, node: str, cursor: str, limits: dict[str, Any]
 ) -> dict[str, Any]:
     return {
         "type": "welcome",
@@ -227,8 +235,13 @@ def sent_frame(*, cid: str, id: int, conv: str, duplicate: bool) -> dict[str, An
     return {"type": "ack", "status": "sent", "cid": cid, "id": id, "conv": conv, "duplicate": duplicate}
 
 
-def synced_frame(*, cursor: int) -> dict[str, Any]:
+def synced_frame(*, cursor: str) -> dict[str, Any]:
     return {"type": "synced", "cursor": cursor}
+
+
+def cursor_frame(*, cursor: str) -> dict[str, Any]:
+    """A new cursor covering every frame sent before it: ack it once those are processed."""
+    return {"type": "cursor", "cursor": cursor}
 
 
 def pong_frame(ts: int | None, now_ms: int) -> dict[str, Any]:

@@ -51,6 +51,7 @@ POSITIVE = (
     "heartbeat_s", "idle_timeout_s", "hello_timeout_s", "sync_batch", "sync_max", "cursor_flush_s",
     "max_connections", "node_ttl_s", "node_beat_s", "token_ttl_s", "argon2_time_cost", "argon2_memory_kib",
     "presence_beat_s", "presence_timeout_s", "drain_timeout_s", "push_grace_s", "push_retries",
+    "bounds_refresh_s", "floor_wait_s", "cursor_every_s",
 )
 
 
@@ -112,7 +113,11 @@ class Settings:
     sync_max: int = 10000  # sizes a device's outbound queue (4x); a device further behind is closed (4009)
     cursor_flush_s: float = 1.0
     # the stream
-    stream_name: str = "MSG"
+    stream_name: str = "MSG"  # shard i's stream is <stream_name>_<i>
+    shards: int = 4  # shard streams; raise it to grow (new conversations spread over all; nothing moves)
+    bounds_refresh_s: float = 1.0  # a node reads every shard's bounds and archiver floor this often
+    floor_wait_s: float = 1.0  # a sync round waits this long for the archiver before reading the stream
+    cursor_every_s: float = 0.25  # a device is offered a new cursor at most this often
     stream_max_age_s: int = 7 * 86400
     stream_replicas: int = 1
     dedup_window_s: int = 300
@@ -138,6 +143,8 @@ class Settings:
     log_json: bool = False
 
     def __post_init__(self) -> None:
+        if not 1 <= self.shards <= 64:
+            raise SettingsError(f"{PREFIX}SHARDS={self.shards!r} must be between 1 and 64")
         for name in POSITIVE:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{PREFIX}{name.upper()}={getattr(self, name)!r} must be greater than 0")

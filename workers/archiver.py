@@ -23,11 +23,11 @@ from nats.js.client import JetStreamContext
 from parley import bus
 from parley.bus import BusClient
 from parley.errors import Unavailable
-from parley.ids import conversation_of_message
 from parley.messages import decode_payload
 from parley.metrics import ArchiverMetrics
 from parley.runtime import StoreProbe, run_until_stopped, serve, serve_health
 from parley.settings import Settings
+from parley.shards import conversation_of_message, pack, shard_of_message, stream_of
 from parley.store import Archive, StoredMessage, open_store
 
 log = logging.getLogger("parley.archiver")
@@ -39,7 +39,8 @@ def decode_batch(msgs: list[Msg]) -> list[StoredMessage]:
     out = []
     for m in msgs:
         try:
-            out.append(decode_payload(m.metadata.sequence.stream, conversation_of_message(m.subject), m.data))
+            out.append(decode_payload(pack(shard_of_message(m.subject), m.metadata.sequence.stream),
+                                      conversation_of_message(m.subject), m.data))
         except (ValueError, KeyError, TypeError) as err:  # never written by a node; keep it out of history
             log.error("skipping undecodable message %s on %s: %s", m.metadata.sequence.stream, m.subject, err)
     return out
@@ -105,12 +106,21 @@ async def room_for_one_more(writing: set[asyncio.Task[None]], limit: int) -> Non
 
 async def archive(settings: Settings, store: Archive, nc: BusClient, stop: asyncio.Event,
                   metrics: ArchiverMetrics | None = None) -> None:
+    """Archive every shard: one pull loop per shard stream, each with its own batches in flight."""
     metrics = metrics or ArchiverMetrics()
     js = nc.jetstream()
     await bus.ensure_stream(js, settings)
     await bus.ensure_archiver_consumer(js, settings)
-    sub = await js.pull_subscribe_bind(consumer=bus.ARCHIVER, stream=settings.stream_name)
-    log.info("archiver consuming %s, %d batches at a time", settings.stream_name, settings.archiver_concurrency)
+    await asyncio.gather(*(archive_shard(settings, store, nc, shard, stop, metrics)
+                           for shard in range(settings.shards)))
+
+
+async def archive_shard(settings: Settings, store: Archive, nc: BusClient, shard: int, stop: asyncio.Event,
+                        metrics: ArchiverMetrics) -> None:
+    js = nc.jetstream()
+    stream = stream_of(settings.stream_name, shard)
+    sub = await js.pull_subscribe_bind(consumer=bus.ARCHIVER, stream=stream)
+    log.info("archiver consuming %s, %d batches at a time", stream, settings.archiver_concurrency)
     writing: set[asyncio.Task[None]] = set()
     try:
         while not stop.is_set():
@@ -139,8 +149,11 @@ async def watch_lag(settings: Settings, nc: BusClient, metrics: ArchiverMetrics)
     js = nc.jetstream()
     while True:
         try:
-            info = await js.consumer_info(settings.stream_name, bus.ARCHIVER)
-            metrics.lag.set(info.num_pending or 0)
+            pending = 0
+            for shard in range(settings.shards):
+                info = await js.consumer_info(stream_of(settings.stream_name, shard), bus.ARCHIVER)
+                pending += info.num_pending or 0
+            metrics.lag.set(pending)
         except Exception as err:  # NATS away: the gauge keeps its last value
             log.debug("lag: %s", err)
         await asyncio.sleep(5)

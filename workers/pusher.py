@@ -43,6 +43,7 @@ from parley.ids import UserId, dm_members, is_group
 from parley.push import Notice, notices
 from parley.runtime import StoreProbe, run_until_stopped, serve, serve_health
 from parley.settings import Settings
+from parley.shards import shard_subjects, stream_of
 from parley.store import Accounts, Conversations, Push, PushPrefs, Receipts, StoredMessage, open_store
 
 log = logging.getLogger("parley.pusher")
@@ -225,13 +226,19 @@ async def open_pushed(js: JetStreamContext, settings: Settings) -> KeyValue:
 
 
 async def consume(settings: Settings, pusher: Pusher, nc: BusClient, stop: asyncio.Event) -> None:
+    """Every shard's stream, one pull loop each."""
+    await bus.ensure_stream(nc.jetstream(), settings)
+    await asyncio.gather(*(consume_shard(settings, pusher, nc, shard, stop) for shard in range(settings.shards)))
+
+
+async def consume_shard(settings: Settings, pusher: Pusher, nc: BusClient, shard: int, stop: asyncio.Event) -> None:
     js = nc.jetstream()
-    await bus.ensure_stream(js, settings)
-    await js.add_consumer(settings.stream_name, ConsumerConfig(
+    stream = stream_of(settings.stream_name, shard)
+    await js.add_consumer(stream, ConsumerConfig(
         durable_name=CONSUMER, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.NEW,
-        ack_wait=120, max_ack_pending=10000, filter_subject="msg.>"))
-    sub = await js.pull_subscribe_bind(consumer=CONSUMER, stream=settings.stream_name)
-    log.info("pusher consuming %s (grace %.1fs)", settings.stream_name, settings.push_grace_s)
+        ack_wait=120, max_ack_pending=10000, filter_subject=shard_subjects(shard)))
+    sub = await js.pull_subscribe_bind(consumer=CONSUMER, stream=stream)
+    log.info("pusher consuming %s (grace %.1fs)", stream, settings.push_grace_s)
     try:
         while not stop.is_set():
             try:
@@ -260,8 +267,11 @@ async def watch_lag(settings: Settings, nc: BusClient, metrics: Metrics) -> None
     js = nc.jetstream()
     while True:
         try:
-            info = await js.consumer_info(settings.stream_name, CONSUMER)
-            metrics.lag.set((info.num_pending or 0) + (info.num_ack_pending or 0))
+            lag = 0
+            for shard in range(settings.shards):
+                info = await js.consumer_info(stream_of(settings.stream_name, shard), CONSUMER)
+                lag += (info.num_pending or 0) + (info.num_ack_pending or 0)
+            metrics.lag.set(lag)
         except Exception as err:  # NATS away, or the consumer not made yet: the gauge keeps its last value
             log.debug("lag: %s", err)
         await asyncio.sleep(5)

@@ -24,14 +24,20 @@ class Bus(Protocol):
 
 
 class StreamReads(Protocol):
-    async def bounds(self) -> tuple[int, int]:
-        """The first and last ids the stream holds now."""
+    @property
+    def shards(self) -> int:
+        """How many shard streams the deployment has."""
 
-    async def archived_through(self) -> int:
-        """Every message with an id at or below this is in the store (the archiver's ack floor)."""
+    async def bounds(self, shard: int) -> tuple[int, int]:
+        """The first and last sequences the shard's stream holds now."""
 
-    async def last_of(self, subject: str) -> int:
-        """The id of the last message on ``subject`` (0 if none)."""
+    async def archived_through(self, shard: int) -> int:
+        """Every message of the shard at or below this sequence is in the store (the archiver's ack floor)."""
 
-    def batches(self, filters: Iterable[str], *, start: int, end: int, size: int) -> AsyncIterator[list[StreamRow]]:
-        """Messages with ids in [start, end] on any of ``filters``, in id order, a batch at a time."""
+    async def last_of(self, shard: int, conv: str) -> int:
+        """The id of ``conv``'s last message in the stream (0 if none)."""
+
+    def batches(self, shard: int, filters: Iterable[str], *, start: int, end: int,
+                size: int) -> AsyncIterator[list[StreamRow]]:
+        """Messages of the shard with sequences in [start, end] on any of ``filters``, in order, a batch at
+        a time; rows carry packed ids."""

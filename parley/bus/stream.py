@@ -1,9 +1,10 @@
-"""The message stream in JetStream: its configuration, the archiver's consumer, and the reads sync needs.
+"""The message streams in JetStream: their configuration, the archiver's consumers, the reads sync needs.
 
-The ``MSG`` stream captures ``msg.>`` (one subject per conversation) and republishes every stored
-message to ``dlv.>`` in stream order, with headers ``Nats-Sequence`` (the message id) and
-``Nats-Last-Sequence``. ``JetStreamReads`` is the node's ``StreamReads``: the stream's bounds, the
-archiver's ack floor, a subject's last id and a filtered range (an ephemeral consumer per read).
+There is one stream per shard (``parley.shards``): ``MSG_<i>`` captures ``msg.<i>.>`` (one subject per
+conversation homed there) and republishes every stored message to ``dlv.<conv>`` in stream order, with
+headers ``Nats-Stream`` and ``Nats-Sequence`` (together: the message id). ``JetStreamReads`` is the
+node's ``StreamReads``: a shard's bounds, the archiver's ack floor there, a conversation's last id and a
+filtered range (an ephemeral consumer per read).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from nats.js.errors import APIError, NotFoundError
 
 from parley.bus.port import StreamRow
 from parley.errors import Unavailable
-from parley.ids import DELIVERY_PREFIX, MSG_PREFIX
+from parley.ids import DELIVERY_PREFIX
 from parley.settings import Settings
+from parley.shards import message_subject, pack, shard_subjects, stream_of
 
 log = logging.getLogger("parley.bus")
 
@@ -40,10 +42,11 @@ ARCHIVER = "archiver"
 WRONG_LAST_SEQUENCE = 10071
 
 
-def stream_config(settings: Settings) -> StreamConfig:
+def stream_config(settings: Settings, shard: int) -> StreamConfig:
+    """Shard ``shard``'s stream: captures ``msg.<shard>.>``, republishes each message to ``dlv.<conv>``."""
     return StreamConfig(
-        name=settings.stream_name,
-        subjects=[MSG_PREFIX + ">"],
+        name=stream_of(settings.stream_name, shard),
+        subjects=[shard_subjects(shard)],
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         discard=DiscardPolicy.OLD,
@@ -51,36 +54,39 @@ def stream_config(settings: Settings) -> StreamConfig:
         duplicate_window=float(settings.dedup_window_s),
         num_replicas=settings.stream_replicas,
         allow_direct=True,
-        republish=RePublish(src=MSG_PREFIX + ">", dest=DELIVERY_PREFIX + ">"),
+        republish=RePublish(src=shard_subjects(shard), dest=DELIVERY_PREFIX + ">"),
     )
 
 
 async def ensure_stream(js: JetStreamContext, settings: Settings) -> None:
-    config = stream_config(settings)
-    try:
-        await js.stream_info(settings.stream_name)
-    except NotFoundError:
+    """Every shard's stream exists (created when absent)."""
+    for shard in range(settings.shards):
+        config = stream_config(settings, shard)
         try:
-            await js.add_stream(config)
-            return
-        except APIError as err:
-            if err.err_code != 10058:  # created meanwhile by another process
-                raise
-    await js.update_stream(config)
+            await js.stream_info(config.name or "")
+        except NotFoundError:
+            try:
+                await js.add_stream(config)
+                continue
+            except APIError as err:
+                if err.err_code != 10058:  # created meanwhile by another process
+                    raise
+        await js.update_stream(config)
 
 
 async def ensure_archiver_consumer(js: JetStreamContext, settings: Settings) -> None:
-    await js.add_consumer(
-        settings.stream_name,
-        ConsumerConfig(
-            durable_name=ARCHIVER,
-            ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_wait=60,
-            max_ack_pending=20000,
-            filter_subject=MSG_PREFIX + ">",
-        ),
-    )
+    for shard in range(settings.shards):
+        await js.add_consumer(
+            stream_of(settings.stream_name, shard),
+            ConsumerConfig(
+                durable_name=ARCHIVER,
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_wait=60,
+                max_ack_pending=20000,
+                filter_subject=shard_subjects(shard),
+            ),
+        )
 
 
 async def _api(nc: Client, subject: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -91,55 +97,64 @@ async def _api(nc: Client, subject: str, body: dict[str, Any] | None = None) -> 
     return orjson.loads(msg.data)  # type: ignore[no-any-return]
 
 
-async def stream_bounds(nc: Client, settings: Settings) -> tuple[int, int]:
-    """The first and last ids the stream holds now."""
-    info = await _api(nc, f"$JS.API.STREAM.INFO.{settings.stream_name}")
+async def stream_bounds(nc: Client, settings: Settings, shard: int) -> tuple[int, int]:
+    """The first and last sequences shard ``shard``'s stream holds now."""
+    info = await _api(nc, f"$JS.API.STREAM.INFO.{stream_of(settings.stream_name, shard)}")
     if "error" in info:
         raise Unavailable(f"stream info: {info['error']}", code="bus_unavailable")
     return int(info["state"]["first_seq"]), int(info["state"]["last_seq"])
 
 
-async def archived_through(nc: Client, settings: Settings) -> int:
-    """Every message with an id at or below this has been written to the store (the ack floor)."""
-    info = await _api(nc, f"$JS.API.CONSUMER.INFO.{settings.stream_name}.{ARCHIVER}")
+async def archived_through(nc: Client, settings: Settings, shard: int) -> int:
+    """Every message of the shard with a sequence at or below this is in the store (the ack floor)."""
+    info = await _api(nc, f"$JS.API.CONSUMER.INFO.{stream_of(settings.stream_name, shard)}.{ARCHIVER}")
     if "error" in info:
         return 0
     return int(info["ack_floor"]["stream_seq"])
 
 
-async def last_seq_of_subject(nc: Client, settings: Settings, subject: str) -> int:
+async def last_of_subject(nc: Client, settings: Settings, shard: int, subject: str) -> tuple[int, bytes | None]:
+    """The last sequence on ``subject`` in the shard's stream and its payload ((0, None) if none)."""
     try:
-        msg = await nc.request(
-            f"$JS.API.DIRECT.GET.{settings.stream_name}", orjson.dumps({"last_by_subj": subject}), timeout=5
-        )
+        msg = await nc.request(f"$JS.API.DIRECT.GET.{stream_of(settings.stream_name, shard)}",
+                               orjson.dumps({"last_by_subj": subject}), timeout=5)
     except (TimeoutError, NatsTimeout, NoRespondersError) as err:
         raise Unavailable("NATS did not answer a direct get", code="bus_unavailable") from err
     headers = msg.headers or {}
     if headers.get("Status") == "404":
-        return 0
+        return 0, None
     if "Nats-Sequence" not in headers:
         raise Unavailable(f"direct get failed: {headers}", code="bus_unavailable")
-    return int(headers["Nats-Sequence"])
+    return int(headers["Nats-Sequence"]), msg.data
+
+
+async def last_id_of(nc: Client, settings: Settings, shard: int, conv: str) -> int:
+    """The id of ``conv``'s last message still in the stream (0 if none)."""
+    seq, _ = await last_of_subject(nc, settings, shard, message_subject(shard, conv))
+    return pack(shard, seq) if seq else 0
 
 
 async def read_stream(
-    js: JetStreamContext, settings: Settings, filters: Iterable[str], *, start: int, end: int
+    js: JetStreamContext, settings: Settings, shard: int, filters: Iterable[str], *, start: int, end: int
 ) -> list[tuple[int, str, bytes]]:
-    """Messages with ids in [start, end] on any of ``filters``, in id order."""
+    """Messages of the shard with sequences in [start, end] on any of ``filters``, in order."""
     out: list[tuple[int, str, bytes]] = []
-    async for batch in stream_batches(js, settings, filters, start=start, end=end):
+    async for batch in stream_batches(js, settings, shard, filters, start=start, end=end):
         out.extend(batch)
     return out
 
 
 async def stream_batches(
-    js: JetStreamContext, settings: Settings, filters: Iterable[str], *, start: int, end: int, size: int = 500
+    js: JetStreamContext, settings: Settings, shard: int, filters: Iterable[str], *, start: int, end: int,
+    size: int = 500,
 ) -> AsyncIterator[list[tuple[int, str, bytes]]]:
-    """Like ``read_stream`` but a batch at a time, so a caller can wait for room between batches."""
+    """Like ``read_stream`` but a batch at a time, so a caller can wait for room between batches.
+    Rows are (id, subject, payload) with ids packed (``parley.shards``)."""
     if start > end:
         return
+    stream = stream_of(settings.stream_name, shard)
     info = await js.add_consumer(
-        settings.stream_name,
+        stream,
         ConsumerConfig(
             filter_subjects=list(filters),
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
@@ -149,7 +164,7 @@ async def stream_batches(
             mem_storage=True,
         ),
     )
-    sub = await js.pull_subscribe_bind(consumer=info.name, stream=settings.stream_name)
+    sub = await js.pull_subscribe_bind(consumer=info.name, stream=stream)
     try:
         pending = info.num_pending or 0
         while pending > 0:
@@ -159,7 +174,7 @@ async def stream_batches(
                 break
             batch = [(m.metadata.sequence.stream, m.subject, m.data) for m in msgs]
             pending = msgs[-1].metadata.num_pending if msgs else 0
-            within = [row for row in batch if row[0] <= end]
+            within = [(pack(shard, seq), subject, data) for seq, subject, data in batch if seq <= end]
             if within:
                 yield within
             if len(within) < len(batch):
@@ -167,7 +182,7 @@ async def stream_batches(
     finally:
         await sub.unsubscribe()
         try:
-            await js.delete_consumer(settings.stream_name, info.name)
+            await js.delete_consumer(stream, info.name)
         except Exception:  # it expires by itself after inactive_threshold
             pass
 
@@ -186,14 +201,19 @@ class JetStreamReads:
     def __init__(self, nc: Client, settings: Settings) -> None:
         self._nc, self._js, self._settings = nc, nc.jetstream(), settings
 
-    async def bounds(self) -> tuple[int, int]:
-        return await stream_bounds(self._nc, self._settings)
+    @property
+    def shards(self) -> int:
+        return self._settings.shards
 
-    async def archived_through(self) -> int:
-        return await archived_through(self._nc, self._settings)
+    async def bounds(self, shard: int) -> tuple[int, int]:
+        return await stream_bounds(self._nc, self._settings, shard)
 
-    async def last_of(self, subject: str) -> int:
-        return await last_seq_of_subject(self._nc, self._settings, subject)
+    async def archived_through(self, shard: int) -> int:
+        return await archived_through(self._nc, self._settings, shard)
 
-    def batches(self, filters: Iterable[str], *, start: int, end: int, size: int) -> AsyncIterator[list[StreamRow]]:
-        return stream_batches(self._js, self._settings, filters, start=start, end=end, size=size)
+    async def last_of(self, shard: int, conv: str) -> int:
+        return await last_id_of(self._nc, self._settings, shard, conv)
+
+    def batches(self, shard: int, filters: Iterable[str], *, start: int, end: int,
+                size: int) -> AsyncIterator[list[StreamRow]]:
+        return stream_batches(self._js, self._settings, shard, filters, start=start, end=end, size=size)

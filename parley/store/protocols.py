@@ -8,7 +8,8 @@ a backend that talks to a blocking driver runs it off the event loop. Backends r
 Invariants every backend keeps:
 - message writes are idempotent (same id → same row), so the archiver may redeliver freely;
 - ``messages_for_user`` costs O(missed + conversations of the user), never a scan;
-- device cursors and receipt marks only move forward (a lower value than stored changes nothing);
+- receipt marks only move forward (a lower value than stored changes nothing); a device's cursor is
+  the token last saved;
 - a group never passes its member cap (SQLite: one transaction; Cassandra: a compare-and-set count).
 ``tests/contract/test_store.py`` runs the same contract on every backend.
 """
@@ -52,7 +53,7 @@ class Sessions(Protocol):
     async def upsert_device(self, device: Device) -> Device: ...
     async def get_device(self, device: DeviceId) -> Device | None: ...
     async def list_devices(self, user: UserId) -> list[Device]: ...
-    async def save_cursors(self, cursors: dict[DeviceId, int]) -> None: ...
+    async def save_cursors(self, cursors: dict[DeviceId, str]) -> None: ...
 
 
 class Friends(Protocol):
@@ -82,7 +83,7 @@ class History(Protocol):
     """Stored messages read back: one conversation's page, or what a user missed across all of theirs."""
 
     async def messages_for_user(
-        self, user: UserId, *, after: int, upto: int, limit: int
+        self, user: UserId, *, shard: int, after: int, upto: int, limit: int
     ) -> list[StoredMessage]: ...
     async def history(
         self,

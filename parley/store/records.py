@@ -41,7 +41,7 @@ class Device:
     user: UserId
     name: str
     created_at: int
-    cursor: int = 0
+    cursor: str = ""  # the last cursor the device acked (an opaque token; "" for none yet)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +94,7 @@ class Conversation:
     last_message: StoredMessage | None = field(default=None)
     name: str = ""  # groups
     roles: tuple[tuple[UserId, Role], ...] = ()  # groups: the owner and admins, sorted; the rest are members
+    shard: int | None = None  # the stream shard it lives in (parley.shards); None: stored before shards
 
     def role_of(self, user: UserId) -> Role | None:
         if user not in self.members:

@@ -10,8 +10,8 @@ from parley.store.cassandra.messages import newest_message
 from parley.store.records import Conversation, Role
 
 QUERIES = {
-    "conv_claim": "INSERT INTO conversations (id, kind, created_at) VALUES (?,?,?) IF NOT EXISTS",
-    "conv_get": "SELECT id, kind, created_at, name, member_count FROM conversations WHERE id = ?",
+    "conv_claim": "INSERT INTO conversations (id, kind, created_at, shard) VALUES (?,?,?,?) IF NOT EXISTS",
+    "conv_get": "SELECT id, kind, created_at, name, member_count, shard FROM conversations WHERE id = ?",
 }
 
 
@@ -19,7 +19,7 @@ class CassandraConversations:
     _cql: Cql
 
     async def open_conversation(self, conv: Conversation) -> None:
-        await self._cql.applied("conv_claim", conv.id, conv.kind, conv.created_at)
+        await self._cql.applied("conv_claim", conv.id, conv.kind, conv.created_at, conv.shard)
         await add_member_rows(self._cql, conv.id, [(m, "member") for m in conv.members])
 
     async def get_conversation(self, conv: ConversationId) -> Conversation | None:
@@ -30,9 +30,9 @@ class CassandraConversations:
             return None
         ordered: list[tuple[UserId, Role]] = sorted((r.user_id, r.role or "member") for r in members)
         return Conversation(row.id, row.kind, tuple(u for u, _ in ordered), row.created_at, last, row.name or "",
-                            tuple((u, r) for u, r in ordered if r != "member"))
+                            tuple((u, r) for u, r in ordered if r != "member"), row.shard)
 
     async def list_conversations(self, user: UserId) -> list[Conversation]:
         ids = await conversations_of(self._cql, user)
         found = [c for c in await self._cql.gather(self.get_conversation(i) for i in ids) if c is not None]
-        return sorted(found, key=lambda c: c.last_message.id if c.last_message else 0, reverse=True)
+        return sorted(found, key=lambda c: c.last_message.ts if c.last_message else 0, reverse=True)

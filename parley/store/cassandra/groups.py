@@ -20,7 +20,7 @@ from parley.store.records import Conversation, Role
 CAS_ATTEMPTS = 20
 
 QUERIES = {
-    "group_claim": "INSERT INTO conversations (id, kind, created_at, name, member_count) VALUES (?,?,?,?,?) "
+    "group_claim": "INSERT INTO conversations (id, kind, created_at, name, member_count, shard) VALUES (?,?,?,?,?,?) "
                    "IF NOT EXISTS",
     "group_count": "UPDATE conversations SET member_count = ? WHERE id = ? IF member_count = ?",
     "group_rename": "UPDATE conversations SET name = ? WHERE id = ?",
@@ -36,7 +36,7 @@ class CassandraGroups:
 
     async def create_group(self, conv: Conversation) -> None:
         applied, _ = await self._cql.applied("group_claim", conv.id, conv.kind, conv.created_at, conv.name,
-                                             len(conv.members))
+                                             len(conv.members), conv.shard)
         if not applied:
             raise Conflict(f"conversation {conv.id} exists", code="conflict")
         roles = dict(conv.roles)

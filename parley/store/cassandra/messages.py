@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import Any, cast
 
 from parley.ids import ConversationId, UserId
+from parley.shards import shard_of_id
 from parley.store.cassandra.cql import Bound, Cql
 from parley.store.cassandra.membership import conversations_of
 from parley.store.records import StoredMessage
@@ -92,10 +93,13 @@ async def newest_message(cql: Cql, conv: str) -> StoredMessage | None:
     return _message(found) if found else None
 
 
-async def _spans(cql: Cql, conv: str, *, after: int = 0) -> list[Span]:
-    """The conversation's partitions, or none when its newest message is not after ``after``."""
+async def _spans(cql: Cql, conv: str, *, after: int = 0, shard: int | None = None) -> list[Span]:
+    """The conversation's partitions, or none when its newest message is not after ``after`` (or the
+    conversation is not homed in ``shard``: every id names its shard)."""
     rows = await cql.rows("buckets_of", conv)
     if not rows or rows[0].newest_id is None or rows[0].newest_id <= after:
+        return []
+    if shard is not None and shard_of_id(rows[0].newest_id) != shard:
         return []
     return [Span((conv, r.bucket), r.first_id, r.last_id) for r in rows
             if r.bucket is not None and r.first_id is not None and r.last_id is not None]
@@ -120,9 +124,10 @@ class CassandraMessages:
         rows = await self._cql.rows("msg_desc" if descending else "msg_asc", conv, bucket, lo, hi, n, limit=n)
         return [_message(r) for r in rows]
 
-    async def messages_for_user(self, user: UserId, *, after: int, upto: int, limit: int) -> list[StoredMessage]:
+    async def messages_for_user(self, user: UserId, *, shard: int, after: int, upto: int,
+                                limit: int) -> list[StoredMessage]:
         convs = await conversations_of(self._cql, user)
-        spans = [s for found in await self._cql.gather(_spans(self._cql, c, after=after) for c in convs)
+        spans = [s for found in await self._cql.gather(_spans(self._cql, c, after=after, shard=shard) for c in convs)
                  for s in found]
         return await merge_spans(spans, self._fetch, after=after, before=upto + 1, limit=limit, descending=False,
                                  page=limit)

@@ -82,7 +82,16 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         """CREATE TABLE IF NOT EXISTS {ks}.push_prefs (
             user_id text PRIMARY KEY, muted boolean, hide_text boolean, muted_convs set<text>)""",
     ]),
+    (4, "sharded streams: a conversation's home shard, device cursors as tokens (ADR 0005)", [
+        """ALTER TABLE {ks}.conversations ADD IF NOT EXISTS shard int""",
+        """ALTER TABLE {ks}.device_cursors ADD IF NOT EXISTS token text""",
+    ]),
 ]
+SHARDED = 4  # the first version with sharded ids: older message rows carry global ids it cannot read
+
+
+class StoreTooOld(RuntimeError):
+    pass
 
 BOOTSTRAP = [
     """CREATE TABLE IF NOT EXISTS {ks}.schema_migrations (
@@ -115,6 +124,9 @@ def migrate(session: CqlSession, keyspace: str, replication: str) -> None:
     _take_lock(session, keyspace, owner)
     try:
         done = _applied_versions(session, keyspace)
+        if done and SHARDED not in done and session.execute(f"SELECT id FROM {keyspace}.messages LIMIT 1").one():
+            raise StoreTooOld("this keyspace holds history with protocol-1 message ids (one global stream), which "
+                              "sharded Parley cannot read; use a fresh keyspace (docs/adr/0005)")
         for version, description, statements in MIGRATIONS:
             if version in done:
                 continue

@@ -1,7 +1,8 @@
 """Cassandra sessions and devices. A device is claimed with a lightweight transaction (its owner and
-creation time never change); ``devices_by_user`` lists a user's in creation order; ``device_cursors``
-is written ``USING TIMESTAMP cursor``, so a cursor only ever moves forward, whatever order writes
-arrive in."""
+creation time never change); ``devices_by_user`` lists a user's in creation order;
+``device_cursors.token`` holds the cursor the device last acked (an opaque token, parley.cursor): the
+last save wins — a node only saves positions at or beyond the one a connection started from, and a
+device drops ids it already has."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ QUERIES = {
     "device_get": "SELECT id, user_id, name, created_at FROM devices WHERE id = ?",
     "device_index": "INSERT INTO devices_by_user (user_id, created_at, id) VALUES (?,?,?)",
     "devices_of_user": "SELECT id FROM devices_by_user WHERE user_id = ?",
-    "cursor_save": "UPDATE device_cursors USING TIMESTAMP ? SET cursor = ? WHERE device = ?",
-    "cursor_get": "SELECT cursor FROM device_cursors WHERE device = ?",
+    "cursor_save": "UPDATE device_cursors SET token = ? WHERE device = ?",
+    "cursor_get": "SELECT token FROM device_cursors WHERE device = ?",
 }
 
 
@@ -50,9 +51,9 @@ class CassandraSessions:
         await self._cql.write("device_index", user, created_at, device.id)
         return Device(device.id, user, device.name, created_at, await self._cursor(device.id))
 
-    async def _cursor(self, device: DeviceId) -> int:
+    async def _cursor(self, device: DeviceId) -> str:
         row = await self._cql.one("cursor_get", device)
-        return int(row.cursor) if row and row.cursor is not None else 0
+        return str(row.token) if row and row.token is not None else ""
 
     async def get_device(self, device: DeviceId) -> Device | None:
         row, cursor = await self._cql.gather([self._cql.one("device_get", device), self._cursor(device)])
@@ -63,6 +64,6 @@ class CassandraSessions:
         found = await self._cql.gather(self.get_device(d) for d in ids)
         return [d for d in found if d is not None]
 
-    async def save_cursors(self, cursors: dict[DeviceId, int]) -> None:
-        await self._cql.gather(self._cql.write("cursor_save", cursor, cursor, device)
+    async def save_cursors(self, cursors: dict[DeviceId, str]) -> None:
+        await self._cql.gather(self._cql.write("cursor_save", cursor, device)
                                for device, cursor in cursors.items())

@@ -12,12 +12,13 @@ from parley.store.sqlite.messages import last_message
 
 
 def _conversation(db: sqlite3.Connection, conv: str) -> Conversation | None:
-    row = db.execute("SELECT id, kind, created_at, name FROM conversations WHERE id = ?", (conv,)).fetchone()
+    row = db.execute("SELECT id, kind, created_at, name, shard FROM conversations WHERE id = ?", (conv,)).fetchone()
     if not row:
         return None
     members = db.execute("SELECT user, role FROM members WHERE conv = ? ORDER BY user", (conv,)).fetchall()
     roles = tuple((u, r) for u, r in members if r != "member")
-    return Conversation(row[0], row[1], tuple(u for u, _ in members), row[2], last_message(db, conv), row[3], roles)
+    return Conversation(row[0], row[1], tuple(u for u, _ in members), row[2], last_message(db, conv), row[3], roles,
+                        row[4])
 
 
 class SQLiteConversations:
@@ -25,8 +26,8 @@ class SQLiteConversations:
 
     async def open_conversation(self, conv: Conversation) -> None:
         def insert(db: sqlite3.Connection) -> None:
-            db.execute("INSERT OR IGNORE INTO conversations (id, kind, created_at) VALUES (?,?,?)",
-                       (conv.id, conv.kind, conv.created_at))
+            db.execute("INSERT OR IGNORE INTO conversations (id, kind, created_at, shard) VALUES (?,?,?,?)",
+                       (conv.id, conv.kind, conv.created_at, conv.shard))
             db.executemany("INSERT OR IGNORE INTO members (user, conv) VALUES (?,?)",
                            [(m, conv.id) for m in conv.members])
 
@@ -39,7 +40,7 @@ class SQLiteConversations:
         def listing(db: sqlite3.Connection) -> list[Conversation]:
             ids = [r[0] for r in db.execute("SELECT conv FROM members WHERE user = ?", (user,))]
             out = [c for c in (_conversation(db, i) for i in ids) if c is not None]
-            out.sort(key=lambda c: c.last_message.id if c.last_message else 0, reverse=True)
+            out.sort(key=lambda c: c.last_message.ts if c.last_message else 0, reverse=True)
             return out
 
         return await self._db.run(listing)

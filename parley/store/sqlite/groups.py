@@ -18,8 +18,8 @@ class SQLiteGroups:
     async def create_group(self, conv: Conversation) -> None:
         def insert(db: sqlite3.Connection) -> None:
             try:
-                db.execute("INSERT INTO conversations (id, kind, created_at, name) VALUES (?,?,?,?)",
-                           (conv.id, conv.kind, conv.created_at, conv.name))
+                db.execute("INSERT INTO conversations (id, kind, created_at, name, shard) VALUES (?,?,?,?,?)",
+                           (conv.id, conv.kind, conv.created_at, conv.name, conv.shard))
             except sqlite3.IntegrityError:
                 raise Conflict(f"conversation {conv.id} exists", code="conflict") from None
             roles = dict(conv.roles)

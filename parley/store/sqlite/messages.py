@@ -41,13 +41,15 @@ class SQLiteMessages:
         if messages:
             await self._db.tx(put)
 
-    async def messages_for_user(self, user: UserId, *, after: int, upto: int, limit: int) -> list[StoredMessage]:
-        # One range scan per conversation of the user (index messages_by_conv), merged by id.
+    async def messages_for_user(self, user: UserId, *, shard: int, after: int, upto: int,
+                                limit: int) -> list[StoredMessage]:
+        # One range scan per conversation of the user (index messages_by_conv), merged by id; ids of
+        # one shard compare like its stream sequences (parley.shards).
         rows = await self._db.run(
             lambda db: db.execute(
                 f"SELECT {_MSG_COLS} FROM members mb JOIN messages m ON m.conv = mb.conv "
-                "WHERE mb.user = ? AND m.id > ? AND m.id <= ? ORDER BY m.id LIMIT ?",
-                (user, after, upto, limit),
+                "WHERE mb.user = ? AND m.id > ? AND m.id <= ? AND (m.id & 63) = ? ORDER BY m.id LIMIT ?",
+                (user, after, upto, shard, limit),
             ).fetchall()
         )
         return [_message(row) for row in rows]

@@ -43,13 +43,26 @@ MIGRATIONS = [
         hide_text INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
     CREATE TABLE push_mutes (user TEXT NOT NULL, conv TEXT NOT NULL, PRIMARY KEY (user, conv)) WITHOUT ROWID;
     """,
+    # 6: sharded streams (ADR 0005): a conversation's home shard; a device's cursor is an opaque token
+    """
+    ALTER TABLE conversations ADD COLUMN shard INTEGER;
+    UPDATE devices SET cursor = '';
+    """,
 ]
+SHARDED = 6  # the first version with sharded ids: older message rows carry global ids it cannot read
+
+
+class StoreTooOld(RuntimeError):
+    pass
 
 
 def migrate(db: sqlite3.Connection) -> None:
     db.execute("BEGIN IMMEDIATE")
     try:
         version = db.execute("PRAGMA user_version").fetchone()[0]
+        if 0 < version < SHARDED and db.execute("SELECT 1 FROM messages LIMIT 1").fetchone():
+            raise StoreTooOld("this store holds history with protocol-1 message ids (one global stream), which "
+                              "sharded Parley cannot read; start with a fresh store (docs/adr/0005)")
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             for statement in filter(str.strip, script.split(";")):
                 db.execute(statement)

@@ -53,10 +53,10 @@ class SQLiteSessions:
         )
         return [Device(*row) for row in rows]
 
-    async def save_cursors(self, cursors: dict[DeviceId, int]) -> None:
+    async def save_cursors(self, cursors: dict[DeviceId, str]) -> None:
         def save(db: sqlite3.Connection) -> None:
             db.executemany(
-                "UPDATE devices SET cursor = MAX(cursor, ?) WHERE id = ?",
+                "UPDATE devices SET cursor = ? WHERE id = ?",
                 [(cursor, device) for device, cursor in cursors.items()],
             )
 
