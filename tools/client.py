@@ -1,7 +1,8 @@
 """A small asyncio client for Parley's HTTP API and WebSocket protocol (used by tests and benchmarks).
 
-It follows docs/protocol.md: hello with the token, then a background reader sorts server frames into
-``messages`` (deduplicated by id), ``acks`` by client message id, ``errors`` and the latest ``synced``.
+It follows docs/protocol.md (v2): hello with the token (and a cursor), then a background reader sorts
+server frames into ``messages`` (deduplicated by id), ``acks`` by client message id, ``errors`` and the
+latest ``synced``; ``cursor`` holds the newest cursor the server offered (acked when ``auto_ack``).
 """
 
 from __future__ import annotations
@@ -71,11 +72,13 @@ class Device:
         self._waiters: list[tuple[Any, asyncio.Future[None]]] = []
         self._reader: asyncio.Task[None] | None = None
         self.auto_ack = True
+        self.cursor: str | None = None  # the newest cursor offered (welcome, cursor, synced frames)
+        self.acked_cursor: str | None = None
         self._cid_prefix = secrets.token_hex(4) + "-"
 
-    async def connect(self, cursor: int | None = None, **hello: Any) -> dict[str, Any]:
+    async def connect(self, cursor: str | None = None, **hello: Any) -> dict[str, Any]:
         self.ws = await self.http.ws_connect(self.url, max_msg_size=0)
-        frame = {"type": "hello", "v": 1, "token": self.token, **hello}
+        frame = {"type": "hello", "v": 2, "token": self.token, **hello}
         if cursor is not None:
             frame["cursor"] = cursor
         await self.ws.send_str(orjson.dumps(frame).decode())
@@ -87,6 +90,7 @@ class Device:
             await self.ws.receive(timeout=5)
             raise ConnectionError(f"hello refused: {data} (close {self.ws.close_code})")
         self.welcome = data
+        self.cursor = data.get("cursor")
         self._reader = asyncio.get_running_loop().create_task(self._read())
         return data
 
@@ -108,8 +112,8 @@ class Device:
             else:
                 self.messages[f["id"]] = f
                 self.order.append(f["id"])
-            if self.auto_ack and self.synced.is_set():
-                asyncio.get_running_loop().create_task(self._ack(f["id"]))
+        elif kind == "cursor":
+            self._offered(f["cursor"])
         elif kind == "ack":
             self.acks[f["cid"]] = f
         elif kind == "error":
@@ -118,17 +122,26 @@ class Device:
             self.pongs.append(f)
         elif kind == "synced":
             self.synced.set()
-            if self.auto_ack and self.order:
-                asyncio.get_running_loop().create_task(self._ack(max(self.order)))
+            self._offered(f["cursor"])
         elif kind == "moved":
             self.moved = f
         elif kind != "welcome":
             self.events.append(f)
         self._notify()
 
-    async def _ack(self, id: int) -> None:
+    def _offered(self, cursor: str) -> None:
+        self.cursor = cursor
+        if self.auto_ack:
+            asyncio.get_running_loop().create_task(self.ack(cursor))
+
+    async def ack(self, cursor: str | None = None) -> None:
+        """Ack ``cursor`` (default: the newest offered): every message before it was processed."""
+        cursor = cursor or self.cursor
+        if cursor is None:
+            return
         try:
-            await self.send_frame({"type": "ack", "id": id})
+            await self.send_frame({"type": "ack", "cursor": cursor})
+            self.acked_cursor = cursor
         except (ConnectionError, RuntimeError):
             pass
 
@@ -171,8 +184,10 @@ class Device:
         raise ApiError(0, failed() or {})
 
     def bodies(self, conv: str | None = None) -> list[str]:
-        ids = sorted(self.messages)
-        return [self.messages[i]["body"] for i in ids if conv is None or self.messages[i]["conv"] == conv]
+        """Bodies of one conversation in id order (its chain), or of all in the order they arrived."""
+        if conv is None:
+            return [self.messages[i]["body"] for i in self.order]
+        return [self.messages[i]["body"] for i in sorted(self.messages) if self.messages[i]["conv"] == conv]
 
     async def close(self) -> None:
         if self.ws is not None and not self.ws.closed:

@@ -10,6 +10,7 @@ import pytest
 
 from parley.errors import Conflict
 from parley.ids import dm_conversation, new_device_id, new_group_conversation, new_session_id, new_user_id
+from parley.shards import pack, pos_of_id
 from parley.store import Conversation, Device, PushPrefs, PushToken, Receipt, Session, StoredMessage, User
 from parley.store.cassandra import CassandraStore
 from parley.store.sqlite import SQLiteStore
@@ -37,8 +38,23 @@ def user(name: str) -> User:
     return User(new_user_id(), name, name.title(), 1)
 
 
+def P(n: int) -> int:  # noqa: N802 — the id of sequence ``n`` in shard 0
+    return pack(0, n)
+
+
 def message(id: int, conv, prev: int, sender) -> StoredMessage:
-    return StoredMessage(id, conv, prev, sender, new_device_id(), f"c{id}", f"body {id}", 1000 + id)
+    """Message ``id`` (a sequence of shard 0, as its id is packed; ``prev`` likewise)."""
+    return StoredMessage(P(id), conv, P(prev) if prev else 0, sender, new_device_id(), f"c{id}", f"body {id}",
+                         1000 + id)
+
+
+def seqs(rows: list[StoredMessage]) -> list[int]:
+    return [pos_of_id(m.id) for m in rows]
+
+
+async def sync(store, user, *, after: int, upto: int, limit: int) -> list[StoredMessage]:
+    """What a node reads for shard 0 (after/upto as sequences)."""
+    return await store.messages_for_user(user, shard=0, after=P(after), upto=P(upto), limit=limit)
 
 
 async def test_users_are_unique_by_name_and_profiles_update(store):
@@ -55,7 +71,7 @@ async def test_users_are_unique_by_name_and_profiles_update(store):
     assert await store.get_users([alice.id, new_user_id()]) == {alice.id: updated}
 
 
-async def test_sessions_revoke_and_devices_keep_the_highest_cursor(store):
+async def test_sessions_revoke_and_devices_keep_the_last_saved_cursor(store):
     uid = new_user_id()
     session = Session(new_session_id(), uid, new_device_id(), 1, 100)
     await store.create_session(session)
@@ -63,9 +79,10 @@ async def test_sessions_revoke_and_devices_keep_the_highest_cursor(store):
     await store.revoke_session(session.id)
     assert (await store.get_session(session.id)).revoked
     device = await store.upsert_device(Device(new_device_id(), uid, "phone", 5))
-    await store.save_cursors({device.id: 40})
-    await store.save_cursors({device.id: 30})
-    assert (await store.get_device(device.id)).cursor == 40
+    assert (await store.get_device(device.id)).cursor == ""
+    await store.save_cursors({device.id: "c1.AAA.x"})
+    await store.save_cursors({device.id: "c1.BBB.y"})
+    assert (await store.get_device(device.id)).cursor == "c1.BBB.y"
     assert [d.id for d in await store.list_devices(uid)] == [device.id]
 
 
@@ -89,10 +106,10 @@ async def test_message_writes_are_idempotent_and_sync_reads_only_the_users_conve
     rows = [message(1, ab, 0, a), message(2, bc, 0, b), message(3, ab, 1, b), message(4, bc, 2, c)]
     await store.put_messages(rows)
     await store.put_messages(rows[:2])  # redelivery
-    assert [m.id for m in await store.messages_for_user(a, after=0, upto=10, limit=10)] == [1, 3]
-    assert [m.id for m in await store.messages_for_user(b, after=1, upto=3, limit=10)] == [2, 3]
-    assert [m.id for m in await store.messages_for_user(b, after=0, upto=10, limit=2)] == [1, 2]
-    assert await store.messages_for_user(a, after=0, upto=10, limit=10) == [rows[0], rows[2]]
+    assert seqs(await sync(store, a, after=0, upto=10, limit=10)) == [1, 3]
+    assert seqs(await sync(store, b, after=1, upto=3, limit=10)) == [2, 3]
+    assert seqs(await sync(store, b, after=0, upto=10, limit=2)) == [1, 2]
+    assert await sync(store, a, after=0, upto=10, limit=10) == [rows[0], rows[2]]
 
 
 async def test_history_pages_both_ways(store):
@@ -101,13 +118,13 @@ async def test_history_pages_both_ways(store):
     await store.open_conversation(Conversation(conv, "dm", tuple(sorted((a, b))), 1))
     await store.put_messages([message(i, conv, i - 1, a) for i in range(1, 11)])
     newest = await store.history(conv, before=None, after=None, limit=3, newest_first=True)
-    assert [m.id for m in newest] == [10, 9, 8]
-    older = await store.history(conv, before=8, after=None, limit=3, newest_first=True)
-    assert [m.id for m in older] == [7, 6, 5]
-    forward = await store.history(conv, before=None, after=4, limit=3, newest_first=False)
-    assert [m.id for m in forward] == [5, 6, 7]
-    between = await store.history(conv, before=7, after=4, limit=10, newest_first=False)
-    assert [m.id for m in between] == [5, 6]
+    assert seqs(newest) == [10, 9, 8]
+    older = await store.history(conv, before=P(8), after=None, limit=3, newest_first=True)
+    assert seqs(older) == [7, 6, 5]
+    forward = await store.history(conv, before=None, after=P(4), limit=3, newest_first=False)
+    assert seqs(forward) == [5, 6, 7]
+    between = await store.history(conv, before=P(7), after=P(4), limit=10, newest_first=False)
+    assert seqs(between) == [5, 6]
 
 
 async def test_conversations_list_with_members_and_last_message(store):
@@ -119,7 +136,7 @@ async def test_conversations_list_with_members_and_last_message(store):
     await store.put_messages([message(5, ab, 0, a), message(9, ac, 0, c)])
     listed = await store.list_conversations(a)
     assert [c.id for c in listed] == [ac, ab]  # most recent first
-    assert listed[0].last_message.id == 9 and listed[1].members == tuple(sorted((a, b)))
+    assert listed[0].last_message.id == P(9) and listed[1].members == tuple(sorted((a, b)))
     assert await store.get_conversation("dm.nope") is None
     assert [c.id for c in await store.list_conversations(b)] == [ab]
 
@@ -132,26 +149,26 @@ async def test_reads_are_exact_across_many_partitions_even_when_clocks_disagree(
     for conv, other in ((ab, b), (ac, c)):
         await store.open_conversation(Conversation(conv, "dm", tuple(sorted((a, other))), 1))
     skew = {7: -900, 8: -1500, 21: -2100, 30: +800}  # ms; ids 7, 8, 21 land in earlier buckets
-    rows = [StoredMessage(i, ab if i % 3 else ac, 0, a, new_device_id(), f"c{i}", f"b{i}",
+    rows = [StoredMessage(P(i), ab if i % 3 else ac, 0, a, new_device_id(), f"c{i}", f"b{i}",
                           10_000 + i * 400 + skew.get(i, 0)) for i in range(1, 41)]
     await store.put_messages(rows[20:])  # the archiver may write in any batch split
     await store.put_messages(rows[:25])
-    in_ab = [m.id for m in rows if m.conv == ab]
-    assert [m.id for m in await store.history(ab, before=None, after=None, limit=100, newest_first=False)] == in_ab
-    assert [m.id for m in await store.history(ab, before=None, after=None, limit=5, newest_first=True)] == \
+    in_ab = [pos_of_id(m.id) for m in rows if m.conv == ab]
+    assert seqs(await store.history(ab, before=None, after=None, limit=100, newest_first=False)) == in_ab
+    assert seqs(await store.history(ab, before=None, after=None, limit=5, newest_first=True)) == \
         in_ab[::-1][:5]
-    assert [m.id for m in await store.history(ab, before=22, after=6, limit=4, newest_first=True)] == [20, 19, 17, 16]
-    assert [m.id for m in await store.history(ab, before=None, after=6, limit=4, newest_first=False)] == [7, 8, 10, 11]
+    assert seqs(await store.history(ab, before=P(22), after=P(6), limit=4, newest_first=True)) == [20, 19, 17, 16]
+    assert seqs(await store.history(ab, before=None, after=P(6), limit=4, newest_first=False)) == [7, 8, 10, 11]
     got, cursor = [], 0
     while True:  # sync in pages of 7, as a node does
-        page = await store.messages_for_user(a, after=cursor, upto=37, limit=7)
-        got += [m.id for m in page]
+        page = await sync(store, a, after=cursor, upto=37, limit=7)
+        got += seqs(page)
         if len(page) < 7:
             break
-        cursor = page[-1].id
+        cursor = pos_of_id(page[-1].id)
     assert got == list(range(1, 38))
-    assert [m.id for m in await store.messages_for_user(c, after=0, upto=100, limit=100)] == \
-        [m.id for m in rows if m.conv == ac]
+    assert seqs(await sync(store, c, after=0, upto=100, limit=100)) == \
+        [pos_of_id(m.id) for m in rows if m.conv == ac]
     assert (await store.get_conversation(ab)).last_message == rows[39]
 
 
@@ -185,10 +202,10 @@ async def test_group_messages_sync_to_members_only(store):
     conv = new_group_conversation()
     await store.create_group(Conversation(conv, "group", tuple(sorted([a, b])), 1, name="g", roles=((a, "owner"),)))
     await store.put_messages([message(i, conv, i - 1, a) for i in range(1, 6)])
-    assert [m.id for m in await store.messages_for_user(b, after=2, upto=10, limit=10)] == [3, 4, 5]
-    assert await store.messages_for_user(c, after=0, upto=10, limit=10) == []
+    assert seqs(await sync(store, b, after=2, upto=10, limit=10)) == [3, 4, 5]
+    assert await sync(store, c, after=0, upto=10, limit=10) == []
     await store.remove_member(conv, b)
-    assert await store.messages_for_user(b, after=0, upto=10, limit=10) == []
+    assert await sync(store, b, after=0, upto=10, limit=10) == []
 
 
 async def test_receipts_only_move_forward_and_read_implies_delivered(store):
@@ -249,3 +266,18 @@ async def test_a_push_token_belongs_to_one_device_at_a_time(store):
     assert await store.delete_push_token(b, phone_b) is True
     await store.put_push_token(PushToken(a, phone_a, "android", "shared-install-token", 3))  # and back to a
     assert [t.user for t in await store.push_tokens([a, b])] == [a]
+
+
+async def test_sync_reads_one_shard_at_a_time_and_a_conversation_keeps_its_home(store):
+    a, b, c = new_user_id(), new_user_id(), new_user_id()
+    ab, ac = dm_conversation(a, b), dm_conversation(a, c)
+    await store.open_conversation(Conversation(ab, "dm", tuple(sorted((a, b))), 1, shard=0))
+    await store.open_conversation(Conversation(ac, "dm", tuple(sorted((a, c))), 1, shard=3))
+    rows = [StoredMessage(pack(0, 5), ab, 0, a, new_device_id(), "x", "in 0", 1),
+            StoredMessage(pack(3, 5), ac, 0, a, new_device_id(), "y", "in 3", 2),
+            StoredMessage(pack(3, 9), ac, pack(3, 5), c, new_device_id(), "z", "in 3 again", 3)]
+    await store.put_messages(rows)
+    assert await store.messages_for_user(a, shard=3, after=0, upto=pack(3, 100), limit=10) == rows[1:]
+    assert await store.messages_for_user(a, shard=0, after=0, upto=pack(0, 100), limit=10) == rows[:1]
+    assert await store.messages_for_user(a, shard=3, after=pack(3, 5), upto=pack(3, 100), limit=10) == rows[2:]
+    assert (await store.get_conversation(ac)).shard == 3 and (await store.get_conversation(ab)).shard == 0

@@ -7,12 +7,18 @@ from parley.node.session import Delivery, DeviceSession, SessionError, State, Sy
 
 from parley.errors import CLOSE_DRAINING, CLOSE_SLOW
 from parley.ids import UserId
+from parley.shards import pack
 
 ME = UserId("me")
 
 
-def msg(id: int, conv: str = "a", prev: int = 0, sender: str = "other") -> Delivery:
-    return Delivery(id, conv, prev, sender, f"{conv}:{id}".encode())
+def V(n: int, shard: int = 0) -> dict[int, int]:  # noqa: N802 — a position vector of one shard
+    return {shard: n}
+
+
+def msg(id: int, conv: str = "a", prev: int = 0, sender: str = "other", shard: int = 0) -> Delivery:
+    """Message ``id`` (a sequence of ``shard``), frames named by the sequence."""
+    return Delivery(pack(shard, id), conv, pack(shard, prev) if prev else 0, sender, f"{conv}:{id}".encode())
 
 
 def sent(s: DeviceSession) -> list[bytes]:
@@ -23,9 +29,9 @@ def sent(s: DeviceSession) -> list[bytes]:
 
 def live_session(cursor: int = 10) -> DeviceSession:
     s = DeviceSession(ME, max_queue=100)
-    s.accept(cursor, b"welcome")
-    s.begin_round(cursor)
-    assert s.finish_round(cursor) is None
+    s.accept(V(cursor), b"welcome")
+    s.begin_round(V(cursor))
+    assert s.finish_round(V(cursor)) is None
     sent(s)
     return s
 
@@ -33,14 +39,14 @@ def live_session(cursor: int = 10) -> DeviceSession:
 def test_hello_accept_welcomes_and_asks_for_a_sync_from_the_cursor():
     s = DeviceSession(ME, max_queue=100)
     assert s.state is State.HELLO
-    assert s.accept(40, b"welcome") == SyncFrom(40)
-    assert s.state is State.SYNCING and s.acked == 40 and sent(s) == [b"welcome"]
+    assert s.accept(V(40), b"welcome") == SyncFrom(V(40))
+    assert s.state is State.SYNCING and s.acked == V(40) and sent(s) == [b"welcome"]
 
 
 @pytest.mark.parametrize(("state", "event"), [
-    (State.HELLO, lambda s: s.begin_round(0)),
-    (State.LIVE, lambda s: s.accept(0, b"w")),
-    (State.CLOSING, lambda s: s.accept(0, b"w")),
+    (State.HELLO, lambda s: s.begin_round(V(0))),
+    (State.LIVE, lambda s: s.accept(V(0), b"w")),
+    (State.CLOSING, lambda s: s.accept(V(0), b"w")),
 ])
 def test_events_a_state_does_not_allow_are_bugs(state, event):
     s = live_session() if state is State.LIVE else DeviceSession(ME, max_queue=100)
@@ -52,35 +58,35 @@ def test_events_a_state_does_not_allow_are_bugs(state, event):
 
 def test_a_round_sends_what_it_read_then_what_was_held_in_order_and_goes_live():
     s = DeviceSession(ME, max_queue=100)
-    s.accept(10, b"w")
-    s.begin_round(10)
+    s.accept(V(10), b"w")
+    s.begin_round(V(10))
     s.live(msg(13, "a", 11))  # arrives while the round reads: held
     s.synced(msg(11, "a", 3))
     s.synced(msg(12, "b", 0))
-    assert s.finish_round(12) is None
+    assert s.finish_round(V(12)) is None
     assert sent(s) == [b"w", b"a:11", b"b:12", b"a:13"] and s.state is State.LIVE
-    assert s.position.delivered == 13
+    assert s.position.delivered == V(13)
 
 
 def test_a_held_message_the_round_also_read_is_sent_once():
     s = DeviceSession(ME, max_queue=100)
-    s.accept(10, b"w")
-    s.begin_round(10)
+    s.accept(V(10), b"w")
+    s.begin_round(V(10))
     s.live(msg(11, "a", 3))
     s.synced(msg(11, "a", 3))
-    s.finish_round(11)
+    s.finish_round(V(11))
     assert sent(s) == [b"w", b"a:11"]
 
 
 def test_a_live_gap_holds_the_message_and_asks_for_a_repair_from_the_last_good_point():
     s = live_session(10)
     s.live(msg(11, "a", 3))
-    assert s.live(msg(14, "a", 12)) == SyncFrom(11)  # 12 never came
+    assert s.live(msg(14, "a", 12)) == SyncFrom(V(11))  # 12 never came
     assert s.state is State.SYNCING and sent(s) == [b"a:11"]
-    s.begin_round(11)
+    s.begin_round(V(11))
     s.synced(msg(12, "a", 11))
     s.synced(msg(14, "a", 12))
-    assert s.finish_round(14) is None
+    assert s.finish_round(V(14)) is None
     assert sent(s) == [b"a:12", b"a:14"]
 
 
@@ -88,31 +94,31 @@ def test_a_repair_round_does_not_resend_what_this_connection_sent():
     s = live_session(10)
     s.live(msg(11, "a", 3))
     s.live(msg(12, "b", 0))
-    s.resync(10)  # e.g. NATS reconnected
-    s.begin_round(10)
+    s.resync(V(10))  # e.g. NATS reconnected
+    s.begin_round(V(10))
     for m in (msg(11, "a", 3), msg(12, "b", 0), msg(13, "b", 12)):
         s.synced(m)
-    s.finish_round(13)
+    s.finish_round(V(13))
     assert sent(s) == [b"a:11", b"b:12", b"b:13"]
 
 
 def test_a_client_sync_resends_even_what_was_sent():
     s = live_session(10)
     s.live(msg(11, "a", 3))
-    assert s.client_sync(10) == SyncFrom(10)
-    s.begin_round(10)
+    assert s.client_sync(V(10)) == SyncFrom(V(10))
+    s.begin_round(V(10))
     s.synced(msg(11, "a", 3))
-    s.finish_round(11)
+    s.finish_round(V(11))
     assert sent(s) == [b"a:11", b"a:11"]
 
 
 def test_holding_too_much_during_a_round_makes_the_round_run_again():
     s = DeviceSession(ME, max_queue=10**6)
-    s.accept(0, b"w")
-    s.begin_round(0)
+    s.accept(V(0), b"w")
+    s.begin_round(V(0))
     for i in range(1, 10_002):
         s.live(msg(i, "a", i - 1))
-    assert s.finish_round(0) == SyncFrom(0)
+    assert s.finish_round(V(0)) == SyncFrom(V(0))
     assert s.state is State.SYNCING
 
 
@@ -121,14 +127,14 @@ def test_acks_confirm_only_what_was_queued_and_report_what_they_cover():
     s.live(msg(11, "a", 3, sender="bob"))
     s.live(msg(12, "a", 11, sender=ME))  # our own: no receipt for it
     s.live(msg(13, "b", 0, sender="carol"))
-    assert s.ack(99) == {"a": (11, {"bob"}), "b": (13, {"carol"})}
-    assert s.acked == 13
-    assert s.ack(12) is None  # never backwards
+    assert s.ack(V(99)) == {"a": (pack(0, 11), {"bob"}), "b": (pack(0, 13), {"carol"})}
+    assert s.acked == V(13)
+    assert s.ack(V(12)) is None  # never backwards
 
 
 def test_a_device_too_slow_to_read_is_closed_at_once():
     s = DeviceSession(ME, max_queue=4)
-    s.accept(0, b"w")
+    s.accept(V(0), b"w")
     for _ in range(5):
         s.send(b"x")
     assert s.state is State.CLOSING and s.close_code == CLOSE_SLOW and not s.out
@@ -146,8 +152,38 @@ def test_draining_sends_moved_after_the_queue_then_nothing_more():
 
 def test_a_store_hole_is_reported_and_the_message_still_sent():
     s = DeviceSession(ME, max_queue=100)
-    s.accept(10, b"w")
-    s.begin_round(10)
+    s.accept(V(10), b"w")
+    s.begin_round(V(10))
     assert s.synced(msg(11, "a", 3)) is False
     assert s.synced(msg(15, "a", 12)) is True  # 12 was never read
     assert sent(s)[-1] == b"a:15"
+
+
+def test_shards_are_judged_apart_and_a_gap_lowers_only_its_own_shard():
+    s = DeviceSession(ME, max_queue=100)
+    s.accept({0: 10, 1: 50}, b"w")
+    s.begin_round({0: 10, 1: 50})
+    assert s.finish_round({0: 10, 1: 50}) is None
+    s.live(msg(11, "a", 3, shard=0))
+    s.live(msg(51, "x", 40, shard=1))
+    s.live(msg(12, "b", 0, shard=0))  # interleaved across shards: each in its own order
+    assert sent(s) == [b"w", b"a:11", b"x:51", b"b:12"]
+    assert s.position.delivered == {0: 12, 1: 51}
+    assert s.live(msg(55, "x", 53, shard=1)) == SyncFrom({0: 12, 1: 51})  # 53 never came: shard 1 from x's last
+    s.begin_round({0: 12, 1: 51})
+    s.synced(msg(53, "x", 51, shard=1))
+    s.synced(msg(55, "x", 53, shard=1))
+    assert s.finish_round({0: 12, 1: 55}) is None
+    assert sent(s) == [b"x:53", b"x:55"]
+
+
+def test_a_cursor_is_offered_when_the_position_moved_and_acks_cover_per_shard():
+    s = live_session(10)
+    assert s.take_cursor() is None  # nothing new since the welcome's
+    s.live(msg(11, "a", 3, sender="bob"))
+    s.live(msg(7, "z", 0, sender="carol", shard=1))
+    offered = s.take_cursor()
+    assert offered == {0: 11, 1: 7} and s.take_cursor() is None
+    assert s.ack({0: 11}) == {"a": (pack(0, 11), {"bob"})}  # shard 1 not acked yet: carol's stays unacked
+    assert s.ack({0: 11, 1: 7}) == {"z": (pack(1, 7), {"carol"})}
+    assert s.ack({0: 99, 1: 99}) is None  # never beyond what was queued

@@ -20,51 +20,62 @@ from parley.node.session import Delivery, DeviceSession, State, SyncFrom
 from parley.node.syncplan import plan_round
 
 from parley.ids import UserId
+from parley.shards import pack, pos_of_id, shard_of_id, vmin
 
 CONVS = ("a", "b", "c")
+HOME = {"a": 0, "b": 0, "c": 1}  # two shards: a and b share one, c has the other
+SHARDS = (0, 1)
 Round = Generator[None, None, SyncFrom | None]
 
 
 @dataclass
 class World:
-    messages: list[Delivery] = field(default_factory=list)
+    messages: dict[int, list[Delivery]] = field(default_factory=lambda: {s: [] for s in SHARDS})
     last_in: dict[str, int] = field(default_factory=dict)
-    archived: int = 0
+    archived: dict[int, int] = field(default_factory=lambda: {s: 0 for s in SHARDS})
 
     def publish(self, conv: str) -> Delivery:
-        id = len(self.messages) + 1
+        shard = HOME[conv]
+        id = pack(shard, len(self.messages[shard]) + 1)
         m = Delivery(id, conv, self.last_in.get(conv, 0), "other", f"{id}".encode())
-        self.messages.append(m)
+        self.messages[shard].append(m)
         self.last_in[conv] = id
         return m
 
-    @property
-    def last(self) -> int:
-        return len(self.messages)
+    def last(self, shard: int) -> int:
+        return len(self.messages[shard])
 
-    def between(self, after: int, upto: int) -> list[Delivery]:
-        return self.messages[after:upto]
+    def lasts(self) -> dict[int, int]:
+        return {s: self.last(s) for s in SHARDS}
+
+    def between(self, shard: int, after: int, upto: int) -> list[Delivery]:
+        return self.messages[shard][after:upto]
+
+    def all(self) -> list[Delivery]:
+        return [m for s in SHARDS for m in self.messages[s]]
 
 
-def sync_round(world: World, s: DeviceSession, after: int) -> Round:
+def sync_round(world: World, s: DeviceSession, after: dict[int, int]) -> Round:
     """What node/sync.py does, one step per yield (the stream holds everything: first = 1)."""
     s.begin_round(after)
     yield
-    plan = plan_round(after, first=1, last=world.last, archived=world.archived)
-    cursor = plan.after
-    if cursor < plan.store_upto:
-        for m in world.between(cursor, plan.store_upto):
-            assert not s.synced(m), "the store has no holes here"
+    plans = {shard: plan_round(after.get(shard, 0), first=1, last=world.last(shard), archived=world.archived[shard])
+             for shard in SHARDS}
+    for shard, plan in plans.items():
+        cursor = plan.after
+        if cursor < plan.store_upto:
+            for m in world.between(shard, cursor, plan.store_upto):
+                assert not s.synced(m), "the store has no holes here"
+                yield
+            cursor = plan.store_upto
+        for m in world.between(shard, plan.stream_start(cursor) - 1, plan.last):
+            s.synced(m)
             yield
-        cursor = plan.store_upto
-    for m in world.between(plan.stream_start(cursor) - 1, plan.last):
-        s.synced(m)
-        yield
-    return s.finish_round(plan.last)
+    return s.finish_round({shard: p.last for shard, p in plans.items()})
 
 
 class Driver:
-    def __init__(self, world: World, cursor: int) -> None:
+    def __init__(self, world: World, cursor: dict[int, int]) -> None:
         self.world, self.session = world, DeviceSession(UserId("me"), max_queue=10**6)
         self.round: Round | None = None
         self.dropping = 0
@@ -108,8 +119,8 @@ operation = st.one_of(
     st.tuples(st.just("step"), st.integers(1, 4)),
     st.tuples(st.just("archive"), st.integers(0, 5)),
     st.tuples(st.just("blip"), st.integers(1, 3)),
-    st.tuples(st.just("resync"), st.integers(0, 10)),
-    st.tuples(st.just("ack"), st.integers(0, 60)),
+    st.tuples(st.just("resync"), st.tuples(st.sampled_from(SHARDS), st.integers(0, 10))),
+    st.tuples(st.just("ack"), st.tuples(st.integers(0, 60), st.integers(0, 60))),
 )
 
 
@@ -120,35 +131,40 @@ def test_no_gap_no_duplicate_no_reordering(before, had, ops):
     world = World()
     for conv in before:
         world.publish(conv)
-    world.archived = min(had + 2, world.last)
-    cursor = min(had, world.last)  # the device has every message up to here
+    world.archived = {shard: min(had + 2, world.last(shard)) for shard in SHARDS}
+    cursor = {shard: min(had, world.last(shard)) for shard in SHARDS}  # the device has everything up to here
     d = Driver(world, cursor)
-    queued_up_to = cursor  # the highest position the session ever reached: what an ack may confirm
+    queued_up_to = dict(cursor)  # the highest position the session ever reached: what an ack may confirm
     for op, arg in ops:
-        queued_up_to = max(queued_up_to, d.session.position.delivered)
+        for shard, pos in d.session.position.delivered.items():
+            queued_up_to[shard] = max(queued_up_to.get(shard, 0), pos)
         if op == "publish":
             d.publish(arg)
         elif op == "step":
             for _ in range(arg):
                 d.step()
         elif op == "archive":
-            world.archived = min(world.last, world.archived + arg)
+            world.archived = {shard: min(world.last(shard), world.archived[shard] + arg) for shard in SHARDS}
         elif op == "blip":
             d.dropping = max(d.dropping, arg)
         elif op == "resync":  # from a point the device holds (e.g. a join's "since"), never below its cursor
-            point = min(d.session.position.delivered, cursor + arg)
+            shard, ahead = arg
+            point = dict(d.session.position.delivered)
+            point[shard] = min(point.get(shard, 0), cursor[shard] + ahead)
             d.act(d.session.resync(point))
         elif op == "ack":
-            d.session.ack(arg)
-            assert d.session.acked <= queued_up_to, "an ack never confirms what was not queued"
+            d.session.ack({0: arg[0], 1: arg[1]})
+            assert all(d.session.acked.get(s, 0) <= queued_up_to.get(s, 0) for s in SHARDS), \
+                "an ack never confirms what was not queued"
     d.settle()
     s = d.session
     assert s.state is State.LIVE
     got = [int(f) for f in list(s.out)[1:]]  # after the welcome
-    expected = [m.id for m in world.messages if m.id > cursor]
-    by_conv = {c: [i for i in got if world.messages[i - 1].conv == c] for c in CONVS}
+    newer = [m for m in world.all() if pos_of_id(m.id) > cursor[shard_of_id(m.id)]]
+    conv_of = {m.id: m.conv for m in world.all()}
     for conv in CONVS:
-        wanted = [m.id for m in world.messages if m.conv == conv and m.id > cursor]
-        assert by_conv[conv] == wanted, f"conversation {conv}: sent {by_conv[conv]}, its messages are {wanted}"
-    assert sorted(got) == expected, "every message after the cursor, once"
-    assert s.position.delivered == world.last
+        sent = [i for i in got if conv_of[i] == conv]
+        wanted = [m.id for m in newer if m.conv == conv]
+        assert sent == wanted, f"conversation {conv}: sent {sent}, its messages are {wanted}"
+    assert sorted(got) == sorted(m.id for m in newer), "every message after the cursor, once"
+    assert vmin(s.position.delivered, world.lasts()) == world.lasts()

@@ -1,40 +1,56 @@
-"""The device position decides, for each message, deliver / duplicate / gap."""
+"""The device position decides, for each message, deliver / duplicate / gap — per shard."""
 
 import pytest
 from parley.node.position import Position
+
+from parley.shards import pack
+
+
+def P(n: int, shard: int = 0) -> int:  # noqa: N802 — the id of sequence ``n`` in ``shard``
+    return pack(shard, n)
+
+
+def start(at: int = 10) -> Position:
+    pos = Position()
+    pos.restart({0: at, 1: at})
+    return pos
 
 
 @pytest.mark.parametrize(
     ("steps", "verdicts"),
     [
         # (id, conv, prev) in arrival order
-        ([(11, "a", 3), (12, "b", 0), (13, "a", 11)], ["deliver", "deliver", "deliver"]),
-        ([(11, "a", 3), (11, "a", 3)], ["deliver", "duplicate"]),
-        ([(11, "a", 3), (9, "b", 0)], ["deliver", "duplicate"]),
+        ([(P(11), "a", P(3)), (P(12), "b", 0), (P(13), "a", P(11))], ["deliver", "deliver", "deliver"]),
+        ([(P(11), "a", P(3)), (P(11), "a", P(3))], ["deliver", "duplicate"]),
+        ([(P(11), "a", P(3)), (P(9), "b", 0)], ["deliver", "duplicate"]),
         # 12 in conversation a was never seen, so 13 naming it is a gap
-        ([(11, "a", 3), (13, "a", 12)], ["deliver", "gap"]),
+        ([(P(11), "a", P(3)), (P(13), "a", P(12))], ["deliver", "gap"]),
         # an unseen conversation must continue from at or below the base (10)
-        ([(14, "c", 12)], ["gap"]),
-        ([(14, "c", 10)], ["deliver"]),
+        ([(P(14), "c", P(12))], ["gap"]),
+        ([(P(14), "c", P(10))], ["deliver"]),
+        # another shard has its own position: 9 there is new
+        ([(P(11), "a", P(3)), (P(11, 1), "x", 0), (P(9, 1), "y", 0)], ["deliver", "deliver", "duplicate"]),
     ],
 )
 def test_verdicts(steps, verdicts):
-    pos = Position(delivered=10)
+    pos = start()
     assert [pos.accept(*step) for step in steps] == verdicts
 
 
 def test_a_gap_does_not_move_the_position():
-    pos = Position(delivered=10)
-    pos.accept(11, "a", 3)
-    assert pos.accept(13, "a", 12) == "gap"
-    assert pos.delivered == 11
-    assert pos.resume_point("a") == 11
-    assert pos.resume_point("z") == 10
+    pos = start()
+    pos.accept(P(11), "a", P(3))
+    assert pos.accept(P(13), "a", P(12)) == "gap"
+    assert pos.delivered == {0: 11, 1: 10}
+    assert pos.resume_point("a", 0) == {0: 11, 1: 10}
+    assert pos.resume_point("z", 1) == {0: 11, 1: 10}
+    pos.accept(P(12, 1), "z", 0)
+    assert pos.resume_point("y", 1) == {0: 11, 1: 10}  # an unseen conversation resumes from the base
 
 
 def test_restart_forgets_conversations_and_resends_from_the_point():
-    pos = Position(delivered=10)
-    pos.accept(11, "a", 3)
-    pos.restart(5)
-    assert pos.delivered == 5 and pos.base == 5 and pos.conv_last == {}
-    assert pos.accept(11, "a", 3) == "deliver"
+    pos = start()
+    pos.accept(P(11), "a", P(3))
+    pos.restart({0: 5})
+    assert pos.delivered == {0: 5} and pos.base == {0: 5} and pos.conv_last == {}
+    assert pos.accept(P(11), "a", P(3)) == "deliver"

@@ -46,7 +46,12 @@ MIGRATIONS = [
     # 6: sharded streams (ADR 0005): a conversation's home shard; a device's cursor is an opaque token
     """
     ALTER TABLE conversations ADD COLUMN shard INTEGER;
-    UPDATE devices SET cursor = '';
+    CREATE TABLE devices_v6 (id TEXT PRIMARY KEY, user TEXT NOT NULL, name TEXT NOT NULL,
+        created_at INTEGER NOT NULL, cursor TEXT NOT NULL DEFAULT '');
+    INSERT INTO devices_v6 SELECT id, user, name, created_at, '' FROM devices;
+    DROP TABLE devices;
+    ALTER TABLE devices_v6 RENAME TO devices;
+    CREATE INDEX devices_by_user ON devices(user);
     """,
 ]
 SHARDED = 6  # the first version with sharded ids: older message rows carry global ids it cannot read
