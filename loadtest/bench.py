@@ -327,8 +327,9 @@ def client_health(pairs: list[Pair]) -> dict[str, int]:
     devices = [d for p in pairs for d in (p.sdev, p.rdev) if d is not None]
     return {
         "disconnected": sum(1 for d in devices if d.closed.done()),
-        "out_of_order": sum(d.out_of_order for d in devices),
+        "gaps": sum(d.gaps for d in devices),  # per conversation, by prev chain (ids compare only within one)
         "duplicates": sum(d.duplicates for d in devices),
+        "resent": sum(d.resent for d in devices),  # re-sent after a reconnect, dropped (allowed)
         "echoes_to_senders": sum(d.received for p in pairs if (d := p.sdev) is not None),
         "deliveries_to_receivers": sum(d.received for p in pairs if (d := p.rdev) is not None),
     }

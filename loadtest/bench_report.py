@@ -108,7 +108,8 @@ def health(record: dict[str, Any]) -> list[str]:
     r = record["results"]
     h = r["client_health"]
     lines = [f"client: {h['deliveries_to_receivers']:,} deliveries, {h['echoes_to_senders']:,} echoes to senders, "
-             f"{h['out_of_order']} out of order, {h['duplicates']} duplicates, {h['disconnected']} disconnected; "
+             f"{h.get('gaps', h.get('out_of_order'))} gaps, {h['duplicates']} duplicates, "
+             f"{h.get('resent', 0)} resent, {h['disconnected']} disconnected; "
              f"setup {r['setup_s']}s"]
     logs = record.get("log_issues") or {}
     if not logs:

@@ -56,6 +56,7 @@ from parley.loadtest.bench_report import sustained
 from parley.loadtest.groups_report import report
 from parley.loadtest.harness import accounts, record
 from parley.loadtest.harness.accounts import Account
+from parley.loadtest.harness.chains import Chains
 from parley.loadtest.harness.device import LoadDevice
 from parley.loadtest.harness.load import OpenLoop, Phase
 from parley.loadtest.harness.meter import CpuMeter
@@ -91,6 +92,8 @@ class User:
     node: int  # 0: node1, 1: node2
     observer: bool = False
     dev: LoadDevice | None = None
+    cursor: str | None = None  # the newest cursor its device was offered, kept while it is offline
+    chains: Chains = field(default_factory=Chains)  # its device's prev chains, across reconnects
 
     @property
     def id(self) -> str:
@@ -133,7 +136,7 @@ class Run(OpenLoop):
         super().__init__(max_inflight)
         self.sent: dict[str, Sent] = {}
         self.acking = True
-        self.frames = self.max_id = self.echoes = self.duplicates = 0
+        self.frames = self.echoes = self.duplicates = 0
         self.stale = 0  # deliveries of messages of an earlier step
         self.errors: Counter[str] = Counter()
         self.before_welcome: Counter[str] = Counter()  # frames a node sent before welcome, by type
@@ -149,7 +152,7 @@ class Run(OpenLoop):
         if step is not None:
             step.frames += 1
         if kind == "msg":
-            self.on_msg(dev.tag, f["id"], f["body"], now)
+            self.on_msg(dev.tag, f["body"], now)
         elif kind == "duplicate":
             self.duplicates += 1
             if step is not None:
@@ -163,8 +166,7 @@ class Run(OpenLoop):
         elif kind == "error":
             self.on_error(f)
 
-    def on_msg(self, user: User, mid: int, body: str, now: int) -> None:
-        self.max_id = max(self.max_id, mid)
+    def on_msg(self, user: User, body: str, now: int) -> None:
         cid, _, rest = body.partition(SEP)
         s = self.sent.get(cid)
         if s is None or s.failed:
@@ -262,11 +264,15 @@ async def setup_messaging(api: Api, members: list[list[User]]) -> tuple[list[Sen
     return dms, groups
 
 
-async def connect(ctx: Context, user: User, node: int | None = None, cursor: int | None = None) -> LoadDevice:
+async def connect(ctx: Context, user: User, node: int | None = None) -> LoadDevice:
+    """Connect (again) the user's one device, resuming from the cursor it was last offered: what came
+    after it is synced (an earlier step's messages count as stale; re-sent ones are dropped)."""
+    if user.dev is not None:
+        user.cursor = user.dev.cursor
     dev = LoadDevice(ctx.http, ctx.cluster.node_url(user.node if node is None else node), user.account.token,
-                     ctx.run, user)
+                     ctx.run, user, user.chains)
     try:
-        await dev.connect(cursor=cursor)
+        await dev.connect(cursor=user.cursor)
         await asyncio.wait_for(dev.synced.wait(), 15)
     except BaseException:
         await dev.close()
@@ -276,7 +282,7 @@ async def connect(ctx: Context, user: User, node: int | None = None, cursor: int
 
 
 async def connect_all(ctx: Context, users: list[User]) -> None:
-    await bounded([partial(connect, ctx, u, cursor=ctx.run.max_id) for u in users], CONNECT_CONCURRENCY)
+    await bounded([partial(connect, ctx, u) for u in users], CONNECT_CONCURRENCY)
 
 
 async def heal(ctx: Context) -> Counter[str]:
@@ -383,6 +389,7 @@ async def churn_down(churn: Churn[User], user: User) -> None:
     dev, user.dev = user.dev, None
     churn.mark(user.id, False, now_ms())
     if dev is not None:
+        user.cursor = dev.cursor
         await dev.close()
     churn.offline.append(user)
 
@@ -391,7 +398,7 @@ async def churn_up(ctx: Context, churn: Churn[User], user: User, phase: Phase) -
     t = time.perf_counter_ns()
     started_ms = now_ms()  # the node reports a device online as it connects, before its sync ends
     try:
-        await connect(ctx, user, node=churn.rng.randrange(2), cursor=ctx.run.max_id)
+        await connect(ctx, user, node=churn.rng.randrange(2))
     except RUN_ERRORS as err:
         churn.errors[type(err).__name__] += 1
         churn.offline.append(user)

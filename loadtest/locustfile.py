@@ -5,20 +5,24 @@
         --roster roster.json --scenario steady -u 100 -r 20 -t 60s       # against a running Parley
 
 Each Locust user is one device of one seeded account (``loadtest.seed`` writes the roster): it logs in
-through the API (keeping its device), connects to the node the login placed it on, says hello with
-its cursor, syncs, then sends DMs and group messages at the scenario's Poisson rate, pings every
-``heartbeat_s``, acks its cursor once a second, and reconnects (``moved`` + 4010 from a draining
-node, or any disconnect) through ``GET /v1/place`` with its cursor, resending unacknowledged sends
-with the same cid. Under Locust's gevent monkey-patching websocket-client's blocking socket is
-cooperative; each connection has one reader greenlet and one ticker greenlet.
+through the API (keeping its device), connects to the node the login placed it on, says hello (protocol
+v2; the first time without a cursor: the server resumes the device's stored one), syncs, then sends DMs
+and group messages at the scenario's Poisson rate, pings every ``heartbeat_s``, acks the newest cursor
+the node offered (``cursor``/``synced`` frames; opaque strings) once a second, and reconnects
+(``moved`` + 4010 from a draining node, or any disconnect) through ``GET /v1/place`` with that cursor,
+resending unacknowledged sends with the same cid. Messages re-sent after a reconnect (those after the
+cursor it resumed from) are dropped and counted (``resent``), as the protocol says. Under Locust's
+gevent monkey-patching websocket-client's blocking socket is cooperative; each connection has one
+reader greenlet and one ticker greenlet.
 
 Request events (request_type ``WS``): ``connect`` (hello → synced), ``reconnect`` (disconnect →
 synced), ``send dm``/``send group`` (send → SENT ack), ``deliver dm``/``deliver group`` (end to end:
 the send time in the body → arrival at the recipient; clocks must agree across machines), ``ping``
 (round trip), ``presence online``/``presence offline`` (a friend's change pushed to us; the time is
 since the friend connected/left when that friend runs in this process). Failures: ``lost dm``/``lost
-group`` (acked, never delivered to a synced recipient, see loadtest/ledger.py), ``duplicate``,
-``gap``, ``error <code>``, ``send timeout``, ``closed <code>`` (closes that mean a client bug).
+group`` (acked, never delivered to a synced recipient, see loadtest/ledger.py), ``duplicate`` and
+``gap`` (per conversation, by its ``prev`` chain: loadtest/harness/chains.py), ``error <code>``,
+``send timeout``, ``closed <code>`` (closes that mean a client bug).
 
 Workers take whole roster cells (``--parley-workers`` = how many workers), so every message's
 recipients run in the sender's process and losses are counted exactly. A summary JSON per process
@@ -196,10 +200,8 @@ class ParleyUser(HttpUser):
         self.ws: websocket.WebSocket | None = None
         self.gen = 0  # connection generation: a stale reader never acts on a newer connection
         self.synced = Event()
-        self.cursor = 0
-        self.acked_cursor = 0
-        self.seen: set[int] = set()
-        self.last_in_conv: dict[str, int] = {}
+        self.cursor: str | None = None  # the newest cursor the node offered (opaque); sent on reconnect
+        self.acked_cursor: str | None = None
         self.pending: dict[str, tuple[str, str, float, str, bool]] = {}  # cid -> conv, kind, t0, frame, late
         self.moved: list[str] = []
         self.greenlets: list[gevent.Greenlet] = []
@@ -237,8 +239,7 @@ class ParleyUser(HttpUser):
         SHARED.clients[self.me] = self
         SHARED.ledger.away(self.me)
         self.token, urls = self.login()
-        self.cursor = self.start_cursor()
-        SHARED.ledger.start(self.me, self.cursor)
+        SHARED.ledger.start(self.me, self.start_floors())
         t0 = time.monotonic()
         self.connect_any(urls)
         self.event("connect", (time.monotonic() - t0) * 1000)
@@ -262,11 +263,11 @@ class ParleyUser(HttpUser):
             data = r.json()
         return data["token"], [data["node"]["url"]] + [f["url"] for f in data.get("fallbacks", [])]
 
-    def start_cursor(self) -> int:
-        """Start "from now" (protocol §8): the newest message id among this user's conversations."""
+    def start_floors(self) -> dict[str, int]:
+        """Start "from now": per conversation, its newest message id (ids compare only within one)."""
         r = self.client.get("/v1/conversations", headers=self.auth(), name="GET /v1/conversations")
         convs = r.json().get("conversations", []) if r.status_code == 200 else []
-        return max([(c.get("last_message") or {}).get("id", 0) for c in convs] + [0])
+        return {c["id"]: (c.get("last_message") or {}).get("id", 0) for c in convs}
 
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
@@ -301,11 +302,13 @@ class ParleyUser(HttpUser):
 
     def connect(self, url: str) -> None:
         ws = websocket.create_connection(url, timeout=CONNECT_TIMEOUT_S, enable_multithread=True)
-        ws.send(wire.hello(self.token, self.cursor, client="parley-locust/1"))
+        ws.send(wire.hello(self.token, self.cursor, client="parley-locust/2"))
         first = self.read(ws)
         if first.get("type") != "welcome":
             ws.close()
             raise Closed(None, f"hello refused: {first}")
+        SHARED.ledger.chain(self.me).reconnected(with_cursor=self.cursor is not None)
+        self.cursor = first.get("cursor") or self.cursor  # where the node syncs this device from
         ws.settimeout(None)
         self.gen += 1
         self.ws, self.synced = ws, Event()
@@ -375,8 +378,10 @@ class ParleyUser(HttpUser):
             self.on_msg(f)
         elif kind == "ack":
             self.on_ack(f)
+        elif kind == "cursor":
+            self.offered(f["cursor"])
         elif kind == "synced":
-            self.cursor = max(self.cursor, int(f["cursor"]))
+            self.offered(f["cursor"])
             SHARED.ledger.online(self.me, time.monotonic())
             self.synced.set()
         elif kind == "pong":
@@ -392,20 +397,25 @@ class ParleyUser(HttpUser):
             self.moved = ([node["url"]] if node.get("url") else []) + [n["url"] for n in f.get("fallbacks") or []]
             SHARED.count("moved")
 
+    def offered(self, cursor: str) -> None:
+        """A cursor covering every frame before it: those were processed (one reader, in order)."""
+        self.cursor = cursor
+        SHARED.ledger.chain(self.me).offered()
+
     def on_msg(self, f: dict[str, Any]) -> None:
-        msg_id, conv = int(f["id"]), f["conv"]
-        if msg_id in self.seen:
-            self.event("duplicate", error=AssertionError(f"message {msg_id} delivered twice"))
+        msg_id, conv, prev, own = int(f["id"]), f["conv"], int(f.get("prev", 0)), f.get("from") == self.me
+        tail = SHARED.ledger.chain(self.me).tail.get(conv)
+        verdict = SHARED.ledger.on_delivery(self.me, conv, msg_id, prev, own=own)
+        if verdict == "resent":  # after a reconnect, what followed our cursor comes again: dropped
+            SHARED.count("resent_after_reconnect")
             return
-        self.seen.add(msg_id)
-        last = self.last_in_conv.get(conv)
-        if last is not None and f.get("prev", 0) > last:
-            self.event("gap", error=AssertionError(f"{conv}: got {msg_id} after {last}, prev {f.get('prev')}"))
-        self.last_in_conv[conv] = max(msg_id, last or 0)
-        self.cursor = max(self.cursor, msg_id)
-        if f.get("from") == self.me:
+        if verdict == "duplicate":
+            self.event("duplicate", error=AssertionError(f"{conv}: message {msg_id} delivered twice"))
             return
-        SHARED.ledger.on_delivery(self.me, msg_id)
+        if verdict == "gap":
+            self.event("gap", error=AssertionError(f"{conv}: got {msg_id} after {tail}, prev {prev}"))
+        if own:
+            return
         kind = "group" if conv.startswith("g.") else "dm"
         body = str(f.get("body", ""))
         try:
@@ -423,10 +433,12 @@ class ParleyUser(HttpUser):
         if f.get("duplicate"):
             SHARED.count("duplicate_sends_acked")
         recipients = [m for m in SHARED.members.get(conv, []) if m != self.me]
-        SHARED.ledger.on_ack(recipients, int(f["id"]), kind, time.monotonic())
+        SHARED.ledger.on_ack(recipients, conv, int(f["id"]), kind, time.monotonic())
 
     def on_error(self, f: dict[str, Any]) -> None:
         code, ref = f.get("code", "?"), f.get("ref")
+        if code == "bad_cursor" and not self.synced.is_set():  # the node syncs us from the beginning
+            SHARED.ledger.chain(self.me).cursor_refused()
         self.event(f"error {code}", error=RuntimeError(f"{code}: {f.get('message')}"))
         if ref in self.pending and not f.get("retryable"):
             self.pending.pop(ref)
@@ -481,14 +493,14 @@ class ParleyUser(HttpUser):
 
     # ---- upkeep --------------------------------------------------------------------------------
     def ticker(self) -> None:
-        """Once a second: ack the cursor if it moved; ping every heartbeat; notice a silent node."""
+        """Once a second: ack the newest cursor offered if it changed; ping every heartbeat; notice a silent node."""
         last_ping = time.monotonic()
         while not self.stopping:
             gevent.sleep(1.0)
             now = time.monotonic()
             if self.ws is None or not self.synced.is_set():
                 continue
-            if self.cursor > self.acked_cursor:
+            if self.cursor is not None and self.cursor != self.acked_cursor:
                 self.acked_cursor = self.cursor
                 self.send_raw(wire.ack(self.cursor))
             if now - last_ping >= self.sc.heartbeat_s:

@@ -59,7 +59,7 @@ class Generator:
         await accounts.befriend(self.api, [(a, b)], 1)
         return await accounts.open_dm(self.api, a, b)
 
-    async def connect(self, node: int, u: Account, cursor: int | None = None) -> LeanDevice:
+    async def connect(self, node: int, u: Account, cursor: str | None = None) -> LeanDevice:
         return await LeanDevice.connect(self.http, self.cluster.node_url(node), u.id, u.token, cursor)
 
 
@@ -161,7 +161,7 @@ async def hold_idle(gen: Generator, users: list[Account], ping_rate: float,
             "heartbeats": await pings(gen.meter, conns, ping_rate, 4.0)}, conns
 
 
-async def reconnects(gen: Generator, users: list[Account], cursors: dict[str, int],
+async def reconnects(gen: Generator, users: list[Account], cursors: dict[str, str | None],
                      concurrency: int) -> dict[str, Any]:
     before, t0 = gen.meter.snapshot(), time.perf_counter()
     calls: list[Callable[[], Awaitable[LeanDevice]]] = [partial(gen.connect, 0, u, cursors[u.id]) for u in users]

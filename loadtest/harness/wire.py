@@ -1,8 +1,9 @@
-"""The frames every load client sends (docs/protocol.md, v1), built in one place for all of them: the
+"""The frames every load client sends (docs/protocol.md, v2), built in one place for all of them: the
 benchmarks' asyncio devices (``harness.device``) and the Locust users (``loadtest/locustfile.py``).
 
 A protocol change to what a client sends is an edit here; what clients read from the frames they get
 is in ``harness.device`` (and the Locust user's reader). Builders return the JSON text of one frame.
+Cursors are the server's opaque strings: clients only store them and send them back.
 """
 
 from __future__ import annotations
@@ -11,16 +12,19 @@ from typing import Any
 
 import orjson
 
-VERSION = 1
+VERSION = 2
 # the node writes "type" first: a lean reader can sort frames by prefix without parsing them
 MSG_PREFIX = '{"type":"msg"'
 ACK_PREFIX = '{"type":"ack"'
 PONG_PREFIX = '{"type":"pong"'
+CURSOR_PREFIX = '{"type":"cursor"'
+SYNCED_PREFIX = '{"type":"synced"'
 
 
-def hello(token: str, cursor: int | None = None, **extra: Any) -> str:
+def hello(token: str, cursor: str | None = None, **extra: Any) -> str:
+    """``cursor``: one the server offered this device (None: the server's stored cursor of the device)."""
     frame: dict[str, Any] = {"type": "hello", "v": VERSION, "token": token, **extra}
-    if cursor is not None:
+    if cursor:
         frame["cursor"] = cursor
     return orjson.dumps(frame).decode()
 
@@ -29,9 +33,9 @@ def send(cid: str, conv: str, body: str) -> str:
     return orjson.dumps({"type": "send", "cid": cid, "conv": conv, "body": body}).decode()
 
 
-def ack(upto: int) -> str:
-    """Everything up to ``upto`` arrived (acks are cumulative)."""
-    return orjson.dumps({"type": "ack", "id": upto}).decode()
+def ack(cursor: str) -> str:
+    """Everything before the cursor frame that offered ``cursor`` was processed."""
+    return orjson.dumps({"type": "ack", "cursor": cursor}).decode()
 
 
 def ping(ts: int | None = None) -> str:

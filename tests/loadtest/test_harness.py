@@ -88,9 +88,11 @@ def test_a_tree_is_dirty_unless_only_results_records_changed(tmp_path: Path) -> 
 
 
 def test_frames_are_what_the_protocol_says() -> None:
-    assert wire.hello("t", 7, client="x") == '{"type":"hello","v":1,"token":"t","client":"x","cursor":7}'
+    hello = '{"type":"hello","v":2,"token":"t","client":"x","cursor":"c1.AQI.x"}'
+    assert wire.hello("t", "c1.AQI.x", client="x") == hello
+    assert wire.hello("t") == wire.hello("t", "") == '{"type":"hello","v":2,"token":"t"}'  # the stored cursor
     assert wire.send("c", "d", 'a "b"') == '{"type":"send","cid":"c","conv":"d","body":"a \\"b\\""}'
-    assert (wire.ack(5), wire.ping()) == ('{"type":"ack","id":5}', '{"type":"ping"}')
+    assert (wire.ack("c1.AQI.x"), wire.ping()) == ('{"type":"ack","cursor":"c1.AQI.x"}', '{"type":"ping"}')
 
 
 def test_presence_churn_counts_flaps_and_announcements() -> None:
