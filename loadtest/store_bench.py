@@ -8,19 +8,22 @@ alone 20%), bodies of about 60-200 bytes, message timestamps spaced so the run c
 (``--msgs-per-day``; Cassandra buckets by the default 10-day window). For each backend, all on
 127.0.0.1 and bounded in time:
 
-1. Archiver inserts/s: a fresh nats-server (``parley.tools.cluster``: temp dir, free port) with the MSG
-   stream (``bus.ensure_stream``); N payloads (``encode_payload``) are published to
-   ``msg.<conversation>`` *before* the archiver starts, and the stream is checked to hold exactly ids
-   1..N. Then one ``python -m parley archiver`` process (production settings: batches of 500, 4 in
-   flight) drains them into the store; the clock runs from its /readyz to the consumer's ack floor
-   (``bus.archived_through``) reaching N. CPU seconds per 1k messages of the archiver, nats-server and
+1. Archiver inserts/s: a fresh nats-server (``parley.tools.cluster``: temp dir, free port) with the
+   shard streams ``MSG_<i>`` (``bus.ensure_stream``, ``PARLEY_SHARDS`` of them); N payloads
+   (``encode_payload``) are published to ``msg.<shard>.<conversation>`` (the conversation's home
+   shard) *before* the archiver starts, and each shard's stream is checked to hold exactly sequences
+   1..(its share of N), so every message has the id the workload planned. Then one
+   ``python -m parley archiver`` process (production settings: batches of 500, 4 in flight per shard)
+   drains them into the store; the clock runs from its /readyz to every shard's ack floor
+   (``bus.archived_through``) reaching its last sequence. CPU seconds per 1k messages of the archiver, nats-server and
    Cassandra over that window (``harness.meter``).
 2. put_messages inserts/s: this process writes batches of 500 straight to the store (no NATS), 1 and then
    4 batches in flight, ``--put-messages`` each; per-batch latency too.
 3. Read latency on the store afterwards, one read at a time, ``--reads`` each after 5 uncounted: history's
    newest page (50, newest first) and the page 10,000 messages back in conversation 0 (which holds at least
-   20,000 messages: topped up, untimed, if steps 1-2 left it smaller), and a sync page (``messages_for_user``,
-   200 after a cursor 1,000 messages back) for a user in 50 conversations. Every result is checked
+   20,000 messages: topped up, untimed, if steps 1-2 left it smaller), and a sync page (``messages_for_user``
+   of one shard, as a node's sync reads them: 200 after a position 1,000 of the user's messages back in the
+   shard holding most of them) for a user in 50 conversations. Every result is checked
    against the ids the workload knows (``wrong_results``).
 
 Cassandra: its own instance in a temp dir (``cassandra_runner``, ``--heap``), stopped at the end, unless
@@ -76,6 +79,7 @@ from parley.tools.cluster import Child, Cluster
 from parley import bus
 from parley.errors import ParleyError
 from parley.settings import Settings
+from parley.shards import pack
 from parley.store import Store, StoredMessage, open_store
 
 BACKENDS = ("sqlite", "cassandra")
@@ -143,40 +147,47 @@ def with_verdict(cpu: dict[str, Any]) -> dict[str, Any]:
 
 
 async def publish_all(nc: bus.BusClient, settings: Settings, plan: Plan) -> float:
-    """Core-publish ids 1..archived in order, a window at a time, each window checked stored in full."""
+    """Core-publish messages 1..archived in order, a window at a time, each window checked stored in full."""
     started = time.perf_counter()
     for start in range(1, plan.archived + 1, PUBLISH_WINDOW):
         end = min(start + PUBLISH_WINDOW, plan.archived + 1)
-        for mid in range(start, end):
-            await nc.publish(*plan.payload(mid))
+        for n in range(start, end):
+            await nc.publish(*plan.payload(n))
         await nc.flush(timeout=30)
-        await wait_stored(nc, settings, end - 1)
-    bounds = await bus.stream_bounds(nc, settings)
-    if bounds != (1, plan.archived):
-        raise BenchError(f"the stream holds ids {bounds}, not 1..{plan.archived}")
+        await wait_stored(nc, settings, plan.stream_lasts(end - 1))
+    for shard, last in plan.stream_lasts(plan.archived).items():
+        bounds = await bus.stream_bounds(nc, settings, shard)
+        if last and bounds != (1, last):
+            raise BenchError(f"shard {shard}'s stream holds sequences {bounds}, not 1..{last}")
     return round(time.perf_counter() - started, 2)
 
 
-async def wait_stored(nc: bus.BusClient, settings: Settings, last: int) -> None:
-    seen, since = -1, time.monotonic()
-    while (now := (await bus.stream_bounds(nc, settings))[1]) < last:
-        if now != seen:
-            seen, since = now, time.monotonic()
-        elif time.monotonic() - since > 5:
-            raise BenchError(f"the stream stored {now} of {last} publishes: nats-server dropped some")
-        await asyncio.sleep(POLL_S)
+async def wait_stored(nc: bus.BusClient, settings: Settings, lasts: dict[int, int]) -> None:
+    """Until every shard's stream holds its ``lasts`` (no progress for 5 s: publishes were dropped)."""
+    for shard, last in lasts.items():
+        seen, since = -1, time.monotonic()
+        while (now := (await bus.stream_bounds(nc, settings, shard))[1]) < last:
+            if now != seen:
+                seen, since = now, time.monotonic()
+            elif time.monotonic() - since > 5:
+                raise BenchError(f"shard {shard}'s stream stored {now} of {last} publishes: nats-server dropped some")
+            await asyncio.sleep(POLL_S)
 
 
-async def wait_archived(nc: bus.BusClient, settings: Settings, last: int, archiver: Child) -> None:
-    seen, since = -1, time.monotonic()
-    while (floor := await bus.archived_through(nc, settings)) < last:
-        if not archiver.running():
-            raise BenchError(f"the archiver exited with {archiver.proc.returncode} at ack floor {floor} of {last}")
-        if floor != seen:
-            seen, since = floor, time.monotonic()
-        elif time.monotonic() - since > STALL_S:
-            raise BenchError(f"the archiver made no progress for {STALL_S:.0f}s at ack floor {floor} of {last}")
-        await asyncio.sleep(POLL_S)
+async def wait_archived(nc: bus.BusClient, settings: Settings, lasts: dict[int, int], archiver: Child) -> None:
+    """Until every shard's archiver ack floor reaches its ``lasts``."""
+    for shard, last in lasts.items():
+        seen, since = -1, time.monotonic()
+        while (floor := await bus.archived_through(nc, settings, shard)) < last:
+            if not archiver.running():
+                raise BenchError(f"the archiver exited with {archiver.proc.returncode} at shard {shard}'s ack "
+                                 f"floor {floor} of {last}")
+            if floor != seen:
+                seen, since = floor, time.monotonic()
+            elif time.monotonic() - since > STALL_S:
+                raise BenchError(f"the archiver made no progress for {STALL_S:.0f}s at shard {shard}'s ack floor "
+                                 f"{floor} of {last}")
+            await asyncio.sleep(POLL_S)
 
 
 async def archiver_phase(cluster: Cluster, plan: Plan, procs: dict[str, int]) -> dict[str, Any]:
@@ -193,7 +204,7 @@ async def archiver_phase(cluster: Cluster, plan: Plan, procs: dict[str, int]) ->
         startup_s = round(time.perf_counter() - spawned, 2)
         meter = CpuMeter({**procs, **cluster.pids()})
         before = meter.snapshot()
-        await wait_archived(nc, settings, plan.archived, cluster.roles["archiver"])
+        await wait_archived(nc, settings, plan.stream_lasts(plan.archived), cluster.roles["archiver"])
         after = meter.snapshot()
     return {**cost(plan.archived, before, after), "publish_s": publish_s, "archiver_startup_s": startup_s}
 
@@ -244,27 +255,29 @@ async def time_reads(call: Callable[[], Awaitable[list[StoredMessage]]], want: l
 
 async def read_phase(store: Store, plan: Plan, reads: int, procs: dict[str, int]) -> dict[str, Any]:
     """Step 3: newest and deep history pages of conversation 0, and a sync page of the sync user."""
-    conv, hot, mine = plan.convs[0].id, plan.hot_ids, plan.sync_ids
+    conv, hot, mine, shard = plan.convs[0].id, plan.hot_ids, plan.sync_ids, plan.sync_shard
     before = hot[-PAGE_BACK - 1]
     behind = min(SYNC_BACK, len(mine))
-    cursor = mine[-behind - 1] if behind < len(mine) else 0
+    after = mine[-behind - 1] if behind < len(mine) else pack(shard, 0)  # ids of one shard compare
+    top = plan.shard_top(shard)
     cases: dict[str, tuple[Callable[[], Awaitable[list[StoredMessage]]], list[int]]] = {
         "history_newest": (lambda: store.history(conv, before=None, after=None, limit=PAGE, newest_first=True),
                            hot[-PAGE:][::-1]),
         "history_10k_back": (lambda: store.history(conv, before=before, after=None, limit=PAGE, newest_first=True),
                              hot[-PAGE_BACK - PAGE - 1:-PAGE_BACK - 1][::-1]),
-        "sync_page": (lambda: store.messages_for_user(plan.sync_user, after=cursor, upto=plan.total,
-                                                      limit=SYNC_LIMIT), [m for m in mine if m > cursor][:SYNC_LIMIT]),
+        "sync_page": (lambda: store.messages_for_user(plan.sync_user, shard=shard, after=after,
+                                                      upto=top, limit=SYNC_LIMIT),
+                      [m for m in mine if m > after][:SYNC_LIMIT]),
     }
     out = {name: await time_reads(call, want, reads, procs) for name, (call, want) in cases.items()}
-    out["sync_page"]["messages_behind"] = behind
+    out["sync_page"].update(messages_behind=behind, shard=shard)
     return out
 
 
 async def run_backend(settings: dict[str, Any], plan: Plan, args: argparse.Namespace, work: Path,
                       procs: dict[str, int]) -> dict[str, Any]:
     """One backend through all three steps; ``settings``: the store's fields for the cluster's settings."""
-    cluster = Cluster(work, nodes=0, tie_to_parent=True, log_level="INFO", **settings)
+    cluster = Cluster(work, nodes=0, tie_to_parent=True, log_level="INFO", shards=plan.shards, **settings)
     cluster.ready_timeout_s = ARCHIVER_START_S
     store = open_store(cluster.settings)
     try:
@@ -364,7 +377,8 @@ def report(record: dict[str, Any]) -> str:
         f"{m['loadavg_at_start']}; Cassandra {cass.get('version', '-')} heap {cass.get('heap', '-')}"
         + (" (own instance)" if cass.get("own_instance") else " (--cassandra-dir)" if cass else ""),
         f"read conversation: {w['read_conversation_messages']:,} messages in {w['read_conversation_buckets']} "
-        f"bucket(s); sync user: {w['sync_user_conversations']} conversations, {w['sync_user_messages']:,} messages",
+        f"bucket(s); sync user: {w['sync_user_conversations']} conversations, "
+        f"{w['sync_user_messages_in_sync_shard']:,} messages in shard {w['sync_shard']} of {w['shards']}",
         "",
         f"{'':34} {'sqlite':>12} {'cassandra':>12} {'cass/sqlite':>12}",
     ]
@@ -450,9 +464,10 @@ def main(argv: list[str] | None = None) -> int:
     stop_on_signals()
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="parley-store-bench-"))
-    plan = build_plan(args)
+    plan = build_plan(args, Settings().shards)
     rec = new_record(recorder, args, plan, work)
-    say(f"workload: {plan.total:,} ids, read conversation {len(plan.hot_ids):,} messages; work dir {work}")
+    say(f"workload: {plan.total:,} messages over {plan.shards} shards, read conversation {len(plan.hot_ids):,} "
+        f"messages; work dir {work}")
     finished = False
     try:
         run_all(args, plan, work, rec)

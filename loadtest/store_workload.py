@@ -1,10 +1,16 @@
-"""The store benchmark's workload (``loadtest.store_bench``): every message id's conversation, sender,
+"""The store benchmark's workload (``loadtest.store_bench``): every message's conversation, id, sender,
 body and time, generated from a seed, so both backends get exactly the same writes and every read's
 right answer is known.
 
 DM conversations between random users, five "hot" ones taking 40% of the messages (conversation 0
 alone 20%, and at least ``HOT_MIN`` messages, topped up at the end if needed), bodies of about 60-200
 bytes from a small pool, timestamps spaced ``86,400,000 / msgs_per_day`` ms apart ending now.
+
+Messages are numbered 1..total in the order they are written (``n``). Each conversation is homed in a
+shard (``parley.shards.home_for`` over ``shards``) and a message's id is what that shard's stream gives
+it: ``pack(shard, k)`` for the shard's k-th message, so messages 1..archived, published in order to fresh
+streams, get exactly the ids the plan knows (the rest are written with ids that continue each shard's
+sequence). Ids compare only within a shard; ``prev`` chains each conversation.
 """
 
 from __future__ import annotations
@@ -16,9 +22,10 @@ from array import array
 from dataclasses import dataclass
 from typing import Any
 
-from parley.ids import DeviceId, MessageId, UserId, dm_conversation, message_subject, new_device_id, new_user_id
+from parley.ids import DeviceId, MessageId, UserId, dm_conversation, new_device_id, new_user_id
 from parley.messages import encode_payload
 from parley.settings import Settings
+from parley.shards import home_for, message_subject, pack, pos_of_id, shard_of_id
 from parley.store import Conversation, StoredMessage
 
 BATCH = 500  # like the archiver (Settings.archiver_batch)
@@ -35,22 +42,25 @@ WORDS = ("ok sure see you at the station tomorrow did you get my message running
 
 @dataclass
 class Plan:
-    """Every message id's conversation, sender, body and time; one plan serves both backends."""
+    """Every message's conversation, id, sender, body and time; one plan serves both backends."""
 
-    archived: int  # ids 1..archived go through the stream and the archiver
+    archived: int  # messages 1..archived go through the streams and the archiver
     put: int  # then this many per put_messages level
     topped_up: int  # then this many more in conversation 0, so it holds at least HOT_MIN
-    convs: list[Conversation]
+    shards: int
+    convs: list[Conversation]  # each with its home shard
     sync_user: UserId
     devices: dict[UserId, DeviceId]
-    conv_of: array[int]  # by id - 1
-    prev: array[int]
+    conv_of: array[int]  # by n - 1
+    ids: array[int]  # by n - 1: packed (parley.shards)
+    prev: array[int]  # by n - 1: the conversation's previous id (0: none)
     side: bytearray  # which member sent it
     bodies: list[str]
     t0_ms: int
     step_ms: int
     hot_ids: list[int]  # conversation 0's ids, ascending
-    sync_ids: list[int]  # the sync user's ids, ascending
+    sync_shard: int  # the shard holding most of the sync user's messages: the sync read's
+    sync_ids: list[int]  # the sync user's ids in that shard, ascending
 
     @property
     def total(self) -> int:
@@ -63,17 +73,29 @@ class Plan:
     def topup_ids(self) -> range:
         return range(self.archived + len(IN_FLIGHT) * self.put + 1, self.total + 1)
 
-    def message(self, mid: int) -> StoredMessage:
-        conv = self.convs[self.conv_of[mid - 1]]
-        sender = conv.members[self.side[mid - 1]]
-        return StoredMessage(MessageId(mid), conv.id, self.prev[mid - 1], sender, self.devices[sender],
-                             f"{mid * 0x9E3779B97F4A7C15 % 2**64:016x}", self.bodies[mid % BODY_POOL],
-                             self.t0_ms + mid * self.step_ms)
+    def message(self, n: int) -> StoredMessage:
+        conv = self.convs[self.conv_of[n - 1]]
+        sender = conv.members[self.side[n - 1]]
+        return StoredMessage(MessageId(self.ids[n - 1]), conv.id, self.prev[n - 1], sender, self.devices[sender],
+                             f"{n * 0x9E3779B97F4A7C15 % 2**64:016x}", self.bodies[n % BODY_POOL],
+                             self.t0_ms + n * self.step_ms)
 
-    def payload(self, mid: int) -> tuple[str, bytes]:
-        m = self.message(mid)
-        return message_subject(m.conv), encode_payload(sender=m.sender, device=m.device, cid=m.cid, body=m.body,
-                                                       ts=m.ts, prev=m.prev)
+    def payload(self, n: int) -> tuple[str, bytes]:
+        m = self.message(n)
+        subject = message_subject(shard_of_id(m.id), m.conv)
+        return subject, encode_payload(sender=m.sender, device=m.device, cid=m.cid, body=m.body, ts=m.ts,
+                                       prev=m.prev)
+
+    def stream_lasts(self, upto: int) -> dict[int, int]:
+        """Per shard, the stream sequence of its last message among 1..``upto`` (shards without one: 0)."""
+        out = dict.fromkeys(range(self.shards), 0)
+        for id in self.ids[:upto]:
+            out[shard_of_id(id)] = pos_of_id(id)
+        return out
+
+    def shard_top(self, shard: int) -> int:
+        """The highest id the plan gives in ``shard`` (``pack(shard, 0)`` when none)."""
+        return pack(shard, self.stream_lasts(self.total)[shard])
 
 
 def _body(rng: random.Random) -> str:
@@ -105,7 +127,19 @@ def _assign(rng: random.Random, convs: int, n: int) -> list[int]:
     return assigned + [0] * max(0, HOT_MIN - assigned.count(0))
 
 
-def build_plan(args: argparse.Namespace) -> Plan:
+def _ids(convs: list[Conversation], assigned: list[int], shards: int) -> tuple[array[int], array[int]]:
+    """Each message's id (its shard's next sequence) and its conversation's previous id."""
+    seqs, last = [0] * shards, [0] * len(convs)
+    ids, prev = array("q", bytes(8 * len(assigned))), array("q", bytes(8 * len(assigned)))
+    for i, c in enumerate(assigned):
+        shard = convs[c].shard or 0
+        seqs[shard] += 1
+        ids[i] = pack(shard, seqs[shard])
+        prev[i], last[c] = last[c], ids[i]
+    return ids, prev
+
+
+def build_plan(args: argparse.Namespace, shards: int) -> Plan:
     rng = random.Random(args.seed)
     sync_user = new_user_id()
     pool = [new_user_id() for _ in range(max(SYNC_CONVS + 2, args.conversations // 2))]
@@ -113,32 +147,36 @@ def build_plan(args: argparse.Namespace) -> Plan:
     assigned = _assign(rng, args.conversations, args.messages + len(IN_FLIGHT) * args.put_messages)
     step_ms = 86_400_000 // args.msgs_per_day
     t0_ms = int(time.time() * 1000) - len(assigned) * step_ms
-    convs = [Conversation(dm_conversation(a, b), "dm", tuple(sorted((a, b))), t0_ms)
-             for a, b in _pairs(rng, pool, sync_user, args.conversations)]
-    last = [0] * len(convs)
-    prev = array("q", bytes(8 * len(assigned)))
-    for i, c in enumerate(assigned):
-        prev[i], last[c] = last[c], i + 1
+    convs = []
+    for a, b in _pairs(rng, pool, sync_user, args.conversations):
+        conv = dm_conversation(a, b)
+        convs.append(Conversation(conv, "dm", tuple(sorted((a, b))), t0_ms, shard=home_for(conv, shards)))
+    ids, prev = _ids(convs, assigned, shards)
     mine = {i for i, c in enumerate(convs) if sync_user in c.members}
+    per_shard = [[ids[i] for i, c in enumerate(assigned) if c in mine and shard_of_id(ids[i]) == s]
+                 for s in range(shards)]
+    sync_shard = max(range(shards), key=lambda s: len(per_shard[s]))
     return Plan(archived=args.messages, put=args.put_messages,
-                topped_up=len(assigned) - args.messages - len(IN_FLIGHT) * args.put_messages, convs=convs,
-                sync_user=sync_user, devices=devices, conv_of=array("I", assigned), prev=prev,
+                topped_up=len(assigned) - args.messages - len(IN_FLIGHT) * args.put_messages, shards=shards,
+                convs=convs, sync_user=sync_user, devices=devices, conv_of=array("I", assigned), ids=ids, prev=prev,
                 side=bytearray(b & 1 for b in rng.randbytes(len(assigned))),
                 bodies=[_body(rng) for _ in range(BODY_POOL)], t0_ms=t0_ms, step_ms=step_ms,
-                hot_ids=[i + 1 for i, c in enumerate(assigned) if c == 0],
-                sync_ids=[i + 1 for i, c in enumerate(assigned) if c in mine])
+                hot_ids=[ids[i] for i, c in enumerate(assigned) if c == 0],
+                sync_shard=sync_shard, sync_ids=per_shard[sync_shard])
 
 
 def describe(plan: Plan) -> dict[str, Any]:
     bucket_ms = Settings().cassandra_bucket_s * 1000
     sizes = [len(b.encode()) for b in plan.bodies]
     return {
-        "ids": plan.total, "archived": plan.archived, "put_per_level": plan.put, "topped_up": plan.topped_up,
+        "messages": plan.total, "shards": plan.shards, "messages_per_shard": plan.stream_lasts(plan.total),
+        "archived": plan.archived, "put_per_level": plan.put, "topped_up": plan.topped_up,
         "conversations": len(plan.convs), "users": len(plan.devices), "hot_shares": HOT_SHARES,
         "read_conversation_messages": len(plan.hot_ids),
-        "read_conversation_buckets": len({(plan.t0_ms + i * plan.step_ms) // bucket_ms for i in plan.hot_ids}),
+        "read_conversation_buckets": len({(plan.t0_ms + n * plan.step_ms) // bucket_ms
+                                          for n in range(1, plan.total + 1) if plan.conv_of[n - 1] == 0}),
         "sync_user_conversations": sum(plan.sync_user in c.members for c in plan.convs),
-        "sync_user_messages": len(plan.sync_ids),
+        "sync_user_messages_in_sync_shard": len(plan.sync_ids), "sync_shard": plan.sync_shard,
         "span_days": round(plan.total * plan.step_ms / 86_400_000, 1),
         "body_bytes": {"min": min(sizes), "mean": round(sum(sizes) / len(sizes), 1), "max": max(sizes),
                        "distinct": BODY_POOL},
