@@ -137,6 +137,7 @@ class Run(OpenLoop):
         self.sent: dict[str, Sent] = {}
         self.acking = True
         self.frames = self.echoes = self.duplicates = 0
+        self.resent = 0  # re-sent after a reconnect (what followed the device's cursor), dropped: allowed
         self.stale = 0  # deliveries of messages of an earlier step
         self.errors: Counter[str] = Counter()
         self.before_welcome: Counter[str] = Counter()  # frames a node sent before welcome, by type
@@ -153,6 +154,8 @@ class Run(OpenLoop):
             step.frames += 1
         if kind == "msg":
             self.on_msg(dev.tag, f["body"], now)
+        elif kind == "resent":
+            self.resent += 1
         elif kind == "duplicate":
             self.duplicates += 1
             if step is not None:
@@ -511,7 +514,8 @@ async def run_all(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
             say(f"{name}: {', '.join(f'{r:g}' for r in args.rates)} msg/s, {WARMUP_S:g}+{args.step_seconds:g}s each")
             series[name] = await message_series(ctx, name, dms if name == "dm" else groups)
         churn = await churn_phase(ctx) if args.churn_rates else None
-        health = {"duplicates": ctx.run.duplicates, "echoes": ctx.run.echoes, "stale_deliveries": ctx.run.stale,
+        health = {"duplicates": ctx.run.duplicates, "resent": ctx.run.resent, "echoes": ctx.run.echoes,
+                  "stale_deliveries": ctx.run.stale,
                   "other_errors": dict(ctx.run.errors), "frames_before_welcome": dict(ctx.run.before_welcome)}
     return {"setup_s": round(setup_s, 1),
             "workload": {"users": len(ctx.users), "groups": len(groups), "group_size": args.group_size,

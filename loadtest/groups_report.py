@@ -112,7 +112,8 @@ def report(record: dict[str, Any]) -> str:
                   f"half of the {a['users']} users online at a time"]
         lines += churn_table(churn["steps"])
     h = r["client_health"]
-    lines += ["", f"client: {h['duplicates']} duplicates, {h['echoes']:,} echoes to senders, {h['stale_deliveries']:,}"
+    lines += ["", f"client: {h['duplicates']} duplicates, {h.get('resent', 0)} resent after reconnects, "
+              f"{h['echoes']:,} echoes to senders, {h['stale_deliveries']:,}"
               f" deliveries of an earlier step's messages, other errors {h['other_errors']}; setup {r['setup_s']}s",
               f"frames a node sent before welcome (the protocol puts welcome first): {h['frames_before_welcome']}"]
     logs = record.get("log_issues") or {}
