@@ -17,6 +17,7 @@ import time
 
 from aiohttp import WSMsgType, web
 from parley.node.bounds import ShardWatch
+from parley.node.counted import CountedReads
 from parley.node.dispatch import FrameHandler
 from parley.node.events import ConversationEvents
 from parley.node.groups import GroupRoutes
@@ -58,9 +59,9 @@ class EdgeNode:
     def __init__(self, settings: Settings, store: NodeStore, nc: BusClient, node_id: str,
                  reads: StreamReads | None = None) -> None:
         self.settings, self.store, self.nc, self.node_id = settings, store, nc, node_id
-        self.reads = reads or JetStreamReads(nc, settings)
         self.hub: Hub[DeviceLink] = Hub()
         self.metrics = NodeMetrics()
+        self.reads = CountedReads(reads or JetStreamReads(nc, settings), self.metrics.stream_requests)
         self.draining = False
         self.moved_to: tuple[dict[str, object] | None, list[dict[str, object]]] = (None, [])  # while draining
         self._conn_ids = itertools.count(1)
