@@ -41,7 +41,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_installed_package_runs_parley_up_and_the_locust_smoke(site: Path, tmp_path: Path) -> None:
-    env = clean_env(PYTHONPATH=str(site))
+    # the launcher's cheap Argon2 (tools/cluster.py): at the default cost a loaded machine spends the
+    # smoke's 10 s on the users' logins
+    env = clean_env(PYTHONPATH=str(site), PARLEY_ARGON2_TIME_COST="1", PARLEY_ARGON2_MEMORY_KIB="8192")
     where = subprocess.run([sys.executable, "-c", "import parley; print(parley.__file__)"], cwd=tmp_path, env=env,
                            capture_output=True, text=True, check=True).stdout.strip()
     assert Path(where).is_relative_to(site), where  # the install, not the source tree
