@@ -21,8 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from parley.loadtest import model
-from parley.loadtest.model import dig
+from parley.loadtest import figures, model
+from parley.loadtest.figures import dig
 from parley.loadtest.traffic import MODEL, SCENARIOS, arithmetic, scenario_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,8 +99,8 @@ def scenarios() -> str:
 
 def capacity_record() -> tuple[dict[str, Any], dict[str, Any]]:
     results = RESULTS / "capacity.jsonl"
-    cap = model.last_record(results, lambda r: dig(r, "results", "raw", "throughput", "at_max") is not None)
-    store = model.last_record(RESULTS / "store.jsonl",
+    cap = figures.last_record(results, lambda r: dig(r, "results", "raw", "throughput", "at_max") is not None)
+    store = figures.last_record(RESULTS / "store.jsonl",
                               lambda r: dig(r, "results", "cassandra", "archiver", "cpu_s_per_1k", "cassandra"))
     return cap, store
 
@@ -111,8 +111,7 @@ def measured_rows(cap: dict[str, Any], store: dict[str, Any]) -> list[str]:
     at, half, most = t["at_max"], t["at_50pct"], t["at_80pct"]
     base = found.get("raw_nats_baseline_e2e") or {}
     offered = [s["offered_rate"] for s in t["steps"]]
-    per_node = model.connections_per_node(model.measured_from(RESULTS / "capacity.jsonl", RESULTS / "store.jsonl"),
-                                          model.Deployment())
+    per_node = model.connections_per_node(measured_figures(), model.Deployment())
     beats = idle["heartbeats"]
     return [
         f"| highest sustained delivered rate, raw generator | **{n(t['max_sustained_delivered_rate'])} msg/s** | "
@@ -201,8 +200,40 @@ def locust_runs() -> str:
                       *[locust_row(newest[k]) for k in sorted(newest)]])
 
 
+def measured_figures() -> figures.Measured:
+    return figures.measured_from(RESULTS / "capacity.jsonl", RESULTS / "store.jsonl", RESULTS / "scale.jsonl")
+
+
+def scale_runs() -> str:
+    """make bench-scale's newest shard run and presence run."""
+    shard = figures.last_record(RESULTS / "scale.jsonl", figures.is_shard_run)
+    pres = figures.last_record(RESULTS / "scale.jsonl", figures.is_presence_run)
+    a = shard["args"]
+    rows = ["| K shards | R | servers | max msg/s | NATS CPU ms/msg at max | busiest at max | at 50%: msg/s, NATS "
+            "ms/msg, ack p50 / p99 | at 80%: msg/s, NATS ms/msg, ack p50 / p99 | generator ms/msg at max |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for r in shard["summary"]:
+        top = r["max"]
+        cells = [f"{n(r[k]['publish_rate'])}, {cost(r[k]['nats_cpu_ms_per_msg'])}, {ms(r[k]['ack_p50_ms'])} / "
+                 f"{ms(r[k]['ack_p99_ms'])} ms" if k in r else "-" for k in ("50%", "80%")]
+        rows.append(f"| {r['shards']} | R{r['replicas']} | {r['replicas']} | {n(top['publish_rate'])} | "
+                    f"{cost(top['nats_cpu_ms_per_msg'])} | {top['busiest']} | {cells[0]} | {cells[1]} | "
+                    f"{cost(top['generator_cpu_ms_per_msg'])} |")
+    prow = ["| heartbeat entries/s offered | presence worker CPU ms/entry | % of a core | nats-server CPU ms/entry |",
+            "|---|---|---|---|", *[f"| {n(r['rate'])} | {r['presence_cpu_ms_per_entry']:.4f} | "
+                                   f"{r['presence_cpu_pct']:.0f}% | {r['nats_cpu_ms_per_entry']:.4f} |"
+                                   for r in pres["summary"]]]
+    return "\n".join([
+        f"Shard run of {shard['date'][:10]} (`loadtest/results/scale.jsonl`; commit {commit(shard)}): "
+        f"{machine(shard)}. Medians of {a['reps']} repetitions; {a['generators']} publisher processes x "
+        f"{a['inflight']} sends in flight, {a['conversations']:,} conversations, {a['body_bytes']}-byte payloads, "
+        f"{a['seconds']:g} s windows. {shard.get('note', '')}.", "", *rows, "",
+        f"Presence run of {pres['date'][:10]} (commit {commit(pres)}; {pres['args']['users']:,} users online, "
+        f"medians of {pres['args']['reps']}):", "", *prow])
+
+
 def capacity_plan() -> str:
-    m = model.measured_from(RESULTS / "capacity.jsonl", RESULTS / "store.jsonl")
+    m = measured_figures()
     lines = model.plan(MODEL, m, model.Deployment())
     rows = [f"| {x.component} | **{x.count}**"
             + (f" (≈ {math.ceil(x.count / VCPUS_PER_MACHINE)} machines of {VCPUS_PER_MACHINE} vCPUs)"
@@ -243,6 +274,7 @@ REGIONS: dict[str, Callable[[], str]] = {
     "measured": measured,
     "locust-runs": locust_runs,
     "capacity-plan": capacity_plan,
+    "scale-runs": scale_runs,
     "bench-runs": bench_runs,
 }
 
