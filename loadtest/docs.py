@@ -232,15 +232,26 @@ def scale_runs() -> str:
         f"medians of {pres['args']['reps']}):", "", *prow])
 
 
+def plan_rows(lines: list[model.Line]) -> list[str]:
+    return ["| component | count at the peak | bound by |", "|---|---|---|", *[
+        f"| {x.component} | **{x.count}**"
+        + (f" (≈ {math.ceil(x.count / VCPUS_PER_MACHINE)} machines of {VCPUS_PER_MACHINE} vCPUs)"
+           if x.component.startswith("edge") else "") + f" | {x.driver} |" for x in lines]]
+
+
+def capacity_table() -> str:
+    """The README's short form: the counts and where they come from."""
+    m = measured_figures()
+    return "\n".join([f"{MODEL.dau:,} DAU, {MODEL.messages_per_s_peak():,.0f} msg/s at the peak (measured figures: "
+                      f"{m.source}):", "", *plan_rows(model.plan(MODEL, m, model.Deployment()))])
+
+
 def capacity_plan() -> str:
     m = measured_figures()
     lines = model.plan(MODEL, m, model.Deployment())
-    rows = [f"| {x.component} | **{x.count}**"
-            + (f" (≈ {math.ceil(x.count / VCPUS_PER_MACHINE)} machines of {VCPUS_PER_MACHINE} vCPUs)"
-               if x.component.startswith("edge") else "") + f" | {x.driver} |" for x in lines]
     arithmetic_lines = [f"{x.component}:\n  " + x.arithmetic.replace("\n", "\n  ") for x in lines]
-    return "\n".join([f"Measured figures: {m.source}.", "", "| component | count at the peak | bound by |",
-                      "|---|---|---|", *rows, "", "```", *arithmetic_lines, "```"])
+    return "\n".join([f"Measured figures: {m.source}.", "", *plan_rows(lines), "", "```", *arithmetic_lines,
+                      "```"])
 
 
 # ---- README.md -----------------------------------------------------------------------------------
@@ -275,6 +286,7 @@ REGIONS: dict[str, Callable[[], str]] = {
     "locust-runs": locust_runs,
     "capacity-plan": capacity_plan,
     "scale-runs": scale_runs,
+    "capacity-table": capacity_table,
     "bench-runs": bench_runs,
 }
 
