@@ -16,6 +16,7 @@ import argparse
 import json
 import math
 import re
+import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -204,21 +205,31 @@ def measured_figures() -> figures.Measured:
     return figures.measured_from(RESULTS / "capacity.jsonl", RESULTS / "store.jsonl", RESULTS / "scale.jsonl")
 
 
+def note(rec: dict[str, Any]) -> str:
+    text = str(rec.get("note") or "")
+    return f"{text[:1].upper()}{text[1:]}." if text else ""
+
+
 def scale_runs() -> str:
     """make bench-scale's newest shard run and presence run."""
     shard = figures.last_record(RESULTS / "scale.jsonl", figures.is_shard_run)
     pres = figures.last_record(RESULTS / "scale.jsonl", figures.is_presence_run)
     a = shard["args"]
-    rows = ["| K shards | R | servers | max msg/s | NATS CPU ms/msg at max | busiest at max | at 50%: msg/s, NATS "
-            "ms/msg, ack p50 / p99 | at 80%: msg/s, NATS ms/msg, ack p50 / p99 | generator ms/msg at max |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| K shards | R (servers) | max msg/s | NATS CPU ms/msg at max | at 50%: msg/s, NATS ms/msg, ack p50 / "
+            "p99 | at 80%: msg/s, NATS ms/msg, ack p50 / p99 | at max, % of a core: NATS / generators / subscriber "
+            "/ other processes | busiest of ours |", "|---|---|---|---|---|---|---|---|"]
     for r in shard["summary"]:
         top = r["max"]
         cells = [f"{n(r[k]['publish_rate'])}, {cost(r[k]['nats_cpu_ms_per_msg'])}, {ms(r[k]['ack_p50_ms'])} / "
                  f"{ms(r[k]['ack_p99_ms'])} ms" if k in r else "-" for k in ("50%", "80%")]
-        rows.append(f"| {r['shards']} | R{r['replicas']} | {r['replicas']} | {n(top['publish_rate'])} | "
-                    f"{cost(top['nats_cpu_ms_per_msg'])} | {top['busiest']} | {cells[0]} | {cells[1]} | "
-                    f"{cost(top['generator_cpu_ms_per_msg'])} |")
+        tops = [p for run in shard["runs"] if (run["shards"], run["replicas"]) == (r["shards"], r["replicas"])
+                for p in run["phases"] if p["phase"] == "max"]
+        sub = statistics.median(p["cpu"]["per_process"].get("subscriber") or 0 for p in tops)
+        others = statistics.median(p["cpu"]["other_processes"] or 0 for p in tops)
+        rows.append(f"| {r['shards']} | R{r['replicas']} | {n(top['publish_rate'])} | "
+                    f"{cost(top['nats_cpu_ms_per_msg'])} | {cells[0]} | {cells[1]} | "
+                    f"{top['nats_cpu_pct']:.0f} / {top['generators_cpu_pct']:.0f} / {sub:.0f} / {others:.0f} | "
+                    f"{top['busiest']} |")
     prow = ["| heartbeat entries/s offered | presence worker CPU ms/entry | % of a core | nats-server CPU ms/entry |",
             "|---|---|---|---|", *[f"| {n(r['rate'])} | {r['presence_cpu_ms_per_entry']:.4f} | "
                                    f"{r['presence_cpu_pct']:.0f}% | {r['nats_cpu_ms_per_entry']:.4f} |"
@@ -227,7 +238,7 @@ def scale_runs() -> str:
         f"Shard run of {shard['date'][:10]} (`loadtest/results/scale.jsonl`; commit {commit(shard)}): "
         f"{machine(shard)}. Medians of {a['reps']} repetitions; {a['generators']} publisher processes x "
         f"{a['inflight']} sends in flight, {a['conversations']:,} conversations, {a['body_bytes']}-byte payloads, "
-        f"{a['seconds']:g} s windows. {shard.get('note', '')}.", "", *rows, "",
+        f"{a['seconds']:g} s windows. {note(shard)}", "", *rows, "",
         f"Presence run of {pres['date'][:10]} (commit {commit(pres)}; {pres['args']['users']:,} users online, "
         f"medians of {pres['args']['reps']}):", "", *prow])
 

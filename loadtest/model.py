@@ -243,7 +243,7 @@ def reconnect_storm(model: TrafficModel, m: Measured, d: Deployment) -> tuple[in
 
 def plan(model: TrafficModel, m: Measured, d: Deployment) -> list[Line]:
     return [Line("edge nodes (1 core each)", *_parts(nodes(model, m, d))),
-            Line("stream shards (MSG_<i>)", *_parts(shards(model, m, d))),
+            Line("stream shards (MSG_i)", *_parts(shards(model, m, d))),
             Line("NATS servers (JetStream)", *_parts(nats_servers(model, m, d))),
             Line("NATS servers in a reconnect storm", *_parts(reconnect_storm(model, m, d))),
             Line("archivers", *_parts(archivers(model, m, d))),

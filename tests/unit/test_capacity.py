@@ -168,7 +168,7 @@ def test_cassandra_reads_count_history_sync_and_pusher_reads_at_two_replicas() -
 def test_plan_counts_every_role() -> None:
     lines = plan(TrafficModel(), UNIT, Deployment())
     assert [x.component for x in lines] == [
-        "edge nodes (1 core each)", "stream shards (MSG_<i>)", "NATS servers (JetStream)",
+        "edge nodes (1 core each)", "stream shards (MSG_i)", "NATS servers (JetStream)",
         "NATS servers in a reconnect storm", "archivers", "pushers", "presence workers", "Cassandra nodes"]
     assert all(x.count >= 1 and x.arithmetic for x in lines)
 
