@@ -240,7 +240,26 @@ def scale_runs() -> str:
         f"{a['inflight']} sends in flight, {a['conversations']:,} conversations, {a['body_bytes']}-byte payloads, "
         f"{a['seconds']:g} s windows. {note(shard)}", "", *rows, "",
         f"Presence run of {pres['date'][:10]} (commit {commit(pres)}; {pres['args']['users']:,} users online, "
-        f"medians of {pres['args']['reps']}):", "", *prow])
+        f"medians of {pres['args']['reps']}):", "", *prow, "", *push_rows()])
+
+
+def push_rows() -> list[str]:
+    try:
+        rec = figures.last_record(RESULTS / "scale.jsonl", figures.is_push_run)
+    except figures.NoFigures:
+        return ["No pusher run recorded yet (`python -m parley.loadtest.push_cost`): the model assumes its costs."]
+    a, s = rec["args"], rec["summary"]
+    dm = statistics.median(r["dm"]["pusher_cpu_ms_per_message"] for r in rec["runs"])
+    grp = statistics.median(r["group"]["pusher_cpu_ms_per_message"] for r in rec["runs"])
+    return [f"Pusher run of {rec['date'][:10]} (commit {commit(rec)}; medians of {a['reps']}): {a['dms']} DMs to an "
+            f"offline recipient cost the pusher **{dm:.2f} ms** of CPU each (one push), {a['group_messages']} "
+            f"messages to a group of {a['recipients']} offline members **{grp:.1f} ms** each ({a['recipients']} "
+            f"pushes): **{s['pusher_cpu_ms_per_push']:.2f} ms per push** and {besides(s['pusher_cpu_ms_per_message'])} "
+            "per message besides (SQLite store, so its reads are inside the pusher process)."]
+
+
+def besides(v: float) -> str:
+    return f"{v:.2f} ms" if v >= 0 else f"≈ 0 ms (the difference came out at {v:.2f} ms: noise; the model takes 0)"
 
 
 def plan_rows(lines: list[model.Line]) -> list[str]:

@@ -4,7 +4,8 @@
                                       nats-server CPU per reconnect (today's empty sync)
     store.jsonl     make bench-store  Cassandra CPU per write, per history page, per sync page; archiver CPU
     scale.jsonl     make bench-scale  nats-server CPU per message for K shards x R1/R3; the presence
-                                      worker's and nats-server's CPU per heartbeat entry
+                                      worker's and nats-server's CPU per heartbeat entry; the pusher's
+                                      CPU per message and per push (optional: assumed when absent)
 
 Each reader takes the newest line that has what it needs, so an older or partial run never breaks it;
 ``Measured.source`` names the dates used.
@@ -41,6 +42,8 @@ class Measured:
     cassandra_cpu_ms_per_history_page: float  # newest 50 of a conversation, one replica
     cassandra_cpu_ms_per_sync_page: float  # 200 messages after a cursor for a user in 50 conversations, one replica
     stream_replicas_measured: int = 3  # the R of stream_cpu_ms_per_message
+    pusher_cpu_ms_per_message: float | None = None  # pusher process, a message with no push (None: not measured)
+    pusher_cpu_ms_per_push: float | None = None  # pusher process, each push (KV claim, firebase-admin send)
     source: str = ""
 
 
@@ -68,6 +71,21 @@ def is_shard_run(rec: dict[str, Any]) -> bool:
         r.get("replicas") == 3 and r.get("shards") == 1 for r in rows)
 
 
+def is_push_run(rec: dict[str, Any]) -> bool:
+    return rec.get("kind") == "push" and isinstance(rec.get("summary"), dict)
+
+
+def push_costs(scale: Path) -> tuple[float | None, float | None, str]:
+    """The pusher's measured CPU per message and per push, or Nones when no run has measured it yet."""
+    try:
+        rec = last_record(scale, is_push_run)
+    except NoFigures:
+        return None, None, ""
+    s = rec["summary"]
+    # a message's own cost cannot be below zero; a noisy pair of series can make the difference say so
+    return max(0.0, s["pusher_cpu_ms_per_message"]), s["pusher_cpu_ms_per_push"], f", {rec.get('date')} (push)"
+
+
 def is_presence_run(rec: dict[str, Any]) -> bool:
     return rec.get("kind") == "presence" and bool(rec.get("summary"))
 
@@ -91,6 +109,7 @@ def measured_from(capacity: Path, store: Path, scale: Path) -> Measured:
     presence = max(last_record(scale, is_presence_run)["summary"], key=lambda r: r["rate"])
     at_max = raw["throughput"]["at_max"]
     stream, single = stream_costs(shard_run["summary"])
+    push_message, push_each, push_date = push_costs(scale)
     return Measured(
         node_cpu_ms_per_send=at_max["node_cpu_ms_per_send"],
         node_cpu_ms_per_delivery=at_max["node_cpu_ms_per_delivery"],
@@ -109,6 +128,9 @@ def measured_from(capacity: Path, store: Path, scale: Path) -> Measured:
         cassandra_cpu_ms_per_history_page=cass["reads"]["history_newest"]["cpu_ms_per_read"]["cassandra"],
         cassandra_cpu_ms_per_sync_page=cass["reads"]["sync_page"]["cpu_ms_per_read"]["cassandra"],
         stream_replicas_measured=3,
+        pusher_cpu_ms_per_message=push_message,
+        pusher_cpu_ms_per_push=push_each,
         source=f"{capacity.name} {cap.get('date')}, {store.name} {st.get('date')}, {scale.name} "
-               f"{shard_run.get('date')} (shards) and {last_record(scale, is_presence_run).get('date')} (presence)",
+               f"{shard_run.get('date')} (shards), {last_record(scale, is_presence_run).get('date')} (presence)"
+               + push_date,
     )

@@ -43,8 +43,9 @@ class Deployment:
     shard_headroom: float = 0.5  # a shard runs at most this share of its measured ceiling at the peak
     shard_spare_share: float = 0.25  # shards for growth and hot conversations (changing K needs a migration)
     worker_cpu_target: float = 0.6  # archiver, pusher and presence worker: one Python process, one core each
-    pusher_cpu_ms_per_message: float = 0.3  # NOT MEASURED: assumed like the archiver's (a consumer, store reads)
-    pusher_cpu_ms_per_push: float = 0.5  # NOT MEASURED: a KV claim + an FCM call per push, assumed
+    # used only while no push_cost run is recorded (Measured's pusher figures are None)
+    pusher_cpu_ms_per_message: float = 0.3  # ASSUMED: like the archiver's (a consumer, store reads)
+    pusher_cpu_ms_per_push: float = 0.5  # ASSUMED: a KV claim + an FCM call per push
     pusher_reads_per_message: float = 3.0  # store reads the pusher makes per message (tokens, prefs, receipts)
     cassandra_cores: int = 16
     cassandra_cpu_target: float = 0.5
@@ -165,9 +166,12 @@ def archivers(model: TrafficModel, m: Measured, d: Deployment) -> tuple[int, lis
 
 
 def pushers(model: TrafficModel, m: Measured, d: Deployment) -> tuple[int, list[str], str]:
-    count, lines, _ = workers("pushers", [(model.messages_per_s_peak(), d.pusher_cpu_ms_per_message, "msg"),
-                                          (model.pushes_per_s_peak(), d.pusher_cpu_ms_per_push, "push")], d)
-    return count, lines, "CPU (assumed per-push cost: not measured)"
+    measured = m.pusher_cpu_ms_per_message is not None and m.pusher_cpu_ms_per_push is not None
+    per_message = m.pusher_cpu_ms_per_message if measured else d.pusher_cpu_ms_per_message
+    per_push = m.pusher_cpu_ms_per_push if measured else d.pusher_cpu_ms_per_push
+    count, lines, _ = workers("pushers", [(model.messages_per_s_peak(), per_message or 0.0, "msg"),
+                                          (model.pushes_per_s_peak(), per_push or 0.0, "push")], d)
+    return count, lines, "CPU" if measured else "CPU (assumed costs: no push_cost run recorded)"
 
 
 def presence_workers(model: TrafficModel, m: Measured, d: Deployment) -> tuple[int, list[str], str]:

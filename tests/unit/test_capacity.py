@@ -132,8 +132,13 @@ def test_worker_roles_count_cores_at_the_target_and_keep_two() -> None:
     assert SMALL.pushes_per_s_peak() == 0
     m = TrafficModel()
     assert m.pushes_per_s_peak() == pytest.approx(m.messages_per_s_peak() * m.recipients_per_message() * 0.7)
-    assert pushers(m, UNIT, Deployment())[0] == math.ceil(
-        (m.messages_per_s_peak() * 0.3 + m.pushes_per_s_peak() * 0.5) / 1000 / 0.6)
+    # no push_cost run: the assumed costs, and the driver says so
+    count, _lines, driver = pushers(m, UNIT, Deployment())
+    assert count == math.ceil((m.messages_per_s_peak() * 0.3 + m.pushes_per_s_peak() * 0.5) / 1000 / 0.6)
+    assert "assumed" in driver
+    measured = Measured(**{**UNIT.__dict__, "pusher_cpu_ms_per_message": 1.0, "pusher_cpu_ms_per_push": 2.0})
+    assert pushers(m, measured, Deployment())[0::2] == (
+        math.ceil((m.messages_per_s_peak() * 1.0 + m.pushes_per_s_peak() * 2.0) / 1000 / 0.6), "CPU")
 
 
 def test_cursor_writes_are_bounded_by_devices_and_flush_interval() -> None:
@@ -200,7 +205,11 @@ def test_measured_figures_come_from_the_newest_usable_results(tmp_path: Path) ->
         {"rate": 20_000, "presence_cpu_ms_per_entry": 0.02, "nats_cpu_ms_per_entry": 0.01},
         {"rate": 50_000, "presence_cpu_ms_per_entry": 0.012, "nats_cpu_ms_per_entry": 0.006}]}
     scale = _write(tmp_path / "scale.jsonl", shards, presence, {"date": "half", "summary": []})
+    assert measured_from(cap, store, scale).pusher_cpu_ms_per_push is None  # no push run yet: the model assumes
+    push = {"date": "u", "kind": "push", "summary": {"pusher_cpu_ms_per_message": -0.1, "pusher_cpu_ms_per_push": 4.0}}
+    scale = _write(tmp_path / "scale.jsonl", shards, presence, push, {"date": "half", "summary": []})
     m = measured_from(cap, store, scale)
+    assert (m.pusher_cpu_ms_per_message, m.pusher_cpu_ms_per_push) == (0.0, 4.0)  # never below zero
     assert (m.node_cpu_ms_per_send, m.node_cpu_ms_per_heartbeat, m.node_cpu_ms_per_connect) == (0.12, 0.06, 0.9)
     assert (m.rss_per_connection_kb, m.cassandra_cpu_ms_per_write, m.archiver_cpu_ms_per_message) == (40.0, 0.4, 0.3)
     assert (m.cassandra_cpu_ms_per_history_page, m.cassandra_cpu_ms_per_sync_page) == (17.0, 60.0)
