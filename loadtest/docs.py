@@ -264,7 +264,7 @@ def besides(v: float) -> str:
 
 def plan_rows(lines: list[model.Line]) -> list[str]:
     return ["| component | count at the peak | bound by |", "|---|---|---|", *[
-        f"| {x.component} | **{x.count}**"
+        f"| {x.component} | **{x.count:,}**"
         + (f" (≈ {math.ceil(x.count / VCPUS_PER_MACHINE)} machines of {VCPUS_PER_MACHINE} vCPUs)"
            if x.component.startswith("edge") else "") + f" | {x.driver} |" for x in lines]]
 
