@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import inspect
 import multiprocessing as mp
 import shutil
 import statistics
@@ -28,6 +29,7 @@ import tempfile
 import threading
 import time
 from array import array
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +53,17 @@ START_DELAY_S = 0.5  # commands reach every process before the phase starts
 NOISE = "the machine is a 2-vCPU VM shared with other developers' builds and tests: figures are noisy"
 
 
+def parley_config(settings: Settings, shard: int) -> StreamConfig:
+    """Parley's own config for shard ``shard``: ``stream_config(settings, shard)`` where the sharded stream
+    module has landed, else the single stream's ``stream_config(settings)``."""
+    build: Callable[..., StreamConfig] = stream_config
+    return build(settings, shard) if len(inspect.signature(build).parameters) == 2 else build(settings)
+
+
 def shard_configs(settings: Settings, shards: int, replicas: int) -> list[StreamConfig]:
     """Parley's stream settings, one stream per shard."""
-    base = stream_config(settings)
-    return [dataclasses.replace(base, name=f"MSG_{i}", subjects=[f"msg.{i}.>"], num_replicas=replicas,
+    return [dataclasses.replace(parley_config(settings, i), name=f"MSG_{i}", subjects=[f"msg.{i}.>"],
+                                num_replicas=replicas,
                                 republish=RePublish(src=f"msg.{i}.>", dest=DELIVERY_PREFIX + ">"))
             for i in range(shards)]
 

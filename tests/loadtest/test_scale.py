@@ -9,12 +9,11 @@ import argparse
 from parley.loadtest import scale, scale_gen
 from parley.loadtest.harness.natscluster import server_config
 
-from parley.bus.stream import stream_config
 from parley.settings import Settings
 
 
 def test_shard_streams_keep_parleys_settings_and_change_only_name_subjects_replicas_republish() -> None:
-    base = stream_config(Settings())
+    base = scale.parley_config(Settings(), 0)
     configs = scale.shard_configs(Settings(), 2, 3)
     assert [c.name for c in configs] == ["MSG_0", "MSG_1"]
     assert [c.subjects for c in configs] == [["msg.0.>"], ["msg.1.>"]]
