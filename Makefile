@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run run-cassandra test install install-test lint bench bench-foundation bench-store loadtest-smoke capacity clean
+.PHONY: run run-cassandra test install install-test lint bench bench-foundation bench-store bench-scale loadtest-smoke capacity clean
 
 run: install
 	$(BIN)/parley up
@@ -50,6 +50,11 @@ capacity: install-test  # the 50M-DAU cluster size from the latest measured figu
 
 bench-store: install-test
 	$(BIN)/python -m parley.loadtest.store_bench
+
+bench-scale: install-test  # JetStream msg/s and nats-server CPU per message, K=1,2,4 shard streams x R1/R3, the presence worker's CPU per heartbeat entry and the pusher's per message and push -> loadtest/results/scale.jsonl
+	$(BIN)/python -m parley.loadtest.scale
+	$(BIN)/python -m parley.loadtest.presence_cost
+	$(BIN)/python -m parley.loadtest.push_cost
 
 clean:
 	rm -rf .parley
