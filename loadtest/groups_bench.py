@@ -22,7 +22,9 @@ One run, all on 127.0.0.1 and bounded in time (steps of about 15 s; about 4 minu
    p50/p99, lost (acked, but some member's device did not get it within ``--grace`` s), duplicates,
    receipt frames/s, devices the nodes closed, and CPU % per process (``harness.meter``) with CPU
    ms per delivered device-message. A series stops at its first step that is not sustained (delivered
-   < 90% of offered x fan-out, p99 > 1 s, or a loss); closed devices reconnect between steps.
+   < 90% of offered x fan-out, p99 > 1 s, or a loss); closed devices reconnect between steps, from
+   the cursor they were last offered (protocol v2), so what they missed comes then (counted as stale
+   deliveries; before v2 they skipped it by resuming from the newest id seen).
 4. Presence churn (``--churn-rates``, cycles/s; a cycle = one disconnect + one connect): N/10
    observers, each the friend of 10 of the N users, stay connected; half of the users are online and
    each cycle disconnects a random online user and connects a random offline one on a random node.
