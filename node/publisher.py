@@ -13,12 +13,11 @@ import asyncio
 import weakref
 from collections.abc import Awaitable, Callable
 
-from nats.errors import ConnectionClosedError, NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.client import JetStreamContext
 from nats.js.errors import APIError
 
 from parley.bus import parse_wrong_last_sequence
+from parley.bus.outage import TRANSIENT, unavailable
 from parley.errors import Unavailable
 from parley.ids import ConversationId, message_subject
 
@@ -56,7 +55,7 @@ class Publisher:
         subject = message_subject(conv)
         expected = self._last.get(conv)
         if expected is None:
-            expected = await self._stream_last(subject)
+            expected = await self._stream_last(subject)  # raises bus_unavailable during an election
         for _ in range(MAX_ATTEMPTS):
             # An empty subject (new, or older than the stream's retention) chains to the store's last.
             prev = expected or await self._store_last(conv)
@@ -66,14 +65,13 @@ class Publisher:
             except APIError as err:
                 actual = parse_wrong_last_sequence(err)
                 if actual is None:
+                    self._last.pop(conv, None)
                     raise Unavailable(f"stream refused the message: {err.description}", code="bus_unavailable") from err
                 expected = actual
                 continue
-            except (TimeoutError, NatsTimeout, NoRespondersError, ConnectionClosedError) as err:
+            except TRANSIENT as err:  # an election (NoStreamResponseError), a timeout, a reconnect
                 self._last.pop(conv, None)
-                raise Unavailable(
-                    "the message bus did not confirm the message; resend it", code="bus_unavailable"
-                ) from err
+                raise unavailable(err, "the message was not confirmed; resend it") from err
             if not ack.duplicate:
                 self.observe(conv, ack.seq)
             return ack.seq, bool(ack.duplicate)

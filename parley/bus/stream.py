@@ -14,7 +14,6 @@ from typing import Any
 
 import orjson
 from nats.aio.client import Client
-from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import (
     AckPolicy,
@@ -27,8 +26,10 @@ from nats.js.api import (
     StreamConfig,
 )
 from nats.js.client import JetStreamContext
-from nats.js.errors import APIError, NotFoundError
+from nats.js.errors import APIError
 
+from parley.bus import ensure
+from parley.bus.outage import TRANSIENT, is_transient, unavailable
 from parley.bus.port import StreamRow
 from parley.errors import Unavailable
 from parley.ids import DELIVERY_PREFIX, MSG_PREFIX
@@ -56,17 +57,9 @@ def stream_config(settings: Settings) -> StreamConfig:
 
 
 async def ensure_stream(js: JetStreamContext, settings: Settings) -> None:
-    config = stream_config(settings)
-    try:
-        await js.stream_info(settings.stream_name)
-    except NotFoundError:
-        try:
-            await js.add_stream(config)
-            return
-        except APIError as err:
-            if err.err_code != 10058:  # created meanwhile by another process
-                raise
-    await js.update_stream(config)
+    """Create the stream if absent; refuse to start (``ConfigDrift``) if it differs from the settings —
+    never rewrite a live stream here (``parley bus migrate`` does, on request)."""
+    await ensure.ensure_stream(js, stream_config(settings))
 
 
 async def ensure_archiver_consumer(js: JetStreamContext, settings: Settings) -> None:
@@ -86,8 +79,8 @@ async def ensure_archiver_consumer(js: JetStreamContext, settings: Settings) -> 
 async def _api(nc: Client, subject: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     try:
         msg = await nc.request(subject, orjson.dumps(body) if body else b"", timeout=5)
-    except (TimeoutError, NatsTimeout, NoRespondersError) as err:
-        raise Unavailable(f"NATS did not answer {subject}", code="bus_unavailable") from err
+    except TRANSIENT as err:
+        raise unavailable(err, subject) from err
     return orjson.loads(msg.data)  # type: ignore[no-any-return]
 
 
@@ -112,8 +105,8 @@ async def last_seq_of_subject(nc: Client, settings: Settings, subject: str) -> i
         msg = await nc.request(
             f"$JS.API.DIRECT.GET.{settings.stream_name}", orjson.dumps({"last_by_subj": subject}), timeout=5
         )
-    except (TimeoutError, NatsTimeout, NoRespondersError) as err:
-        raise Unavailable("NATS did not answer a direct get", code="bus_unavailable") from err
+    except TRANSIENT as err:
+        raise unavailable(err, "direct get") from err
     headers = msg.headers or {}
     if headers.get("Status") == "404":
         return 0
@@ -138,25 +131,31 @@ async def stream_batches(
     """Like ``read_stream`` but a batch at a time, so a caller can wait for room between batches."""
     if start > end:
         return
-    info = await js.add_consumer(
-        settings.stream_name,
-        ConsumerConfig(
-            filter_subjects=list(filters),
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-            opt_start_seq=start,
-            ack_policy=AckPolicy.NONE,
-            inactive_threshold=30.0,
-            mem_storage=True,
-        ),
-    )
+    try:
+        info = await js.add_consumer(
+            settings.stream_name,
+            ConsumerConfig(
+                filter_subjects=list(filters),
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=start,
+                ack_policy=AckPolicy.NONE,
+                inactive_threshold=30.0,
+                mem_storage=True,
+            ),
+        )
+    except Exception as err:
+        if not is_transient(err):
+            raise
+        raise unavailable(err, "reading the stream") from err
     sub = await js.pull_subscribe_bind(consumer=info.name, stream=settings.stream_name)
     try:
         pending = info.num_pending or 0
         while pending > 0:
             try:
                 msgs = await sub.fetch(batch=min(pending, size), timeout=2)
-            except (NatsTimeout, TimeoutError):  # nats-py raises either, depending on where it timed out
-                break
+            except (NatsTimeout, TimeoutError) as err:  # nats-py raises either, depending on where it timed out
+                # messages are pending and none came (an election): stopping here would skip them
+                raise unavailable(err, "reading the stream") from err
             batch = [(m.metadata.sequence.stream, m.subject, m.data) for m in msgs]
             pending = msgs[-1].metadata.num_pending if msgs else 0
             within = [row for row in batch if row[0] <= end]
