@@ -14,17 +14,26 @@ Both work on any stream config, so a deployment with several message streams (sh
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import logging
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from nats.js.api import DiscardPolicy, KeyValueConfig, StreamConfig
 from nats.js.client import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
 from nats.js.kv import KeyValue
 
+from parley.bus.outage import is_transient
 from parley.errors import ParleyError
 
+log = logging.getLogger("parley.bus")
+T = TypeVar("T")
+START_PATIENCE_S = 30.0
+KV_DUPLICATE_WINDOW_S = 120.0  # nats-py's, capped by the bucket's TTL
 MIGRATE_COMMAND = "parley bus migrate"
 STREAM_NAME_IN_USE = 10058  # created meanwhile by another process
 # the fields a deployment configures; others (server-assigned, or placement) are left alone
@@ -96,6 +105,7 @@ def bucket_stream(config: KeyValueConfig) -> StreamConfig:
         name=f"KV_{config.bucket}", subjects=[f"$KV.{config.bucket}.>"], discard=DiscardPolicy.NEW,
         max_age=config.ttl or 0.0, max_msgs_per_subject=config.history, num_replicas=config.replicas,
         storage=config.storage, max_bytes=config.max_bytes, max_msg_size=config.max_value_size,
+        duplicate_window=min(config.ttl, KV_DUPLICATE_WINDOW_S) if config.ttl else KV_DUPLICATE_WINDOW_S,
     )
 
 
@@ -116,9 +126,27 @@ async def _apply(js: JetStreamContext, live: StreamConfig, want: StreamConfig, m
     return drift
 
 
+async def _patiently(attempt: Callable[[], Awaitable[T]], timeout: float = START_PATIENCE_S) -> T:
+    """``attempt`` again while the cluster is electing (a process started with its servers, or during a
+    restart); any other error at once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await attempt()
+        except Exception as err:
+            if not is_transient(err) or time.monotonic() > deadline:
+                raise
+            log.info("JetStream is not ready (%s); trying again", type(err).__name__)
+            await asyncio.sleep(0.5)
+
+
 async def ensure_stream(js: JetStreamContext, want: StreamConfig, *, migrate: bool = False) -> list[Drift]:
     """Create ``want`` if absent; refuse (``ConfigDrift``) if it differs, unless ``migrate``: then
     update it. Returns what was (or, refusing, would be) changed."""
+    return await _patiently(lambda: _ensure_stream(js, want, migrate))
+
+
+async def _ensure_stream(js: JetStreamContext, want: StreamConfig, migrate: bool) -> list[Drift]:
     assert want.name, "a stream config needs a name"
     live = await _live(js, want.name)
     if live is None:
@@ -135,6 +163,10 @@ async def ensure_stream(js: JetStreamContext, want: StreamConfig, *, migrate: bo
 
 async def ensure_bucket(js: JetStreamContext, config: KeyValueConfig, *, migrate: bool = False) -> list[Drift]:
     """``ensure_stream`` for a KV bucket: created with nats-py's own layout, checked like a stream."""
+    return await _patiently(lambda: _ensure_bucket(js, config, migrate))
+
+
+async def _ensure_bucket(js: JetStreamContext, config: KeyValueConfig, migrate: bool) -> list[Drift]:
     want = bucket_stream(config)
     assert want.name
     live = await _live(js, want.name)
