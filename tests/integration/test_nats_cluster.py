@@ -1,0 +1,146 @@
+"""Parley on a 3-server JetStream cluster (R3): the server leading the message stream is killed under traffic.
+
+Several devices send DMs, resending on ``bus_unavailable`` as a client does. ``kill -9`` of the stream's
+leader stalls sends for an election; then they resume. Nothing acknowledged is lost, nothing is shown
+twice (receivers' frames and the store), clients only ever see the documented retryable error, the
+logs have no traceback, and the killed server, started again, rejoins and catches up. How long the
+stall lasts is measured by ``loadtest/leader_kill.py``, not asserted here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import nats
+import pytest
+from parley.loadtest.harness.chatter import Chatter
+from parley.tools import busctl
+
+from parley.bus.connection import connect_options
+from tests.integration.conftest import World
+from tests.poll import eventually
+
+pytestmark = pytest.mark.integration
+
+PAIRS = 4
+
+
+@pytest.fixture
+async def world3(cluster3, http) -> AsyncIterator[World]:
+    w = World(cluster3, http)
+    yield w
+    await w.close()
+
+
+async def chatters(world: World) -> list[Chatter]:
+    out = []
+    for i in range(PAIRS):
+        a, b = await world.person("ka"), await world.person("kb")
+        conv = await a.befriend(b)
+        sender, receiver = await a.device(node=i % 2), await b.device(node=(i + 1) % 2)
+        out.append(Chatter(sender, receiver, conv))
+    return out
+
+
+async def stream_info(cluster):
+    nc = await nats.connect(**connect_options(cluster.settings), max_reconnect_attempts=2)
+    try:
+        return await nc.jetstream().stream_info(cluster.settings.stream_name)
+    finally:
+        await nc.close()
+
+
+async def test_killing_the_stream_leader_under_traffic_loses_nothing_and_shows_nothing_twice(world3, cluster3):
+    servers = cluster3.nats_servers
+    assert servers is not None
+    everyone = await chatters(world3)
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(c.run(stop)) for c in everyone]
+    leader = None
+    try:
+        await eventually(lambda: all(len(c.acked) >= 5 for c in everyone), what="traffic flowing", timeout=30)
+        leader = (await stream_info(cluster3)).cluster.leader
+        assert leader in {m.name for m in servers.members}
+        killed_at = time.monotonic()
+        servers.kill(leader)
+        await eventually(lambda: all(c.acked_after(killed_at) >= 10 for c in everyone), timeout=90, every=0.2,
+                         what="every sender acknowledged again after the leader was killed")
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if leader is not None:
+            servers.start_member(leader)
+    for t in tasks:
+        t.result()  # a sender that failed (an error other than bus_unavailable) fails the test here
+
+    for c in everyone:
+        sent = {id: body for _, id, body in c.acked}
+        assert len(set(sent.values())) == len(sent), "each acked message has one id"
+        await c.receiver.wait_for(lambda c=c, sent=sent: set(sent) <= set(c.receiver.messages), timeout=60)
+        assert c.receiver.duplicates == 0
+        shown = [c.receiver.messages[i]["body"] for i in c.receiver.order if c.receiver.messages[i]["conv"] == c.conv]
+        assert sorted(Counter(shown).values())[-1] == 1, "no message shown twice (under two ids)"
+        assert c.receiver.order == sorted(c.receiver.order)
+        assert set(shown) == set(sent.values())
+
+    refusals = sum((c.refusals for c in everyone), Counter())
+    assert set(refusals) <= {"bus_unavailable", "timeout"}, refusals
+    assert all(e.get("code") == "bus_unavailable" for c in everyone for e in c.sender.errors), "never internal"
+    assert [c.name for c in cluster3.exited() if not c.name.startswith("nats")] == [], "a process died"
+    tracebacks = [line for line in cluster3.errors_in_logs() if "Traceback" in line]
+    assert tracebacks == []
+
+    async def rejoined() -> bool:
+        info = await stream_info(cluster3)
+        peers = {p.name: p for p in info.cluster.replicas or []}
+        return info.cluster.leader == leader or (leader in peers and peers[leader].current
+                                                 and not peers[leader].offline)
+
+    await eventually(rejoined, what=f"{leader} back as a current replica of the stream", timeout=60,
+                     ignoring=(nats.errors.Error, OSError))
+
+    await eventually(lambda: _archived(cluster3), what="the archiver caught up", timeout=60,
+                     ignoring=(nats.errors.Error,))
+    for c in everyone:
+        stored = sorted((m["id"], m["body"]) for m in await all_history(world3, c))
+        assert stored == sorted((id, body) for _, id, body in c.acked), "the store has each acked message once"
+
+
+async def all_history(world: World, c: Chatter) -> list[dict[str, object]]:
+    """Every message of the conversation, oldest first, page by page."""
+    out: list[dict[str, object]] = []
+    while True:
+        params = {"limit": 200, "order": "asc", **({"after": out[-1]["id"]} if out else {})}
+        page = await world.api.call("GET", f"/v1/conversations/{c.conv}/messages", token_of(world, c), params=params)
+        out += page["messages"]
+        if not page["more"]:
+            return out
+
+
+def token_of(world: World, c: Chatter) -> str:
+    return next(p.token for p in world.people if any(d is c.sender for d in p.devices))
+
+
+async def _archived(cluster) -> bool:
+    nc = await nats.connect(**connect_options(cluster.settings), max_reconnect_attempts=2)
+    try:
+        info = await nc.jetstream().consumer_info(cluster.settings.stream_name, "archiver")
+        return (info.num_pending or 0) == 0 and (info.num_ack_pending or 0) == 0
+    finally:
+        await nc.close()
+
+
+async def test_parley_bus_status_shows_r3_streams_and_buckets_with_a_leader(cluster3):
+    nc = await nats.connect(**connect_options(cluster3.settings))
+    lines: list[str] = []
+    try:
+        await busctl.status(nc, say=lines.append)
+    finally:
+        await nc.close()
+    text = "\n".join(lines)
+    for name in ("MSG", "KV_nodes", "KV_presence", "KV_last_seen"):
+        assert f"{name}: R3" in text, text
+    assert "leader nats-" in text and "consumer archiver" in text
