@@ -14,6 +14,7 @@ import secrets
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from parley.tools.client import ApiError, Device
 
@@ -38,7 +39,7 @@ class Chatter:
             i += 1
             await asyncio.sleep(pause_s)
 
-    async def _until_acked(self, body: str, cid: str) -> dict[str, object]:
+    async def _until_acked(self, body: str, cid: str) -> dict[str, Any]:
         while True:
             try:
                 return await self.sender.send(self.conv, body, cid=cid)
