@@ -2,7 +2,8 @@
 
 Each conversation's messages are chained: the payload carries ``prev`` and the publish carries
 ``Nats-Expected-Last-Subject-Sequence`` with the same value, so the stream refuses a message whose
-``prev`` is stale and we retry with the sequence the refusal names. Sends into one conversation from
+``prev`` is stale and we retry with the sequence the refusal names (a clustered stream with a message of
+the subject still in flight names none: we ask the stream again after a pause). Sends into one conversation from
 this node are serialised by a lock, so this node never races itself. ``Nats-Msg-Id`` makes a resend
 of the same client message id return the first message's id (within the stream's duplicate window).
 """
@@ -22,6 +23,9 @@ from parley.errors import Unavailable
 from parley.ids import ConversationId, message_subject
 
 MAX_ATTEMPTS = 16
+# "wrong last sequence" without the number: a clustered stream has a message of the subject in flight
+WRONG_LAST_SEQUENCE_IN_FLIGHT = 10164
+IN_FLIGHT_PAUSE_S = 0.002
 
 
 class Publisher:
@@ -56,13 +60,19 @@ class Publisher:
         expected = self._last.get(conv)
         if expected is None:
             expected = await self._stream_last(subject)  # raises bus_unavailable during an election
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
             # An empty subject (new, or older than the stream's retention) chains to the store's last.
             prev = expected or await self._store_last(conv)
             headers = {"Nats-Msg-Id": msg_id, "Nats-Expected-Last-Subject-Sequence": str(expected)}
             try:
                 ack = await self._js.publish(subject, payload(prev), headers=headers, timeout=5)
             except APIError as err:
+                if err.err_code == WRONG_LAST_SEQUENCE_IN_FLIGHT:
+                    # clustered: another message of this subject is being replicated and its sequence is not
+                    # known yet; ask again in a moment
+                    await asyncio.sleep(IN_FLIGHT_PAUSE_S * (attempt + 1))
+                    expected = await self._stream_last(subject)
+                    continue
                 actual = parse_wrong_last_sequence(err)
                 if actual is None:
                     self._last.pop(conv, None)
