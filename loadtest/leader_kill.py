@@ -4,8 +4,10 @@ A scratch Parley cluster on a 3-server JetStream cluster (R3 stream and buckets)
 sending one message at a time and resending on ``bus_unavailable`` (``harness.chatter``). Then, ``--kills``
 times: find the stream's leader, SIGKILL it, wait until every sender is acknowledged again, measure the
 stall (the longest time around the kill with no ack from any sender) and when sends resumed, start the
-killed server again and wait until it is a current replica. At the end: every acked message reached its
-receiver, once. Prints the stalls and appends a record to ``loadtest/results/leader_kill.jsonl``.
+killed server again and wait until it is a current replica. Then ``--planned`` times the planned way
+(the leader steps down, its server stops in lame-duck mode and starts again), for comparison. At the
+end: every acked message reached its receiver, once. Prints the stalls and appends a record to
+``loadtest/results/leader_kill.jsonl``.
 
     .venv/bin/python -m parley.loadtest.leader_kill [--kills 3] [--pairs 4]
 """
@@ -22,6 +24,7 @@ from typing import Any
 
 import aiohttp
 import nats
+import nats.aio.client
 from parley.loadtest.harness import accounts, record
 from parley.loadtest.harness.chatter import Chatter, stall_around
 from parley.loadtest.harness.session import (
@@ -43,13 +46,21 @@ RESUMED_ACKS = 10  # acks each sender gets after a kill before the next step
 
 async def stream_state(cluster: Cluster) -> tuple[str | None, dict[str, bool]]:
     """The stream's leader and, per other replica, whether it is current."""
-    nc = await nats.connect(**connect_options(cluster.settings), max_reconnect_attempts=2)
+    nc = await connect(cluster)
     try:
         info = await nc.jetstream().stream_info(cluster.settings.stream_name)
     finally:
         await nc.close()
     assert info.cluster is not None
     return info.cluster.leader, {p.name: bool(p.current and not p.offline) for p in info.cluster.replicas or []}
+
+
+async def _quiet(err: Exception) -> None:
+    pass  # a member is down on purpose: nats-py's default error callback would print its traceback
+
+
+async def connect(cluster: Cluster) -> nats.aio.client.Client:
+    return await nats.connect(**connect_options(cluster.settings), max_reconnect_attempts=2, error_cb=_quiet)
 
 
 async def until(check: Any, what: str, timeout: float) -> None:
@@ -110,25 +121,55 @@ async def one_kill(cluster: Cluster, everyone: list[Chatter], timeout: float) ->
     return out
 
 
+async def one_planned(cluster: Cluster, everyone: list[Chatter], timeout: float) -> dict[str, Any]:
+    """The planned way: the leader steps down, its server stops in lame-duck mode and starts again."""
+    servers = cluster.nats_servers
+    assert servers is not None
+    leader, _ = await stream_state(cluster)
+    assert leader is not None
+    began = time.monotonic()
+    nc = await connect(cluster)
+    try:
+        handed = await servers.planned_restart(leader, nc)
+    finally:
+        await nc.close()
+    await until(lambda: _resumed(everyone, began), "sends resumed after the planned restart", timeout)
+    stall, _ = stall_around([t for c in everyone for t, _, _ in c.acked], began)
+    out = {"restarted": leader, "handed_over": handed, "stall_s": round(stall, 3),
+           "took_s": round(time.monotonic() - began, 1)}
+    say(f"  planned restart of {leader} (step-down of {', '.join(handed)}, lame duck): longest stall "
+        f"{stall:.2f}s, {out['took_s']}s in all")
+    return out
+
+
+async def _resumed(everyone: list[Chatter], at: float) -> bool:
+    return all(c.acked_after(at) >= RESUMED_ACKS for c in everyone)
+
+
 async def run(args: argparse.Namespace, cluster: Cluster) -> dict[str, Any]:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         everyone = await pairs(cluster, http, args.pairs)
         stop = asyncio.Event()
         tasks = [asyncio.create_task(c.run(stop)) for c in everyone]
-        kills = []
+        kills: list[dict[str, Any]] = []
+        planned: list[dict[str, Any]] = []
         try:
             for _ in range(args.kills):
                 await asyncio.sleep(args.between)
                 kills.append(await one_kill(cluster, everyone, args.step_timeout))
+            for _ in range(args.planned):
+                await asyncio.sleep(args.between)
+                planned.append(await one_planned(cluster, everyone, args.step_timeout))
         finally:
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
         for t in tasks:
             t.result()
-        return await verdict(everyone, kills)
+        return await verdict(everyone, kills, planned)
 
 
-async def verdict(everyone: list[Chatter], kills: list[dict[str, Any]]) -> dict[str, Any]:
+async def verdict(everyone: list[Chatter], kills: list[dict[str, Any]],
+                  planned: list[dict[str, Any]]) -> dict[str, Any]:
     lost = shown_twice = 0
     for c in everyone:
         ids = {id for _, id, _ in c.acked}
@@ -143,7 +184,10 @@ async def verdict(everyone: list[Chatter], kills: list[dict[str, Any]]) -> dict[
         await c.receiver.close()
     stalls = [k["stall_s"] for k in kills]
     refusals = sum((c.refusals for c in everyone), Counter())
+    planned_stalls = [p["stall_s"] for p in planned]
     return {"kills": kills, "stall_median_s": round(statistics.median(stalls), 3), "stall_max_s": max(stalls),
+            "planned": planned,
+            "planned_stall_median_s": round(statistics.median(planned_stalls), 3) if planned_stalls else None,
             "acked": sum(len(c.acked) for c in everyone), "lost": lost, "shown_twice": shown_twice,
             "refusals": dict(refusals)}
 
@@ -151,6 +195,8 @@ async def verdict(everyone: list[Chatter], kills: list[dict[str, Any]]) -> dict[
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, record.Recorder]:
     p = argparse.ArgumentParser(prog="leader_kill", description=__doc__.split("\n\n")[0])
     p.add_argument("--kills", type=within(1, 20, int), default=3, help="leader kills (default 3)")
+    p.add_argument("--planned", type=within(0, 20, int), default=1,
+                   help="planned restarts of the leader's server after the kills: step-down + lame duck (default 1)")
     p.add_argument("--pairs", type=within(1, 200, int), default=4, help="DM pairs sending (default 4)")
     p.add_argument("--between", type=within(0.5, 60), default=3.0, help="traffic before each kill, s (default 3)")
     p.add_argument("--step-timeout", type=within(10, 600), default=120.0, help="per kill at most, s (default 120)")
@@ -178,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     rec["duration_s"] = round(time.monotonic() - started, 1)
     note = recorder.append(rec)
     say(f"leader kill x{len(results['kills'])}, R3 on 3 servers, {args.pairs} DM pairs: stall median "
-        f"{results['stall_median_s']}s (max {results['stall_max_s']}s); {results['acked']} acked, "
+        f"{results['stall_median_s']}s (max {results['stall_max_s']}s); planned restart (step-down, lame duck) "
+        f"stall median {results['planned_stall_median_s']}s; {results['acked']} acked, "
         f"{results['lost']} lost, {results['shown_twice']} shown twice; refusals {results['refusals']}")
     say(f"{note}; took {rec['duration_s']}s")
     return 0

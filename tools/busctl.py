@@ -11,6 +11,7 @@ replica (before planned maintenance of the server that leads it); prints the new
 from __future__ import annotations
 
 import argparse
+import asyncio
 from collections.abc import Callable
 
 import nats
@@ -86,6 +87,30 @@ async def step_down(nc: Client, stream: str) -> dict[str, object]:
     """Ask the stream's leader to step down; the JetStream API's answer."""
     msg = await nc.request(f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}", b"", timeout=10)
     return orjson.loads(msg.data)  # type: ignore[no-any-return]
+
+
+async def hand_over(nc: Client, server: str, timeout: float = 30.0) -> list[str]:
+    """Before stopping ``server``: every stream it leads steps down, and we wait until another server leads
+    each; the streams handed over."""
+    js = nc.jetstream()
+    led = [i.config.name for i in await js.streams_info() if i.cluster and i.cluster.leader == server]
+    for stream in led:
+        assert stream
+        await step_down(nc, stream)
+    deadline = asyncio.get_running_loop().time() + timeout
+    for stream in led:
+        assert stream
+        while True:
+            try:
+                leader = await stream_leader(nc, stream)
+            except (APIError, nats.errors.Error):  # electing
+                leader = None
+            if leader not in (None, server):
+                break
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"{stream}: no new leader within {timeout:.0f}s")
+            await asyncio.sleep(0.1)
+    return [s for s in led if s]
 
 
 async def stepdown(nc: Client, stream: str, say: Callable[[str], None] = print) -> int:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nats
+import nats.aio.client
 from parley.tools import natsserver
 
 from parley.errors import ParleyError
@@ -47,6 +48,10 @@ class Member:
         return self.proc is not None and self.proc.poll() is None
 
 
+async def _quiet(err: Exception) -> None:
+    pass  # members still starting: not worth nats-py's default traceback
+
+
 def _accepts(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex((HOST, port)) == 0
@@ -54,7 +59,7 @@ def _accepts(port: int) -> bool:
 
 async def _jetstream_answers(urls: list[str], connect: dict[str, object]) -> bool:
     try:
-        nc = await nats.connect(servers=urls, connect_timeout=1, max_reconnect_attempts=0, **connect)
+        nc = await nats.connect(servers=urls, connect_timeout=1, max_reconnect_attempts=0, error_cb=_quiet, **connect)
     except Exception:
         return False
     try:
@@ -150,6 +155,16 @@ class NatsServers:
         except subprocess.TimeoutExpired:
             m.proc.kill()
             m.proc.wait()
+
+    async def planned_restart(self, name: str, nc: nats.aio.client.Client) -> list[str]:
+        """A planned restart of one member: its streams' leaders step down (``busctl.hand_over``), it stops
+        in lame-duck mode, and starts again. The streams it led."""
+        from parley.tools.busctl import hand_over
+
+        led = await hand_over(nc, name)
+        await asyncio.get_running_loop().run_in_executor(None, self.lame_duck, name)
+        await asyncio.get_running_loop().run_in_executor(None, self.start_member, name)
+        return led
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop every member (the whole cluster goes: no lame duck, nobody to hand clients to)."""

@@ -3,7 +3,8 @@
 During a JetStream leader election (a server of an R3 stream was killed or stepped down) nats-py
 raises ``NoStreamResponseError`` (the publish reached no stream leader), request timeouts, no
 responders, ``ServiceUnavailableError`` or API errors with status 503 and codes such as 10008
-("JetStream system temporarily unavailable"). None of them is a bug on our side: the client resends
+("JetStream system temporarily unavailable"); a pull consumer's fetch gets a bare 503 status
+(``ServiceUnavailableError`` with no code at all). None of them is a bug on our side: the client resends
 (the dedup id makes that safe) and the stream answers again once a leader is elected. Every request
 path (node publish, sync reads, API) maps them to the documented, retryable ``bus_unavailable`` and
 logs one line, never a traceback.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from nats.errors import ConnectionClosedError, ConnectionReconnectingError, NoRespondersError, StaleConnectionError
 from nats.errors import TimeoutError as NatsTimeout
-from nats.js.errors import APIError, NoStreamResponseError
+from nats.js.errors import APIError, NoStreamResponseError, ServiceUnavailableError
 
 from parley.errors import Unavailable
 
@@ -22,7 +23,7 @@ from parley.errors import Unavailable
 ELECTION_CODES = frozenset({10008, 10009, 10118, 10119})
 
 TRANSIENT: tuple[type[BaseException], ...] = (
-    NoStreamResponseError, NoRespondersError, NatsTimeout, TimeoutError, ConnectionClosedError,
+    NoStreamResponseError, ServiceUnavailableError, NoRespondersError, NatsTimeout, TimeoutError, ConnectionClosedError,
     ConnectionReconnectingError, StaleConnectionError,
 )
 

@@ -53,29 +53,36 @@ async def stream_info(cluster):
         await nc.close()
 
 
-async def test_killing_the_stream_leader_under_traffic_loses_nothing_and_shows_nothing_twice(world3, cluster3):
-    servers = cluster3.nats_servers
-    assert servers is not None
-    everyone = await chatters(world3)
+async def under_traffic(world: World, cluster, fault) -> list[Chatter]:
+    """Chatters sending while ``fault(leader)`` runs on the server leading the stream; returns them once
+    every sender was acknowledged again after it, with the checks that hold whatever the fault."""
+    everyone = await chatters(world)
     stop = asyncio.Event()
     tasks = [asyncio.create_task(c.run(stop)) for c in everyone]
-    leader = None
     try:
         await eventually(lambda: all(len(c.acked) >= 5 for c in everyone), what="traffic flowing", timeout=30)
-        leader = (await stream_info(cluster3)).cluster.leader
-        assert leader in {m.name for m in servers.members}
-        killed_at = time.monotonic()
-        servers.kill(leader)
-        await eventually(lambda: all(c.acked_after(killed_at) >= 10 for c in everyone), timeout=90, every=0.2,
-                         what="every sender acknowledged again after the leader was killed")
+        leader = (await stream_info(cluster)).cluster.leader
+        assert leader in {m.name for m in cluster.nats_servers.members}
+        at = time.monotonic()
+        await fault(leader)
+        await eventually(lambda: all(c.acked_after(at) >= 10 for c in everyone), timeout=120, every=0.2,
+                         what=f"every sender acknowledged again after the fault on {leader}")
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if leader is not None:
-            servers.start_member(leader)
     for t in tasks:
         t.result()  # a sender that failed (an error other than bus_unavailable) fails the test here
+    await nothing_lost_nothing_twice(everyone)
+    refusals = sum((c.refusals for c in everyone), Counter())
+    assert set(refusals) <= {"bus_unavailable", "timeout"}, refusals
+    assert all(e.get("code") == "bus_unavailable" for c in everyone for e in c.sender.errors), "never internal"
+    assert [c.name for c in cluster.exited() if not c.name.startswith("nats")] == [], "a process died"
+    tracebacks = [line for line in cluster.errors_in_logs() if "Traceback" in line]
+    assert tracebacks == []
+    return everyone
 
+
+async def nothing_lost_nothing_twice(everyone: list[Chatter]) -> None:
     for c in everyone:
         sent = {id: body for _, id, body in c.acked}
         assert len(set(sent.values())) == len(sent), "each acked message has one id"
@@ -86,12 +93,21 @@ async def test_killing_the_stream_leader_under_traffic_loses_nothing_and_shows_n
         assert c.receiver.order == sorted(c.receiver.order)
         assert set(shown) == set(sent.values())
 
-    refusals = sum((c.refusals for c in everyone), Counter())
-    assert set(refusals) <= {"bus_unavailable", "timeout"}, refusals
-    assert all(e.get("code") == "bus_unavailable" for c in everyone for e in c.sender.errors), "never internal"
-    assert [c.name for c in cluster3.exited() if not c.name.startswith("nats")] == [], "a process died"
-    tracebacks = [line for line in cluster3.errors_in_logs() if "Traceback" in line]
-    assert tracebacks == []
+
+async def test_killing_the_stream_leader_under_traffic_loses_nothing_and_shows_nothing_twice(world3, cluster3):
+    servers = cluster3.nats_servers
+    killed: list[str] = []
+
+    async def kill(leader: str) -> None:
+        servers.kill(leader)
+        killed.append(leader)
+
+    try:
+        everyone = await under_traffic(world3, cluster3, kill)
+    finally:
+        for name in killed:
+            servers.start_member(name)
+    leader = killed[0]
 
     async def rejoined() -> bool:
         info = await stream_info(cluster3)
@@ -144,3 +160,20 @@ async def test_parley_bus_status_shows_r3_streams_and_buckets_with_a_leader(clus
     for name in ("MSG", "KV_nodes", "KV_presence", "KV_last_seen"):
         assert f"{name}: R3" in text, text
     assert "leader nats-" in text and "consumer archiver" in text
+
+
+async def test_a_planned_restart_of_the_leaders_server_steps_down_and_goes_lame_duck_without_loss(world3, cluster3):
+    servers = cluster3.nats_servers
+    restarted: list[str] = []
+
+    async def planned(leader: str) -> None:
+        nc = await nats.connect(**connect_options(cluster3.settings))
+        try:
+            handed = await servers.planned_restart(leader, nc)
+        finally:
+            await nc.close()
+        assert cluster3.settings.stream_name in handed
+        restarted.append(leader)
+
+    await under_traffic(world3, cluster3, planned)
+    assert servers.member(restarted[0]).running(), "started again after its lame-duck stop"

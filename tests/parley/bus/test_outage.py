@@ -13,6 +13,7 @@ from parley.errors import Unavailable
 
 @pytest.mark.parametrize(("err", "transient"), [
     (NoStreamResponseError(), True),  # a publish during a leader election
+    (ServiceUnavailableError(), True),  # a fetch during one: a bare 503 status, no codes
     (NatsTimeout(), True),
     (TimeoutError(), True),
     (NoRespondersError(), True),
