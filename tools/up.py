@@ -136,6 +136,11 @@ def watch(cluster: Cluster, databases: list[LocalCassandra], stopping: list[bool
     """Until a signal: a node that drained and exited cleanly is started again; any other exit stops all."""
     while not stopping:
         dead = next(iter(cluster.exited()), None)
+        if dead is not None and cluster.nats_servers is not None and dead.name.startswith("nats-"):
+            # one server of the NATS cluster: the others carry on (an election if it led a stream); restart it
+            print(f"parley up: {dead.name} exited with {dead.proc.returncode}; starting it again", flush=True)
+            cluster.nats_servers.start_member(dead.name)
+            continue
         if dead is not None and dead.role == "node" and dead.proc.returncode == 0:
             # drained (`parley node drain`, or SIGTERM): its clients moved; start a fresh one in its place
             print(f"parley up: {dead.name} drained and stopped; starting it again", flush=True)
