@@ -5,7 +5,8 @@ the stream's age and dedup window…) to every stream and bucket, creating what 
 what changed. Processes never do this at start: they refuse a mismatch (``parley.bus.ensure``).
 ``status``: every stream with its replicas, leader, each replica's state and lag, messages, and the
 durable consumers' pending counts. ``stepdown <stream>``: the stream's leader hands over to another
-replica (before planned maintenance of the server that leads it); prints the new leader.
+replica (before planned maintenance of the server that leads it); ``stepdown --server <name>`` does it for
+every stream that server leads and waits until each has another leader.
 """
 
 from __future__ import annotations
@@ -113,6 +114,14 @@ async def hand_over(nc: Client, server: str, timeout: float = 30.0) -> list[str]
     return [s for s in led if s]
 
 
+async def evacuate(nc: Client, server: str, say: Callable[[str], None] = print) -> int:
+    """``parley bus stepdown --server <name>``: every stream it leads gets another leader."""
+    handed = await hand_over(nc, server)
+    say(f"{server} leads no stream now" + (f" (handed over: {', '.join(handed)})" if handed else "") +
+        "; stop it in lame-duck mode: nats-server --signal ldm=<pid>")
+    return 0
+
+
 async def stepdown(nc: Client, stream: str, say: Callable[[str], None] = print) -> int:
     before = await stream_leader(nc, stream)
     answer = await step_down(nc, stream)
@@ -129,8 +138,13 @@ async def main(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if args.action == "migrate":
             return await migrate(nc, settings)
-        if args.action == "stepdown":
+        if args.action == "stepdown" and args.server:
+            return await evacuate(nc, args.server)
+        if args.action == "stepdown" and args.stream:
             return await stepdown(nc, args.stream)
+        if args.action == "stepdown":
+            print("parley bus stepdown: name a stream, or --server <name> for every stream it leads")
+            return 2
         return await status(nc)
     except APIError as err:
         print(f"parley bus {args.action}: {err.description or err}")

@@ -42,7 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     bus_sub.add_parser("status", help="streams: replicas, leader, replicas' lag, messages; consumers' pending")
     bus_sub.add_parser("migrate", help="apply the configured replicas and limits to every stream and bucket")
     stepdown = bus_sub.add_parser("stepdown", help="the stream's leader hands over (before server maintenance)")
-    stepdown.add_argument("stream", help="stream name, e.g. MSG or KV_presence")
+    stepdown.add_argument("stream", nargs="?", help="stream name, e.g. MSG or KV_presence")
+    stepdown.add_argument("--server", help="instead: every stream this NATS server leads (its server_name)")
     sub.add_parser("cassandra", help="run a local Cassandra 5.0 (up, down, status, jars, nodetool)")
     sub.add_parser("status", help="the cluster at a glance: nodes by region, connections, traffic, archiver lag")
     node = sub.add_parser("node", help="run one edge node (configured by PARLEY_* variables); "

@@ -21,10 +21,11 @@ log = logging.getLogger("parley.bus")
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:
-    """A client TLS context when a CA is configured (the servers' certificates are checked against it)."""
-    if not settings.nats_tls_ca:
+    """A client TLS context when a CA or a client certificate is configured (servers are checked against
+    the CA, or the system's CAs without one). None: nats-py's own for ``tls://`` URLs, plain otherwise."""
+    if not (settings.nats_tls_ca or settings.nats_tls_cert):
         return None
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=settings.nats_tls_ca)
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=settings.nats_tls_ca or None)
     if settings.nats_tls_cert:
         context.load_cert_chain(settings.nats_tls_cert, settings.nats_tls_key or None)
     return context

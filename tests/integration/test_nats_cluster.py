@@ -10,6 +10,9 @@ stall lasts is measured by ``loadtest/leader_kill.py``, not asserted here.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -177,3 +180,30 @@ async def test_a_planned_restart_of_the_leaders_server_steps_down_and_goes_lame_
 
     await under_traffic(world3, cluster3, planned)
     assert servers.member(restarted[0]).running(), "started again after its lame-duck stop"
+
+
+def bus_command(cluster, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")},
+           "PARLEY_NATS_URL": cluster.settings.nats_url}
+    return subprocess.run([sys.executable, "-m", "parley", "bus", *args], env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+async def test_parley_bus_stepdown_moves_a_streams_leader_and_every_stream_off_a_server(cluster3):
+    before = (await stream_info(cluster3)).cluster.leader
+    out = bus_command(cluster3, "stepdown", "MSG")
+    assert out.returncode == 0 and f"leader {before} stepped down" in out.stdout, out.stdout + out.stderr
+
+    async def moved() -> str | None:
+        leader = (await stream_info(cluster3)).cluster.leader
+        return leader if leader not in (None, before) else None
+
+    server = await eventually(moved, what="MSG has a new leader", timeout=30, ignoring=(nats.errors.Error,))
+    out = bus_command(cluster3, "stepdown", "--server", server)
+    assert out.returncode == 0 and f"{server} leads no stream now" in out.stdout, out.stdout + out.stderr
+    nc = await nats.connect(**connect_options(cluster3.settings))
+    try:
+        leaders = {i.config.name: i.cluster.leader for i in await nc.jetstream().streams_info()}
+    finally:
+        await nc.close()
+    assert server not in leaders.values(), leaders
