@@ -16,7 +16,7 @@ test: install-test
 	$(BIN)/ruff check .
 	$(BIN)/python ops/typecheck.py
 	$(BIN)/pytest
-	# the protocol and integration tests again, on a 3-server JetStream cluster with R3 streams and buckets
+	@echo "== the protocol and integration tests again, on a 3-server JetStream cluster (R3 stream and buckets)"
 	PARLEY_TEST_NATS_SERVERS=3 $(BIN)/pytest $(CLUSTER_TESTS)
 
 CLUSTER_TESTS := tests/integration/test_dm.py tests/integration/test_sync.py tests/integration/test_groups.py

@@ -12,6 +12,10 @@ chosen here, a fixed secret, test-speed timings, cheap Argon2; ``overrides`` are
 ``Cluster.configured(root, settings, node_ports)`` runs settings made elsewhere (``parley up``: its
 ports, run dir and secret). ``free_port`` never hands out a port a Parley process listens on by
 default, so a scratch cluster cannot collide with a ``parley up`` on the defaults.
+
+``nats_servers=3`` (a scratch cluster) or a ``NatsServers`` given to ``configured`` (``parley up
+--nats-servers 3``): a JetStream cluster (``parley.tools.natscluster``) instead of one nats-server;
+every role gets all its URLs, and ``nats_servers`` is the handle to kill, lame-duck or restart members.
 """
 
 from __future__ import annotations
