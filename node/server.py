@@ -53,7 +53,7 @@ class EdgeNode:
         self._dirty_cursors: dict[DeviceId, int] = {}
         self.syncs = SyncRunner(store, self.reads, self.hub.groups_of, batch=settings.sync_batch)
         self.events = ConversationEvents(settings, store, nc, self.reads, self.hub)
-        self.presence = PresenceRelay(nc, self.hub, node_id)
+        self.presence = PresenceRelay(nc, self.hub, node_id, settings.presence_partitions)
         self.groups = GroupRoutes(nc, self.hub, self.on_delivery, self.events.on_event, self.resync)
         self.subscriptions = UserSubscriptions(nc, store, self.hub, groups=self.groups, presence=self.presence,
                                                events=self.events, deliver=self.on_delivery)

@@ -1,30 +1,40 @@
-"""The presence worker: heartbeats from every node in, online/offline changes out.
+"""The presence worker: heartbeats of its partitions in, online/offline changes out.
 
-It runs the pure ``PresenceBook`` (online while any device was heard within the timeout) over the
-nodes' heartbeat batches, ticks twice a second to take silent users offline, and for each change
-publishes ``presence.<user>`` (friends' nodes forward it) and updates the ``presence`` and
-``last_seen`` buckets (read on demand). A restart reads the online users back from the bucket and
-announces nothing until they time out or beat again. One worker serves a cluster; beyond that,
-shard heartbeat subjects by user (README, Scale).
+Users are split into ``presence_partitions`` partitions; any number of workers share them, each
+holding leases on a fair share (``workers/presence_leases.py``). For each partition it holds, a worker
+subscribes to ``hb.<p>.>`` (every node's beats for those users), runs the pure ``PresenceBook``
+(online while any device was heard within the timeout), ticks twice a second to take silent users
+offline, and for each change publishes ``presence.<user>`` (friends' nodes forward it) and updates
+the ``presence`` and ``last_seen`` buckets (read on demand).
+
+Taking a partition (at start, from a worker that died, or handed over) reads its online users back
+from the ``presence`` bucket and announces nothing until they time out or beat again; giving one up
+(handing it to a joining worker, or stopping) writes their latest activity there first and forgets them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
+import socket
 import time
 
 import orjson
 from aiohttp import web
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js.errors import NoKeysError
 from nats.js.kv import KeyValue
+from parley.workers.presence_leases import PartitionLeases, open_lease_bucket
 
 from parley import bus, wire
 from parley.bus import BusClient
 from parley.metrics import PresenceMetrics
 from parley.presence import PresenceBook, Transition
-from parley.presence_bus import HEARTBEAT_PREFIX, open_buckets, presence_subject
+from parley.presence_bus import heartbeat_filter, open_buckets, partition_of_subject, presence_subject
+from parley.presence_partitions import partition_of
 from parley.runtime import run_until_stopped, serve, serve_health
 from parley.settings import Settings
 
@@ -35,22 +45,57 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def worker_name() -> str:
+    """Unique per process (a restarted worker is a new one; its old leases simply expire)."""
+    host = "".join(c if c.isalnum() or c in "-_" else "-" for c in socket.gethostname())
+    return f"{host}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
 class PresenceWorker:
     def __init__(self, settings: Settings, nc: BusClient, online: KeyValue, seen: KeyValue) -> None:
         self.book = PresenceBook(timeout_ms=int(settings.presence_timeout_s * 1000))
         self._settings, self._nc, self._online, self._seen = settings, nc, online, seen
+        self._partitions = settings.presence_partitions
+        self.subs: dict[int, Subscription] = {}
         self.metrics = PresenceMetrics()
 
-    async def restore(self) -> None:
+    async def adopt(self, partitions: list[int]) -> None:
+        """These partitions are ours now: their online users back from the bucket, then their beats."""
+        await self._restore(set(partitions))
+        for p in partitions:
+            if p not in self.subs:
+                self.subs[p] = await self._nc.subscribe(heartbeat_filter(p), cb=self.on_heartbeats,
+                                                        pending_msgs_limit=65536)
+        self.metrics.partitions.set(len(self.subs))
+        self.metrics.takeovers.inc(len(partitions))
+
+    async def drop(self, partitions: list[int]) -> None:
+        """Another worker will handle these: stop listening, leave their latest activity in the bucket."""
+        gone = set(partitions)
+        for p in partitions:
+            sub = self.subs.pop(p, None)
+            if sub is not None:
+                await sub.unsubscribe()
+        users = [u for u in self.book.online_users() if partition_of(u, self._partitions) in gone]
+        try:
+            await self._write_activity(users)
+        except Exception as err:  # NATS away: the new owner reads slightly older times
+            log.info("presence: saving activity of dropped partitions: %r", err)
+        self.book.forget(users)
+        self.metrics.partitions.set(len(self.subs))
+
+    async def _restore(self, partitions: set[int]) -> None:
         try:
             keys = await self._online.keys()
         except NoKeysError:
             return
-        for user in keys:
+        mine = [u for u in keys if partition_of(u, self._partitions) in partitions]
+        at = now_ms()
+        for user in mine:
             entry = await self._online.get(user)
             if entry.value:
-                self.book.restore(user, orjson.loads(entry.value)["last_active_at"])
-        log.info("presence: %d users online at start", len(keys))
+                self.book.restore(user, orjson.loads(entry.value)["last_active_at"], at)
+        log.info("presence: %d users online in partitions %s", len(mine), sorted(partitions))
 
     async def on_heartbeats(self, msg: Msg) -> None:
         try:
@@ -61,8 +106,15 @@ class PresenceWorker:
         if not isinstance(batch, wire.Heartbeats):
             log.warning("presence: %s on %s is not a heartbeat batch", batch.kind, msg.subject)
             return
-        changes = [self.book.heartbeat(user, device, at) for user, device, at in batch.beats]
-        self.metrics.heartbeats.inc(len(batch.beats))
+        p = partition_of_subject(msg.subject)
+        if p not in self.subs:  # a partition given up while this batch was queued
+            return
+        beats = [b for b in batch.beats if partition_of(b[0], self._partitions) == p]
+        if len(beats) < len(batch.beats):
+            log.warning("presence: beats on %s for users of other partitions: does the node's "
+                        "PARLEY_PRESENCE_PARTITIONS differ from ours (%d)?", msg.subject, self._partitions)
+        changes = [self.book.heartbeat(user, device, at) for user, device, at in beats]
+        self.metrics.heartbeats.inc(len(beats))
         for change in changes:
             if change is not None:
                 await self.announce(change)
@@ -78,6 +130,16 @@ class PresenceWorker:
             await self._online.delete(change.user)
         await self._nc.publish(presence_subject(change.user), wire.encode(event))
 
+    async def _write_activity(self, users: list[str]) -> None:
+        for user in users:
+            last = self.book.last_active(user)
+            if last is not None:
+                await self._online.put(user, orjson.dumps({"last_active_at": last}))
+
+    def pending(self) -> int:
+        """Heartbeat batches received and not yet handled: this worker's lag."""
+        return sum(sub.pending_msgs for sub in self.subs.values())
+
     async def tick_forever(self, stop: asyncio.Event) -> None:
         refresh_every = self._settings.presence_timeout_s
         refreshed = time.monotonic()
@@ -85,11 +147,10 @@ class PresenceWorker:
             for change in self.book.tick(now_ms()):
                 await self.announce(change)
             self.metrics.online.set(len(self.book.online_users()))
+            self.metrics.pending.set(self.pending())
             if time.monotonic() - refreshed >= refresh_every:  # keep online entries inside the bucket's TTL
                 refreshed = time.monotonic()
-                for user in self.book.online_users():
-                    last = self.book.last_active(user)
-                    await self._online.put(user, orjson.dumps({"last_active_at": last}))
+                await self._write_activity(self.book.online_users())
             try:
                 await asyncio.wait_for(stop.wait(), 0.5)
             except TimeoutError:
@@ -98,20 +159,27 @@ class PresenceWorker:
 
 async def run_presence(settings: Settings) -> None:
     nc = await bus.connect(settings, "presence")
-    online, seen = await open_buckets(nc.jetstream(), settings)
+    js = nc.jetstream()
+    online, seen = await open_buckets(js, settings)
     worker = PresenceWorker(settings, nc, online, seen)
-    await worker.restore()
-    sub = await nc.subscribe(HEARTBEAT_PREFIX + ">", cb=worker.on_heartbeats)
+    leases = PartitionLeases(await open_lease_bucket(js, settings), worker_name(), settings,
+                             adopt=worker.adopt, drop=worker.drop)
+    await leases.round()  # a first share before we say we are ready
+    log.info("presence worker %s holds partitions %s", leases.me, leases.book.owned())
     app = web.Application()
     serve_health(app, ready=lambda: nc.is_connected, registry=worker.metrics.registry)
     runner = await serve(app, settings.presence_host, settings.presence_port)
     stop = asyncio.Event()
     ticking = asyncio.get_running_loop().create_task(worker.tick_forever(stop))
+    renewing = asyncio.get_running_loop().create_task(leases.run(stop))
     try:
         await run_until_stopped()
     finally:
         stop.set()
-        await ticking
-        await sub.unsubscribe()
+        await asyncio.gather(ticking, renewing, return_exceptions=True)
+        try:  # hand everything back now rather than after the leases expire
+            await leases.release_all()
+        except Exception as err:
+            log.info("presence: releasing leases: %r", err)
         await runner.cleanup()
         await bus.close_quietly(nc)
