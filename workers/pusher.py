@@ -1,20 +1,22 @@
 """The pusher: a push notification through FCM for each message a recipient has not got on any device.
 
-A durable JetStream consumer (``pusher``, from the messages stored after it was first created) hands
-out messages in order. Each batch waits until its newest message is ``push_grace_s`` old, giving
-online devices (and devices that come online meanwhile) the time to take and ack it; then
+A durable JetStream consumer (``pusher``, from the messages stored after it was first created) on
+each message stream hands out messages in order; any number of pushers share it, each batch going
+to one of them (a batch it does not finish goes to another after ``ack_wait``). Each batch waits
+until its newest message is ``push_grace_s`` old, giving online devices (and devices that come
+online meanwhile) the time to take and ack it; then
 ``parley.push.notices`` decides who gets a push from the store's facts (members, tokens, mutes,
 delivered marks), and firebase-admin sends them (``send_each_async``, up to 500 a call, each
 message to one token, so one bad token never holds up the others).
 
-- At most one push per (message, device), across retries, redeliveries and restarts: a push is
+- At most one push per (message, device), across retries, redeliveries, restarts and pushers: a push is
   claimed in the ``pushed`` KV bucket (create-if-absent) before it is sent. A crash between the
   claim and the send loses that push rather than doubling it.
 - FCM's "unregistered" / "invalid token" answers delete the token (only if the device still has
   that token). 5xx, quota and network failures are retried with exponential backoff, up to
   ``push_retries`` tries; the message is acked once its pushes are done or given up.
 - Prometheus metrics on ``/metrics``: pushes by outcome, tokens removed, delay from message to push,
-  and the consumer's lag (refreshed every few seconds, like the archiver's).
+  the consumer's lag (refreshed every few seconds, like the archiver's) and what this pusher holds.
 """
 
 from __future__ import annotations
@@ -60,8 +62,10 @@ class Metrics:
         self.removed = Counter("parley_push_tokens_removed", "Tokens FCM rejected, deleted", registry=self.registry)
         self.delay = Histogram("parley_push_delay_seconds", "From a message being sent to its push being sent",
                                buckets=(0.5, 1, 2, 3, 5, 10, 30, 60, 300), registry=self.registry)
-        self.lag = Gauge("parley_pusher_lag", "Messages in the stream the pusher has not yet acked",
-                         registry=self.registry)
+        self.lag = Gauge("parley_pusher_lag", "Messages in the streams the pushers (all of them) have not yet "
+                         "acked", registry=self.registry)
+        self.held = Gauge("parley_pusher_in_flight", "Messages this pusher took and has not yet acked",
+                          registry=self.registry)
 
 
 def load_firebase(settings: Settings) -> firebase_admin.App:
@@ -225,43 +229,55 @@ async def open_pushed(js: JetStreamContext, settings: Settings) -> KeyValue:
 
 
 async def consume(settings: Settings, pusher: Pusher, nc: BusClient, stop: asyncio.Event) -> None:
+    """Every message stream's shared ``pusher`` consumer until ``stop``: any number of pushers take
+    batches from it, each message to one of them at a time."""
     js = nc.jetstream()
     await bus.ensure_stream(js, settings)
-    await js.add_consumer(settings.stream_name, ConsumerConfig(
-        durable_name=CONSUMER, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.NEW,
-        ack_wait=120, max_ack_pending=10000, filter_subject="msg.>"))
-    sub = await js.pull_subscribe_bind(consumer=CONSUMER, stream=settings.stream_name)
-    log.info("pusher consuming %s (grace %.1fs)", settings.stream_name, settings.push_grace_s)
+    subs = []
+    for stream in bus.message_streams(settings):
+        await js.add_consumer(stream, ConsumerConfig(
+            durable_name=CONSUMER, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.NEW,
+            ack_wait=120, max_ack_pending=10000, filter_subject="msg.>"))
+        subs.append(await js.pull_subscribe_bind(consumer=CONSUMER, stream=stream))
+    log.info("pusher consuming %s (grace %.1fs)", bus.message_streams(settings), settings.push_grace_s)
     try:
-        while not stop.is_set():
-            try:
-                msgs = await sub.fetch(batch=FCM_BATCH, timeout=1)
-            except (NatsTimeout, TimeoutError):
-                continue
-            except Exception as err:  # NATS away: the client reconnects by itself
-                log.warning("fetch failed: %s", err)
-                await asyncio.sleep(0.5)
-                continue
-            try:
-                await pusher.handle(decode_batch(msgs))
-            except Exception as err:  # the store or NATS away: JetStream hands them out again
-                log.warning("pushing %d messages failed (%r); they will be retried", len(msgs), err)
-                await _settle(msgs, ack=False)
-                await asyncio.sleep(1.0)
-                continue
-            await _settle(msgs, ack=True)
+        await asyncio.gather(*(pull(sub, pusher, stop) for sub in subs))
     finally:
-        await sub.unsubscribe()
+        for sub in subs:
+            await sub.unsubscribe()
+
+
+async def pull(sub: JetStreamContext.PullSubscription, pusher: Pusher, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            msgs = await sub.fetch(batch=FCM_BATCH, timeout=1)
+        except (NatsTimeout, TimeoutError):
+            continue
+        except Exception as err:  # NATS away: the client reconnects by itself
+            log.warning("fetch failed: %s", err)
+            await asyncio.sleep(0.5)
+            continue
+        pusher.metrics.held.inc(len(msgs))
+        try:
+            await pusher.handle(decode_batch(msgs))
+        except Exception as err:  # the store or NATS away: JetStream hands them out again
+            log.warning("pushing %d messages failed (%r); they will be retried", len(msgs), err)
+            await _settle(msgs, ack=False)
+            await asyncio.sleep(1.0)
+            continue
+        finally:
+            pusher.metrics.held.dec(len(msgs))
+        await _settle(msgs, ack=True)
 
 
 async def watch_lag(settings: Settings, nc: BusClient, metrics: Metrics) -> None:
-    """How far the pusher is behind the stream, every few seconds: messages not yet handed out plus
+    """How far the pushers are behind the streams, every few seconds: messages not yet handed out plus
     those handed out and not yet acked (a batch waits out the push grace, and FCM may be retrying)."""
     js = nc.jetstream()
     while True:
         try:
-            info = await js.consumer_info(settings.stream_name, CONSUMER)
-            metrics.lag.set((info.num_pending or 0) + (info.num_ack_pending or 0))
+            infos = [await js.consumer_info(stream, CONSUMER) for stream in bus.message_streams(settings)]
+            metrics.lag.set(sum((i.num_pending or 0) + (i.num_ack_pending or 0) for i in infos))
         except Exception as err:  # NATS away, or the consumer not made yet: the gauge keeps its last value
             log.debug("lag: %s", err)
         await asyncio.sleep(5)

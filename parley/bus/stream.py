@@ -69,14 +69,20 @@ async def ensure_stream(js: JetStreamContext, settings: Settings) -> None:
     await js.update_stream(config)
 
 
-async def ensure_archiver_consumer(js: JetStreamContext, settings: Settings) -> None:
+def message_streams(settings: Settings) -> list[str]:
+    """Every stream that holds messages in this deployment: the workers run one consumer on each."""
+    return [settings.stream_name]
+
+
+async def ensure_archiver_consumer(js: JetStreamContext, settings: Settings, stream: str | None = None) -> None:
+    """The durable all archivers share on ``stream``: each message goes to one of them at a time."""
     await js.add_consumer(
-        settings.stream_name,
+        stream or settings.stream_name,
         ConsumerConfig(
             durable_name=ARCHIVER,
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
-            ack_wait=60,
+            ack_wait=settings.archiver_ack_wait_s,
             max_ack_pending=20000,
             filter_subject=MSG_PREFIX + ">",
         ),
