@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run run-cassandra test install install-test lint bench bench-foundation bench-store loadtest-smoke capacity clean
+.PHONY: run run-cassandra test install install-test lint bench bench-foundation bench-store bench-workers loadtest-smoke capacity clean
 
 run: install
 	$(BIN)/parley up
@@ -50,6 +50,9 @@ capacity: install-test  # the 50M-DAU cluster size from the latest measured figu
 
 bench-store: install-test
 	$(BIN)/python -m parley.loadtest.store_bench
+
+bench-workers: install-test  # archive rate with 1 vs 2 archivers, presence entries/s per worker -> loadtest/results/workers.jsonl
+	$(BIN)/python -m parley.loadtest.workers_bench
 
 clean:
 	rm -rf .parley
