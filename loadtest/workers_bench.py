@@ -47,6 +47,7 @@ from parley.presence_partitions import partition_of
 from parley.settings import Settings
 
 PARTITIONS, BEATS_PER_BATCH, CONVERSATIONS = 16, 2000, 2000
+STALL_S = 30.0
 
 
 async def metric(http: aiohttp.ClientSession, port: int, name: str) -> float:
@@ -76,9 +77,14 @@ async def archive_case(root: Path, archivers: int, messages: int) -> dict[str, A
             await nc.publish(f"{MSG_PREFIX}g.bench{i % CONVERSATIONS}", payload)
         await nc.flush(timeout=60)
         published_s = time.perf_counter() - started
-        while await bus.archived_through(nc, cluster.settings) < messages:
+        seen, since = -1, time.monotonic()
+        while (floor := await bus.archived_through(nc, cluster.settings)) < messages:
             if cluster.exited():
                 raise BenchError(f"a process exited; logs in {cluster.logs}")
+            if floor != seen:
+                seen, since = floor, time.monotonic()
+            elif time.monotonic() - since > STALL_S:
+                raise BenchError(f"the archivers made no progress for {STALL_S:.0f}s; logs in {cluster.logs}")
             await asyncio.sleep(0.05)
         elapsed, after = time.perf_counter() - started, meter.snapshot()
         async with aiohttp.ClientSession() as http:
@@ -116,18 +122,29 @@ async def presence_case(root: Path, workers: int, users: int, rounds: int) -> di
                 return {n: await metric(http, cluster.worker_port(n), "parley_presence_heartbeats_total")
                         for n in names}
 
+            async def until_heard(total: float) -> None:
+                seen, since = -1.0, time.monotonic()
+                while (now := sum((await counts()).values())) < total:
+                    if now != seen:
+                        seen, since = now, time.monotonic()
+                    elif time.monotonic() - since > STALL_S:
+                        raise BenchError(f"the workers handled no beats for {STALL_S:.0f}s at {now:,.0f} of "
+                                         f"{total:,.0f}; logs in {cluster.logs}")
+                    await asyncio.sleep(0.02)
+
             async def publish_rounds(n: int, start: float) -> None:
                 for r in range(n):
                     for subject, data in batches:
                         await nc.publish(subject, data)
                     if r % 2 == 1:  # at most about two rounds in flight: no subscriber overflows
                         await nc.flush(timeout=30)
-                        while sum((await counts()).values()) < start + (r - 1) * users:
-                            await asyncio.sleep(0.02)
-                while sum((await counts()).values()) < start + n * users:
-                    await asyncio.sleep(0.02)
+                        await until_heard(start + (r - 1) * users)
+                await until_heard(start + n * users)
 
             await publish_rounds(1, 0)  # everyone online (announced, written to the bucket): untimed
+            online = 'parley_presence_transitions_total{state="online"}'
+            while sum([await metric(http, cluster.worker_port(n), online) for n in names]) < users:
+                await asyncio.sleep(0.1)  # the announcements follow the count of beats
             meter = CpuMeter(cluster.pids())
             base = await counts()
             before, started = meter.snapshot(), time.perf_counter()

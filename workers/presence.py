@@ -25,7 +25,6 @@ import orjson
 from aiohttp import web
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.js.errors import NoKeysError
 from nats.js.kv import KeyValue
 from parley.workers.presence_leases import PartitionLeases, open_lease_bucket
 
@@ -39,6 +38,7 @@ from parley.runtime import run_until_stopped, serve, serve_health
 from parley.settings import Settings
 
 log = logging.getLogger("parley.presence")
+WRITES_IN_FLIGHT = 256
 
 
 def now_ms() -> int:
@@ -57,15 +57,23 @@ class PresenceWorker:
         self._settings, self._nc, self._online, self._seen = settings, nc, online, seen
         self._partitions = settings.presence_partitions
         self.subs: dict[int, Subscription] = {}
+        self._ready: dict[int, asyncio.Event] = {}  # partitions held → set once their users are restored
+        self._restoring: set[asyncio.Task[None]] = set()
         self.metrics = PresenceMetrics()
 
     async def adopt(self, partitions: list[int]) -> None:
-        """These partitions are ours now: their online users back from the bucket, then their beats."""
-        await self._restore(set(partitions))
+        """These partitions are ours now. Subscribe at once (NATS queues their beats meanwhile), read
+        their online users back from the bucket in the background, then handle the queued beats: the
+        lease rounds never wait for a restore, and no user known online is announced online again."""
+        restored = asyncio.Event()
         for p in partitions:
+            self._ready[p] = restored
             if p not in self.subs:
                 self.subs[p] = await self._nc.subscribe(heartbeat_filter(p), cb=self.on_heartbeats,
-                                                        pending_msgs_limit=65536)
+                                                        pending_msgs_limit=65536, pending_bytes_limit=256 * 2**20)
+        task = asyncio.get_running_loop().create_task(self._restore(set(partitions), restored))
+        self._restoring.add(task)
+        task.add_done_callback(self._restoring.discard)
         self.metrics.partitions.set(len(self.subs))
         self.metrics.takeovers.inc(len(partitions))
 
@@ -73,6 +81,7 @@ class PresenceWorker:
         """Another worker will handle these: stop listening, leave their latest activity in the bucket."""
         gone = set(partitions)
         for p in partitions:
+            self._ready.pop(p, None)
             sub = self.subs.pop(p, None)
             if sub is not None:
                 await sub.unsubscribe()
@@ -84,18 +93,24 @@ class PresenceWorker:
         self.book.forget(users)
         self.metrics.partitions.set(len(self.subs))
 
-    async def _restore(self, partitions: set[int]) -> None:
+    async def _restore(self, partitions: set[int], restored: asyncio.Event) -> None:
+        """The partitions' online users from the bucket, in one pass over it (a watch, not a get per key)."""
+        found, at = 0, now_ms()
         try:
-            keys = await self._online.keys()
-        except NoKeysError:
-            return
-        mine = [u for u in keys if partition_of(u, self._partitions) in partitions]
-        at = now_ms()
-        for user in mine:
-            entry = await self._online.get(user)
-            if entry.value:
-                self.book.restore(user, orjson.loads(entry.value)["last_active_at"], at)
-        log.info("presence: %d users online in partitions %s", len(mine), sorted(partitions))
+            watcher = await self._online.watchall(ignore_deletes=True)
+            try:
+                while (entry := await watcher.updates(timeout=10)) is not None:  # type: ignore[no-untyped-call]
+                    p = partition_of(entry.key, self._partitions)
+                    if p in partitions and self._ready.get(p) is restored and entry.value:
+                        self.book.restore(entry.key, orjson.loads(entry.value)["last_active_at"], at)
+                        found += 1
+            finally:
+                await watcher.stop()  # type: ignore[no-untyped-call]
+        except Exception as err:  # NATS away: users beat again within the timeout; worst case they flap
+            log.warning("presence: restoring partitions %s: %r", sorted(partitions), err)
+        finally:
+            restored.set()
+        log.info("presence: %d users online in partitions %s", found, sorted(partitions))
 
     async def on_heartbeats(self, msg: Msg) -> None:
         try:
@@ -107,8 +122,13 @@ class PresenceWorker:
             log.warning("presence: %s on %s is not a heartbeat batch", batch.kind, msg.subject)
             return
         p = partition_of_subject(msg.subject)
-        if p not in self.subs:  # a partition given up while this batch was queued
+        ready = self._ready.get(p) if p is not None else None
+        if p is None or ready is None:  # a partition given up while this batch was queued
             return
+        if not ready.is_set():
+            await ready.wait()
+            if self._ready.get(p) is not ready:
+                return
         beats = [b for b in batch.beats if partition_of(b[0], self._partitions) == p]
         if len(beats) < len(batch.beats):
             log.warning("presence: beats on %s for users of other partitions: does the node's "
@@ -131,10 +151,18 @@ class PresenceWorker:
         await self._nc.publish(presence_subject(change.user), wire.encode(event))
 
     async def _write_activity(self, users: list[str]) -> None:
-        for user in users:
+        async def one(user: str) -> None:
             last = self.book.last_active(user)
             if last is not None:
                 await self._online.put(user, orjson.dumps({"last_active_at": last}))
+
+        for start in range(0, len(users), WRITES_IN_FLIGHT):  # many at once: a partition can hold many users
+            await asyncio.gather(*(one(u) for u in users[start:start + WRITES_IN_FLIGHT]))
+
+    async def close(self) -> None:
+        for task in list(self._restoring):
+            task.cancel()
+        await asyncio.gather(*self._restoring, return_exceptions=True)
 
     def pending(self) -> int:
         """Heartbeat batches received and not yet handled: this worker's lag."""
@@ -177,6 +205,7 @@ async def run_presence(settings: Settings) -> None:
     finally:
         stop.set()
         await asyncio.gather(ticking, renewing, return_exceptions=True)
+        await worker.close()
         try:  # hand everything back now rather than after the leases expire
             await leases.release_all()
         except Exception as err:
