@@ -5,36 +5,14 @@ that stops hands its partitions over at once."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
-import nats
-import pytest
 from nats.aio.client import Client
-from parley.tools.cluster import Cluster
 from parley.workers.presence_leases import PartitionLeases, open_lease_bucket, snapshot
 
 from parley.settings import Settings
 from tests.poll import eventually
 
 PARTITIONS = 8
-
-
-@pytest.fixture
-def nats_url(tmp_path: Path) -> Iterator[str]:
-    cluster = Cluster(tmp_path, nodes=0)
-    cluster.start_nats()
-    try:
-        yield cluster.nats_url
-    finally:
-        cluster.shutdown()
-
-
-@pytest.fixture
-async def nc(nats_url: str) -> AsyncIterator[Client]:
-    client = await nats.connect(nats_url)
-    yield client
-    await client.close()
 
 
 class Worker:
