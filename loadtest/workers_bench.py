@@ -17,6 +17,7 @@ Everything on 127.0.0.1 through the launcher (``parley.tools.cluster``), each ca
    catch up so no subscriber overflows) and timed until every worker's heartbeat counter has them all.
    Entries/s in total and per worker, and CPU µs per entry of each worker.
 
+Each case runs ``--repeat`` times (1 and 2 alternating); ``medians`` holds the figures to quote.
 This process is the generator; its CPU is in the record. Appends one JSON line (naming the commit) to
 ``loadtest/results/workers.jsonl``. The machine is shared: compare the cases of one run, not runs.
 """
@@ -30,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import aiohttp
@@ -177,17 +179,27 @@ async def until_split(nc: bus.BusClient, workers: int) -> None:
 
 
 async def run_all(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    out: dict[str, Any] = {"archive": [], "presence": []}
-    for n in (1, 2):
-        say(f"archive, {n} archiver(s), {args.messages:,} messages …")
-        out["archive"].append(await archive_case(work / f"archive{n}", n, args.messages))
-        say(f"  {out['archive'][-1]}")
-    for n in (1, 2):
-        say(f"presence, {n} worker(s), {args.users:,} users × {args.rounds} rounds …")
-        out["presence"].append(await presence_case(work / f"presence{n}", n, args.users, args.rounds))
-        say(f"  {out['presence'][-1]}")
-    one, two = out["archive"][0]["msgs_per_s"], out["archive"][1]["msgs_per_s"]
-    out["archive_ratio_2_to_1"] = round(two / one, 2) if one else None
+    """Each case ``--repeat`` times, 1 and 2 workers alternating (so drift in the machine's load hits
+    both alike); the medians are the figures to quote."""
+    out: dict[str, Any] = {"archive": {1: [], 2: []}, "presence": {1: [], 2: []}}
+    for r in range(args.repeat):
+        for n in (1, 2):
+            say(f"archive, {n} archiver(s), {args.messages:,} messages (run {r + 1}) …")
+            out["archive"][n].append(await archive_case(work / f"archive{n}-{r}", n, args.messages))
+            say(f"  {out['archive'][n][-1]}")
+    for r in range(args.repeat):
+        for n in (1, 2):
+            say(f"presence, {n} worker(s), {args.users:,} users × {args.rounds} rounds (run {r + 1}) …")
+            out["presence"][n].append(await presence_case(work / f"presence{n}-{r}", n, args.users, args.rounds))
+            say(f"  {out['presence'][n][-1]}")
+    archive = {n: median(c["msgs_per_s"] for c in runs) for n, runs in out["archive"].items()}
+    presence = {n: median(c["entries_per_s"] for c in runs) for n, runs in out["presence"].items()}
+    cpu = {n: median(v for c in runs for v in c["cpu_us_per_entry"].values()) for n, runs in out["presence"].items()}
+    out["medians"] = {"archive_msgs_per_s": archive, "archive_ratio_2_to_1": round(archive[2] / archive[1], 2),
+                      "presence_entries_per_s": presence,
+                      "presence_ratio_2_to_1": round(presence[2] / presence[1], 2),
+                      "presence_cpu_us_per_entry": cpu}
+    say(f"medians: {out['medians']}")
     return out
 
 
@@ -196,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--messages", type=within(1_000, 1_000_000, int), default=50_000, help="default 50000")
     p.add_argument("--users", type=within(1_000, 1_000_000, int), default=20_000, help="default 20000")
     p.add_argument("--rounds", type=within(1, 1000, int), default=30, help="timed heartbeat rounds (default 30)")
+    p.add_argument("--repeat", type=within(1, 20, int), default=3, help="runs of each case (default 3)")
     record.add_options(p, "workers.jsonl")
     args = p.parse_args(argv)
     recorder = record.recorder(p, args)

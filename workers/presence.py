@@ -47,7 +47,7 @@ def now_ms() -> int:
 
 def worker_name() -> str:
     """Unique per process (a restarted worker is a new one; its old leases simply expire)."""
-    host = "".join(c if c.isalnum() or c in "-_" else "-" for c in socket.gethostname())
+    host = "".join(c if (c.isascii() and c.isalnum()) or c in "-_" else "-" for c in socket.gethostname())
     return f"{host}-{os.getpid()}-{secrets.token_hex(2)}"
 
 
