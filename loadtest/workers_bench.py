@@ -153,6 +153,8 @@ async def presence_case(root: Path, workers: int, users: int, rounds: int) -> di
             await publish_rounds(rounds, sum(base.values()))
             elapsed, after = time.perf_counter() - started, meter.snapshot()
             end = await counts()
+            taken = sum([await metric(http, cluster.worker_port(n), "parley_presence_partitions_taken_total")
+                         for n in names])
         await bus.close_quietly(nc)
         cpu = cpu_seconds_between(before, after)
         per = {n: end[n] - base[n] for n in names}
@@ -160,7 +162,7 @@ async def presence_case(root: Path, workers: int, users: int, rounds: int) -> di
                 "entries_per_s": round(rounds * users / elapsed), "entries_by_worker": per,
                 "entries_per_s_by_worker": {n: round(per[n] / elapsed) for n in names},
                 "cpu_us_per_entry": {n: round(cpu.get(n, 0.0) / max(1.0, per[n]) * 1e6, 2) for n in names},
-                "cpu_s": cpu}
+                "cpu_s": cpu, "partitions_taken_total": taken}
     finally:
         cluster.shutdown()
 

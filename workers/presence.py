@@ -138,6 +138,9 @@ class PresenceWorker:
         for change in changes:
             if change is not None:
                 await self.announce(change)
+        # nats-py runs queued callbacks back to back without yielding: let the lease rounds and the
+        # ticks in between batches, or a backlog of beats starves renewals and the leases expire
+        await asyncio.sleep(0)
 
     async def announce(self, change: Transition) -> None:
         self.metrics.transitions.labels("online" if change.online else "offline").inc()
@@ -187,15 +190,15 @@ class PresenceWorker:
 
 async def run_presence(settings: Settings) -> None:
     nc = await bus.connect(settings, "presence")
-    js = nc.jetstream()
-    online, seen = await open_buckets(js, settings)
+    control = await bus.connect(settings, "presence-leases")  # renewals never queue behind heartbeats
+    online, seen = await open_buckets(nc.jetstream(), settings)
     worker = PresenceWorker(settings, nc, online, seen)
-    leases = PartitionLeases(await open_lease_bucket(js, settings), worker_name(), settings,
+    leases = PartitionLeases(await open_lease_bucket(control.jetstream(), settings), worker_name(), settings,
                              adopt=worker.adopt, drop=worker.drop)
     await leases.round()  # a first share before we say we are ready
     log.info("presence worker %s holds partitions %s", leases.me, leases.book.owned())
     app = web.Application()
-    serve_health(app, ready=lambda: nc.is_connected, registry=worker.metrics.registry)
+    serve_health(app, ready=lambda: nc.is_connected and control.is_connected, registry=worker.metrics.registry)
     runner = await serve(app, settings.presence_host, settings.presence_port)
     stop = asyncio.Event()
     ticking = asyncio.get_running_loop().create_task(worker.tick_forever(stop))
@@ -211,4 +214,5 @@ async def run_presence(settings: Settings) -> None:
         except Exception as err:
             log.info("presence: releasing leases: %r", err)
         await runner.cleanup()
+        await bus.close_quietly(control)
         await bus.close_quietly(nc)
