@@ -2,10 +2,11 @@
 
 Bucket ``presence_leases`` (memory storage, entries expire ``presence_lease_s`` after their last
 write) holds ``p.<p>`` = the owning worker's id and ``w.<id>`` for each live worker. Every
-``presence_lease_s / 3`` a worker renews what it holds (compare-and-set on its last revision), gives up
-what it could not renew in time, reads the bucket, and takes or releases partitions by ``plan``. The
-worker is told through two callbacks: ``adopt`` after a lease is ours (then it subscribes and restores
-the partition's online users), ``drop`` before a lease is given back (then it stops handling them).
+``presence_lease_s / 3`` a worker renews what it holds (compare-and-set on its last revision, all at
+once) and gives up what it could not renew in time; as often, in a loop of its own so a slow read
+never delays a renewal, it reads the bucket and takes or releases partitions by ``plan``. The worker
+is told through two callbacks: ``adopt`` after a lease is ours (then it subscribes and restores the
+partition's online users), ``drop`` before a lease is given back (then it stops handling them).
 """
 
 from __future__ import annotations
@@ -70,9 +71,13 @@ class PartitionLeases:
         self._adopt, self._drop = adopt, drop
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Renewals and rebalancing in two loops of their own, so a slow bucket read never delays a renewal."""
+        await asyncio.gather(self._every(stop, self.renew), self._every(stop, self.balance))
+
+    async def _every(self, stop: asyncio.Event, step: Callable[[], Awaitable[None]]) -> None:
         while not stop.is_set():
             try:
-                await self.round()
+                await step()
             except (NatsTimeout, TimeoutError, OSError) as err:  # NATS away: held leases expire on their own
                 log.warning("presence leases: %s", err)
             except Exception as err:
@@ -84,9 +89,31 @@ class PartitionLeases:
                 pass
 
     async def round(self) -> None:
+        await self.renew()
+        await self.balance()
+
+    async def renew(self) -> None:
+        """Rewrite every lease we hold (all at once), each only if it is still the revision we wrote."""
         await self._kv.put(worker_key(self.me), b"1")
-        await self._renew()
+        held, sent = list(self.book.held.items()), time.monotonic()  # the lease runs from before the write
+        results = await asyncio.gather(*(self._kv.update(partition_key(p), self.me.encode(), last=lease.revision)
+                                         for p, lease in held), return_exceptions=True)
+        lost = []
+        for (p, _), result in zip(held, results, strict=True):
+            if isinstance(result, KeyWrongLastSequenceError):  # it expired and another worker holds it now
+                lost.append(p)
+            elif isinstance(result, int):
+                self.book.renewed(p, result, sent)
+            else:  # NATS trouble: tried again next round; given up if that is too late
+                log.info("presence: renewing partition %d: %r", p, result)
+        if lost:
+            log.warning("presence: lost partitions %s to other workers", lost)
+            await self._drop(lost)
+            for p in lost:
+                self.book.lost(p)
         await self._give_up_expiring()
+
+    async def balance(self) -> None:
         owners, workers = await snapshot(self._kv)
         moves = plan(self.me, self._partitions, owners, workers)
         if moves.release:
@@ -122,21 +149,6 @@ class PartitionLeases:
             return False
         self.book.took(p, revision, time.monotonic())
         return True
-
-    async def _renew(self) -> None:
-        lost = []
-        for p, lease in list(self.book.held.items()):
-            try:
-                revision = await self._kv.update(partition_key(p), self.me.encode(), last=lease.revision)
-            except KeyWrongLastSequenceError:  # it expired and another worker holds it now
-                lost.append(p)
-                continue
-            self.book.renewed(p, revision, time.monotonic())
-        if lost:
-            log.warning("presence: lost partitions %s to other workers", lost)
-            await self._drop(lost)
-            for p in lost:
-                self.book.lost(p)
 
     async def _give_up_expiring(self) -> None:
         expiring = self.book.expiring(time.monotonic(), margin=self.round_s)
