@@ -1,7 +1,7 @@
 """Several archivers, pushers and presence workers sharing the work, on a real cluster of their own.
 
 Two of each (plus one node, the API, discovery and nats-server), with short timings: a message an
-archiver took and did not ack goes to the other after 3 s, presence leases expire after 3 s, pushes
+archiver took and did not ack goes to the other after 3 s, presence leases expire after 4 s, pushes
 are due 1 s after a message. The other tests run one of each; these show the work splits, nothing is
 lost or doubled, and a killed worker's share is taken over.
 """
@@ -35,7 +35,7 @@ def workers_cluster(tmp_path_factory: pytest.TempPathFactory, fcm: FcmStub) -> I
     root = tmp_path_factory.mktemp("workers-cluster")
     key = service_account_file(root, fcm.token_uri)
     c = Cluster(root, nodes=1, fcm_credentials=str(key), fcm_endpoint=fcm.url, push_grace_s=1.0,
-                archiver_ack_wait_s=3.0, presence_lease_s=3.0, presence_partitions=PARTITIONS,
+                archiver_ack_wait_s=3.0, presence_lease_s=4.0, presence_partitions=PARTITIONS,
                 archiver_batch=100)
     try:
         c.start(pusher=True, archivers=2, pushers=2, presence_workers=2)
@@ -179,7 +179,7 @@ async def test_a_killed_presence_workers_partitions_are_taken_over_and_friends_s
     await bob.device(node=0)
     c = await carol.device(node=0)
     await a.wait_for(lambda: changes(a, bob.id) == [True] and changes(a, carol.id) == [True], timeout=10)
-    cluster.kill("presence")  # its leases expire in 3 s; presence2 takes every partition
+    cluster.kill("presence")  # its leases expire in 4 s; presence2 takes every partition
 
     async def all_on_presence2() -> bool:
         return await metric(wworld, "presence2", "parley_presence_partitions") == PARTITIONS

@@ -22,7 +22,7 @@ PARTITIONS, ONLINE = 8, 5000
 
 @pytest.fixture
 def settings(nats_url: str) -> Settings:
-    return Settings(nats_url=nats_url, presence_partitions=PARTITIONS, presence_lease_s=1.5)
+    return Settings(nats_url=nats_url, presence_partitions=PARTITIONS, presence_lease_s=3.0)
 
 
 async def test_a_takeover_of_many_online_users_keeps_its_leases_and_announces_none_again(settings):
