@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run run-cassandra test install install-test lint bench bench-foundation bench-store bench-scale bench-leader-kill loadtest-smoke capacity clean
+.PHONY: run run-cassandra test install install-test lint bench bench-foundation bench-store bench-scale bench-leader-kill bench-workers loadtest-smoke capacity clean
 
 run: install
 	$(BIN)/parley up
@@ -62,6 +62,9 @@ bench-scale: install-test  # JetStream msg/s and nats-server CPU per message, K=
 	$(BIN)/python -m parley.loadtest.scale
 	$(BIN)/python -m parley.loadtest.presence_cost
 	$(BIN)/python -m parley.loadtest.push_cost
+
+bench-workers: install-test  # archive rate with 1 vs 2 archivers, presence entries/s per worker -> loadtest/results/workers.jsonl
+	$(BIN)/python -m parley.loadtest.workers_bench
 
 clean:
 	rm -rf .parley

@@ -1,8 +1,9 @@
 """Presence on a node: heartbeats of the devices connected here out, friends' changes in.
 
-- Every ``presence_beat_s`` the node reports each connected device to the presence worker in
-  batches (``hb.<node>``), and once more the moment a device disconnects, so the worker's clock
-  starts from the last moment the device was really there.
+- Every ``presence_beat_s`` the node reports each connected device to the presence workers in
+  batches, one subject per presence partition (``hb.<partition>.<node>``: only the partition's owner
+  hears them), and once more the moment a device disconnects, so the worker's clock starts from the
+  last moment the device was really there.
 - While a user has a device here, the node listens to ``presence.<friend>`` for each of their
   friends (one subscription per friend, however many local users share them) and forwards each
   change to those users' devices as a ``presence`` frame. Friendships made or ended while connected
@@ -23,6 +24,7 @@ from parley import protocol, wire
 from parley.bus import Bus
 from parley.ids import UserId
 from parley.presence_bus import PRESENCE_PREFIX, heartbeat_subject, presence_subject
+from parley.presence_partitions import partition_of
 
 log = logging.getLogger("parley.node")
 
@@ -34,8 +36,8 @@ def now_ms() -> int:
 
 
 class PresenceRelay:
-    def __init__(self, nc: Bus, hub: Hub[DeviceLink], node_id: str) -> None:
-        self._nc, self._hub, self._subject = nc, hub, heartbeat_subject(node_id)
+    def __init__(self, nc: Bus, hub: Hub[DeviceLink], node_id: str, partitions: int) -> None:
+        self._nc, self._hub, self._node, self._partitions = nc, hub, node_id, partitions
         self._friends_of: dict[UserId, set[str]] = {}
         self._watchers: dict[str, set[UserId]] = {}
         self._subs: dict[str, object] = {}
@@ -43,11 +45,17 @@ class PresenceRelay:
 
     # ---- heartbeats ------------------------------------------------------------------------------
 
+    def _subject(self, user: str) -> str:
+        return heartbeat_subject(partition_of(user, self._partitions), self._node)
+
     async def beat(self) -> None:
         at = now_ms()
-        beats = [(str(link.user), str(link.device), at) for link in self._hub]
-        for start in range(0, len(beats), BATCH):
-            await self._nc.publish(self._subject, wire.encode(wire.Heartbeats(tuple(beats[start:start + BATCH]))))
+        by_subject: dict[str, list[tuple[str, str, int]]] = {}
+        for link in self._hub:
+            by_subject.setdefault(self._subject(link.user), []).append((str(link.user), str(link.device), at))
+        for subject, beats in by_subject.items():
+            for start in range(0, len(beats), BATCH):
+                await self._nc.publish(subject, wire.encode(wire.Heartbeats(tuple(beats[start:start + BATCH]))))
 
     async def arrived(self, link: DeviceLink) -> None:
         """A device connected: heard from now (a user back within the timeout never flickers)."""
@@ -59,7 +67,8 @@ class PresenceRelay:
 
     async def _one(self, link: DeviceLink) -> None:
         try:
-            await self._nc.publish(self._subject, wire.encode(wire.Heartbeats(((link.user, link.device, now_ms()),))))
+            await self._nc.publish(self._subject(link.user),
+                                   wire.encode(wire.Heartbeats(((link.user, link.device, now_ms()),))))
         except Exception:  # NATS away: the regular beats stand
             pass
 

@@ -74,7 +74,7 @@ class EdgeNode:
                                 lambda v: protocol.frame_bytes(protocol.synced_frame(cursor=self.seal(v))),
                                 batch=settings.sync_batch, floor_wait_s=settings.floor_wait_s)
         self.events = ConversationEvents(settings, store, nc, self.reads, self.hub, self.homes)
-        self.presence = PresenceRelay(nc, self.hub, node_id)
+        self.presence = PresenceRelay(nc, self.hub, node_id, settings.presence_partitions)
         self.groups = GroupRoutes(nc, self.hub, self.on_delivery, self.events.on_event, self.resync)
         self.subscriptions = UserSubscriptions(nc, store, self.hub, groups=self.groups, presence=self.presence,
                                                events=self.events, deliver=self.on_delivery)

@@ -81,7 +81,10 @@ class ArchiverMetrics:
         self.write_seconds = Histogram("parley_archiver_write_seconds", "One batch's store write", buckets=LATENCY,
                                        registry=r)
         self.store_errors = Counter("parley_archiver_store_errors", "Failed store writes (retried)", registry=r)
-        self.lag = Gauge("parley_archiver_lag", "Messages in the stream not yet archived", registry=r)
+        self.lag = Gauge("parley_archiver_lag", "Messages in the streams not yet handed to any archiver "
+                         "(the shared consumers' pending count)", registry=r)
+        self.held = Gauge("parley_archiver_in_flight", "Messages this archiver took and has not yet acked",
+                          registry=r)
 
 
 class PresenceMetrics:
@@ -90,3 +93,8 @@ class PresenceMetrics:
         self.online = Gauge("parley_presence_online", "Users online", registry=r)
         self.transitions = Counter("parley_presence_transitions", "Changes announced", ["state"], registry=r)
         self.heartbeats = Counter("parley_presence_heartbeats", "Device heartbeats received", registry=r)
+        self.partitions = Gauge("parley_presence_partitions", "Presence partitions this worker holds", registry=r)
+        self.takeovers = Counter("parley_presence_partitions_taken", "Partitions taken (at start, from a dead "
+                                 "worker, or handed over)", registry=r)
+        self.pending = Gauge("parley_presence_pending", "Heartbeat batches received and not yet handled (lag)",
+                             registry=r)

@@ -23,6 +23,7 @@ class Transition:
 @dataclass
 class _User:
     devices: dict[str, int] = field(default_factory=dict)  # device → last heartbeat, unix ms
+    hold_until: int = 0  # restored without a heartbeat: not taken offline before this (unix ms)
 
     def last(self) -> int:
         return max(self.devices.values(), default=0)
@@ -44,15 +45,23 @@ class PresenceBook:
 
     def tick(self, now_ms: int) -> list[Transition]:
         """Users whose every device has been silent for the timeout go offline."""
-        gone = [user for user, entry in self._online.items() if now_ms - entry.last() >= self.timeout_ms]
+        gone = [user for user, entry in self._online.items()
+                if now_ms - entry.last() >= self.timeout_ms and now_ms >= entry.hold_until]
         out = []
         for user in gone:
             out.append(Transition(user, False, self._online.pop(user).last()))
         return out
 
-    def restore(self, user: str, last_active_ms: int) -> None:
-        """Known online (read back from the presence bucket after a restart); no transition."""
-        self._online.setdefault(user, _User({"": last_active_ms}))
+    def restore(self, user: str, last_active_ms: int, now_ms: int = 0) -> None:
+        """Known online (read back from the presence bucket after a restart or a partition takeover); no
+        transition. The bucket's time may be a timeout old and beats were not heard meanwhile, so the
+        user gets a full timeout from ``now_ms`` to beat again before going offline."""
+        self._online.setdefault(user, _User({"": last_active_ms}, hold_until=now_ms + self.timeout_ms))
+
+    def forget(self, users: list[str]) -> None:
+        """Another worker handles these users now (their partition moved); no transition."""
+        for user in users:
+            self._online.pop(user, None)
 
     def is_online(self, user: str) -> bool:
         return user in self._online

@@ -1,9 +1,10 @@
 """Presence over NATS: heartbeats in, state in KV buckets, changes out.
 
-- Nodes publish heartbeat batches on ``hb.<node>``: a JSON list of ``[user, device, at_ms]``, every
-  connected device each ``presence_beat_s`` and a device once more when it disconnects.
-- The presence worker (``workers/presence.py``) runs ``parley.presence.PresenceBook`` over them and
-  publishes each change on ``presence.<user>``: ``{"user", "online", "last_active_at"}``.
+- Nodes publish heartbeat batches on ``hb.<partition>.<node>``: a JSON list of ``[user, device, at_ms]``
+  for the users of one presence partition (``parley.presence_partitions``), every connected device each
+  ``presence_beat_s`` and a device once more when it disconnects.
+- The presence worker owning a partition (``workers/presence.py``) runs ``parley.presence.PresenceBook``
+  over its beats and publishes each change on ``presence.<user>``: ``{"user", "online", "last_active_at"}``.
 - Bucket ``presence`` holds the online users (key = user id, value ``{"last_active_at"}``), rewritten
   by the worker every ``presence_timeout_s``; its TTL (three timeouts) empties it if the worker dies,
   so nobody stays online forever. Bucket ``last_seen`` (no TTL) keeps when each user was last active.
@@ -29,8 +30,18 @@ PRESENCE_PREFIX = "presence."
 ONLINE_BUCKET, SEEN_BUCKET = buckets.PRESENCE, buckets.LAST_SEEN
 
 
-def heartbeat_subject(node: str) -> str:
-    return HEARTBEAT_PREFIX + node
+def heartbeat_subject(partition: int, node: str) -> str:
+    return f"{HEARTBEAT_PREFIX}{partition}.{node}"
+
+
+def heartbeat_filter(partition: int) -> str:
+    """Every node's beats for one partition: what the partition's owner subscribes to."""
+    return f"{HEARTBEAT_PREFIX}{partition}.>"
+
+
+def partition_of_subject(subject: str) -> int | None:
+    token = subject[len(HEARTBEAT_PREFIX):].split(".", 1)[0]
+    return int(token) if token.isdigit() else None
 
 
 def presence_subject(user: str) -> str:

@@ -52,6 +52,7 @@ POSITIVE = (
     "max_connections", "node_ttl_s", "node_beat_s", "token_ttl_s", "argon2_time_cost", "argon2_memory_kib",
     "presence_beat_s", "presence_timeout_s", "drain_timeout_s", "push_grace_s", "push_retries", "stream_replicas",
     "bounds_refresh_s", "floor_wait_s", "cursor_every_s",
+    "archiver_ack_wait_s", "presence_partitions", "presence_lease_s",
 )
 
 
@@ -134,11 +135,16 @@ class Settings:
     archiver_concurrency: int = 4  # batches written at once
     archiver_host: str = "127.0.0.1"
     archiver_port: int = 8075  # health endpoints
+    # a message an archiver took and neither acked nor gave back (it died) goes to another after this
+    archiver_ack_wait_s: float = 30.0
     # presence
     presence_beat_s: float = 5.0  # nodes report their connected devices this often
     presence_timeout_s: float = 30.0  # offline after this long with no heartbeat from any device
     presence_host: str = "127.0.0.1"
     presence_port: int = 8076  # the presence worker's health endpoints
+    # users are split into this many partitions, shared by the presence workers; nodes and workers must agree
+    presence_partitions: int = 16
+    presence_lease_s: float = 6.0  # a dead presence worker's partitions are taken over within about this
     # push (FCM through firebase-admin); off without a service-account file
     fcm_credentials: str = ""  # path of the Firebase service-account JSON
     fcm_endpoint: str = "https://fcm.googleapis.com"  # FCM's base URL (a local stand-in in tests)

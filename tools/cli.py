@@ -34,6 +34,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     up.add_argument("--pusher-port", type=int, default=8077,
                     help="pusher health/metrics endpoints (started only with PARLEY_FCM_CREDENTIALS)")
     up.add_argument("--node-port", type=int, default=8090, help="first node's port; the others follow")
+    up.add_argument("--archivers", type=_count, default=1,
+                    help="archiver processes sharing the work (default 1; the others on --archiver-port + 100, +200…)")
+    up.add_argument("--pushers", type=_count, default=1,
+                    help="pusher processes (default 1; only with PARLEY_FCM_CREDENTIALS; ports as for archivers)")
+    up.add_argument("--presence-workers", type=_count, default=1,
+                    help="presence worker processes sharing the users' partitions (default 1; ports as above)")
     up.add_argument("--store", choices=("sqlite", "cassandra"), default=None,
                     help="history backend (default: PARLEY_STORE, else sqlite); cassandra starts a local "
                          "Cassandra 5.0 in <run dir>/cassandra unless one answers on PARLEY_CASSANDRA_PORT")
@@ -91,6 +97,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _count(raw: str) -> int:
+    n = int(raw)
+    if not 1 <= n <= 50:
+        raise argparse.ArgumentTypeError(f"{raw}: between 1 and 50")
+    return n
 
 
 def _role(role: str, settings: Settings):  # type: ignore[no-untyped-def]

@@ -174,6 +174,7 @@ class Cluster:
         nats_port = free_port()
         self._adopt(root, scratch_settings(root, nats_port, **overrides), [free_port() for _ in range(nodes)],
                     tie_to_parent, servers)
+        self.scratch = True
 
     @classmethod
     def configured(cls, root: Path, settings: Settings, node_ports: list[int],
@@ -195,6 +196,7 @@ class Cluster:
         self.ready_timeout_s = READY_TIMEOUT_S
         self.nats: Child | None = None
         self.roles: dict[str, Child] = {}
+        self.scratch = False
 
     @property
     def api_url(self) -> str:
@@ -211,25 +213,42 @@ class Cluster:
     def node_url(self, i: int) -> str:
         return f"ws://{HOST}:{self.node_ports[i]}/ws"
 
-    def start(self, pusher: bool = False) -> None:
+    def start(self, pusher: bool = False, archivers: int = 1, pushers: int = 1, presence_workers: int = 1) -> None:
+        """Everything; ``pushers`` counts only with ``pusher`` (it needs FCM credentials)."""
         self.start_nats()
         self._start_role("discovery", "discovery", self.settings, self.settings.discovery_port)
-        self.start_archiver()
-        self.start_presence()
-        if pusher:
-            self.start_pusher()
+        for i in range(archivers):
+            self.start_archiver(i)
+        for i in range(presence_workers):
+            self.start_presence(i)
+        for i in range(pushers if pusher else 0):
+            self.start_pusher(i)
         self._start_role("api", "api", self.settings, self.settings.api_port)
         for i in range(len(self.node_ports)):
             self.start_node(i)
 
-    def start_archiver(self) -> None:
-        self._start_role("archiver", "archiver", self.settings, self.settings.archiver_port)
+    def start_archiver(self, i: int = 0) -> str:
+        return self._start_worker("archiver", i)
 
-    def start_pusher(self) -> None:
-        self._start_role("pusher", "pusher", self.settings, self.settings.pusher_port)
+    def start_pusher(self, i: int = 0) -> str:
+        return self._start_worker("pusher", i)
 
-    def start_presence(self) -> None:
-        self._start_role("presence", "presence", self.settings, self.settings.presence_port)
+    def start_presence(self, i: int = 0) -> str:
+        return self._start_worker("presence", i)
+
+    def _start_worker(self, role: str, i: int) -> str:
+        """Worker ``i`` of a role: the first is named after the role and listens on the role's port; the
+        others are ``<role>2``, ``<role>3``… on free ports (a scratch cluster) or the role's port + 100·i."""
+        name = role if i == 0 else f"{role}{i + 1}"
+        base = int(getattr(self.settings, f"{role}_port"))
+        port = base if i == 0 else (free_port() if self.scratch else base + 100 * i)
+        self._start_role(name, role, self.settings.replace(**{f"{role}_port": port}), port)
+        return name
+
+    def worker_port(self, name: str) -> int:
+        child = self.roles[name]
+        assert child.settings is not None
+        return int(getattr(child.settings, f"{child.role}_port"))
 
     def start_nats(self) -> None:
         if self.nats_servers is not None:

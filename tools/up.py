@@ -2,7 +2,9 @@
 
 Order: [Cassandra, with ``--store cassandra``] → nats-server (JetStream, from the wheel, configured
 by nats.conf; with ``--nats-servers 3`` a 3-server JetStream cluster, ``parley.tools.natscluster``,
-R3 streams and buckets) → discovery → archiver → presence → [pusher] → API → edge nodes, started by the cluster
+R3 streams and buckets) → discovery → archivers → presence workers → [pushers] → API → edge nodes (one
+archiver, presence worker and pusher unless ``--archivers`` / ``--presence-workers`` / ``--pushers`` say
+more; the extra ones listen on the role's port + 100, + 200…), started by the cluster
 launcher (``parley.tools.cluster``): every role is a child process of its own with logs under
 ``<run dir>/logs``. Ctrl-C (or SIGTERM) stops them in reverse order, waiting for
 each; a node that drained (``parley node drain``) and exited cleanly is started again, like an
@@ -114,6 +116,11 @@ def prepare(base: Settings, args: argparse.Namespace, databases: list[LocalCassa
     return cluster, store_line
 
 
+def workers_lines(cluster: Cluster) -> list[str]:
+    names = [n for n, c in cluster.roles.items() if c.role in ("archiver", "presence", "pusher")]
+    return [f"  workers    {', '.join(f'{n} :{cluster.worker_port(n)}' for n in names)}   (/metrics each)"]
+
+
 def banner(cluster: Cluster, store_line: list[str]) -> list[str]:
     settings = cluster.settings
     return [
@@ -123,6 +130,7 @@ def banner(cluster: Cluster, store_line: list[str]) -> list[str]:
         f"  discovery  {cluster.discovery_url}/v1/nodes",
         f"  cluster    {cluster.discovery_url}/cluster   (live cluster page: nodes, traffic, lag)",
         *[f"  node{i + 1}      {cluster.node_url(i)}" for i in range(len(cluster.node_ports))],
+        *workers_lines(cluster),
         f"  NATS       {settings.nats_url}" + (f"   (JetStream cluster, R{settings.stream_replicas}; "
                                               "`parley bus status`)" if cluster.nats_servers else ""),
         *store_line,
@@ -170,7 +178,8 @@ def run_cluster(base: Settings, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         cluster, store_line = prepare(base, args, databases)
-        cluster.start(pusher=bool(cluster.settings.fcm_credentials))
+        cluster.start(pusher=bool(cluster.settings.fcm_credentials), archivers=args.archivers,
+                      pushers=args.pushers, presence_workers=args.presence_workers)
         print("\n".join(banner(cluster, store_line)), flush=True)
         return watch(cluster, databases, stopping)
     except ParleyError as err:

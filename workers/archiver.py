@@ -1,12 +1,16 @@
-"""The archiver: copies every message from the stream into the store, exactly once in effect.
+"""The archiver: copies every message from the streams into the store, exactly once in effect.
 
-A durable pull consumer (``archiver``) hands out batches in stream order. A batch is written in one
-store call (idempotent: a redelivered message rewrites the same row) and acked only after the write
-succeeded. Up to ``archiver_concurrency`` batches are written at once (a store such as Cassandra
-takes them in parallel); they may finish in any order, which is safe because the consumer's ack
-floor only moves over a contiguous run of acks. While the store is down every batch is retried with
-backoff, telling JetStream we are still working on it, so nothing is skipped and nothing is acked
-early. The ack floor is then "archived through": nodes read the store below it and the stream above.
+Any number of archivers share one durable pull consumer (``archiver``) on each message stream
+(``bus.message_streams``); JetStream hands each batch to one of them, in stream order. A batch is
+written in one store call (idempotent: a redelivered message rewrites the same row) and acked only
+after the write succeeded. An archiver that dies holding batches loses nothing: JetStream hands them
+to another after ``archiver_ack_wait_s``; one that stops finishes its writes or gives the batches
+back (nak) at once. Up to ``archiver_concurrency`` batches are written at once (a store such as
+Cassandra takes them in parallel); they may finish in any order, which is safe because the consumer's
+ack floor only moves over a contiguous run of acks. While the store is down every batch is retried
+with backoff, telling JetStream we are still working on it, so nothing is skipped and nothing is
+acked early. The ack floor is then "archived through": nodes read the store below it and the stream
+above.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from parley.messages import decode_payload
 from parley.metrics import ArchiverMetrics
 from parley.runtime import StoreProbe, run_until_stopped, serve, serve_health
 from parley.settings import Settings
-from parley.shards import conversation_of_message, pack, shard_of_message, stream_of
+from parley.shards import conversation_of_message, pack, shard_of_message
 from parley.store import Archive, StoredMessage, open_store
 
 log = logging.getLogger("parley.archiver")
@@ -90,12 +94,15 @@ async def write_with_retry(store: Archive, msgs: list[Msg], stop: asyncio.Event,
 
 
 async def write_and_ack(store: Archive, msgs: list[Msg], stop: asyncio.Event, metrics: ArchiverMetrics) -> None:
-    if await write_with_retry(store, msgs, stop, metrics):
-        for m in msgs:
-            await m.ack()
-    else:  # stopping before the write succeeded: hand them back now, not after ack_wait
-        for m in msgs:
-            await m.nak()
+    try:
+        if await write_with_retry(store, msgs, stop, metrics):
+            for m in msgs:
+                await m.ack()
+        else:  # stopping before the write succeeded: hand them back now, not after ack_wait
+            for m in msgs:
+                await m.nak()
+    finally:
+        metrics.held.dec(len(msgs))
 
 
 async def room_for_one_more(writing: set[asyncio.Task[None]], limit: int) -> None:
@@ -107,56 +114,61 @@ async def room_for_one_more(writing: set[asyncio.Task[None]], limit: int) -> Non
             task.result()
 
 
+async def pull(sub: JetStreamContext.PullSubscription, settings: Settings, store: Archive, stop: asyncio.Event,
+               metrics: ArchiverMetrics, writing: set[asyncio.Task[None]]) -> None:
+    """One stream's batches into the shared set of writes (at most ``archiver_concurrency`` at once)."""
+    while not stop.is_set():
+        await room_for_one_more(writing, settings.archiver_concurrency)
+        try:
+            msgs = await sub.fetch(batch=settings.archiver_batch, timeout=1)
+        except (NatsTimeout, TimeoutError):  # nats-py raises either when a fetch finds nothing
+            continue
+        except Exception as err:  # NATS away: the client reconnects by itself
+            log.warning("fetch failed: %s", err)
+            await asyncio.sleep(0.5)
+            continue
+        msgs += await fill_batch(sub, settings.archiver_batch - len(msgs), COALESCE_S)
+        metrics.held.inc(len(msgs))
+        writing.add(asyncio.get_running_loop().create_task(write_and_ack(store, msgs, stop, metrics)))
+
+
 async def archive(settings: Settings, store: Archive, nc: BusClient, stop: asyncio.Event,
                   metrics: ArchiverMetrics | None = None) -> None:
-    """Archive every shard: one pull loop per shard stream, each with its own batches in flight."""
+    """Pull from every message stream's shared ``archiver`` consumer until ``stop``; then finish (ack)
+    the batches being written, or give them back (nak) if the store is down, so another archiver
+    gets them at once."""
     metrics = metrics or ArchiverMetrics()
     js = nc.jetstream()
     await bus.ensure_stream(js, settings)
-    await bus.ensure_archiver_consumer(js, settings)
-    await asyncio.gather(*(archive_shard(settings, store, nc, shard, stop, metrics)
-                           for shard in range(settings.shards)))
-
-
-async def archive_shard(settings: Settings, store: Archive, nc: BusClient, shard: int, stop: asyncio.Event,
-                        metrics: ArchiverMetrics) -> None:
-    js = nc.jetstream()
-    stream = stream_of(settings.stream_name, shard)
-    sub = await js.pull_subscribe_bind(consumer=bus.ARCHIVER, stream=stream)
-    log.info("archiver consuming %s, %d batches at a time", stream, settings.archiver_concurrency)
+    subs = []
+    for stream in bus.message_streams(settings):
+        await bus.ensure_archiver_consumer(js, settings, stream)
+        subs.append(await js.pull_subscribe_bind(consumer=bus.ARCHIVER, stream=stream))
+    log.info("archiver consuming %s, %d batches at a time", bus.message_streams(settings),
+             settings.archiver_concurrency)
     writing: set[asyncio.Task[None]] = set()
+    pulling = [asyncio.get_running_loop().create_task(pull(sub, settings, store, stop, metrics, writing))
+               for sub in subs]
     try:
-        while not stop.is_set():
-            await room_for_one_more(writing, settings.archiver_concurrency)
-            try:
-                msgs = await sub.fetch(batch=settings.archiver_batch, timeout=1)
-            except (NatsTimeout, TimeoutError):  # nats-py raises either when a fetch finds nothing
-                continue
-            except Exception as err:  # NATS away: the client reconnects by itself
-                log.warning("fetch failed: %s", err)
-                await asyncio.sleep(0.5)
-                continue
-            msgs += await fill_batch(sub, settings.archiver_batch - len(msgs), COALESCE_S)
-            writing.add(asyncio.get_running_loop().create_task(write_and_ack(store, msgs, stop, metrics)))
+        await asyncio.gather(*pulling)
         await room_for_one_more(writing, 1)
         await nc.flush(timeout=2)
     finally:
-        for task in writing:
+        for task in [*pulling, *writing]:
             task.cancel()
-        await asyncio.gather(*writing, return_exceptions=True)
-        await sub.unsubscribe()
+        await asyncio.gather(*pulling, *writing, return_exceptions=True)
+        for sub in subs:
+            await sub.unsubscribe()
 
 
 async def watch_lag(settings: Settings, nc: BusClient, metrics: ArchiverMetrics) -> None:
-    """How far history is behind the stream (the consumer's pending count), every few seconds."""
+    """How far history is behind the streams (the shared consumers' pending counts), every few seconds."""
     js = nc.jetstream()
     while True:
         try:
-            pending = 0
-            for shard in range(settings.shards):
-                info = await js.consumer_info(stream_of(settings.stream_name, shard), bus.ARCHIVER)
-                pending += info.num_pending or 0
-            metrics.lag.set(pending)
+            pending = [(await js.consumer_info(stream, bus.ARCHIVER)).num_pending or 0
+                       for stream in bus.message_streams(settings)]
+            metrics.lag.set(sum(pending))
         except Exception as err:  # NATS away: the gauge keeps its last value
             log.debug("lag: %s", err)
         await asyncio.sleep(5)

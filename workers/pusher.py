@@ -1,20 +1,22 @@
 """The pusher: a push notification through FCM for each message a recipient has not got on any device.
 
-A durable JetStream consumer (``pusher``, from the messages stored after it was first created) hands
-out messages in order. Each batch waits until its newest message is ``push_grace_s`` old, giving
-online devices (and devices that come online meanwhile) the time to take and ack it; then
+A durable JetStream consumer (``pusher``, from the messages stored after it was first created) on
+each message stream hands out messages in order; any number of pushers share it, each batch going
+to one of them (a batch it does not finish goes to another after ``ack_wait``). Each batch waits
+until its newest message is ``push_grace_s`` old, giving online devices (and devices that come
+online meanwhile) the time to take and ack it; then
 ``parley.push.notices`` decides who gets a push from the store's facts (members, tokens, mutes,
 delivered marks), and firebase-admin sends them (``send_each_async``, up to 500 a call, each
 message to one token, so one bad token never holds up the others).
 
-- At most one push per (message, device), across retries, redeliveries and restarts: a push is
+- At most one push per (message, device), across retries, redeliveries, restarts and pushers: a push is
   claimed in the ``pushed`` KV bucket (create-if-absent) before it is sent. A crash between the
   claim and the send loses that push rather than doubling it.
 - FCM's "unregistered" / "invalid token" answers delete the token (only if the device still has
   that token). 5xx, quota and network failures are retried with exponential backoff, up to
   ``push_retries`` tries; the message is acked once its pushes are done or given up.
 - Prometheus metrics on ``/metrics``: pushes by outcome, tokens removed, delay from message to push,
-  and the consumer's lag (refreshed every few seconds, like the archiver's).
+  the consumer's lag (refreshed every few seconds, like the archiver's) and what this pusher holds.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 import firebase_admin
 from aiohttp import web
@@ -43,12 +45,13 @@ from parley.ids import UserId, dm_members, is_group
 from parley.push import Notice, notices
 from parley.runtime import StoreProbe, run_until_stopped, serve, serve_health
 from parley.settings import Settings
-from parley.shards import shard_subjects, stream_of
+from parley.shards import shard_of_stream, shard_subjects
 from parley.store import Accounts, Conversations, Push, PushPrefs, Receipts, StoredMessage, open_store
 
 log = logging.getLogger("parley.pusher")
 CONSUMER, PUSHED_BUCKET = "pusher", buckets.PUSHED
 FCM_BATCH = 500
+ACK_WAIT_S = 10.0  # a dead pusher's batch goes to another this soon (live ones keep theirs with in_progress)
 REMOVE = (messaging.UnregisteredError, messaging.SenderIdMismatchError, exceptions.InvalidArgumentError)
 RETRY = (exceptions.UnavailableError, messaging.QuotaExceededError, exceptions.InternalError,
          exceptions.UnknownError, exceptions.DeadlineExceededError)
@@ -61,8 +64,10 @@ class Metrics:
         self.removed = Counter("parley_push_tokens_removed", "Tokens FCM rejected, deleted", registry=self.registry)
         self.delay = Histogram("parley_push_delay_seconds", "From a message being sent to its push being sent",
                                buckets=(0.5, 1, 2, 3, 5, 10, 30, 60, 300), registry=self.registry)
-        self.lag = Gauge("parley_pusher_lag", "Messages in the stream the pusher has not yet acked",
-                         registry=self.registry)
+        self.lag = Gauge("parley_pusher_lag", "Messages in the streams the pushers (all of them) have not yet "
+                         "acked", registry=self.registry)
+        self.held = Gauge("parley_pusher_in_flight", "Messages this pusher took and has not yet acked",
+                          registry=self.registry)
 
 
 def load_firebase(settings: Settings) -> firebase_admin.App:
@@ -221,52 +226,70 @@ async def open_pushed(js: JetStreamContext, settings: Settings) -> KeyValue:
 
 
 async def consume(settings: Settings, pusher: Pusher, nc: BusClient, stop: asyncio.Event) -> None:
-    """Every shard's stream, one pull loop each."""
-    await bus.ensure_stream(nc.jetstream(), settings)
-    await asyncio.gather(*(consume_shard(settings, pusher, nc, shard, stop) for shard in range(settings.shards)))
-
-
-async def consume_shard(settings: Settings, pusher: Pusher, nc: BusClient, shard: int, stop: asyncio.Event) -> None:
+    """Every message stream's shared ``pusher`` consumer until ``stop``: any number of pushers take
+    batches from it, each message to one of them at a time."""
     js = nc.jetstream()
-    stream = stream_of(settings.stream_name, shard)
-    await js.add_consumer(stream, ConsumerConfig(
-        durable_name=CONSUMER, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.NEW,
-        ack_wait=120, max_ack_pending=10000, filter_subject=shard_subjects(shard)))
-    sub = await js.pull_subscribe_bind(consumer=CONSUMER, stream=stream)
-    log.info("pusher consuming %s (grace %.1fs)", stream, settings.push_grace_s)
+    await bus.ensure_stream(js, settings)
+    subs = []
+    for stream in bus.message_streams(settings):
+        shard = shard_of_stream(settings.stream_name, stream) or 0
+        await js.add_consumer(stream, ConsumerConfig(
+            durable_name=CONSUMER, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.NEW,
+            ack_wait=ACK_WAIT_S, max_ack_pending=10000, filter_subject=shard_subjects(shard)))
+        subs.append(await js.pull_subscribe_bind(consumer=CONSUMER, stream=stream))
+    log.info("pusher consuming %s (grace %.1fs)", bus.message_streams(settings), settings.push_grace_s)
     try:
-        while not stop.is_set():
-            try:
-                msgs = await sub.fetch(batch=FCM_BATCH, timeout=1)
-            except (NatsTimeout, TimeoutError):
-                continue
-            except Exception as err:  # NATS away: the client reconnects by itself
-                log.warning("fetch failed: %s", err)
-                await asyncio.sleep(0.5)
-                continue
-            try:
-                await pusher.handle(decode_batch(msgs))
-            except Exception as err:  # the store or NATS away: JetStream hands them out again
-                log.warning("pushing %d messages failed (%r); they will be retried", len(msgs), err)
-                await _settle(msgs, ack=False)
-                await asyncio.sleep(1.0)
-                continue
-            await _settle(msgs, ack=True)
+        await asyncio.gather(*(pull(sub, pusher, stop) for sub in subs))
     finally:
-        await sub.unsubscribe()
+        for sub in subs:
+            await sub.unsubscribe()
+
+
+async def pull(sub: JetStreamContext.PullSubscription, pusher: Pusher, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            msgs = await sub.fetch(batch=FCM_BATCH, timeout=1)
+        except (NatsTimeout, TimeoutError):
+            continue
+        except Exception as err:  # NATS away: the client reconnects by itself
+            log.warning("fetch failed: %s", err)
+            await asyncio.sleep(0.5)
+            continue
+        pusher.metrics.held.inc(len(msgs))
+        keep = asyncio.get_running_loop().create_task(_keep_claimed(msgs))
+        try:
+            await pusher.handle(decode_batch(msgs))
+        except Exception as err:  # the store or NATS away: JetStream hands them out again
+            log.warning("pushing %d messages failed (%r); they will be retried", len(msgs), err)
+            await _settle(msgs, ack=False)
+            await asyncio.sleep(1.0)
+            continue
+        finally:
+            keep.cancel()
+            pusher.metrics.held.dec(len(msgs))
+        await _settle(msgs, ack=True)
+
+
+async def _keep_claimed(msgs: list[Any]) -> None:
+    """While a batch waits out the grace and FCM's retries, tell JetStream it is still being worked on:
+    the ack wait stays short, so a pusher that dies hands its batch to another within ``ACK_WAIT_S``."""
+    while True:
+        await asyncio.sleep(ACK_WAIT_S / 3)
+        for m in msgs:
+            try:
+                await m.in_progress()
+            except Exception:  # NATS away: the batch may be handed out again; the pushed bucket dedups
+                return
 
 
 async def watch_lag(settings: Settings, nc: BusClient, metrics: Metrics) -> None:
-    """How far the pusher is behind the stream, every few seconds: messages not yet handed out plus
+    """How far the pushers are behind the streams, every few seconds: messages not yet handed out plus
     those handed out and not yet acked (a batch waits out the push grace, and FCM may be retrying)."""
     js = nc.jetstream()
     while True:
         try:
-            lag = 0
-            for shard in range(settings.shards):
-                info = await js.consumer_info(stream_of(settings.stream_name, shard), CONSUMER)
-                lag += (info.num_pending or 0) + (info.num_ack_pending or 0)
-            metrics.lag.set(lag)
+            infos = [await js.consumer_info(stream, CONSUMER) for stream in bus.message_streams(settings)]
+            metrics.lag.set(sum((i.num_pending or 0) + (i.num_ack_pending or 0) for i in infos))
         except Exception as err:  # NATS away, or the consumer not made yet: the gauge keeps its last value
             log.debug("lag: %s", err)
         await asyncio.sleep(5)

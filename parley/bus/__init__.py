@@ -14,6 +14,7 @@ from parley.bus.stream import (
     ensure_stream,
     last_id_of,
     last_of_subject,
+    message_streams,
     parse_wrong_last_sequence,
     read_stream,
     stream_batches,
@@ -24,6 +25,6 @@ from parley.bus.stream import (
 __all__ = [
     "ARCHIVER", "WRONG_LAST_SEQUENCE", "Bus", "BusClient", "Handler", "JetStreamReads", "StreamReads", "StreamRow",
     "archived_through", "close_quietly", "connect", "ensure_archiver_consumer", "ensure_stream",
-    "last_id_of", "last_of_subject", "parse_wrong_last_sequence", "read_stream", "stream_batches", "stream_bounds",
-    "stream_config",
+    "last_id_of", "last_of_subject", "message_streams", "parse_wrong_last_sequence", "read_stream", "stream_batches",
+    "stream_bounds", "stream_config",
 ]

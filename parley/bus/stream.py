@@ -66,15 +66,25 @@ async def ensure_stream(js: JetStreamContext, settings: Settings) -> None:
         await ensure.ensure_stream(js, stream_config(settings, shard))
 
 
-async def ensure_archiver_consumer(js: JetStreamContext, settings: Settings) -> None:
+def message_streams(settings: Settings) -> list[str]:
+    """Every stream that holds messages in this deployment (one per shard): the workers run one consumer on each."""
+    return [stream_of(settings.stream_name, shard) for shard in range(settings.shards)]
+
+
+async def ensure_archiver_consumer(js: JetStreamContext, settings: Settings, stream: str | None = None) -> None:
+    """The durable all archivers share on each shard stream (or on ``stream`` alone): each message goes to
+    one of them at a time."""
     for shard in range(settings.shards):
+        name = stream_of(settings.stream_name, shard)
+        if stream is not None and stream != name:
+            continue
         await js.add_consumer(
-            stream_of(settings.stream_name, shard),
+            name,
             ConsumerConfig(
                 durable_name=ARCHIVER,
                 ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
-                ack_wait=60,
+                ack_wait=settings.archiver_ack_wait_s,
                 max_ack_pending=20000,
                 filter_subject=shard_subjects(shard),
             ),

@@ -81,6 +81,27 @@ def test_parley_up_prints_where_to_connect_and_stops_without_strays(tmp_path):
         proc.stdout.close()
 
 
+def test_parley_up_starts_several_workers_of_each_role_on_the_next_ports(tmp_path):
+    cmd, ports, _ = up_command(tmp_path / "run", "--nodes", "1", "--archivers", "2", "--presence-workers", "2")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=clean_env(), text=True)
+    try:
+        text = wait_banner(proc)
+        assert f"archiver2 :{ports['archiver'] + 100}" in text and f"presence2 :{ports['presence'] + 100}" in text
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) == 8  # nats, discovery, two archivers, two presence workers, api, one node
+        for port in (ports["archiver"], ports["archiver"] + 100, ports["presence"], ports["presence"] + 100):
+            assert get_json(f"http://127.0.0.1:{port}/readyz")["ready"] is True
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        _, alive = psutil.wait_procs(children, timeout=5)
+        assert alive == [], f"stray processes: {alive}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
 async def test_acked_messages_survive_a_nats_restart(world, cluster):
     alice, bob = await world.person("alice"), await world.person("bob")
     conv = await alice.befriend(bob)

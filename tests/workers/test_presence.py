@@ -1,0 +1,70 @@
+"""The presence worker against a real nats-server: taking partitions with many users online neither
+starves its lease renewals nor announces the restored users online again."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+from nats.aio.msg import Msg
+from parley.workers.presence import PresenceWorker, now_ms
+from parley.workers.presence_leases import PartitionLeases, open_lease_bucket
+
+from parley import bus, wire
+from parley.presence_bus import PRESENCE_PREFIX, heartbeat_subject, open_buckets
+from parley.presence_partitions import partition_of
+from parley.settings import Settings
+from tests.poll import eventually
+
+PARTITIONS, ONLINE = 8, 5000
+
+
+@pytest.fixture
+def settings(nats_url: str) -> Settings:
+    return Settings(nats_url=nats_url, presence_partitions=PARTITIONS, presence_lease_s=3.0)
+
+
+async def test_a_takeover_of_many_online_users_keeps_its_leases_and_announces_none_again(settings):
+    nc = await bus.connect(settings, "test")
+    online, seen = await open_buckets(nc.jetstream(), settings)
+    users = [f"u{i:05d}" for i in range(ONLINE)]
+    value = orjson.dumps({"last_active_at": now_ms()})
+    for start in range(0, ONLINE, 500):  # online before the worker starts, as a dead worker left them
+        await asyncio.gather(*(online.put(u, value) for u in users[start:start + 500]))
+    announced: list[str] = []
+
+    async def heard(msg: Msg) -> None:
+        announced.append(msg.subject)
+
+    watch = await nc.subscribe(PRESENCE_PREFIX + ">", cb=heard)
+    worker = PresenceWorker(settings, nc, online, seen)
+    dropped: list[int] = []
+
+    async def drop(partitions: list[int]) -> None:
+        dropped.extend(partitions)
+        await worker.drop(partitions)
+
+    leases = PartitionLeases(await open_lease_bucket(nc.jetstream(), settings), "w1", settings,
+                             adopt=worker.adopt, drop=drop)
+    stop = asyncio.Event()
+    running = asyncio.create_task(leases.run(stop))
+    try:
+        await eventually(lambda: len(worker.book.online_users()) == ONLINE, what="every online user restored",
+                         timeout=30)
+        p = partition_of(users[0], PARTITIONS)
+        newcomer = next(f"new{i}" for i in range(1000) if partition_of(f"new{i}", PARTITIONS) == p)
+        beats = wire.Heartbeats(((users[0], "d1", now_ms()), (newcomer, "d1", now_ms())))
+        await nc.publish(heartbeat_subject(p, "n1"), wire.encode(beats))
+        await eventually(lambda: PRESENCE_PREFIX + newcomer in announced, what="the newcomer announced online")
+        assert announced == [PRESENCE_PREFIX + newcomer]  # the restored user beat too: known online, no news
+        renewed_from = leases.book.held[p].revision
+        await eventually(lambda: leases.book.held[p].revision > renewed_from + 2 * PARTITIONS,
+                         what="two more lease rounds")
+        assert dropped == [] and leases.book.owned() == list(range(PARTITIONS))
+    finally:
+        stop.set()
+        await running
+        await worker.close()
+        await watch.unsubscribe()
+        await bus.close_quietly(nc)
