@@ -257,7 +257,7 @@ def test_a_second_window_of_the_same_user_is_a_second_device_in_sync(
         shown = tab.wait_bodies(["one", "from window 1"])
         assert shown[1]["mine"]
     mine = bob_ws.messages(conv)[-1]["id"]
-    bob_ws.frame({"type": "ack", "id": mine})
+    bob_ws.ack_through(mine)
     for tab in (tab1, tab2):
         tab.until(lambda tab=tab: tab.state_of("from window 1") == "delivered", what="delivered")
     bob_ws.frame({"type": "read", "conv": conv, "upto": mine})
@@ -506,15 +506,18 @@ def test_logging_out_and_in_as_someone_else_in_the_same_tab_sends_nothing_of_the
     page.send("alice's, still pending")
     page.until(lambda: page.state_of("alice's, still pending") == "pending")
     assert len(pending_cids(page)) == 1
+    alices_cursor = page.js("return window.parleyTest.conn.cursor")
+    assert alices_cursor.startswith("c1.")
 
     page.driver.find_element(By.ID, "logout").click()
     page.until(lambda: page.driver.find_element(By.ID, "auth-username").is_displayed())
     page.js("window.dropSends = false; window.sentFrames = [];")
     page.sign_in(bob.username)  # online = synced: any resend would have gone out before
     assert sent(page, "send") == []
-    bobs_last = max((c["last_message"] or {}).get("id", 0)
-                    for c in call(cluster, "GET", "/v1/conversations", bob.token)["conversations"])
-    assert [f["cursor"] for f in sent(page, "hello")] == [bobs_last]
+    # bob's window is a new device of his: no cursor of its own yet, so none is sent (the node uses
+    # the device's stored one); alice's never leaks into it
+    assert [f.get("cursor") for f in sent(page, "hello")] == [None]
+    assert page.js("return window.parleyTest.conn.cursor") not in ("", alices_cursor)
     assert pending_cids(page) == []
     page.open(dm)
     assert page.bodies() == []
@@ -542,12 +545,13 @@ def test_a_send_pending_longer_than_the_dedup_window_is_looked_up_before_it_is_r
     same_device = socket_for(Account(cluster, alice.username, alice.id, token), 0)
     same_device.frame(stored_frame)
     stored_id = int(same_device.wait(lambda f: f.get("type") == "ack")["id"])
+    past_it = same_device.cursor_after(stored_id)
     same_device.ws.close()
 
-    # six minutes later (the page's clock; the node's window is 300 s) the page reconnects holding
-    # ids up to the stored one, so only history can tell it that send was stored
+    # six minutes later (the page's clock; the node's window is 300 s) the page reconnects with a
+    # cursor past the stored message, so only history can tell it that send was stored
     page.js("window.dropSends = false; window.sentFrames = []; window.parleyTest.advanceClock(360000);"
-            "window.parleyTest.conn.start(arguments[0], null);", stored_id)
+            "window.parleyTest.conn.start(arguments[0], null);", past_it)
     page.wait_online()
     shown = page.until(lambda: (s := page.shown()) and all(m["id"] for m in s) and s, what="both stored")
     assert [m["body"] for m in shown] == ["stored, but its ack was lost", "never stored"]
@@ -581,7 +585,7 @@ def test_receipts_sent_while_the_page_was_away_show_after_it_reconnects(
 
     page.until(bob_read, what="bob's read mark stored")
     assert page.state_of("read me while you are away") == "sent"
-    page.js("window.parleyTest.conn.start(0, null);")
+    page.js("window.parleyTest.conn.start(null, null);")
     page.wait_online()
     page.until(lambda: page.state_of("read me while you are away") == "read", what="read after reconnect")
     assert page.errors() == []
@@ -601,7 +605,7 @@ def test_an_older_message_arriving_after_our_own_ack_still_counts_as_unread(
     page.send("mine, sent while offline")  # pending: resent (and acked) before the sync's backlog
     bob_ws.send(dm, "bob's, while alice was away")  # a lower id than alice's resend will get
     page.open(other)
-    page.js("window.ackFirst = window.afterReceipts = true; window.parleyTest.conn.start(0, null);")
+    page.js("window.ackFirst = window.afterReceipts = true; window.parleyTest.conn.start(null, null);")
     page.wait_online()
     bob_ws.wait(lambda f: f.get("type") == "msg" and f.get("body") == "mine, sent while offline")
     page.until(lambda: page.unread(dm) == "1", what="bob's message counted unread")
