@@ -90,5 +90,6 @@ def move(link: DeviceLink, public: list[dict[str, object]], pick: int | None) ->
         return
     node = public[pick] if pick is not None else None
     fallbacks = [p for p in public if p is not node][:2]
+    link.offer_cursor()  # so the device resumes exactly where this connection left it
     link.send(orjson.dumps(protocol.moved_frame(node, fallbacks)))
     link.close(CLOSE_DRAINING, "node is draining")

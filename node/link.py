@@ -33,6 +33,7 @@ class DeviceLink:
         max_queue: int,
         on_sync: Callable[[DeviceLink, Vector], None],
         on_sent: Callable[[bytes], None] | None = None,
+        cursor_frame: Callable[[Vector], bytes] | None = None,
     ) -> None:
         self.ws = ws
         self.user = claims.user
@@ -43,6 +44,7 @@ class DeviceLink:
         self.strikes = 0  # consecutive rejected frames; many in a row closes the link
         self._on_sync = on_sync
         self._on_sent = on_sent
+        self._cursor_frame = cursor_frame
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
@@ -87,6 +89,12 @@ class DeviceLink:
             log.warning("conn %s: gap in %s before %s; resyncing from %s", self.conn_id, message.conv, message.id,
                         action.point, extra={"conn": self.conn_id})
             self.act(action)
+
+    def offer_cursor(self) -> None:
+        """Offer the device a cursor for everything queued so far, if its position moved."""
+        point = self.core.take_cursor()
+        if point is not None and self._cursor_frame is not None:
+            self.send(self._cursor_frame(point))
 
     def ack(self, point: Vector) -> Covered | None:
         return self.core.ack(point)

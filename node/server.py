@@ -17,6 +17,7 @@ import time
 
 from aiohttp import WSMsgType, web
 from parley.node.bounds import ShardWatch
+from parley.node.counted import CountedReads
 from parley.node.dispatch import FrameHandler
 from parley.node.events import ConversationEvents
 from parley.node.groups import GroupRoutes
@@ -58,9 +59,9 @@ class EdgeNode:
     def __init__(self, settings: Settings, store: NodeStore, nc: BusClient, node_id: str,
                  reads: StreamReads | None = None) -> None:
         self.settings, self.store, self.nc, self.node_id = settings, store, nc, node_id
-        self.reads = reads or JetStreamReads(nc, settings)
         self.hub: Hub[DeviceLink] = Hub()
         self.metrics = NodeMetrics()
+        self.reads = CountedReads(reads or JetStreamReads(nc, settings), self.metrics.stream_requests)
         self.draining = False
         self.moved_to: tuple[dict[str, object] | None, list[dict[str, object]]] = (None, [])  # while draining
         self._conn_ids = itertools.count(1)
@@ -126,9 +127,7 @@ class EdgeNode:
         while True:
             await asyncio.sleep(self.settings.cursor_every_s)
             for link in list(self.hub):
-                point = link.core.take_cursor()
-                if point is not None:
-                    link.send(protocol.frame_bytes(protocol.cursor_frame(cursor=self.seal(point))))
+                link.offer_cursor()
 
     def resync(self, link: DeviceLink, point: Vector | None = None) -> None:
         """Sync the link again from ``point`` (default: where it stands); what it has, it is not sent."""
@@ -164,7 +163,8 @@ class EdgeNode:
             return ws
         claims, hello = verified
         link = DeviceLink(ws, claims, next(self._conn_ids), max_queue=4 * self.settings.sync_max,
-                          on_sync=self.syncs.schedule, on_sent=self.metrics.frame_out)
+                          on_sync=self.syncs.schedule, on_sent=self.metrics.frame_out,
+                          cursor_frame=lambda v: protocol.frame_bytes(protocol.cursor_frame(cursor=self.seal(v))))
         writer = asyncio.get_running_loop().create_task(link.run_writer())
         try:
             try:
@@ -264,6 +264,7 @@ class EdgeNode:
 
     async def close_all(self, code: int = CLOSE_GOING_AWAY, reason: str = "node stopping") -> None:
         for link in list(self.hub):
+            link.offer_cursor()
             link.close(code, reason)
         await asyncio.sleep(0.1)
         await self.stop()

@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from parley.node.bounds import Reading, ShardWatch
+from parley.node.bounds import ShardWatch
 from parley.node.link import DeviceLink
 from parley.node.ports import MessageHistory
 from parley.node.session import Delivery
@@ -33,6 +33,7 @@ from parley.store import StoredMessage
 
 log = logging.getLogger("parley.node")
 RETRY_S = 1.0
+FLOOR_POLL_S = 0.1  # while a round waits for the archiver, it looks again this often
 
 
 def delivery_of(m: StoredMessage) -> Delivery:
@@ -93,7 +94,7 @@ class SyncRunner:
             plans[shard] = plan
         if any(p.bad_cursor for p in plans.values()):
             link.core.begin_round({s: p.after for s, p in plans.items()})
-        plans = await self._wait_for_floor(plans, reading)
+        plans = await self._wait_for_floor(plans)
         for shard, plan in plans.items():
             cursor = await self._from_store(link, shard, plan)
             if cursor < plan.last:
@@ -102,18 +103,18 @@ class SyncRunner:
         link.wake()
         return action.point if action is not None else None
 
-    async def _wait_for_floor(self, plans: dict[int, SyncPlan], reading: Reading) -> dict[int, SyncPlan]:
+    async def _wait_for_floor(self, plans: dict[int, SyncPlan]) -> dict[int, SyncPlan]:
         """Where the stream would be read (the floor is behind what the round needs), wait a little for the
         archiver to pass it: then the store has it all."""
         deadline = time.monotonic() + self._floor_wait
         while any(p.store_upto < p.last and p.after < p.last for p in plans.values()):
             if time.monotonic() >= deadline:
                 break
+            await asyncio.sleep(FLOOR_POLL_S)  # every waiting round on the node shares the next reading
             try:
-                newer = await self._watch.after(reading.taken + 1e-6, timeout=max(0.01, deadline - time.monotonic()))
+                newer = await self._watch.after(self._watch.now(), timeout=max(0.01, deadline - time.monotonic()))
             except Unavailable:
                 break
-            reading = newer
             plans = {s: plan_round(p.after, first=p.first, last=p.last,
                                    archived=newer.shards[s].archived if s < len(newer.shards) else 0)
                      for s, p in plans.items()}

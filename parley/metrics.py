@@ -12,7 +12,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 KNOWN_OUT = {t.encode() for t in ("welcome", "msg", "ack", "synced", "pong", "typing", "receipt", "group",
-                                   "presence", "moved", "error")}  # anything else is counted as "other"
+                                   "presence", "moved", "error", "cursor")}  # anything else is counted as "other"
 LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -43,6 +43,9 @@ class NodeMetrics:
         self.frames_out = Counter("parley_node_frames_out", "Server frames written to devices", ["type"], registry=r)
         self.draining = Gauge("parley_node_draining", "1 while the node drains (moving its clients away)",
                               registry=r)
+        self.stream_requests = Counter(
+            "parley_node_stream_requests", "JetStream API requests this node made, by kind (bounds, floor: the "
+            "shard watch; last: a conversation's last id; read: a stream read for a sync)", ["kind"], registry=r)
         self._out_by_type: dict[bytes, Counter] = {}
 
     def frame_out(self, frame: bytes) -> None:

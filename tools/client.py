@@ -73,6 +73,7 @@ class Device:
         self._reader: asyncio.Task[None] | None = None
         self.auto_ack = True
         self.cursor: str | None = None  # the newest cursor offered (welcome, cursor, synced frames)
+        self.offers: list[tuple[int, str]] = []  # (messages received by then, cursor) per cursor offered
         self.acked_cursor: str | None = None
         self._cid_prefix = secrets.token_hex(4) + "-"
 
@@ -131,6 +132,7 @@ class Device:
 
     def _offered(self, cursor: str) -> None:
         self.cursor = cursor
+        self.offers.append((len(self.order), cursor))
         if self.auto_ack:
             asyncio.get_running_loop().create_task(self.ack(cursor))
 
@@ -144,6 +146,13 @@ class Device:
             self.acked_cursor = cursor
         except (ConnectionError, RuntimeError):
             pass
+
+    async def cursor_after(self, id: int, timeout: float = 10) -> str:
+        """The first cursor offered after message ``id`` arrived (it covers ``id``)."""
+        await self.wait_for(lambda: id in self.messages, timeout)
+        index = self.order.index(id)
+        await self.wait_for(lambda: any(n > index for n, _ in self.offers), timeout)
+        return next(c for n, c in self.offers if n > index)
 
     def _notify(self) -> None:
         for check, fut in list(self._waiters):

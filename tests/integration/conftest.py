@@ -62,7 +62,7 @@ class Person:
         return str(self.logins[-1]["token"])
 
     async def device(self, node: int | None = None, login: dict[str, Any] | None = None,
-                     cursor: int | None = None) -> Device:
+                     cursor: str | None = None) -> Device:
         login = login or await self.login()
         url = self.world.cluster.node_url(node) if node is not None else login["node"]["url"]
         dev = Device(self.world.http, url, login["token"])

@@ -41,7 +41,7 @@ async def test_login_returns_token_device_and_placement(world):
     alice = await world.person("alice")
     login = alice.logins[-1]
     assert login["user"]["username"] == alice.name and login["expires_at"] > time.time()
-    assert login["node"]["url"].startswith("ws://127.0.0.1:") and login["cursor"] == 0
+    assert login["node"]["url"].startswith("ws://127.0.0.1:") and login["cursor"] == ""
     same_device = await alice.login(device_id=login["device_id"])
     assert same_device["device_id"] == login["device_id"]
     devices = await world.api.call("GET", "/v1/devices", same_device["token"])

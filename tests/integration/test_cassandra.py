@@ -129,7 +129,7 @@ async def test_device_syncs_from_cassandra_across_a_bucket_boundary(cworld, cass
     sender = await alice.device(node=0)
     b = await bob.device(node=1)
     first = await sender.send(conv, "before")
-    await b.wait_for(lambda: first["id"] in b.messages)
+    cursor = await b.cursor_after(first["id"])
     login = b.login
     await b.close()
     ids = await send_in_bursts(sender, conv, bursts=3, per_burst=30)
@@ -137,7 +137,7 @@ async def test_device_syncs_from_cassandra_across_a_bucket_boundary(cworld, cass
     assert len({bucket for bucket, first_id, last_id in buckets_in_cassandra(cass_cluster, conv)
                 if last_id > first["id"]}) >= 3
     again = Device(cworld.http, cass_cluster.node_url(0), login["token"])
-    await again.connect(cursor=first["id"])
+    await again.connect(cursor=cursor)
     await again.synced.wait()
     assert again.order == ids and again.duplicates == 0
     assert again.bodies() == [f"b{k} m{i}" for k in range(3) for i in range(30)]

@@ -16,7 +16,8 @@ def parse(frame: object, max_body: int = 100):
     ("frame", "expected"),
     [
         ({"type": "hello", "token": "t"}, Hello(token="t")),
-        ({"type": "hello", "token": "t", "v": 2, "cursor": "c1.AA.BB", "client": "x/1"}, Hello("t", 2, "c1.AA.BB", "x/1")),
+        ({"type": "hello", "token": "t", "v": 2, "cursor": "c1.AA.BB", "client": "x/1"},
+         Hello("t", 2, "c1.AA.BB", "x/1")),
         ({"type": "hello", "token": "t", "cursor": ""}, Hello("t", 2, None)),
         ({"type": "send", "cid": "c-1_A", "conv": CONV, "body": "hi"}, Send("c-1_A", CONV, "hi")),
         ({"type": "ack", "cursor": "c1.AA.BB"}, Ack("c1.AA.BB")),

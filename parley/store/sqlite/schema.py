@@ -43,18 +43,18 @@ MIGRATIONS = [
         hide_text INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
     CREATE TABLE push_mutes (user TEXT NOT NULL, conv TEXT NOT NULL, PRIMARY KEY (user, conv)) WITHOUT ROWID;
     """,
-    # 6: sharded streams (ADR 0005): a conversation's home shard; a device's cursor is an opaque token
+    # 5: sharded streams (ADR 0005): a conversation's home shard; a device's cursor is an opaque token
     """
     ALTER TABLE conversations ADD COLUMN shard INTEGER;
-    CREATE TABLE devices_v6 (id TEXT PRIMARY KEY, user TEXT NOT NULL, name TEXT NOT NULL,
+    CREATE TABLE devices_v5 (id TEXT PRIMARY KEY, user TEXT NOT NULL, name TEXT NOT NULL,
         created_at INTEGER NOT NULL, cursor TEXT NOT NULL DEFAULT '');
-    INSERT INTO devices_v6 SELECT id, user, name, created_at, '' FROM devices;
+    INSERT INTO devices_v5 SELECT id, user, name, created_at, '' FROM devices;
     DROP TABLE devices;
-    ALTER TABLE devices_v6 RENAME TO devices;
+    ALTER TABLE devices_v5 RENAME TO devices;
     CREATE INDEX devices_by_user ON devices(user);
     """,
 ]
-SHARDED = 6  # the first version with sharded ids: older message rows carry global ids it cannot read
+SHARDED = 5  # the first version with sharded ids: older message rows carry global ids it cannot read
 
 
 class StoreTooOld(RuntimeError):
