@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
@@ -191,9 +192,20 @@ def test_two_people_sign_up_befriend_and_chat_across_the_two_nodes(cluster: Clus
     alice.until(lambda: "request sent" in alice.driver.find_element(By.ID, "friend-list").text)
     bob.fill("friend-name", f"alice_{suffix}")
     bob.driver.find_element(By.ID, "friend-name").send_keys(Keys.ENTER)
-    message_alice = bob.until(lambda: bob.driver.find_elements(By.CSS_SELECTOR, "#friend-list button"))[0]
-    assert message_alice.text == "Message"
-    message_alice.click()
+
+    def message_alice() -> bool:
+        """Click "Message" on alice's row; the list re-renders on presence frames, so a button found
+        a moment ago may be gone (stale): then look again."""
+        try:
+            buttons = bob.driver.find_elements(By.CSS_SELECTOR, "#friend-list button")
+            if not buttons or buttons[0].text != "Message":
+                return False
+            buttons[0].click()
+            return True
+        except StaleElementReferenceException:
+            return False
+
+    bob.until(message_alice, what="bob messages alice from his friend list")
     bob.until(lambda: bob.js("return document.getElementById('composer').hidden") is False)
     conv = bob.js("return document.getElementById('messages').dataset.conv")
     assert conv.startswith("dm.")
