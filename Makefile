@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run run-cassandra test install install-test lint bench bench-foundation bench-store loadtest-smoke capacity clean
+.PHONY: run run-cassandra test install install-test lint bench bench-foundation bench-store bench-scale bench-leader-kill loadtest-smoke capacity clean
 
 run: install
 	$(BIN)/parley up
@@ -16,6 +16,10 @@ test: install-test
 	$(BIN)/ruff check .
 	$(BIN)/python ops/typecheck.py
 	$(BIN)/pytest
+	@echo "== the protocol and integration tests again, on a 3-server JetStream cluster (R3 stream and buckets)"
+	PARLEY_TEST_NATS_SERVERS=3 $(BIN)/pytest $(CLUSTER_TESTS)
+
+CLUSTER_TESTS := tests/integration/test_dm.py tests/integration/test_sync.py tests/integration/test_groups.py
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
@@ -48,8 +52,16 @@ capacity: install-test  # the 50M-DAU cluster size from the latest measured figu
 	$(BIN)/python -m parley.loadtest.model
 	$(BIN)/python -m parley.loadtest.docs
 
+bench-leader-kill: install-test  # kill -9 the stream leader of a 3-server cluster under traffic -> loadtest/results/leader_kill.jsonl
+	$(BIN)/python -m parley.loadtest.leader_kill
+
 bench-store: install-test
 	$(BIN)/python -m parley.loadtest.store_bench
+
+bench-scale: install-test  # JetStream msg/s and nats-server CPU per message, K=1,2,4 shard streams x R1/R3, the presence worker's CPU per heartbeat entry and the pusher's per message and push -> loadtest/results/scale.jsonl
+	$(BIN)/python -m parley.loadtest.scale
+	$(BIN)/python -m parley.loadtest.presence_cost
+	$(BIN)/python -m parley.loadtest.push_cost
 
 clean:
 	rm -rf .parley

@@ -22,6 +22,7 @@ from nats.js.kv import KeyValue
 
 from parley.auth import Claims, Passwords, verify_token
 from parley.bus import BusClient
+from parley.bus.outage import as_unavailable
 from parley.errors import BadRequest, ParleyError, Unauthorized
 from parley.metrics import ApiMetrics
 from parley.settings import Settings
@@ -105,6 +106,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status == 405:
             return json({"code": "method_not_allowed", "message": f"{request.method} is not allowed here"}, 405)
         raise
-    except Exception:
+    except Exception as err:
+        fault = as_unavailable(err, f"{request.method} {request.path}")
+        if fault is not None:  # an election or a reconnect: 503, retryable; not a bug, so no traceback
+            log.warning("%s %s: %s", request.method, request.path, fault.message)
+            return json(fault.as_dict(), status=fault.http_status)
         log.exception("%s %s failed", request.method, request.path)
         return json({"code": "internal", "message": "internal error"}, status=500)

@@ -16,13 +16,14 @@ import argparse
 import json
 import math
 import re
+import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from parley.loadtest import model
-from parley.loadtest.model import dig
+from parley.loadtest import figures, model
+from parley.loadtest.figures import dig
 from parley.loadtest.traffic import MODEL, SCENARIOS, arithmetic, scenario_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,8 +100,8 @@ def scenarios() -> str:
 
 def capacity_record() -> tuple[dict[str, Any], dict[str, Any]]:
     results = RESULTS / "capacity.jsonl"
-    cap = model.last_record(results, lambda r: dig(r, "results", "raw", "throughput", "at_max") is not None)
-    store = model.last_record(RESULTS / "store.jsonl",
+    cap = figures.last_record(results, lambda r: dig(r, "results", "raw", "throughput", "at_max") is not None)
+    store = figures.last_record(RESULTS / "store.jsonl",
                               lambda r: dig(r, "results", "cassandra", "archiver", "cpu_s_per_1k", "cassandra"))
     return cap, store
 
@@ -111,8 +112,7 @@ def measured_rows(cap: dict[str, Any], store: dict[str, Any]) -> list[str]:
     at, half, most = t["at_max"], t["at_50pct"], t["at_80pct"]
     base = found.get("raw_nats_baseline_e2e") or {}
     offered = [s["offered_rate"] for s in t["steps"]]
-    per_node = model.connections_per_node(model.measured_from(RESULTS / "capacity.jsonl", RESULTS / "store.jsonl"),
-                                          model.Deployment())
+    per_node = model.connections_per_node(measured_figures(), model.Deployment())
     beats = idle["heartbeats"]
     return [
         f"| highest sustained delivered rate, raw generator | **{n(t['max_sustained_delivered_rate'])} msg/s** | "
@@ -201,15 +201,87 @@ def locust_runs() -> str:
                       *[locust_row(newest[k]) for k in sorted(newest)]])
 
 
+def measured_figures() -> figures.Measured:
+    return figures.measured_from(RESULTS / "capacity.jsonl", RESULTS / "store.jsonl", RESULTS / "scale.jsonl")
+
+
+def note(rec: dict[str, Any]) -> str:
+    text = str(rec.get("note") or "")
+    return f"{text[:1].upper()}{text[1:]}." if text else ""
+
+
+def scale_runs() -> str:
+    """make bench-scale's newest shard run and presence run."""
+    shard = figures.last_record(RESULTS / "scale.jsonl", figures.is_shard_run)
+    pres = figures.last_record(RESULTS / "scale.jsonl", figures.is_presence_run)
+    a = shard["args"]
+    rows = ["| K shards | R (servers) | max msg/s | NATS CPU ms/msg at max | at 50%: msg/s, NATS ms/msg, ack p50 / "
+            "p99 | at 80%: msg/s, NATS ms/msg, ack p50 / p99 | at max, % of a core: NATS / generators / subscriber "
+            "/ other processes | busiest of ours |", "|---|---|---|---|---|---|---|---|"]
+    for r in shard["summary"]:
+        top = r["max"]
+        cells = [f"{n(r[k]['publish_rate'])}, {cost(r[k]['nats_cpu_ms_per_msg'])}, {ms(r[k]['ack_p50_ms'])} / "
+                 f"{ms(r[k]['ack_p99_ms'])} ms" if k in r else "-" for k in ("50%", "80%")]
+        tops = [p for run in shard["runs"] if (run["shards"], run["replicas"]) == (r["shards"], r["replicas"])
+                for p in run["phases"] if p["phase"] == "max"]
+        sub = statistics.median(p["cpu"]["per_process"].get("subscriber") or 0 for p in tops)
+        others = statistics.median(p["cpu"]["other_processes"] or 0 for p in tops)
+        rows.append(f"| {r['shards']} | R{r['replicas']} | {n(top['publish_rate'])} | "
+                    f"{cost(top['nats_cpu_ms_per_msg'])} | {cells[0]} | {cells[1]} | "
+                    f"{top['nats_cpu_pct']:.0f} / {top['generators_cpu_pct']:.0f} / {sub:.0f} / {others:.0f} | "
+                    f"{top['busiest']} |")
+    prow = ["| heartbeat entries/s offered | presence worker CPU ms/entry | % of a core | nats-server CPU ms/entry |",
+            "|---|---|---|---|", *[f"| {n(r['rate'])} | {r['presence_cpu_ms_per_entry']:.4f} | "
+                                   f"{r['presence_cpu_pct']:.0f}% | {r['nats_cpu_ms_per_entry']:.4f} |"
+                                   for r in pres["summary"]]]
+    return "\n".join([
+        f"Shard run of {shard['date'][:10]} (`loadtest/results/scale.jsonl`; commit {commit(shard)}): "
+        f"{machine(shard)}. Medians of {a['reps']} repetitions; {a['generators']} publisher processes x "
+        f"{a['inflight']} sends in flight, {a['conversations']:,} conversations, {a['body_bytes']}-byte payloads, "
+        f"{a['seconds']:g} s windows. {note(shard)}", "", *rows, "",
+        f"Presence run of {pres['date'][:10]} (commit {commit(pres)}; {pres['args']['users']:,} users online, "
+        f"medians of {pres['args']['reps']}):", "", *prow, "", *push_rows()])
+
+
+def push_rows() -> list[str]:
+    try:
+        rec = figures.last_record(RESULTS / "scale.jsonl", figures.is_push_run)
+    except figures.NoFigures:
+        return ["No pusher run recorded yet (`python -m parley.loadtest.push_cost`): the model assumes its costs."]
+    a, s = rec["args"], rec["summary"]
+    dm = statistics.median(r["dm"]["pusher_cpu_ms_per_message"] for r in rec["runs"])
+    grp = statistics.median(r["group"]["pusher_cpu_ms_per_message"] for r in rec["runs"])
+    return [f"Pusher run of {rec['date'][:10]} (commit {commit(rec)}; medians of {a['reps']}): {a['dms']} DMs to an "
+            f"offline recipient cost the pusher **{dm:.2f} ms** of CPU each (one push), {a['group_messages']} "
+            f"messages to a group of {a['recipients']} offline members **{grp:.1f} ms** each ({a['recipients']} "
+            f"pushes): **{s['pusher_cpu_ms_per_push']:.2f} ms per push** and {besides(s['pusher_cpu_ms_per_message'])} "
+            "per message besides (SQLite store, so its reads are inside the pusher process)."]
+
+
+def besides(v: float) -> str:
+    return f"{v:.2f} ms" if v >= 0 else f"≈ 0 ms (the difference came out at {v:.2f} ms: noise; the model takes 0)"
+
+
+def plan_rows(lines: list[model.Line]) -> list[str]:
+    return ["| component | count at the peak | bound by |", "|---|---|---|", *[
+        f"| {x.component} | **{x.count:,}**"
+        + (f" (≈ {math.ceil(x.count / VCPUS_PER_MACHINE)} machines of {VCPUS_PER_MACHINE} vCPUs)"
+           if x.component.startswith("edge") else "") + f" | {x.driver} |" for x in lines]]
+
+
+def capacity_table() -> str:
+    """The README's short form: the counts and where they come from."""
+    m = measured_figures()
+    return "\n".join([f"{MODEL.dau:,} DAU, {MODEL.messages_per_s_peak():,.0f} msg/s at the peak (measured figures: "
+                      f"{m.source}):", "", *plan_rows(model.plan(MODEL, m, model.Deployment()))])
+
+
 def capacity_plan() -> str:
-    m = model.measured_from(RESULTS / "capacity.jsonl", RESULTS / "store.jsonl")
+    m = measured_figures()
     lines = model.plan(MODEL, m, model.Deployment())
-    rows = [f"| {x.component} | **{x.count}**"
-            + (f" (≈ {math.ceil(x.count / VCPUS_PER_MACHINE)} machines of {VCPUS_PER_MACHINE} vCPUs)"
-               if x.component.startswith("edge") else "") + f" | {x.driver} |" for x in lines]
     arithmetic_lines = [f"{x.component}:\n  " + x.arithmetic.replace("\n", "\n  ") for x in lines]
-    return "\n".join([f"Measured figures: {m.source}.", "", "| component | count at the peak | bound by |",
-                      "|---|---|---|", *rows, "", "```", *arithmetic_lines, "```"])
+    return "\n".join([f"Measured figures: {m.source}.", "", *plan_rows(lines), "", "```", *arithmetic_lines,
+                      "```"])
 
 
 # ---- README.md -----------------------------------------------------------------------------------
@@ -243,6 +315,8 @@ REGIONS: dict[str, Callable[[], str]] = {
     "measured": measured,
     "locust-runs": locust_runs,
     "capacity-plan": capacity_plan,
+    "scale-runs": scale_runs,
+    "capacity-table": capacity_table,
     "bench-runs": bench_runs,
 }
 

@@ -50,6 +50,9 @@ class TrafficModel:
     session_s: float = 600.0  # mean length of one connection
     reconnects_per_connection_hour: float = 0.5  # network drops, handovers, redeploys: on top of session ends
     body_bytes: int = 120  # mean message body
+    presence_beat_s: float = 5.0  # PARLEY_PRESENCE_BEAT_S: a node reports every connected device this often
+    history_pages_per_user_day: float = 20.0  # history pages (50 messages) a daily active user opens
+    store_sync_share: float = 0.5  # of connects: behind the archive floor, so sync reads a page from the store
 
     # ---- messages ----------------------------------------------------------------------------
     def messages_per_s_average(self) -> float:
@@ -103,6 +106,21 @@ class TrafficModel:
         return (self.presence_changes_per_s_peak() * self.friends_per_user * self.online_share_peak
                 * self.devices_per_user)
 
+    # ---- workers and the store -----------------------------------------------------------------
+    def pushes_per_s_peak(self) -> float:
+        """Push notifications: one per recipient with no connected device when the message is sent."""
+        return self.messages_per_s_peak() * self.recipients_per_message() * (1 - self.recipient_online_share)
+
+    def heartbeat_entries_per_s_peak(self) -> float:
+        """Device entries in the nodes' heartbeat batches to the presence workers."""
+        return self.connections_peak() / self.presence_beat_s
+
+    def history_pages_per_s_peak(self) -> float:
+        return self.dau * self.history_pages_per_user_day / DAY_S * self.peak_factor
+
+    def store_sync_pages_per_s_peak(self) -> float:
+        return self.connects_per_s_peak() * self.store_sync_share
+
     def summary(self) -> dict[str, float]:
         return {
             "messages_per_s_average": self.messages_per_s_average(),
@@ -119,6 +137,10 @@ class TrafficModel:
             "connects_per_s_peak": self.connects_per_s_peak(),
             "presence_changes_per_s_peak": self.presence_changes_per_s_peak(),
             "presence_frames_per_s_peak": self.presence_frames_per_s_peak(),
+            "pushes_per_s_peak": self.pushes_per_s_peak(),
+            "heartbeat_entries_per_s_peak": self.heartbeat_entries_per_s_peak(),
+            "history_pages_per_s_peak": self.history_pages_per_s_peak(),
+            "store_sync_pages_per_s_peak": self.store_sync_pages_per_s_peak(),
         }
 
 
@@ -214,6 +236,14 @@ def arithmetic(model: TrafficModel = MODEL) -> list[str]:
         f"presence frames/s    = 2 x {fmt(m.online_users_peak())} / {fmt(m.session_s)} s x "
         f"{fmt(m.friends_per_user)} friends x {fmt(m.online_share_peak)} online x {fmt(m.devices_per_user)} "
         f"= {fmt(m.presence_frames_per_s_peak())}",
+        f"pushes/s, peak       = {fmt(m.messages_per_s_peak())} x {fmt(m.recipients_per_message())} recipients x "
+        f"{fmt(1 - m.recipient_online_share)} with no device connected = {fmt(m.pushes_per_s_peak())}",
+        f"heartbeat entries/s  = {fmt(m.connections_peak())} devices / {fmt(m.presence_beat_s)} s "
+        f"= {fmt(m.heartbeat_entries_per_s_peak())}",
+        f"history pages/s      = {m.dau:,} x {fmt(m.history_pages_per_user_day)}/day / 86,400 s x "
+        f"{fmt(m.peak_factor)} = {fmt(m.history_pages_per_s_peak())}",
+        f"store sync pages/s   = {fmt(m.connects_per_s_peak())} connects x {fmt(m.store_sync_share)} behind "
+        f"the archive floor = {fmt(m.store_sync_pages_per_s_peak())}",
     ]
 
 

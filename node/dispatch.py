@@ -20,6 +20,7 @@ from parley.node.membership import MembershipCheck
 from parley.node.publisher import Publisher
 
 from parley import protocol
+from parley.bus.outage import as_unavailable
 from parley.cursor import BadCursor, open_cursor
 from parley.errors import CLOSE_ABUSE, BadRequest, ParleyError, PeerError, RateLimited, Unavailable
 from parley.ids import dedup_id
@@ -67,7 +68,14 @@ class FrameHandler:
         except ParleyError as err:  # ours, retryable: the client resends
             self._metrics.errors.labels(err.code).inc()
             link.send(protocol.error_bytes(err))
-        except Exception:
+        except Exception as err:
+            fault = as_unavailable(err, "handling a frame")
+            if fault is not None:  # an election or a reconnect: retryable, not a bug
+                self._metrics.errors.labels(fault.code).inc()
+                if isinstance(frame, protocol.Send):
+                    fault.details["ref"] = frame.cid
+                link.send(protocol.error_bytes(fault))
+                return
             log.exception("conn %s: frame failed", link.conn_id, extra={"conn": link.conn_id})
             self._metrics.errors.labels("internal").inc()
             link.send(protocol.internal_error_bytes(frame.cid if isinstance(frame, protocol.Send) else None))

@@ -3,9 +3,11 @@
 Each conversation's messages are chained: the payload carries ``prev`` (the previous id) and the
 publish carries ``Nats-Expected-Last-Subject-Sequence`` with that message's stream sequence, so the
 shard's stream refuses a message whose ``prev`` is stale and we retry with the sequence the refusal
-names. Sends into one conversation from this node are serialised by a lock, so this node never races
-itself. ``Nats-Msg-Id`` makes a resend of the same client message id return the first message's id
-(within the stream's duplicate window). The ack's sequence and the shard make the id (``parley.shards``).
+names (a clustered stream with a message of the subject still in flight names none: we ask the stream
+again after a pause). Sends into one conversation from this node are serialised by a lock, so this node
+never races itself. ``Nats-Msg-Id`` makes a resend of the same client message id return the first
+message's id (within the stream's duplicate window). The ack's sequence and the shard make the id
+(``parley.shards``).
 """
 
 from __future__ import annotations
@@ -15,18 +17,20 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
-from nats.errors import ConnectionClosedError, NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.client import JetStreamContext
 from nats.js.errors import APIError
 
 from parley.bus import parse_wrong_last_sequence
+from parley.bus.outage import TRANSIENT, unavailable
 from parley.errors import Unavailable
 from parley.ids import ConversationId
 from parley.shards import message_subject, pack, pos_of_id
 
 MAX_ATTEMPTS = 16
 TAILS = 100_000  # conversations whose last id this node remembers
+# "wrong last sequence" without the number: a clustered stream has a message of the subject in flight
+WRONG_LAST_SEQUENCE_IN_FLIGHT = 10164
+IN_FLIGHT_PAUSE_S = 0.002
 
 
 class Publisher:
@@ -65,24 +69,30 @@ class Publisher:
                        msg_id: str) -> tuple[int, bool]:
         subject = message_subject(shard, conv)
         last = self._last.get(conv)
+        # the stream read raises bus_unavailable during an election
         expected = pos_of_id(last) if last is not None else pos_of_id(await self._stream_last(shard, conv))
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
             # An empty subject (new, or older than the stream's retention) chains to the store's last.
             prev = pack(shard, expected) if expected else await self._store_last(conv)
             headers = {"Nats-Msg-Id": msg_id, "Nats-Expected-Last-Subject-Sequence": str(expected)}
             try:
                 ack = await self._js.publish(subject, payload(prev), headers=headers, timeout=5)
             except APIError as err:
+                if err.err_code == WRONG_LAST_SEQUENCE_IN_FLIGHT:
+                    # clustered: another message of this subject is being replicated and its sequence is not
+                    # known yet; ask again in a moment
+                    await asyncio.sleep(IN_FLIGHT_PAUSE_S * (attempt + 1))
+                    expected = pos_of_id(await self._stream_last(shard, conv))
+                    continue
                 actual = parse_wrong_last_sequence(err)
                 if actual is None:
+                    self._last.pop(conv, None)
                     raise Unavailable(f"stream refused the message: {err.description}", code="bus_unavailable") from err
                 expected = actual
                 continue
-            except (TimeoutError, NatsTimeout, NoRespondersError, ConnectionClosedError) as err:
+            except TRANSIENT as err:  # an election (NoStreamResponseError), a timeout, a reconnect
                 self._last.pop(conv, None)
-                raise Unavailable(
-                    "the message bus did not confirm the message; resend it", code="bus_unavailable"
-                ) from err
+                raise unavailable(err, "the message was not confirmed; resend it") from err
             id = pack(shard, ack.seq)
             if not ack.duplicate:
                 self.observe(conv, id)

@@ -25,6 +25,7 @@ from parley.node.syncplan import SyncPlan, plan_round
 
 from parley import protocol
 from parley.bus import StreamReads
+from parley.bus.outage import as_unavailable
 from parley.errors import CLOSE_INTERNAL, BadRequest, ParleyError, Unavailable
 from parley.ids import UserId
 from parley.messages import decode_payload, frame_of
@@ -72,7 +73,12 @@ class SyncRunner:
                 await asyncio.sleep(RETRY_S)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as err:
+                fault = as_unavailable(err, "syncing")
+                if fault is not None:  # an election: say so and try the round again
+                    link.send(protocol.error_bytes(fault))
+                    await asyncio.sleep(RETRY_S)
+                    continue
                 log.exception("conn %s: sync failed", link.conn_id, extra={"conn": link.conn_id})
                 link.close(CLOSE_INTERNAL, "sync failed")
                 return

@@ -17,16 +17,16 @@ import asyncio
 from typing import Any
 
 import orjson
-from nats.js.api import KeyValueConfig, StorageType
 from nats.js.client import JetStreamContext
-from nats.js.errors import BadRequestError, KeyNotFoundError
+from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
+from parley.bus import buckets, ensure
 from parley.settings import Settings
 
 HEARTBEAT_PREFIX = "hb."
 PRESENCE_PREFIX = "presence."
-ONLINE_BUCKET, SEEN_BUCKET = "presence", "last_seen"
+ONLINE_BUCKET, SEEN_BUCKET = buckets.PRESENCE, buckets.LAST_SEEN
 
 
 def heartbeat_subject(node: str) -> str:
@@ -37,19 +37,10 @@ def presence_subject(user: str) -> str:
     return PRESENCE_PREFIX + user
 
 
-async def _bucket(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
-    try:
-        return await js.create_key_value(config)
-    except BadRequestError:
-        return await js.key_value(config.bucket)
-
-
 async def open_buckets(js: JetStreamContext, settings: Settings) -> tuple[KeyValue, KeyValue]:
-    online = await _bucket(js, KeyValueConfig(bucket=ONLINE_BUCKET, history=1, ttl=settings.presence_timeout_s * 3,
-                                              storage=StorageType.FILE, replicas=settings.stream_replicas))
-    seen = await _bucket(js, KeyValueConfig(bucket=SEEN_BUCKET, history=1, storage=StorageType.FILE,
-                                            replicas=settings.stream_replicas))
-    return online, seen
+    """The ``presence`` and ``last_seen`` buckets (created if absent, refused if configured otherwise)."""
+    return (await ensure.open_bucket(js, buckets.presence(settings)),
+            await ensure.open_bucket(js, buckets.last_seen(settings)))
 
 
 async def _value(kv: KeyValue, key: str) -> dict[str, Any] | None:

@@ -10,14 +10,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import orjson
-from nats.js.api import KeyValueConfig, StorageType
 from nats.js.client import JetStreamContext
-from nats.js.errors import BadRequestError, NoKeysError
+from nats.js.errors import NoKeysError
 from nats.js.kv import KeyValue
 
+from parley.bus import buckets, ensure
 from parley.settings import Settings
 
-BUCKET = "nodes"
+BUCKET = buckets.NODES
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +49,7 @@ class NodeRecord:
 
 
 async def open_bucket(js: JetStreamContext, settings: Settings) -> KeyValue:
-    config = KeyValueConfig(bucket=BUCKET, history=1, ttl=settings.node_ttl_s * 2,
-                            storage=StorageType.MEMORY, replicas=settings.stream_replicas)
-    try:
-        return await js.create_key_value(config)
-    except BadRequestError:
-        return await js.key_value(BUCKET)
+    return await ensure.open_bucket(js, buckets.nodes(settings))
 
 
 async def read_all(kv: KeyValue) -> list[NodeRecord]:

@@ -50,7 +50,7 @@ POSITIVE = (
     "group_max_members", "typing_interval_s", "max_body_bytes", "max_frame_bytes", "rate_per_s", "rate_burst",
     "heartbeat_s", "idle_timeout_s", "hello_timeout_s", "sync_batch", "sync_max", "cursor_flush_s",
     "max_connections", "node_ttl_s", "node_beat_s", "token_ttl_s", "argon2_time_cost", "argon2_memory_kib",
-    "presence_beat_s", "presence_timeout_s", "drain_timeout_s", "push_grace_s", "push_retries",
+    "presence_beat_s", "presence_timeout_s", "drain_timeout_s", "push_grace_s", "push_retries", "stream_replicas",
     "bounds_refresh_s", "floor_wait_s", "cursor_every_s",
 )
 
@@ -58,7 +58,14 @@ POSITIVE = (
 @dataclass(frozen=True)
 class Settings:
     # where things are
-    nats_url: str = "nats://127.0.0.1:4222"
+    nats_url: str = "nats://127.0.0.1:4222"  # comma-separated: every server of the cluster (any may be down)
+    nats_user: str = ""  # NATS credentials: user + password, or a token, or a .creds file (JWT + nkey)
+    nats_password: Secret = field(default_factory=lambda: Secret(""))
+    nats_token: Secret = field(default_factory=lambda: Secret(""))
+    nats_creds: str = ""  # path of a .creds file
+    nats_tls_ca: str = ""  # CA file that signed the servers' certificates (turns TLS on)
+    nats_tls_cert: str = ""  # client certificate and key, when the servers verify clients
+    nats_tls_key: str = ""
     store: str = "sqlite"  # sqlite | cassandra
     sqlite_path: str = "parley.db"
     run_dir: str = ".parley"
@@ -119,7 +126,8 @@ class Settings:
     floor_wait_s: float = 1.0  # a sync round waits this long for the archiver before reading the stream
     cursor_every_s: float = 0.25  # a device is offered a new cursor at most this often
     stream_max_age_s: int = 7 * 86400
-    stream_replicas: int = 1
+    stream_replicas: int = 1  # created with this; a stream that differs is refused until `parley bus migrate`
+    kv_replicas: int = 0  # replicas of the KV buckets; 0 = the same as stream_replicas
     dedup_window_s: int = 300
     # workers
     archiver_batch: int = 500
@@ -148,6 +156,8 @@ class Settings:
         for name in POSITIVE:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{PREFIX}{name.upper()}={getattr(self, name)!r} must be greater than 0")
+        if not self.nats_servers():
+            raise SettingsError(f"{PREFIX}NATS_URL is empty: give one or more nats:// URLs, comma-separated")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:
@@ -161,6 +171,12 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+    def nats_servers(self) -> list[str]:
+        return [url.strip() for url in self.nats_url.split(",") if url.strip()]
+
+    def bucket_replicas(self) -> int:
+        return self.kv_replicas or self.stream_replicas
 
     def ws_url(self) -> str:
         return self.node_public_url or f"ws://{self.node_host}:{self.node_port}/ws"

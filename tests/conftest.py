@@ -5,6 +5,10 @@ started once on 127.0.0.1 free ports in a temp dir and stopped at the end. It is
 machine without Java or Maven fails these tests with the runner's message. For quicker local runs,
 ``PARLEY_TEST_CASSANDRA_DIR`` names the directory of an instance already started with
 ``parley cassandra up --dir ...``; it is used (and restarted by the outage test) but not stopped.
+
+``nats_cluster``: a bare 3-server JetStream cluster (``parley.tools.natscluster``) on 127.0.0.1 free
+ports, started once, for tests of stream and bucket configuration; each test uses streams of its own
+and deletes them.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from pathlib import Path
 
 import pytest
 from parley.tools import cassandra_runner
+from parley.tools.cluster import free_port
+from parley.tools.natscluster import NatsServers
 
 from parley.settings import Settings
 
@@ -66,3 +72,13 @@ def cassandra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CassandraSer
 
 def cassandra_settings(server: CassandraServer, keyspace: str, **overrides: object) -> Settings:
     return Settings(**server.settings(keyspace, **overrides))  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def nats_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServers]:
+    servers = NatsServers(tmp_path_factory.mktemp("nats3"), 3, free_port)
+    try:
+        servers.start()
+        yield servers
+    finally:
+        servers.stop()

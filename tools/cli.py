@@ -24,7 +24,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     up = sub.add_parser("up", help="run a whole local cluster (NATS, discovery, API, nodes, archiver)")
     up.add_argument("--nodes", type=int, default=2, help="edge nodes to start (default 2)")
     up.add_argument("--run-dir", default=None, help="where data and logs live (default .parley)")
-    up.add_argument("--nats-port", type=int, default=4222)
+    up.add_argument("--nats-port", type=int, default=4222, help="NATS client port (a cluster's servers: this and up)")
+    up.add_argument("--nats-servers", type=int, default=1,
+                    help="NATS servers: 1 (default), or e.g. 3 for a JetStream cluster on loopback with R3 streams")
     up.add_argument("--api-port", type=int, default=8080)
     up.add_argument("--discovery-port", type=int, default=8070)
     up.add_argument("--archiver-port", type=int, default=8075, help="archiver health endpoints")
@@ -35,6 +37,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     up.add_argument("--store", choices=("sqlite", "cassandra"), default=None,
                     help="history backend (default: PARLEY_STORE, else sqlite); cassandra starts a local "
                          "Cassandra 5.0 in <run dir>/cassandra unless one answers on PARLEY_CASSANDRA_PORT")
+    busp = sub.add_parser("bus", help="the JetStream streams and buckets: status, migrate, stepdown <stream>")
+    bus_sub = busp.add_subparsers(dest="action", required=True)
+    bus_sub.add_parser("status", help="streams: replicas, leader, replicas' lag, messages; consumers' pending")
+    bus_sub.add_parser("migrate", help="apply the configured replicas and limits to every stream and bucket")
+    stepdown = bus_sub.add_parser("stepdown", help="the stream's leader hands over (before server maintenance)")
+    stepdown.add_argument("stream", nargs="?", help="stream name, e.g. MSG or KV_presence")
+    stepdown.add_argument("--server", help="instead: every stream this NATS server leads (its server_name)")
     sub.add_parser("cassandra", help="run a local Cassandra 5.0 (up, down, status, jars, nodetool)")
     sub.add_parser("status", help="the cluster at a glance: nodes by region, connections, traffic, archiver lag")
     node = sub.add_parser("node", help="run one edge node (configured by PARLEY_* variables); "
@@ -58,6 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             lines, ok = status(settings)
             print("\n".join(lines))
             return 0 if ok else 1
+        if args.role == "bus":
+            import asyncio
+
+            from parley.tools import busctl
+
+            return asyncio.run(busctl.main(settings, args))
         if args.role == "node" and args.action == "drain":
             import asyncio
 

@@ -12,6 +12,10 @@ chosen here, a fixed secret, test-speed timings, cheap Argon2; ``overrides`` are
 ``Cluster.configured(root, settings, node_ports)`` runs settings made elsewhere (``parley up``: its
 ports, run dir and secret). ``free_port`` never hands out a port a Parley process listens on by
 default, so a scratch cluster cannot collide with a ``parley up`` on the defaults.
+
+``nats_servers=3`` (a scratch cluster) or a ``NatsServers`` given to ``configured`` (``parley up
+--nats-servers 3``): a JetStream cluster (``parley.tools.natscluster``) instead of one nats-server;
+every role gets all its URLs, and ``nats_servers`` is the handle to kill, lame-duck or restart members.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from parley.tools import natsserver
+from parley.tools.natscluster import NatsServers
 
 from parley.errors import ParleyError
 from parley.settings import Secret, Settings
@@ -42,7 +47,9 @@ DEFAULT_PORTS = frozenset({NATS_DEFAULT_PORT, *(
 # a scratch cluster's ports besides NATS and the nodes: every ``*_port`` setting a role listens on
 ROLE_PORTS = tuple(f.name for f in dataclasses.fields(Settings)
                    if f.name.endswith("_port") and f.name not in ("node_port", "cassandra_port"))
-READY_TIMEOUT_S = 20.0
+# a deadline, not a figure: a role is ready in a second or two, but one that applies the Cassandra schema
+# first can take tens of seconds on a loaded machine (20 s was too short for the archiver at load 18 on 2 cores)
+READY_TIMEOUT_S = 60.0
 
 
 def free_port() -> int:
@@ -156,23 +163,33 @@ def scratch_settings(root: Path, nats_port: int, **overrides: object) -> Setting
 class Cluster:
     def __init__(self, root: Path, nodes: int = 2, tie_to_parent: bool = False, **overrides: object) -> None:
         """A scratch cluster in ``root``; ``tie_to_parent``: its processes get SIGTERM when the thread that
-        started them dies (benchmarks: no cluster outlives a killed run)."""
+        started them dies (benchmarks: no cluster outlives a killed run). ``nats_servers`` > 1: a JetStream
+        cluster of that many servers, every process given all their URLs, streams and buckets R3."""
+        servers, nats_servers = None, overrides.pop("nats_servers", 1)
+        assert isinstance(nats_servers, int)
+        if nats_servers > 1:
+            servers = NatsServers(root, nats_servers, free_port,
+                                  preexec_fn=die_with_parent if tie_to_parent else None)
+            overrides = {"nats_url": servers.url_list(), "stream_replicas": min(3, nats_servers)} | overrides
         nats_port = free_port()
         self._adopt(root, scratch_settings(root, nats_port, **overrides), [free_port() for _ in range(nodes)],
-                    tie_to_parent)
+                    tie_to_parent, servers)
 
     @classmethod
-    def configured(cls, root: Path, settings: Settings, node_ports: list[int]) -> Cluster:
+    def configured(cls, root: Path, settings: Settings, node_ports: list[int],
+                   nats_servers: NatsServers | None = None) -> Cluster:
         cluster = cls.__new__(cls)
-        cluster._adopt(root, settings, node_ports, tie_to_parent=False)
+        cluster._adopt(root, settings, node_ports, tie_to_parent=False, servers=nats_servers)
         return cluster
 
-    def _adopt(self, root: Path, settings: Settings, node_ports: list[int], tie_to_parent: bool) -> None:
+    def _adopt(self, root: Path, settings: Settings, node_ports: list[int], tie_to_parent: bool,
+               servers: NatsServers | None = None) -> None:
         self.root = root
         self.logs = root / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.settings = settings
-        self.nats_port = int(settings.nats_url.rsplit(":", 1)[1])
+        self.nats_servers = servers  # a JetStream cluster (None: one nats-server, ``nats``)
+        self.nats_port = int(settings.nats_servers()[0].rsplit(":", 1)[1])
         self.node_ports = node_ports
         self.tie_to_parent = tie_to_parent
         self.ready_timeout_s = READY_TIMEOUT_S
@@ -215,6 +232,9 @@ class Cluster:
         self._start_role("presence", "presence", self.settings, self.settings.presence_port)
 
     def start_nats(self) -> None:
+        if self.nats_servers is not None:
+            self.nats_servers.start(max(self.ready_timeout_s, 30.0))
+            return
         log = self.logs / "nats.log"
         proc = natsserver.start(self.nats_port, self.root / "nats", log,
                                 preexec_fn=die_with_parent if self.tie_to_parent else None)
@@ -222,6 +242,9 @@ class Cluster:
         wait_port(self.nats_port, self.nats, self.ready_timeout_s)
 
     def stop_nats(self) -> None:
+        if self.nats_servers is not None:
+            self.nats_servers.stop()
+            return
         assert self.nats is not None
         stop_all([self.nats])
 
@@ -278,16 +301,21 @@ class Cluster:
         return [c for c in self.children() if not c.running()]
 
     def children(self) -> list[Child]:
-        """Every process of the cluster, nats-server first, in start order."""
-        return [c for c in [self.nats] if c] + list(self.roles.values())
+        """Every process of the cluster, nats-server(s) first, in start order."""
+        members = [Child(name, proc, self.logs / f"{name}.log")
+                   for name, proc in (self.nats_servers.procs() if self.nats_servers else {}).items()]
+        return [c for c in [self.nats] if c] + members + list(self.roles.values())
 
     def pids(self) -> dict[str, int]:
         """Process ids by name, nats-server as ``nats-server``: what a CPU meter samples."""
         return {("nats-server" if c is self.nats else c.name): c.pid for c in self.children() if c.running()}
 
     def shutdown(self) -> None:
-        stop_all(self.children())
+        stop_all(list(self.roles.values()))
         self.roles.clear()
+        if self.nats_servers is not None:
+            self.nats_servers.stop()
+        stop_all([c for c in [self.nats] if c])
 
     def log_text(self, name: str) -> str:
         path = self.logs / f"{name}.log"
@@ -296,7 +324,7 @@ class Cluster:
     def errors_in_logs(self) -> list[str]:
         bad = []
         for path in self.logs.glob("*.log"):
-            if path.name == "nats.log":
+            if path.name.startswith("nats"):
                 continue
             for line in path.read_text(errors="replace").splitlines():
                 if " ERROR " in line or line.startswith("Traceback"):

@@ -42,3 +42,50 @@ def start(port: int, store_dir: Path, log_file: Path | None = None,
                                 preexec_fn=preexec_fn)
     with open(log_file, "ab") as out:  # the child keeps its own descriptor
         return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
+
+
+# One template for every member of a loopback JetStream cluster: ``cluster_config`` fills it in. Each
+# member has its own name, ports and store; the routes list every member (a route to itself is ignored).
+# Lame duck (nats-server accepts 30 s at least): on SIGUSR2 (``nats-server --signal ldm=<pid>``) a
+# member stops taking clients, moves its clients away over ``lame_duck_duration`` and exits; Parley
+# processes reconnect to the others.
+CLUSTER_TEMPLATE = """\
+# nats-server: member {name} of the JetStream cluster {cluster} (rendered by parley.tools.natsserver)
+server_name: {name}
+host: 127.0.0.1
+port: {port}
+max_payload: 1MB
+lame_duck_duration: "{lame_duck_s}s"
+lame_duck_grace_period: "1s"
+
+jetstream {{
+  store_dir: "{store_dir}"
+  max_memory_store: 256MB
+  max_file_store: 20GB
+}}
+
+cluster {{
+  name: {cluster}
+  host: 127.0.0.1
+  port: {cluster_port}
+  routes: [
+{routes}
+  ]
+}}
+{extra}
+"""
+
+
+def cluster_config(name: str, port: int, cluster_port: int, store_dir: Path, route_ports: list[int], *,
+                   cluster: str = "parley", lame_duck_s: int = 30, extra: str = "") -> str:
+    """The config text of one cluster member; ``extra`` is appended (authorization, tls blocks)."""
+    routes = "\n".join(f"    nats-route://127.0.0.1:{p}" for p in route_ports)
+    return CLUSTER_TEMPLATE.format(name=name, port=port, cluster_port=cluster_port, store_dir=store_dir,
+                                   cluster=cluster, routes=routes, lame_duck_s=lame_duck_s, extra=extra)
+
+
+def start_with(config: Path, log_file: Path, preexec_fn: Callable[[], None] | None = None) -> subprocess.Popen[bytes]:
+    """nats-server with a config file of its own (a cluster member, or a test's auth/TLS setup)."""
+    with open(log_file, "ab") as out:
+        return subprocess.Popen([binary(), "-c", str(config)], stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, preexec_fn=preexec_fn)

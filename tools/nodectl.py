@@ -19,13 +19,14 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.errors import KeyNotFoundError
 
+from parley.bus.connection import connect_options
 from parley.ids import node_control_subject
 from parley.registry import NodeRecord, open_bucket
 from parley.settings import Settings
 
 
 async def drain(settings: Settings, node_id: str, *, wait: bool = True, say: Callable[[str], None] = print) -> int:
-    nc = await nats.connect(settings.nats_url, name="parley node drain", connect_timeout=5,
+    nc = await nats.connect(**connect_options(settings), name="parley node drain", connect_timeout=5,
                             max_reconnect_attempts=0)
     try:
         try:

@@ -1,7 +1,8 @@
 """``parley up``: a whole cluster on one machine, started in order and stopped cleanly.
 
 Order: [Cassandra, with ``--store cassandra``] → nats-server (JetStream, from the wheel, configured
-by nats.conf) → discovery → archiver → presence → [pusher] → API → edge nodes, started by the cluster
+by nats.conf; with ``--nats-servers 3`` a 3-server JetStream cluster, ``parley.tools.natscluster``,
+R3 streams and buckets) → discovery → archiver → presence → [pusher] → API → edge nodes, started by the cluster
 launcher (``parley.tools.cluster``): every role is a child process of its own with logs under
 ``<run dir>/logs``. Ctrl-C (or SIGTERM) stops them in reverse order, waiting for
 each; a node that drained (``parley node drain``) and exited cleanly is started again, like an
@@ -21,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from parley.tools import cassandra_runner
-from parley.tools.cluster import Cluster
+from parley.tools.cluster import Cluster, free_port
+from parley.tools.natscluster import NatsServers
 
 from parley.errors import ParleyError
 from parley.settings import Secret, Settings
@@ -83,12 +85,25 @@ def cluster_settings(base: Settings, args: argparse.Namespace, run_dir: Path) ->
     )
 
 
+def nats_cluster(base: Settings, args: argparse.Namespace, run_dir: Path,
+                 settings: Settings) -> tuple[NatsServers | None, Settings]:
+    """With ``--nats-servers N`` (N > 1): N servers on ports from ``--nats-port`` up, routes between them,
+    every process given all their URLs, and streams and buckets at min(N, 3) replicas unless
+    PARLEY_STREAM_REPLICAS says otherwise."""
+    count = getattr(args, "nats_servers", 1)
+    if count <= 1:
+        return None, settings
+    servers = NatsServers(run_dir, count, free_port, ports=[args.nats_port + i for i in range(count)])
+    replicas = base.stream_replicas if base.stream_replicas != 1 else min(3, count)
+    return servers, settings.replace(nats_url=servers.url_list(), stream_replicas=replicas)
+
+
 def prepare(base: Settings, args: argparse.Namespace, databases: list[LocalCassandra]) -> tuple[Cluster, list[str]]:
     """The launcher for the run dir and ports, and Cassandra if the store is; the banner's store lines."""
     run_dir = Path(args.run_dir or base.run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    settings = cluster_settings(base, args, run_dir)
-    cluster = Cluster.configured(run_dir, settings, [args.node_port + i for i in range(args.nodes)])
+    servers, settings = nats_cluster(base, args, run_dir, cluster_settings(base, args, run_dir))
+    cluster = Cluster.configured(run_dir, settings, [args.node_port + i for i in range(args.nodes)], servers)
     store_line = [f"  store      SQLite {settings.sqlite_path}"]
     if settings.store == "cassandra":
         database, where = start_cassandra(settings)
@@ -108,7 +123,8 @@ def banner(cluster: Cluster, store_line: list[str]) -> list[str]:
         f"  discovery  {cluster.discovery_url}/v1/nodes",
         f"  cluster    {cluster.discovery_url}/cluster   (live cluster page: nodes, traffic, lag)",
         *[f"  node{i + 1}      {cluster.node_url(i)}" for i in range(len(cluster.node_ports))],
-        f"  NATS       {settings.nats_url}",
+        f"  NATS       {settings.nats_url}" + (f"   (JetStream cluster, R{settings.stream_replicas}; "
+                                              "`parley bus status`)" if cluster.nats_servers else ""),
         *store_line,
         f"  push       {push_line(settings)}",
         f"  data+logs  {cluster.root}",
@@ -120,6 +136,11 @@ def watch(cluster: Cluster, databases: list[LocalCassandra], stopping: list[bool
     """Until a signal: a node that drained and exited cleanly is started again; any other exit stops all."""
     while not stopping:
         dead = next(iter(cluster.exited()), None)
+        if dead is not None and cluster.nats_servers is not None and dead.name.startswith("nats-"):
+            # one server of the NATS cluster: the others carry on (an election if it led a stream); restart it
+            print(f"parley up: {dead.name} exited with {dead.proc.returncode}; starting it again", flush=True)
+            cluster.nats_servers.start_member(dead.name)
+            continue
         if dead is not None and dead.role == "node" and dead.proc.returncode == 0:
             # drained (`parley node drain`, or SIGTERM): its clients moved; start a fresh one in its place
             print(f"parley up: {dead.name} drained and stopped; starting it again", flush=True)

@@ -22,6 +22,7 @@ from nats.js.client import JetStreamContext
 
 from parley import bus
 from parley.bus import BusClient
+from parley.bus.outage import is_transient
 from parley.errors import Unavailable
 from parley.messages import decode_payload
 from parley.metrics import ArchiverMetrics
@@ -56,7 +57,9 @@ async def fill_batch(sub: JetStreamContext.PullSubscription, room: int, window_s
             break
         try:
             more += await sub.fetch(batch=room - len(more), timeout=left)
-        except (NatsTimeout, TimeoutError):
+        except Exception as err:  # nothing more now, or an election (503): write what we have
+            if not is_transient(err):
+                raise
             break
     return more
 

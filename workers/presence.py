@@ -22,6 +22,7 @@ from nats.js.kv import KeyValue
 
 from parley import bus, wire
 from parley.bus import BusClient
+from parley.bus.outage import is_transient
 from parley.metrics import PresenceMetrics
 from parley.presence import PresenceBook, Transition
 from parley.presence_bus import HEARTBEAT_PREFIX, open_buckets, presence_subject
@@ -71,11 +72,17 @@ class PresenceWorker:
         self.metrics.transitions.labels("online" if change.online else "offline").inc()
         event = wire.PresenceChange(change.user, change.online, change.last_active_at)
         value = orjson.dumps({"last_active_at": change.last_active_at})
-        if change.online:
-            await self._online.put(change.user, value)
-        else:
-            await self._seen.put(change.user, value)
-            await self._online.delete(change.user)
+        try:
+            if change.online:
+                await self._online.put(change.user, value)
+            else:
+                await self._seen.put(change.user, value)
+                await self._online.delete(change.user)
+        except Exception as err:  # a KV leader election: the change still goes out; the refresh stores it
+            if not is_transient(err):
+                raise
+            log.warning("presence: KV unavailable (%s); %s announced, stored at the next refresh",
+                        type(err).__name__, change.user)
         await self._nc.publish(presence_subject(change.user), wire.encode(event))
 
     async def tick_forever(self, stop: asyncio.Event) -> None:
@@ -87,9 +94,14 @@ class PresenceWorker:
             self.metrics.online.set(len(self.book.online_users()))
             if time.monotonic() - refreshed >= refresh_every:  # keep online entries inside the bucket's TTL
                 refreshed = time.monotonic()
-                for user in self.book.online_users():
-                    last = self.book.last_active(user)
-                    await self._online.put(user, orjson.dumps({"last_active_at": last}))
+                try:
+                    for user in self.book.online_users():
+                        last = self.book.last_active(user)
+                        await self._online.put(user, orjson.dumps({"last_active_at": last}))
+                except Exception as err:  # an election: the next refresh writes them (the TTL is 3 timeouts)
+                    if not is_transient(err):
+                        raise
+                    log.warning("presence: KV unavailable during the refresh (%s)", type(err).__name__)
             try:
                 await asyncio.wait_for(stop.wait(), 0.5)
             except TimeoutError:

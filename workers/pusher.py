@@ -29,15 +29,15 @@ import firebase_admin
 from aiohttp import web
 from firebase_admin import credentials, exceptions, messaging
 from nats.errors import TimeoutError as NatsTimeout
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, KeyValueConfig, StorageType
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
-from nats.js.errors import BadRequestError, KeyWrongLastSequenceError
+from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from parley.workers.archiver import decode_batch
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from parley import bus
-from parley.bus import BusClient
+from parley.bus import BusClient, buckets, ensure
 from parley.errors import ParleyError, Unavailable
 from parley.ids import UserId, dm_members, is_group
 from parley.push import Notice, notices
@@ -47,7 +47,7 @@ from parley.shards import shard_subjects, stream_of
 from parley.store import Accounts, Conversations, Push, PushPrefs, Receipts, StoredMessage, open_store
 
 log = logging.getLogger("parley.pusher")
-CONSUMER, PUSHED_BUCKET = "pusher", "pushed"
+CONSUMER, PUSHED_BUCKET = "pusher", buckets.PUSHED
 FCM_BATCH = 500
 REMOVE = (messaging.UnregisteredError, messaging.SenderIdMismatchError, exceptions.InvalidArgumentError)
 RETRY = (exceptions.UnavailableError, messaging.QuotaExceededError, exceptions.InternalError,
@@ -217,12 +217,7 @@ def _is_network(err: BaseException | None) -> bool:
 
 
 async def open_pushed(js: JetStreamContext, settings: Settings) -> KeyValue:
-    config = KeyValueConfig(bucket=PUSHED_BUCKET, history=1, ttl=2 * 86400, storage=StorageType.FILE,
-                            replicas=settings.stream_replicas)
-    try:
-        return await js.create_key_value(config)
-    except BadRequestError:
-        return await js.key_value(PUSHED_BUCKET)
+    return await ensure.open_bucket(js, buckets.pushed(settings))
 
 
 async def consume(settings: Settings, pusher: Pusher, nc: BusClient, stop: asyncio.Event) -> None:

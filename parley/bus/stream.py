@@ -15,7 +15,6 @@ from typing import Any
 
 import orjson
 from nats.aio.client import Client
-from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import (
     AckPolicy,
@@ -28,8 +27,10 @@ from nats.js.api import (
     StreamConfig,
 )
 from nats.js.client import JetStreamContext
-from nats.js.errors import APIError, NotFoundError
+from nats.js.errors import APIError
 
+from parley.bus import ensure
+from parley.bus.outage import TRANSIENT, is_transient, unavailable
 from parley.bus.port import StreamRow
 from parley.errors import Unavailable
 from parley.ids import DELIVERY_PREFIX
@@ -59,19 +60,10 @@ def stream_config(settings: Settings, shard: int) -> StreamConfig:
 
 
 async def ensure_stream(js: JetStreamContext, settings: Settings) -> None:
-    """Every shard's stream exists (created when absent)."""
+    """Every shard's stream: created if absent; a process refuses to start (``ConfigDrift``) if one
+    differs from the settings — never rewrite a live stream here (``parley bus migrate`` does, on request)."""
     for shard in range(settings.shards):
-        config = stream_config(settings, shard)
-        try:
-            await js.stream_info(config.name or "")
-        except NotFoundError:
-            try:
-                await js.add_stream(config)
-                continue
-            except APIError as err:
-                if err.err_code != 10058:  # created meanwhile by another process
-                    raise
-        await js.update_stream(config)
+        await ensure.ensure_stream(js, stream_config(settings, shard))
 
 
 async def ensure_archiver_consumer(js: JetStreamContext, settings: Settings) -> None:
@@ -92,8 +84,8 @@ async def ensure_archiver_consumer(js: JetStreamContext, settings: Settings) -> 
 async def _api(nc: Client, subject: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     try:
         msg = await nc.request(subject, orjson.dumps(body) if body else b"", timeout=5)
-    except (TimeoutError, NatsTimeout, NoRespondersError) as err:
-        raise Unavailable(f"NATS did not answer {subject}", code="bus_unavailable") from err
+    except TRANSIENT as err:
+        raise unavailable(err, subject) from err
     return orjson.loads(msg.data)  # type: ignore[no-any-return]
 
 
@@ -118,8 +110,8 @@ async def last_of_subject(nc: Client, settings: Settings, shard: int, subject: s
     try:
         msg = await nc.request(f"$JS.API.DIRECT.GET.{stream_of(settings.stream_name, shard)}",
                                orjson.dumps({"last_by_subj": subject}), timeout=5)
-    except (TimeoutError, NatsTimeout, NoRespondersError) as err:
-        raise Unavailable("NATS did not answer a direct get", code="bus_unavailable") from err
+    except TRANSIENT as err:
+        raise unavailable(err, "direct get") from err
     headers = msg.headers or {}
     if headers.get("Status") == "404":
         return 0, None
@@ -153,25 +145,31 @@ async def stream_batches(
     if start > end:
         return
     stream = stream_of(settings.stream_name, shard)
-    info = await js.add_consumer(
-        stream,
-        ConsumerConfig(
-            filter_subjects=list(filters),
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-            opt_start_seq=start,
-            ack_policy=AckPolicy.NONE,
-            inactive_threshold=30.0,
-            mem_storage=True,
-        ),
-    )
+    try:
+        info = await js.add_consumer(
+            stream,
+            ConsumerConfig(
+                filter_subjects=list(filters),
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=start,
+                ack_policy=AckPolicy.NONE,
+                inactive_threshold=30.0,
+                mem_storage=True,
+            ),
+        )
+    except Exception as err:
+        if not is_transient(err):
+            raise
+        raise unavailable(err, "reading the stream") from err
     sub = await js.pull_subscribe_bind(consumer=info.name, stream=stream)
     try:
         pending = info.num_pending or 0
         while pending > 0:
             try:
                 msgs = await sub.fetch(batch=min(pending, size), timeout=2)
-            except (NatsTimeout, TimeoutError):  # nats-py raises either, depending on where it timed out
-                break
+            except (NatsTimeout, TimeoutError) as err:  # nats-py raises either, depending on where it timed out
+                # messages are pending and none came (an election): stopping here would skip them
+                raise unavailable(err, "reading the stream") from err
             batch = [(m.metadata.sequence.stream, m.subject, m.data) for m in msgs]
             pending = msgs[-1].metadata.num_pending if msgs else 0
             within = [(pack(shard, seq), subject, data) for seq, subject, data in batch if seq <= end]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -16,9 +17,28 @@ from tests.integration.cluster import Cluster
 PASSWORD = "correct horse battery"
 
 
+def nats_servers() -> int:
+    """``PARLEY_TEST_NATS_SERVERS=3``: the session's cluster runs on a 3-server JetStream cluster (R3)."""
+    return int(os.environ.get("PARLEY_TEST_NATS_SERVERS", "1"))
+
+
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = Cluster(tmp_path_factory.mktemp("cluster"))
+    c = Cluster(tmp_path_factory.mktemp("cluster"), nats_servers=nats_servers())
+    try:
+        c.start()
+        yield c
+    finally:
+        c.shutdown()
+
+
+@pytest.fixture(scope="session")
+def cluster3(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Parley on a 3-server JetStream cluster, R3 (the session's ``cluster`` when it is one already)."""
+    if nats_servers() >= 3:
+        yield request.getfixturevalue("cluster")
+        return
+    c = Cluster(tmp_path_factory.mktemp("cluster3"), nats_servers=3)
     try:
         c.start()
         yield c

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -159,6 +160,51 @@ async def test_parley_up_on_cassandra_starts_it_keeps_history_there_and_stops_it
         _, alive = psutil.wait_procs(children, timeout=10)
         assert alive == [], f"stray processes: {alive}"
         assert (tmp_path / "run" / "cassandra" / "data").is_dir()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+def three_free_ports() -> int:
+    """A port p with p, p + 1 and p + 2 free (``--nats-port p --nats-servers 3`` takes all three)."""
+    def free(q: int) -> bool:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", q))
+                return True
+            except OSError:
+                return False
+
+    for _ in range(50):
+        p = free_port()
+        if p + 2 < 65536 and free(p + 1) and free(p + 2):
+            return p
+    raise AssertionError("no three consecutive free ports")
+
+
+def test_parley_up_with_three_nats_servers_runs_on_r3_streams_and_buckets(tmp_path):
+    cmd, ports, _ = up_command(tmp_path / "run")
+    nats_port = three_free_ports()
+    cmd[cmd.index("--nats-port") + 1] = str(nats_port)
+    proc = subprocess.Popen([*cmd, "--nats-servers", "3"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=clean_env(), text=True)
+    try:
+        text = wait_banner(proc, timeout=120)
+        urls = ",".join(f"nats://127.0.0.1:{nats_port + i}" for i in range(3))
+        assert urls in text and "JetStream cluster, R3" in text
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) == 9  # three nats-servers, discovery, archiver, presence, api, two nodes
+        status = subprocess.run([sys.executable, "-m", "parley", "bus", "status"], capture_output=True, text=True,
+                                env=clean_env(PARLEY_NATS_URL=urls), timeout=60)
+        assert status.returncode == 0, status.stderr
+        for stream in ("MSG_0", "MSG_3", "KV_nodes", "KV_presence", "KV_last_seen"):
+            assert f"{stream}: R3" in status.stdout, status.stdout
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+        _, alive = psutil.wait_procs(children, timeout=5)
+        assert alive == [], f"stray processes: {alive}"
     finally:
         if proc.poll() is None:
             proc.kill()

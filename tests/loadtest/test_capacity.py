@@ -8,17 +8,20 @@ import math
 from pathlib import Path
 
 import pytest
+from parley.loadtest.figures import Measured, NoFigures, measured_from
 from parley.loadtest.model import (
     Deployment,
-    Measured,
-    NoFigures,
+    archivers,
     cassandra_nodes,
     connections_per_node,
     cursor_writes_per_s,
-    measured_from,
     nats_servers,
     nodes,
     plan,
+    presence_workers,
+    pushers,
+    reconnect_storm,
+    shards,
 )
 from parley.loadtest.traffic import SCENARIOS, GroupSizes, TrafficModel, scenario
 
@@ -28,7 +31,11 @@ SMALL = TrafficModel(dau=86_400, messages_per_user_day=10, peak_factor=2, dm_sha
                      session_s=1e12, reconnects_per_connection_hour=0)
 UNIT = Measured(node_cpu_ms_per_send=1.0, node_cpu_ms_per_delivery=1.0, node_cpu_ms_per_heartbeat=0.0,
                 node_cpu_ms_per_connect=0.0, rss_per_connection_kb=1024.0, node_base_rss_mb=24.0,
-                nats_cpu_ms_per_message=1.0, cassandra_cpu_ms_per_write=1.0)
+                stream_cpu_ms_per_message=3.0, shard_cpu_ms_per_message=1.0, nats_cpu_ms_per_connect=0.0,
+                nats_cpu_ms_per_heartbeat_entry=0.0, presence_cpu_ms_per_entry=1.0, archiver_cpu_ms_per_message=1.0,
+                cassandra_cpu_ms_per_write=1.0, cassandra_cpu_ms_per_history_page=0.0,
+                cassandra_cpu_ms_per_sync_page=0.0)
+NO_READS = dict(pusher_reads_per_message=0.0)
 
 
 def test_default_model_matches_the_design_figures() -> None:
@@ -92,9 +99,46 @@ def test_spare_share_rounds_up() -> None:
 
 def test_nats_servers_minimum_and_cpu() -> None:
     assert nats_servers(SMALL, UNIT, Deployment())[0] == 3  # 20 msg/s is nothing: the R3 minimum
-    # 20 msg/s x 1 ms x R3 = 0.06 cores; one 1-core server at 1% -> 6 servers
+    # 20 msg/s x (3 ms measured at R3 = 1 ms per replica) x R3 = 0.06 cores; one 1-core server at 1% -> 6 servers
     count, _lines, driver = nats_servers(SMALL, UNIT, Deployment(nats_cores=1, nats_cpu_target=0.01))
     assert (count, driver) == (6, "CPU")
+    # heartbeat entries and connects cost NATS CPU too: 43,200 devices / 5 s = 8,640 entries/s x 0.001 ms
+    beats = Measured(**{**UNIT.__dict__, "nats_cpu_ms_per_heartbeat_entry": 0.001})
+    assert nats_servers(SMALL, beats, Deployment(nats_cores=1, nats_cpu_target=0.01))[0] == math.ceil(
+        (0.06 + 8.64e-3) / 0.01)
+
+
+def test_shards_follow_one_streams_ceiling_with_headroom_and_spare() -> None:
+    # ceiling 1000 / 1 ms = 1,000 msg/s; x 0.5 headroom = 500; 115,741 / 500 = 232 (rounded up); x 1.25 = 290
+    count, lines, _ = shards(TrafficModel(), UNIT, Deployment())
+    assert count == math.ceil(math.ceil(115_741 / 500) * 1.25) == 290 and "1,000 msg/s" in lines[0]
+    assert shards(SMALL, UNIT, Deployment())[0] == 2  # 20 msg/s: one shard, and the spare rounds up to a second
+
+
+def test_today_single_stream_connects_cost_far_more_nats_than_the_sharded_steady_state() -> None:
+    m = Measured(**{**UNIT.__dict__, "nats_cpu_ms_per_connect": 0.34})
+    count, lines, _ = reconnect_storm(TrafficModel(), m, Deployment())
+    storm = 10_500_000 / 3 / 60
+    assert lines[0].startswith("storm: 10,500,000") and f"{storm:,.0f} connects/s" in lines[0]
+    today = int(lines[2].rsplit("-> ", 1)[1].split()[0])
+    assert today > count >= 3
+
+
+def test_worker_roles_count_cores_at_the_target_and_keep_two() -> None:
+    # presence: 43,200 devices / 5 s = 8,640 entries/s x 1 ms = 8.64 cores / 0.6 = 15 workers
+    assert presence_workers(SMALL, UNIT, Deployment())[0] == 15
+    assert archivers(SMALL, UNIT, Deployment())[0] == 2  # 20 msg/s x 1 ms: the floor of two
+    # pushes only to recipients with no connected device: SMALL has everyone online, so none
+    assert SMALL.pushes_per_s_peak() == 0
+    m = TrafficModel()
+    assert m.pushes_per_s_peak() == pytest.approx(m.messages_per_s_peak() * m.recipients_per_message() * 0.7)
+    # no push_cost run: the assumed costs, and the driver says so
+    count, _lines, driver = pushers(m, UNIT, Deployment())
+    assert count == math.ceil((m.messages_per_s_peak() * 0.3 + m.pushes_per_s_peak() * 0.5) / 1000 / 0.6)
+    assert "assumed" in driver
+    measured = Measured(**{**UNIT.__dict__, "pusher_cpu_ms_per_message": 1.0, "pusher_cpu_ms_per_push": 2.0})
+    assert pushers(m, measured, Deployment())[0::2] == (
+        math.ceil((m.messages_per_s_peak() * 1.0 + m.pushes_per_s_peak() * 2.0) / 1000 / 0.6), "CPU")
 
 
 def test_cursor_writes_are_bounded_by_devices_and_flush_interval() -> None:
@@ -107,19 +151,30 @@ def test_cursor_writes_are_bounded_by_devices_and_flush_interval() -> None:
 
 
 def test_cassandra_by_replication_cpu_and_disk() -> None:
-    tiny = Deployment(retention_days=1, cursor_write_cost=0.0)
+    tiny = Deployment(retention_days=1, cursor_write_cost=0.0, **NO_READS)
     assert cassandra_nodes(SMALL, UNIT, tiny)[0] == 3  # the replication factor is the floor
     # 20 writes/s x RF3 x 1 ms = 0.06 cores; 1 core at 1% -> 6 nodes
-    cpu = Deployment(retention_days=1, cursor_write_cost=0.0, cassandra_cores=1, cassandra_cpu_target=0.01)
+    cpu = Deployment(retention_days=1, cursor_write_cost=0.0, cassandra_cores=1, cassandra_cpu_target=0.01,
+                     **NO_READS)
     assert cassandra_nodes(SMALL, UNIT, cpu)[0::2] == (6, "CPU (writes)")
     # 864,000 msgs/day x 1000 days x 1e6 B x RF3 = 2,592 TB; / (4 TB x 0.5) = 1,296 nodes
-    disk = Deployment(retention_days=1000, bytes_per_message_on_disk=1e6, cursor_write_cost=0.0)
+    disk = Deployment(retention_days=1000, bytes_per_message_on_disk=1e6, cursor_write_cost=0.0, **NO_READS)
     assert cassandra_nodes(SMALL, UNIT, disk)[0::2] == (1296, "disk (retention)")
 
 
-def test_plan_has_the_three_components() -> None:
+def test_cassandra_reads_count_history_sync_and_pusher_reads_at_two_replicas() -> None:
+    # 86,400 DAU x 20 pages/day / 86,400 s x 2 peak = 40 history pages/s x 1 ms x 2 replicas = 0.08 cores
+    m = Measured(**{**UNIT.__dict__, "cassandra_cpu_ms_per_history_page": 1.0})
+    d = Deployment(retention_days=1, cursor_write_cost=0.0, cassandra_cores=1, cassandra_cpu_target=0.01, **NO_READS)
+    assert SMALL.history_pages_per_s_peak() == pytest.approx(40)
+    assert cassandra_nodes(SMALL, m, d)[0::2] == (math.ceil((0.06 + 0.08) / 0.01), "CPU (reads)")
+
+
+def test_plan_counts_every_role() -> None:
     lines = plan(TrafficModel(), UNIT, Deployment())
-    assert [x.component for x in lines] == ["edge nodes (1 core each)", "NATS servers (JetStream)", "Cassandra nodes"]
+    assert [x.component for x in lines] == [
+        "edge nodes (1 core each)", "stream shards (MSG_i)", "NATS servers (JetStream)",
+        "NATS servers in a reconnect storm", "archivers", "pushers", "presence workers", "Cassandra nodes"]
     assert all(x.count >= 1 and x.arithmetic for x in lines)
 
 
@@ -132,15 +187,37 @@ def test_measured_figures_come_from_the_newest_usable_results(tmp_path: Path) ->
     raw = {"throughput": {"at_max": {"node_cpu_ms_per_send": 0.12, "node_cpu_ms_per_delivery": 0.05,
                                      "nats_cpu_ms_per_message": 0.07}},
            "idle": {"rss_per_connection_kb": 40.0, "rss_before_mb": 60.0, "heartbeats": {"cpu_ms_per_ping": 0.06}},
-           "reconnects": {"cpu_ms_per_reconnect": {"node1": 0.9}}}
+           "reconnects": {"cpu_ms_per_reconnect": {"node1": 0.9, "nats-server": 0.3}}}
     cap = _write(tmp_path / "capacity.jsonl", {"date": "old", "results": {"raw": raw}},
                  {"date": "new", "results": {"raw": raw}}, {"date": "broken", "results": {}})
-    store = _write(tmp_path / "store.jsonl",
-                   {"date": "s", "results": {"cassandra": {"archiver": {"cpu_s_per_1k": {"cassandra": 0.4}}}}},
+    cass = {"archiver": {"cpu_s_per_1k": {"cassandra": 0.4, "archiver": 0.3}},
+            "reads": {"history_newest": {"cpu_ms_per_read": {"cassandra": 17.0}},
+                      "sync_page": {"cpu_ms_per_read": {"cassandra": 60.0}}}}
+    store = _write(tmp_path / "store.jsonl", {"date": "s", "results": {"cassandra": cass}},
                    {"date": "sqlite-only", "results": {"sqlite": {}}})
-    m = measured_from(cap, store)
+
+    def row(k: int, r: int, top: float, steady: float) -> dict[str, object]:
+        return {"shards": k, "replicas": r, "max": {"nats_cpu_ms_per_msg": top}, "80%": {"nats_cpu_ms_per_msg": steady}}
+
+    shards = {"date": "k", "summary": [row(1, 1, 0.04, 0.05), row(1, 3, 0.12, 0.14), row(2, 3, 0.11, 0.12),
+                                       row(4, 3, 0.10, 0.13)]}
+    presence = {"date": "p", "kind": "presence", "summary": [
+        {"rate": 20_000, "presence_cpu_ms_per_entry": 0.02, "nats_cpu_ms_per_entry": 0.01},
+        {"rate": 50_000, "presence_cpu_ms_per_entry": 0.012, "nats_cpu_ms_per_entry": 0.006}]}
+    scale = _write(tmp_path / "scale.jsonl", shards, presence, {"date": "half", "summary": []})
+    assert measured_from(cap, store, scale).pusher_cpu_ms_per_push is None  # no push run yet: the model assumes
+    push = {"date": "u", "kind": "push", "summary": {"pusher_cpu_ms_per_message": -0.1, "pusher_cpu_ms_per_push": 4.0}}
+    scale = _write(tmp_path / "scale.jsonl", shards, presence, push, {"date": "half", "summary": []})
+    m = measured_from(cap, store, scale)
+    assert (m.pusher_cpu_ms_per_message, m.pusher_cpu_ms_per_push) == (0.0, 4.0)  # never below zero
     assert (m.node_cpu_ms_per_send, m.node_cpu_ms_per_heartbeat, m.node_cpu_ms_per_connect) == (0.12, 0.06, 0.9)
-    assert (m.rss_per_connection_kb, m.cassandra_cpu_ms_per_write) == (40.0, 0.4)
-    assert "new" in m.source and "s" in m.source
+    assert (m.rss_per_connection_kb, m.cassandra_cpu_ms_per_write, m.archiver_cpu_ms_per_message) == (40.0, 0.4, 0.3)
+    assert (m.cassandra_cpu_ms_per_history_page, m.cassandra_cpu_ms_per_sync_page) == (17.0, 60.0)
+    # R3: the 80% figure's median over K, and K=1's at its maximum for the shard ceiling
+    assert (m.stream_cpu_ms_per_message, m.shard_cpu_ms_per_message, m.nats_cpu_ms_per_connect) == (0.13, 0.12, 0.3)
+    assert (m.presence_cpu_ms_per_entry, m.nats_cpu_ms_per_heartbeat_entry) == (0.012, 0.006)  # the highest rate
+    assert "new" in m.source and "s" in m.source and "k" in m.source
     with pytest.raises(NoFigures):
-        measured_from(tmp_path / "missing.jsonl", store)
+        measured_from(tmp_path / "missing.jsonl", store, scale)
+    with pytest.raises(NoFigures):
+        measured_from(cap, store, _write(tmp_path / "empty.jsonl", shards))  # no presence run
