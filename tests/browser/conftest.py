@@ -99,8 +99,21 @@ class Socket:
     def frame(self, frame: dict[str, Any]) -> None:
         self.ws.send(json.dumps(frame))
 
-    def wait(self, match: Callable[[dict[str, Any]], bool], timeout: float = 10) -> dict[str, Any]:
-        seen = next((f for f in self.frames if match(f)), None)
+    def cursor_after(self, id: int) -> str:
+        """The first cursor the node offered after the ``msg`` with ``id``: it covers that message."""
+        at = self.frames.index(self.wait(lambda f: f.get("type") == "msg" and f.get("id") == id))
+        found = self.wait(lambda f: f.get("type") in ("cursor", "synced"), start=at + 1)
+        return str(found["cursor"])
+
+    def ack_through(self, id: int) -> str:
+        """Acks (protocol v2) a cursor covering the ``msg`` with ``id``, so its sender sees "delivered"."""
+        cursor = self.cursor_after(id)
+        self.frame({"type": "ack", "cursor": cursor})
+        return cursor
+
+    def wait(self, match: Callable[[dict[str, Any]], bool], timeout: float = 10, start: int = 0) -> dict[str, Any]:
+        """The first frame from ``start`` on (an index in ``frames``) that matches, reading more as needed."""
+        seen = next((f for f in self.frames[start:] if match(f)), None)
         deadline = time.monotonic() + timeout
         while seen is None:
             left = deadline - time.monotonic()
@@ -122,7 +135,7 @@ def socket_for(cluster: Cluster) -> Iterator[Callable[[Account, int], Socket]]:
     def connect(acct: Account, node: int) -> Socket:
         ws = websocket.create_connection(cluster.node_url(node), timeout=10)
         sock = Socket(ws)
-        ws.send(json.dumps({"type": "hello", "v": 1, "token": acct.token}))
+        ws.send(json.dumps({"type": "hello", "v": 2, "token": acct.token}))
         sock.wait(lambda f: f.get("type") == "synced")
         opened.append(sock)
         return sock

@@ -20,10 +20,12 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
+from parley.shards import pos_of_id, shard_of_id
 from tests.browser.chromium import screenshot
 from tests.browser.conftest import PASSWORD, Account, Socket, call, severe
 from tests.integration.cluster import Cluster
@@ -190,9 +192,20 @@ def test_two_people_sign_up_befriend_and_chat_across_the_two_nodes(cluster: Clus
     alice.until(lambda: "request sent" in alice.driver.find_element(By.ID, "friend-list").text)
     bob.fill("friend-name", f"alice_{suffix}")
     bob.driver.find_element(By.ID, "friend-name").send_keys(Keys.ENTER)
-    message_alice = bob.until(lambda: bob.driver.find_elements(By.CSS_SELECTOR, "#friend-list button"))[0]
-    assert message_alice.text == "Message"
-    message_alice.click()
+
+    def message_alice() -> bool:
+        """Click "Message" on alice's row; the list re-renders on presence frames, so a button found
+        a moment ago may be gone (stale): then look again."""
+        try:
+            buttons = bob.driver.find_elements(By.CSS_SELECTOR, "#friend-list button")
+            if not buttons or buttons[0].text != "Message":
+                return False
+            buttons[0].click()
+            return True
+        except StaleElementReferenceException:
+            return False
+
+    bob.until(message_alice, what="bob messages alice from his friend list")
     bob.until(lambda: bob.js("return document.getElementById('composer').hidden") is False)
     conv = bob.js("return document.getElementById('messages').dataset.conv")
     assert conv.startswith("dm.")
@@ -257,7 +270,7 @@ def test_a_second_window_of_the_same_user_is_a_second_device_in_sync(
         shown = tab.wait_bodies(["one", "from window 1"])
         assert shown[1]["mine"]
     mine = bob_ws.messages(conv)[-1]["id"]
-    bob_ws.frame({"type": "ack", "id": mine})
+    bob_ws.ack_through(mine)
     for tab in (tab1, tab2):
         tab.until(lambda tab=tab: tab.state_of("from window 1") == "delivered", what="delivered")
     bob_ws.frame({"type": "read", "conv": conv, "upto": mine})
@@ -480,6 +493,13 @@ def hooked_page(driver: webdriver.Chrome, cluster: Cluster) -> Page:
     return page
 
 
+def recorded_page(driver: webdriver.Chrome, cluster: Cluster) -> Page:
+    """Like ``hooked_page``, but the recorder is installed before the page's own scripts run, on
+    every load: it sees the hello, and a reload keeps recording."""
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": f"(() => {{{RECORD_FRAMES}}})();"})
+    return Page(driver, cluster.api_url + "/?testhooks")
+
+
 def sent(page: Page, kind: str) -> list[dict[str, Any]]:
     return [f for f in page.js("return window.sentFrames") if f.get("type") == kind]
 
@@ -506,15 +526,16 @@ def test_logging_out_and_in_as_someone_else_in_the_same_tab_sends_nothing_of_the
     page.send("alice's, still pending")
     page.until(lambda: page.state_of("alice's, still pending") == "pending")
     assert len(pending_cids(page)) == 1
+    assert page.js("return window.parleyTest.conn.cursor").startswith("c1.")  # alice's device has one
 
     page.driver.find_element(By.ID, "logout").click()
     page.until(lambda: page.driver.find_element(By.ID, "auth-username").is_displayed())
     page.js("window.dropSends = false; window.sentFrames = [];")
     page.sign_in(bob.username)  # online = synced: any resend would have gone out before
     assert sent(page, "send") == []
-    bobs_last = max((c["last_message"] or {}).get("id", 0)
-                    for c in call(cluster, "GET", "/v1/conversations", bob.token)["conversations"])
-    assert [f["cursor"] for f in sent(page, "hello")] == [bobs_last]
+    # bob's window is a new device of his: no cursor of its own yet, so none is sent (the node uses
+    # the device's stored one, none); alice's is not carried over
+    assert [f.get("cursor") for f in sent(page, "hello")] == [None]
     assert pending_cids(page) == []
     page.open(dm)
     assert page.bodies() == []
@@ -542,12 +563,13 @@ def test_a_send_pending_longer_than_the_dedup_window_is_looked_up_before_it_is_r
     same_device = socket_for(Account(cluster, alice.username, alice.id, token), 0)
     same_device.frame(stored_frame)
     stored_id = int(same_device.wait(lambda f: f.get("type") == "ack")["id"])
+    past_it = same_device.cursor_after(stored_id)
     same_device.ws.close()
 
-    # six minutes later (the page's clock; the node's window is 300 s) the page reconnects holding
-    # ids up to the stored one, so only history can tell it that send was stored
+    # six minutes later (the page's clock; the node's window is 300 s) the page reconnects with a
+    # cursor past the stored message, so only history can tell it that send was stored
     page.js("window.dropSends = false; window.sentFrames = []; window.parleyTest.advanceClock(360000);"
-            "window.parleyTest.conn.start(arguments[0], null);", stored_id)
+            "window.parleyTest.conn.start(arguments[0], null);", past_it)
     page.wait_online()
     shown = page.until(lambda: (s := page.shown()) and all(m["id"] for m in s) and s, what="both stored")
     assert [m["body"] for m in shown] == ["stored, but its ack was lost", "never stored"]
@@ -581,7 +603,7 @@ def test_receipts_sent_while_the_page_was_away_show_after_it_reconnects(
 
     page.until(bob_read, what="bob's read mark stored")
     assert page.state_of("read me while you are away") == "sent"
-    page.js("window.parleyTest.conn.start(0, null);")
+    page.js("window.parleyTest.conn.start(null, null);")
     page.wait_online()
     page.until(lambda: page.state_of("read me while you are away") == "read", what="read after reconnect")
     assert page.errors() == []
@@ -601,7 +623,7 @@ def test_an_older_message_arriving_after_our_own_ack_still_counts_as_unread(
     page.send("mine, sent while offline")  # pending: resent (and acked) before the sync's backlog
     bob_ws.send(dm, "bob's, while alice was away")  # a lower id than alice's resend will get
     page.open(other)
-    page.js("window.ackFirst = window.afterReceipts = true; window.parleyTest.conn.start(0, null);")
+    page.js("window.ackFirst = window.afterReceipts = true; window.parleyTest.conn.start(null, null);")
     page.wait_online()
     bob_ws.wait(lambda f: f.get("type") == "msg" and f.get("body") == "mine, sent while offline")
     page.until(lambda: page.unread(dm) == "1", what="bob's message counted unread")
@@ -640,4 +662,80 @@ def test_re_renders_keep_ticked_group_members_and_keyboard_focus(
     page.until(lambda: "is typing" in page.conv_button(with_carol).text, what="typing shown in the list")
     assert page.js("return document.activeElement.dataset.conv") == with_bob
     assert page.js("return document.querySelector(`#group-members input[value='${arguments[0]}']`).checked", bob.id)
+    assert page.errors() == []
+
+
+# ---- protocol v2: cursors and ids ------------------------------------------------------------
+
+
+def test_the_page_acks_cursor_frames_and_resumes_from_its_cursor_after_a_reload(
+    cluster: Cluster, chromium: Any, account: Callable[..., Account], socket_for: Callable[[Account, int], Socket],
+) -> None:
+    alice, bob = account("alice"), account("bob")
+    conv = alice.befriend(bob)
+    bob_ws = socket_for(bob, 0)
+    page = recorded_page(chromium(), cluster)
+    page.sign_in(alice.username)
+    device = page.js("return JSON.parse(sessionStorage.getItem('parley.session')).device_id")
+    assert [(f["v"], f.get("cursor")) for f in sent(page, "hello")] == [(2, None)]  # a new device
+    page.open(conv)
+    first = bob_ws.send(conv, "before the reload")
+    page.wait_bodies(["before the reload"])
+
+    stored = "return sessionStorage.getItem(`parley.cursor.${arguments[0]}`)"
+    # the page acks the cursors it is offered (strings, as given), and keeps the newest one
+    page.until(lambda: (acks := sent(page, "ack")) and acks[-1].get("cursor") == page.js(stored, device),
+               what="the newest cursor acked and kept")
+    acks = sent(page, "ack")
+    assert all(set(f) == {"type", "cursor"} and f["cursor"].startswith("c1.") for f in acks), acks
+    bob_ws.wait(lambda f: f.get("type") == "receipt" and f.get("status") == "delivered" and f.get("upto") == first)
+    cursor = page.js(stored, device)
+
+    def saved() -> bool:
+        devices = {d["id"]: d for d in call(cluster, "GET", "/v1/devices", alice.token)["devices"]}
+        return bool(devices[device]["cursor"] == cursor)
+
+    page.until(saved, what="the acked cursor stored on the server")
+
+    page.driver.refresh()  # the same device, from its own cursor: nothing it has is synced again
+    page.wait_online()
+    assert [f.get("cursor") for f in sent(page, "hello")] == [cursor]
+    page.open(conv)
+    bob_ws.send(conv, "after the reload")
+    page.wait_bodies(["before the reload", "after the reload"])
+    assert page.errors() == []
+
+
+def test_the_conversation_list_is_ordered_by_the_newest_message_not_by_id(
+    cluster: Cluster, chromium: Any, account: Callable[..., Account], socket_for: Callable[[Account, int], Socket],
+) -> None:
+    """Ids of different conversations are not comparable (protocol v2: they carry their shard's
+    sequence): the list goes by each conversation's last message time."""
+    alice = account("alice")
+    by_shard: dict[int, tuple[str, Socket, int]] = {}
+    while len(by_shard) < 2:  # two conversations homed in different shards
+        friend = account("friend")
+        conv = alice.befriend(friend)
+        sock = socket_for(friend, len(by_shard) % 2)
+        id = sock.send(conv, f"hello from {friend.username}")
+        by_shard.setdefault(shard_of_id(id), (conv, sock, id))
+    # x: the one whose shard's sequence is ahead; y's next message gets a lower id than x's last
+    x, y = sorted(by_shard.values(), key=lambda entry: pos_of_id(entry[2]), reverse=True)
+    last_x = x[2]
+    while pos_of_id(last_x) <= pos_of_id(y[2]) + 1:
+        last_x = x[1].send(x[0], "pushing x's shard ahead")
+    newest = y[1].send(y[0], "the newest message, with the lower id")
+    assert newest < last_x
+
+    def order() -> list[str]:
+        shown = page.js("return [...document.querySelectorAll('#conv-list button')].map(b => b.dataset.conv)")
+        return [c for c in shown if c in (x[0], y[0])]
+
+    page = Page(chromium(), cluster.api_url + "/")
+    page.sign_in(alice.username)
+    page.until(lambda: order() == [y[0], x[0]], what="the newest conversation first")
+    x[1].send(x[0], "x again")
+    page.until(lambda: order() == [x[0], y[0]], what="x moves to the top")
+    y[1].send(y[0], "y again")
+    page.until(lambda: order() == [y[0], x[0]], what="y moves to the top")
     assert page.errors() == []

@@ -4,9 +4,15 @@
 // back off with jitter and get a fresh placement from /v1/place (trying a node other than the one
 // that just failed first); on `moved` (the node is draining, close 4010) go to the named node at
 // once. Sends stay pending until their `ack` (or their own `msg`) and are resent after a reconnect
-// with the same cid, which the node de-duplicates. The cursor only moves forward: the highest of
-// `synced.cursor` and the ids received since, so a reconnect misses nothing; the page drops the
-// repeats by id.
+// with the same cid, which the node de-duplicates.
+//
+// The cursor (protocol v2, §9) is an opaque string the server made: never looked into, compared or
+// built here. The node offers one in `cursor` frames and `synced`; each covers every frame sent before
+// it, and frames are handled one at a time in order, so when one arrives everything before it has
+// been handled: it becomes this device's cursor (`onCursor`, which keeps it across a reload) and is
+// acked at once. A reconnect sends it as `hello.cursor`, so it misses nothing; what it gets again
+// the page drops by id. `welcome.cursor` (where the node starts this sync: ours, or after a
+// `bad_cursor` the start) replaces ours, so a cursor the server refused is not sent twice.
 //
 // A resend is only safe within the node's de-duplication window (§6: PARLEY_DEDUP_WINDOW_S, 300 s
 // by default; `welcome` does not carry it). A send first tried longer ago than that minus a margin
@@ -14,7 +20,8 @@
 // as acked; only if it is absent is it resent. One Connection serves one session (one user, one
 // device): the page makes a new one per login, so nothing pending crosses to another user.
 
-const CLIENT = "parley-web/1";
+const CLIENT = "parley-web/2";
+const VERSION = 2;
 const FIRST_BACKOFF_MS = 500;
 const MAX_BACKOFF_MS = 30000;
 const AUTH_CLOSES = new Set([4001, 4002, 4003]);
@@ -36,10 +43,9 @@ function newCid() {
 }
 
 export class Connection {
-  constructor({ api, token, device, onFrame, onState, onAuthLost, now = () => Date.now() }) {
-    Object.assign(this, { api, token, device, onFrame, onState, onAuthLost, now });
-    this.cursor = 0;
-    this.acked = 0;
+  constructor({ api, token, device, onFrame, onState, onAuthLost, onCursor = () => {}, now = () => Date.now() }) {
+    Object.assign(this, { api, token, device, onFrame, onState, onAuthLost, onCursor, now });
+    this.cursor = ""; // the newest cursor offered and handled ("": none, the node uses the stored one)
     this.pending = new Map(); // cid → send frame, until acked
     this.sentAt = new Map(); // cid → when it was first tried (ms, this.now())
     this.checking = new Set(); // cids being looked up in history
@@ -52,9 +58,11 @@ export class Connection {
     this.timers = new Set();
   }
 
+  /** Connects from `cursor` (a string the server gave this device), or, when null, from the
+   *  cursor this Connection already holds. */
   start(cursor, placement) {
     this.stopped = false;
-    this.cursor = Math.max(this.cursor, cursor);
+    if (typeof cursor === "string") this.cursor = cursor;
     this.nodes = placement ? urlsOf(placement) : [];
     this.connect();
   }
@@ -167,7 +175,9 @@ export class Connection {
     this.url = url;
     this.live = false;
     ws.onopen = () => {
-      ws.send(JSON.stringify({ type: "hello", v: 1, token: this.token(), cursor: this.cursor, client: CLIENT }));
+      const hello = { type: "hello", v: VERSION, token: this.token(), client: CLIENT };
+      if (this.cursor) hello.cursor = this.cursor; // absent: the device's stored cursor
+      ws.send(JSON.stringify(hello));
     };
     ws.onmessage = (event) => {
       if (ws === this.ws) this.receive(JSON.parse(event.data));
@@ -181,12 +191,11 @@ export class Connection {
     switch (frame.type) {
       case "welcome": this.welcomed(frame); break;
       case "msg":
-        this.cursor = Math.max(this.cursor, frame.id);
         if (frame.device === this.device()) this.settle(frame.cid); // stored: our own copy came back
         break;
+      case "cursor": this.offered(frame.cursor); break;
       case "synced":
-        this.cursor = Math.max(this.cursor, frame.cursor);
-        this.ackNow();
+        this.offered(frame.cursor);
         this.state("online");
         break;
       case "ack": this.settle(frame.cid); break;
@@ -205,15 +214,24 @@ export class Connection {
     if (frame.limits?.dedup_window_s) this.dedupWindowMs = frame.limits.dedup_window_s * 1000;
     const beat = Math.max(1, (frame.limits?.heartbeat_s ?? 25) * 0.8) * 1000;
     const pinger = setInterval(() => this.send({ type: "ping", ts: Date.now() }), beat);
-    const acker = setInterval(() => this.ackNow(), 1000);
     this.timers.add(pinger);
-    this.timers.add(acker);
+    if (typeof frame.cursor === "string") this.keep(frame.cursor);
     this.state("syncing");
     for (const send of this.pending.values()) this.resend(send);
   }
 
-  ackNow() {
-    if (this.cursor > this.acked && this.send({ type: "ack", id: this.cursor })) this.acked = this.cursor;
+  /** A cursor frame or `synced`: every frame before it has been handled (receive runs them in
+   *  order), so it is ours now; ack it so the node stores it and tells senders "delivered". */
+  offered(cursor) {
+    if (typeof cursor !== "string" || !cursor) return;
+    this.keep(cursor);
+    this.send({ type: "ack", cursor });
+  }
+
+  keep(cursor) {
+    if (cursor === this.cursor) return;
+    this.cursor = cursor;
+    this.onCursor(cursor);
   }
 
   failed(error) {
@@ -231,7 +249,6 @@ export class Connection {
     const wasLive = this.live;
     this.ws = null;
     this.live = false;
-    this.acked = 0;
     this.clearTimers();
     if (this.stopped) return;
     const moved = this.moved;

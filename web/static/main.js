@@ -1,7 +1,10 @@
 // The page's controller: logging in, loading conversations and friends over HTTP, and handling
-// the WebSocket's frames (docs/protocol.md). A tab is a device: its token and device id live in
-// sessionStorage (per tab, kept across a reload), so two tabs of one user are two devices that
-// the server keeps in sync.
+// the WebSocket's frames (docs/protocol.md). A tab is a device: its token, device id and cursor
+// live in sessionStorage (per tab, kept across a reload), so two tabs of one user are two devices
+// that the server keeps in sync.
+//
+// Message ids are ordered within a conversation only (protocol v2, §3): they are compared only
+// with ids of the same conversation; the conversation list is ordered by the last message's `ts`.
 
 import { Api, ApiError } from "./api.js";
 import { Connection } from "./connection.js";
@@ -38,6 +41,7 @@ function newConnection() {
     onFrame: (frame) => { if (c === conn) handle(frame); },
     onState: (info) => { if (c === conn) view.showConnection(info); },
     onAuthLost: () => { if (c === conn) endSession("Your session ended; please log in again."); },
+    onCursor: (cursor) => { if (c === conn) saveCursor(cursor); },
   });
   return c;
 }
@@ -58,6 +62,20 @@ function saveSession(s) {
   sessionStorage.setItem(`parley.device.${s.user.username}`, s.device_id);
 }
 
+// The device's cursor: the newest one the node offered and the page handled, sent back as
+// hello.cursor after a reload. Kept per device, so another user's login in this tab never sends it.
+function cursorKey() {
+  return `parley.cursor.${chat.session.device_id}`;
+}
+
+function saveCursor(cursor) {
+  if (chat.session) sessionStorage.setItem(cursorKey(), cursor);
+}
+
+function loadCursor() {
+  return sessionStorage.getItem(cursorKey()) || chat.session.cursor || "";
+}
+
 function loadSession() {
   try {
     return JSON.parse(sessionStorage.getItem("parley.session") || "null");
@@ -76,7 +94,10 @@ async function login(username, password) {
     if (err.code !== "unknown_device") throw err;
     r = await api.login(fields);
   }
-  saveSession({ token: r.token, expires_at: r.expires_at, device_id: r.device_id, user: r.user });
+  // r.cursor: the device's stored cursor ("" for a new device: its first sync starts at the
+  // beginning, and the page keeps only what paging over HTTP would not fetch)
+  saveSession({ token: r.token, expires_at: r.expires_at, device_id: r.device_id, user: r.user,
+                cursor: r.cursor || "" });
   return r;
 }
 
@@ -122,12 +143,10 @@ async function start(placement) {
   $("me-name").textContent = chat.session.user.display_name || chat.session.user.username;
   chat.users.set(chat.session.user.id, chat.session.user);
   await Promise.all([loadFriends(), loadConversations()]);
-  // Start "from now": history is paged over HTTP; the node sends everything after this.
-  const cursor = Math.max(0, ...[...chat.convs.values()].map((c) => c.lastId));
   if (conn) conn.stop();
   conn = newConnection();
   chat.synced = false;
-  conn.start(cursor, placement);
+  conn.start(loadCursor(), placement);
   scheduleRefresh();
   chat.ticker = setInterval(tick, 1000);
   chat.friendPoll = 0;
@@ -178,7 +197,9 @@ function reloadConversations() {
 }
 
 function sortedConvs() {
-  return [...chat.convs.values()].sort((a, b) => b.lastId - a.lastId || a.id.localeCompare(b.id));
+  // newest activity first; ids of different conversations are not comparable, their ts are
+  const ts = (c) => (c.last ? c.last.ts : 0);
+  return [...chat.convs.values()].sort((a, b) => ts(b) - ts(a) || a.id.localeCompare(b.id));
 }
 
 function renderAll() {
@@ -279,6 +300,7 @@ function onMessage(msg) {
   // the conversation list's unread already has it: compare with the list's own last id, not lastId
   // (our acked sends raise that, and others' older messages can still arrive after them)
   const counted = msg.id <= conv.listedLast;
+  if (!conv.wants(msg) && !conv.pending.has(msg.cid)) return; // history: paging fetches it
   if (!conv.add(msg)) return; // already held: a re-sent message is shown once
   conv.typing.delete(msg.from);
   const mine = msg.from === ctx.me;

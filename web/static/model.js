@@ -41,6 +41,15 @@ export class Conversation {
     return oldest;
   }
 
+  /** Whether a message from the socket belongs in memory. A sync from an old cursor (or a new
+   *  device's, from the beginning) replays history; what the list already counted, or what lies
+   *  below the pages fetched so far, is left to paging over HTTP (which asks for ids before the
+   *  oldest held), so a conversation shows its newest page first and pages stay gapless. */
+  wants(msg) {
+    if (!this.loaded) return msg.id > this.listedLast;
+    return !this.more || msg.id > this.oldestId;
+  }
+
   /** Adds a message unless its id is already here; true if it was new. */
   add(msg) {
     if (this.messages.has(msg.id)) return false;
