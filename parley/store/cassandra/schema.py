@@ -84,7 +84,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     ]),
     (4, "sharded streams: a conversation's home shard, device cursors as tokens (ADR 0005)", [
         """ALTER TABLE {ks}.conversations ADD IF NOT EXISTS shard int""",
-        """ALTER TABLE {ks}.device_cursors ADD IF NOT EXISTS token text""",
+        """ALTER TABLE {ks}.device_cursors ADD IF NOT EXISTS cursor_token text""",
     ]),
 ]
 SHARDED = 4  # the first version with sharded ids: older message rows carry global ids it cannot read

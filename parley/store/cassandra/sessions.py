@@ -1,6 +1,6 @@
 """Cassandra sessions and devices. A device is claimed with a lightweight transaction (its owner and
 creation time never change); ``devices_by_user`` lists a user's in creation order;
-``device_cursors.token`` holds the cursor the device last acked (an opaque token, parley.cursor): the
+``device_cursors.cursor_token`` holds the cursor the device last acked (an opaque token, parley.cursor): the
 last save wins — a node only saves positions at or beyond the one a connection started from, and a
 device drops ids it already has."""
 
@@ -20,8 +20,8 @@ QUERIES = {
     "device_get": "SELECT id, user_id, name, created_at FROM devices WHERE id = ?",
     "device_index": "INSERT INTO devices_by_user (user_id, created_at, id) VALUES (?,?,?)",
     "devices_of_user": "SELECT id FROM devices_by_user WHERE user_id = ?",
-    "cursor_save": "UPDATE device_cursors SET token = ? WHERE device = ?",
-    "cursor_get": "SELECT token FROM device_cursors WHERE device = ?",
+    "cursor_save": "UPDATE device_cursors SET cursor_token = ? WHERE device = ?",
+    "cursor_get": "SELECT cursor_token FROM device_cursors WHERE device = ?",
 }
 
 
@@ -53,7 +53,7 @@ class CassandraSessions:
 
     async def _cursor(self, device: DeviceId) -> str:
         row = await self._cql.one("cursor_get", device)
-        return str(row.token) if row and row.token is not None else ""
+        return str(row.cursor_token) if row and row.cursor_token is not None else ""
 
     async def get_device(self, device: DeviceId) -> Device | None:
         row, cursor = await self._cql.gather([self._cql.one("device_get", device), self._cursor(device)])
