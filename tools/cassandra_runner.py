@@ -187,7 +187,7 @@ def _q(value: object) -> str:
 def cassandra_yaml(dir: Path, cql_port: int, storage_port: int, cluster_name: str = "parley") -> str:
     data = dir / "data"
     return f"""\
-# Written by parley/cassandra_runner.py on every start; edits are lost. Single node on 127.0.0.1.
+# Written by tools/cassandra_runner.py on every start; edits are lost. Single node on 127.0.0.1.
 cluster_name: {_q(cluster_name)}
 num_tokens: 1
 partitioner: org.apache.cassandra.dht.Murmur3Partitioner
