@@ -5,6 +5,10 @@ started once on 127.0.0.1 free ports in a temp dir and stopped at the end. It is
 machine without Java or Maven fails these tests with the runner's message. For quicker local runs,
 ``PARLEY_TEST_CASSANDRA_DIR`` names the directory of an instance already started with
 ``parley cassandra up --dir ...``; it is used (and restarted by the outage test) but not stopped.
+
+``cassandra_dcs``: a second, two-datacenter Cassandra (one node in ``dc1``, one in ``dc2``, both on
+127.0.0.1, 768M heap each; tools/cassandra_cluster.py), started once for the tests of multi-DC
+replication, consistency and claims; a test may stop and restart one datacenter's node.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from parley.tools import cassandra_runner
+from parley.tools import cassandra_cluster, cassandra_runner
 
 from parley.settings import Settings
 
@@ -66,3 +70,38 @@ def cassandra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CassandraSer
 
 def cassandra_settings(server: CassandraServer, keyspace: str, **overrides: object) -> Settings:
     return Settings(**server.settings(keyspace, **overrides))  # type: ignore[arg-type]
+
+
+@dataclass
+class CassandraDCs:
+    """One node per datacenter; ``settings(keyspace, dc)`` points a process at its own DC's node."""
+
+    root: Path
+    nodes: dict[str, cassandra_cluster.Node]
+    replication: str = "NetworkTopologyStrategy:dc1=1,dc2=1"
+
+    def settings(self, keyspace: str, dc: str, **overrides: object) -> Settings:
+        fields: dict[str, object] = dict(
+            store="cassandra", cassandra_hosts="127.0.0.1", cassandra_port=self.nodes[dc].cql_port,
+            cassandra_local_dc=dc, cassandra_keyspace=keyspace, cassandra_replication=self.replication,
+            cassandra_consistency="LOCAL_QUORUM", cassandra_write_consistency="EACH_QUORUM",
+            cassandra_timeout_s=5.0)
+        return Settings(**{**fields, **overrides})  # type: ignore[arg-type]
+
+    def stop(self, dc: str) -> None:
+        cassandra_cluster.stop_node(self.nodes[dc])
+
+    def start(self, dc: str) -> None:
+        seeds = [n.storage_port for n in self.nodes.values()]
+        cassandra_cluster.start_node(self.nodes[dc], seeds, HEAP, tie_to_parent=True)
+        cassandra_cluster.wait_whole(list(self.nodes.values()))
+
+
+@pytest.fixture(scope="session")
+def cassandra_dcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CassandraDCs]:
+    root = tmp_path_factory.mktemp("cassandra-dcs")
+    try:
+        nodes = cassandra_cluster.start(root, ("dc1", "dc2"), heap=HEAP, tie_to_parent=True)
+        yield CassandraDCs(root, {n.dc: n for n in nodes})
+    finally:
+        cassandra_cluster.stop(root, ("dc1", "dc2"))

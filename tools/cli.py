@@ -15,6 +15,10 @@ from parley.settings import Settings
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:2] == ["cassandra", "replication"]:  # the keyspace, not the local server
+        from parley.tools import cassandra_replication
+
+        return cassandra_replication.main(args_list[2:])
     if args_list[:1] == ["cassandra"]:  # its own options: parley cassandra --help
         from parley.tools import cassandra_runner
 
@@ -35,7 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     up.add_argument("--store", choices=("sqlite", "cassandra"), default=None,
                     help="history backend (default: PARLEY_STORE, else sqlite); cassandra starts a local "
                          "Cassandra 5.0 in <run dir>/cassandra unless one answers on PARLEY_CASSANDRA_PORT")
-    sub.add_parser("cassandra", help="run a local Cassandra 5.0 (up, down, status, jars, nodetool)")
+    sub.add_parser("cassandra", help="run a local Cassandra 5.0 (up, down, status, jars, nodetool); "
+                                     "`parley cassandra replication` ALTERs the keyspace to the settings")
     sub.add_parser("status", help="the cluster at a glance: nodes by region, connections, traffic, archiver lag")
     node = sub.add_parser("node", help="run one edge node (configured by PARLEY_* variables); "
                                        "`parley node drain <node>` drains a running one")
