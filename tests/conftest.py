@@ -9,6 +9,8 @@ machine without Java or Maven fails these tests with the runner's message. For q
 ``cassandra_dcs``: a second, two-datacenter Cassandra (one node in ``dc1``, one in ``dc2``, both on
 127.0.0.1, 768M heap each; tools/cassandra_cluster.py), started once for the tests of multi-DC
 replication, consistency and claims; a test may stop and restart one datacenter's node.
+``PARLEY_TEST_CASSANDRA_DCS_DIR`` names one already started with ``python -m parley.tools.cassandra_cluster
+up --dir ...`` (used, not stopped).
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ class CassandraDCs:
 
     root: Path
     nodes: dict[str, cassandra_cluster.Node]
+    ours: bool = True
     replication: str = "NetworkTopologyStrategy:dc1=1,dc2=1"
 
     def settings(self, keyspace: str, dc: str, **overrides: object) -> Settings:
@@ -91,14 +94,26 @@ class CassandraDCs:
     def stop(self, dc: str) -> None:
         cassandra_cluster.stop_node(self.nodes[dc])
 
+    def pause(self, dc: str, paused: bool = True) -> None:
+        """Freeze (or thaw) a datacenter's node: cut off, as by the network, and back within a second."""
+        cassandra_cluster.pause_node(self.nodes[dc], paused)
+        if not paused:
+            cassandra_cluster.wait_whole(list(self.nodes.values()))
+
     def start(self, dc: str) -> None:
         seeds = [n.storage_port for n in self.nodes.values()]
-        cassandra_cluster.start_node(self.nodes[dc], seeds, HEAP, tie_to_parent=True)
+        cassandra_cluster.start_node(self.nodes[dc], seeds, HEAP, tie_to_parent=self.ours)
         cassandra_cluster.wait_whole(list(self.nodes.values()))
 
 
 @pytest.fixture(scope="session")
 def cassandra_dcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CassandraDCs]:
+    external = os.environ.get("PARLEY_TEST_CASSANDRA_DCS_DIR")
+    if external:
+        nodes = cassandra_cluster.plan(Path(external), ("dc1", "dc2"))
+        cassandra_cluster.wait_whole(nodes)
+        yield CassandraDCs(Path(external), {n.dc: n for n in nodes}, ours=False)
+        return
     root = tmp_path_factory.mktemp("cassandra-dcs")
     try:
         nodes = cassandra_cluster.start(root, ("dc1", "dc2"), heap=HEAP, tie_to_parent=True)

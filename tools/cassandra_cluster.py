@@ -12,14 +12,16 @@ serial claims across DCs) and for trying a two-DC setup by hand:
 Invariants:
 - Node ``i`` lives in ``<dir>/<dc>`` (one runner instance directory each); ports are picked free
   unless given; every node is a seed, so all start at once and none bootstraps (they are empty).
-- ``stop_node``/``start_node`` act on one datacenter's node with the same ports, so a test can take
-  a DC away and bring it back.
+- ``stop_node``/``start_node`` act on one datacenter's node with the same ports, and ``pause_node``
+  freezes one (SIGSTOP/SIGCONT), so a test can take a DC away and bring it back.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -68,6 +70,15 @@ def start_node(node: Node, seeds: Sequence[int], heap: str, tie_to_parent: bool 
 
 def stop_node(node: Node, timeout: float = 60) -> bool:
     return cassandra_runner.stop(node.dir, timeout)
+
+
+def pause_node(node: Node, paused: bool = True) -> None:
+    """SIGSTOP (or SIGCONT) one node: to its peers and clients it is a datacenter cut off by the
+    network, and it comes back in a second instead of a JVM start's half minute."""
+    pid = cassandra_runner.running_pid(node.dir)
+    if pid is None:
+        raise CassandraError(f"the {node.dc} node is not running", code="cassandra_not_running")
+    os.kill(pid, signal.SIGSTOP if paused else signal.SIGCONT)
 
 
 def start(root: Path, dcs: Sequence[str] = ("dc1", "dc2"), heap: str = "768M", tie_to_parent: bool = False,
