@@ -10,7 +10,7 @@ schema and its migrations are in schema.py, the reasons for the data model in do
 Everything that touches the message tables is in messages.py.
 
 Writes sync relies on (``TRUSTED_WRITES``) are made at the archiver's write consistency, claims at
-``SERIAL``; cql.py and consistency.py say why, ADR 0005 what it costs.
+``SERIAL``; cql.py and consistency.py say why, ADR 0006 what it costs.
 
 The data model avoids reads before writes: ranges, newest ids, cursors and receipt marks are
 written ``USING TIMESTAMP`` so the highest (or lowest) value wins in any order; usernames, devices

@@ -5,7 +5,7 @@ skipped for good (the device's cursor moves past it). So whichever datacenter th
 through and whichever datacenter a node reads in, some replica the read waits for must be one the write
 waited for. Within one datacenter that is the usual reads + writes > replicas; across datacenters a
 ``LOCAL_*`` write says nothing about the other datacenters, so the archiver has to write at
-``EACH_QUORUM`` (or ``ALL``) for ``LOCAL_QUORUM`` readers everywhere (ADR 0005).
+``EACH_QUORUM`` (or ``ALL``) for ``LOCAL_QUORUM`` readers everywhere (ADR 0006).
 
 Pure: a replication map and level names in, ``ParleyError(bad_setting)`` naming the setting out. The
 check is exhaustive rather than clever: for every (writer DC, reader DC) pair it lets an adversary pick

@@ -7,8 +7,8 @@ the statements sync trusts below the ack floor (``trusted_writes``) go out at th
 (``EACH_QUORUM`` across datacenters), everything else at the read/write one (``LOCAL_QUORUM``);
 lightweight transactions are decided at ``SERIAL``, across every datacenter. Requests run on the
 driver's I/O thread and come back to asyncio through callbacks, so the event loop never waits on
-Cassandra; only connecting, preparing and schema changes run in a worker thread. Large reads page. At most
-``cassandra_concurrency`` requests are in flight. Any "cannot reach Cassandra" error (``DOWN``)
+Cassandra; only connecting, preparing and schema changes run in a worker thread. Large reads page.
+At most ``cassandra_concurrency`` requests are in flight. Any "cannot reach Cassandra" error (``DOWN``)
 becomes ``Unavailable(store_unavailable)``.
 
 This module knows no table: the statements and the schema migration are handed in.
@@ -58,7 +58,7 @@ Bound = tuple[str, tuple[Any, ...]]
 def check_consistency(settings: Settings) -> None:
     """Refuse consistency levels with which a reader in some datacenter can miss an archiver write."""
     check_levels(replication_map(settings.cassandra_replication), settings.cassandra_consistency,
-                      settings.cassandra_write_consistency)
+                 settings.cassandra_write_consistency)
 
 
 def write_level(settings: Settings) -> int:
@@ -74,7 +74,7 @@ def new_cluster(s: Settings) -> Cluster:
         load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=s.cassandra_local_dc or None)),
         consistency_level=consistency,
         # SERIAL, never LOCAL_SERIAL: a claim (username, group seat) is decided by a quorum of ALL
-        # replicas, so two datacenters cannot both win it (ADR 0005 has the cost)
+        # replicas, so two datacenters cannot both win it (ADR 0006 has the cost)
         serial_consistency_level=ConsistencyLevel.SERIAL,
         request_timeout=s.cassandra_timeout_s,
     )
