@@ -194,7 +194,7 @@ def cassandra_yaml(dir: Path, cql_port: int, storage_port: int, cluster_name: st
     seed_list = ",".join(f"{HOST}:{port}" for port in (seeds or (storage_port,)))
     role = f"A node of datacenter {dc}" if dc else "Single node"
     return f"""\
-# Written by parley/cassandra_runner.py on every start; edits are lost. {role} on 127.0.0.1.
+# Written by tools/cassandra_runner.py on every start; edits are lost. {role} on 127.0.0.1.
 cluster_name: {_q(cluster_name)}
 num_tokens: 1
 partitioner: org.apache.cassandra.dht.Murmur3Partitioner

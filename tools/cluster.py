@@ -42,7 +42,9 @@ DEFAULT_PORTS = frozenset({NATS_DEFAULT_PORT, *(
 # a scratch cluster's ports besides NATS and the nodes: every ``*_port`` setting a role listens on
 ROLE_PORTS = tuple(f.name for f in dataclasses.fields(Settings)
                    if f.name.endswith("_port") and f.name not in ("node_port", "cassandra_port"))
-READY_TIMEOUT_S = 20.0
+# a deadline, not a figure: a role is ready in a second or two, but one that applies the Cassandra schema
+# first can take tens of seconds on a loaded machine (20 s was too short for the archiver at load 18 on 2 cores)
+READY_TIMEOUT_S = 60.0
 
 
 def free_port() -> int:

@@ -42,9 +42,12 @@ def test_smoke_scenario_runs_with_no_failures_and_no_loss(cluster: Cluster, tmp_
     assert stats["Aggregated"]["failures"] == 0
     # every user logged in, connected and sent; DMs and the group message both reached recipients with a latency
     assert stats["POST /v1/login"]["count"] == 10 and stats["connect"]["count"] == 10
-    assert stats["send dm"]["count"] > 20 and stats["deliver dm"]["count"] >= stats["send dm"]["count"]
-    assert stats["deliver dm"]["p50_ms"] is not None and stats["deliver dm"]["p99_ms"] is not None
     ledger = record["summary"]["ledger"]
+    # a DM whose recipient is between sessions when the run stops is owed to an offline user, not delivered
+    # within the run (a loaded machine made it 81 deliveries for 82 sends): the ledger below says none is lost
+    assert stats["send dm"]["count"] > 20
+    assert stats["deliver dm"]["count"] >= stats["send dm"]["count"] - ledger["owed_to_offline"]
+    assert stats["deliver dm"]["p50_ms"] is not None and stats["deliver dm"]["p99_ms"] is not None
     assert ledger["acked"] > 20 and ledger["expected_deliveries"] == ledger["delivered"] > 0
     assert ledger["owed_to_online"] == 0
     assert (tmp_path / "run" / "report.html").stat().st_size > 10_000
