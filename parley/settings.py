@@ -78,6 +78,9 @@ class Settings:
     # "SimpleStrategy:1" locally; "NetworkTopologyStrategy:dc1=3,dc2=3" for a cluster
     cassandra_replication: str = "SimpleStrategy:1"
     cassandra_consistency: str = "ONE"  # LOCAL_QUORUM in a cluster
+    # the archiver's writes (what sync trusts below the ack floor); "" = cassandra_consistency.
+    # EACH_QUORUM when the keyspace spans several datacenters (start-up refuses LOCAL_* there)
+    cassandra_write_consistency: str = ""
     cassandra_local_dc: str = ""  # the datacenter this process is in (token-aware, DC-aware routing)
     cassandra_username: str = ""
     cassandra_password: Secret = field(default_factory=lambda: Secret(""))

@@ -9,6 +9,11 @@ machine without Java or Maven fails these tests with the runner's message. For q
 ``nats_cluster``: a bare 3-server JetStream cluster (``parley.tools.natscluster``) on 127.0.0.1 free
 ports, started once, for tests of stream and bucket configuration; each test uses streams of its own
 and deletes them.
+``cassandra_dcs``: a second, two-datacenter Cassandra (one node in ``dc1``, one in ``dc2``, both on
+127.0.0.1, 768M heap each; tools/cassandra_cluster.py), started once for the tests of multi-DC
+replication, consistency and claims; a test may stop and restart one datacenter's node.
+``PARLEY_TEST_CASSANDRA_DCS_DIR`` names one already started with ``python -m parley.tools.cassandra_cluster
+up --dir ...`` (used, not stopped).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from parley.tools import cassandra_runner
+from parley.tools import cassandra_cluster, cassandra_runner
 from parley.tools.cluster import free_port
 from parley.tools.natscluster import NatsServers
 
@@ -82,3 +87,49 @@ def nats_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServe
         yield servers
     finally:
         servers.stop()
+@dataclass
+class CassandraDCs:
+    """One node per datacenter; ``settings(keyspace, dc)`` points a process at its own DC's node."""
+
+    root: Path
+    nodes: dict[str, cassandra_cluster.Node]
+    ours: bool = True
+    replication: str = "NetworkTopologyStrategy:dc1=1,dc2=1"
+
+    def settings(self, keyspace: str, dc: str, **overrides: object) -> Settings:
+        fields: dict[str, object] = dict(
+            store="cassandra", cassandra_hosts="127.0.0.1", cassandra_port=self.nodes[dc].cql_port,
+            cassandra_local_dc=dc, cassandra_keyspace=keyspace, cassandra_replication=self.replication,
+            cassandra_consistency="LOCAL_QUORUM", cassandra_write_consistency="EACH_QUORUM",
+            cassandra_timeout_s=5.0)
+        return Settings(**{**fields, **overrides})  # type: ignore[arg-type]
+
+    def stop(self, dc: str) -> None:
+        cassandra_cluster.stop_node(self.nodes[dc])
+
+    def pause(self, dc: str, paused: bool = True) -> None:
+        """Freeze (or thaw) a datacenter's node: cut off, as by the network, and back within a second."""
+        cassandra_cluster.pause_node(self.nodes[dc], paused)
+        if not paused:
+            cassandra_cluster.wait_whole(list(self.nodes.values()))
+
+    def start(self, dc: str) -> None:
+        seeds = [n.storage_port for n in self.nodes.values()]
+        cassandra_cluster.start_node(self.nodes[dc], seeds, HEAP, tie_to_parent=self.ours)
+        cassandra_cluster.wait_whole(list(self.nodes.values()))
+
+
+@pytest.fixture(scope="session")
+def cassandra_dcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CassandraDCs]:
+    external = os.environ.get("PARLEY_TEST_CASSANDRA_DCS_DIR")
+    if external:
+        nodes = cassandra_cluster.plan(Path(external), ("dc1", "dc2"))
+        cassandra_cluster.wait_whole(nodes)
+        yield CassandraDCs(Path(external), {n.dc: n for n in nodes}, ours=False)
+        return
+    root = tmp_path_factory.mktemp("cassandra-dcs")
+    try:
+        nodes = cassandra_cluster.start(root, ("dc1", "dc2"), heap=HEAP, tie_to_parent=True)
+        yield CassandraDCs(root, {n.dc: n for n in nodes})
+    finally:
+        cassandra_cluster.stop(root, ("dc1", "dc2"))

@@ -105,6 +105,7 @@ class Instance:
     jmx_port: int | None  # None: no JMX server
     version: str
     heap: str
+    dc: str = ""  # its datacenter in a multi-DC cluster (cassandra_cluster.py); "" alone, SimpleSnitch
 
 
 # ---------------------------------------------------------------- jars
@@ -184,18 +185,24 @@ def _q(value: object) -> str:
     return json.dumps(str(value))
 
 
-def cassandra_yaml(dir: Path, cql_port: int, storage_port: int, cluster_name: str = "parley") -> str:
+def cassandra_yaml(dir: Path, cql_port: int, storage_port: int, cluster_name: str = "parley",
+                   seeds: Sequence[int] = (), dc: str = "") -> str:
+    """One node's config. Alone: SimpleSnitch, seeded by itself. In a cluster (``dc`` set): the
+    GossipingPropertyFileSnitch (``cassandra-rackdc.properties`` names its DC) and every node a seed,
+    so the nodes start together and none bootstraps (they are new and empty)."""
     data = dir / "data"
+    seed_list = ",".join(f"{HOST}:{port}" for port in (seeds or (storage_port,)))
+    role = f"A node of datacenter {dc}" if dc else "Single node"
     return f"""\
-# Written by tools/cassandra_runner.py on every start; edits are lost. Single node on 127.0.0.1.
+# Written by tools/cassandra_runner.py on every start; edits are lost. {role} on 127.0.0.1.
 cluster_name: {_q(cluster_name)}
 num_tokens: 1
 partitioner: org.apache.cassandra.dht.Murmur3Partitioner
-endpoint_snitch: SimpleSnitch
+endpoint_snitch: {"GossipingPropertyFileSnitch" if dc else "SimpleSnitch"}
 seed_provider:
   - class_name: org.apache.cassandra.locator.SimpleSeedProvider
     parameters:
-      - seeds: {_q(f"{HOST}:{storage_port}")}
+      - seeds: {_q(seed_list)}
 listen_address: {HOST}
 rpc_address: {HOST}
 storage_port: {storage_port}
@@ -254,14 +261,20 @@ LOGBACK_TOOLS = """\
 """
 
 
-def write_config(dir: Path, cql_port: int = 9042, storage_port: int = 7000, cluster_name: str = "parley") -> Path:
-    """Create the instance layout and write conf/cassandra.yaml and conf/logback.xml; return conf/."""
+def write_config(dir: Path, cql_port: int = 9042, storage_port: int = 7000, cluster_name: str = "parley",
+                 seeds: Sequence[int] = (), dc: str = "") -> Path:
+    """Create the instance layout and write conf/cassandra.yaml, conf/logback.xml (and, in a
+    datacenter, conf/cassandra-rackdc.properties); return conf/."""
     dir = dir.resolve()
     conf = dir / "conf"
     for sub in ("conf", "logs", "triggers", "data/data", "data/commitlog", "data/saved_caches", "data/hints",
                 "data/cdc_raw"):
         (dir / sub).mkdir(parents=True, exist_ok=True)
-    (conf / "cassandra.yaml").write_text(cassandra_yaml(dir, cql_port, storage_port, cluster_name))
+    (conf / "cassandra.yaml").write_text(cassandra_yaml(dir, cql_port, storage_port, cluster_name, seeds, dc))
+    rackdc = conf / "cassandra-rackdc.properties"
+    rackdc.unlink(missing_ok=True)
+    if dc:
+        rackdc.write_text(f"dc={dc}\nrack=rack1\n")
     (conf / "logback.xml").write_text(logback_xml(dir))
     (conf / "logback-tools.xml").write_text(LOGBACK_TOOLS)
     return conf
@@ -296,11 +309,13 @@ def jvm_command(dir: Path, classpath: str, heap: str = "1G", jmx_port: int | Non
     dir = dir.resolve()
     conf, logs = dir / "conf", dir / "logs"
     hints = _compiler_hints(classpath, conf)
+    rackdc = conf / "cassandra-rackdc.properties"
     jmx = [f"-Dcassandra.jmx.local.port={jmx_port}", f"-Dcom.sun.management.jmxremote.rmi.port={jmx_port}",
            "-Dcom.sun.management.jmxremote.authenticate=false",
            f"-Djava.rmi.server.hostname={HOST}"] if jmx_port else []
     return [
-        java_binary(), *JVM_SERVER_OPTIONS, *JVM17_SERVER_OPTIONS, *SINGLE_NODE_OPTIONS,
+        java_binary(), *JVM_SERVER_OPTIONS, *JVM17_SERVER_OPTIONS,
+        *([f"-Dcassandra-rackdc.properties={rackdc.as_uri()}"] if rackdc.exists() else SINGLE_NODE_OPTIONS),
         f"-Xms{heap}", f"-Xmx{heap}",
         *(["-XX:CompileCommand=quiet", f"-XX:CompileCommandFile={hints}"] if hints else []),
         f"-javaagent:{find_jar(classpath, 'jamm-')}",
@@ -384,8 +399,10 @@ def launch(dir: Path, argv: list[str], tie_to_parent: bool = False) -> int:
 
 
 def start(dir: Path, cql_port: int = 9042, storage_port: int = 7000, heap: str = "1G", jmx_port: int | None = 0,
-          wait: bool = True, timeout: float = 180, cache: Path | None = None, tie_to_parent: bool = False) -> Instance:
+          wait: bool = True, timeout: float = 180, cache: Path | None = None, tie_to_parent: bool = False,
+          dc: str = "", seeds: Sequence[int] = ()) -> Instance:
     """Start (or find running) the instance in ``dir``. Port 0 picks a free port; ``jmx_port=None``: no JMX.
+    ``dc`` and ``seeds`` (the storage ports of every node) make it one node of a multi-DC cluster.
 
     ``tie_to_parent`` (tests): Cassandra gets SIGTERM if the calling thread dies without calling ``stop``;
     call from the main thread then, never from a pool thread that may exit first.
@@ -404,9 +421,9 @@ def start(dir: Path, cql_port: int = 9042, storage_port: int = 7000, heap: str =
         if port is not None:
             _check_free(port, what)
     classpath = ensure_jars(cache)
-    write_config(dir, cql_port, storage_port)
+    write_config(dir, cql_port, storage_port, seeds=seeds, dc=dc)
     pid = launch(dir, jvm_command(dir, classpath, heap, jmx_port), tie_to_parent)
-    instance = Instance(str(dir), pid, cql_port, storage_port, jmx_port, cassandra_version(), heap)
+    instance = Instance(str(dir), pid, cql_port, storage_port, jmx_port, cassandra_version(), heap, dc)
     (dir / "runner.json").write_text(json.dumps(asdict(instance), indent=2) + "\n")
     if wait:
         wait_cql(dir, cql_port, timeout)

@@ -15,6 +15,10 @@ from parley.settings import Settings
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:2] == ["cassandra", "replication"]:  # the keyspace, not the local server
+        from parley.tools import cassandra_replication
+
+        return cassandra_replication.main(args_list[2:])
     if args_list[:1] == ["cassandra"]:  # its own options: parley cassandra --help
         from parley.tools import cassandra_runner
 
@@ -50,7 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     stepdown = bus_sub.add_parser("stepdown", help="the stream's leader hands over (before server maintenance)")
     stepdown.add_argument("stream", nargs="?", help="stream name, e.g. MSG or KV_presence")
     stepdown.add_argument("--server", help="instead: every stream this NATS server leads (its server_name)")
-    sub.add_parser("cassandra", help="run a local Cassandra 5.0 (up, down, status, jars, nodetool)")
+    sub.add_parser("cassandra", help="run a local Cassandra 5.0 (up, down, status, jars, nodetool); "
+                                     "`parley cassandra replication` ALTERs the keyspace to the settings")
     sub.add_parser("status", help="the cluster at a glance: nodes by region, connections, traffic, archiver lag")
     node = sub.add_parser("node", help="run one edge node (configured by PARLEY_* variables); "
                                        "`parley node drain <node>` drains a running one")

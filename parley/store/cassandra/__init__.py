@@ -9,6 +9,9 @@ table they share (groups move ``conversations.member_count``; several read ``mem
 schema and its migrations are in schema.py, the reasons for the data model in docs/adr/0004.
 Everything that touches the message tables is in messages.py.
 
+Writes sync relies on (``TRUSTED_WRITES``) are made at the archiver's write consistency, claims at
+``SERIAL``; cql.py and consistency.py say why, ADR 0007 what it costs.
+
 The data model avoids reads before writes: ranges, newest ids, cursors and receipt marks are
 written ``USING TIMESTAMP`` so the highest (or lowest) value wins in any order; usernames, devices
 and conversations are claimed with lightweight transactions.
@@ -43,12 +46,17 @@ __all__ = ["CassandraStore"]
 
 QUERIES = join_queries(accounts.QUERIES, sessions.QUERIES, friends.QUERIES, membership.QUERIES,
                        conversations.QUERIES, groups.QUERIES, receipts.QUERIES, push.QUERIES, messages.QUERIES)
+# What sync trusts below the archiver's ack floor: every write to the message tables, and a user's
+# conversation list (a conversation missing from it would be skipped just the same). These go out at
+# PARLEY_CASSANDRA_WRITE_CONSISTENCY (EACH_QUORUM across datacenters), so a reader in any DC finds them.
+TRUSTED_WRITES = frozenset({name for name, cql in messages.QUERIES.items()
+                            if not cql.lstrip().upper().startswith("SELECT")} | {"user_conv_add"})
 
 
 class CassandraStore(CassandraAccounts, CassandraSessions, CassandraFriends, CassandraConversations,
                      CassandraMessages, CassandraGroups, CassandraReceipts, CassandraPush):
     def __init__(self, settings: Settings) -> None:
-        self._cql = Cql(settings, QUERIES)
+        self._cql = Cql(settings, QUERIES, TRUSTED_WRITES)
         self._bucket_ms = settings.cassandra_bucket_s * 1000
 
     async def migrate(self) -> None:

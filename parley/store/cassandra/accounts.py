@@ -1,5 +1,10 @@
 """Cassandra accounts: ``users`` by id, and ``usernames``, claimed with a lightweight transaction so
-a name is unique across the cluster (it also holds the password hash)."""
+a name is unique across the cluster (it also holds the password hash).
+
+Claims are decided at SERIAL (cql.py), by a majority of every datacenter's replicas together, so two
+regions cannot both win one name. A claim Cassandra cannot give an answer for (a timeout, or Paxos
+contention between datacenters: "CAS operation result is unknown") is settled by reading the name at
+SERIAL; claiming a name this user already holds counts as won, so a retried sign-up is idempotent."""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from typing import Any
 
 from cassandra.query import UNSET_VALUE
 
-from parley.errors import Conflict, NotFound
+from parley.errors import Conflict, NotFound, Unavailable
 from parley.ids import UserId
 from parley.store.cassandra.cql import Cql
 from parley.store.records import User
@@ -19,6 +24,7 @@ QUERIES = {
     "user_update": "UPDATE users SET display_name = ?, bio = ? WHERE id = ?",
     "name_claim": "INSERT INTO usernames (username, user_id, password_hash) VALUES (?,?,?) IF NOT EXISTS",
     "name_get": "SELECT user_id, password_hash FROM usernames WHERE username = ?",
+    "name_owner": "SELECT user_id FROM usernames WHERE username = ?",  # read at SERIAL
 }
 
 
@@ -34,10 +40,20 @@ class CassandraAccounts:
         # The users row first: if the name turns out to be taken it is removed, and a crash in
         # between leaves only a row no name points to.
         await self._cql.write("user_insert", user.id, user.username, user.display_name, user.bio, user.created_at)
-        applied, _ = await self._cql.applied("name_claim", user.username, user.id, password_hash)
-        if not applied:
+        if not await self._claim_name(user, password_hash):
             await self._cql.write("user_delete", user.id)
             raise Conflict(f"username {user.username!r} is taken", code="username_taken")
+
+    async def _claim_name(self, user: User, password_hash: str) -> bool:
+        """Whether ``user`` holds its name now (Unavailable: nobody does yet; try again)."""
+        try:
+            applied, row = await self._cql.applied("name_claim", user.username, user.id, password_hash)
+            return applied or row.user_id == user.id
+        except Unavailable:
+            owner = await self._cql.serial_one("name_owner", user.username)
+            if owner is None:
+                raise
+            return bool(owner.user_id == user.id)
 
     async def user_by_name(self, username: str) -> tuple[User, str] | None:
         claim = await self._cql.one("name_get", username)

@@ -2,11 +2,13 @@
 bridge that runs them from asyncio.
 
 One ``Cluster`` per process with token-aware, DC-aware routing; every query a prepared statement;
-consistency (and serial consistency for the few lightweight transactions) from settings, checked at
-start so reads always meet the archiver's writes. Requests run on the driver's I/O thread and come
-back to asyncio through callbacks, so the event loop never waits on Cassandra; only connecting,
-preparing and schema changes run in a worker thread. Large reads page. At most
-``cassandra_concurrency`` requests are in flight. Any "cannot reach Cassandra" error (``DOWN``)
+consistency from settings, checked at start so reads in any datacenter meet the archiver's writes:
+the statements sync trusts below the ack floor (``trusted_writes``) go out at the write consistency
+(``EACH_QUORUM`` across datacenters), everything else at the read/write one (``LOCAL_QUORUM``);
+lightweight transactions are decided at ``SERIAL``, across every datacenter. Requests run on the
+driver's I/O thread and come back to asyncio through callbacks, so the event loop never waits on
+Cassandra; only connecting, preparing and schema changes run in a worker thread. Large reads page.
+At most ``cassandra_concurrency`` requests are in flight. Any "cannot reach Cassandra" error (``DOWN``)
 becomes ``Unavailable(store_unavailable)``.
 
 This module knows no table: the statements and the schema migration are handed in.
@@ -33,12 +35,18 @@ from cassandra.cluster import (
 )
 from cassandra.connection import ConnectionException
 from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
+from cassandra.protocol import ErrorMessage
 from cassandra.query import BatchStatement, BatchType, PreparedStatement, Statement
 
-from parley.errors import ParleyError, Unavailable
+from parley.errors import Unavailable
 from parley.settings import Settings
+from parley.store.cassandra.consistency import check as check_levels
+from parley.store.cassandra.replication import replication_map
 
 DOWN = (NoHostAvailable, OperationTimedOut, RequestExecutionException, ConnectionException)
+# protocol v5's CAS_WRITE_UNKNOWN, which this driver has no class for: a lightweight transaction that a
+# minority accepted (contention across datacenters, a replica lost mid-way) may or may not take effect
+CAS_WRITE_UNKNOWN = 0x1700
 PAGE = 1000
 
 # migrate(session, keyspace, replication): blocking, run once connected and before anything is prepared
@@ -47,41 +55,17 @@ Migrate = Callable[[CqlSession, str, str], None]
 Bound = tuple[str, tuple[Any, ...]]
 
 
-def replication_map(spec: str) -> dict[str, str | int]:
-    """``SimpleStrategy:1`` or ``NetworkTopologyStrategy:dc1=3,dc2=3`` → a CQL replication map."""
-    strategy, _, rest = spec.partition(":")
-    try:
-        if strategy == "SimpleStrategy":
-            return {"class": "SimpleStrategy", "replication_factor": int(rest)}
-        if strategy == "NetworkTopologyStrategy":
-            pairs = [item.split("=") for item in rest.split(",")]
-            return {"class": "NetworkTopologyStrategy", **{dc.strip(): int(rf) for dc, rf in pairs}}
-    except ValueError:
-        pass
-    raise ParleyError(
-        f"PARLEY_CASSANDRA_REPLICATION={spec!r}: use SimpleStrategy:<rf> or NetworkTopologyStrategy:<dc>=<rf>,...",
-        code="bad_setting")
-
-
-def replicas_answering(level: str, rf: int) -> int:
-    """How many replicas of ``rf`` a request at ``level`` waits for (in the local datacenter)."""
-    return {"ONE": 1, "LOCAL_ONE": 1, "TWO": 2, "THREE": 3, "ALL": rf}.get(level.upper(), rf // 2 + 1)
-
-
 def check_consistency(settings: Settings) -> None:
-    """Nodes read history below the archiver's ack floor and trust it complete, so a read must meet
-    the archiver's write on some replica: reads + writes > replicas (per datacenter)."""
-    level = settings.cassandra_consistency.upper()
-    if level not in ConsistencyLevel.name_to_value:
-        raise ParleyError(f"PARLEY_CASSANDRA_CONSISTENCY={level!r} is not a consistency level "
-                          "(ONE, LOCAL_QUORUM, ...)", code="bad_setting")
-    factors = [v for k, v in replication_map(settings.cassandra_replication).items()
-               if k != "class" and isinstance(v, int)]
-    rf = max(factors, default=1)
-    if 2 * replicas_answering(level, rf) <= rf:
-        raise ParleyError(f"PARLEY_CASSANDRA_CONSISTENCY={level} with {rf} replicas can read a replica that "
-                          "missed a write, and sync would skip messages: use LOCAL_QUORUM (or QUORUM)",
-                          code="bad_setting")
+    """Refuse consistency levels with which a reader in some datacenter can miss an archiver write."""
+    check_levels(replication_map(settings.cassandra_replication), settings.cassandra_consistency,
+                 settings.cassandra_write_consistency)
+
+
+def write_level(settings: Settings) -> int:
+    """The level of the writes sync trusts (the archiver's): the write setting, else the read one."""
+    level: int = ConsistencyLevel.name_to_value[(settings.cassandra_write_consistency or
+                                                 settings.cassandra_consistency).upper()]
+    return level
 
 
 def new_cluster(s: Settings) -> Cluster:
@@ -89,7 +73,9 @@ def new_cluster(s: Settings) -> Cluster:
     profile = ExecutionProfile(
         load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=s.cassandra_local_dc or None)),
         consistency_level=consistency,
-        serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
+        # SERIAL, never LOCAL_SERIAL: a claim (username, group seat) is decided by a quorum of ALL
+        # replicas, so two datacenters cannot both win it (ADR 0007 has the cost)
+        serial_consistency_level=ConsistencyLevel.SERIAL,
         request_timeout=s.cassandra_timeout_s,
     )
     auth = (PlainTextAuthProvider(s.cassandra_username, s.cassandra_password.reveal())
@@ -118,9 +104,13 @@ def join_queries(*groups: Mapping[str, str]) -> dict[str, str]:
 
 
 class Cql:
-    def __init__(self, settings: Settings, queries: Mapping[str, str]) -> None:
+    def __init__(self, settings: Settings, queries: Mapping[str, str], trusted_writes: Iterable[str] = ()) -> None:
         self._settings = settings
         self._queries = dict(queries)
+        self._trusted = frozenset(trusted_writes)
+        unknown = self._trusted - self._queries.keys()
+        if unknown:
+            raise ValueError(f"trusted writes that are no statements: {sorted(unknown)}")
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cassandra-setup")
         self._cluster: Cluster | None = None
         self._session: CqlSession | None = None
@@ -136,6 +126,8 @@ class Cql:
             migrate(session, self._settings.cassandra_keyspace, self._settings.cassandra_replication)
             session.set_keyspace(self._settings.cassandra_keyspace)
             self._q = {name: session.prepare(cql) for name, cql in self._queries.items()}
+            for name in self._trusted:  # bound statements inherit it; batches are set in batch()
+                self._q[name].consistency_level = write_level(self._settings)
         except BaseException:
             cluster.shutdown()
             raise
@@ -180,6 +172,10 @@ class Cql:
                 result = future.result()  # already there: the callback ran after the result was set
             except DOWN as err:
                 raise Unavailable(f"cassandra: {err}", code="store_unavailable") from err
+            except ErrorMessage as err:
+                if err.code != CAS_WRITE_UNKNOWN:
+                    raise
+                raise Unavailable(f"cassandra: {err.message}", code="store_unavailable") from err
         return list(result.current_rows), result.paging_state
 
     async def rows(self, name: str, *params: Any, limit: int | None = None) -> list[Any]:
@@ -196,6 +192,14 @@ class Cql:
         rows = await self.rows(name, *params, limit=1)
         return rows[0] if rows else None
 
+    async def serial_one(self, name: str, *params: Any) -> Any:
+        """The row read at SERIAL: any lightweight transaction still in flight on it is settled first,
+        so this tells whether a claim whose outcome was unknown took effect."""
+        statement = self._q[name].bind(params)
+        statement.consistency_level = ConsistencyLevel.SERIAL
+        rows, _ = await self._page(statement)
+        return rows[0] if rows else None
+
     async def write(self, name: str, *params: Any) -> None:
         await self._page(self._q[name].bind(params))
 
@@ -208,7 +212,9 @@ class Cql:
         if len(statements) == 1:
             await self.write(statements[0][0], *statements[0][1])
             return
-        batch = BatchStatement(batch_type=BatchType.LOGGED if logged else BatchType.UNLOGGED)
+        trusted = any(name in self._trusted for name, _ in statements)
+        batch = BatchStatement(batch_type=BatchType.LOGGED if logged else BatchType.UNLOGGED,
+                               consistency_level=write_level(self._settings) if trusted else None)
         for name, params in statements:
             batch.add(self._q[name], params)
         await self._page(batch)

@@ -9,20 +9,18 @@ at once from changing the schema together. ADR 0004 explains the data model.
 from __future__ import annotations
 
 import logging
-import re
 import time
 import uuid
 
 from cassandra.cluster import Session as CqlSession
 
 from parley.errors import ParleyError
-from parley.store.cassandra.cql import DOWN, replication_map
+from parley.store.cassandra.cql import DOWN
+from parley.store.cassandra.replication import checked_keyspace, cql_map, refuse_mismatch
 
 log = logging.getLogger("parley.store.cassandra")
 LOCK_TTL_S = 120
 DDL_TIMEOUT_S = 60
-
-KEYSPACE_RE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 
 # (version, what it does, statements); {ks} is the keyspace. Never edit a shipped migration: add one.
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
@@ -105,16 +103,15 @@ def latest_version() -> int:
 
 
 def create_keyspace(keyspace: str, replication: str) -> str:
-    if not KEYSPACE_RE.match(keyspace):
-        raise ParleyError(f"PARLEY_CASSANDRA_KEYSPACE={keyspace!r} is not a valid keyspace name", code="bad_setting")
-    options = ", ".join(f"'{k}': {v!r}" if isinstance(v, str) else f"'{k}': {v}"
-                        for k, v in replication_map(replication).items())
-    return f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {{{options}}}"
+    return f"CREATE KEYSPACE IF NOT EXISTS {checked_keyspace(keyspace)} WITH replication = {cql_map(replication)}"
 
 
 def migrate(session: CqlSession, keyspace: str, replication: str) -> None:
     """Blocking: keyspace, bookkeeping tables, then every migration not yet applied, under a lock.
-    Nothing is changed (and no schema permission is needed) when the schema is already current."""
+    Nothing is changed (and no schema permission is needed) when the schema is already current. A
+    keyspace replicated otherwise than ``replication`` says is refused: only an explicit command
+    changes replication (replication.py)."""
+    refuse_mismatch(session, checked_keyspace(keyspace), replication)
     if _schema_is_current(session, keyspace):
         return
     _ddl(session, create_keyspace(keyspace, replication))

@@ -1,25 +1,10 @@
 import pytest
 
 from parley.errors import ParleyError
-from parley.settings import Settings
 from parley.store import StoredMessage
-from parley.store.cassandra.cql import check_consistency, join_queries, replication_map
+from parley.store.cassandra.cql import join_queries
 from parley.store.cassandra.messages import BATCH_BYTES, partition_batches
 from parley.store.cassandra.schema import MIGRATIONS, create_keyspace
-
-
-@pytest.mark.parametrize(("spec", "expected"), [
-    ("SimpleStrategy:1", {"class": "SimpleStrategy", "replication_factor": 1}),
-    ("NetworkTopologyStrategy:eu=3,us=3", {"class": "NetworkTopologyStrategy", "eu": 3, "us": 3}),
-])
-def test_replication_settings(spec, expected):
-    assert replication_map(spec) == expected
-
-
-@pytest.mark.parametrize("spec", ["", "SimpleStrategy", "SimpleStrategy:x", "Other:1", "NetworkTopologyStrategy:eu"])
-def test_bad_replication_names_the_setting(spec):
-    with pytest.raises(ParleyError, match="PARLEY_CASSANDRA_REPLICATION"):
-        replication_map(spec)
 
 
 def test_keyspace_statement_and_name_check():
@@ -46,24 +31,6 @@ def test_batches_are_per_partition_and_bounded():
     assert sorted(m.id for _, _, c in groups for m in c) == list(range(60))
     big = StoredMessage(1, "dm.a", 0, "u", "d", "c", "y" * 10_000, 0)
     assert partition_batches([big], 1000) == [("dm.a", 0, [big])]
-
-
-@pytest.mark.parametrize(("replication", "level", "ok"), [
-    ("SimpleStrategy:1", "ONE", True),
-    ("SimpleStrategy:3", "ONE", False),
-    ("SimpleStrategy:3", "LOCAL_QUORUM", True),
-    ("NetworkTopologyStrategy:eu=3,us=3", "LOCAL_QUORUM", True),
-    ("NetworkTopologyStrategy:eu=3,us=3", "LOCAL_ONE", False),
-    ("SimpleStrategy:2", "QUORUM", True),
-    ("SimpleStrategy:1", "SOMETIMES", False),
-])
-def test_reads_must_meet_writes(replication, level, ok):
-    settings = Settings(cassandra_replication=replication, cassandra_consistency=level)
-    if ok:
-        check_consistency(settings)
-    else:
-        with pytest.raises(ParleyError, match="PARLEY_CASSANDRA_CONSISTENCY"):
-            check_consistency(settings)
 
 
 def test_statement_names_are_one_namespace():
