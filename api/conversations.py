@@ -23,6 +23,7 @@ from parley.api.shapes import conversation_json, message_json
 
 from parley import bus
 from parley.auth import Claims
+from parley.cursor import cursor_key, seal_cursor
 from parley.errors import BadRequest, Forbidden, NotFound
 from parley.ids import ConversationId, UserId, dm_conversation, dm_members, is_group
 from parley.messages import decode_payload
@@ -41,7 +42,7 @@ async def list_conversations(request: web.Request) -> web.Response:
     nc, settings = request.app[NATS], request.app[SETTINGS]
     floors = [await bus.archived_through(nc, settings, shard) for shard in range(settings.shards)]
     convs = await store.list_conversations(claims.user)
-    tail = await _tail_from_stream(request, claims.user, convs, floors)
+    tail, lasts = await _tail_from_stream(request, claims.user, convs, floors)
     convs = _with_latest(convs, tail)
     users = await store.get_users(sorted({m for c in convs for m in c.members}))
     gate = asyncio.Semaphore(UNREAD_READS)  # a user in thousands of conversations: a few reads at a time
@@ -51,8 +52,10 @@ async def list_conversations(request: web.Request) -> web.Response:
             return await _unread(store, claims.user, conv, tail.get(conv.id, []))
 
     marks = await asyncio.gather(*(unread(c) for c in convs))
+    # what this listing covers, as a cursor: a new device that starts from it misses nothing listed after it
+    cursor = seal_cursor(cursor_key(request.app[SETTINGS].secret.reveal()), lasts)
     return json({"conversations": [conversation_json(c, users) | {"read": read, "unread": unread}
-                                   for c, (read, unread) in zip(convs, marks, strict=True)]})
+                                   for c, (read, unread) in zip(convs, marks, strict=True)], "cursor": cursor})
 
 
 async def _unread(store: Store, user: UserId, conv: Conversation, tail: list[StoredMessage]) -> tuple[int, int]:
@@ -155,13 +158,15 @@ async def _with_unarchived(
 
 async def _tail_from_stream(
     request: web.Request, user: UserId, convs: list[Conversation], floors: list[int]
-) -> dict[ConversationId, list[StoredMessage]]:
+) -> tuple[dict[ConversationId, list[StoredMessage]], dict[int, int]]:
     """Messages of these conversations the archiver had not written when the store was read, from each
-    shard's tail, per conversation in id order."""
+    shard's tail, per conversation in id order; and, per shard, the position the listing covers."""
     nc, settings = request.app[NATS], request.app[SETTINGS]
     out: dict[ConversationId, list[StoredMessage]] = {}
+    lasts: dict[int, int] = {}
     for shard, archived in enumerate(floors):
         first, last = await bus.stream_bounds(nc, settings, shard)
+        lasts[shard] = last
         start = max(archived + 1, first)
         groups = [c.id for c in convs if c.kind == "group" and home_of(c, settings.shards) == shard]
         if start > last or not convs:
@@ -170,7 +175,7 @@ async def _tail_from_stream(
         for id, subject, data in await bus.read_stream(nc.jetstream(), settings, shard, filters, start=start, end=last):
             conv = conversation_of_message(subject)
             out.setdefault(conv, []).append(decode_payload(id, conv, data))
-    return out
+    return out, lasts
 
 
 def home_of(conv: Conversation, shards: int) -> int:

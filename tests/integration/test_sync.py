@@ -216,3 +216,16 @@ async def test_up_to_date_devices_connect_without_jetstream_calls_of_their_own(w
     assert all(d.order == [] and d.duplicates == 0 for d in again)
     for d in again:
         await d.close()
+
+
+async def test_a_new_device_starts_from_the_conversation_listings_cursor(world):
+    alice, bob = await world.person("alice"), await world.person("bob")
+    conv = await alice.befriend(bob)
+    a = await alice.device(node=0)
+    old = [await a.send(conv, f"old {i}") for i in range(5)]
+    listing = await world.api.call("GET", "/v1/conversations", bob.token)
+    assert listing["conversations"][0]["last_message"]["id"] == old[-1]["id"]
+    after = await a.send(conv, "after the listing")
+    fresh = await bob.device(node=1, cursor=listing["cursor"])  # "from now": the listing's view
+    await fresh.wait_for(lambda: after["id"] in fresh.messages)
+    assert fresh.order == [after["id"]] and fresh.errors == []

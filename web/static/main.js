@@ -23,6 +23,7 @@ const chat = {
   friends: { friends: [], incoming: [], outgoing: [] },
   selected: null,
   orphans: [], // msgs of conversations not listed yet
+  listedCursor: "", // the cursor of the last conversation listing: where a new device starts
   typingSent: { conv: null, at: 0 },
 };
 
@@ -94,8 +95,8 @@ async function login(username, password) {
     if (err.code !== "unknown_device") throw err;
     r = await api.login(fields);
   }
-  // r.cursor: the device's stored cursor ("" for a new device: its first sync starts at the
-  // beginning, and the page keeps only what paging over HTTP would not fetch)
+  // r.cursor: the device's stored cursor ("" for a new device: it starts from the conversation
+  // listing's cursor, and older messages come by paging over HTTP)
   saveSession({ token: r.token, expires_at: r.expires_at, device_id: r.device_id, user: r.user,
                 cursor: r.cursor || "" });
   return r;
@@ -114,6 +115,7 @@ function endSession(message) {
   chat.presence.clear();
   chat.friends = { friends: [], incoming: [], outgoing: [] };
   chat.orphans = [];
+  chat.listedCursor = "";
   chat.selected = null;
   chat.synced = false;
   chat.typingSent = { conv: null, at: 0 };
@@ -146,7 +148,8 @@ async function start(placement) {
   if (conn) conn.stop();
   conn = newConnection();
   chat.synced = false;
-  conn.start(loadCursor(), placement);
+  // a device with no cursor yet starts from what the listing showed ("from now", protocol §8)
+  conn.start(loadCursor() || chat.listedCursor || "", placement);
   scheduleRefresh();
   chat.ticker = setInterval(tick, 1000);
   chat.friendPoll = 0;
@@ -172,7 +175,8 @@ async function loadFriends() {
 }
 
 async function loadConversations() {
-  const { conversations } = await api.conversations();
+  const { conversations, cursor } = await api.conversations();
+  chat.listedCursor = cursor;
   const listed = new Set();
   for (const raw of conversations) {
     listed.add(raw.id);
