@@ -43,11 +43,12 @@ from parley.tools.cluster import Cluster
 from parley.workers.presence_leases import LEASE_BUCKET, snapshot
 
 from parley import bus, wire
-from parley.ids import MSG_PREFIX, DeviceId, UserId
+from parley.ids import DeviceId, UserId
 from parley.messages import encode_payload
 from parley.presence_bus import heartbeat_subject
 from parley.presence_partitions import partition_of
 from parley.settings import Settings
+from parley.shards import home_for, message_subject
 
 PARTITIONS, BEATS_PER_BATCH, CONVERSATIONS = 16, 2000, 2000
 STALL_S = 30.0
@@ -68,6 +69,11 @@ def cost(names: list[str], cpu: dict[str, float], count: int, per: int) -> dict[
     return {n: round(cpu.get(n, 0.0) / count * per * 1000, 3) for n in names}
 
 
+async def archived(nc: Any, settings: Settings) -> int:
+    """Messages archived so far over every shard (fresh streams: each shard's floor is its count)."""
+    return sum([await bus.archived_through(nc, settings, shard) for shard in range(settings.shards)])
+
+
 async def archive_case(root: Path, archivers: int, messages: int) -> dict[str, Any]:
     cluster = Cluster(root, nodes=0, tie_to_parent=True)
     try:
@@ -80,11 +86,12 @@ async def archive_case(root: Path, archivers: int, messages: int) -> dict[str, A
         meter = CpuMeter(cluster.pids())
         before, started = meter.snapshot(), time.perf_counter()
         for i, payload in enumerate(payloads):  # core publishes: far quicker than archiving, not the limit
-            await nc.publish(f"{MSG_PREFIX}g.bench{i % CONVERSATIONS}", payload)
+            conv = f"g.bench{i % CONVERSATIONS}"
+            await nc.publish(message_subject(home_for(conv, cluster.settings.shards), conv), payload)
         await nc.flush(timeout=60)
         published_s = time.perf_counter() - started
         seen, since = -1, time.monotonic()
-        while (floor := await bus.archived_through(nc, cluster.settings)) < messages:
+        while (floor := await archived(nc, cluster.settings)) < messages:
             if cluster.exited():
                 raise BenchError(f"a process exited; logs in {cluster.logs}")
             if floor != seen:

@@ -17,6 +17,7 @@ from cassandra.cluster import Cluster as CqlCluster
 from parley.tools.client import ApiError, Device
 
 from parley import bus
+from parley.shards import pos_of_id, shard_of_id
 from tests.conftest import CassandraServer, new_keyspace
 from tests.integration.cluster import Cluster
 from tests.integration.conftest import World
@@ -42,18 +43,19 @@ async def cworld(cass_cluster: Cluster, http: aiohttp.ClientSession) -> AsyncIte
     await w.close()
 
 
-async def archived_through(cluster: Cluster) -> int:
+async def archived_through(cluster: Cluster, shard: int) -> int:
     nc = await nats.connect(cluster.settings.nats_url)
     try:
-        return await bus.archived_through(nc, cluster.settings)
+        return await bus.archived_through(nc, cluster.settings, shard)
     finally:
         await nc.close()
 
 
 async def wait_archived(cluster: Cluster, last: int, timeout: float = 60) -> None:
+    """Message ``last`` (an id: its shard and sequence) and everything before it in its shard is archived."""
     async def through_last() -> bool:
-        floor = await archived_through(cluster)
-        assert floor >= last, f"archiver at {floor}"
+        floor = await archived_through(cluster, shard_of_id(last))
+        assert floor >= pos_of_id(last), f"archiver at {floor}"
         return True
 
     await eventually(through_last, timeout=timeout, every=0.2, what=f"message {last} archived")
