@@ -533,9 +533,10 @@ def test_logging_out_and_in_as_someone_else_in_the_same_tab_sends_nothing_of_the
     page.js("window.dropSends = false; window.sentFrames = [];")
     page.sign_in(bob.username)  # online = synced: any resend would have gone out before
     assert sent(page, "send") == []
-    # bob's window is a new device of his: no cursor of its own yet, so none is sent (the node uses
-    # the device's stored one, none); alice's is not carried over
-    assert [f.get("cursor") for f in sent(page, "hello")] == [None]
+    # bob's window is a new device of his: no cursor of its own yet, so it starts from what his own
+    # conversation listing covers ("from now", protocol §8); alice's is not carried over
+    listed = call(cluster, "GET", "/v1/conversations", bob.token)["cursor"]
+    assert [f.get("cursor") for f in sent(page, "hello")] == [listed]
     assert pending_cids(page) == []
     page.open(dm)
     assert page.bodies() == []
@@ -677,7 +678,8 @@ def test_the_page_acks_cursor_frames_and_resumes_from_its_cursor_after_a_reload(
     page = recorded_page(chromium(), cluster)
     page.sign_in(alice.username)
     device = page.js("return JSON.parse(sessionStorage.getItem('parley.session')).device_id")
-    assert [(f["v"], f.get("cursor")) for f in sent(page, "hello")] == [(2, None)]  # a new device
+    listed = call(cluster, "GET", "/v1/conversations", alice.token)["cursor"]
+    assert [(f["v"], f.get("cursor")) for f in sent(page, "hello")] == [(2, listed)]  # a new device: "from now"
     page.open(conv)
     first = bob_ws.send(conv, "before the reload")
     page.wait_bodies(["before the reload"])
