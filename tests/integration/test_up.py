@@ -81,14 +81,25 @@ def test_parley_up_prints_where_to_connect_and_stops_without_strays(tmp_path):
         proc.stdout.close()
 
 
+def wait_children(proc: subprocess.Popen[str], count: int, timeout: float = 15) -> list[psutil.Process]:
+    """``proc``'s processes once there are ``count`` of them (a loaded machine lists a just-started
+    child late); ``parley up`` itself still running (any child that exits stops it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        children = psutil.Process(proc.pid).children(recursive=True)
+        if len(children) == count or time.monotonic() > deadline:
+            assert proc.poll() is None and len(children) == count, [c.name() for c in children]
+            return children
+        time.sleep(0.1)  # polling the condition
+
+
 def test_parley_up_starts_several_workers_of_each_role_on_the_next_ports(tmp_path):
     cmd, ports, _ = up_command(tmp_path / "run", "--nodes", "1", "--archivers", "2", "--presence-workers", "2")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=clean_env(), text=True)
     try:
         text = wait_banner(proc)
         assert f"archiver2 :{ports['archiver'] + 100}" in text and f"presence2 :{ports['presence'] + 100}" in text
-        children = psutil.Process(proc.pid).children(recursive=True)
-        assert len(children) == 8  # nats, discovery, two archivers, two presence workers, api, one node
+        children = wait_children(proc, 8)  # nats, discovery, two archivers, two presence workers, api, one node
         for port in (ports["archiver"], ports["archiver"] + 100, ports["presence"], ports["presence"] + 100):
             assert get_json(f"http://127.0.0.1:{port}/readyz")["ready"] is True
         proc.send_signal(signal.SIGINT)

@@ -80,11 +80,11 @@ async def test_a_process_configured_r3_refuses_an_r1_stream_until_migrate(nats_c
         env = {**os.environ, **r3.replace(secret=Secret("s" * 40), sqlite_path=str(tmp_path / "p.db"),
                                           archiver_port=0).as_env()}
         archiver = subprocess.run([sys.executable, "-m", "parley", "archiver"], env=env, capture_output=True,
-                                  text=True, timeout=60)
+                                  text=True, timeout=180)
         assert archiver.returncode == 2
         assert "num_replicas: is 1, configured 3" in archiver.stderr and "parley bus migrate" in archiver.stderr
         migrate = subprocess.run([sys.executable, "-m", "parley", "bus", "migrate"], env=env, capture_output=True,
-                                 text=True, timeout=60)
+                                 text=True, timeout=180)
         assert migrate.returncode == 0, migrate.stdout + migrate.stderr
         assert f"stream {shard}: num_replicas 1 -> 3" in migrate.stdout
         assert (await js.stream_info(shard)).config.num_replicas == 3
