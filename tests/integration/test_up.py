@@ -76,9 +76,23 @@ def test_parley_up_prints_where_to_connect_and_stops_without_strays(tmp_path):
         assert (tmp_path / "run" / "parley.db").exists() and (tmp_path / "run" / "secret").exists()
     finally:
         if proc.poll() is None:
-            proc.kill()
+            kill_tree(proc)
             proc.wait()
         proc.stdout.close()
+
+
+def kill_tree(proc: subprocess.Popen[str]) -> None:
+    """A failed test's ``parley up`` and every process it started (killed alone, it would orphan them)."""
+    try:
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    for p in [*children]:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    proc.kill()
 
 
 def wait_children(proc: subprocess.Popen[str], count: int, timeout: float = 15) -> list[psutil.Process]:
@@ -108,7 +122,7 @@ def test_parley_up_starts_several_workers_of_each_role_on_the_next_ports(tmp_pat
         assert alive == [], f"stray processes: {alive}"
     finally:
         if proc.poll() is None:
-            proc.kill()
+            kill_tree(proc)
             proc.wait()
         proc.stdout.close()
 
@@ -194,7 +208,7 @@ async def test_parley_up_on_cassandra_starts_it_keeps_history_there_and_stops_it
         assert (tmp_path / "run" / "cassandra" / "data").is_dir()
     finally:
         if proc.poll() is None:
-            proc.kill()
+            kill_tree(proc)
             proc.wait()
         proc.stdout.close()
 
@@ -239,6 +253,6 @@ def test_parley_up_with_three_nats_servers_runs_on_r3_streams_and_buckets(tmp_pa
         assert alive == [], f"stray processes: {alive}"
     finally:
         if proc.poll() is None:
-            proc.kill()
+            kill_tree(proc)
             proc.wait()
         proc.stdout.close()
