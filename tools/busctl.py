@@ -5,8 +5,8 @@ the stream's age and dedup window…) to every stream and bucket, creating what 
 what changed. Processes never do this at start: they refuse a mismatch (``parley.bus.ensure``).
 ``status``: every stream with its replicas, leader, each replica's state and lag, messages, and the
 durable consumers' pending counts. ``stepdown <stream>``: the stream's leader hands over to another
-replica (before planned maintenance of the server that leads it); ``stepdown --server <name>`` does it for
-every stream that server leads and waits until each has another leader.
+replica (before planned maintenance of the server that leads it), and the command waits until another
+server leads it; ``stepdown --server <name>`` does it for every stream that server leads.
 """
 
 from __future__ import annotations
@@ -90,27 +90,36 @@ async def step_down(nc: Client, stream: str) -> dict[str, object]:
     return orjson.loads(msg.data)  # type: ignore[no-any-return]
 
 
-async def hand_over(nc: Client, server: str, timeout: float = 30.0) -> list[str]:
-    """Before stopping ``server``: every stream it leads steps down, and we wait until another server leads
-    each; the streams handed over."""
-    js = nc.jetstream()
-    led = [i.config.name for i in await js.streams_info() if i.cluster and i.cluster.leader == server]
-    for stream in led:
-        assert stream
-        await step_down(nc, stream)
-    deadline = asyncio.get_running_loop().time() + timeout
-    for stream in led:
-        assert stream
+async def move_leader(nc: Client, stream: str, away_from: str | None, *, timeout: float = 30.0) -> str:
+    """Step ``stream``'s leader down and wait until a server other than ``away_from`` leads it; the new leader.
+    The election may pick the same server again (it is as current as any): then it steps down again."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        answer = await step_down(nc, stream)
+        if "error" in answer:
+            raise RuntimeError(f"{stream}: step-down refused: {answer['error']}")
+        again = loop.time() + 5.0  # the same leader re-elected for this long: ask again
         while True:
             try:
                 leader = await stream_leader(nc, stream)
             except (APIError, nats.errors.Error):  # electing
                 leader = None
-            if leader not in (None, server):
-                break
-            if asyncio.get_running_loop().time() > deadline:
+            if leader not in (None, away_from):
+                return leader
+            if loop.time() > deadline:
                 raise TimeoutError(f"{stream}: no new leader within {timeout:.0f}s")
+            if leader == away_from and loop.time() > again:
+                break
             await asyncio.sleep(0.1)
+
+
+async def hand_over(nc: Client, server: str, timeout: float = 30.0) -> list[str]:
+    """Before stopping ``server``: every stream it leads steps down, and we wait until another server leads
+    each; the streams handed over."""
+    js = nc.jetstream()
+    led = [i.config.name for i in await js.streams_info() if i.cluster and i.cluster.leader == server]
+    await asyncio.gather(*(move_leader(nc, stream, server, timeout=timeout) for stream in led if stream))
     return [s for s in led if s]
 
 
@@ -124,11 +133,12 @@ async def evacuate(nc: Client, server: str, say: Callable[[str], None] = print) 
 
 async def stepdown(nc: Client, stream: str, say: Callable[[str], None] = print) -> int:
     before = await stream_leader(nc, stream)
-    answer = await step_down(nc, stream)
-    if "error" in answer:
-        say(f"{stream}: step-down refused: {answer['error']}")
+    try:
+        after = await move_leader(nc, stream, before)
+    except (RuntimeError, TimeoutError) as err:
+        say(str(err))
         return 1
-    say(f"{stream}: leader {before} stepped down; a new one is being elected (`parley bus status` shows it)")
+    say(f"{stream}: leader {before} stepped down; {after} leads it now")
     return 0
 
 

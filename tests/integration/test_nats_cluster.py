@@ -209,7 +209,8 @@ async def test_parley_bus_stepdown_moves_a_streams_leader_and_every_stream_off_a
         leader = (await stream_info(cluster3)).cluster.leader
         return leader if leader not in (None, before) else None
 
-    server = await eventually(moved, what="MSG has a new leader", timeout=30, ignoring=(nats.errors.Error,))
+    server = await eventually(moved, what="MSG has a new leader", timeout=10, ignoring=(nats.errors.Error,))
+    assert f"{server} leads it now" in out.stdout, out.stdout  # the command waited for another leader
     out = bus_command(cluster3, "stepdown", "--server", server)
     assert out.returncode == 0 and f"{server} leads no stream now" in out.stdout, out.stdout + out.stderr
     nc = await nats.connect(**connect_options(cluster3.settings))
