@@ -9,6 +9,15 @@ and route ports, its own store under ``<root>/nats/<name>``, routes to every mem
 ``kill`` is SIGKILL (a crash); ``lame_duck`` is the planned stop: SIGUSR2 (what ``nats-server --signal
 ldm=<pid>`` sends), the member moves its clients to the others and exits; ``start_member`` brings a
 stopped member back with the same name, ports and store, so it rejoins and catches up.
+
+Two regions: ``NatsServers(root, 1, free_port, regions=["eu", "us"])`` starts a supercluster, one
+JetStream cluster per region (``count`` servers each, named ``nats-eu-1``, …; cluster name = region,
+routes within the region, ``server_tags: ["region:<region>"]`` for stream placement), joined by gateways.
+Every member's gateway port sits behind a ``tcpproxy.Proxy`` of its own and the member advertises the
+proxy's port, so every gateway connection between regions runs through a proxy: ``cut_gateways`` cuts
+them all (the WAN link is down), ``heal_gateways`` lets them reconnect, ``gateway_delay_s`` slows them.
+The JetStream meta group spans both regions, so while cut it has no quorum (no new consumers or streams);
+streams in each region keep taking their own region's publishes.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from pathlib import Path
 import nats
 import nats.aio.client
 from parley.tools import natsserver
+from parley.tools.tcpproxy import Proxy
 
 from parley.errors import ParleyError
 
@@ -39,6 +49,8 @@ class Member:
     config: Path
     log: Path
     proc: subprocess.Popen[bytes] | None = None
+    region: str | None = None
+    gateway: Proxy | None = None  # in front of the member's gateway port (a supercluster only)
 
     @property
     def url(self) -> str:
@@ -74,36 +86,84 @@ async def _jetstream_answers(urls: list[str], connect: dict[str, object]) -> boo
 class NatsServers:
     def __init__(self, root: Path, count: int, free_port: Callable[[], int], *, ports: list[int] | None = None,
                  extra: str = "", preexec_fn: Callable[[], None] | None = None,
-                 connect: dict[str, object] | None = None) -> None:
+                 connect: dict[str, object] | None = None, regions: list[str] | None = None,
+                 gateway_delay_s: float = 0.0) -> None:
         """``ports``: the client ports (default: free ones); ``extra``: config text every member gets
-        (authorization, tls); ``connect``: nats-py options to check readiness with (credentials)."""
+        (authorization, tls); ``connect``: nats-py options to check readiness with (credentials);
+        ``regions``: a supercluster of one cluster per region, ``count`` servers each, whose gateway
+        links add ``gateway_delay_s`` each way."""
         self.root, self.preexec_fn, self.connect = root, preexec_fn, connect or {}
-        logs = root / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        client_ports = ports or [free_port() for _ in range(count)]
-        route_ports = [free_port() for _ in range(count)]
-        self.members = []
-        for i in range(count):
-            name = f"nats-{i + 1}"
-            store = root / "nats" / name
-            store.mkdir(parents=True, exist_ok=True)
-            config = root / "nats" / f"{name}.conf"
-            config.write_text(natsserver.cluster_config(name, client_ports[i], route_ports[i], store, route_ports,
-                                                        extra=extra))
-            self.members.append(Member(name, client_ports[i], route_ports[i], config, logs / f"{name}.log"))
+        self.regions = list(regions or [])
+        (root / "logs").mkdir(parents=True, exist_ok=True)
+        total = count * max(1, len(self.regions))
+        client_ports = ports or [free_port() for _ in range(total)]
+        if self.regions:
+            self.members = self._regional(count, free_port, client_ports, extra, gateway_delay_s)
+        else:
+            route_ports = [free_port() for _ in range(count)]
+            self.members = [self._member(f"nats-{i + 1}", client_ports[i], route_ports[i], route_ports, extra=extra)
+                            for i in range(count)]
+
+    def _member(self, name: str, port: int, route_port: int, route_ports: list[int], *, extra: str,
+                cluster: str = "parley", tags: list[str] | None = None, gateway: str = "") -> Member:
+        store = self.root / "nats" / name
+        store.mkdir(parents=True, exist_ok=True)
+        path = self.root / "nats" / f"{name}.conf"
+        path.write_text(natsserver.cluster_config(name, port, route_port, store, route_ports, cluster=cluster,
+                                                  tags=tags, gateway=gateway, extra=extra))
+        return Member(name, port, route_port, path, self.root / "logs" / f"{name}.log")
+
+    def _regional(self, count: int, free_port: Callable[[], int], client_ports: list[int], extra: str,
+                  delay_s: float) -> list[Member]:
+        """Ports first (every member's gateway config names every proxy), then the configs."""
+        route = {r: [free_port() for _ in range(count)] for r in self.regions}
+        gateway = {r: [free_port() for _ in range(count)] for r in self.regions}
+        proxies = {r: [Proxy(p, delay_s=delay_s, port=free_port()) for p in gateway[r]] for r in self.regions}
+        members = []
+        for k, region in enumerate(self.regions):
+            remotes = {o: [p.port for p in proxies[o]] for o in self.regions if o != region}
+            for i in range(count):
+                block = natsserver.gateway_config(region, gateway[region][i], proxies[region][i].port, remotes)
+                m = self._member(f"nats-{region}-{i + 1}", client_ports[k * count + i], route[region][i],
+                                 route[region], cluster=region, tags=[f"region:{region}"], gateway=block,
+                                 extra=extra)
+                m.region, m.gateway = region, proxies[region][i]
+                members.append(m)
+        return members
 
     @property
     def urls(self) -> list[str]:
         return [m.url for m in self.members]
 
-    def url_list(self) -> str:
-        """``PARLEY_NATS_URL``: every member, comma-separated."""
-        return ",".join(self.urls)
+    def urls_of(self, region: str) -> list[str]:
+        """The client URLs of one region's members."""
+        if region not in self.regions:
+            raise ValueError(f"no region {region!r} (regions: {self.regions})")
+        return [m.url for m in self.members if m.region == region]
+
+    def url_list(self, region: str | None = None) -> str:
+        """``PARLEY_NATS_URL``: every member (or one region's), comma-separated."""
+        return ",".join(self.urls if region is None else self.urls_of(region))
+
+    def _proxies(self) -> list[Proxy]:
+        return [m.gateway for m in self.members if m.gateway is not None]
+
+    def cut_gateways(self) -> None:
+        """The link between the regions goes down: every gateway connection is aborted and refused."""
+        for p in self._proxies():
+            p.cut()
+
+    def heal_gateways(self) -> None:
+        """The link is back: the gateways reconnect on their own (within a second or two)."""
+        for p in self._proxies():
+            p.heal()
 
     def member(self, name: str) -> Member:
         return next(m for m in self.members if m.name == name)
 
     def start(self, timeout: float = 30.0) -> None:
+        for p in self._proxies():
+            p.start()
         for m in self.members:
             self._spawn(m)
         for m in self.members:
@@ -179,6 +239,8 @@ class NatsServers:
                 except subprocess.TimeoutExpired:
                     m.proc.kill()
                     m.proc.wait()
+        for p in self._proxies():
+            p.close()
 
     def procs(self) -> dict[str, subprocess.Popen[bytes]]:
         return {m.name: m.proc for m in self.members if m.proc is not None}

@@ -57,7 +57,7 @@ port: {port}
 max_payload: 1MB
 lame_duck_duration: "{lame_duck_s}s"
 lame_duck_grace_period: "1s"
-
+{tags}
 jetstream {{
   store_dir: "{store_dir}"
   max_memory_store: 256MB
@@ -72,16 +72,34 @@ cluster {{
 {routes}
   ]
 }}
-{extra}
+{gateway}{extra}
 """
 
 
 def cluster_config(name: str, port: int, cluster_port: int, store_dir: Path, route_ports: list[int], *,
-                   cluster: str = "parley", lame_duck_s: int = 30, extra: str = "") -> str:
-    """The config text of one cluster member; ``extra`` is appended (authorization, tls blocks)."""
+                   cluster: str = "parley", lame_duck_s: int = 30, tags: list[str] | None = None,
+                   gateway: str = "", extra: str = "") -> str:
+    """The config text of one cluster member; ``tags`` become its ``server_tags`` (what stream placement
+    matches), ``gateway`` (``gateway_config``) joins it to other clusters, ``extra`` is appended
+    (authorization, tls blocks)."""
     routes = "\n".join(f"    nats-route://127.0.0.1:{p}" for p in route_ports)
+    tag_line = "server_tags: [{}]\n".format(", ".join(f'"{t}"' for t in tags)) if tags else ""
     return CLUSTER_TEMPLATE.format(name=name, port=port, cluster_port=cluster_port, store_dir=store_dir,
-                                   cluster=cluster, routes=routes, lame_duck_s=lame_duck_s, extra=extra)
+                                   cluster=cluster, routes=routes, lame_duck_s=lame_duck_s, tags=tag_line,
+                                   gateway=gateway, extra=extra)
+
+
+def gateway_config(cluster: str, port: int, advertise_port: int, remotes: dict[str, list[int]]) -> str:
+    """The gateway block of a member of ``cluster`` in a supercluster: it listens on ``port`` but tells
+    the other clusters to reach it at ``advertise_port`` (a proxy in front of it), and dials each remote
+    cluster at its ports (``remotes``: cluster name -> ports). Without ``advertise`` the servers gossip
+    their real gateway ports and reconnect around the proxy."""
+    def urls(ports: list[int]) -> str:
+        return ", ".join(f'"nats://127.0.0.1:{p}"' for p in ports)
+
+    lines = "\n".join(f"    {{name: {remote}, urls: [{urls(ports)}]}}" for remote, ports in remotes.items())
+    return (f"gateway {{\n  name: {cluster}\n  host: 127.0.0.1\n  port: {port}\n"
+            f'  advertise: "127.0.0.1:{advertise_port}"\n  gateways: [\n{lines}\n  ]\n}}\n')
 
 
 def start_with(config: Path, log_file: Path, preexec_fn: Callable[[], None] | None = None) -> subprocess.Popen[bytes]:

@@ -1,6 +1,6 @@
 """A loopback TCP proxy that can be cut, healed and slowed: the WAN link between two regions in a test.
 
-``Proxy(target_port).start()`` listens on a free 127.0.0.1 port and relays every connection to
+``Proxy(target_port).start()`` listens on 127.0.0.1 (a free port, or ``port``) and relays every connection to
 ``127.0.0.1:target_port``. Callers are sync code (``parley up``, pytest fixtures), so the proxy runs its
 own asyncio loop in a daemon thread and its methods block until the loop has done what they ask.
 
@@ -27,22 +27,27 @@ def _abort(writer: asyncio.StreamWriter) -> None:
 
 
 class Proxy:
-    def __init__(self, target_port: int, *, delay_s: float = 0.0) -> None:
-        self.target_port, self.delay_s = target_port, delay_s
-        self.port = 0
+    def __init__(self, target_port: int, *, delay_s: float = 0.0, port: int = 0) -> None:
+        """``port``: where to listen (0: a free port, known once ``start`` returns)."""
+        self.target_port, self.delay_s, self.port = target_port, delay_s, port
         self._cut = False
         self._links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name=f"tcpproxy->{target_port}", daemon=True)
+        self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def start(self) -> int:
-        """Listen; the listening port."""
+        """Listen; the listening port. A closed proxy may start again (on the same port)."""
+        if self._loop.is_closed():
+            self._loop = asyncio.new_event_loop()
+        self._cut = False
+        self._thread = threading.Thread(target=self._loop.run_forever, name=f"tcpproxy->{self.target_port}",
+                                        daemon=True)
         self._thread.start()
-        self._server = self._run(asyncio.start_server(self._accept, HOST, 0))
+        self._server = self._run(asyncio.start_server(self._accept, HOST, self.port))
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port
 
@@ -55,7 +60,7 @@ class Proxy:
         self._cut = False
 
     def close(self) -> None:
-        if not self._thread.is_alive():
+        if self._thread is None or not self._thread.is_alive():
             return
         self._run(self._shut())
         self._loop.call_soon_threadsafe(self._loop.stop)

@@ -106,3 +106,15 @@ def test_close_twice_is_harmless(echo_port: int):
     p.start()
     p.close()
     p.close()
+
+
+def test_a_closed_proxy_starts_again_on_its_port(echo_port: int):
+    p = Proxy(echo_port)
+    port = p.start()
+    p.close()
+    try:
+        assert p.start() == port
+        with _connect(port) as s:
+            assert _round_trip(s, b"back") == b"back"
+    finally:
+        p.close()
