@@ -24,15 +24,17 @@ from parley.api.shapes import conversation_json, message_json
 from parley import bus
 from parley.auth import Claims
 from parley.cursor import cursor_key, seal_cursor
-from parley.errors import BadRequest, Forbidden, NotFound
+from parley.errors import BadRequest, Forbidden, NotFound, Unavailable
 from parley.ids import ConversationId, UserId, dm_conversation, dm_members, is_group
 from parley.messages import decode_payload
-from parley.shards import conversation_of_message, home_for, message_subject, pos_of_id, user_message_filters
+from parley.settings import Settings
+from parley.shards import conversation_of_message, home_for, home_in, message_subject, pos_of_id, user_message_filters
 from parley.store import Conversation, Receipt, Store, StoredMessage
 
 HISTORY_MAX = 200
 UNREAD_MAX = 100  # a client shows it as "99+"; also how many messages after the mark are looked at
 UNREAD_READS = 16  # GET /v1/conversations: conversations whose unread count is read at once
+FLOOR_TIMEOUT_S = 2.0  # a shard's floor: a shard silent this long is left out of the listing's tail
 
 
 async def list_conversations(request: web.Request) -> web.Response:
@@ -40,7 +42,7 @@ async def list_conversations(request: web.Request) -> web.Response:
     store = request.app[STORE]
     # Read the archiver's floors before the store: the store then holds at least everything up to them.
     nc, settings = request.app[NATS], request.app[SETTINGS]
-    floors = [await bus.archived_through(nc, settings, shard) for shard in range(settings.shards)]
+    floors = await asyncio.gather(*(_floor(nc, settings, shard) for shard in range(settings.shards)))
     convs = await store.list_conversations(claims.user)
     tail, lasts = await _tail_from_stream(request, claims.user, convs, floors)
     convs = _with_latest(convs, tail)
@@ -56,6 +58,16 @@ async def list_conversations(request: web.Request) -> web.Response:
     cursor = seal_cursor(cursor_key(request.app[SETTINGS].secret.reveal()), lasts)
     return json({"conversations": [conversation_json(c, users) | {"read": read, "unread": unread}
                                    for c, (read, unread) in zip(convs, marks, strict=True)], "cursor": cursor})
+
+
+async def _floor(nc: bus.BusClient, settings: Settings, shard: int) -> int | None:
+    """The archiver's floor in ``shard``; None when the shard does not answer (another region's while the
+    link is down): the listing then leaves that shard out of its tail and its cursor (a device starting
+    from it reads that shard from the beginning of its history, once it answers)."""
+    try:
+        return await asyncio.wait_for(bus.archived_through(nc, settings, shard), FLOOR_TIMEOUT_S)
+    except (Unavailable, TimeoutError):
+        return None
 
 
 async def _unread(store: Store, user: UserId, conv: Conversation, tail: list[StoredMessage]) -> tuple[int, int]:
@@ -84,7 +96,7 @@ async def open_dm(request: web.Request) -> web.Response:
         raise Forbidden("you can only message friends", code="not_friends")
     conv_id = dm_conversation(claims.user, other)
     await store.open_conversation(Conversation(conv_id, "dm", tuple(sorted((claims.user, other))), now_ms(),
-                                               shard=home_for(conv_id, request.app[SETTINGS].shards)))
+                                               shard=new_home(request.app[SETTINGS], conv_id)))
     conv = await store.get_conversation(conv_id)
     assert conv is not None
     users = await store.get_users(list(conv.members))
@@ -157,7 +169,7 @@ async def _with_unarchived(
 
 
 async def _tail_from_stream(
-    request: web.Request, user: UserId, convs: list[Conversation], floors: list[int]
+    request: web.Request, user: UserId, convs: list[Conversation], floors: list[int | None]
 ) -> tuple[dict[ConversationId, list[StoredMessage]], dict[int, int]]:
     """Messages of these conversations the archiver had not written when the store was read, from each
     shard's tail, per conversation in id order; and, per shard, the position the listing covers."""
@@ -165,6 +177,8 @@ async def _tail_from_stream(
     out: dict[ConversationId, list[StoredMessage]] = {}
     lasts: dict[int, int] = {}
     for shard, archived in enumerate(floors):
+        if archived is None:
+            continue
         first, last = await bus.stream_bounds(nc, settings, shard)
         lasts[shard] = last
         start = max(archived + 1, first)
@@ -176,6 +190,11 @@ async def _tail_from_stream(
             conv = conversation_of_message(subject)
             out.setdefault(conv, []).append(decode_payload(id, conv, data))
     return out, lasts
+
+
+def new_home(settings: Settings, conv: str) -> int:
+    """The shard a conversation opened here is homed in: one of this API's region (``parley.layout``)."""
+    return home_in(conv, settings.layout().home_shards(settings.region))
 
 
 def home_of(conv: Conversation, shards: int) -> int:

@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 from parley.api import validation as v
 from parley.api.announce import announce
-from parley.api.conversations import home_of, member_conversation
+from parley.api.conversations import home_of, member_conversation, new_home
 from parley.api.http import NATS, SETTINGS, STORE, authed, body_of, json, now_ms
 from parley.api.shapes import conversation_json
 
@@ -26,7 +26,7 @@ from parley import bus, wire
 from parley.auth import Claims
 from parley.errors import BadRequest, Forbidden, NotFound
 from parley.ids import ConversationId, UserId, new_group_conversation
-from parley.shards import home_for, pack
+from parley.shards import pack
 from parley.store import Conversation, Role, Store
 
 
@@ -92,7 +92,7 @@ async def create(request: web.Request) -> web.Response:
     store = request.app[STORE]
     await check_friends(store, claims.user, members)
     conv = new_group_conversation()
-    shard = home_for(conv, request.app[SETTINGS].shards)
+    shard = new_home(request.app[SETTINGS], conv)
     since = await group_mark(request, conv, shard)  # nothing of the group can come before it
     await store.create_group(Conversation(conv, "group", tuple(sorted(members)), now_ms(), name=name,
                                           roles=((claims.user, "owner"),), shard=shard))

@@ -5,6 +5,13 @@ node reads them for every shard about once a second (``PARLEY_BOUNDS_REFRESH_S``
 asks for a reading newer than the moment its subscriptions were in place (``after``), at most every
 ``MIN_GAP_S``; every waiting round shares the same reading. So connecting costs no JetStream API call of
 its own, however many devices connect at once.
+
+Shards are read side by side, each within ``READ_TIMEOUT_S`` (``SUSPECT_TIMEOUT_S`` for one that did not
+answer last time): a shard that does not answer (another region's, while the link is down) is ``None`` in
+the reading and the others go on — sync skips it and comes back to it (``node/sync.py``). A reading fails
+only when no shard answers. When shards stop or start answering, ``on_change(lost, back)`` is told (the
+node suspends live delivery from the lost ones and resyncs everyone when they are back: what their
+streams republished meanwhile never crossed the link).
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from parley.errors import Unavailable
 
 log = logging.getLogger("parley.node")
 MIN_GAP_S = 0.05
+READ_TIMEOUT_S = 5.0
+SUSPECT_TIMEOUT_S = 0.5  # a shard that did not answer last time: what the other shards' rounds wait for it
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,20 +41,25 @@ class ShardBounds:
 @dataclass(frozen=True, slots=True)
 class Reading:
     taken: float  # monotonic time the reading started: everything stored before it is within ``last``
-    shards: tuple[ShardBounds, ...]
+    shards: tuple[ShardBounds | None, ...]  # None: the shard did not answer
 
     def last(self) -> dict[int, int]:
-        return {s: b.last for s, b in enumerate(self.shards)}
+        return {s: b.last for s, b in enumerate(self.shards) if b is not None}
+
+    def unreachable(self) -> frozenset[int]:
+        return frozenset(s for s, b in enumerate(self.shards) if b is None)
 
 
 class ShardWatch:
-    def __init__(self, reads: StreamReads, *, every_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._reads, self._every, self._clock = reads, every_s, clock
+    def __init__(self, reads: StreamReads, *, every_s: float, clock: Callable[[], float] = time.monotonic,
+                 on_change: Callable[[frozenset[int], frozenset[int]], None] | None = None) -> None:
+        self._reads, self._every, self._clock, self._on_change = reads, every_s, clock, on_change
         self.latest: Reading | None = None
         self._changed = asyncio.Condition()
         self._wanted = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.failures = 0
+        self._suspect: frozenset[int] = frozenset()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -55,15 +69,34 @@ class ShardWatch:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
+    async def _read_shard(self, shard: int) -> ShardBounds:
+        # the floor first: read after it, ``last`` is never below it
+        archived = await self._reads.archived_through(shard)
+        first, last = await self._reads.bounds(shard)
+        return ShardBounds(first, last, min(archived, last))
+
     async def _read(self) -> Reading:
         taken = self._clock()
-        shards = []
-        for shard in range(self._reads.shards):
-            # the floor first: read after it, ``last`` is never below it
-            archived = await self._reads.archived_through(shard)
-            first, last = await self._reads.bounds(shard)
-            shards.append(ShardBounds(first, last, min(archived, last)))
-        return Reading(taken, tuple(shards))
+        timeouts = [SUSPECT_TIMEOUT_S if s in self._suspect else READ_TIMEOUT_S for s in range(self._reads.shards)]
+        got = await asyncio.gather(*(asyncio.wait_for(self._read_shard(s), t) for s, t in enumerate(timeouts)),
+                                   return_exceptions=True)
+        for g in got:
+            if isinstance(g, BaseException) and not isinstance(g, Exception):
+                raise g  # cancelled
+        shards = tuple(g if isinstance(g, ShardBounds) else None for g in got)
+        failed = [(s, g) for s, g in enumerate(got) if not isinstance(g, ShardBounds)]
+        if failed and len(failed) == len(got):
+            raise Unavailable(f"no shard answered for its bounds ({type(failed[0][1]).__name__}: {failed[0][1]})",
+                              code="bus_unavailable")
+        unreachable = frozenset(s for s, _ in failed)
+        if unreachable != self._suspect:
+            log.warning("shard bounds: %s", ", ".join(f"shard {s}: {type(g).__name__} {g}" for s, g in failed)
+                        if failed else "every shard answers again")
+            lost, back = unreachable - self._suspect, self._suspect - unreachable
+            self._suspect = unreachable
+            if self._on_change is not None:
+                self._on_change(lost, back)
+        return Reading(taken, shards)
 
     async def _run(self) -> None:
         while True:

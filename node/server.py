@@ -68,7 +68,7 @@ class EdgeNode:
         self._dirty_cursors: dict[DeviceId, str] = {}
         self._cursor_key = cursor_key(settings.secret.reveal())
         self.homes = Homes(store, settings.shards)
-        self.watch = ShardWatch(self.reads, every_s=settings.bounds_refresh_s)
+        self.watch = ShardWatch(self.reads, every_s=settings.bounds_refresh_s, on_change=self._shards_changed)
         self._background: list[asyncio.Task[None]] = []
         self.syncs = SyncRunner(store, self.reads, self.watch, self.hub.groups_of, self.homes.known,
                                 lambda v: protocol.frame_bytes(protocol.synced_frame(cursor=self.seal(v))),
@@ -135,8 +135,25 @@ class EdgeNode:
 
     async def on_reconnected(self) -> None:
         """NATS came back: anything republished while we were away must be read, so resync all."""
+        await self._resync_all("NATS reconnected")
+
+    def _shards_changed(self, lost: frozenset[int], back: frozenset[int]) -> None:
+        """Shards stopped answering (another region, the link down): hold live delivery from them; once they
+        answer again, resync everyone (their republished messages did not cross the link meanwhile)."""
+        for link in list(self.hub) if lost else ():
+            link.core.suspend(lost)
+        if back:
+            task = asyncio.get_running_loop().create_task(self._resync_all(f"shards {sorted(back)} answer again"))
+            self._background.append(task)
+            task.add_done_callback(self._forget_task)
+
+    def _forget_task(self, task: asyncio.Task[None]) -> None:
+        if task in self._background:
+            self._background.remove(task)
+
+    async def _resync_all(self, why: str) -> None:
         links = list(self.hub)
-        log.warning("NATS reconnected; resyncing %d connections", len(links))
+        log.warning("%s; resyncing %d connections", why, len(links))
         for i, link in enumerate(links):  # spread: a few hundred rounds at a time, not every one at once
             if i and i % RESYNC_WAVE == 0:
                 await asyncio.sleep(RESYNC_PAUSE_S)

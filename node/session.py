@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from parley.node.position import Position
@@ -195,11 +196,14 @@ class DeviceSession:
             self._queue(m)
         return hole
 
-    def finish_round(self, through: Vector) -> SyncFrom | None:
-        """The round read everything up to ``through``: send what was held, go live (or sync again)."""
+    def finish_round(self, through: Vector, skipped: Iterable[int] = ()) -> SyncFrom | None:
+        """The round read everything up to ``through``: send what was held, go live (or sync again).
+        ``skipped``: shards the round could not read; their positions stay, and what comes from them live
+        is a gap (a round from where the device stands, once they answer)."""
         if self.state is not State.SYNCING:
             return None
         self.position.reach(through)
+        self.position.skip(skipped)
         if self._overflow:
             self._move("finish_again")
             return SyncFrom(dict(self.position.delivered))
@@ -213,6 +217,12 @@ class DeviceSession:
                 return SyncFrom(self.position.resume_point(m.conv, shard_of_id(m.id)))
         self._move("finish_live")
         return None
+
+    def suspend(self, shards: Iterable[int]) -> None:
+        """``shards`` stopped answering (the link to their region is down): what arrives from them live may
+        follow messages lost on the way, so it is a gap until a sync round reads them."""
+        if self.open:
+            self.position.skip(self.position.skipped | frozenset(shards))
 
     def live(self, m: Delivery) -> SyncFrom | None:
         """A message from the node's subscriptions, in stream order."""

@@ -8,6 +8,12 @@ reads what the device misses: from the store up to the archiver's floor, from th
 When the floor is behind, the round first waits for the archiver (up to ``PARLEY_FLOOR_WAIT_S``), so a
 device that is up to date, or only a little behind, costs no JetStream API call. Failures of the store
 or the bus are told to the device (retryable error frames) and the round is tried again a second later.
+
+A shard the reading could not reach (another region's, while the link between regions is down) is
+skipped: the round finishes over the others, so local conversations go live, and the session keeps that
+shard's position where it was and treats anything live from it as a gap. Once the shard answers again the
+connection is resynced from where it stands (``_revisit``), so what was sent there meanwhile arrives
+without a reconnect.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from parley.node.bounds import ShardWatch
+from parley.node.bounds import Reading, ShardWatch
 from parley.node.link import DeviceLink
 from parley.node.ports import MessageHistory
 from parley.node.session import Delivery
@@ -41,6 +47,12 @@ def delivery_of(m: StoredMessage) -> Delivery:
     return Delivery(m.id, m.conv, m.prev, m.sender, frame_of(m))
 
 
+def _floor(reading: Reading, shard: int, plan: SyncPlan) -> int:
+    """The archiver's floor in a newer reading (the plan's own when the shard did not answer this time)."""
+    b = reading.shards[shard] if shard < len(reading.shards) else None
+    return b.archived if b is not None else plan.store_upto
+
+
 class SyncRunner:
     def __init__(self, store: MessageHistory, reads: StreamReads, watch: ShardWatch,
                  groups_of: Callable[[UserId], Sequence[str]], shard_of: Callable[[str], int | None],
@@ -49,6 +61,8 @@ class SyncRunner:
         self._shard_of, self._synced_frame = shard_of, synced_frame
         self._batch, self._floor_wait = batch, floor_wait_s
         self._tasks: dict[DeviceLink, asyncio.Task[None]] = {}
+        self._skipped: dict[DeviceLink, frozenset[int]] = {}  # shards the link's last round could not reach
+        self._revisits: dict[DeviceLink, asyncio.Task[None]] = {}
 
     def schedule(self, link: DeviceLink, after: Vector) -> None:
         previous = self._tasks.get(link)
@@ -57,9 +71,25 @@ class SyncRunner:
         self._tasks[link] = asyncio.get_running_loop().create_task(self._run(link, after, previous))
 
     def forget(self, link: DeviceLink) -> None:
-        task = self._tasks.pop(link, None)
-        if task is not None:
-            task.cancel()
+        self._skipped.pop(link, None)
+        for task in (self._tasks.pop(link, None), self._revisits.pop(link, None)):
+            if task is not None:
+                task.cancel()
+
+    def behind(self) -> int:
+        """Connections waiting for a shard that did not answer."""
+        return len(self._revisits)
+
+    async def _revisit(self, link: DeviceLink, shards: frozenset[int]) -> None:
+        """Once none of ``shards`` is unreachable in the node's reading, resync the link from where it stands."""
+        while not link.closed:
+            await asyncio.sleep(RETRY_S)
+            latest = self._watch.latest
+            if latest is not None and not shards & latest.unreachable() and len(latest.shards) > max(shards):
+                if self._revisits.get(link) is asyncio.current_task():
+                    del self._revisits[link]
+                link.act(link.core.resync())
+                return
 
     async def _run(self, link: DeviceLink, after: Vector, previous: asyncio.Task[None] | None) -> None:
         if previous is not None:
@@ -86,12 +116,18 @@ class SyncRunner:
             link.send(self._synced_frame(link.core.take_cursor() or link.position.delivered))
             if self._tasks.get(link) is asyncio.current_task():
                 del self._tasks[link]
+            skipped = self._skipped.pop(link, frozenset())
+            if skipped and link not in self._revisits:
+                self._revisits[link] = asyncio.get_running_loop().create_task(self._revisit(link, skipped))
 
     async def _round(self, link: DeviceLink, after: Vector) -> Vector | None:
         link.core.begin_round(after)
         reading = await self._watch.after(self._watch.now())
+        skipped = reading.unreachable()
         plans = {}
         for shard, b in enumerate(reading.shards):
+            if b is None:
+                continue
             plan = plan_round(after.get(shard, 0), first=b.first, last=b.last, archived=b.archived)
             if plan.bad_cursor:
                 link.send(protocol.error_bytes(BadRequest(
@@ -105,7 +141,9 @@ class SyncRunner:
             cursor = await self._from_store(link, shard, plan)
             if cursor < plan.last:
                 await self._from_stream(link, shard, plan, cursor)
-        action = link.core.finish_round({s: p.last for s, p in plans.items()})
+        action = link.core.finish_round({s: p.last for s, p in plans.items()}, skipped=skipped)
+        if skipped:
+            self._skipped[link] = skipped
         link.wake()
         return action.point if action is not None else None
 
@@ -121,8 +159,7 @@ class SyncRunner:
                 newer = await self._watch.after(self._watch.now(), timeout=max(0.01, deadline - time.monotonic()))
             except Unavailable:
                 break
-            plans = {s: plan_round(p.after, first=p.first, last=p.last,
-                                   archived=newer.shards[s].archived if s < len(newer.shards) else 0)
+            plans = {s: plan_round(p.after, first=p.first, last=p.last, archived=_floor(newer, s, p))
                      for s, p in plans.items()}
         return plans
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from parley.errors import ParleyError
+from parley.layout import Layout, LayoutError
 
 PREFIX = "PARLEY_"
 
@@ -103,7 +104,7 @@ class Settings:
     node_host: str = "127.0.0.1"
     node_port: int = 8090
     node_public_url: str = ""  # the ws:// URL clients use; derived from host and port if empty
-    region: str = "local"
+    region: str = "local"  # with PARLEY_REGIONS: one of its regions (where this process runs)
     max_connections: int = 50000  # the node's capacity; load = connections / max_connections
     node_ttl_s: float = 6.0  # a node missing heartbeats this long is dropped from placement
     node_beat_s: float = 2.0
@@ -126,6 +127,8 @@ class Settings:
     # the stream
     stream_name: str = "MSG"  # shard i's stream is <stream_name>_<i>
     shards: int = 4  # shard streams; raise it to grow (new conversations spread over all; nothing moves)
+    # several regions: "eu:4,us:4" (region:shards, in order; shard indices follow it); sets shards to the total
+    regions: str = ""
     bounds_refresh_s: float = 1.0  # a node reads every shard's bounds and archiver floor this often
     floor_wait_s: float = 1.0  # a sync round waits this long for the archiver before reading the stream
     cursor_every_s: float = 0.25  # a device is offered a new cursor at most this often
@@ -160,6 +163,13 @@ class Settings:
     log_json: bool = False
 
     def __post_init__(self) -> None:
+        if self.regions:
+            try:
+                layout = Layout.parse(self.regions)
+                layout.shards_in(self.region)
+            except LayoutError as err:
+                raise SettingsError(f"{PREFIX}REGIONS / {PREFIX}REGION: {err}") from None
+            object.__setattr__(self, "shards", layout.total)
         if not 1 <= self.shards <= 64:
             raise SettingsError(f"{PREFIX}SHARDS={self.shards!r} must be between 1 and 64")
         for name in POSITIVE:
@@ -180,6 +190,10 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+    def layout(self) -> Layout:
+        """The regions and the shards each homes (``parley.layout``)."""
+        return Layout.parse(self.regions) if self.regions else Layout.single(self.shards)
 
     def nats_servers(self) -> list[str]:
         return [url.strip() for url in self.nats_url.split(",") if url.strip()]

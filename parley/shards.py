@@ -16,7 +16,7 @@ Invariants:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from parley.ids import DELIVERY_PREFIX, MSG_PREFIX, ConversationId
 
@@ -41,8 +41,13 @@ def pos_of_id(id: int) -> int:
 
 def home_for(conv: str, shards: int) -> int:
     """The shard a new conversation is homed in: a stable hash (the same in every process and release)."""
+    return home_in(conv, range(shards))
+
+
+def home_in(conv: str, shards: Sequence[int]) -> int:
+    """One of ``shards`` (a region's, ``parley.layout``) for a new conversation, by the same stable hash."""
     digest = hashlib.blake2b(conv.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % shards
+    return shards[int.from_bytes(digest, "big") % len(shards)]
 
 
 def stream_of(base: str, shard: int) -> str:

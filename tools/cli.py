@@ -31,6 +31,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     up.add_argument("--nats-port", type=int, default=4222, help="NATS client port (a cluster's servers: this and up)")
     up.add_argument("--nats-servers", type=int, default=1,
                     help="NATS servers: 1 (default), or e.g. 3 for a JetStream cluster on loopback with R3 streams")
+    up.add_argument("--regions", default="",
+                    help="several regions, e.g. eu,us: a NATS supercluster (one cluster per region, gateways), "
+                         "PARLEY_SHARDS shards homed in each, a node, an API and an archiver per region")
+    up.add_argument("--gateway-delay-ms", type=float, default=0.0,
+                    help="with --regions: one-way latency added on the link between regions (emulates a WAN)")
     up.add_argument("--api-port", type=int, default=8080)
     up.add_argument("--discovery-port", type=int, default=8070)
     up.add_argument("--archiver-port", type=int, default=8075, help="archiver health endpoints")

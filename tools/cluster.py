@@ -16,6 +16,12 @@ default, so a scratch cluster cannot collide with a ``parley up`` on the default
 ``nats_servers=3`` (a scratch cluster) or a ``NatsServers`` given to ``configured`` (``parley up
 --nats-servers 3``): a JetStream cluster (``parley.tools.natscluster``) instead of one nats-server;
 every role gets all its URLs, and ``nats_servers`` is the handle to kill, lame-duck or restart members.
+
+``regions=("eu", "us")``: a NATS supercluster, one cluster per region joined by gateways (through TCP
+proxies, so a test can cut the link), ``PARLEY_REGIONS`` giving each region ``shards`` shards (default 2).
+Node ``i`` runs in ``regions[i % len(regions)]``; each region gets its own API (homing the conversations
+it opens in its region's shards) and archiver; discovery and presence run in the first region, next to
+the KV buckets. Every process is given its own region's NATS URLs.
 """
 
 from __future__ import annotations
@@ -166,8 +172,16 @@ class Cluster:
         started them dies (benchmarks: no cluster outlives a killed run). ``nats_servers`` > 1: a JetStream
         cluster of that many servers, every process given all their URLs, streams and buckets R3."""
         servers, nats_servers = None, overrides.pop("nats_servers", 1)
+        regions: tuple[str, ...] = tuple(overrides.pop("regions", ()))  # type: ignore[arg-type]
         assert isinstance(nats_servers, int)
-        if nats_servers > 1:
+        if regions:
+            servers = NatsServers(root, nats_servers, free_port, regions=list(regions),
+                                  preexec_fn=die_with_parent if tie_to_parent else None)
+            per_region = overrides.pop("shards", 2)
+            overrides = {"regions": ",".join(f"{r}:{per_region}" for r in regions), "region": regions[0],
+                         "nats_url": servers.url_list(regions[0]),
+                         "stream_replicas": min(3, nats_servers)} | overrides
+        elif nats_servers > 1:
             servers = NatsServers(root, nats_servers, free_port,
                                   preexec_fn=die_with_parent if tie_to_parent else None)
             overrides = {"nats_url": servers.url_list(), "stream_replicas": min(3, nats_servers)} | overrides
@@ -191,6 +205,7 @@ class Cluster:
         self.settings = settings
         self.nats_servers = servers  # a JetStream cluster (None: one nats-server, ``nats``)
         self.nats_port = int(settings.nats_servers()[0].rsplit(":", 1)[1])
+        self.regions: list[str] = list(settings.layout().names)
         self.node_ports = node_ports
         self.tie_to_parent = tie_to_parent
         self.ready_timeout_s = READY_TIMEOUT_S
@@ -213,6 +228,29 @@ class Cluster:
     def node_url(self, i: int) -> str:
         return f"ws://{HOST}:{self.node_ports[i]}/ws"
 
+    def region_settings(self, region: str) -> Settings:
+        """The settings of a process running in ``region``: its region and its region's NATS servers."""
+        assert self.nats_servers is not None
+        return self.settings.replace(region=region, nats_url=self.nats_servers.url_list(region))
+
+    def node_region(self, i: int) -> str:
+        return self.regions[i % len(self.regions)] if self.regions else self.settings.region
+
+    def api_url_of(self, region: str) -> str:
+        """The API of ``region`` (the first region's is ``api_url``)."""
+        if not self.regions or region == self.regions[0]:
+            return self.api_url
+        child = self.roles[f"api-{region}"]
+        assert child.settings is not None
+        return f"http://{HOST}:{child.settings.api_port}"
+
+    def _start_in_region(self, role: str, region: str, j: int) -> None:
+        """``role`` (an API, archiver or pusher) of a region after the first: ``<role>-<region>``."""
+        base = int(getattr(self.settings, f"{role}_port"))
+        port = free_port() if self.scratch else base + 1000 * j  # clear of nodes and extra workers
+        settings = self.region_settings(region).replace(**{f"{role}_port": port})
+        self._start_role(f"{role}-{region}", role, settings, port)
+
     def start(self, pusher: bool = False, archivers: int = 1, pushers: int = 1, presence_workers: int = 1) -> None:
         """Everything; ``pushers`` counts only with ``pusher`` (it needs FCM credentials)."""
         self.start_nats()
@@ -224,6 +262,9 @@ class Cluster:
         for i in range(pushers if pusher else 0):
             self.start_pusher(i)
         self._start_role("api", "api", self.settings, self.settings.api_port)
+        for j, region in enumerate(self.regions[1:], start=1):  # the first region's are the ones above
+            for role in ("archiver", "api", *(("pusher",) if pusher else ())):
+                self._start_in_region(role, region, j)
         for i in range(len(self.node_ports)):
             self.start_node(i)
 
@@ -268,7 +309,8 @@ class Cluster:
         stop_all([self.nats])
 
     def node_settings(self, i: int) -> Settings:
-        return self.settings.replace(node_id=f"node{i + 1}", node_port=self.node_ports[i])
+        settings = self.region_settings(self.node_region(i)) if self.regions else self.settings
+        return settings.replace(node_id=f"node{i + 1}", node_port=self.node_ports[i])
 
     def start_node(self, i: int) -> None:
         self._start_role(f"node{i + 1}", "node", self.node_settings(i), self.node_ports[i])

@@ -91,8 +91,18 @@ def nats_cluster(base: Settings, args: argparse.Namespace, run_dir: Path,
                  settings: Settings) -> tuple[NatsServers | None, Settings]:
     """With ``--nats-servers N`` (N > 1): N servers on ports from ``--nats-port`` up, routes between them,
     every process given all their URLs, and streams and buckets at min(N, 3) replicas unless
-    PARLEY_STREAM_REPLICAS says otherwise."""
+    PARLEY_STREAM_REPLICAS says otherwise. With ``--regions eu,us``: a supercluster of N servers per region
+    (ports from ``--nats-port`` up, region after region), each region homing PARLEY_SHARDS shards."""
     count = getattr(args, "nats_servers", 1)
+    regions = [r.strip() for r in (getattr(args, "regions", "") or "").split(",") if r.strip()]
+    if regions:
+        servers = NatsServers(run_dir, count, free_port, regions=regions,
+                              ports=[args.nats_port + i for i in range(count * len(regions))],
+                              gateway_delay_s=getattr(args, "gateway_delay_ms", 0.0) / 1000)
+        replicas = base.stream_replicas if base.stream_replicas != 1 else min(3, count)
+        layout = ",".join(f"{r}:{base.shards}" for r in regions)
+        return servers, settings.replace(regions=layout, region=regions[0], nats_url=servers.url_list(regions[0]),
+                                         stream_replicas=replicas)
     if count <= 1:
         return None, settings
     servers = NatsServers(run_dir, count, free_port, ports=[args.nats_port + i for i in range(count)])
@@ -121,16 +131,33 @@ def workers_lines(cluster: Cluster) -> list[str]:
     return [f"  workers    {', '.join(f'{n} :{cluster.worker_port(n)}' for n in names)}   (/metrics each)"]
 
 
+def region_lines(cluster: Cluster) -> list[str]:
+    """With regions: each region's API, nodes, NATS servers and shards."""
+    servers, layout = cluster.nats_servers, cluster.settings.layout()
+    assert servers is not None
+    lines = []
+    for region in cluster.regions:
+        shards = layout.shards_in(region)
+        nodes = [f"node{i + 1}" for i in range(len(cluster.node_ports)) if cluster.node_region(i) == region]
+        lines += [f"  region {region}: API {cluster.api_url_of(region)}, {', '.join(nodes) or 'no node'}, "
+                  f"shards {shards.start}-{shards.stop - 1}, NATS {servers.url_list(region)}"]
+    return lines + ["             (the link between regions runs through a proxy in this process; "
+                    "`parley bus status` shows where each stream lives)"]
+
+
 def banner(cluster: Cluster, store_line: list[str]) -> list[str]:
     settings = cluster.settings
+    nodes = [f"  node{i + 1}      {cluster.node_url(i)}" + (f"   ({cluster.node_region(i)})" if cluster.regions else "")
+             for i in range(len(cluster.node_ports))]
     return [
         "Parley is up.",
         f"  chat       {cluster.api_url}/   (open it in a browser: sign up, add a friend, chat)",
         f"  API        {cluster.api_url}   (sign up: POST /v1/signup, log in: POST /v1/login)",
         f"  discovery  {cluster.discovery_url}/v1/nodes",
         f"  cluster    {cluster.discovery_url}/cluster   (live cluster page: nodes, traffic, lag)",
-        *[f"  node{i + 1}      {cluster.node_url(i)}" for i in range(len(cluster.node_ports))],
+        *nodes,
         *workers_lines(cluster),
+        *(region_lines(cluster) if cluster.regions else []),
         f"  NATS       {settings.nats_url}" + (f"   (JetStream cluster, R{settings.stream_replicas}; "
                                               "`parley bus status`)" if cluster.nats_servers else ""),
         *store_line,

@@ -21,6 +21,7 @@ from nats.js.api import (
     ConsumerConfig,
     DeliverPolicy,
     DiscardPolicy,
+    Placement,
     RePublish,
     RetentionPolicy,
     StorageType,
@@ -34,6 +35,7 @@ from parley.bus.outage import TRANSIENT, is_transient, unavailable
 from parley.bus.port import StreamRow
 from parley.errors import Unavailable
 from parley.ids import DELIVERY_PREFIX
+from parley.layout import placement_tag
 from parley.settings import Settings
 from parley.shards import message_subject, pack, shard_subjects, stream_of
 
@@ -56,25 +58,40 @@ def stream_config(settings: Settings, shard: int) -> StreamConfig:
         num_replicas=settings.stream_replicas,
         allow_direct=True,
         republish=RePublish(src=shard_subjects(shard), dest=DELIVERY_PREFIX + ">"),
+        placement=_placement(settings.layout().region_of(shard)),
     )
 
 
+def _placement(region: str | None) -> Placement | None:
+    """A region's streams live on its NATS cluster (servers tagged ``region:<name>``)."""
+    return Placement(tags=[placement_tag(region)]) if region else None
+
+
+def local_shards(settings: Settings) -> range:
+    """The shards this process's region homes (every shard without regions): the streams it creates and
+    its workers consume."""
+    return settings.layout().shards_in(settings.region)
+
+
 async def ensure_stream(js: JetStreamContext, settings: Settings) -> None:
-    """Every shard's stream: created if absent; a process refuses to start (``ConfigDrift``) if one
-    differs from the settings — never rewrite a live stream here (``parley bus migrate`` does, on request)."""
-    for shard in range(settings.shards):
+    """Every shard stream of this region: created if absent; a process refuses to start (``ConfigDrift``)
+    if one differs from the settings — never rewrite a live stream here (``parley bus migrate`` does, on
+    request). Another region's streams are that region's to create (a process starts while the link to
+    it is down)."""
+    for shard in local_shards(settings):
         await ensure.ensure_stream(js, stream_config(settings, shard))
 
 
 def message_streams(settings: Settings) -> list[str]:
-    """Every stream that holds messages in this deployment (one per shard): the workers run one consumer on each."""
-    return [stream_of(settings.stream_name, shard) for shard in range(settings.shards)]
+    """The streams holding this region's messages (one per shard; every shard without regions): the
+    workers run one consumer on each, so a region's workers archive and push its own shards."""
+    return [stream_of(settings.stream_name, shard) for shard in local_shards(settings)]
 
 
 async def ensure_archiver_consumer(js: JetStreamContext, settings: Settings, stream: str | None = None) -> None:
     """The durable all archivers share on each shard stream (or on ``stream`` alone): each message goes to
     one of them at a time."""
-    for shard in range(settings.shards):
+    for shard in local_shards(settings):
         name = stream_of(settings.stream_name, shard)
         if stream is not None and stream != name:
             continue

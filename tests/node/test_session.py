@@ -187,3 +187,20 @@ def test_a_cursor_is_offered_when_the_position_moved_and_acks_cover_per_shard():
     assert s.ack({0: 11}) == {"a": (pack(0, 11), {"bob"})}  # shard 1 not acked yet: carol's stays unacked
     assert s.ack({0: 11, 1: 7}) == {"z": (pack(1, 7), {"carol"})}
     assert s.ack({0: 99, 1: 99}) is None  # never beyond what was queued
+
+
+def test_a_shard_the_round_could_not_read_keeps_its_position_and_its_live_messages_are_gaps():
+    """Another region's shard did not answer: local messages go live, the remote shard's are repaired."""
+    s = DeviceSession(ME, max_queue=100)
+    s.accept({0: 10, 1: 20}, b"welcome")
+    s.begin_round({0: 10, 1: 20})
+    assert s.finish_round({0: 12}, skipped=[1]) is None and s.state is State.LIVE
+    assert s.position.delivered == {0: 12, 1: 20}
+    sent(s)
+    assert s.live(msg(13, conv="local", prev=0)) is None and sent(s) == [b"local:13"]
+    # the remote shard answers live again, with a message whose predecessor the device may not have
+    repair = s.live(msg(25, conv="remote", prev=0, shard=1))
+    assert repair == SyncFrom({0: 13, 1: 20}) and s.state is State.SYNCING and sent(s) == []
+    s.begin_round(repair.point)
+    assert s.finish_round({0: 13, 1: 25}) is None  # a round that read shard 1 clears the hold
+    assert s.position.delivered == {0: 13, 1: 25} and s.position.skipped == frozenset()

@@ -1,0 +1,73 @@
+"""The node's shard reading: every shard side by side, a shard that does not answer left out."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+
+import pytest
+from parley.node import bounds
+from parley.node.bounds import ShardBounds, ShardWatch
+
+from parley.bus.port import StreamRow
+from parley.errors import Unavailable
+
+
+class Reads:
+    """Shards 0..n-1 with fixed bounds; a shard in ``silent`` never answers (another region, link down)."""
+
+    def __init__(self, n: int, silent: set[int]) -> None:
+        self.n, self.silent = n, silent
+
+    @property
+    def shards(self) -> int:
+        return self.n
+
+    async def _maybe_hang(self, shard: int) -> None:
+        if shard in self.silent:
+            await asyncio.Event().wait()
+
+    async def bounds(self, shard: int) -> tuple[int, int]:
+        await self._maybe_hang(shard)
+        return 1, 100 + shard
+
+    async def archived_through(self, shard: int) -> int:
+        await self._maybe_hang(shard)
+        return 50 + shard
+
+    async def last_of(self, shard: int, conv: str) -> int:
+        raise NotImplementedError
+
+    def batches(self, shard: int, filters: Iterable[str], *, start: int, end: int,
+                size: int) -> AsyncIterator[list[StreamRow]]:
+        raise NotImplementedError
+
+
+@pytest.fixture(autouse=True)
+def quick(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bounds, "READ_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(bounds, "SUSPECT_TIMEOUT_S", 0.05)
+
+
+async def test_a_silent_shard_is_left_out_and_the_others_are_read() -> None:
+    watch = ShardWatch(Reads(3, silent={1}), every_s=10)
+    watch.start()
+    try:
+        reading = await watch.after(watch.now(), timeout=5)
+        assert reading.shards == (ShardBounds(1, 100, 50), None, ShardBounds(1, 102, 52))
+        assert reading.unreachable() == {1} and reading.last() == {0: 100, 2: 102}
+        again = await watch.after(watch.now(), timeout=5)  # the silent shard now costs the short timeout
+        assert again.taken > reading.taken and again.unreachable() == {1}
+    finally:
+        await watch.stop()
+
+
+async def test_when_no_shard_answers_a_round_hears_bus_unavailable() -> None:
+    watch = ShardWatch(Reads(2, silent={0, 1}), every_s=10)
+    watch.start()
+    try:
+        with pytest.raises(Unavailable) as err:
+            await watch.after(watch.now(), timeout=1)
+        assert err.value.code == "bus_unavailable" and watch.failures >= 1
+    finally:
+        await watch.stop()
