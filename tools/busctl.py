@@ -58,7 +58,8 @@ def describe(info: StreamInfo) -> list[str]:
            f"{info.state.last_seq})"
     if cluster is None:
         return [head + ", single server"]
-    lines = [head + f", leader {cluster.leader or '(none: electing)'}"]
+    where = f", on cluster {cluster.name}" if cluster.name else ""
+    lines = [head + f"{where}, leader {cluster.leader or '(none: electing)'}"]
     for peer in cluster.replicas or []:
         state = "current" if peer.current else "catching up"
         state = "offline" if peer.offline else state

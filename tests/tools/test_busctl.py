@@ -17,7 +17,7 @@ def test_a_clustered_stream_shows_replicas_leader_and_each_replicas_state():
             {"name": "nats-3", "current": False, "active": 2_500_000_000, "lag": 7, "offline": False}]},
     })
     lines = describe(info)
-    assert lines[0] == "MSG: R3, 10 messages (seq 1..10), leader nats-1"
+    assert lines[0] == "MSG: R3, 10 messages (seq 1..10), on cluster parley, leader nats-1"
     assert lines[1] == "  replica nats-2: current, lag 0, last heard 0.1s ago"
     assert lines[2] == "  replica nats-3: catching up, lag 7, last heard 2.5s ago"
 
