@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
@@ -103,7 +103,13 @@ class Page:
         return [m["body"] for m in self.shown()]
 
     def wait_bodies(self, expected: list[str], timeout: float = WAIT) -> list[dict[str, Any]]:
-        self.until(lambda: self.bodies() == expected, timeout, f"messages {expected}")
+        """Until the open conversation shows exactly ``expected``; on a timeout the message says what it
+        showed instead (ids and states) and how the page's connection stood."""
+        try:
+            self.until(lambda: self.bodies() == expected, timeout, f"messages {expected}")
+        except TimeoutException as err:
+            raise TimeoutException(f"messages {expected} not shown in {timeout}s; the page showed {self.shown()}"
+                                   f" (connection {self.connection()})") from err
         return self.shown()
 
     def state_of(self, body: str) -> str | None:
