@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
@@ -103,7 +103,13 @@ class Page:
         return [m["body"] for m in self.shown()]
 
     def wait_bodies(self, expected: list[str], timeout: float = WAIT) -> list[dict[str, Any]]:
-        self.until(lambda: self.bodies() == expected, timeout, f"messages {expected}")
+        """Until the open conversation shows exactly ``expected``; on a timeout the message says what it
+        showed instead (ids and states) and how the page's connection stood."""
+        try:
+            self.until(lambda: self.bodies() == expected, timeout, f"messages {expected}")
+        except TimeoutException as err:
+            raise TimeoutException(f"messages {expected} not shown in {timeout}s; the page showed {self.shown()}"
+                                   f" (connection {self.connection()})") from err
         return self.shown()
 
     def state_of(self, body: str) -> str | None:
@@ -288,6 +294,14 @@ def test_a_second_window_of_the_same_user_is_a_second_device_in_sync(
 def test_killing_the_pages_node_reconnects_elsewhere_and_shows_every_message_once(
     cluster: Cluster, chromium: Any, account: Callable[..., Account], socket_for: Callable[[Account, int], Socket],
 ) -> None:
+    """The page's own send made during the outage is resent after the reconnect, the messages sent
+    meanwhile come by sync, and the page shows each once, in the server's (id) order.
+
+    The outage is held open until the test has sent everything: the page's first reconnect comes
+    0.25-0.75 s after the drop (backoff with jitter), and a loaded machine's test process can be slower
+    than that, so without the hold the page could be back online before "sent while offline" was typed
+    (then it is no offline send at all) or before bob's messages were stored (then it is stored among
+    them). ``/v1/place`` is refused meanwhile, which is what a reconnect after a drop asks first."""
     alice, bob = account("alice"), account("bob")
     conv = alice.befriend(bob)
     page = Page(chromium(), cluster.api_url + "/")
@@ -296,31 +310,36 @@ def test_killing_the_pages_node_reconnects_elsewhere_and_shows_every_message_onc
     bob_ws = socket_for(bob, 1 - dead)
     page.open(conv)
     before = [f"before {i}" for i in range(3)]
-    for body in before:
-        bob_ws.send(conv, body)
+    before_ids = [bob_ws.send(conv, body) for body in before]
     page.wait_bodies(before)
 
+    page.driver.execute_cdp_cmd("Network.enable", {})
+    page.driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/v1/place*"]})
     cluster.kill(node)
     try:
         page.until(lambda: page.connection()["state"] != "online", what="page sees the drop")
         page.send("sent while offline")  # pending, resent after the reconnect
+        page.until(lambda: page.state_of("sent while offline") == "pending", what="the send shown as pending")
         during = [f"during {i}" for i in range(5)]
-        for body in during:
-            bob_ws.send(conv, body)
+        during_ids = [bob_ws.send(conv, body) for body in during]
+        assert page.connection()["state"] != "online"  # still held offline: the send is still to be made
+        page.driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
         moved_to = page.wait_online(timeout=30)
         assert moved_to != node
-        shown = page.wait_bodies(before + during + ["sent while offline"], timeout=WAIT)
-        ids = [m["id"] for m in shown]
-        assert ids == sorted(ids) and len(set(ids)) == len(ids) and None not in ids
-        bob_ws.wait(lambda f: f.get("type") == "msg" and f.get("body") == "sent while offline")
+        page.wait_bodies(before + during + ["sent while offline"], timeout=WAIT)
+        page.until(lambda: page.state_of("sent while offline") != "pending", what="the resent message acked")
+        mine = bob_ws.wait(lambda f: f.get("type") == "msg" and f.get("body") == "sent while offline")["id"]
+        assert [m["id"] for m in page.shown()] == before_ids + during_ids + [mine]
         after = bob_ws.send(conv, "after")
         page.wait_bodies(before + during + ["sent while offline", "after"])
         assert [m["body"] for m in bob_ws.messages(conv)].count("sent while offline") == 1
         assert page.shown()[-1]["id"] == after
         # the browser itself logs the failed connections to the dead node; nothing else may appear
+        # (the refused placements are not logged)
         dead_url = cluster.node_url(dead)
         assert page.errors(allowed=lambda m: dead_url in m and "WebSocket connection" in m) == []
     finally:
+        page.driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
         cluster.start_node(dead)
 
 
