@@ -1,10 +1,11 @@
 """A connected device's frames: parse, act, answer — and refuse what is wrong, counting strikes.
 
-Every client frame is parsed by ``parley.protocol`` and handled here: ``send`` (rate limit, membership,
-publish, SENT ack), ``ack`` (the device's position; delivered receipts), ``typing``, ``read``,
-``presence``, ``sync``, ``ping``. What the client got wrong is a strike (50 in a row close the
-connection with 4029; any frame handled well resets the count); our failures are retryable error
-frames. Errors become frames in ``parley.protocol`` only.
+Every client frame is parsed by ``parley.protocol`` and handled here: ``send`` (rate limit; then, on its
+conversation's lane in ``node/sending.py``, membership, publish, SENT ack), ``ack`` (the device's
+position; delivered receipts), ``typing``, ``read``, ``presence``, ``sync``, ``ping``. The read loop
+never waits for a publish (only for room, past ``sends_in_flight`` unanswered sends). What the client
+got wrong is a strike (50 in a row close the connection with 4029; any frame handled well resets the
+count); our failures are retryable error frames. Errors become frames in ``parley.protocol`` only.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from parley.node.events import ConversationEvents
 from parley.node.link import DeviceLink
 from parley.node.membership import MembershipCheck
 from parley.node.publisher import Publisher
+from parley.node.sending import LinkSends
 
 from parley import protocol
 from parley.bus.outage import as_unavailable
@@ -48,6 +50,7 @@ class FrameHandler:
         self._membership, self._publisher, self._events = membership, publisher, events
         self._on_cursor, self._sync, self._cursor_key = on_cursor, sync, cursor_key
         self._buckets: dict[str, TokenBucket] = {}
+        self._sends: dict[DeviceLink, LinkSends] = {}  # connections with sends admitted (node/sending.py)
         self.presence: PresenceReader | None = None  # set once the presence buckets are open
 
     def forget(self, user: str) -> None:
@@ -55,30 +58,41 @@ class FrameHandler:
         self._buckets.pop(user, None)
 
     async def on_text(self, link: DeviceLink, raw: str) -> None:
+        """One frame from the device. A ``send`` is only admitted here (its publish and answer happen on its
+        conversation's lane, ``node/sending.py``): this returns without waiting for any publish, except
+        that a connection with ``sends_in_flight`` sends unanswered waits for one before admitting more."""
         frame: protocol.ClientFrame | None = None
         try:
             frame = protocol.parse_client_frame(raw, max_body=self._settings.max_body_bytes)
             self._metrics.frames_in.labels(type(frame).__name__.lower()).inc()
-            await self._handle(link, frame)
+            if isinstance(frame, protocol.Send):
+                await self._admit(link, frame)
+            else:
+                await self._handle(link, frame)
             link.strikes = 0
-        except PeerError as err:
+        except Exception as err:
+            self._failed(link, frame, err)
+
+    def _failed(self, link: DeviceLink, frame: protocol.ClientFrame | None, err: Exception) -> None:
+        """A frame failed: the error frame (``ref`` = the send's cid) and, if it was the client's fault, a
+        strike."""
+        cid = frame.cid if isinstance(frame, protocol.Send) else None
+        if isinstance(err, PeerError):
             if frame is None:
                 self._metrics.frames_in.labels("invalid").inc()
             self.reject(link, err)
-        except ParleyError as err:  # ours, retryable: the client resends
+        elif isinstance(err, ParleyError):  # ours, retryable: the client resends
             self._metrics.errors.labels(err.code).inc()
             link.send(protocol.error_bytes(err))
-        except Exception as err:
-            fault = as_unavailable(err, "handling a frame")
-            if fault is not None:  # an election or a reconnect: retryable, not a bug
-                self._metrics.errors.labels(fault.code).inc()
-                if isinstance(frame, protocol.Send):
-                    fault.details["ref"] = frame.cid
-                link.send(protocol.error_bytes(fault))
-                return
-            log.exception("conn %s: frame failed", link.conn_id, extra={"conn": link.conn_id})
+        elif (fault := as_unavailable(err, "handling a frame")) is not None:  # an election or a reconnect
+            self._metrics.errors.labels(fault.code).inc()
+            if cid is not None:
+                fault.details["ref"] = cid
+            link.send(protocol.error_bytes(fault))
+        else:
+            log.error("conn %s: frame failed", link.conn_id, exc_info=err, extra={"conn": link.conn_id})
             self._metrics.errors.labels("internal").inc()
-            link.send(protocol.internal_error_bytes(frame.cid if isinstance(frame, protocol.Send) else None))
+            link.send(protocol.internal_error_bytes(cid))
 
     def reject(self, link: DeviceLink, err: ParleyError) -> None:
         self._metrics.errors.labels(err.code).inc()
@@ -90,7 +104,7 @@ class FrameHandler:
     async def _handle(self, link: DeviceLink, frame: protocol.ClientFrame) -> None:
         match frame:
             case protocol.Send():
-                await self._send(link, frame)
+                await self._admit(link, frame)
             case protocol.Ack(cursor=token):
                 covered = link.ack(self._open(token))
                 if covered is not None:
@@ -121,12 +135,33 @@ class FrameHandler:
         except BadCursor as err:
             raise BadRequest(f"cursor not accepted: {err}", code="bad_cursor") from None
 
-    async def _send(self, link: DeviceLink, frame: protocol.Send) -> None:
+    async def _admit(self, link: DeviceLink, frame: protocol.Send) -> None:
+        sends = self._sends.get(link)
+        if sends is None:
+            sends = self._sends[link] = LinkSends(self._settings.sends_in_flight,
+                                                  lambda f: self._answer_send(link, f))
+        await sends.wait_room()  # backpressure: the rest of the device's frames wait in the socket
         bucket = self._buckets.setdefault(link.user, TokenBucket(self._settings.rate_per_s,
                                                                  self._settings.rate_burst))
         if not bucket.take(time.monotonic()):
             raise RateLimited("too many messages; slow down", ref=frame.cid,
                               retry_after_ms=int(bucket.retry_after() * 1000) + 1)
+        sends.admit(frame)
+
+    async def finish(self, link: DeviceLink) -> None:
+        """The connection ended: the publishes it started finish, its queued sends are dropped."""
+        sends = self._sends.pop(link, None)
+        if sends is not None:
+            await sends.close()
+
+    async def _answer_send(self, link: DeviceLink, frame: protocol.Send) -> None:
+        """Publish one send (its lane's turn) and answer it: the SENT ack, or an error frame with ``ref``."""
+        try:
+            await self._send(link, frame)
+        except Exception as err:
+            self._failed(link, frame, err)
+
+    async def _send(self, link: DeviceLink, frame: protocol.Send) -> None:
         try:
             await self._membership.check(link.user, frame.conv)
             ts = now_ms()

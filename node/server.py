@@ -246,6 +246,7 @@ class EdgeNode:
                 return
 
     async def _finish(self, link: DeviceLink, writer: asyncio.Task[None]) -> None:
+        await self.frames.finish(link)  # the publishes under way end (answered if the socket still takes it)
         link.close(link.close_code, link.close_reason)
         if link in self.hub.of_user(link.user):
             await self.presence.gone(link)

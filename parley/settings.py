@@ -49,7 +49,7 @@ class SettingsError(ParleyError):
 POSITIVE = (
     "cassandra_bucket_s", "cassandra_timeout_s", "cassandra_concurrency", "archiver_batch", "archiver_concurrency",
     "group_max_members", "typing_interval_s", "max_body_bytes", "max_frame_bytes", "rate_per_s", "rate_burst",
-    "heartbeat_s", "idle_timeout_s", "hello_timeout_s", "sync_batch", "sync_max", "cursor_flush_s",
+    "sends_in_flight", "heartbeat_s", "idle_timeout_s", "hello_timeout_s", "sync_batch", "sync_max", "cursor_flush_s",
     "max_connections", "node_ttl_s", "node_beat_s", "token_ttl_s", "argon2_time_cost", "argon2_memory_kib",
     "presence_beat_s", "presence_timeout_s", "drain_timeout_s", "push_grace_s", "push_retries", "stream_replicas",
     "bounds_refresh_s", "floor_wait_s", "cursor_every_s",
@@ -118,6 +118,7 @@ class Settings:
     max_frame_bytes: int = 65536
     rate_per_s: float = 20.0
     rate_burst: int = 40
+    sends_in_flight: int = 32  # a connection's sends admitted and not yet answered; more wait in the socket
     heartbeat_s: float = 25.0  # clients ping at least this often
     idle_timeout_s: float = 75.0  # a connection silent this long is closed (4008)
     hello_timeout_s: float = 10.0

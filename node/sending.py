@@ -1,0 +1,67 @@
+"""A connection's sends in flight: the asyncio shell around ``PendingSends`` (``node/pending.py``).
+
+``admit`` is called by the read loop: it returns at once unless the connection already has ``cap``
+sends unanswered, and then only once one is answered (backpressure). A lane whose first send is admitted
+gets a task that answers the lane's sends in order (``answer`` publishes one and sends its ack or error
+frame; it must not raise) and ends when the lane is empty. So pings, acks, reads and the sends of other
+conversations never wait for a publish's round trip, and one conversation's acks go out in send order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from parley.node.pending import PendingSends
+
+from parley import protocol
+
+log = logging.getLogger("parley.node")
+CLOSE_WAIT_S = 10.0  # a closing connection waits this long for the publishes it started (each times out in 5 s)
+
+
+class LinkSends:
+    __slots__ = ("_pending", "_answer", "_room", "_tasks")
+
+    def __init__(self, cap: int, answer: Callable[[protocol.Send], Awaitable[None]]) -> None:
+        self._pending: PendingSends[protocol.Send] = PendingSends(cap)
+        self._answer = answer
+        self._room = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def in_flight(self) -> int:
+        return self._pending.count
+
+    async def wait_room(self) -> None:
+        while self._pending.full:
+            self._room.clear()
+            await self._room.wait()
+
+    def admit(self, frame: protocol.Send) -> None:
+        """Queue the send on its conversation's lane (call ``wait_room`` first)."""
+        if self._pending.admit(frame.conv, frame):
+            task = asyncio.get_running_loop().create_task(self._run(frame))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, frame: protocol.Send | None) -> None:
+        conv = frame.conv if frame is not None else ""
+        while frame is not None:
+            try:
+                await self._answer(frame)
+            except Exception:  # answer reports its own failures; this is a bug, and the lane must go on
+                log.exception("send %s failed unanswered", frame.cid)
+            frame = self._pending.done(conv)
+            self._room.set()
+
+    async def close(self) -> None:
+        """The connection ends: sends not started are dropped (unanswered: the client resends them), the
+        publishes under way finish (their acks go nowhere; a resend is then answered as a duplicate)."""
+        self._pending.drop_waiting()
+        if not self._tasks:
+            return
+        _, late = await asyncio.wait(set(self._tasks), timeout=CLOSE_WAIT_S)
+        for task in late:
+            task.cancel()
