@@ -72,6 +72,21 @@ class FrameHandler:
             link.strikes = 0
         except Exception as err:
             self._failed(link, frame, err)
+        if link.strikes >= MAX_STRIKES:
+            await self._strike_out(link)
+
+    async def on_binary(self, link: DeviceLink) -> None:
+        self.reject(link, PeerError("frames are JSON text", code="bad_json"))
+        if link.strikes >= MAX_STRIKES:
+            await self._strike_out(link)
+
+    async def _strike_out(self, link: DeviceLink) -> None:
+        """Too many rejected frames in a row: close (4029) once the sends already admitted are answered, so
+        every message stored for this connection is acked to it (nothing more is read meanwhile)."""
+        sends = self._sends.get(link)
+        if sends is not None:
+            await sends.settle()
+        link.close(CLOSE_ABUSE, "too many rejected frames")
 
     def _failed(self, link: DeviceLink, frame: protocol.ClientFrame | None, err: Exception) -> None:
         """A frame failed: the error frame (``ref`` = the send's cid) and, if it was the client's fault, a
@@ -97,9 +112,7 @@ class FrameHandler:
     def reject(self, link: DeviceLink, err: ParleyError) -> None:
         self._metrics.errors.labels(err.code).inc()
         link.send(protocol.error_bytes(err))
-        link.strikes += 1
-        if link.strikes >= MAX_STRIKES:
-            link.close(CLOSE_ABUSE, "too many rejected frames")
+        link.strikes += 1  # the read loop closes the link at MAX_STRIKES (``_strike_out``)
 
     async def _handle(self, link: DeviceLink, frame: protocol.ClientFrame) -> None:
         match frame:

@@ -56,6 +56,18 @@ class LinkSends:
             frame = self._pending.done(conv)
             self._room.set()
 
+    async def settle(self) -> None:
+        """Every send admitted so far is answered (or ``CLOSE_WAIT_S`` passed)."""
+        async def answered() -> None:
+            while self._pending.count:
+                self._room.clear()
+                await self._room.wait()
+
+        try:
+            await asyncio.wait_for(answered(), CLOSE_WAIT_S)
+        except TimeoutError:
+            log.warning("sends still unanswered after %.0f s", CLOSE_WAIT_S)
+
     async def close(self) -> None:
         """The connection ends: sends not started are dropped (unanswered: the client resends them), the
         publishes under way finish (their acks go nowhere; a resend is then answered as a duplicate)."""

@@ -41,7 +41,6 @@ from parley.errors import (
     CLOSE_IDLE,
     BadRequest,
     ParleyError,
-    PeerError,
     Unavailable,
 )
 from parley.ids import ConversationId, DeviceId, UserId, conversation_of_delivery
@@ -238,7 +237,7 @@ class EdgeNode:
             if msg.type == WSMsgType.TEXT:
                 await self.frames.on_text(link, msg.data)
             elif msg.type == WSMsgType.BINARY:
-                self.frames.reject(link, PeerError("frames are JSON text", code="bad_json"))
+                await self.frames.on_binary(link)
             elif msg.type == WSMsgType.ERROR:
                 log.info("conn %s: %s", link.conn_id, ws.exception(), extra={"conn": link.conn_id})
                 return
