@@ -8,6 +8,13 @@ again after a pause). Sends into one conversation from this node are serialised 
 never races itself. ``Nats-Msg-Id`` makes a resend of the same client message id return the first
 message's id (within the stream's duplicate window). The ack's sequence and the shard make the id
 (``parley.shards``).
+
+One publish per conversation is in flight at a time (a connection's other sends wait on their lanes,
+``node/pending.py``, never the read loop). Several could only be pipelined if ``prev`` were not in the
+payload: the republish header ``Nats-Last-Sequence`` does name the subject's previous sequence
+(nats-server loads the subject's last message before storing), but only on the republished copy;
+sync's stream reads and the archiver read the stored message, whose ``prev`` must be known when it is
+published, i.e. after the previous publish's ack.
 """
 
 from __future__ import annotations
