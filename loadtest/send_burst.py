@@ -4,11 +4,13 @@
 
 A scratch cluster of one node with the rate limit off (``raw.CLUSTER``); one user with ``--convs`` DMs
 (the peers stay offline: the node's work is the sender's publishes, acks and own echoes). Each round
-writes ``--messages`` send frames round-robin over the DMs as fast as the socket takes them, with a
-ping after every ``--ping-every`` sends, and waits for every ack. Printed per round and as the median of
-the rounds: msgs/s (first send → last ack), ack latency p50/p99 (frame written → ack read), ping round
-trip p50/p99 during the burst, and node and nats-server CPU ms per message over the same window.
-Appends one JSON line to ``--out``. Run it from another checkout's venv to compare side by side.
+writes ``--messages`` send frames round-robin over the DMs as fast as the socket takes them (or, with
+``--window W``, keeping at most W unanswered), with a ping after every ``--ping-every`` sends, and
+waits for every ack. Printed per round and as the median of the rounds: msgs/s (first send → last
+ack), ack latency p50/p99 (frame written → ack read), ping round trip p50/p99 during the burst, and
+node and nats-server CPU ms per message over the same window.
+Appends one record to ``loadtest/results/send_burst.jsonl`` (``--out``). To compare two commits side by
+side, run this file with the other checkout's venv, alternating, with ``--out`` naming one file.
 """
 
 from __future__ import annotations
@@ -17,15 +19,13 @@ import argparse
 import asyncio
 import json
 import statistics
-import subprocess
 import time
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
 from parley.loadtest import raw
-from parley.loadtest.harness import accounts
+from parley.loadtest.harness import accounts, record
 from parley.loadtest.harness.latency import latency_summary
 from parley.loadtest.harness.meter import CpuMeter, cpu_ms_per, cpu_share
 from parley.loadtest.harness.session import run_async, say, scratch_cluster
@@ -45,13 +45,14 @@ async def connect(http: aiohttp.ClientSession, url: str, token: str) -> aiohttp.
 
 
 async def one_round(ws: aiohttp.ClientWebSocketResponse, convs: list[str], n: int, ping_every: int,
-                    meter: CpuMeter, tag: str) -> dict[str, Any]:
+                    meter: CpuMeter, tag: str, window: int = 0) -> dict[str, Any]:
     written: dict[str, int] = {}
     acked: dict[str, int] = {}
     pinged: dict[int, int] = {}
     ponged: dict[int, int] = {}
     errors: list[dict[str, Any]] = []
     done = asyncio.Event()
+    room = asyncio.Semaphore(window or n)  # sends written and not yet answered
 
     async def read() -> None:
         async for msg in ws:
@@ -59,10 +60,12 @@ async def one_round(ws: aiohttp.ClientWebSocketResponse, convs: list[str], n: in
             kind = f["type"]
             if kind == "ack":
                 acked[f["cid"]] = time.perf_counter_ns()
+                room.release()
             elif kind == "pong":
                 ponged[f["ts"]] = time.perf_counter_ns()
             elif kind == "error":
                 errors.append(f)
+                room.release()
             if len(acked) + len(errors) >= n and len(ponged) >= len(pinged):
                 done.set()
                 return
@@ -71,6 +74,7 @@ async def one_round(ws: aiohttp.ClientWebSocketResponse, convs: list[str], n: in
     before = meter.snapshot()
     for i in range(n):
         cid = f"{tag}-{i}"
+        await room.acquire()
         written[cid] = time.perf_counter_ns()
         await ws.send_str(orjson.dumps({"type": "send", "cid": cid, "conv": convs[i % len(convs)], "body": cid})
                           .decode())
@@ -86,13 +90,13 @@ async def one_round(ws: aiohttp.ClientWebSocketResponse, convs: list[str], n: in
         "msgs_per_s": round(len(acked) / span_s, 1),
         "ack": latency_summary([acked[c] - written[c] for c in acked]),
         "ping": latency_summary([ponged[i] - pinged[i] for i in ponged]),
-        "pongs_after_last_ack": sum(1 for t in ponged.values() if t > max(acked.values())),
+        "pongs_after_the_last_ack": sum(1 for t in ponged.values() if t > max(acked.values())),
         "errors": len(errors),
         "cpu_ms_per_msg": cpu_ms_per(cpu, len(acked), ("node1", "nats-server")),
     }
 
 
-async def measure(cluster: Cluster, n: int, k: int, rounds: int, ping_every: int) -> dict[str, Any]:
+async def measure(cluster: Cluster, n: int, k: int, rounds: int, ping_every: int, window: int) -> dict[str, Any]:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         api = Api(cluster.api_url, http)
         people = await accounts.sign_up(api, accounts.names("burst", k + 1), 8)
@@ -105,10 +109,10 @@ async def measure(cluster: Cluster, n: int, k: int, rounds: int, ping_every: int
         await one_round(ws, convs, min(n, 200), ping_every, meter, "warm")
         out = []
         for r in range(rounds):
-            res = await one_round(ws, convs, n, ping_every, meter, f"r{r}")
+            res = await one_round(ws, convs, n, ping_every, meter, f"r{r}", window)
             say(f"  round {r}: {res['msgs_per_s']} msg/s, ack p50/p99 {res['ack']['p50_ms']}/{res['ack']['p99_ms']} ms,"
                 f" ping p50/p99 {res['ping']['p50_ms']}/{res['ping']['p99_ms']} ms,"
-                f" pongs after the last ack {res['pongs_after_last_ack']}, cpu ms/msg {res['cpu_ms_per_msg']}")
+                f" pongs after the last ack {res['pongs_after_the_last_ack']}, cpu ms/msg {res['cpu_ms_per_msg']}")
             out.append(res)
         await ws.close()
     def med(f: Any) -> float | None:
@@ -125,28 +129,26 @@ async def measure(cluster: Cluster, n: int, k: int, rounds: int, ping_every: int
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m parley.loadtest.send_burst", description=__doc__.split("\n")[0])
     p.add_argument("--messages", type=int, default=2000)
     p.add_argument("--convs", type=int, default=8)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--ping-every", type=int, default=20)
+    p.add_argument("--window", type=int, default=0, help="keep at most this many sends unanswered (0: all at once)")
     p.add_argument("--in-flight", type=int, default=None, help="PARLEY_SENDS_IN_FLIGHT (default: the node's)")
     p.add_argument("--label", default="")
-    p.add_argument("--out", type=Path, default=Path("loadtest/results/send_burst.jsonl"))
+    record.add_options(p, "send_burst.jsonl")
     args = p.parse_args()
-    rec: dict[str, Any] = {}
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    rec = record.recorder(p, args)
+    out = rec.new_record(args)
     overrides: dict[str, object] = dict(raw.CLUSTER)
     if args.in_flight is not None:
         overrides["sends_in_flight"] = args.in_flight
-    with scratch_cluster(rec, "parley-burst-", keep=False, nodes=1, **overrides) as cluster:
-        result = run_async(measure(cluster, args.messages, args.convs, args.rounds, args.ping_every))
-    line = {"label": args.label, "commit": commit, "messages": args.messages, "convs": args.convs,
-            "in_flight": args.in_flight, **result}
-    say(json.dumps(line["median"]))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("a") as f:
-        f.write(json.dumps(line) + "\n")
+    with scratch_cluster(out, "parley-burst-", keep=False, nodes=1, **overrides) as cluster:
+        out.update(run_async(measure(cluster, args.messages, args.convs, args.rounds, args.ping_every,
+                                     args.window)))
+    say(json.dumps(out["median"]))
+    say(rec.append(out))
 
 
 if __name__ == "__main__":
