@@ -65,10 +65,7 @@ class FrameHandler:
         try:
             frame = protocol.parse_client_frame(raw, max_body=self._settings.max_body_bytes)
             self._metrics.frames_in.labels(type(frame).__name__.lower()).inc()
-            if isinstance(frame, protocol.Send):
-                await self._admit(link, frame)
-            else:
-                await self._handle(link, frame)
+            await self._handle(link, frame)
             link.strikes = 0
         except Exception as err:
             self._failed(link, frame, err)

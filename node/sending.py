@@ -1,8 +1,8 @@
 """A connection's sends in flight: the asyncio shell around ``PendingSends`` (``node/pending.py``).
 
-``admit`` is called by the read loop: it returns at once unless the connection already has ``cap``
-sends unanswered, and then only once one is answered (backpressure). A lane whose first send is admitted
-gets a task that answers the lane's sends in order (``answer`` publishes one and sends its ack or error
+The read loop calls ``wait_room`` (it returns at once unless the connection already has ``cap`` sends
+unanswered, and then once one is answered: backpressure) and ``admit``. A lane whose first send is
+admitted gets a task that answers the lane's sends in order (``answer`` publishes one and sends its ack or error
 frame; it must not raise) and ends when the lane is empty. So pings, acks, reads and the sends of other
 conversations never wait for a publish's round trip, and one conversation's acks go out in send order.
 """
@@ -30,10 +30,6 @@ class LinkSends:
         self._room = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    @property
-    def in_flight(self) -> int:
-        return self._pending.count
-
     async def wait_room(self) -> None:
         while self._pending.full:
             self._room.clear()
@@ -46,14 +42,14 @@ class LinkSends:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, frame: protocol.Send | None) -> None:
-        conv = frame.conv if frame is not None else ""
+    async def _run(self, first: protocol.Send) -> None:
+        frame: protocol.Send | None = first
         while frame is not None:
             try:
                 await self._answer(frame)
             except Exception:  # answer reports its own failures; this is a bug, and the lane must go on
                 log.exception("send %s failed unanswered", frame.cid)
-            frame = self._pending.done(conv)
+            frame = self._pending.done(first.conv)
             self._room.set()
 
     async def settle(self) -> None:

@@ -1,0 +1,74 @@
+"""LinkSends: the lanes run side by side, each in order, and the reader waits only at the cap."""
+
+from __future__ import annotations
+
+import asyncio
+
+from parley.node.sending import LinkSends
+
+from parley import protocol
+from tests.poll import eventually
+
+
+def send(conv: str, cid: str) -> protocol.Send:
+    return protocol.Send(cid=cid, conv=conv, body=cid)
+
+
+class Publishes:
+    """An ``answer`` whose publishes finish when the test says so."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.answered: list[str] = []
+        self._gates: dict[str, asyncio.Event] = {}
+
+    async def __call__(self, frame: protocol.Send) -> None:
+        self.started.append(frame.cid)
+        await self._gate(frame.cid).wait()
+        self.answered.append(frame.cid)
+
+    def release(self, cid: str) -> None:
+        self._gate(cid).set()
+
+    def _gate(self, cid: str) -> asyncio.Event:
+        return self._gates.setdefault(cid, asyncio.Event())
+
+
+async def test_conversations_publish_side_by_side_and_each_in_order() -> None:
+    pubs = Publishes()
+    sends = LinkSends(8, pubs)
+    for conv, cid in (("a", "a1"), ("a", "a2"), ("b", "b1")):
+        await sends.wait_room()
+        sends.admit(send(conv, cid))
+    await eventually(lambda: pubs.started == ["a1", "b1"], what="a1 and b1 publishing")  # a2 waits for a1
+    pubs.release("b1")
+    pubs.release("a2")  # released early: it still starts only after a1
+    await eventually(lambda: pubs.answered == ["b1"], what="b1 answered")
+    assert pubs.started == ["a1", "b1"]
+    pubs.release("a1")
+    await eventually(lambda: pubs.answered == ["b1", "a1", "a2"], what="a1 then a2 answered")
+
+
+async def test_the_reader_waits_at_the_cap_until_one_is_answered() -> None:
+    pubs = Publishes()
+    sends = LinkSends(2, pubs)
+    sends.admit(send("a", "a1"))
+    sends.admit(send("b", "b1"))
+    waiting = asyncio.get_running_loop().create_task(sends.wait_room())
+    await eventually(lambda: pubs.started == ["a1", "b1"], what="both publishing")
+    assert not waiting.done()
+    pubs.release("b1")
+    await asyncio.wait_for(waiting, 5)
+    await sends.wait_room()
+
+
+async def test_closing_drops_the_waiting_and_lets_the_started_finish() -> None:
+    pubs = Publishes()
+    sends = LinkSends(8, pubs)
+    for cid in ("a1", "a2", "a3"):
+        sends.admit(send("a", cid))
+    await eventually(lambda: pubs.started == ["a1"], what="a1 publishing")
+    closing = asyncio.get_running_loop().create_task(sends.close())
+    pubs.release("a1")
+    await asyncio.wait_for(closing, 5)
+    assert pubs.answered == ["a1"] and pubs.started == ["a1"]
