@@ -18,7 +18,8 @@ default, so a scratch cluster cannot collide with a ``parley up`` on the default
 every role gets all its URLs, and ``nats_servers`` is the handle to kill, lame-duck or restart members.
 
 ``regions=("eu", "us")``: a NATS supercluster, one cluster per region joined by gateways (through TCP
-proxies, so a test can cut the link), ``PARLEY_REGIONS`` giving each region ``shards`` shards (default 2).
+proxies, so a test can cut the link; ``gateway_delay_s`` adds that one-way delay on every gateway link),
+``PARLEY_REGIONS`` giving each region ``shards`` shards (default 2).
 Node ``i`` runs in ``regions[i % len(regions)]``; each region gets its own API (homing the conversations
 it opens in its region's shards) and archiver; discovery and presence run in the first region, next to
 the KV buckets. Every process is given its own region's NATS URLs.
@@ -173,10 +174,12 @@ class Cluster:
         cluster of that many servers, every process given all their URLs, streams and buckets R3."""
         servers, nats_servers = None, overrides.pop("nats_servers", 1)
         regions: tuple[str, ...] = tuple(overrides.pop("regions", ()))  # type: ignore[arg-type]
-        assert isinstance(nats_servers, int)
+        gateway_delay_s = overrides.pop("gateway_delay_s", 0.0)
+        assert isinstance(nats_servers, int) and isinstance(gateway_delay_s, int | float)
         if regions:
             servers = NatsServers(root, nats_servers, free_port, regions=list(regions),
-                                  preexec_fn=die_with_parent if tie_to_parent else None)
+                                  preexec_fn=die_with_parent if tie_to_parent else None,
+                                  gateway_delay_s=float(gateway_delay_s))
             per_region = overrides.pop("shards", 2)
             overrides = {"regions": ",".join(f"{r}:{per_region}" for r in regions), "region": regions[0],
                          "nats_url": servers.url_list(regions[0]),
