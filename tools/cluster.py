@@ -30,6 +30,7 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -59,14 +60,34 @@ ROLE_PORTS = tuple(f.name for f in dataclasses.fields(Settings)
 READY_TIMEOUT_S = 60.0
 
 
+def _ephemeral_low() -> int:
+    """The lowest port the kernel hands to outgoing connections (Linux; 32768 elsewhere)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_given: set[int] = set()
+
+
 def free_port() -> int:
-    """A loopback port nothing listens on now, never one of Parley's defaults."""
-    for _ in range(100):
+    """A loopback port nothing listens on now, never one of Parley's defaults, never one handed out before
+    in this process, and below the kernel's ephemeral range: a port from ``bind(0)`` can be taken by any
+    outgoing connection before the role that was given it binds (seen in CI: a node's port taken)."""
+    top = min(_ephemeral_low(), 65536) - 16  # room for a launcher's port + i
+    for _ in range(500):
+        port = random.randrange(20000, top) if top > 20000 else 0
+        if port in DEFAULT_PORTS or port in _given:
+            continue
         with socket.socket() as s:
-            s.bind((HOST, 0))
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                continue
             port = int(s.getsockname()[1])
-        if port not in DEFAULT_PORTS:
-            return port
+        _given.add(port)
+        return port
     raise ParleyError("no free loopback port", code="start_failed")
 
 
