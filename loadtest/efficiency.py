@@ -64,7 +64,8 @@ from parley.tools.cluster import Cluster, die_with_parent, free_port
 PAD = "x" * 60  # with the send time and the number: a ~100-byte body
 WARM_SHARE = 0.25  # of each step's sending, before the counted window opens
 WARM_RATE, WARM_S = 50, 1.0
-SETTLE_S, DRAIN_S, FINAL_DRAIN_S = 15.0, 3.0, 15.0
+DRAIN_S = 3.0  # after a step's sending: what is missing then counts against the step
+SETTLE_S, STALL_S = 60.0, 3.0  # a backlog clears before the next step: at most this long, while it moves
 IDLE_HOLD_S = 3.0
 API_CONCURRENCY = 32
 LOAD_NUMBERS = 10**9  # message numbers per load
@@ -209,9 +210,15 @@ class Load:
     def delivered(self) -> int:
         return sum(d.total_delivered for d in self.devices.values())
 
-    async def wait_delivered(self, seconds: float) -> None:
+    async def wait_delivered(self, seconds: float, stall: float | None = None) -> None:
+        """Until every message sent so far arrived, ``seconds`` passed, or nothing arrived for ``stall``."""
         deadline = time.perf_counter() + seconds
-        while time.perf_counter() < deadline and self.delivered() < self.expected():
+        seen, moved = self.delivered(), time.perf_counter()
+        while (now := time.perf_counter()) < deadline and (got := self.delivered()) < self.expected():
+            if got > seen:
+                seen, moved = got, now
+            elif stall is not None and now - moved > stall:
+                return
             await asyncio.sleep(0.05)
 
     async def send_one(self) -> None:
@@ -222,7 +229,8 @@ class Load:
 
     async def step(self, rate: float, seconds: float) -> dict[str, Any]:
         """One open-loop step at ``rate`` msg/s; the counted window is its last ``1 - WARM_SHARE``."""
-        await self.wait_delivered(SETTLE_S)  # an earlier step's backlog clears first
+        await self.wait_delivered(SETTLE_S, STALL_S)  # an earlier step's backlog clears first
+        backlog = self.expected() - self.delivered()
         for d in self.devices.values():
             d.latencies = array("q")
         fanout = sum(len(self.recipients[c]) for _, c in self.senders) / len(self.senders)
@@ -239,6 +247,7 @@ class Load:
         await self.wait_delivered(DRAIN_S)
         servers = set(self.target.pids())
         return {"offered_rate": rate, "offered_deliveries_per_s": round(rate * fanout, 1), "sent": sent,
+                "backlog_at_start": backlog,
                 "window": acc.window(a, b, servers), "missing_after_drain": max(self.expected() - self.delivered(), 0),
                 "e2e": latency_summary(latencies_of(list(self.devices.values())))}
 
@@ -257,9 +266,10 @@ async def ladder(load: Load, first_rate: float, max_steps: int, seconds: float) 
         at_80 = await load.step(round(0.8 * best["offered_rate"], 1), seconds)
         say(f"    {load.target.name} at 80%: {short(at_80)}")
     quote, rule = acc.quoted(steps + ([at_80] if at_80 else []), at_80)
-    await load.wait_delivered(FINAL_DRAIN_S)
+    await load.wait_delivered(SETTLE_S, STALL_S)
     books = acc.ledger(load.sent_conv, load.recipients, {u: load.numbered(d) for u, d in load.devices.items()})
-    return {"steps": steps, "at_80pct": at_80, "max": best, "quoted": quote, "quote_rule": rule, "ledger": books}
+    return {"steps": steps, "at_80pct": at_80, "max": best, "quoted": quote, "quote_rule": rule, "ledger": books,
+            "limit_reached": any(not acc.sustained(s) for s in steps)}
 
 
 def short(s: dict[str, Any]) -> str:
@@ -377,9 +387,13 @@ def workload_figures(name: str, r: dict[str, Any]) -> dict[str, Any]:
             "quoted_at": {"rule": r["quote_rule"], "deliveries_per_s": q["window"]["deliveries_per_s"],
                           "p99_ms": q["e2e"]["p99_ms"]} if q else {"rule": r["quote_rule"]},
             "max_deliveries_per_s": top["window"]["deliveries_per_s"] if top else None,
+            "limit_reached": r["limit_reached"],  # False: the ladder ran out of steps first (the max is a floor)
+            "cpu_ms_per_delivery_at_max": top["window"]["cpu_ms_per_delivery"] if top else None,
+            "cpu_pct_at_max": top["window"]["cpu_pct"] if top else None,
             "p50_ms": at80["e2e"]["p50_ms"] if at80 else None, "p99_ms": at80["e2e"]["p99_ms"] if at80 else None,
             "at_80pct_deliveries_per_s": at80["window"]["deliveries_per_s"] if at80 else None,
-            "lost": books["lost"], "duplicates": books["duplicates"], "strays": books["strays"],
+            "lost": books["lost"],  # never delivered: missing once the backlog stopped moving
+            "duplicates": books["duplicates"], "strays": books["strays"],
             "ledger": books, "kb_per_conn": None, "connects_per_s": None,
             "steps": r["steps"] + ([at80] if at80 else [])}
 
@@ -391,7 +405,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, recor
     p.add_argument("--room-size", type=within(2, 100, int), default=50, help="members per room, the owner included")
     p.add_argument("--dm-rate", type=within(10, 20_000), default=200.0, help="first DM step, msg/s")
     p.add_argument("--fanout-rate", type=within(1, 2_000), default=10.0, help="first room step, msg/s")
-    p.add_argument("--max-steps", type=within(1, 9, int), default=7)
+    p.add_argument("--max-steps", type=within(1, 10, int), default=9)
     p.add_argument("--step-seconds", type=within(1, 10), default=3.0)
     p.add_argument("--idle", type=within(10, 10_000, int), default=1000, help="idle connections per system")
     p.add_argument("--concurrency", type=within(1, 256, int), default=32, help="connects in flight")

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 SYSTEMS = ("parley", "baseline")
+MAX = "max deliveries/s"
 Fmt = Callable[[Any], str]
 
 
@@ -44,11 +45,13 @@ def newest_run(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 # (workload, label, how to read it, format): a row per figure
 ROWS: list[tuple[str, str, Callable[[dict[str, Any]], Any], Fmt]] = [
     ("dm", "server CPU ms per delivery", lambda r: r["cpu_ms_per_delivery"], cost),
-    ("dm", "max deliveries/s", lambda r: r["max_deliveries_per_s"], whole),
+    ("dm", "server CPU ms per delivery at max", lambda r: r.get("cpu_ms_per_delivery_at_max"), cost),
+    ("dm", MAX, lambda r: r["max_deliveries_per_s"], whole),
     ("dm", "p50 ms at 80% of max", lambda r: r["p50_ms"], one),
     ("dm", "p99 ms at 80% of max", lambda r: r["p99_ms"], one),
     ("fanout", "server CPU ms per delivery", lambda r: r["cpu_ms_per_delivery"], cost),
-    ("fanout", "max deliveries/s", lambda r: r["max_deliveries_per_s"], whole),
+    ("fanout", "server CPU ms per delivery at max", lambda r: r.get("cpu_ms_per_delivery_at_max"), cost),
+    ("fanout", MAX, lambda r: r["max_deliveries_per_s"], whole),
     ("fanout", "p50 ms at 80% of max", lambda r: r["p50_ms"], one),
     ("fanout", "p99 ms at 80% of max", lambda r: r["p99_ms"], one),
     ("idle", "KB per connection (all server processes)", lambda r: r["kb_per_conn"], one),
@@ -65,8 +68,21 @@ def table(records: Sequence[dict[str, Any]]) -> list[str]:
     for workload, label, read, fmt in ROWS:
         p, b = (by.get((s, workload)) for s in SYSTEMS)
         pv, bv = (read(x) if x else None for x in (p, b))
-        out.append(f"| {workload} | {label} | {fmt(pv)} | {fmt(bv)} | {times(ratio(pv, bv))} |")
+        out.append(f"| {workload} | {label} | {cell(p, label, fmt(pv))} | {cell(b, label, fmt(bv))} | "
+                   f"{times(ratio(pv, bv))} |")
     return out + ["", *notes(run, by)]
+
+
+def cell(rec: dict[str, Any] | None, label: str, text: str) -> str:
+    """A maximum the ladder did not reach (it ran out of steps first) is a floor: "≥"."""
+    return f"≥ {text}" if rec and label == MAX and rec.get("limit_reached") is False else text
+
+
+def generator(by: dict[tuple[str, str], dict[str, Any]]) -> str:
+    """The load generator's share of its core at each maximum: near 100% it, not the server, was the limit."""
+    parts = [f"{s} {w} {pct:.0f}%" for s in SYSTEMS for w in ("dm", "fanout")
+             if (pct := ((by.get((s, w)) or {}).get("cpu_pct_at_max") or {}).get("client")) is not None]
+    return f" The generator at each maximum, % of its core: {', '.join(parts)}." if parts else ""
 
 
 def notes(run: list[dict[str, Any]], by: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
@@ -85,4 +101,5 @@ def notes(run: list[dict[str, Any]], by: dict[tuple[str, str], dict[str, Any]]) 
             f"{' / '.join(f'{x:g}' for x in first['machine']['loadavg_at_start'])} at the start; {first['pinning']}). "
             f"DMs: {a['pairs']} pairs; fan-out: {a['rooms']} rooms of {a['room_size']}; idle: {a['idle']} "
             f"connections; Parley is one node with every worker and nats-server, all counted. "
-            f"CPU and deliveries over the same window; costs quoted at: {rules}. Ledger: {lost}."]
+            f"CPU and deliveries over the same window; costs quoted at: {rules}. Ledger: {lost}."
+            f"{generator(by)}"]
