@@ -2,7 +2,8 @@
 
 - ``window``: server CPU and deliveries counted over the SAME window, two ``Mark``s each read at one
   instant (a CPU snapshot and the generator's delivery count, no await between them).
-- ``next_rate``: the ladder of offered rates (doubling; halving while nothing was sustained).
+- ``next_rate``: the ladder of offered rates (doubling; a failed step tried twice; halving while
+  nothing was sustained); ``same_load``: two systems' steps at the busiest rate both sustained.
 - ``sustained`` / ``quoted``: a step is sustained when its window delivered ≥ 90% of what was offered,
   p99 ≤ 1 s and nothing was missing after the drain; per-delivery costs are quoted at the busiest
   sustained step with p99 ≤ 50 ms, or at the 80%-of-max step when none qualifies (the record says which).
@@ -50,15 +51,28 @@ def sustained(step: Mapping[str, Any]) -> bool:
 
 
 def next_rate(steps: Sequence[Mapping[str, Any]], floor: float = 1.0) -> float | None:
-    """Double after a sustained step; halve while none has been sustained; stop after the first step
-    that is not sustained once one was (None: the ladder is done)."""
+    """Double after a sustained step; a step that is not sustained is tried once more (one stall of a
+    shared machine is not a limit); after the second try, halve while none has been sustained, else
+    stop (None: the ladder is done)."""
     last = steps[-1]
+    tries = sum(s["offered_rate"] == last["offered_rate"] for s in steps)
+    if not sustained(last) and tries == 1:
+        return float(last["offered_rate"])
     if sustained(last):
         up = 2 * float(last["offered_rate"])
-        return None if any(s["offered_rate"] == up for s in steps) else up
+        return None if any(s["offered_rate"] == up and not sustained(s) for s in steps) else up
     if any(sustained(s) for s in steps) or last["offered_rate"] / 2 < floor:
         return None
-    return last["offered_rate"] / 2
+    return float(last["offered_rate"]) / 2
+
+
+def same_load(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]]
+              ) -> tuple[Mapping[str, Any], Mapping[str, Any]] | None:
+    """The steps of two systems at the highest offered rate both sustained (their ladders share rates)."""
+    good_a = {s["offered_rate"]: s for s in a if sustained(s)}
+    good_b = {s["offered_rate"]: s for s in b if sustained(s)}
+    both = set(good_a) & set(good_b)
+    return (good_a[max(both)], good_b[max(both)]) if both else None
 
 
 def maximum(steps: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:

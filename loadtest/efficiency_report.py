@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from parley.loadtest.efficiency_accounting import same_load
+
 SYSTEMS = ("parley", "baseline")
 MAX = "max deliveries/s"
 Fmt = Callable[[Any], str]
@@ -70,7 +72,20 @@ def table(records: Sequence[dict[str, Any]]) -> list[str]:
         pv, bv = (read(x) if x else None for x in (p, b))
         out.append(f"| {workload} | {label} | {cell(p, label, fmt(pv))} | {cell(b, label, fmt(bv))} | "
                    f"{times(ratio(pv, bv))} |")
+        if label == MAX:
+            out.append(same_load_row(workload, p, b))
     return out + ["", *notes(run, by)]
+
+
+def same_load_row(workload: str, p: dict[str, Any] | None, b: dict[str, Any] | None) -> str:
+    """Both systems' CPU per delivery at the busiest offered rate both sustained (the ladders share rates)."""
+    pair = same_load(p["steps"], b["steps"]) if p and b and "steps" in p and "steps" in b else None
+    label = "server CPU ms per delivery at the same load"
+    if pair is None:
+        return f"| {workload} | {label} (none both sustained) | - | - | - |"
+    pv, bv = (s["window"]["cpu_ms_per_delivery"] for s in pair)
+    return (f"| {workload} | {label} ({whole(pair[0]['offered_rate'])} msg/s offered) | {cost(pv)} | {cost(bv)} | "
+            f"{times(ratio(pv, bv))} |")
 
 
 def cell(rec: dict[str, Any] | None, label: str, text: str) -> str:

@@ -14,8 +14,9 @@ from parley.loadtest.efficiency_accounting import (
     maximum,
     next_rate,
     quoted,
+    same_load,
     sustained,
-                                                   window,
+    window,
 )
 
 
@@ -62,14 +63,27 @@ def test_sustained(s: dict[str, Any], ok: bool) -> None:
 
 def test_the_ladder_doubles_until_a_step_fails() -> None:
     assert next_rate([step(100, 100, 5)]) == 200
-    assert next_rate([step(100, 100, 5), step(200, 100, 5)]) is None
 
 
-def test_the_ladder_halves_while_nothing_was_sustained_and_does_not_retry_a_failed_rate() -> None:
+def test_a_failed_step_is_tried_once_more() -> None:
+    ok, failed = step(100, 100, 5), step(200, 50, 5)
+    assert next_rate([ok, failed]) == 200
+    assert next_rate([ok, failed, step(200, 200, 5)]) == 400  # a stall, not a limit
+    assert next_rate([ok, failed, failed]) is None
+
+
+def test_the_ladder_halves_while_nothing_was_sustained_and_does_not_go_back_to_a_failed_rate() -> None:
     failed = step(200, 50, 5)
-    assert next_rate([failed]) == 100
-    assert next_rate([failed, step(100, 100, 5)]) is None  # 200 already failed
-    assert next_rate([step(1, 0, 5)]) is None  # below the floor
+    assert next_rate([failed, failed]) == 100
+    assert next_rate([failed, failed, step(100, 100, 5)]) is None  # 200 failed twice
+    assert next_rate([step(1, 0, 5), step(1, 0, 5)]) is None  # below the floor
+
+
+def test_the_same_load_is_the_busiest_rate_both_systems_sustained() -> None:
+    a = [step(100, 100, 5), step(200, 200, 5), step(400, 100, 5)]
+    b = [step(100, 100, 5), step(200, 200, 5), step(400, 400, 5), step(800, 800, 5)]
+    assert same_load(a, b) == (a[1], b[1])
+    assert same_load([step(100, 10, 5)], b) is None
 
 
 def test_maximum_is_the_busiest_sustained_step() -> None:

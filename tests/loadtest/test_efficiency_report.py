@@ -47,6 +47,19 @@ def test_each_figure_is_shown_with_its_ratio_parley_over_baseline() -> None:
     assert row(lines, "fanout", "server CPU ms per delivery") == ["-", "0.0050", "- |"]  # no figure, no ratio
 
 
+def test_the_same_load_row_compares_both_systems_at_the_busiest_rate_both_sustained() -> None:
+    def steps(*good: float) -> list[dict[str, Any]]:
+        return [{"offered_rate": r, "offered_deliveries_per_s": r, "missing_after_drain": 0, "e2e": {"p99_ms": 5.0},
+                 "window": {"wall_s": 1.0, "deliveries": int(r) if ok else 0, "deliveries_per_s": r,
+                            "cpu_ms_per_delivery": cpu}} for r, ok, cpu in good]
+    records = run("2026-12-02T15:00:00+00:00", 0.3)
+    records[0]["steps"] = steps((100, True, 0.02), (200, True, 0.01), (400, True, 0.01))
+    records[3]["steps"] = steps((100, True, 0.5), (200, True, 0.4), (400, False, 0.3))
+    lines = table(records)
+    assert "| dm | server CPU ms per delivery at the same load (200 msg/s offered) | 0.4000 | 0.0100 | 40× |" in lines
+    assert "| fanout | server CPU ms per delivery at the same load (none both sustained) | - | - | - |" in lines
+
+
 def test_only_the_newest_run_is_shown() -> None:
     older, newer = run("2026-12-01T10:00:00+00:00", 0.9), run("2026-12-02T10:00:00+00:00", 0.2)
     assert newest_run(older + newer) == newer
