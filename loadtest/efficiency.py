@@ -10,11 +10,12 @@ users and conversations (``--pairs`` DM pairs; ``--rooms`` rooms of ``--room-siz
 same users), three workloads:
 
 - ``dm`` and ``fanout``: open-loop offered rates from ``--dm-rate`` / ``--fanout-rate`` msg/s, doubled
-  until a step is not sustained (``efficiency_accounting.sustained``; halved while none has been),
-  at most ``--max-steps``; then a
+  until a step is not sustained twice (``efficiency_accounting.sustained``, ``next_rate``; halved
+  while none has been), at most ``--max-steps``; then a
   step at 80% of the maximum for p50/p99. Server CPU and deliveries are counted over the same window
   (the last ``1 - WARM_SHARE`` of each step's sending); per-delivery costs are quoted at the busiest
-  sustained step with p99 ≤ 50 ms, else at 80% of the maximum (the record says which). Every message
+  sustained step with p99 ≤ 50 ms, else at 80% of the maximum (the record says which); each window
+  also says how busy each core was (``/proc/stat``), so what else ran on the server core shows. Every message
   is numbered; after the last step the ledger checks each was delivered exactly once to each member.
 - ``idle``: ``--idle`` more connections, ``--concurrency`` at a time: connects/s (hello → synced), the
   servers' RSS growth per connection (all processes), and their CPU while the connections sit idle.
@@ -202,7 +203,8 @@ class Load:
 
     def mark(self) -> acc.Mark:
         snap = self.meter.snapshot()
-        return acc.Mark(snap.t, snap.cpu_s, sum(d.total_delivered for d in self.devices.values()))
+        return acc.Mark(snap.t, snap.cpu_s, sum(d.total_delivered for d in self.devices.values()),
+                        procfs.core_busy_seconds())
 
     def numbered(self, dev: NumberedDevice) -> list[int]:
         """What ``dev`` received of this load's messages, numbered from 0."""
@@ -395,6 +397,7 @@ def workload_figures(name: str, r: dict[str, Any]) -> dict[str, Any]:
             "limit_reached": r["limit_reached"],  # False: the ladder ran out of steps first (the max is a floor)
             "cpu_ms_per_delivery_at_max": top["window"]["cpu_ms_per_delivery"] if top else None,
             "cpu_pct_at_max": top["window"]["cpu_pct"] if top else None,
+            "core_busy_pct_at_max": top["window"].get("core_busy_pct") if top else None,
             "p50_ms": at80["e2e"]["p50_ms"] if at80 else None, "p99_ms": at80["e2e"]["p99_ms"] if at80 else None,
             "at_80pct_deliveries_per_s": at80["window"]["deliveries_per_s"] if at80 else None,
             "lost": books["lost"],  # never delivered: missing once the backlog stopped moving

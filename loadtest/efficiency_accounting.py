@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 P99_LIMIT_MS = 50.0
@@ -26,6 +26,7 @@ class Mark:
     t: float  # seconds, one clock
     cpu_s: Mapping[str, float | None]  # CPU seconds so far, by process (None: gone)
     delivered: int  # deliveries the generator counted so far
+    core_busy_s: Mapping[int, float] = field(default_factory=dict)  # busy seconds so far, by core (all processes)
 
 
 def window(a: Mark, b: Mark, servers: Collection[str]) -> dict[str, Any]:
@@ -40,7 +41,9 @@ def window(a: Mark, b: Mark, servers: Collection[str]) -> dict[str, Any]:
             "cpu_ms_per_delivery": round(1000 * server_s / n, 5) if n > 0 else None,
             "cpu_ms_per_delivery_by_process": {k: round(1000 * v / n, 5) if n > 0 else None
                                                for k, v in used.items() if k in servers},
-            "cpu_pct": {k: round(100 * v / wall, 1) if wall > 0 else None for k, v in used.items()}}
+            "cpu_pct": {k: round(100 * v / wall, 1) if wall > 0 else None for k, v in used.items()},
+            "core_busy_pct": {str(c): round(100 * (y - x) / wall, 1) for c, x in a.core_busy_s.items()
+                              if wall > 0 and (y := b.core_busy_s.get(c)) is not None}}
 
 
 def sustained(step: Mapping[str, Any]) -> bool:

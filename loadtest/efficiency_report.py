@@ -94,10 +94,18 @@ def cell(rec: dict[str, Any] | None, label: str, text: str) -> str:
 
 
 def generator(by: dict[tuple[str, str], dict[str, Any]]) -> str:
-    """The load generator's share of its core at each maximum: near 100% it, not the server, was the limit."""
-    parts = [f"{s} {w} {pct:.0f}%" for s in SYSTEMS for w in ("dm", "fanout")
-             if (pct := ((by.get((s, w)) or {}).get("cpu_pct_at_max") or {}).get("client")) is not None]
-    return f" The generator at each maximum, % of its core: {', '.join(parts)}." if parts else ""
+    """At each maximum: the generator's share of its core (near 100%: it was the limit) and how busy the
+    server core was, the servers' share of it first (the rest: other processes on the machine)."""
+    parts = []
+    for s in SYSTEMS:
+        for w in ("dm", "fanout"):
+            r = by.get((s, w)) or {}
+            pct, busy = r.get("cpu_pct_at_max") or {}, r.get("core_busy_pct_at_max") or {}
+            if "client" in pct:
+                servers = sum(v for k, v in pct.items() if k != "client" and v is not None)
+                core0 = f", server core {servers:.0f}% ours of {busy['0']:.0f}% busy" if "0" in busy else ""
+                parts.append(f"{s} {w}: generator {pct['client']:.0f}%{core0}")
+    return f" At each maximum, % of a core: {'; '.join(parts)}." if parts else ""
 
 
 def notes(run: list[dict[str, Any]], by: dict[tuple[str, str], dict[str, Any]]) -> list[str]:

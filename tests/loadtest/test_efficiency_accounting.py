@@ -30,6 +30,13 @@ def test_cpu_and_deliveries_come_from_the_same_two_marks() -> None:
     assert w["cpu_ms_per_delivery"] == pytest.approx(0.25)
     assert w["cpu_ms_per_delivery_by_process"] == {"node1": pytest.approx(0.2), "nats-server": pytest.approx(0.05)}
     assert w["cpu_pct"]["client"] == pytest.approx(50.0)
+    assert w["core_busy_pct"] == {}  # no core readings in these marks
+
+
+def test_each_core_is_as_busy_as_the_machine_says_over_the_window() -> None:
+    a = Mark(0.0, {}, 0, {0: 10.0, 1: 5.0})
+    b = Mark(2.0, {}, 0, {0: 11.8, 1: 5.5})
+    assert window(a, b, set())["core_busy_pct"] == {"0": pytest.approx(90.0), "1": pytest.approx(25.0)}
 
 
 def test_a_process_read_in_one_mark_only_stays_out_and_no_delivery_means_no_cost() -> None:

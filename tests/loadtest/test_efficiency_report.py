@@ -24,7 +24,8 @@ def rec(run: str, system: str, workload: str, **figures: Any) -> dict[str, Any]:
 def run(name: str, parley_dm_cost: float) -> list[dict[str, Any]]:
     return [
         rec(name, "baseline", "dm", cpu_ms_per_delivery=0.01, max_deliveries_per_s=20_000.0, p50_ms=1.0, p99_ms=5.0,
-            limit_reached=False, cpu_pct_at_max={"baseline": 60.0, "client": 97.0}),
+            limit_reached=False, cpu_pct_at_max={"baseline": 60.0, "client": 97.0},
+            core_busy_pct_at_max={"0": 90.0, "1": 99.0}),
         rec(name, "baseline", "fanout", cpu_ms_per_delivery=0.005, max_deliveries_per_s=50_000.0, p50_ms=2.0,
             p99_ms=8.0),
         rec(name, "baseline", "idle", kb_per_conn=10.0, connects_per_s=2_000.0, idle={"idle_cpu_pct": 0.5}),
@@ -71,7 +72,7 @@ def test_the_note_says_where_costs_were_quoted_the_tree_and_the_ledger() -> None
     assert "commit 0123456789, clean tree" in note
     assert "parley dm at 1,000 deliveries/s (p99<=50ms)" in note
     assert "parley dm: 0 lost, 0 doubled" in note
-    assert "% of its core: baseline dm 97%" in note
+    assert "baseline dm: generator 97%, server core 60% ours of 90% busy" in note
 
 
 def test_no_run_yet_says_so() -> None:
