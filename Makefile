@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run run-cassandra test install install-test lint bench bench-foundation bench-store bench-scale bench-leader-kill bench-workers bench-regions loadtest-smoke capacity clean
+.PHONY: run run-cassandra test install install-test lint bench bench-efficiency bench-foundation bench-store bench-scale bench-leader-kill bench-workers bench-regions loadtest-smoke capacity clean
 
 run: install
 	$(BIN)/parley up
@@ -41,6 +41,9 @@ lint: install-test
 
 bench: install-test  # the standard set: raw capacity figures + a short Foundation run -> loadtest/results/capacity.jsonl
 	$(BIN)/python -m parley.loadtest.standard
+
+bench-efficiency: install-test  # Parley beside a bare aiohttp relay, same generator, same pinning (~5 min) -> loadtest/results/efficiency.jsonl
+	$(BIN)/python -m parley.loadtest.efficiency
 
 bench-foundation: install-test  # the full cross-node DM benchmark alone -> loadtest/results/bench.jsonl
 	$(BIN)/python -m parley.loadtest.bench
