@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import random
 import socket
 import subprocess
@@ -61,6 +62,8 @@ from parley.loadtest.harness.session import (
 from parley.loadtest.raw import CLUSTER
 from parley.tools.client import Api
 from parley.tools.cluster import Cluster, die_with_parent, free_port
+
+from parley.settings import Settings
 
 PAD = "x" * 60  # with the send time and the number: a ~100-byte body
 WARM_SHARE = 0.25  # of each step's sending, before the counted window opens
@@ -362,11 +365,17 @@ def run_baseline(args: argparse.Namespace) -> dict[str, Any]:
     return run_async(go())
 
 
+# the product's own heartbeat and presence timings (a scratch cluster's are test-speed, ten times as
+# frequent, which would make idle connections look ten times as costly as they are in a deployment)
+PRODUCT_TIMINGS = {name: f.default for f in dataclasses.fields(Settings)
+                   if (name := f.name) in ("presence_beat_s", "presence_timeout_s", "node_beat_s", "node_ttl_s")}
+
+
 def run_parley(args: argparse.Namespace, rec: dict[str, Any]) -> dict[str, Any]:
     async def go(cluster: Cluster) -> dict[str, Any]:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
             return await run_system(Parley(http, cluster), http, args)
-    with scratch_cluster(rec, "parley-efficiency-", keep=False, nodes=1, **CLUSTER) as cluster:
+    with scratch_cluster(rec, "parley-efficiency-", keep=False, nodes=1, **CLUSTER, **PRODUCT_TIMINGS) as cluster:
         return run_async(go(cluster))
 
 
