@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run run-cassandra test install install-test lint bench bench-foundation bench-store bench-scale bench-leader-kill bench-workers loadtest-smoke capacity clean
+.PHONY: run run-cassandra test install install-test lint bench bench-efficiency bench-foundation bench-store bench-scale bench-leader-kill bench-workers bench-regions loadtest-smoke capacity clean
 
 run: install
 	$(BIN)/parley up
@@ -42,6 +42,9 @@ lint: install-test
 bench: install-test  # the standard set: raw capacity figures + a short Foundation run -> loadtest/results/capacity.jsonl
 	$(BIN)/python -m parley.loadtest.standard
 
+bench-efficiency: install-test  # Parley beside a bare aiohttp relay, same generator, same pinning (~5 min) -> loadtest/results/efficiency.jsonl
+	$(BIN)/python -m parley.loadtest.efficiency
+
 bench-foundation: install-test  # the full cross-node DM benchmark alone -> loadtest/results/bench.jsonl
 	$(BIN)/python -m parley.loadtest.bench
 
@@ -65,6 +68,9 @@ bench-scale: install-test  # JetStream msg/s and nats-server CPU per message, K=
 
 bench-workers: install-test  # archive rate with 1 vs 2 archivers, presence entries/s per worker -> loadtest/results/workers.jsonl
 	$(BIN)/python -m parley.loadtest.workers_bench
+
+bench-regions: install-test  # send->delivery and send->ack p50/p99, a DM within a region and across eu/us homed on either side, 0 and 40 ms one-way gateway delay -> loadtest/results/regions.jsonl
+	$(BIN)/python -m parley.loadtest.regions
 
 clean:
 	rm -rf .parley

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from parley.loadtest import figures, model
+from parley.loadtest import efficiency_report, figures, model
 from parley.loadtest.figures import dig
 from parley.loadtest.traffic import MODEL, SCENARIOS, arithmetic, scenario_table
 
@@ -309,6 +309,11 @@ def bench_runs() -> str:
         f"{newest['per_process'].get(busiest)}% of a core ({newest.get('verdict')})." if recs else ""])
 
 
+def efficiency() -> str:
+    """make bench-efficiency's newest run: Parley beside the bare baseline, with ratios."""
+    return "\n".join(efficiency_report.table(records("efficiency.jsonl")))
+
+
 REGIONS: dict[str, Callable[[], str]] = {
     "traffic-arithmetic": traffic_arithmetic,
     "scenarios": scenarios,
@@ -318,6 +323,7 @@ REGIONS: dict[str, Callable[[], str]] = {
     "scale-runs": scale_runs,
     "capacity-table": capacity_table,
     "bench-runs": bench_runs,
+    "efficiency": efficiency,
 }
 
 

@@ -28,7 +28,7 @@ from parley.errors import Unavailable
 log = logging.getLogger("parley.node")
 MIN_GAP_S = 0.05
 READ_TIMEOUT_S = 5.0
-SUSPECT_TIMEOUT_S = 0.5  # a shard that did not answer last time: what the other shards' rounds wait for it
+SUSPECT_TIMEOUT_S = 1.0  # a shard that did not answer last time: what the other shards' rounds wait for it
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,7 +85,7 @@ class GroupRoutes:
             await self._nc.flush(timeout=5)
         finally:
             for link in self._hub.of_user(user):  # ``since`` is an id in the group's shard (pos 0 if empty)
-                point = dict(link.position.delivered)
+                point = link.position.resume()
                 shard = shard_of_id(since)
                 point[shard] = min(point.get(shard, 0), pos_of_id(since))
                 self._resync(link, point)

@@ -5,9 +5,13 @@ stream sequence at or below ``delivered[s]`` has been queued to the device, in o
 holds, per conversation, the id last queued, so a message whose ``prev`` names something the device
 never got is seen as a gap before it is sent. ``base`` is where each shard's position (re)started: a
 conversation not yet seen may only continue from at or below it. Ids are ``parley.shards`` ids
-(sequence and shard packed), so ids of one shard compare like their sequences. A shard in ``skipped``
-was not read by the last sync round (it did not answer): its position holds, and any message from it is
-a gap until a round reads it.
+(sequence and shard packed), so ids of one shard compare like their sequences.
+
+``marks``: shards in doubt — one the last sync round could not read, or one that stopped answering
+while the connection was live (another region's, the link down: what its stream republished meanwhile
+may never have arrived). Live messages from it are still judged and delivered as usual, but the device
+is only ever offered a position at or below the mark there (``offerable``), and the next round
+(``resume``) reads that shard again from the mark; what this connection already sent is not resent.
 """
 
 from __future__ import annotations
@@ -26,14 +30,12 @@ class Position:
     delivered: dict[int, int] = field(default_factory=dict)
     base: dict[int, int] = field(default_factory=dict)
     conv_last: dict[str, int] = field(default_factory=dict)
-    skipped: frozenset[int] = frozenset()
+    marks: dict[int, int] = field(default_factory=dict)
 
     def judge(self, id: int, conv: str, prev: int) -> Verdict:
         shard = shard_of_id(id)
         if pos_of_id(id) <= self.delivered.get(shard, 0):
             return "duplicate"
-        if shard in self.skipped:
-            return "gap"
         known = self.conv_last.get(conv, pack(shard, self.base.get(shard, 0)))
         return "gap" if prev > known else "deliver"
 
@@ -52,11 +54,20 @@ class Position:
         self.delivered = dict(after)
         self.base = dict(after)
         self.conv_last.clear()
-        self.skipped = frozenset()
+        self.marks.clear()
 
-    def skip(self, shards: Iterable[int]) -> None:
-        """The round could not read ``shards``: hold their positions until one does."""
-        self.skipped = frozenset(shards)
+    def doubt(self, shards: Iterable[int]) -> None:
+        """``shards`` may have lost messages from here on: mark where the device surely stands in them."""
+        for shard in shards:
+            self.marks.setdefault(shard, self.delivered.get(shard, 0))
+
+    def offerable(self) -> dict[int, int]:
+        """The position a cursor may carry: ``delivered``, held at the mark in shards in doubt."""
+        return {s: min(p, self.marks[s]) if s in self.marks else p for s, p in self.delivered.items()}
+
+    def resume(self) -> dict[int, int]:
+        """Where the next round starts: what is surely delivered (shards in doubt from their marks)."""
+        return {**self.delivered, **{s: min(self.delivered.get(s, 0), m) for s, m in self.marks.items()}}
 
     def reach(self, through: Vector) -> None:
         """A sync round read everything up to ``through``."""
@@ -66,7 +77,7 @@ class Position:
 
     def resume_point(self, conv: str, shard: int) -> dict[int, int]:
         """Where to restart to repair a gap in ``conv`` (homed in ``shard``) without skipping anything."""
-        point = dict(self.delivered)
+        point = self.resume()
         last = self.conv_last.get(conv)
         at = pos_of_id(last) if last is not None else self.base.get(shard, 0)
         point[shard] = min(point.get(shard, 0), at)

@@ -198,15 +198,15 @@ class DeviceSession:
 
     def finish_round(self, through: Vector, skipped: Iterable[int] = ()) -> SyncFrom | None:
         """The round read everything up to ``through``: send what was held, go live (or sync again).
-        ``skipped``: shards the round could not read; their positions stay, and what comes from them live
-        is a gap (a round from where the device stands, once they answer)."""
+        ``skipped``: shards the round could not read: in doubt from where they stood (``Position.marks``)
+        until a round reads them."""
         if self.state is not State.SYNCING:
             return None
         self.position.reach(through)
-        self.position.skip(skipped)
+        self.position.doubt(skipped)
         if self._overflow:
             self._move("finish_again")
-            return SyncFrom(dict(self.position.delivered))
+            return SyncFrom(self.position.resume())
         held, self._held = self._held, []
         for m in held:
             verdict = self.position.accept(m.id, m.conv, m.prev)
@@ -219,10 +219,11 @@ class DeviceSession:
         return None
 
     def suspend(self, shards: Iterable[int]) -> None:
-        """``shards`` stopped answering (the link to their region is down): what arrives from them live may
-        follow messages lost on the way, so it is a gap until a sync round reads them."""
+        """``shards`` stopped answering (the link to their region is down): messages they republish may be
+        lost on the way, so the device is not offered a cursor past where it stands in them until a round
+        reads them again (``resync`` starts there)."""
         if self.open:
-            self.position.skip(self.position.skipped | frozenset(shards))
+            self.position.doubt(shards)
 
     def live(self, m: Delivery) -> SyncFrom | None:
         """A message from the node's subscriptions, in stream order."""
@@ -251,7 +252,7 @@ class DeviceSession:
             return None
         if self.state is State.LIVE:
             self._move("resync")
-        return SyncFrom(dict(self.position.delivered if point is None else point))
+        return SyncFrom(self.position.resume() if point is None else dict(point))
 
     def client_sync(self, after: Vector) -> SyncFrom | None:
         """The device asked for everything after ``after`` again: that includes what it was sent."""
@@ -272,16 +273,21 @@ class DeviceSession:
 
     def take_cursor(self) -> dict[int, int] | None:
         """The position to offer the device as its next cursor, when it moved since the last offer."""
-        if self.state not in (State.SYNCING, State.LIVE) or self.position.delivered == self._offered:
+        point = self.position.offerable()
+        if self.state not in (State.SYNCING, State.LIVE) or point == self._offered:
             return None
-        self._offered = dict(self.position.delivered)
+        self._offered = point
         return self._offered
+
+    def cursor_position(self) -> dict[int, int]:
+        """The position a cursor may carry now (``Position.offerable``)."""
+        return self.position.offerable()
 
     def ack(self, point: Vector) -> Covered | None:
         """The device has everything up to ``point`` (a cursor it was offered): None if nothing changed,
         else, per conversation, the highest id from someone else that the ack covers (what a delivered
         receipt announces) and who sent the messages it covers (whom a group's receipt goes to)."""
-        point = vmin(point, self.position.delivered)
+        point = vmin(point, self.position.offerable())
         if covers(self.acked, point):
             return None
         self.acked = vmax(self.acked, point)

@@ -10,10 +10,10 @@ device that is up to date, or only a little behind, costs no JetStream API call.
 or the bus are told to the device (retryable error frames) and the round is tried again a second later.
 
 A shard the reading could not reach (another region's, while the link between regions is down) is
-skipped: the round finishes over the others, so local conversations go live, and the session keeps that
-shard's position where it was and treats anything live from it as a gap. Once the shard answers again the
-connection is resynced from where it stands (``_revisit``), so what was sent there meanwhile arrives
-without a reconnect.
+skipped: the round finishes over the others, so local conversations go live, and the session holds that
+shard in doubt (no cursor past where the device stood in it). Once the shard answers again the connection
+is resynced from there (``_revisit``, and the node's resync of everyone), so what was sent there meanwhile
+arrives without a reconnect.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ class SyncRunner:
                 link.close(CLOSE_INTERNAL, "sync failed")
                 return
         if not link.closed:
-            link.send(self._synced_frame(link.core.take_cursor() or link.position.delivered))
+            link.send(self._synced_frame(link.core.take_cursor() or link.core.cursor_position()))
             if self._tasks.get(link) is asyncio.current_task():
                 del self._tasks[link]
             skipped = self._skipped.pop(link, frozenset())

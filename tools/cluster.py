@@ -18,7 +18,8 @@ default, so a scratch cluster cannot collide with a ``parley up`` on the default
 every role gets all its URLs, and ``nats_servers`` is the handle to kill, lame-duck or restart members.
 
 ``regions=("eu", "us")``: a NATS supercluster, one cluster per region joined by gateways (through TCP
-proxies, so a test can cut the link), ``PARLEY_REGIONS`` giving each region ``shards`` shards (default 2).
+proxies, so a test can cut the link; ``gateway_delay_s`` adds that one-way delay on every gateway link),
+``PARLEY_REGIONS`` giving each region ``shards`` shards (default 2).
 Node ``i`` runs in ``regions[i % len(regions)]``; each region gets its own API (homing the conversations
 it opens in its region's shards) and archiver; discovery and presence run in the first region, next to
 the KV buckets. Every process is given its own region's NATS URLs.
@@ -29,6 +30,7 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -58,14 +60,34 @@ ROLE_PORTS = tuple(f.name for f in dataclasses.fields(Settings)
 READY_TIMEOUT_S = 60.0
 
 
+def _ephemeral_low() -> int:
+    """The lowest port the kernel hands to outgoing connections (Linux; 32768 elsewhere)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_given: set[int] = set()
+
+
 def free_port() -> int:
-    """A loopback port nothing listens on now, never one of Parley's defaults."""
-    for _ in range(100):
+    """A loopback port nothing listens on now, never one of Parley's defaults, never one handed out before
+    in this process, and below the kernel's ephemeral range: a port from ``bind(0)`` can be taken by any
+    outgoing connection before the role that was given it binds (seen in CI: a node's port taken)."""
+    top = min(_ephemeral_low(), 65536) - 16  # room for a launcher's port + i
+    for _ in range(500):
+        port = random.randrange(20000, top) if top > 20000 else 0
+        if port in DEFAULT_PORTS or port in _given:
+            continue
         with socket.socket() as s:
-            s.bind((HOST, 0))
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                continue
             port = int(s.getsockname()[1])
-        if port not in DEFAULT_PORTS:
-            return port
+        _given.add(port)
+        return port
     raise ParleyError("no free loopback port", code="start_failed")
 
 
@@ -173,10 +195,12 @@ class Cluster:
         cluster of that many servers, every process given all their URLs, streams and buckets R3."""
         servers, nats_servers = None, overrides.pop("nats_servers", 1)
         regions: tuple[str, ...] = tuple(overrides.pop("regions", ()))  # type: ignore[arg-type]
-        assert isinstance(nats_servers, int)
+        gateway_delay_s = overrides.pop("gateway_delay_s", 0.0)
+        assert isinstance(nats_servers, int) and isinstance(gateway_delay_s, int | float)
         if regions:
             servers = NatsServers(root, nats_servers, free_port, regions=list(regions),
-                                  preexec_fn=die_with_parent if tie_to_parent else None)
+                                  preexec_fn=die_with_parent if tie_to_parent else None,
+                                  gateway_delay_s=float(gateway_delay_s))
             per_region = overrides.pop("shards", 2)
             overrides = {"regions": ",".join(f"{r}:{per_region}" for r in regions), "region": regions[0],
                          "nats_url": servers.url_list(regions[0]),

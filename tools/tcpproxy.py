@@ -79,6 +79,11 @@ class Proxy:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        # the relays of the aborted connections: finish them here, not as tasks destroyed with the loop
+        rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in rest:
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._cut:

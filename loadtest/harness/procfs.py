@@ -34,8 +34,17 @@ def rss_bytes(pid: int) -> int | None:
 
 def machine_busy_seconds() -> float:
     """CPU time all cores spent on anything but idle and iowait (user, nice, system, irq, softirq, steal)."""
-    first = Path("/proc/stat").read_text().split("\n", 1)[0].split()
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in first[1:9])
+    return _busy(Path("/proc/stat").read_text().split("\n", 1)[0])
+
+
+def core_busy_seconds() -> dict[int, float]:
+    """The same per core (the ``cpuN`` lines): what a pinned process shared its core with shows here."""
+    return {int(line.split()[0][3:]): _busy(line) for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("cpu") and line[3:4].isdigit()}
+
+
+def _busy(line: str) -> float:
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in line.split()[1:9])
     return (user + nice + system + irq + softirq + steal) * TICK_S
 
 

@@ -58,6 +58,9 @@ def test_proc_readers_see_this_process() -> None:
     while time.process_time() < deadline:  # spend CPU, so both clocks move
         pass
     assert (procfs.cpu_seconds(os.getpid()) or 0) > (before or 0) and procfs.machine_busy_seconds() > busy
+    cores = procfs.core_busy_seconds()
+    assert sorted(cores) == list(range(os.cpu_count() or 1))
+    assert sum(cores.values()) == pytest.approx(procfs.machine_busy_seconds(), abs=0.5)  # the cores make the machine
     assert (procfs.rss_bytes(os.getpid()) or 0) > 1 << 20
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

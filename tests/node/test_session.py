@@ -189,18 +189,32 @@ def test_a_cursor_is_offered_when_the_position_moved_and_acks_cover_per_shard():
     assert s.ack({0: 99, 1: 99}) is None  # never beyond what was queued
 
 
-def test_a_shard_the_round_could_not_read_keeps_its_position_and_its_live_messages_are_gaps():
-    """Another region's shard did not answer: local messages go live, the remote shard's are repaired."""
+def test_a_shard_the_round_could_not_read_is_in_doubt_no_cursor_passes_it_until_a_round_reads_it():
+    """Another region's shard did not answer: local messages go live; the remote shard's live messages are
+    delivered too, but no cursor passes where the device stood there, and the next round starts from it."""
     s = DeviceSession(ME, max_queue=100)
     s.accept({0: 10, 1: 20}, b"welcome")
     s.begin_round({0: 10, 1: 20})
     assert s.finish_round({0: 12}, skipped=[1]) is None and s.state is State.LIVE
-    assert s.position.delivered == {0: 12, 1: 20}
     sent(s)
     assert s.live(msg(13, conv="local", prev=0)) is None and sent(s) == [b"local:13"]
-    # the remote shard answers live again, with a message whose predecessor the device may not have
-    repair = s.live(msg(25, conv="remote", prev=0, shard=1))
-    assert repair == SyncFrom({0: 13, 1: 20}) and s.state is State.SYNCING and sent(s) == []
+    # the remote shard answers live again: delivered, but the position offered stays at the mark
+    assert s.live(msg(25, conv="remote", prev=0, shard=1)) is None and sent(s) == [b"remote:25"]
+    assert s.position.delivered == {0: 13, 1: 25}
+    assert s.take_cursor() == {0: 13, 1: 20} and s.ack({0: 13, 1: 25}) is not None and s.acked == {0: 13, 1: 20}
+    repair = s.resync()  # the node resyncs everyone once the shard answers: from the mark
+    assert repair == SyncFrom({0: 13, 1: 20})
     s.begin_round(repair.point)
-    assert s.finish_round({0: 13, 1: 25}) is None  # a round that read shard 1 clears the hold
-    assert s.position.delivered == {0: 13, 1: 25} and s.position.skipped == frozenset()
+    s.synced(msg(22, conv="missed", prev=0, shard=1))
+    s.synced(msg(25, conv="remote", prev=0, shard=1))  # this connection sent it already: not again
+    assert sent(s) == [b"missed:22"]
+    assert s.finish_round({0: 13, 1: 25}) is None and s.position.marks == {}
+    assert s.take_cursor() == {0: 13, 1: 25}
+
+
+def test_a_live_connection_whose_shard_stops_answering_offers_no_cursor_past_it():
+    s = live_session(cursor=10)
+    s.suspend([0])
+    assert s.live(msg(11, conv="a", prev=0)) is None and sent(s) == [b"a:11"]
+    assert s.take_cursor() is None  # still {0: 10}, offered already
+    assert s.resync() == SyncFrom({0: 10})

@@ -408,7 +408,8 @@ function onError(frame) {
 
 function showPending(convId, cid, body) {
   const conv = chat.convs.get(convId);
-  if (conv && !conv.pending.has(cid)) conv.pending.set(cid, { cid, body, ts: Date.now() });
+  // a stored copy may be held already (history fetched over HTTP before the send's ack): show it once
+  if (conv && !conv.pending.has(cid) && !conv.holdsMine(cid, ctx.me)) conv.pending.set(cid, { cid, body, ts: Date.now() });
 }
 
 function sendMessage() {

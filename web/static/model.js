@@ -59,7 +59,13 @@ export class Conversation {
     return true;
   }
 
-  sorted() {
+  /** Whether a stored message of ``me`` with this client id is held. */
+  holdsMine(cid, me) {
+    for (const m of this.messages.values()) if (m.cid === cid && m.from === me) return true;
+    return false;
+  }
+
+    sorted() {
     return [...this.messages.values()].sort((a, b) => a.id - b.id);
   }
 

@@ -1,0 +1,128 @@
+"""The efficiency table (Parley beside the bare baseline, with ratios), from ``efficiency.jsonl`` records.
+
+Pure: records in, Markdown lines out. ``newest_run`` picks the lines of the newest run (they share
+``run``); ``table`` puts each figure of each workload in a row: Parley, baseline, Parley / baseline.
+The docs' ``efficiency`` region (``loadtest.docs``) and the bench's own printout both use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from parley.loadtest.efficiency_accounting import same_load
+
+SYSTEMS = ("parley", "baseline")
+MAX = "max deliveries/s"
+Fmt = Callable[[Any], str]
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def times(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}×" if v < 10 else f"{v:.0f}×"
+
+
+def cost(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4f}"
+
+
+def whole(v: float | None) -> str:
+    return "-" if v is None else f"{v:,.0f}"
+
+
+def one(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+def newest_run(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    if not records:
+        return []
+    run = records[-1]["run"]
+    return [r for r in records if r["run"] == run]
+
+
+# (workload, label, how to read it, format): a row per figure
+ROWS: list[tuple[str, str, Callable[[dict[str, Any]], Any], Fmt]] = [
+    ("dm", "server CPU ms per delivery", lambda r: r["cpu_ms_per_delivery"], cost),
+    ("dm", "server CPU ms per delivery at max", lambda r: r.get("cpu_ms_per_delivery_at_max"), cost),
+    ("dm", MAX, lambda r: r["max_deliveries_per_s"], whole),
+    ("dm", "p50 ms at 80% of max", lambda r: r["p50_ms"], one),
+    ("dm", "p99 ms at 80% of max", lambda r: r["p99_ms"], one),
+    ("fanout", "server CPU ms per delivery", lambda r: r["cpu_ms_per_delivery"], cost),
+    ("fanout", "server CPU ms per delivery at max", lambda r: r.get("cpu_ms_per_delivery_at_max"), cost),
+    ("fanout", MAX, lambda r: r["max_deliveries_per_s"], whole),
+    ("fanout", "p50 ms at 80% of max", lambda r: r["p50_ms"], one),
+    ("fanout", "p99 ms at 80% of max", lambda r: r["p99_ms"], one),
+    ("idle", "KB per connection (all server processes)", lambda r: r["kb_per_conn"], one),
+    ("idle", "connects/s (hello → synced)", lambda r: r["connects_per_s"], whole),
+    ("idle", "server CPU while idle, % of a core", lambda r: r["idle"]["idle_cpu_pct"], one),
+]
+
+
+def table(records: Sequence[dict[str, Any]]) -> list[str]:
+    """The newest run as Markdown: a row per figure, the ratio Parley / baseline last."""
+    run = newest_run(records)
+    by = {(r["system"], r["workload"]): r for r in run}
+    out = ["| workload | figure | Parley | baseline | Parley / baseline |", "|---|---|---|---|---|"]
+    for workload, label, read, fmt in ROWS:
+        p, b = (by.get((s, workload)) for s in SYSTEMS)
+        pv, bv = (read(x) if x else None for x in (p, b))
+        out.append(f"| {workload} | {label} | {cell(p, label, fmt(pv))} | {cell(b, label, fmt(bv))} | "
+                   f"{times(ratio(pv, bv))} |")
+        if label == MAX:
+            out.append(same_load_row(workload, p, b))
+    return out + ["", *notes(run, by)]
+
+
+def same_load_row(workload: str, p: dict[str, Any] | None, b: dict[str, Any] | None) -> str:
+    """Both systems' CPU per delivery at the busiest offered rate both sustained (the ladders share rates)."""
+    pair = same_load(p["steps"], b["steps"]) if p and b and "steps" in p and "steps" in b else None
+    label = "server CPU ms per delivery at the same load"
+    if pair is None:
+        return f"| {workload} | {label} (none both sustained) | - | - | - |"
+    pv, bv = (s["window"]["cpu_ms_per_delivery"] for s in pair)
+    return (f"| {workload} | {label} ({whole(pair[0]['offered_rate'])} msg/s offered) | {cost(pv)} | {cost(bv)} | "
+            f"{times(ratio(pv, bv))} |")
+
+
+def cell(rec: dict[str, Any] | None, label: str, text: str) -> str:
+    """A maximum the ladder did not reach (it ran out of steps first) is a floor: "≥"."""
+    return f"≥ {text}" if rec and label == MAX and rec.get("limit_reached") is False else text
+
+
+def generator(by: dict[tuple[str, str], dict[str, Any]]) -> str:
+    """At each maximum: the generator's share of its core (near 100%: it was the limit) and how busy the
+    server core was, the servers' share of it first (the rest: other processes on the machine)."""
+    parts = []
+    for s in SYSTEMS:
+        for w in ("dm", "fanout"):
+            r = by.get((s, w)) or {}
+            pct, busy = r.get("cpu_pct_at_max") or {}, r.get("core_busy_pct_at_max") or {}
+            if "client" in pct:
+                servers = sum(v for k, v in pct.items() if k != "client" and v is not None)
+                core0 = f", server core {servers:.0f}% ours of {busy['0']:.0f}% busy" if "0" in busy else ""
+                parts.append(f"{s} {w}: generator {pct['client']:.0f}%{core0}")
+    return f" At each maximum, % of a core: {'; '.join(parts)}." if parts else ""
+
+
+def notes(run: list[dict[str, Any]], by: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
+    if not run:
+        return ["No efficiency run recorded yet (`make bench-efficiency`)."]
+    first = run[0]
+    lost = ", ".join(f"{s} {w}: {by[(s, w)]['lost']} lost, {by[(s, w)].get('duplicates', 0)} doubled"
+                     for s in SYSTEMS for w in ("dm", "fanout") if (s, w) in by)
+    rules = "; ".join(f"{s} {w} at {whole(q.get('deliveries_per_s'))} deliveries/s ({q['rule']})"
+                      for s in SYSTEMS for w in ("dm", "fanout")
+                      if (q := (by.get((s, w)) or {}).get("quoted_at")))
+    a = first["args"]
+    tree = "clean tree" if first["clean_tree"] else "uncommitted changes"
+    return [f"Run of {first['run'][:10]} (`loadtest/results/efficiency.jsonl`; commit {str(first['commit'])[:10]}, "
+            f"{tree}; {first['machine']['cpu_count']} × {first['machine']['cpu_model']}, load average "
+            f"{' / '.join(f'{x:g}' for x in first['machine']['loadavg_at_start'])} at the start; {first['pinning']}). "
+            f"DMs: {a['pairs']} pairs; fan-out: {a['rooms']} rooms of {a['room_size']}; idle: {a['idle']} "
+            f"connections; Parley is one node with every worker and nats-server, all counted. "
+            f"CPU and deliveries over the same window; costs quoted at: {rules}. Ledger: {lost}."
+            f"{generator(by)}"]
