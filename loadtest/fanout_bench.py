@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import subprocess
 import sys
 import tempfile
@@ -38,20 +39,29 @@ from parley.loadtest.harness.session import bounded
 from parley.tools.client import Api
 from parley.tools.cluster import Cluster
 
-CLUSTER = dict(rate_per_s=1_000_000.0, rate_burst=1_000_000, max_connections=100_000)
+CLUSTER = dict(rate_per_s=1_000_000.0, rate_burst=1_000_000, max_connections=100_000,
+               presence_beat_s=5.0, presence_timeout_s=30.0)  # production's beat, not the scratch cluster's 0.5 s
 CONCURRENCY = 32
 PAD = "x" * 60
 
 
-def profile(cluster: Cluster, args: argparse.Namespace, name: str, seconds: float) -> subprocess.Popen[bytes] | None:
-    """py-spy on node1 for ``seconds`` (``--profile DIR``): a flame graph per measurement."""
+def profile(cluster: Cluster, args: argparse.Namespace, name: str,
+            seconds: float | None) -> subprocess.Popen[bytes] | None:
+    """py-spy on node1 for ``seconds`` (``--profile DIR``), or until ``stop``: a flame graph per measurement."""
     if args.profile is None:
         return None
     args.profile.mkdir(parents=True, exist_ok=True)
     spy = str(Path(sys.executable).parent / "py-spy")
-    return subprocess.Popen([spy, "record", "--pid", str(cluster.pids()["node1"]),
-                             "--duration", str(int(seconds)), "--nonblocking", "-o", str(args.profile / f"{name}.svg")],
+    duration = ["--duration", str(int(seconds))] if seconds is not None else []
+    return subprocess.Popen([spy, "record", "--pid", str(cluster.pids()["node1"]), *duration,
+                             "--nonblocking", "-o", str(args.profile / f"{name}.svg")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop(spy: subprocess.Popen[bytes] | None) -> None:
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its flame graph on Ctrl-C
+        spy.wait()
 
 
 def commit() -> str:
@@ -112,9 +122,11 @@ async def idle(http: aiohttp.ClientSession, cluster: Cluster, meter: CpuMeter, a
     pids = cluster.pids()
     await asyncio.sleep(2)
     rss0 = {n: procfs.rss_bytes(pids[n]) or 0 for n in ("node1", "nats-server")}
+    spy = profile(cluster, args, "connect", None)
     url, t0 = cluster.node_url(0), time.perf_counter()
     devs = await bounded([partial(LeanDevice.connect, http, url, u.id, u.token) for u in users], 64)
     took = time.perf_counter() - t0
+    stop(spy)
     await asyncio.sleep(3)
     rss1 = {n: procfs.rss_bytes(pids[n]) or 0 for n in ("node1", "nats-server")}
     spy = profile(cluster, args, "idle", args.idle_seconds)

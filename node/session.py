@@ -1,6 +1,6 @@
 """One device connection, without I/O: the sans-I/O core of the edge node.
 
-The shell (``node/link.py``) owns the socket and a writer task; a ``DeviceSession`` owns everything
+The shell (``node/link.py``) owns the socket and writes what is queued; a ``DeviceSession`` owns everything
 else about the connection — its state, its position in the user's message sequence, the messages
 held while a sync round runs, what the device has not acked yet, and the queue of frames to send —
 and is driven by events. No awaits, no clock, no NATS. The states, and the events that move them
