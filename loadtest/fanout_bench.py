@@ -1,7 +1,7 @@
 """One node's delivery path and per-connection cost: group fan-out CPU, idle memory and CPU, connects/s.
 
     .venv/bin/python -m parley.loadtest.fanout_bench [--groups 4] [--size 100] [--rate 40] [--seconds 10]
-        [--idle 3000] [--idle-seconds 10] [--out loadtest/results/fanout.jsonl] [--profile DIR]
+        [--idle 3000] [--idle-seconds 10] [--profile DIR] [--out FILE | --no-save] [--allow-dirty]
 
 A scratch cluster with one node (``parley.tools.cluster``, per-user rate limit off, cheap Argon2); every
 device on that node, so the node does all the delivering. Three measurements, in order, one run:
@@ -13,7 +13,9 @@ device on that node, so the node does all the delivering. Three measurements, in
    deltas of node1 and nats-server per connection, then node1's and nats-server's CPU over
    ``--idle-seconds`` with nothing happening (scaled to 10k connections).
 
-Prints one JSON object and appends it to ``--out``. Nothing asserts on timing.
+Prints the figures and appends a record to ``loadtest/results/fanout.jsonl`` (``harness.record``: date,
+machine, commit, versions, args; ``results.fanout`` / ``results.idle``). ``--profile DIR``: py-spy flame
+graphs of node1 for the fan-out window, the connects and the idle window. Nothing asserts on timing.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Any
 
 import aiohttp
 import orjson
-from parley.loadtest.harness import accounts, procfs
+from parley.loadtest.harness import accounts, procfs, record
 from parley.loadtest.harness.accounts import Account
 from parley.loadtest.harness.device import LeanDevice, close_all
 from parley.loadtest.harness.meter import CpuMeter, cpu_seconds_between
@@ -62,12 +64,6 @@ def stop(spy: subprocess.Popen[bytes] | None) -> None:
     if spy is not None:
         spy.send_signal(signal.SIGINT)  # py-spy writes its flame graph on Ctrl-C
         spy.wait()
-
-
-def commit() -> str:
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
-    return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 async def groups(api: Api, users: list[Account], size: int) -> list[tuple[Account, str]]:
@@ -148,7 +144,7 @@ async def idle(http: aiohttp.ClientSession, cluster: Cluster, meter: CpuMeter, a
 async def run(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         api, meter = Api(cluster.api_url, http), CpuMeter(cluster.pids())
-        out: dict[str, Any] = {"commit": commit(), "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        out: dict[str, Any] = {}
         if args.rate > 0:
             out["fanout"] = await fanout(http, cluster, meter, api, args)
             print(orjson.dumps(out).decode(), flush=True)
@@ -166,8 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--idle", type=int, default=3000)
     p.add_argument("--idle-seconds", type=float, default=10.0)
     p.add_argument("--profile", type=Path, default=None, help="write py-spy flame graphs of node1 here")
-    p.add_argument("--out", type=Path, default=Path("loadtest/results/fanout.jsonl"))
+    record.add_options(p, "fanout.jsonl")
     args = p.parse_args(argv)
+    rec = record.recorder(p, args)
     with tempfile.TemporaryDirectory(prefix="parley-fanout-") as tmp:
         cluster = Cluster(Path(tmp), nodes=1, tie_to_parent=True, **CLUSTER)
         try:
@@ -176,8 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             cluster.shutdown()
     print(orjson.dumps(out).decode())
-    with args.out.open("a") as f:
-        f.write(orjson.dumps(out).decode() + "\n")
+    print(rec.append(rec.new_record(args) | {"results": out}))
     return 0
 
 
