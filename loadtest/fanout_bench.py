@@ -119,9 +119,10 @@ async def idle(http: aiohttp.ClientSession, cluster: Cluster, meter: CpuMeter, a
     await asyncio.sleep(2)
     rss0 = {n: procfs.rss_bytes(pids[n]) or 0 for n in ("node1", "nats-server")}
     spy = profile(cluster, args, "connect", None)
-    url, t0 = cluster.node_url(0), time.perf_counter()
+    url, t0, at_start = cluster.node_url(0), time.perf_counter(), meter.snapshot()
     devs = await bounded([partial(LeanDevice.connect, http, url, u.id, u.token) for u in users], 64)
     took = time.perf_counter() - t0
+    connecting = cpu_seconds_between(at_start, meter.snapshot())
     stop(spy)
     await asyncio.sleep(3)
     rss1 = {n: procfs.rss_bytes(pids[n]) or 0 for n in ("node1", "nats-server")}
@@ -135,6 +136,7 @@ async def idle(http: aiohttp.ClientSession, cluster: Cluster, meter: CpuMeter, a
     scale = 10_000 / len(devs) * 100 / (after.t - before.t)
     await close_all(devs)
     return {"connections": len(devs), "connects_per_s": round(len(devs) / took, 1),
+            "connect_cpu_ms": {k: round(1000 * v / len(devs), 3) for k, v in connecting.items()},
             "node_kb_per_conn": round((rss1["node1"] - rss0["node1"]) / len(devs) / 1024, 1),
             "nats_kb_per_conn": round((rss1["nats-server"] - rss0["nats-server"]) / len(devs) / 1024, 1),
             "node_idle_pct_per_10k": round(cpu["node1"] * scale, 2),
