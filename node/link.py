@@ -1,10 +1,12 @@
-"""One device's WebSocket: the socket and a writer task around a pure ``DeviceSession``.
+"""One device's WebSocket: the socket around a pure ``DeviceSession``, with no task of its own while all is well.
 
-The session (``node/session.py``) decides what to send and when to sync; the link feeds it events,
-wakes the writer when frames were queued, and turns the session's ``SyncFrom`` actions into sync
-rounds (through ``on_sync``). Frames go out through one writer task per link, so a slow device never
-holds up the NATS dispatch; a device that falls ``max_queue`` frames behind is closed (4009) by the
-session and resumes from its cursor when it reconnects.
+The session (``node/session.py``) decides what to send and when to sync; the link feeds it events and
+turns the session's ``SyncFrom`` actions into sync rounds (through ``on_sync``). Frames the session
+queued are written once per event-loop turn: a burst of deliveries to a device is one ``writelines``
+(one syscall) from a callback, not a wakeup and a send per frame. A task (the *pump*) exists only while
+it is needed: the socket's buffer is full (a slow device: frames wait in the session's queue, and one
+that falls ``max_queue`` frames behind is closed (4009) and resumes from its cursor), the connection
+negotiated compression (aiohttp writes those frames), or the link is closing (the close handshake).
 """
 
 from __future__ import annotations
@@ -12,18 +14,33 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Protocol
 
 from aiohttp import WSMsgType, web
 from parley.node.position import Position
-from parley.node.session import Covered, Delivery, DeviceSession, SyncFrom
+from parley.node.session import Covered, Delivery, DeviceSession, State, SyncFrom
+from parley.node.wsframes import text_frames
 
 from parley.auth import Claims
 from parley.shards import Vector
 
 log = logging.getLogger("parley.node")
+HIGH_WATER = 64 * 1024  # bytes buffered in the socket's transport before frames wait in the session's queue
+DRAIN_POLL_S = 0.02  # how often a pump waiting for a full socket looks again
+
+
+class Transport(Protocol):
+    """What the link needs of the connection's asyncio transport."""
+
+    def writelines(self, data: list[bytes]) -> None: ...
+    def get_write_buffer_size(self) -> int: ...
+    def is_closing(self) -> bool: ...
 
 
 class DeviceLink:
+    __slots__ = ("ws", "user", "device", "session", "conn_id", "core", "strikes", "_on_sync", "_on_sent",
+                 "_cursor_frame", "_on_moved", "_transport", "_room", "_scheduled", "_pump", "moved")
+
     def __init__(
         self,
         ws: web.WebSocketResponse,
@@ -34,7 +51,12 @@ class DeviceLink:
         on_sync: Callable[[DeviceLink, Vector], None],
         on_sent: Callable[[bytes], None] | None = None,
         cursor_frame: Callable[[Vector], bytes] | None = None,
+        transport: Transport | None = None,
+        on_moved: Callable[[DeviceLink], None] | None = None,
     ) -> None:
+        """``transport``: the connection's socket, written directly when the connection is not compressed
+        (else frames go through ``ws``). ``on_moved``: called when frames are queued while ``moved`` is
+        false (the node offers cursors to those links only)."""
         self.ws = ws
         self.user = claims.user
         self.device = claims.device
@@ -45,9 +67,12 @@ class DeviceLink:
         self._on_sync = on_sync
         self._on_sent = on_sent
         self._cursor_frame = cursor_frame
-        self._wake = asyncio.Event()
-        self._room = asyncio.Event()
-        self._room.set()
+        self._on_moved = on_moved
+        self._transport = transport if transport is not None and not ws.compress else None
+        self._room: asyncio.Event | None = None  # made when a sync round waits for room
+        self._scheduled = False  # a flush is due this loop turn
+        self._pump: asyncio.Task[None] | None = None
+        self.moved = False
 
     # ---- what others read --------------------------------------------------------------------
 
@@ -79,7 +104,7 @@ class DeviceLink:
 
     def close(self, code: int, reason: str, *, flush: bool = True) -> None:
         self.core.close(code, reason, flush=flush)
-        self._wake.set()
+        self._queued()
 
     def offer(self, message: Delivery) -> None:
         """A live message for this device, in stream order."""
@@ -94,7 +119,8 @@ class DeviceLink:
         """Offer the device a cursor for everything queued so far, if its position moved."""
         point = self.core.take_cursor()
         if point is not None and self._cursor_frame is not None:
-            self.send(self._cursor_frame(point))
+            self.core.send(self._cursor_frame(point))
+            self._queued(moved=False)  # a cursor frame alone does not move the position
 
     def ack(self, point: Vector) -> Covered | None:
         return self.core.ack(point)
@@ -108,36 +134,88 @@ class DeviceLink:
         """Frames were queued on the session directly (a sync round): let the writer send them."""
         self._queued()
 
-    def _queued(self) -> None:
-        if self.core.out or self.closed:
-            self._wake.set()
-        if self.core.crowded:
-            self._room.clear()
+    def _queued(self, moved: bool = True) -> None:
+        if moved and self._on_moved is not None and not self.moved:
+            self.moved = True
+            self._on_moved(self)
+        if (self.core.out or self.closed) and not self._scheduled and self._pump is None:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
 
     # ---- the writer ----------------------------------------------------------------------------
 
     async def wait_room(self) -> None:
-        await self._room.wait()
+        """Until the queue is drained far enough for a sync round to go on."""
+        while self.core.crowded and not self.closed:
+            if self._room is None:
+                self._room = asyncio.Event()
+            await self._room.wait()
 
-    async def run_writer(self) -> None:
-        """Send queued frames in order; once closing, send what is left, then the close frame."""
+    def _roomy(self) -> None:
+        if self._room is not None and (self.core.roomy() or self.closed):
+            self._room.set()
+            self._room = None
+
+    def _flush(self) -> None:
+        """Write everything queued in one go; what cannot be written now is left to the pump."""
+        self._scheduled = False
+        if self._pump is not None or self.core.state is State.CLOSED:
+            return
+        if self._transport is not None and self._writable(self._transport):
+            self._write_out(self._transport)
+        if self.core.out or self.closed:  # a full socket, a compressed connection, or closing
+            self._pump = asyncio.get_running_loop().create_task(self._run_pump())
+
+    def _writable(self, transport: Transport) -> bool:
+        return transport.get_write_buffer_size() <= HIGH_WATER and not transport.is_closing()
+
+    def _write_out(self, transport: Transport) -> None:
+        out = self.core.out
+        frames = list(out)
+        out.clear()
+        transport.writelines(text_frames(frames))
+        if self._on_sent is not None:
+            for frame in frames:
+                self._on_sent(frame)
+        self._roomy()
+
+    async def _run_pump(self) -> None:
+        """Send what is queued, waiting on the socket as needed; once closing, the rest, then the close frame."""
         out = self.core.out
         try:
-            while not self.closed or out:
-                if not out:
-                    self._wake.clear()
-                    self._room.set()
-                    await self._wake.wait()
-                    continue
-                frame = out.popleft()
-                await self.ws.send_frame(frame, WSMsgType.TEXT)
-                if self._on_sent is not None:
-                    self._on_sent(frame)
-                if self.core.roomy():
-                    self._room.set()
-            await self.ws.close(code=self.close_code, message=self.close_reason.encode())
+            while out:
+                if self._transport is None:
+                    frame = out.popleft()
+                    await self.ws.send_frame(frame, WSMsgType.TEXT)
+                    if self._on_sent is not None:
+                        self._on_sent(frame)
+                    self._roomy()
+                elif self._transport.is_closing():
+                    raise ConnectionResetError("socket closed")
+                elif self._writable(self._transport):
+                    self._write_out(self._transport)
+                else:
+                    await asyncio.sleep(DRAIN_POLL_S)
+            if self.closed:
+                await self.ws.close(code=self.close_code, message=self.close_reason.encode())
         except (ConnectionError, RuntimeError):
-            pass
+            self.core.close(self.close_code, self.close_reason, flush=False)
         finally:
-            self.core.closed()
-            self._room.set()
+            self._pump = None
+            if self.closed:
+                self.core.closed()
+                self._roomy()
+            elif out:
+                self._queued()
+
+    async def finished(self, timeout: float) -> None:
+        """The link is closing: wait (up to ``timeout``) until its last frames and the close frame are sent."""
+        if self.core.state is State.CLOSED:
+            return
+        if self._pump is None:
+            self._pump = asyncio.get_running_loop().create_task(self._run_pump())
+        try:
+            await asyncio.wait_for(asyncio.shield(self._pump), timeout=timeout)
+        except (TimeoutError, asyncio.CancelledError):
+            if self._pump is not None:
+                self._pump.cancel()

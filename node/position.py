@@ -25,7 +25,7 @@ from parley.shards import Vector, pack, pos_of_id, shard_of_id
 Verdict = Literal["deliver", "duplicate", "gap"]
 
 
-@dataclass
+@dataclass(slots=True)
 class Position:
     delivered: dict[int, int] = field(default_factory=dict)
     base: dict[int, int] = field(default_factory=dict)

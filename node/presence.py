@@ -41,18 +41,23 @@ class PresenceRelay:
         self._friends_of: dict[UserId, set[str]] = {}
         self._watchers: dict[str, set[UserId]] = {}
         self._subs: dict[str, object] = {}
+        self._subjects: dict[UserId, str] = {}  # each connected user's heartbeat subject, worked out once
         self._lock = asyncio.Lock()
 
     # ---- heartbeats ------------------------------------------------------------------------------
 
-    def _subject(self, user: str) -> str:
-        return heartbeat_subject(partition_of(user, self._partitions), self._node)
+    def _subject(self, user: UserId) -> str:
+        subject = self._subjects.get(user)
+        if subject is None:
+            subject = self._subjects[user] = heartbeat_subject(partition_of(user, self._partitions), self._node)
+        return subject
 
     async def beat(self) -> None:
         at = now_ms()
         by_subject: dict[str, list[tuple[str, str, int]]] = {}
+        subject_of = self._subject
         for link in self._hub:
-            by_subject.setdefault(self._subject(link.user), []).append((str(link.user), str(link.device), at))
+            by_subject.setdefault(subject_of(link.user), []).append((link.user, link.device, at))
         for subject, beats in by_subject.items():
             for start in range(0, len(beats), BATCH):
                 await self._nc.publish(subject, wire.encode(wire.Heartbeats(tuple(beats[start:start + BATCH]))))
@@ -82,6 +87,7 @@ class PresenceRelay:
                 await self._watch(user, friend)
 
     async def unfollow(self, user: UserId) -> None:
+        self._subjects.pop(user, None)
         async with self._lock:
             for friend in self._friends_of.pop(user, set()):
                 await self._unwatch(user, friend)

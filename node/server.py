@@ -65,6 +65,7 @@ class EdgeNode:
         self.moved_to: tuple[dict[str, object] | None, list[dict[str, object]]] = (None, [])  # while draining
         self._conn_ids = itertools.count(1)
         self._dirty_cursors: dict[DeviceId, str] = {}
+        self._moved: set[DeviceLink] = set()  # links that were sent something since the last cursor offers
         self._cursor_key = cursor_key(settings.secret.reveal())
         self.homes = Homes(store, settings.shards)
         self.watch = ShardWatch(self.reads, every_s=settings.bounds_refresh_s, on_change=self._shards_changed)
@@ -125,7 +126,10 @@ class EdgeNode:
         """Every ``cursor_every_s``, each device whose position moved is offered a cursor to ack."""
         while True:
             await asyncio.sleep(self.settings.cursor_every_s)
-            for link in list(self.hub):
+            moved = list(self._moved)  # an idle link costs nothing here
+            self._moved.clear()
+            for link in moved:
+                link.moved = False
                 link.offer_cursor()
 
     def resync(self, link: DeviceLink, point: Vector | None = None) -> None:
@@ -180,8 +184,8 @@ class EdgeNode:
         claims, hello = verified
         link = DeviceLink(ws, claims, next(self._conn_ids), max_queue=4 * self.settings.sync_max,
                           on_sync=self.syncs.schedule, on_sent=self.metrics.frame_out,
-                          cursor_frame=lambda v: protocol.frame_bytes(protocol.cursor_frame(cursor=self.seal(v))))
-        writer = asyncio.get_running_loop().create_task(link.run_writer())
+                          cursor_frame=lambda v: protocol.frame_bytes(protocol.cursor_frame(cursor=self.seal(v))),
+                          transport=request.transport, on_moved=self._moved.add)
         try:
             try:
                 await self._start(link, hello)
@@ -190,7 +194,7 @@ class EdgeNode:
                 link.close(err.ws_close_code, err.code)
             await self._read_loop(link)
         finally:
-            await self._finish(link, writer)
+            await self._finish(link)
         return ws
 
     async def _start(self, link: DeviceLink, hello: protocol.Hello) -> None:
@@ -244,7 +248,7 @@ class EdgeNode:
             else:  # CLOSE, CLOSING, CLOSED
                 return
 
-    async def _finish(self, link: DeviceLink, writer: asyncio.Task[None]) -> None:
+    async def _finish(self, link: DeviceLink) -> None:
         await self.frames.finish(link)  # the publishes under way end (answered if the socket still takes it)
         link.close(link.close_code, link.close_reason)
         if link in self.hub.of_user(link.user):
@@ -253,10 +257,7 @@ class EdgeNode:
         if self.hub.detach(link):
             await self.subscriptions.leave(link.user)
             self.frames.forget(link.user)
-        try:
-            await asyncio.wait_for(writer, timeout=5)
-        except (TimeoutError, asyncio.CancelledError):
-            writer.cancel()
+        await link.finished(timeout=5)
         if not link.ws.closed:
             await link.ws.close(code=link.close_code, message=link.close_reason.encode())
 

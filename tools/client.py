@@ -55,8 +55,9 @@ class Device:
 
     _cids = itertools.count(1)
 
-    def __init__(self, http: aiohttp.ClientSession, url: str, token: str) -> None:
-        self.http, self.url, self.token = http, url, token
+    def __init__(self, http: aiohttp.ClientSession, url: str, token: str, compress: int = 0) -> None:
+        """``compress``: offer permessage-deflate with this window (browsers do; 0: no compression)."""
+        self.http, self.url, self.token, self.compress = http, url, token, compress
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.welcome: dict[str, Any] = {}
         self.messages: dict[int, dict[str, Any]] = {}
@@ -78,7 +79,7 @@ class Device:
         self._cid_prefix = secrets.token_hex(4) + "-"
 
     async def connect(self, cursor: str | None = None, **hello: Any) -> dict[str, Any]:
-        self.ws = await self.http.ws_connect(self.url, max_msg_size=0)
+        self.ws = await self.http.ws_connect(self.url, max_msg_size=0, compress=self.compress)
         frame = {"type": "hello", "v": 2, "token": self.token, **hello}
         if cursor is not None:
             frame["cursor"] = cursor

@@ -5,7 +5,10 @@ subscriptions per connected user (tens of thousands of users a node), and, worse
 of one user can then be handled out of the order the server sent them, so a device would see ids out
 of order (measured: docs/adr/0002). A subscription made with ``subscribe_ordered`` has no callback
 (so nats-py starts no task for it); ``_process_msg`` is intercepted and its handler runs inline, in
-the order the parser read the messages off the socket. Handlers must not block.
+the order the parser read the messages off the socket. Handlers must not block. Nor does it get a
+nats-py ``Subscription`` (3.6 KB each, with its own asyncio queue — five per connected user): an
+``OrderedSub`` of two slots sits in the client's subscription table instead, with the attributes
+nats-py reads when it replays subscriptions after a reconnect, drains, or closes.
 
 This overrides a private method of nats-py, so the dependency is pinned (pyproject) and
 tests/parley/bus/test_ordered.py fails when an upgrade changes what this relies on.
@@ -17,14 +20,34 @@ import logging
 from collections.abc import Callable
 
 from nats.aio.client import Client
-from nats.aio.subscription import Subscription
+from nats.errors import ConnectionClosedError
 
 log = logging.getLogger("parley.bus")
 
 Handler = Callable[[str, dict[str, str] | None, bytes], None]
 # What this module relies on in nats-py (checked by the test): the private hook's parameters and the
 # helpers it calls.
-RELIES_ON = {"_process_msg": ("sid", "subject", "reply", "data", "headers"), "_process_headers": ("headers",)}
+RELIES_ON = {"_process_msg": ("sid", "subject", "reply", "data", "headers"), "_process_headers": ("headers",),
+             "_send_subscribe": ("sub",), "_send_unsubscribe": ("sid", "limit")}
+
+
+class OrderedSub:
+    """A subscription dispatched inline; in nats-py's ``_subs`` table, read there on reconnect (``_subject``,
+    ``_queue``, ``_max_msgs``, ``_received``), drain (``_drain``) and close (the task and iterator fields)."""
+
+    __slots__ = ("_id", "_subject")
+    _queue = ""
+    _max_msgs = 0
+    _received = 0
+    _wait_for_msgs_task = None
+    _message_iterator = None
+    _pending_next_msgs_calls = None
+
+    def __init__(self, sid: int, subject: str) -> None:
+        self._id, self._subject = sid, subject
+
+    async def _drain(self) -> None:
+        """The client drains before closing: nothing is queued here to wait for."""
 
 
 class BusClient(Client):
@@ -34,15 +57,21 @@ class BusClient(Client):
         super().__init__()
         self._ordered: dict[int, Handler] = {}
 
-    async def subscribe_ordered(self, subject: str, handler: Handler) -> Subscription:
-        sub = await self.subscribe(subject)  # no callback: no task; we intercept its messages
+    async def subscribe_ordered(self, subject: str, handler: Handler) -> OrderedSub:
+        if self.is_closed:
+            raise ConnectionClosedError
+        self._sid += 1
+        sub = OrderedSub(self._sid, subject)
+        self._subs[sub._id] = sub  # type: ignore[assignment]  # duck-typed: what nats-py reads of it
         self._ordered[sub._id] = handler
+        await self._send_subscribe(sub)  # type: ignore[arg-type]
         return sub
 
-    async def unsubscribe_ordered(self, sub: Subscription) -> None:
+    async def unsubscribe_ordered(self, sub: OrderedSub) -> None:
         self._ordered.pop(sub._id, None)
-        if not self.is_closed:
-            await sub.unsubscribe()
+        self._subs.pop(sub._id, None)
+        if not self.is_closed and not self.is_reconnecting:
+            await self._send_unsubscribe(sub._id)
 
     async def _process_msg(self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes) -> None:
         handler = self._ordered.get(sid)

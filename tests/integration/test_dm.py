@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from parley.tools.client import Device
 
 pytestmark = pytest.mark.integration
 
@@ -78,3 +79,20 @@ async def test_the_same_client_message_id_in_two_conversations_is_two_messages(w
     assert one["id"] != two["id"] and not two["duplicate"] and two["conv"] == with_carol
     c = await carol.device(node=1)
     assert c.bodies(with_carol) == ["to carol"]
+
+
+async def test_a_device_on_a_compressed_connection_gets_every_message_in_order(world):
+    """Browsers negotiate permessage-deflate: the node sends those frames through aiohttp, not straight to
+    the socket as it does for the others."""
+    alice, bob = await world.person("alice"), await world.person("bob")
+    conv = await alice.befriend(bob)
+    a = await alice.device(node=0)
+    b = Device(world.http, world.cluster.node_url(1), (await bob.login())["token"], compress=15)
+    await b.connect()
+    await b.synced.wait()
+    assert b.ws is not None and b.ws.compress == 15
+    ids = [(await a.send(conv, f"zip {i} " + "z" * i * 40))["id"] for i in range(30)]
+    await b.wait_for(lambda: len(b.messages) == 30)
+    assert b.order == ids and b.duplicates == 0
+    assert [b.messages[i]["body"] for i in ids] == [f"zip {i} " + "z" * i * 40 for i in range(30)]
+    await b.close()

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import inspect
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import nats
+import pytest
 from nats.aio.client import Client
+from parley.tools import natsserver
+from parley.tools.cluster import free_port
 
 from parley.bus.ordered import RELIES_ON, BusClient
+from tests.poll import eventually, eventually_sync
 
 
 def test_the_private_hooks_we_override_or_call_are_still_there_with_the_same_parameters():
@@ -24,3 +31,61 @@ def test_our_override_keeps_the_signature():
     ours = inspect.signature(BusClient._process_msg)
     theirs = inspect.signature(Client._process_msg)
     assert list(ours.parameters) == list(theirs.parameters)
+
+
+def accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def nats_port(tmp_path: Path) -> Iterator[tuple[int, Callable[[], None]]]:
+    """A nats-server on a free port, and a function that restarts it on the same port."""
+    port = free_port()
+    config = tmp_path / "nats.conf"
+    config.write_text(f"host: 127.0.0.1\nport: {port}\n")
+    procs = [natsserver.start_with(config, tmp_path / "nats.log")]
+    eventually_sync(lambda: accepts(port), what="nats-server accepts clients")
+
+    def restart() -> None:
+        procs[-1].terminate()
+        procs[-1].wait(10)
+        procs.append(natsserver.start_with(config, tmp_path / "nats.log"))
+
+    yield port, restart
+    procs[-1].terminate()
+    procs[-1].wait(10)
+
+
+async def test_ordered_subscriptions_deliver_in_order_survive_a_reconnect_and_stop_when_dropped(nats_port):
+    port, restart = nats_port
+    nc = BusClient()
+    await nc.connect(f"nats://127.0.0.1:{port}", max_reconnect_attempts=-1, reconnect_time_wait=0.1)
+    got: list[tuple[str, bytes]] = []
+    a = await nc.subscribe_ordered("t.a", lambda s, h, d: got.append((s, d)))
+    await nc.subscribe_ordered("t.*", lambda s, h, d: got.append(("*", d)))
+    assert nc._subs[a._id] is a  # in nats-py's table: replayed after a reconnect
+    for i in range(3):
+        await nc.publish("t.a", b"%d" % i)
+    await nc.flush()
+    await eventually(lambda: len(got) == 6, what="both subscriptions' messages")
+    assert [d for s, d in got if s == "t.a"] == [b"0", b"1", b"2"]
+    restart()
+    got.clear()
+
+    async def heard_again() -> bool:
+        await nc.publish("t.a", b"again")
+        await nc.flush(timeout=1)
+        return any(d == b"again" for s, d in got if s == "t.a")
+
+    await eventually(heard_again, what="the replayed subscription hears again", timeout=20, ignoring=(Exception,))
+    await nc.unsubscribe_ordered(a)
+    got.clear()
+    await nc.publish("t.a", b"after")
+    await nc.flush()
+    await eventually(lambda: ("*", b"after") in got, what="the other subscription still hears")
+    assert [d for s, d in got if s == "t.a"] == []
+    await nc.close()
