@@ -32,3 +32,11 @@ def test_the_record_round_trips_through_json_and_reports_load():
     n = node("a", connections=25)
     assert NodeRecord.from_json(n.as_json()) == n
     assert n.public()["load"] == 0.25
+
+
+def test_when_the_registry_goes_quiet_for_everyone_the_nodes_fresh_then_are_still_offered():
+    """A NATS election stalls every node's beat at once: logins keep being placed on the nodes that were
+    alive when it went quiet (not on one that had died before), for a bounded while."""
+    quiet = [node("a", age=20, connections=5), node("b", age=20.5), node("gone", age=40)]
+    assert ids(place_client(quiet, "eu", now=NOW, ttl=6)) == ["b", "a"]
+    assert place_client([node("a", age=70), node("b", age=70.5)], "eu", now=NOW, ttl=6) == []
