@@ -7,6 +7,12 @@ of order (measured: docs/adr/0002). A subscription made with ``subscribe_ordered
 (so nats-py starts no task for it); ``_process_msg`` is intercepted and its handler runs inline, in
 the order the parser read the messages off the socket. Handlers must not block.
 
+``subscribe_raw`` is the same with the wire's bytes handed over as they are (subject, reply, the raw
+header block, data: no decoding, no header parsing), for the archiver's pull loop (``parley.bus.pull``),
+which reads a few hundred thousand messages a second and needs only the reply subject of most.
+``publish_bare`` sends many payload-less or tiny messages (JetStream acks) in one write command instead
+of one ``publish`` each.
+
 This overrides a private method of nats-py, so the dependency is pinned (pyproject) and
 tests/parley/bus/test_ordered.py fails when an upgrade changes what this relies on.
 """
@@ -18,13 +24,16 @@ from collections.abc import Callable
 
 from nats.aio.client import Client
 from nats.aio.subscription import Subscription
+from nats.errors import ConnectionClosedError, OutboundBufferLimitError
 
 log = logging.getLogger("parley.bus")
 
 Handler = Callable[[str, dict[str, str] | None, bytes], None]
+RawHandler = Callable[[bytes, bytes, bytes | None, bytes], None]  # subject, reply, raw headers, data
 # What this module relies on in nats-py (checked by the test): the private hook's parameters and the
 # helpers it calls.
-RELIES_ON = {"_process_msg": ("sid", "subject", "reply", "data", "headers"), "_process_headers": ("headers",)}
+RELIES_ON = {"_process_msg": ("sid", "subject", "reply", "data", "headers"), "_process_headers": ("headers",),
+             "_send_command": ("cmd", "priority"), "_flush_pending": ("force_flush",)}
 
 
 class BusClient(Client):
@@ -33,6 +42,7 @@ class BusClient(Client):
     def __init__(self) -> None:
         super().__init__()
         self._ordered: dict[int, Handler] = {}
+        self._raw: dict[int, RawHandler] = {}
 
     async def subscribe_ordered(self, subject: str, handler: Handler) -> Subscription:
         sub = await self.subscribe(subject)  # no callback: no task; we intercept its messages
@@ -44,7 +54,43 @@ class BusClient(Client):
         if not self.is_closed:
             await sub.unsubscribe()
 
+    async def subscribe_raw(self, subject: str, handler: RawHandler) -> Subscription:
+        sub = await self.subscribe(subject)
+        self._raw[sub._id] = handler
+        return sub
+
+    async def unsubscribe_raw(self, sub: Subscription) -> None:
+        self._raw.pop(sub._id, None)
+        if not self.is_closed:
+            await sub.unsubscribe()
+
+    async def publish_bare(self, subjects: list[str], payload: bytes) -> None:
+        """``payload`` to each of ``subjects`` (no reply, no headers) in one command, flushed once. Like
+        ``publish``, it raises while closed and buffers while reconnecting."""
+        if self.is_closed:
+            raise ConnectionClosedError
+        if not subjects:
+            return
+        size = len(payload)
+        tail = b" %d\r\n%b\r\n" % (size, payload)
+        command = b"".join(b"PUB " + s.encode() + tail for s in subjects)
+        if not self.is_connected and len(command) + self._pending_data_size > self._max_pending_size:
+            raise OutboundBufferLimitError
+        await self._send_command(command)
+        self.stats["out_msgs"] += len(subjects)
+        self.stats["out_bytes"] += size * len(subjects)
+        await self._flush_pending()
+
     async def _process_msg(self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes) -> None:
+        raw = self._raw.get(sid)
+        if raw is not None:
+            self.stats["in_msgs"] += 1
+            self.stats["in_bytes"] += len(data)
+            try:
+                raw(subject, reply, headers or None, data)
+            except Exception:
+                log.exception("raw handler for %s failed", subject)
+            return
         handler = self._ordered.get(sid)
         if handler is None:
             await super()._process_msg(sid, subject, reply, data, headers)
