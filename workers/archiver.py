@@ -1,16 +1,20 @@
 """The archiver: copies every message from the streams into the store, exactly once in effect.
 
 Any number of archivers share one durable pull consumer (``archiver``) on each message stream
-(``bus.message_streams``); JetStream hands each batch to one of them, in stream order. A batch is
-written in one store call (idempotent: a redelivered message rewrites the same row) and acked only
-after the write succeeded. An archiver that dies holding batches loses nothing: JetStream hands them
-to another after ``archiver_ack_wait_s``; one that stops finishes its writes or gives the batches
-back (nak) at once. Up to ``archiver_concurrency`` batches are written at once (a store such as
-Cassandra takes them in parallel); they may finish in any order, which is safe because the consumer's
-ack floor only moves over a contiguous run of acks. While the store is down every batch is retried
-with backoff, telling JetStream we are still working on it, so nothing is skipped and nothing is
-acked early. The ack floor is then "archived through": nodes read the store below it and the stream
-above.
+(``bus.message_streams``); JetStream hands each message to one of them, in stream order. Messages
+come in through ``bus.pull.Puller`` (one inbox per stream, one pull request open at a time, the
+stream sequence read off the ack subject: no per-message task, future or metadata object) and are
+gathered into batches (``archiver_batch``, or what came within ``COALESCE_S``). A batch is written in
+one store call (idempotent: a redelivered message rewrites the same row) and acked only after the
+write succeeded: one ack per message (several archivers share the durable, so a cumulative ack could
+ack another's messages before they are written), all of a batch in one write to NATS. An archiver
+that dies holding batches loses nothing: JetStream hands them to another after ``archiver_ack_wait_s``;
+one that stops lets its open pull requests end, finishes its writes or gives the batches back (nak)
+at once. Up to ``archiver_concurrency`` batches are held at once (pull requests ask for no more); they
+may finish in any order, which is safe because the consumer's ack floor only moves over a contiguous
+run of acks. While the store is down every batch is retried with backoff, telling JetStream we are
+still working on it, so nothing is skipped and nothing is acked early. The ack floor is then
+"archived through": nodes read the store below it and the stream above.
 """
 
 from __future__ import annotations
