@@ -125,8 +125,11 @@ class Batcher:
         self.crashed = asyncio.Event()
 
     def room(self) -> int:
-        """Messages we may still ask for: at most ``archiver_concurrency`` batches held at once."""
-        return self._settings.archiver_concurrency * self._settings.archiver_batch - self.held
+        """Messages we may ask for now: a whole batch while fewer than ``archiver_concurrency`` batches'
+        worth are held (no trickle of small requests while the writes are full), else none."""
+        batch = self._settings.archiver_batch
+        free = self._settings.archiver_concurrency * batch - self.held
+        return free if free >= batch else 0
 
     def deliver(self, subject: str, reply: str, data: bytes) -> None:
         self._filling.append((subject, reply, data))

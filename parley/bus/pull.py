@@ -114,11 +114,14 @@ class Puller:
         self._wake.set()
 
     def _on_message(self, subject: bytes, reply: bytes, headers: bytes | None, data: bytes) -> None:
-        code = status_of(headers) if not reply else None
-        if code is None:
+        if reply:  # a message (JetStream's always have an ack subject)
             if self._requests.on_message():
                 self._wake.set()
             self._deliver(subject.decode(), reply.decode(), data)
+            return
+        code = status_of(headers)
+        if code is None:
+            log.warning("ignoring a message with neither an ack subject nor a status on %s", subject)
         elif self._requests.on_status(subject.decode(), code):
             if code not in ENDED:
                 self._trouble = code
