@@ -56,12 +56,12 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from parley.loadtest.figures import dig
 from parley.loadtest.harness import procfs, record
 from parley.loadtest.harness.latency import latency_summary, ratio
 from parley.loadtest.harness.logs import scan_logs
 from parley.loadtest.harness.meter import CpuMeter, Snapshot, cpu_seconds_between, cpu_share
 from parley.loadtest.harness.session import BenchError, bounded, fmt, run_async, say, stop_on_signals, within
-from parley.loadtest.model import dig
 from parley.loadtest.store_workload import (
     BATCH,
     IN_FLIGHT,

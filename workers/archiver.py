@@ -1,32 +1,36 @@
 """The archiver: copies every message from the streams into the store, exactly once in effect.
 
 Any number of archivers share one durable pull consumer (``archiver``) on each message stream
-(``bus.message_streams``); JetStream hands each batch to one of them, in stream order. A batch is
-written in one store call (idempotent: a redelivered message rewrites the same row) and acked only
-after the write succeeded. An archiver that dies holding batches loses nothing: JetStream hands them
-to another after ``archiver_ack_wait_s``; one that stops finishes its writes or gives the batches
-back (nak) at once. Up to ``archiver_concurrency`` batches are written at once (a store such as
-Cassandra takes them in parallel); they may finish in any order, which is safe because the consumer's
-ack floor only moves over a contiguous run of acks. While the store is down every batch is retried
-with backoff, telling JetStream we are still working on it, so nothing is skipped and nothing is
-acked early. The ack floor is then "archived through": nodes read the store below it and the stream
-above.
+(``bus.message_streams``); JetStream hands each message to one of them, in stream order. Messages
+come in through ``bus.pull.Puller`` (one inbox per stream, one pull request open at a time, the
+stream sequence read off the ack subject: no per-message task, future or metadata object) and are
+gathered into batches (``archiver_batch``, or what came within ``COALESCE_S``). A batch is written in
+one store call (idempotent: a redelivered message rewrites the same row) and acked only after the
+write succeeded: one ack per message (several archivers share the durable, so a cumulative ack could
+ack another's messages before they are written), all of a batch in one write to NATS. An archiver
+that dies holding batches loses nothing: JetStream hands them to another after ``archiver_ack_wait_s``;
+one that stops lets its open pull requests end, finishes its writes or gives the batches back (nak)
+at once. Up to ``archiver_concurrency`` batches are held at once (pull requests ask for no more); they
+may finish in any order, which is safe because the consumer's ack floor only moves over a contiguous
+run of acks. While the store is down every batch is retried with backoff, telling JetStream we are
+still working on it, so nothing is skipped and nothing is acked early. The ack floor is then
+"archived through": nodes read the store below it and the stream above.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
+from collections.abc import Iterable
 
 from aiohttp import web
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
-from nats.js.client import JetStreamContext
 
 from parley import bus
 from parley.bus import BusClient
-from parley.bus.outage import is_transient
+from parley.bus.pull import ACK, NAK, PROGRESS, Puller, stream_sequence
 from parley.errors import Unavailable
 from parley.messages import decode_payload
 from parley.metrics import ArchiverMetrics
@@ -38,39 +42,30 @@ from parley.store import Archive, StoredMessage, open_store
 log = logging.getLogger("parley.archiver")
 MAX_BACKOFF_S = 5.0
 COALESCE_S = 0.02  # history lags the stream by this much more; sync and history read the tail anyway
+PULL_EXPIRES_S = 1.0  # an idle pull request ends after this (a stopping archiver waits for it at most)
 
 
-def decode_batch(msgs: list[Msg]) -> list[StoredMessage]:
+Delivered = tuple[str, str, bytes]  # subject, ack subject (reply), payload
+
+
+def decode_rows(delivered: Iterable[Delivered]) -> list[StoredMessage]:
     out = []
-    for m in msgs:
+    for subject, reply, data in delivered:
         try:
-            out.append(decode_payload(pack(shard_of_message(m.subject), m.metadata.sequence.stream),
-                                      conversation_of_message(m.subject), m.data))
+            out.append(decode_payload(pack(shard_of_message(subject), stream_sequence(reply)),
+                                      conversation_of_message(subject), data))
         except (ValueError, KeyError, TypeError) as err:  # never written by a node; keep it out of history
-            log.error("skipping undecodable message %s on %s: %s", m.metadata.sequence.stream, m.subject, err)
+            log.error("skipping undecodable message %s on %s: %s", reply, subject, err)
     return out
 
 
-async def fill_batch(sub: JetStreamContext.PullSubscription, room: int, window_s: float) -> list[Msg]:
-    """More messages for up to ``window_s``: one transaction (one fsync) per batch, not per trickle."""
-    more: list[Msg] = []
-    deadline = asyncio.get_running_loop().time() + window_s
-    while len(more) < room:
-        left = deadline - asyncio.get_running_loop().time()
-        if left <= 0.001:
-            break
-        try:
-            more += await sub.fetch(batch=room - len(more), timeout=left)
-        except Exception as err:  # nothing more now, or an election (503): write what we have
-            if not is_transient(err):
-                raise
-            break
-    return more
+def decode_batch(msgs: list[Msg]) -> list[StoredMessage]:
+    return decode_rows((m.subject, m.reply, m.data) for m in msgs)
 
 
-async def write_with_retry(store: Archive, msgs: list[Msg], stop: asyncio.Event,
+async def write_with_retry(store: Archive, nc: BusClient, batch: list[Delivered], stop: asyncio.Event,
                            metrics: ArchiverMetrics | None = None) -> bool:
-    rows = decode_batch(msgs)
+    rows = decode_rows(batch)
     metrics = metrics or ArchiverMetrics()
     delay = 0.1
     while not stop.is_set():
@@ -83,8 +78,7 @@ async def write_with_retry(store: Archive, msgs: list[Msg], stop: asyncio.Event,
         except Unavailable as err:
             metrics.store_errors.inc()
             log.warning("store unavailable (%s); retrying %d messages in %.1fs", err.message, len(rows), delay)
-            for m in msgs:
-                await m.in_progress()
+            await answer(nc, batch, PROGRESS)
             try:
                 await asyncio.wait_for(stop.wait(), delay)
             except TimeoutError:
@@ -93,43 +87,84 @@ async def write_with_retry(store: Archive, msgs: list[Msg], stop: asyncio.Event,
     return False
 
 
-async def write_and_ack(store: Archive, msgs: list[Msg], stop: asyncio.Event, metrics: ArchiverMetrics) -> None:
+async def answer(nc: BusClient, batch: list[Delivered], what: bytes) -> None:
+    """One ack (or nak, or in-progress) per message, all in one write: several archivers share the
+    durable, so a cumulative ack could ack another's messages before they are written."""
     try:
-        if await write_with_retry(store, msgs, stop, metrics):
-            for m in msgs:
-                await m.ack()
+        await nc.publish_bare([reply for _, reply, _ in batch], what)
+    except Exception as err:  # NATS away: JetStream redelivers after ack_wait; the rewrite is idempotent
+        log.warning("could not answer %d messages (%s): %s", len(batch), what.decode(), err)
+
+
+async def write_and_ack(store: Archive, nc: BusClient, batch: list[Delivered], stop: asyncio.Event,
+                        metrics: ArchiverMetrics) -> None:
+    try:
+        if await write_with_retry(store, nc, batch, stop, metrics):
+            await answer(nc, batch, ACK)
         else:  # stopping before the write succeeded: hand them back now, not after ack_wait
-            for m in msgs:
-                await m.nak()
+            await answer(nc, batch, NAK)
     finally:
-        metrics.held.dec(len(msgs))
+        metrics.held.dec(len(batch))
 
 
-async def room_for_one_more(writing: set[asyncio.Task[None]], limit: int) -> None:
-    """Wait until fewer than ``limit`` batches are being written; a write that crashed stops us."""
-    while len(writing) >= limit:
-        done, _ = await asyncio.wait(writing, return_when=asyncio.FIRST_COMPLETED)
-        writing.difference_update(done)
-        for task in done:
-            task.result()
+class Batcher:
+    """Gathers delivered messages into batches (``archiver_batch`` of them, or what came within
+    ``COALESCE_S`` of a batch's first: one transaction, one fsync per batch, not per trickle) and
+    writes up to ``archiver_concurrency`` batches at once. Batches may finish in any order, which is
+    safe because the consumer's ack floor only moves over a contiguous run of acks."""
 
+    def __init__(self, settings: Settings, store: Archive, nc: BusClient, stop: asyncio.Event,
+                 metrics: ArchiverMetrics) -> None:
+        self._settings, self._store, self._nc, self._stop, self._metrics = settings, store, nc, stop, metrics
+        self._filling: list[Delivered] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self.writing: set[asyncio.Task[None]] = set()
+        self.held = 0
+        self.pullers: list[Puller] = []
+        self.failed: BaseException | None = None
+        self.crashed = asyncio.Event()
 
-async def pull(sub: JetStreamContext.PullSubscription, settings: Settings, store: Archive, stop: asyncio.Event,
-               metrics: ArchiverMetrics, writing: set[asyncio.Task[None]]) -> None:
-    """One stream's batches into the shared set of writes (at most ``archiver_concurrency`` at once)."""
-    while not stop.is_set():
-        await room_for_one_more(writing, settings.archiver_concurrency)
-        try:
-            msgs = await sub.fetch(batch=settings.archiver_batch, timeout=1)
-        except (NatsTimeout, TimeoutError):  # nats-py raises either when a fetch finds nothing
-            continue
-        except Exception as err:  # NATS away: the client reconnects by itself
-            log.warning("fetch failed: %s", err)
-            await asyncio.sleep(0.5)
-            continue
-        msgs += await fill_batch(sub, settings.archiver_batch - len(msgs), COALESCE_S)
-        metrics.held.inc(len(msgs))
-        writing.add(asyncio.get_running_loop().create_task(write_and_ack(store, msgs, stop, metrics)))
+    def room(self) -> int:
+        """Messages we may ask for now: a whole batch while fewer than ``archiver_concurrency`` batches'
+        worth are held (no trickle of small requests while the writes are full), else none."""
+        batch = self._settings.archiver_batch
+        free = self._settings.archiver_concurrency * batch - self.held
+        return free if free >= batch else 0
+
+    def deliver(self, subject: str, reply: str, data: bytes) -> None:
+        self._filling.append((subject, reply, data))
+        self.held += 1
+        if len(self._filling) >= self._settings.archiver_batch:
+            self.cut()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(COALESCE_S, self.cut)
+
+    def cut(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch, self._filling = self._filling, []
+        if not batch:
+            return
+        self._metrics.held.inc(len(batch))
+        task = asyncio.get_running_loop().create_task(
+            write_and_ack(self._store, self._nc, batch, self._stop, self._metrics))
+        self.writing.add(task)
+        task.add_done_callback(functools.partial(self._done, count=len(batch)))
+
+    def _done(self, task: asyncio.Task[None], count: int) -> None:
+        self.writing.discard(task)
+        self.held -= count
+        if not task.cancelled() and task.exception() is not None and self.failed is None:
+            self.failed = task.exception()  # a write that crashed stops us
+            self.crashed.set()
+        for puller in self.pullers:
+            puller.wake()
+
+    async def finish(self) -> None:
+        self.cut()
+        while self.writing:
+            await asyncio.wait(list(self.writing))
 
 
 async def archive(settings: Settings, store: Archive, nc: BusClient, stop: asyncio.Event,
@@ -140,25 +175,33 @@ async def archive(settings: Settings, store: Archive, nc: BusClient, stop: async
     metrics = metrics or ArchiverMetrics()
     js = nc.jetstream()
     await bus.ensure_stream(js, settings)
-    subs = []
     for stream in bus.message_streams(settings):
         await bus.ensure_archiver_consumer(js, settings, stream)
-        subs.append(await js.pull_subscribe_bind(consumer=bus.ARCHIVER, stream=stream))
     log.info("archiver consuming %s, %d batches at a time", bus.message_streams(settings),
              settings.archiver_concurrency)
-    writing: set[asyncio.Task[None]] = set()
-    pulling = [asyncio.get_running_loop().create_task(pull(sub, settings, store, stop, metrics, writing))
-               for sub in subs]
+    batcher = Batcher(settings, store, nc, stop, metrics)
+    batcher.pullers = [Puller(nc, stream, bus.ARCHIVER, batch=settings.archiver_batch, expires_s=PULL_EXPIRES_S,
+                              room=batcher.room, deliver=batcher.deliver)
+                       for stream in bus.message_streams(settings)]
+    halt = asyncio.Event()  # stop, or a write crashed
+    loop = asyncio.get_running_loop()
+    relay = [loop.create_task(_set_when(stop, halt)), loop.create_task(_set_when(batcher.crashed, halt))]
+    pulling = [loop.create_task(p.run(halt)) for p in batcher.pullers]
     try:
         await asyncio.gather(*pulling)
-        await room_for_one_more(writing, 1)
+        await batcher.finish()
+        if batcher.failed is not None:
+            raise batcher.failed
         await nc.flush(timeout=2)
     finally:
-        for task in [*pulling, *writing]:
+        for task in [*relay, *pulling, *batcher.writing]:
             task.cancel()
-        await asyncio.gather(*pulling, *writing, return_exceptions=True)
-        for sub in subs:
-            await sub.unsubscribe()
+        await asyncio.gather(*relay, *pulling, *batcher.writing, return_exceptions=True)
+
+
+async def _set_when(source: asyncio.Event, target: asyncio.Event) -> None:
+    await source.wait()
+    target.set()
 
 
 async def watch_lag(settings: Settings, nc: BusClient, metrics: ArchiverMetrics) -> None:

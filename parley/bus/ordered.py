@@ -10,6 +10,12 @@ nats-py ``Subscription`` (3.6 KB each, with its own asyncio queue — five per c
 ``OrderedSub`` of two slots sits in the client's subscription table instead, with the attributes
 nats-py reads when it replays subscriptions after a reconnect, drains, or closes.
 
+``subscribe_raw`` is the same with the wire's bytes handed over as they are (subject, reply, the raw
+header block, data: no decoding, no header parsing), for the archiver's pull loop (``parley.bus.pull``),
+which reads a few hundred thousand messages a second and needs only the reply subject of most.
+``publish_bare`` sends many payload-less or tiny messages (JetStream acks) in one write command instead
+of one ``publish`` each.
+
 This overrides a private method of nats-py, so the dependency is pinned (pyproject) and
 tests/parley/bus/test_ordered.py fails when an upgrade changes what this relies on.
 """
@@ -20,15 +26,18 @@ import logging
 from collections.abc import Callable
 
 from nats.aio.client import Client
-from nats.errors import ConnectionClosedError
+from nats.aio.subscription import Subscription
+from nats.errors import ConnectionClosedError, OutboundBufferLimitError
 
 log = logging.getLogger("parley.bus")
 
 Handler = Callable[[str, dict[str, str] | None, bytes], None]
+RawHandler = Callable[[bytes, bytes, bytes | None, bytes], None]  # subject, reply, raw headers, data
 # What this module relies on in nats-py (checked by the test): the private hook's parameters and the
 # helpers it calls.
 RELIES_ON = {"_process_msg": ("sid", "subject", "reply", "data", "headers"), "_process_headers": ("headers",),
-             "_send_subscribe": ("sub",), "_send_unsubscribe": ("sid", "limit")}
+             "_send_subscribe": ("sub",), "_send_unsubscribe": ("sid", "limit"),
+             "_send_command": ("cmd", "priority"), "_flush_pending": ("force_flush",)}
 
 
 class OrderedSub:
@@ -56,6 +65,7 @@ class BusClient(Client):
     def __init__(self) -> None:
         super().__init__()
         self._ordered: dict[int, Handler] = {}
+        self._raw: dict[int, RawHandler] = {}
 
     async def subscribe_ordered(self, subject: str, handler: Handler) -> OrderedSub:
         if self.is_closed:
@@ -73,7 +83,43 @@ class BusClient(Client):
         if not self.is_closed and not self.is_reconnecting:
             await self._send_unsubscribe(sub._id)
 
+    async def subscribe_raw(self, subject: str, handler: RawHandler) -> Subscription:
+        sub = await self.subscribe(subject)
+        self._raw[sub._id] = handler
+        return sub
+
+    async def unsubscribe_raw(self, sub: Subscription) -> None:
+        self._raw.pop(sub._id, None)
+        if not self.is_closed:
+            await sub.unsubscribe()
+
+    async def publish_bare(self, subjects: list[str], payload: bytes) -> None:
+        """``payload`` to each of ``subjects`` (no reply, no headers) in one command, flushed once. Like
+        ``publish``, it raises while closed and buffers while reconnecting."""
+        if self.is_closed:
+            raise ConnectionClosedError
+        if not subjects:
+            return
+        size = len(payload)
+        tail = b" %d\r\n%b\r\n" % (size, payload)
+        command = b"".join(b"PUB " + s.encode() + tail for s in subjects)
+        if not self.is_connected and len(command) + self._pending_data_size > self._max_pending_size:
+            raise OutboundBufferLimitError
+        await self._send_command(command)
+        self.stats["out_msgs"] += len(subjects)
+        self.stats["out_bytes"] += size * len(subjects)
+        await self._flush_pending()
+
     async def _process_msg(self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes) -> None:
+        raw = self._raw.get(sid)
+        if raw is not None:
+            self.stats["in_msgs"] += 1
+            self.stats["in_bytes"] += len(data)
+            try:
+                raw(subject, reply, headers or None, data)
+            except Exception:
+                log.exception("raw handler for %s failed", subject)
+            return
         handler = self._ordered.get(sid)
         if handler is None:
             await super()._process_msg(sid, subject, reply, data, headers)

@@ -17,9 +17,9 @@ This module knows no table: the statements and the schema migration are handed i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from cassandra import ConsistencyLevel, OperationTimedOut, ProtocolVersion, RequestExecutionException
 from cassandra.auth import PlainTextAuthProvider
@@ -53,6 +53,38 @@ PAGE = 1000
 Migrate = Callable[[CqlSession, str, str], None]
 # (statement name, bound values): one member of a batch
 Bound = tuple[str, tuple[Any, ...]]
+
+
+BATCH_PARTITIONS = 10  # Cassandra's unlogged_batch_across_partitions_warn_threshold
+BATCH_BYTES = 5 * 1024  # its batch_size_warn_threshold for a batch of several partitions
+T = TypeVar("T")
+
+
+CELL_BYTES = 16  # what Cassandra counts per cell beyond its value (measured: 9-column rows, 60-200 B bodies)
+
+
+def _bytes(params: tuple[Any, ...]) -> int:
+    """About how many bytes the bound values take in the mutation Cassandra's batch thresholds measure
+    (an estimate on the high side: a batch it measures over 5 KiB logs a warning on both ends)."""
+    return sum(CELL_BYTES + (len(p) if isinstance(p, bytes) or (isinstance(p, str) and p.isascii())
+                             else len(p.encode()) if isinstance(p, str) else 8) for p in params)
+
+
+def pack(items: Iterable[tuple[Hashable, int, T]], *, parts: int, size: int) -> list[list[T]]:
+    """Items ``(group, bytes, item)`` into lists of one group each, at most ``parts`` items and ``size``
+    bytes per list (an item bigger than ``size`` alone), in the order they came within a group."""
+    open_: dict[Hashable, tuple[list[T], int]] = {}
+    out: list[list[T]] = []
+    for group, nbytes, item in items:
+        current = open_.get(group)
+        if current is not None and (len(current[0]) >= parts or current[1] + nbytes > size):
+            out.append(current[0])
+            current = None
+        members, filled = current or ([], 0)
+        members.append(item)
+        open_[group] = (members, filled + nbytes)
+    out.extend(members for members, _ in open_.values())
+    return out
 
 
 def check_consistency(settings: Settings) -> None:
@@ -218,6 +250,36 @@ class Cql:
         for name, params in statements:
             batch.add(self._q[name], params)
         await self._page(batch)
+
+    async def write_partitions(self, partitions: Iterable[Sequence[Bound]]) -> None:
+        """Write each partition's statements (one element: the statements of one partition), all at once,
+        in as few requests as Cassandra takes without complaint: partitions whose replicas are the same
+        share an unlogged batch, routed to one of those replicas (the batch takes its first statement's
+        routing key), up to ``BATCH_PARTITIONS`` partitions and about ``BATCH_BYTES`` (Cassandra warns
+        past 10 partitions or 5 KiB in a multi-partition batch); a bigger partition goes alone."""
+        if self._session is None or self._cluster is None:
+            raise Unavailable("cassandra: not connected (migrate() first)", code="store_unavailable")
+        metadata, keyspace = self._cluster.metadata, self._settings.cassandra_keyspace
+        items = []
+        for statements in partitions:
+            bound = [self._q[name].bind(params) for name, params in statements]
+            key = bound[0].routing_key
+            replicas = tuple(h.endpoint for h in metadata.get_replicas(keyspace, key)) if key else ()
+            trusted = any(name in self._trusted for name, _ in statements)
+            items.append((replicas, sum(_bytes(params) for _, params in statements), (bound, trusted)))
+        requests: list[Statement] = []
+        for group in pack(items, parts=BATCH_PARTITIONS, size=BATCH_BYTES):
+            members = [b for bound, _ in group for b in bound]
+            if len(members) == 1:
+                requests.append(members[0])  # bound: the trusted level is the prepared statement's
+                continue
+            trusted = any(t for _, t in group)
+            batch = BatchStatement(batch_type=BatchType.UNLOGGED,
+                                   consistency_level=write_level(self._settings) if trusted else None)
+            for b in members:
+                batch.add(b)
+            requests.append(batch)
+        await self.gather(self._page(r) for r in requests)
 
     @staticmethod
     async def gather(calls: Iterable[Any]) -> list[Any]:

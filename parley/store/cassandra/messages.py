@@ -6,7 +6,7 @@
   the write: last_id is written ``USING TIMESTAMP id`` (the highest id wins) and first_id
   ``USING TIMESTAMP 2^62 - id`` (the lowest wins). ``spans.merge_spans`` reads across them.
 - ``conversation_buckets.newest_id`` (a static column, same trick) sits in the same partition as the
-  ranges: the archiver updates both in one single-partition batch per conversation, and sync reads
+  ranges: the archiver updates both in one batch per conversation (atomic per partition), and sync reads
   one partition per conversation and skips those with nothing new: O(conversations + missed).
 """
 
@@ -111,13 +111,13 @@ class CassandraMessages:
 
     async def put_messages(self, messages: list[StoredMessage]) -> None:
         """Rows first, then what makes them findable (each partition's id range, each conversation's
-        newest), one single-partition batch per conversation; all idempotent. Readers trust the store
-        only below the archiver's ack floor, which moves after this returns."""
+        newest; one partition per conversation); partitions with the same replicas share an unlogged
+        batch (``Cql.write_partitions``: a request per ten or so partitions, not one each); all
+        idempotent. Readers trust the store only below the archiver's ack floor, which moves after this returns."""
         groups = partition_batches(messages, self._bucket_ms)
-        await self._cql.gather(self._cql.batch([("msg_insert", (m.conv, bucket, m.id, m.prev, m.sender, m.device,
-                                                                m.cid, m.body, m.ts)) for m in chunk])
-                               for _, bucket, chunk in groups)
-        await self._cql.gather(self._cql.batch(statements) for statements in findability(groups))
+        await self._cql.write_partitions([("msg_insert", (m.conv, bucket, m.id, m.prev, m.sender, m.device, m.cid,
+                                                          m.body, m.ts)) for m in chunk] for _, bucket, chunk in groups)
+        await self._cql.write_partitions(findability(groups))
 
     async def _fetch(self, span: Span, lo: int, hi: int, n: int, descending: bool) -> list[StoredMessage]:
         conv, bucket = cast(tuple[str, int], span.key)  # the key _spans gave the span

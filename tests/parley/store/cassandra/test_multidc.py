@@ -173,6 +173,13 @@ async def test_one_username_claimed_through_both_datacenters_at_once_goes_to_exa
             assert found is not None and found[0].id == winners[0]
 
 
+async def bus_client(url: str) -> bus.BusClient:
+    """The archiver's own kind of client (its pull loop needs ``BusClient``), not reconnecting."""
+    nc = bus.BusClient()
+    await nc.connect(url, allow_reconnect=False)
+    return nc
+
+
 async def test_with_dc2_cut_off_the_archiver_acks_nothing_and_catches_up_when_it_returns(
         cassandra_dcs: CassandraDCs, pair: tuple[CassandraStore, CassandraStore], tmp_path: Path):
     dc1, dc2 = pair
@@ -180,7 +187,7 @@ async def test_with_dc2_cut_off_the_archiver_acks_nothing_and_catches_up_when_it
     port = free_port()
     server = start_nats(port, tmp_path / "nats")
     settings = cassandra_dcs.settings("unused", "dc1", nats_url=f"nats://127.0.0.1:{port}", shards=1)
-    nc = await eventually(lambda: nats.connect(settings.nats_url, allow_reconnect=False), what="nats up",
+    nc = await eventually(lambda: bus_client(settings.nats_url), what="nats up",
                           ignoring=(OSError, nats.errors.NoServersError))
     await bus.ensure_stream(nc.jetstream(), settings)
     stop, metrics = asyncio.Event(), ArchiverMetrics()

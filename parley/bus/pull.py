@@ -1,0 +1,160 @@
+"""Pulling from a durable JetStream consumer with one long-lived inbox, not nats-py's ``fetch``.
+
+nats-py's ``fetch`` makes a uuid, a future and a ``wait_for`` per message and a metadata object per
+message's stream sequence; at a few thousand messages a second that was a fifth of the archiver's CPU.
+Here one subscription (``<inbox>.*``, dispatched inline by ``BusClient.subscribe_raw``) receives every
+message; a pull request (``$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>``, ``{batch, expires}``) is
+sent with its own reply subject ``<inbox>.<n>`` so a status the server sends about it (408 expired, 404
+none, 409 conflict such as a leader change, 503 no responders during an election) names the request it
+ends and a late one about an old request closes nothing. At most one request is open per consumer; the
+next goes out when it is used up or ended, and only while the owner has room (``room``). Every message
+received is handed over (``deliver``), whatever the request bookkeeping says: nothing is dropped.
+
+The pure parts: ``stream_sequence`` (from the ack subject), ``status_of`` (from the raw header block)
+and ``PullRequests`` (which request is open, what it may still bring; ``now`` passed in).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import orjson
+
+from parley.bus.ordered import BusClient
+
+log = logging.getLogger("parley.bus")
+
+ACK, NAK, PROGRESS = b"+ACK", b"-NAK", b"+WPI"  # answers to a message, published to its ack subject
+ENDED = frozenset({"404", "408", "409"})  # a request ended normally (none left, expired, conflict)
+HEARTBEAT = "100"
+MARGIN_S = 2.0  # a request with no word this long past its expiry is taken as lost (a server restarted)
+TROUBLE_PAUSE_S = 0.5  # after any other status (an election's 503): wait before asking again
+
+
+def stream_sequence(reply: str) -> int:
+    """A JetStream message's stream sequence from its ack subject, in either of nats-server's formats:
+    ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>`` (9 tokens) or
+    ``$JS.ACK.<domain>.<account hash>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>``
+    with an optional random token (11 or 12). ValueError for anything else."""
+    tokens = reply.split(".")
+    if len(tokens) < 9 or tokens[0] != "$JS" or tokens[1] != "ACK":
+        raise ValueError(f"not a JetStream ack subject: {reply!r}")
+    if len(tokens) == 9:
+        return int(tokens[5])
+    if len(tokens) in (11, 12):
+        return int(tokens[7])
+    raise ValueError(f"unknown JetStream ack subject format: {reply!r}")
+
+
+def status_of(headers: bytes | None) -> str | None:
+    """The status code of a status message (``NATS/1.0 408 Request Timeout``), None for a message
+    (whose header block, if any, starts ``NATS/1.0\\r\\n``)."""
+    if headers is None or not headers.startswith(b"NATS/1.0 "):
+        return None
+    return headers[9:12].decode()
+
+
+class PullRequests:
+    """The pull requests of one consumer: at most one open, with the messages it may still bring."""
+
+    def __init__(self, inbox: str, batch: int, expires_s: float) -> None:
+        self.inbox, self.batch, self.expires_s = inbox, batch, expires_s
+        self.sent = 0
+        self.open: int | None = None
+        self.credit = 0
+        self.deadline = 0.0
+
+    def next(self, room: int, now: float) -> tuple[str, bytes] | None:
+        """The request to send now (its reply subject and body), or None (one is open, or no room)."""
+        if self.open is not None and now > self.deadline:
+            self.open = None  # no word from the server long past its expiry: lost
+        if self.open is not None or room <= 0:
+            return None
+        self.sent += 1
+        self.open, self.credit = self.sent, min(room, self.batch)
+        self.deadline = now + self.expires_s + MARGIN_S
+        return f"{self.inbox}.{self.sent}", orjson.dumps({"batch": self.credit, "expires": int(self.expires_s * 1e9)})
+
+    def on_message(self) -> bool:
+        """A message arrived; True if that used up the open request."""
+        if self.open is None:
+            return False
+        self.credit -= 1
+        if self.credit > 0:
+            return False
+        self.open = None
+        return True
+
+    def on_status(self, subject: str, code: str) -> bool:
+        """A status arrived on ``subject``; True if it ended the open request."""
+        if code == HEARTBEAT or self.open is None or subject != f"{self.inbox}.{self.open}":
+            return False
+        self.open = None
+        return True
+
+
+class Puller:
+    """Keeps one pull request open on ``stream``'s ``consumer`` while ``room()`` > 0 and hands every
+    message to ``deliver(subject, reply, data)`` inline, in the order received (``deliver`` must not
+    block). ``run`` returns once ``stop`` is set and the open request has ended (so nothing is left
+    in flight to an inbox nobody reads)."""
+
+    def __init__(self, nc: BusClient, stream: str, consumer: str, *, batch: int, expires_s: float,
+                 room: Callable[[], int], deliver: Callable[[str, str, bytes], None]) -> None:
+        self._nc, self._room, self._deliver = nc, room, deliver
+        self._subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
+        self._requests = PullRequests(nc.new_inbox(), batch, expires_s)
+        self._wake = asyncio.Event()
+        self._trouble: str | None = None
+
+    def wake(self) -> None:
+        """Room may have opened up: ask again if no request is open."""
+        self._wake.set()
+
+    def _on_message(self, subject: bytes, reply: bytes, headers: bytes | None, data: bytes) -> None:
+        if reply:  # a message (JetStream's always have an ack subject)
+            if self._requests.on_message():
+                self._wake.set()
+            self._deliver(subject.decode(), reply.decode(), data)
+            return
+        code = status_of(headers)
+        if code is None:
+            log.warning("ignoring a message with neither an ack subject nor a status on %s", subject)
+        elif self._requests.on_status(subject.decode(), code):
+            if code not in ENDED:
+                self._trouble = code
+            self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        sub = await self._nc.subscribe_raw(f"{self._requests.inbox}.*", self._on_message)
+        loop = asyncio.get_running_loop()
+        try:
+            while not (stop.is_set() and self._requests.open is None):
+                if self._trouble is not None:
+                    log.warning("pull request on %s answered %s; asking again shortly", self._subject,
+                                self._trouble)
+                    self._trouble = None
+                    await asyncio.sleep(TROUBLE_PAUSE_S)
+                request = None if stop.is_set() else self._requests.next(self._room(), loop.time())
+                if request is not None:
+                    await self._send(*request)
+                self._wake.clear()
+                wait = max(0.05, self._requests.deadline - loop.time()) if self._requests.open else 1.0
+                try:
+                    await asyncio.wait_for(self._wake.wait(), min(wait, 1.0))
+                except TimeoutError:
+                    pass
+                if stop.is_set() and self._requests.open is not None:
+                    self._requests.next(0, loop.time())  # closes it once past its deadline
+        finally:
+            await self._nc.unsubscribe_raw(sub)
+
+    async def _send(self, reply: str, body: bytes) -> None:
+        try:
+            await self._nc.publish(self._subject, body, reply=reply)
+        except Exception as err:  # NATS away: the client reconnects by itself; the request is lost
+            log.warning("pull request failed: %s", err)
+            self._requests.open = None
+            await asyncio.sleep(TROUBLE_PAUSE_S)
