@@ -17,8 +17,9 @@ same users), three workloads:
   sustained step with p99 ≤ 50 ms, else at 80% of the maximum (the record says which); each window
   also says how busy each core was (``/proc/stat``), so what else ran on the server core shows. Every message
   is numbered; after the last step the ledger checks each was delivered exactly once to each member.
-- ``idle``: ``--idle`` more connections, ``--concurrency`` at a time: connects/s (hello → synced), the
-  servers' RSS growth per connection (all processes), and their CPU while the connections sit idle.
+- ``idle`` (first, on the fresh processes): ``--idle`` connections, ``--concurrency`` at a time:
+  connects/s (hello → synced), the servers' RSS growth per connection (all processes), and their CPU
+  while the connections sit idle.
 
 One line per (system, workload) is appended, each with the commit and clean-tree flag. Loopback only,
 bounded in users, steps and seconds; no timing is asserted anywhere.
@@ -336,6 +337,10 @@ async def run_system(target: Target, http: aiohttp.ClientSession, args: argparse
     pinned = pinning.pin_servers(target.pids())
     pinning.pin_generator()
     meter = CpuMeter(target.pids())
+    # idle first, on fresh processes: after the load steps a server's RSS holds memory it reuses for new
+    # connections, and the growth per connection reads as nothing (or less than nothing)
+    say(f"  {target.name}: idle, {args.idle} connections")
+    idle_result = await idle(target, http, meter, args.idle, args.concurrency)
     say(f"  {target.name}: pinned {pinned or 'nothing (fewer than 2 cores)'}; setting up users and conversations")
     users = await target.users(max(2 * args.pairs, args.room_size + args.rooms))
     dm_convs, room_convs = await conversations(target, users, args.pairs, args.rooms, args.room_size, args.seed)
@@ -352,8 +357,7 @@ async def run_system(target: Target, http: aiohttp.ClientSession, args: argparse
                                      args.step_seconds)
     finally:
         await close_all(list(devices.values()))
-    say(f"  {target.name}: idle, {args.idle} connections")
-    out["idle"] = await idle(target, http, meter, args.idle, args.concurrency)
+    out["idle"] = idle_result
     return out
 
 
