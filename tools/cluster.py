@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import json
 import os
 import random
 import signal
@@ -291,6 +292,28 @@ class Cluster:
                 self._start_in_region(role, region, j)
         for i in range(len(self.node_ports)):
             self.start_node(i)
+        self.wait_placeable()
+
+    def wait_placeable(self, timeout: float | None = None) -> None:
+        """Until discovery lists every started node as eligible: a node answers /readyz once it listens,
+        but a client is only placed on it once its registry entry reached discovery's watch (seen in CI:
+        logins right after the start answered no_node while discovery was still setting up its watch)."""
+        want = sum(1 for c in self.roles.values() if c.role == "node")
+        if not want:
+            return
+        deadline = time.monotonic() + (timeout or self.ready_timeout_s)
+        seen = -1
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.discovery_url + "/v1/nodes", timeout=2) as resp:
+                    seen = sum(1 for n in json.loads(resp.read())["nodes"] if n["eligible"])
+            except OSError:
+                seen = -1
+            if seen >= want:
+                return
+            time.sleep(0.1)
+        raise ParleyError(f"discovery lists {max(seen, 0)} of {want} nodes as eligible after "
+                          f"{timeout or self.ready_timeout_s:.0f}s; see {self.logs}", code="start_failed")
 
     def start_archiver(self, i: int = 0) -> str:
         return self._start_worker("archiver", i)

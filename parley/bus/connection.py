@@ -8,6 +8,7 @@ while some of them are down and fails over between them; credentials (user/passw
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from typing import Any
@@ -64,13 +65,19 @@ async def connect(settings: Settings, name: str, **callbacks: Any) -> BusClient:
     return nc
 
 
+DRAIN_LIMIT_S = 10.0  # a stopping process waits at most this long for its NATS connection to drain
+
+
 async def close_quietly(nc: Client) -> None:
     """Flush what we published and close; NATS may already be gone when a process stops."""
     try:
         if nc.is_connected:
-            await nc.drain()
+            await asyncio.wait_for(nc.drain(), DRAIN_LIMIT_S)
             return
-    except Exception as err:
-        log.info("drain failed: %s", err)
+    except (Exception, TimeoutError) as err:
+        log.info("drain failed: %r", err)
     if not nc.is_closed:
-        await nc.close()
+        try:
+            await asyncio.wait_for(nc.close(), DRAIN_LIMIT_S)
+        except TimeoutError:
+            log.warning("closing the NATS connection took over %.0fs; leaving it", DRAIN_LIMIT_S)
