@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 from parley.tools import cassandra_cluster, cassandra_runner
-from parley.tools.cluster import free_port
+from parley.tools.cluster import Cluster, free_port
 from parley.tools.natscluster import NatsServers
 
 from parley.settings import Settings
@@ -57,6 +57,17 @@ HEAP = "768M"
 
 def new_keyspace(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(4)}"
+
+
+@pytest.fixture
+def nats_url(tmp_path: Path) -> Iterator[str]:
+    """A nats-server of the test's own (JetStream in its temp dir, a free loopback port): its URL."""
+    cluster = Cluster(tmp_path, nodes=0)
+    cluster.start_nats()
+    try:
+        yield cluster.nats_url
+    finally:
+        cluster.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -1,24 +1,12 @@
-"""A nats-server of its own for each worker test (JetStream in a temp dir, a free loopback port)."""
+"""A NATS connection for each worker test, to the test's own nats-server (``nats_url``, tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import nats
 import pytest
 from nats.aio.client import Client
-from parley.tools.cluster import Cluster
-
-
-@pytest.fixture
-def nats_url(tmp_path: Path) -> Iterator[str]:
-    cluster = Cluster(tmp_path, nodes=0)
-    cluster.start_nats()
-    try:
-        yield cluster.nats_url
-    finally:
-        cluster.shutdown()
 
 
 @pytest.fixture

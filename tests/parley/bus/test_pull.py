@@ -5,13 +5,11 @@ an idle request expires (408) and the next goes out, a stop waits for the open r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import orjson
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
-from parley.tools.cluster import Cluster
 
 from parley import bus
 from parley.bus.pull import ACK, MARGIN_S, Puller, PullRequests, status_of, stream_sequence
@@ -81,16 +79,6 @@ def test_a_request_never_answered_is_taken_as_lost_after_its_expiry_and_a_margin
 def test_messages_beyond_any_open_request_are_still_counted_as_nothing_closed():
     r = PullRequests("_INBOX.x", batch=10, expires_s=1.0)
     assert r.on_message() is False and r.open is None
-
-
-@pytest.fixture
-def nats_url(tmp_path: Path) -> Iterator[str]:
-    cluster = Cluster(tmp_path, nodes=0)
-    cluster.start_nats()
-    try:
-        yield cluster.nats_url
-    finally:
-        cluster.shutdown()
 
 
 @pytest.fixture
