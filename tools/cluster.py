@@ -334,6 +334,7 @@ class Cluster:
         return name
 
     def worker_port(self, name: str) -> int:
+        """The port a role serves: a worker's health/metrics port (a node's: its WebSocket port)."""
         child = self.roles[name]
         assert child.settings is not None
         return int(getattr(child.settings, f"{child.role}_port"))
@@ -374,6 +375,23 @@ class Cluster:
         child = self.roles.pop(name)
         assert child.settings is not None
         self._start_role(name, child.role, child.settings, getattr(child.settings, f"{child.role}_port"))
+
+    def respawn(self, name: str) -> Child | None:
+        """Start an exited process again (nats-server or a cluster member included) with its settings, ports
+        and store, without waiting for it to answer (``parley up``'s supervision: other exits are handled
+        meanwhile). Its new handle; None for a NATS cluster member (``nats_servers`` has it)."""
+        if self.nats is not None and name == self.nats.name:
+            proc = natsserver.start(self.nats_port, self.root / "nats", self.nats.log,
+                                    preexec_fn=die_with_parent if self.tie_to_parent else None)
+            self.nats = Child(self.nats.name, proc, self.nats.log, "nats")
+            return self.nats
+        if name not in self.roles and self.nats_servers is not None:
+            self.nats_servers.spawn_member(name)
+            return None
+        old = self.roles[name]
+        assert old.settings is not None
+        self.roles[name] = spawn(name, old.role, old.settings, self.logs, self.tie_to_parent)  # keeps its place
+        return self.roles[name]
 
     def kill(self, name: str) -> None:
         """SIGKILL: no goodbye, no registry cleanup, no cursor flush."""

@@ -198,6 +198,10 @@ class NatsServers:
         self._spawn(m)
         self._wait(m, lambda: _accepts(m.port), "did not open its port", timeout)
 
+    def spawn_member(self, name: str) -> None:
+        """Start a stopped member again without waiting for it (``parley up``'s supervision)."""
+        self._spawn(self.member(name))
+
     def kill(self, name: str) -> None:
         """SIGKILL: a crash, no lame duck, no leader hand-off."""
         m = self.member(name)

@@ -19,11 +19,10 @@ import argparse
 import secrets
 import signal
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from parley.tools import cassandra_runner
+from parley.tools import cassandra_runner, runfile, supervise
 from parley.tools.cluster import Cluster, free_port
 from parley.tools.natscluster import NatsServers
 
@@ -167,32 +166,6 @@ def banner(cluster: Cluster, store_line: list[str]) -> list[str]:
     ]
 
 
-def watch(cluster: Cluster, databases: list[LocalCassandra], stopping: list[bool]) -> int:
-    """Until a signal: a node that drained and exited cleanly is started again; any other exit stops all."""
-    while not stopping:
-        dead = next(iter(cluster.exited()), None)
-        if dead is not None and cluster.nats_servers is not None and dead.name.startswith("nats-"):
-            # one server of the NATS cluster: the others carry on (an election if it led a stream); restart it
-            print(f"parley up: {dead.name} exited with {dead.proc.returncode}; starting it again", flush=True)
-            cluster.nats_servers.start_member(dead.name)
-            continue
-        if dead is not None and dead.role == "node" and dead.proc.returncode == 0:
-            # drained (`parley node drain`, or SIGTERM): its clients moved; start a fresh one in its place
-            print(f"parley up: {dead.name} drained and stopped; starting it again", flush=True)
-            cluster.restart(dead.name)
-            continue
-        if dead is not None:
-            print(f"parley up: {dead.name} exited with {dead.proc.returncode}; see {dead.log}", file=sys.stderr)
-            return 1
-        gone = next((d for d in databases if d.ours and cassandra_runner.running_pid(d.dir) is None), None)
-        if gone is not None:
-            print(f"parley up: Cassandra exited; see {gone.dir / 'logs' / 'system.log'}", file=sys.stderr)
-            return 1
-        time.sleep(0.2)
-    print("Stopping…", flush=True)
-    return 0
-
-
 def run_cluster(base: Settings, args: argparse.Namespace) -> int:
     databases: list[LocalCassandra] = []
     cluster: Cluster | None = None
@@ -208,12 +181,14 @@ def run_cluster(base: Settings, args: argparse.Namespace) -> int:
         cluster.start(pusher=bool(cluster.settings.fcm_credentials), archivers=args.archivers,
                       pushers=args.pushers, presence_workers=args.presence_workers)
         print("\n".join(banner(cluster, store_line)), flush=True)
-        return watch(cluster, databases, stopping)
+        ours = next((d.dir for d in databases if d.ours), None)
+        return supervise.watch(supervise.Supervised(cluster, ours), stopping)
     except ParleyError as err:
         print(f"parley up: {err.message}", file=sys.stderr)
         return 1
     finally:
         if cluster is not None:
+            runfile.remove(cluster.root)
             cluster.shutdown()
         for database in databases:
             if database.ours:

@@ -206,7 +206,8 @@ async def run_presence(settings: Settings) -> None:
     online, seen = await open_buckets(nc.jetstream(), settings)
     worker = PresenceWorker(settings, nc, online, seen)
     leases = PartitionLeases(await open_lease_bucket(control.jetstream(), settings), worker_name(), settings,
-                             adopt=worker.adopt, drop=worker.drop)
+                             adopt=worker.adopt, drop=worker.drop,
+                             reopen=lambda: open_lease_bucket(control.jetstream(), settings))
     await leases.round()  # a first share before we say we are ready
     log.info("presence worker %s holds partitions %s", leases.me, leases.book.owned())
     app = web.Application()

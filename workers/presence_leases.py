@@ -64,8 +64,12 @@ async def snapshot(kv: KeyValue) -> tuple[dict[int, str], set[str]]:
 
 
 class PartitionLeases:
-    def __init__(self, kv: KeyValue, me: str, settings: Settings, adopt: Moves, drop: Moves) -> None:
+    def __init__(self, kv: KeyValue, me: str, settings: Settings, adopt: Moves, drop: Moves,
+                 reopen: Callable[[], Awaitable[KeyValue]] | None = None) -> None:
+        """``reopen``: the bucket again after an error; a NATS restart loses a memory bucket, and every
+        write to the old one fails until it is created again."""
         self._kv, self.me, self._partitions = kv, me, settings.presence_partitions
+        self._reopen = reopen
         self.round_s = settings.presence_lease_s / 3
         self.book = LeaseBook(settings.presence_lease_s)
         self._adopt, self._drop = adopt, drop
@@ -82,11 +86,20 @@ class PartitionLeases:
                 log.warning("presence leases: %s", err)
             except Exception as err:
                 log.warning("presence leases: %r", err)
+                await self._reopen_bucket()
             await self._give_up_expiring()
             try:
                 await asyncio.wait_for(stop.wait(), self.round_s)
             except TimeoutError:
                 pass
+
+    async def _reopen_bucket(self) -> None:
+        """Leases held in a lost bucket fail their next renewal (wrong revision) and are taken anew."""
+        if self._reopen is not None:
+            try:
+                self._kv = await self._reopen()
+            except Exception as err:  # NATS still away: tried again after the next failure
+                log.info("presence leases: reopening the bucket: %r", err)
 
     async def round(self) -> None:
         await self.renew()
