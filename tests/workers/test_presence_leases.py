@@ -4,10 +4,12 @@ that stops hands its partitions over at once."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from nats.aio.client import Client
-from parley.workers.presence_leases import PartitionLeases, open_lease_bucket, snapshot
+from nats.js.errors import BucketNotFoundError
+from parley.workers.presence_leases import LEASE_BUCKET, PartitionLeases, open_lease_bucket, snapshot
 
 from parley.settings import Settings
 from tests.poll import eventually
@@ -98,3 +100,27 @@ async def test_a_worker_that_stops_hands_its_partitions_over_at_once(nc):
     assert not a.held
     await rounds(b)  # no waiting for a 60 s lease to expire
     assert b.held == set(range(PARTITIONS))
+
+
+async def test_a_worker_whose_bucket_was_lost_creates_it_again_and_holds_its_partitions_again(nc):
+    """A NATS restart loses the memory bucket: every renewal fails until the worker creates it again."""
+    settings = Settings(presence_partitions=PARTITIONS, presence_lease_s=1.5)
+    worker = Worker.__new__(Worker)
+    kv = await open_lease_bucket(nc.jetstream(), settings)
+    worker.__init__(PartitionLeases(kv, "a", settings, adopt=worker.adopt, drop=worker.drop,
+                                    reopen=lambda: open_lease_bucket(nc.jetstream(), settings)))
+    await worker.leases.round()
+    assert worker.held == set(range(PARTITIONS))
+    await nc.jetstream().delete_key_value(LEASE_BUCKET)
+    stop = asyncio.Event()
+    running = asyncio.get_running_loop().create_task(worker.leases.run(stop))
+    try:
+        async def held_in_the_new_bucket() -> bool:
+            owners, _ = await snapshot(await nc.jetstream().key_value(LEASE_BUCKET))
+            return worker.held == set(range(PARTITIONS)) and owners == dict.fromkeys(range(PARTITIONS), "a")
+
+        await eventually(held_in_the_new_bucket, what="the partitions held in a new bucket", timeout=15,
+                         ignoring=(BucketNotFoundError,))
+    finally:
+        stop.set()
+        await running
