@@ -6,11 +6,18 @@ R3 streams and buckets) → discovery → archivers → presence workers → [pu
 archiver, presence worker and pusher unless ``--archivers`` / ``--presence-workers`` / ``--pushers`` say
 more; the extra ones listen on the role's port + 100, + 200…), started by the cluster
 launcher (``parley.tools.cluster``): every role is a child process of its own with logs under
-``<run dir>/logs``. Ctrl-C (or SIGTERM) stops them in reverse order, waiting for
-each; a node that drained (``parley node drain``) and exited cleanly is started again, like an
-orchestrator replacing it; any other child that dies takes the cluster down with a message saying
-which. Data (SQLite file or Cassandra data, JetStream store, the cluster secret) stays in the run
-dir, so the next ``parley up`` continues where this one stopped.
+``<run dir>/logs``. Ctrl-C (or SIGTERM) stops them in reverse order, waiting for each.
+
+Until then ``parley.tools.supervise`` watches them: a process that dies (any role, nats-server or a
+member of a NATS cluster, a Cassandra started here) is started again with its settings, ports and data
+after a backoff (``parley.tools.restarts``: 0.5 s doubling to 10 s, reset after 30 s up), with a line
+on stdout naming it, how it ended, its restart count and its log; a node that drained (``parley node
+drain``) and exited 0 is started again at once, like an orchestrator replacing it. One that crashes 5
+times within 60 s stops ``parley up`` with exit 1 and a message naming it and its log.
+``<run dir>/run.json`` (``parley.tools.runfile``: URLs, and each process's name, role, PID, port and
+restarts) is written after the banner and after every restart, and removed when ``parley up`` stops.
+Data (SQLite file or Cassandra data, JetStream store, the cluster secret) stays in the run dir, so the
+next ``parley up`` continues where this one stopped.
 """
 
 from __future__ import annotations
