@@ -25,7 +25,7 @@ from tests.poll import eventually, eventually_sync
 
 pytestmark = pytest.mark.integration
 PASSWORD = "correct horse battery"
-FAST = {"PARLEY_ARGON2_TIME_COST": "1", "PARLEY_ARGON2_MEMORY_KIB": "8192"}
+FAST = {"PARLEY_ARGON2_TIME_COST": "1", "PARLEY_ARGON2_MEMORY_KIB": "8192", "PARLEY_DRAIN_SPREAD_S": "0.5"}
 TROUBLE = (OSError, ConnectionError, aiohttp.ClientError, TimeoutError, ApiError)
 
 
@@ -166,11 +166,11 @@ async def history(api: Api, token: str, conv: str) -> list[dict[str, Any]]:
             return out
 
 
-async def kill_and_wait(up: Up, name: str, acked: dict[str, int]) -> None:
-    """kill -9 one process; it is started again (run.json: new pid, one more restart) and answers, and
-    messages are acked again afterwards."""
+async def kill_and_wait(up: Up, name: str, acked: dict[str, int], sig: signal.Signals = signal.SIGKILL) -> None:
+    """kill -9 one process (or drain a node: SIGTERM); it is started again (run.json: new pid, one more
+    restart) and answers, and messages are acked again afterwards."""
     before = up.process(name)
-    os.kill(before.pid, signal.SIGKILL)
+    os.kill(before.pid, sig)
 
     def back() -> runfile.Process:
         now = up.process(name)
@@ -203,6 +203,8 @@ async def test_every_process_killed_under_traffic_comes_back_and_nothing_acked_i
         for name in ("node1", "node2", "api", "discovery", "archiver", "presence", "nats"):
             await kill_and_wait(up, name, acked)
             assert not any(t.done() for t in traffic), [t.exception() for t in traffic if t.done()]
+        await kill_and_wait(up, "node1", acked, signal.SIGTERM)  # drains, exits 0: started again at once
+        assert "node1 drained and stopped; starting it again in 0.0 s (restart 2" in up.output
         stop.set()
         await asyncio.gather(*traffic)
         ids = set(acked.values())
