@@ -73,7 +73,8 @@ class Supervised:
     def pid_of(self, name: str, child: Child | None) -> int:
         if child is None:
             assert self.cassandra_dir is not None
-            return cassandra_runner.running_pid(self.cassandra_dir) or 0
+            running = cassandra_runner.running_pid(self.cassandra_dir)
+            return running or cassandra_runner.read_instance(self.cassandra_dir).pid  # gone: the last one
         return child.pid
 
 
