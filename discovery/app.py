@@ -25,6 +25,7 @@ from parley.metrics import DiscoveryMetrics
 from parley.registry import NodeRecord, open_bucket
 from parley.runtime import run_until_stopped, serve, serve_health
 from parley.settings import Settings
+from parley.tasks import cancel_and_wait
 
 METRICS: web.AppKey[DiscoveryMetrics] = web.AppKey("metrics", DiscoveryMetrics)
 COUNT_NODES: web.AppKey[Callable[[], None]] = web.AppKey("count_nodes")
@@ -164,7 +165,6 @@ async def run_discovery(settings: Settings) -> None:
     try:
         await run_until_stopped()
     finally:
-        watch.cancel()
-        sampling.cancel()
+        await cancel_and_wait(watch, sampling)
         await runner.cleanup()
         await nc.close()
