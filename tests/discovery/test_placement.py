@@ -2,6 +2,8 @@ import random
 from collections import Counter
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from parley.discovery.placement import SURGE, place_client, rank_nodes
 from parley.discovery.reservations import Reservations
 
@@ -95,6 +97,28 @@ def test_when_the_registry_goes_quiet_for_everyone_the_nodes_fresh_then_are_stil
     quiet = [node("a", age=20, connections=5), node("b", age=20.5), node("gone", age=40)]
     assert ids(place(quiet)) == ["b", "a"]
     assert place([node("a", age=70), node("b", age=70.5)]) == []
+
+
+nodes_st = st.lists(st.builds(
+    lambda i, region, conns, draining, age, cap: node(f"n{i}", region, min(conns, cap), draining, age, cap),
+    st.integers(0, 5), st.sampled_from(["eu", "us"]), st.integers(0, 120), st.booleans(),
+    st.sampled_from([0.0, 1.0, 5.9, 6.0, 30.0]), st.integers(1, 100)), max_size=6, unique_by=lambda n: n.id)
+
+
+@settings(max_examples=300, deadline=None)
+@given(nodes=nodes_st, held=st.dictionaries(st.sampled_from([f"n{i}" for i in range(6)]), st.integers(0, 150)),
+       recent=st.dictionaries(st.sampled_from([f"n{i}" for i in range(6)]), st.integers(0, 50)),
+       seed=st.integers(0, 2**32))
+def test_the_pick_is_always_an_offered_node_of_the_region_when_it_has_one(nodes, held, recent, seed):
+    got = place(nodes, "eu", seed, held=held, recent=recent)
+    offered = rank_nodes(nodes, "eu", now=NOW, ttl=6)
+    if not offered:
+        assert got == []
+        return
+    pick, *fallbacks = ids(got)
+    assert fallbacks == [n for n in ids(offered) if n != pick][:2]  # the rest in the fixed ranking
+    assert got[0].region == "eu" or all(n.region != "eu" for n in offered)
+    assert all(not n.draining and n.connections < n.max_connections for n in got)
 
 
 # ---- bursts --------------------------------------------------------------------------------------
