@@ -8,8 +8,10 @@ The pick is the power of two choices over the nodes' *estimated* load: two disti
 at random, the one with the lower (connections + held) / max_connections taken (a tie: the first drawn).
 ``held`` is this process's placements the node has not reported yet (``reservations.Reservations``):
 a node's count arrives only with its heartbeat, so without them a burst of logins between two beats all
-sees the same counts and lands on one node. Nodes whose estimate is full are drawn only when no other is
-left. With two nodes both are always drawn: the pick alternates and a burst splits evenly.
+sees the same counts and lands on one node. With several discovery processes each holds its own
+reservations and spreads its own share of a burst; the next beat brings them all back to the counts.
+Nodes whose estimate is full are drawn only when no other is left. With two nodes both are always
+drawn: the pick alternates and a burst splits evenly.
 
 A node far below the others (one that just started) would win every draw until it caught up — every
 login of a burst. So a node's share of the placements over the last beat interval (``recent``) is
