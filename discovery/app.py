@@ -1,6 +1,7 @@
 """The discovery service: watches the node registry and answers placement requests over HTTP.
 
-GET /v1/place?region=R → {"node": {...}, "fallbacks": [...]} (503 no_node when none is eligible)
+GET /v1/place?region=R → {"node": {...}, "fallbacks": [...]} (503 no_node when none is eligible); each pick
+                        reserves a slot on its node until the node's next beat (placement.py, reservations.py)
 GET /v1/nodes          → every node it knows, with freshness, for operators
 GET /v1/cluster        → the nodes by region with their traffic over the last minutes, and consumer lag
 GET /cluster           → the live cluster page (discovery/page/), which polls /v1/cluster
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 
@@ -17,6 +19,7 @@ from aiohttp import web
 from nats.js.kv import KeyValue
 from parley.discovery import cluster_page
 from parley.discovery.placement import eligible, place_client
+from parley.discovery.reservations import Reservations
 from parley.discovery.sampler import ARCHIVER, PUSHER, TrafficSampler
 from parley.discovery.traffic import node_traffic, worker_lag
 
@@ -94,10 +97,15 @@ def make_app(settings: Settings, directory: NodeDirectory, metrics: DiscoveryMet
     metrics = metrics or DiscoveryMetrics()
     sampler = sampler or TrafficSampler(settings, lambda: directory.nodes.values())
     known_regions: set[str] = set()
+    reservations = Reservations(hold_s=settings.node_ttl_s, window_s=settings.node_beat_s)
+    rng = random.Random()
 
     async def place(request: web.Request) -> web.Response:
-        region = request.query.get("region") or settings.region
-        picks = place_client(directory.nodes.values(), region, now=time.time(), ttl=settings.node_ttl_s)
+        region, now, known = request.query.get("region") or settings.region, time.time(), directory.nodes.values()
+        picks = place_client(known, region, now=now, ttl=settings.node_ttl_s, rng=rng,
+                             held=reservations.held(known, now), recent=reservations.recent(now))
+        if picks:
+            reservations.reserve(picks[0], now)
         # label by the asked region only when a node serves it: a client cannot mint label values
         label = region if region in {n.region for n in directory.nodes.values()} else "other"
         if not picks:
