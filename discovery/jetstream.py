@@ -4,8 +4,9 @@ system account): ``$JS.API.STREAM.LIST`` (every stream's config, state and clust
 connected server sent. Pure: those JSON bodies come in, the panel's model comes out; the requests are
 discovery/probes.py's.
 
-The state is ``ok``, ``degraded`` (a stream without a leader, a replica offline or catching up) or ``down``
-(the API did not answer). Servers are the ones the streams name, plus the one discovery is connected to.
+The state is ``ok``, ``degraded`` (a stream without a leader, a replica offline or catching up), ``down``
+(the API did not answer) or ``waiting`` (not asked yet). Servers are the ones the streams name, plus the
+one discovery is connected to.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 KV_PREFIX = "KV_"
+SILENT_S = 5.0  # a replica not current and not heard from for this long is counted offline (its server is down)
 
 
 def kind_of(stream: str, message_stream: str) -> str:
@@ -24,9 +26,13 @@ def kind_of(stream: str, message_stream: str) -> str:
 
 
 def peer_state(peer: Mapping[str, Any]) -> str:
-    if peer.get("offline"):
+    """``current``, ``catching up`` (behind, but heard from), or ``offline`` (so flagged, or silent: a killed
+    server's replica reads ``current: false`` with a growing ``active`` long before it is flagged offline)."""
+    if peer.get("current"):
+        return "current"
+    if peer.get("offline") or (peer.get("active") or 0) / 1e9 >= SILENT_S:
         return "offline"
-    return "current" if peer.get("current") else "catching up"
+    return "catching up"
 
 
 def stream_row(info: Mapping[str, Any], message_stream: str, connected: str | None) -> dict[str, object]:
@@ -76,8 +82,8 @@ def bus_health(streams: Sequence[Mapping[str, Any]] | None, account: Mapping[str
     connected = server.get("server_name") or None
     conn = {"server": connected, "version": server.get("version"), "cluster": server.get("cluster")}
     if streams is None:
-        return {"state": "down", "error": error or "no answer", "connected": conn, "servers": [], "streams": [],
-                "storage_bytes": None, "memory_bytes": None}
+        return {"state": "down" if error else "waiting", "error": error, "connected": conn, "servers": [],
+                "streams": [], "storage_bytes": None, "memory_bytes": None}
     rows = sorted((stream_row(i, message_stream, connected) for i in streams),
                   key=lambda r: (("messages", "bucket", "other").index(str(r["kind"])), str(r["name"])))
     account = account or {}

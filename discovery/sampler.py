@@ -44,7 +44,7 @@ class TrafficSampler:
         self.wanted_at = -float("inf")
         self._wake = asyncio.Event()
         self.processes: list[Watched] = watched(settings, None)
-        self.bus = BusAnswer(error="not sampled yet")
+        self.bus = BusAnswer()
         self.alerts = AlertsAnswer()
 
     def want(self) -> None:

@@ -57,17 +57,17 @@ function renderNats(nats) {
   const box = $("nats");
   box.dataset.state = nats.state;
   const c = nats.connected || {};
-  const head = nats.state === "down"
-    ? `JetStream API not answering: ${nats.error}`
+  const head = nats.state === "waiting" ? "Waiting for the first sample"
+    : nats.state === "down" ? `JetStream API not answering: ${nats.error}`
     : `Connected to ${c.server || "?"}${c.version ? ` (nats-server ${c.version})` : ""} · `
       + `${nats.servers.length} server${nats.servers.length === 1 ? "" : "s"} · storage used ${fmt.bytes(nats.storage_bytes)}`
       + ` · memory ${fmt.bytes(nats.memory_bytes)}`;
-  const stateText = { ok: "ok", degraded: "degraded", down: "down" }[nats.state] || nats.state;
+  const stateText = nats.state;
   const servers = nats.servers.map((s) => el("li", { data: { server: s.name, state: s.state },
     title: `leads ${s.leads} stream(s), replicates ${s.replicates}${s.connected ? "; discovery is connected to it" : ""}` },
     badge(s.state === "ok" ? "up" : s.state === "offline" ? "down" : "warn", s.state), ` ${s.name}`));
   box.replaceChildren(
-    el("p", { className: "line" }, badge(nats.state === "ok" ? "up" : nats.state === "down" ? "down" : "warn", stateText,
+    el("p", { className: "line" }, badge({ ok: "up", down: "down" }[nats.state] || "warn", stateText,
                                          "degraded: a stream without a leader or a replica offline or behind"), ` ${head}`),
     el("ul", { className: "servers", "aria-label": "NATS servers" }, ...servers),
     scrollTable("JetStream streams", [

@@ -5,7 +5,7 @@ from Prometheus' /api/v1/alerts (discovery/alerts.py). Bodies below follow those
 import pytest
 from parley.discovery.alerts import alerts_view, parse_alerts
 from parley.discovery.health import Watched, process_health, processes_summary, watched
-from parley.discovery.jetstream import bus_health, kind_of
+from parley.discovery.jetstream import bus_health, kind_of, peer_state
 from parley.discovery.traffic import API_5XX, History, Reading
 from parley.tools.runfile import Process, RunInfo
 
@@ -81,13 +81,24 @@ def test_a_healthy_r3_cluster():
 
 
 def test_an_offline_replica_or_no_leader_is_degraded():
-    lagging = [stream("MSG_0", "n1", [("n2", False, False, 40), ("n3", False, True, 0)], r=3)]
+    lagging = [stream("MSG_0", "n1", [("n2", False, False, 40), ("n3", False, True, 0)], r=3)]  # heard 1.5 s ago
     view = bus_health(lagging, {}, {"server_name": "n1"}, "MSG")
     assert view["state"] == "degraded"
     assert {s["name"]: s["state"] for s in view["servers"]} == {"n1": "ok", "n2": "catching up", "n3": "offline"}
     assert view["streams"][0]["peers"][1]["lag"] == 40
     electing = [stream("MSG_0", None, [("n2", True, False, 0)], r=3)]
     assert bus_health(electing, {}, {}, "MSG")["state"] == "degraded"
+
+
+@pytest.mark.parametrize("peer, state", [
+    ({"current": True, "active": 10_000_000_000}, "current"),
+    ({"current": False, "active": 1_000_000_000, "lag": 5}, "catching up"),
+    # what nats-server 2.15 answers 10 s after a replica's server was killed: not flagged offline yet
+    ({"current": False, "active": 10_096_585_032}, "offline"),
+    ({"current": False, "offline": True}, "offline"),
+])
+def test_peer_states(peer, state):
+    assert peer_state(peer) == state
 
 
 def test_a_single_server_leads_every_stream_and_an_api_that_did_not_answer_is_down():
@@ -97,6 +108,7 @@ def test_a_single_server_leads_every_stream_and_an_api_that_did_not_answer_is_do
     assert [(s["name"], s["leads"]) for s in view["servers"]] == [("solo", 1)]
     down = bus_health(None, None, {"server_name": "solo"}, "MSG", "nats: timeout")
     assert (down["state"], down["error"], down["streams"]) == ("down", "nats: timeout", [])
+    assert bus_health(None, None, {}, "MSG")["state"] == "waiting"  # not asked yet
 
 
 ALERTS = {"status": "success", "data": {"alerts": [
