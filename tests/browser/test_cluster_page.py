@@ -340,3 +340,25 @@ def test_assets_have_the_strict_policy_and_names_cannot_climb_out(cluster: Clust
             urllib.request.urlopen(f"{cluster.discovery_url}/cluster/static/{bad}", timeout=5)
         with err.value:
             assert err.value.code == 404
+
+
+def test_axis_ticks_are_round_distinct_and_in_one_unit(cluster: Cluster, chromium) -> None:
+    """chart.js' tick choice over many ranges, run in the page's own module (no labels twice, the top at or
+    above the highest value, at most 6 ticks; the time axis in seconds or in minutes, never both)."""
+    driver = chromium()
+    driver.get(f"{cluster.discovery_url}/cluster")
+    got = driver.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        import('/cluster/static/chart.js').then(({yTicks, timeTicks}) => done({
+          y: [0, 0.003, 0.01, 0.7, 1, 3, 7, 12, 99, 120, 250, 1234, 99999].map(v => [v, yTicks(v)]),
+          x: [10, 30, 47, 90, 119, 120, 300, 600].map(s => [s, timeTicks(s)])}));""")
+    for value, ticks in got["y"]:
+        labels = [t["label"] for t in ticks]
+        assert len(labels) == len(set(labels)) and 3 <= len(labels) <= 6, (value, labels)
+        assert ticks[0]["value"] == 0 and ticks[-1]["value"] >= value, (value, labels)
+    for span, axis in got["x"]:
+        labels = [t["label"] for t in axis["ticks"]]
+        assert labels[0] == "now" and len(labels) == len(set(labels)) and 2 <= len(labels) <= 7, (span, labels)
+        assert axis["unit"] in ("s ago", "min ago"), axis
+        assert all(float(label) == int(float(label)) for label in labels[1:]), (span, labels)  # whole numbers
+    assert severe(driver) == []
