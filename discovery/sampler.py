@@ -23,11 +23,11 @@ from parley.discovery.traffic import History, Reading, parse
 from parley.tools import runfile
 from parley.tools.status import metrics_url
 
+from parley.errors import ParleyError
 from parley.registry import NodeRecord
 from parley.settings import Settings
 
 log = logging.getLogger("parley.discovery")
-ARCHIVER, PUSHER = "archiver", "pusher"
 
 
 class TrafficSampler:
@@ -46,6 +46,7 @@ class TrafficSampler:
         self.processes: list[Watched] = watched(settings, None)
         self.bus = BusAnswer()
         self.alerts = AlertsAnswer()
+        self._run_error = ""
 
     def want(self) -> None:
         """Someone is watching: sample (at once, if the sampler was idle)."""
@@ -54,13 +55,23 @@ class TrafficSampler:
 
     def targets(self, now: float) -> dict[str, tuple[str, float | None]]:
         """target → (its /metrics URL, its start time when known); nodes not heard of for a window are left out.
-        The processes besides the nodes come from ``run.json`` when ``parley up`` wrote one, else the settings."""
-        self.processes = watched(self.settings, runfile.read(self.settings.run_dir))
+        The processes besides the nodes come from ``run.json`` when ``parley up`` wrote one, else the settings
+        (kept in ``processes`` for the health panel)."""
+        self.processes = watched(self.settings, self.run_info())
         out: dict[str, tuple[str, float | None]] = {
             n.id: (metrics_url(n.url), n.started_at) for n in self.nodes() if now - n.updated_at < self.window_s}
         for w in self.processes:
             out.setdefault(w.name, (w.metrics_url, None))
         return out
+
+    def run_info(self) -> runfile.RunInfo | None:
+        try:
+            return runfile.read(self.settings.run_dir)
+        except (ParleyError, OSError) as err:  # edited by hand, unreadable: the settings' ports then
+            if str(err) != self._run_error:  # once, not every sample
+                log.warning("%s; watching the configured ports", err)
+            self._run_error = str(err)
+            return None
 
     async def run(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self.timeout_s)

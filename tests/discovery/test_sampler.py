@@ -35,6 +35,8 @@ def test_targets_are_the_nodes_and_the_processes_run_json_names(tmp_path):
     assert set(targets) == {"node1", "api", "archiver", "archiver2"}  # no presence, no pusher started
     assert targets["archiver2"][0] == "http://127.0.0.1:8275/metrics"
     assert targets["node1"][0] == "http://127.0.0.1:9001/metrics"
+    runfile.path_in(tmp_path).write_text("{not json")  # a broken file: back to the configured ports
+    assert set(sampler.targets(time.time())) == {"node1", "api", "archiver", "presence", "pusher"}
 
 
 async def test_the_page_reads_what_the_timer_sampled_and_asks_nobody_itself(tmp_path):
