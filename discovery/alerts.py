@@ -24,6 +24,7 @@ class Alert:
     state: str  # firing or pending
     severity: str
     summary: str
+    description: str
     since: float | None  # unix seconds
     labels: dict[str, str]  # the rest: instance, region, job…
 
@@ -46,9 +47,8 @@ def parse_alerts(body: Mapping[str, Any]) -> list[Alert]:
         notes = raw.get("annotations") or {}
         name = labels.pop("alertname", "?")
         severity = labels.pop("severity", "")
-        out.append(Alert(name, str(raw.get("state", "")), severity,
-                         str(notes.get("summary") or notes.get("description") or ""), _since(raw.get("activeAt")),
-                         labels))
+        out.append(Alert(name, str(raw.get("state", "")), severity, str(notes.get("summary") or ""),
+                         str(notes.get("description") or ""), _since(raw.get("activeAt")), labels))
     rank = {s: i for i, s in enumerate(SEVERITY_ORDER)}
     return sorted(out, key=lambda a: (a.state != "firing", rank.get(a.severity, len(rank)), a.name))
 

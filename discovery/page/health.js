@@ -89,11 +89,12 @@ function renderAlerts(alerts) {
   }[alerts.state];
   const items = alerts.alerts.map((a) => {
     const labels = Object.entries(a.labels).map(([k, v]) => `${k}=${v}`).join(", ");
-    return el("li", { data: { alert: a.name, state: a.state, severity: a.severity }, title: labels },
+    const title = [a.description, labels].filter(Boolean).join("\n");
+    return el("li", { data: { alert: a.name, state: a.state, severity: a.severity }, title },
       badge(a.state === "firing" ? "down" : "warn", a.state, a.state === "pending" ? "Its condition holds, not yet for its `for:` time" : null),
       a.severity ? el("span", { className: "severity", text: a.severity }) : null,
       el("strong", { text: ` ${a.name}` }),
-      el("span", { text: `${a.summary ? ` — ${a.summary}` : ""}${a.since ? ` (since ${fmt.clock(a.since)})` : ""}` }));
+      el("span", { text: `${a.summary || a.description ? ` — ${a.summary || a.description}` : ""}${a.since ? ` (since ${fmt.clock(a.since)})` : ""}` }));
   });
   box.replaceChildren(el("p", { className: "line", text: line }), ...(items.length ? [el("ul", { className: "alert-list" }, ...items)] : []));
 }

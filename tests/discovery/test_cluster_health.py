@@ -123,8 +123,8 @@ ALERTS = {"status": "success", "data": {"alerts": [
 
 def test_prometheus_alerts_parse_firing_first_with_their_labels():
     first, second = parse_alerts(ALERTS)
-    assert (first.name, first.state, first.severity, first.summary) == (
-        "ParleyProcessDown", "firing", "critical", "a process is down")
+    assert (first.name, first.state, first.severity, first.summary, first.description) == (
+        "ParleyProcessDown", "firing", "critical", "", "a process is down")
     assert first.labels == {"instance": "127.0.0.1:8075", "job": "parley"}
     assert first.since == pytest.approx(1796230862.5)
     assert (second.name, second.state) == ("ParleyArchiverLagGrowing", "pending")
