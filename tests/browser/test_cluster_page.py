@@ -207,15 +207,20 @@ def test_live_page_shows_both_nodes_their_traffic_and_the_health_panel(cluster: 
     assert severe(driver) == []
 
 
-def test_a_killed_node_stays_listed_as_silent(cluster: Cluster, chromium) -> None:
+def test_a_killed_node_stays_listed_as_silent_and_a_stopped_one_as_left(cluster: Cluster, chromium) -> None:
     cluster.start_extra_node("node9")
+    cluster.start_extra_node("node6")
     driver = chromium()
     driver.get(f"{cluster.discovery_url}/cluster")
-    until(driver, lambda: rows(driver).get("node9", {}).get("state") == "eligible", "node9 serving")
-    cluster.kill("node9")
+    until(driver, lambda: {rows(driver).get(n, {}).get("state") for n in ("node9", "node6")} == {"eligible"},
+          "node9 and node6 serving")
+    cluster.kill("node9")  # SIGKILL: its entry stays until the bucket's TTL, unrefreshed
+    cluster.stop("node6")  # SIGINT: it deletes its entry without draining
     until(driver, lambda: rows(driver).get("node9", {}).get("state") == "stale", "node9 silent")
+    until(driver, lambda: rows(driver).get("node6", {}).get("state") == "left", "node6 left")
     row = driver.find_element("css selector", "tr[data-node='node9']")
     assert "gone" in row.get_attribute("class") and "last seen" in row.text
+    assert "gone" in driver.find_element("css selector", "tr[data-node='node6']").get_attribute("class")
     assert severe(driver) == []
 
 
