@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from parley.discovery.traffic import API_5XX, ERRORS, History
+from parley.discovery.traffic import API_5XX, ERRORS, PUSHES_GAVE_UP, History
 from parley.tools.runfile import RunInfo
 
 from parley.settings import Settings
 
 WORKER_ROLES = ("api", "archiver", "presence", "pusher")
 # the counter whose rate is the process's errors/s
-ERROR_COUNTERS = {"node": ERRORS, "api": API_5XX, "archiver": "parley_archiver_store_errors_total"}
+ERROR_COUNTERS = {"node": ERRORS, "api": API_5XX, "archiver": "parley_archiver_store_errors_total",
+                  "pusher": PUSHES_GAVE_UP}
 # gauges shown beside the state: (label, metric)
 GAUGES = {"archiver": (("lag", "parley_archiver_lag"),),
           "presence": (("online", "parley_presence_online"), ("pending", "parley_presence_pending")),

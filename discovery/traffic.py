@@ -23,6 +23,8 @@ DELIVERY_BUCKET = "parley_node_delivery_seconds_bucket"
 ERRORS = "parley_node_errors_total"
 API_REQUESTS = "parley_api_requests_total"
 API_5XX = "parley_api_requests_5xx_total"  # derived: the API's requests answered 5xx, summed over routes
+PUSHES = "parley_pushes_total"
+PUSHES_GAVE_UP = "parley_pushes_gave_up_total"  # derived: pushes the pusher gave up on after its retries
 
 Buckets = tuple[tuple[float, float], ...]  # (upper bound, cumulative count), ascending, +Inf last
 
@@ -57,6 +59,8 @@ def parse(text: str, at: float, epoch: float | None = None) -> Reading:
             values[s.name] = values.get(s.name, 0.0) + s.value
             if s.name == API_REQUESTS and s.labels.get("status", "").startswith("5"):
                 values[API_5XX] = values.get(API_5XX, 0.0) + s.value
+            elif s.name == PUSHES and s.labels.get("outcome") == "gave_up":
+                values[PUSHES_GAVE_UP] = values.get(PUSHES_GAVE_UP, 0.0) + s.value
     return Reading(at, values, tuple(sorted(buckets.items())), epoch)
 
 

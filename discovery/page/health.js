@@ -10,7 +10,8 @@ const PROCESS_STATES = {
   off: ["off", "Not expected to run (push is not configured)"],
   waiting: ["waiting", "Not sampled yet"],
 };
-const ERRORS_MEANING = { api: "HTTP 5xx answers per second", archiver: "store write errors per second" };
+const ERRORS_MEANING = { api: "HTTP 5xx answers per second", archiver: "store write errors per second",
+                         pusher: "pushes given up after every retry, per second" };
 
 function processRow(p) {
   const [text, meaning] = PROCESS_STATES[p.state] || [p.state, ""];
@@ -28,7 +29,7 @@ function renderProcesses(health) {
   const counts = Object.entries(health.summary).map(([state, n]) => `${n} ${state}`).join(" · ");
   $("processes-summary").textContent = counts;
   $("processes").replaceChildren(scrollTable("API and workers", [
-    ["Process"], ["State"], ["Errors (/s)", "API: 5xx answers/s; archiver: store errors/s", true],
+    ["Process"], ["State"], ["Errors (/s)", "API: 5xx answers/s; archiver: store errors/s; pusher: pushes given up/s", true],
     ["Store", "parley_store_up"], ["Now", "Lag, online users, pending batches"],
   ], health.processes.map(processRow)));
 }

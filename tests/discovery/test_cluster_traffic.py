@@ -6,6 +6,7 @@ from parley.discovery.traffic import (
     DELIVERED,
     ERRORS,
     PUBLISHED,
+    PUSHES_GAVE_UP,
     History,
     Reading,
     bucket_increase,
@@ -137,6 +138,13 @@ parley_api_requests_total{route="/v1/me",method="GET",status="404"} 5.0
 def test_the_api_5xx_count_is_kept_beside_the_total():
     r = parse(API_PAGE, at=1.0)
     assert r.values["parley_api_requests_total"] == 100 and r.values[API_5XX] == 5
+
+
+def test_the_pushes_given_up_are_kept_beside_the_total():
+    page = ('parley_pushes_total{outcome="sent"} 40.0\nparley_pushes_total{outcome="gave_up"} 2.0\n'
+            'parley_pushes_total{outcome="token_rejected"} 1.0\n')
+    r = parse(page, at=1.0)
+    assert r.values["parley_pushes_total"] == 43 and r.values[PUSHES_GAVE_UP] == 2
 
 
 def test_errors_per_second_per_step_and_the_latest_rate():
