@@ -8,17 +8,12 @@ Panes stay after their program exits (``remain-on-exit``), so a crash leaves its
 from __future__ import annotations
 
 import secrets
-import shutil
 import subprocess
 from pathlib import Path
 
 from tests.poll import eventually
 
 WIDTH, HEIGHT = 120, 40
-
-
-def available() -> bool:
-    return shutil.which("tmux") is not None
 
 
 class Tmux:

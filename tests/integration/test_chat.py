@@ -23,9 +23,9 @@ from parley.tools.client import Device
 
 from tests.integration.conftest import PASSWORD
 from tests.poll import eventually, eventually_sync
-from tests.tmux import Pane, Tmux, available
+from tests.tmux import Pane, Tmux
 
-pytestmark = [pytest.mark.integration, pytest.mark.skipif(not available(), reason="tmux is not installed")]
+pytestmark = pytest.mark.integration  # tmux: ops/test-deps.sh installs it
 
 
 @pytest.fixture
