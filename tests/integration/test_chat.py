@@ -42,16 +42,16 @@ def chat(tmux: Tmux, cluster, name: str, user: str, *extra: str) -> Pane:
     return tmux.start(name, argv, {"PARLEY_PASSWORD": PASSWORD})
 
 
-def said(text: str, who: str, body: str) -> int:
-    """How many message lines (``HH:MM who: body``) show this message."""
-    return len(re.findall(rf"^\d\d:\d\d {re.escape(who)}: {re.escape(body)} *$", text, re.M))
+def said(text: str, who: str, body: str, where: str = "") -> int:
+    """How many message lines (``[where] HH:MM who: body``) show this message."""
+    return len(re.findall(rf"^{re.escape(where)}\d\d:\d\d {re.escape(who)}: {re.escape(body)} *$", text, re.M))
 
 
-async def shows_said(pane: Pane, who: str, body: str) -> str:
+async def shows_said(pane: Pane, who: str, body: str, where: str = "") -> str:
     """Until the pane shows that message line (a conversation list's preview does not count); its text."""
     def check() -> str:
         text = pane.text()
-        assert said(text, who, body), f"{pane.name} shows:\n{text[-3000:]}"
+        assert said(text, who, body, where), f"{pane.name} shows:\n{text[-3000:]}"
         return text
     return await eventually(check, what=f"{pane.name} showing {who}: {body}", timeout=20)
 
@@ -92,11 +92,24 @@ async def test_two_people_chat_in_two_terminals(tmux, cluster, world):
     alice.type("/who")
     await alice.shows(f"  {bob_name}  online")
 
+    alice.type(f"/group new crag {bob_name}")
+    await alice.shows("── #crag ──")
+    await bob.shows("you are in #crag now")
+    alice.type("on the wall")
+    await shows_said(bob, alice_name, "on the wall", where="[#crag] ")  # not the open conversation: named
+    bob.type("/open #crag")
+    await bob.shows("── #crag ──")
+    bob.type("belay on")
+    await shows_said(alice, bob_name, "belay on")
+    alice.type(f"/open {bob_name}")
+    await alice.shows(f"── {bob_name} ──", times=2)
+
     # Alice leaves; Bob (another device of his, the reference client) sends 25 more; Alice comes back
     alice.type("/quit")
     await asyncio.to_thread(lambda: _wait_dead(alice))
     bob_api = await world.api.login(bob_name, PASSWORD)
-    conv = (await world.api.call("GET", "/v1/conversations", bob_api["token"]))["conversations"][0]["id"]
+    listing = await world.api.call("GET", "/v1/conversations", bob_api["token"])
+    conv = next(c["id"] for c in listing["conversations"] if c["kind"] == "dm")
     device = Device(world.http, bob_api["node"]["url"], bob_api["token"])
     await device.connect()
     try:
@@ -158,6 +171,19 @@ async def test_the_chat_resumes_from_its_cursor_when_its_node_goes(tmux, cluster
         if how == "drain" and node in cluster.roles:
             await asyncio.to_thread(cluster.wait_exit, node, 60)
         cluster.start_node(index)
+
+
+async def test_in_a_terminal_the_password_is_asked_for_without_echo(tmux, cluster):
+    name, secret = unique("dora"), "not-on-screen-" + secrets.token_hex(4)
+    pane = tmux.start("dora", [sys.executable, "-m", "parley", "chat", "--api", cluster.api_url], {})
+    await pane.shows("/login NAME or /signup NAME")
+    pane.type(f"/signup {name}")
+    await pane.shows("password:")
+    pane.type(secret)
+    await pane.shows(f"logged in as {name}")
+    pane.type("/open nobody")
+    await pane.shows("! unknown_user")
+    assert secret not in pane.text()
 
 
 def test_a_script_drives_it_over_a_pipe(cluster):

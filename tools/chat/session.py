@@ -74,11 +74,13 @@ class ChatSession:
         try:
             if signup:
                 await self._signup(username, password)
-            login = await self.account.login(username, password)
+            await self._start(await self.account.login(username, password))
         except ApiError as err:
             self.show([f"! {err.code}: {err.body.get('message', '')}"])
             return False
-        await self._start(login)
+        except CONNECT_ERRORS as err:
+            self.show([f"! the API at {self.account.api.base} did not answer: {err}"])
+            return False
         return True
 
     async def _signup(self, username: str, password: str) -> None:
@@ -105,7 +107,13 @@ class ChatSession:
                    f"conversations, {unread} unread (/help lists the commands)"])
         self.link = Link(self.http, self.account, self.frames.put_nowait, self.note, on_live=self._on_live)
         self.link.cursor = listing["cursor"]  # a new device starts from now
-        self._tasks.append(asyncio.ensure_future(self.link.run(urls_of(login))))
+        running = asyncio.ensure_future(self.link.run(urls_of(login)))
+        running.add_done_callback(self._link_ended)
+        self._tasks.append(running)
+
+    def _link_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.show([f"! the connection loop failed: {task.exception()!r}; /login again"])
 
     async def _friends(self) -> list[dict[str, Any]]:
         lists = await self.account.call("GET", "/v1/friends")
@@ -125,13 +133,16 @@ class ChatSession:
     async def consume(self) -> None:
         while True:
             frame = await self.frames.get()
-            try:
-                if not self.state.knows(frame):
+            if not self.state.knows(frame):
+                try:
                     self.state.load_listing(await self.account.call("GET", "/v1/conversations"))
+                except (ApiError, *CONNECT_ERRORS) as err:
+                    self.show([f"! could not read the conversations: {err}"])
+            try:
                 out = self.state.on_frame(frame, self.clock())
-            except (ApiError, *CONNECT_ERRORS) as err:
-                self.show([f"! could not read the conversations: {err}"])
-                out = self.state.on_frame(frame, self.clock())
+            except (KeyError, TypeError, ValueError) as err:  # a frame not as docs/protocol.md says: go on
+                self.show([f"! could not show a {frame.get('type')} frame: {err!r}"])
+                continue
             self.show(out.lines)
             for f in out.frames:
                 if self.link is not None:
@@ -221,6 +232,9 @@ class ChatSession:
         if conv is None:
             self.state.load_listing(await self.account.call("GET", "/v1/conversations"))
             conv = self.state.find(target)
+        if conv is None and target.startswith("#"):
+            self.show([f"! no group {target} (/list shows yours)"])
+            return
         if conv is None:
             user = await self.user(target.lstrip("@"))
             got = await self.account.call("POST", "/v1/conversations", {"user_id": user["id"]})
