@@ -103,8 +103,8 @@ class ChatSession:
         self.state.load_listing(listing)
         friends = await self._friends()
         unread = sum(conv.unread for conv in self.state.convs.values())
-        self.show([f"* logged in as {me['username']}: {_count(len(friends), 'friend')}, {len(self.state.listed)} "
-                   f"conversations, {unread} unread (/help lists the commands)"])
+        self.show([f"* logged in as {me['username']}: {_count(len(friends), 'friend')}, "
+                   f"{_count(len(self.state.listed), 'conversation')}, {unread} unread (/help lists the commands)"])
         self.link = Link(self.http, self.account, self.frames.put_nowait, self.note, on_live=self._on_live)
         self.link.cursor = listing["cursor"]  # a new device starts from now
         running = asyncio.ensure_future(self.link.run(urls_of(login)))
@@ -259,7 +259,7 @@ class ChatSession:
             return
         page = await self.account.call("GET", f"/v1/conversations/{conv}/messages",
                                        params={"before": before, "limit": PAGE})
-        lines = self.state.history_lines(conv, page["messages"])
+        lines = self.state.history_lines(conv, page["messages"], page["more"])
         more = "   (older: /history)" if page["more"] else "   (the beginning)"
         self.show([f"── older in {self.state.title(conv)} ──", *([more] if lines else []), *lines,
                    "── (newer below) ──" if lines else "   (no older messages)"])

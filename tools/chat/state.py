@@ -144,13 +144,14 @@ class ChatState:
         out = Out([f"── {self.title(conv_id)} ──"])
         if more:
             out.lines.append("   (older messages: /history)")
-        out.lines += self.history_lines(conv_id, page)
+        out.lines += self.history_lines(conv_id, page, more)
         if not page:
             out.lines.append("   (no messages yet: say hello)")
         out.frames += self._mark_read(conv_id)
         return out
 
-    def history_lines(self, conv_id: str, page: list[dict[str, Any]]) -> list[str]:
+    def history_lines(self, conv_id: str, page: list[dict[str, Any]], more: bool = True) -> list[str]:
+        """Lines for a page of history (any order); ``more``: older messages exist beyond it."""
         lines = []
         for m in sorted(page, key=lambda m: m["id"]):
             self.seen.add(m["id"])
@@ -159,10 +160,13 @@ class ChatState:
         if page:
             low = min(m["id"] for m in page)
             self.oldest[conv_id] = min(self.oldest.get(conv_id, low), low)
+        if not more:
+            self.oldest[conv_id] = 0  # the beginning: nothing older to ask for
         return lines
 
     def older_than(self, conv_id: str) -> int | None:
-        return self.oldest.get(conv_id)
+        """The ``before`` of the next older page, None when there is none."""
+        return self.oldest.get(conv_id) or None
 
     def _mark_read(self, conv_id: str) -> list[dict[str, Any]]:
         conv = self.convs.get(conv_id)

@@ -154,8 +154,15 @@ def test_opening_shows_history_oldest_first_and_marks_read(state):
     assert [line.split(": ")[-1] for line in out.lines[2:]] == ["one", "two", "three"]
     assert out.frames == [{"type": "read", "conv": DM, "upto": 30}]
     assert state.older_than(DM) == 10
-    state.history_lines(DM, [msg(5), msg(7)])
+    state.history_lines(DM, [msg(5), msg(7)], more=True)
     assert state.older_than(DM) == 5
+    state.history_lines(DM, [msg(2)], more=False)
+    assert state.older_than(DM) is None  # the beginning
+
+
+def test_a_conversation_that_fits_one_page_has_no_older_page(state):
+    state.open_conversation(DM, [msg(30)], more=False)
+    assert state.older_than(DM) is None
 
 
 @pytest.mark.parametrize(("steps", "sent"), [
