@@ -19,6 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from parley.tools.chat.account import Account
+from parley.tools.chat.link import Link
+from parley.tools.chat.reconnect import urls_of
 from parley.tools.client import Device
 
 from tests.integration.conftest import PASSWORD
@@ -197,3 +200,44 @@ def test_a_script_drives_it_over_a_pipe(cluster):
     assert f"signed up as {name}" in out.stdout and "no friends yet" in out.stdout
     assert "no conversations yet" in out.stdout and "! unknown_user" in out.stdout
     assert PASSWORD not in out.stdout
+
+
+async def test_a_send_older_than_the_dedup_window_is_looked_up_before_it_is_sent_again(world, http):
+    """After a long outage a blind resend could store a message twice (the node forgets cids after 300 s):
+    the link finds the stored one in history and counts it as acked; only the missing one is sent."""
+    alice, bob = await world.person("alice"), await world.person("bob")
+    conv = await alice.befriend(bob)
+    account = Account(world.api)
+    login = await account.login(alice.name, PASSWORD)
+    first = Device(http, login["node"]["url"], account.token)  # the same device, before the outage
+    await first.connect()
+    stored = await first.send(conv, "stored, answer lost", cid="long-ago-1")
+    await first.close()
+    frames: list[dict] = []
+    link = RecordingLink(http, account, frames.append, lambda _: None)
+    long_ago = asyncio.get_running_loop().time() - 1000
+    for cid, body in (("long-ago-1", "stored, answer lost"), ("long-ago-2", "never stored")):
+        link.pending[cid] = {"type": "send", "cid": cid, "conv": conv, "body": body}
+        link.sent_at[cid] = long_ago
+    running = asyncio.ensure_future(link.run(urls_of(login)))
+    try:
+        await eventually(lambda: not link.pending, what="both sends settled")
+    finally:
+        await link.stop()
+        await running
+    acks = {f["cid"]: f for f in frames if f["type"] == "ack"}
+    assert acks["long-ago-1"]["id"] == stored["id"] and acks["long-ago-1"]["duplicate"]
+    assert [f["cid"] for f in link.written if f["type"] == "send"] == ["long-ago-2"]
+    assert not acks["long-ago-2"]["duplicate"]
+    page = await world.api.call("GET", f"/v1/conversations/{conv}/messages", bob.token)
+    assert sorted(m["body"] for m in page["messages"]) == ["never stored", "stored, answer lost"]
+
+
+class RecordingLink(Link):
+    """The link, keeping what it writes to the socket."""
+
+    written: list[dict]
+
+    async def send(self, frame: dict) -> bool:
+        self.__dict__.setdefault("written", []).append(frame)
+        return await super().send(frame)

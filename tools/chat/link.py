@@ -8,6 +8,9 @@ exactly what it did not cover (the chat state drops the ids it has shown). What 
 ``reconnect.after_close``: the node a draining node named (at once), a fresh ``/v1/place`` with backoff,
 or a new login with the same device. Sends stay pending until their ``ack`` (or their own ``msg``) and
 are sent again with the same cid after a reconnect; the node de-duplicates them within its 300 s window.
+A send first tried longer ago than that (less a margin) is looked up in its conversation's newest history
+first, as the web client does: found (same cid, this device), it counts as acked; only if absent is it
+sent again.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from parley.tools.client import ApiError, Device
 
 Frame = dict[str, Any]
 CONNECT_ERRORS = (aiohttp.ClientError, ConnectionError, OSError, asyncio.TimeoutError)
+BLIND_RESEND_S = 300.0 - 60.0  # the node's default de-duplication window, less a margin
+LOOKUP_PAGE = 100
 
 
 class Account(Protocol):
@@ -43,6 +48,7 @@ class Link:
         self.http, self.account, self.on_frame, self.note, self.on_live = http, account, on_frame, note, on_live
         self.cursor: str | None = None  # newest offered and handed on; sent in every hello
         self.pending: dict[str, Frame] = {}  # cid → send frame, until acked
+        self.sent_at: dict[str, float] = {}  # cid → when it was first tried (loop time)
         self.device: Device | None = None
         self.node = ""
         self.stopped = False
@@ -62,6 +68,7 @@ class Link:
         cid = f"{self._prefix}{next(self._cids)}"
         frame = {"type": "send", "cid": cid, "conv": conv, "body": body}
         self.pending[cid] = frame
+        self.sent_at[cid] = asyncio.get_running_loop().time()
         await self.send(frame)  # not live: sent when the next connection is up
         return cid
 
@@ -89,6 +96,7 @@ class Link:
         kind = f.get("type")
         if kind == "ack" or (kind == "msg" and f.get("device") == self.account.device_id):
             self.pending.pop(f.get("cid", ""), None)
+            self.sent_at.pop(f.get("cid", ""), None)
         elif kind == "error":
             self._failed(f)
         self.on_frame(f)
@@ -101,13 +109,14 @@ class Link:
             self._later(f.get("retry_after_ms", 1000) / 1000, ref)
         elif ref in self.pending:
             self.pending.pop(ref)
+            self.sent_at.pop(ref, None)
 
     def _later(self, delay: float, *cids: str) -> None:
         async def resend() -> None:
             await asyncio.sleep(delay)
             for cid in cids:
                 if cid in self.pending:
-                    await self.send(self.pending[cid])
+                    await self._resend(self.pending[cid])
         self._spawn(resend())
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
@@ -178,7 +187,7 @@ class Link:
         self.node = str(device.welcome.get("node", ""))
         self.note(f"connected to {self.node}")
         for frame in list(self.pending.values()):  # same cids: a stored one is acked as a duplicate
-            await self.send(frame)
+            await self._resend(frame)
         if self.on_live is not None:
             self._spawn(self.on_live())
         beat = max(1.0, float(device.welcome.get("limits", {}).get("heartbeat_s", 25)) * 0.8)
@@ -190,6 +199,26 @@ class Link:
             self.cursor = device.cursor or self.cursor
             await device.close()
         return code
+
+    async def _resend(self, frame: Frame) -> None:
+        age = asyncio.get_running_loop().time() - self.sent_at.get(frame["cid"], 0.0)
+        if age < BLIND_RESEND_S:
+            await self.send(frame)
+            return
+        try:
+            page = await self.account.call("GET", f"/v1/conversations/{frame['conv']}/messages",
+                                           params={"limit": LOOKUP_PAGE})
+        except (ApiError, *CONNECT_ERRORS):
+            return  # unknown: not resent blindly; the next connection looks again
+        stored = next((m for m in page["messages"]
+                       if m["cid"] == frame["cid"] and m["device"] == self.account.device_id), None)
+        if frame["cid"] not in self.pending:
+            return  # its ack came meanwhile
+        if stored is not None:
+            self._frame({"type": "ack", "status": "sent", "cid": frame["cid"], "id": stored["id"],
+                         "conv": frame["conv"], "duplicate": True})
+        elif await self.send(frame):
+            self.sent_at[frame["cid"]] = asyncio.get_running_loop().time()  # a new first try
 
     async def _ping(self, device: Device, every: float) -> None:
         while not device.closed.done():
