@@ -193,12 +193,14 @@ def test_a_script_drives_it_over_a_pipe(cluster):
     """No terminal: commands on stdin (the password on the first line), plain lines out, exit 0 once every
     message is acknowledged."""
     name = unique("carol")
-    script = f"{PASSWORD}\n/friends\n/list\n/open nobody_{name}\n/quit\n"
+    script = f"{PASSWORD}\n/friends\n/list\n/open nobody_{name}\n/accept stranger\nhello?\n/quit\n"
     out = subprocess.run([sys.executable, "-m", "parley", "chat", "--api", cluster.api_url, "--user", name,
                           "--signup"], input=script, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert f"signed up as {name}" in out.stdout and "no friends yet" in out.stdout
     assert "no conversations yet" in out.stdout and "! unknown_user" in out.stdout
+    assert "! stranger has not asked to be your friend" in out.stdout
+    assert "! open a conversation first" in out.stdout
     assert PASSWORD not in out.stdout
 
 

@@ -184,8 +184,10 @@ class ChatSession:
                 await self.say(text)
             case c.Friends():
                 await self.friends()
-            case c.Add(name) | c.Accept(name):
+            case c.Add(name):
                 await self.befriend(name)
+            case c.Accept(name):
+                await self.accept(name)
             case c.Conversations():
                 self.state.load_listing(await self.account.call("GET", "/v1/conversations"))
                 self.show(render.conversation_lines(self.state))
@@ -226,6 +228,14 @@ class ChatSession:
             self.show([f"* you and {user['username']} are friends: /open {user['username']}"])
         else:
             self.show([f"* asked {user['username']} to be your friend (they /accept {self.account.username})"])
+
+    async def accept(self, name: str) -> None:
+        lists = await self.account.call("GET", "/v1/friends")
+        asking = {u["username"] for u in lists["incoming"]} | {u["username"] for u in lists["friends"]}
+        if name.strip().lower() not in asking:
+            self.show([f"! {name} has not asked to be your friend (/add {name} asks them)"])
+            return
+        await self.befriend(name)
 
     async def open(self, target: str) -> None:
         conv = self.state.find(target)
