@@ -52,6 +52,10 @@ class Pane:
         if enter:
             self.tmux.run("send-keys", "-t", self.name, "Enter")
 
+    def keys(self, *names: str) -> None:
+        """Keys by tmux's names: ``C-u``, ``Enter``, ``C-d``."""
+        self.tmux.run("send-keys", "-t", self.name, *names)
+
     def text(self) -> str:
         """Everything the pane shows and has scrolled away, lines joined where they wrapped."""
         return self.tmux.run("capture-pane", "-p", "-J", "-S", "-", "-t", self.name)

@@ -92,6 +92,11 @@ async def test_two_people_chat_in_two_terminals(tmux, cluster, world):
     await alice.shows(f"{bob_name}: hi alice")
     assert f"{bob_name}: hi ali\n" not in alice.text()
 
+    alice.type("half a thought", enter=False)  # what she is typing stays put while a message prints above
+    bob.type("while you type")
+    await shows_said(alice, bob_name, "while you type")
+    assert f"{bob_name}> half a thought" in alice.screen()
+    alice.keys("C-u")
     alice.type("/who")
     await alice.shows(f"  {bob_name}  online")
 
