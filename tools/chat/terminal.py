@@ -5,14 +5,16 @@
   last message got); incoming lines print above it without garbling what is being typed. Each change of
   the input line is reported (``on_text``), which is how typing indicators are sent. Passwords are read
   without echo.
-- ``PlainScreen`` (stdin or stdout not a terminal: scripts, pipes): lines from stdin (a daemon thread
-  reads them, so a blocked read never holds the process), plain prints, and the status bar's changing
-  parts (typing, receipts) printed as ``~`` lines when they change.
+- ``PlainScreen`` (stdin or stdout not a terminal, or ``--plain``: scripts, pipes): lines from stdin, read
+  one at a time on a daemon thread (a blocked read never holds the process), plain prints, and the status
+  bar's changing parts (typing, receipts) printed as ``~`` lines when they change.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import getpass
 import sys
 import threading
 from collections.abc import Callable
@@ -85,23 +87,20 @@ class PlainScreen:
     def __init__(self, status: Callable[[], Status]) -> None:
         self._status = status
         self._shown = ("", "")
-        self._lines: asyncio.Queue[str | None] = asyncio.Queue()
-        loop = asyncio.get_running_loop()
-
-        def pump() -> None:
-            for line in sys.stdin:
-                loop.call_soon_threadsafe(self._lines.put_nowait, line.rstrip("\n"))
-            loop.call_soon_threadsafe(self._lines.put_nowait, None)
-
-        threading.Thread(target=pump, name="stdin", daemon=True).start()
+        self._eof = False
 
     async def read_line(self) -> str | None:
-        line = await self._lines.get()
-        if line is None:
-            self._lines.put_nowait(None)  # stays at the end
-        return line
+        if self._eof:
+            return None
+        line = await _in_thread(sys.stdin.readline)
+        if not line:
+            self._eof = True
+            return None
+        return line.rstrip("\n")
 
     async def read_secret(self, prompt: str) -> str | None:
+        if sys.stdin.isatty():  # --plain in a terminal: still no echo
+            return await _in_thread(lambda: getpass.getpass(prompt))
         return await self.read_line()
 
     def show(self, lines: list[str]) -> None:
@@ -118,3 +117,24 @@ class PlainScreen:
 
     def close(self) -> None:
         pass
+
+
+async def _in_thread(read: Callable[[], str]) -> str:
+    """``read`` on a daemon thread: a read still blocked when the chat ends never holds the process."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[str] = loop.create_future()
+
+    def settle(value: str) -> None:
+        if not done.done():
+            done.set_result(value)
+
+    def run() -> None:
+        try:
+            value = read()
+        except (OSError, EOFError, KeyboardInterrupt):
+            value = ""
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+            loop.call_soon_threadsafe(settle, value)
+
+    threading.Thread(target=run, name="stdin", daemon=True).start()
+    return await done
