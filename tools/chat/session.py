@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -39,7 +39,7 @@ class ChatSession:
         self.screen: Screen | None = None
         self.link: Link | None = None
         self.frames: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._tasks: list[asyncio.Task[Any]] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     def show(self, lines: list[str]) -> None:
         assert self.screen is not None
@@ -56,7 +56,13 @@ class ChatSession:
     def typed(self, text: str) -> None:
         frame = self.state.typed(text, self.clock())
         if frame is not None and self.link is not None:
-            self._tasks.append(asyncio.ensure_future(self.link.send(frame)))
+            self._spawn(self.link.send(frame))
+
+    def _spawn(self, work: Awaitable[Any]) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     # -- logging in ------------------------------------------------------------------------------------
 
@@ -95,6 +101,8 @@ class ChatSession:
     async def _start(self, login: dict[str, Any]) -> None:
         if self.link is not None:
             await self.link.stop()
+        while not self.frames.empty():  # the last user's
+            self.frames.get_nowait()
         me = login["user"]
         self.state = ChatState()
         self.state.me, self.state.device = me["id"], login["device_id"]
@@ -107,9 +115,7 @@ class ChatSession:
                    f"{_count(len(self.state.listed), 'conversation')}, {unread} unread (/help lists the commands)"])
         self.link = Link(self.http, self.account, self.frames.put_nowait, self.note, on_live=self._on_live)
         self.link.cursor = listing["cursor"]  # a new device starts from now
-        running = asyncio.ensure_future(self.link.run(urls_of(login)))
-        running.add_done_callback(self._link_ended)
-        self._tasks.append(running)
+        self._spawn(self.link.run(urls_of(login))).add_done_callback(self._link_ended)
 
     def _link_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -123,10 +129,13 @@ class ChatSession:
     async def _on_live(self) -> None:
         """After each (re)connect: where friends stand now (changes arrive as frames from here on)."""
         self.state.connection = self.link.node if self.link else ""
-        friends = [u["id"] for u in await self._friends()]
-        if friends:
-            got = await self.account.call("GET", "/v1/presence", params={"user_ids": ",".join(friends[:100])})
-            self.state.learn_presence(got["presence"])
+        try:
+            friends = [u["id"] for u in await self._friends()]
+            if friends:
+                got = await self.account.call("GET", "/v1/presence", params={"user_ids": ",".join(friends[:100])})
+                self.state.learn_presence(got["presence"])
+        except (ApiError, *CONNECT_ERRORS):
+            pass  # the next /who or /friends asks again
 
     # -- frames ----------------------------------------------------------------------------------------
 
@@ -298,7 +307,8 @@ class ChatSession:
 
     async def serve(self, screen: Screen, user: str | None, signup: bool) -> int:
         self.screen = screen
-        self._tasks += [asyncio.ensure_future(self.consume()), asyncio.ensure_future(self.tick())]
+        self._spawn(self.consume())
+        self._spawn(self.tick())
         try:
             if user is not None and not await self.log_in(user, signup):
                 return 1
@@ -319,9 +329,10 @@ class ChatSession:
     async def close(self) -> None:
         if self.link is not None:
             await self.link.stop()
-        for task in self._tasks:
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def password_from_env(environ: dict[str, str] | os._Environ[str]) -> str | None:
