@@ -93,6 +93,8 @@ class Link:
     # -- frames ----------------------------------------------------------------------------------------
 
     def _frame(self, f: Frame) -> None:
+        if self.stopped:
+            return
         kind = f.get("type")
         if kind == "ack" or (kind == "msg" and f.get("device") == self.account.device_id):
             self.pending.pop(f.get("cid", ""), None)
@@ -131,6 +133,10 @@ class Link:
         backoff, nodes = Backoff(), first
         while not self.stopped:
             device = await self._connect(nodes)
+            if self.stopped:  # stopped while connecting
+                if device is not None:
+                    await device.close()
+                return
             if device is None:
                 plan = Plan("no node answered; trying again")
             else:
