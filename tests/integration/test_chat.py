@@ -243,8 +243,10 @@ async def test_a_send_older_than_the_dedup_window_is_looked_up_before_it_is_sent
 class RecordingLink(Link):
     """The link, keeping what it writes to the socket."""
 
-    written: list[dict]
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.written: list[dict] = []
 
     async def send(self, frame: dict) -> bool:
-        self.__dict__.setdefault("written", []).append(frame)
+        self.written.append(frame)
         return await super().send(frame)
