@@ -21,7 +21,7 @@ class Tmux:
         self.socket = f"parley-test-{secrets.token_hex(4)}"
         self.conf = tmp / "tmux.conf"
         self.conf.write_text("set -g remain-on-exit on\nset -g history-limit 10000\n")
-        self.started = False
+        self.socket_path: Path | None = None
 
     def run(self, *args: str) -> str:
         out = subprocess.run(["tmux", "-L", self.socket, "-f", str(self.conf), *args], capture_output=True,
@@ -33,12 +33,14 @@ class Tmux:
     def start(self, name: str, argv: list[str], env: dict[str, str]) -> Pane:
         flags = [f"-e{k}={v}" for k, v in env.items()]
         self.run("new-session", "-d", "-s", name, "-x", str(WIDTH), "-y", str(HEIGHT), *flags, *argv)
-        self.started = True
+        if self.socket_path is None:
+            self.socket_path = Path(self.run("display-message", "-p", "#{socket_path}").strip())
         return Pane(self, name)
 
     def close(self) -> None:
-        if self.started:
+        if self.socket_path is not None:
             subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=10)
+            self.socket_path.unlink(missing_ok=True)  # kill-server leaves the socket file behind
 
 
 class Pane:
