@@ -19,6 +19,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from parley.tools import cassandra_replication
 
         return cassandra_replication.main(args_list[2:])
+    if args_list[:1] == ["chat"]:  # its own options: parley chat --help
+        from parley.tools.chat import app as chat
+
+        return chat.main(args_list[1:])
     if args_list[:1] == ["cassandra"]:  # its own options: parley cassandra --help
         from parley.tools import cassandra_runner
 
@@ -61,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stepdown.add_argument("--server", help="instead: every stream this NATS server leads (its server_name)")
     sub.add_parser("cassandra", help="run a local Cassandra 5.0 (up, down, status, jars, nodetool); "
                                      "`parley cassandra replication` ALTERs the keyspace to the settings")
+    sub.add_parser("chat", help="a terminal chat client: sign up, friends, DMs, groups (parley chat --help)")
     sub.add_parser("status", help="the cluster at a glance: nodes by region, connections, traffic, archiver lag")
     node = sub.add_parser("node", help="run one edge node (configured by PARLEY_* variables); "
                                        "`parley node drain <node>` drains a running one")
