@@ -5,11 +5,11 @@ BIN := $(VENV)/bin
 
 .PHONY: run run-cassandra test install install-test lint bench bench-efficiency bench-foundation bench-store bench-scale bench-leader-kill bench-workers bench-regions loadtest-smoke capacity clean
 
-run: install
-	$(BIN)/parley up
+run: install  # options for parley up: make run ARGS="--nodes 3 --api-port 8180"
+	$(BIN)/parley up $(ARGS)
 
 run-cassandra: install  # the same cluster with history in a local Cassandra 5.0 (needs Java 17 and Maven)
-	$(BIN)/parley up --store cassandra
+	$(BIN)/parley up --store cassandra $(ARGS)
 
 test: install-test
 	ops/test-deps.sh $(BIN)/python
