@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from parley.tools import cassandra_runner, runfile
+from parley.tools import cassandra_runner, promtargets, runfile
 from parley.tools.cluster import HOST, Child, Cluster, free_port
 from parley.tools.natscluster import NatsServers
 
@@ -224,7 +224,9 @@ def run_cluster(base: Settings, args: argparse.Namespace) -> int:
         cluster, store_line = prepare(base, args, databases)
         cluster.start(pusher=bool(cluster.settings.fcm_credentials), archivers=args.archivers,
                       pushers=args.pushers, presence_workers=args.presence_workers)
-        runfile.write(cluster.root, run_info(cluster))  # part A reconciles: written again after a restart
+        info = run_info(cluster)
+        runfile.write(cluster.root, info)  # part A reconciles: written again after a restart
+        promtargets.write(cluster.root, info)  # ops/prometheus.yml scrapes these ports
         print("\n".join(banner(cluster, store_line)), flush=True)
         return watch(cluster, databases, stopping)
     except ParleyError as err:

@@ -3,6 +3,7 @@ when there is none."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -112,6 +113,9 @@ def test_parley_up_on_other_ports_then_status_finds_it(tmp_path: Path) -> None:
         out = parley("status", "--run-dir", str(run_dir))
         assert out.returncode == 0, out.stdout + out.stderr
         assert f"ws://127.0.0.1:{ports['node']}/ws" in out.stdout and "archiver  lag" in out.stdout
+        # and Prometheus's targets (ops/prometheus.yml reads these files) name the same ports
+        node_targets = json.loads((run_dir / "prometheus" / "parley-node.json").read_text())
+        assert node_targets == [{"targets": [f"127.0.0.1:{ports['node']}"], "labels": {}}]
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
