@@ -87,12 +87,13 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         runner.register_message("parley_summary", _on_worker_summary)
     elif isinstance(runner, WorkerRunner):
         runner.register_message("parley_settle", _on_settle_request, concurrent=True)
-    if not environment.host and not isinstance(runner, WorkerRunner):  # a worker gets the master's
-        opts = environment.parsed_options
-        where = locate(os.environ, getattr(opts, "run_dir", "") or None)
-        if not where.found:
-            raise SystemExit(f"{where.not_answering('api', '--host')} (locust: --host)")
-        environment.host = where.api
+    opts = environment.parsed_options
+    if not environment.host and not isinstance(runner, WorkerRunner) and opts is not None:  # workers: the master's
+        where = locate(os.environ, opts.run_dir or None)
+        if where.found:
+            environment.host = where.api
+        elif opts.headless:  # the web UI asks for a host instead
+            raise SystemExit(where.not_answering("api", "--host"))
 
 
 class Shared:

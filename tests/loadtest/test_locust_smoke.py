@@ -118,3 +118,7 @@ def test_without_a_cluster_the_run_and_the_seeding_say_so_in_one_line(tmp_path: 
                              "2", "--out", str(tmp_path / "r.json")], env=env, capture_output=True, text=True,
                             timeout=60)
     assert seeded.returncode == 1 and seeded.stderr.strip() == "api at http://127.0.0.1:1 is not answering"
+    locust = subprocess.run([sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-t", "1s",
+                             "--run-dir", str(tmp_path)], env=env, capture_output=True, text=True, timeout=60)
+    assert locust.returncode == 1 and locust.stderr.strip().splitlines()[-1] == (
+        f"no cluster found in {tmp_path} (start one with `make run`), or pass --run-dir DIR or --host URL")
