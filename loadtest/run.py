@@ -151,16 +151,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.disrupt:
         overrides["disrupt"] = "" if args.disrupt == "none" else args.disrupt
     sc = scenario(args.scenario, **overrides)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    out = Path(args.out or (record.checkout() or Path.cwd()) / ".parley" / "loadtest" / f"{sc.name}-{stamp}").resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    cluster = None
     if args.run_dir and not args.api:
         where = locate(os.environ, args.run_dir)
         if not where.found:
             print(where.not_answering("api", "--api"), file=sys.stderr)
             return 1
         args.api = where.api
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    out = Path(args.out or (record.checkout() or Path.cwd()) / ".parley" / "loadtest" / f"{sc.name}-{stamp}").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    cluster = None
     if not args.api:
         print(f"starting a local cluster in {out / 'cluster'} ...", flush=True)
         cluster = Cluster(out / "cluster", nodes=2, tie_to_parent=True)
