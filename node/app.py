@@ -25,6 +25,7 @@ from parley.registry import NodeRecord, open_bucket, read_all
 from parley.runtime import StoreProbe, serve, serve_health
 from parley.settings import Settings
 from parley.store import open_store
+from parley.tasks import cancel_and_wait
 
 log = logging.getLogger("parley.node")
 
@@ -144,8 +145,7 @@ async def run_node(settings: Settings) -> None:
         except Exception:
             pass
         node.draining = True
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)  # a flush it was in put its batch back
+        await cancel_and_wait(task)  # a flush it was in put its batch back
         try:
             await kv.delete(node_id)
         except Exception:
@@ -165,6 +165,4 @@ async def first_of(*aws: Coroutine[Any, Any, object]) -> None:
         for t in done:
             t.result()
     finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(*tasks)

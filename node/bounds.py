@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from parley.bus import StreamReads
 from parley.errors import Unavailable
+from parley.tasks import cancel_and_wait
 
 log = logging.getLogger("parley.node")
 MIN_GAP_S = 0.05
@@ -66,8 +67,7 @@ class ShardWatch:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await cancel_and_wait(self._task)
 
     async def _read_shard(self, shard: int) -> ShardBounds:
         # the floor first: read after it, ``last`` is never below it

@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import orjson
-from parley.discovery.placement import place_client
+from parley.discovery.placement import rank_nodes
 from parley.node.link import DeviceLink
 
 from parley import protocol
@@ -31,8 +31,7 @@ log = logging.getLogger("parley.node")
 
 def destinations(records: Iterable[NodeRecord], me: str, region: str, now: float, ttl: float) -> list[NodeRecord]:
     """Where this node's clients may go, best first: eligible nodes other than ``me``, same region first."""
-    others = [r for r in records if r.id != me]
-    return place_client(others, region, now=now, ttl=ttl, fallbacks=len(others))
+    return rank_nodes((r for r in records if r.id != me), region, now=now, ttl=ttl)
 
 
 def assign(count: int, targets: Sequence[NodeRecord]) -> list[int]:

@@ -48,6 +48,7 @@ from parley.messages import decode_payload
 from parley.metrics import NodeMetrics
 from parley.settings import Settings
 from parley.shards import Vector, pack, shard_of_stream
+from parley.tasks import cancel_and_wait
 
 log = logging.getLogger("parley.node")
 RESYNC_WAVE = 200  # after a NATS reconnect, connections resync this many at a time
@@ -117,9 +118,7 @@ class EdgeNode:
         self._background.append(asyncio.get_running_loop().create_task(self._offer_cursors()))
 
     async def stop(self) -> None:
-        for task in self._background:
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        await cancel_and_wait(*self._background)
         await self.watch.stop()
 
     async def _offer_cursors(self) -> None:

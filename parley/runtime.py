@@ -18,6 +18,7 @@ from parley.ids import UserId
 from parley.metrics import LATENCY, add_metrics_route
 from parley.settings import Settings
 from parley.store import Accounts
+from parley.tasks import cancel_and_wait
 
 
 class JsonLines(logging.Formatter):
@@ -81,8 +82,7 @@ class StoreProbe:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await cancel_and_wait(self._task)
 
     async def _run(self) -> None:
         while True:

@@ -9,8 +9,9 @@ it ended, its restart count and its log. One that keeps crashing stops ``parley 
 message naming it and its log. Processes don't wait for each other: nats-py reconnects by itself, and
 a restart does not block the loop (it does not wait for the process to answer).
 
-``<run dir>/run.json`` (``parley.tools.runfile``) is written once everything answers and again after
-every restart (new PID, restarts + 1); the caller removes it when ``parley up`` stops.
+``<run dir>/run.json`` (``parley.tools.runfile``, from ``run_info``) is written by ``parley up`` once
+everything answers, by ``watch`` again after every restart (new PID, restarts + 1), and removed by
+``parley up`` when it stops.
 """
 
 from __future__ import annotations
@@ -92,11 +93,14 @@ def process_entry(sup: Supervised, name: str, child: Child | None, restarts: int
     return runfile.Process(name, "nats", pid, cluster.nats_port, f"nats://{HOST}:{cluster.nats_port}", restarts)
 
 
-def run_info(sup: Supervised, restarts: Supervision) -> runfile.RunInfo:
+def run_info(sup: Supervised, restarts: Supervision | None = None) -> runfile.RunInfo:
+    """What run.json says: the URLs, and every process with its port, PID and restarts (none yet without
+    ``restarts``)."""
     cluster = sup.cluster
     urls = {"chat": f"{cluster.api_url}/", "api": cluster.api_url, "discovery": cluster.discovery_url,
             "cluster_page": f"{cluster.discovery_url}/cluster", "nats": cluster.nats_url}
-    processes = [process_entry(sup, name, child, restarts.restarts(name)) for name, child in sup.processes().items()]
+    processes = [process_entry(sup, name, child, restarts.restarts(name) if restarts else 0)
+                 for name, child in sup.processes().items()]
     return runfile.RunInfo(up_pid=os.getpid(), started=sup.started, urls=urls, processes=processes)
 
 
@@ -128,7 +132,6 @@ def watch(sup: Supervised, stopping: list[bool], policy: Policy | None = None) -
     now = time.monotonic()
     for name in sup.processes():
         restarts.track(name, now)
-    runfile.write(sup.run_dir, run_info(sup, restarts))
     while not stopping:
         now = time.monotonic()
         for name, child in sup.processes().items():

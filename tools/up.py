@@ -29,7 +29,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from parley.tools import cassandra_runner, runfile, supervise
+from parley.tools import cassandra_runner, promtargets, runfile, supervise
 from parley.tools.cluster import Cluster, free_port
 from parley.tools.natscluster import NatsServers
 
@@ -187,9 +187,12 @@ def run_cluster(base: Settings, args: argparse.Namespace) -> int:
         cluster, store_line = prepare(base, args, databases)
         cluster.start(pusher=bool(cluster.settings.fcm_credentials), archivers=args.archivers,
                       pushers=args.pushers, presence_workers=args.presence_workers)
+        supervised = supervise.Supervised(cluster, next((d.dir for d in databases if d.ours), None))
+        info = supervise.run_info(supervised)
+        runfile.write(cluster.root, info)  # written again after every restart (supervise)
+        promtargets.write(cluster.root, info)  # ops/prometheus.yml scrapes these ports (a restart keeps them)
         print("\n".join(banner(cluster, store_line)), flush=True)
-        ours = next((d.dir for d in databases if d.ours), None)
-        return supervise.watch(supervise.Supervised(cluster, ours), stopping)
+        return supervise.watch(supervised, stopping)
     except ParleyError as err:
         print(f"parley up: {err.message}", file=sys.stderr)
         return 1

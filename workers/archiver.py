@@ -38,6 +38,7 @@ from parley.runtime import StoreProbe, run_until_stopped, serve, serve_health
 from parley.settings import Settings
 from parley.shards import conversation_of_message, pack, shard_of_message
 from parley.store import Archive, StoredMessage, open_store
+from parley.tasks import cancel_and_wait
 
 log = logging.getLogger("parley.archiver")
 MAX_BACKOFF_S = 5.0
@@ -194,9 +195,7 @@ async def archive(settings: Settings, store: Archive, nc: BusClient, stop: async
             raise batcher.failed
         await nc.flush(timeout=2)
     finally:
-        for task in [*relay, *pulling, *batcher.writing]:
-            task.cancel()
-        await asyncio.gather(*relay, *pulling, *batcher.writing, return_exceptions=True)
+        await cancel_and_wait(*relay, *pulling, *batcher.writing)
 
 
 async def _set_when(source: asyncio.Event, target: asyncio.Event) -> None:
@@ -233,10 +232,9 @@ async def run_archiver(settings: Settings) -> None:
     waiter = asyncio.get_running_loop().create_task(run_until_stopped())
     await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
     stop.set()
-    lag.cancel()
+    await cancel_and_wait(lag, waiter)
     await probe.stop()
-    await asyncio.gather(task, lag, return_exceptions=True)
-    waiter.cancel()
+    await asyncio.gather(task, return_exceptions=True)
     await runner.cleanup()
     await bus.close_quietly(nc)
     await store.close()

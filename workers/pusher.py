@@ -47,6 +47,7 @@ from parley.runtime import StoreProbe, run_until_stopped, serve, serve_health
 from parley.settings import Settings
 from parley.shards import shard_of_stream, shard_subjects
 from parley.store import Accounts, Conversations, Push, PushPrefs, Receipts, StoredMessage, open_store
+from parley.tasks import cancel_and_wait
 
 log = logging.getLogger("parley.pusher")
 CONSUMER, PUSHED_BUCKET = "pusher", buckets.PUSHED
@@ -318,9 +319,8 @@ async def run_pusher(settings: Settings) -> None:
     waiter = asyncio.get_running_loop().create_task(run_until_stopped())
     await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
     stop.set()
-    lag.cancel()
-    await asyncio.gather(task, lag, return_exceptions=True)
-    waiter.cancel()
+    await cancel_and_wait(lag, waiter)
+    await asyncio.gather(task, return_exceptions=True)
     await probe.stop()
     await runner.cleanup()
     await bus.close_quietly(nc)

@@ -126,7 +126,7 @@ def nodes(cluster: Cluster) -> dict[str, int]:
 
 def wait_busier(cluster: Cluster, node: str) -> None:
     """Until discovery sees ``node`` with more connections than any other, so the next placement goes
-    elsewhere (placement prefers the least loaded node)."""
+    elsewhere (of two nodes placement takes the less loaded, docs/adr/0010)."""
     def busier() -> bool:
         counts = nodes(cluster)
         assert counts.get(node, 0) > max((c for n, c in counts.items() if n != node), default=0), counts
