@@ -173,6 +173,12 @@ def banner(cluster: Cluster, store_line: list[str]) -> list[str]:
     ]
 
 
+def run_info(cluster: Cluster) -> runfile.RunInfo:
+    """What run.json says about a cluster just started (no Cassandra, no restarts): tests and tools that
+    start a ``Cluster`` themselves write it with this."""
+    return supervise.run_info(supervise.Supervised(cluster))
+
+
 def run_cluster(base: Settings, args: argparse.Namespace) -> int:
     databases: list[LocalCassandra] = []
     cluster: Cluster | None = None
