@@ -47,6 +47,13 @@ class CassandraServer:
     def stop(self) -> None:
         cassandra_runner.stop(self.dir)
 
+    def kill(self) -> None:
+        """kill -9: what Cassandra acked must survive it (commitlog_sync group)."""
+        cassandra_runner.kill(self.dir)
+
+    def pause(self, paused: bool = True) -> None:
+        cassandra_runner.pause(self.dir, paused)
+
     def start(self) -> None:
         cassandra_runner.start(self.dir, cql_port=self.port, storage_port=self.storage_port, heap=HEAP,
                                jmx_port=None, tie_to_parent=self.ours)

@@ -470,6 +470,30 @@ def stop(dir: Path, timeout: float = 60) -> bool:
     return True
 
 
+def kill(dir: Path) -> bool:
+    """SIGKILL this directory's Cassandra at once (a crash: no drain, no flush; tests of durability);
+    False if it was not running."""
+    dir = dir.resolve()
+    pid = running_pid(dir)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGKILL)
+    _wait_gone(pid, dir, 10)
+    child = _children.pop(pid, None)
+    if child is not None:
+        child.wait()
+    _pid_file(dir).unlink(missing_ok=True)
+    return True
+
+
+def pause(dir: Path, paused: bool = True) -> None:
+    """SIGSTOP (or SIGCONT) this directory's Cassandra: a store that hangs without closing a socket."""
+    pid = running_pid(dir.resolve())
+    if pid is None:
+        raise CassandraError(f"no Cassandra is running in {dir}", code="cassandra_not_running")
+    os.kill(pid, signal.SIGSTOP if paused else signal.SIGCONT)
+
+
 def _wait_gone(pid: int, dir: Path, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
