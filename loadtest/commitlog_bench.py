@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             (work / mode).mkdir()
             try:
                 rec["results"][mode] = store_bench.run_cassandra(args, plan, work / mode, rec)
+                rec["results"][mode]["cassandra"] = rec["cassandra"]  # each mode's instance (rec's: the last)
             except (BenchError, ParleyError, OSError, TimeoutError) as err:
                 rec["errors"][mode] = f"{type(err).__name__}: {getattr(err, 'message', err)}"
                 say(f"  {mode} failed: {rec['errors'][mode]}", err=True)
