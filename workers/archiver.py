@@ -14,7 +14,10 @@ at once. Up to ``archiver_concurrency`` batches are held at once (pull requests 
 may finish in any order, which is safe because the consumer's ack floor only moves over a contiguous
 run of acks. While the store is down every batch is retried with backoff, telling JetStream we are
 still working on it, so nothing is skipped and nothing is acked early. The ack floor is then
-"archived through": nodes read the store below it and the stream above.
+"archived through": nodes read the store below it and the stream above. That holds only if what the store
+acked survives a crash of the store (commitlog_sync group on Cassandra, ADR 0011); should the store lose
+messages anyway, readers fill them from the stream and ask us (``arc.repair``, ``serve_repairs``) to write
+them back.
 """
 
 from __future__ import annotations
