@@ -32,6 +32,7 @@ class Deadlined:
 
     def __init__(self, store: Store, deadline_s: float) -> None:
         self._store, self._deadline = store, deadline_s
+        self._bounded_calls: dict[str, Callable[..., Any]] = {}
 
     @property
     def inner(self) -> Store:
@@ -41,7 +42,10 @@ class Deadlined:
         attr = getattr(self._store, name)
         if name in BACKGROUND or not inspect.iscoroutinefunction(attr):
             return attr
-        return self._bounded(name, attr)
+        call = self._bounded_calls.get(name)
+        if call is None:
+            call = self._bounded_calls[name] = self._bounded(name, attr)
+        return call
 
     def _bounded(self, name: str, call: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(call)
