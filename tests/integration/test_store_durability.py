@@ -172,7 +172,7 @@ async def test_kill_9_of_cassandra_under_sends_loses_no_acked_message(dworld, dc
         conv = await a.befriend(b)
         da = await a.device(node=0)
         pairs.append((b, conv, da, [(await da.send(conv, "warm-up"))["id"]]))
-    logged = {name: len(dcluster.log_text(name)) for name in ("node1", "node2", "api")}
+    logged = {name: len(dcluster.log_text(name)) for name in ("node1", "node2", "api", "archiver")}
     stop = asyncio.Event()
     load = [asyncio.get_running_loop().create_task(send_until(da, conv, acked, stop, most=2000))
             for _, conv, da, acked in pairs]
@@ -195,5 +195,6 @@ async def test_kill_9_of_cassandra_under_sends_loses_no_acked_message(dworld, dc
         await fresh.synced.wait()
         assert [i for i in fresh.order if fresh.messages[i]["conv"] == conv] == acked
         await fresh.close()
+    assert "store unavailable" in dcluster.log_text("archiver")[logged["archiver"]:]  # it wrote through the crash
     for name, mark in logged.items():  # it was the store that had them all, not the stream's repair
         assert "missing from the store" not in dcluster.log_text(name)[mark:]
