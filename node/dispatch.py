@@ -11,9 +11,10 @@ count); our failures are retryable error frames. Errors become frames in ``parle
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from parley.node.events import ConversationEvents
@@ -122,11 +123,13 @@ class FrameHandler:
                     self._on_cursor(link)
                     await self._events.delivered(link, covered)
             case protocol.Typing(conv=conv, state=state):
-                await self._membership.check(link.user, conv)
-                await self._events.typing(link, conv, state)
+                async with self._within_deadline():
+                    await self._membership.check(link.user, conv)
+                    await self._events.typing(link, conv, state)
             case protocol.Read(conv=conv, upto=upto):
-                await self._membership.check(link.user, conv)
-                await self._events.read(link, conv, upto)
+                async with self._within_deadline():
+                    await self._membership.check(link.user, conv)
+                    await self._events.read(link, conv, upto)
             case protocol.Presence(users=users):
                 if self.presence is None:
                     raise Unavailable("presence is not available on this node yet", code="bus_unavailable")
@@ -164,6 +167,17 @@ class FrameHandler:
         sends = self._sends.pop(link, None)
         if sends is not None:
             await sends.close()
+
+    @contextlib.asynccontextmanager
+    async def _within_deadline(self) -> AsyncIterator[None]:
+        """A frame handled in the read loop that needs the store (``typing``, ``read``: a membership check,
+        a read mark) holds the connection's later frames at most ``store_deadline_s``, all its calls
+        together, then answers ``store_unavailable``."""
+        try:
+            async with asyncio.timeout(self._settings.store_deadline_s):
+                yield
+        except TimeoutError:
+            raise Unavailable("the store did not answer in time", code="store_unavailable") from None
 
     async def _check_by(self, user: UserId, conv: ConversationId, when: float) -> None:
         """The membership check of a send, answered by ``when`` (loop time: its admission plus the store's

@@ -134,6 +134,12 @@ async def test_a_hung_store_every_send_is_answered_within_the_bound(dworld, dclu
                                                                           for e in sender.errors) for b in burst),
                               timeout=BOUND_S + 5)
         burst_took = time.monotonic() - sent_at
+        seen = len(sender.errors)
+        read_began = time.monotonic()  # a read mark is saved before it is announced: it needs the store
+        await sender.send_frame({"type": "read", "conv": warm, "upto": acked[0]})
+        await sender.wait_for(lambda: any(e.get("code") == "store_unavailable" and "ref" not in e
+                                          for e in sender.errors[seen:]), timeout=BOUND_S + 5)
+        read_took = time.monotonic() - read_began
         history_began = time.monotonic()
         with pytest.raises(ApiError) as down:
             await dworld.api.call("GET", f"/v1/conversations/{warm}/messages?limit=5", bob.token)
@@ -143,6 +149,7 @@ async def test_a_hung_store_every_send_is_answered_within_the_bound(dworld, dclu
     slowest = max(took for _, _, took in answers)
     assert slowest <= BOUND_S, f"a send waited {slowest:.1f} s for its answer: {answers}"
     assert burst_took <= BOUND_S, f"queued sends answered after {burst_took:.1f} s"
+    assert read_took <= BOUND_S, f"a read frame answered after {read_took:.1f} s"
     assert {outcome for conv, outcome, _ in answers if conv == warm} == {"ack"}  # no store needed
     assert {outcome for conv, outcome, _ in answers if conv == cold} <= {"ack", "store_unavailable"}
     assert "store_unavailable" in {outcome for conv, outcome, _ in answers if conv == cold}
