@@ -28,7 +28,7 @@ from parley.auth import Claims
 from parley.bus.repair import ask_repair
 from parley.cursor import cursor_key, seal_cursor
 from parley.errors import BadRequest, Forbidden, NotFound, Unavailable
-from parley.gaps import fill_span, holes_in
+from parley.gaps import fill_span, holes_in, trailing_hole
 from parley.ids import ConversationId, UserId, dm_conversation, dm_members, is_group
 from parley.messages import decode_payload
 from parley.settings import Settings
@@ -150,7 +150,9 @@ async def history(request: web.Request) -> web.Response:
                                             newest_first=newest_first)
     # complete down to ``after`` (or the conversation's start) unless a newest-first page was cut short
     floor = (after or pack(shard, 0)) if not newest_first or len(rows) <= limit else None
-    rows = await _fill_holes(request, conv.id, shard, rows, floor, newest_first=newest_first)
+    # the page reaches the top of what is archived (newest first, or everything after ``after``)
+    top = archived if before is None and (newest_first or len(rows) <= limit) else None
+    rows = await _fill_holes(request, conv.id, shard, rows, floor, top, newest_first=newest_first)
     rows = await _with_unarchived(request, conv.id, shard, rows, archived, before=before, after=after,
                                   newest_first=newest_first)
     page, more = rows[:limit], len(rows) > limit
@@ -185,15 +187,22 @@ async def _with_unarchived(
 
 
 async def _fill_holes(request: web.Request, conv: ConversationId, shard: int, rows: list[StoredMessage],
-                      floor: int | None, *, newest_first: bool) -> list[StoredMessage]:
+                      floor: int | None, top: int | None, *, newest_first: bool) -> list[StoredMessage]:
     """Fill holes in a page of the store's history (a message whose ``prev`` is not there: the store lost
     it) from the stream while it still holds them (``parley.gaps``), and ask the archiver to write them
-    back (``bus.repair``)."""
+    back (``bus.repair``). ``top``: the archiver's floor when the page should reach it; then messages the
+    stream has above the page's newest, up to the floor, were lost too (a hole no later message shows)."""
+    nc, settings = request.app[NATS], request.app[SETTINGS]
     ordered = sorted(rows, key=lambda m: m.id)
     holes = holes_in([(m.id, m.prev) for m in ordered], floor)
+    newest = ordered[-1].id if ordered else floor
+    if top is not None and newest is not None:
+        last = await bus.last_id_of(nc, settings, shard, conv)
+        hole = trailing_hole(newest, last, top)
+        if hole is not None:
+            holes.append(hole)
     if not holes:
         return rows
-    nc, settings = request.app[NATS], request.app[SETTINGS]
     first, _ = await bus.stream_bounds(nc, settings, shard)
     filled: list[StoredMessage] = []
     for hole in holes:

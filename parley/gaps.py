@@ -50,6 +50,14 @@ def holes_in(ids_prevs: Sequence[tuple[int, int]], floor: int | None) -> list[Ho
     return out
 
 
-def floor_id(id: int, pos: int) -> int:
-    """Position ``pos`` as an id in ``id``'s shard (a cursor or a range bound, compared with ids there)."""
-    return pack(shard_of_id(id), pos)
+def trailing_hole(newest: int, stream_last: int, archived: int) -> Hole | None:
+    """The hole above the newest message read of a conversation (``newest``, an id, or a floor), when the
+    stream's last message of it (``stream_last``, an id, 0 for none) is above it and at or below the
+    archiver's floor (``archived``, a sequence): the store should have it and does not. No later message
+    names it, so ``holes_in`` cannot see it; a reader that knows the stream's last can."""
+    if not stream_last:
+        return None
+    through = min(pos_of_id(stream_last), archived)
+    if through <= pos_of_id(newest):
+        return None
+    return Hole(newest, pack(shard_of_id(stream_last), through + 1))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from parley.gaps import Hole, fill_span, holes_in
+from parley.gaps import Hole, fill_span, holes_in, trailing_hole
 from parley.shards import pack
 
 
@@ -37,3 +37,15 @@ def test_holes_are_where_a_prev_is_above_what_was_read_before(rows, floor, holes
 ])
 def test_the_stream_fills_what_it_still_holds(hole, first, span):
     assert fill_span(Hole(pack(5, hole[0]), pack(5, hole[1])), first) == span
+
+
+@pytest.mark.parametrize(("newest", "stream_last", "archived", "hole"), [
+    (9, 12, 20, (9, 13)),  # 10..12 archived, not in the store: lost, and no later message names them
+    (9, 12, 11, (9, 12)),  # above the floor it is the unarchived tail's (read from the stream anyway)
+    (12, 12, 20, None),  # the store has the stream's last
+    (9, 0, 20, None),  # the stream holds nothing of the conversation (older than its max age)
+    (9, 15, 9, None),  # nothing archived above the newest read
+])
+def test_a_lost_newest_message_is_a_hole_only_the_stream_shows(newest, stream_last, archived, hole):
+    found = trailing_hole(pack(3, newest), pack(3, stream_last) if stream_last else 0, archived)
+    assert found == (Hole(pack(3, hole[0]), pack(3, hole[1])) if hole else None)
