@@ -26,6 +26,7 @@ from parley.presence_bus import open_buckets
 from parley.runtime import StoreProbe, run_until_stopped, serve, serve_health
 from parley.settings import Settings
 from parley.store import Store, open_store
+from parley.store.deadline import with_deadline
 
 log = logging.getLogger("parley.api")
 
@@ -50,7 +51,7 @@ async def _discovery_client(app: web.Application) -> AsyncIterator[None]:
 
 
 async def run_api(settings: Settings) -> None:
-    store = open_store(settings)
+    store = with_deadline(open_store(settings), settings.store_deadline_s)
     await store.migrate()
     nc = await bus.connect(settings, "api")
     app = make_app(settings, store, nc)

@@ -4,7 +4,8 @@ conversation's history, and its members' receipts.
 Invariants:
 - History is never behind what devices were sent. The archiver writes the stream into the store a
   little late, so a read takes the archiver's floor (``bus.archived_through``) *before* it reads the
-  store, then adds what the stream holds above that floor (the unarchived tail).
+  store, then adds what the stream holds above that floor (the unarchived tail), and fills any hole
+  in the store's page from the stream while it holds the messages (``_fill_holes``).
 - A DM is only opened between friends; its id is derived from the two members, so opening it again
   returns the same conversation.
 - ``member_conversation`` is the one membership check for routes under ``/v1/conversations/{conv}``
@@ -14,6 +15,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import replace
 
 from aiohttp import web
@@ -23,14 +25,25 @@ from parley.api.shapes import conversation_json, message_json
 
 from parley import bus
 from parley.auth import Claims
+from parley.bus.repair import ask_repair
 from parley.cursor import cursor_key, seal_cursor
 from parley.errors import BadRequest, Forbidden, NotFound, Unavailable
+from parley.gaps import fill_span, holes_in, trailing_hole
 from parley.ids import ConversationId, UserId, dm_conversation, dm_members, is_group
 from parley.messages import decode_payload
 from parley.settings import Settings
-from parley.shards import conversation_of_message, home_for, home_in, message_subject, pos_of_id, user_message_filters
+from parley.shards import (
+    conversation_of_message,
+    home_for,
+    home_in,
+    message_subject,
+    pack,
+    pos_of_id,
+    user_message_filters,
+)
 from parley.store import Conversation, Receipt, Store, StoredMessage
 
+log = logging.getLogger("parley.api")
 HISTORY_MAX = 200
 UNREAD_MAX = 100  # a client shows it as "99+"; also how many messages after the mark are looked at
 UNREAD_READS = 16  # GET /v1/conversations: conversations whose unread count is read at once
@@ -135,6 +148,11 @@ async def history(request: web.Request) -> web.Response:
     archived = await bus.archived_through(request.app[NATS], request.app[SETTINGS], shard)  # before the store read
     rows = await request.app[STORE].history(conv.id, before=before, after=after, limit=limit + 1,
                                             newest_first=newest_first)
+    # complete down to ``after`` (or the conversation's start) unless a newest-first page was cut short
+    floor = (after or pack(shard, 0)) if not newest_first or len(rows) <= limit else None
+    # the page reaches the top of what is archived (newest first, or everything after ``after``)
+    top = archived if before is None and (newest_first or len(rows) <= limit) else None
+    rows = await _fill_holes(request, conv.id, shard, rows, floor, top, newest_first=newest_first)
     rows = await _with_unarchived(request, conv.id, shard, rows, archived, before=before, after=after,
                                   newest_first=newest_first)
     page, more = rows[:limit], len(rows) > limit
@@ -166,6 +184,38 @@ async def _with_unarchived(
              if (after is None or m.id > after) and (before is None or m.id < before)]
     merged = {m.id: m for m in rows} | {m.id: m for m in extra}
     return sorted(merged.values(), key=lambda m: m.id, reverse=newest_first)
+
+
+async def _fill_holes(request: web.Request, conv: ConversationId, shard: int, rows: list[StoredMessage],
+                      floor: int | None, top: int | None, *, newest_first: bool) -> list[StoredMessage]:
+    """Fill holes in a page of the store's history (a message whose ``prev`` is not there: the store lost
+    it) from the stream while it still holds them (``parley.gaps``), and ask the archiver to write them
+    back (``bus.repair``). ``top``: the archiver's floor when the page should reach it; then messages the
+    stream has above the page's newest, up to the floor, were lost too (a hole no later message shows)."""
+    nc, settings = request.app[NATS], request.app[SETTINGS]
+    ordered = sorted(rows, key=lambda m: m.id)
+    holes = holes_in([(m.id, m.prev) for m in ordered], floor)
+    newest = ordered[-1].id if ordered else floor
+    if top is not None and newest is not None:
+        last = await bus.last_id_of(nc, settings, shard, conv)
+        hole = trailing_hole(newest, last, top)
+        if hole is not None:
+            holes.append(hole)
+    if not holes:
+        return rows
+    first, _ = await bus.stream_bounds(nc, settings, shard)
+    filled: list[StoredMessage] = []
+    for hole in holes:
+        span = fill_span(hole, first)
+        if span is not None:
+            found = await bus.read_stream(nc.jetstream(), settings, shard, [message_subject(shard, conv)],
+                                          start=span[0], end=span[1])
+            filled += [decode_payload(id, conv, data) for id, _, data in found]
+    if not filled:
+        return rows
+    log.warning("%d messages of %s missing from the store, filled from the stream", len(filled), conv)
+    await ask_repair(nc, shard, [pos_of_id(m.id) for m in filled])
+    return sorted(ordered + filled, key=lambda m: m.id, reverse=newest_first)
 
 
 async def _tail_from_stream(

@@ -25,6 +25,7 @@ from parley.registry import NodeRecord, open_bucket, read_all
 from parley.runtime import StoreProbe, serve, serve_health
 from parley.settings import Settings
 from parley.store import open_store
+from parley.store.deadline import with_deadline
 from parley.tasks import cancel_and_wait
 
 log = logging.getLogger("parley.node")
@@ -36,7 +37,7 @@ def node_id_of(settings: Settings) -> str:
 
 async def run_node(settings: Settings) -> None:
     node_id = node_id_of(settings)
-    store = open_store(settings)
+    store = with_deadline(open_store(settings), settings.store_deadline_s)
     await store.migrate()
     node: EdgeNode | None = None
 

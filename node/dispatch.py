@@ -10,9 +10,11 @@ count); our failures are retryable error frames. Errors become frames in ``parle
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from parley.node.events import ConversationEvents
@@ -25,7 +27,7 @@ from parley import protocol
 from parley.bus.outage import as_unavailable
 from parley.cursor import BadCursor, open_cursor
 from parley.errors import CLOSE_ABUSE, BadRequest, ParleyError, PeerError, RateLimited, Unavailable
-from parley.ids import dedup_id
+from parley.ids import ConversationId, UserId, dedup_id
 from parley.messages import encode_payload
 from parley.metrics import NodeMetrics
 from parley.ratelimit import TokenBucket
@@ -121,11 +123,13 @@ class FrameHandler:
                     self._on_cursor(link)
                     await self._events.delivered(link, covered)
             case protocol.Typing(conv=conv, state=state):
-                await self._membership.check(link.user, conv)
-                await self._events.typing(link, conv, state)
+                async with self._within_deadline():
+                    await self._membership.check(link.user, conv)
+                    await self._events.typing(link, conv, state)
             case protocol.Read(conv=conv, upto=upto):
-                await self._membership.check(link.user, conv)
-                await self._events.read(link, conv, upto)
+                async with self._within_deadline():
+                    await self._membership.check(link.user, conv)
+                    await self._events.read(link, conv, upto)
             case protocol.Presence(users=users):
                 if self.presence is None:
                     raise Unavailable("presence is not available on this node yet", code="bus_unavailable")
@@ -149,7 +153,7 @@ class FrameHandler:
         sends = self._sends.get(link)
         if sends is None:
             sends = self._sends[link] = LinkSends(self._settings.sends_in_flight,
-                                                  lambda f: self._answer_send(link, f))
+                                                  lambda f, at: self._answer_send(link, f, at))
         await sends.wait_room()  # backpressure: the rest of the device's frames wait in the socket
         bucket = self._buckets.setdefault(link.user, TokenBucket(self._settings.rate_per_s,
                                                                  self._settings.rate_burst))
@@ -164,16 +168,36 @@ class FrameHandler:
         if sends is not None:
             await sends.close()
 
-    async def _answer_send(self, link: DeviceLink, frame: protocol.Send) -> None:
+    @contextlib.asynccontextmanager
+    async def _within_deadline(self) -> AsyncIterator[None]:
+        """A frame handled in the read loop that needs the store (``typing``, ``read``: a membership check,
+        a read mark) holds the connection's later frames at most ``store_deadline_s``, all its calls
+        together, then answers ``store_unavailable``."""
+        try:
+            async with asyncio.timeout(self._settings.store_deadline_s):
+                yield
+        except TimeoutError:
+            raise Unavailable("the store did not answer in time", code="store_unavailable") from None
+
+    async def _check_by(self, user: UserId, conv: ConversationId, when: float) -> None:
+        """The membership check of a send, answered by ``when`` (loop time: its admission plus the store's
+        deadline), so sends queued in a lane behind a hung store all get ``store_unavailable`` in time."""
+        try:
+            async with asyncio.timeout_at(when):
+                await self._membership.check(user, conv)
+        except TimeoutError:
+            raise Unavailable("the store did not answer in time", code="store_unavailable") from None
+
+    async def _answer_send(self, link: DeviceLink, frame: protocol.Send, admitted: float) -> None:
         """Publish one send (its lane's turn) and answer it: the SENT ack, or an error frame with ``ref``."""
         try:
-            await self._send(link, frame)
+            await self._send(link, frame, admitted)
         except Exception as err:
             self._failed(link, frame, err)
 
-    async def _send(self, link: DeviceLink, frame: protocol.Send) -> None:
+    async def _send(self, link: DeviceLink, frame: protocol.Send, admitted: float) -> None:
         try:
-            await self._membership.check(link.user, frame.conv)
+            await self._check_by(link.user, frame.conv, admitted + self._settings.store_deadline_s)
             ts = now_ms()
 
             def payload(prev: int) -> bytes:

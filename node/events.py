@@ -116,7 +116,11 @@ class ConversationEvents:
         if upto > last:
             raise BadRequest(f"read cursor {upto} is beyond the conversation's last message {last}",
                              code="bad_cursor", conv=conv, cursor=last)
-        await self._store.save_receipts([Receipt(conv, link.user, read=upto)])
+        try:  # a background write in the store (no deadline there), but this device waits for it
+            async with asyncio.timeout(self._settings.store_deadline_s):
+                await self._store.save_receipts([Receipt(conv, link.user, read=upto)])
+        except TimeoutError:
+            raise Unavailable("the store did not save the read mark in time", code="store_unavailable") from None
         if is_group(conv):
             await self._tell([link.user], wire.ReceiptNotice(link.user, "read", upto, conv))
         else:

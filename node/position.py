@@ -36,8 +36,22 @@ class Position:
         shard = shard_of_id(id)
         if pos_of_id(id) <= self.delivered.get(shard, 0):
             return "duplicate"
-        known = self.conv_last.get(conv, pack(shard, self.base.get(shard, 0)))
-        return "gap" if prev > known else "deliver"
+        return "gap" if prev > self.known(conv, shard) else "deliver"
+
+    def known(self, conv: str, shard: int) -> int:
+        """The id a message of ``conv`` (homed in ``shard``) may continue from: the last one queued, else
+        the shard's base as an id."""
+        return self.conv_last.get(conv, pack(shard, self.base.get(shard, 0)))
+
+    def fill(self, id: int, conv: str) -> bool:
+        """A message read into a hole of ``conv`` (it may be below what was delivered of other conversations
+        in its shard): True if it is new to the conversation here (to be queued)."""
+        if id <= self.known(conv, shard_of_id(id)):
+            return False
+        self.conv_last[conv] = id
+        shard = shard_of_id(id)
+        self.delivered[shard] = max(self.delivered.get(shard, 0), pos_of_id(id))
+        return True
 
     def advance(self, id: int, conv: str) -> None:
         self.delivered[shard_of_id(id)] = pos_of_id(id)

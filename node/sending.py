@@ -1,10 +1,13 @@
 """A connection's sends in flight: the asyncio shell around ``PendingSends`` (``node/pending.py``).
 
 The read loop calls ``wait_room`` (it returns at once unless the connection already has ``cap`` sends
-unanswered, and then once one is answered: backpressure) and ``admit``. A lane whose first send is
-admitted gets a task that answers the lane's sends in order (``answer`` publishes one and sends its ack or error
-frame; it must not raise) and ends when the lane is empty. So pings, acks, reads and the sends of other
-conversations never wait for a publish's round trip, and one conversation's acks go out in send order.
+unanswered, and then once one is answered: backpressure) and ``admit``. A lane whose first send is admitted
+gets a task that answers the lane's sends in order (``answer`` publishes one and sends its ack or error frame;
+it must not raise) and ends when the lane is empty. ``answer`` is told when its send was admitted
+(``loop.time()``), so a send that waited in its lane behind a slow one keeps the deadline it had on arrival (a
+lane of sends behind a hung store is answered all at once, not one deadline after another). So pings, acks,
+reads and the sends of other conversations never wait for a publish's round trip, and one conversation's acks
+go out in send order.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ CLOSE_WAIT_S = 10.0  # a closing connection waits this long for the publishes it
 class LinkSends:
     __slots__ = ("_pending", "_answer", "_room", "_tasks")
 
-    def __init__(self, cap: int, answer: Callable[[protocol.Send], Awaitable[None]]) -> None:
-        self._pending: PendingSends[protocol.Send] = PendingSends(cap)
+    def __init__(self, cap: int, answer: Callable[[protocol.Send, float], Awaitable[None]]) -> None:
+        self._pending: PendingSends[tuple[protocol.Send, float]] = PendingSends(cap)
         self._answer = answer
         self._room = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -37,19 +40,22 @@ class LinkSends:
 
     def admit(self, frame: protocol.Send) -> None:
         """Queue the send on its conversation's lane (call ``wait_room`` first)."""
-        if self._pending.admit(frame.conv, frame):
-            task = asyncio.get_running_loop().create_task(self._run(frame))
+        loop = asyncio.get_running_loop()
+        admitted = (frame, loop.time())
+        if self._pending.admit(frame.conv, admitted):
+            task = loop.create_task(self._run(admitted))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, first: protocol.Send) -> None:
-        frame: protocol.Send | None = first
-        while frame is not None:
+    async def _run(self, first: tuple[protocol.Send, float]) -> None:
+        item: tuple[protocol.Send, float] | None = first
+        while item is not None:
+            frame, admitted = item
             try:
-                await self._answer(frame)
+                await self._answer(frame, admitted)
             except Exception:  # answer reports its own failures; this is a bug, and the lane must go on
                 log.exception("send %s failed unanswered", frame.cid)
-            frame = self._pending.done(first.conv)
+            item = self._pending.done(first[0].conv)
             self._room.set()
 
     async def settle(self) -> None:

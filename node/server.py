@@ -34,6 +34,7 @@ from parley.node.sync import SyncRunner, delivery_of
 
 from parley import protocol
 from parley.bus import BusClient, JetStreamReads, StreamReads
+from parley.bus.repair import ask_repair
 from parley.cursor import BadCursor, cursor_key, open_cursor, seal_cursor
 from parley.errors import (
     CLOSE_DRAINING,
@@ -71,9 +72,11 @@ class EdgeNode:
         self.homes = Homes(store, settings.shards)
         self.watch = ShardWatch(self.reads, every_s=settings.bounds_refresh_s, on_change=self._shards_changed)
         self._background: list[asyncio.Task[None]] = []
+        self._repairs: set[asyncio.Task[None]] = set()
         self.syncs = SyncRunner(store, self.reads, self.watch, self.hub.groups_of, self.homes.known,
                                 lambda v: protocol.frame_bytes(protocol.synced_frame(cursor=self.seal(v))),
-                                batch=settings.sync_batch, floor_wait_s=settings.floor_wait_s)
+                                batch=settings.sync_batch, floor_wait_s=settings.floor_wait_s,
+                                repair=self._ask_repair)
         self.events = ConversationEvents(settings, store, nc, self.reads, self.hub, self.homes)
         self.presence = PresenceRelay(nc, self.hub, node_id, settings.presence_partitions)
         self.groups = GroupRoutes(nc, self.hub, self.on_delivery, self.events.on_event, self.resync)
@@ -85,6 +88,12 @@ class EdgeNode:
                                    sync=self.syncs.schedule, cursor_key=self._cursor_key)
 
     # ---- NATS side ---------------------------------------------------------------------------
+
+    def _ask_repair(self, shard: int, seqs: list[int]) -> None:
+        """A sync filled a hole in the store from the stream: an archiver writes it back (``bus.repair``)."""
+        task = asyncio.get_running_loop().create_task(ask_repair(self.nc, shard, seqs))
+        self._repairs.add(task)
+        task.add_done_callback(self._repairs.discard)
 
     def on_delivery(self, subject: str, headers: dict[str, str] | None, data: bytes,
                     only: UserId | None = None) -> None:

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from parley.node.position import Position
 
 from parley.errors import CLOSE_NORMAL, CLOSE_SLOW
+from parley.gaps import Hole
 from parley.ids import UserId
 from parley.shards import Vector, covers, pos_of_id, shard_of_id, vmax, vmin
 
@@ -196,6 +197,19 @@ class DeviceSession:
             self.position.advance(m.id, m.conv)
             self._queue(m)
         return hole
+
+    def hole_before(self, m: Delivery) -> Hole | None:
+        """The hole ``m`` (read by the round) would leave in its conversation, or None: its ``prev`` was never
+        read. The round may fill it (``fill``, from the stream) before it hands ``m`` to ``synced``."""
+        if self.state is not State.SYNCING or self.position.judge(m.id, m.conv, m.prev) != "gap":
+            return None
+        return Hole(self.position.known(m.conv, shard_of_id(m.id)), m.id)
+
+    def fill(self, m: Delivery) -> None:
+        """A message the round read from the stream into a hole of its conversation, in id order within the
+        conversation (it may be below what the round sent of other conversations in its shard)."""
+        if self.state is State.SYNCING and self.position.fill(m.id, m.conv):
+            self._queue(m)
 
     def finish_round(self, through: Vector, skipped: Iterable[int] = ()) -> SyncFrom | None:
         """The round read everything up to ``through``: send what was held, go live (or sync again).

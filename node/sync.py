@@ -4,7 +4,9 @@ One round per link at a time: a new request cancels the running round, waits for
 starts from its own point. A round first tells the session it begins (live messages are held from
 then on; the user's subscriptions are already in place), then takes the node's shard reading
 (``ShardWatch``) made after that moment — so anything stored later arrives live — and, shard by shard,
-reads what the device misses: from the store up to the archiver's floor, from the stream above it.
+reads what the device misses: from the store up to the archiver's floor, from the stream above it. A hole
+in the store below the floor (a message whose ``prev`` the round never read) is filled from the stream
+while the stream still holds it (``parley.gaps``), and the archiver is asked to write it back.
 When the floor is behind, the round first waits for the archiver (up to ``PARLEY_FLOOR_WAIT_S``), so a
 device that is up to date, or only a little behind, costs no JetStream API call. Failures of the store
 or the bus are told to the device (retryable error frames) and the round is tried again a second later.
@@ -33,9 +35,10 @@ from parley import protocol
 from parley.bus import StreamReads
 from parley.bus.outage import as_unavailable
 from parley.errors import CLOSE_INTERNAL, BadRequest, ParleyError, Unavailable
-from parley.ids import UserId
+from parley.gaps import Hole, fill_span
+from parley.ids import ConversationId, UserId
 from parley.messages import decode_payload, frame_of
-from parley.shards import Vector, conversation_of_message, pack, user_message_filters
+from parley.shards import Vector, conversation_of_message, message_subject, pack, pos_of_id, user_message_filters
 from parley.store import StoredMessage
 
 log = logging.getLogger("parley.node")
@@ -56,10 +59,12 @@ def _floor(reading: Reading, shard: int, plan: SyncPlan) -> int:
 class SyncRunner:
     def __init__(self, store: MessageHistory, reads: StreamReads, watch: ShardWatch,
                  groups_of: Callable[[UserId], Sequence[str]], shard_of: Callable[[str], int | None],
-                 synced_frame: Callable[[Vector], bytes], *, batch: int, floor_wait_s: float) -> None:
+                 synced_frame: Callable[[Vector], bytes], *, batch: int, floor_wait_s: float,
+                 repair: Callable[[int, list[int]], None] = lambda shard, seqs: None) -> None:
         self._store, self._reads, self._watch, self._groups_of = store, reads, watch, groups_of
         self._shard_of, self._synced_frame = shard_of, synced_frame
         self._batch, self._floor_wait = batch, floor_wait_s
+        self._repair = repair  # (shard, sequences): ask the archiver to write them back to the store
         self._tasks: dict[DeviceLink, asyncio.Task[None]] = {}
         self._skipped: dict[DeviceLink, frozenset[int]] = {}  # shards the link's last round could not reach
         self._revisits: dict[DeviceLink, asyncio.Task[None]] = {}
@@ -171,7 +176,7 @@ class SyncRunner:
                 batch = await self._store.messages_for_user(link.user, shard=shard, after=pack(shard, cursor),
                                                             upto=pack(shard, plan.store_upto), limit=self._batch)
                 for m in batch:
-                    self._synced(link, delivery_of(m))
+                    await self._deliver(link, shard, plan, delivery_of(m))
                 if len(batch) < self._batch:
                     return plan.store_upto
                 cursor = batch[-1].id >> 6
@@ -190,13 +195,35 @@ class SyncRunner:
         rows = self._reads.batches(shard, filters, start=plan.stream_start(cursor), end=plan.last, size=self._batch)
         async for batch in rows:
             for id, subject, data in batch:
-                self._synced(link, delivery_of(decode_payload(id, conversation_of_message(subject), data)))
+                await self._deliver(link, shard, plan,
+                                    delivery_of(decode_payload(id, conversation_of_message(subject), data)))
             await self._pace(link)
 
-    def _synced(self, link: DeviceLink, m: Delivery) -> None:
+    async def _deliver(self, link: DeviceLink, shard: int, plan: SyncPlan, m: Delivery) -> None:
+        """One message the round read, after any hole before it in its conversation that the stream can fill."""
+        hole = link.core.hole_before(m)
+        if hole is not None:
+            await self._fill(link, shard, plan, m.conv, hole)
         if link.core.synced(m):
             log.error("conn %s: store/stream gap in %s before %s", link.conn_id, m.conv, m.id,
                       extra={"conn": link.conn_id})
+
+    async def _fill(self, link: DeviceLink, shard: int, plan: SyncPlan, conv: str, hole: Hole) -> None:
+        """Read the hole's messages from the stream (those it still holds) into the round, and ask the
+        archiver to write them back to the store (``bus.repair``), so the next reader finds them there."""
+        span = fill_span(hole, plan.first)
+        if span is None:
+            return
+        filled: list[int] = []
+        async for batch in self._reads.batches(shard, [message_subject(shard, conv)], start=span[0], end=span[1],
+                                               size=self._batch):
+            for id, _, data in batch:
+                link.core.fill(delivery_of(decode_payload(id, ConversationId(conv), data)))
+                filled.append(pos_of_id(id))
+        if filled:
+            log.warning("conn %s: %d messages of %s missing from the store, filled from the stream",
+                        link.conn_id, len(filled), conv, extra={"conn": link.conn_id})
+            self._repair(shard, filled)
 
     async def _pace(self, link: DeviceLink) -> None:
         link.wake()

@@ -52,7 +52,7 @@ POSITIVE = (
     "sends_in_flight", "heartbeat_s", "idle_timeout_s", "hello_timeout_s", "sync_batch", "sync_max", "cursor_flush_s",
     "max_connections", "node_ttl_s", "node_beat_s", "token_ttl_s", "argon2_time_cost", "argon2_memory_kib",
     "presence_beat_s", "presence_timeout_s", "drain_timeout_s", "push_grace_s", "push_retries", "stream_replicas",
-    "bounds_refresh_s", "floor_wait_s", "cursor_every_s",
+    "bounds_refresh_s", "floor_wait_s", "cursor_every_s", "store_deadline_s", "cassandra_background_concurrency",
     "archiver_ack_wait_s", "presence_partitions", "presence_lease_s",
 )
 
@@ -70,6 +70,9 @@ class Settings:
     nats_tls_key: str = ""
     store: str = "sqlite"  # sqlite | cassandra
     sqlite_path: str = "parley.db"
+    # a node's or the API's store call (a membership check, history, a sync page) that has no answer after
+    # this long fails with store_unavailable (protocol.md §13): a hung store is an answer, never silence
+    store_deadline_s: float = 3.0
     run_dir: str = ".parley"
     secret: Secret = field(default_factory=lambda: Secret(""))
     # Cassandra (when store == "cassandra")
@@ -87,7 +90,9 @@ class Settings:
     cassandra_password: Secret = field(default_factory=lambda: Secret(""))
     cassandra_bucket_s: int = 10 * 86400  # time window of one messages partition
     cassandra_timeout_s: float = 10.0  # per request
-    cassandra_concurrency: int = 64  # statements in flight per process
+    cassandra_concurrency: int = 64  # statements in flight per process (foreground: what someone waits for)
+    # receipt and cursor writes in flight, on their own budget: they never take a foreground read's slot
+    cassandra_background_concurrency: int = 16
     cassandra_dir: str = ""  # `parley up --store cassandra`: instance dir (default <run dir>/cassandra)
     cassandra_heap: str = "1G"
     # the API

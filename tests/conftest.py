@@ -4,7 +4,9 @@
 started once on 127.0.0.1 free ports in a temp dir and stopped at the end. It is never skipped: a
 machine without Java or Maven fails these tests with the runner's message. For quicker local runs,
 ``PARLEY_TEST_CASSANDRA_DIR`` names the directory of an instance already started with
-``parley cassandra up --dir ...``; it is used (and restarted by the outage test) but not stopped.
+``parley cassandra up --dir ...``; it is used (and restarted by the outage test, paused and killed -9
+then restarted by tests/integration/test_store_durability.py: it must run ``commitlog_sync: group``, the
+runner's default since ADR 0011) but not stopped.
 
 ``nats_cluster``: a bare 3-server JetStream cluster (``parley.tools.natscluster``) on 127.0.0.1 free
 ports, started once, for tests of stream and bucket configuration; each test uses streams of its own
@@ -46,6 +48,13 @@ class CassandraServer:
 
     def stop(self) -> None:
         cassandra_runner.stop(self.dir)
+
+    def kill(self) -> None:
+        """kill -9: what Cassandra acked must survive it (commitlog_sync group)."""
+        cassandra_runner.kill(self.dir)
+
+    def pause(self, paused: bool = True) -> None:
+        cassandra_runner.pause(self.dir, paused)
 
     def start(self) -> None:
         cassandra_runner.start(self.dir, cql_port=self.port, storage_port=self.storage_port, heap=HEAP,

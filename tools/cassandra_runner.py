@@ -62,6 +62,8 @@ def _pom() -> Path:
 POM = _pom()
 MAIN_CLASS = "org.apache.cassandra.service.CassandraDaemon"
 HOST = "127.0.0.1"
+COMMITLOG_SYNC = ("group", "batch", "periodic")
+GROUP_WINDOW = "15ms"  # the longest a write waits for its fsync (group mode); docs/adr/0011
 
 # conf/jvm-server.options (Cassandra 5.0), the lines that are not commented out.
 JVM_SERVER_OPTIONS = (
@@ -185,8 +187,23 @@ def _q(value: object) -> str:
     return json.dumps(str(value))
 
 
+def commitlog_lines(mode: str) -> str:
+    """The commit log's sync mode. ``group`` (the default; docs/adr/0011): a write is answered only once
+    the commit log holding it is fsynced, every ``GROUP_WINDOW`` at most, so what Cassandra acked survives
+    a kill -9 of the process (and a power cut). ``batch``: the same guarantee, one fsync per write burst.
+    ``periodic``: answered at once, fsynced every 10 s — a kill -9 loses up to 10 s of acked writes
+    (only for benchmarks that compare)."""
+    if mode not in COMMITLOG_SYNC:
+        raise CassandraError(f"bad commitlog_sync {mode!r} (one of {', '.join(COMMITLOG_SYNC)})", code="bad_setting")
+    if mode == "periodic":
+        return "commitlog_sync: periodic\ncommitlog_sync_period: 10000ms"
+    if mode == "group":
+        return f"commitlog_sync: group\ncommitlog_sync_group_window: {GROUP_WINDOW}"
+    return "commitlog_sync: batch"
+
+
 def cassandra_yaml(dir: Path, cql_port: int, storage_port: int, cluster_name: str = "parley",
-                   seeds: Sequence[int] = (), dc: str = "") -> str:
+                   seeds: Sequence[int] = (), dc: str = "", commitlog_sync: str = "group") -> str:
     """One node's config. Alone: SimpleSnitch, seeded by itself. In a cluster (``dc`` set): the
     GossipingPropertyFileSnitch (``cassandra-rackdc.properties`` names its DC) and every node a seed,
     so the nodes start together and none bootstraps (they are new and empty)."""
@@ -218,8 +235,7 @@ commitlog_directory: {_q(data / "commitlog")}
 saved_caches_directory: {_q(data / "saved_caches")}
 hints_directory: {_q(data / "hints")}
 cdc_raw_directory: {_q(data / "cdc_raw")}
-commitlog_sync: periodic
-commitlog_sync_period: 10000ms
+{commitlog_lines(commitlog_sync)}
 disk_failure_policy: stop
 commit_failure_policy: stop
 # A new single-node cluster never had 4.x nodes: use 5.0's own storage formats and limits.
@@ -262,7 +278,7 @@ LOGBACK_TOOLS = """\
 
 
 def write_config(dir: Path, cql_port: int = 9042, storage_port: int = 7000, cluster_name: str = "parley",
-                 seeds: Sequence[int] = (), dc: str = "") -> Path:
+                 seeds: Sequence[int] = (), dc: str = "", commitlog_sync: str = "group") -> Path:
     """Create the instance layout and write conf/cassandra.yaml, conf/logback.xml (and, in a
     datacenter, conf/cassandra-rackdc.properties); return conf/."""
     dir = dir.resolve()
@@ -270,7 +286,8 @@ def write_config(dir: Path, cql_port: int = 9042, storage_port: int = 7000, clus
     for sub in ("conf", "logs", "triggers", "data/data", "data/commitlog", "data/saved_caches", "data/hints",
                 "data/cdc_raw"):
         (dir / sub).mkdir(parents=True, exist_ok=True)
-    (conf / "cassandra.yaml").write_text(cassandra_yaml(dir, cql_port, storage_port, cluster_name, seeds, dc))
+    (conf / "cassandra.yaml").write_text(cassandra_yaml(dir, cql_port, storage_port, cluster_name, seeds, dc,
+                                                          commitlog_sync))
     rackdc = conf / "cassandra-rackdc.properties"
     rackdc.unlink(missing_ok=True)
     if dc:
@@ -400,9 +417,10 @@ def launch(dir: Path, argv: list[str], tie_to_parent: bool = False) -> int:
 
 def start(dir: Path, cql_port: int = 9042, storage_port: int = 7000, heap: str = "1G", jmx_port: int | None = 0,
           wait: bool = True, timeout: float = 180, cache: Path | None = None, tie_to_parent: bool = False,
-          dc: str = "", seeds: Sequence[int] = ()) -> Instance:
+          dc: str = "", seeds: Sequence[int] = (), commitlog_sync: str = "group") -> Instance:
     """Start (or find running) the instance in ``dir``. Port 0 picks a free port; ``jmx_port=None``: no JMX.
     ``dc`` and ``seeds`` (the storage ports of every node) make it one node of a multi-DC cluster.
+    ``commitlog_sync``: ``commitlog_lines``.
 
     ``tie_to_parent`` (tests): Cassandra gets SIGTERM if the calling thread dies without calling ``stop``;
     call from the main thread then, never from a pool thread that may exit first.
@@ -421,7 +439,7 @@ def start(dir: Path, cql_port: int = 9042, storage_port: int = 7000, heap: str =
         if port is not None:
             _check_free(port, what)
     classpath = ensure_jars(cache)
-    write_config(dir, cql_port, storage_port, seeds=seeds, dc=dc)
+    write_config(dir, cql_port, storage_port, seeds=seeds, dc=dc, commitlog_sync=commitlog_sync)
     pid = launch(dir, jvm_command(dir, classpath, heap, jmx_port), tie_to_parent)
     instance = Instance(str(dir), pid, cql_port, storage_port, jmx_port, cassandra_version(), heap, dc)
     (dir / "runner.json").write_text(json.dumps(asdict(instance), indent=2) + "\n")
@@ -450,6 +468,30 @@ def stop(dir: Path, timeout: float = 60) -> bool:
         child.wait()
     _pid_file(dir).unlink(missing_ok=True)
     return True
+
+
+def kill(dir: Path) -> bool:
+    """SIGKILL this directory's Cassandra at once (a crash: no drain, no flush; tests of durability);
+    False if it was not running."""
+    dir = dir.resolve()
+    pid = running_pid(dir)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGKILL)
+    _wait_gone(pid, dir, 10)
+    child = _children.pop(pid, None)
+    if child is not None:
+        child.wait()
+    _pid_file(dir).unlink(missing_ok=True)
+    return True
+
+
+def pause(dir: Path, paused: bool = True) -> None:
+    """SIGSTOP (or SIGCONT) this directory's Cassandra: a store that hangs without closing a socket."""
+    pid = running_pid(dir.resolve())
+    if pid is None:
+        raise CassandraError(f"no Cassandra is running in {dir}", code="cassandra_not_running")
+    os.kill(pid, signal.SIGSTOP if paused else signal.SIGCONT)
 
 
 def _wait_gone(pid: int, dir: Path, timeout: float) -> bool:
@@ -586,6 +628,8 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--no-jmx", action="store_true", help="start no JMX server")
     parser.add_argument("--heap", default="1G", help="-Xms/-Xmx (default 1G)")
     parser.add_argument("--wait", action="store_true", help="up: wait until CQL answers")
+    parser.add_argument("--commitlog-sync", choices=COMMITLOG_SYNC, default="group",
+                        help="group (default): acked writes survive kill -9; periodic: benchmarks only")
     parser.add_argument("--timeout", type=float, default=180, help="seconds to wait for CQL / for a stop")
     return parser
 
@@ -610,7 +654,7 @@ def _run(args: argparse.Namespace, rest: list[str]) -> int:
         return 0
     began = time.monotonic()
     inst = start(args.dir, args.cql_port, args.storage_port, args.heap, None if args.no_jmx else args.jmx_port,
-                 args.wait, args.timeout)
+                 args.wait, args.timeout, commitlog_sync=args.commitlog_sync)
     state = f"CQL answering after {time.monotonic() - began:.1f}s" if args.wait else "starting"
     print(f"cassandra {inst.version} pid {inst.pid}: {state}; cql {HOST}:{inst.cql_port}, "
           f"storage {inst.storage_port}, jmx {inst.jmx_port or 'off'}; dir {inst.dir}")

@@ -14,16 +14,21 @@ at once. Up to ``archiver_concurrency`` batches are held at once (pull requests 
 may finish in any order, which is safe because the consumer's ack floor only moves over a contiguous
 run of acks. While the store is down every batch is retried with backoff, telling JetStream we are
 still working on it, so nothing is skipped and nothing is acked early. The ack floor is then
-"archived through": nodes read the store below it and the stream above.
+"archived through": nodes read the store below it and the stream above. That holds only if what the store
+acked survives a crash of the store (commitlog_sync group on Cassandra, ADR 0011); should the store lose
+messages anyway, readers fill them from the stream and ask us (``arc.repair``, ``serve_repairs``) to write
+them back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from aiohttp import web
 from nats.aio.msg import Msg
@@ -31,6 +36,8 @@ from nats.aio.msg import Msg
 from parley import bus
 from parley.bus import BusClient
 from parley.bus.pull import ACK, NAK, PROGRESS, Puller, stream_sequence
+from parley.bus.repair import REPAIR_SUBJECT, message_at, parse_repair
+from parley.bus.stream import local_shards
 from parley.errors import Unavailable
 from parley.messages import decode_payload
 from parley.metrics import ArchiverMetrics
@@ -180,6 +187,7 @@ async def archive(settings: Settings, store: Archive, nc: BusClient, stop: async
         await bus.ensure_archiver_consumer(js, settings, stream)
     log.info("archiver consuming %s, %d batches at a time", bus.message_streams(settings),
              settings.archiver_concurrency)
+    repairs = await serve_repairs(settings, store, nc)
     batcher = Batcher(settings, store, nc, stop, metrics)
     batcher.pullers = [Puller(nc, stream, bus.ARCHIVER, batch=settings.archiver_batch, expires_s=PULL_EXPIRES_S,
                               room=batcher.room, deliver=batcher.deliver)
@@ -196,6 +204,31 @@ async def archive(settings: Settings, store: Archive, nc: BusClient, stop: async
         await nc.flush(timeout=2)
     finally:
         await cancel_and_wait(*relay, *pulling, *batcher.writing)
+        with contextlib.suppress(Exception):
+            await repairs.unsubscribe()
+
+
+async def serve_repairs(settings: Settings, store: Archive, nc: BusClient) -> Any:
+    """Answer ``arc.repair`` (``bus.repair``): read the asked sequences from the stream, write them to the
+    store. One archiver of the queue group takes each request; a failure is logged (the next reader that
+    meets the hole asks again)."""
+    async def handle(msg: Msg) -> None:
+        asked = parse_repair(msg.data)
+        if asked is None or asked[0] not in local_shards(settings):
+            return
+        shard, seqs = asked
+        try:
+            rows = []
+            for seq in seqs:
+                hit = await message_at(nc, settings, shard, seq)
+                if hit is not None:
+                    rows.append(decode_payload(pack(shard, seq), conversation_of_message(hit[0]), hit[1]))
+            await store.put_messages(rows)
+            log.warning("repaired %d messages of shard %d in the store from the stream", len(rows), shard)
+        except Exception as err:
+            log.warning("could not repair %d messages of shard %d: %s", len(seqs), shard, err)
+
+    return await nc.subscribe(REPAIR_SUBJECT, queue=bus.ARCHIVER, cb=handle)
 
 
 async def _set_when(source: asyncio.Event, target: asyncio.Event) -> None:

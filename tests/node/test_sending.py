@@ -20,10 +20,12 @@ class Publishes:
     def __init__(self) -> None:
         self.started: list[str] = []
         self.answered: list[str] = []
+        self.admitted: dict[str, float] = {}
         self._gates: dict[str, asyncio.Event] = {}
 
-    async def __call__(self, frame: protocol.Send) -> None:
+    async def __call__(self, frame: protocol.Send, admitted: float) -> None:
         self.started.append(frame.cid)
+        self.admitted[frame.cid] = admitted
         await self._gate(frame.cid).wait()
         self.answered.append(frame.cid)
 
@@ -72,3 +74,19 @@ async def test_closing_drops_the_waiting_and_lets_the_started_finish() -> None:
     pubs.release("a1")
     await asyncio.wait_for(closing, 5)
     assert pubs.answered == ["a1"] and pubs.started == ["a1"]
+
+
+async def test_a_send_waiting_in_its_lane_keeps_the_time_it_was_admitted() -> None:
+    pubs = Publishes()
+    sends = LinkSends(8, pubs)
+    loop = asyncio.get_running_loop()
+    before = loop.time()
+    sends.admit(send("a", "a1"))
+    sends.admit(send("a", "a2"))
+    after = loop.time()
+    await eventually(lambda: pubs.started == ["a1"], what="a1 publishing")
+    started_at = loop.time()
+    pubs.release("a1")
+    pubs.release("a2")
+    await eventually(lambda: pubs.answered == ["a1", "a2"], what="both answered")
+    assert before <= pubs.admitted["a2"] <= after <= started_at

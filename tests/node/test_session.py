@@ -218,3 +218,30 @@ def test_a_live_connection_whose_shard_stops_answering_offers_no_cursor_past_it(
     assert s.live(msg(11, conv="a", prev=0)) is None and sent(s) == [b"a:11"]
     assert s.take_cursor() is None  # still {0: 10}, offered already
     assert s.resync() == SyncFrom({0: 10})
+
+
+def test_a_hole_the_round_finds_can_be_filled_before_the_message_after_it():
+    s = DeviceSession(ME, max_queue=100)
+    s.accept(V(10), b"welcome")
+    s.begin_round(V(10))
+    sent(s)
+    assert s.hole_before(msg(12, "a", prev=10)) is None  # a's first message continues from the base
+    assert not s.synced(msg(12, "a", prev=10))
+    assert not s.synced(msg(15, "b", prev=0))
+    after_gap = msg(16, "a", prev=13)  # 13 (in a) is missing from what the round read
+    hole = s.hole_before(after_gap)
+    assert hole is not None and (hole.after, hole.before) == (pack(0, 12), pack(0, 16))
+    s.fill(msg(13, "a", prev=12))  # from the stream: below b's 15, queued anyway (a's order is kept)
+    s.fill(msg(13, "a", prev=12))  # read twice: sent once
+    assert s.hole_before(after_gap) is None
+    assert not s.synced(after_gap)
+    assert sent(s) == [b"a:12", b"b:15", b"a:13", b"a:16"]
+    assert s.finish_round(V(16)) is None
+    assert s.cursor_position() == V(16)
+
+
+def test_a_hole_left_unfilled_is_still_reported():
+    s = DeviceSession(ME, max_queue=100)
+    s.accept(V(10), b"welcome")
+    s.begin_round(V(10))
+    assert s.synced(msg(16, "a", prev=13))  # the stream no longer had 13: sent, and the caller logs the hole

@@ -1,15 +1,16 @@
 """One process's way to Cassandra: the cluster and session, statements prepared by name, and the
 bridge that runs them from asyncio.
 
-One ``Cluster`` per process with token-aware, DC-aware routing; every query a prepared statement;
-consistency from settings, checked at start so reads in any datacenter meet the archiver's writes:
-the statements sync trusts below the ack floor (``trusted_writes``) go out at the write consistency
-(``EACH_QUORUM`` across datacenters), everything else at the read/write one (``LOCAL_QUORUM``);
-lightweight transactions are decided at ``SERIAL``, across every datacenter. Requests run on the
-driver's I/O thread and come back to asyncio through callbacks, so the event loop never waits on
-Cassandra; only connecting, preparing and schema changes run in a worker thread. Large reads page.
-At most ``cassandra_concurrency`` requests are in flight. Any "cannot reach Cassandra" error (``DOWN``)
-becomes ``Unavailable(store_unavailable)``.
+One ``Cluster`` per process with token-aware, DC-aware routing; every query a prepared statement; consistency
+from settings, checked at start so reads in any datacenter meet the archiver's writes: the statements sync
+trusts below the ack floor (``trusted_writes``) go out at the write consistency (``EACH_QUORUM`` across
+datacenters), everything else at the read/write one (``LOCAL_QUORUM``); lightweight transactions are decided
+at ``SERIAL``, across every datacenter. Requests run on the driver's I/O thread and come back to asyncio
+through callbacks, so the event loop never waits on Cassandra; only connecting, preparing and schema changes
+run in a worker thread. Large reads page. At most ``cassandra_concurrency`` requests are in flight, and apart
+from them at most ``cassandra_background_concurrency`` background writes (``in_background``: receipts,
+cursors), so a burst of those, each held up to its full timeout by a slow Cassandra, never takes a foreground
+read's slot. Any "cannot reach Cassandra" error (``DOWN``) becomes ``Unavailable(store_unavailable)``.
 
 This module knows no table: the statements and the schema migration are handed in.
 """
@@ -17,7 +18,9 @@ This module knows no table: the statements and the schema migration are handed i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+import contextlib
+import contextvars
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -48,6 +51,8 @@ DOWN = (NoHostAvailable, OperationTimedOut, RequestExecutionException, Connectio
 # minority accepted (contention across datacenters, a replica lost mid-way) may or may not take effect
 CAS_WRITE_UNKNOWN = 0x1700
 PAGE = 1000
+# set while a background write runs (``Cql.in_background``); tasks it starts (``gather``) inherit it
+_BACKGROUND: contextvars.ContextVar[bool] = contextvars.ContextVar("cassandra_background", default=False)
 
 # migrate(session, keyspace, replication): blocking, run once connected and before anything is prepared
 Migrate = Callable[[CqlSession, str, str], None]
@@ -148,6 +153,17 @@ class Cql:
         self._session: CqlSession | None = None
         self._q: dict[str, PreparedStatement] = {}
         self._limit = asyncio.Semaphore(settings.cassandra_concurrency)
+        self._background = asyncio.Semaphore(settings.cassandra_background_concurrency)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def in_background() -> Iterator[None]:
+        """The requests made within (and by the tasks started within) go on the background budget."""
+        token = _BACKGROUND.set(True)
+        try:
+            yield
+        finally:
+            _BACKGROUND.reset(token)
 
     def _connect(self, migrate: Migrate) -> None:
         """Blocking: connect, bring the schema up to date, prepare every statement."""
@@ -196,7 +212,7 @@ class Cql:
             except RuntimeError:  # the loop closed while Cassandra answered: nobody is waiting
                 pass
 
-        async with self._limit:
+        async with self._background if _BACKGROUND.get() else self._limit:
             try:
                 future: ResponseFuture = self._session.execute_async(statement, paging_state=paging_state)
                 future.add_callbacks(lambda _rows: wake(None), wake)

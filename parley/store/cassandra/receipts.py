@@ -29,7 +29,8 @@ class CassandraReceipts:
     _cql: Cql
 
     async def save_receipts(self, receipts: list[Receipt]) -> None:
-        await self._cql.gather(self._cql.batch(batch) for batch in map(_marks, receipts) if batch)
+        with self._cql.in_background():  # a node's marks, kept and retried by it: never ahead of a read
+            await self._cql.gather(self._cql.batch(batch) for batch in map(_marks, receipts) if batch)
 
     async def receipts(self, conv: ConversationId) -> list[Receipt]:
         rows = await self._cql.rows("receipts_of", conv)

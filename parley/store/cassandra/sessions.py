@@ -65,5 +65,6 @@ class CassandraSessions:
         return [d for d in found if d is not None]
 
     async def save_cursors(self, cursors: dict[DeviceId, str]) -> None:
-        await self._cql.gather(self._cql.write("cursor_save", cursor, device)
-                               for device, cursor in cursors.items())
+        with self._cql.in_background():  # a node's periodic flush, retried by it: never ahead of a read
+            await self._cql.gather(self._cql.write("cursor_save", cursor, device)
+                                   for device, cursor in cursors.items())
