@@ -45,9 +45,7 @@ async def handshake(ws: web.WebSocketResponse, settings: Settings,
 
 
 def parse_hello(raw: str, settings: Settings) -> protocol.Hello:
-    frame = protocol.parse_client_frame(raw, max_body=settings.max_body_bytes)
-    if not isinstance(frame, protocol.Hello):
-        raise PeerError("the first frame must be hello", code="hello_required")
+    frame = protocol.parse_first_frame(raw, max_body=settings.max_body_bytes)
     if frame.version != protocol.VERSION:
         raise PeerError(f"protocol version {frame.version} is not supported; use {protocol.VERSION}",
                         code="bad_version")

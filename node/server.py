@@ -171,7 +171,8 @@ class EdgeNode:
     # ---- a connection's life -----------------------------------------------------------------
 
     async def handle_ws(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(max_msg_size=self.settings.max_frame_bytes, autoping=True)
+        # aiohttp refuses a message of max_msg_size bytes itself; protocol.md §11 admits max_frame_bytes
+        ws = web.WebSocketResponse(max_msg_size=self.settings.max_frame_bytes + 1, autoping=True)
         await ws.prepare(request)
         if self.draining:  # no node named: another node named at the drain's start may be draining by now
             await ws.send_str(protocol.encode(protocol.moved_frame(None, [])))
