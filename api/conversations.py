@@ -27,6 +27,7 @@ from parley.cursor import cursor_key, seal_cursor
 from parley.errors import BadRequest, Forbidden, NotFound, Unavailable
 from parley.ids import ConversationId, UserId, dm_conversation, dm_members, is_group
 from parley.messages import decode_payload
+from parley.protocol import MAX_ID
 from parley.settings import Settings
 from parley.shards import conversation_of_message, home_for, home_in, message_subject, pos_of_id, user_message_filters
 from parley.store import Conversation, Receipt, Store, StoredMessage
@@ -124,8 +125,8 @@ async def history(request: web.Request) -> web.Response:
     conv = await member_conversation(request, claims)
     q = request.query
     limit = v.int_query(q.get("limit"), "limit", low=1, high=HISTORY_MAX, default=50)
-    before = v.int_query(q.get("before"), "before", low=0, high=2**53 - 1, default=None)
-    after = v.int_query(q.get("after"), "after", low=0, high=2**53 - 1, default=None)
+    before = v.int_query(q.get("before"), "before", low=0, high=MAX_ID, default=None)
+    after = v.int_query(q.get("after"), "after", low=0, high=MAX_ID, default=None)
     order = q.get("order", "desc" if after is None else "asc")
     if order not in ("asc", "desc"):
         raise BadRequest("order must be asc or desc", code="bad_field", field="order")

@@ -130,3 +130,45 @@ async def test_refresh_gives_a_new_token_for_the_same_session(world):
 
 async def test_oversized_request_bodies_get_a_json_error(world):
     await expect("too_large", 413, world.api.call("POST", "/v1/signup", body={"username": "x" * 100_000}))
+
+
+async def test_history_takes_ids_up_to_2_53_minus_1(world):
+    alice, bob = await world.person("alice"), await world.person("bob")
+    url = f"/v1/conversations/{await alice.befriend(bob)}/messages"
+    for name in ("before", "after"):
+        page = await world.api.call("GET", url, bob.token, params={name: 2**53 - 1})
+        assert page["messages"] == []
+        body = await expect("bad_field", 400, world.api.call("GET", url, bob.token, params={name: 2**53}))
+        assert body["field"] == name
+
+
+async def test_a_malformed_device_id_in_a_push_token_path_is_bad_field(world):
+    alice = await world.person("alice")
+    for method, body in (("DELETE", None), ("PUT", {"platform": "web", "token": "t" * 40})):
+        got = await expect("bad_field", 400, world.api.call(method, "/v1/devices/not-an-id/push-token",
+                                                            alice.token, body))
+        assert got["field"] == "device_id"
+
+
+async def test_opening_a_dm_after_an_unfriend_is_not_friends_and_the_dm_stays_listed(world):
+    api = world.api
+    alice, bob = await world.person("alice"), await world.person("bob")
+    conv = await alice.befriend(bob)
+    assert (await api.call("POST", "/v1/conversations", alice.token, {"user_id": bob.id}))["conversation"]["id"] == conv
+    await api.call("DELETE", f"/v1/friends/{alice.id}", bob.token)
+    for me, other in ((alice, bob), (bob, alice)):
+        await expect("not_friends", 403, api.call("POST", "/v1/conversations", me.token, {"user_id": other.id}))
+        assert [c["id"] for c in (await api.call("GET", "/v1/conversations", me.token))["conversations"]] == [conv]
+        await api.call("GET", f"/v1/conversations/{conv}/messages", me.token)
+
+
+async def test_group_full_is_409_on_create_as_on_add(world):
+    alice = await world.person("alice")
+    cap = world.cluster.settings.group_max_members
+    others = [new_user_id() for _ in range(cap)]  # the cap is checked before friendship
+    body = await expect("group_full", 409, world.api.call("POST", "/v1/groups", alice.token,
+                                                          {"name": "big", "members": others}))
+    assert body["limit"] == cap
+    await expect("group_full", 409, world.api.call("POST", "/v1/groups", alice.token,
+                                                   {"name": "bigger", "members": [*others, new_user_id()]}))
+    assert (await world.api.call("GET", "/v1/conversations", alice.token))["conversations"] == []
