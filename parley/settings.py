@@ -99,6 +99,7 @@ class Settings:
     token_ttl_s: int = 86400
     argon2_time_cost: int = 3  # password hashing cost (argon2-cffi's defaults)
     argon2_memory_kib: int = 65536
+    web_test_hooks: bool = False  # the browser client's test hooks (browser tests only; never in production)
     # an edge node
     node_id: str = ""
     node_host: str = "127.0.0.1"

@@ -5,10 +5,13 @@ from __future__ import annotations
 import time
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from parley.api.app import make_app
 from parley.tools.client import ApiError
 
 from parley.auth import issue_token
 from parley.ids import new_device_id, new_session_id, new_user_id
+from parley.settings import Settings
 from tests.integration.cluster import SECRET
 from tests.integration.conftest import PASSWORD
 
@@ -172,3 +175,34 @@ async def test_group_full_is_409_on_create_as_on_add(world):
     await expect("group_full", 409, world.api.call("POST", "/v1/groups", alice.token,
                                                    {"name": "bigger", "members": [*others, new_user_id()]}))
     assert (await world.api.call("GET", "/v1/conversations", alice.token))["conversations"] == []
+
+
+async def test_every_api_answer_says_nosniff(world, cluster):
+    alice = await world.person("alice")
+    auth = {"Authorization": f"Bearer {alice.token}"}
+    asks = [("GET", "/v1/me", auth, None, 200), ("GET", "/v1/me", {}, None, 401),
+            ("GET", "/v1/nowhere", {}, None, 404), ("DELETE", "/v1/signup", {}, None, 405),
+            ("POST", "/v1/signup", {}, b"[1]", 400), ("POST", "/v1/signup", {}, b"x" * 100_000, 413),
+            ("GET", "/", {}, None, 200), ("GET", "/healthz", {}, None, 200)]
+    for method, path, headers, data, status in asks:
+        async with world.http.request(method, cluster.api_url + path, headers=headers, data=data) as resp:
+            assert (resp.status, resp.headers.get("X-Content-Type-Options")) == (status, "nosniff"), path
+
+
+async def test_the_web_pages_test_hooks_are_not_served_by_default(world, cluster):
+    assert not cluster.settings.web_test_hooks
+    async with world.http.get(cluster.api_url + "/") as resp:
+        assert "testhooks" not in await resp.text()
+    async with world.http.get(cluster.api_url + "/static/testhooks.js") as resp:
+        assert resp.status == 404
+    async with world.http.get(cluster.api_url + "/static/main.js") as resp:
+        assert resp.status == 200 and "window.parleyTest" not in await resp.text()
+
+
+async def test_the_web_pages_test_hooks_are_served_when_turned_on():
+    app = make_app(Settings(web_test_hooks=True), store=None, nc=None)  # type: ignore[arg-type]
+    async with TestClient(TestServer(app)) as client:
+        page = await (await client.get("/")).text()
+        assert '<script type="module" src="/static/testhooks.js"></script>' in page
+        hooks = await client.get("/static/testhooks.js")
+        assert hooks.status == 200 and "window.parleyTest" in await hooks.text()
