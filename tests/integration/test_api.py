@@ -9,9 +9,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from parley.api.app import make_app
 from parley.tools.client import ApiError
 
-from parley.auth import issue_token
+from parley.auth import Passwords, issue_token
 from parley.ids import new_device_id, new_session_id, new_user_id
 from parley.settings import Settings
+from parley.store import open_store
 from tests.integration.cluster import SECRET
 from tests.integration.conftest import PASSWORD
 
@@ -206,3 +207,20 @@ async def test_the_web_pages_test_hooks_are_served_when_turned_on():
         assert '<script type="module" src="/static/testhooks.js"></script>' in page
         hooks = await client.get("/static/testhooks.js")
         assert hooks.status == 200 and "window.parleyTest" in await hooks.text()
+
+
+async def test_a_login_rehashes_a_password_hashed_with_other_argon2_parameters(world, cluster):
+    alice = await world.person("alice")
+    store = open_store(cluster.settings)
+    await store.migrate()
+    dearer = cluster.settings.replace(argon2_time_cost=cluster.settings.argon2_time_cost + 1)
+    old = (await store.user_by_name(alice.name))[1]
+    assert f"t={cluster.settings.argon2_time_cost}," in old
+    async with TestClient(TestServer(make_app(dearer, store=store, nc=None))) as client:  # type: ignore[arg-type]
+        resp = await client.post("/v1/login", json={"username": alice.name, "password": PASSWORD})
+        assert resp.status == 200
+    new = (await store.user_by_name(alice.name))[1]
+    assert f"t={dearer.argon2_time_cost}," in new and Passwords().verify(new, PASSWORD)
+    await alice.login()  # the cluster's API (its own parameters) takes the new hash, and rehashes it back
+    assert f"t={cluster.settings.argon2_time_cost}," in (await store.user_by_name(alice.name))[1]
+    await store.close()
