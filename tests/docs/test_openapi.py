@@ -86,12 +86,15 @@ def test_every_route_with_an_id_in_its_path_documents_400():
                 assert "400" in op["responses"], (method, path)
 
 
-def test_the_id_paragraph_and_schema_know_groups():
+def test_the_id_paragraphs_and_schema_know_groups():
+    """Groups exist (openapi's id paragraph and protocol.md §3 once said only DMs did)."""
     spec = yaml.safe_load(SPEC.read_text())
     pattern = re.compile(spec["components"]["schemas"]["ConversationId"]["pattern"])
     a, b = sorted((new_user_id(), new_user_id()))
     assert pattern.match(f"dm.{a}.{b}") and pattern.match(new_group_conversation())
     assert "`g.<id>`" in spec["info"]["description"]
+    ids = (ROOT / "docs" / "protocol.md").read_text().split("\n## 3. ", 1)[1].split("\n## ", 1)[0]
+    assert "a group: `g.<id>`" in ids and "Only DMs" not in ids
 
 
 def test_the_health_paragraph_names_every_process_port():
