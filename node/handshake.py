@@ -17,7 +17,7 @@ from parley.node.ports import Sessions
 
 from parley import protocol
 from parley.auth import Claims, verify_token
-from parley.errors import CLOSE_PROTOCOL, ParleyError, PeerError, Unauthorized, Unavailable
+from parley.errors import CLOSE_PROTOCOL, CLOSE_TOO_BIG, ParleyError, PeerError, Unauthorized, Unavailable
 from parley.settings import Settings
 
 log = logging.getLogger("parley.node")
@@ -32,6 +32,9 @@ async def handshake(ws: web.WebSocketResponse, settings: Settings,
         msg = None
     if msg is None or msg.type != WSMsgType.TEXT:
         await ws.close(code=CLOSE_PROTOCOL, message=b"hello expected")
+        return None
+    if protocol.too_big(msg.data, settings.max_frame_bytes):
+        await ws.close(code=CLOSE_TOO_BIG, message=b"message too big")
         return None
     try:
         hello = parse_hello(msg.data, settings)

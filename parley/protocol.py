@@ -171,6 +171,13 @@ _PARSERS: dict[str, Callable[[dict[str, Any], int], ClientFrame]] = {
 }
 
 
+def too_big(raw: str, max_frame: int) -> bool:
+    """Whether a text message is over ``max_frame`` bytes of UTF-8. aiohttp enforces its limit on the
+    wire (refusing a message of exactly the limit) but lets a compressed one inflate to the limit itself;
+    the node gives aiohttp one byte more and checks here, so both kinds are held to protocol.md §11."""
+    return 4 * len(raw) > max_frame and len(raw.encode("utf-8", "surrogatepass")) > max_frame
+
+
 def parse_client_frame(raw: str | bytes, *, max_body: int) -> ClientFrame:
     """A client frame, or ``BadRequest``. A field given as ``null`` is the same as one left out."""
     data = _object(raw)

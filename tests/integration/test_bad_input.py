@@ -71,6 +71,20 @@ async def test_oversized_body_and_oversized_frame(world, cluster):
     assert b.bodies(conv) == ["x" * limit]
 
 
+async def test_a_compressed_frame_is_held_to_the_same_limit(world, cluster):
+    """permessage-deflate (browsers use it): the limit is on the inflated message, exactly as without."""
+    alice = await world.person("alice")
+    limit = cluster.settings.max_frame_bytes
+    a = Device(world.http, world.cluster.node_url(0), alice.token, compress=15)
+    await a.connect()
+    exact = orjson.dumps({"type": "ping", "ts": 8, "pad": ""})
+    await a.send_frame(orjson.dumps({"type": "ping", "ts": 8, "pad": "x" * (limit - len(exact))}).decode())
+    await a.wait_for(lambda: a.pongs)
+    await a.send_frame(orjson.dumps({"type": "ping", "ts": 9, "pad": "x" * (limit + 1 - len(exact))}).decode())
+    code, _ = await a.closed
+    assert code == 1009 and [p["ts"] for p in a.pongs] == [8]
+
+
 async def test_sending_into_someone_elses_conversation_is_refused(world):
     alice, bob, eve = await world.person("alice"), await world.person("bob"), await world.person("eve")
     conv = await alice.befriend(bob)

@@ -2,7 +2,7 @@ import orjson
 import pytest
 
 from parley.errors import BadRequest, PeerError
-from parley.protocol import Ack, Hello, Ping, Send, Sync, Typing, parse_client_frame, parse_first_frame
+from parley.protocol import Ack, Hello, Ping, Send, Sync, Typing, parse_client_frame, parse_first_frame, too_big
 
 CONV = "dm.aaaaaaaaaaaaaaaa.bbbbbbbbbbbbbbbb"
 
@@ -107,3 +107,9 @@ def test_a_first_frame_that_is_not_a_good_hello_has_one_code(raw, code, field):
 
 def test_a_first_frame_hello_is_parsed():
     assert parse_first_frame(orjson.dumps({"type": "hello", "token": "t", "v": 1}), max_body=100) == Hello("t", 1)
+
+
+@pytest.mark.parametrize(("raw", "big"), [("x" * 10, False), ("x" * 11, True), ("é" * 5, False), ("é" * 6, True),
+                                          ("€" * 3, False), ("€" * 4, True), ("", False)])
+def test_too_big_counts_utf8_bytes(raw, big):
+    assert too_big(raw, 10) is big
