@@ -41,7 +41,9 @@ async def login(request: web.Request) -> web.Response:
     found = await store.user_by_name(name)
     if not await off_loop(request.app[PASSWORDS].verify, found[1] if found else None, password) or found is None:
         raise Unauthorized("wrong username or password", code="bad_credentials")
-    user = found[0]
+    user, passwords = found[0], request.app[PASSWORDS]
+    if passwords.needs_rehash(found[1]):  # PARLEY_ARGON2_* changed since it was hashed
+        await store.set_password_hash(user, await off_loop(passwords.hash, password))
     placement = await _place(request, body.get("region"))  # before any state: no node, no session
     device = await _device_for_login(store, user.id, body)
     session = Session(new_session_id(), user.id, device.id, now_ms(), int(time.time()) + settings.token_ttl_s)

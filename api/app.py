@@ -16,7 +16,7 @@ import aiohttp
 from aiohttp import web
 from parley.api import accounts, conversations, friends, groups, presence, push
 from parley.api import web as web_client
-from parley.api.http import HTTP, METRICS, NATS, PASSWORDS, PRESENCE, SETTINGS, STORE, errors, measured
+from parley.api.http import HTTP, METRICS, NATS, PASSWORDS, PRESENCE, SETTINGS, STORE, errors, measured, nosniff
 
 from parley import bus
 from parley.auth import Passwords
@@ -37,6 +37,7 @@ def make_app(settings: Settings, store: Store, nc: BusClient) -> web.Application
     app[METRICS] = ApiMetrics()
     app[PASSWORDS] = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
     app.cleanup_ctx.append(_discovery_client)
+    app.on_response_prepare.append(nosniff)
     # The order routes were always added in: a path's methods stay on one resource.
     for concept in (accounts, friends, presence, conversations, groups, push, web_client):
         concept.add_routes(app.router)

@@ -31,6 +31,7 @@ from parley.errors import BadRequest, Forbidden, NotFound, Unavailable
 from parley.gaps import fill_span, holes_in, trailing_hole
 from parley.ids import ConversationId, UserId, dm_conversation, dm_members, is_group
 from parley.messages import decode_payload
+from parley.protocol import MAX_ID
 from parley.settings import Settings
 from parley.shards import (
     conversation_of_message,
@@ -137,8 +138,8 @@ async def history(request: web.Request) -> web.Response:
     conv = await member_conversation(request, claims)
     q = request.query
     limit = v.int_query(q.get("limit"), "limit", low=1, high=HISTORY_MAX, default=50)
-    before = v.int_query(q.get("before"), "before", low=0, high=2**53 - 1, default=None)
-    after = v.int_query(q.get("after"), "after", low=0, high=2**53 - 1, default=None)
+    before = v.int_query(q.get("before"), "before", low=0, high=MAX_ID, default=None)
+    after = v.int_query(q.get("after"), "after", low=0, high=MAX_ID, default=None)
     order = q.get("order", "desc" if after is None else "asc")
     if order not in ("asc", "desc"):
         raise BadRequest("order must be asc or desc", code="bad_field", field="order")

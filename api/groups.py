@@ -1,8 +1,8 @@
 """Group conversations over HTTP: create, rename, members and roles, leave.
 
 Rules (docs/openapi.yaml says the same):
-- At most ``PARLEY_GROUP_MAX_MEMBERS`` (100) members; an add that would pass it is refused whole
-  with 409 ``group_full`` and nothing changes.
+- At most ``PARLEY_GROUP_MAX_MEMBERS`` (100) members; a create or an add that would pass it is refused
+  whole with 409 ``group_full`` (one code, one status) and nothing changes.
 - You can add only your friends (mutual friend requests): nobody is put in a group by a stranger.
 - The owner and admins add and remove members and rename; only the owner makes or unmakes admins,
   and nobody removes the owner. Anyone may leave; an owner who leaves hands the group to the first
@@ -24,7 +24,7 @@ from parley.api.shapes import conversation_json
 
 from parley import bus, wire
 from parley.auth import Claims
-from parley.errors import BadRequest, Forbidden, NotFound
+from parley.errors import BadRequest, Conflict, Forbidden, NotFound
 from parley.ids import ConversationId, UserId, new_group_conversation
 from parley.shards import pack
 from parley.store import Conversation, Role, Store
@@ -38,11 +38,18 @@ def group_name(body: dict[str, Any]) -> str:
     return name.strip()
 
 
-def user_ids(body: dict[str, Any], name: str, *, max_items: int) -> list[UserId]:
+def user_ids(body: dict[str, Any], name: str, *, cap: int) -> list[UserId]:
     raw = body.get(name, [])
-    if not isinstance(raw, list) or len(raw) > max_items:
-        raise BadRequest(f"{name} must be a list of at most {max_items} user ids", code="bad_field", field=name)
+    if not isinstance(raw, list):
+        raise BadRequest(f"{name} must be a list of user ids", code="bad_field", field=name)
+    if len(raw) > cap:  # more than any group holds: refused before each id is looked at
+        raise too_many(cap, len(raw))
     return [UserId(v.user_id(item, name)) for item in raw]
+
+
+def too_many(cap: int, adding: int) -> Conflict:
+    """``group_full`` before the group is read (the store raises it, with ``members``, once it is)."""
+    return Conflict(f"a group has at most {cap} members; {adding} is too many", code="group_full", limit=cap)
 
 
 async def check_friends(store: Store, me: UserId, others: list[UserId]) -> None:
@@ -86,9 +93,9 @@ async def create(request: web.Request) -> web.Response:
     claims = await authed(request)
     body = await body_of(request)
     name, cap = group_name(body), request.app[SETTINGS].group_max_members
-    members = list(dict.fromkeys([claims.user, *user_ids(body, "members", max_items=cap)]))
+    members = list(dict.fromkeys([claims.user, *user_ids(body, "members", cap=cap)]))
     if len(members) > cap:
-        raise BadRequest(f"a group has at most {cap} members", code="group_full", limit=cap)
+        raise too_many(cap, len(members))
     store = request.app[STORE]
     await check_friends(store, claims.user, members)
     conv = new_group_conversation()
@@ -128,7 +135,7 @@ async def add_members(request: web.Request) -> web.Response:
     conv = await group_of(request, claims)
     require_role(conv, claims.user, "owner", "admin")
     settings, store = request.app[SETTINGS], request.app[STORE]
-    wanted = user_ids(await body_of(request), "user_ids", max_items=settings.group_max_members)
+    wanted = user_ids(await body_of(request), "user_ids", cap=settings.group_max_members)
     if not wanted:
         raise BadRequest("user_ids: name at least one user", code="bad_field", field="user_ids")
     await check_friends(store, claims.user, wanted)

@@ -1,10 +1,11 @@
 """What every API handler module shares: the app's keys, JSON in and out, the caller's claims, and the
 two middlewares.
 
-Invariants: errors become ``{"code", "message", ...}`` JSON with their HTTP status here and nowhere else
-(``errors``); a handler raises a ``ParleyError`` and never builds an error response itself. Request
-metrics are labelled by route pattern, never by the path (it holds ids). This module imports no handler
-module, so every handler module can import it.
+Invariants: every response says ``X-Content-Type-Options: nosniff`` (``nosniff``); errors become
+``{"code", "message", ...}`` JSON with their HTTP status here and nowhere else (``errors``); a handler
+raises a ``ParleyError`` and never builds an error response itself. Request metrics are labelled by
+route pattern, never by the path (it holds ids). This module imports no handler module, so every
+handler module can import it.
 """
 
 from __future__ import annotations
@@ -75,6 +76,11 @@ async def authed(request: web.Request) -> Claims:
     if session is None or session.revoked:
         raise Unauthorized("this session was logged out", code="session_revoked")
     return claims
+
+
+async def nosniff(_: web.Request, response: web.StreamResponse) -> None:
+    """Every answer, errors included: a browser never reads our JSON as anything but JSON."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
 
 
 @web.middleware

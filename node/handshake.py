@@ -17,7 +17,7 @@ from parley.node.ports import Sessions
 
 from parley import protocol
 from parley.auth import Claims, verify_token
-from parley.errors import CLOSE_PROTOCOL, ParleyError, PeerError, Unauthorized, Unavailable
+from parley.errors import CLOSE_PROTOCOL, CLOSE_TOO_BIG, ParleyError, PeerError, Unauthorized, Unavailable
 from parley.settings import Settings
 
 log = logging.getLogger("parley.node")
@@ -33,6 +33,9 @@ async def handshake(ws: web.WebSocketResponse, settings: Settings,
     if msg is None or msg.type != WSMsgType.TEXT:
         await ws.close(code=CLOSE_PROTOCOL, message=b"hello expected")
         return None
+    if protocol.too_big(msg.data, settings.max_frame_bytes):
+        await ws.close(code=CLOSE_TOO_BIG, message=b"message too big")
+        return None
     try:
         hello = parse_hello(msg.data, settings)
         claims = verify_token(settings.secret.reveal(), hello.token, now=int(time.time()))
@@ -45,9 +48,7 @@ async def handshake(ws: web.WebSocketResponse, settings: Settings,
 
 
 def parse_hello(raw: str, settings: Settings) -> protocol.Hello:
-    frame = protocol.parse_client_frame(raw, max_body=settings.max_body_bytes)
-    if not isinstance(frame, protocol.Hello):
-        raise PeerError("the first frame must be hello", code="hello_required")
+    frame = protocol.parse_first_frame(raw, max_body=settings.max_body_bytes)
     if frame.version != protocol.VERSION:
         raise PeerError(f"protocol version {frame.version} is not supported; use {protocol.VERSION}",
                         code="bad_version")

@@ -40,6 +40,7 @@ from parley.errors import (
     CLOSE_DRAINING,
     CLOSE_GOING_AWAY,
     CLOSE_IDLE,
+    CLOSE_TOO_BIG,
     BadRequest,
     ParleyError,
     Unavailable,
@@ -180,7 +181,9 @@ class EdgeNode:
     # ---- a connection's life -----------------------------------------------------------------
 
     async def handle_ws(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(max_msg_size=self.settings.max_frame_bytes, autoping=True)
+        # aiohttp refuses a message of max_msg_size bytes itself; protocol.md §11 admits max_frame_bytes
+        # (and a compressed one that inflates past it is caught by protocol.too_big)
+        ws = web.WebSocketResponse(max_msg_size=self.settings.max_frame_bytes + 1, autoping=True)
         await ws.prepare(request)
         if self.draining:  # no node named: another node named at the drain's start may be draining by now
             await ws.send_str(protocol.encode(protocol.moved_frame(None, [])))
@@ -245,6 +248,9 @@ class EdgeNode:
                 msg = await ws.receive(timeout=self.settings.idle_timeout_s)
             except TimeoutError:
                 link.close(CLOSE_IDLE, "no heartbeat")
+                return
+            if msg.type == WSMsgType.TEXT and protocol.too_big(msg.data, self.settings.max_frame_bytes):
+                link.close(CLOSE_TOO_BIG, "message too big")
                 return
             if msg.type == WSMsgType.TEXT:
                 await self.frames.on_text(link, msg.data)

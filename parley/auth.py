@@ -23,7 +23,8 @@ _ALGORITHM = "HS256"
 class Passwords:
     """Argon2id at a configured cost (defaults: argon2-cffi's, RFC 9106's low-memory profile).
 
-    A stored hash carries its own parameters, so changing the cost affects new hashes only. Verifying
+    A stored hash carries its own parameters, so changing the cost affects new hashes at once and old
+    ones as their users log in (``needs_rehash``: the login stores a new hash of the password). Verifying
     a password for an unknown user still costs one hash at the current cost, so timing does not
     reveal which usernames exist.
     """
@@ -34,6 +35,13 @@ class Passwords:
 
     def hash(self, password: str) -> str:
         return self._hasher.hash(password)
+
+    def needs_rehash(self, stored_hash: str) -> bool:
+        """Whether ``stored_hash`` was made with other parameters than this hasher's."""
+        try:
+            return self._hasher.check_needs_rehash(stored_hash)
+        except InvalidHashError:
+            return False
 
     def verify(self, stored_hash: str | None, password: str) -> bool:
         try:

@@ -22,7 +22,8 @@ from typing import Any, ClassVar
 # WebSocket close codes (documented in docs/protocol.md). 1xxx are RFC 6455, 4xxx are ours.
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001  # node stopping or draining: reconnect through discovery
-CLOSE_TOO_BIG = 1009  # a frame larger than the node's max frame size
+CLOSE_BAD_TEXT = 1007  # a text frame that is not UTF-8 (closed by aiohttp's reader, no error frame)
+CLOSE_TOO_BIG = 1009  # a frame larger than the node's max frame size (closed by aiohttp's reader)
 CLOSE_INTERNAL = 1011
 CLOSE_TRY_AGAIN = 1013  # a dependency (store, bus) is unavailable right now: reconnect after a pause
 CLOSE_PROTOCOL = 4000  # hello missing, late, repeated, or of an unsupported version

@@ -15,6 +15,7 @@ from parley.errors import ParleyError
 from parley.layout import Layout, LayoutError
 
 PREFIX = "PARLEY_"
+MIN_SECRET_BYTES = 32  # the HMAC key of tokens and cursors (HS256): shorter ones can be guessed offline
 
 
 class Secret:
@@ -104,6 +105,7 @@ class Settings:
     token_ttl_s: int = 86400
     argon2_time_cost: int = 3  # password hashing cost (argon2-cffi's defaults)
     argon2_memory_kib: int = 65536
+    web_test_hooks: bool = False  # the browser client's test hooks (browser tests only; never in production)
     # an edge node
     node_id: str = ""
     node_host: str = "127.0.0.1"
@@ -184,6 +186,10 @@ class Settings:
                 raise SettingsError(f"{PREFIX}{name.upper()}={getattr(self, name)!r} must be greater than 0")
         if not self.nats_servers():
             raise SettingsError(f"{PREFIX}NATS_URL is empty: give one or more nats:// URLs, comma-separated")
+        size = len(self.secret.reveal().encode())
+        if 0 < size < MIN_SECRET_BYTES:  # unset (0) is refused by each process's start (tools/cli.py)
+            raise SettingsError(f"{PREFIX}SECRET is {size} bytes; it must be at least {MIN_SECRET_BYTES} "
+                                "(e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(48))')")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:

@@ -41,9 +41,12 @@ def cluster_secret(run_dir: Path, configured: Secret) -> Secret:
     if configured:
         return configured
     path = run_dir / "secret"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
+    try:  # created 0600 in one step: never a moment when others could read it
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return Secret(path.read_text().strip())
+    with os.fdopen(fd, "w") as out:
+        out.write(secrets.token_urlsafe(48))
     return Secret(path.read_text().strip())
 
 

@@ -26,7 +26,7 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = Cluster(tmp_path_factory.mktemp("web-cluster"), nodes=2)
+    c = Cluster(tmp_path_factory.mktemp("web-cluster"), nodes=2, web_test_hooks=True)
     try:
         c.start()
         yield c

@@ -507,7 +507,7 @@ Object.defineProperty(WebSocket.prototype, "onmessage", {
 
 def hooked_page(driver: webdriver.Chrome, cluster: Cluster) -> Page:
     """A page with the test hooks (window.parleyTest) and a recorder of the frames it sends."""
-    page = Page(driver, cluster.api_url + "/?testhooks")
+    page = Page(driver, cluster.api_url + "/")
     page.js(RECORD_FRAMES)
     return page
 
@@ -516,7 +516,7 @@ def recorded_page(driver: webdriver.Chrome, cluster: Cluster) -> Page:
     """Like ``hooked_page``, but the recorder is installed before the page's own scripts run, on
     every load: it sees the hello, and a reload keeps recording."""
     driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": f"(() => {{{RECORD_FRAMES}}})();"})
-    return Page(driver, cluster.api_url + "/?testhooks")
+    return Page(driver, cluster.api_url + "/")
 
 
 def sent(page: Page, kind: str) -> list[dict[str, Any]]:

@@ -50,6 +50,18 @@ def documented_codes() -> set[str]:
     return set(re.findall(r"^\| `([a-z_]+)` \|", section, re.MULTILINE))
 
 
+def documented_close_codes() -> set[int]:
+    section = PROTOCOL.read_text().split("\n## 13. ", 1)[1].split("\n## ", 1)[0]
+    return {int(code) for code in re.findall(r"^\| (\d{4}) \|", section, re.MULTILINE)}
+
+
+def test_section_13_lists_every_close_code_and_nothing_else():
+    """errors.py names every close code a connection can end with, the WebSocket library's included."""
+    defined = {value for name, value in vars(errors).items() if name.startswith("CLOSE_")}
+    assert {1007, 1009, 4000, 4029} <= defined
+    assert documented_close_codes() == defined
+
+
 def test_every_code_the_node_sends_is_in_section_12():
     raised = set().union(*(error_codes(path.read_text()) for path in NODE_SOURCES))
     assert raised - documented_codes() == set()

@@ -1,13 +1,27 @@
-"""docs/openapi.yaml describes exactly the routes the API serves."""
+"""docs/openapi.yaml describes exactly the routes the API serves, the codes it answers and its bounds."""
 
+import re
+from dataclasses import fields
 from pathlib import Path
 
 import yaml
 from parley.api.app import make_app
 
+from parley.ids import new_group_conversation, new_user_id
+from parley.protocol import MAX_ID
 from parley.settings import Settings
+from tests.docs.test_docs_error_codes import error_codes
 
-SPEC = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = ROOT / "docs" / "openapi.yaml"
+# what an API request can raise: its handlers, the token check, the store and the bus's outage mapping
+API_SOURCES = [*sorted((ROOT / "api").glob("*.py")), ROOT / "parley" / "auth.py",
+               *sorted((ROOT / "parley" / "store").rglob("*.py")), *sorted((ROOT / "parley" / "bus").glob("*.py"))]
+NOT_ANSWERED = {
+    "store_locked": "raised while the store connects at start-up, never in a request",
+    "bad_setting": "a setting refused at start-up, never in a request",
+    "conflict": "a new group's random 80-bit id already taken; treated as impossible",
+}
 
 
 def served_routes() -> set[tuple[str, str]]:
@@ -40,3 +54,55 @@ def test_every_operation_documents_its_errors():
             codes = set(op["responses"])
             assert any(c.startswith("2") for c in codes), (method, path)
             assert any(c.startswith(("4", "5")) for c in codes), (method, path)
+
+
+def test_every_error_code_the_api_answers_is_in_the_error_enum():
+    spec = yaml.safe_load(SPEC.read_text())
+    enum = set(spec["components"]["schemas"]["Error"]["properties"]["code"]["enum"])
+    raised = set().union(*(error_codes(path.read_text()) for path in API_SOURCES))
+    assert raised - NOT_ANSWERED.keys() - enum == set()
+    assert enum - raised == set()
+    assert {"too_large", "group_full", "method_not_allowed", "not_found"} <= enum
+
+
+def test_message_id_bounds_are_the_codes():
+    """``before``/``after`` take up to 2^53 - 1, as the server checks (protocol.md §3), not 2^53."""
+    spec = yaml.safe_load(SPEC.read_text())
+    params = spec["paths"]["/v1/conversations/{conv}/messages"]["get"]["parameters"]
+    bounds = {p["name"]: p["schema"]["maximum"] for p in params if p["name"] in ("before", "after")}
+    assert bounds == {"before": MAX_ID, "after": MAX_ID}
+    assert spec["components"]["schemas"]["MessageId"]["maximum"] == MAX_ID
+
+
+def test_every_route_with_an_id_in_its_path_documents_400():
+    """An id in the path is checked (16 characters of a-z 2-7) and a malformed one is 400 ``bad_field``."""
+    spec = yaml.safe_load(SPEC.read_text())
+    for path, ops in spec["paths"].items():
+        ids = [p for p in [*ops.get("parameters", []), *(p for op in ops.values() if isinstance(op, dict)
+                                                          for p in op.get("parameters", []))]
+               if p.get("in") == "path" and p.get("schema") == {"$ref": "#/components/schemas/Id"}]
+        for method, op in ops.items():
+            if ids and method in ("get", "post", "put", "patch", "delete"):
+                assert "400" in op["responses"], (method, path)
+
+
+def test_the_id_paragraphs_and_schema_know_groups():
+    """Groups exist (openapi's id paragraph and protocol.md §3 once said only DMs did)."""
+    spec = yaml.safe_load(SPEC.read_text())
+    pattern = re.compile(spec["components"]["schemas"]["ConversationId"]["pattern"])
+    a, b = sorted((new_user_id(), new_user_id()))
+    assert pattern.match(f"dm.{a}.{b}") and pattern.match(new_group_conversation())
+    assert "`g.<id>`" in spec["info"]["description"]
+    ids = (ROOT / "docs" / "protocol.md").read_text().split("\n## 3. ", 1)[1].split("\n## ", 1)[0]
+    assert "a group: `g.<id>`" in ids and "Only DMs" not in ids
+
+
+def test_the_health_paragraph_names_every_process_port():
+    """Every process serves the health routes on its own port (the archiver too)."""
+    text = yaml.safe_load(SPEC.read_text())["info"]["description"]
+    listening = ("api_port", "discovery_port", "node_port", "cassandra_port")  # not workers
+    ports = {f"PARLEY_{f.name.upper()}" for f in fields(Settings)
+             if f.name.endswith("_port") and f.name not in listening}
+    assert ports == {"PARLEY_ARCHIVER_PORT", "PARLEY_PRESENCE_PORT", "PARLEY_PUSHER_PORT"}
+    assert all(name in text for name in ports)
+    assert "no HTTP" not in text

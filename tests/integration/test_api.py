@@ -5,10 +5,14 @@ from __future__ import annotations
 import time
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from parley.api.app import make_app
 from parley.tools.client import ApiError
 
-from parley.auth import issue_token
+from parley.auth import Passwords, issue_token
 from parley.ids import new_device_id, new_session_id, new_user_id
+from parley.settings import Settings
+from parley.store import open_store
 from tests.integration.cluster import SECRET
 from tests.integration.conftest import PASSWORD
 
@@ -130,3 +134,93 @@ async def test_refresh_gives_a_new_token_for_the_same_session(world):
 
 async def test_oversized_request_bodies_get_a_json_error(world):
     await expect("too_large", 413, world.api.call("POST", "/v1/signup", body={"username": "x" * 100_000}))
+
+
+async def test_history_takes_ids_up_to_2_53_minus_1(world):
+    alice, bob = await world.person("alice"), await world.person("bob")
+    url = f"/v1/conversations/{await alice.befriend(bob)}/messages"
+    for name in ("before", "after"):
+        page = await world.api.call("GET", url, bob.token, params={name: 2**53 - 1})
+        assert page["messages"] == []
+        body = await expect("bad_field", 400, world.api.call("GET", url, bob.token, params={name: 2**53}))
+        assert body["field"] == name
+
+
+async def test_a_malformed_device_id_in_a_push_token_path_is_bad_field(world):
+    alice = await world.person("alice")
+    for method, body in (("DELETE", None), ("PUT", {"platform": "web", "token": "t" * 40})):
+        got = await expect("bad_field", 400, world.api.call(method, "/v1/devices/not-an-id/push-token",
+                                                            alice.token, body))
+        assert got["field"] == "device_id"
+
+
+async def test_opening_a_dm_after_an_unfriend_is_not_friends_and_the_dm_stays_listed(world):
+    api = world.api
+    alice, bob = await world.person("alice"), await world.person("bob")
+    conv = await alice.befriend(bob)
+    assert (await api.call("POST", "/v1/conversations", alice.token, {"user_id": bob.id}))["conversation"]["id"] == conv
+    await api.call("DELETE", f"/v1/friends/{alice.id}", bob.token)
+    for me, other in ((alice, bob), (bob, alice)):
+        await expect("not_friends", 403, api.call("POST", "/v1/conversations", me.token, {"user_id": other.id}))
+        assert [c["id"] for c in (await api.call("GET", "/v1/conversations", me.token))["conversations"]] == [conv]
+        await api.call("GET", f"/v1/conversations/{conv}/messages", me.token)
+
+
+async def test_group_full_is_409_on_create_as_on_add(world):
+    alice = await world.person("alice")
+    cap = world.cluster.settings.group_max_members
+    others = [new_user_id() for _ in range(cap)]  # the cap is checked before friendship
+    body = await expect("group_full", 409, world.api.call("POST", "/v1/groups", alice.token,
+                                                          {"name": "big", "members": others}))
+    assert body["limit"] == cap
+    await expect("group_full", 409, world.api.call("POST", "/v1/groups", alice.token,
+                                                   {"name": "bigger", "members": [*others, new_user_id()]}))
+    assert (await world.api.call("GET", "/v1/conversations", alice.token))["conversations"] == []
+
+
+async def test_every_api_answer_says_nosniff(world, cluster):
+    alice = await world.person("alice")
+    auth = {"Authorization": f"Bearer {alice.token}"}
+    asks = [("GET", "/v1/me", auth, None, 200), ("GET", "/v1/me", {}, None, 401),
+            ("GET", "/v1/nowhere", {}, None, 404), ("DELETE", "/v1/signup", {}, None, 405),
+            ("POST", "/v1/signup", {}, b"[1]", 400), ("POST", "/v1/signup", {}, b"x" * 100_000, 413),
+            ("GET", "/", {}, None, 200), ("GET", "/healthz", {}, None, 200)]
+    for method, path, headers, data, status in asks:
+        async with world.http.request(method, cluster.api_url + path, headers=headers, data=data) as resp:
+            assert (resp.status, resp.headers.get("X-Content-Type-Options")) == (status, "nosniff"), path
+
+
+async def test_the_web_pages_test_hooks_are_not_served_by_default(world, cluster):
+    assert not cluster.settings.web_test_hooks
+    async with world.http.get(cluster.api_url + "/") as resp:
+        assert "testhooks" not in await resp.text()
+    async with world.http.get(cluster.api_url + "/static/testhooks.js") as resp:
+        assert resp.status == 404
+    async with world.http.get(cluster.api_url + "/static/main.js") as resp:
+        assert resp.status == 200 and "window.parleyTest" not in await resp.text()
+
+
+async def test_the_web_pages_test_hooks_are_served_when_turned_on():
+    app = make_app(Settings(web_test_hooks=True), store=None, nc=None)  # type: ignore[arg-type]
+    async with TestClient(TestServer(app)) as client:
+        page = await (await client.get("/")).text()
+        assert '<script type="module" src="/static/testhooks.js"></script>' in page
+        hooks = await client.get("/static/testhooks.js")
+        assert hooks.status == 200 and "window.parleyTest" in await hooks.text()
+
+
+async def test_a_login_rehashes_a_password_hashed_with_other_argon2_parameters(world, cluster):
+    alice = await world.person("alice")
+    store = open_store(cluster.settings)
+    await store.migrate()
+    dearer = cluster.settings.replace(argon2_time_cost=cluster.settings.argon2_time_cost + 1)
+    old = (await store.user_by_name(alice.name))[1]
+    assert f"t={cluster.settings.argon2_time_cost}," in old
+    async with TestClient(TestServer(make_app(dearer, store=store, nc=None))) as client:  # type: ignore[arg-type]
+        resp = await client.post("/v1/login", json={"username": alice.name, "password": PASSWORD})
+        assert resp.status == 200
+    new = (await store.user_by_name(alice.name))[1]
+    assert f"t={dearer.argon2_time_cost}," in new and Passwords().verify(new, PASSWORD)
+    await alice.login()  # the cluster's API (its own parameters) takes the new hash, and rehashes it back
+    assert f"t={cluster.settings.argon2_time_cost}," in (await store.user_by_name(alice.name))[1]
+    await store.close()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import os
 import time
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -55,11 +59,30 @@ async def test_oversized_body_and_oversized_frame(world, cluster):
     assert (err["code"], err["limit"], err["ref"]) == ("too_large", limit, "big")
     ok = await a.send(conv, "x" * limit)
     assert ok["status"] == "sent"
-    await a.send_frame("x" * (cluster.settings.max_frame_bytes + 10))
+    padded = orjson.dumps({"type": "ping", "ts": 7, "pad": ""})
+    exact = orjson.dumps({"type": "ping", "ts": 7, "pad": "x" * (cluster.settings.max_frame_bytes - len(padded))})
+    assert len(exact) == cluster.settings.max_frame_bytes
+    await a.send_frame(exact.decode())  # exactly the limit is allowed (§11): answered, the link stays
+    await a.wait_for(lambda: a.pongs)
+    await a.send_frame("x" * (cluster.settings.max_frame_bytes + 1))
     code, _ = await a.closed
     assert code == 1009
     b = await bob.device(node=1)
     assert b.bodies(conv) == ["x" * limit]
+
+
+async def test_a_compressed_frame_is_held_to_the_same_limit(world, cluster):
+    """permessage-deflate (browsers use it): the limit is on the inflated message, exactly as without."""
+    alice = await world.person("alice")
+    limit = cluster.settings.max_frame_bytes
+    a = Device(world.http, world.cluster.node_url(0), alice.token, compress=15)
+    await a.connect()
+    exact = orjson.dumps({"type": "ping", "ts": 8, "pad": ""})
+    await a.send_frame(orjson.dumps({"type": "ping", "ts": 8, "pad": "x" * (limit - len(exact))}).decode())
+    await a.wait_for(lambda: a.pongs)
+    await a.send_frame(orjson.dumps({"type": "ping", "ts": 9, "pad": "x" * (limit + 1 - len(exact))}).decode())
+    code, _ = await a.closed
+    assert code == 1009 and [p["ts"] for p in a.pongs] == [8]
 
 
 async def test_sending_into_someone_elses_conversation_is_refused(world):
@@ -143,3 +166,86 @@ async def test_ping_gets_pong_and_the_nodes_stayed_up(world, cluster):
     await a.wait_for(lambda: a.pongs)
     assert a.pongs[-1]["ts"] == 42 and a.pongs[-1]["server_ts"] > 0
     assert all(cluster.alive().values())
+
+
+async def first_frame_answer(world, raw: str) -> tuple[dict | None, int | None]:
+    """The error frame (None if there was none) and the close code a connection's first frame gets."""
+    ws = await world.http.ws_connect(world.cluster.node_url(0))
+    await ws.send_str(raw)
+    frame, error = await ws.receive(timeout=5), None
+    if frame.type == aiohttp.WSMsgType.TEXT:
+        error = orjson.loads(frame.data)
+        frame = await ws.receive(timeout=5)
+    assert frame.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    return error, ws.close_code
+
+
+@pytest.mark.parametrize(
+    ("first", "code", "field"),
+    [
+        ("{oops", "bad_json", None),
+        ('{"type": "teleport"}', "hello_required", None),  # not unknown_type: any non-hello first frame
+        ('{"type": "send", "cid": 5}', "hello_required", None),  # not bad_field: it is not a hello
+        ('{"type": "ping"}', "hello_required", None),
+        ('{"token": "t"}', "hello_required", None),
+        ('{"type": "hello", "token": "t", "v": "1"}', "bad_field", "v"),  # a string is never a version
+        ('{"type": "hello", "token": "t", "v": 1}', "bad_version", None),
+    ],
+)
+async def test_each_kind_of_bad_first_frame_has_one_answer(world, first, code, field):
+    error, close_code = await first_frame_answer(world, first)
+    assert error is not None and (error["type"], error["code"], error.get("field")) == ("error", code, field)
+    assert close_code == 4000
+
+
+async def test_null_is_the_same_as_absent(world):
+    alice, bob = await world.person("alice"), await world.person("bob")
+    conv = await alice.befriend(bob)
+    a = Device(world.http, world.cluster.node_url(0), alice.token)
+    await a.connect(v=None, client=None)  # v null: the default version, 2
+    b = await bob.device(node=1)
+    await a.send_frame({"type": "typing", "conv": conv, "state": None})  # state null: start
+    await b.wait_for(lambda: any(e["type"] == "typing" for e in b.events))
+    assert [e["state"] for e in b.events if e["type"] == "typing"] == ["start"]
+    await a.close()
+
+
+async def test_typing_state_must_be_start_or_stop(world):
+    alice, bob = await world.person("alice"), await world.person("bob")
+    conv = await alice.befriend(bob)
+    a = await alice.device(node=0)
+    err = await error_after(a, orjson.dumps({"type": "typing", "conv": conv, "state": ""}).decode())
+    assert (err["code"], err["field"]) == ("bad_field", "state")
+    assert (await a.send(conv, "still works"))["status"] == "sent"
+
+
+async def raw_text_frame(url: str, payload: bytes) -> tuple[list[bytes], int]:
+    """Send one text frame with ``payload`` as it is (aiohttp's client only sends valid UTF-8 text);
+    return the payloads of the text frames received before the close, and the close code."""
+    parts = urlsplit(url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
+                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+    await reader.readuntil(b"\r\n\r\n")
+    mask = os.urandom(4)
+    assert len(payload) < 126
+    writer.write(bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+    texts = []
+    try:
+        while True:
+            head = await asyncio.wait_for(reader.readexactly(2), 5)
+            size = head[1] & 0x7F
+            if size == 126:
+                size = int.from_bytes(await reader.readexactly(2), "big")
+            body = await reader.readexactly(size)
+            if head[0] & 0x0F == 0x8:
+                return texts, int.from_bytes(body[:2], "big")
+            texts.append(body)
+    finally:
+        writer.close()
+
+
+async def test_invalid_utf8_in_a_text_frame_closes_1007_without_an_error_frame(world):
+    texts, code = await raw_text_frame(world.cluster.node_url(0), b'{"type": "hello", "token": "\xff"}')
+    assert (texts, code) == ([], 1007)

@@ -21,6 +21,15 @@ def test_password_hash_verifies_only_the_right_password():
     assert not passwords.verify("garbage", "correct horse")
 
 
+def test_a_hash_made_with_other_parameters_needs_rehashing():
+    cheap, dearer = Passwords(time_cost=1, memory_kib=8192), Passwords(time_cost=2, memory_kib=8192)
+    old = cheap.hash("correct horse")
+    assert dearer.needs_rehash(old) and not cheap.needs_rehash(old)
+    assert dearer.verify(old, "correct horse")  # an old hash still logs in; the login then replaces it
+    assert not dearer.needs_rehash(dearer.hash("correct horse"))
+    assert not dearer.needs_rehash("garbage")
+
+
 def test_token_round_trip_and_expiry():
     tok, expires = token(now=1000, ttl=60)
     assert expires == 1060

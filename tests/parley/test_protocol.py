@@ -1,8 +1,8 @@
 import orjson
 import pytest
 
-from parley.errors import BadRequest
-from parley.protocol import Ack, Hello, Ping, Send, Sync, parse_client_frame
+from parley.errors import BadRequest, PeerError
+from parley.protocol import Ack, Hello, Ping, Send, Sync, Typing, parse_client_frame, parse_first_frame, too_big
 
 CONV = "dm.aaaaaaaaaaaaaaaa.bbbbbbbbbbbbbbbb"
 
@@ -25,6 +25,11 @@ def parse(frame: object, max_body: int = 100):
         ({"type": "sync"}, Sync(None)),
         ({"type": "ping"}, Ping(None)),
         ({"type": "ping", "ts": 12}, Ping(12)),
+        ({"type": "ping", "ts": None}, Ping(None)),  # null is the same as absent, for every field
+        ({"type": "hello", "token": "t", "v": None, "cursor": None}, Hello("t", 2, None)),
+        ({"type": "typing", "conv": CONV}, Typing(CONV, "start")),
+        ({"type": "typing", "conv": CONV, "state": None}, Typing(CONV, "start")),
+        ({"type": "typing", "conv": CONV, "state": "stop"}, Typing(CONV, "stop")),
     ],
 )
 def test_valid_frames(frame, expected):
@@ -56,6 +61,9 @@ def test_valid_frames(frame, expected):
         ({"type": "ack", "id": 5}, "bad_field", "cursor"),
         ({"type": "ack", "cursor": 5}, "bad_field", "cursor"),
         ({"type": "sync", "cursor": 1.5}, "bad_field", "cursor"),
+        ({"type": "typing", "conv": CONV, "state": ""}, "bad_field", "state"),
+        ({"type": "typing", "conv": CONV, "state": "START"}, "bad_field", "state"),
+        ({"type": "hello", "token": "t", "v": "1"}, "bad_field", "v"),
     ],
 )
 def test_bad_frames_say_what_is_wrong(raw, code, field):
@@ -78,3 +86,30 @@ def test_a_bad_send_field_still_names_the_send():
     with pytest.raises(BadRequest) as info:
         parse({"type": "send", "cid": "c7", "conv": "nope", "body": "x"})
     assert info.value.details["ref"] == "c7"
+
+
+@pytest.mark.parametrize(
+    ("raw", "code", "field"),
+    [
+        ("{not json", "bad_json", None),
+        ({"type": "dance"}, "hello_required", None),
+        ({"type": "send", "cid": 5}, "hello_required", None),
+        ({"kind": "hello"}, "hello_required", None),
+        ({"type": "hello"}, "bad_field", "token"),
+        ({"type": "hello", "token": "t", "v": "1"}, "bad_field", "v"),
+    ],
+)
+def test_a_first_frame_that_is_not_a_good_hello_has_one_code(raw, code, field):
+    with pytest.raises(PeerError) as info:
+        parse_first_frame(raw if isinstance(raw, str) else orjson.dumps(raw), max_body=100)
+    assert (info.value.code, info.value.details.get("field")) == (code, field)
+
+
+def test_a_first_frame_hello_is_parsed():
+    assert parse_first_frame(orjson.dumps({"type": "hello", "token": "t", "v": 1}), max_body=100) == Hello("t", 1)
+
+
+@pytest.mark.parametrize(("raw", "big"), [("x" * 10, False), ("x" * 11, True), ("é" * 5, False), ("é" * 6, True),
+                                          ("€" * 3, False), ("€" * 4, True), ("", False)])
+def test_too_big_counts_utf8_bytes(raw, big):
+    assert too_big(raw, 10) is big

@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import pytest
 
 from parley.settings import Secret, Settings, SettingsError
@@ -5,9 +9,9 @@ from parley.settings import Secret, Settings, SettingsError
 
 def test_from_env_casts_and_ignores_other_variables():
     s = Settings.from_env({"PARLEY_NODE_PORT": "9000", "PARLEY_RATE_PER_S": "2.5", "PARLEY_LOG_JSON": "true",
-                           "PARLEY_SECRET": "hunter2", "HOME": "/root"})
+                           "PARLEY_SECRET": "hunter2" * 5, "HOME": "/root"})
     assert (s.node_port, s.rate_per_s, s.log_json) == (9000, 2.5, True)
-    assert s.secret.reveal() == "hunter2"
+    assert s.secret.reveal() == "hunter2" * 5
     assert "hunter2" not in repr(s) and "hunter2" not in str(s.secret)
 
 
@@ -17,7 +21,7 @@ def test_bad_values_name_the_variable():
 
 
 def test_as_env_round_trips():
-    s = Settings(secret=Secret("k"), node_port=1234, log_json=True)
+    s = Settings(secret=Secret("k" * 32), node_port=1234, log_json=True)
     assert Settings.from_env(s.as_env()) == s
 
 
@@ -25,3 +29,18 @@ def test_as_env_round_trips():
 def test_values_that_would_hang_or_divide_by_zero_are_refused(name):
     with pytest.raises(SettingsError, match=f"PARLEY_{name.upper()}"):
         Settings.from_env({f"PARLEY_{name.upper()}": "0"})
+
+
+def test_a_short_secret_is_refused_at_start():
+    with pytest.raises(SettingsError, match="PARLEY_SECRET is 31 bytes; it must be at least 32") as info:
+        Settings.from_env({"PARLEY_SECRET": "s" * 31})
+    assert info.value.code == "bad_setting" and "s" * 31 not in str(info.value)
+    assert Settings.from_env({"PARLEY_SECRET": "s" * 32}).secret.reveal() == "s" * 32
+    assert Settings(secret=Secret("é" * 16)).secret  # bytes, not characters
+
+
+def test_a_process_with_a_short_secret_does_not_start():
+    env = {**os.environ, "PARLEY_SECRET": "too-short"}
+    done = subprocess.run([sys.executable, "-m", "parley", "api"], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2 and "PARLEY_SECRET is 9 bytes; it must be at least 32" in done.stderr

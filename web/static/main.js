@@ -31,7 +31,7 @@ const api = new Api(() => chat.session?.token ?? null);
 // One Connection per session: its pending sends, cursor and acks belong to that user and device
 // only, so a logout drops them with it and the next login starts clean.
 let conn = null;
-let clockOffset = 0; // moved only by the test hook below
+let clockOffset = 0; // moved only by the test hooks (testing, below)
 
 function newConnection() {
   const c = new Connection({
@@ -47,13 +47,11 @@ function newConnection() {
   return c;
 }
 
-// Browser tests only (page opened with ?testhooks): reach the connection and move its clock.
-if (new URLSearchParams(location.search).has("testhooks")) {
-  window.parleyTest = {
-    get conn() { return conn; },
-    advanceClock(ms) { clockOffset += ms; },
-  };
-}
+// For the browser tests: testhooks.js puts this on window (served only with PARLEY_WEB_TEST_HOOKS on).
+export const testing = {
+  get conn() { return conn; },
+  advanceClock(ms) { clockOffset += ms; },
+};
 
 // ---- session ---------------------------------------------------------------------------------
 

@@ -25,6 +25,8 @@ QUERIES = {
     "name_claim": "INSERT INTO usernames (username, user_id, password_hash) VALUES (?,?,?) IF NOT EXISTS",
     "name_get": "SELECT user_id, password_hash FROM usernames WHERE username = ?",
     "name_owner": "SELECT user_id FROM usernames WHERE username = ?",  # read at SERIAL
+    # a claimed row is only ever written by lightweight transactions (no mixed timestamps)
+    "name_rehash": "UPDATE usernames SET password_hash = ? WHERE username = ? IF user_id = ?",
 }
 
 
@@ -61,6 +63,9 @@ class CassandraAccounts:
             return None
         row = await self._cql.one("user_get", claim.user_id)
         return (_user(row), claim.password_hash) if row else None
+
+    async def set_password_hash(self, user: User, password_hash: str) -> None:
+        await self._cql.applied("name_rehash", password_hash, user.username, user.id)
 
     async def get_user(self, user: UserId) -> User | None:
         row = await self._cql.one("user_get", user)

@@ -1,0 +1,27 @@
+"""``parley up``'s cluster secret: made once per run dir, readable by its owner only."""
+
+import os
+import stat
+
+from parley.tools.up import cluster_secret
+
+from parley.settings import MIN_SECRET_BYTES, Secret
+
+
+def test_the_secret_file_is_made_0600_and_kept(tmp_path):
+    old = os.umask(0)  # the mode comes from the open itself, whatever the umask
+    try:
+        made = cluster_secret(tmp_path, Secret(""))
+    finally:
+        os.umask(old)
+    path = tmp_path / "secret"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert len(made.reveal().encode()) >= MIN_SECRET_BYTES and path.read_text() == made.reveal()
+    assert cluster_secret(tmp_path, Secret("")) == made  # the next `parley up` continues with it
+
+
+def test_a_configured_secret_wins_and_an_existing_file_is_not_rewritten(tmp_path):
+    given = Secret("g" * 40)
+    assert cluster_secret(tmp_path, given) == given and not (tmp_path / "secret").exists()
+    (tmp_path / "secret").write_text("x" * 40 + "\n")
+    assert cluster_secret(tmp_path, Secret("")) == Secret("x" * 40)
