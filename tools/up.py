@@ -23,6 +23,7 @@ next ``parley up`` continues where this one stopped.
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
 import signal
 import sys
