@@ -6,6 +6,9 @@ every read crosses partition boundaries.
 
 from __future__ import annotations
 
+import dataclasses
+import time
+
 import pytest
 
 from parley.errors import Conflict
@@ -69,6 +72,8 @@ async def test_users_are_unique_by_name_and_profiles_update(store):
     updated = await store.update_user(alice.id, display_name="Al", bio=None)
     assert (updated.display_name, updated.bio) == ("Al", "")
     assert await store.get_users([alice.id, new_user_id()]) == {alice.id: updated}
+    await store.set_password_hash(alice.id, "hash3")
+    assert await store.user_by_name(name) == (updated, "hash3")
 
 
 async def test_sessions_revoke_and_devices_keep_the_last_saved_cursor(store):
@@ -84,6 +89,16 @@ async def test_sessions_revoke_and_devices_keep_the_last_saved_cursor(store):
     await store.save_cursors({device.id: "c1.BBB.y"})
     assert (await store.get_device(device.id)).cursor == "c1.BBB.y"
     assert [d.id for d in await store.list_devices(uid)] == [device.id]
+
+
+async def test_a_users_sessions_are_the_live_ones(store):
+    uid, now = new_user_id(), int(time.time())
+    live, other, revoked, ended = (Session(new_session_id(), uid, new_device_id(), 1, now + 3600) for _ in range(4))
+    ended = dataclasses.replace(ended, expires_at=now - 1)
+    for s in (live, other, revoked, ended, Session(new_session_id(), new_user_id(), new_device_id(), 1, now + 60)):
+        await store.create_session(s)
+    await store.revoke_session(revoked.id)
+    assert sorted(await store.sessions_of(uid), key=lambda s: s.id) == sorted([live, other], key=lambda s: s.id)
 
 
 async def test_friend_requests_become_friendships_when_both_add(store):

@@ -24,6 +24,7 @@ QUERIES = {
     "user_update": "UPDATE users SET display_name = ?, bio = ? WHERE id = ?",
     "name_claim": "INSERT INTO usernames (username, user_id, password_hash) VALUES (?,?,?) IF NOT EXISTS",
     "name_get": "SELECT user_id, password_hash FROM usernames WHERE username = ?",
+    "password_set": "UPDATE usernames SET password_hash = ? WHERE username = ?",
     "name_owner": "SELECT user_id FROM usernames WHERE username = ?",  # read at SERIAL
 }
 
@@ -79,3 +80,9 @@ class CassandraAccounts:
         found = await self.get_user(user)
         assert found is not None
         return found
+
+    async def set_password_hash(self, user: UserId, password_hash: str) -> None:
+        found = await self.get_user(user)
+        if found is None:
+            raise NotFound("no such user", code="unknown_user")
+        await self._cql.write("password_set", password_hash, found.username)

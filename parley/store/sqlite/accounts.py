@@ -69,3 +69,8 @@ class SQLiteAccounts:
         if found is None:
             raise NotFound("no such user", code="unknown_user")
         return found
+
+    async def set_password_hash(self, user: UserId, password_hash: str) -> None:
+        await self._db.run(
+            lambda db: db.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user))
+        )
