@@ -69,9 +69,14 @@ class Revocations:
 
     async def _publish(self, user: UserId, sessions: list[SessionId]) -> bool:
         try:
+            # while nats-py reconnects, publish only buffers and flush returns without a round trip
+            if not self._nc.is_connected:
+                raise ConnectionError("not connected to NATS")
             for session in sessions:
                 await self._nc.publish(control_subject(user), wire.encode(wire.Revoke(session)))
             await self._nc.flush(timeout=2)
+            if not self._nc.is_connected:
+                raise ConnectionError("NATS connection lost during the flush")
             return True
         except Exception as err:
             log.warning("could not announce the revocation of %d session(s) of %s (will retry): %s",
