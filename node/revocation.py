@@ -7,6 +7,11 @@ connection's session in the store (a wave of sessions at a time) and closes thos
 or passed their lifetime, with 4003 as the control subject would. A store that does not answer leaves
 the connections as they are: the next hello of each is checked (and refused while it is down,
 ``revocation_fail_closed``).
+
+One more gap is a connection's own set-up: a revocation announced after its hello's check and before
+the connection is in the hub (and its user's control subject subscribed) finds nothing to close. So a
+connection's session is read once more when its set-up is done (``check_again``): one store read per
+connection, for a logout that never leaves a connection behind.
 """
 
 from __future__ import annotations
@@ -47,3 +52,13 @@ async def close_ended_sessions(links: Iterable[DeviceLink], sessions: Sessions, 
                     link.close(CLOSE_REVOKED, ended.code)
                 closed += len(by_session[sid])
     return closed
+
+
+async def check_again(link: DeviceLink, sessions: Sessions, *, now: int) -> None:
+    """Raise ``Unauthorized`` (close 4003) if the link's session ended since its hello was checked; a store
+    that does not answer now changes nothing (the hello's check passed)."""
+    try:
+        session = await sessions.get_session(link.session)
+    except Unavailable:
+        return
+    live_session(session, now=now)

@@ -29,7 +29,7 @@ from parley.node.membership import MembershipCheck
 from parley.node.ports import NodeStore
 from parley.node.presence import PresenceRelay
 from parley.node.publisher import Publisher
-from parley.node.revocation import close_ended_sessions
+from parley.node.revocation import check_again, close_ended_sessions
 from parley.node.subscriptions import UserSubscriptions
 from parley.node.sync import SyncRunner, delivery_of
 
@@ -226,6 +226,7 @@ class EdgeNode:
             link.wake()
             return
         await self.subscriptions.arrive(link.user)  # a second device waits for the first one's, if still going
+        await check_again(link, self.store, now=int(time.time()))  # a logout announced since the hello's check
         await self.presence.arrived(link)  # online now, not at the next periodic beat
         link.act(first_sync)
 
