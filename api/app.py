@@ -15,10 +15,9 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
-from parley.api import accounts, conversations, friends, groups, presence, push, sessions
+from parley.api import accounts, conversations, friends, groups, presence, push, revocations, sessions
 from parley.api import web as web_client
 from parley.api.http import HTTP, METRICS, NATS, PASSWORDS, PRESENCE, SETTINGS, STORE, errors, measured
-from parley.api.revocations import revocations_ctx
 
 from parley import bus
 from parley.auth import Passwords
@@ -38,10 +37,10 @@ def make_app(settings: Settings, store: Store, nc: BusClient) -> web.Application
     app[METRICS] = ApiMetrics()
     app[PASSWORDS] = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
     app.cleanup_ctx.append(_discovery_client)
-    app.cleanup_ctx.append(revocations_ctx)
     # The order routes were always added in: a path's methods stay on one resource.
     for concept in (accounts, sessions, friends, presence, conversations, groups, push, web_client):
         concept.add_routes(app.router)
+    app.cleanup_ctx.append(revocations.revocations_ctx)  # pending revocation retries end with the app
     return app
 
 

@@ -31,7 +31,7 @@ async def change_password(request: web.Request) -> web.Response:
     if not await off_loop(passwords.verify, found[1], current):
         raise Forbidden("current_password is not this account's password", code="wrong_password",
                         field="current_password")
-    await store.set_password_hash(claims.user, await off_loop(passwords.hash, new))
+    await store.set_password_hash(found[0], await off_loop(passwords.hash, new))
     return json({"revoked": await _end_other_sessions(request, claims)})
 
 

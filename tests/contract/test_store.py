@@ -72,8 +72,15 @@ async def test_users_are_unique_by_name_and_profiles_update(store):
     updated = await store.update_user(alice.id, display_name="Al", bio=None)
     assert (updated.display_name, updated.bio) == ("Al", "")
     assert await store.get_users([alice.id, new_user_id()]) == {alice.id: updated}
-    await store.set_password_hash(alice.id, "hash3")
-    assert await store.user_by_name(name) == (updated, "hash3")
+
+
+async def test_a_password_hash_is_replaced_for_its_user_only(store):
+    alice, bob = user(f"alice_{new_user_id()}"), user(f"bob_{new_user_id()}")
+    await store.create_user(alice, "old")
+    await store.create_user(bob, "old")
+    await store.set_password_hash(alice, "new")
+    assert (await store.user_by_name(alice.username), await store.user_by_name(bob.username)) == (
+        (alice, "new"), (bob, "old"))
 
 
 async def test_sessions_revoke_and_devices_keep_the_last_saved_cursor(store):

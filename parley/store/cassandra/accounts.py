@@ -24,8 +24,9 @@ QUERIES = {
     "user_update": "UPDATE users SET display_name = ?, bio = ? WHERE id = ?",
     "name_claim": "INSERT INTO usernames (username, user_id, password_hash) VALUES (?,?,?) IF NOT EXISTS",
     "name_get": "SELECT user_id, password_hash FROM usernames WHERE username = ?",
-    "password_set": "UPDATE usernames SET password_hash = ? WHERE username = ?",
     "name_owner": "SELECT user_id FROM usernames WHERE username = ?",  # read at SERIAL
+    # a claimed row is only ever written by lightweight transactions (no mixed timestamps)
+    "name_rehash": "UPDATE usernames SET password_hash = ? WHERE username = ? IF user_id = ?",
 }
 
 
@@ -63,6 +64,9 @@ class CassandraAccounts:
         row = await self._cql.one("user_get", claim.user_id)
         return (_user(row), claim.password_hash) if row else None
 
+    async def set_password_hash(self, user: User, password_hash: str) -> None:
+        await self._cql.applied("name_rehash", password_hash, user.username, user.id)
+
     async def get_user(self, user: UserId) -> User | None:
         row = await self._cql.one("user_get", user)
         return _user(row) if row else None
@@ -80,9 +84,3 @@ class CassandraAccounts:
         found = await self.get_user(user)
         assert found is not None
         return found
-
-    async def set_password_hash(self, user: UserId, password_hash: str) -> None:
-        found = await self.get_user(user)
-        if found is None:
-            raise NotFound("no such user", code="unknown_user")
-        await self._cql.write("password_set", password_hash, found.username)

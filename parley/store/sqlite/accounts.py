@@ -41,6 +41,10 @@ class SQLiteAccounts:
         )
         return (_user(row), row[5]) if row else None
 
+    async def set_password_hash(self, user: User, password_hash: str) -> None:
+        await self._db.run(lambda db: db.execute("UPDATE users SET password_hash = ? WHERE id = ?",
+                                                 (password_hash, user.id)))
+
     async def get_user(self, user: UserId) -> User | None:
         return (await self.get_users([user])).get(user)
 
@@ -69,8 +73,3 @@ class SQLiteAccounts:
         if found is None:
             raise NotFound("no such user", code="unknown_user")
         return found
-
-    async def set_password_hash(self, user: UserId, password_hash: str) -> None:
-        await self._db.run(
-            lambda db: db.execute("UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user))
-        )
