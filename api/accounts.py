@@ -3,7 +3,8 @@ caller's profile, other users' profiles, the caller's devices.
 
 Invariants: a login places the caller on a node *before* it creates any state, so a login that fails for
 want of a node leaves no device or session behind; a token is only as good as its session (``authed``),
-so logout revokes the session, drops the device's push token and tells the nodes to close its sockets.
+so logout revokes the session, drops the device's push token and tells the nodes to close its sockets
+(``revocations``); a session lives ``session_lifetime_s`` from its login, and no token outlives it.
 Password hashing and checking run off the event loop (Argon2 is slow on purpose).
 """
 
