@@ -3,7 +3,8 @@ caller's profile, other users' profiles, the caller's devices.
 
 Invariants: a login places the caller on a node *before* it creates any state, so a login that fails for
 want of a node leaves no device or session behind; a token is only as good as its session (``authed``),
-so logout revokes the session, drops the device's push token and tells the nodes to close its sockets.
+so logout revokes the session, drops the device's push token and tells the nodes to close its sockets
+(``revocations``); a session lives ``session_lifetime_s`` from its login, and no token outlives it.
 Password hashing and checking run off the event loop (Argon2 is slow on purpose).
 """
 
@@ -15,12 +16,11 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from parley.api import validation as v
-from parley.api.announce import announce
-from parley.api.http import HTTP, PASSWORDS, SETTINGS, STORE, authed, body_of, json, now_ms, off_loop
+from parley.api.http import HTTP, PASSWORDS, SETTINGS, STORE, authed, authed_session, body_of, json, now_ms, off_loop
+from parley.api.revocations import REVOCATIONS
 from parley.api.shapes import user_json
 
-from parley import wire
-from parley.auth import issue_token
+from parley.auth import issue_token, token_ttl
 from parley.errors import BadRequest, NotFound, Unauthorized, Unavailable
 from parley.ids import DeviceId, UserId, new_device_id, new_session_id, new_user_id
 from parley.store import Device, Session, Store, User
@@ -46,10 +46,11 @@ async def login(request: web.Request) -> web.Response:
         await store.set_password_hash(user, await off_loop(passwords.hash, password))
     placement = await _place(request, body.get("region"))  # before any state: no node, no session
     device = await _device_for_login(store, user.id, body)
-    session = Session(new_session_id(), user.id, device.id, now_ms(), int(time.time()) + settings.token_ttl_s)
+    now = int(time.time())
+    session = Session(new_session_id(), user.id, device.id, now_ms(), now + settings.session_lifetime_s)
     await store.create_session(session)
     token, expires = issue_token(settings.secret.reveal(), user=user.id, device=device.id, session=session.id,
-                                 now=int(time.time()), ttl_s=settings.token_ttl_s)
+                                 now=now, ttl_s=token_ttl(session, now=now, ttl_s=settings.token_ttl_s))
     return json({"token": token, "expires_at": expires, "user": user_json(user), "device_id": device.id,
                  "cursor": device.cursor, **placement})
 
@@ -82,12 +83,13 @@ async def _place(request: web.Request, region: object) -> dict[str, Any]:
 
 
 async def refresh(request: web.Request) -> web.Response:
-    """A new token for the same session and device, so a client never needs the password again
-    while its session lives (logout ends it)."""
-    claims = await authed(request)
-    settings = request.app[SETTINGS]
+    """A new token for the same session and device, so a client needs the password again only when its
+    session ends: logged out, or past its absolute lifetime (no token outlives its session)."""
+    claims, session = await authed_session(request)
+    settings, now = request.app[SETTINGS], int(time.time())
     token, expires = issue_token(settings.secret.reveal(), user=claims.user, device=claims.device,
-                                 session=claims.session, now=int(time.time()), ttl_s=settings.token_ttl_s)
+                                 session=claims.session, now=now,
+                                 ttl_s=token_ttl(session, now=now, ttl_s=settings.token_ttl_s))
     return json({"token": token, "expires_at": expires})
 
 
@@ -100,7 +102,7 @@ async def logout(request: web.Request) -> web.Response:
     claims = await authed(request)
     await request.app[STORE].revoke_session(claims.session)
     await request.app[STORE].delete_push_token(claims.user, claims.device)  # no pushes to a logged-out phone
-    await announce(request, [claims.user], wire.Revoke(claims.session))
+    await request.app[REVOCATIONS].announce(claims.user, [claims.session])  # retried until NATS takes it
     return web.Response(status=204)
 
 

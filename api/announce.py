@@ -3,6 +3,7 @@ the affected users' control subjects, so the nodes holding their devices act on 
 
 Invariant: the store already has the change before it is announced. An announcement is best effort:
 one lost (NATS away) only delays the change until the devices reconnect, so it never fails a request.
+Revocations go through ``api/revocations.py`` instead, which retries until NATS takes them.
 """
 
 from __future__ import annotations

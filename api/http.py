@@ -21,13 +21,13 @@ import orjson
 from aiohttp import web
 from nats.js.kv import KeyValue
 
-from parley.auth import Claims, Passwords, verify_token
+from parley.auth import Claims, Passwords, live_session, verify_token
 from parley.bus import BusClient
 from parley.bus.outage import as_unavailable
 from parley.errors import BadRequest, ParleyError, Unauthorized
 from parley.metrics import ApiMetrics
 from parley.settings import Settings
-from parley.store import Store
+from parley.store import Session, Store
 
 log = logging.getLogger("parley.api")
 
@@ -66,16 +66,19 @@ async def body_of(request: web.Request) -> dict[str, Any]:
 
 
 async def authed(request: web.Request) -> Claims:
-    """The caller's claims: a valid token of a session that was not logged out (401 otherwise)."""
+    """The caller's claims: a valid token of a live session (401 otherwise)."""
+    return (await authed_session(request))[0]
+
+
+async def authed_session(request: web.Request) -> tuple[Claims, Session]:
+    """The caller's claims and session: not logged out (``session_revoked``), not past its lifetime
+    (``session_expired``)."""
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         raise Unauthorized("send 'Authorization: Bearer <token>'", code="bad_token")
-    settings = request.app[SETTINGS]
-    claims = verify_token(settings.secret.reveal(), header[7:].strip(), now=int(time.time()))
-    session = await request.app[STORE].get_session(claims.session)
-    if session is None or session.revoked:
-        raise Unauthorized("this session was logged out", code="session_revoked")
-    return claims
+    settings, now = request.app[SETTINGS], int(time.time())
+    claims = verify_token(settings.secret.reveal(), header[7:].strip(), now=now)
+    return claims, live_session(await request.app[STORE].get_session(claims.session), now=now)
 
 
 async def nosniff(_: web.Request, response: web.StreamResponse) -> None:

@@ -34,11 +34,11 @@ def username(body: dict[str, Any]) -> str:
     return value
 
 
-def password(body: dict[str, Any]) -> str:
-    value = field(body, "password", max_len=256)
+def password(body: dict[str, Any], name: str = "password") -> str:
+    value = field(body, name, max_len=256)
     assert value is not None
     if len(value) < 8:
-        raise BadRequest("password must be at least 8 characters", code="bad_field", field="password")
+        raise BadRequest(f"{name} must be at least 8 characters", code="bad_field", field=name)
     return value
 
 

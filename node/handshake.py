@@ -2,9 +2,11 @@
 
 What is refused, and how (docs/protocol.md §2, §13): no text frame within ``hello_timeout_s`` → close
 4000 without an error frame; a frame that is not a valid ``hello`` of this protocol version, a bad or
-expired token, a logged-out session → one ``error`` frame, then the error's close code. The session
-check fails open while the store is down (ADR 0003): refusing every connection during a store outage
-would take the whole service down for a check that only matters after a logout.
+expired token, a logged-out session or one past its lifetime → one ``error`` frame, then the error's
+close code. While the store is down the session cannot be checked: with ``revocation_fail_closed`` (the
+default) the hello is refused with a retryable ``store_unavailable`` (close 1013), so a logged-out
+session never gets back in; without it the hello is admitted unchecked (ADR 0003's original trade: the
+service stays up through a store outage, and a revoked token works until it expires).
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from aiohttp import WSMsgType, web
 from parley.node.ports import Sessions
 
 from parley import protocol
-from parley.auth import Claims, verify_token
-from parley.errors import CLOSE_PROTOCOL, CLOSE_TOO_BIG, ParleyError, PeerError, Unauthorized, Unavailable
+from parley.auth import Claims, live_session, verify_token
+from parley.errors import CLOSE_PROTOCOL, CLOSE_TOO_BIG, ParleyError, PeerError, Unavailable
 from parley.settings import Settings
 
 log = logging.getLogger("parley.node")
@@ -38,8 +40,9 @@ async def handshake(ws: web.WebSocketResponse, settings: Settings,
         return None
     try:
         hello = parse_hello(msg.data, settings)
-        claims = verify_token(settings.secret.reveal(), hello.token, now=int(time.time()))
-        await check_session(sessions, claims)
+        now = int(time.time())
+        claims = verify_token(settings.secret.reveal(), hello.token, now=now)
+        await check_session(sessions, claims, now=now, fail_closed=settings.revocation_fail_closed)
     except ParleyError as err:
         await ws.send_str(protocol.error_bytes(err).decode())  # a text frame, like every frame
         await ws.close(code=err.ws_close_code, message=err.code.encode())
@@ -55,11 +58,14 @@ def parse_hello(raw: str, settings: Settings) -> protocol.Hello:
     return frame
 
 
-async def check_session(sessions: Sessions, claims: Claims) -> None:
+async def check_session(sessions: Sessions, claims: Claims, *, now: int, fail_closed: bool) -> None:
+    """Refuse a session that was logged out or passed its lifetime; while the store is down, refuse
+    (``fail_closed``, retryable) or admit unchecked."""
     try:
         session = await sessions.get_session(claims.session)
     except Unavailable:
+        if fail_closed:
+            raise  # store_unavailable, retryable: the client reconnects after a pause (close 1013)
         log.warning("store unavailable: admitting %s without its revocation check", claims.session)
         return
-    if session is None or session.revoked:
-        raise Unauthorized("this session was logged out", code="session_revoked")
+    live_session(session, now=now)

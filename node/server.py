@@ -29,6 +29,7 @@ from parley.node.membership import MembershipCheck
 from parley.node.ports import NodeStore
 from parley.node.presence import PresenceRelay
 from parley.node.publisher import Publisher
+from parley.node.revocation import check_again, close_ended_sessions
 from parley.node.subscriptions import UserSubscriptions
 from parley.node.sync import SyncRunner, delivery_of
 
@@ -146,8 +147,12 @@ class EdgeNode:
         link.act(link.core.resync(point))
 
     async def on_reconnected(self) -> None:
-        """NATS came back: anything republished while we were away must be read, so resync all."""
+        """NATS came back: anything republished while we were away must be read, so resync all; a
+        revocation announced meanwhile was missed, so check every live session."""
         await self._resync_all("NATS reconnected")
+        closed = await close_ended_sessions(list(self.hub), self.store, now=int(time.time()))
+        if closed:
+            log.warning("closed %d connections of sessions that ended while NATS was away", closed)
 
     def _shards_changed(self, lost: frozenset[int], back: frozenset[int]) -> None:
         """Shards stopped answering (another region, the link down): hold live delivery from them; once they
@@ -233,6 +238,7 @@ class EdgeNode:
             link.wake()
             return
         await self.subscriptions.arrive(link.user)  # a second device waits for the first one's, if still going
+        await check_again(link, self.store, now=int(time.time()))  # a logout announced since the hello's check
         await self.presence.arrived(link)  # online now, not at the next periodic beat
         link.act(first_sync)
 

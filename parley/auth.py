@@ -1,8 +1,10 @@
 """Passwords (Argon2id via argon2-cffi) and access tokens (HS256 JWTs via PyJWT).
 
-A token names the user, the device and the login session; it expires after ``token_ttl_s``.
-Revocation is by session: logout marks the session revoked in the store, and nodes check the
-session when a device connects (and close live connections of a revoked session at once).
+A token names the user, the device and the login session; it expires after ``token_ttl_s``, and never
+after its session does (``session_lifetime_s`` from the login: ``token_ttl`` caps a refresh there).
+Revocation is by session: logout, a password change or "sign out other devices" marks sessions revoked
+in the store; nodes check the session when a device connects (``live_session``) and close live
+connections of a revoked session at once.
 Expiry is checked against a ``now`` the caller passes, so the rules are testable without a clock.
 """
 
@@ -16,6 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from parley.errors import Unauthorized
 from parley.ids import DeviceId, SessionId, UserId, is_valid_id, new_id
+from parley.store.records import Session
 
 _ALGORITHM = "HS256"
 
@@ -82,3 +85,17 @@ def verify_token(secret: str, token: str, *, now: int) -> Claims:
     if exp <= now:
         raise Unauthorized("token has expired; log in again", code="token_expired")
     return Claims(UserId(user), DeviceId(device), SessionId(session), exp)
+
+
+def live_session(session: Session | None, *, now: int) -> Session:
+    """The session, if a token of it still counts: not logged out, not past its absolute lifetime."""
+    if session is None or session.revoked:
+        raise Unauthorized("this session was logged out", code="session_revoked")
+    if session.expires_at <= now:
+        raise Unauthorized("this session has passed its lifetime; log in again", code="session_expired")
+    return session
+
+
+def token_ttl(session: Session, *, now: int, ttl_s: int) -> int:
+    """How long a token issued ``now`` lives: ``ttl_s``, cut short where its session ends."""
+    return max(0, min(ttl_s, session.expires_at - now))

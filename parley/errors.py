@@ -3,7 +3,8 @@
     ParleyError                      code, http_status, ws_close_code, peer_fault, retryable
     ├── PeerError                    the client did something wrong (4xx / error frame / close 4000)
     │   ├── BadRequest               malformed input: bad_json, unknown_type, bad_field, too_large
-    │   ├── Unauthorized             bad_token (4001), token_expired (4002), session_revoked (4003), …
+    │   ├── Unauthorized             bad_token (4001), token_expired (4002), session_revoked (4003),
+    │   │                            session_expired (4003), …
     │   ├── Forbidden                not_member, not_friends
     │   ├── NotFound                 unknown_user, unknown_conversation, not_found
     │   ├── Conflict                 username_taken
@@ -29,7 +30,7 @@ CLOSE_TRY_AGAIN = 1013  # a dependency (store, bus) is unavailable right now: re
 CLOSE_PROTOCOL = 4000  # hello missing, late, repeated, or of an unsupported version
 CLOSE_UNAUTHORIZED = 4001  # token missing, malformed or badly signed
 CLOSE_TOKEN_EXPIRED = 4002
-CLOSE_REVOKED = 4003  # the session was logged out
+CLOSE_REVOKED = 4003  # the session was logged out or passed its lifetime: log in again
 CLOSE_IDLE = 4008  # nothing received within the idle timeout (heartbeats stopped)
 CLOSE_SLOW = 4009  # the device read too slowly and fell too far behind; reconnect and sync
 CLOSE_DRAINING = 4010  # the node is draining: a ``moved`` frame named the node to reconnect to
@@ -78,7 +79,8 @@ class BadRequest(PeerError):
 class Unauthorized(PeerError):
     http_status = 401
     close_code = CLOSE_UNAUTHORIZED
-    close_codes = {"token_expired": CLOSE_TOKEN_EXPIRED, "session_revoked": CLOSE_REVOKED}
+    close_codes = {"token_expired": CLOSE_TOKEN_EXPIRED, "session_revoked": CLOSE_REVOKED,
+                   "session_expired": CLOSE_REVOKED}
     default_code = "bad_token"
 
 

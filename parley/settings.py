@@ -51,7 +51,8 @@ POSITIVE = (
     "cassandra_bucket_s", "cassandra_timeout_s", "cassandra_concurrency", "archiver_batch", "archiver_concurrency",
     "group_max_members", "typing_interval_s", "max_body_bytes", "max_frame_bytes", "rate_per_s", "rate_burst",
     "sends_in_flight", "heartbeat_s", "idle_timeout_s", "hello_timeout_s", "sync_batch", "sync_max", "cursor_flush_s",
-    "max_connections", "node_ttl_s", "node_beat_s", "token_ttl_s", "argon2_time_cost", "argon2_memory_kib",
+    "max_connections", "node_ttl_s", "node_beat_s", "token_ttl_s", "session_lifetime_s",
+    "argon2_time_cost", "argon2_memory_kib",
     "presence_beat_s", "presence_timeout_s", "drain_timeout_s", "push_grace_s", "push_retries", "stream_replicas",
     "bounds_refresh_s", "floor_wait_s", "cursor_every_s", "store_deadline_s", "cassandra_background_concurrency",
     "archiver_ack_wait_s", "presence_partitions", "presence_lease_s",
@@ -103,6 +104,10 @@ class Settings:
     discovery_host: str = "127.0.0.1"
     discovery_port: int = 8070
     token_ttl_s: int = 86400
+    # a login's absolute lifetime: refresh renews its tokens up to here, never past it; then log in again
+    session_lifetime_s: int = 30 * 86400
+    # a hello whose session the store cannot check (store down) is refused, retryable (1 = fail closed)
+    revocation_fail_closed: bool = True
     argon2_time_cost: int = 3  # password hashing cost (argon2-cffi's defaults)
     argon2_memory_kib: int = 65536
     web_test_hooks: bool = False  # the browser client's test hooks (browser tests only; never in production)

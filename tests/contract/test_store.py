@@ -6,6 +6,9 @@ every read crosses partition boundaries.
 
 from __future__ import annotations
 
+import dataclasses
+import time
+
 import pytest
 
 from parley.errors import Conflict
@@ -93,6 +96,16 @@ async def test_sessions_revoke_and_devices_keep_the_last_saved_cursor(store):
     await store.save_cursors({device.id: "c1.BBB.y"})
     assert (await store.get_device(device.id)).cursor == "c1.BBB.y"
     assert [d.id for d in await store.list_devices(uid)] == [device.id]
+
+
+async def test_a_users_sessions_are_the_live_ones(store):
+    uid, now = new_user_id(), int(time.time())
+    live, other, revoked, ended = (Session(new_session_id(), uid, new_device_id(), 1, now + 3600) for _ in range(4))
+    ended = dataclasses.replace(ended, expires_at=now - 1)
+    for s in (live, other, revoked, ended, Session(new_session_id(), new_user_id(), new_device_id(), 1, now + 60)):
+        await store.create_session(s)
+    await store.revoke_session(revoked.id)
+    assert sorted(await store.sessions_of(uid), key=lambda s: s.id) == sorted([live, other], key=lambda s: s.id)
 
 
 async def test_friend_requests_become_friendships_when_both_add(store):

@@ -1,8 +1,9 @@
 import pytest
 
-from parley.auth import Passwords, issue_token, verify_token
-from parley.errors import Unauthorized
+from parley.auth import Passwords, issue_token, live_session, token_ttl, verify_token
+from parley.errors import CLOSE_REVOKED, Unauthorized
 from parley.ids import new_device_id, new_session_id, new_user_id
+from parley.store import Session
 
 SECRET = "s" * 32
 
@@ -45,3 +46,35 @@ def test_bad_tokens_are_refused(bad):
     with pytest.raises(Unauthorized) as info:
         verify_token(SECRET, bad, now=1000)
     assert info.value.code == "bad_token"
+
+
+def session(expires_at=2000, revoked=False):
+    return Session(new_session_id(), new_user_id(), new_device_id(), 1, expires_at, revoked)
+
+
+@pytest.mark.parametrize(("found", "now", "code"), [
+    (None, 1000, "session_revoked"),  # no such session: a token of it is refused like a logged-out one
+    (session(revoked=True), 1000, "session_revoked"),
+    (session(expires_at=2000), 2000, "session_expired"),  # its end is the first second it no longer counts
+    (session(expires_at=2000), 5000, "session_expired"),
+    (session(expires_at=2000, revoked=True), 5000, "session_revoked"),
+])
+def test_a_session_ends_when_logged_out_or_past_its_lifetime(found, now, code):
+    with pytest.raises(Unauthorized) as info:
+        live_session(found, now=now)
+    assert info.value.code == code and info.value.ws_close_code == CLOSE_REVOKED and info.value.http_status == 401
+
+
+def test_a_live_session_is_returned():
+    live = session(expires_at=2000)
+    assert live_session(live, now=1999) is live
+
+
+@pytest.mark.parametrize(("expires_at", "now", "ttl", "expected"), [
+    (100_000, 1000, 60, 60),  # far from its end: the full ttl
+    (1030, 1000, 60, 30),  # near its end: cut at the end
+    (1000, 1000, 60, 0),  # at its end: nothing (and live_session refuses it before anyone asks)
+    (900, 1000, 60, 0),
+])
+def test_no_token_outlives_its_session(expires_at, now, ttl, expected):
+    assert token_ttl(session(expires_at=expires_at), now=now, ttl_s=ttl) == expected

@@ -84,6 +84,10 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         """ALTER TABLE {ks}.conversations ADD IF NOT EXISTS shard int""",
         """ALTER TABLE {ks}.device_cursors ADD IF NOT EXISTS cursor_token text""",
     ]),
+    (5, "a user's sessions (password change, sign out other devices)", [
+        # rows written with a TTL to their session's end: the index holds only sessions that may be live
+        """CREATE TABLE IF NOT EXISTS {ks}.sessions_by_user (user_id text, id text, PRIMARY KEY (user_id, id))""",
+    ]),
 ]
 SHARDED = 4  # the first version with sharded ids: older message rows carry global ids it cannot read
 

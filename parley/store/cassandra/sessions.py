@@ -1,10 +1,13 @@
 """Cassandra sessions and devices. A device is claimed with a lightweight transaction (its owner and
 creation time never change); ``devices_by_user`` lists a user's in creation order;
+``sessions_by_user`` lists a user's sessions until they end (TTL);
 ``device_cursors.cursor_token`` holds the cursor the device last acked (an opaque token, parley.cursor): the
 last save wins — a node only saves positions at or beyond the one a connection started from, and a
 device drops ids it already has."""
 
 from __future__ import annotations
+
+import time
 
 from parley.ids import DeviceId, SessionId, UserId
 from parley.store.cassandra.cql import Cql
@@ -15,6 +18,8 @@ QUERIES = {
                       "VALUES (?,?,?,?,?,?)",
     "session_get": "SELECT id, user_id, device, created_at, expires_at, revoked FROM sessions WHERE id = ?",
     "session_revoke": "UPDATE sessions SET revoked = true WHERE id = ?",
+    "session_index": "INSERT INTO sessions_by_user (user_id, id) VALUES (?,?) USING TTL ?",
+    "sessions_of_user": "SELECT id FROM sessions_by_user WHERE user_id = ?",
     "device_claim": "INSERT INTO devices (id, user_id, name, created_at) VALUES (?,?,?,?) IF NOT EXISTS",
     "device_rename": "UPDATE devices SET name = ? WHERE id = ?",
     "device_get": "SELECT id, user_id, name, created_at FROM devices WHERE id = ?",
@@ -31,12 +36,20 @@ class CassandraSessions:
     async def create_session(self, session: Session) -> None:
         await self._cql.write("session_insert", session.id, session.user, session.device, session.created_at,
                               session.expires_at, session.revoked)
+        ttl = session.expires_at - int(time.time())
+        if ttl > 0:
+            await self._cql.write("session_index", session.user, session.id, ttl)
 
     async def get_session(self, session: SessionId) -> Session | None:
         row = await self._cql.one("session_get", session)
         if row is None:
             return None
         return Session(row.id, row.user_id, row.device, row.created_at, row.expires_at, bool(row.revoked))
+
+    async def sessions_of(self, user: UserId) -> list[Session]:
+        ids = [r.id for r in await self._cql.rows("sessions_of_user", user)]
+        found = await self._cql.gather(self.get_session(s) for s in ids)
+        return [s for s in found if s is not None and not s.revoked]
 
     async def revoke_session(self, session: SessionId) -> None:
         await self._cql.write("session_revoke", session)

@@ -53,6 +53,10 @@ MIGRATIONS = [
     ALTER TABLE devices_v5 RENAME TO devices;
     CREATE INDEX devices_by_user ON devices(user);
     """,
+    # 6: a user's sessions (a password change or "sign out other devices" revokes them)
+    """
+    CREATE INDEX sessions_by_user ON sessions(user, expires_at);
+    """,
 ]
 SHARDED = 5  # the first version with sharded ids: older message rows carry global ids it cannot read
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 
 from parley.ids import DeviceId, SessionId, UserId
 from parley.store.records import Device, Session
@@ -27,6 +28,13 @@ class SQLiteSessions:
             lambda db: db.execute("SELECT * FROM sessions WHERE id = ?", (session,)).fetchone()
         )
         return Session(row[0], row[1], row[2], row[3], row[4], bool(row[5])) if row else None
+
+    async def sessions_of(self, user: UserId) -> list[Session]:
+        rows = await self._db.run(
+            lambda db: db.execute("SELECT * FROM sessions WHERE user = ? AND expires_at > ? AND revoked = 0",
+                                  (user, int(time.time()))).fetchall()
+        )
+        return [Session(row[0], row[1], row[2], row[3], row[4], bool(row[5])) for row in rows]
 
     async def revoke_session(self, session: SessionId) -> None:
         await self._db.run(lambda db: db.execute("UPDATE sessions SET revoked = 1 WHERE id = ?", (session,)))
