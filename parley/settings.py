@@ -210,6 +210,8 @@ class Settings:
         for name in POSITIVE:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{PREFIX}{name.upper()}={getattr(self, name)!r} must be greater than 0")
+        if self.hash_concurrency < 0:
+            raise SettingsError(f"{PREFIX}HASH_CONCURRENCY={self.hash_concurrency!r} must be 0 (2 x CPU cores) or more")
         if not self.nats_servers():
             raise SettingsError(f"{PREFIX}NATS_URL is empty: give one or more nats:// URLs, comma-separated")
 

@@ -25,3 +25,12 @@ def test_as_env_round_trips():
 def test_values_that_would_hang_or_divide_by_zero_are_refused(name):
     with pytest.raises(SettingsError, match=f"PARLEY_{name.upper()}"):
         Settings.from_env({f"PARLEY_{name.upper()}": "0"})
+
+
+def test_frame_rates_are_scaled_and_hash_concurrency_may_be_automatic():
+    rates = Settings(limits_scale=10.0, sync_rate_per_s=0.5, sync_rate_burst=5).frame_rates()
+    assert (rates.rates["sync"].per_s, rates.rates["sync"].burst) == (5.0, 50.0)
+    assert set(rates.rates) == {"sync", "presence", "read", "typing", "cheap"}
+    assert Settings(hash_concurrency=0).hash_concurrency == 0  # 2 x CPU cores
+    with pytest.raises(SettingsError, match="PARLEY_HASH_CONCURRENCY"):
+        Settings(hash_concurrency=-1)
