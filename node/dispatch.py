@@ -100,8 +100,8 @@ class FrameHandler:
             raise RateLimited(f"too many {kind} frames; slow down", retry_after_ms=int(wait * 1000) + 1, **extra)
 
     async def _strike_out(self, link: DeviceLink) -> None:
-        """Too many refused frames (strikes outstanding): close (4029) once the sends already admitted are answered, so
-        every message stored for this connection is acked to it (nothing more is read meanwhile)."""
+        """Too many refused frames outstanding: close (4029) once the sends already admitted are answered, so every
+        message stored for this connection is acked to it (nothing more is read meanwhile)."""
         sends = self._sends.get(link)
         if sends is not None:
             await sends.settle()
