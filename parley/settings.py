@@ -140,7 +140,7 @@ class Settings:
     sync_rate_per_s: float = 0.5
     sync_rate_burst: int = 5
     presence_rate_per_s: float = 20.0
-    presence_rate_burst: int = 200
+    presence_rate_burst: int = 500  # a client opening with a few hundred contacts asks for them all at once
     read_rate_per_s: float = 5.0
     read_rate_burst: int = 20
     typing_rate_per_s: float = 5.0
