@@ -1,15 +1,16 @@
 # The two quick-start commands: `make run` (install and start a local cluster) and `make test`.
+# The bench* targets record into loadtest/results/ (--record); other load runs write to .parley/results/.
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
 .PHONY: run run-cassandra test install install-test lint bench bench-efficiency bench-foundation bench-store bench-scale bench-leader-kill bench-workers bench-regions loadtest-smoke capacity clean
 
-run: install
-	$(BIN)/parley up
+run: install  # options for parley up: make run ARGS="--nodes 3 --api-port 8180"
+	$(BIN)/parley up $(ARGS)
 
 run-cassandra: install  # the same cluster with history in a local Cassandra 5.0 (needs Java 17 and Maven)
-	$(BIN)/parley up --store cassandra
+	$(BIN)/parley up --store cassandra $(ARGS)
 
 test: install-test
 	ops/test-deps.sh $(BIN)/python
@@ -40,13 +41,13 @@ lint: install-test
 	$(BIN)/ruff check .
 
 bench: install-test  # the standard set: raw capacity figures + a short Foundation run -> loadtest/results/capacity.jsonl
-	$(BIN)/python -m parley.loadtest.standard
+	$(BIN)/python -m parley.loadtest.standard --record
 
 bench-efficiency: install-test  # Parley beside a bare aiohttp relay, same generator, same pinning (~5 min) -> loadtest/results/efficiency.jsonl
-	$(BIN)/python -m parley.loadtest.efficiency
+	$(BIN)/python -m parley.loadtest.efficiency --record
 
 bench-foundation: install-test  # the full cross-node DM benchmark alone -> loadtest/results/bench.jsonl
-	$(BIN)/python -m parley.loadtest.bench
+	$(BIN)/python -m parley.loadtest.bench --record
 
 loadtest-smoke: install-test  # Locust, 10 users for 10 s against a local cluster it starts; HTML report
 	$(BIN)/python -m parley.loadtest.run smoke
@@ -56,21 +57,21 @@ capacity: install-test  # the 50M-DAU cluster size from the latest measured figu
 	$(BIN)/python -m parley.loadtest.docs
 
 bench-leader-kill: install-test  # kill -9 the stream leader of a 3-server cluster under traffic -> loadtest/results/leader_kill.jsonl
-	$(BIN)/python -m parley.loadtest.leader_kill
+	$(BIN)/python -m parley.loadtest.leader_kill --record
 
 bench-store: install-test
-	$(BIN)/python -m parley.loadtest.store_bench
+	$(BIN)/python -m parley.loadtest.store_bench --record
 
 bench-scale: install-test  # JetStream msg/s and nats-server CPU per message, K=1,2,4 shard streams x R1/R3, the presence worker's CPU per heartbeat entry and the pusher's per message and push -> loadtest/results/scale.jsonl
-	$(BIN)/python -m parley.loadtest.scale
-	$(BIN)/python -m parley.loadtest.presence_cost
-	$(BIN)/python -m parley.loadtest.push_cost
+	$(BIN)/python -m parley.loadtest.scale --record
+	$(BIN)/python -m parley.loadtest.presence_cost --record
+	$(BIN)/python -m parley.loadtest.push_cost --record
 
 bench-workers: install-test  # archive rate with 1 vs 2 archivers, presence entries/s per worker -> loadtest/results/workers.jsonl
-	$(BIN)/python -m parley.loadtest.workers_bench
+	$(BIN)/python -m parley.loadtest.workers_bench --record
 
 bench-regions: install-test  # send->delivery and send->ack p50/p99, a DM within a region and across eu/us homed on either side, 0 and 40 ms one-way gateway delay -> loadtest/results/regions.jsonl
-	$(BIN)/python -m parley.loadtest.regions
+	$(BIN)/python -m parley.loadtest.regions --record
 
 clean:
 	rm -rf .parley

@@ -3,7 +3,9 @@
 GET /v1/place?region=R → {"node": {...}, "fallbacks": [...]} (503 no_node when none is eligible); each pick
                         reserves a slot on its node until the node's next beat (placement.py, reservations.py)
 GET /v1/nodes          → every node it knows, with freshness, for operators
-GET /v1/cluster        → the nodes by region with their traffic over the last minutes, and consumer lag
+GET /v1/cluster        → the cluster page's data: nodes by region (gone ones for a while) with their traffic,
+                         consumer lag, and the health of the API, workers, NATS/JetStream and alerts
+GET /v1/cluster/health → its ``health`` part alone
 GET /cluster           → the live cluster page (discovery/page/), which polls /v1/cluster
 """
 
@@ -19,9 +21,10 @@ from aiohttp import web
 from nats.js.kv import KeyValue
 from parley.discovery import cluster_page
 from parley.discovery.placement import eligible, place_client
+from parley.discovery.probes import jetstream
 from parley.discovery.reservations import Reservations
-from parley.discovery.sampler import ARCHIVER, PUSHER, TrafficSampler
-from parley.discovery.traffic import node_traffic, worker_lag
+from parley.discovery.sampler import TrafficSampler
+from parley.discovery.timeline import NodeTimeline, NodeView
 
 from parley import bus
 from parley.metrics import DiscoveryMetrics
@@ -40,26 +43,39 @@ class NodeDirectory:
     """The registry as this process last saw it; refreshed by a KV watch.
 
     A killed node's entry expires from the bucket by its TTL, and a KV watch is not told of expiries:
-    entries not rewritten for ``forget_s`` are forgotten here (until then they show as stale)."""
+    entries not rewritten for ``forget_s`` are forgotten here (until then they show as stale). ``timeline``
+    remembers deleted entries for the cluster page (``nodes`` holds the current ones only)."""
 
-    def __init__(self, forget_s: float = 600.0) -> None:
+    def __init__(self, forget_s: float = 600.0, linger_s: float = 300.0) -> None:
         self.nodes: dict[str, NodeRecord] = {}
         self.forget_s = forget_s
+        self.timeline = NodeTimeline(linger_s)
 
     def apply(self, key: str, value: bytes | None, now: float | None = None) -> None:
+        now = time.time() if now is None else now
         if not value:
-            self.nodes.pop(key, None)
+            if key in self.nodes:
+                self.timeline.deleted(self.nodes.pop(key), now)
         else:
             try:
-                self.nodes[key] = NodeRecord.from_json(value)
+                record = NodeRecord.from_json(value)
             except (ValueError, TypeError) as err:
                 log.warning("ignoring bad registry entry %s: %s", key, err)
+            else:
+                self.nodes[key] = record
+                self.timeline.seen(record)
         self.prune(now)
 
     def prune(self, now: float | None = None) -> None:
-        cutoff = (time.time() if now is None else now) - self.forget_s
-        for gone in [k for k, n in self.nodes.items() if n.updated_at < cutoff]:
+        now = time.time() if now is None else now
+        for gone in [k for k, n in self.nodes.items() if n.updated_at < now - self.forget_s]:
             del self.nodes[gone]
+        self.timeline.prune(now)
+
+    def shown(self, now: float, ttl: float) -> list[NodeView]:
+        """The nodes the cluster page shows: current ones and, for a while, those that left or fell silent."""
+        self.prune(now)  # also when no node beats any more (nothing to apply)
+        return self.timeline.view(self.nodes, now=now, ttl=ttl)
 
     async def follow(self, open_kv: Callable[[], Awaitable[KeyValue]], quiet_s: float) -> None:
         """Watch the registry. Nodes rewrite their entries every few seconds, so a watch that stays quiet
@@ -84,18 +100,11 @@ class NodeDirectory:
                 await asyncio.sleep(1)
 
 
-def node_state(n: NodeRecord, *, now: float, ttl: float) -> str:
-    if now - n.updated_at >= ttl:
-        return "stale"
-    if n.draining:
-        return "draining"
-    return "full" if n.connections >= n.max_connections else "eligible"
-
-
 def make_app(settings: Settings, directory: NodeDirectory, metrics: DiscoveryMetrics | None = None,
              sampler: TrafficSampler | None = None) -> web.Application:
     metrics = metrics or DiscoveryMetrics()
-    sampler = sampler or TrafficSampler(settings, lambda: directory.nodes.values())
+    sampler = sampler or TrafficSampler(settings, lambda: directory.nodes.values(),
+                                        keep=lambda: directory.timeline.departed)
     known_regions: set[str] = set()
     reservations = Reservations(hold_s=settings.node_ttl_s, window_s=settings.node_beat_s)
     rng = random.Random()
@@ -132,28 +141,10 @@ def make_app(settings: Settings, directory: NodeDirectory, metrics: DiscoveryMet
                 for n in sorted(directory.nodes.values(), key=lambda n: n.id)]
         return web.json_response({"nodes": body})
 
-    async def cluster(_: web.Request) -> web.Response:
-        sampler.want()
-        now, history = time.time(), sampler.history
-        shown = [n for n in directory.nodes.values() if now - n.updated_at < sampler.window_s]
-        body = [{**n.public(), "connections": n.connections, "max_connections": n.max_connections,
-                 "draining": n.draining, "state": node_state(n, now=now, ttl=settings.node_ttl_s),
-                 "eligible": node_state(n, now=now, ttl=settings.node_ttl_s) == "eligible",
-                 "age_s": round(now - n.updated_at, 2), "uptime_s": round(now - n.started_at, 1),
-                 **node_traffic(history, n.id)}
-                for n in sorted(shown, key=lambda n: (n.region, n.id))]
-        lag = {"archiver": worker_lag(history, ARCHIVER, "parley_archiver_lag", off_when_absent=False),
-               "pusher": worker_lag(history, PUSHER, "parley_pusher_lag",
-                                    off_when_absent=not settings.fcm_credentials)}
-        return web.json_response({"now": round(now, 3), "interval_s": sampler.interval_s,
-                                  "window_s": sampler.window_s, "nodes": body, "lag": lag},
-                                 headers={"Cache-Control": "no-store"})
-
     app = web.Application()
     app.router.add_get("/v1/place", place)
     app.router.add_get("/v1/nodes", nodes)
-    app.router.add_get("/v1/cluster", cluster)
-    cluster_page.add_routes(app.router)
+    cluster_page.add_routes(app.router, settings, directory.shown, sampler)
     app[METRICS] = metrics
     app[SAMPLER] = sampler
     app[COUNT_NODES] = count_nodes
@@ -165,7 +156,9 @@ async def run_discovery(settings: Settings) -> None:
     directory = NodeDirectory()
     watch = asyncio.get_running_loop().create_task(
         directory.follow(lambda: open_bucket(nc.jetstream(), settings), quiet_s=max(3 * settings.node_beat_s, 5.0)))
-    app = make_app(settings, directory)
+    app = make_app(settings, directory, sampler=TrafficSampler(
+        settings, lambda: directory.nodes.values(), keep=lambda: directory.timeline.departed,
+        bus=lambda timeout: jetstream(nc, timeout)))
     sampling = asyncio.get_running_loop().create_task(app[SAMPLER].run())
     serve_health(app, ready=lambda: nc.is_connected, registry=app[METRICS].registry, before=app[COUNT_NODES])
     runner = await serve(app, settings.discovery_host, settings.discovery_port, shutdown_timeout=1)

@@ -20,6 +20,11 @@ from prometheus_client.parser import text_string_to_metric_families
 DELIVERED = "parley_node_messages_delivered_total"
 PUBLISHED = "parley_node_messages_published_total"
 DELIVERY_BUCKET = "parley_node_delivery_seconds_bucket"
+ERRORS = "parley_node_errors_total"
+API_REQUESTS = "parley_api_requests_total"
+API_5XX = "parley_api_requests_5xx_total"  # derived: the API's requests answered 5xx, summed over routes
+PUSHES = "parley_pushes_total"
+PUSHES_GAVE_UP = "parley_pushes_gave_up_total"  # derived: pushes the pusher gave up on after its retries
 
 Buckets = tuple[tuple[float, float], ...]  # (upper bound, cumulative count), ascending, +Inf last
 
@@ -37,6 +42,7 @@ class Point:
     at: float
     delivered_per_s: float
     published_per_s: float
+    errors_per_s: float
     p99_s: float | None  # end-to-end delivery p99 over the trailing span; None without deliveries
 
 
@@ -49,8 +55,12 @@ def parse(text: str, at: float, epoch: float | None = None) -> Reading:
             if s.name == DELIVERY_BUCKET:
                 le = float(s.labels["le"])
                 buckets[le] = buckets.get(le, 0.0) + s.value
-            else:
-                values[s.name] = values.get(s.name, 0.0) + s.value
+                continue
+            values[s.name] = values.get(s.name, 0.0) + s.value
+            if s.name == API_REQUESTS and s.labels.get("status", "").startswith("5"):
+                values[API_5XX] = values.get(API_5XX, 0.0) + s.value
+            elif s.name == PUSHES and s.labels.get("outcome") == "gave_up":
+                values[PUSHES_GAVE_UP] = values.get(PUSHES_GAVE_UP, 0.0) + s.value
     return Reading(at, values, tuple(sorted(buckets.items())), epoch)
 
 
@@ -137,7 +147,7 @@ class History:
                 for b in steps:
                     window = add_buckets(window, b)
                 out.append(Point(cur.at, increase(prev, cur, DELIVERED) / dt, increase(prev, cur, PUBLISHED) / dt,
-                                 quantile(0.99, window)))
+                                 increase(prev, cur, ERRORS) / dt, quantile(0.99, window)))
             prev = cur
         return out
 
@@ -148,6 +158,15 @@ class History:
         for prev, cur in zip(good, good[1:], strict=False):
             total = add_buckets(total, bucket_increase(prev, cur))
         return quantile(0.99, total)
+
+    def rate(self, target: str, name: str) -> float | None:
+        """A counter's rate per second over the last step (None without two good readings in a row)."""
+        ring = self.rings.get(target)
+        if not ring or len(ring) < 2 or ring[-1] is None or ring[-2] is None:
+            return None
+        prev, cur = ring[-2], ring[-1]
+        assert prev is not None and cur is not None
+        return increase(prev, cur, name) / (cur.at - prev.at) if cur.at > prev.at else None
 
     def gauge(self, target: str, name: str) -> list[tuple[float, float]]:
         return [(r.at, r.values.get(name, 0.0)) for r in self.rings.get(target, ()) if r is not None]
@@ -166,10 +185,12 @@ def node_traffic(history: History, target: str) -> dict[str, object]:
         "scraped": bool(ring) and ring is not None and ring[-1] is not None,
         "delivered_per_s": round(last.delivered_per_s, 3) if last else None,
         "published_per_s": round(last.published_per_s, 3) if last else None,
+        "errors_per_s": round(last.errors_per_s, 3) if last else None,
         "p99_ms": _ms(last.p99_s) if last else None,
         "p99_window_ms": _ms(history.window_p99(target)),
         "series": [{"t": round(p.at, 3), "delivered": round(p.delivered_per_s, 3),
-                    "published": round(p.published_per_s, 3), "p99_ms": _ms(p.p99_s)} for p in points],
+                    "published": round(p.published_per_s, 3), "errors": round(p.errors_per_s, 3),
+                    "p99_ms": _ms(p.p99_s)} for p in points],
     }
 
 

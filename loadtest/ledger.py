@@ -117,3 +117,25 @@ class Ledger:
                 "gaps": self.wrong.get("gap", 0), "duplicates": self.wrong.get("duplicate", 0),
                 "resent": self.wrong.get("resent", 0),
                 "owed_to_online": self.owed_to_online(), "owed_to_offline": self.owed_to_away()}
+
+
+def merge(summaries: list[Mapping[str, int]]) -> dict[str, int]:
+    """The ledgers of several Locust workers as one: every count summed (each worker owns whole cells, so no
+    message is counted by two)."""
+    out: dict[str, int] = {}
+    for summary in summaries:
+        for key, value in summary.items():
+            out[key] = out.get(key, 0) + int(value)
+    return out
+
+
+def verdict(ledger: Mapping[str, int], workers: int = 1, missing: int = 0) -> tuple[bool, str]:
+    """Whether the run kept its promise (nothing acked lost, no gap or duplicate, something delivered, every
+    worker's ledger counted), and the line that says so."""
+    lost, gaps, dups = ledger.get("lost", 0), ledger.get("gaps", 0), ledger.get("duplicates", 0)
+    ok = lost == 0 and gaps == 0 and dups == 0 and missing == 0 and ledger.get("delivered", 0) > 0
+    whose = f"{workers} worker{'s' if workers != 1 else ''}" + (f", {missing} never reported" if missing else "")
+    return ok, (f"parley ledger ({whose}): acked {ledger.get('acked', 0)}, expected deliveries "
+                f"{ledger.get('expected_deliveries', 0)}, delivered {ledger.get('delivered', 0)}, lost {lost}, gaps "
+                f"{gaps}, duplicates {dups}, owed to offline {ledger.get('owed_to_offline', 0)}: "
+                f"{'OK' if ok else 'FAILED'}")

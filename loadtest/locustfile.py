@@ -24,9 +24,17 @@ group`` (acked, never delivered to a synced recipient, see loadtest/ledger.py), 
 ``gap`` (per conversation, by its ``prev`` chain: loadtest/harness/chains.py), ``error <code>``,
 ``send timeout``, ``closed <code>`` (closes that mean a client bug).
 
+HTTP requests are named by their path (``/v1/login``, ``/v1/conversations``, ``/v1/place``); Locust shows
+the method beside it. Without ``--host``, the API is the one ``parley up`` runs from ``--run-dir`` (its
+run.json; default ``PARLEY_RUN_DIR``, else ``.parley``).
+
 Workers take whole roster cells (``--parley-workers`` = how many workers), so every message's
-recipients run in the sender's process and losses are counted exactly. A summary JSON per process
-goes to ``--summary-out`` (with ``-<worker index>`` appended on workers).
+recipients run in the sender's process and losses are counted exactly. When the run stops, the master
+asks every worker to settle its ledger (stop sending, wait ``--loss-timeout`` for what is owed, count the
+rest lost) and to send it back (``parley_settle`` / ``parley_summary`` messages); it prints the aggregated
+verdict (``loadtest.ledger.verdict``) and exits 1 on any loss, gap, duplicate or silent worker. A run
+without workers prints the same line for its own ledger. A summary JSON per process goes to
+``--summary-out`` (with ``-<worker index>`` appended on workers; the master's holds the aggregate).
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
 import random
 import secrets
 import time
@@ -48,8 +57,9 @@ from locust import HttpUser, events, task
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 from parley.loadtest.harness import wire
-from parley.loadtest.ledger import Ledger
+from parley.loadtest.ledger import Ledger, merge, verdict
 from parley.loadtest.traffic import MODEL, Scenario, scenario
+from parley.tools.locate import locate
 
 log = logging.getLogger("parley.loadtest")
 
@@ -66,6 +76,24 @@ def _options(parser: Any) -> None:
     parser.add_argument("--loss-timeout", type=float, default=10.0,
                         help="seconds a synced recipient may wait for an acked message before it is lost")
     parser.add_argument("--summary-out", default="", help="write this process's counters here (JSON)")
+    parser.add_argument("--run-dir", default="", help="without --host: the API of the `parley up` running from "
+                                                     "this run dir (its run.json; default PARLEY_RUN_DIR or .parley)")
+
+
+@events.init.add_listener
+def _on_init(environment: Any, **_kw: Any) -> None:
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        runner.register_message("parley_summary", _on_worker_summary)
+    elif isinstance(runner, WorkerRunner):
+        runner.register_message("parley_settle", _on_settle_request, concurrent=True)
+    opts = environment.parsed_options
+    if not environment.host and not isinstance(runner, WorkerRunner) and opts is not None:  # workers: the master's
+        where = locate(os.environ, opts.run_dir or None)
+        if where.found:
+            environment.host = where.api
+        elif opts.headless:  # the web UI asks for a host instead
+            raise SystemExit(where.not_answering("api", "--host"))
 
 
 class Shared:
@@ -83,6 +111,7 @@ class Shared:
         self.counts: dict[str, int] = {}
         self.summary: dict[str, Any] = {}
         self.loaded = False
+        self.settled = False  # the books are closed (once: at the master's request, or when the run stops)
         self.workers = 1
 
     def count(self, name: str, n: int = 1) -> None:
@@ -104,6 +133,8 @@ class Shared:
 
 
 SHARED = Shared()
+GATHERED: dict[str, dict[str, Any]] = {}  # the master's: worker id -> its summary
+SETTLE_MARGIN_S = 30.0  # beyond the loss timeout: a worker's settling, and its answer's way back
 
 
 def _scenario(env: Any) -> Scenario:
@@ -141,9 +172,56 @@ def _watch_losses(env: Any) -> None:
 
 @events.test_stopping.add_listener
 def _on_stopping(environment: Any, **_kw: Any) -> None:
-    """Stop sending, give in-flight messages time to arrive, then settle the books (users still run)."""
-    if isinstance(environment.runner, MasterRunner) or not SHARED.loaded:
+    if isinstance(environment.runner, MasterRunner):
+        _gather(environment)
+    elif SHARED.loaded and not SHARED.settled:
+        _settle(environment)
+        if not isinstance(environment.runner, WorkerRunner):
+            _judge(environment, SHARED.summary["ledger"], workers=1, missing=0)
+
+
+def _on_settle_request(environment: Any, msg: Any, **_kw: Any) -> None:
+    """A worker, asked by the master: settle, flush the stats (its ``lost`` failures), send the summary."""
+    if SHARED.loaded and not SHARED.settled:
+        _settle(environment)
+    environment.runner._send_stats()  # before the summary, on the same socket: the master counts them first
+    environment.runner.send_message("parley_summary", {"worker": environment.runner.worker_index,
+                                                       **(SHARED.summary or {"ledger": {}, "counts": {}})})
+
+
+def _on_worker_summary(environment: Any, msg: Any, **_kw: Any) -> None:
+    GATHERED[msg.node_id] = dict(msg.data)
+
+
+def _gather(environment: Any) -> None:
+    """The master: every worker settles and reports; the aggregate ledger is the run's verdict."""
+    runner = environment.runner
+    asked = [c.id for c in runner.clients.all]
+    if not asked:
         return
+    runner.send_message("parley_settle", {})
+    deadline = time.monotonic() + environment.parsed_options.loss_timeout + SETTLE_MARGIN_S
+    while time.monotonic() < deadline and not set(asked) <= set(GATHERED):
+        gevent.sleep(0.2)
+    reports = [GATHERED[w] for w in asked if w in GATHERED]
+    ledger = merge([r.get("ledger", {}) for r in reports])
+    SHARED.summary = {"ledger": ledger, "counts": merge([r.get("counts", {}) for r in reports]),
+                      "clients": sum(int(r.get("clients", 0)) for r in reports), "workers": len(asked),
+                      "workers_reported": len(reports)}
+    _judge(environment, ledger, workers=len(asked), missing=len(asked) - len(reports))
+
+
+def _judge(environment: Any, ledger: dict[str, int], workers: int, missing: int) -> None:
+    ok, line = verdict(ledger, workers, missing)
+    print(line, flush=True)
+    log.info("%s", line)
+    if not ok:
+        environment.process_exit_code = 1
+
+
+def _settle(environment: Any) -> None:
+    """Stop sending, give in-flight messages time to arrive, then settle the books (users still run)."""
+    SHARED.settled = True
     SHARED.sending = False
     deadline = time.monotonic() + SHARED.ledger.loss_timeout
     while time.monotonic() < deadline and (
@@ -259,7 +337,7 @@ class ParleyUser(HttpUser):
     def login(self) -> tuple[str, list[str]]:
         body = {"username": self.account["name"], "password": SHARED.roster["password"],
                 "device_id": self.account["device_id"], "device_name": "locust"}
-        with self.client.post("/v1/login", json=body, name="POST /v1/login", catch_response=True) as r:
+        with self.client.post("/v1/login", json=body, name="/v1/login", catch_response=True) as r:
             if r.status_code != 200:
                 r.failure(f"{r.status_code} {r.text[:200]}")
                 raise StopUser()
@@ -268,7 +346,7 @@ class ParleyUser(HttpUser):
 
     def start_floors(self) -> dict[str, int]:
         """Start "from now": per conversation, its newest message id (ids compare only within one)."""
-        r = self.client.get("/v1/conversations", headers=self.auth(), name="GET /v1/conversations")
+        r = self.client.get("/v1/conversations", headers=self.auth(), name="/v1/conversations")
         convs = r.json().get("conversations", []) if r.status_code == 200 else []
         return {c["id"]: (c.get("last_message") or {}).get("id", 0) for c in convs}
 
@@ -276,7 +354,7 @@ class ParleyUser(HttpUser):
         return {"Authorization": f"Bearer {self.token}"}
 
     def place(self) -> list[str]:
-        with self.client.get("/v1/place", headers=self.auth(), name="GET /v1/place", catch_response=True) as r:
+        with self.client.get("/v1/place", headers=self.auth(), name="/v1/place", catch_response=True) as r:
             if r.status_code == 401:
                 r.success()
                 self.token, urls = self.login()

@@ -1,18 +1,21 @@
 """One command for a Locust scenario: a cluster (started here, or yours), seeded users, Locust, a report.
 
     .venv/bin/python -m parley.loadtest.run smoke                    # local cluster on free loopback ports
+    .venv/bin/python -m parley.loadtest.run steady --run-dir .parley   # the cluster `parley up` runs there
     .venv/bin/python -m parley.loadtest.run steady --api http://127.0.0.1:8080 --users 100 --run-time 60
     .venv/bin/python -m parley.loadtest.run reconnect-storm --disrupt drain
 
 Steps: start a scratch cluster (``parley.tools.cluster``: nats-server and every role on 127.0.0.1 free
-ports, in the output dir; cheap Argon2) unless ``--api`` names one; seed the scenario's users
-(``loadtest.seed``); run Locust headless as its own process with ``loadtest/locustfile.py``; for the
+ports, in the output dir; cheap Argon2) unless ``--api`` names one or ``--run-dir`` names the run dir of a
+running ``parley up`` (its run.json gives the API's URL); seed the scenario's users (``loadtest.seed``,
+named ``lt-<run id>-<n>``: the API has no account deletion, so against your own cluster they stay; the
+prefix tells them apart); run Locust headless as its own process with ``loadtest/locustfile.py``; for the
 reconnect storm, kill node1 (SIGKILL) or drain it (``parley node drain node1``) at half time, only
 when the cluster is the one started here; read Locust's CSV and the users' summary; print a table and
-append one JSON line to ``loadtest/results/locust.jsonl`` (``--results``; refused from a dirty tree
-without ``--allow-dirty``; none outside a source checkout). The HTML report, CSVs, roster and logs
-stay in ``--out`` (default ``.parley/loadtest/<scenario>-<time>/`` in the checkout, else in the
-current directory).
+append one JSON line to ``<run dir>/results/locust.jsonl``, or with ``--record`` to the tracked
+``loadtest/results/locust.jsonl`` (``--results FILE`` elsewhere; refused from a dirty tree without
+``--allow-dirty``; none outside a source checkout). The HTML report, CSVs, roster and logs stay in
+``--out`` (default ``.parley/loadtest/<scenario>-<time>/`` in the checkout, else in the current directory).
 
 Exit status 0 only when Locust reported no failure, no acknowledged message was lost, and messages
 were delivered.
@@ -37,6 +40,7 @@ from parley.loadtest import seed as seeding
 from parley.loadtest.harness import record
 from parley.loadtest.traffic import MODEL, Scenario, scenario
 from parley.tools.cluster import Cluster
+from parley.tools.locate import locate
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 
@@ -122,6 +126,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, recor
     p = argparse.ArgumentParser(prog="python -m parley.loadtest.run", description=__doc__.split("\n")[0])
     p.add_argument("scenario", help="smoke, steady, peak, reconnect-storm, presence-churn")
     p.add_argument("--api", default="", help="a running Parley API (default: start a local cluster here)")
+    p.add_argument("--run-dir", default="", help="run against the cluster `parley up` runs from this run dir "
+                                                 "(its run.json names the API; e.g. .parley)")
     p.add_argument("--users", type=int, default=0, help="clients (default: the scenario's)")
     p.add_argument("--run-time", type=int, default=0, help="seconds (default: the scenario's)")
     p.add_argument("--disrupt", choices=("kill", "drain", "none"), default="",
@@ -145,6 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.disrupt:
         overrides["disrupt"] = "" if args.disrupt == "none" else args.disrupt
     sc = scenario(args.scenario, **overrides)
+    if args.run_dir and not args.api:
+        where = locate(os.environ, args.run_dir)
+        if not where.found:
+            print(where.not_answering("api", "--api"), file=sys.stderr)
+            return 1
+        args.api = where.api
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     out = Path(args.out or (record.checkout() or Path.cwd()) / ".parley" / "loadtest" / f"{sc.name}-{stamp}").resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -163,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         data = asyncio.run(seeding.seed(args.api, max(sc.users, 2), cell=100, largest_group=sc.group_size,
                                         seed_value=1))
         roster.write_text(json.dumps(data))
-        print(f"seeded {len(data['users'])} users, {len(data['groups'])} groups; running Locust "
+        print(f"seeded {len(data['users'])} users ({data['prefix']}-<n>), {len(data['groups'])} groups; running Locust "
               f"({sc.name}: {sc.users} users, {sc.run_time_s} s) ...", flush=True)
         code, disruption, took = run_locust(args, sc, out, roster, cluster)
     finally:

@@ -1,6 +1,10 @@
 """Seed a load run: accounts, friendships, DMs and groups, written to a roster file the Locust users read.
 
     .venv/bin/python -m parley.loadtest.seed --api http://127.0.0.1:8080 --users 100 --out roster.json
+    .venv/bin/python -m parley.loadtest.seed --users 100 --out roster.json   # the API from .parley/run.json
+
+Seeded users are named ``lt-<run id>-<n>`` (the roster's ``prefix`` is ``lt-<run id>``; groups ``lt-<run id>
+group <n>``): the API has no account deletion, so they stay in the cluster seeded, told apart by that prefix.
 
 Users come in cells (``--cell`` users each). Everything a user talks to is inside its cell: DMs with
 its ring neighbours (i+1, i+2), groups whose members are all cell members. A Locust worker takes whole
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import secrets
 import sys
@@ -27,6 +32,7 @@ import aiohttp
 from parley.loadtest.harness.session import bounded
 from parley.loadtest.traffic import MODEL
 from parley.tools.client import Api, ApiError
+from parley.tools.locate import locate
 
 PASSWORD = "loadtest-password-0001"
 CONCURRENCY = 16
@@ -91,7 +97,7 @@ async def open_dm(api: Api, a: Seeded, b: Seeded) -> None:
 
 async def seed(api_url: str, users: int, cell: int, largest_group: int, seed_value: int) -> dict[str, Any]:
     rng = random.Random(seed_value)
-    prefix = f"lt{secrets.token_hex(3)}"
+    prefix = f"lt-{secrets.token_hex(3)}"  # the run's id: its users are lt-<id>-<n> (nothing deletes them)
     people = [Seeded(f"{prefix}-{i}") for i in range(users)]
     cells = [list(range(s, min(s + cell, users))) for s in range(0, users, cell)]
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
@@ -118,7 +124,9 @@ async def seed(api_url: str, users: int, cell: int, largest_group: int, seed_val
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m parley.loadtest.seed", description=__doc__.split("\n")[0])
-    p.add_argument("--api", required=True, help="the Parley API base URL")
+    p.add_argument("--api", default=None, help="the Parley API base URL (default: from --run-dir's run.json)")
+    p.add_argument("--run-dir", default=None, help="the run dir of the `parley up` to seed (default: PARLEY_RUN_DIR, "
+                                                   "else .parley)")
     p.add_argument("--users", type=int, default=100)
     p.add_argument("--cell", type=int, default=100, help="users per cell (a worker takes whole cells)")
     p.add_argument("--group-size", type=int, default=100, help="largest group (at most 100)")
@@ -132,14 +140,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    where = locate(os.environ, args.run_dir, api=args.api)
     try:
-        roster = asyncio.run(seed(args.api, args.users, args.cell, args.group_size, args.seed))
+        roster = asyncio.run(seed(where.api, args.users, args.cell, args.group_size, args.seed))
+    except aiohttp.ClientConnectionError:
+        print(where.not_answering("api", "--api"), file=sys.stderr)
+        return 1
     except (ApiError, aiohttp.ClientError) as err:
         print(f"seeding failed: {err}", file=sys.stderr)
         return 1
     Path(args.out).write_text(json.dumps(roster))
     print(f"seeded {len(roster['users'])} users, {len(roster['groups'])} groups in "
-          f"{len(roster['cells'])} cells -> {args.out}")
+          f"{len(roster['cells'])} cells -> {args.out}; the users are {roster['prefix']}-<n> (no account deletion: "
+          "they stay)")
     return 0
 
 

@@ -38,7 +38,7 @@ def run_raw(args: argparse.Namespace, rec: dict[str, Any]) -> dict[str, Any]:
 def run_foundation(args: argparse.Namespace) -> dict[str, Any]:
     """The Foundation benchmark, shortened, recording to --foundation-out under the same rules as this run."""
     argv = ["--seconds", "4", "--warmup", "1", "--rate", "1000", "--steps", args.foundation_steps, "--refine", "1"]
-    argv += ["--out", args.foundation_out] if args.foundation_out else ["--no-save"]
+    argv += ["--out", args.foundation_out] if args.foundation_out else ["--record"] if args.record else []
     argv += ["--no-save"] if args.no_save else ["--allow-dirty"] if args.allow_dirty else []
     done = bench.measure(*bench.parse_args(argv))
     if done is None:
@@ -108,8 +108,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, recor
     p.add_argument("--concurrency", type=int, default=32, help="reconnects in flight")
     p.add_argument("--no-foundation", action="store_true", help="skip the Foundation benchmark")
     p.add_argument("--foundation-steps", default="2000,3000")
-    p.add_argument("--foundation-out", default=str(record.results_file("bench.jsonl") or ""),
-                   help="where the Foundation run is recorded (default: bench.jsonl beside the results)")
+    p.add_argument("--foundation-out", default="",
+                   help="where the Foundation run is recorded (default: bench.jsonl beside this run's line)")
     record.add_options(p, "capacity.jsonl")
     a = p.parse_args(argv)
     a.rates = [float(x) for x in a.rates.split(",") if x.strip()]

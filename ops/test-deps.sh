@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What `make test` needs beyond the Python packages: Java 17 and Maven for the real Cassandra the
 # store tests start (jars come from Maven Central through ops/cassandra/pom.xml), Debian's chromium
-# and chromedriver for the browser tests, and promtool (Debian's prometheus) to check ops/ configs.
+# and chromedriver for the browser tests, promtool (Debian's prometheus) to check ops/ configs, and tmux,
+# the terminal the `parley chat` tests type into.
 # Installed from Debian's packages when missing and we may (root with apt-get); otherwise says what
 # to install.
 set -euo pipefail
@@ -11,9 +12,10 @@ command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing ${missing[*]} (the Cassandra, browser and ops tests need them)"
+    echo "installing ${missing[*]} (the Cassandra, browser, ops and chat tests need them)"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else

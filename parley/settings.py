@@ -194,6 +194,7 @@ class Settings:
     pusher_host: str = "127.0.0.1"
     pusher_port: int = 8077  # the pusher's health and metrics endpoints
     # ops
+    prometheus_url: str = ""  # the cluster page shows its firing alerts (GET <url>/api/v1/alerts); '' for none
     log_level: str = "INFO"
     log_json: bool = False
 

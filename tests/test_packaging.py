@@ -74,3 +74,11 @@ def test_the_installed_package_runs_parley_up_and_the_locust_smoke(site: Path, t
             proc.wait()
         assert proc.stdout is not None
         proc.stdout.close()
+
+
+def test_the_installed_package_has_the_terminal_client(site: Path, tmp_path: Path) -> None:
+    """``parley chat`` lives in a subpackage (parley.tools.chat): one pyproject's packages could leave out."""
+    out = subprocess.run([sys.executable, "-m", "parley", "chat", "--help"], cwd=tmp_path,
+                         env=clean_env(PYTHONPATH=str(site)), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "--run-dir" in out.stdout

@@ -20,6 +20,7 @@ import orjson
 from nats.aio.client import Client
 from nats.js.api import StreamConfig, StreamInfo
 from nats.js.errors import APIError
+from parley.tools.nodectl import quiet
 
 from parley.bus import buckets, ensure, stream_config
 from parley.bus.connection import connect_options
@@ -145,7 +146,7 @@ async def stepdown(nc: Client, stream: str, say: Callable[[str], None] = print) 
 
 async def main(settings: Settings, args: argparse.Namespace) -> int:
     nc = await nats.connect(**connect_options(settings), name="parley bus", connect_timeout=5,
-                            max_reconnect_attempts=2)
+                            max_reconnect_attempts=2, error_cb=quiet)
     try:
         if args.action == "migrate":
             return await migrate(nc, settings)

@@ -13,17 +13,11 @@ from parley.runtime import run, setup_logging
 from parley.settings import Settings
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list[:2] == ["cassandra", "replication"]:  # the keyspace, not the local server
-        from parley.tools import cassandra_replication
-
-        return cassandra_replication.main(args_list[2:])
-    if args_list[:1] == ["cassandra"]:  # its own options: parley cassandra --help
-        from parley.tools import cassandra_runner
-
-        return cassandra_runner.main(args_list[1:], prog="parley cassandra")
-    parser = argparse.ArgumentParser(prog="parley", description="Parley chat backend")
+def build_parser() -> argparse.ArgumentParser:
+    """Every command and subcommand (``parley cassandra …`` parses its own options: ``main``)."""
+    parser = argparse.ArgumentParser(prog="parley", description="Parley chat backend. The commands that talk to a "
+                                     "running cluster (status, node drain, bus) find it through <run dir>/run.json, "
+                                     "written by `parley up`.")
     sub = parser.add_subparsers(dest="role", required=True)
     up = sub.add_parser("up", help="run a whole local cluster (NATS, discovery, API, nodes, archiver)")
     up.add_argument("--nodes", type=int, default=2, help="edge nodes to start (default 2)")
@@ -54,22 +48,57 @@ def main(argv: Sequence[str] | None = None) -> int:
                          "Cassandra 5.0 in <run dir>/cassandra unless one answers on PARLEY_CASSANDRA_PORT")
     busp = sub.add_parser("bus", help="the JetStream streams and buckets: status, migrate, stepdown <stream>")
     bus_sub = busp.add_subparsers(dest="action", required=True)
-    bus_sub.add_parser("status", help="streams: replicas, leader, replicas' lag, messages; consumers' pending")
-    bus_sub.add_parser("migrate", help="apply the configured replicas and limits to every stream and bucket")
+    _finds_cluster(bus_sub.add_parser("status", help="streams: replicas, leader, replicas' lag, messages; "
+                                                     "consumers' pending"), "--nats-url")
+    _finds_cluster(bus_sub.add_parser("migrate", help="apply the configured replicas and limits to every stream "
+                                                      "and bucket"), "--nats-url")
     stepdown = bus_sub.add_parser("stepdown", help="the stream's leader hands over (before server maintenance)")
     stepdown.add_argument("stream", nargs="?", help="stream name, e.g. MSG or KV_presence")
     stepdown.add_argument("--server", help="instead: every stream this NATS server leads (its server_name)")
+    _finds_cluster(stepdown, "--nats-url")
     sub.add_parser("cassandra", help="run a local Cassandra 5.0 (up, down, status, jars, nodetool); "
                                      "`parley cassandra replication` ALTERs the keyspace to the settings")
-    sub.add_parser("status", help="the cluster at a glance: nodes by region, connections, traffic, archiver lag")
+    sub.add_parser("chat", help="a terminal chat client: sign up, friends, DMs, groups (parley chat --help)")
+    _finds_cluster(sub.add_parser("status", help="the cluster at a glance: nodes by region, connections, traffic, "
+                                                 "archiver lag"), "--discovery-url")
     node = sub.add_parser("node", help="run one edge node (configured by PARLEY_* variables); "
                                        "`parley node drain <node>` drains a running one")
     node_sub = node.add_subparsers(dest="action")
     drain = node_sub.add_parser("drain", help="move a running node's clients to other nodes, then stop it")
     drain.add_argument("node_id", help="the node's id, as `parley status` shows it")
     drain.add_argument("--no-wait", action="store_true", help="return once the node has started draining")
+    _finds_cluster(drain, "--nats-url")
     for role in ("api", "discovery", "archiver", "presence", "pusher"):
         sub.add_parser(role, help=f"run one {role} process (configured by PARLEY_* variables)")
+    _describe(parser)
+    return parser
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """``parley <cmd> --help`` opens with the line ``parley --help`` shows for it."""
+    for action in parser._subparsers._group_actions if parser._subparsers else []:
+        assert isinstance(action, argparse._SubParsersAction)
+        for choice in action._choices_actions:
+            child = action.choices[choice.dest]
+            child.description = child.description or choice.help
+            _describe(child)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:2] == ["cassandra", "replication"]:  # the keyspace, not the local server
+        from parley.tools import cassandra_replication
+
+        return cassandra_replication.main(args_list[2:])
+    if args_list[:1] == ["chat"]:  # its own options: parley chat --help
+        from parley.tools.chat import app as chat
+
+        return chat.main(args_list[1:])
+    if args_list[:1] == ["cassandra"]:  # its own options: parley cassandra --help
+        from parley.tools import cassandra_runner
+
+        return cassandra_runner.main(args_list[1:], prog="parley cassandra")
+    parser = build_parser()
     args = parser.parse_args(args_list)
     try:
         settings = Settings.from_env(os.environ)
@@ -80,21 +109,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.role == "status":
             from parley.tools.status import status
 
-            lines, ok = status(settings)
+            lines, ok = status(_where(args))
             print("\n".join(lines))
             return 0 if ok else 1
-        if args.role == "bus":
-            import asyncio
-
-            from parley.tools import busctl
-
-            return asyncio.run(busctl.main(settings, args))
-        if args.role == "node" and args.action == "drain":
-            import asyncio
-
-            from parley.tools.nodectl import drain as drain_node
-
-            return asyncio.run(drain_node(settings, args.node_id, wait=not args.no_wait))
+        if args.role == "bus" or args.role == "node" and args.action == "drain":
+            return _over_nats(settings, args)
         node_id = settings.node_id or f"{socket.gethostname()}-{settings.node_port}"
         setup_logging(settings, args.role, node_id if args.role == "node" else None)
         if not settings.secret:
@@ -107,6 +126,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _finds_cluster(parser: argparse.ArgumentParser, flag: str) -> None:
+    """A command that talks to a running cluster: where it is (``parley.tools.locate``)."""
+    parser.add_argument("--run-dir", default=None,
+                        help="the run dir of the `parley up` to talk to: its run.json names the ports "
+                             "(default: PARLEY_RUN_DIR, else .parley)")
+    what = "NATS server(s), comma-separated" if flag == "--nats-url" else "discovery's URL"
+    parser.add_argument(flag, dest="url", default=None,
+                        help=f"{what} (default: the run dir's run.json, else the PARLEY_* variables' or the "
+                             "default ports)")
+
+
+def _where(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from parley.tools.locate import locate
+
+    if args.role == "status":
+        return locate(os.environ, args.run_dir, discovery=args.url)
+    return locate(os.environ, args.run_dir, nats=args.url)
+
+
+def _over_nats(settings: Settings, args: argparse.Namespace) -> int:
+    """``parley bus …`` and ``parley node drain``: a NATS client of the cluster found."""
+    import asyncio
+
+    import nats.errors
+
+    where = _where(args)
+    settings = settings.replace(nats_url=where.nats)
+    try:
+        if args.role == "bus":
+            from parley.tools import busctl
+
+            return asyncio.run(busctl.main(settings, args))
+        from parley.tools.nodectl import drain as drain_node
+
+        return asyncio.run(drain_node(settings, args.node_id, wait=not args.no_wait))
+    except (OSError, TimeoutError, nats.errors.NoServersError):
+        print(where.not_answering("nats", "--nats-url"), file=sys.stderr)
+        return 1
 
 
 def _count(raw: str) -> int:

@@ -3,6 +3,7 @@
 It follows docs/protocol.md (v2): hello with the token (and a cursor), then a background reader sorts
 server frames into ``messages`` (deduplicated by id), ``acks`` by client message id, ``errors`` and the
 latest ``synced``; ``cursor`` holds the newest cursor the server offered (acked when ``auto_ack``).
+``on_frame``, when set, is called with every frame after ``welcome`` as it is read (``parley chat``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -77,6 +79,7 @@ class Device:
         self.offers: list[tuple[int, str]] = []  # (messages received by then, cursor) per cursor offered
         self.acked_cursor: str | None = None
         self._cid_prefix = secrets.token_hex(4) + "-"
+        self.on_frame: Callable[[dict[str, Any]], None] | None = None  # sees every frame after welcome, in order
 
     async def connect(self, cursor: str | None = None, **hello: Any) -> dict[str, Any]:
         self.ws = await self.http.ws_connect(self.url, max_msg_size=0, compress=self.compress)
@@ -129,6 +132,8 @@ class Device:
             self.moved = f
         elif kind != "welcome":
             self.events.append(f)
+        if self.on_frame is not None:
+            self.on_frame(f)
         self._notify()
 
     def _offered(self, cursor: str) -> None:

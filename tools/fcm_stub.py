@@ -47,7 +47,9 @@ import asyncio
 import concurrent.futures
 import itertools
 import json
+import os
 import secrets
+import sys
 import threading
 import time
 from pathlib import Path
@@ -217,6 +219,7 @@ def service_account_file(dir: Path, token_uri: str, project_id: str = "parley-te
 async def _serve(port: int, key_dir: Path) -> None:
     stub = FcmStub()
     await stub.start(port)
+    key_dir.mkdir(parents=True, exist_ok=True)  # a fresh clone has no .parley yet
     key = service_account_file(key_dir, stub.token_uri)
     print(f"FCM stand-in on {stub.url}\n  PARLEY_FCM_CREDENTIALS={key} PARLEY_FCM_ENDPOINT={stub.url}", flush=True)
     seen = 0
@@ -228,9 +231,24 @@ async def _serve(port: int, key_dir: Path) -> None:
         seen = len(stub.sends)
 
 
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m parley.tools.fcm_stub",
+                                     description="A local FCM stand-in that prints every push it gets")
+    parser.add_argument("--port", type=int, default=8079, help="where it listens (0: a free port)")
+    parser.add_argument("--key-dir", type=Path, default=None,
+                        help="where to write service-account.json (created if missing; default: the run dir, "
+                             "PARLEY_RUN_DIR or .parley)")
+    args = parser.parse_args(argv)
+    key_dir = args.key_dir or Path(os.environ.get("PARLEY_RUN_DIR") or ".parley")
+    try:
+        asyncio.run(_serve(args.port, key_dir))
+    except OSError as err:  # the port taken, the folder not writable: one line, not a traceback
+        print(f"fcm_stub: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="A local FCM stand-in that prints every push it gets")
-    parser.add_argument("--port", type=int, default=8079)
-    parser.add_argument("--key-dir", type=Path, default=Path("."))
-    args = parser.parse_args()
-    asyncio.run(_serve(args.port, args.key_dir))
+    sys.exit(main())

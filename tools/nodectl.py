@@ -25,9 +25,13 @@ from parley.registry import NodeRecord, open_bucket
 from parley.settings import Settings
 
 
+async def quiet(err: Exception) -> None:
+    """Connection errors are the caller's to report (one line, no traceback): ``nats.connect`` raises."""
+
+
 async def drain(settings: Settings, node_id: str, *, wait: bool = True, say: Callable[[str], None] = print) -> int:
     nc = await nats.connect(**connect_options(settings), name="parley node drain", connect_timeout=5,
-                            max_reconnect_attempts=0)
+                            max_reconnect_attempts=1, error_cb=quiet)  # 0 would mean: forever
     try:
         try:
             reply = await nc.request(node_control_subject(node_id), orjson.dumps({"op": "drain"}), timeout=5)

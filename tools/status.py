@@ -6,7 +6,8 @@
     archiver  lag 0 messages   archived 2,074   store errors 0
     presence  online 18
 
-Reads only: a process that does not answer is shown as such, and the exit code is 1 then.
+Reads only: a process that does not answer is shown as such, and the exit code is 1 then. Where the
+cluster is comes from ``parley.tools.locate`` (``--run-dir``'s run.json, flags, ``PARLEY_*``, defaults).
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
+from parley.tools.locate import Where
 from prometheus_client.parser import text_string_to_metric_families
-
-from parley.settings import Settings
 
 
 @dataclass
@@ -77,14 +77,14 @@ def render(nodes: list[dict[str, object]], node_metrics: dict[str, Sample], arch
     return lines
 
 
-def status(settings: Settings) -> tuple[list[str], bool]:
+def status(where: Where) -> tuple[list[str], bool]:
     """The report, and whether every process answered."""
-    raw = fetch(f"{settings.discovery_url.rstrip('/')}/v1/nodes")
+    raw = fetch(f"{where.discovery}/v1/nodes")
     if raw is None:
-        return [f"discovery at {settings.discovery_url} is not answering"], False
+        return [where.not_answering("discovery", "--discovery-url")], False
     nodes = json.loads(raw)["nodes"]
     node_metrics = {str(n["id"]): scrape(metrics_url(str(n["url"]))) for n in nodes}
-    archiver = scrape(f"http://{settings.archiver_host}:{settings.archiver_port}/metrics")
-    presence = scrape(f"http://{settings.presence_host}:{settings.presence_port}/metrics")
+    archiver = scrape(where.metrics(where.archiver))
+    presence = scrape(where.metrics(where.presence))
     ok = archiver.reachable and presence.reachable and all(m.reachable for m in node_metrics.values())
     return render(nodes, node_metrics, archiver, presence), ok

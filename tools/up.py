@@ -16,6 +16,7 @@ dir, so the next ``parley up`` continues where this one stopped.
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
 import signal
 import sys
@@ -23,8 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from parley.tools import cassandra_runner
-from parley.tools.cluster import Cluster, free_port
+from parley.tools import cassandra_runner, promtargets, runfile
+from parley.tools.cluster import HOST, Child, Cluster, free_port
 from parley.tools.natscluster import NatsServers
 
 from parley.errors import ParleyError
@@ -167,6 +168,22 @@ def banner(cluster: Cluster, store_line: list[str]) -> list[str]:
     ]
 
 
+def _port(cluster: Cluster, c: Child) -> int:
+    if c.settings is None:  # a nats-server
+        return cluster.nats_servers.member(c.name).port if cluster.nats_servers else cluster.nats_port
+    return int(getattr(c.settings, f"{c.role}_port"))
+
+
+def run_info(cluster: Cluster) -> runfile.RunInfo:
+    """What run.json says about this cluster: its URLs, and each process with its port and PID."""
+    procs = [runfile.Process(c.name, c.role or "nats", c.pid, _port(cluster, c),
+                             f"{'http' if c.role else 'nats'}://{HOST}:{_port(cluster, c)}")
+             for c in cluster.children()]
+    urls = {"chat": f"{cluster.api_url}/", "api": cluster.api_url, "discovery": cluster.discovery_url,
+            "cluster_page": f"{cluster.discovery_url}/cluster", "nats": cluster.settings.nats_url}
+    return runfile.RunInfo(up_pid=os.getpid(), started=time.time(), urls=urls, processes=procs)
+
+
 def watch(cluster: Cluster, databases: list[LocalCassandra], stopping: list[bool]) -> int:
     """Until a signal: a node that drained and exited cleanly is started again; any other exit stops all."""
     while not stopping:
@@ -207,6 +224,9 @@ def run_cluster(base: Settings, args: argparse.Namespace) -> int:
         cluster, store_line = prepare(base, args, databases)
         cluster.start(pusher=bool(cluster.settings.fcm_credentials), archivers=args.archivers,
                       pushers=args.pushers, presence_workers=args.presence_workers)
+        info = run_info(cluster)
+        runfile.write(cluster.root, info)  # part A reconciles: written again after a restart
+        promtargets.write(cluster.root, info)  # ops/prometheus.yml scrapes these ports
         print("\n".join(banner(cluster, store_line)), flush=True)
         return watch(cluster, databases, stopping)
     except ParleyError as err:
@@ -214,6 +234,7 @@ def run_cluster(base: Settings, args: argparse.Namespace) -> int:
         return 1
     finally:
         if cluster is not None:
+            runfile.remove(cluster.root)
             cluster.shutdown()
         for database in databases:
             if database.ours:

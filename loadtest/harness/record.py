@@ -1,7 +1,13 @@
 """A benchmark's record: what ran where (machine, versions, the git commit and whether the tree was
 clean) and the one JSON line appended to a results file.
 
-Rules, checked before a run starts so no minutes are spent on a run that cannot be kept:
+Where the line goes: by default ``<run dir>/results/<name>`` (``PARLEY_RUN_DIR``, else ``.parley`` in the
+checkout or the current directory): untracked, so a run leaves the tree clean; ``--record`` appends to the
+tracked ``loadtest/results/<name>`` (what the docs' tables are made from; the ``make bench*`` targets pass
+it), ``--out FILE`` to another file, ``--no-save`` nowhere.
+
+Rules for a record into ``loadtest/results/`` or ``--out``, checked before a run starts so no minutes are
+spent on a run that cannot be kept:
 - every record names its commit, so a run outside a git checkout (an installed package) records
   nothing unless pointed at a checkout's file, and even then needs its commit;
 - a tree with uncommitted changes records only with ``--allow-dirty`` (the record then says
@@ -27,7 +33,7 @@ from parley.tools import natsserver
 
 RESULTS_DIR = Path("loadtest") / "results"
 PACKAGES = ("nats-py", "aiohttp", "uvloop", "orjson")
-HOUSEKEEPING = {"no_save", "allow_dirty", "keep_run_dir", "keep_work_dir"}  # options that change no figure
+HOUSEKEEPING = {"no_save", "allow_dirty", "keep_run_dir", "keep_work_dir", "record", "results_name"}  # no figure
 
 
 def _git(root: Path, *args: str) -> str:
@@ -46,8 +52,15 @@ def checkout() -> Path | None:
 
 
 def results_file(name: str) -> Path | None:
+    """The tracked results file (``--record``); None outside a checkout."""
     root = checkout()
     return root / RESULTS_DIR / name if root else None
+
+
+def scratch_file(name: str) -> Path:
+    """Where a run's line goes unless it records: the run dir's ``results/``, not tracked by git."""
+    run_dir = os.environ.get("PARLEY_RUN_DIR")
+    return (Path(run_dir) if run_dir else (checkout() or Path.cwd()) / ".parley") / "results" / name
 
 
 def changed_paths(root: Path) -> list[str]:
@@ -101,10 +114,12 @@ def versions(**extra: str) -> dict[str, Any]:
 class Recorder:
     """Where a run's record goes (``out``; None: nowhere), and the state of the tree it ran from."""
 
-    def __init__(self, out: Path | None, allow_dirty: bool) -> None:
+    def __init__(self, out: Path | None, allow_dirty: bool, kept: bool = True) -> None:
+        """``kept``: a record that is kept (``--record``, ``--out``): the rules apply; a scratch line in the run
+        dir is written whatever the tree's state (it says that state)."""
         self.out = out
         self.git = git_state(checkout())
-        self.refusal = self._refusal(allow_dirty) if out is not None else None
+        self.refusal = self._refusal(allow_dirty) if out is not None and kept else None
 
     def _refusal(self, allow_dirty: bool) -> str | None:
         if self.git["commit"] is None:
@@ -136,19 +151,31 @@ class Recorder:
 
 
 def add_options(parser: argparse.ArgumentParser, name: str, flag: str = "--out") -> None:
-    default = results_file(name)
-    parser.add_argument(flag, default=str(default or ""),
-                        help=f"results file to append the run to ('' for none; default: "
-                             f"{default or 'none, not a source checkout'})")
+    tracked = results_file(name)
+    parser.add_argument(flag, default="", help="append the run's line to this file instead (the --record rules "
+                                              "apply)")
+    parser.add_argument("--record", action="store_true",
+                        help=f"append the run to {tracked or RESULTS_DIR / name} (tracked; refused from a dirty "
+                             f"tree without --allow-dirty). Default: {scratch_file(name)} (the run dir, untracked)")
     parser.add_argument("--no-save", action="store_true", help="print the figures only; append nothing")
     parser.add_argument("--allow-dirty", action="store_true",
                         help="record from a work tree with uncommitted changes (the record says dirty)")
+    parser.set_defaults(results_name=name)
 
 
 def recorder(parser: argparse.ArgumentParser, args: argparse.Namespace, flag: str = "--out") -> Recorder:
     """The run's ``Recorder``; a run that could not be recorded is refused now, as a usage error."""
-    out = getattr(args, flag.lstrip("-").replace("-", "_"))
-    rec = Recorder(None if args.no_save or not out else Path(out), args.allow_dirty)
+    out, name = getattr(args, flag.lstrip("-").replace("-", "_")), args.results_name
+    if args.no_save:
+        rec = Recorder(None, args.allow_dirty)
+    elif out or args.record:
+        target = Path(out) if out else results_file(name)
+        if target is None:
+            parser.error("--record: not running from a git checkout: a record must name its commit "
+                         "(--out FILE elsewhere, or leave --record out to write to the run dir)")
+        rec = Recorder(target, args.allow_dirty)
+    else:
+        rec = Recorder(scratch_file(name), args.allow_dirty, kept=False)
     if rec.refusal:
         parser.error(rec.refusal)
     return rec

@@ -2,8 +2,11 @@
 
 import pytest
 from parley.discovery.traffic import (
+    API_5XX,
     DELIVERED,
+    ERRORS,
     PUBLISHED,
+    PUSHES_GAVE_UP,
     History,
     Reading,
     bucket_increase,
@@ -119,8 +122,39 @@ def test_a_failed_scrape_leaves_a_gap_and_the_node_shows_unscraped():
 
 def test_a_node_never_scraped_has_no_numbers_and_an_empty_series():
     view = node_traffic(History(), "missing")
-    assert view == {"scraped": False, "delivered_per_s": None, "published_per_s": None, "p99_ms": None,
-                    "p99_window_ms": None, "series": []}
+    assert view == {"scraped": False, "delivered_per_s": None, "published_per_s": None, "errors_per_s": None,
+                    "p99_ms": None, "p99_window_ms": None, "series": []}
+
+
+API_PAGE = """\
+# TYPE parley_api_requests_total counter
+parley_api_requests_total{route="/v1/login",method="POST",status="200"} 90.0
+parley_api_requests_total{route="/v1/login",method="POST",status="503"} 4.0
+parley_api_requests_total{route="/v1/me",method="GET",status="500"} 1.0
+parley_api_requests_total{route="/v1/me",method="GET",status="404"} 5.0
+"""
+
+
+def test_the_api_5xx_count_is_kept_beside_the_total():
+    r = parse(API_PAGE, at=1.0)
+    assert r.values["parley_api_requests_total"] == 100 and r.values[API_5XX] == 5
+
+
+def test_the_pushes_given_up_are_kept_beside_the_total():
+    page = ('parley_pushes_total{outcome="sent"} 40.0\nparley_pushes_total{outcome="gave_up"} 2.0\n'
+            'parley_pushes_total{outcome="token_rejected"} 1.0\n')
+    r = parse(page, at=1.0)
+    assert r.values["parley_pushes_total"] == 43 and r.values[PUSHES_GAVE_UP] == 2
+
+
+def test_errors_per_second_per_step_and_the_latest_rate():
+    h = History()
+    for at, errors in ((0, 0), (2, 4), (4, 10)):
+        h.record("n", Reading(at, {ERRORS: errors}))
+    assert [p.errors_per_s for p in h.points("n")] == [2, 3]
+    assert h.rate("n", ERRORS) == 3 and node_traffic(h, "n")["errors_per_s"] == 3
+    h.record("n", None)
+    assert h.rate("n", ERRORS) is None  # the last scrape failed: no rate rather than a stale one
 
 
 def test_the_ring_keeps_only_the_window_and_forgets_targets_that_left():

@@ -12,7 +12,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 import yaml
+from parley.tools import promtargets
 from parley.tools.fcm_stub import FcmStub, service_account_file
+from parley.tools.up import run_info
 from prometheus_client import CollectorRegistry
 
 from parley.runtime import StoreProbe
@@ -95,17 +97,17 @@ async def test_pusher_lag_counts_messages_until_their_pushes_are_done(push_clust
 
 
 def prometheus_config(cluster: Cluster, root: Path) -> Path:
-    """ops/prometheus.yml with its targets moved to the test cluster's ports and a 1 s scrape."""
+    """ops/prometheus.yml reading the file_sd targets written for the test cluster (as parley up writes them
+    into its run dir), with a 1 s scrape."""
     config = yaml.safe_load((OPS / "prometheus.yml").read_text())
-    s = cluster.settings
-    ports = {"parley-node": cluster.node_ports, "parley-api": [s.api_port], "parley-discovery": [s.discovery_port],
-             "parley-archiver": [s.archiver_port], "parley-presence": [s.presence_port],
-             "parley-pusher": [s.pusher_port]}
     config["global"].update(scrape_interval="1s", evaluation_interval="1s")
     config["rule_files"] = [str(OPS / rules) for rules in config["rule_files"]]
+    promtargets.write(root, run_info(cluster))
+    jobs = set(promtargets.JOBS.values())
     for job in config["scrape_configs"]:
-        job["static_configs"] = [{"targets": [f"127.0.0.1:{p}" for p in ports.pop(job["job_name"])]}]
-    assert not ports, f"ops/prometheus.yml lacks jobs {sorted(ports)}"
+        job["file_sd_configs"] = [{"files": [str(promtargets.file_of(root, job["job_name"]))]}]
+        jobs.discard(job["job_name"])
+    assert not jobs, f"ops/prometheus.yml lacks jobs {sorted(jobs)}"
     path = root / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
     return path

@@ -3,7 +3,8 @@ protocol v2: compared only within a conversation ("a", "b")."""
 
 from __future__ import annotations
 
-from parley.loadtest.ledger import Ledger
+import pytest
+from parley.loadtest.ledger import Ledger, merge, verdict
 
 
 def test_delivered_message_is_not_lost() -> None:
@@ -85,3 +86,25 @@ def test_chains_are_judged_per_recipient_and_only_new_messages_pay() -> None:
     assert led.on_delivery("bob", "a", 266, 202, own=True) == "new"  # his own echo: judged, owes nothing
     s = led.summary()
     assert (s["gaps"], s["duplicates"], s["resent"], s["delivered"], len(led.early)) == (1, 1, 1, 0, 2)
+
+
+def test_workers_ledgers_add_up_to_the_runs() -> None:
+    a = {"acked": 10, "expected_deliveries": 12, "delivered": 12, "lost": 0, "gaps": 0, "duplicates": 0}
+    b = {"acked": 5, "expected_deliveries": 6, "delivered": 5, "lost": 1, "lost_dm": 1, "gaps": 0, "duplicates": 0}
+    assert merge([a, b]) == {"acked": 15, "expected_deliveries": 18, "delivered": 17, "lost": 1, "lost_dm": 1,
+                             "gaps": 0, "duplicates": 0}
+    assert merge([]) == {}
+
+
+@pytest.mark.parametrize(("ledger", "workers", "missing", "ok", "says"), [
+    ({"acked": 3, "delivered": 3}, 2, 0, True, "parley ledger (2 workers): acked 3, expected deliveries 0, "
+                                                "delivered 3, lost 0, gaps 0, duplicates 0, owed to offline 0: OK"),
+    ({"acked": 3, "delivered": 2, "lost": 1}, 2, 0, False, "lost 1"),
+    ({"acked": 3, "delivered": 3, "gaps": 1}, 1, 0, False, "(1 worker)"),
+    ({"acked": 3, "delivered": 3, "duplicates": 2}, 1, 0, False, "duplicates 2"),
+    ({"acked": 3, "delivered": 3}, 3, 1, False, "(3 workers, 1 never reported)"),
+    ({"acked": 0, "delivered": 0}, 1, 0, False, "delivered 0"),
+])
+def test_the_verdict_fails_on_loss_wrong_order_silence_or_nothing_delivered(ledger, workers, missing, ok, says):
+    got, line = verdict(ledger, workers, missing)
+    assert got is ok and says in line and line.endswith("OK" if ok else "FAILED")

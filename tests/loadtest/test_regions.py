@@ -67,4 +67,5 @@ def test_the_table_and_the_records_carry_every_delay_and_case() -> None:
 def test_the_defaults_are_two_delays_of_200_messages_recorded_in_regions_jsonl() -> None:
     args, _ = regions.parse_args(["--no-save"])
     assert (args.delays_ms, args.messages) == ([0.0, 40.0], 200)
-    assert args.out.endswith("loadtest/results/regions.jsonl")
+    _, rec = regions.parse_args(["--record", "--allow-dirty"])  # make bench-regions
+    assert str(rec.out).endswith("loadtest/results/regions.jsonl")

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 import yaml
-
-from parley.settings import Settings
+from parley.tools import promtargets
+from parley.tools.runfile import Process, RunInfo
 
 ROOT = Path(__file__).resolve().parents[2]
 OPS = ROOT / "ops"
@@ -97,16 +97,30 @@ def test_every_alert_waits_says_how_bad_and_tells_the_operator_what_to_do():
         assert rule["annotations"]["summary"] and len(rule["annotations"]["description"]) > 80, rule["alert"]
 
 
-def test_the_config_scrapes_every_role_of_a_local_cluster_on_its_default_ports():
-    s = Settings()
-    want = {"parley-node": {s.node_port, s.node_port + 1}, "parley-api": {s.api_port},
-            "parley-discovery": {s.discovery_port}, "parley-archiver": {s.archiver_port},
-            "parley-presence": {s.presence_port}, "parley-pusher": {s.pusher_port}}
-    got = {}
-    for job in yaml.safe_load(CONFIG.read_text())["scrape_configs"]:
-        targets = [t for sc in job["static_configs"] for t in sc["targets"]]
-        got[job["job_name"]] = {int(t.rsplit(":", 1)[1]) for t in targets}
-    assert got == want
+def test_the_config_scrapes_every_role_from_the_files_parley_up_writes():
+    jobs = {job["job_name"]: [f for sd in job["file_sd_configs"] for f in sd["files"]]
+            for job in yaml.safe_load(CONFIG.read_text())["scrape_configs"]}
+    assert jobs == {job: [f"../.parley/prometheus/{job}.json"] for job in promtargets.JOBS.values()}
+    assert all("static_configs" not in job for job in yaml.safe_load(CONFIG.read_text())["scrape_configs"])
+
+
+def test_the_config_reads_the_targets_of_a_cluster_on_other_ports(tmp_path: Path):
+    """ops/ beside a run dir .parley whose parley up used other ports: promtool finds every file and target."""
+    (tmp_path / "ops").mkdir()
+    for f in (CONFIG, RULES):
+        shutil.copy(f, tmp_path / "ops" / f.name)
+    procs = [Process("node1", "node", 1, 9190, "http://127.0.0.1:9190"), Process("api", "api", 2, 9180,
+             "http://127.0.0.1:9180"), Process("discovery", "discovery", 3, 9170, "http://127.0.0.1:9170"),
+             Process("archiver", "archiver", 4, 9175, "http://127.0.0.1:9175"),
+             Process("presence", "presence", 5, 9176, "http://127.0.0.1:9176")]
+    promtargets.write(tmp_path / ".parley", RunInfo(up_pid=1, started=0.0, urls={}, processes=procs))
+    exe = shutil.which("promtool") or "/usr/bin/promtool"
+    done = subprocess.run([exe, "check", "config", "ops/prometheus.yml"], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path)
+    out = ok(done)
+    assert "SUCCESS" in out and "WARNING" not in out, out  # a missing file_sd file is a warning
+    node = json.loads((tmp_path / ".parley" / "prometheus" / "parley-node.json").read_text())
+    assert node == [{"targets": ["127.0.0.1:9190"], "labels": {}}]
 
 
 def test_dashboard_and_rules_name_only_metrics_the_code_defines():
@@ -155,6 +169,26 @@ def test_dashboard_is_importable():
     cells = [(x, y) for p in panels for x in range(p["gridPos"]["x"], p["gridPos"]["x"] + p["gridPos"]["w"])
              for y in range(p["gridPos"]["y"], p["gridPos"]["y"] + p["gridPos"]["h"])]
     assert len(cells) == len(set(cells)), "panels overlap"
+
+
+def test_dashboard_import_asks_for_the_prometheus_data_source():
+    """Grafana's import offers a data-source picker for each ``__inputs`` entry and puts the choice wherever
+    ``${DS_PROMETHEUS}`` stands; provisioned without an import, the DS_PROMETHEUS variable answers it."""
+    dash = dashboard()
+    assert dash["__inputs"] == [{"name": "DS_PROMETHEUS", "label": "Prometheus", "description": dash["__inputs"][0][
+        "description"], "type": "datasource", "pluginId": "prometheus", "pluginName": "Prometheus"}]
+    assert {"type": "datasource", "id": "prometheus"}.items() <= next(
+        r for r in dash["__requires"] if r["type"] == "datasource").items()
+    want = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
+    for p in dash["panels"]:
+        if p["type"] != "row":
+            assert p["datasource"] == want, p["title"]
+            assert all(t["datasource"] == want for t in p["targets"]), p["title"]
+    queried = [v for v in dash["templating"]["list"] if v["type"] == "query"]
+    assert queried and all(v["datasource"] == want for v in queried)
+    text = DASHBOARD.read_text()
+    assert text.count("${DS_PROMETHEUS}") == sum(1 + len(p["targets"]) for p in dash["panels"]
+                                                 if p["type"] != "row") + len(queried)
 
 
 def test_dashboard_queries_are_valid_promql(tmp_path: Path):

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -139,3 +146,30 @@ async def test_bearer_token_the_stub_did_not_issue(fcm: FcmStub, tmp_path: Path)
     assert type(r.exception) is exceptions.UnauthenticatedError
     assert other.token_requests == 3
     assert statuses(fcm, "tok-401") == [401, 401, 401]
+
+
+def test_the_readme_demo_command_starts_on_a_fresh_clone(tmp_path: Path) -> None:
+    """`python -m parley.tools.fcm_stub --key-dir .parley` before .parley exists (a fresh clone) writes the key
+    there and serves, instead of a traceback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+    proc = subprocess.Popen([sys.executable, "-m", "parley.tools.fcm_stub", "--port", "0", "--key-dir", ".parley"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        head = proc.stdout.readline()
+        variables = proc.stdout.readline().split()
+        assert head.startswith("FCM stand-in on http://127.0.0.1:"), head + (proc.stderr.read() if proc.stderr else "")
+        key, endpoint = (v.split("=", 1)[1] for v in variables)
+        assert Path(key) == Path(".parley/service-account.json")
+        assert json.loads((tmp_path / key).read_text())["token_uri"] == endpoint + "/token"
+        try:  # it serves: a token request without an assertion is refused the way Google refuses it
+            urllib.request.urlopen(endpoint + "/token", data=b"grant_type=x", timeout=5)
+            raise AssertionError("a bad grant was accepted")
+        except urllib.error.HTTPError as err:
+            assert err.code == 400
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+        if proc.stdout:
+            proc.stdout.close()
+    assert proc.returncode == 0 and "Traceback" not in err, err
