@@ -5,7 +5,8 @@ Invariants: a login places the caller on a node *before* it creates any state, s
 want of a node leaves no device or session behind; a token is only as good as its session (``authed``),
 so logout revokes the session, drops the device's push token and tells the nodes to close its sockets
 (``revocations``); a session lives ``session_lifetime_s`` from its login, and no token outlives it.
-Password hashing and checking run off the event loop (Argon2 is slow on purpose).
+Password hashing and checking run off the event loop on a bounded pool (Argon2 is slow on purpose), and
+only after the brute-force limits (``api/limits.py``) allowed the attempt.
 """
 
 from __future__ import annotations
@@ -16,7 +17,19 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from parley.api import validation as v
-from parley.api.http import HTTP, PASSWORDS, SETTINGS, STORE, authed, authed_session, body_of, json, now_ms, off_loop
+from parley.api.http import (
+    BUDGET,
+    HASHING,
+    HTTP,
+    LIMITS,
+    SETTINGS,
+    STORE,
+    authed,
+    authed_session,
+    body_of,
+    json,
+    now_ms,
+)
 from parley.api.revocations import REVOCATIONS
 from parley.api.shapes import user_json
 
@@ -27,23 +40,32 @@ from parley.store import Device, Session, Store, User
 
 
 async def signup(request: web.Request) -> web.Response:
+    limits = request.app[LIMITS]
+    by_address = [(limits.signup_address, request.app[BUDGET].address(request))]
+    await limits.check(by_address)
     body = await body_of(request)
     name, password = v.username(body), v.password(body)
-    user = User(id=new_user_id(), username=name, display_name=v.display_name(body) or name, created_at=now_ms())
-    await request.app[STORE].create_user(user, await off_loop(request.app[PASSWORDS].hash, password))
+    display_name = v.display_name(body) or name
+    await limits.count(by_address)  # every well-formed attempt, taken or not
+    user = User(id=new_user_id(), username=name, display_name=display_name, created_at=now_ms())
+    await request.app[STORE].create_user(user, await request.app[HASHING].hash(password))
     return json({"user": user_json(user)}, status=201)
 
 
 async def login(request: web.Request) -> web.Response:
     body = await body_of(request)
     name, password = v.username(body), v.password(body)
+    limits = request.app[LIMITS]
+    attempt = [(limits.login_account, name), (limits.auth_address, request.app[BUDGET].address(request))]
+    await limits.check(attempt)  # before any hashing: a locked-out guess costs no Argon2
     store, settings = request.app[STORE], request.app[SETTINGS]
     found = await store.user_by_name(name)
-    if not await off_loop(request.app[PASSWORDS].verify, found[1] if found else None, password) or found is None:
+    if not await request.app[HASHING].verify(found[1] if found else None, password) or found is None:
+        await limits.count(attempt)
         raise Unauthorized("wrong username or password", code="bad_credentials")
-    user, passwords = found[0], request.app[PASSWORDS]
-    if passwords.needs_rehash(found[1]):  # PARLEY_ARGON2_* changed since it was hashed
-        await store.set_password_hash(user, await off_loop(passwords.hash, password))
+    user, hashing = found[0], request.app[HASHING]
+    if hashing.needs_rehash(found[1]):  # PARLEY_ARGON2_* changed since it was hashed
+        await store.set_password_hash(user, await hashing.hash(password))
     placement = await _place(request, body.get("region"))  # before any state: no node, no session
     device = await _device_for_login(store, user.id, body)
     now = int(time.time())
@@ -84,8 +106,16 @@ async def _place(request: web.Request, region: object) -> dict[str, Any]:
 
 async def refresh(request: web.Request) -> web.Response:
     """A new token for the same session and device, so a client needs the password again only when its
-    session ends: logged out, or past its absolute lifetime (no token outlives its session)."""
-    claims, session = await authed_session(request)
+    session ends: logged out, or past its absolute lifetime (no token outlives its session). Refused tokens
+    count as failures of the address."""
+    limits = request.app[LIMITS]
+    by_address = [(limits.auth_address, request.app[BUDGET].address(request))]
+    await limits.check(by_address)
+    try:
+        claims, session = await authed_session(request)
+    except Unauthorized:
+        await limits.count(by_address)
+        raise
     settings, now = request.app[SETTINGS], int(time.time())
     token, expires = issue_token(settings.secret.reveal(), user=claims.user, device=claims.device,
                                  session=claims.session, now=now,

@@ -17,11 +17,26 @@ import aiohttp
 from aiohttp import web
 from parley.api import accounts, conversations, friends, groups, presence, push, revocations, sessions
 from parley.api import web as web_client
-from parley.api.http import HTTP, METRICS, NATS, PASSWORDS, PRESENCE, SETTINGS, STORE, errors, measured, nosniff
+from parley.api.http import (
+    BUDGET,
+    HASHING,
+    HTTP,
+    LIMITS,
+    METRICS,
+    NATS,
+    PRESENCE,
+    SETTINGS,
+    STORE,
+    budgeted,
+    errors,
+    measured,
+    nosniff,
+)
+from parley.api.limits import AuthLimits, KvCounters, PasswordHashing, RequestBudget
 
 from parley import bus
 from parley.auth import Passwords
-from parley.bus import BusClient
+from parley.bus import BusClient, buckets, ensure
 from parley.metrics import ApiMetrics
 from parley.presence_bus import open_buckets
 from parley.runtime import StoreProbe, run_until_stopped, serve, serve_health
@@ -33,10 +48,12 @@ log = logging.getLogger("parley.api")
 
 
 def make_app(settings: Settings, store: Store, nc: BusClient) -> web.Application:
-    app = web.Application(middlewares=[measured, errors], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[measured, errors, budgeted], client_max_size=64 * 1024)
     app[SETTINGS], app[STORE], app[NATS] = settings, store, nc
     app[METRICS] = ApiMetrics()
-    app[PASSWORDS] = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
+    app[HASHING] = PasswordHashing(Passwords(settings.argon2_time_cost, settings.argon2_memory_kib),
+                                   settings.hash_concurrency, settings.hash_wait_s)
+    app[BUDGET] = RequestBudget(settings)
     app.cleanup_ctx.append(_discovery_client)
     app.on_response_prepare.append(nosniff)
     # The order routes were always added in: a path's methods stay on one resource.
@@ -59,6 +76,8 @@ async def run_api(settings: Settings) -> None:
     nc = await bus.connect(settings, "api")
     app = make_app(settings, store, nc)
     app[PRESENCE] = await open_buckets(nc.jetstream(), settings)
+    app[LIMITS] = AuthLimits(KvCounters(await ensure.open_bucket(nc.jetstream(), buckets.auth_limits(settings))),
+                             settings)
     probe = StoreProbe(store, registry=app[METRICS].registry)
     probe.start()
     serve_health(app, ready=lambda: nc.is_connected and probe.ok, registry=app[METRICS].registry)
@@ -71,3 +90,4 @@ async def run_api(settings: Settings) -> None:
         await runner.cleanup()
         await nc.close()
         await store.close()
+        app[HASHING].close()

@@ -1,7 +1,8 @@
 """What every API handler module shares: the app's keys, JSON in and out, the caller's claims, and the
-two middlewares.
+three middlewares.
 
-Invariants: every response says ``X-Content-Type-Options: nosniff`` (``nosniff``); errors become
+Invariants: every response says ``X-Content-Type-Options: nosniff`` (``nosniff``); every request but
+health and metrics is charged to its address first (``budgeted``, ``api/limits.py``); errors become
 ``{"code", "message", ...}`` JSON with their HTTP status here and nowhere else (``errors``); a handler
 raises a ``ParleyError`` and never builds an error response itself. Request metrics are labelled by
 route pattern, never by the path (it holds ids). This module imports no handler module, so every
@@ -10,7 +11,6 @@ handler module can import it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -20,12 +20,14 @@ import aiohttp
 import orjson
 from aiohttp import web
 from nats.js.kv import KeyValue
+from parley.api.limits import EXEMPT, AuthLimits, PasswordHashing, RequestBudget
 
-from parley.auth import Claims, Passwords, live_session, verify_token
+from parley.auth import Claims, live_session, verify_token
 from parley.bus import BusClient
 from parley.bus.outage import as_unavailable
 from parley.errors import BadRequest, ParleyError, Unauthorized
 from parley.metrics import ApiMetrics
+from parley.ratelimit import retry_after_header
 from parley.settings import Settings
 from parley.store import Session, Store
 
@@ -37,18 +39,15 @@ STORE: web.AppKey[Store] = web.AppKey("store", Store)
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
 NATS: web.AppKey[BusClient] = web.AppKey("nats", BusClient)
 HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http", aiohttp.ClientSession)
-PASSWORDS: web.AppKey[Passwords] = web.AppKey("passwords", Passwords)
+HASHING: web.AppKey[PasswordHashing] = web.AppKey("hashing", PasswordHashing)
+LIMITS: web.AppKey[AuthLimits] = web.AppKey("limits", AuthLimits)
+BUDGET: web.AppKey[RequestBudget] = web.AppKey("budget", RequestBudget)
 PRESENCE: web.AppKey[tuple[KeyValue, KeyValue]] = web.AppKey("presence")
 METRICS: web.AppKey[ApiMetrics] = web.AppKey("metrics", ApiMetrics)
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-async def off_loop(fn: Callable[..., T], *args: Any) -> T:
-    """Run CPU-heavy work (Argon2 takes ~0.2 s) on a thread, so other requests are not held up."""
-    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
 
 def json(data: Any, status: int = 200) -> web.Response:
@@ -106,7 +105,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except ParleyError as err:
         if not err.peer_fault:
             log.warning("%s %s: %s", request.method, request.path, err.message)
-        return json(err.as_dict(), status=err.http_status)
+        response = json(err.as_dict(), status=err.http_status)
+        if "retry_after_ms" in err.details:
+            response.headers["Retry-After"] = retry_after_header(err.details["retry_after_ms"] / 1000)
+        return response
     except web.HTTPException as exc:
         if exc.status == 404:
             return json({"code": "not_found", "message": "no such route"}, status=404)
@@ -122,3 +124,11 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             return json(fault.as_dict(), status=fault.http_status)
         log.exception("%s %s failed", request.method, request.path)
         return json({"code": "internal", "message": "internal error"}, status=500)
+
+
+@web.middleware
+async def budgeted(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every request but health and metrics takes from its address's budget (429 ``rate_limited``)."""
+    if request.path not in EXEMPT:
+        request.app[BUDGET].take(request)
+    return await handler(request)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from aiohttp import web
 from parley.api import validation as v
-from parley.api.http import PASSWORDS, STORE, authed, body_of, json, off_loop
+from parley.api.http import BUDGET, HASHING, LIMITS, STORE, authed, body_of, json
 from parley.api.revocations import revoke
 
 from parley.auth import Claims
@@ -21,17 +21,21 @@ from parley.errors import Forbidden, NotFound
 async def change_password(request: web.Request) -> web.Response:
     claims = await authed(request)
     body = await body_of(request)
-    current = v.field(body, "current_password", max_len=256)
+    current = v.field(body, "current_password", max_len=256) or ""  # required: never None here
     new = v.password(body, "new_password")
-    store, passwords = request.app[STORE], request.app[PASSWORDS]
+    store, passwords = request.app[STORE], request.app[HASHING]
     user = await store.get_user(claims.user)
     found = await store.user_by_name(user.username) if user is not None else None
     if found is None or found[0].id != claims.user:
         raise NotFound("no such user", code="unknown_user")
-    if not await off_loop(passwords.verify, found[1], current):
+    limits = request.app[LIMITS]  # a wrong current password is a failed login of the account
+    attempt = [(limits.login_account, found[0].username), (limits.auth_address, request.app[BUDGET].address(request))]
+    await limits.check(attempt)
+    if not await passwords.verify(found[1], current):
+        await limits.count(attempt)
         raise Forbidden("current_password is not this account's password", code="wrong_password",
                         field="current_password")
-    await store.set_password_hash(found[0], await off_loop(passwords.hash, new))
+    await store.set_password_hash(found[0], await passwords.hash(new))
     return json({"revoked": await _end_other_sessions(request, claims)})
 
 

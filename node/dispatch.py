@@ -4,8 +4,14 @@ Every client frame is parsed by ``parley.protocol`` and handled here: ``send`` (
 conversation's lane in ``node/sending.py``, membership, publish, SENT ack), ``ack`` (the device's
 position; delivered receipts), ``typing``, ``read``, ``presence``, ``sync``, ``ping``. The read loop
 never waits for a publish (only for room, past ``sends_in_flight`` unanswered sends). What the client
-got wrong is a strike (50 in a row close the connection with 4029; any frame handled well resets the
-count); our failures are retryable error frames. Errors become frames in ``parley.protocol`` only.
+got wrong is a strike; our failures are retryable error frames. Errors become frames in ``parley.protocol``
+only.
+
+Limits (protocol.md §11): ``send`` takes from a bucket per user on this node; every other frame kind from
+its connection's budget (``parley.ratelimit.FrameBudget``: ``sync``, ``presence`` by users asked, ``read``,
+``typing``, and ``ack``/``ping`` as cheap frames), charged before any work. A frame over its budget is
+refused with ``rate_limited`` and is a strike. Strikes fade with time only (``max_strikes`` outstanding
+close the connection with 4029): valid frames in between do not reset them.
 """
 
 from __future__ import annotations
@@ -30,13 +36,12 @@ from parley.errors import CLOSE_ABUSE, BadRequest, ParleyError, PeerError, RateL
 from parley.ids import ConversationId, UserId, dedup_id
 from parley.messages import encode_payload
 from parley.metrics import NodeMetrics
-from parley.ratelimit import TokenBucket
+from parley.ratelimit import FrameBudget, TokenBucket, kind_of
 from parley.settings import Settings
 from parley.shards import Vector
 
 log = logging.getLogger("parley.node")
 
-MAX_STRIKES = 50  # rejected frames in a row before the link is closed (4029)
 PresenceReader = Callable[[list[str]], Awaitable[list[dict[str, Any]]]]
 
 
@@ -51,7 +56,8 @@ class FrameHandler:
         self._settings, self._metrics = settings, metrics
         self._membership, self._publisher, self._events = membership, publisher, events
         self._on_cursor, self._sync, self._cursor_key = on_cursor, sync, cursor_key
-        self._buckets: dict[str, TokenBucket] = {}
+        self._buckets: dict[str, TokenBucket] = {}  # send budgets, per user on this node
+        self._rates = settings.frame_rates()
         self._sends: dict[DeviceLink, LinkSends] = {}  # connections with sends admitted (node/sending.py)
         self.presence: PresenceReader | None = None  # set once the presence buckets are open
 
@@ -67,21 +73,37 @@ class FrameHandler:
         try:
             frame = protocol.parse_client_frame(raw, max_body=self._settings.max_body_bytes)
             self._metrics.frames_in.labels(type(frame).__name__.lower()).inc()
+            self._charge(link, frame)
             await self._handle(link, frame)
-            link.strikes = 0
         except Exception as err:
             self._failed(link, frame, err)
-        if link.strikes >= MAX_STRIKES:
+        if self.budget(link).out:
             await self._strike_out(link)
 
     async def on_binary(self, link: DeviceLink) -> None:
         self.reject(link, PeerError("frames are JSON text", code="bad_json"))
-        if link.strikes >= MAX_STRIKES:
+        if self.budget(link).out:
             await self._strike_out(link)
 
+    def budget(self, link: DeviceLink) -> FrameBudget:
+        if link.budget is None:
+            link.budget = FrameBudget(self._rates)
+        return link.budget
+
+    def _charge(self, link: DeviceLink, frame: protocol.ClientFrame) -> None:
+        """Take the frame's cost from its kind's budget on this connection (``send``: see ``_admit``)."""
+        if isinstance(frame, protocol.Send | protocol.Hello):
+            return
+        kind = kind_of(type(frame).__name__.lower())
+        cost = len(frame.users) if isinstance(frame, protocol.Presence) else 1
+        wait = self.budget(link).charge(kind, time.monotonic(), cost)
+        if wait is not None:
+            extra = {"conv": frame.conv} if isinstance(frame, protocol.Typing | protocol.Read) else {}
+            raise RateLimited(f"too many {kind} frames; slow down", retry_after_ms=int(wait * 1000) + 1, **extra)
+
     async def _strike_out(self, link: DeviceLink) -> None:
-        """Too many rejected frames in a row: close (4029) once the sends already admitted are answered, so
-        every message stored for this connection is acked to it (nothing more is read meanwhile)."""
+        """Too many refused frames outstanding: close (4029) once the sends already admitted are answered, so every
+        message stored for this connection is acked to it (nothing more is read meanwhile)."""
         sends = self._sends.get(link)
         if sends is not None:
             await sends.settle()
@@ -111,7 +133,7 @@ class FrameHandler:
     def reject(self, link: DeviceLink, err: ParleyError) -> None:
         self._metrics.errors.labels(err.code).inc()
         link.send(protocol.error_bytes(err))
-        link.strikes += 1  # the read loop closes the link at MAX_STRIKES (``_strike_out``)
+        self.budget(link).strike(time.monotonic())  # past the limit the read loop closes it (``_strike_out``)
 
     async def _handle(self, link: DeviceLink, frame: protocol.ClientFrame) -> None:
         match frame:

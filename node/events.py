@@ -28,7 +28,7 @@ from parley.node.signals import ReceiptMarks, TypingGate
 
 from parley import protocol, wire
 from parley.bus import Bus, StreamReads
-from parley.errors import BadRequest, RateLimited, Unavailable
+from parley.errors import BadRequest, Unavailable
 from parley.ids import EVENT_PREFIX, ConversationId, UserId, control_subject, event_subject, is_group
 from parley.settings import Settings
 from parley.store import Receipt
@@ -86,11 +86,7 @@ class ConversationEvents:
         self._typing.sent(user, conv)
 
     async def typing(self, link: DeviceLink, conv: ConversationId, state: str) -> None:
-        verdict = self._typing.judge(link.user, conv, state, time.monotonic())
-        if verdict == "flood":
-            raise RateLimited("too many typing frames; send one every few seconds", code="rate_limited",
-                              conv=conv, retry_after_ms=1000)
-        if verdict == "forward":
+        if self._typing.judge(link.user, conv, state, time.monotonic()) == "forward":
             await self._announce(conv, wire.TypingNotice(link.user, link.device, state))  # type: ignore[arg-type]
 
     async def _tell(self, users: Iterable[str], event: wire.ReceiptNotice) -> None:

@@ -22,6 +22,7 @@ from parley.node.session import Covered, Delivery, DeviceSession, State, SyncFro
 from parley.node.wsframes import text_frames
 
 from parley.auth import Claims
+from parley.ratelimit import FrameBudget
 from parley.shards import Vector
 
 log = logging.getLogger("parley.node")
@@ -38,7 +39,7 @@ class Transport(Protocol):
 
 
 class DeviceLink:
-    __slots__ = ("ws", "user", "device", "session", "conn_id", "core", "strikes", "_on_sync", "_on_sent",
+    __slots__ = ("ws", "user", "device", "session", "conn_id", "core", "budget", "_on_sync", "_on_sent",
                  "_cursor_frame", "_on_moved", "_transport", "_room", "_scheduled", "_pump", "moved")
 
     def __init__(
@@ -63,7 +64,7 @@ class DeviceLink:
         self.session = claims.session
         self.conn_id = conn_id
         self.core = DeviceSession(claims.user, max_queue=max_queue)
-        self.strikes = 0  # consecutive rejected frames; many in a row closes the link
+        self.budget: FrameBudget | None = None  # frame budgets and strikes, made by the frame handler
         self._on_sync = on_sync
         self._on_sent = on_sent
         self._cursor_frame = cursor_frame

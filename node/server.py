@@ -244,8 +244,11 @@ class EdgeNode:
 
     def _limits(self) -> dict[str, object]:
         s = self.settings
+        rates = s.frame_rates()
         return {"max_body_bytes": s.max_body_bytes, "max_frame_bytes": s.max_frame_bytes, "rate_per_s": s.rate_per_s,
-                "rate_burst": s.rate_burst, "heartbeat_s": s.heartbeat_s, "idle_timeout_s": s.idle_timeout_s}
+                "rate_burst": s.rate_burst, "heartbeat_s": s.heartbeat_s, "idle_timeout_s": s.idle_timeout_s,
+                "frames": {kind: {"per_s": r.per_s, "burst": r.burst} for kind, r in rates.rates.items()},
+                "max_strikes": rates.max_strikes, "strike_decay_per_s": rates.strike_decay_per_s}
 
     async def _read_loop(self, link: DeviceLink) -> None:
         ws = link.ws

@@ -3,8 +3,8 @@
 Both travel on a conversation's event subject (``evt.<conv>``, core NATS, never stored).
 - ``TypingGate``: a client may say "typing" on every keystroke; the node forwards at most one
   ``start`` per sender and conversation per ``interval_s`` (receivers expire it after ``ttl``), a
-  ``stop`` at once (a sent message counts as one), and refuses a sender who floods (more than
-  ``flood_burst`` frames, refilled at ``flood_per_s``) with ``rate_limited``.
+  ``stop`` at once (a sent message counts as one). A flood of typing frames is refused before it gets
+  here, by the connection's frame budget (``parley.ratelimit.FrameBudget``).
 - ``ReceiptMarks``: the highest "delivered up to" this node has announced per user and conversation,
   so a user's second device acking the same messages announces nothing new.
 Pure: callers pass ``now`` (monotonic seconds).
@@ -15,23 +15,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from parley.ratelimit import TokenBucket
-
-TypingVerdict = Literal["forward", "coalesce", "flood"]
+TypingVerdict = Literal["forward", "coalesce"]
 
 
 @dataclass
 class TypingGate:
     interval_s: float = 2.0
-    flood_per_s: float = 5.0
-    flood_burst: int = 10
     _last: dict[tuple[str, str], float] = field(default_factory=dict)
-    _buckets: dict[str, TokenBucket] = field(default_factory=dict)
 
     def judge(self, user: str, conv: str, state: str, now: float) -> TypingVerdict:
-        bucket = self._buckets.setdefault(user, TokenBucket(self.flood_per_s, self.flood_burst))
-        if not bucket.take(now):
-            return "flood"
         key = (user, conv)
         if state == "stop":
             self._last.pop(key, None)
@@ -47,7 +39,6 @@ class TypingGate:
         self._last.pop((user, conv), None)
 
     def forget(self, user: str) -> None:
-        self._buckets.pop(user, None)
         for key in [k for k in self._last if k[0] == user]:
             del self._last[key]
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from parley.errors import ParleyError
 from parley.layout import Layout, LayoutError
+from parley.ratelimit import FRAME_KINDS, FrameRates, Rate
 
 PREFIX = "PARLEY_"
 MIN_SECRET_BYTES = 32  # the HMAC key of tokens and cursors (HS256): shorter ones can be guessed offline
@@ -56,6 +57,11 @@ POSITIVE = (
     "presence_beat_s", "presence_timeout_s", "drain_timeout_s", "push_grace_s", "push_retries", "stream_replicas",
     "bounds_refresh_s", "floor_wait_s", "cursor_every_s", "store_deadline_s", "cassandra_background_concurrency",
     "archiver_ack_wait_s", "presence_partitions", "presence_lease_s",
+    "sync_rate_per_s", "sync_rate_burst", "presence_rate_per_s", "presence_rate_burst", "read_rate_per_s",
+    "read_rate_burst", "typing_rate_per_s", "typing_rate_burst", "cheap_rate_per_s", "cheap_rate_burst",
+    "max_strikes", "strike_decay_per_s", "login_account_failures", "login_account_window_s",
+    "auth_address_failures", "auth_address_window_s", "signup_address_limit", "signup_address_window_s",
+    "api_rate_per_s", "api_rate_burst", "hash_wait_s", "limits_scale",
 )
 
 
@@ -111,6 +117,18 @@ class Settings:
     argon2_time_cost: int = 3  # password hashing cost (argon2-cffi's defaults)
     argon2_memory_kib: int = 65536
     web_test_hooks: bool = False  # the browser client's test hooks (browser tests only; never in production)
+    hash_concurrency: int = 0  # passwords hashed at once per API process; 0 = 2 x CPU cores
+    hash_wait_s: float = 2.0  # a login or signup waits this long for a hashing slot, then 503 busy
+    # brute force (docs/openapi.yaml "Limits"): counted in NATS KV, shared by every API process
+    login_account_failures: int = 5  # failed logins of one username in login_account_window_s → 429
+    login_account_window_s: float = 300.0
+    auth_address_failures: int = 20  # failed logins and refreshes from one address in auth_address_window_s
+    auth_address_window_s: float = 60.0
+    signup_address_limit: int = 20  # signups from one address in signup_address_window_s
+    signup_address_window_s: float = 3600.0
+    api_rate_per_s: float = 20.0  # every other request: a token bucket per address per API process
+    api_rate_burst: int = 100
+    trusted_proxies: str = ""  # comma-separated peer addresses whose X-Forwarded-For names the client
     # an edge node
     node_id: str = ""
     node_host: str = "127.0.0.1"
@@ -130,6 +148,22 @@ class Settings:
     max_frame_bytes: int = 65536
     rate_per_s: float = 20.0
     rate_burst: int = 40
+    # frame budgets per connection (protocol.md §11); presence counts the users asked, not frames
+    sync_rate_per_s: float = 0.5
+    sync_rate_burst: int = 5
+    presence_rate_per_s: float = 20.0
+    presence_rate_burst: int = 500  # a client opening with a few hundred contacts asks for them all at once
+    read_rate_per_s: float = 5.0
+    read_rate_burst: int = 20
+    typing_rate_per_s: float = 5.0
+    typing_rate_burst: int = 10
+    cheap_rate_per_s: float = 20.0  # ack and ping
+    cheap_rate_burst: int = 60
+    max_strikes: int = 50  # refused frames outstanding before the connection is closed (4029)
+    strike_decay_per_s: float = 0.5  # strikes fade at this rate; nothing else clears them
+    # multiplies every frame budget above and every HTTP limit (not rate_per_s): scratch clusters for tests
+    # and benchmarks raise it; production keeps 1
+    limits_scale: float = 1.0
     sends_in_flight: int = 32  # a connection's sends admitted and not yet answered; more wait in the socket
     heartbeat_s: float = 25.0  # clients ping at least this often
     idle_timeout_s: float = 75.0  # a connection silent this long is closed (4008)
@@ -189,6 +223,8 @@ class Settings:
         for name in POSITIVE:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{PREFIX}{name.upper()}={getattr(self, name)!r} must be greater than 0")
+        if self.hash_concurrency < 0:
+            raise SettingsError(f"{PREFIX}HASH_CONCURRENCY={self.hash_concurrency!r} must be 0 (2 x CPU cores) or more")
         if not self.nats_servers():
             raise SettingsError(f"{PREFIX}NATS_URL is empty: give one or more nats:// URLs, comma-separated")
         size = len(self.secret.reveal().encode())
@@ -215,6 +251,13 @@ class Settings:
 
     def nats_servers(self) -> list[str]:
         return [url.strip() for url in self.nats_url.split(",") if url.strip()]
+
+    def frame_rates(self) -> FrameRates:
+        """Each frame kind's budget on one connection (``limits_scale`` applied), and the strike rules."""
+        rates = {kind: Rate(getattr(self, f"{kind}_rate_per_s"), getattr(self, f"{kind}_rate_burst"))
+                 for kind in FRAME_KINDS}
+        return FrameRates({k: r.scaled(self.limits_scale) for k, r in rates.items()}, self.max_strikes,
+                          self.strike_decay_per_s)
 
     def bucket_replicas(self) -> int:
         return self.kv_replicas or self.stream_replicas

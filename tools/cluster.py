@@ -8,7 +8,7 @@ port accepts); one that exits first fails the start with a ``ParleyError`` namin
 SIGINT, then SIGKILL after a timeout, in reverse start order.
 
 Two ways to build one: ``Cluster(root, nodes, **overrides)`` is a scratch cluster (every port free and
-chosen here, a fixed secret, test-speed timings, cheap Argon2; ``overrides`` are ``Settings`` fields);
+chosen here, a fixed secret, test-speed timings, cheap Argon2, limits raised; ``overrides`` are ``Settings`` fields);
 ``Cluster.configured(root, settings, node_ports)`` runs settings made elsewhere (``parley up``: its
 ports, run dir and secret). ``free_port`` never hands out a port a Parley process listens on by
 default, so a scratch cluster cannot collide with a ``parley up`` on the defaults.
@@ -181,6 +181,10 @@ def scratch_settings(root: Path, nats_port: int, **overrides: object) -> Setting
         node_beat_s=0.5,
         rate_per_s=200.0,
         rate_burst=600,
+        # frame budgets and HTTP limits out of the way (every test client is 127.0.0.1); the tests of the
+        # limits start a node or an API of their own at 1 (``start_extra_node``, ``start_extra_api``)
+        limits_scale=10_000.0,
+        hash_wait_s=30.0,  # hundreds of logins at once on 2 cores wait for Argon2 rather than get 503
         hello_timeout_s=2.0,
         # the same Argon2id code path at a lower cost: tests and benchmarks make hundreds of accounts
         argon2_time_cost=1,
@@ -369,6 +373,12 @@ class Cluster:
         settings = self.settings.replace(node_id=name, node_port=port, **overrides)
         self._start_role(name, "node", settings, port)
         return f"ws://{HOST}:{port}/ws"
+
+    def start_extra_api(self, name: str, **overrides: object) -> str:
+        """Another API process on the same NATS and store, with its own settings; returns its URL."""
+        port = free_port()
+        self._start_role(name, "api", self.settings.replace(api_port=port, **overrides), port)
+        return f"http://{HOST}:{port}"
 
     def restart(self, name: str) -> None:
         """Start a role that exited again, with the settings it had (``parley up`` after a drain)."""

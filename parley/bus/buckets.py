@@ -3,9 +3,11 @@ the processes read it from).
 
 ``nodes``: the edge-node registry (memory, TTL: a node that stops beating disappears). ``presence`` and
 ``last_seen``: the presence worker's state. ``pushed``: pushes already sent, one claim per (message,
-device). Replicas are ``PARLEY_KV_REPLICAS``, or the stream's when that is 0. With regions
-(``PARLEY_REGIONS``) every bucket lives in the first region (``Layout.control_region``): while the link
-between regions is down, the other region's processes cannot reach them (docs/regions.md).
+device). ``auth_limits``: the API's brute-force counters (memory; an entry lives two of the longest
+window, so a window's count is still there while the next one is judged). Replicas are
+``PARLEY_KV_REPLICAS``, or the stream's when that is 0. With regions (``PARLEY_REGIONS``) every bucket
+lives in the first region (``Layout.control_region``): while the link between regions is down, the
+other region's processes cannot reach them (docs/regions.md).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from nats.js.api import KeyValueConfig, Placement, StorageType
 from parley.layout import placement_tag
 from parley.settings import Settings
 
-NODES, PRESENCE, LAST_SEEN, PUSHED = "nodes", "presence", "last_seen", "pushed"
+NODES, PRESENCE, LAST_SEEN, PUSHED, AUTH_LIMITS = "nodes", "presence", "last_seen", "pushed", "auth_limits"
+AUTH_LIMITS_BYTES = 64 * 1024 * 1024  # past it new counters are refused (and the API lets attempts through)
 
 
 def _placement(settings: Settings) -> Placement | None:
@@ -43,5 +46,12 @@ def pushed(settings: Settings) -> KeyValueConfig:
                           replicas=settings.bucket_replicas(), placement=_placement(settings))
 
 
+def auth_limits(settings: Settings) -> KeyValueConfig:
+    longest = max(settings.login_account_window_s, settings.auth_address_window_s, settings.signup_address_window_s)
+    return KeyValueConfig(bucket=AUTH_LIMITS, history=1, ttl=2 * longest, storage=StorageType.MEMORY,
+                          max_bytes=AUTH_LIMITS_BYTES, replicas=settings.bucket_replicas(),
+                          placement=_placement(settings))
+
+
 def all_buckets(settings: Settings) -> list[KeyValueConfig]:
-    return [nodes(settings), presence(settings), last_seen(settings), pushed(settings)]
+    return [nodes(settings), presence(settings), last_seen(settings), pushed(settings), auth_limits(settings)]

@@ -44,3 +44,12 @@ def test_a_process_with_a_short_secret_does_not_start():
     done = subprocess.run([sys.executable, "-m", "parley", "api"], env=env, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 2 and "PARLEY_SECRET is 9 bytes; it must be at least 32" in done.stderr
+
+
+def test_frame_rates_are_scaled_and_hash_concurrency_may_be_automatic():
+    rates = Settings(limits_scale=10.0, sync_rate_per_s=0.5, sync_rate_burst=5).frame_rates()
+    assert (rates.rates["sync"].per_s, rates.rates["sync"].burst) == (5.0, 50.0)
+    assert set(rates.rates) == {"sync", "presence", "read", "typing", "cheap"}
+    assert Settings(hash_concurrency=0).hash_concurrency == 0  # 2 x CPU cores
+    with pytest.raises(SettingsError, match="PARLEY_HASH_CONCURRENCY"):
+        Settings(hash_concurrency=-1)
