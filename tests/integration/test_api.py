@@ -7,9 +7,13 @@ import time
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from parley.api.app import make_app
+from parley.api.http import LIMITS
+from parley.api.limits import AuthLimits, KvCounters
 from parley.tools.client import ApiError
 
+from parley import bus
 from parley.auth import Passwords, issue_token
+from parley.bus import buckets, ensure
 from parley.ids import new_device_id, new_session_id, new_user_id
 from parley.settings import Settings
 from parley.store import open_store
@@ -216,9 +220,16 @@ async def test_a_login_rehashes_a_password_hashed_with_other_argon2_parameters(w
     dearer = cluster.settings.replace(argon2_time_cost=cluster.settings.argon2_time_cost + 1)
     old = (await store.user_by_name(alice.name))[1]
     assert f"t={cluster.settings.argon2_time_cost}," in old
-    async with TestClient(TestServer(make_app(dearer, store=store, nc=None))) as client:  # type: ignore[arg-type]
-        resp = await client.post("/v1/login", json={"username": alice.name, "password": PASSWORD})
-        assert resp.status == 200
+    nc = await bus.connect(dearer, "test-api")
+    try:
+        app = make_app(dearer, store=store, nc=nc)
+        app[LIMITS] = AuthLimits(KvCounters(await ensure.open_bucket(nc.jetstream(), buckets.auth_limits(dearer))),
+                                 dearer)  # what run_api adds: the brute-force counters, shared in NATS KV
+        async with TestClient(TestServer(app)) as client:
+            resp = await client.post("/v1/login", json={"username": alice.name, "password": PASSWORD})
+            assert resp.status == 200
+    finally:
+        await nc.close()
     new = (await store.user_by_name(alice.name))[1]
     assert f"t={dearer.argon2_time_cost}," in new and Passwords().verify(new, PASSWORD)
     await alice.login()  # the cluster's API (its own parameters) takes the new hash, and rehashes it back
