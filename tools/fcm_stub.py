@@ -49,6 +49,7 @@ import itertools
 import json
 import os
 import secrets
+import signal
 import sys
 import threading
 import time
@@ -240,6 +241,10 @@ def main(argv: list[str] | None = None) -> int:
                              "PARLEY_RUN_DIR or .parley)")
     args = parser.parse_args(argv)
     key_dir = args.key_dir or Path(os.environ.get("PARLEY_RUN_DIR") or ".parley")
+    # Ctrl-C and SIGTERM stop it cleanly, even when started from a background job of a script (which
+    # inherits SIGINT ignored, so Python would install no KeyboardInterrupt for it)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         asyncio.run(_serve(args.port, key_dir))
     except OSError as err:  # the port taken, the folder not writable: one line, not a traceback

@@ -169,7 +169,10 @@ def test_the_readme_demo_command_starts_on_a_fresh_clone(tmp_path: Path) -> None
             assert err.code == 400
     finally:
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=10)
-        if proc.stdout:
-            proc.stdout.close()
+        try:
+            _, err = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()  # closes the pipes
+            raise
     assert proc.returncode == 0 and "Traceback" not in err, err
