@@ -40,6 +40,6 @@ def test_the_quick_start_says_make_install_and_how_to_put_the_venv_on_path():
 
 def test_make_run_passes_args_to_parley_up():
     for target, want in (("run", "parley up --nodes 3"), ("run-cassandra", "parley up --store cassandra --nodes 3")):
-        out = subprocess.run(["make", "--no-print-directory", "-n", target, "ARGS=--nodes 3"], cwd=ROOT, capture_output=True, text=True,
-                             timeout=30)
+        out = subprocess.run(["make", "--no-print-directory", "-n", target, "ARGS=--nodes 3"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=30)
         assert out.returncode == 0 and out.stdout.strip().splitlines()[-1] == f".venv/bin/{want}", out.stdout
