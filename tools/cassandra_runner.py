@@ -463,10 +463,7 @@ def stop(dir: Path, timeout: float = 60) -> bool:
     if not _wait_gone(pid, dir, timeout):
         os.kill(pid, signal.SIGKILL)
         _wait_gone(pid, dir, 10)
-    child = _children.pop(pid, None)
-    if child is not None:
-        child.wait()
-    _pid_file(dir).unlink(missing_ok=True)
+    _reap(pid, dir)
     return True
 
 
@@ -479,11 +476,16 @@ def kill(dir: Path) -> bool:
         return False
     os.kill(pid, signal.SIGKILL)
     _wait_gone(pid, dir, 10)
+    _reap(pid, dir)
+    return True
+
+
+def _reap(pid: int, dir: Path) -> None:
+    """After it is gone: wait for our own child (no zombie) and forget its pid file."""
     child = _children.pop(pid, None)
     if child is not None:
         child.wait()
     _pid_file(dir).unlink(missing_ok=True)
-    return True
 
 
 def pause(dir: Path, paused: bool = True) -> None:
