@@ -34,7 +34,7 @@ from parley.api.http import (
 )
 from parley.api.limits import AuthLimits, KvCounters, PasswordHashing, RequestBudget
 
-from parley import bus
+from parley import bus, tls
 from parley.auth import Passwords
 from parley.bus import BusClient, buckets, ensure
 from parley.metrics import ApiMetrics
@@ -65,7 +65,8 @@ def make_app(settings: Settings, store: Store, nc: BusClient) -> web.Application
 
 async def _discovery_client(app: web.Application) -> AsyncIterator[None]:
     """The HTTP client a login uses to ask discovery for a node; one per app, closed with it."""
-    app[HTTP] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+    app[HTTP] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5),
+                                      connector=aiohttp.TCPConnector(ssl=tls.client_ssl(app[SETTINGS])))
     yield
     await app[HTTP].close()
 
@@ -81,8 +82,8 @@ async def run_api(settings: Settings) -> None:
     probe = StoreProbe(store, registry=app[METRICS].registry)
     probe.start()
     serve_health(app, ready=lambda: nc.is_connected and probe.ok, registry=app[METRICS].registry)
-    runner = await serve(app, settings.api_host, settings.api_port)
-    log.info("api on http://%s:%s", settings.api_host, settings.api_port)
+    runner = await serve(app, settings.api_host, settings.api_port, ssl_context=tls.server_context(settings))
+    log.info("api on %s://%s:%s", settings.http_scheme(), settings.api_host, settings.api_port)
     try:
         await run_until_stopped()
     finally:

@@ -26,7 +26,7 @@ from parley.discovery.reservations import Reservations
 from parley.discovery.sampler import TrafficSampler
 from parley.discovery.timeline import NodeTimeline, NodeView
 
-from parley import bus
+from parley import bus, tls
 from parley.metrics import DiscoveryMetrics
 from parley.registry import NodeRecord, open_bucket
 from parley.runtime import run_until_stopped, serve, serve_health
@@ -161,8 +161,9 @@ async def run_discovery(settings: Settings) -> None:
         bus=lambda timeout: jetstream(nc, timeout)))
     sampling = asyncio.get_running_loop().create_task(app[SAMPLER].run())
     serve_health(app, ready=lambda: nc.is_connected, registry=app[METRICS].registry, before=app[COUNT_NODES])
-    runner = await serve(app, settings.discovery_host, settings.discovery_port, shutdown_timeout=1)
-    log.info("discovery on http://%s:%s", settings.discovery_host, settings.discovery_port)
+    runner = await serve(app, settings.discovery_host, settings.discovery_port, shutdown_timeout=1,
+                         ssl_context=tls.server_context(settings))
+    log.info("discovery on %s://%s:%s", settings.http_scheme(), settings.discovery_host, settings.discovery_port)
     try:
         await run_until_stopped()
     finally:

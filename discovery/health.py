@@ -46,7 +46,7 @@ def watched(settings: Settings, run: RunInfo | None) -> list[Watched]:
         if listed:
             return sorted(listed, key=lambda w: (WORKER_ROLES.index(w.role), w.name))
     s = settings
-    return [Watched("api", "api", f"http://{s.api_host}:{s.api_port}"),
+    return [Watched("api", "api", f"{s.http_scheme()}://{s.api_host}:{s.api_port}"),
             Watched("archiver", "archiver", f"http://{s.archiver_host}:{s.archiver_port}"),
             Watched("presence", "presence", f"http://{s.presence_host}:{s.presence_port}"),
             Watched("pusher", "pusher", f"http://{s.pusher_host}:{s.pusher_port}", expected=bool(s.fcm_credentials))]

@@ -23,6 +23,7 @@ from parley.discovery.traffic import History, Reading, parse
 from parley.tools import runfile
 from parley.tools.status import metrics_url
 
+from parley import tls
 from parley.errors import ParleyError
 from parley.registry import NodeRecord
 from parley.settings import Settings
@@ -75,7 +76,8 @@ class TrafficSampler:
 
     async def run(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self.timeout_s)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
+        connector = aiohttp.TCPConnector(ssl=tls.client_ssl(self.settings))
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
             while True:
                 if time.monotonic() - self.wanted_at > self.idle_after_s:
                     self._wake.clear()

@@ -18,7 +18,7 @@ from nats.js.kv import KeyValue
 from parley.node.drain import destinations, drain
 from parley.node.server import EdgeNode
 
-from parley import bus
+from parley import bus, tls
 from parley.ids import node_control_subject
 from parley.presence_bus import open_buckets, read_presence
 from parley.registry import NodeRecord, open_bucket, read_all
@@ -60,7 +60,7 @@ async def run_node(settings: Settings) -> None:
     probe.start()
     serve_health(app, ready=lambda: nc.is_connected and probe.ok and not node.draining,
                  registry=node.metrics.registry)
-    runner = await serve(app, settings.node_host, settings.node_port)
+    runner = await serve(app, settings.node_host, settings.node_port, ssl_context=tls.server_context(settings))
     started = time.time()
 
     async def beat(draining: bool = False) -> None:

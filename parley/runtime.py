@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -119,11 +120,13 @@ def serve_health(app: web.Application, ready: Callable[[], bool], registry: Coll
         add_metrics_route(app, registry, before)
 
 
-async def serve(app: web.Application, host: str, port: int, *, shutdown_timeout: float = 2.0) -> web.AppRunner:
-    """Start serving ``app`` on host:port; the caller cleans the runner up on the way out."""
+async def serve(app: web.Application, host: str, port: int, *, shutdown_timeout: float = 2.0,
+                ssl_context: ssl.SSLContext | None = None) -> web.AppRunner:
+    """Start serving ``app`` on host:port (over TLS given a context, ``parley.tls.server_context``); the
+    caller cleans the runner up on the way out."""
     runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout)
     await runner.setup()
-    await web.TCPSite(runner, host, port, reuse_address=True).start()
+    await web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context).start()
     return runner
 
 

@@ -76,6 +76,11 @@ class Settings:
     nats_tls_ca: str = ""  # CA file that signed the servers' certificates (turns TLS on)
     nats_tls_cert: str = ""  # client certificate and key, when the servers verify clients
     nats_tls_key: str = ""
+    # TLS of Parley's own ports: with a certificate and its key (PEM files), edge nodes serve wss:// and the
+    # API and discovery https:// (workers' health ports stay plain); docs/adr/0014-tls.md
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_ca: str = ""  # the CA that Parley's HTTP clients (API → discovery, discovery → nodes, tools) trust
     store: str = "sqlite"  # sqlite | cassandra
     sqlite_path: str = "parley.db"
     # a node's or the API's store call (a membership check, history, a sync page) that has no answer after
@@ -133,7 +138,7 @@ class Settings:
     node_id: str = ""
     node_host: str = "127.0.0.1"
     node_port: int = 8090
-    node_public_url: str = ""  # the ws:// URL clients use; derived from host and port if empty
+    node_public_url: str = ""  # the ws:// (wss://) URL clients use; derived from host and port if empty
     region: str = "local"  # with PARLEY_REGIONS: one of its regions (where this process runs)
     max_connections: int = 50000  # the node's capacity; load = connections / max_connections
     node_ttl_s: float = 6.0  # a node missing heartbeats this long is dropped from placement
@@ -227,6 +232,8 @@ class Settings:
             raise SettingsError(f"{PREFIX}HASH_CONCURRENCY={self.hash_concurrency!r} must be 0 (2 x CPU cores) or more")
         if not self.nats_servers():
             raise SettingsError(f"{PREFIX}NATS_URL is empty: give one or more nats:// URLs, comma-separated")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise SettingsError(f"{PREFIX}TLS_CERT and {PREFIX}TLS_KEY go together: set both (or neither)")
         size = len(self.secret.reveal().encode())
         if 0 < size < MIN_SECRET_BYTES:  # unset (0) is refused by each process's start (tools/cli.py)
             raise SettingsError(f"{PREFIX}SECRET is {size} bytes; it must be at least {MIN_SECRET_BYTES} "
@@ -262,8 +269,15 @@ class Settings:
     def bucket_replicas(self) -> int:
         return self.kv_replicas or self.stream_replicas
 
+    def tls_on(self) -> bool:
+        """Whether the edge nodes, the API and discovery serve TLS (a certificate is configured)."""
+        return bool(self.tls_cert)
+
+    def http_scheme(self) -> str:
+        return "https" if self.tls_on() else "http"
+
     def ws_url(self) -> str:
-        return self.node_public_url or f"ws://{self.node_host}:{self.node_port}/ws"
+        return self.node_public_url or f"{'wss' if self.tls_on() else 'ws'}://{self.node_host}:{self.node_port}/ws"
 
     def as_env(self) -> dict[str, str]:
         """The environment that rebuilds these settings in a child process (secrets included)."""

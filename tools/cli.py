@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="pusher processes (default 1; only with PARLEY_FCM_CREDENTIALS; ports as for archivers)")
     up.add_argument("--presence-workers", type=_count, default=1,
                     help="presence worker processes sharing the users' partitions (default 1; ports as above)")
+    up.add_argument("--tls", action="store_true",
+                    help="TLS everywhere with a local CA made in <run dir>/tls: wss nodes, https API and discovery, "
+                         "NATS over TLS (clients trust <run dir>/tls/ca.pem)")
     up.add_argument("--store", choices=("sqlite", "cassandra"), default=None,
                     help="history backend (default: PARLEY_STORE, else sqlite); cassandra starts a local "
                          "Cassandra 5.0 in <run dir>/cassandra unless one answers on PARLEY_CASSANDRA_PORT")
@@ -59,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("cassandra", help="run a local Cassandra 5.0 (up, down, status, jars, nodetool); "
                                      "`parley cassandra replication` ALTERs the keyspace to the settings")
     sub.add_parser("chat", help="a terminal chat client: sign up, friends, DMs, groups (parley chat --help)")
+    tlsp = sub.add_parser("tls", help="a local CA for development: `parley tls init DIR` makes ca.pem and a "
+                                      "certificate for 127.0.0.1/localhost (keys 0600)")
+    tls_sub = tlsp.add_subparsers(dest="action", required=True)
+    tls_sub.add_parser("init", help="make the CA and certificate in DIR (kept if there)").add_argument("dir")
     _finds_cluster(sub.add_parser("status", help="the cluster at a glance: nodes by region, connections, traffic, "
                                                  "archiver lag"), "--discovery-url")
     node = sub.add_parser("node", help="run one edge node (configured by PARLEY_* variables); "
@@ -106,6 +113,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             from parley.tools.up import run_cluster
 
             return run_cluster(settings, args)
+        if args.role == "tls":
+            from parley.tools.localca import ensure
+
+            files = ensure(args.dir)
+            print(f"CA (trust it)   {files.ca}\ncertificate     {files.cert}\nkey             {files.key}\n"
+                  f"PARLEY_TLS_CERT={files.cert} PARLEY_TLS_KEY={files.key} PARLEY_TLS_CA={files.ca}")
+            return 0
         if args.role == "status":
             from parley.tools.status import status
 
@@ -137,14 +151,16 @@ def _finds_cluster(parser: argparse.ArgumentParser, flag: str) -> None:
     parser.add_argument(flag, dest="url", default=None,
                         help=f"{what} (default: the run dir's run.json, else the PARLEY_* variables' or the "
                              "default ports)")
+    parser.add_argument("--ca", default=None, help="CA file to check TLS servers against (default: PARLEY_TLS_CA, "
+                                                   "else the run dir's `parley up --tls` CA, else the system's)")
 
 
 def _where(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from parley.tools.locate import locate
 
     if args.role == "status":
-        return locate(os.environ, args.run_dir, discovery=args.url)
-    return locate(os.environ, args.run_dir, nats=args.url)
+        return locate(os.environ, args.run_dir, discovery=args.url, ca=args.ca)
+    return locate(os.environ, args.run_dir, nats=args.url, ca=args.ca)
 
 
 def _over_nats(settings: Settings, args: argparse.Namespace) -> int:
@@ -154,7 +170,7 @@ def _over_nats(settings: Settings, args: argparse.Namespace) -> int:
     import nats.errors
 
     where = _where(args)
-    settings = settings.replace(nats_url=where.nats)
+    settings = settings.replace(nats_url=where.nats, nats_tls_ca=settings.nats_tls_ca or where.ca)
     try:
         if args.role == "bus":
             from parley.tools import busctl

@@ -11,11 +11,20 @@ from __future__ import annotations
 import asyncio
 import itertools
 import secrets
+import ssl
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import orjson
+
+
+def connector(ca: str = "") -> aiohttp.TCPConnector:
+    """An aiohttp connector (no connection limit) whose TLS connections check the server against ``ca`` (a
+    PEM file: ``parley up --tls`` prints it), or the system's CAs without one: pass it to the
+    ``ClientSession`` that ``Api`` and ``Device`` use, for ``https://`` and ``wss://`` URLs."""
+    context: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca) if ca else True
+    return aiohttp.TCPConnector(limit=0, ssl=context)
 
 
 class ApiError(Exception):

@@ -23,6 +23,12 @@ proxies, so a test can cut the link; ``gateway_delay_s`` adds that one-way delay
 Node ``i`` runs in ``regions[i % len(regions)]``; each region gets its own API (homing the conversations
 it opens in its region's shards) and archiver; discovery and presence run in the first region, next to
 the KV buckets. Every process is given its own region's NATS URLs.
+
+``tls=True`` (a scratch cluster) or ``tls=`` a ``TlsFiles`` given to ``configured`` (``parley up --tls``):
+TLS everywhere the certificate can go (docs/adr/0014-tls.md): nats-server's client port, routes and
+gateways (``natstls``), the nodes (wss), the API and discovery (https), every process given the CA
+(``PARLEY_NATS_TLS_CA``, ``PARLEY_TLS_CA``). A scratch cluster makes its CA in ``<root>/tls``
+(``localca``); ``tls_context`` is the client context that trusts it (tests, tools).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import os
 import random
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -42,7 +49,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from parley.tools import natsserver
+from parley.tools import localca, natsserver, natstls
+from parley.tools.localca import TlsFiles
 from parley.tools.natscluster import NatsServers
 
 from parley.errors import ParleyError
@@ -59,6 +67,7 @@ ROLE_PORTS = tuple(f.name for f in dataclasses.fields(Settings)
 # a deadline, not a figure: a role is ready in a second or two, but one that applies the Cassandra schema
 # first can take tens of seconds on a loaded machine (20 s was too short for the archiver at load 18 on 2 cores)
 READY_TIMEOUT_S = 60.0
+TLS_ROLES = ("node", "api", "discovery")  # what serves TLS when it is on; workers' health ports stay plain
 
 
 def _ephemeral_low() -> int:
@@ -142,10 +151,10 @@ def wait_port(port: int, child: Child, timeout: float = READY_TIMEOUT_S) -> None
     _wait(child, accepts, f"did not open port {port}", timeout)
 
 
-def wait_ready(url: str, child: Child, timeout: float = READY_TIMEOUT_S) -> None:
+def wait_ready(url: str, child: Child, timeout: float = READY_TIMEOUT_S, context: ssl.SSLContext | None = None) -> None:
     def ready() -> bool:
         try:
-            with urllib.request.urlopen(url, timeout=1) as resp:
+            with urllib.request.urlopen(url, timeout=1, context=context) as resp:
                 return bool(resp.status == 200)
         except OSError:
             return False
@@ -168,13 +177,14 @@ def stop_all(children: list[Child], timeout: float = 10) -> None:
 
 def scratch_settings(root: Path, nats_port: int, **overrides: object) -> Settings:
     ports = {name: free_port() for name in ROLE_PORTS}
+    scheme = "https" if overrides.get("tls_cert") else "http"
     defaults: dict[str, object] = dict(
         secret=Secret(SECRET),
         run_dir=str(root),
         nats_url=f"nats://{HOST}:{nats_port}",
         sqlite_path=str(root / "parley.db"),
         **ports,
-        discovery_url=f"http://{HOST}:{ports['discovery_port']}",
+        discovery_url=f"{scheme}://{HOST}:{ports['discovery_port']}",
         presence_beat_s=0.5,
         presence_timeout_s=3.0,
         node_ttl_s=3.0,
@@ -202,33 +212,38 @@ class Cluster:
         regions: tuple[str, ...] = tuple(overrides.pop("regions", ()))  # type: ignore[arg-type]
         gateway_delay_s = overrides.pop("gateway_delay_s", 0.0)
         assert isinstance(nats_servers, int) and isinstance(gateway_delay_s, int | float)
+        tls = localca.ensure(root / "tls") if overrides.pop("tls", False) else None
+        if tls is not None:
+            overrides = {"tls_cert": tls.cert, "tls_key": tls.key, "tls_ca": tls.ca, "nats_tls_ca": tls.ca} | overrides
         if regions:
             servers = NatsServers(root, nats_servers, free_port, regions=list(regions),
                                   preexec_fn=die_with_parent if tie_to_parent else None,
-                                  gateway_delay_s=float(gateway_delay_s))
+                                  gateway_delay_s=float(gateway_delay_s), tls=tls)
             per_region = overrides.pop("shards", 2)
             overrides = {"regions": ",".join(f"{r}:{per_region}" for r in regions), "region": regions[0],
                          "nats_url": servers.url_list(regions[0]),
                          "stream_replicas": min(3, nats_servers)} | overrides
         elif nats_servers > 1:
             servers = NatsServers(root, nats_servers, free_port,
-                                  preexec_fn=die_with_parent if tie_to_parent else None)
+                                  preexec_fn=die_with_parent if tie_to_parent else None, tls=tls)
             overrides = {"nats_url": servers.url_list(), "stream_replicas": min(3, nats_servers)} | overrides
         nats_port = free_port()
         self._adopt(root, scratch_settings(root, nats_port, **overrides), [free_port() for _ in range(nodes)],
-                    tie_to_parent, servers)
+                    tie_to_parent, servers, tls)
         self.scratch = True
 
     @classmethod
     def configured(cls, root: Path, settings: Settings, node_ports: list[int],
-                   nats_servers: NatsServers | None = None) -> Cluster:
+                   nats_servers: NatsServers | None = None, tls: TlsFiles | None = None) -> Cluster:
         cluster = cls.__new__(cls)
-        cluster._adopt(root, settings, node_ports, tie_to_parent=False, servers=nats_servers)
+        cluster._adopt(root, settings, node_ports, tie_to_parent=False, servers=nats_servers, tls=tls)
         return cluster
 
     def _adopt(self, root: Path, settings: Settings, node_ports: list[int], tie_to_parent: bool,
-               servers: NatsServers | None = None) -> None:
+               servers: NatsServers | None = None, tls: TlsFiles | None = None) -> None:
         self.root = root
+        self.tls = tls  # nats-server's certificate and key, and the CA every process and client trusts
+        self.tls_context = ssl.create_default_context(cafile=tls.ca) if tls else None
         self.logs = root / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.settings = settings
@@ -242,9 +257,17 @@ class Cluster:
         self.roles: dict[str, Child] = {}
         self.scratch = False
 
+    def scheme(self, role: str = "api") -> str:
+        """``https`` for a role that serves TLS in this cluster, else ``http``."""
+        return "https" if self.tls is not None and role in TLS_ROLES else "http"
+
+    @property
+    def ws_scheme(self) -> str:
+        return "wss" if self.tls is not None else "ws"
+
     @property
     def api_url(self) -> str:
-        return f"http://{HOST}:{self.settings.api_port}"
+        return f"{self.scheme()}://{HOST}:{self.settings.api_port}"
 
     @property
     def discovery_url(self) -> str:
@@ -255,7 +278,7 @@ class Cluster:
         return self.settings.nats_url
 
     def node_url(self, i: int) -> str:
-        return f"ws://{HOST}:{self.node_ports[i]}/ws"
+        return f"{self.ws_scheme}://{HOST}:{self.node_ports[i]}/ws"
 
     def region_settings(self, region: str) -> Settings:
         """The settings of a process running in ``region``: its region and its region's NATS servers."""
@@ -271,7 +294,7 @@ class Cluster:
             return self.api_url
         child = self.roles[f"api-{region}"]
         assert child.settings is not None
-        return f"http://{HOST}:{child.settings.api_port}"
+        return f"{self.scheme()}://{HOST}:{child.settings.api_port}"
 
     def _start_in_region(self, role: str, region: str, j: int) -> None:
         """``role`` (an API, archiver or pusher) of a region after the first: ``<role>-<region>``."""
@@ -309,7 +332,8 @@ class Cluster:
         seen = -1
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(self.discovery_url + "/v1/nodes", timeout=2) as resp:
+                with urllib.request.urlopen(self.discovery_url + "/v1/nodes", timeout=2,
+                                            context=self.tls_context) as resp:
                     seen = sum(1 for n in json.loads(resp.read())["nodes"] if n["eligible"])
             except OSError:
                 seen = -1
@@ -349,7 +373,8 @@ class Cluster:
             return
         log = self.logs / "nats.log"
         proc = natsserver.start(self.nats_port, self.root / "nats", log,
-                                preexec_fn=die_with_parent if self.tie_to_parent else None)
+                                preexec_fn=die_with_parent if self.tie_to_parent else None,
+                                extra=natstls.client_block(self.tls))
         self.nats = Child("nats", proc, log)
         wait_port(self.nats_port, self.nats, self.ready_timeout_s)
 
@@ -372,13 +397,13 @@ class Cluster:
         port = free_port()
         settings = self.settings.replace(node_id=name, node_port=port, **overrides)
         self._start_role(name, "node", settings, port)
-        return f"ws://{HOST}:{port}/ws"
+        return f"{self.ws_scheme}://{HOST}:{port}/ws"
 
     def start_extra_api(self, name: str, **overrides: object) -> str:
         """Another API process on the same NATS and store, with its own settings; returns its URL."""
         port = free_port()
         self._start_role(name, "api", self.settings.replace(api_port=port, **overrides), port)
-        return f"http://{HOST}:{port}"
+        return f"{self.scheme()}://{HOST}:{port}"
 
     def restart(self, name: str) -> None:
         """Start a role that exited again, with the settings it had (``parley up`` after a drain)."""
@@ -392,7 +417,8 @@ class Cluster:
         meanwhile). Its new handle; None for a NATS cluster member (``nats_servers`` has it)."""
         if self.nats is not None and name == self.nats.name:
             proc = natsserver.start(self.nats_port, self.root / "nats", self.nats.log,
-                                    preexec_fn=die_with_parent if self.tie_to_parent else None)
+                                    preexec_fn=die_with_parent if self.tie_to_parent else None,
+                                    extra=natstls.client_block(self.tls))
             self.nats = Child(self.nats.name, proc, self.nats.log, "nats")
             return self.nats
         if name not in self.roles and self.nats_servers is not None:
@@ -427,7 +453,7 @@ class Cluster:
         child = spawn(name, role, settings, self.logs, self.tie_to_parent)
         self.roles[name] = child
         if port is not None:
-            wait_ready(f"http://{HOST}:{port}/readyz", child, self.ready_timeout_s)
+            wait_ready(f"{self.scheme(role)}://{HOST}:{port}/readyz", child, self.ready_timeout_s, self.tls_context)
 
     def alive(self) -> dict[str, bool]:
         return {name: c.running() for name, c in self.roles.items()}

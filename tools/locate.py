@@ -31,6 +31,7 @@ class Where:
     run_dir: str
     found: bool  # run.json of a live ``parley up`` named the cluster
     given: frozenset[str] = frozenset()  # the URLs a flag or a variable named: "api", "discovery", "nats"…
+    ca: str = ""  # the CA to trust over TLS: --ca, else PARLEY_TLS_CA, else run.json's (``parley up --tls``)
 
     def metrics(self, base: str) -> str:
         return base.rstrip("/") + "/metrics"
@@ -53,7 +54,7 @@ def _first_of_role(info: RunInfo, role: str) -> str | None:
 
 
 def resolve(env: Mapping[str, str], info: RunInfo | None, run_dir: str, *, api: str | None = None,
-            discovery: str | None = None, nats: str | None = None) -> Where:
+            discovery: str | None = None, nats: str | None = None, ca: str | None = None) -> Where:
     """Flags (the keyword arguments) over variables over run.json over defaults, URL by URL."""
     base = Settings.from_env({k: v for k, v in env.items() if k.startswith("PARLEY_")})
     urls = info.urls if info is not None else {}
@@ -85,6 +86,7 @@ def resolve(env: Mapping[str, str], info: RunInfo | None, run_dir: str, *, api: 
         run_dir=run_dir,
         found=info is not None,
         given=frozenset(given),
+        ca=ca or env.get("PARLEY_TLS_CA") or (info.tls_ca if info else ""),
     )
 
 

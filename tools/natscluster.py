@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Callable
@@ -34,6 +35,8 @@ from pathlib import Path
 import nats
 import nats.aio.client
 from parley.tools import natsserver
+from parley.tools.localca import TlsFiles
+from parley.tools.natstls import client_block, link_block
 from parley.tools.tcpproxy import Proxy
 
 from parley.errors import ParleyError
@@ -87,12 +90,17 @@ class NatsServers:
     def __init__(self, root: Path, count: int, free_port: Callable[[], int], *, ports: list[int] | None = None,
                  extra: str = "", preexec_fn: Callable[[], None] | None = None,
                  connect: dict[str, object] | None = None, regions: list[str] | None = None,
-                 gateway_delay_s: float = 0.0) -> None:
+                 gateway_delay_s: float = 0.0, tls: TlsFiles | None = None) -> None:
         """``ports``: the client ports (default: free ones); ``extra``: config text every member gets
         (authorization, tls); ``connect``: nats-py options to check readiness with (credentials);
         ``regions``: a supercluster of one cluster per region, ``count`` servers each, whose gateway
-        links add ``gateway_delay_s`` each way."""
+        links add ``gateway_delay_s`` each way; ``tls``: TLS on the client ports, routes and gateways
+        (``natstls``), readiness checked over it."""
         self.root, self.preexec_fn, self.connect = root, preexec_fn, connect or {}
+        self.tls = tls
+        if tls is not None:
+            extra += client_block(tls)
+            self.connect = {"tls": ssl.create_default_context(cafile=tls.ca)} | self.connect
         self.regions = list(regions or [])
         (root / "logs").mkdir(parents=True, exist_ok=True)
         total = count * max(1, len(self.regions))
@@ -110,7 +118,8 @@ class NatsServers:
         store.mkdir(parents=True, exist_ok=True)
         path = self.root / "nats" / f"{name}.conf"
         path.write_text(natsserver.cluster_config(name, port, route_port, store, route_ports, cluster=cluster,
-                                                  tags=tags, gateway=gateway, extra=extra))
+                                                  tags=tags, gateway=gateway, extra=extra,
+                                                  route_tls=link_block(self.tls)))
         return Member(name, port, route_port, path, self.root / "logs" / f"{name}.log")
 
     def _regional(self, count: int, free_port: Callable[[], int], client_ports: list[int], extra: str,
@@ -123,7 +132,8 @@ class NatsServers:
         for k, region in enumerate(self.regions):
             remotes = {o: [p.port for p in proxies[o]] for o in self.regions if o != region}
             for i in range(count):
-                block = natsserver.gateway_config(region, gateway[region][i], proxies[region][i].port, remotes)
+                block = natsserver.gateway_config(region, gateway[region][i], proxies[region][i].port, remotes,
+                                                  tls=link_block(self.tls))
                 m = self._member(f"nats-{region}-{i + 1}", client_ports[k * count + i], route[region][i],
                                  route[region], cluster=region, tags=[f"region:{region}"], gateway=block,
                                  extra=extra)

@@ -33,15 +33,26 @@ def config_file() -> Path:
 
 
 def start(port: int, store_dir: Path, log_file: Path | None = None,
-          preexec_fn: Callable[[], None] | None = None) -> subprocess.Popen[bytes]:
+          preexec_fn: Callable[[], None] | None = None, extra: str = "") -> subprocess.Popen[bytes]:
+    """nats-server with nats.conf; ``extra`` (a ``tls {}`` block…): nats.conf plus that text, written beside
+    the store as ``nats-server.conf``."""
     store_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PARLEY_NATS_PORT": str(port), "PARLEY_NATS_STORE_DIR": str(store_dir)}
-    command = [binary(), "-c", str(config_file())]
+    config = with_extra(store_dir.parent / "nats-server.conf", extra) if extra else config_file()
+    command = [binary(), "-c", str(config)]
     if log_file is None:
         return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
                                 preexec_fn=preexec_fn)
     with open(log_file, "ab") as out:  # the child keeps its own descriptor
         return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
+
+
+def with_extra(path: Path, extra: str) -> Path:
+    """nats.conf followed by ``extra``, at ``path`` (replaced atomically: a restart never reads half)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(config_file().read_text() + "\n" + extra)
+    tmp.replace(path)
+    return path
 
 
 # One template for every member of a loopback JetStream cluster: ``cluster_config`` fills it in. Each
@@ -71,35 +82,36 @@ cluster {{
   routes: [
 {routes}
   ]
-}}
+{route_tls}}}
 {gateway}{extra}
 """
 
 
 def cluster_config(name: str, port: int, cluster_port: int, store_dir: Path, route_ports: list[int], *,
                    cluster: str = "parley", lame_duck_s: int = 30, tags: list[str] | None = None,
-                   gateway: str = "", extra: str = "") -> str:
+                   gateway: str = "", extra: str = "", route_tls: str = "") -> str:
     """The config text of one cluster member; ``tags`` become its ``server_tags`` (what stream placement
     matches), ``gateway`` (``gateway_config``) joins it to other clusters, ``extra`` is appended
-    (authorization, tls blocks)."""
+    (authorization, tls blocks), ``route_tls`` goes inside the cluster block (``natstls.link_block``)."""
     routes = "\n".join(f"    nats-route://127.0.0.1:{p}" for p in route_ports)
     tag_line = "server_tags: [{}]\n".format(", ".join(f'"{t}"' for t in tags)) if tags else ""
     return CLUSTER_TEMPLATE.format(name=name, port=port, cluster_port=cluster_port, store_dir=store_dir,
                                    cluster=cluster, routes=routes, lame_duck_s=lame_duck_s, tags=tag_line,
-                                   gateway=gateway, extra=extra)
+                                   gateway=gateway, extra=extra, route_tls=route_tls)
 
 
-def gateway_config(cluster: str, port: int, advertise_port: int, remotes: dict[str, list[int]]) -> str:
+def gateway_config(cluster: str, port: int, advertise_port: int, remotes: dict[str, list[int]],
+                   tls: str = "") -> str:
     """The gateway block of a member of ``cluster`` in a supercluster: it listens on ``port`` but tells
     the other clusters to reach it at ``advertise_port`` (a proxy in front of it), and dials each remote
     cluster at its ports (``remotes``: cluster name -> ports). Without ``advertise`` the servers gossip
-    their real gateway ports and reconnect around the proxy."""
+    their real gateway ports and reconnect around the proxy. ``tls``: the links' ``tls {}`` block."""
     def urls(ports: list[int]) -> str:
         return ", ".join(f'"nats://127.0.0.1:{p}"' for p in ports)
 
     lines = "\n".join(f"    {{name: {remote}, urls: [{urls(ports)}]}}" for remote, ports in remotes.items())
     return (f"gateway {{\n  name: {cluster}\n  host: 127.0.0.1\n  port: {port}\n"
-            f'  advertise: "127.0.0.1:{advertise_port}"\n  gateways: [\n{lines}\n  ]\n}}\n')
+            f'  advertise: "127.0.0.1:{advertise_port}"\n  gateways: [\n{lines}\n  ]\n{tls}}}\n')
 
 
 def start_with(config: Path, log_file: Path, preexec_fn: Callable[[], None] | None = None) -> subprocess.Popen[bytes]:

@@ -9,7 +9,7 @@ so a reader never sees half of it.
     {"version": 1, "up_pid": 4242, "started": 1764690000.0,
      "urls": {"chat": "http://127.0.0.1:8080/", "api": "http://127.0.0.1:8080",
               "discovery": "http://127.0.0.1:8070", "cluster_page": "http://127.0.0.1:8070/cluster",
-              "nats": "nats://127.0.0.1:4222"},
+              "nats": "nats://127.0.0.1:4222"}, "tls_ca": "",
      "processes": [{"name": "node1", "role": "node", "pid": 4250, "port": 8090,
                     "url": "http://127.0.0.1:8090", "restarts": 0}, ...]}
 """
@@ -45,6 +45,7 @@ class RunInfo:
     urls: dict[str, str]  # chat, api, discovery, cluster_page, nats (a comma list with several servers)
     processes: list[Process] = field(default_factory=list)
     version: int = VERSION
+    tls_ca: str = ""  # ``parley up --tls``: the CA that signed its certificates (clients trust it)
 
     def url(self, key: str) -> str:
         try:
@@ -71,7 +72,7 @@ def decode(text: str) -> RunInfo:
             raise ValueError(f"version {raw.get('version')!r}, expected {VERSION}")
         return RunInfo(up_pid=int(raw["up_pid"]), started=float(raw["started"]),
                        urls={str(k): str(v) for k, v in raw["urls"].items()},
-                       processes=[Process(**p) for p in raw.get("processes", [])])
+                       processes=[Process(**p) for p in raw.get("processes", [])], tls_ca=str(raw.get("tls_ca", "")))
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise ParleyError(f"run.json is not readable: {err}", code="bad_run_file") from None
 

@@ -13,6 +13,7 @@ cluster is comes from ``parley.tools.locate`` (``--run-dir``'s run.json, flags, 
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.request
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
@@ -27,17 +28,17 @@ class Sample:
     reachable: bool = True
 
 
-def fetch(url: str, timeout: float = 2.0) -> bytes | None:
+def fetch(url: str, timeout: float = 2.0, context: ssl.SSLContext | None = None) -> bytes | None:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as resp:
             return bytes(resp.read())
     except OSError:
         return None
 
 
-def scrape(url: str) -> Sample:
+def scrape(url: str, context: ssl.SSLContext | None = None) -> Sample:
     """Every sample of a /metrics page, summed over labels (counters' ``_total`` names kept)."""
-    raw = fetch(url)
+    raw = fetch(url, context=context)
     if raw is None:
         return Sample(reachable=False)
     out: dict[str, float] = {}
@@ -78,12 +79,13 @@ def render(nodes: list[dict[str, object]], node_metrics: dict[str, Sample], arch
 
 
 def status(where: Where) -> tuple[list[str], bool]:
-    """The report, and whether every process answered."""
-    raw = fetch(f"{where.discovery}/v1/nodes")
+    """The report, and whether every process answered (over TLS: checked against ``where.ca``)."""
+    context = ssl.create_default_context(cafile=where.ca) if where.ca else None
+    raw = fetch(f"{where.discovery}/v1/nodes", context=context)
     if raw is None:
         return [where.not_answering("discovery", "--discovery-url")], False
     nodes = json.loads(raw)["nodes"]
-    node_metrics = {str(n["id"]): scrape(metrics_url(str(n["url"]))) for n in nodes}
+    node_metrics = {str(n["id"]): scrape(metrics_url(str(n["url"])), context) for n in nodes}
     archiver = scrape(where.metrics(where.archiver))
     presence = scrape(where.metrics(where.presence))
     ok = archiver.reachable and presence.reachable and all(m.reachable for m in node_metrics.values())

@@ -86,7 +86,8 @@ def process_entry(sup: Supervised, name: str, child: Child | None, restarts: int
         return runfile.Process(name, CASSANDRA, pid, port, f"cql://{HOST}:{port}", restarts)
     if name in cluster.roles:
         port = cluster.worker_port(name)
-        return runfile.Process(name, cluster.roles[name].role, pid, port, f"http://{HOST}:{port}", restarts)
+        role = cluster.roles[name].role
+        return runfile.Process(name, role, pid, port, f"{cluster.scheme(role)}://{HOST}:{port}", restarts)
     if cluster.nats_servers is not None and child is not cluster.nats:
         member = cluster.nats_servers.member(name)
         return runfile.Process(name, "nats", pid, member.port, member.url, restarts)
@@ -101,7 +102,8 @@ def run_info(sup: Supervised, restarts: Supervision | None = None) -> runfile.Ru
             "cluster_page": f"{cluster.discovery_url}/cluster", "nats": cluster.nats_url}
     processes = [process_entry(sup, name, child, restarts.restarts(name) if restarts else 0)
                  for name, child in sup.processes().items()]
-    return runfile.RunInfo(up_pid=os.getpid(), started=sup.started, urls=urls, processes=processes)
+    return runfile.RunInfo(up_pid=os.getpid(), started=sup.started, urls=urls, processes=processes,
+                           tls_ca=cluster.tls.ca if cluster.tls else "")
 
 
 def say(line: str) -> None:

@@ -18,6 +18,10 @@ times within 60 s stops ``parley up`` with exit 1 and a message naming it and it
 restarts) is written after the banner and after every restart, and removed when ``parley up`` stops.
 Data (SQLite file or Cassandra data, JetStream store, the cluster secret) stays in the run dir, so the
 next ``parley up`` continues where this one stopped.
+
+``--tls``: a local CA and a certificate for 127.0.0.1/localhost in ``<run dir>/tls`` (``parley.tools.localca``,
+made once, keys 0600), served by nats-server (client port, routes, gateways), the nodes (wss), the API and
+discovery (https); every process trusts the CA, and the banner names it for clients to trust.
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from parley.tools import cassandra_runner, promtargets, runfile, supervise
+from parley.tools import cassandra_runner, localca, promtargets, runfile, supervise
 from parley.tools.cluster import Cluster, free_port
+from parley.tools.localca import TlsFiles
 from parley.tools.natscluster import NatsServers
 
 from parley.errors import ParleyError
@@ -97,8 +102,14 @@ def cluster_settings(base: Settings, args: argparse.Namespace, run_dir: Path) ->
     )
 
 
-def nats_cluster(base: Settings, args: argparse.Namespace, run_dir: Path,
-                 settings: Settings) -> tuple[NatsServers | None, Settings]:
+def with_tls(settings: Settings, files: TlsFiles) -> Settings:
+    """Every process serves the local certificate (nodes, API, discovery) and trusts its CA (NATS too)."""
+    return settings.replace(tls_cert=files.cert, tls_key=files.key, tls_ca=files.ca, nats_tls_ca=files.ca,
+                            discovery_url=settings.discovery_url.replace("http://", "https://", 1))
+
+
+def nats_cluster(base: Settings, args: argparse.Namespace, run_dir: Path, settings: Settings,
+                 tls: TlsFiles | None = None) -> tuple[NatsServers | None, Settings]:
     """With ``--nats-servers N`` (N > 1): N servers on ports from ``--nats-port`` up, routes between them,
     every process given all their URLs, and streams and buckets at min(N, 3) replicas unless
     PARLEY_STREAM_REPLICAS says otherwise. With ``--regions eu,us``: a supercluster of N servers per region
@@ -108,14 +119,14 @@ def nats_cluster(base: Settings, args: argparse.Namespace, run_dir: Path,
     if regions:
         servers = NatsServers(run_dir, count, free_port, regions=regions,
                               ports=[args.nats_port + i for i in range(count * len(regions))],
-                              gateway_delay_s=getattr(args, "gateway_delay_ms", 0.0) / 1000)
+                              gateway_delay_s=getattr(args, "gateway_delay_ms", 0.0) / 1000, tls=tls)
         replicas = base.stream_replicas if base.stream_replicas != 1 else min(3, count)
         layout = ",".join(f"{r}:{base.shards}" for r in regions)
         return servers, settings.replace(regions=layout, region=regions[0], nats_url=servers.url_list(regions[0]),
                                          stream_replicas=replicas)
     if count <= 1:
         return None, settings
-    servers = NatsServers(run_dir, count, free_port, ports=[args.nats_port + i for i in range(count)])
+    servers = NatsServers(run_dir, count, free_port, ports=[args.nats_port + i for i in range(count)], tls=tls)
     replicas = base.stream_replicas if base.stream_replicas != 1 else min(3, count)
     return servers, settings.replace(nats_url=servers.url_list(), stream_replicas=replicas)
 
@@ -124,8 +135,10 @@ def prepare(base: Settings, args: argparse.Namespace, databases: list[LocalCassa
     """The launcher for the run dir and ports, and Cassandra if the store is; the banner's store lines."""
     run_dir = Path(args.run_dir or base.run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    servers, settings = nats_cluster(base, args, run_dir, cluster_settings(base, args, run_dir))
-    cluster = Cluster.configured(run_dir, settings, [args.node_port + i for i in range(args.nodes)], servers)
+    tls = localca.ensure(run_dir / "tls") if getattr(args, "tls", False) else None
+    settings = cluster_settings(base, args, run_dir)
+    servers, settings = nats_cluster(base, args, run_dir, with_tls(settings, tls) if tls else settings, tls)
+    cluster = Cluster.configured(run_dir, settings, [args.node_port + i for i in range(args.nodes)], servers, tls)
     store_line = [f"  store      SQLite {settings.sqlite_path}"]
     if settings.store == "cassandra":
         database, where = start_cassandra(settings)
@@ -172,6 +185,8 @@ def banner(cluster: Cluster, store_line: list[str]) -> list[str]:
                                               "`parley bus status`)" if cluster.nats_servers else ""),
         *store_line,
         f"  push       {push_line(settings)}",
+        *([f"  TLS        trust the CA {cluster.tls.ca}   (PARLEY_TLS_CA, --ca, or a browser's authorities)"]
+          if cluster.tls else []),
         f"  data+logs  {cluster.root}",
         "Press Ctrl-C to stop.",
     ]

@@ -3,7 +3,9 @@
 The API is ``--api URL``, else the ``api`` URL in ``<run dir>/run.json`` (written by ``parley up``; run
 dir ``--run-dir``, default ``.parley``), else http://127.0.0.1:8080 (``parley up``'s default). A script
 passes ``--user NAME`` and the password in ``PARLEY_PASSWORD`` or as the first line of stdin; in a
-terminal the password is asked for without echo.
+terminal the password is asked for without echo. Over TLS (``https://``) the API and the nodes are checked
+against ``--ca``, else ``PARLEY_TLS_CA``, else the CA of ``parley up --tls`` named in run.json, else the
+system's CAs.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import aiohttp
 from parley.tools import runfile
 from parley.tools.chat.session import ChatSession, password_from_env
 from parley.tools.chat.terminal import open_screen
-from parley.tools.client import Api
+from parley.tools.client import Api, connector
 
 DEFAULT_API = "http://127.0.0.1:8080"
 
@@ -34,7 +36,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--signup", action="store_true", help="with --user: create the account first (if it exists, "
                                                          "just log in)")
     p.add_argument("--plain", action="store_true", help="plain line mode even in a terminal (no status bar)")
+    p.add_argument("--ca", help="CA file to check the API and nodes against over TLS (default: PARLEY_TLS_CA, "
+                                "else the run dir's `parley up --tls` CA, else the system's)")
     return p
+
+
+def trusted_ca(given: str | None, run_dir: str) -> str:
+    if given or os.environ.get("PARLEY_TLS_CA"):
+        return given or os.environ["PARLEY_TLS_CA"]
+    info = runfile.read(run_dir)
+    return info.tls_ca if info is not None else ""
 
 
 def api_url(given: str | None, run_dir: str) -> str:
@@ -46,7 +57,7 @@ def api_url(given: str | None, run_dir: str) -> str:
 
 async def chat(args: argparse.Namespace) -> int:
     url = api_url(args.api, args.run_dir)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+    async with aiohttp.ClientSession(connector=connector(trusted_ca(args.ca, args.run_dir))) as http:
         session = ChatSession(http, Api(url, http), password_from_env(os.environ))
         screen = open_screen(args.plain, lambda: session.state.status(session.clock()), session.prompt,
                              session.typed)
