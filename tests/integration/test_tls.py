@@ -1,0 +1,121 @@
+"""A cluster with TLS on (``Cluster(tls=True)``, what ``parley up --tls`` starts): a local CA, nats-server
+requiring TLS, the nodes on wss, the API and discovery on https. A client that trusts the CA signs up,
+is placed on a wss node and exchanges a DM; one that does not trust it, or speaks plain HTTP or plain
+NATS, is refused. One TLS cluster for the module."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import aiohttp
+import nats
+import nats.errors
+import pytest
+from parley.tools import runfile, up
+from parley.tools.client import Api, Device, connector
+from parley.tools.locate import locate
+from parley.tools.status import status
+
+from parley.bus.connection import connect_options
+from tests.integration.cluster import Cluster
+from tests.integration.conftest import PASSWORD, World
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def tls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    c = Cluster(tmp_path_factory.mktemp("tls"), nodes=2, tls=True)
+    try:
+        c.start()
+        yield c
+    finally:
+        c.shutdown()
+
+
+@pytest.fixture
+async def trusting(tls_cluster: Cluster) -> AsyncIterator[aiohttp.ClientSession]:
+    assert tls_cluster.tls is not None
+    async with aiohttp.ClientSession(connector=connector(tls_cluster.tls.ca)) as session:
+        yield session
+
+
+@pytest.fixture
+async def tworld(tls_cluster: Cluster, trusting: aiohttp.ClientSession) -> AsyncIterator[World]:
+    w = World(tls_cluster, trusting)
+    yield w
+    await w.close()
+
+
+async def test_a_client_trusting_the_ca_is_placed_on_a_wss_node_and_exchanges_a_dm(tworld: World):
+    alice, bob = await tworld.person("alice"), await tworld.person("bob")
+    assert alice.logins[-1]["node"]["url"].startswith("wss://127.0.0.1:")  # discovery hands out wss URLs
+    assert all(f["url"].startswith("wss://") for f in alice.logins[-1]["fallbacks"])
+    conv = await alice.befriend(bob)  # the API over https
+    a, b = await alice.device(), await bob.device(node=1)
+    ack = await a.send(conv, "over tls")
+    assert ack["status"] == "sent"
+    await b.wait_for(lambda: ack["id"] in b.messages)
+    assert b.messages[ack["id"]]["body"] == "over tls"
+    history = await tworld.api.call("GET", f"/v1/conversations/{conv}/messages", bob.token)
+    assert [m["id"] for m in history["messages"]] == [ack["id"]]  # archived: the archiver's NATS is TLS too
+
+
+async def test_a_client_that_does_not_trust_the_ca_is_refused(tls_cluster: Cluster, tworld: World):
+    person = await tworld.person("carol")
+    async with aiohttp.ClientSession() as untrusting:  # the system's CAs only
+        with pytest.raises(aiohttp.ClientConnectorCertificateError):
+            await Api(tls_cluster.api_url, untrusting).login(person.name, PASSWORD)
+        with pytest.raises(aiohttp.ClientConnectorCertificateError):
+            await Device(untrusting, tls_cluster.node_url(0), person.token).connect()
+        with pytest.raises(aiohttp.ClientConnectorCertificateError):
+            await untrusting.get(tls_cluster.discovery_url + "/v1/nodes")
+
+
+async def test_plain_http_and_ws_are_not_served(tls_cluster: Cluster):
+    plain_api = tls_cluster.api_url.replace("https://", "http://")
+    plain_node = tls_cluster.node_url(0).replace("wss://", "ws://")
+    async with aiohttp.ClientSession() as http:
+        with pytest.raises(aiohttp.ClientError):
+            async with http.get(plain_api + "/healthz") as resp:
+                await resp.read()
+        with pytest.raises(aiohttp.ClientError):
+            await http.ws_connect(plain_node)
+
+
+async def test_nats_refuses_a_plain_tcp_client_and_takes_one_over_tls(tls_cluster: Cluster):
+    with pytest.raises((nats.errors.NoServersError, OSError, nats.errors.Error)):
+        nc = await nats.connect(tls_cluster.nats_url, connect_timeout=2, max_reconnect_attempts=0,
+                                allow_reconnect=False)
+        await nc.close()
+    nc = await nats.connect(**connect_options(tls_cluster.settings), connect_timeout=5, max_reconnect_attempts=0)
+    try:
+        assert tls_cluster.settings.nats_tls_ca
+        await nc.jetstream().account_info()  # what every Parley process does at start, over TLS
+    finally:
+        await nc.close()
+
+
+def test_parley_status_checks_the_cluster_against_the_ca_of_run_json(tls_cluster: Cluster):
+    runfile.write(tls_cluster.root, up.run_info(tls_cluster))
+    try:
+        where = locate({}, tls_cluster.root)
+        assert tls_cluster.tls is not None and where.ca == tls_cluster.tls.ca
+        lines, ok = status(where)
+        assert ok, lines
+        assert sum("wss://127.0.0.1:" in line for line in lines) == 2
+        lines, ok = status(locate({}, tls_cluster.root, ca=_other_ca(tls_cluster)))
+        assert not ok and "not answering" in lines[0]
+    finally:
+        runfile.remove(tls_cluster.root)
+
+
+def _other_ca(cluster: Cluster) -> str:
+    from parley.tools import localca
+
+    return localca.ensure(cluster.root / "other-ca").ca
+
+
+def test_the_cluster_logged_no_errors(tls_cluster: Cluster):
+    assert tls_cluster.errors_in_logs() == []
+    assert "TLS required for client connections" in tls_cluster.log_text("nats")
