@@ -1,10 +1,13 @@
 """A cluster with TLS on (``Cluster(tls=True)``, what ``parley up --tls`` starts): a local CA, nats-server
 requiring TLS, the nodes on wss, the API and discovery on https. A client that trusts the CA signs up,
 is placed on a wss node and exchanges a DM; one that does not trust it, or speaks plain HTTP or plain
-NATS, is refused. One TLS cluster for the module."""
+NATS, is refused. One TLS cluster for the module, and one ``parley up --tls`` with one node."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
@@ -19,6 +22,7 @@ from parley.tools.status import status
 from parley.bus.connection import connect_options
 from tests.integration.cluster import Cluster
 from tests.integration.conftest import PASSWORD, World
+from tests.integration.test_up import clean_env, kill_tree, up_command, wait_banner
 
 pytestmark = pytest.mark.integration
 
@@ -111,11 +115,45 @@ def test_parley_status_checks_the_cluster_against_the_ca_of_run_json(tls_cluster
 
 
 def _other_ca(cluster: Cluster) -> str:
-    from parley.tools import localca
-
-    return localca.ensure(cluster.root / "other-ca").ca
+    return _other_ca_in(cluster.root)
 
 
 def test_the_cluster_logged_no_errors(tls_cluster: Cluster):
     assert tls_cluster.errors_in_logs() == []
     assert "TLS required for client connections" in tls_cluster.log_text("nats")
+
+
+def test_parley_up_with_tls_names_its_ca_and_its_clients_find_it(tmp_path):
+    """``parley up --tls`` (one node): the banner names the CA; ``parley status`` and ``parley chat`` trust
+    it through run.json, without a flag; one that trusts another CA finds nothing answering."""
+    cmd, ports, node_port = up_command(tmp_path / "run", "--tls", "--nodes", "1")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=clean_env(), text=True)
+    try:
+        text = wait_banner(proc)
+        ca = tmp_path / "run" / "tls" / "ca.pem"
+        assert f"trust the CA {ca}" in text
+        assert f"https://127.0.0.1:{ports['api']}" in text and f"wss://127.0.0.1:{node_port}/ws" in text
+        cli = [sys.executable, "-m", "parley"]
+        out = subprocess.run([*cli, "status", "--run-dir", str(tmp_path / "run")], capture_output=True, text=True,
+                             env=clean_env(), timeout=60)
+        assert out.returncode == 0 and f"wss://127.0.0.1:{node_port}/ws" in out.stdout, out.stdout + out.stderr
+        script = f"{PASSWORD}\n/friends\n/quit\n"
+        out = subprocess.run([*cli, "chat", "--run-dir", str(tmp_path / "run"), "--user", "tls_user", "--signup"],
+                             input=script, capture_output=True, text=True, env=clean_env(), timeout=60)
+        assert out.returncode == 0 and "signed up as tls_user" in out.stdout, out.stdout + out.stderr
+        out = subprocess.run([*cli, "status", "--run-dir", str(tmp_path / "run"), "--ca", _other_ca_in(tmp_path)],
+                             capture_output=True, text=True, env=clean_env(), timeout=60)
+        assert out.returncode == 1  # a CA that did not sign the cluster's certificate: nothing answers
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            kill_tree(proc)
+            proc.wait()
+        proc.stdout.close()
+
+
+def _other_ca_in(path) -> str:
+    from parley.tools import localca
+
+    return localca.ensure(path / "other-ca").ca
