@@ -23,6 +23,7 @@ from parley.bus.connection import connect_options
 from tests.integration.cluster import Cluster
 from tests.integration.conftest import PASSWORD, World
 from tests.integration.test_up import clean_env, kill_tree, up_command, wait_banner
+from tests.poll import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -74,6 +75,19 @@ async def test_a_client_that_does_not_trust_the_ca_is_refused(tls_cluster: Clust
             await Device(untrusting, tls_cluster.node_url(0), person.token).connect()
         with pytest.raises(aiohttp.ClientConnectorCertificateError):
             await untrusting.get(tls_cluster.discovery_url + "/v1/nodes")
+
+
+async def test_discovery_scrapes_the_nodes_and_probes_the_api_over_https(tls_cluster: Cluster,
+                                                                       trusting: aiohttp.ClientSession):
+    async def check() -> dict[str, object]:
+        async with trusting.get(tls_cluster.discovery_url + "/v1/cluster") as resp:  # asking starts sampling
+            body = await resp.json()
+        states = {p["name"]: p["state"] for p in body["health"]["processes"]}
+        assert states.get("api") == "up" and states.get("archiver") == "up", states
+        assert len(body["nodes"]) == 2 and all(n["scraped"] for n in body["nodes"]), body["nodes"]
+        return body
+
+    await eventually(check, what="discovery reading every node's /metrics and the API's over https", timeout=30)
 
 
 async def test_plain_http_and_ws_are_not_served(tls_cluster: Cluster):

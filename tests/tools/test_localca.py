@@ -16,7 +16,11 @@ from parley.tools import localca
 
 
 def test_it_makes_a_ca_and_a_server_certificate_with_private_keys(tmp_path: Path):
-    files = localca.ensure(tmp_path / "tls")
+    old = os.umask(0)  # the modes come from the creating calls themselves, whatever the umask
+    try:
+        files = localca.ensure(tmp_path / "tls")
+    finally:
+        os.umask(old)
     for key in (files.key, str(tmp_path / "tls" / "ca-key.pem")):
         assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(tmp_path / "tls").st_mode) == 0o700

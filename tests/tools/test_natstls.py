@@ -11,7 +11,7 @@ from pathlib import Path
 import nats
 import nats.errors
 import pytest
-from nats.js.api import StreamConfig
+from nats.js.api import Placement, StreamConfig
 from parley.tools import localca, natsserver
 from parley.tools.cluster import free_port
 from parley.tools.localca import TlsFiles
@@ -117,3 +117,45 @@ async def test_three_servers_with_tls_routes_form_a_cluster_and_replicate_a_stre
             assert "tls {" in m.config.read_text().split("cluster {", 1)[1]
     finally:
         await asyncio.to_thread(servers.stop)
+
+
+async def test_two_regions_join_over_tls_gateways(tmp_path: Path, tls_files: TlsFiles):
+    """One server per region: JetStream's meta group spans both, so it answers only once the gateway
+    between them (through its proxy) completed a verified TLS handshake both ways."""
+    servers = NatsServers(tmp_path, 1, free_port, regions=["eu", "us"], tls=tls_files)
+    try:
+        await asyncio.to_thread(servers.start)
+        for m in servers.members:
+            assert "verify: true" in m.config.read_text().split("gateway {", 1)[1]
+        settings = Settings(nats_url=servers.url_list("eu"), nats_tls_ca=tls_files.ca)
+        nc = await nats.connect(**connect_options(settings), connect_timeout=5)
+        try:
+            js = nc.jetstream()
+            await js.add_stream(StreamConfig(name="IN_US", subjects=["us.>"], placement=Placement(tags=["region:us"])))
+            assert (await js.publish("us.a", b"from eu")).stream == "IN_US"  # crossed the gateway
+        finally:
+            await nc.close()
+    finally:
+        await asyncio.to_thread(servers.stop)
+
+
+def test_a_route_peer_with_a_certificate_from_another_ca_is_refused(tmp_path: Path, tls_files: TlsFiles):
+    """n1's certificate is from another CA: n0 logs the failed handshakes, and when it stops it has no route to
+    n1 to close (with the same CA it logs ``Router connection closed: Server Shutdown - Remote: n1``)."""
+    other = localca.ensure(tmp_path / "other-ca")
+    ports = [free_port(), free_port()]
+    procs = []
+    log = tmp_path / "n0.log"
+    try:
+        for i, files in enumerate((tls_files, other)):
+            config = tmp_path / f"n{i}.conf"
+            config.write_text(natsserver.cluster_config(f"n{i}", free_port(), ports[i], tmp_path / f"n{i}", ports,
+                                                        route_tls=link_block(files)))
+            procs.append(natsserver.start_with(config, tmp_path / f"n{i}.log"))
+        eventually_sync(lambda: "TLS route handshake error" in log.read_text() and "unknown authority" in (
+                        log.read_text()), what="n0 refusing n1's route: its certificate is from another CA", timeout=20)
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)
+    assert "Remote: n1" not in log.read_text()
