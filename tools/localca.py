@@ -26,6 +26,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from parley.errors import ParleyError
+
 HOSTS = ("localhost",)
 ADDRESSES = ("127.0.0.1", "::1")
 DAYS = 825  # what browsers accept for a server certificate; the CA lives 10 years
@@ -111,6 +113,9 @@ def ensure(dir: Path | str) -> TlsFiles:
     files = files_in(d)
     if Path(files.ca).exists() and Path(files.cert).exists():
         return files
+    if any(Path(f).exists() for f in (files.key, d / "ca-key.pem")):
+        raise ParleyError(f"{d} holds half a CA (a run stopped while making it): delete the folder",
+                          code="bad_tls_dir")
     ca, ca_key = make_ca()
     cert, key = make_server(ca, ca_key)
     write_private(d / "ca-key.pem", _key_pem(ca_key))

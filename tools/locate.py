@@ -31,7 +31,8 @@ class Where:
     run_dir: str
     found: bool  # run.json of a live ``parley up`` named the cluster
     given: frozenset[str] = frozenset()  # the URLs a flag or a variable named: "api", "discovery", "nats"…
-    ca: str = ""  # the CA to trust over TLS: --ca, else PARLEY_TLS_CA, else run.json's (``parley up --tls``)
+    # the CA to trust over TLS: --ca, else PARLEY_TLS_CA, else run.json's (``parley up --tls``) when the URLs are
+    ca: str = ""
 
     def metrics(self, base: str) -> str:
         return base.rstrip("/") + "/metrics"
@@ -86,7 +87,7 @@ def resolve(env: Mapping[str, str], info: RunInfo | None, run_dir: str, *, api: 
         run_dir=run_dir,
         found=info is not None,
         given=frozenset(given),
-        ca=ca or env.get("PARLEY_TLS_CA") or (info.tls_ca if info else ""),
+        ca=ca or env.get("PARLEY_TLS_CA") or (info.tls_ca if info and not given else ""),
     )
 
 

@@ -135,6 +135,9 @@ def prepare(base: Settings, args: argparse.Namespace, databases: list[LocalCassa
     """The launcher for the run dir and ports, and Cassandra if the store is; the banner's store lines."""
     run_dir = Path(args.run_dir or base.run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
+    if base.tls_cert and not getattr(args, "tls", False):
+        raise ParleyError("PARLEY_TLS_CERT is set: `parley up --tls` serves TLS with a local CA of its own; "
+                          "unset it, or add --tls", code="bad_setting")
     tls = localca.ensure(run_dir / "tls") if getattr(args, "tls", False) else None
     settings = cluster_settings(base, args, run_dir)
     servers, settings = nats_cluster(base, args, run_dir, with_tls(settings, tls) if tls else settings, tls)

@@ -158,6 +158,9 @@ def test_parley_up_with_tls_names_its_ca_and_its_clients_find_it(tmp_path):
         out = subprocess.run([*cli, "status", "--run-dir", str(tmp_path / "run"), "--ca", _other_ca_in(tmp_path)],
                              capture_output=True, text=True, env=clean_env(), timeout=60)
         assert out.returncode == 1  # a CA that did not sign the cluster's certificate: nothing answers
+        out = subprocess.run([*cli, "bus", "status", "--run-dir", str(tmp_path / "run")], capture_output=True,
+                             text=True, env=clean_env(), timeout=60)
+        assert out.returncode == 0 and "MSG_0" in out.stdout, out.stdout + out.stderr  # NATS over TLS, the same CA
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
     finally:

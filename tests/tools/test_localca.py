@@ -14,6 +14,8 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from parley.tools import localca
 
+from parley.errors import ParleyError
+
 
 def test_it_makes_a_ca_and_a_server_certificate_with_private_keys(tmp_path: Path):
     old = os.umask(0)  # the modes come from the creating calls themselves, whatever the umask
@@ -70,3 +72,9 @@ async def test_a_client_trusting_the_ca_completes_a_handshake_and_one_that_does_
     finally:
         server.close()
         await server.wait_closed()
+
+
+def test_half_a_ca_is_named_not_overwritten(tmp_path: Path):
+    localca.write_private(tmp_path / "ca-key.pem", b"a key whose certificate was never written")
+    with pytest.raises(ParleyError, match="half a CA"):
+        localca.ensure(tmp_path)

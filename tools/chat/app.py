@@ -41,10 +41,11 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def trusted_ca(given: str | None, run_dir: str) -> str:
+def trusted_ca(given: str | None, run_dir: str, api_given: bool = False) -> str:
+    """``--ca``, else ``PARLEY_TLS_CA``, else the CA of the ``parley up --tls`` whose API we talk to."""
     if given or os.environ.get("PARLEY_TLS_CA"):
         return given or os.environ["PARLEY_TLS_CA"]
-    info = runfile.read(run_dir)
+    info = None if api_given else runfile.read(run_dir)
     return info.tls_ca if info is not None else ""
 
 
@@ -57,7 +58,7 @@ def api_url(given: str | None, run_dir: str) -> str:
 
 async def chat(args: argparse.Namespace) -> int:
     url = api_url(args.api, args.run_dir)
-    async with aiohttp.ClientSession(connector=connector(trusted_ca(args.ca, args.run_dir))) as http:
+    async with aiohttp.ClientSession(connector=connector(trusted_ca(args.ca, args.run_dir, bool(args.api)))) as http:
         session = ChatSession(http, Api(url, http), password_from_env(os.environ))
         screen = open_screen(args.plain, lambda: session.state.status(session.clock()), session.prompt,
                              session.typed)
