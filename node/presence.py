@@ -86,6 +86,10 @@ class PresenceRelay:
             for friend in friends:
                 await self._watch(user, friend)
 
+    def friends_of(self, user: UserId) -> set[str] | None:
+        """``user``'s friends as this node knows them live (None: the user has no device set up here)."""
+        return self._friends_of.get(user)
+
     async def unfollow(self, user: UserId) -> None:
         self._subjects.pop(user, None)
         async with self._lock:

@@ -85,7 +85,8 @@ class EdgeNode:
         self.subscriptions = UserSubscriptions(nc, store, self.hub, groups=self.groups, presence=self.presence,
                                                events=self.events, deliver=self.on_delivery)
         self.publisher = Publisher(nc.jetstream(), self.homes.of, self.reads.last_of, self._store_last)
-        self.frames = FrameHandler(settings, self.metrics, membership=MembershipCheck(store, self.hub.groups_of),
+        membership = MembershipCheck(store, self.hub.groups_of, self.presence.friends_of)
+        self.frames = FrameHandler(settings, self.metrics, membership=membership,
                                    publisher=self.publisher, events=self.events, on_cursor=self._cursor_moved,
                                    sync=self.syncs.schedule, cursor_key=self._cursor_key)
 
