@@ -103,8 +103,7 @@ class UserSubscriptions:
             case wire.ReceiptNotice():
                 self._events.on_receipt(user, message)
             case wire.FriendChange(user_id=other, friends=friends):
-                if not friends:  # at once, before the presence chore: DM sends check this set (membership.py)
-                    (self._presence.friends_of(user) or set()).discard(other)
+                self._presence.note_friendship(user, other, friends)  # at once: DM sends check it
                 self._chore(self._presence.friendship(user, other, friends))
             case _:
                 log.warning("unexpected %s on %s's control subject", message.kind, user)
