@@ -4,6 +4,8 @@ connections close at once, the messages stay under a placeholder, and the userna
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 from parley.tools.client import ApiError, Device
 
@@ -104,3 +106,22 @@ async def test_a_group_whose_owner_leaves_by_deletion_passes_to_an_admin(world):
 
 async def _is(got, want) -> bool:
     return await got == want
+
+
+async def test_a_deletion_cut_short_after_the_profile_was_erased_is_finished_by_calling_again(world):
+    """On Cassandra the erasure is several writes, the first of which drops the password: a live session of
+    that half-erased account finishes it without one (here the first write is made by hand)."""
+    alice, bob = await world.person("alice"), await world.person("bob")
+    await alice.befriend(bob)
+    db = sqlite3.connect(world.cluster.settings.sqlite_path, timeout=10)
+    try:
+        with db:
+            db.execute("UPDATE users SET display_name = '', bio = '', password_hash = '', deleted_at = 1 WHERE id = ?",
+                       (alice.id,))
+    finally:
+        db.close()
+    await expect("bad_credentials", 401, world.api.login(alice.name, PASSWORD))
+    await world.api.call("DELETE", "/v1/account", alice.token, {"password": "whatever it was"})
+    await expect("session_revoked", 401, world.api.call("GET", "/v1/me", alice.token))
+    assert (await world.api.call("GET", "/v1/friends", bob.token))["friends"] == []
+    assert await stored(world, alice.id) == ([], [])
