@@ -1,7 +1,7 @@
 """Deleting one's account over HTTP: ``DELETE /v1/account`` with the password (docs/adr/0015).
 
-In order, so a failure part-way leaves an account its owner can still sign in to and delete again (every
-step is idempotent): the password is checked (a wrong one counts as a failed login of the account), the
+In order, so a failure part-way (a 503) leaves a session that can call again and finish it (every step is
+idempotent): the password is checked (a wrong one counts as a failed login of the account), the
 account leaves its groups (each leave announced; a group it owned passes to the first admin, else the first
 member; one it was alone in is left empty), its friendships end (announced, so the friends' nodes stop its
 presence and refuse DM sends), then the store erases the account in one step (``Store.delete_account``:
