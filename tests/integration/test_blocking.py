@@ -166,3 +166,26 @@ async def test_bad_block_requests_get_their_documented_codes(world):
     await expect("unknown_user", 404, world.api.call("PUT", "/v1/blocks/aaaaaaaaaaaaaaaa", alice.token))
     await world.api.call("DELETE", "/v1/blocks/aaaaaaaaaaaaaaaa", alice.token)  # nothing to lift: 204
     await expect("bad_token", 401, world.api.call("PUT", "/v1/blocks/aaaaaaaaaaaaaaaa"))
+
+
+async def test_an_unfriend_made_while_nats_is_away_still_makes_the_dm_read_only(world, cluster):
+    """The control event may never reach the node (it was cut off from NATS when it passed): when NATS
+    comes back the node reads its users' friends again."""
+    alice, bob = await world.person("alice"), await world.person("bob")
+    conv = await alice.befriend(bob)
+    a = await alice.device(node=0)
+    await a.send(conv, "before")
+    cluster.stop_nats()
+    try:
+        await world.api.call("DELETE", f"/v1/friends/{alice.id}", bob.token)  # SQLite: no NATS needed
+    finally:
+        cluster.start_nats()
+    await eventually(lambda: _refused_now(a, conv), timeout=40, every=0.5, what="alice's sends refused")
+
+
+async def _refused_now(dev: Device, conv: str) -> bool:
+    try:
+        await dev.send(conv, "still friends?")
+    except ApiError as err:
+        return err.body["code"] == "not_friends"
+    return False
