@@ -30,3 +30,10 @@ async def announce(request: web.Request, users: Iterable[UserId], event: wire.Bu
         await nc.flush(timeout=2)
     except Exception as err:
         log.warning("could not announce %s: %s", event.kind, err)
+
+
+async def announce_friendship(request: web.Request, a: UserId, b: UserId, friends: bool) -> None:
+    """A friendship began or ended: both users' nodes follow or stop following the other's presence, and
+    (ended) refuse their DM sends to each other."""
+    await announce(request, [a], wire.FriendChange(b, friends))
+    await announce(request, [b], wire.FriendChange(a, friends))

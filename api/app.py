@@ -3,8 +3,8 @@
 
 Stateless: every request carries its token; state lives in the store. Each concept is its own module
 with an ``add_routes``: accounts, sessions (password change, sign out other devices), friends, presence,
-conversations, groups, push, and the browser client (``web``); ``http`` holds what they share (errors
-become JSON there, in one middleware).
+conversations, groups, push, blocks, deletion (of one's account), and the browser client (``web``);
+``http`` holds what they share (errors become JSON there, in one middleware).
 docs/openapi.yaml describes every route. Nothing but the entry point and tests imports this module.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
-from parley.api import accounts, conversations, friends, groups, presence, push, revocations, sessions
+from parley.api import accounts, blocks, conversations, deletion, friends, groups, presence, push, revocations, sessions
 from parley.api import web as web_client
 from parley.api.http import (
     BUDGET,
@@ -57,7 +57,7 @@ def make_app(settings: Settings, store: Store, nc: BusClient) -> web.Application
     app.cleanup_ctx.append(_discovery_client)
     app.on_response_prepare.append(nosniff)
     # The order routes were always added in: a path's methods stay on one resource.
-    for concept in (accounts, sessions, friends, presence, conversations, groups, push, web_client):
+    for concept in (accounts, sessions, friends, presence, conversations, groups, push, web_client, blocks, deletion):
         concept.add_routes(app.router)
     app.cleanup_ctx.append(revocations.revocations_ctx)  # pending revocation retries end with the app
     return app

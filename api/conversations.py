@@ -6,7 +6,9 @@ Invariants:
   little late, so a read takes the archiver's floor (``bus.archived_through``) *before* it reads the
   store, then adds what the stream holds above that floor (the unarchived tail), and fills any hole
   in the store's page from the stream while it holds the messages (``_fill_holes``).
-- A DM is only opened between friends; its id is derived from the two members, so opening it again
+- A DM is only opened between friends (and only sent into between friends, node/membership.py): after
+  an unfriend or a block it stays listed and its history readable, but opening it answers 403
+  (``not_friends``, or ``blocked``); its id is derived from the two members, so opening it again
   returns the same conversation.
 - ``member_conversation`` is the one membership check for routes under ``/v1/conversations/{conv}``
   and ``/v1/groups/{conv}``: 404 for no such conversation, 403 for a non-member.
@@ -20,6 +22,7 @@ from dataclasses import replace
 
 from aiohttp import web
 from parley.api import validation as v
+from parley.api.blocks import existing_user, refuse_if_blocked
 from parley.api.http import NATS, SETTINGS, STORE, authed, body_of, json, now_ms
 from parley.api.shapes import conversation_json, message_json
 
@@ -104,9 +107,9 @@ async def open_dm(request: web.Request) -> web.Response:
     store = request.app[STORE]
     if other == claims.user:
         raise BadRequest("a conversation needs another user", code="bad_field", field="user_id")
-    if await store.get_user(other) is None:
-        raise NotFound("no such user", code="unknown_user")
+    await existing_user(store, other)
     if await store.friend_state(claims.user, other) != "friends":
+        await refuse_if_blocked(store, claims.user, other, "message this user")
         raise Forbidden("you can only message friends", code="not_friends")
     conv_id = dm_conversation(claims.user, other)
     await store.open_conversation(Conversation(conv_id, "dm", tuple(sorted((claims.user, other))), now_ms(),

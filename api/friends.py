@@ -3,7 +3,8 @@ unfriending or withdrawing.
 
 Friendship is mutual: each side asks once (the second ask makes them ``friends``). Only a change into or
 out of ``friends`` is announced to both users' nodes, which then start or stop following each other's
-presence; a pending request changes nothing on the nodes.
+presence; a pending request changes nothing on the nodes. A request between two users where one
+blocked the other is refused (``blocked``, api/blocks.py); a deleted account is ``unknown_user``.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from typing import Any
 
 from aiohttp import web
 from parley.api import validation as v
-from parley.api.announce import announce
+from parley.api.announce import announce_friendship
+from parley.api.blocks import existing_user, refuse_if_blocked
 from parley.api.http import STORE, authed, body_of, json
 from parley.api.shapes import user_json
 
-from parley import wire
-from parley.errors import BadRequest, NotFound
+from parley.errors import BadRequest
 from parley.ids import UserId
 
 
@@ -39,8 +40,8 @@ async def add_friend(request: web.Request) -> web.Response:
     if other == claims.user:
         raise BadRequest("you cannot befriend yourself", code="bad_field", field="user_id")
     store = request.app[STORE]
-    if await store.get_user(other) is None:
-        raise NotFound("no such user", code="unknown_user")
+    await existing_user(store, other)
+    await refuse_if_blocked(store, claims.user, other, "send a friend request")
     before = await store.friend_state(claims.user, other)
     state = await store.add_friend(claims.user, other)
     if state == "friends" and before != "friends":  # their nodes start following each other's presence
@@ -57,11 +58,6 @@ async def remove_friend(request: web.Request) -> web.Response:
     if was == "friends":
         await announce_friendship(request, claims.user, other, False)
     return web.Response(status=204)
-
-
-async def announce_friendship(request: web.Request, a: UserId, b: UserId, friends: bool) -> None:
-    await announce(request, [a], wire.FriendChange(b, friends))
-    await announce(request, [b], wire.FriendChange(a, friends))
 
 
 def add_routes(r: web.UrlDispatcher) -> None:

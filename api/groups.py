@@ -3,7 +3,9 @@
 Rules (docs/openapi.yaml says the same):
 - At most ``PARLEY_GROUP_MAX_MEMBERS`` (100) members; a create or an add that would pass it is refused
   whole with 409 ``group_full`` (one code, one status) and nothing changes.
-- You can add only your friends (mutual friend requests): nobody is put in a group by a stranger.
+- You can add only your friends (mutual friend requests): nobody is put in a group by a stranger, nor by
+  someone they blocked (``blocked``: blocking ends the friendship). Members who block each other later
+  both stay, and both get the group's messages (docs/adr/0015).
 - The owner and admins add and remove members and rename; only the owner makes or unmakes admins,
   and nobody removes the owner. Anyone may leave; an owner who leaves hands the group to the first
   admin (else the first member) in id order.
@@ -18,6 +20,7 @@ from typing import Any
 from aiohttp import web
 from parley.api import validation as v
 from parley.api.announce import announce
+from parley.api.blocks import refuse_if_blocked
 from parley.api.conversations import home_of, member_conversation, new_home
 from parley.api.http import NATS, SETTINGS, STORE, authed, body_of, json, now_ms
 from parley.api.shapes import conversation_json
@@ -55,8 +58,10 @@ def too_many(cap: int, adding: int) -> Conflict:
 async def check_friends(store: Store, me: UserId, others: list[UserId]) -> None:
     for other in others:
         if other != me and await store.friend_state(me, other) != "friends":
-            if await store.get_user(other) is None:
+            found = await store.get_user(other)
+            if found is None or found.deleted:
                 raise NotFound(f"no such user {other}", code="unknown_user", user_id=other)
+            await refuse_if_blocked(store, me, other, f"add {other}")
             raise Forbidden(f"{other} is not your friend; only friends can be added", code="not_friends",
                             user_id=other)
 
@@ -160,17 +165,23 @@ async def remove_member(request: web.Request) -> web.Response:
         require_role(conv, claims.user, "owner", "admin")
         if role == "owner" or (role == "admin" and conv.role_of(claims.user) != "owner"):
             raise Forbidden("only the owner removes admins, and nobody removes the owner", code="not_admin")
+    await depart(request, conv, target)
+    return web.Response(status=204)
+
+
+async def depart(request: web.Request, conv: Conversation, target: UserId) -> None:
+    """``target`` leaves ``conv`` (removed, a leave, a deleted account): announced to everyone, and an owner's
+    group handed to the first admin, else the first member; the last member leaving leaves it empty."""
     store = request.app[STORE]
     if not await store.remove_member(conv.id, target):
-        return web.Response(status=204)  # removed meanwhile by someone else, who announced it
+        return  # removed meanwhile by someone else, who announced it
     rest = [m for m in conv.members if m != target]
     await tell(request, conv.id, [target], "left")
     await tell(request, conv.id, rest, "members", removed=[target])
-    if role == "owner" and rest:
+    if conv.role_of(target) == "owner" and rest:
         heir = (sorted(u for u, r in conv.roles if r == "admin") or sorted(rest))[0]
         await store.set_role(conv.id, heir, "owner")
         await tell(request, conv.id, rest, "roles", user_id=heir, role="owner")
-    return web.Response(status=204)
 
 
 async def set_role(request: web.Request) -> web.Response:

@@ -8,22 +8,24 @@ from __future__ import annotations
 
 from aiohttp import web
 from parley.api import validation as v
-from parley.api.http import PRESENCE, authed, json
+from parley.api.http import PRESENCE, STORE, authed, json
 
 from parley.errors import BadRequest, Unavailable
 from parley.presence_bus import read_presence
 
 
 async def presence(request: web.Request) -> web.Response:
-    """Online state and last activity of up to 100 users (any users: presence is not secret here)."""
-    await authed(request)
+    """Online state and last activity of up to 100 users (any users: presence is not secret here), except
+    that a user and someone they blocked or who blocked them read each other as never seen."""
+    claims = await authed(request)
     raw = [u for u in request.query.get("user_ids", "").split(",") if u]
     if not 1 <= len(raw) <= 100:
         raise BadRequest("user_ids: 1 to 100 user ids, comma-separated", code="bad_field", field="user_ids")
     users = [v.user_id(u, "user_ids") for u in dict.fromkeys(raw)]
     buckets = request.app[PRESENCE]
+    hidden = await request.app[STORE].blocks_with(claims.user)
     try:
-        found = await read_presence(*buckets, users)
+        found = await read_presence(*buckets, users, hidden)
     except Exception as err:
         raise Unavailable(f"presence is unavailable: {err}", code="bus_unavailable") from err
     return json({"presence": found})

@@ -13,8 +13,10 @@ from parley.store import Conversation, StoredMessage, User
 
 
 def user_json(u: User) -> dict[str, Any]:
-    return {"id": u.id, "username": u.username, "display_name": u.display_name, "bio": u.bio,
-            "created_at": u.created_at}
+    """A deleted account adds ``deleted: true`` (its username and profile are empty)."""
+    out = {"id": u.id, "username": u.username, "display_name": u.display_name, "bio": u.bio,
+           "created_at": u.created_at}
+    return out | {"deleted": True} if u.deleted else out
 
 
 def message_json(m: StoredMessage) -> dict[str, Any]:

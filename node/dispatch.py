@@ -21,6 +21,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from parley.node.events import ConversationEvents
@@ -42,7 +43,7 @@ from parley.shards import Vector
 
 log = logging.getLogger("parley.node")
 
-PresenceReader = Callable[[list[str]], Awaitable[list[dict[str, Any]]]]
+PresenceReader = Callable[[list[str], AbstractSet[str]], Awaitable[list[dict[str, Any]]]]  # (users, hidden)
 
 
 def now_ms() -> int:
@@ -146,7 +147,7 @@ class FrameHandler:
                     await self._events.delivered(link, covered)
             case protocol.Typing(conv=conv, state=state):
                 async with self._within_deadline():
-                    await self._membership.check(link.user, conv)
+                    await self._membership.check_send(link.user, conv)
                     await self._events.typing(link, conv, state)
             case protocol.Read(conv=conv, upto=upto):
                 async with self._within_deadline():
@@ -155,7 +156,9 @@ class FrameHandler:
             case protocol.Presence(users=users):
                 if self.presence is None:
                     raise Unavailable("presence is not available on this node yet", code="bus_unavailable")
-                link.send(protocol.frame_bytes(protocol.presence_frame(await self.presence(list(users)))))
+                async with self._within_deadline():
+                    hidden = await self._membership.hidden_from(link.user)
+                link.send(protocol.frame_bytes(protocol.presence_frame(await self.presence(list(users), hidden))))
             case protocol.Sync(cursor=token):
                 action = link.core.client_sync(self._open(token) if token else {})
                 if action is not None:
@@ -206,7 +209,7 @@ class FrameHandler:
         deadline), so sends queued in a lane behind a hung store all get ``store_unavailable`` in time."""
         try:
             async with asyncio.timeout_at(when):
-                await self._membership.check(user, conv)
+                await self._membership.check_send(user, conv)
         except TimeoutError:
             raise Unavailable("the store did not answer in time", code="store_unavailable") from None
 

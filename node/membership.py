@@ -5,11 +5,18 @@ the store says so once, and the node remembers the conversations it has seen ope
 cleared when full; a DM is never closed again). A group's membership is what this node last heard:
 the hub's groups of a user with a device here, kept current by the API's control events; the store
 answers for a group the node has not heard about (e.g. a send right after the join).
+
+Sending (and typing) in a DM also needs the two to be friends now (docs/adr/0015): after an unfriend or a
+block the DM stays readable but refuses sends with ``not_friends`` or ``blocked``. The friendship is the
+one this node follows live for a user with a device here (``friends_of``: the presence relay's set, changed
+by the API's control events the moment a friendship ends), so a connected sender is refused at its next
+send; the store answers for a user the node does not follow yet, and tells a block from an unfriend.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 
 from parley.node.ports import Memberships
 
@@ -20,9 +27,30 @@ KNOWN_MAX = 100_000  # opened DMs remembered per node
 
 
 class MembershipCheck:
-    def __init__(self, store: Memberships, groups_of: Callable[[UserId], Sequence[str]]) -> None:
-        self._store, self._groups_of = store, groups_of
+    def __init__(self, store: Memberships, groups_of: Callable[[UserId], Sequence[str]],
+                 friends_of: Callable[[UserId], AbstractSet[str] | None] = lambda _: None) -> None:
+        self._store, self._groups_of, self._friends_of = store, groups_of, friends_of
         self._opened: set[str] = set()
+
+    async def check_send(self, user: UserId, conv: ConversationId) -> None:
+        """``check``, and in a DM: ``blocked`` or ``not_friends`` unless the two are friends now."""
+        await self.check(user, conv)
+        members = dm_members(conv)
+        if members is None:
+            return
+        other = UserId(members[1] if members[0] == user else members[0])
+        friends = self._friends_of(user)
+        if friends is not None and other in friends:
+            return
+        if friends is None and await self._store.friend_state(user, other) == "friends":
+            return
+        if other in await self._store.blocks_with(user):
+            raise Forbidden("one of you blocked the other; the conversation is read-only", code="blocked", conv=conv)
+        raise Forbidden("you are no longer friends; the conversation is read-only", code="not_friends", conv=conv)
+
+    async def hidden_from(self, user: UserId) -> set[UserId]:
+        """Whose presence ``user`` does not see (and who does not see theirs): a block either way."""
+        return await self._store.blocks_with(user)
 
     async def check(self, user: UserId, conv: ConversationId) -> None:
         """Raise ``not_member`` or ``unknown_conversation`` unless ``user`` may use ``conv``."""

@@ -1,7 +1,7 @@
 """What the edge node needs of the store, as the node's own small Protocols.
 
 A node reads sessions (is this token's session still live?), devices and their cursors, the
-conversations and groups a user is in and their friends, messages (sync and a conversation's last
+conversations and groups a user is in, their friends and blocks, messages (sync and a conversation's last
 message), and saves cursors and delivered/read marks. It never writes accounts, friends, groups or
 messages. Every backend's store (``parley.store``) has these methods.
 """
@@ -34,6 +34,8 @@ class Memberships(Protocol):
     async def get_conversation(self, conv: ConversationId) -> Conversation | None: ...
     async def groups_of(self, user: UserId) -> list[ConversationId]: ...
     async def list_friends(self, user: UserId) -> list[tuple[UserId, FriendState]]: ...
+    async def friend_state(self, a: UserId, b: UserId) -> FriendState: ...
+    async def blocks_with(self, user: UserId) -> set[UserId]: ...
 
 
 class Receipts(Protocol):

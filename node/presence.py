@@ -7,7 +7,8 @@
 - While a user has a device here, the node listens to ``presence.<friend>`` for each of their
   friends (one subscription per friend, however many local users share them) and forwards each
   change to those users' devices as a ``presence`` frame. Friendships made or ended while connected
-  arrive as control events and change the subscriptions at once.
+  arrive as control events and change the subscriptions at once. The same friend sets answer whether a
+  user may send in a DM (``friends_of``, node/membership.py).
 """
 
 from __future__ import annotations
@@ -85,6 +86,21 @@ class PresenceRelay:
             self._friends_of[user] = set()
             for friend in friends:
                 await self._watch(user, friend)
+
+    def friends_of(self, user: UserId) -> set[str] | None:
+        """``user``'s friends as this node knows them live (None: the user has no device set up here)."""
+        return self._friends_of.get(user)
+
+    def note_friendship(self, user: UserId, other: str, friends: bool) -> None:
+        """The friendship's change in ``friends_of`` at once, before ``friendship``'s awaits: a DM send
+        right after an unfriend or a block is checked against it (node/membership.py)."""
+        known = self._friends_of.get(user)
+        if known is None:
+            return
+        if friends:
+            known.add(other)
+        else:
+            known.discard(other)
 
     async def unfollow(self, user: UserId) -> None:
         self._subjects.pop(user, None)

@@ -85,7 +85,8 @@ class EdgeNode:
         self.subscriptions = UserSubscriptions(nc, store, self.hub, groups=self.groups, presence=self.presence,
                                                events=self.events, deliver=self.on_delivery)
         self.publisher = Publisher(nc.jetstream(), self.homes.of, self.reads.last_of, self._store_last)
-        self.frames = FrameHandler(settings, self.metrics, membership=MembershipCheck(store, self.hub.groups_of),
+        membership = MembershipCheck(store, self.hub.groups_of, self.presence.friends_of)
+        self.frames = FrameHandler(settings, self.metrics, membership=membership,
                                    publisher=self.publisher, events=self.events, on_cursor=self._cursor_moved,
                                    sync=self.syncs.schedule, cursor_key=self._cursor_key)
 
@@ -148,11 +149,14 @@ class EdgeNode:
 
     async def on_reconnected(self) -> None:
         """NATS came back: anything republished while we were away must be read, so resync all; a
-        revocation announced meanwhile was missed, so check every live session."""
+        revocation or a friendship's change announced meanwhile was missed, so check every live session and
+        every connected user's friends."""
         await self._resync_all("NATS reconnected")
         closed = await close_ended_sessions(list(self.hub), self.store, now=int(time.time()))
         if closed:
             log.warning("closed %d connections of sessions that ended while NATS was away", closed)
+        if changed := await self.subscriptions.refresh_friends():
+            log.warning("%d friendships changed while NATS was away", changed)
 
     def _shards_changed(self, lost: frozenset[int], back: frozenset[int]) -> None:
         """Shards stopped answering (another region, the link down): hold live delivery from them; once they

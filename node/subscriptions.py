@@ -5,7 +5,8 @@ Per user: the DM delivery subjects, the control subject and the DM event subject
 plus each group with a member here (``GroupRoutes``) and each friend's presence (``PresenceRelay``).
 Order matters: the control subject first, then the store (groups, friends) — a membership or
 friendship change made while we read is either in what we read or arrives as an event, which is
-held until the read is done and applied after. A per-user lock makes a second device wait for the
+held until the read is done and applied after; friendship events missed while NATS was away are made
+up for when it comes back (``refresh_friends``). A per-user lock makes a second device wait for the
 first one's set-up, and a leave wait for an arrival in progress.
 """
 
@@ -26,10 +27,11 @@ from parley.node.presence import PresenceRelay
 
 from parley import wire
 from parley.bus import Bus, Handler
-from parley.errors import CLOSE_REVOKED
+from parley.errors import CLOSE_REVOKED, Unavailable
 from parley.ids import UserId, user_delivery_subjects, user_event_subjects
 
 log = logging.getLogger("parley.node")
+FRIEND_WAVE = 64  # users whose friends are read at once after a NATS reconnect
 Deliver = Callable[..., None]  # (subject, headers, data, only=user): a delivery through a user's subscription
 
 
@@ -81,6 +83,29 @@ class UserSubscriptions:
             self._events.forget(user)
             self._locks.pop(user, None)
 
+    async def refresh_friends(self) -> int:
+        """Friendships that began or ended while this node was cut off from NATS (their control events passed
+        it by): each followed user's friends read again, a wave at a time, and the difference applied as the
+        events would have been (DM sends, presence). How many changed; a store that does not answer stops it
+        (the next reconnect tries again)."""
+        users, changed = list(self._subs), 0
+        for start in range(0, len(users), FRIEND_WAVE):
+            wave = users[start:start + FRIEND_WAVE]
+            try:
+                found = await asyncio.gather(*(self._store.list_friends(u) for u in wave))
+            except Unavailable as err:
+                log.warning("could not check the friendships of %d users: %s", len(users) - start, err.message)
+                return changed
+            for user, rows in zip(wave, found, strict=True):
+                known = self._presence.friends_of(user)
+                if known is None:
+                    continue
+                now = {other for other, state in rows if state == "friends"}
+                for other, friends in [*((o, True) for o in now - known), *((o, False) for o in known - now)]:
+                    self._apply(user, wire.FriendChange(other, friends))
+                    changed += 1
+        return changed
+
     def on_control(self, user: UserId, subject: str, headers: dict[str, str] | None, data: bytes) -> None:
         try:
             message = wire.decode(data)
@@ -103,6 +128,7 @@ class UserSubscriptions:
             case wire.ReceiptNotice():
                 self._events.on_receipt(user, message)
             case wire.FriendChange(user_id=other, friends=friends):
+                self._presence.note_friendship(user, other, friends)  # at once: DM sends check it
                 self._chore(self._presence.friendship(user, other, friends))
             case _:
                 log.warning("unexpected %s on %s's control subject", message.kind, user)

@@ -15,6 +15,7 @@ large groups see presence without any broadcast.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import orjson
@@ -62,10 +63,14 @@ async def _value(kv: KeyValue, key: str) -> dict[str, Any] | None:
     return orjson.loads(entry.value) if entry.value else None
 
 
-async def read_presence(online: KeyValue, seen: KeyValue, users: list[str]) -> list[dict[str, Any]]:
-    """``{"user", "online", "last_active_at"}`` for each user (``last_active_at`` null if never seen)."""
+async def read_presence(online: KeyValue, seen: KeyValue, users: list[str],
+                        hidden: AbstractSet[str] = frozenset()) -> list[dict[str, Any]]:
+    """``{"user", "online", "last_active_at"}`` for each user (``last_active_at`` null if never seen).
+    ``hidden`` users (a block between them and the asker) read as never seen, without a read."""
 
     async def one(user: str) -> dict[str, Any]:
+        if user in hidden:
+            return {"user": user, "online": False, "last_active_at": None}
         now = await _value(online, user)
         if now is not None:
             return {"user": user, "online": True, "last_active_at": now["last_active_at"]}

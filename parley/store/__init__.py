@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING
 from parley.store.protocols import (
     Accounts,
     Archive,
+    Blocks,
     Conversations,
+    Erasure,
     Friends,
     Groups,
     History,
@@ -41,7 +43,8 @@ if TYPE_CHECKING:
     from parley.settings import Settings
 
 __all__ = [
-    "Accounts", "Archive", "Conversation", "Conversations", "Device", "FriendState", "Friends", "Groups", "History",
+    "Accounts", "Archive", "Blocks", "Conversation", "Conversations", "Device", "Erasure", "FriendState", "Friends",
+    "Groups", "History",
     "Messages", "Platform", "Push", "PushPrefs", "PushToken", "Receipt", "Receipts", "Role", "Session", "Sessions",
     "Store", "StoredMessage", "User", "group_full", "open_store",
 ]

@@ -10,7 +10,10 @@ Invariants every backend keeps:
 - ``messages_for_user`` costs O(missed + conversations of the user), never a scan;
 - receipt marks only move forward (a lower value than stored changes nothing); a device's cursor is
   the token last saved;
-- a group never passes its member cap (SQLite: one transaction; Cassandra: a compare-and-set count).
+- a group never passes its member cap (SQLite: one transaction; Cassandra: a compare-and-set count);
+- a block ends any friendship or request between the two; a deleted account keeps its id (a placeholder
+  its messages stay attributed to) and reserves its username for good, and nothing else of it remains
+  (ADR 0015).
 ``tests/contract/test_store.py`` runs the same contract on every backend.
 """
 
@@ -35,7 +38,8 @@ from parley.store.records import (
 
 
 class Accounts(Protocol):
-    """Users and their credentials; usernames are unique."""
+    """Users and their credentials; usernames are unique (a deleted account's stays taken).
+    ``user_by_name`` finds no deleted account; ``get_user`` returns its placeholder (``deleted``)."""
 
     async def create_user(self, user: User, password_hash: str) -> None: ...
     async def user_by_name(self, username: str) -> tuple[User, str] | None: ...
@@ -66,6 +70,26 @@ class Friends(Protocol):
     async def remove_friend(self, a: UserId, b: UserId) -> None: ...
     async def friend_state(self, a: UserId, b: UserId) -> FriendState: ...
     async def list_friends(self, user: UserId) -> list[tuple[UserId, FriendState]]: ...
+
+
+class Blocks(Protocol):
+    """``a`` blocks ``b``: one direction each; blocking ends any friendship or request between them."""
+
+    async def block(self, a: UserId, b: UserId) -> bool:
+        """Whether the block is new (blocking again changes nothing)."""
+    async def unblock(self, a: UserId, b: UserId) -> bool: ...
+    async def blocked_by(self, user: UserId) -> list[UserId]:
+        """Whom ``user`` has blocked, sorted."""
+    async def blocks_with(self, user: UserId) -> set[UserId]:
+        """Everyone ``user`` blocked or is blocked by."""
+
+
+class Erasure(Protocol):
+    async def delete_account(self, user: UserId, *, now: int) -> None:
+        """Remove what is personal of the account: its profile (a placeholder stays), password hash,
+        devices and cursors, push tokens and preferences, friendships and requests, blocks both ways; every
+        session revoked. The username stays reserved. Group memberships are left to the caller (each leave
+        is announced). Idempotent: running it again finishes a deletion a failure cut short."""
 
 
 class Conversations(Protocol):
@@ -136,7 +160,7 @@ class Push(Protocol):
     async def mute_conversation(self, user: UserId, conv: ConversationId, muted: bool) -> None: ...
 
 
-class Store(Accounts, Sessions, Friends, Conversations, Messages, Groups, Receipts, Push, Protocol):
+class Store(Accounts, Sessions, Friends, Blocks, Erasure, Conversations, Messages, Groups, Receipts, Push, Protocol):
     """A whole backend, as ``open_store`` returns it."""
 
     async def migrate(self) -> None:

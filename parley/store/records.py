@@ -23,6 +23,7 @@ class User:
     display_name: str
     created_at: int  # unix ms
     bio: str = ""
+    deleted: bool = False  # the account was deleted: a placeholder (no username, no profile; ADR 0015)
 
 
 @dataclass(frozen=True, slots=True)

@@ -303,3 +303,55 @@ async def test_sync_reads_one_shard_at_a_time_and_a_conversation_keeps_its_home(
     assert await store.messages_for_user(a, shard=0, after=0, upto=pack(0, 100), limit=10) == rows[:1]
     assert await store.messages_for_user(a, shard=3, after=pack(3, 5), upto=pack(3, 100), limit=10) == rows[2:]
     assert (await store.get_conversation(ac)).shard == 3 and (await store.get_conversation(ab)).shard == 0
+
+
+async def test_a_block_is_one_way_idempotent_and_ends_the_friendship(store):
+    a, b, c = new_user_id(), new_user_id(), new_user_id()
+    await store.add_friend(a, b)
+    await store.add_friend(b, a)
+    await store.add_friend(c, a)  # a pending request from c
+    assert await store.block(a, b) is True
+    assert await store.block(a, b) is False
+    assert await store.friend_state(a, b) == "none"
+    assert await store.block(c, a) is True
+    assert await store.friend_state(a, c) == "none"
+    assert await store.blocked_by(a) == [b]
+    assert await store.blocks_with(a) == {b, c}
+    assert await store.blocks_with(b) == {a}
+    assert await store.unblock(a, b) is True
+    assert await store.unblock(a, b) is False
+    assert await store.blocked_by(a) == [] and await store.blocks_with(b) == set()
+    assert await store.friend_state(a, b) == "none"  # unblocking brings no friendship back
+
+
+async def test_a_deleted_account_keeps_a_placeholder_and_its_username_and_nothing_else(store):
+    name = f"gone_{new_user_id()}"
+    gone, friend, other = user(name), new_user_id(), new_user_id()
+    await store.create_user(gone, "hash")
+    session = Session(new_session_id(), gone.id, new_device_id(), 1, int(time.time()) + 3600)
+    await store.create_session(session)
+    device = await store.upsert_device(Device(session.device, gone.id, "phone", 5))
+    await store.save_cursors({device.id: "c1.AAA.x"})
+    await store.put_push_token(PushToken(gone.id, device.id, "android", f"tok-{name}", 1))
+    await store.set_push_prefs(gone.id, muted=True, hide_text=None)
+    await store.add_friend(gone.id, friend)
+    await store.add_friend(friend, gone.id)
+    await store.block(gone.id, other)
+    await store.block(other, gone.id)
+    conv = dm_conversation(gone.id, friend)
+    await store.open_conversation(Conversation(conv, "dm", tuple(sorted((gone.id, friend))), 1, shard=0))
+    await store.put_messages([message(1, conv, 0, gone.id)])
+
+    for _ in range(2):  # idempotent: a second run (finishing one cut short) changes nothing
+        await store.delete_account(gone.id, now=123)
+        assert await store.user_by_name(name) is None
+        assert await store.get_user(gone.id) == User(gone.id, "", "", gone.created_at, deleted=True)
+        assert (await store.get_session(session.id)).revoked and await store.sessions_of(gone.id) == []
+        assert await store.list_devices(gone.id) == [] and await store.get_device(device.id) is None
+        assert await store.push_tokens([gone.id]) == [] and await store.push_prefs(gone.id) == PushPrefs()
+        assert await store.list_friends(friend) == [] and await store.friend_state(friend, gone.id) == "none"
+        assert await store.blocks_with(other) == set() and await store.blocked_by(gone.id) == []
+    with pytest.raises(Conflict):  # the username stays taken
+        await store.create_user(user(name), "hash2")
+    history = await store.history(conv, before=None, after=None, limit=10, newest_first=True)
+    assert [(m.sender, m.body) for m in history] == [(gone.id, "body 1")]  # messages stay, attributed to the id

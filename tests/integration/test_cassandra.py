@@ -20,7 +20,7 @@ from parley import bus
 from parley.shards import pos_of_id, shard_of_id
 from tests.conftest import CassandraServer, new_keyspace
 from tests.integration.cluster import Cluster
-from tests.integration.conftest import World
+from tests.integration.conftest import PASSWORD, World
 from tests.poll import eventually
 
 pytestmark = pytest.mark.integration
@@ -145,6 +145,39 @@ async def test_device_syncs_from_cassandra_across_a_bucket_boundary(cworld, cass
     assert again.bodies() == [f"b{k} m{i}" for k in range(3) for i in range(30)]
     assert "syncing from the stream" not in cass_cluster.log_text("node1")  # it was Cassandra that answered
     await again.close()
+
+
+async def test_block_and_account_deletion_on_cassandra(cworld, cass_cluster):
+    """docs/adr/0015 on the Cassandra store: a block refuses a connected sender's DM sends; a deleted account
+    cannot log in, keeps its name taken and its messages, and reads as a placeholder."""
+    api = cworld.api
+    alice, bob = await cworld.person("alice"), await cworld.person("bob")
+    conv = await alice.befriend(bob)
+    a, b = await alice.device(node=0), await bob.device(node=1)
+    kept = await a.send(conv, "kept")
+    await api.call("PUT", f"/v1/blocks/{alice.id}", bob.token)
+
+    async def refused() -> bool:
+        try:
+            await a.send(conv, "still?")
+        except ApiError as err:
+            return bool(err.body["code"] == "blocked")
+        return False
+
+    await eventually(refused, timeout=5, every=0.1, what="alice's send refused with blocked")
+    await api.call("DELETE", "/v1/account", alice.token, {"password": PASSWORD})
+    assert (await a.closed)[0] == 4003
+    with pytest.raises(ApiError) as login:
+        await api.login(alice.name, PASSWORD)
+    assert login.value.code == "bad_credentials"
+    with pytest.raises(ApiError) as taken:
+        await api.signup(alice.name, PASSWORD)
+    assert taken.value.code == "username_taken"
+    assert (await api.call("GET", "/v1/blocks", bob.token))["blocks"] == []
+    assert (await api.call("GET", f"/v1/users/{alice.id}", bob.token))["user"]["deleted"] is True
+    page = await api.call("GET", f"/v1/conversations/{conv}/messages?order=asc", bob.token)
+    assert (page["messages"][0]["id"], page["messages"][0]["from"]) == (kept["id"], alice.id)
+    await b.close()
 
 
 async def test_cassandra_outage_every_send_is_acked_and_lands_in_history_once(cworld, cass_cluster, cassandra):

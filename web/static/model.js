@@ -105,6 +105,7 @@ export function stateOf(msg, conv, me) {
 }
 
 export function nameOf(user) {
+  if (user && user.deleted) return "Deleted account"; // docs/adr/0015: a placeholder keeps the id
   return user ? user.display_name || user.username : "someone";
 }
 

@@ -1,7 +1,7 @@
 """The Cassandra store: accounts, friends, conversations and history in Apache Cassandra 5.0.
 
-``CassandraStore`` is the concept classes (one module each: accounts, sessions, friends,
-conversations, messages, groups, receipts, push; ``membership`` is the two-way member index they
+``CassandraStore`` is the concept classes (one module each: accounts, sessions, friends, blocks,
+erasure, conversations, messages, groups, receipts, push; ``membership`` is the two-way member index they
 share) over one ``Cql`` (cql.py: cluster, prepared statements, the asyncio bridge, paging,
 consistency). Each concept module owns its statements (``QUERIES``); the names are one namespace
 (``join_queries`` refuses a name defined twice), and a module uses another's statement only on a
@@ -22,7 +22,9 @@ from __future__ import annotations
 from parley.settings import Settings
 from parley.store.cassandra import (
     accounts,
+    blocks,
     conversations,
+    erasure,
     friends,
     groups,
     membership,
@@ -32,8 +34,10 @@ from parley.store.cassandra import (
     sessions,
 )
 from parley.store.cassandra.accounts import CassandraAccounts
+from parley.store.cassandra.blocks import CassandraBlocks
 from parley.store.cassandra.conversations import CassandraConversations
 from parley.store.cassandra.cql import Cql, join_queries
+from parley.store.cassandra.erasure import CassandraErasure
 from parley.store.cassandra.friends import CassandraFriends
 from parley.store.cassandra.groups import CassandraGroups
 from parley.store.cassandra.messages import CassandraMessages
@@ -44,8 +48,9 @@ from parley.store.cassandra.sessions import CassandraSessions
 
 __all__ = ["CassandraStore"]
 
-QUERIES = join_queries(accounts.QUERIES, sessions.QUERIES, friends.QUERIES, membership.QUERIES,
-                       conversations.QUERIES, groups.QUERIES, receipts.QUERIES, push.QUERIES, messages.QUERIES)
+QUERIES = join_queries(accounts.QUERIES, sessions.QUERIES, friends.QUERIES, blocks.QUERIES, erasure.QUERIES,
+                       membership.QUERIES, conversations.QUERIES, groups.QUERIES, receipts.QUERIES, push.QUERIES,
+                       messages.QUERIES)
 # What sync trusts below the archiver's ack floor: every write to the message tables, and a user's
 # conversation list (a conversation missing from it would be skipped just the same). These go out at
 # PARLEY_CASSANDRA_WRITE_CONSISTENCY (EACH_QUORUM across datacenters), so a reader in any DC finds them.
@@ -53,8 +58,8 @@ TRUSTED_WRITES = frozenset({name for name, cql in messages.QUERIES.items()
                             if not cql.lstrip().upper().startswith("SELECT")} | {"user_conv_add"})
 
 
-class CassandraStore(CassandraAccounts, CassandraSessions, CassandraFriends, CassandraConversations,
-                     CassandraMessages, CassandraGroups, CassandraReceipts, CassandraPush):
+class CassandraStore(CassandraAccounts, CassandraSessions, CassandraFriends, CassandraBlocks, CassandraErasure,
+                     CassandraConversations, CassandraMessages, CassandraGroups, CassandraReceipts, CassandraPush):
     def __init__(self, settings: Settings) -> None:
         self._cql = Cql(settings, QUERIES, TRUSTED_WRITES)
         self._bucket_ms = settings.cassandra_bucket_s * 1000

@@ -4,7 +4,9 @@ a name is unique across the cluster (it also holds the password hash).
 Claims are decided at SERIAL (cql.py), by a majority of every datacenter's replicas together, so two
 regions cannot both win one name. A claim Cassandra cannot give an answer for (a timeout, or Paxos
 contention between datacenters: "CAS operation result is unknown") is settled by reading the name at
-SERIAL; claiming a name this user already holds counts as won, so a retried sign-up is idempotent."""
+SERIAL; claiming a name this user already holds counts as won, so a retried sign-up is idempotent.
+A deleted account's ``users`` row stays with ``deleted_at`` set (a placeholder) and its name claim stays,
+with no password hash: the name is never claimed again, and ``user_by_name`` finds nobody (erasure.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from parley.store.records import User
 QUERIES = {
     "user_insert": "INSERT INTO users (id, username, display_name, bio, created_at) VALUES (?,?,?,?,?)",
     "user_delete": "DELETE FROM users WHERE id = ?",
-    "user_get": "SELECT id, username, display_name, bio, created_at FROM users WHERE id = ?",
+    "user_get": "SELECT id, username, display_name, bio, created_at, deleted_at FROM users WHERE id = ?",
     "user_update": "UPDATE users SET display_name = ?, bio = ? WHERE id = ?",
     "name_claim": "INSERT INTO usernames (username, user_id, password_hash) VALUES (?,?,?) IF NOT EXISTS",
     "name_get": "SELECT user_id, password_hash FROM usernames WHERE username = ?",
@@ -31,6 +33,8 @@ QUERIES = {
 
 
 def _user(row: Any) -> User:
+    if row.deleted_at is not None:  # the placeholder shows no username
+        return User(id=row.id, username="", display_name="", created_at=row.created_at, deleted=True)
     return User(id=row.id, username=row.username, display_name=row.display_name, bio=row.bio or "",
                 created_at=row.created_at)
 
@@ -62,7 +66,7 @@ class CassandraAccounts:
         if claim is None:
             return None
         row = await self._cql.one("user_get", claim.user_id)
-        return (_user(row), claim.password_hash) if row else None
+        return (_user(row), claim.password_hash) if row and row.deleted_at is None else None
 
     async def set_password_hash(self, user: User, password_hash: str) -> None:
         await self._cql.applied("name_rehash", password_hash, user.username, user.id)
@@ -76,7 +80,8 @@ class CassandraAccounts:
         return {u.id: u for u in found if u is not None}
 
     async def update_user(self, user: UserId, *, display_name: str | None, bio: str | None) -> User:
-        if await self.get_user(user) is None:
+        found = await self.get_user(user)
+        if found is None or found.deleted:
             raise NotFound("no such user", code="unknown_user")
         # UNSET leaves a column alone, so two updates of different fields never undo each other
         await self._cql.write("user_update", UNSET_VALUE if display_name is None else display_name,

@@ -88,6 +88,14 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         # rows written with a TTL to their session's end: the index holds only sessions that may be live
         """CREATE TABLE IF NOT EXISTS {ks}.sessions_by_user (user_id text, id text, PRIMARY KEY (user_id, id))""",
     ]),
+    (6, "blocks, and deleted accounts (ADR 0015)", [
+        # "user has blocked other"; block_in is the reverse index (who blocked user)
+        """CREATE TABLE IF NOT EXISTS {ks}.block_out (
+            user_id text, other text, created_at bigint, PRIMARY KEY (user_id, other))""",
+        """CREATE TABLE IF NOT EXISTS {ks}.block_in (user_id text, other text, PRIMARY KEY (user_id, other))""",
+        # set once the account is deleted: the row stays as a placeholder, its username claim stays taken
+        "ALTER TABLE {ks}.users ADD IF NOT EXISTS deleted_at bigint",
+    ]),
 ]
 SHARDED = 4  # the first version with sharded ids: older message rows carry global ids it cannot read
 

@@ -1,7 +1,7 @@
 """The embedded store: one SQLite file in WAL mode, shared by every process on the machine.
 
-``SQLiteStore`` is the concept classes (one module each: accounts, sessions, friends, conversations,
-messages, groups, receipts, push) over one ``Database`` (db.py: the connection and its thread);
+``SQLiteStore`` is the concept classes (one module each: accounts, sessions, friends, blocks, erasure,
+conversations, messages, groups, receipts, push) over one ``Database`` (db.py: the connection and its thread);
 the migrations are in schema.py. Everything that reads or writes the messages table is in
 messages.py.
 """
@@ -9,8 +9,10 @@ messages.py.
 from __future__ import annotations
 
 from parley.store.sqlite.accounts import SQLiteAccounts
+from parley.store.sqlite.blocks import SQLiteBlocks
 from parley.store.sqlite.conversations import SQLiteConversations
 from parley.store.sqlite.db import Database
+from parley.store.sqlite.erasure import SQLiteErasure
 from parley.store.sqlite.friends import SQLiteFriends
 from parley.store.sqlite.groups import SQLiteGroups
 from parley.store.sqlite.messages import SQLiteMessages
@@ -21,8 +23,8 @@ from parley.store.sqlite.sessions import SQLiteSessions
 __all__ = ["SQLiteStore"]
 
 
-class SQLiteStore(SQLiteAccounts, SQLiteSessions, SQLiteFriends, SQLiteConversations, SQLiteMessages,
-                  SQLiteGroups, SQLiteReceipts, SQLitePush):
+class SQLiteStore(SQLiteAccounts, SQLiteSessions, SQLiteFriends, SQLiteBlocks, SQLiteErasure, SQLiteConversations,
+                  SQLiteMessages, SQLiteGroups, SQLiteReceipts, SQLitePush):
     def __init__(self, path: str) -> None:
         self._db = Database(path)
 

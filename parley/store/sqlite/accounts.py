@@ -1,5 +1,6 @@
 """SQLite accounts: one ``users`` row per user, the password hash beside the profile; usernames are
-unique by the table's constraint."""
+unique by the table's constraint. A deleted account's row stays, emptied, with ``deleted_at`` set: its
+username stays taken, and ``user_by_name`` no longer finds it."""
 
 from __future__ import annotations
 
@@ -11,8 +12,12 @@ from parley.ids import UserId
 from parley.store.records import User
 from parley.store.sqlite.db import Database
 
+COLUMNS = "id, username, display_name, bio, created_at, deleted_at"
+
 
 def _user(row: tuple[Any, ...]) -> User:
+    if row[5] is not None:  # deleted: the placeholder shows no username
+        return User(id=row[0], username="", display_name="", created_at=row[4], deleted=True)
     return User(id=row[0], username=row[1], display_name=row[2], bio=row[3], created_at=row[4])
 
 
@@ -23,7 +28,8 @@ class SQLiteAccounts:
         def insert(db: sqlite3.Connection) -> None:
             try:
                 db.execute(
-                    "INSERT INTO users VALUES (?,?,?,?,?,?)",
+                    "INSERT INTO users (id, username, display_name, bio, password_hash, created_at) "
+                    "VALUES (?,?,?,?,?,?)",
                     (user.id, user.username, user.display_name, user.bio, password_hash, user.created_at),
                 )
             except sqlite3.IntegrityError:
@@ -34,12 +40,11 @@ class SQLiteAccounts:
     async def user_by_name(self, username: str) -> tuple[User, str] | None:
         row = await self._db.run(
             lambda db: db.execute(
-                "SELECT id, username, display_name, bio, created_at, password_hash FROM users "
-                "WHERE username = ?",
+                f"SELECT {COLUMNS}, password_hash FROM users WHERE username = ? AND deleted_at IS NULL",
                 (username,),
             ).fetchone()
         )
-        return (_user(row), row[5]) if row else None
+        return (_user(row), row[6]) if row else None
 
     async def set_password_hash(self, user: User, password_hash: str) -> None:
         await self._db.run(lambda db: db.execute("UPDATE users SET password_hash = ? WHERE id = ?",
@@ -54,7 +59,7 @@ class SQLiteAccounts:
         marks = ",".join("?" * len(users))
         rows = await self._db.run(
             lambda db: db.execute(
-                f"SELECT id, username, display_name, bio, created_at FROM users WHERE id IN ({marks})",
+                f"SELECT {COLUMNS} FROM users WHERE id IN ({marks})",
                 list(users),
             ).fetchall()
         )
@@ -64,12 +69,12 @@ class SQLiteAccounts:
         def update(db: sqlite3.Connection) -> None:
             db.execute(
                 "UPDATE users SET display_name = COALESCE(?, display_name), bio = COALESCE(?, bio) "
-                "WHERE id = ?",
+                "WHERE id = ? AND deleted_at IS NULL",
                 (display_name, bio, user),
             )
 
         await self._db.run(update)
         found = await self.get_user(user)
-        if found is None:
+        if found is None or found.deleted:
             raise NotFound("no such user", code="unknown_user")
         return found

@@ -57,6 +57,13 @@ MIGRATIONS = [
     """
     CREATE INDEX sessions_by_user ON sessions(user, expires_at);
     """,
+    # 7: blocks, and deleted accounts (a placeholder row that keeps the username reserved; ADR 0015)
+    """
+    CREATE TABLE blocks (user TEXT NOT NULL, other TEXT NOT NULL, created_at INTEGER NOT NULL,
+        PRIMARY KEY (user, other)) WITHOUT ROWID;
+    CREATE INDEX blocks_by_other ON blocks(other, user);
+    ALTER TABLE users ADD COLUMN deleted_at INTEGER;
+    """,
 ]
 SHARDED = 5  # the first version with sharded ids: older message rows carry global ids it cannot read
 

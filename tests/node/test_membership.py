@@ -1,0 +1,71 @@
+"""The DM send check (node/membership.py): friends now, as the node follows them live, else the store;
+``blocked`` told from ``not_friends``; groups and reads are not affected."""
+
+from __future__ import annotations
+
+import pytest
+from parley.node.membership import MembershipCheck
+
+from parley.errors import Forbidden
+from parley.ids import ConversationId, UserId, dm_conversation, new_group_conversation, new_user_id
+from parley.store import Conversation
+
+A, B = UserId(new_user_id()), UserId(new_user_id())
+DM = ConversationId(dm_conversation(A, B))
+GROUP = ConversationId(new_group_conversation())
+
+
+class Store:
+    """The few facts the check reads (a test double of the node's ``Memberships`` port)."""
+
+    def __init__(self, *, friends: bool = False, blocked: bool = False) -> None:
+        self.friends, self.blocked, self.reads = friends, blocked, 0
+
+    async def get_conversation(self, conv):
+        members = (A, B) if conv == DM else (A,)
+        return Conversation(conv, "dm" if conv == DM else "group", tuple(sorted(members)), 1)
+
+    async def groups_of(self, user):
+        return []
+
+    async def list_friends(self, user):
+        return []
+
+    async def friend_state(self, a, b):
+        self.reads += 1
+        return "friends" if self.friends else "none"
+
+    async def blocks_with(self, user):
+        return {B if user == A else A} if self.blocked else set()
+
+
+async def code_of(check: MembershipCheck, conv: ConversationId = DM) -> str | None:
+    try:
+        await check.check_send(A, conv)
+    except Forbidden as err:
+        return err.code
+    return None
+
+
+async def test_a_followed_user_is_checked_against_the_live_set_without_the_store():
+    live: set[str] = {B}
+    store = Store(friends=False)  # the store would say otherwise: the live set wins
+    check = MembershipCheck(store, lambda _: [], lambda _: live)
+    assert await code_of(check) is None and store.reads == 0
+    live.discard(B)  # an unfriend's control event
+    assert await code_of(check) == "not_friends"
+    store.blocked = True
+    assert await code_of(check) == "blocked"
+
+
+@pytest.mark.parametrize(("friends", "blocked", "code"), [(True, False, None), (False, False, "not_friends"),
+                                                         (False, True, "blocked")])
+async def test_a_user_not_followed_here_is_checked_in_the_store(friends, blocked, code):
+    check = MembershipCheck(Store(friends=friends, blocked=blocked), lambda _: [], lambda _: None)
+    assert await code_of(check) == code
+
+
+async def test_groups_and_plain_checks_need_no_friendship():
+    check = MembershipCheck(Store(blocked=True), lambda _: [GROUP], lambda _: set())
+    assert await code_of(check, GROUP) is None
+    await check.check(A, DM)  # reads and receipts: membership only
