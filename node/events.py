@@ -38,6 +38,7 @@ class EventStore(MessageHistory, Receipts, Protocol):
     """Receipts are saved; a read mark is checked against the conversation's last message."""
 
 log = logging.getLogger("parley.node")
+UNSAVED_MAX = 100_000  # delivered marks kept for the store while it is down; past it the oldest go
 
 
 class ConversationEvents:
@@ -126,7 +127,9 @@ class ConversationEvents:
         """A device acked messages from others: announce the conversations with a new mark."""
         for conv, (upto, senders) in covered.items():
             if self._marks.raise_to(link.user, conv, upto):
+                self._unsaved.pop((conv, link.user), None)
                 self._unsaved[(conv, link.user)] = upto
+                self._shed()
                 if is_group(conv):
                     await self._tell(senders, wire.ReceiptNotice(link.user, "delivered", upto, conv))
                 else:
@@ -141,9 +144,16 @@ class ConversationEvents:
                                              for (conv, user), upto in unsaved.items()])
         except (Unavailable, asyncio.CancelledError) as err:  # kept for the next try (the final one at exit)
             for key, upto in unsaved.items():
-                self._unsaved[key] = max(upto, self._unsaved.get(key, 0))
+                self._unsaved[key] = max(upto, self._unsaved.pop(key, 0))
+            self._shed()
             if isinstance(err, asyncio.CancelledError):
                 raise
+
+    def _shed(self) -> None:
+        """Past ``UNSAVED_MAX`` (the store down a long while) the oldest delivered marks are dropped unsaved: they
+        were announced live already; a member list read later shows them lower (docs/adr/0016)."""
+        while len(self._unsaved) > UNSAVED_MAX:
+            del self._unsaved[next(iter(self._unsaved))]
 
     def forget(self, user: UserId) -> None:
         """The user's last device left this node."""

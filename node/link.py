@@ -124,7 +124,9 @@ class DeviceLink:
             self._queued(moved=False)  # a cursor frame alone does not move the position
 
     def ack(self, point: Vector) -> Covered | None:
-        return self.core.ack(point)
+        covered = self.core.ack(point)
+        self._roomy()  # a sync round waiting for the device to ack goes on
+        return covered
 
     def act(self, action: SyncFrom | None) -> None:
         """Carry out what the session asked for: a sync round from a point."""

@@ -56,6 +56,7 @@ from parley.tasks import cancel_and_wait
 log = logging.getLogger("parley.node")
 RESYNC_WAVE = 200  # after a NATS reconnect, connections resync this many at a time
 RESYNC_PAUSE_S = 0.1
+UNSAVED_CURSORS_MAX = 100_000  # acked cursors kept for the store while it is down; past it the oldest go
 
 
 class EdgeNode:
@@ -287,7 +288,15 @@ class EdgeNode:
     # ---- background duties -----------------------------------------------------------------
 
     def _cursor_moved(self, link: DeviceLink) -> None:
+        self._dirty_cursors.pop(link.device, None)
         self._dirty_cursors[link.device] = self.seal(link.acked)
+        self._shed_cursors()
+
+    def _shed_cursors(self) -> None:
+        """Past ``UNSAVED_CURSORS_MAX`` (the store down a long while), the oldest unsaved cursors are dropped:
+        those devices' stored cursors stay behind, so they are sent again what they had (never less)."""
+        while len(self._dirty_cursors) > UNSAVED_CURSORS_MAX:
+            del self._dirty_cursors[next(iter(self._dirty_cursors))]
 
     async def flush_cursors(self) -> None:
         """Acked cursors and delivered receipts to the store (kept for the next try if it is down)."""
@@ -298,8 +307,8 @@ class EdgeNode:
         try:
             await self.store.save_cursors(dirty)
         except (Unavailable, asyncio.CancelledError) as err:  # kept for the next try (the final one at exit)
-            for device, cursor in dirty.items():
-                self._dirty_cursors.setdefault(device, cursor)  # a newer one, acked meanwhile, wins
+            self._dirty_cursors = {**dirty, **self._dirty_cursors}  # a newer one, acked meanwhile, wins
+            self._shed_cursors()
             if isinstance(err, asyncio.CancelledError):
                 raise
 
