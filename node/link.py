@@ -40,7 +40,7 @@ class Transport(Protocol):
 
 class DeviceLink:
     __slots__ = ("ws", "user", "device", "session", "conn_id", "core", "budget", "_on_sync", "_on_sent",
-                 "_cursor_frame", "_on_moved", "_transport", "_room", "_scheduled", "_pump", "moved")
+                 "_cursor_frame", "_on_moved", "_transport", "_room", "_scheduled", "_pump", "moved", "ends")
 
     def __init__(
         self,
@@ -74,6 +74,7 @@ class DeviceLink:
         self._scheduled = False  # a flush is due this loop turn
         self._pump: asyncio.Task[None] | None = None
         self.moved = False
+        self.ends: asyncio.TimerHandle | None = None  # closes the link when its session's lifetime is over
 
     # ---- what others read --------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from parley.node.membership import MembershipCheck
 from parley.node.ports import NodeStore
 from parley.node.presence import PresenceRelay
 from parley.node.publisher import Publisher
-from parley.node.revocation import check_again, close_ended_sessions
+from parley.node.revocation import check_again, close_ended_sessions, end_at_expiry
 from parley.node.subscriptions import UserSubscriptions
 from parley.node.sync import SyncRunner, delivery_of
 
@@ -239,7 +239,9 @@ class EdgeNode:
             link.wake()
             return
         await self.subscriptions.arrive(link.user)  # a second device waits for the first one's, if still going
-        await check_again(link, self.store, now=int(time.time()))  # a logout announced since the hello's check
+        session = await check_again(link, self.store, now=int(time.time()))  # a logout since the hello's check
+        if session is not None:
+            link.ends = end_at_expiry(link, session, now=time.time())
         await self.presence.arrived(link)  # online now, not at the next periodic beat
         link.act(first_sync)
 
@@ -273,6 +275,8 @@ class EdgeNode:
                 return
 
     async def _finish(self, link: DeviceLink) -> None:
+        if link.ends is not None:
+            link.ends.cancel()
         await self.frames.finish(link)  # the publishes under way end (answered if the socket still takes it)
         link.close(link.close_code, link.close_reason)
         if link in self.hub.of_user(link.user):
