@@ -1,14 +1,15 @@
 """Presence over HTTP: reads of the buckets the presence worker keeps in NATS KV (``parley.presence_bus``).
 
 The buckets are opened once at start-up (``run_api``); when the bus fails the answer is 503
-``bus_unavailable``, never a guess.
+``bus_unavailable``, never a guess. A read takes one token per user asked from the account's presence
+budget (``RequestBudget.take_presence``, the WebSocket ``presence`` frame's rates) besides its address's.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 from parley.api import validation as v
-from parley.api.http import PRESENCE, authed, json
+from parley.api.http import BUDGET, PRESENCE, authed, json
 
 from parley.errors import BadRequest, Unavailable
 from parley.presence_bus import read_presence
@@ -16,11 +17,12 @@ from parley.presence_bus import read_presence
 
 async def presence(request: web.Request) -> web.Response:
     """Online state and last activity of up to 100 users (any users: presence is not secret here)."""
-    await authed(request)
+    claims = await authed(request)
     raw = [u for u in request.query.get("user_ids", "").split(",") if u]
     if not 1 <= len(raw) <= 100:
         raise BadRequest("user_ids: 1 to 100 user ids, comma-separated", code="bad_field", field="user_ids")
     users = [v.user_id(u, "user_ids") for u in dict.fromkeys(raw)]
+    request.app[BUDGET].take_presence(claims.user, len(users))
     buckets = request.app[PRESENCE]
     try:
         found = await read_presence(*buckets, users)
