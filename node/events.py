@@ -25,6 +25,7 @@ from parley.node.hub import Hub
 from parley.node.link import DeviceLink
 from parley.node.ports import MessageHistory, Receipts
 from parley.node.signals import ReceiptMarks, TypingGate
+from parley.node.unsaved import Unsaved
 
 from parley import protocol, wire
 from parley.bus import Bus, StreamReads
@@ -48,7 +49,7 @@ class ConversationEvents:
         self._homes = homes
         self._typing = TypingGate(interval_s=settings.typing_interval_s)
         self._marks = ReceiptMarks()
-        self._unsaved: dict[tuple[str, str], int] = {}  # (conv, user) → delivered mark not yet saved
+        self._unsaved: Unsaved[tuple[str, str], int] = Unsaved(UNSAVED_MAX)  # (conv, user) → delivered mark
 
     def on_event(self, subject: str, headers: dict[str, str] | None, data: bytes, only: UserId | None = None) -> None:
         """An event of a conversation: to the connected members' devices (typing: not the typist's).
@@ -127,9 +128,7 @@ class ConversationEvents:
         """A device acked messages from others: announce the conversations with a new mark."""
         for conv, (upto, senders) in covered.items():
             if self._marks.raise_to(link.user, conv, upto):
-                self._unsaved.pop((conv, link.user), None)
-                self._unsaved[(conv, link.user)] = upto
-                self._shed()
+                self._unsaved.put((conv, link.user), upto)
                 if is_group(conv):
                     await self._tell(senders, wire.ReceiptNotice(link.user, "delivered", upto, conv))
                 else:
@@ -138,22 +137,14 @@ class ConversationEvents:
     async def flush(self) -> None:
         if not self._unsaved:
             return
-        unsaved, self._unsaved = self._unsaved, {}
+        unsaved = self._unsaved.take()
         try:
             await self._store.save_receipts([Receipt(ConversationId(conv), UserId(user), delivered=upto)
                                              for (conv, user), upto in unsaved.items()])
         except (Unavailable, asyncio.CancelledError) as err:  # kept for the next try (the final one at exit)
-            for key, upto in unsaved.items():
-                self._unsaved[key] = max(upto, self._unsaved.pop(key, 0))
-            self._shed()
+            self._unsaved.put_back(unsaved)  # a mark raised meanwhile is the higher: it wins
             if isinstance(err, asyncio.CancelledError):
                 raise
-
-    def _shed(self) -> None:
-        """Past ``UNSAVED_MAX`` (the store down a long while) the oldest delivered marks are dropped unsaved: they
-        were announced live already; a member list read later shows them lower (docs/adr/0016)."""
-        while len(self._unsaved) > UNSAVED_MAX:
-            del self._unsaved[next(iter(self._unsaved))]
 
     def forget(self, user: UserId) -> None:
         """The user's last device left this node."""

@@ -32,6 +32,7 @@ from parley.node.publisher import Publisher
 from parley.node.revocation import check_again, close_ended_sessions, end_at_expiry
 from parley.node.subscriptions import UserSubscriptions
 from parley.node.sync import SyncRunner, delivery_of
+from parley.node.unsaved import Unsaved
 
 from parley import protocol
 from parley.bus import BusClient, JetStreamReads, StreamReads
@@ -69,7 +70,7 @@ class EdgeNode:
         self.draining = False
         self.moved_to: tuple[dict[str, object] | None, list[dict[str, object]]] = (None, [])  # while draining
         self._conn_ids = itertools.count(1)
-        self._dirty_cursors: dict[DeviceId, str] = {}
+        self._dirty_cursors: Unsaved[DeviceId, str] = Unsaved(UNSAVED_CURSORS_MAX)
         self._moved: set[DeviceLink] = set()  # links that were sent something since the last cursor offers
         self._cursor_key = cursor_key(settings.secret.reveal())
         self.homes = Homes(store, settings.shards)
@@ -292,27 +293,18 @@ class EdgeNode:
     # ---- background duties -----------------------------------------------------------------
 
     def _cursor_moved(self, link: DeviceLink) -> None:
-        self._dirty_cursors.pop(link.device, None)
-        self._dirty_cursors[link.device] = self.seal(link.acked)
-        self._shed_cursors()
-
-    def _shed_cursors(self) -> None:
-        """Past ``UNSAVED_CURSORS_MAX`` (the store down a long while), the oldest unsaved cursors are dropped:
-        those devices' stored cursors stay behind, so they are sent again what they had (never less)."""
-        while len(self._dirty_cursors) > UNSAVED_CURSORS_MAX:
-            del self._dirty_cursors[next(iter(self._dirty_cursors))]
+        self._dirty_cursors.put(link.device, self.seal(link.acked))
 
     async def flush_cursors(self) -> None:
         """Acked cursors and delivered receipts to the store (kept for the next try if it is down)."""
         await self.events.flush()
         if not self._dirty_cursors:
             return
-        dirty, self._dirty_cursors = self._dirty_cursors, {}
+        dirty = self._dirty_cursors.take()
         try:
             await self.store.save_cursors(dirty)
         except (Unavailable, asyncio.CancelledError) as err:  # kept for the next try (the final one at exit)
-            self._dirty_cursors = {**dirty, **self._dirty_cursors}  # a newer one, acked meanwhile, wins
-            self._shed_cursors()
+            self._dirty_cursors.put_back(dirty)  # a newer one, acked meanwhile, wins
             if isinstance(err, asyncio.CancelledError):
                 raise
 
