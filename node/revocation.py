@@ -16,6 +16,8 @@ connection, for a logout that never leaves a connection behind.
 A session also ends by itself, at its absolute lifetime (``expires_at``): that read arms a timer
 (``end_at_expiry``) that closes the connection then, with an ``error`` frame ``session_expired`` and close
 4003, as a hello would be refused (protocol.md §1), rather than letting it live until its next reconnect.
+A connection admitted while the store was down (``revocation_fail_closed`` off) has no timer until the
+check of every live session when NATS comes back (``close_ended_sessions``) arms one.
 """
 
 from __future__ import annotations
@@ -52,11 +54,15 @@ async def close_ended_sessions(links: Iterable[DeviceLink], sessions: Sessions, 
             return closed
         for sid, session in zip(wave, found, strict=True):
             try:
-                live_session(session, now=now)
+                live = live_session(session, now=now)
             except Unauthorized as ended:
                 for link in by_session[sid]:
                     link.close(CLOSE_REVOKED, ended.code)
                 closed += len(by_session[sid])
+                continue
+            for link in by_session[sid]:
+                if link.ends is None:  # admitted while the store was down: its session's end is known now
+                    link.ends = end_at_expiry(link, live, now=now)
     return closed
 
 
