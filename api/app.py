@@ -54,6 +54,7 @@ def make_app(settings: Settings, store: Store, nc: BusClient) -> web.Application
     app[HASHING] = PasswordHashing(Passwords(settings.argon2_time_cost, settings.argon2_memory_kib),
                                    settings.hash_concurrency, settings.hash_wait_s)
     app[BUDGET] = RequestBudget(settings)
+    app[BUDGET].refused = lambda limit: app[METRICS].refusals.labels(limit).inc()
     app.cleanup_ctx.append(_discovery_client)
     app.on_response_prepare.append(nosniff)
     # The order routes were always added in: a path's methods stay on one resource.
@@ -79,6 +80,7 @@ async def run_api(settings: Settings) -> None:
     app[PRESENCE] = await open_buckets(nc.jetstream(), settings)
     app[LIMITS] = AuthLimits(KvCounters(await ensure.open_bucket(nc.jetstream(), buckets.auth_limits(settings))),
                              settings)
+    app[LIMITS].refused = lambda limit: app[METRICS].refusals.labels(limit).inc()
     probe = StoreProbe(store, registry=app[METRICS].registry)
     probe.start()
     serve_health(app, ready=lambda: nc.is_connected and probe.ok, registry=app[METRICS].registry)

@@ -9,6 +9,10 @@ password hashing.
   ``KV_TIMEOUT_S`` the attempt goes on (logged); the per-address request budget still holds.
 - ``budgeted`` (middleware): every other request takes a token from its address's bucket in this process
   (``api_rate_per_s``, ``api_rate_burst``); health and metrics are exempt.
+- ``RequestBudget.take_presence``: ``GET /v1/presence`` also takes one token per user asked from its
+  account's bucket in this process, the WebSocket ``presence`` frame's budget (``presence_rate_per_s``,
+  ``presence_rate_burst``): many addresses cannot read presence for one account faster than its devices can.
+Every refusal is counted in ``parley_api_limit_refusals{limit}`` (``refused``, set by the app).
 - ``PasswordHashing``: Argon2 (64 MiB, ~0.2 s a call) on a pool of ``hash_concurrency`` threads; a call
   waits up to ``hash_wait_s`` for a slot, then 503 ``busy`` with ``Retry-After``.
 The client's address is the peer's, or, when the peer is one of ``trusted_proxies``, the rightmost
@@ -109,6 +113,7 @@ class AuthLimits:
                                    Window(s.signup_address_limit * scale, s.signup_address_window_s),
                                    "too many signups from your address; try again later")
         self._counters, self._clock = counters, clock
+        self.refused: Callable[[str], None] = _ignore  # told the rule's name at every refusal (a metric)
 
     async def check(self, subjects: Iterable[tuple[Rule, str]]) -> None:
         """Refuse (429 ``rate_limited``, ``retry_after_ms``) when any subject is at its limit."""
@@ -123,6 +128,7 @@ class AuthLimits:
                 waits.append((verdict.retry_after_s, rule))
         if waits:
             wait, rule = max(waits, key=lambda w: w[0])
+            self.refused(rule.name)
             raise RateLimited(rule.message, retry_after_ms=int(wait * 1000) + 1)
 
     async def count(self, subjects: Iterable[tuple[Rule, str]]) -> None:
@@ -149,12 +155,20 @@ def client_address(request: web.Request, trusted: frozenset[str]) -> str:
     return peer
 
 
+def _ignore(limit: str) -> None:
+    pass
+
+
 class RequestBudget:
-    """Every request takes a token from its address's bucket (per process, in memory)."""
+    """Every request takes a token from its address's bucket, a presence read from its account's too (per
+    process, in memory; each ``Buckets`` keeps at most ``max_keys`` keys)."""
 
     def __init__(self, settings: Settings) -> None:
+        scale = settings.limits_scale
         self.trusted = frozenset(a.strip() for a in settings.trusted_proxies.split(",") if a.strip())
-        self._buckets = Buckets(Rate(settings.api_rate_per_s, settings.api_rate_burst).scaled(settings.limits_scale))
+        self._buckets = Buckets(Rate(settings.api_rate_per_s, settings.api_rate_burst).scaled(scale))
+        self._presence = Buckets(Rate(settings.presence_rate_per_s, settings.presence_rate_burst).scaled(scale))
+        self.refused: Callable[[str], None] = _ignore  # told the limit's name at every refusal (a metric)
 
     def address(self, request: web.Request) -> str:
         return client_address(request, self.trusted)
@@ -162,7 +176,16 @@ class RequestBudget:
     def take(self, request: web.Request) -> None:
         wait = self._buckets.take(self.address(request), time.monotonic())
         if wait is not None:
+            self.refused("address")
             raise RateLimited("too many requests from your address; slow down", retry_after_ms=int(wait * 1000) + 1)
+
+    def take_presence(self, account: str, users: int) -> None:
+        """A presence read of ``users`` users by ``account``: 429 ``rate_limited`` past the account's budget."""
+        wait = self._presence.take(account, time.monotonic(), users)
+        if wait is not None:
+            self.refused("presence_account")
+            raise RateLimited("too many presence reads for this account; slow down",
+                              retry_after_ms=int(wait * 1000) + 1)
 
 
 class PasswordHashing:

@@ -1,14 +1,15 @@
 """Presence over HTTP: reads of the buckets the presence worker keeps in NATS KV (``parley.presence_bus``).
 
 The buckets are opened once at start-up (``run_api``); when the bus fails the answer is 503
-``bus_unavailable``, never a guess.
+``bus_unavailable``, never a guess. A read takes one token per user asked from the account's presence
+budget (``RequestBudget.take_presence``, the WebSocket ``presence`` frame's rates) besides its address's.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 from parley.api import validation as v
-from parley.api.http import PRESENCE, STORE, authed, json
+from parley.api.http import BUDGET, PRESENCE, STORE, authed, json
 
 from parley.errors import BadRequest, Unavailable
 from parley.presence_bus import read_presence
@@ -22,6 +23,7 @@ async def presence(request: web.Request) -> web.Response:
     if not 1 <= len(raw) <= 100:
         raise BadRequest("user_ids: 1 to 100 user ids, comma-separated", code="bad_field", field="user_ids")
     users = [v.user_id(u, "user_ids") for u in dict.fromkeys(raw)]
+    request.app[BUDGET].take_presence(claims.user, len(users))
     buckets = request.app[PRESENCE]
     hidden = await request.app[STORE].blocks_with(claims.user)
     try:

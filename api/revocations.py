@@ -13,7 +13,8 @@ retention and its permissions for a message that matters for a few seconds. What
 cover — a node that was itself cut off from NATS when the announcement passed — the node covers: when
 its NATS connection comes back it checks every live session against the store (node/revocation.py).
 An API process that dies with a retry pending leaves the same gap until the node's next reconnect or
-the device's next hello.
+the device's next hello. At most ``RETRIES_MAX`` retries are pending (a long NATS outage with many logouts):
+past it a failed announcement is logged and left to that same check (docs/adr/0016).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ log = logging.getLogger("parley.api")
 FIRST_PAUSE_S = 0.5
 LONGEST_PAUSE_S = 30.0
 GIVE_UP_S = 600.0  # a node that missed it for longer checks its sessions when NATS comes back anyway
+RETRIES_MAX = 10_000
 
 
 def retry_pauses(first: float = FIRST_PAUSE_S, longest: float = LONGEST_PAUSE_S,
@@ -50,14 +52,18 @@ def retry_pauses(first: float = FIRST_PAUSE_S, longest: float = LONGEST_PAUSE_S,
 class Revocations:
     """Announces revocations and keeps retrying the ones NATS did not take (one task per announcement)."""
 
-    def __init__(self, nc: BusClient) -> None:
-        self._nc = nc
+    def __init__(self, nc: BusClient, *, max_retries: int = RETRIES_MAX) -> None:
+        self._nc, self._max_retries = nc, max_retries
         self._retries: set[asyncio.Task[None]] = set()
 
     async def announce(self, user: UserId, sessions: list[SessionId]) -> bool:
         """Whether NATS took it now; if not, it is retried in the background."""
         if not sessions or await self._publish(user, sessions):
             return True
+        if len(self._retries) >= self._max_retries:
+            log.error("not retrying the revocation of %d session(s) of %s: %d retries pending; nodes check their "
+                      "sessions when NATS comes back", len(sessions), user, len(self._retries))
+            return False
         task = asyncio.get_running_loop().create_task(self._retry(user, sessions))
         self._retries.add(task)
         task.add_done_callback(self._retries.discard)

@@ -99,6 +99,7 @@ class FrameHandler:
         cost = len(frame.users) if isinstance(frame, protocol.Presence) else 1
         wait = self.budget(link).charge(kind, time.monotonic(), cost)
         if wait is not None:
+            self._metrics.refusals.labels(kind).inc()
             extra = {"conv": frame.conv} if isinstance(frame, protocol.Typing | protocol.Read) else {}
             raise RateLimited(f"too many {kind} frames; slow down", retry_after_ms=int(wait * 1000) + 1, **extra)
 
@@ -183,6 +184,7 @@ class FrameHandler:
         bucket = self._buckets.setdefault(link.user, TokenBucket(self._settings.rate_per_s,
                                                                  self._settings.rate_burst))
         if not bucket.take(time.monotonic()):
+            self._metrics.refusals.labels("send").inc()
             raise RateLimited("too many messages; slow down", ref=frame.cid,
                               retry_after_ms=int(bucket.retry_after() * 1000) + 1)
         sends.admit(frame)

@@ -25,6 +25,7 @@ from parley.node.hub import Hub
 from parley.node.link import DeviceLink
 from parley.node.ports import MessageHistory, Receipts
 from parley.node.signals import ReceiptMarks, TypingGate
+from parley.node.unsaved import Unsaved
 
 from parley import protocol, wire
 from parley.bus import Bus, StreamReads
@@ -38,6 +39,7 @@ class EventStore(MessageHistory, Receipts, Protocol):
     """Receipts are saved; a read mark is checked against the conversation's last message."""
 
 log = logging.getLogger("parley.node")
+UNSAVED_MAX = 100_000  # delivered marks kept for the store while it is down; past it the oldest go
 
 
 class ConversationEvents:
@@ -47,7 +49,7 @@ class ConversationEvents:
         self._homes = homes
         self._typing = TypingGate(interval_s=settings.typing_interval_s)
         self._marks = ReceiptMarks()
-        self._unsaved: dict[tuple[str, str], int] = {}  # (conv, user) → delivered mark not yet saved
+        self._unsaved: Unsaved[tuple[str, str], int] = Unsaved(UNSAVED_MAX)  # (conv, user) → delivered mark
 
     def on_event(self, subject: str, headers: dict[str, str] | None, data: bytes, only: UserId | None = None) -> None:
         """An event of a conversation: to the connected members' devices (typing: not the typist's).
@@ -126,7 +128,7 @@ class ConversationEvents:
         """A device acked messages from others: announce the conversations with a new mark."""
         for conv, (upto, senders) in covered.items():
             if self._marks.raise_to(link.user, conv, upto):
-                self._unsaved[(conv, link.user)] = upto
+                self._unsaved.put((conv, link.user), upto)
                 if is_group(conv):
                     await self._tell(senders, wire.ReceiptNotice(link.user, "delivered", upto, conv))
                 else:
@@ -135,13 +137,12 @@ class ConversationEvents:
     async def flush(self) -> None:
         if not self._unsaved:
             return
-        unsaved, self._unsaved = self._unsaved, {}
+        unsaved = self._unsaved.take()
         try:
             await self._store.save_receipts([Receipt(ConversationId(conv), UserId(user), delivered=upto)
                                              for (conv, user), upto in unsaved.items()])
         except (Unavailable, asyncio.CancelledError) as err:  # kept for the next try (the final one at exit)
-            for key, upto in unsaved.items():
-                self._unsaved[key] = max(upto, self._unsaved.get(key, 0))
+            self._unsaved.put_back(unsaved)  # a mark raised meanwhile is the higher: it wins
             if isinstance(err, asyncio.CancelledError):
                 raise
 

@@ -40,7 +40,7 @@ class Transport(Protocol):
 
 class DeviceLink:
     __slots__ = ("ws", "user", "device", "session", "conn_id", "core", "budget", "_on_sync", "_on_sent",
-                 "_cursor_frame", "_on_moved", "_transport", "_room", "_scheduled", "_pump", "moved")
+                 "_cursor_frame", "_on_moved", "_transport", "_room", "_scheduled", "_pump", "moved", "ends")
 
     def __init__(
         self,
@@ -74,6 +74,7 @@ class DeviceLink:
         self._scheduled = False  # a flush is due this loop turn
         self._pump: asyncio.Task[None] | None = None
         self.moved = False
+        self.ends: asyncio.TimerHandle | None = None  # closes the link when its session's lifetime is over
 
     # ---- what others read --------------------------------------------------------------------
 
@@ -124,7 +125,9 @@ class DeviceLink:
             self._queued(moved=False)  # a cursor frame alone does not move the position
 
     def ack(self, point: Vector) -> Covered | None:
-        return self.core.ack(point)
+        covered = self.core.ack(point)
+        self._roomy()  # a sync round waiting for the device to ack goes on
+        return covered
 
     def act(self, action: SyncFrom | None) -> None:
         """Carry out what the session asked for: a sync round from a point."""

@@ -47,12 +47,18 @@ class Publisher:
         shard_of: Callable[[ConversationId], Awaitable[int]],
         stream_last: Callable[[int, ConversationId], Awaitable[int]],
         store_last: Callable[[ConversationId], Awaitable[int]],
+        *,
+        tails: int = TAILS,
     ) -> None:
         self._js = js
         self._shard_of = shard_of
         self._stream_last = stream_last
         self._store_last = store_last
-        self._last: OrderedDict[str, int] = OrderedDict()  # conversation -> last id seen (bounded)
+        self._tails = tails
+        # conversation -> last id seen: at most ``tails``, the least recently seen forgotten first (its next
+        # send asks the stream for the subject's last sequence, as after a restart); a lock per conversation
+        # with a send in flight only (weak: gone with its last waiter)
+        self._last: OrderedDict[str, int] = OrderedDict()
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def observe(self, conv: str, id: int) -> None:
@@ -60,8 +66,11 @@ class Publisher:
         if id > self._last.get(conv, 0):
             self._last[conv] = id
             self._last.move_to_end(conv)
-            if len(self._last) > TAILS:
+            if len(self._last) > self._tails:
                 self._last.popitem(last=False)
+
+    def remembered(self) -> int:
+        return len(self._last)
 
     async def publish(
         self, conv: ConversationId, payload: Callable[[int], bytes], msg_id: str

@@ -12,6 +12,12 @@ One more gap is a connection's own set-up: a revocation announced after its hell
 the connection is in the hub (and its user's control subject subscribed) finds nothing to close. So a
 connection's session is read once more when its set-up is done (``check_again``): one store read per
 connection, for a logout that never leaves a connection behind.
+
+A session also ends by itself, at its absolute lifetime (``expires_at``): that read arms a timer
+(``end_at_expiry``) that closes the connection then, with an ``error`` frame ``session_expired`` and close
+4003, as a hello would be refused (protocol.md §1), rather than letting it live until its next reconnect.
+A connection admitted while the store was down (``revocation_fail_closed`` off) has no timer until the
+check of every live session when NATS comes back (``close_ended_sessions``) arms one.
 """
 
 from __future__ import annotations
@@ -23,9 +29,11 @@ from collections.abc import Iterable
 from parley.node.link import DeviceLink
 from parley.node.ports import Sessions
 
+from parley import protocol
 from parley.auth import live_session
 from parley.errors import CLOSE_REVOKED, Unauthorized, Unavailable
 from parley.ids import SessionId
+from parley.store import Session
 
 log = logging.getLogger("parley.node")
 WAVE = 64  # sessions read at once
@@ -46,19 +54,36 @@ async def close_ended_sessions(links: Iterable[DeviceLink], sessions: Sessions, 
             return closed
         for sid, session in zip(wave, found, strict=True):
             try:
-                live_session(session, now=now)
+                live = live_session(session, now=now)
             except Unauthorized as ended:
                 for link in by_session[sid]:
                     link.close(CLOSE_REVOKED, ended.code)
                 closed += len(by_session[sid])
+                continue
+            for link in by_session[sid]:
+                if link.ends is None:  # admitted while the store was down: its session's end is known now
+                    link.ends = end_at_expiry(link, live, now=now)
     return closed
 
 
-async def check_again(link: DeviceLink, sessions: Sessions, *, now: int) -> None:
+async def check_again(link: DeviceLink, sessions: Sessions, *, now: int) -> Session | None:
     """Raise ``Unauthorized`` (close 4003) if the link's session ended since its hello was checked; a store
-    that does not answer now changes nothing (the hello's check passed)."""
+    that does not answer now changes nothing (the hello's check passed): None."""
     try:
         session = await sessions.get_session(link.session)
     except Unavailable:
-        return
-    live_session(session, now=now)
+        return None
+    return live_session(session, now=now)
+
+
+def end_at_expiry(link: DeviceLink, session: Session, *, now: float) -> asyncio.TimerHandle:
+    """Close ``link`` when ``session`` passes its lifetime (``now``: wall-clock seconds); cancel the handle when
+    the link ends first."""
+    return asyncio.get_running_loop().call_later(max(0.0, session.expires_at - now), expire, link)
+
+
+def expire(link: DeviceLink) -> None:
+    if not link.closed:
+        ended = Unauthorized("this session has passed its lifetime; log in again", code="session_expired")
+        link.send(protocol.error_bytes(ended))
+        link.close(ended.ws_close_code, ended.code)

@@ -29,9 +29,10 @@ from parley.node.membership import MembershipCheck
 from parley.node.ports import NodeStore
 from parley.node.presence import PresenceRelay
 from parley.node.publisher import Publisher
-from parley.node.revocation import check_again, close_ended_sessions
+from parley.node.revocation import check_again, close_ended_sessions, end_at_expiry
 from parley.node.subscriptions import UserSubscriptions
 from parley.node.sync import SyncRunner, delivery_of
+from parley.node.unsaved import Unsaved
 
 from parley import protocol
 from parley.bus import BusClient, JetStreamReads, StreamReads
@@ -56,6 +57,7 @@ from parley.tasks import cancel_and_wait
 log = logging.getLogger("parley.node")
 RESYNC_WAVE = 200  # after a NATS reconnect, connections resync this many at a time
 RESYNC_PAUSE_S = 0.1
+UNSAVED_CURSORS_MAX = 100_000  # acked cursors kept for the store while it is down; past it the oldest go
 
 
 class EdgeNode:
@@ -68,7 +70,7 @@ class EdgeNode:
         self.draining = False
         self.moved_to: tuple[dict[str, object] | None, list[dict[str, object]]] = (None, [])  # while draining
         self._conn_ids = itertools.count(1)
-        self._dirty_cursors: dict[DeviceId, str] = {}
+        self._dirty_cursors: Unsaved[DeviceId, str] = Unsaved(UNSAVED_CURSORS_MAX)
         self._moved: set[DeviceLink] = set()  # links that were sent something since the last cursor offers
         self._cursor_key = cursor_key(settings.secret.reveal())
         self.homes = Homes(store, settings.shards)
@@ -242,7 +244,9 @@ class EdgeNode:
             link.wake()
             return
         await self.subscriptions.arrive(link.user)  # a second device waits for the first one's, if still going
-        await check_again(link, self.store, now=int(time.time()))  # a logout announced since the hello's check
+        session = await check_again(link, self.store, now=int(time.time()))  # a logout since the hello's check
+        if session is not None:
+            link.ends = end_at_expiry(link, session, now=time.time())
         await self.presence.arrived(link)  # online now, not at the next periodic beat
         link.act(first_sync)
 
@@ -276,6 +280,8 @@ class EdgeNode:
                 return
 
     async def _finish(self, link: DeviceLink) -> None:
+        if link.ends is not None:
+            link.ends.cancel()
         await self.frames.finish(link)  # the publishes under way end (answered if the socket still takes it)
         link.close(link.close_code, link.close_reason)
         if link in self.hub.of_user(link.user):
@@ -291,19 +297,18 @@ class EdgeNode:
     # ---- background duties -----------------------------------------------------------------
 
     def _cursor_moved(self, link: DeviceLink) -> None:
-        self._dirty_cursors[link.device] = self.seal(link.acked)
+        self._dirty_cursors.put(link.device, self.seal(link.acked))
 
     async def flush_cursors(self) -> None:
         """Acked cursors and delivered receipts to the store (kept for the next try if it is down)."""
         await self.events.flush()
         if not self._dirty_cursors:
             return
-        dirty, self._dirty_cursors = self._dirty_cursors, {}
+        dirty = self._dirty_cursors.take()
         try:
             await self.store.save_cursors(dirty)
         except (Unavailable, asyncio.CancelledError) as err:  # kept for the next try (the final one at exit)
-            for device, cursor in dirty.items():
-                self._dirty_cursors.setdefault(device, cursor)  # a newer one, acked meanwhile, wins
+            self._dirty_cursors.put_back(dirty)  # a newer one, acked meanwhile, wins
             if isinstance(err, asyncio.CancelledError):
                 raise
 

@@ -25,6 +25,12 @@ live messages, sync rounds, resyncs and acks):
   within one connection, no message twice (``sent`` remembers the last id queued per conversation, so
   a repair round does not resend what this connection already sent; a client's own ``sync`` does);
 - ``position.delivered`` — what an ack may confirm — never passes a message that was not queued.
+
+Bounded (docs/adr/0016-bounded-state.md): ``out`` holds at most ``max_queue`` frames (past it: closed, 4009);
+``_unacked`` (messages from others queued and not acked yet) at most ``max_unacked``: a sync round waits
+(``crowded``) from half of it until an ack brings it to a quarter, and a live message past it closes the
+connection (4009, reason ``too many unacked messages``): the device reconnects and syncs from its last acked
+cursor, so nothing it did not ack is lost. ``sent`` has one entry per conversation this connection was sent.
 """
 
 from __future__ import annotations
@@ -94,9 +100,9 @@ Covered = dict[str, tuple[int, set[str]]]  # per conversation: highest id acked 
 
 class DeviceSession:
     __slots__ = ("user", "state", "out", "position", "acked", "close_code", "close_reason", "sent",
-                 "_max_queue", "_held", "_overflow", "_unacked", "_offered")
+                 "_max_queue", "_max_unacked", "_held", "_overflow", "_unacked", "_offered")
 
-    def __init__(self, user: UserId, *, max_queue: int) -> None:
+    def __init__(self, user: UserId, *, max_queue: int, max_unacked: int | None = None) -> None:
         self.user = user
         self.state = State.HELLO
         self.out: deque[bytes] = deque()  # frames to send, in order; the shell's writer takes them
@@ -106,6 +112,7 @@ class DeviceSession:
         self.close_code, self.close_reason = CLOSE_NORMAL, ""
         self.sent: dict[str, int] = {}  # per conversation, the last id queued on this connection
         self._max_queue = max_queue
+        self._max_unacked = max_queue if max_unacked is None else max_unacked
         self._held: list[Delivery] = []  # live messages that arrived during the current sync round
         self._overflow = False
         self._unacked: deque[tuple[int, str, str]] | None = None  # (id, conv, sender) queued, from others; made
@@ -125,12 +132,18 @@ class DeviceSession:
 
     @property
     def crowded(self) -> bool:
-        """More than half the outbound queue is used: a sync round should wait for room."""
-        return len(self.out) > self._max_queue // 2
+        """More than half the outbound queue, or of the unacked bound, is used: a sync round should wait for
+        room (the writer draining the queue, the device acking)."""
+        return len(self.out) > self._max_queue // 2 or self.unacked > self._max_unacked // 2
 
     def roomy(self) -> bool:
-        """The writer has drained the queue far enough for a waiting sync round to go on."""
-        return len(self.out) <= self._max_queue // 4
+        """The writer has drained the queue, and the device acked, far enough for a waiting sync round to go on."""
+        return len(self.out) <= self._max_queue // 4 and self.unacked <= self._max_unacked // 4
+
+    @property
+    def unacked(self) -> int:
+        """Messages from others queued on this connection and not acked yet."""
+        return len(self._unacked) if self._unacked is not None else 0
 
     # ---- outbound ------------------------------------------------------------------------------
 
@@ -279,11 +292,14 @@ class DeviceSession:
     def _queue(self, m: Delivery) -> None:
         if m.id <= self.sent.get(m.conv, 0):
             return  # this connection sent it already (a repair round reads it again)
-        self.sent[m.conv] = m.id
         if m.sender != self.user:
             if self._unacked is None:
                 self._unacked = deque()
+            if len(self._unacked) >= self._max_unacked:
+                self.close(CLOSE_SLOW, "too many unacked messages", flush=False)
+                return  # not queued: the device gets it again after reconnecting from its acked cursor
             self._unacked.append((m.id, m.conv, m.sender))
+        self.sent[m.conv] = m.id
         self.send(m.frame)
 
     # ---- acks ----------------------------------------------------------------------------------

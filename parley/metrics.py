@@ -33,6 +33,11 @@ class NodeMetrics:
         self.users = Gauge("parley_node_users", "Users with a device on this node", registry=r)
         self.frames_in = Counter("parley_node_frames_in", "Client frames received", ["type"], registry=r)
         self.errors = Counter("parley_node_errors", "Error frames sent, by code", ["code"], registry=r)
+        self.refusals = Counter("parley_node_limit_refusals", "Frames refused for being over their budget "
+                                "(rate_limited), by budget: send, sync, presence, read, typing, cheap", ["kind"],
+                                registry=r)
+        for kind in ("send", "sync", "presence", "read", "typing", "cheap"):
+            self.refusals.labels(kind)  # listed at 0 from the start
         self.published = Counter("parley_node_messages_published", "Messages stored on the bus (SENT)", registry=r)
         self.publish_seconds = Histogram("parley_node_publish_seconds", "JetStream publish until PubAck",
                                          buckets=LATENCY, registry=r)
@@ -64,6 +69,11 @@ class ApiMetrics:
         self.requests = Counter("parley_api_requests", "HTTP requests", ["route", "method", "status"], registry=r)
         self.seconds = Histogram("parley_api_request_seconds", "HTTP request time", ["route"], buckets=LATENCY,
                                  registry=r)
+        self.refusals = Counter("parley_api_limit_refusals", "Requests refused with 429 by limit: address, "
+                                "presence_account, login_account, auth_address, signup_address", ["limit"],
+                                registry=r)
+        for limit in ("address", "presence_account", "login_account", "auth_address", "signup_address"):
+            self.refusals.labels(limit)
 
 
 class DiscoveryMetrics:

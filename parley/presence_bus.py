@@ -7,7 +7,8 @@
   over its beats and publishes each change on ``presence.<user>``: ``{"user", "online", "last_active_at"}``.
 - Bucket ``presence`` holds the online users (key = user id, value ``{"last_active_at"}``), rewritten
   by the worker every ``presence_timeout_s``; its TTL (three timeouts) empties it if the worker dies,
-  so nobody stays online forever. Bucket ``last_seen`` (no TTL) keeps when each user was last active.
+  so nobody stays online forever. Bucket ``last_seen`` keeps when each user was last active, for
+  ``last_seen_ttl_s`` (a year by default; then ``last_active_at`` is null, as for a user never seen).
 Readers (nodes answering a ``presence`` frame, the API) look users up here on demand, which is how
 large groups see presence without any broadcast.
 """

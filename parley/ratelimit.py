@@ -169,16 +169,18 @@ class Buckets:
     max_keys: int = 100_000
     _by_key: dict[str, TokenBucket] = field(default_factory=dict)
 
-    def take(self, key: str, now: float) -> float | None:
-        """None when ``key`` is within its budget, else the seconds until it would be."""
+    def take(self, key: str, now: float, cost: float = 1.0) -> float | None:
+        """None when ``key`` is within its budget, else the seconds until it would be (a cost larger than the
+        burst waits for a full bucket)."""
         bucket = self._by_key.get(key)
         if bucket is None:
             if len(self._by_key) >= self.max_keys:
                 self._shed(now)
             bucket = self._by_key[key] = TokenBucket(self.rate.per_s, self.rate.burst)
-        if bucket.take(now):
+        cost = min(cost, float(self.rate.burst))
+        if bucket.take(now, cost):
             return None
-        return bucket.retry_after()
+        return bucket.retry_after(cost)
 
     def _shed(self, now: float) -> None:
         for key in [k for k, b in self._by_key.items() if b.full(now)]:

@@ -54,6 +54,7 @@ POSITIVE = (
     "sends_in_flight", "heartbeat_s", "idle_timeout_s", "hello_timeout_s", "sync_batch", "sync_max", "cursor_flush_s",
     "max_connections", "node_ttl_s", "node_beat_s", "token_ttl_s", "session_lifetime_s",
     "argon2_time_cost", "argon2_memory_kib",
+    "last_seen_ttl_s",
     "presence_beat_s", "presence_timeout_s", "drain_timeout_s", "push_grace_s", "push_retries", "stream_replicas",
     "bounds_refresh_s", "floor_wait_s", "cursor_every_s", "store_deadline_s", "cassandra_background_concurrency",
     "archiver_ack_wait_s", "presence_partitions", "presence_lease_s",
@@ -198,6 +199,7 @@ class Settings:
     # presence
     presence_beat_s: float = 5.0  # nodes report their connected devices this often
     presence_timeout_s: float = 30.0  # offline after this long with no heartbeat from any device
+    last_seen_ttl_s: float = 365 * 86400.0  # a user's "last seen" is forgotten this long after it was written
     presence_host: str = "127.0.0.1"
     presence_port: int = 8076  # the presence worker's health endpoints
     # users are split into this many partitions, shared by the presence workers; nodes and workers must agree

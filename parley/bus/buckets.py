@@ -2,12 +2,13 @@
 the processes read it from).
 
 ``nodes``: the edge-node registry (memory, TTL: a node that stops beating disappears). ``presence`` and
-``last_seen``: the presence worker's state. ``pushed``: pushes already sent, one claim per (message,
-device). ``auth_limits``: the API's brute-force counters (memory; an entry lives two of the longest
-window, so a window's count is still there while the next one is judged). Replicas are
-``PARLEY_KV_REPLICAS``, or the stream's when that is 0. With regions (``PARLEY_REGIONS``) every bucket
-lives in the first region (``Layout.control_region``): while the link between regions is down, the
-other region's processes cannot reach them (docs/regions.md).
+``last_seen``: the presence worker's state (``last_seen`` with a TTL of ``PARLEY_LAST_SEEN_TTL_S``: a user
+not seen for that long has no "last seen", and the bucket holds only the users active within it).
+``pushed``: pushes already sent, one claim per (message, device). ``auth_limits``: the API's brute-force
+counters (memory; an entry lives two of the longest window, so a window's count is still there while the
+next one is judged). Replicas are ``PARLEY_KV_REPLICAS``, or the stream's when that is 0. With regions
+(``PARLEY_REGIONS``) every bucket lives in the first region (``Layout.control_region``): while the link
+between regions is down, the other region's processes cannot reach them (docs/regions.md).
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ def presence(settings: Settings) -> KeyValueConfig:
 
 
 def last_seen(settings: Settings) -> KeyValueConfig:
-    return KeyValueConfig(bucket=LAST_SEEN, history=1, storage=StorageType.FILE, replicas=settings.bucket_replicas(),
-                          placement=_placement(settings))
+    return KeyValueConfig(bucket=LAST_SEEN, history=1, ttl=settings.last_seen_ttl_s, storage=StorageType.FILE,
+                          replicas=settings.bucket_replicas(), placement=_placement(settings))
 
 
 def pushed(settings: Settings) -> KeyValueConfig:

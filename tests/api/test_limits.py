@@ -53,3 +53,19 @@ async def test_failures_add_up_per_subject_until_refused_then_fade():
     await limits.check(bob)  # another account
     now[0] += refused.value.details["retry_after_ms"] / 1000
     await limits.check(alice)  # waiting as told is enough
+
+
+def test_presence_reads_take_from_the_account_per_user_asked_and_refusals_are_told():
+    from parley.api.limits import RequestBudget
+
+    budget, told = RequestBudget(Settings(presence_rate_per_s=0.001, presence_rate_burst=500)), []
+    budget.refused = told.append
+    for _ in range(5):
+        budget.take_presence("alice", 100)
+    with pytest.raises(RateLimited) as refused:
+        budget.take_presence("alice", 1)
+    assert refused.value.details["retry_after_ms"] > 0 and told == ["presence_account"]
+    budget.take_presence("bob", 100)  # another account: its own budget
+    budget.take_presence("carol", 501)  # more than the burst: taken from a full bucket (it empties it)
+    with pytest.raises(RateLimited):
+        budget.take_presence("carol", 1)

@@ -34,12 +34,15 @@ async def test_an_announcement_nats_did_not_take_is_retried_until_it_does(tmp_pa
         user, first, second = UserId(new_user_id()), SessionId(new_session_id()), SessionId(new_session_id())
         got: list[wire.BusMessage] = []
         await nc.subscribe_ordered(control_subject(user), lambda _s, _h, data: got.append(wire.decode(data)))
-        revocations = Revocations(nc)
+        revocations = Revocations(nc, max_retries=1)
         assert await revocations.announce(user, [first])  # NATS up: taken at once
         await eventually(lambda: got == [wire.Revoke(first)], what="the first revocation delivered")
         cluster.stop_nats()
         await eventually(lambda: not nc.is_connected, what="the client seeing NATS gone")
         assert not await revocations.announce(user, [second])  # not taken: retried in the background
+        assert revocations.pending == 1
+        third = SessionId(new_session_id())
+        assert not await revocations.announce(user, [third])  # past the bound: left to the nodes' own check
         assert revocations.pending == 1
         cluster.start_nats()
         await eventually(lambda: got == [wire.Revoke(first), wire.Revoke(second)], timeout=30,

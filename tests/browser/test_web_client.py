@@ -25,6 +25,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
+from parley.ids import new_user_id
 from parley.shards import pos_of_id, shard_of_id
 from tests.browser.chromium import screenshot
 from tests.browser.conftest import PASSWORD, Account, Socket, call, severe
@@ -760,3 +761,33 @@ def test_the_conversation_list_is_ordered_by_the_newest_message_not_by_id(
     y[1].send(y[0], "y again")
     page.until(lambda: order() == [y[0], x[0]], what="y moves to the top")
     assert page.errors() == []
+
+
+def test_presence_of_many_users_is_asked_in_chunks_paced_to_the_budget_and_never_refused(
+    cluster: Cluster, chromium: Any, account: Callable[..., Account],
+) -> None:
+    """The node's presence budget is 500 users at once, then 20 a second (protocol §11; a node of the default
+    limits, not the session cluster's raised ones): the page asks 100 at a time, the first 500 at once and the
+    rest as the budget refills, so it gets every answer and no ``rate_limited`` (unpaced, the sixth and
+    seventh chunks would be refused, and be strikes)."""
+    url = cluster.start_extra_node("pace-node", limits_scale=1.0)
+    try:
+        alice = account("pace")
+        page = hooked_page(chromium(), cluster)
+        page.sign_in(alice.username)
+        page.js("window.parleyTest.conn.stop(); window.parleyTest.conn.start(null, {node: {url: arguments[0]}});",
+                url)
+        page.until(lambda: page.connection()["node"] == "pace-node" and page.connection()["state"] == "online")
+        page.js("window.refused = [];"
+                "window.parleyTest.conn.ws.addEventListener('message', (e) => {"
+                "  const f = JSON.parse(e.data); if (f.type === 'error') window.refused.push(f.code); });")
+        users = [new_user_id() for _ in range(700)]
+        page.js("window.sentFrames.length = 0; window.parleyTest.askPresence(arguments[0]);", users)
+        page.until(lambda: page.js("return window.parleyTest.presenceKnown(arguments[0]);", users) == len(users),
+                   timeout=60, what="presence of all 700 users")
+        asked = [f["users"] for f in page.js("return window.sentFrames;") if f["type"] == "presence"]
+        assert [len(a) for a in asked] == [100] * 7 and sorted(u for a in asked for u in a) == sorted(users)
+        assert page.js("return window.refused;") == []
+        assert page.errors() == []
+    finally:
+        cluster.stop("pace-node")

@@ -37,7 +37,8 @@ def strict(cluster) -> Iterator[dict[str, str]]:
         names["node"], limits_scale=1.0, strike_decay_per_s=SLOW,
         **{f"{kind}_rate_per_s": SLOW for kind in ("sync", "presence", "read", "typing", "cheap")})}
     for api in ("api1", "api2"):
-        urls[api] = cluster.start_extra_api(names[api], limits_scale=1.0, trusted_proxies="127.0.0.1", **WINDOWS)
+        urls[api] = cluster.start_extra_api(names[api], limits_scale=1.0, trusted_proxies="127.0.0.1",
+                                            presence_rate_per_s=SLOW, **WINDOWS)
     urls["hash"] = cluster.start_extra_api(names["hash"], hash_concurrency=1, hash_wait_s=0.01,
                                            argon2_time_cost=3, argon2_memory_kib=65536)
     try:
@@ -127,6 +128,47 @@ async def test_read_and_typing_floods_are_refused_with_their_conversation(world:
     await a.wait_for(lambda: len(limited(a)) == 2)
     assert [e["conv"] for e in limited(a)] == [conv, conv]
     assert limited(a) == a.errors  # exactly the frame past each burst
+
+
+async def refusals(http: aiohttp.ClientSession, url: str, name: str, **labels: str) -> float:
+    """A counter's value on a process's /metrics page (``url``: its HTTP or WebSocket URL)."""
+    base = url.replace("ws://", "http://").removesuffix("/ws")
+    async with http.get(base + "/metrics") as r:
+        page = await r.text()
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    for line in page.splitlines():
+        if line.startswith(f"{name}{{{want}}} "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no {name}{{{want}}} on {base}/metrics")
+
+
+async def test_refused_frames_are_counted_by_kind(world: World, strict):
+    before = await refusals(world.http, strict["node"], "parley_node_limit_refusals_total", kind="typing")
+    alice, bob = await world.person("alice"), await world.person("bob")
+    conv = await alice.befriend(bob)
+    a = await on_node(alice, strict["node"])
+    for _ in range(BURSTS["typing"] + 1):
+        await a.send_frame({"type": "typing", "conv": conv})
+    await a.wait_for(lambda: limited(a))
+    assert await refusals(world.http, strict["node"], "parley_node_limit_refusals_total", kind="typing") == before + 1
+
+
+async def test_presence_over_http_is_budgeted_per_account_whatever_the_address(world: World, strict):
+    reader, other = await world.person("hp"), await world.person("hq")
+    many = ",".join(new_user_id() for _ in range(100))
+
+    async def ask(person: Person, ids: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+        headers = {"X-Forwarded-For": address(), "Authorization": f"Bearer {person.token}"}
+        async with world.http.get(strict["api1"] + "/v1/presence", params={"user_ids": ids}, headers=headers) as r:
+            return r.status, await r.json(), dict(r.headers)
+
+    before = await refusals(world.http, strict["api1"], "parley_api_limit_refusals_total", limit="presence_account")
+    for _ in range(BURSTS["presence"] // 100):  # the burst, 100 users a request, each from a new address
+        assert (await ask(reader, many))[0] == 200
+    assert_limited(*await ask(reader, many.split(",")[0]))
+    assert (await ask(other, many))[0] == 200  # another account: its own budget
+    after = await refusals(world.http, strict["api1"], "parley_api_limit_refusals_total", limit="presence_account")
+    assert after == before + 1
 
 
 async def test_strikes_are_not_reset_by_valid_frames(world: World, strict):

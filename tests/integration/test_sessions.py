@@ -76,6 +76,15 @@ async def test_an_ended_session_is_refused_at_hello_on_routes_and_on_refresh(wor
         await refused.connect()
 
 
+async def test_a_live_connection_is_closed_when_its_session_passes_its_lifetime(world):
+    """Not only at its next hello: at ``expires_at`` the node sends ``session_expired`` and closes with 4003."""
+    alice = await world.person("alice")
+    device = Device(world.http, world.cluster.node_url(0), await session_ending_in(world, alice, 5))
+    await device.connect()
+    code, _ = await asyncio.wait_for(asyncio.shield(device.closed), timeout=20)
+    assert code == 4003 and [e["code"] for e in device.errors] == ["session_expired"]
+
+
 async def two_devices(world: World) -> tuple[Person, Device, Device, dict, dict]:
     """Alice signed in on two devices, each connected to a different node."""
     alice = await world.person("alice")

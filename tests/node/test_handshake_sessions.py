@@ -5,6 +5,7 @@ and how it was closed: these functions read and call nothing else of it."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -68,6 +69,7 @@ async def test_store_down_fails_closed_retryable_or_open_as_configured(down):
 class Link:
     def __init__(self, session: str) -> None:
         self.session, self.closed_with = session, None
+        self.ends: asyncio.TimerHandle | None = None  # the sweep arms it for a live session (its lifetime)
 
     def close(self, code: int, reason: str) -> None:
         self.closed_with = (code, reason)
@@ -91,6 +93,9 @@ async def test_the_sweep_closes_every_link_of_an_ended_session_and_only_those(st
     assert [link.closed_with for link in links[:5]] == [
         None, None, (4003, "session_revoked"), (4003, "session_revoked"), (4003, "session_expired")]
     assert all(link.closed_with == (4003, "session_revoked") for link in links[5:])
+    assert all(link.ends is not None for link in links[:2]) and all(link.ends is None for link in links[2:])
+    for link in links[:2]:
+        link.ends.cancel()
     untouched = [Link(revoked.session)]
     assert await close_ended_sessions(untouched, down, now=int(time.time())) == 0
     assert untouched[0].closed_with is None

@@ -245,3 +245,35 @@ def test_a_hole_left_unfilled_is_still_reported():
     s.accept(V(10), b"welcome")
     s.begin_round(V(10))
     assert s.synced(msg(16, "a", prev=13))  # the stream no longer had 13: sent, and the caller logs the hole
+
+
+def test_unacked_messages_are_bounded_a_sync_round_waits_for_acks_and_a_live_flood_closes():
+    """docs/adr/0016: at most ``max_unacked`` messages from others wait for the device's ack. A round is held
+    (``crowded``) from half of it until an ack brings it to a quarter; a live message past it closes the
+    connection (4009) and is not queued, so the device's next sync from its acked cursor brings it."""
+    s = DeviceSession(ME, max_queue=1000, max_unacked=8)
+    s.accept(V(10), b"welcome")
+    s.begin_round(V(10))
+    for n in range(11, 16):
+        s.synced(msg(n, prev=n - 1 if n > 11 else 0))
+    assert s.unacked == 5 and s.crowded and not s.roomy()
+    assert s.ack(s.take_cursor() or {}) == {"a": (pack(0, 15), {"other"})}
+    assert s.unacked == 0 and s.roomy() and not s.crowded
+    assert s.finish_round(V(15)) is None
+    sent(s)
+    for n in range(16, 24):  # up to the bound: queued
+        assert s.live(msg(n, prev=n - 1)) is None
+    assert s.unacked == 8 and s.state is State.LIVE and len(sent(s)) == 8
+    s.live(msg(24, prev=23))  # past it: closed, not queued, nothing acked lost
+    assert s.state is State.CLOSING and s.close_code == CLOSE_SLOW and s.close_reason == "too many unacked messages"
+    assert s.unacked == 8 and not s.out and s.acked == V(15)
+
+
+def test_own_messages_do_not_count_as_unacked():
+    s = DeviceSession(ME, max_queue=1000, max_unacked=2)
+    s.accept(V(0), b"welcome")
+    s.begin_round(V(0))
+    assert s.finish_round(V(0)) is None
+    for n in range(1, 10):
+        s.live(msg(n, prev=n - 1 if n > 1 else 0, sender=ME))
+    assert s.state is State.LIVE and s.unacked == 0

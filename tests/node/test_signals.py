@@ -38,3 +38,21 @@ def test_receipt_marks_announce_only_news():
     assert marks.raise_to("u", "d", 1) and marks.raise_to("v", "c", 2)
     marks.forget("u")
     assert marks.raise_to("u", "c", 1)
+
+
+def test_typing_and_receipt_state_stays_bounded_per_user_and_forget_is_per_user():
+    """docs/adr/0016: past ``per_user`` conversations the least recently touched is forgotten (a ``start``
+    goes out sooner, a mark is announced again: never a missed one); ``forget`` drops one user's entries
+    without touching (or scanning) anyone else's."""
+    gate, marks = TypingGate(interval_s=2.0, per_user=3), ReceiptMarks(per_user=3)
+    for i in range(10):
+        assert gate.judge("u", f"c{i}", "start", 0.0) == "forward"
+        assert marks.raise_to("u", f"c{i}", 5)
+    assert gate.judge("v", "c9", "start", 0.0) == "forward" and marks.raise_to("v", "c9", 5)
+    assert len(gate) == 4 and len(marks) == 4
+    assert gate.judge("u", "c9", "start", 0.1) == "coalesce" and not marks.raise_to("u", "c9", 5)  # kept
+    assert gate.judge("u", "c0", "start", 0.1) == "forward" and marks.raise_to("u", "c0", 5)  # forgotten early
+    gate.forget("u")
+    marks.forget("u")
+    assert len(gate) == 1 and len(marks) == 1
+    assert gate.judge("v", "c9", "start", 0.2) == "coalesce" and not marks.raise_to("v", "c9", 5)

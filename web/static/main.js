@@ -8,7 +8,7 @@
 
 import { Api, ApiError } from "./api.js";
 import { Connection } from "./connection.js";
-import { Conversation, lastSeen } from "./model.js";
+import { Conversation, FrameBudget, lastSeen, presenceChunks } from "./model.js";
 import * as view from "./view.js";
 
 const $ = view.$;
@@ -51,6 +51,8 @@ function newConnection() {
 export const testing = {
   get conn() { return conn; },
   advanceClock(ms) { clockOffset += ms; },
+  askPresence(users) { askPresence(users); },
+  presenceKnown(users) { return users.filter((u) => chat.presence.has(u)).length; },
 };
 
 // ---- session ---------------------------------------------------------------------------------
@@ -262,7 +264,7 @@ async function befriend(userId) {
     const r = await api.addFriend(userId);
     $("friend-status").textContent = r.state === "friends" ? "You are now friends." : "Friend request sent.";
     await loadFriends();
-    conn?.send({ type: "presence", users: [userId] });
+    askPresence([userId]);
   } catch (err) {
     report(err);
   }
@@ -284,6 +286,7 @@ function handle(frame) {
   switch (frame.type) {
     case "msg": onMessage(frame); break;
     case "ack": onAck(frame); break;
+    case "welcome": onWelcome(frame); break;
     case "synced": onSynced(); break;
     case "receipt": onReceipt(frame); break;
     case "typing": onTyping(frame); break;
@@ -334,8 +337,7 @@ function onSynced() {
   // closed link's other frames), so after a reconnect re-read the list and the open ones' receipts.
   if (chat.synced) refetchAfterReconnect();
   chat.synced = true;
-  const users = [...chat.users.keys()].filter((id) => id !== ctx.me);
-  for (let i = 0; i < users.length; i += 100) conn?.send({ type: "presence", users: users.slice(i, i + 100) });
+  askPresence([...chat.users.keys()].filter((id) => id !== ctx.me), true);
   const conv = chat.convs.get(chat.selected);
   if (conv) markRead(conv);
   for (const [cid, frame] of conn.pending) showPending(frame.conv, cid, frame.body);
@@ -377,6 +379,39 @@ function onTyping(frame) {
   if (frame.state === "stop") conv.typing.delete(frame.from);
   else conv.typing.set(frame.from, Date.now() + frame.ttl_ms);
   renderAll();
+}
+
+// Presence is asked in chunks of 100 users, paced to the connection's presence budget (the welcome's
+// `limits.frames.presence`, protocol §11): a user with many contacts asks the first 500 at once and the
+// rest as the budget refills, never refused (a refusal is a strike). `all`: everyone again (a sync).
+const asking = { budget: null, queue: [], timer: null };
+
+function onWelcome(frame) {
+  asking.budget = new FrameBudget(frame.limits?.frames?.presence, Date.now());
+  asking.queue = [];
+  clearTimeout(asking.timer);
+  asking.timer = null;
+}
+
+function askPresence(users, all = false) {
+  const queued = all ? [] : asking.queue.flat();
+  asking.queue = presenceChunks([...queued, ...users]);
+  pacePresence();
+}
+
+function pacePresence() {
+  if (asking.timer !== null || !asking.budget) return;
+  while (asking.queue.length) {
+    const users = asking.queue[0];
+    const wait = asking.budget.wait(users.length, Date.now());
+    if (wait > 0) {
+      asking.timer = setTimeout(() => { asking.timer = null; pacePresence(); }, wait);
+      return;
+    }
+    asking.budget.take(users.length, Date.now());
+    asking.queue.shift();
+    conn?.send({ type: "presence", users });
+  }
 }
 
 function onPresence(frame) {

@@ -131,3 +131,40 @@ export function lastSeen(presence, now) {
 export function clock(ts) {
   return new Date(ts).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
+
+/** A mirror of the node's budget for one frame kind on this connection (protocol §11: `burst` at once,
+ *  `per_s` after that; the welcome's `limits.frames`): a client that waits as it says is never refused.
+ *  A frame's cost is the number of users asked (presence); `now` in ms is passed in. */
+export class FrameBudget {
+  constructor(rate, now) {
+    this.perS = rate?.per_s > 0 ? rate.per_s : 20;
+    this.burst = rate?.burst > 0 ? rate.burst : 500;
+    this.tokens = this.burst; // a new connection's budget is full
+    this.stamp = now;
+  }
+
+  refill(now) {
+    this.tokens = Math.min(this.burst, this.tokens + Math.max(0, now - this.stamp) / 1000 * this.perS);
+    this.stamp = Math.max(this.stamp, now);
+  }
+
+  /** ms to wait before a frame of `cost` goes within the budget (0: now), with a 10 % margin. */
+  wait(cost, now) {
+    this.refill(now);
+    const need = Math.min(cost, this.burst) - this.tokens;
+    return need <= 0 ? 0 : Math.ceil((need / this.perS) * 1000 * 1.1);
+  }
+
+  take(cost, now) {
+    this.refill(now);
+    this.tokens -= Math.min(cost, this.burst);
+  }
+}
+
+/** Presence asks in chunks of at most `chunk` users (the frame's limit is 100), each new user once. */
+export function presenceChunks(users, chunk = 100) {
+  const unique = [...new Set(users)];
+  const out = [];
+  for (let i = 0; i < unique.length; i += chunk) out.push(unique.slice(i, i + chunk));
+  return out;
+}

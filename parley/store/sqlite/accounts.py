@@ -10,7 +10,7 @@ from typing import Any
 from parley.errors import Conflict, NotFound
 from parley.ids import UserId
 from parley.store.records import User
-from parley.store.sqlite.db import Database
+from parley.store.sqlite.db import Database, chunks, marks
 
 COLUMNS = "id, username, display_name, bio, created_at, deleted_at"
 
@@ -56,14 +56,12 @@ class SQLiteAccounts:
     async def get_users(self, users: list[UserId]) -> dict[UserId, User]:
         if not users:
             return {}
-        marks = ",".join("?" * len(users))
-        rows = await self._db.run(
-            lambda db: db.execute(
-                f"SELECT {COLUMNS} FROM users WHERE id IN ({marks})",
-                list(users),
-            ).fetchall()
-        )
-        return {row[0]: _user(row) for row in rows}
+        def read(db: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            return [row for chunk in chunks(sorted(set(users))) for row in db.execute(
+                f"SELECT {COLUMNS} FROM users WHERE id IN ({marks(len(chunk))})",
+                list(chunk)).fetchall()]
+
+        return {row[0]: _user(row) for row in await self._db.run(read)}
 
     async def update_user(self, user: UserId, *, display_name: str | None, bio: str | None) -> User:
         def update(db: sqlite3.Connection) -> None:

@@ -2,22 +2,47 @@
 
 The event loop never blocks on disk, and the connection is never used from two threads. WAL mode,
 ``synchronous=FULL``: a commit is on disk when it returns. The first statement connects and brings
-the schema up to date. "Database is locked" and other operational errors become
-``Unavailable(store_unavailable)``.
+the schema up to date. An outage of the file ("database is locked", a disk I/O error, a full disk, a file
+that cannot be opened) becomes ``Unavailable(store_unavailable)``, retryable; any other SQLite error is a
+bug in a query (a syntax error, a missing column, too many variables) and becomes ``ServerError(internal)``,
+not retryable, so it is logged as one rather than reported as an outage. ``IN (…)`` lists are read in
+chunks of at most ``IN_CHUNK`` values (``chunks``), far below SQLite's variable limit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from parley.errors import Unavailable
+from parley.errors import ServerError, Unavailable
 from parley.store.sqlite.schema import migrate
 
 T = TypeVar("T")
+IN_CHUNK = 500  # values in one ``IN (…)`` list (SQLite allows 32766 variables; older builds 999)
+OUTAGES = ("locked", "busy", "disk i/o error", "unable to open", "disk is full", "readonly", "interrupted",
+           "not a database", "malformed")  # an OperationalError saying one of these is the file's, not ours
+
+
+def chunks(values: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
+    """``values`` in slices of at most ``size``: one ``IN (…)`` list each."""
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
+def marks(n: int) -> str:
+    """``?,?,…``: the placeholders of an ``IN (…)`` list of ``n`` values."""
+    return ",".join("?" * n)
+
+
+def store_error(err: sqlite3.Error) -> ServerError:
+    """An outage (retryable) or a bug in our SQL (not retryable: logged as a failure, not an outage)."""
+    text = str(err).lower()
+    if isinstance(err, sqlite3.OperationalError) and any(o in text for o in OUTAGES):
+        return Unavailable(f"sqlite: {err}", code="store_unavailable")
+    return ServerError(f"sqlite: {err}", code="internal")
 
 
 class Database:
@@ -41,8 +66,8 @@ class Database:
         def call() -> T:
             try:
                 return fn(self._connect())
-            except sqlite3.OperationalError as err:
-                raise Unavailable(f"sqlite: {err}", code="store_unavailable") from err
+            except (sqlite3.OperationalError, sqlite3.ProgrammingError) as err:
+                raise store_error(err) from err
 
         return await asyncio.get_running_loop().run_in_executor(self._pool, call)
 

@@ -4,10 +4,11 @@ old one's), per-user preferences, and a row per muted conversation."""
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 from parley.ids import ConversationId, DeviceId, UserId
 from parley.store.records import PushPrefs, PushToken
-from parley.store.sqlite.db import Database
+from parley.store.sqlite.db import Database, chunks, marks
 
 
 class SQLitePush:
@@ -38,10 +39,12 @@ class SQLitePush:
     async def push_tokens(self, users: list[UserId]) -> list[PushToken]:
         if not users:
             return []
-        marks = ",".join("?" * len(users))
-        rows = await self._db.run(lambda db: db.execute(
-            f"SELECT * FROM push_tokens WHERE user IN ({marks}) ORDER BY user, device", list(users)).fetchall())
-        return [PushToken(*row) for row in rows]
+        def read(db: sqlite3.Connection) -> list[tuple[Any, ...]]:  # chunks in user order: rows stay ordered
+            return [row for chunk in chunks(sorted(set(users))) for row in db.execute(
+                f"SELECT * FROM push_tokens WHERE user IN ({marks(len(chunk))}) ORDER BY user, device",
+                list(chunk)).fetchall()]
+
+        return [PushToken(*row) for row in await self._db.run(read)]
 
     async def push_prefs(self, user: UserId) -> PushPrefs:
         def read(db: sqlite3.Connection) -> PushPrefs:
