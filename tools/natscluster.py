@@ -33,7 +33,7 @@ from pathlib import Path
 
 import nats
 import nats.aio.client
-from parley.tools import natsserver
+from parley.tools import busauth, natsserver
 from parley.tools.tcpproxy import Proxy
 
 from parley.errors import ParleyError
@@ -87,12 +87,16 @@ class NatsServers:
     def __init__(self, root: Path, count: int, free_port: Callable[[], int], *, ports: list[int] | None = None,
                  extra: str = "", preexec_fn: Callable[[], None] | None = None,
                  connect: dict[str, object] | None = None, regions: list[str] | None = None,
-                 gateway_delay_s: float = 0.0) -> None:
+                 gateway_delay_s: float = 0.0, auth: bool = True) -> None:
         """``ports``: the client ports (default: free ones); ``extra``: config text every member gets
-        (authorization, tls); ``connect``: nats-py options to check readiness with (credentials);
+        (tls); ``connect``: nats-py options to check readiness with (default: the ``system`` user);
         ``regions``: a supercluster of one cluster per region, ``count`` servers each, whose gateway
-        links add ``gateway_delay_s`` each way."""
-        self.root, self.preexec_fn, self.connect = root, preexec_fn, connect or {}
+        links add ``gateway_delay_s`` each way. ``auth`` (the default): the run dir's users
+        (``parley.tools.busauth``) for clients, routes and gateways; unauthenticated clients are refused."""
+        self.auth = busauth.ensure(root) if auth else None
+        extra = (self.auth.authorization() if self.auth else "") + extra
+        self.root, self.preexec_fn = root, preexec_fn
+        self.connect: dict[str, object] = connect or dict(self.auth.connect_options() if self.auth else {})
         self.regions = list(regions or [])
         (root / "logs").mkdir(parents=True, exist_ok=True)
         total = count * max(1, len(self.regions))
@@ -109,8 +113,9 @@ class NatsServers:
         store = self.root / "nats" / name
         store.mkdir(parents=True, exist_ok=True)
         path = self.root / "nats" / f"{name}.conf"
-        path.write_text(natsserver.cluster_config(name, port, route_port, store, route_ports, cluster=cluster,
-                                                  tags=tags, gateway=gateway, extra=extra))
+        busauth.write_private(path, natsserver.cluster_config(
+            name, port, route_port, store, route_ports, cluster=cluster, tags=tags, gateway=gateway, extra=extra,
+            route_auth=self.auth.link("route") if self.auth else None))
         return Member(name, port, route_port, path, self.root / "logs" / f"{name}.log")
 
     def _regional(self, count: int, free_port: Callable[[], int], client_ports: list[int], extra: str,
@@ -123,7 +128,8 @@ class NatsServers:
         for k, region in enumerate(self.regions):
             remotes = {o: [p.port for p in proxies[o]] for o in self.regions if o != region}
             for i in range(count):
-                block = natsserver.gateway_config(region, gateway[region][i], proxies[region][i].port, remotes)
+                block = natsserver.gateway_config(region, gateway[region][i], proxies[region][i].port, remotes,
+                                                  self.auth.link("gateway") if self.auth else None)
                 m = self._member(f"nats-{region}-{i + 1}", client_ports[k * count + i], route[region][i],
                                  route[region], cluster=region, tags=[f"region:{region}"], gateway=block,
                                  extra=extra)
@@ -134,6 +140,10 @@ class NatsServers:
     @property
     def urls(self) -> list[str]:
         return [m.url for m in self.members]
+
+    def admin_connect_options(self, region: str | None = None) -> dict[str, object]:
+        """nats-py ``connect`` arguments for every member (or one region's) as the ``system`` user."""
+        return {"servers": self.urls if region is None else self.urls_of(region), **self.connect}
 
     def urls_of(self, region: str) -> list[str]:
         """The client URLs of one region's members."""

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from parley.tools import cassandra_runner, runfile
+from parley.tools import busauth, cassandra_runner, runfile
 from parley.tools.cluster import HOST, Child, Cluster
 from parley.tools.restarts import GiveUp, Policy, Restart, Supervision, describe_exit
 
@@ -101,7 +101,8 @@ def run_info(sup: Supervised, restarts: Supervision | None = None) -> runfile.Ru
             "cluster_page": f"{cluster.discovery_url}/cluster", "nats": cluster.nats_url}
     processes = [process_entry(sup, name, child, restarts.restarts(name) if restarts else 0)
                  for name, child in sup.processes().items()]
-    return runfile.RunInfo(up_pid=os.getpid(), started=sup.started, urls=urls, processes=processes)
+    return runfile.RunInfo(up_pid=os.getpid(), started=sup.started, urls=urls, processes=processes,
+                           nats_credentials=str(cluster.auth.file(busauth.OPS).resolve()))
 
 
 def say(line: str) -> None:
