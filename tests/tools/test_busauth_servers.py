@@ -43,7 +43,8 @@ class Errors(list[str]):
 
 async def connect_as(server: Cluster, role: str, errors: Errors | None = None) -> Client:
     options = {"servers": server.settings.nats_servers(), **server.auth.connect_options(role)}
-    return await nats.connect(**options, error_cb=(Errors() if errors is None else errors).callback(), max_reconnect_attempts=0)
+    return await nats.connect(**options, error_cb=(Errors() if errors is None else errors).callback(),
+                              max_reconnect_attempts=0)
 
 
 @pytest.fixture
@@ -104,7 +105,8 @@ async def test_a_node_cannot_publish_a_revocation_but_the_api_can(server: Cluste
         await node.publish("evt.mark", b"after")  # the same connection: the server handled the forgery first
         await node.flush()
         await eventually(lambda: marks == [b"after"], what="the node's event reaches the subscriber")
-        await eventually(lambda: any('violation for publish to "ctl.user.x"' in e for e in errors), what="the server refuses")
+        await eventually(lambda: any('violation for publish to "ctl.user.x"' in e for e in errors),
+                         what="the server refuses")
         assert got == []
         assert any('Publish Violation - Subject "ctl.user.x"' in line for line in server.errors_in_logs())
         await api.publish("ctl.user.x", b"revoke")
