@@ -91,9 +91,10 @@ TABLE: tuple[Permissions, ...] = (
     Permissions("pusher", "pulls and acks the pusher consumers, claims pushes in its bucket",
                 publish=(kv("pushed"), *JS, INBOX), subscribe=(INBOX,),
                 deny_publish=NOT_THE_API + NOT_THE_ARCHIVER + NO_STREAM_REMOVAL),
+    # every stream's and consumer's info and config (``parley bus status``/``migrate``), never their messages
     Permissions("ops", "operators' commands: parley node drain, parley bus status/stepdown/migrate",
                 publish=("ctl.node.>", *JS, INBOX), subscribe=(INBOX,),
-                deny_publish=NOT_THE_API + NOT_THE_ARCHIVER + NOT_THE_PUSHER),
+                deny_publish=("ctl.user.>", kv("auth_limits")) + NOT_THE_ARCHIVER + NOT_THE_PUSHER),
     Permissions("system", "tests and benchmarks: everything", publish=(">",), subscribe=(">",)),
 )
 ROLES = tuple(p.role for p in TABLE)

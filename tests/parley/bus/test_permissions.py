@@ -67,6 +67,10 @@ ROLE_RULES = [
     ("node", "publish", "$JS.API.STREAM.DELETE.MSG_0", False),
     ("ops", "publish", "$JS.API.STREAM.DELETE.MSG_0", True),
     ("ops", "publish", node_control_subject("node1"), True),
+    ("ops", "publish", "$JS.API.STREAM.INFO.KV_auth_limits", True),  # parley bus status lists every stream
+    ("ops", "publish", "$JS.API.STREAM.UPDATE.KV_auth_limits", True),  # parley bus migrate
+    ("ops", "publish", "$KV.auth_limits.k", False),
+    ("ops", "publish", ACK.format(ARCHIVER), False),
     ("node", "publish", node_control_subject("node1"), False),
     ("node", "subscribe", node_control_subject("node1"), True),
     ("discovery", "publish", "msg.3.dm.a.b", False),
