@@ -15,10 +15,11 @@ import nats.errors
 import pytest
 from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig
-from parley.tools.cluster import Cluster
+from parley.tools import natsserver
+from parley.tools.cluster import Cluster, free_port
 from parley.tools.natscluster import NatsServers
 
-from tests.poll import eventually
+from tests.poll import eventually, eventually_sync
 
 
 @pytest.fixture(scope="module")
@@ -180,3 +181,22 @@ def test_a_run_dir_keeps_its_passwords(server: Cluster, tmp_path: Path) -> None:
 
     assert busauth.ensure(server.root).passwords == server.auth.passwords
     assert busauth.ensure(tmp_path).passwords != server.auth.passwords
+
+
+def test_a_server_without_the_route_credentials_cannot_join_the_cluster(nats_cluster: NatsServers,
+                                                                        tmp_path: Path) -> None:
+    member = nats_cluster.members[0]
+    config = tmp_path / "rogue.conf"
+    config.write_text(f"server_name: rogue\nhost: 127.0.0.1\nport: {free_port()}\n"
+                      f"cluster {{\n  name: parley\n  host: 127.0.0.1\n  port: {free_port()}\n"
+                      f"  routes: [nats-route://127.0.0.1:{member.cluster_port}]\n}}\n")
+    rogue = natsserver.start_with(config, tmp_path / "rogue.log")
+    try:
+        def refused_route() -> bool:
+            return any("rid:" in line and "authentication error" in line.lower()
+                       for line in member.log.read_text(errors="replace").splitlines())
+
+        eventually_sync(refused_route, what=f"{member.name} refuses the rogue's route")
+    finally:
+        rogue.terminate()
+        rogue.wait(10)
