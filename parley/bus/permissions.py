@@ -12,6 +12,7 @@ The lists follow the code (the subjects in ``parley.ids``, ``parley.presence_bus
 - JetStream's API (``$JS.API.>``: streams, buckets, consumers, direct gets) is open to every role that
   uses JetStream, minus what another role owns: the ``auth_limits`` bucket's stream belongs to the API,
   the durable ``archiver`` and ``pusher`` consumers (pull, ack, create, delete) to their workers;
+  changing, purging or deleting streams and moving leaders to ``ops``;
 - ``_INBOX.>`` carries replies (requests, JetStream answers, pull deliveries).
 A deny wins over an allow (nats-server's rule). Nobody publishes ``dlv.>``: only the streams republish
 there, which is the server's own doing. ``docs/bus-permissions.md`` is generated from this table
@@ -65,8 +66,11 @@ AUTH_LIMITS = stream_api("KV_auth_limits") + (kv("auth_limits"),)
 NOT_THE_API = ("ctl.user.>",) + AUTH_LIMITS
 NOT_THE_ARCHIVER = consumer_use(ARCHIVER_CONSUMER)
 NOT_THE_PUSHER = consumer_use(PUSHER_CONSUMER)
-NO_STREAM_REMOVAL = ("$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>")
-NOT_OWNED = NOT_THE_API + NOT_THE_ARCHIVER + NOT_THE_PUSHER + NO_STREAM_REMOVAL
+# what only operators do: change or remove a live stream (ADR 0006: no process does), move leaders, manage servers
+OPS_ONLY = ("$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>",
+                     "$JS.API.STREAM.UPDATE.>", "$JS.API.STREAM.PEER.REMOVE.>", "$JS.API.STREAM.LEADER.STEPDOWN.>",
+                     "$JS.API.CONSUMER.LEADER.STEPDOWN.>", "$JS.API.META.>", "$JS.API.SERVER.>")
+NOT_OWNED = NOT_THE_API + NOT_THE_ARCHIVER + NOT_THE_PUSHER + OPS_ONLY
 
 TABLE: tuple[Permissions, ...] = (
     Permissions("node", "edge node: publishes messages, events, beats; follows deliveries and controls",
@@ -77,20 +81,20 @@ TABLE: tuple[Permissions, ...] = (
     Permissions("api", "HTTP API: announces revocations and changes, keeps the brute-force counters",
                 publish=("ctl.user.>", REPAIR, kv("auth_limits"), *JS, INBOX),
                 subscribe=(INBOX,),
-                deny_publish=NOT_THE_ARCHIVER + NOT_THE_PUSHER + NO_STREAM_REMOVAL),
+                deny_publish=NOT_THE_ARCHIVER + NOT_THE_PUSHER + OPS_ONLY),
     Permissions("discovery", "placement and the cluster page: reads the node registry and JetStream's state",
                 publish=(*JS, INBOX), subscribe=(INBOX,),
                 deny_publish=NOT_OWNED),
     Permissions("archiver", "pulls and acks the archiver consumers, serves repair requests",
                 publish=(*JS, INBOX), subscribe=(REPAIR, INBOX),
-                deny_publish=NOT_THE_API + NOT_THE_PUSHER + NO_STREAM_REMOVAL),
+                deny_publish=NOT_THE_API + NOT_THE_PUSHER + OPS_ONLY),
     Permissions("presence", "turns beats into presence changes and the presence buckets",
                 publish=("presence.>", kv("presence"), kv("last_seen"), kv("presence_leases"), *JS, INBOX),
                 subscribe=("hb.>", INBOX),
                 deny_publish=NOT_OWNED),
     Permissions("pusher", "pulls and acks the pusher consumers, claims pushes in its bucket",
                 publish=(kv("pushed"), *JS, INBOX), subscribe=(INBOX,),
-                deny_publish=NOT_THE_API + NOT_THE_ARCHIVER + NO_STREAM_REMOVAL),
+                deny_publish=NOT_THE_API + NOT_THE_ARCHIVER + OPS_ONLY),
     # every stream's and consumer's info and config (``parley bus status``/``migrate``), never their messages
     Permissions("ops", "operators' commands: parley node drain, parley bus status/stepdown/migrate",
                 publish=("ctl.node.>", *JS, INBOX), subscribe=(INBOX,),

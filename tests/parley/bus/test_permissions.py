@@ -66,6 +66,10 @@ ROLE_RULES = [
     ("api", "publish", "dlv.dm.a.b", False),
     ("node", "publish", "$JS.API.STREAM.DELETE.MSG_0", False),
     ("ops", "publish", "$JS.API.STREAM.DELETE.MSG_0", True),
+    ("api", "publish", "$JS.API.STREAM.UPDATE.MSG_0", False),
+    ("archiver", "publish", "$JS.API.STREAM.LEADER.STEPDOWN.MSG_0", False),
+    ("ops", "publish", "$JS.API.STREAM.LEADER.STEPDOWN.MSG_0", True),
+    ("node", "publish", "$JS.API.STREAM.CREATE.KV_nodes", True),  # a process makes what is missing
     ("ops", "publish", node_control_subject("node1"), True),
     ("ops", "publish", "$JS.API.STREAM.INFO.KV_auth_limits", True),  # parley bus status lists every stream
     ("ops", "publish", "$JS.API.STREAM.UPDATE.KV_auth_limits", True),  # parley bus migrate
