@@ -16,8 +16,8 @@ drain``) and exited 0 is started again at once, like an orchestrator replacing i
 times within 60 s stops ``parley up`` with exit 1 and a message naming it and its log.
 ``<run dir>/run.json`` (``parley.tools.runfile``: URLs, and each process's name, role, PID, port and
 restarts) is written after the banner and after every restart, and removed when ``parley up`` stops.
-Data (SQLite file or Cassandra data, JetStream store, the cluster secret) stays in the run dir, so the
-next ``parley up`` continues where this one stopped.
+Data (SQLite file or Cassandra data, JetStream store, the cluster secret, the bus's users in ``nats-auth/``,
+``parley.tools.busauth``) stays in the run dir, so the next ``parley up`` continues where this one stopped.
 """
 
 from __future__ import annotations
@@ -170,6 +170,7 @@ def banner(cluster: Cluster, store_line: list[str]) -> list[str]:
         *(region_lines(cluster) if cluster.regions else []),
         f"  NATS       {settings.nats_url}" + (f"   (JetStream cluster, R{settings.stream_replicas}; "
                                               "`parley bus status`)" if cluster.nats_servers else ""),
+        f"             (authenticated: a user per role, passwords in {cluster.auth.dir})",
         *store_line,
         f"  push       {push_line(settings)}",
         f"  data+logs  {cluster.root}",
