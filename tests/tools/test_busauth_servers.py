@@ -200,3 +200,27 @@ def test_a_server_without_the_route_credentials_cannot_join_the_cluster(nats_clu
     finally:
         rogue.terminate()
         rogue.wait(10)
+
+
+def test_a_cluster_without_the_gateway_credentials_cannot_join_the_supercluster(tmp_path: Path) -> None:
+    servers = NatsServers(tmp_path / "regions", 1, free_port, regions=["eu", "us"])
+    servers.start()
+    try:
+        member = servers.member("nats-eu-1")
+        assert member.gateway is not None
+        config = tmp_path / "rogue.conf"
+        config.write_text(f"server_name: rogue\nhost: 127.0.0.1\nport: {free_port()}\n"
+                          f"gateway {{\n  name: rogue\n  host: 127.0.0.1\n  port: {free_port()}\n"
+                          f'  gateways: [{{name: eu, urls: ["nats://127.0.0.1:{member.gateway.target_port}"]}}]\n}}\n')
+        rogue = natsserver.start_with(config, tmp_path / "rogue.log")
+        try:
+            def refused_gateway() -> bool:
+                return any("gid:" in line and "authentication error" in line.lower()
+                           for line in member.log.read_text(errors="replace").splitlines())
+
+            eventually_sync(refused_gateway, what=f"{member.name} refuses the rogue's gateway")
+        finally:
+            rogue.terminate()
+            rogue.wait(10)
+    finally:
+        servers.stop()
