@@ -258,8 +258,8 @@ async def nats_phase(bench: Bench, cluster: Cluster, meter: CpuMeter, pairs: int
 
     phase = bench.new_phase("nats-baseline", "nats", rate, warmup, seconds)
     prefix = f"bench.{secrets.token_hex(4)}"  # not under msg.>: core NATS only, no JetStream
-    sub_nc = await nats.connect(cluster.nats_url, name="bench-baseline-sub")
-    pub_nc = await nats.connect(cluster.nats_url, name="bench-baseline-pub")
+    sub_nc = await nats.connect(**cluster.admin_connect_options(), name="bench-baseline-sub")
+    pub_nc = await nats.connect(**cluster.admin_connect_options(), name="bench-baseline-pub")
     try:
         async def on_msg(msg: Any) -> None:
             bench.on_nats(msg.data, time.perf_counter_ns())

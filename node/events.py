@@ -30,7 +30,7 @@ from parley.node.unsaved import Unsaved
 from parley import protocol, wire
 from parley.bus import Bus, StreamReads
 from parley.errors import BadRequest, Unavailable
-from parley.ids import EVENT_PREFIX, ConversationId, UserId, control_subject, event_subject, is_group
+from parley.ids import EVENT_PREFIX, ConversationId, UserId, event_subject, is_group, receipt_subject
 from parley.settings import Settings
 from parley.store import Receipt
 
@@ -95,12 +95,12 @@ class ConversationEvents:
         data = wire.encode(event)
         try:
             for user in users:
-                await self._nc.publish(control_subject(UserId(user)), data)
+                await self._nc.publish(receipt_subject(UserId(user)), data)
         except Exception as err:
             log.info("could not publish a receipt: %s", err)
 
     def on_receipt(self, user: UserId, event: wire.ReceiptNotice) -> None:
-        """A group receipt sent to ``user``'s control subject."""
+        """A group receipt sent to ``user``'s receipt subject."""
         frame = protocol.frame_bytes(protocol.receipt_frame(conv=str(event.conv), user=event.user, status=event.status,
                                                             upto=event.upto))
         for link in self._hub.of_user(user):

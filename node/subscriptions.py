@@ -1,7 +1,8 @@
 """A user's subscriptions on this node, from their first device's arrival to their last one's leaving,
-and the control events that reach them (``ctl.user.<user>``, ``parley.wire`` types).
+and the control events that reach them (``ctl.user.<user>``, ``parley.wire`` types, from the API).
 
-Per user: the DM delivery subjects, the control subject and the DM event subjects (``parley.ids``),
+Per user: the DM delivery subjects, the control subject, the group receipts (``rcpt.user.<user>``, from
+other nodes) and the DM event subjects (``parley.ids``),
 plus each group with a member here (``GroupRoutes``) and each friend's presence (``PresenceRelay``).
 Order matters: the control subject first, then the store (groups, friends) — a membership or
 friendship change made while we read is either in what we read or arrives as an event, which is
@@ -28,7 +29,7 @@ from parley.node.presence import PresenceRelay
 from parley import wire
 from parley.bus import Bus, Handler
 from parley.errors import CLOSE_REVOKED, Unavailable
-from parley.ids import UserId, user_delivery_subjects, user_event_subjects
+from parley.ids import UserId, receipt_subject, user_delivery_subjects, user_event_subjects
 
 log = logging.getLogger("parley.node")
 FRIEND_WAVE = 64  # users whose friends are read at once after a NATS reconnect
@@ -61,8 +62,9 @@ class UserSubscriptions:
     async def _subscribe(self, user: UserId) -> None:
         deliver: Handler = partial(self._deliver, only=user)
         event: Handler = partial(self._events.on_event, only=user)
-        handlers: list[Handler] = [deliver, deliver, partial(self.on_control, user), event, event]
-        subjects = (*user_delivery_subjects(user), *user_event_subjects(user))
+        handlers: list[Handler] = [deliver, deliver, partial(self.on_control, user), partial(self.on_receipt, user),
+                                   event, event]
+        subjects = (*user_delivery_subjects(user), receipt_subject(user), *user_event_subjects(user))
         self._subs[user] = [await self._bus.subscribe_ordered(s, h) for s, h in zip(subjects, handlers, strict=True)]
         await self._bus.flush(timeout=5)
         groups = await self._store.groups_of(user)
@@ -116,6 +118,17 @@ class UserSubscriptions:
             self._loading[user].append(message)  # applied once the user's groups and friends are read
             return
         self._apply(user, message)
+
+    def on_receipt(self, user: UserId, subject: str, headers: dict[str, str] | None, data: bytes) -> None:
+        """A group receipt from another node: nothing else is taken on this subject, which every node may
+        publish on (a control message comes from the API alone)."""
+        try:
+            message = wire.decode(data)
+        except wire.WireError as err:
+            log.warning("dropped a receipt for %s: %s", user, err.message)
+            return
+        if isinstance(message, wire.ReceiptNotice):
+            self._events.on_receipt(user, message)
 
     def _apply(self, user: UserId, message: wire.BusMessage) -> None:
         match message:

@@ -103,6 +103,12 @@ def control_subject(user: UserId) -> str:
     return f"ctl.user.{user}"
 
 
+def receipt_subject(user: UserId) -> str:
+    """Group receipts for ``user``'s devices, between nodes: not the control subject, which only the API
+    may publish on (``parley.bus.permissions``)."""
+    return f"rcpt.user.{user}"
+
+
 def node_control_subject(node_id: str) -> str:
     """Requests to one edge node from operators' tools (``parley node drain``)."""
     return f"ctl.node.{node_id}"

@@ -70,11 +70,12 @@ def new_keyspace(prefix: str) -> str:
 
 @pytest.fixture
 def nats_url(tmp_path: Path) -> Iterator[str]:
-    """A nats-server of the test's own (JetStream in its temp dir, a free loopback port): its URL."""
+    """A nats-server of the test's own (JetStream in its temp dir, a free loopback port, the bus's users):
+    its URL with the ``system`` user in it, so whatever connects to it gets in."""
     cluster = Cluster(tmp_path, nodes=0)
     cluster.start_nats()
     try:
-        yield cluster.nats_url
+        yield cluster.admin_url()
     finally:
         cluster.shutdown()
 

@@ -171,6 +171,10 @@ def _over_nats(settings: Settings, args: argparse.Namespace) -> int:
 
     where = _where(args)
     settings = settings.replace(nats_url=where.nats, nats_tls_ca=settings.nats_tls_ca or where.ca)
+    if where.nats_credentials and not (settings.nats_user or settings.nats_token or settings.nats_creds):
+        from parley.tools.busauth import credentials_settings
+
+        settings = settings.replace(**credentials_settings(where.nats_credentials))
     try:
         if args.role == "bus":
             from parley.tools import busctl

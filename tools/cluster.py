@@ -17,6 +17,10 @@ default, so a scratch cluster cannot collide with a ``parley up`` on the default
 --nats-servers 3``): a JetStream cluster (``parley.tools.natscluster``) instead of one nats-server;
 every role gets all its URLs, and ``nats_servers`` is the handle to kill, lame-duck or restart members.
 
+The bus is authenticated (``parley.tools.busauth``, ADR 0013): the run dir's users go into every server's
+config, each role is spawned with its own role's user (``PARLEY_NATS_USER``/``PASSWORD``) and
+``settings`` (what tests and tools connect with, ``admin_connect_options``) carry the ``system`` user.
+
 ``regions=("eu", "us")``: a NATS supercluster, one cluster per region joined by gateways (through TCP
 proxies, so a test can cut the link; ``gateway_delay_s`` adds that one-way delay on every gateway link),
 ``PARLEY_REGIONS`` giving each region ``shards`` shards (default 2).
@@ -49,10 +53,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from parley.tools import localca, natsserver, natstls
+from parley.tools import busauth, localca, natsserver, natstls
 from parley.tools.localca import TlsFiles
 from parley.tools.natscluster import NatsServers
 
+from parley.bus.connection import connect_options
 from parley.errors import ParleyError
 from parley.settings import Secret, Settings
 
@@ -246,7 +251,8 @@ class Cluster:
         self.tls_context = ssl.create_default_context(cafile=tls.ca) if tls else None
         self.logs = root / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
-        self.settings = settings
+        self.auth = busauth.ensure(root)
+        self.settings = settings.replace(**self.auth.settings_for(busauth.ADMIN))
         self.nats_servers = servers  # a JetStream cluster (None: one nats-server, ``nats``)
         self.nats_port = int(settings.nats_servers()[0].rsplit(":", 1)[1])
         self.regions: list[str] = list(settings.layout().names)
@@ -276,6 +282,15 @@ class Cluster:
     @property
     def nats_url(self) -> str:
         return self.settings.nats_url
+
+    def admin_connect_options(self) -> dict[str, object]:
+        """nats-py ``connect`` arguments for the cluster's NATS as the ``system`` user (tests, benchmarks)."""
+        return connect_options(self.settings)
+
+    def admin_url(self) -> str:
+        """The first NATS URL with the ``system`` user in it (a test's own server: one string that gets in)."""
+        user, password = self.settings.nats_user, self.settings.nats_password.reveal()
+        return self.settings.nats_servers()[0].replace("://", f"://{user}:{password}@", 1)
 
     def node_url(self, i: int) -> str:
         return f"{self.ws_scheme}://{HOST}:{self.node_ports[i]}/ws"
@@ -374,6 +389,7 @@ class Cluster:
         log = self.logs / "nats.log"
         proc = natsserver.start(self.nats_port, self.root / "nats", log,
                                 preexec_fn=die_with_parent if self.tie_to_parent else None,
+                                authorization=self.auth.authorization(),
                                 extra=natstls.client_block(self.tls))
         self.nats = Child("nats", proc, log)
         wait_port(self.nats_port, self.nats, self.ready_timeout_s)
@@ -418,6 +434,7 @@ class Cluster:
         if self.nats is not None and name == self.nats.name:
             proc = natsserver.start(self.nats_port, self.root / "nats", self.nats.log,
                                     preexec_fn=die_with_parent if self.tie_to_parent else None,
+                                    authorization=self.auth.authorization(),
                                     extra=natstls.client_block(self.tls))
             self.nats = Child(self.nats.name, proc, self.nats.log, "nats")
             return self.nats
@@ -450,6 +467,7 @@ class Cluster:
         stop_all([self.roles.pop(name)])
 
     def _start_role(self, name: str, role: str, settings: Settings, port: int | None) -> None:
+        settings = settings.replace(**self.auth.settings_for(role))  # its role's user on the bus
         child = spawn(name, role, settings, self.logs, self.tie_to_parent)
         self.roles[name] = child
         if port is not None:
@@ -484,11 +502,12 @@ class Cluster:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def errors_in_logs(self) -> list[str]:
+        """Errors and tracebacks of the roles, and every permissions violation a server logged (``Publish
+        Violation``, ``Subscription Violation``: a role used a subject ``parley.bus.permissions`` denies it)."""
         bad = []
         for path in self.logs.glob("*.log"):
-            if path.name.startswith("nats"):
-                continue
+            nats = path.name.startswith("nats")
             for line in path.read_text(errors="replace").splitlines():
-                if " ERROR " in line or line.startswith("Traceback"):
+                if (" Violation - " in line) if nats else (" ERROR " in line or line.startswith("Traceback")):
                     bad.append(f"{path.name}: {line}")
         return bad

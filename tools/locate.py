@@ -5,17 +5,19 @@ Each URL comes from the first of: a flag given on the command line (``--discover
 ``--api``); a ``PARLEY_*`` variable that is set (``PARLEY_DISCOVERY_URL``, ``PARLEY_NATS_URL``,
 ``PARLEY_ARCHIVER_PORT``…, as a hand-made deployment configures its processes); ``<run dir>/run.json``
 of a live ``parley up`` (``--run-dir``, default ``PARLEY_RUN_DIR`` or ``.parley``); the defaults
-``parley up`` listens on. ``resolve`` is that rule alone (pure); ``locate`` reads the run file for it.
+``parley up`` listens on. The NATS credentials of operators' commands: ``PARLEY_NATS_USER`` (or token, or
+.creds) when set, else the ``ops`` user's file that run.json names (or the run dir holds).
+``resolve`` is that rule alone (pure); ``locate`` reads the run file for it.
 A command that finds nothing answering where the defaults say prints ``no_cluster`` and exits 1.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from parley.tools import runfile
+from parley.tools import busauth, runfile
 from parley.tools.runfile import RunInfo
 
 from parley.settings import Settings
@@ -33,6 +35,7 @@ class Where:
     given: frozenset[str] = frozenset()  # the URLs a flag or a variable named: "api", "discovery", "nats"…
     # the CA to trust over TLS: --ca, else PARLEY_TLS_CA, else run.json's (``parley up --tls``) when the URLs are
     ca: str = ""
+    nats_credentials: str = ""  # the ``ops`` user's credentials file (run.json's, else the run dir's)
 
     def metrics(self, base: str) -> str:
         return base.rstrip("/") + "/metrics"
@@ -88,13 +91,18 @@ def resolve(env: Mapping[str, str], info: RunInfo | None, run_dir: str, *, api: 
         found=info is not None,
         given=frozenset(given),
         ca=ca or env.get("PARLEY_TLS_CA") or (info.tls_ca if info and not given else ""),
+        nats_credentials=info.nats_credentials if info is not None else "",
     )
 
 
 def locate(env: Mapping[str, str], run_dir: str | Path | None = None, **flags: str | None) -> Where:
     """``resolve`` with the run dir's run.json (absent or stale: None)."""
     where = str(run_dir or env.get("PARLEY_RUN_DIR") or ".parley")
-    return resolve(env, runfile.read(where), where, **flags)
+    found = resolve(env, runfile.read(where), where, **flags)
+    ops = Path(where) / busauth.DIR / f"{busauth.OPS}.json"  # a run dir whose `parley up` is gone or older
+    if not found.nats_credentials and ops.exists():
+        return replace(found, nats_credentials=str(ops))
+    return found
 
 
 def no_cluster(where: Where, flag: str) -> str:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import nats
 import nats.aio.client
-from parley.tools import natsserver
+from parley.tools import busauth, natsserver
 from parley.tools.localca import TlsFiles
 from parley.tools.natstls import client_block, link_block
 from parley.tools.tcpproxy import Proxy
@@ -90,13 +90,17 @@ class NatsServers:
     def __init__(self, root: Path, count: int, free_port: Callable[[], int], *, ports: list[int] | None = None,
                  extra: str = "", preexec_fn: Callable[[], None] | None = None,
                  connect: dict[str, object] | None = None, regions: list[str] | None = None,
-                 gateway_delay_s: float = 0.0, tls: TlsFiles | None = None) -> None:
+                 gateway_delay_s: float = 0.0, tls: TlsFiles | None = None, auth: bool = True) -> None:
         """``ports``: the client ports (default: free ones); ``extra``: config text every member gets
-        (authorization, tls); ``connect``: nats-py options to check readiness with (credentials);
+        (tls); ``connect``: nats-py options to check readiness with (default: the ``system`` user);
         ``regions``: a supercluster of one cluster per region, ``count`` servers each, whose gateway
         links add ``gateway_delay_s`` each way; ``tls``: TLS on the client ports, routes and gateways
-        (``natstls``), readiness checked over it."""
-        self.root, self.preexec_fn, self.connect = root, preexec_fn, connect or {}
+        (``natstls``), readiness checked over it. ``auth`` (the default): the run dir's users
+        (``parley.tools.busauth``) for clients, routes and gateways; unauthenticated clients are refused."""
+        self.auth = busauth.ensure(root) if auth else None
+        extra = (self.auth.authorization() if self.auth else "") + extra
+        self.root, self.preexec_fn = root, preexec_fn
+        self.connect: dict[str, object] = connect or dict(self.auth.connect_options() if self.auth else {})
         self.tls = tls
         if tls is not None:
             extra += client_block(tls)
@@ -117,9 +121,9 @@ class NatsServers:
         store = self.root / "nats" / name
         store.mkdir(parents=True, exist_ok=True)
         path = self.root / "nats" / f"{name}.conf"
-        path.write_text(natsserver.cluster_config(name, port, route_port, store, route_ports, cluster=cluster,
-                                                  tags=tags, gateway=gateway, extra=extra,
-                                                  route_tls=link_block(self.tls)))
+        busauth.write_private(path, natsserver.cluster_config(
+            name, port, route_port, store, route_ports, cluster=cluster, tags=tags, gateway=gateway, extra=extra,
+            route_auth=self.auth.link("route") if self.auth else None, route_tls=link_block(self.tls)))
         return Member(name, port, route_port, path, self.root / "logs" / f"{name}.log")
 
     def _regional(self, count: int, free_port: Callable[[], int], client_ports: list[int], extra: str,
@@ -133,6 +137,7 @@ class NatsServers:
             remotes = {o: [p.port for p in proxies[o]] for o in self.regions if o != region}
             for i in range(count):
                 block = natsserver.gateway_config(region, gateway[region][i], proxies[region][i].port, remotes,
+                                                  self.auth.link("gateway") if self.auth else None,
                                                   tls=link_block(self.tls))
                 m = self._member(f"nats-{region}-{i + 1}", client_ports[k * count + i], route[region][i],
                                  route[region], cluster=region, tags=[f"region:{region}"], gateway=block,
@@ -144,6 +149,10 @@ class NatsServers:
     @property
     def urls(self) -> list[str]:
         return [m.url for m in self.members]
+
+    def admin_connect_options(self, region: str | None = None) -> dict[str, object]:
+        """nats-py ``connect`` arguments for every member (or one region's) as the ``system`` user."""
+        return {"servers": self.urls if region is None else self.urls_of(region), **self.connect}
 
     def urls_of(self, region: str) -> list[str]:
         """The client URLs of one region's members."""

@@ -11,7 +11,8 @@ so a reader never sees half of it.
               "discovery": "http://127.0.0.1:8070", "cluster_page": "http://127.0.0.1:8070/cluster",
               "nats": "nats://127.0.0.1:4222"}, "tls_ca": "",
      "processes": [{"name": "node1", "role": "node", "pid": 4250, "port": 8090,
-                    "url": "http://127.0.0.1:8090", "restarts": 0}, ...]}
+                    "url": "http://127.0.0.1:8090", "restarts": 0}, ...],
+     "nats_credentials": "/home/me/parley/.parley/nats-auth/ops.json"}
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class RunInfo:
     processes: list[Process] = field(default_factory=list)
     version: int = VERSION
     tls_ca: str = ""  # ``parley up --tls``: the CA that signed its certificates (clients trust it)
+    nats_credentials: str = ""  # the ``ops`` user's file (parley.tools.busauth): what operators' commands use
 
     def url(self, key: str) -> str:
         try:
@@ -72,7 +74,8 @@ def decode(text: str) -> RunInfo:
             raise ValueError(f"version {raw.get('version')!r}, expected {VERSION}")
         return RunInfo(up_pid=int(raw["up_pid"]), started=float(raw["started"]),
                        urls={str(k): str(v) for k, v in raw["urls"].items()},
-                       processes=[Process(**p) for p in raw.get("processes", [])], tls_ca=str(raw.get("tls_ca", "")))
+                       processes=[Process(**p) for p in raw.get("processes", [])], tls_ca=str(raw.get("tls_ca", "")),
+                       nats_credentials=str(raw.get("nats_credentials", "")))
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise ParleyError(f"run.json is not readable: {err}", code="bad_run_file") from None
 

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from parley.tools import cassandra_runner, runfile
+from parley.tools import busauth, cassandra_runner, runfile
 from parley.tools.cluster import HOST, Child, Cluster
 from parley.tools.restarts import GiveUp, Policy, Restart, Supervision, describe_exit
 
@@ -103,7 +103,8 @@ def run_info(sup: Supervised, restarts: Supervision | None = None) -> runfile.Ru
     processes = [process_entry(sup, name, child, restarts.restarts(name) if restarts else 0)
                  for name, child in sup.processes().items()]
     return runfile.RunInfo(up_pid=os.getpid(), started=sup.started, urls=urls, processes=processes,
-                           tls_ca=cluster.tls.ca if cluster.tls else "")
+                           tls_ca=cluster.tls.ca if cluster.tls else "",
+                           nats_credentials=str(cluster.auth.file(busauth.OPS).resolve()))
 
 
 def say(line: str) -> None:

@@ -16,8 +16,8 @@ drain``) and exited 0 is started again at once, like an orchestrator replacing i
 times within 60 s stops ``parley up`` with exit 1 and a message naming it and its log.
 ``<run dir>/run.json`` (``parley.tools.runfile``: URLs, and each process's name, role, PID, port and
 restarts) is written after the banner and after every restart, and removed when ``parley up`` stops.
-Data (SQLite file or Cassandra data, JetStream store, the cluster secret) stays in the run dir, so the
-next ``parley up`` continues where this one stopped.
+Data (SQLite file or Cassandra data, JetStream store, the cluster secret, the bus's users in ``nats-auth/``,
+``parley.tools.busauth``) stays in the run dir, so the next ``parley up`` continues where this one stopped.
 
 ``--tls``: a local CA and a certificate for 127.0.0.1/localhost in ``<run dir>/tls`` (``parley.tools.localca``,
 made once, keys 0600), served by nats-server (client port, routes, gateways), the nodes (wss), the API and
@@ -186,6 +186,7 @@ def banner(cluster: Cluster, store_line: list[str]) -> list[str]:
         *(region_lines(cluster) if cluster.regions else []),
         f"  NATS       {settings.nats_url}" + (f"   (JetStream cluster, R{settings.stream_replicas}; "
                                               "`parley bus status`)" if cluster.nats_servers else ""),
+        f"             (authenticated: a user per role, passwords in {cluster.auth.dir})",
         *store_line,
         f"  push       {push_line(settings)}",
         *([f"  TLS        trust the CA {cluster.tls.ca}   (PARLEY_TLS_CA, --ca, or a browser's authorities)"]

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def nc(nats_cluster) -> AsyncIterator[Client]:
-    client = await nats.connect(servers=nats_cluster.urls)
+    client = await nats.connect(**nats_cluster.admin_connect_options())
     yield client
     await client.close()
 
@@ -55,7 +55,7 @@ async def test_an_r3_stream_shows_its_leader_two_current_replicas_and_its_size(n
 async def test_a_server_that_went_away_reads_as_down_with_the_reason(tmp_path):
     cluster = Cluster(tmp_path, nodes=0)
     cluster.start_nats()
-    client = await nats.connect(cluster.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    client = await nats.connect(**cluster.admin_connect_options(), max_reconnect_attempts=-1, reconnect_time_wait=0.2)
     try:
         answer = await jetstream(client, 2.0)
         assert answer.error is None and answer.streams == []

@@ -22,6 +22,11 @@ def nats_servers() -> int:
     return int(os.environ.get("PARLEY_TEST_NATS_SERVERS", "1"))
 
 
+def violations(c: Cluster) -> list[str]:
+    """What the servers refused a role (``parley.bus.permissions``): none in a normal run."""
+    return [line for line in c.errors_in_logs() if " Violation - " in line]
+
+
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     c = Cluster(tmp_path_factory.mktemp("cluster"), nats_servers=nats_servers())
@@ -30,6 +35,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield c
     finally:
         c.shutdown()
+    assert not violations(c), "a role used a subject it has no permission for:\n" + "\n".join(violations(c))
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +50,7 @@ def cluster3(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         yield c
     finally:
         c.shutdown()
+    assert not violations(c), "a role used a subject it has no permission for:\n" + "\n".join(violations(c))
 
 
 @pytest.fixture(scope="module")

@@ -44,7 +44,7 @@ async def cworld(cass_cluster: Cluster, http: aiohttp.ClientSession) -> AsyncIte
 
 
 async def archived_through(cluster: Cluster, shard: int) -> int:
-    nc = await nats.connect(cluster.settings.nats_url)
+    nc = await nats.connect(**cluster.admin_connect_options())
     try:
         return await bus.archived_through(nc, cluster.settings, shard)
     finally:

@@ -46,9 +46,11 @@ def run_dir(cluster: Cluster) -> Path:
 
 
 def same_timings(cluster: Cluster) -> dict[str, str]:
-    """The scratch cluster's settings but none that says where it is (the bucket limits must match)."""
+    """The scratch cluster's settings but none that says where it is (the bucket limits must match) nor who
+    connects (the command finds the ``ops`` user's credentials through run.json)."""
     return {k: v for k, v in cluster.settings.as_env().items()
-            if not k.endswith(("_URL", "_PORT", "_HOST")) and k != "PARLEY_RUN_DIR"}
+            if not k.endswith(("_URL", "_PORT", "_HOST")) and k not in ("PARLEY_RUN_DIR", "PARLEY_NATS_USER",
+                                                                        "PARLEY_NATS_PASSWORD")}
 
 
 def test_status_finds_the_cluster_on_its_ports(run_dir: Path) -> None:
@@ -116,6 +118,10 @@ def test_parley_up_on_other_ports_then_status_finds_it(tmp_path: Path) -> None:
         # and Prometheus's targets (ops/prometheus.yml reads these files) name the same ports
         node_targets = json.loads((run_dir / "prometheus" / "parley-node.json").read_text())
         assert node_targets == [{"targets": [f"127.0.0.1:{ports['node']}"], "labels": {}}]
+        # the bus is authenticated: run.json names the ops user's credentials, which `parley bus` uses
+        assert info.nats_credentials == str((run_dir / "nats-auth" / "ops.json").resolve())
+        bus = parley("bus", "status", "--run-dir", str(run_dir))
+        assert bus.returncode == 0 and "MSG_0: R1" in bus.stdout, bus.stdout + bus.stderr
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)

@@ -207,7 +207,8 @@ async def test_a_planned_restart_of_the_leaders_server_steps_down_and_goes_lame_
 
 def bus_command(cluster, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")},
-           "PARLEY_NATS_URL": cluster.settings.nats_url}
+           "PARLEY_NATS_URL": cluster.settings.nats_url,
+           "PARLEY_RUN_DIR": str(cluster.root)}  # where the command finds the ops user's credentials
     return subprocess.run([sys.executable, "-m", "parley", "bus", *args], env=env, capture_output=True, text=True,
                           timeout=60)
 

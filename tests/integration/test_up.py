@@ -243,7 +243,8 @@ def test_parley_up_with_three_nats_servers_runs_on_r3_streams_and_buckets(tmp_pa
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) == 9  # three nats-servers, discovery, archiver, presence, api, two nodes
         status = subprocess.run([sys.executable, "-m", "parley", "bus", "status"], capture_output=True, text=True,
-                                env=clean_env(PARLEY_NATS_URL=urls), timeout=60)
+                                env=clean_env(PARLEY_NATS_URL=urls, PARLEY_RUN_DIR=str(tmp_path / "run")),
+                                timeout=60)  # the run dir's run.json names the ops user's credentials
         assert status.returncode == 0, status.stderr
         for stream in ("MSG_0", "MSG_3", "KV_nodes", "KV_presence", "KV_last_seen"):
             assert f"{stream}: R3" in status.stdout, status.stdout

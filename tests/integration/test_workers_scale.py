@@ -142,7 +142,7 @@ async def test_two_pushers_send_every_due_push_exactly_once(wworld, fcm):
 
 async def owner_of(cluster: Cluster, user: str) -> str:
     """The worker holding ``user``'s presence partition, by its process name in the launcher."""
-    nc = await nats.connect(cluster.nats_url)
+    nc = await nats.connect(**cluster.admin_connect_options())
     try:
         kv = await nc.jetstream().key_value(LEASE_BUCKET)
         holder = (await kv.get(partition_key(partition_of(user, PARTITIONS)))).value.decode()

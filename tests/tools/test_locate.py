@@ -48,3 +48,14 @@ def test_locate_reads_the_run_dir_of_a_live_parley_up_only(tmp_path):
     runfile.write(tmp_path, RunInfo(**{**RUN.__dict__, "up_pid": os.getpid()}))
     assert locate({}, tmp_path).discovery == "http://127.0.0.1:9170"
     assert locate({"PARLEY_RUN_DIR": str(tmp_path)}).nats == "nats://127.0.0.1:9422"
+
+
+def test_operators_commands_find_the_ops_credentials_in_run_json_or_the_run_dir(tmp_path):
+    from parley.tools import busauth
+
+    assert locate({}, tmp_path).nats_credentials == ""
+    auth = busauth.ensure(tmp_path)  # a run dir whose parley up is gone still has its users
+    assert locate({}, tmp_path).nats_credentials == str(auth.file("ops"))
+    runfile.write(tmp_path, RunInfo(**{**RUN.__dict__, "up_pid": os.getpid(), "nats_credentials": "/x/ops.json"}))
+    assert locate({}, tmp_path).nats_credentials == "/x/ops.json"
+    assert busauth.credentials_settings(auth.file("ops"))["nats_user"] == "ops"

@@ -32,7 +32,7 @@ def regions(tmp_path: Path) -> Iterator[NatsServers]:
 
 @pytest.fixture
 async def clients(regions: NatsServers) -> AsyncIterator[dict[str, nats.aio.client.Client]]:
-    conns = {r: await nats.connect(servers=regions.urls_of(r)) for r in regions.regions}
+    conns = {r: await nats.connect(**regions.admin_connect_options(r)) for r in regions.regions}
     try:
         yield conns
     finally:

@@ -34,3 +34,13 @@ def test_a_region_member_has_its_tags_and_a_gateway_advertising_its_proxy():
 def test_without_regions_there_are_no_tags_and_no_gateway():
     text = cluster_config("nats-1", 4222, 6222, Path("/data/1"), [6222])
     assert "server_tags" not in text and "gateway" not in text
+
+
+def test_routes_and_gateways_authenticate_with_their_own_users():
+    text = cluster_config("nats-1", 4222, 6222, Path("/s"), [6222, 6223], route_auth=("route", "r-pw"),
+                          gateway=gateway_config("eu", 7222, 7300, {"us": [7301]}, auth=("gateway", "g-pw")))
+    assert 'authorization { user: "route", password: "r-pw", timeout: 2 }' in text
+    assert "nats-route://route:r-pw@127.0.0.1:6223" in text
+    assert 'authorization { user: "gateway", password: "g-pw", timeout: 2 }' in text
+    assert '"nats://gateway:g-pw@127.0.0.1:7301"' in text
+    assert "nats-route://127.0.0.1" not in text and '"nats://127.0.0.1' not in text

@@ -12,7 +12,8 @@ from parley.errors import ParleyError
 def info(pid: int) -> RunInfo:
     return RunInfo(up_pid=pid, started=1.5, urls={"api": "http://127.0.0.1:9", "nats": "nats://127.0.0.1:4"},
                    processes=[Process("node1", "node", 11, 8090, "http://127.0.0.1:8090", restarts=2),
-                              Process("archiver", "archiver", 12, 8075, "http://127.0.0.1:8075")])
+                              Process("archiver", "archiver", 12, 8075, "http://127.0.0.1:8075")],
+                   nats_credentials="/run/nats-auth/ops.json")
 
 
 def test_a_written_file_reads_back_whole_and_private(tmp_path):
@@ -45,3 +46,8 @@ def test_an_unreadable_file_is_a_clear_error(tmp_path, text):
 def test_a_missing_url_is_a_clear_error():
     with pytest.raises(ParleyError):
         info(1).url("discovery")
+
+
+def test_a_file_from_before_the_bus_had_users_reads_without_credentials():
+    text = runfile.encode(info(1)).replace('"nats_credentials": "/run/nats-auth/ops.json",', "")
+    assert "nats_credentials" not in text and runfile.decode(text).nats_credentials == ""

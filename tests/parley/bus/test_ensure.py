@@ -58,13 +58,14 @@ def test_a_bucket_stream_has_what_nats_py_creates():
 
 @pytest.fixture
 async def nc(nats_cluster) -> AsyncIterator[Client]:
-    client = await nats.connect(servers=nats_cluster.urls)
+    client = await nats.connect(**nats_cluster.admin_connect_options())
     yield client
     await client.close()
 
 
 def settings_for(nats_cluster, name: str, replicas: int) -> Settings:
-    return Settings(nats_url=nats_cluster.url_list(), stream_name=name, stream_replicas=replicas, shards=1)
+    return Settings(nats_url=nats_cluster.url_list(), stream_name=name, stream_replicas=replicas, shards=1,
+                    **nats_cluster.auth.settings_for("system"))
 
 
 async def test_a_process_configured_r3_refuses_an_r1_stream_until_migrate(nats_cluster, nc, tmp_path):

@@ -1,0 +1,159 @@
+"""Who may publish and subscribe to what on the bus: one table, role → allow and deny lists (ADR 0013).
+
+Every Parley process connects to NATS as the user of its role (``node``, ``api``, ``discovery``,
+``archiver``, ``presence``, ``pusher``), operators' commands as ``ops`` and tests and benchmarks as
+``system``; ``authorization_block`` renders the table as nats-server's ``authorization { users = [...] }``
+(passwords from ``parley.tools.busauth``). Nothing else connects: without a user the server refuses.
+
+The lists follow the code (the subjects in ``parley.ids``, ``parley.presence_bus``, ``parley.bus``):
+- plain subjects are allowed one by one: only the API announces on ``ctl.user.>`` (revocations, friend
+  and group changes), only nodes publish messages (``msg.>``) and beats, only the presence worker
+  publishes ``presence.>`` and writes the presence buckets, only the archiver serves ``arc.repair``;
+- JetStream's API (``$JS.API.>``: streams, buckets, consumers, direct gets) is open to every role that
+  uses JetStream, minus what another role owns: the ``auth_limits`` bucket's stream belongs to the API,
+  the durable ``archiver`` and ``pusher`` consumers (pull, ack, create, delete) to their workers;
+  changing, purging or deleting streams and moving leaders to ``ops``;
+- ``_INBOX.>`` carries replies (requests, JetStream answers, pull deliveries).
+A deny wins over an allow (nats-server's rule). Nobody publishes ``dlv.>``: only the streams republish
+there, which is the server's own doing. ``docs/bus-permissions.md`` is generated from this table
+(``markdown_table``; a test keeps it in step).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+JS_API = "$JS.API.>"
+# JetStream as a client uses it: the API, acks of what it pulled, flow-control replies of ordered consumers (KV watches)
+JS = (JS_API, "$JS.ACK.>", "$JS.FC.>")
+INBOX = "_INBOX.>"
+ARCHIVER_CONSUMER, PUSHER_CONSUMER = "archiver", "pusher"  # parley.bus.stream.ARCHIVER, workers.pusher.CONSUMER
+REPAIR = "arc.repair"  # parley.bus.repair.REPAIR_SUBJECT
+RECEIPTS = "rcpt.user.>"  # a group receipt to the nodes of one user (parley.ids.receipt_subject)
+
+
+def kv(bucket: str) -> str:
+    """The subjects a bucket's writes are published on."""
+    return f"$KV.{bucket}.>"
+
+
+def stream_api(stream: str) -> tuple[str, ...]:
+    """Every JetStream API subject naming ``stream`` (``$JS.API.STREAM.INFO.<s>``, ``…DIRECT.GET.<s>[.<subject>]``,
+    ``…CONSUMER.CREATE.<s>.<c>.<filter>``, ``…CONSUMER.MSG.NEXT.<s>.<c>``…): the stream is the 5th or 6th token."""
+    return (f"$JS.API.*.*.{stream}", f"$JS.API.*.*.{stream}.>", f"$JS.API.*.*.*.{stream}",
+            f"$JS.API.*.*.*.{stream}.>")
+
+
+def consumer_use(consumer: str) -> tuple[str, ...]:
+    """Taking over a durable consumer of any stream: pulling, acking (with or without a domain), creating
+    or deleting it. Reading its info stays open (nodes read the archiver's ack floor)."""
+    return (f"$JS.API.CONSUMER.MSG.NEXT.*.{consumer}", f"$JS.API.CONSUMER.DELETE.*.{consumer}",
+            f"$JS.API.CONSUMER.CREATE.*.{consumer}", f"$JS.API.CONSUMER.CREATE.*.{consumer}.>",
+            f"$JS.API.CONSUMER.DURABLE.CREATE.*.{consumer}", f"$JS.ACK.*.{consumer}.>", f"$JS.ACK.*.*.*.{consumer}.>")
+
+
+@dataclass(frozen=True)
+class Permissions:
+    role: str
+    why: str
+    publish: tuple[str, ...]
+    subscribe: tuple[str, ...]
+    deny_publish: tuple[str, ...] = ()
+    deny_subscribe: tuple[str, ...] = ()
+
+
+AUTH_LIMITS = stream_api("KV_auth_limits") + (kv("auth_limits"),)
+NOT_THE_API = ("ctl.user.>",) + AUTH_LIMITS
+NOT_THE_ARCHIVER = consumer_use(ARCHIVER_CONSUMER)
+NOT_THE_PUSHER = consumer_use(PUSHER_CONSUMER)
+# what only operators do: change or remove a live stream (ADR 0006: no process does), move leaders, manage servers
+OPS_ONLY = ("$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>",
+                     "$JS.API.STREAM.UPDATE.>", "$JS.API.STREAM.PEER.REMOVE.>", "$JS.API.STREAM.LEADER.STEPDOWN.>",
+                     "$JS.API.CONSUMER.LEADER.STEPDOWN.>", "$JS.API.META.>", "$JS.API.SERVER.>")
+NOT_OWNED = NOT_THE_API + NOT_THE_ARCHIVER + NOT_THE_PUSHER + OPS_ONLY
+
+TABLE: tuple[Permissions, ...] = (
+    Permissions("node", "edge node: publishes messages, events, beats; follows deliveries and controls",
+                publish=("msg.>", "evt.>", RECEIPTS, "hb.>", REPAIR, kv("nodes"), *JS, INBOX),
+                subscribe=("dlv.>", "evt.>", RECEIPTS, "ctl.user.>", "ctl.node.>", "presence.>", INBOX),
+                deny_publish=NOT_OWNED + (kv("presence"), kv("last_seen"), kv("pushed"), kv("presence_leases")),
+                deny_subscribe=AUTH_LIMITS),
+    Permissions("api", "HTTP API: announces revocations and changes, keeps the brute-force counters",
+                publish=("ctl.user.>", REPAIR, kv("auth_limits"), *JS, INBOX),
+                subscribe=(INBOX,),
+                deny_publish=NOT_THE_ARCHIVER + NOT_THE_PUSHER + OPS_ONLY),
+    Permissions("discovery", "placement and the cluster page: reads the node registry and JetStream's state",
+                publish=(*JS, INBOX), subscribe=(INBOX,),
+                deny_publish=NOT_OWNED),
+    Permissions("archiver", "pulls and acks the archiver consumers, serves repair requests",
+                publish=(*JS, INBOX), subscribe=(REPAIR, INBOX),
+                deny_publish=NOT_THE_API + NOT_THE_PUSHER + OPS_ONLY),
+    Permissions("presence", "turns beats into presence changes and the presence buckets",
+                publish=("presence.>", kv("presence"), kv("last_seen"), kv("presence_leases"), *JS, INBOX),
+                subscribe=("hb.>", INBOX),
+                deny_publish=NOT_OWNED),
+    Permissions("pusher", "pulls and acks the pusher consumers, claims pushes in its bucket",
+                publish=(kv("pushed"), *JS, INBOX), subscribe=(INBOX,),
+                deny_publish=NOT_THE_API + NOT_THE_ARCHIVER + OPS_ONLY),
+    # every stream's and consumer's info and config (``parley bus status``/``migrate``), never their messages
+    Permissions("ops", "operators' commands: parley node drain, parley bus status/stepdown/migrate",
+                publish=("ctl.node.>", *JS, INBOX), subscribe=(INBOX,),
+                deny_publish=("ctl.user.>", kv("auth_limits")) + NOT_THE_ARCHIVER + NOT_THE_PUSHER),
+    Permissions("system", "tests and benchmarks: everything", publish=(">",), subscribe=(">",)),
+)
+ROLES = tuple(p.role for p in TABLE)
+
+
+def of_role(role: str) -> Permissions:
+    for p in TABLE:
+        if p.role == role:
+            return p
+    raise KeyError(f"no bus role {role!r} (roles: {', '.join(ROLES)})")
+
+
+def _quoted(subjects: tuple[str, ...]) -> str:
+    return "[" + ", ".join(f'"{s}"' for s in subjects) + "]"
+
+
+def _user(p: Permissions, password: str) -> str:
+    publish = f"{{allow: {_quoted(p.publish)}" + (f", deny: {_quoted(p.deny_publish)}}}" if p.deny_publish else "}")
+    subscribe = f"{{allow: {_quoted(p.subscribe)}" + (
+        f", deny: {_quoted(p.deny_subscribe)}}}" if p.deny_subscribe else "}")
+    return (f'    {{user: "{p.role}", password: "{password}",\n'
+            f"     permissions: {{publish: {publish},\n                  subscribe: {subscribe}}}}}")
+
+
+def authorization_block(passwords: dict[str, str]) -> str:
+    """nats-server's ``authorization`` block: one user per role with its password and permissions."""
+    users = ",\n".join(_user(p, passwords[p.role]) for p in TABLE)
+    return f"authorization {{\n  users = [\n{users}\n  ]\n}}\n"
+
+
+def markdown_table() -> str:
+    """The table as docs/bus-permissions.md shows it."""
+    def cell(subjects: tuple[str, ...]) -> str:
+        return "<br>".join(f"`{s}`" for s in subjects) or "—"
+
+    rows = ["| role | what it is | publish | subscribe | denied publish | denied subscribe |",
+            "|---|---|---|---|---|---|"]
+    rows += [f"| `{p.role}` | {p.why} | {cell(p.publish)} | {cell(p.subscribe)} | {cell(p.deny_publish)} "
+             f"| {cell(p.deny_subscribe)} |" for p in TABLE]
+    return "\n".join(rows) + "\n"
+
+
+def matches(pattern: str, subject: str) -> bool:
+    """NATS wildcard matching: ``*`` is one token, a final ``>`` one or more."""
+    want, got = pattern.split("."), subject.split(".")
+    for i, token in enumerate(want):
+        if token == ">":
+            return len(got) > i
+        if i >= len(got) or (token != "*" and token != got[i]):
+            return False
+    return len(got) == len(want)
+
+
+def may(role: str, action: str, subject: str) -> bool:
+    """Whether ``role`` may ``publish`` or ``subscribe`` to ``subject`` (a deny wins over an allow)."""
+    p = of_role(role)
+    allow, deny = (p.publish, p.deny_publish) if action == "publish" else (p.subscribe, p.deny_subscribe)
+    return any(matches(a, subject) for a in allow) and not any(matches(d, subject) for d in deny)
