@@ -1,0 +1,112 @@
+"""The HTTP API fuzzed from its own contract: schemathesis generates requests for every operation in
+docs/openapi.yaml (valid and invalid bodies, parameters and headers) and sends them to the session's live
+API on 127.0.0.1, with a real session token. Every answer must be a status the operation documents, with
+the documented content type and schema, never a 5xx, and every error's ``code`` one of the ``Error``
+schema's enum (read from the file here, not copied). Afterwards the API is still healthy and nothing
+it logged is an error or a traceback.
+
+Bounded and reproducible: ``EXAMPLES`` cases per operation (``PARLEY_FUZZ_HTTP_EXAMPLES``), Hypothesis
+derandomized (the same cases every run for a given openapi.yaml), no example database. docs/adr/0017.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import schemathesis
+import yaml
+from hypothesis import HealthCheck, Phase, settings
+from schemathesis import checks
+
+from tests.integration.cluster import Cluster
+from tests.integration.logmark import LogMark
+
+pytestmark = pytest.mark.integration
+
+OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
+EXAMPLES = int(os.environ.get("PARLEY_FUZZ_HTTP_EXAMPLES", "60"))
+PASSWORD = "fuzz horse battery"
+# routes that end the caller's session (or its password): each case gets a session of its own
+SESSION_ENDING = {("POST", "/v1/logout"), ("POST", "/v1/password"), ("POST", "/v1/sessions/revoke-others")}
+CHECKS = [checks.not_a_server_error, checks.status_code_conformance, checks.content_type_conformance,
+          checks.response_schema_conformance]
+
+
+def documented_error_codes() -> set[str]:
+    spec = yaml.safe_load(OPENAPI.read_text())
+    return set(spec["components"]["schemas"]["Error"]["properties"]["code"]["enum"])
+
+
+class Fuzzer:
+    """The fuzz's own account (no other test's account is ever locked out or logged out by it) and what
+    the run saw: answers by status and by error code."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.base = cluster.api_url
+        self.http = requests.Session()
+        self.username, self.ender = self.signup(), self.signup()
+        self.token = self.login(self.username)
+        self.statuses: Counter[int] = Counter()
+        self.codes: Counter[str] = Counter()
+        self.cases = 0
+
+    def post(self, path: str, body: dict[str, Any]) -> requests.Response:
+        return self.http.post(self.base + path, json=body, timeout=30)
+
+    def signup(self) -> str:
+        name = f"fuzz_{secrets.token_hex(4)}"
+        self.post("/v1/signup", {"username": name, "password": PASSWORD}).raise_for_status()
+        return name
+
+    def login(self, username: str) -> str:
+        answer = self.post("/v1/login", {"username": username, "password": PASSWORD})
+        answer.raise_for_status()
+        return str(answer.json()["token"])
+
+    def token_for(self, method: str, path: str) -> str:
+        """The fuzz account's session; a fresh session of a second account for a route that ends sessions
+        (revoke-others would end the first account's)."""
+        return self.login(self.ender) if (method.upper(), path) in SESSION_ENDING else self.token
+
+    def saw(self, response: Any) -> str | None:
+        """Count an answer; its error code (None for a success)."""
+        self.cases += 1
+        self.statuses[response.status_code] += 1
+        if response.status_code < 400:
+            return None
+        code = str(response.json().get("code"))
+        self.codes[code] += 1
+        return code
+
+
+@pytest.fixture(scope="module")
+def fuzzer(cluster: Cluster) -> Any:
+    mark = LogMark(cluster)
+    started = time.monotonic()
+    fuzz = Fuzzer(cluster)
+    yield fuzz
+    print(f"\nHTTP fuzz: {fuzz.cases} cases in {time.monotonic() - started:.1f} s; statuses "
+          f"{dict(sorted(fuzz.statuses.items()))}; error codes {dict(fuzz.codes.most_common())}")
+    assert requests.get(cluster.api_url + "/readyz", timeout=10).status_code == 200
+    assert mark.errors_since() == []
+
+
+schema = schemathesis.openapi.from_path(OPENAPI)
+DOCUMENTED_CODES = documented_error_codes()
+
+
+@schema.parametrize()
+@settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
+          phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+def test_every_operation_answers_as_documented(case: Any, fuzzer: Fuzzer, cluster: Cluster) -> None:
+    headers = {"Authorization": f"Bearer {fuzzer.token_for(case.method, case.path)}"}
+    response = case.call_and_validate(base_url=cluster.api_url, headers=headers, checks=CHECKS)
+    code = fuzzer.saw(response)
+    assert code is None or code in DOCUMENTED_CODES, response.text
