@@ -1,0 +1,173 @@
+"""The WebSocket protocol fuzzed on a live cluster (tools/framefuzz.py plans, this writes and judges).
+
+A few thousand messages (``PARLEY_FUZZ_FRAMES``, default 3000) from a seed (``PARLEY_FUZZ_SEED``;
+printed, so a CI failure replays exactly) go to both nodes on many connections, a few at a time, while
+two well-behaved users exchange messages in their DM and in a group the fuzzing user is in too. Judged:
+every server frame's type is one of §5, every error frame's ``code`` one of §12 and every close code one
+of §13 (the lists read from docs/protocol.md); nothing logged an error or a traceback; the cluster is
+healthy afterwards; every acked message of the two well-behaved users reached the other exactly once,
+and each conversation's chain has no gap. docs/adr/0017-fuzzing.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from parley.tools.framefuzz import BINARY, FRAME_TYPES, RAW_TEXT, Episode, Target, plan
+
+from tests.docs.test_docs_error_codes import documented_close_codes, documented_codes
+from tests.integration.logmark import LogMark
+
+pytestmark = pytest.mark.integration
+
+PROTOCOL = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
+FRAMES = int(os.environ.get("PARLEY_FUZZ_FRAMES", "3000"))
+AT_ONCE = 4  # fuzzing connections open at a time
+ROUNDS = 40  # messages each well-behaved user sends into each of its two conversations
+
+
+def section(number: int) -> str:
+    return PROTOCOL.read_text().split(f"\n## {number}. ", 1)[1].split("\n## ", 1)[0]
+
+
+def documented_frame_types(number: int) -> set[str]:
+    """The frame types of §4 (client) or §5 (server): the first column of the section's table."""
+    return set(re.findall(r"^\| `([a-z_]+)` \|", section(number), re.MULTILINE))
+
+
+class Judge:
+    """What the fuzzing connections got back."""
+
+    def __init__(self) -> None:
+        self.types: Counter[str] = Counter()
+        self.codes: Counter[str] = Counter()
+        self.closes: Counter[int | None] = Counter()
+        self.wires = 0
+
+    def frame(self, data: str) -> None:
+        frame = orjson.loads(data)
+        self.types[frame.get("type")] += 1
+        if frame.get("type") == "error":
+            self.codes[frame.get("code")] += 1
+
+    def summary(self) -> str:
+        return (f"{self.wires} messages; frames back {dict(self.types.most_common())}; error codes "
+                f"{dict(self.codes.most_common())}; closes {dict(self.closes.most_common())}")
+
+
+async def write(ws: aiohttp.ClientWebSocketResponse, kind: str, data: bytes) -> None:
+    if kind == BINARY:
+        await ws.send_bytes(data)
+    elif kind == RAW_TEXT:
+        await ws.send_frame(data, aiohttp.WSMsgType.TEXT)  # not decoded first: invalid UTF-8 goes out as is
+    else:
+        await ws.send_str(data.decode())
+
+
+async def read_until(ws: aiohttp.ClientWebSocketResponse, judge: Judge, done: Any) -> bool:
+    """Read frames into ``judge`` until ``done(frame)``; False when the node closed first (its code kept)."""
+    while True:
+        msg = await ws.receive(timeout=30)
+        if msg.type != aiohttp.WSMsgType.TEXT:
+            judge.closes[ws.close_code] += 1
+            return False
+        judge.frame(msg.data)
+        if done(orjson.loads(msg.data)):
+            return True
+
+
+async def run_episode(http: aiohttp.ClientSession, url: str, token: str, ep: Episode, judge: Judge,
+                      marker: int) -> None:
+    async with http.ws_connect(url, max_msg_size=0, autoping=True) as ws:
+        if ep.hello:
+            await ws.send_str(orjson.dumps({"type": "hello", "v": 2, "token": token}).decode())
+            if not await read_until(ws, judge, lambda f: f.get("type") == "welcome"):
+                return
+        for wire in ep.wires:
+            judge.wires += 1
+            try:
+                await write(ws, wire.kind, wire.data)
+            except (ConnectionError, RuntimeError):  # the node closed it: read below for its code
+                break
+        try:  # a ping of our own, answered once the node has read everything before it
+            await ws.send_str(orjson.dumps({"type": "ping", "ts": marker}).decode())
+        except (ConnectionError, RuntimeError):
+            pass
+        await read_until(ws, judge, lambda f: f.get("type") == "pong" and f.get("ts") == marker)
+
+
+async def fuzz(http: aiohttp.ClientSession, urls: list[str], token: str, episodes: list[Episode],
+               judge: Judge) -> None:
+    gate = asyncio.Semaphore(AT_ONCE)
+
+    async def one(i: int, ep: Episode) -> None:
+        async with gate:
+            await run_episode(http, urls[i % len(urls)], token, ep, judge, marker=2**52 + i)
+
+    await asyncio.gather(*(one(i, ep) for i, ep in enumerate(episodes)))
+
+
+async def converse(a: Any, b: Any, convs: list[str]) -> None:
+    """The well-behaved side: each sends ``ROUNDS`` messages into each conversation, every send answered."""
+    for i in range(ROUNDS):
+        for conv in convs:
+            await asyncio.gather(a.send(conv, f"a{i} {conv}"), b.send(conv, f"b{i} {conv}"))
+
+
+def assert_exactly_once(sender: Any, receivers: list[Any], conv: str) -> None:
+    acked = {ack["id"]: cid for cid, ack in sender.acks.items() if ack["conv"] == conv}
+    assert len(acked) == len([a for a in sender.acks.values() if a["conv"] == conv])  # one id per cid
+    for dev in receivers:
+        got = {i: m["cid"] for i, m in dev.messages.items() if m["conv"] == conv and m["from"] == sender.user}
+        assert got == acked
+        chain = sorted(i for i, m in dev.messages.items() if m["conv"] == conv)
+        assert [dev.messages[i]["prev"] for i in chain[1:]] == chain[:-1], f"a gap in {conv}"
+
+
+async def test_fuzzed_frames_get_documented_answers_and_lose_nothing(world, cluster):
+    seed = int(os.environ.get("PARLEY_FUZZ_SEED") or random.randrange(2**32))
+    print(f"\nWebSocket fuzz: PARLEY_FUZZ_SEED={seed} PARLEY_FUZZ_FRAMES={FRAMES}")
+    mark = LogMark(cluster)
+    alice, bob, fz = await world.person("alice"), await world.person("bob"), await world.person("fz")
+    dm = await alice.befriend(bob)
+    fz_dms = [await fz.befriend(alice), await fz.befriend(bob)]
+    group = (await world.api.call("POST", "/v1/groups", alice.token, {"name": "fuzz", "members": [bob.id]}))
+    group = group["conversation"]["id"]
+    await world.api.call("POST", f"/v1/groups/{group}/members", alice.token, {"user_ids": [fz.id]})
+    a, b = await alice.device(node=0), await bob.device(node=1)
+    for dev in (a, b):
+        dev.user = dev.welcome["user"]
+    probe = await fz.device(node=0)
+    first = await probe.send(group, "fuzz starts")
+    target = Target(token=fz.token, convs=(*fz_dms, group, dm, "dm.aaaaaaaaaaaaaaaa.bbbbbbbbbbbbbbbb"),
+                    users=(alice.id, bob.id, fz.id, "aaaaaaaaaaaaaaaa"), cursor=str(probe.cursor),
+                    ids=(first["id"], first["id"] + 1, 2**53 - 1), max_frame_bytes=cluster.settings.max_frame_bytes)
+    await probe.close()
+    episodes = plan(random.Random(seed), target, FRAMES)
+    judge, started = Judge(), time.monotonic()
+    urls = [cluster.node_url(0), cluster.node_url(1)]
+    await asyncio.gather(fuzz(world.http, urls, fz.token, episodes, judge), converse(a, b, [dm, group]))
+    print(f"WebSocket fuzz: {len(episodes)} connections in {time.monotonic() - started:.1f} s; {judge.summary()}")
+
+    assert set(judge.types) <= documented_frame_types(5)
+    assert set(judge.codes) <= documented_codes()
+    assert set(judge.closes) <= documented_close_codes()
+    assert set(FRAME_TYPES) == documented_frame_types(4)  # the planner knows every client frame
+    for sender in (a, b):
+        for conv in (dm, group):
+            await asyncio.gather(*(d.wait_for(lambda d=d, c=conv, s=sender: sum(
+                m["conv"] == c and m["from"] == s.user for m in d.messages.values()) >= ROUNDS) for d in (a, b)))
+            assert_exactly_once(sender, [a, b], conv)
+    assert cluster.exited() == [] and mark.errors_since() == []
+    fresh = await (await world.person("after")).device(node=1)  # and the cluster still serves a newcomer
+    assert fresh.welcome["type"] == "welcome"
