@@ -54,10 +54,12 @@ class Wire:
 
 @dataclass
 class Episode:
-    """One connection: ``hello`` is False when the first wire is the fuzzed first frame."""
+    """One connection: ``hello`` is False when the first wire is the fuzzed first frame; ``eager``: the
+    wires go right after the hello, before its ``welcome`` (the node processes them after it, §2)."""
 
     wires: list[Wire] = field(default_factory=list)
     hello: bool = True
+    eager: bool = False
 
 
 def encode(frame: Any) -> bytes:
@@ -183,7 +185,7 @@ def episode(rng: random.Random, t: Target, budget: int) -> Episode:
         wires += [w for w in live_wire(rng, t) if len(w.data) <= t.max_frame_bytes]  # oversize only as an ender
     if rng.random() < 0.2:
         wires.append(ender(rng, t))
-    return Episode(wires)
+    return Episode(wires, eager=rng.random() < 0.2)
 
 
 def plan(rng: random.Random, t: Target, frames: int) -> list[Episode]:

@@ -1,8 +1,9 @@
 """The WebSocket protocol fuzzed on a live cluster (tools/framefuzz.py plans, this writes and judges).
 
-A few thousand messages (``PARLEY_FUZZ_FRAMES``, default 3000) from a seed (``PARLEY_FUZZ_SEED``;
+A few thousand messages (``PARLEY_FUZZ_FRAMES``, default 5000) from a seed (``PARLEY_FUZZ_SEED``;
 printed, so a CI failure replays exactly) go to both nodes on many connections, a few at a time, while
-two well-behaved users exchange messages in their DM and in a group the fuzzing user is in too. Judged:
+two well-behaved users exchange messages in their DM and in a group the fuzzing user is in too; a third of
+the connections go to a node of its own at the production limits (rate limits and strikes). Judged:
 every server frame's type is one of §5, every error frame's ``code`` one of §12 and every close code one
 of §13 (the lists read from docs/protocol.md); nothing logged an error or a traceback; the cluster is
 healthy afterwards; every acked message of the two well-behaved users reached the other exactly once,
@@ -17,6 +18,7 @@ import random
 import re
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ from tests.integration.logmark import LogMark
 pytestmark = pytest.mark.integration
 
 PROTOCOL = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
-FRAMES = int(os.environ.get("PARLEY_FUZZ_FRAMES", "3000"))
+FRAMES = int(os.environ.get("PARLEY_FUZZ_FRAMES", "5000"))
 AT_ONCE = 4  # fuzzing connections open at a time
 ROUNDS = 40  # messages each well-behaved user sends into each of its two conversations
 
@@ -42,27 +44,39 @@ def section(number: int) -> str:
 
 def documented_frame_types(number: int) -> set[str]:
     """The frame types of §4 (client) or §5 (server): the first column of the section's table."""
-    return set(re.findall(r"^\| `([a-z_]+)` \|", section(number), re.MULTILINE))
+    return set(documented_fields(number))
+
+
+def documented_fields(number: int) -> dict[str, set[str]]:
+    """Each frame type of §4 or §5 with every name quoted in its fields column (values too: a superset)."""
+    rows = re.findall(r"^\| `([a-z_]+)` \| (.*) \|$", section(number), re.MULTILINE)
+    return {kind: {"type", *re.findall(r"`([a-z_]+)`", fields)} for kind, fields in rows}
 
 
 class Judge:
     """What the fuzzing connections got back."""
 
     def __init__(self) -> None:
+        self.fields = documented_fields(5)
+        self.undocumented: set[str] = set()  # "type.field" of every field §5 does not list for its frame
         self.types: Counter[str] = Counter()
         self.codes: Counter[str] = Counter()
         self.closes: Counter[int | None] = Counter()
+        self.cut_while_writing = 0
         self.wires = 0
 
     def frame(self, data: str) -> None:
         frame = orjson.loads(data)
         self.types[frame.get("type")] += 1
+        known = self.fields.get(frame.get("type"), set())
+        self.undocumented |= {f"{frame.get('type')}.{k}" for k in set(frame) - known}
         if frame.get("type") == "error":
             self.codes[frame.get("code")] += 1
 
     def summary(self) -> str:
         return (f"{self.wires} messages; frames back {dict(self.types.most_common())}; error codes "
-                f"{dict(self.codes.most_common())}; closes {dict(self.closes.most_common())}")
+                f"{dict(self.codes.most_common())}; closes {dict(self.closes.most_common())} "
+                f"(+{self.cut_while_writing} closed while we wrote)")
 
 
 async def write(ws: aiohttp.ClientWebSocketResponse, kind: str, data: bytes) -> None:
@@ -75,23 +89,32 @@ async def write(ws: aiohttp.ClientWebSocketResponse, kind: str, data: bytes) -> 
 
 
 async def read_until(ws: aiohttp.ClientWebSocketResponse, judge: Judge, done: Any) -> bool:
-    """Read frames into ``judge`` until ``done(frame)``; False when the node closed first (its code kept)."""
+    """Read frames into ``judge`` until ``done(message)``; False when the node closed first (its code kept)."""
     while True:
         msg = await ws.receive(timeout=30)
-        if msg.type != aiohttp.WSMsgType.TEXT:
-            judge.closes[ws.close_code] += 1
+        if msg.type == aiohttp.WSMsgType.TEXT:
+            judge.frame(msg.data)
+        elif msg.type == aiohttp.WSMsgType.PING:
+            await ws.pong(msg.data)
+        elif msg.type != aiohttp.WSMsgType.PONG:
+            if isinstance(ws.exception(), aiohttp.ClientConnectionResetError):
+                judge.cut_while_writing += 1  # our write met the node's close: its code never reached us
+            else:
+                judge.closes[ws.close_code] += 1
             return False
-        judge.frame(msg.data)
-        if done(orjson.loads(msg.data)):
+        if done(msg):
             return True
 
 
-async def run_episode(http: aiohttp.ClientSession, url: str, token: str, ep: Episode, judge: Judge,
-                      marker: int) -> None:
-    async with http.ws_connect(url, max_msg_size=0, autoping=True) as ws:
+def welcome(msg: aiohttp.WSMessage) -> bool:
+    return msg.type == aiohttp.WSMsgType.TEXT and orjson.loads(msg.data).get("type") == "welcome"
+
+
+async def run_episode(http: aiohttp.ClientSession, url: str, token: str, ep: Episode, judge: Judge) -> None:
+    async with http.ws_connect(url, max_msg_size=0, autoping=False) as ws:
         if ep.hello:
             await ws.send_str(orjson.dumps({"type": "hello", "v": 2, "token": token}).decode())
-            if not await read_until(ws, judge, lambda f: f.get("type") == "welcome"):
+            if not ep.eager and not await read_until(ws, judge, welcome):
                 return
         for wire in ep.wires:
             judge.wires += 1
@@ -99,11 +122,13 @@ async def run_episode(http: aiohttp.ClientSession, url: str, token: str, ep: Epi
                 await write(ws, wire.kind, wire.data)
             except (ConnectionError, RuntimeError):  # the node closed it: read below for its code
                 break
-        try:  # a ping of our own, answered once the node has read everything before it
-            await ws.send_str(orjson.dumps({"type": "ping", "ts": marker}).decode())
+        # a WebSocket ping (no frame budget to refuse it): its pong comes once the node read everything before
+        marker = b"fuzz-episode-end"
+        try:
+            await ws.ping(marker)
         except (ConnectionError, RuntimeError):
             pass
-        await read_until(ws, judge, lambda f: f.get("type") == "pong" and f.get("ts") == marker)
+        await read_until(ws, judge, lambda m: m.type == aiohttp.WSMsgType.PONG and m.data == marker)
 
 
 async def fuzz(http: aiohttp.ClientSession, urls: list[str], token: str, episodes: list[Episode],
@@ -112,7 +137,7 @@ async def fuzz(http: aiohttp.ClientSession, urls: list[str], token: str, episode
 
     async def one(i: int, ep: Episode) -> None:
         async with gate:
-            await run_episode(http, urls[i % len(urls)], token, ep, judge, marker=2**52 + i)
+            await run_episode(http, urls[i % len(urls)], token, ep, judge)
 
     await asyncio.gather(*(one(i, ep) for i, ep in enumerate(episodes)))
 
@@ -134,7 +159,18 @@ def assert_exactly_once(sender: Any, receivers: list[Any], conv: str) -> None:
         assert [dev.messages[i]["prev"] for i in chain[1:]] == chain[:-1], f"a gap in {conv}"
 
 
-async def test_fuzzed_frames_get_documented_answers_and_lose_nothing(world, cluster):
+@pytest.fixture(scope="module")
+def strict_node(cluster) -> Iterator[str]:
+    """A node at the production limits (``limits_scale`` 1): frame budgets, rate limits and strikes bite."""
+    url = cluster.start_extra_node("fuzz-strict", limits_scale=1.0)
+    try:
+        yield url
+    finally:
+        if "fuzz-strict" in cluster.roles:
+            cluster.stop("fuzz-strict")
+
+
+async def test_fuzzed_frames_get_documented_answers_and_lose_nothing(world, cluster, strict_node):
     seed = int(os.environ.get("PARLEY_FUZZ_SEED") or random.randrange(2**32))
     print(f"\nWebSocket fuzz: PARLEY_FUZZ_SEED={seed} PARLEY_FUZZ_FRAMES={FRAMES}")
     mark = LogMark(cluster)
@@ -155,11 +191,11 @@ async def test_fuzzed_frames_get_documented_answers_and_lose_nothing(world, clus
     await probe.close()
     episodes = plan(random.Random(seed), target, FRAMES)
     judge, started = Judge(), time.monotonic()
-    urls = [cluster.node_url(0), cluster.node_url(1)]
+    urls = [cluster.node_url(0), cluster.node_url(1), strict_node]
     await asyncio.gather(fuzz(world.http, urls, fz.token, episodes, judge), converse(a, b, [dm, group]))
     print(f"WebSocket fuzz: {len(episodes)} connections in {time.monotonic() - started:.1f} s; {judge.summary()}")
 
-    assert set(judge.types) <= documented_frame_types(5)
+    assert set(judge.types) <= documented_frame_types(5) and judge.undocumented == set()
     assert set(judge.codes) <= documented_codes()
     assert set(judge.closes) <= documented_close_codes()
     assert set(FRAME_TYPES) == documented_frame_types(4)  # the planner knows every client frame
