@@ -55,11 +55,13 @@ class Wire:
 @dataclass
 class Episode:
     """One connection: ``hello`` is False when the first wire is the fuzzed first frame; ``eager``: the
-    wires go right after the hello, before its ``welcome`` (the node processes them after it, §2)."""
+    wires go right after the hello, before its ``welcome`` (the node processes them after it, §2);
+    ``abrupt``: the client closes right after its last wire, with sends and syncs still in flight."""
 
     wires: list[Wire] = field(default_factory=list)
     hello: bool = True
     eager: bool = False
+    abrupt: bool = False
 
 
 def encode(frame: Any) -> bytes:
@@ -90,10 +92,21 @@ def valid_frames(rng: random.Random, t: Target) -> dict[str, Callable[[], dict[s
                                                              if rng.random() < 0.7 else {})},
         "read": lambda: {"type": "read", "conv": conv, "upto": rng.choice(t.ids or (1,))},
         "presence": lambda: {"type": "presence", "users": rng.sample(t.users, rng.randint(1, len(t.users)))},
-        "ack": lambda: {"type": "ack", "cursor": t.cursor},
-        "sync": lambda: {"type": "sync", **({"cursor": t.cursor} if rng.random() < 0.8 else {})},
+        "ack": lambda: {"type": "ack", "cursor": cursor(rng, t)},
+        "sync": lambda: {"type": "sync", **({"cursor": cursor(rng, t)} if rng.random() < 0.8 else {})},
         "ping": lambda: {"type": "ping", **({"ts": rng.randrange(2**53)} if rng.random() < 0.8 else {})},
     }
+
+
+def cursor(rng: random.Random, t: Target) -> str:
+    """Mostly the real cursor; else the real one edited: a character changed, cut short, doubled."""
+    c, roll = t.cursor, rng.random()
+    if roll < 0.7 or not c:
+        return c
+    if roll < 0.8:
+        i = rng.randrange(len(c))
+        return c[:i] + rng.choice("A_-.z0") + c[i + 1:]
+    return c[:rng.randrange(len(c))] if roll < 0.9 else c + c
 
 
 BODIES = ("hi", "héllo wörld", "\U0001f600\u200d\U0001f4bb", "\u202eright to left", "tab\tnew\nline", "x" * 4096,
@@ -160,7 +173,7 @@ def first_frame(rng: random.Random, t: Target) -> Wire:
 
 
 def flood(rng: random.Random, t: Target) -> list[Wire]:
-    kind = rng.choice(("ping", "typing", "send", "presence", "ack", "read"))
+    kind = rng.choice(("ping", "typing", "send", "presence", "ack", "read", "sync"))
     frames = valid_frames(rng, t)
     return [text(frames[kind]()) for _ in range(rng.randint(20, 120))]
 
@@ -185,7 +198,7 @@ def episode(rng: random.Random, t: Target, budget: int) -> Episode:
         wires += [w for w in live_wire(rng, t) if len(w.data) <= t.max_frame_bytes]  # oversize only as an ender
     if rng.random() < 0.2:
         wires.append(ender(rng, t))
-    return Episode(wires, eager=rng.random() < 0.2)
+    return Episode(wires, eager=rng.random() < 0.2, abrupt=rng.random() < 0.15)
 
 
 def plan(rng: random.Random, t: Target, frames: int) -> list[Episode]:

@@ -122,6 +122,8 @@ async def run_episode(http: aiohttp.ClientSession, url: str, token: str, ep: Epi
                 await write(ws, wire.kind, wire.data)
             except (ConnectionError, RuntimeError):  # the node closed it: read below for its code
                 break
+        if ep.abrupt:
+            return  # closed by ``async with`` now, whatever the node is still doing for it
         # a WebSocket ping (no frame budget to refuse it): its pong comes once the node read everything before
         marker = b"fuzz-episode-end"
         try:
