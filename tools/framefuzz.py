@@ -185,8 +185,10 @@ def live_wire(rng: random.Random, t: Target) -> list[Wire]:
         return [text(frames[rng.choice(FRAME_TYPES)]())]
     if roll < 0.8:
         return [text(mutate(rng, frames[rng.choice(FRAME_TYPES)]()))]
-    if roll < 0.97:
+    if roll < 0.95:
         return [not_an_object(rng)]
+    if roll < 0.975:  # syncs in a row: each cancels the round before it (the ADR 0017 bug)
+        return [text(frames["sync"]()) for _ in range(rng.randint(2, 8))]
     return flood(rng, t)
 
 
