@@ -25,7 +25,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from parley.tools.client import Device
+from parley.tools.client import ApiError, Device
 from parley.tools.framefuzz import BINARY, FRAME_TYPES, RAW_TEXT, Episode, Target, plan
 
 from tests.docs.test_docs_error_codes import documented_close_codes, documented_codes
@@ -111,6 +111,35 @@ def welcome(msg: aiohttp.WSMessage) -> bool:
     return msg.type == aiohttp.WSMsgType.TEXT and orjson.loads(msg.data).get("type") == "welcome"
 
 
+def send_cids(ep: Episode) -> set[str]:
+    """The cids of the episode's ``send`` frames whose cid is a string: each gets an ack or an error with
+    that ``ref`` (§6: every send is answered) unless the node closes the connection first."""
+    cids = set()
+    for wire in ep.wires:
+        try:
+            frame = orjson.loads(wire.data)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(frame, dict) and frame.get("type") == "send" and isinstance(frame.get("cid"), str):
+            cids.add(frame["cid"])
+    return cids
+
+
+def answered(cids: set[str], marker: bytes) -> Any:
+    """``done`` for ``read_until``: true once the marker's pong came (the node read everything) and every
+    cid got its ack or error (the set shrinks as they come)."""
+    ponged = False
+
+    def done(msg: aiohttp.WSMessage) -> bool:
+        nonlocal ponged
+        if msg.type == aiohttp.WSMsgType.TEXT:
+            frame = orjson.loads(msg.data)
+            cids.discard(frame.get("cid") if frame.get("type") == "ack" else frame.get("ref"))
+        ponged = ponged or (msg.type == aiohttp.WSMsgType.PONG and msg.data == marker)
+        return ponged and not cids
+    return done
+
+
 async def run_episode(http: aiohttp.ClientSession, url: str, token: str, ep: Episode, judge: Judge) -> None:
     async with http.ws_connect(url, max_msg_size=0, autoping=False) as ws:
         if ep.hello:
@@ -126,12 +155,17 @@ async def run_episode(http: aiohttp.ClientSession, url: str, token: str, ep: Epi
         if ep.abrupt:
             return  # closed by ``async with`` now, whatever the node is still doing for it
         # a WebSocket ping (no frame budget to refuse it): its pong comes once the node read everything before
+        # and every send answered, unless the node closes first (then unanswered sends may be dropped, §6)
         marker = b"fuzz-episode-end"
         try:
             await ws.ping(marker)
         except (ConnectionError, RuntimeError):
             pass
-        await read_until(ws, judge, lambda m: m.type == aiohttp.WSMsgType.PONG and m.data == marker)
+        waiting = send_cids(ep)
+        try:
+            await read_until(ws, judge, answered(waiting, marker))
+        except TimeoutError:
+            raise AssertionError(f"{url}: no pong or no answer in 30 s; sends unanswered: {waiting}") from None
 
 
 async def fuzz(http: aiohttp.ClientSession, urls: list[str], token: str, episodes: list[Episode],
@@ -145,11 +179,24 @@ async def fuzz(http: aiohttp.ClientSession, urls: list[str], token: str, episode
     await asyncio.gather(*(one(i, ep) for i, ep in enumerate(episodes)))
 
 
+async def send_until_acked(dev: Any, conv: str, body: str) -> None:
+    """A well-behaved send (§6): a retryable error is answered by resending the same cid, with backoff."""
+    cid = f"{dev.user}-{body.replace(' ', '-')}"[:64].replace(".", "-")
+    for attempt in range(20):
+        try:
+            await dev.send(conv, body, cid=cid)
+            return
+        except ApiError as err:
+            if not err.body.get("retryable") or attempt == 19:
+                raise
+            await asyncio.sleep(min(0.05 * 2**attempt, 1.0))  # the client's backoff, not a wait for a condition
+
+
 async def converse(a: Any, b: Any, convs: list[str]) -> None:
     """The well-behaved side: each sends ``ROUNDS`` messages into each conversation, every send answered."""
     for i in range(ROUNDS):
         for conv in convs:
-            await asyncio.gather(a.send(conv, f"a{i} {conv}"), b.send(conv, f"b{i} {conv}"))
+            await asyncio.gather(send_until_acked(a, conv, f"a{i} {conv}"), send_until_acked(b, conv, f"b{i} {conv}"))
 
 
 def assert_exactly_once(sender: Any, receivers: list[Any], conv: str) -> None:
