@@ -114,8 +114,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             return json({"code": "not_found", "message": "no such route"}, status=404)
         if exc.status == 413:
             return json({"code": "too_large", "message": "request body is too large"}, status=413)
-        if exc.status == 405:
-            return json({"code": "method_not_allowed", "message": f"{request.method} is not allowed here"}, 405)
+        if exc.status == 405:  # with aiohttp's Allow header: RFC 9110 requires it
+            response = json({"code": "method_not_allowed", "message": f"{request.method} is not allowed here"}, 405)
+            response.headers["Allow"] = exc.headers.get("Allow", "")
+            return response
         raise
     except Exception as err:
         fault = as_unavailable(err, f"{request.method} {request.path}")

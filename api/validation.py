@@ -62,7 +62,9 @@ def optional_id(body: dict[str, Any], name: str) -> str | None:
 
 
 def int_query(raw: str | None, name: str, *, low: int, high: int, default: int | None) -> int | None:
-    if raw is None or raw == "":
+    """A query parameter that is an integer from ``low`` to ``high``; absent: ``default`` (empty is not absent:
+    openapi says integer, and ``after=`` meaning "from the start" would be a guess)."""
+    if raw is None:
         return default
     try:
         value = int(raw)

@@ -126,10 +126,9 @@ class ShardWatch:
         async with self._changed:
             if self.latest is None or self.latest.taken < moment:
                 self._wanted.set()
-                try:
-                    await asyncio.wait_for(
-                        self._changed.wait_for(lambda: self.latest is not None and self.latest.taken >= moment),
-                        timeout)
+                try:  # in this task, not wait_for's: cancelled twice, wait_for left without the lock back
+                    async with asyncio.timeout(timeout):
+                        await self._changed.wait_for(lambda: self.latest is not None and self.latest.taken >= moment)
                 except TimeoutError:
                     raise Unavailable("the message bus did not answer for the shards' bounds",
                                       code="bus_unavailable") from None

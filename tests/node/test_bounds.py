@@ -71,3 +71,25 @@ async def test_when_no_shard_answers_a_round_hears_bus_unavailable() -> None:
         assert err.value.code == "bus_unavailable" and watch.failures >= 1
     finally:
         await watch.stop()
+
+
+async def test_a_round_cancelled_twice_while_it_waits_leaves_the_watch_usable() -> None:
+    """Found by the frame fuzzer: a ``sync`` cancels the previous sync's round, and a third cancels it again
+    (through the gather that waits for it). Cancelled twice while taking the lock back, the round used to
+    leave with RuntimeError (the connection closed 1011, "sync failed") and the lock held for good: every
+    later round of the node waited forever."""
+    watch = ShardWatch(Reads(1, silent=set()), every_s=10)
+    waiter = asyncio.get_running_loop().create_task(watch.after(watch.now(), timeout=5))
+    await asyncio.sleep(0.01)  # waiting for a reading, the lock let go
+    async with watch._changed:  # another round holds the lock: taking it back has to wait
+        waiter.cancel()
+        await asyncio.sleep(0.01)
+        waiter.cancel()  # again, just before the other round lets the lock go
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    watch.start()
+    try:
+        reading = await asyncio.wait_for(watch.after(watch.now(), timeout=5), 5)
+        assert reading.shards == (ShardBounds(1, 100, 50),) and not watch._changed.locked()
+    finally:
+        await watch.stop()
