@@ -12,7 +12,7 @@ import nats
 import nats.errors
 import pytest
 from nats.js.api import Placement, StreamConfig
-from parley.tools import localca, natsserver
+from parley.tools import busauth, localca, natsserver
 from parley.tools.cluster import free_port
 from parley.tools.localca import TlsFiles
 from parley.tools.natscluster import NatsServers
@@ -102,7 +102,8 @@ async def test_three_servers_with_tls_routes_form_a_cluster_and_replicate_a_stre
     servers = NatsServers(tmp_path, 3, free_port, tls=tls_files)
     try:
         await asyncio.to_thread(servers.start)  # JetStream answers over TLS: the routes formed
-        settings = Settings(nats_url=servers.url_list(), nats_tls_ca=tls_files.ca)
+        settings = Settings(nats_url=servers.url_list(), nats_tls_ca=tls_files.ca).replace(
+            **servers.auth.settings_for(busauth.ADMIN))
         nc = await nats.connect(**connect_options(settings), connect_timeout=5)
         try:
             js = nc.jetstream()
@@ -127,7 +128,8 @@ async def test_two_regions_join_over_tls_gateways(tmp_path: Path, tls_files: Tls
         await asyncio.to_thread(servers.start)
         for m in servers.members:
             assert "verify: true" in m.config.read_text().split("gateway {", 1)[1]
-        settings = Settings(nats_url=servers.url_list("eu"), nats_tls_ca=tls_files.ca)
+        settings = Settings(nats_url=servers.url_list("eu"), nats_tls_ca=tls_files.ca).replace(
+            **servers.auth.settings_for(busauth.ADMIN))
         nc = await nats.connect(**connect_options(settings), connect_timeout=5)
         try:
             js = nc.jetstream()
