@@ -12,12 +12,13 @@ from parley.api import validation as v
 from parley.api.http import BUDGET, PRESENCE, STORE, authed, json
 
 from parley.errors import BadRequest, Unavailable
-from parley.presence_bus import read_presence
+from parley.presence_bus import hide_deleted, read_presence
 
 
 async def presence(request: web.Request) -> web.Response:
     """Online state and last activity of up to 100 users (any users: presence is not secret here), except
-    that a user and someone they blocked or who blocked them read each other as never seen."""
+    that a user and someone they blocked or who blocked them read each other as never seen, and a deleted
+    account reads as never seen."""
     claims = await authed(request)
     raw = [u for u in request.query.get("user_ids", "").split(",") if u]
     if not 1 <= len(raw) <= 100:
@@ -30,7 +31,7 @@ async def presence(request: web.Request) -> web.Response:
         found = await read_presence(*buckets, users, hidden)
     except Exception as err:
         raise Unavailable(f"presence is unavailable: {err}", code="bus_unavailable") from err
-    return json({"presence": found})
+    return json({"presence": await hide_deleted(found, request.app[STORE].get_users)})
 
 
 def add_routes(r: web.UrlDispatcher) -> None:

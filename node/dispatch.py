@@ -159,7 +159,10 @@ class FrameHandler:
                     raise Unavailable("presence is not available on this node yet", code="bus_unavailable")
                 async with self._within_deadline():
                     hidden = await self._membership.hidden_from(link.user)
-                link.send(protocol.frame_bytes(protocol.presence_frame(await self.presence(list(users), hidden))))
+                found = await self.presence(list(users), hidden)
+                async with self._within_deadline():
+                    found = await self._membership.without_deleted(found)
+                link.send(protocol.frame_bytes(protocol.presence_frame(found)))
             case protocol.Sync(cursor=token):
                 action = link.core.client_sync(self._open(token) if token else {})
                 if action is not None:

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
+from typing import Any
 
 from parley.node.ports import Memberships
 
 from parley.errors import Forbidden, NotFound
 from parley.ids import ConversationId, UserId, dm_members, is_group
+from parley.presence_bus import hide_deleted
 
 KNOWN_MAX = 100_000  # opened DMs remembered per node
 
@@ -51,6 +53,10 @@ class MembershipCheck:
     async def hidden_from(self, user: UserId) -> set[UserId]:
         """Whose presence ``user`` does not see (and who does not see theirs): a block either way."""
         return await self._store.blocks_with(user)
+
+    async def without_deleted(self, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A presence answer with deleted accounts read as never seen (``presence_bus.hide_deleted``)."""
+        return await hide_deleted(found, self._store.get_users)
 
     async def check(self, user: UserId, conv: ConversationId) -> None:
         """Raise ``not_member`` or ``unknown_conversation`` unless ``user`` may use ``conv``."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from parley.ids import ConversationId, DeviceId, SessionId, UserId
-from parley.store import Conversation, Device, FriendState, Receipt, Session, StoredMessage
+from parley.store import Conversation, Device, FriendState, Receipt, Session, StoredMessage, User
 
 
 class Sessions(Protocol):
@@ -36,6 +36,7 @@ class Memberships(Protocol):
     async def list_friends(self, user: UserId) -> list[tuple[UserId, FriendState]]: ...
     async def friend_state(self, a: UserId, b: UserId) -> FriendState: ...
     async def blocks_with(self, user: UserId) -> set[UserId]: ...
+    async def get_users(self, users: list[UserId]) -> dict[UserId, User]: ...
 
 
 class Receipts(Protocol):

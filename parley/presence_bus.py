@@ -10,12 +10,16 @@
   so nobody stays online forever. Bucket ``last_seen`` keeps when each user was last active, for
   ``last_seen_ttl_s`` (a year by default; then ``last_active_at`` is null, as for a user never seen).
 Readers (nodes answering a ``presence`` frame, the API) look users up here on demand, which is how
-large groups see presence without any broadcast.
+large groups see presence without any broadcast. A deleted account reads as never seen (``hide_deleted``:
+the store says who is deleted, for the users the buckets show as seen): its ``last_seen`` entry may be
+written again after the deletion (its devices' last beats come when their connections close), so the
+readers decide, not the bucket; the entry itself expires with the bucket's TTL.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Mapping
 from collections.abc import Set as AbstractSet
 from typing import Any
 
@@ -25,7 +29,9 @@ from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from parley.bus import buckets, ensure
+from parley.ids import UserId
 from parley.settings import Settings
+from parley.store.records import User
 
 HEARTBEAT_PREFIX = "hb."
 PRESENCE_PREFIX = "presence."
@@ -79,3 +85,17 @@ async def read_presence(online: KeyValue, seen: KeyValue, users: list[str],
         return {"user": user, "online": False, "last_active_at": before["last_active_at"] if before else None}
 
     return list(await asyncio.gather(*(one(u) for u in users)))
+
+
+def as_never_seen(found: list[dict[str, Any]], gone: AbstractSet[str]) -> list[dict[str, Any]]:
+    """``found`` (``read_presence``'s answer) with the ``gone`` users read as never seen."""
+    return [{"user": e["user"], "online": False, "last_active_at": None} if e["user"] in gone else e for e in found]
+
+
+async def hide_deleted(found: list[dict[str, Any]],
+                       get_users: Callable[[list[UserId]], Awaitable[Mapping[UserId, User]]]) -> list[dict[str, Any]]:
+    """``found`` with deleted accounts read as never seen; only the users shown as seen are looked up."""
+    seen = [UserId(e["user"]) for e in found if e["last_active_at"] is not None]
+    if not seen:
+        return found
+    return as_never_seen(found, {u for u, record in (await get_users(seen)).items() if record.deleted})

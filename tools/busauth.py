@@ -81,8 +81,8 @@ class BusAuth:
         return {"nats_user": role, "nats_password": Secret(self.passwords[role])}
 
     def connect_options(self, role: str = ADMIN) -> dict[str, str]:
-        """nats-py ``connect`` keyword arguments for ``role``'s user."""
-        return {"user": role, "password": self.passwords[role]}
+        """nats-py ``connect`` keyword arguments for ``role``'s user (and its inbox prefix, as processes have)."""
+        return {"user": role, "password": self.passwords[role], "inbox_prefix": permissions.inbox_prefix(role)}
 
     def authorization(self) -> str:
         """The client ``authorization`` block every server of the cluster gets."""

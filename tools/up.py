@@ -219,7 +219,7 @@ def run_cluster(base: Settings, args: argparse.Namespace) -> int:
         supervised = supervise.Supervised(cluster, next((d.dir for d in databases if d.ours), None))
         info = supervise.run_info(supervised)
         runfile.write(cluster.root, info)  # written again after every restart (supervise)
-        promtargets.write(cluster.root, info)  # ops/prometheus.yml scrapes these ports (a restart keeps them)
+        promtargets.write(cluster.root, info)  # ops/prometheus(-tls).yml scrape these ports (a restart keeps them)
         print("\n".join(banner(cluster, store_line)), flush=True)
         return supervise.watch(supervised, stopping)
     except ParleyError as err:

@@ -3,7 +3,9 @@
 A process is given every server of the cluster (``PARLEY_NATS_URL``, comma-separated), so it starts
 while some of them are down and fails over between them; credentials (user/password, token or a
 ``.creds`` file) and TLS (a CA, optionally a client certificate) come from the settings too.
-``connect_options`` is the pure part: settings in, nats-py keyword arguments out.
+``connect_options`` is the pure part: settings in, nats-py keyword arguments out. A process connecting as a
+user takes replies on that user's own inbox prefix (``_INBOX.<user>``, ``permissions.inbox_prefix``): the bus
+lets each role subscribe only to its own (ADR 0013).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from nats.aio.client import Client
 
 from parley.bus.ordered import BusClient
+from parley.bus.permissions import inbox_prefix
 from parley.settings import Settings
 
 log = logging.getLogger("parley.bus")
@@ -33,10 +36,12 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
 
 
 def connect_options(settings: Settings) -> dict[str, Any]:
-    """nats-py's ``connect`` arguments for these settings: the server list, credentials and TLS."""
+    """nats-py's ``connect`` arguments for these settings: the server list, credentials (and the user's
+    inbox prefix) and TLS."""
     options: dict[str, Any] = {"servers": settings.nats_servers(), "dont_randomize": False}
     if settings.nats_user:
-        options.update(user=settings.nats_user, password=settings.nats_password.reveal())
+        options.update(user=settings.nats_user, password=settings.nats_password.reveal(),
+                       inbox_prefix=inbox_prefix(settings.nats_user))
     if settings.nats_token:
         options["token"] = settings.nats_token.reveal()
     if settings.nats_creds:

@@ -13,7 +13,11 @@ The lists follow the code (the subjects in ``parley.ids``, ``parley.presence_bus
   uses JetStream, minus what another role owns: the ``auth_limits`` bucket's stream belongs to the API,
   the durable ``archiver`` and ``pusher`` consumers (pull, ack, create, delete) to their workers;
   changing, purging or deleting streams and moving leaders to ``ops``;
-- ``_INBOX.>`` carries replies (requests, JetStream answers, pull deliveries).
+- replies (JetStream answers, pull deliveries, requests) come to each connection's own inbox prefix,
+  ``_INBOX.<user>`` (``inbox_prefix``; ``parley.bus.connection`` sets it from ``PARLEY_NATS_USER``): a role
+  subscribes only to ``_INBOX.<role>.>``, so it cannot read another role's replies; nobody publishes on
+  ``_INBOX.>`` except as an answer to a request it received (nats-server's ``allow_responses``, one
+  answer per request, given to the roles that serve requests: nodes answer ``ctl.node.<id>``).
 A deny wins over an allow (nats-server's rule). Nobody publishes ``dlv.>``: only the streams republish
 there, which is the server's own doing. ``docs/bus-permissions.md`` is generated from this table
 (``markdown_table``; a test keeps it in step).
@@ -21,15 +25,26 @@ there, which is the server's own doing. ``docs/bus-permissions.md`` is generated
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 JS_API = "$JS.API.>"
 # JetStream as a client uses it: the API, acks of what it pulled, flow-control replies of ordered consumers (KV watches)
 JS = (JS_API, "$JS.ACK.>", "$JS.FC.>")
-INBOX = "_INBOX.>"
 ARCHIVER_CONSUMER, PUSHER_CONSUMER = "archiver", "pusher"  # parley.bus.stream.ARCHIVER, workers.pusher.CONSUMER
 REPAIR = "arc.repair"  # parley.bus.repair.REPAIR_SUBJECT
 RECEIPTS = "rcpt.user.>"  # a group receipt to the nodes of one user (parley.ids.receipt_subject)
+
+
+def inbox_prefix(user: str) -> str:
+    """The inbox prefix of ``user``'s connections (nats-py's ``connect(inbox_prefix=...)``): ``_INBOX.<user>``,
+    or nats-py's own ``_INBOX`` for a name that is not one plain subject token (a hand-made user)."""
+    return f"_INBOX.{user}" if re.fullmatch(r"[A-Za-z0-9_-]+", user) else "_INBOX"
+
+
+def inbox(role: str) -> str:
+    """The replies of ``role``'s connections, the only inboxes it may subscribe to."""
+    return f"{inbox_prefix(role)}.>"
 
 
 def kv(bucket: str) -> str:
@@ -60,6 +75,7 @@ class Permissions:
     subscribe: tuple[str, ...]
     deny_publish: tuple[str, ...] = ()
     deny_subscribe: tuple[str, ...] = ()
+    responds: bool = False  # answers requests: may publish one reply to each request it received (allow_responses)
 
 
 AUTH_LIMITS = stream_api("KV_auth_limits") + (kv("auth_limits"),)
@@ -74,30 +90,30 @@ NOT_OWNED = NOT_THE_API + NOT_THE_ARCHIVER + NOT_THE_PUSHER + OPS_ONLY
 
 TABLE: tuple[Permissions, ...] = (
     Permissions("node", "edge node: publishes messages, events, beats; follows deliveries and controls",
-                publish=("msg.>", "evt.>", RECEIPTS, "hb.>", REPAIR, kv("nodes"), *JS, INBOX),
-                subscribe=("dlv.>", "evt.>", RECEIPTS, "ctl.user.>", "ctl.node.>", "presence.>", INBOX),
+                publish=("msg.>", "evt.>", RECEIPTS, "hb.>", REPAIR, kv("nodes"), *JS),
+                subscribe=("dlv.>", "evt.>", RECEIPTS, "ctl.user.>", "ctl.node.>", "presence.>", inbox("node")),
                 deny_publish=NOT_OWNED + (kv("presence"), kv("last_seen"), kv("pushed"), kv("presence_leases")),
-                deny_subscribe=AUTH_LIMITS),
+                deny_subscribe=AUTH_LIMITS, responds=True),  # answers ``parley node drain`` on ctl.node.<id>
     Permissions("api", "HTTP API: announces revocations and changes, keeps the brute-force counters",
-                publish=("ctl.user.>", REPAIR, kv("auth_limits"), *JS, INBOX),
-                subscribe=(INBOX,),
+                publish=("ctl.user.>", REPAIR, kv("auth_limits"), *JS),
+                subscribe=(inbox("api"),),
                 deny_publish=NOT_THE_ARCHIVER + NOT_THE_PUSHER + OPS_ONLY),
     Permissions("discovery", "placement and the cluster page: reads the node registry and JetStream's state",
-                publish=(*JS, INBOX), subscribe=(INBOX,),
+                publish=JS, subscribe=(inbox("discovery"),),
                 deny_publish=NOT_OWNED),
     Permissions("archiver", "pulls and acks the archiver consumers, serves repair requests",
-                publish=(*JS, INBOX), subscribe=(REPAIR, INBOX),
+                publish=JS, subscribe=(REPAIR, inbox("archiver")),
                 deny_publish=NOT_THE_API + NOT_THE_PUSHER + OPS_ONLY),
     Permissions("presence", "turns beats into presence changes and the presence buckets",
-                publish=("presence.>", kv("presence"), kv("last_seen"), kv("presence_leases"), *JS, INBOX),
-                subscribe=("hb.>", INBOX),
+                publish=("presence.>", kv("presence"), kv("last_seen"), kv("presence_leases"), *JS),
+                subscribe=("hb.>", inbox("presence")),
                 deny_publish=NOT_OWNED),
     Permissions("pusher", "pulls and acks the pusher consumers, claims pushes in its bucket",
-                publish=(kv("pushed"), *JS, INBOX), subscribe=(INBOX,),
+                publish=(kv("pushed"), *JS), subscribe=(inbox("pusher"),),
                 deny_publish=NOT_THE_API + NOT_THE_ARCHIVER + OPS_ONLY),
     # every stream's and consumer's info and config (``parley bus status``/``migrate``), never their messages
     Permissions("ops", "operators' commands: parley node drain, parley bus status/stepdown/migrate",
-                publish=("ctl.node.>", *JS, INBOX), subscribe=(INBOX,),
+                publish=("ctl.node.>", *JS), subscribe=(inbox("ops"),),
                 deny_publish=("ctl.user.>", kv("auth_limits")) + NOT_THE_ARCHIVER + NOT_THE_PUSHER),
     Permissions("system", "tests and benchmarks: everything", publish=(">",), subscribe=(">",)),
 )
@@ -119,14 +135,18 @@ def _user(p: Permissions, password: str) -> str:
     publish = f"{{allow: {_quoted(p.publish)}" + (f", deny: {_quoted(p.deny_publish)}}}" if p.deny_publish else "}")
     subscribe = f"{{allow: {_quoted(p.subscribe)}" + (
         f", deny: {_quoted(p.deny_subscribe)}}}" if p.deny_subscribe else "}")
+    responds = ",\n                  allow_responses: true" if p.responds else ""
     return (f'    {{user: "{p.role}", password: "{password}",\n'
-            f"     permissions: {{publish: {publish},\n                  subscribe: {subscribe}}}}}")
+            f"     permissions: {{publish: {publish},\n                  subscribe: {subscribe}{responds}}}}}")
 
 
 def authorization_block(passwords: dict[str, str]) -> str:
     """nats-server's ``authorization`` block: one user per role with its password and permissions."""
     users = ",\n".join(_user(p, passwords[p.role]) for p in TABLE)
     return f"authorization {{\n  users = [\n{users}\n  ]\n}}\n"
+
+
+ANSWERS = "<br>an answer to each request it received (`allow_responses`)"
 
 
 def markdown_table() -> str:
@@ -136,7 +156,8 @@ def markdown_table() -> str:
 
     rows = ["| role | what it is | publish | subscribe | denied publish | denied subscribe |",
             "|---|---|---|---|---|---|"]
-    rows += [f"| `{p.role}` | {p.why} | {cell(p.publish)} | {cell(p.subscribe)} | {cell(p.deny_publish)} "
+    rows += [f"| `{p.role}` | {p.why} | {cell(p.publish)}{ANSWERS if p.responds else ''} | {cell(p.subscribe)} "
+             f"| {cell(p.deny_publish)} "
              f"| {cell(p.deny_subscribe)} |" for p in TABLE]
     return "\n".join(rows) + "\n"
 
@@ -153,7 +174,8 @@ def matches(pattern: str, subject: str) -> bool:
 
 
 def may(role: str, action: str, subject: str) -> bool:
-    """Whether ``role`` may ``publish`` or ``subscribe`` to ``subject`` (a deny wins over an allow)."""
+    """Whether ``role`` may ``publish`` or ``subscribe`` to ``subject`` (a deny wins over an allow). An answer
+    to a request (``responds``) is the server's decision at run time, not the table's."""
     p = of_role(role)
     allow, deny = (p.publish, p.deny_publish) if action == "publish" else (p.subscribe, p.deny_subscribe)
     return any(matches(a, subject) for a in allow) and not any(matches(d, subject) for d in deny)

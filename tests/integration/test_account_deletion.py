@@ -125,3 +125,28 @@ async def test_a_deletion_cut_short_after_the_profile_was_erased_is_finished_by_
     await expect("session_revoked", 401, world.api.call("GET", "/v1/me", alice.token))
     assert (await world.api.call("GET", "/v1/friends", bob.token))["friends"] == []
     assert await stored(world, alice.id) == ([], [])
+
+
+async def test_a_deleted_account_reads_as_never_seen(world):
+    """Its last activity stays in the presence worker's ``last_seen`` bucket (its devices' last beats can
+    write it again after the deletion); the readers, the API and a node's ``presence`` frame, hide it."""
+    api = world.api
+    alice, bob = await world.person("alice"), await world.person("bob")
+    await alice.befriend(bob)
+    a, b = await alice.device(node=0), await bob.device(node=1)
+    await a.close()
+
+    async def seen_offline() -> bool:
+        got = (await api.call("GET", f"/v1/presence?user_ids={alice.id}", bob.token))["presence"][0]
+        return got["online"] is False and got["last_active_at"] is not None
+
+    await eventually(seen_offline, timeout=5 * world.cluster.settings.presence_timeout_s,
+                     what="alice offline with a last activity")
+    await api.call("DELETE", "/v1/account", alice.token, {"password": PASSWORD})
+    never = {"user": alice.id, "online": False, "last_active_at": None}
+    shown = (await api.call("GET", f"/v1/presence?user_ids={alice.id},{bob.id}", bob.token))["presence"]
+    assert shown[0] == never and shown[1]["online"] is True  # the others as before
+    await b.send_frame({"type": "presence", "users": [alice.id, bob.id]})
+    await b.wait_for(lambda: any(e["type"] == "presence" and len(e["users"]) == 2 for e in b.events))
+    asked = next(e for e in b.events if e["type"] == "presence" and len(e["users"]) == 2)
+    assert asked["users"][0] == never and asked["users"][1]["online"] is True

@@ -96,62 +96,101 @@ async def test_pusher_lag_counts_messages_until_their_pushes_are_done(push_clust
         await world.close()
 
 
-def prometheus_config(cluster: Cluster, root: Path) -> Path:
-    """ops/prometheus.yml reading the file_sd targets written for the test cluster (as parley up writes them
-    into its run dir), with a 1 s scrape."""
-    config = yaml.safe_load((OPS / "prometheus.yml").read_text())
+def prometheus_config(cluster: Cluster, root: Path, source: str = "prometheus.yml") -> Path:
+    """ops/prometheus.yml (or ``source``) reading the file_sd targets written for the test cluster (as parley up
+    writes them into its run dir), with a 1 s scrape; a job's CA is the cluster's (``<run dir>/tls/ca.pem``)."""
+    config = yaml.safe_load((OPS / source).read_text())
     config["global"].update(scrape_interval="1s", evaluation_interval="1s")
     config["rule_files"] = [str(OPS / rules) for rules in config["rule_files"]]
     promtargets.write(root, run_info(cluster))
     jobs = set(promtargets.JOBS.values())
     for job in config["scrape_configs"]:
         job["file_sd_configs"] = [{"files": [str(promtargets.file_of(root, job["job_name"]))]}]
+        if "tls_config" in job:
+            assert cluster.tls is not None and job["tls_config"]["ca_file"] == "../.parley/tls/ca.pem"
+            job["tls_config"]["ca_file"] = cluster.tls.ca
         jobs.discard(job["job_name"])
-    assert not jobs, f"ops/prometheus.yml lacks jobs {sorted(jobs)}"
+    assert not jobs, f"ops/{source} lacks jobs {sorted(jobs)}"
     path = root / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
     return path
 
 
-async def test_prometheus_scrapes_every_process_and_loads_the_alerts(push_cluster, http: aiohttp.ClientSession,
-                                                                      tmp_path: Path):
-    exe = shutil.which("prometheus") or "/usr/bin/prometheus"
-    if not Path(exe).exists():
-        pytest.fail("prometheus not found: install Debian's prometheus package (ops/test-deps.sh does)")
-    port = free_port()
-    log = open(tmp_path / "prometheus.log", "wb")  # closed below, after the process
-    proc = subprocess.Popen([exe, f"--config.file={prometheus_config(push_cluster, tmp_path)}",
-                             f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=log, stderr=subprocess.STDOUT)
-    api = f"http://127.0.0.1:{port}/api/v1"
+class Prometheus:
+    """Debian's prometheus on a config, its HTTP API read with ``get``."""
 
-    async def get(path: str) -> dict:
+    def __init__(self, config: Path, tmp_path: Path, http: aiohttp.ClientSession) -> None:
+        exe = shutil.which("prometheus") or "/usr/bin/prometheus"
+        if not Path(exe).exists():
+            pytest.fail("prometheus not found: install Debian's prometheus package (ops/test-deps.sh does)")
+        port, self.http, self.log_path = free_port(), http, tmp_path / "prometheus.log"
+        self.log = open(self.log_path, "wb")  # closed in stop, after the process
+        self.proc = subprocess.Popen([exe, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
+                                      f"--web.listen-address=127.0.0.1:{port}"],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.api = f"http://127.0.0.1:{port}/api/v1"
+        self.health: dict[str, str] = {}
+
+    async def get(self, path: str) -> dict:
         try:
-            async with http.get(api + path) as resp:
+            async with self.http.get(self.api + path) as resp:
                 return dict((await resp.json())["data"]) if resp.status == 200 else {}
         except aiohttp.ClientError:
             return {}
 
-    health: dict[str, str] = {}
+    async def all_up(self, count: int) -> None:
+        async def up() -> bool:
+            self.health.clear()
+            targets = (await self.get("/targets")).get("activeTargets", [])
+            self.health.update({f'{t["labels"]["job"]} {t["labels"]["instance"]}': t["health"] + t["lastError"]
+                                for t in targets})
+            return len(self.health) == count and set(self.health.values()) == {"up"}
 
-    async def all_up() -> bool:
-        health.clear()
-        targets = (await get("/targets")).get("activeTargets", [])
-        health.update({f'{t["labels"]["job"]} {t["labels"]["instance"]}': t["health"] for t in targets})
-        return len(health) == 6 and set(health.values()) == {"up"}  # one node, five other roles
-
-    try:
         try:
-            await eventually(all_up, timeout=20, every=0.2, what="every target up in Prometheus")
+            await eventually(up, timeout=20, every=0.2, what="every target up in Prometheus")
         except AssertionError as err:
-            tail = (tmp_path / "prometheus.log").read_text()[-2000:]
-            raise AssertionError(f"{err}: targets {health}; {tail}") from None
-        rules = [r for g in (await get("/rules"))["groups"] for r in g["rules"]]
+            raise AssertionError(f"{err}: targets {self.health}; {self.log_path.read_text()[-2000:]}") from None
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.log.close()
+
+
+async def test_prometheus_scrapes_every_process_and_loads_the_alerts(push_cluster, http: aiohttp.ClientSession,
+                                                                      tmp_path: Path):
+    prometheus = Prometheus(prometheus_config(push_cluster, tmp_path), tmp_path, http)
+    try:
+        await prometheus.all_up(6)  # one node, five other roles
+        rules = [r for g in (await prometheus.get("/rules"))["groups"] for r in g["rules"]]
         assert len(rules) == len(ALERTS) and {r["name"] for r in rules} == ALERTS
         assert all(r["type"] == "alerting" and r["health"] in ("ok", "unknown") for r in rules), rules
-        lag = (await get("/query?query=parley_pusher_lag"))["result"]
+        lag = (await prometheus.get("/query?query=parley_pusher_lag"))["result"]
         assert [x["metric"]["job"] for x in lag] == ["parley-pusher"]
     finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
+        prometheus.stop()
+
+
+@pytest.fixture(scope="module")
+def tls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    c = Cluster(tmp_path_factory.mktemp("promtls"), nodes=1, tls=True)
+    try:
+        c.start()
+        yield c
+    finally:
+        c.shutdown()
+
+
+async def test_prometheus_scrapes_a_tls_cluster_over_https_with_its_ca(tls_cluster, http: aiohttp.ClientSession,
+                                                                        tmp_path: Path):
+    """ops/prometheus-tls.yml: the node, the API and discovery over https (checked against the run dir's CA),
+    the workers over plain HTTP, as ``parley up --tls`` runs them."""
+    prometheus = Prometheus(prometheus_config(tls_cluster, tmp_path, "prometheus-tls.yml"), tmp_path, http)
+    try:
+        await prometheus.all_up(5)  # one node, the API, discovery, the archiver and the presence worker
+        schemes = {t["labels"]["job"]: t["scrapeUrl"].split(":")[0]
+                   for t in (await prometheus.get("/targets"))["activeTargets"]}
+        assert schemes == {"parley-node": "https", "parley-api": "https", "parley-discovery": "https",
+                           "parley-archiver": "http", "parley-presence": "http"}
+    finally:
+        prometheus.stop()

@@ -8,7 +8,7 @@ from parley.node.membership import MembershipCheck
 
 from parley.errors import Forbidden
 from parley.ids import ConversationId, UserId, dm_conversation, new_group_conversation, new_user_id
-from parley.store import Conversation
+from parley.store import Conversation, User
 
 A, B = UserId(new_user_id()), UserId(new_user_id())
 DM = ConversationId(dm_conversation(A, B))
@@ -37,6 +37,10 @@ class Store:
 
     async def blocks_with(self, user):
         return {B if user == A else A} if self.blocked else set()
+
+    async def get_users(self, users):
+        self.asked = list(users)
+        return {u: User(u, "" if u == B else "a", "", 1, deleted=u == B) for u in users}
 
 
 async def code_of(check: MembershipCheck, conv: ConversationId = DM) -> str | None:
@@ -69,3 +73,12 @@ async def test_groups_and_plain_checks_need_no_friendship():
     check = MembershipCheck(Store(blocked=True), lambda _: [GROUP], lambda _: set())
     assert await code_of(check, GROUP) is None
     await check.check(A, DM)  # reads and receipts: membership only
+
+
+async def test_a_deleted_account_reads_as_never_seen_and_only_the_seen_are_looked_up():
+    store, c = Store(), UserId(new_user_id())
+    found = [{"user": A, "online": True, "last_active_at": 5}, {"user": B, "online": False, "last_active_at": 3},
+             {"user": c, "online": False, "last_active_at": None}]
+    shown = await MembershipCheck(store, lambda _: []).without_deleted(found)
+    assert shown == [found[0], {"user": B, "online": False, "last_active_at": None}, found[2]]
+    assert store.asked == [A, B]

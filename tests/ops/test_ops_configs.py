@@ -16,12 +16,14 @@ from typing import Any
 
 import pytest
 import yaml
-from parley.tools import promtargets
+from parley.tools import localca, promtargets
+from parley.tools.cluster import TLS_ROLES
 from parley.tools.runfile import Process, RunInfo
 
 ROOT = Path(__file__).resolve().parents[2]
 OPS = ROOT / "ops"
 CONFIG, RULES, RULE_TESTS = OPS / "prometheus.yml", OPS / "alerts.yml", OPS / "alerts_test.yml"
+TLS_CONFIG = OPS / "prometheus-tls.yml"  # parley up --tls: https and the run dir's CA for the roles serving TLS
 DASHBOARD = OPS / "grafana" / "parley.json"
 CODE_DIRS = ("parley", "node", "api", "discovery", "workers")
 METRIC = re.compile(r"\b(Counter|Gauge|Histogram|Summary)\(\s*\"([a-zA-Z_:][a-zA-Z0-9_:]*)\"")
@@ -72,6 +74,22 @@ def queries(dash: dict[str, Any]) -> list[str]:
 def test_prometheus_config_is_valid_and_loads_the_rules():
     out = ok(promtool("check", "config", CONFIG))
     assert "1 rule files found" in out, out
+
+
+def test_the_tls_config_is_valid_and_loads_the_rules():
+    out = ok(promtool("check", "config", TLS_CONFIG))
+    assert "1 rule files found" in out, out
+
+
+def test_the_tls_config_is_the_plain_one_with_https_and_the_ca_for_the_roles_that_serve_tls():
+    plain, tls = yaml.safe_load(CONFIG.read_text()), yaml.safe_load(TLS_CONFIG.read_text())
+    run_dir_ca = Path("..", ".parley", *Path(localca.files_in(".parley/tls").ca).parts[-2:])  # from ops/
+    https = {promtargets.JOBS[role] for role in TLS_ROLES}
+    for job in tls["scrape_configs"]:
+        serves_tls = job["job_name"] in https
+        assert (job.pop("scheme", "http"), job.pop("tls_config", None)) == (
+            ("https", {"ca_file": str(run_dir_ca)}) if serves_tls else ("http", None)), job["job_name"]
+    assert tls == plain
 
 
 def test_alert_rules_are_valid():

@@ -169,6 +169,59 @@ async def test_only_the_archiver_acks_the_archiver_consumer(server: Cluster, adm
         await js.delete_stream("PERM")
 
 
+async def test_a_role_reads_only_its_own_replies(server: Cluster, admin: Client) -> None:
+    errors, got = Errors(), []
+
+    async def on(msg: nats.aio.msg.Msg) -> None:
+        got.append(msg.data)
+
+    node, api = await connect_as(server, "node", errors), await connect_as(server, "api")
+    try:
+        await node.subscribe("_INBOX.api.>", cb=on)
+        await node.flush()
+        await eventually(lambda: any('violation for subscription to "_inbox.api.>"' in e for e in errors),
+                         what="the server refuses the node a subscription on the API's inboxes")
+        assert (await api.jetstream().account_info()).streams >= 0  # JetStream answers on _INBOX.api.<id>
+        await node.flush()
+        assert got == []
+        assert any('user:node" - Subscription Violation - Subject "_INBOX.api.>"' in line
+                   for line in server.errors_in_logs())
+    finally:
+        await node.close()
+        await api.close()
+
+
+async def test_a_node_answers_each_request_once_and_forges_no_reply(server: Cluster) -> None:
+    errors, answers = Errors(), []
+    node, ops = await connect_as(server, "node", errors), await connect_as(server, "ops")
+    try:
+        async def on_ctl(msg: nats.aio.msg.Msg) -> None:
+            await msg.respond(b"draining")
+            await node.publish(msg.reply, b"again")  # a second answer to the same request: refused
+
+        await node.subscribe("ctl.node.n-test", cb=on_ctl)
+        await node.flush()
+        inbox = ops.new_inbox()
+        assert inbox.startswith("_INBOX.ops.")
+
+        async def on(msg: nats.aio.msg.Msg) -> None:
+            answers.append(msg.data)
+
+        await ops.subscribe(inbox, cb=on)
+        await ops.flush()
+        await node.publish(inbox, b"forged")  # no request asked for it
+        await node.flush()
+        await eventually(lambda: any(f'violation for publish to "{inbox.lower()}"' in e for e in errors),
+                         what="the server refuses an unasked reply")
+        assert (await ops.request("ctl.node.n-test", b"{}", timeout=5)).data == b"draining"
+        await ops.publish("ctl.node.n-test", b"{}", reply=inbox)
+        await eventually(lambda: answers == [b"draining"] and sum("violation for publish" in e for e in errors) >= 3,
+                         what="one answer arrives, the second and the forgery are refused")
+    finally:
+        await node.close()
+        await ops.close()
+
+
 def test_credentials_are_private_files(server: Cluster) -> None:
     for path in [*server.auth.dir.iterdir(), server.root / "nats.conf"]:
         assert path.stat().st_mode & 0o777 == 0o600, path

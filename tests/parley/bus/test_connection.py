@@ -91,6 +91,8 @@ def test_options_carry_the_list_credentials_and_no_secret_in_the_settings_repr()
     options = connect_options(s)
     assert options["servers"] == ["nats://a:1", "nats://b:2"]
     assert (options["user"], options["password"], options["user_credentials"]) == ("u", "pw", "/x.creds")
+    assert options["inbox_prefix"] == "_INBOX.u"  # replies on the user's own inboxes (ADR 0013)
+    assert "inbox_prefix" not in connect_options(Settings(nats_url="nats://a:1", nats_token=Secret("t")))
     assert "tls" not in options
     assert "pw" not in repr(s)
 

@@ -91,10 +91,30 @@ def test_only_the_api_and_system_publish_revocations():
     assert [r for r in permissions.ROLES if may(r, "publish", "ctl.user.x")] == ["api", "system"]
 
 
-def test_every_role_gets_replies_and_every_jetstream_user_the_api():
+def test_every_role_gets_its_own_replies_only_and_every_jetstream_user_the_api():
     for role in permissions.ROLES:
-        assert may(role, "subscribe", "_INBOX.abc.1") and may(role, "publish", "_INBOX.abc.1"), role
+        own = f"{permissions.inbox_prefix(role)}.abc.1"
+        assert own == f"_INBOX.{role}.abc.1" and may(role, "subscribe", own), role
         assert may(role, "publish", "$JS.API.STREAM.INFO.MSG_0"), role
+        if role != "system":
+            others = [r for r in permissions.ROLES if r != role]
+            assert not any(may(role, "subscribe", f"_INBOX.{r}.abc.1") for r in others), role
+            assert not may(role, "subscribe", "_INBOX.abc.1"), role  # nats-py's default prefix
+            assert not any(may(role, "publish", f"_INBOX.{r}.abc.1") for r in permissions.ROLES), role
+
+
+def test_only_nodes_answer_requests():
+    assert [p.role for p in permissions.TABLE if p.responds] == ["node"]
+    block = permissions.authorization_block(dict.fromkeys(permissions.ROLES, "pw"))
+    assert block.count("allow_responses: true") == 1
+    node = block[block.index('{user: "node"'):block.index('{user: "api"')]
+    assert "allow_responses: true" in node
+
+
+@pytest.mark.parametrize(("user", "prefix"), [("node", "_INBOX.node"), ("my-app_2", "_INBOX.my-app_2"),
+                                              ("a.b", "_INBOX"), ("x y", "_INBOX"), ("*", "_INBOX")])
+def test_an_inbox_prefix_is_one_token_or_the_default(user, prefix):
+    assert permissions.inbox_prefix(user) == prefix
 
 
 def test_the_names_it_spells_are_the_codes():
