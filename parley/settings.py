@@ -234,6 +234,8 @@ class Settings:
         for name in POSITIVE:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{PREFIX}{name.upper()}={getattr(self, name)!r} must be greater than 0")
+        if not 0 <= self.live_join_backlog <= 1000:
+            raise SettingsError(f"{PREFIX}LIVE_JOIN_BACKLOG={self.live_join_backlog!r} must be from 0 to 1000")
         if self.hash_concurrency < 0:
             raise SettingsError(f"{PREFIX}HASH_CONCURRENCY={self.hash_concurrency!r} must be 0 (2 x CPU cores) or more")
         if not self.nats_servers():

@@ -25,7 +25,7 @@ from parley.node.ports import LiveReads
 from parley import protocol
 from parley.bus import BusClient
 from parley.bus.live import Rooms
-from parley.errors import Forbidden, ParleyError, RateLimited
+from parley.errors import Forbidden, ParleyError, RateLimited, Unavailable
 from parley.live.chain import run_screens, tell_accepted
 from parley.live.rooms import (
     dedup_of,
@@ -75,15 +75,17 @@ class LiveHall:
 
     async def join(self, viewer: Viewer, room: str) -> None:
         meta, _ = await self._rooms.get(room)
-        if self.viewers.expect(room, viewer):
-            self._subscribing[room] = asyncio.get_running_loop().create_future()
-            try:
-                await self._subscribe(room)
-            finally:
-                self._subscribing.pop(room).set_result(None)
-        elif (pending := self._subscribing.get(room)) is not None:
-            await asyncio.shield(pending)
         try:
+            if self.viewers.expect(room, viewer):
+                self._subscribing[room] = asyncio.get_running_loop().create_future()
+                try:
+                    await self._subscribe(room)
+                finally:
+                    self._subscribing.pop(room).set_result(None)
+            elif (pending := self._subscribing.get(room)) is not None:
+                await asyncio.shield(pending)
+            if room not in self._subs:  # the first joiner's subscription failed
+                raise Unavailable("could not follow the room; join again", code="bus_unavailable", room=room)
             backlog = await self._store.live_history(room, before=None, limit=self._settings.live_join_backlog)
         except BaseException:
             await self.leave(viewer, room, quiet=True)
