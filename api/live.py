@@ -150,6 +150,8 @@ async def pin(request: web.Request) -> web.Response:
     id: int | None = None
     if request.method == "PUT":
         raw = (await body_of(request)).get("id")
+        if isinstance(raw, float) and raw.is_integer():  # JSON Schema's integer: 7.0 is one
+            raw = int(raw)
         if not isinstance(raw, int) or isinstance(raw, bool) or not 1 <= raw <= MAX_ID:
             raise BadRequest(f"id: a message id from 1 to {MAX_ID}", code="bad_field", field="id")
         id = raw
