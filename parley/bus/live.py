@@ -32,6 +32,7 @@ from parley.live.rooms import DLV, MSG, RoomMeta, decode_meta
 from parley.settings import Settings
 
 STREAM, BUCKET, ARCHIVER = "LIVE", "live_rooms", "live_archiver"
+MAX_ESCAPED = 6  # a body byte is at most 6 in its JSON payload (a control character: \u001f)
 
 
 def stream_config(settings: Settings) -> StreamConfig:
@@ -39,7 +40,7 @@ def stream_config(settings: Settings) -> StreamConfig:
         name=STREAM, subjects=[MSG + ">"], retention=RetentionPolicy.LIMITS, storage=StorageType.FILE,
         discard=DiscardPolicy.OLD, max_age=float(settings.live_stream_max_age_s),
         duplicate_window=float(settings.dedup_window_s), num_replicas=settings.stream_replicas, allow_direct=True,
-        max_msg_size=4 * settings.max_body_bytes, republish=RePublish(src=MSG + ">", dest=DLV + ">"),
+        max_msg_size=MAX_ESCAPED * settings.max_body_bytes + 1024, republish=RePublish(src=MSG + ">", dest=DLV + ">"),
     )
 
 

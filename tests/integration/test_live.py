@@ -226,6 +226,8 @@ async def test_unknown_rooms_and_oversized_messages_are_refused_and_nothing_else
     with pytest.raises(ApiError) as err:
         await world.api.call("POST", "/v1/live", viewer.token, {"title": "   "})
     assert err.value.code == "bad_field"
+    worst = await live_send(v, room, "\x01" * cluster.settings.max_body_bytes)  # 6 bytes each once escaped
+    await v.wait_for(lambda: worst["id"] in live_ids(v, room))
     fine = await live_send(v, room, "still here")
     await v.wait_for(lambda: fine["id"] in live_ids(v, room))
 
