@@ -69,6 +69,7 @@ class LiveHall:
         self.viewers: Viewers[Viewer] = Viewers()
         self._subs: dict[str, list[Subscription]] = {}
         self._subscribing: dict[str, asyncio.Future[None]] = {}
+        self._closing: set[asyncio.Task[None]] = set()  # unsubscriptions after a drop
         self._joined_at: dict[str, int] = {}  # sign-up time (ms) by user, for account age; dropped on leave
 
     # ---- joining and leaving -------------------------------------------------------------------
@@ -99,12 +100,14 @@ class LiveHall:
         self._count()
 
     async def _subscribe(self, room: str) -> None:
+        subs: list[Subscription] = []
         try:
-            self._subs[room] = [await self._nc.subscribe(delivery_subject(room), cb=self._on_message),
-                                await self._nc.subscribe(event_subject(room), cb=self._on_event)]
+            subs.append(await self._nc.subscribe(delivery_subject(room), cb=self._on_message))
+            subs.append(await self._nc.subscribe(event_subject(room), cb=self._on_event))
         except BaseException:
-            self._subs.pop(room, None)
+            await self._close(room, subs)
             raise
+        self._subs[room] = subs
 
     async def leave(self, viewer: Viewer, room: str, *, quiet: bool = False) -> None:
         if self.viewers.leave(room, viewer):
@@ -123,7 +126,10 @@ class LiveHall:
         self._joined_at.pop(user, None)
 
     async def _unsubscribe(self, room: str) -> None:
-        for sub in self._subs.pop(room, []):
+        await self._close(room, self._subs.pop(room, []))  # popped at once: a joiner meanwhile subscribes anew
+
+    async def _close(self, room: str, subs: list[Subscription]) -> None:
+        for sub in subs:
             try:
                 await sub.unsubscribe()
             except Exception as err:  # the connection is closing or reconnecting: its subscriptions go with it
@@ -164,7 +170,10 @@ class LiveHall:
         self._metrics.live_dropped.inc()
         viewer.send(protocol.frame_bytes(protocol.live_left_frame(room, "slow")))
         if self.viewers.leave(room, viewer):
-            asyncio.get_running_loop().create_task(self._unsubscribe(room))
+            subs = self._subs.pop(room, [])  # now, not when the task runs: a joiner may subscribe anew meanwhile
+            task = asyncio.get_running_loop().create_task(self._close(room, subs))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
         self._count()
 
     # ---- sending ---------------------------------------------------------------------------------
