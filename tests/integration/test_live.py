@@ -76,10 +76,13 @@ async def all_history(world: World, person: Person, room: str) -> list[dict[str,
             return out
 
 
-async def test_viewers_on_two_nodes_see_each_others_messages_and_history_has_every_one(world):
+async def test_viewers_on_two_nodes_see_each_others_messages_and_history_has_every_one(world, cluster):
     owner, alice, bob = await world.person("own"), await world.person("alice"), await world.person("bob")
     room = await new_room(owner)
     a, b = await alice.device(node=0), await bob.device(node=1)
+    port = cluster.node_ports[0]
+    before = {name: value(await metrics_page(world, port), name)
+              for name in ("parley_node_live_messages_in_total", "parley_node_live_messages_out_total")}
     joined = await join(a, room)
     assert joined["meta"]["id"] == room and joined["messages"] == [] and joined["viewers"] == 1
     await join(b, room)
@@ -94,6 +97,10 @@ async def test_viewers_on_two_nodes_see_each_others_messages_and_history_has_eve
     assert {senders[s["id"]] for s in sent} == {alice.id, bob.id}
     resent = await live_send(a, room, "again", cid=sent[0]["cid"])  # a retry with the same cid: stored once
     assert resent["duplicate"] and resent["id"] == sent[0]["id"]
+    page = await metrics_page(world, port)  # node 0: alice's 15 in (the resend is not counted), 30 out to her
+    assert value(page, "parley_node_live_messages_in_total") == before["parley_node_live_messages_in_total"] + 15
+    assert value(page, "parley_node_live_messages_out_total") == before["parley_node_live_messages_out_total"] + 30
+    assert value(page, "parley_node_live_viewers") >= 1 and value(page, "parley_node_live_rooms") >= 1
 
     async def stored() -> bool:  # the loss ledger: every accepted message is in history, once, newest first
         rows = await all_history(world, owner, room)
