@@ -273,5 +273,6 @@ async def run_archiver(settings: Settings) -> None:
     await runner.cleanup()
     await bus.close_quietly(nc)
     await store.close()
-    if task.done() and task.exception():
-        raise task.exception()  # type: ignore[misc]
+    for done in (task, live):  # either archiver failing stops the process with its error
+        if done.done() and not done.cancelled() and done.exception():
+            raise done.exception()  # type: ignore[misc]

@@ -16,6 +16,7 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 
 from parley.bus import BusClient, ensure, live
+from parley.bus.outage import is_transient
 from parley.errors import Unavailable
 from parley.ids import UserId
 from parley.live.rooms import room_of
@@ -62,8 +63,17 @@ async def archive_live(settings: Settings, store: LiveMessages, nc: BusClient, s
                 msgs = await sub.fetch(batch=settings.archiver_batch, timeout=1)
             except (NatsTimeout, TimeoutError):
                 continue
+            except Exception as err:  # NATS reconnecting, a leader election: JetStream keeps the messages
+                if not is_transient(err):
+                    raise
+                log.warning("live archiver: %s; pulling again", err)
+                await asyncio.sleep(0.5)
+                continue
             if msgs and await write(store, msgs, stop):
-                for m in msgs:
-                    await m.ack()
+                try:
+                    for m in msgs:
+                        await m.ack()
+                except Exception as err:  # redelivered after ack_wait and rewritten: the same rows
+                    log.warning("live archiver: acks failed (%s); the batch will be redelivered", err)
     finally:
         await sub.unsubscribe()
