@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import signal
 import socket
@@ -16,9 +17,12 @@ from aiohttp import web
 from nats.aio.msg import Msg
 from nats.js.kv import KeyValue
 from parley.node.drain import destinations, drain
+from parley.node.live.hall import LiveHall
+from parley.node.live.room_screens import build_screens
 from parley.node.server import EdgeNode
 
 from parley import bus, tls
+from parley.bus.live import Rooms, ensure_live
 from parley.ids import node_control_subject
 from parley.presence_bus import open_buckets, read_presence
 from parley.registry import NodeRecord, open_bucket, read_all
@@ -53,6 +57,9 @@ async def run_node(settings: Settings) -> None:
     node.start()
     online, seen = await open_buckets(js, settings)
     node.frames.presence = partial(read_presence, online, seen)
+    screens = build_screens(settings, nc)
+    await _each(screens, "start")
+    node.frames.live = LiveHall(settings, nc, Rooms(await ensure_live(js, settings)), store, node.metrics, screens)
 
     app = web.Application()
     app.router.add_get("/ws", node.handle_ws)
@@ -152,10 +159,19 @@ async def run_node(settings: Settings) -> None:
         except Exception:
             pass
         await node.close_all()
+        await _each(screens, "stop")
         await probe.stop()
         await runner.cleanup()
         await bus.close_quietly(nc)
         await store.close()
+
+
+async def _each(screens: list[Any], method: str) -> None:
+    """Start or stop the screens that have watchers (a screen may have neither method; either may be async)."""
+    for screen in screens:
+        call = getattr(screen, method, None)
+        if call is not None and inspect.isawaitable(result := call()):
+            await result
 
 
 async def first_of(*aws: Coroutine[Any, Any, object]) -> None:

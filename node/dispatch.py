@@ -2,7 +2,9 @@
 
 Every client frame is parsed by ``parley.protocol`` and handled here: ``send`` (rate limit; then, on its
 conversation's lane in ``node/sending.py``, membership, publish, SENT ack), ``ack`` (the device's
-position; delivered receipts), ``typing``, ``read``, ``presence``, ``sync``, ``ping``. The read loop
+position; delivered receipts), ``typing``, ``read``, ``presence``, ``sync``, ``ping``, and the live-room
+frames ``live_join``, ``live_leave``, ``live_send`` (``node/live/hall.py``; a live send is answered in the
+read loop, when the stream acks it). The read loop
 never waits for a publish (only for room, past ``sends_in_flight`` unanswered sends). What the client
 got wrong is a strike; our failures are retryable error frames. Errors become frames in ``parley.protocol``
 only.
@@ -26,6 +28,7 @@ from typing import Any
 
 from parley.node.events import ConversationEvents
 from parley.node.link import DeviceLink
+from parley.node.live.hall import LiveHall
 from parley.node.membership import MembershipCheck
 from parley.node.publisher import Publisher
 from parley.node.sending import LinkSends
@@ -61,6 +64,7 @@ class FrameHandler:
         self._rates = settings.frame_rates()
         self._sends: dict[DeviceLink, LinkSends] = {}  # connections with sends admitted (node/sending.py)
         self.presence: PresenceReader | None = None  # set once the presence buckets are open
+        self.live: LiveHall | None = None  # set once the live stream and rooms bucket are open
 
     def forget(self, user: str) -> None:
         """The user's last device left this node: its send budget goes too."""
@@ -93,9 +97,10 @@ class FrameHandler:
 
     def _charge(self, link: DeviceLink, frame: protocol.ClientFrame) -> None:
         """Take the frame's cost from its kind's budget on this connection (``send``: see ``_admit``)."""
-        if isinstance(frame, protocol.Send | protocol.Hello):
+        if isinstance(frame, protocol.Send | protocol.Hello | protocol.LiveSend):
             return
-        kind = kind_of(type(frame).__name__.lower())
+        live = isinstance(frame, protocol.LiveJoin | protocol.LiveLeave)  # reads the store: the read budget
+        kind = "read" if live else kind_of(type(frame).__name__.lower())
         cost = len(frame.users) if isinstance(frame, protocol.Presence) else 1
         wait = self.budget(link).charge(kind, time.monotonic(), cost)
         if wait is not None:
@@ -114,7 +119,7 @@ class FrameHandler:
     def _failed(self, link: DeviceLink, frame: protocol.ClientFrame | None, err: Exception) -> None:
         """A frame failed: the error frame (``ref`` = the send's cid) and, if it was the client's fault, a
         strike."""
-        cid = frame.cid if isinstance(frame, protocol.Send) else None
+        cid = frame.cid if isinstance(frame, protocol.Send | protocol.LiveSend) else None
         if isinstance(err, PeerError):
             if frame is None:
                 self._metrics.frames_in.labels("invalid").inc()
@@ -169,8 +174,28 @@ class FrameHandler:
                     self._sync(link, action.point)
             case protocol.Ping(ts=ts):
                 link.send(protocol.frame_bytes(protocol.pong_frame(ts, now_ms())))
+            case protocol.LiveJoin(room=room):
+                await self._live().join(link, room)
+            case protocol.LiveLeave(room=room):
+                await self._live().leave(link, room)
+            case protocol.LiveSend():
+                self._take_send(link, frame.cid)
+                await self._live().send(link, frame)
             case protocol.Hello():
                 raise PeerError("hello was already received", code="hello_repeated")
+
+    def _live(self) -> LiveHall:
+        if self.live is None:
+            raise Unavailable("live rooms are not available on this node yet", code="bus_unavailable")
+        return self.live
+
+    def _take_send(self, link: DeviceLink, cid: str) -> None:
+        """A message (``send`` or ``live_send``) takes from the user's send bucket on this node."""
+        bucket = self._buckets.setdefault(link.user, TokenBucket(self._settings.rate_per_s, self._settings.rate_burst))
+        if not bucket.take(time.monotonic()):
+            self._metrics.refusals.labels("send").inc()
+            raise RateLimited("too many messages; slow down", ref=cid,
+                              retry_after_ms=int(bucket.retry_after() * 1000) + 1)
 
     def _open(self, token: str) -> Vector:
         try:
@@ -184,12 +209,7 @@ class FrameHandler:
             sends = self._sends[link] = LinkSends(self._settings.sends_in_flight,
                                                   lambda f, at: self._answer_send(link, f, at))
         await sends.wait_room()  # backpressure: the rest of the device's frames wait in the socket
-        bucket = self._buckets.setdefault(link.user, TokenBucket(self._settings.rate_per_s,
-                                                                 self._settings.rate_burst))
-        if not bucket.take(time.monotonic()):
-            self._metrics.refusals.labels("send").inc()
-            raise RateLimited("too many messages; slow down", ref=frame.cid,
-                              retry_after_ms=int(bucket.retry_after() * 1000) + 1)
+        self._take_send(link, frame.cid)
         sends.admit(frame)
 
     async def finish(self, link: DeviceLink) -> None:

@@ -100,6 +100,10 @@ class DeviceLink:
 
     # ---- events into the session ---------------------------------------------------------------
 
+    def waiting(self) -> int:
+        """Frames queued and not yet written to the socket (a live room drops a viewer far behind)."""
+        return len(self.core.out)
+
     def send(self, frame: bytes) -> None:
         self.core.send(frame)
         self._queued()

@@ -2,8 +2,8 @@
 
 A node reads sessions (is this token's session still live?), devices and their cursors, the
 conversations and groups a user is in, their friends and blocks, messages (sync and a conversation's last
-message), and saves cursors and delivered/read marks. It never writes accounts, friends, groups or
-messages. Every backend's store (``parley.store``) has these methods.
+message), a live room's backlog, and saves cursors and delivered/read marks. It never writes accounts,
+friends, groups or messages. Every backend's store (``parley.store``) has these methods.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Protocol
 
 from parley.ids import ConversationId, DeviceId, SessionId, UserId
 from parley.store import Conversation, Device, FriendState, Receipt, Session, StoredMessage, User
+from parley.store.records import LiveMessage
 
 
 class Sessions(Protocol):
@@ -43,7 +44,14 @@ class Receipts(Protocol):
     async def save_receipts(self, receipts: list[Receipt]) -> None: ...
 
 
-class NodeStore(Sessions, Cursors, MessageHistory, Memberships, Receipts, Protocol):
+class LiveReads(Protocol):
+    """A live room's backlog at a join, and a sender's account age (new-account screens)."""
+
+    async def live_history(self, room: str, *, before: int | None, limit: int) -> list[LiveMessage]: ...
+    async def get_user(self, user: UserId) -> User | None: ...
+
+
+class NodeStore(Sessions, Cursors, MessageHistory, Memberships, Receipts, LiveReads, Protocol):
     """Everything a node reads and writes, plus start and stop."""
 
     async def migrate(self) -> None: ...

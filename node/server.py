@@ -287,9 +287,13 @@ class EdgeNode:
         if link in self.hub.of_user(link.user):
             await self.presence.gone(link)
         self.syncs.forget(link)
+        if self.frames.live is not None:
+            await self.frames.live.forget(link)
         if self.hub.detach(link):
             await self.subscriptions.leave(link.user)
             self.frames.forget(link.user)
+            if self.frames.live is not None:
+                self.frames.live.forget_user(link.user)
         await link.finished(timeout=5)
         if not link.ws.closed:
             await link.ws.close(code=link.close_code, message=link.close_reason.encode())

@@ -5,9 +5,10 @@
     │   ├── BadRequest               malformed input: bad_json, unknown_type, bad_field, too_large
     │   ├── Unauthorized             bad_token (4001), token_expired (4002), session_revoked (4003),
     │   │                            session_expired (4003), …
-    │   ├── Forbidden                not_member, not_friends, blocked, wrong_password
-    │   ├── NotFound                 unknown_user, unknown_conversation, not_found
-    │   ├── Conflict                 username_taken
+    │   ├── Forbidden                not_member, not_friends, blocked, wrong_password; live rooms:
+    │   │                            room_closed, not_moderator, not_owner (and the screens' codes)
+    │   ├── NotFound                 unknown_user, unknown_conversation, not_found; unknown_room, unknown_message
+    │   ├── Conflict                 username_taken, conflict
     │   └── RateLimited              rate_limited
     └── ServerError                  we failed (5xx / error frame / close 1011)
         └── Unavailable              store_unavailable, bus_unavailable, no_node (retryable; close 1013)

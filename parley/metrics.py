@@ -12,7 +12,9 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 KNOWN_OUT = {t.encode() for t in ("welcome", "msg", "ack", "synced", "pong", "typing", "receipt", "group",
-                                   "presence", "moved", "error", "cursor")}  # anything else is counted as "other"
+                                   "presence", "moved", "error", "cursor", "live_joined", "live_msg", "live_sent",
+                                   "live_left", "live_dropped", "live_deleted", "live_pinned", "live_meta")}
+# anything else is counted as "other"
 LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -51,6 +53,17 @@ class NodeMetrics:
         self.stream_requests = Counter(
             "parley_node_stream_requests", "JetStream API requests this node made, by kind (bounds, floor: the "
             "shard watch; last: a conversation's last id; read: a stream read for a sync)", ["kind"], registry=r)
+        # live rooms (ADR 0018): no room label (rooms are unbounded); per-room figures are issue 16 item 7
+        self.live_viewers = Gauge("parley_node_live_viewers", "Live-room viewers on this node (a device in two "
+                                  "rooms counts twice)", registry=r)
+        self.live_rooms = Gauge("parley_node_live_rooms", "Live rooms this node is subscribed to", registry=r)
+        self.live_in = Counter("parley_node_live_messages_in", "Live messages accepted from this node's devices",
+                               registry=r)
+        self.live_out = Counter("parley_node_live_messages_out", "Live messages handed to viewers here", registry=r)
+        self.live_rejected = Counter("parley_node_live_rejected", "Live sends refused, by error code", ["code"],
+                                     registry=r)
+        self.live_dropped = Counter("parley_node_live_dropped_viewers",
+                                    "Viewers dropped from a live room for reading too slowly", registry=r)
         self._out_by_type: dict[bytes, Counter] = {}
 
     def frame_out(self, frame: bytes) -> None:

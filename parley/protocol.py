@@ -109,7 +109,45 @@ def _presence(d: dict[str, Any], max_body: int) -> Presence:
     return Presence(users=tuple(dict.fromkeys(users)))
 
 
-ClientFrame = Hello | Send | Ack | Sync | Ping | Typing | Read | Presence
+@dataclass(frozen=True, slots=True)
+class LiveJoin:
+    room: str
+
+
+@dataclass(frozen=True, slots=True)
+class LiveLeave:
+    room: str
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSend:
+    room: str
+    cid: str
+    body: str
+
+
+ClientFrame = Hello | Send | Ack | Sync | Ping | Typing | Read | Presence | LiveJoin | LiveLeave | LiveSend
+
+
+def _room(d: dict[str, Any]) -> str:
+    room = _str(d, "room")
+    if not is_valid_id(room):
+        raise _bad("room", "not a live room id")
+    return str(room)
+
+
+def _live_send(d: dict[str, Any], max_body: int) -> LiveSend:
+    cid, body = _str(d, "cid"), _str(d, "body")
+    assert cid is not None and body is not None
+    if not _CID_RE.match(cid):
+        raise _bad("cid", "1 to 64 characters of A-Z a-z 0-9 _ -")
+    room = _room(d)
+    if not body.strip():
+        raise _bad("body", "must not be empty")
+    size = len(body.encode("utf-8", "surrogatepass"))
+    if size > max_body:
+        raise BadRequest(f"body is {size} bytes; the limit is {max_body}", code="too_large", limit=max_body, ref=cid)
+    return LiveSend(room=room, cid=cid, body=body)
 
 
 def _conv(d: dict[str, Any]) -> ConversationId:
@@ -168,6 +206,9 @@ _PARSERS: dict[str, Callable[[dict[str, Any], int], ClientFrame]] = {
     "typing": _typing,
     "read": lambda d, _: Read(conv=_conv(d), upto=_int(d, "upto")),
     "presence": _presence,
+    "live_join": lambda d, _: LiveJoin(room=_room(d)),
+    "live_leave": lambda d, _: LiveLeave(room=_room(d)),
+    "live_send": _live_send,
 }
 
 
@@ -188,7 +229,7 @@ def parse_client_frame(raw: str | bytes, *, max_body: int) -> ClientFrame:
     try:
         return parser(data, max_body)
     except BadRequest as err:
-        if kind == "send" and isinstance(data.get("cid"), str) and "ref" not in err.details:
+        if kind in ("send", "live_send") and isinstance(data.get("cid"), str) and "ref" not in err.details:
             err.details["ref"] = data["cid"]
         raise
 
@@ -297,6 +338,21 @@ def moved_frame(node: dict[str, Any] | None, fallbacks: list[dict[str, Any]]) ->
     """This node is draining: reconnect to ``node`` (then ``fallbacks``; ``/v1/place`` when null) with
     your cursor. The node closes the connection (4010) right after this frame."""
     return {"type": "moved", "reason": "draining", "node": node, "fallbacks": fallbacks}
+
+
+def live_joined_frame(*, meta: dict[str, Any], viewers: int, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The answer to ``live_join``: the room's meta, its viewers on this node, its newest messages (oldest
+    first, tombstones as ``deleted``); ``live_msg`` frames follow."""
+    return {"type": "live_joined", "room": meta["id"], "meta": meta, "viewers": viewers, "messages": messages}
+
+
+def live_sent_frame(*, room: str, cid: str, id: int, duplicate: bool, masked: bool) -> dict[str, Any]:
+    return {"type": "live_sent", "room": room, "cid": cid, "id": id, "duplicate": duplicate, "masked": masked}
+
+
+def live_left_frame(room: str, reason: str) -> dict[str, Any]:
+    """You are out of the room: ``left`` (you asked), ``slow`` (dropped: you read too slowly; join again)."""
+    return {"type": "live_dropped" if reason == "slow" else "live_left", "room": room, "reason": reason}
 
 
 def error_frame(details: dict[str, Any]) -> dict[str, Any]:

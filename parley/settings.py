@@ -57,7 +57,7 @@ POSITIVE = (
     "last_seen_ttl_s",
     "presence_beat_s", "presence_timeout_s", "drain_timeout_s", "push_grace_s", "push_retries", "stream_replicas",
     "bounds_refresh_s", "floor_wait_s", "cursor_every_s", "store_deadline_s", "cassandra_background_concurrency",
-    "archiver_ack_wait_s", "presence_partitions", "presence_lease_s",
+    "archiver_ack_wait_s", "presence_partitions", "presence_lease_s", "live_viewer_queue", "live_stream_max_age_s",
     "sync_rate_per_s", "sync_rate_burst", "presence_rate_per_s", "presence_rate_burst", "read_rate_per_s",
     "read_rate_burst", "typing_rate_per_s", "typing_rate_burst", "cheap_rate_per_s", "cheap_rate_burst",
     "max_strikes", "strike_decay_per_s", "login_account_failures", "login_account_window_s",
@@ -189,6 +189,10 @@ class Settings:
     stream_replicas: int = 1  # created with this; a stream that differs is refused until `parley bus migrate`
     kv_replicas: int = 0  # replicas of the KV buckets; 0 = the same as stream_replicas
     dedup_window_s: int = 300
+    # live rooms (docs/adr/0018-live-rooms.md)
+    live_join_backlog: int = 50  # messages a live_join answers with (the newest the store has)
+    live_viewer_queue: int = 256  # frames a live viewer may have waiting; past it it is dropped from the room
+    live_stream_max_age_s: int = 86400  # the LIVE stream keeps a day (the store keeps everything)
     # workers
     archiver_batch: int = 500
     archiver_concurrency: int = 4  # batches written at once
@@ -230,6 +234,8 @@ class Settings:
         for name in POSITIVE:
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{PREFIX}{name.upper()}={getattr(self, name)!r} must be greater than 0")
+        if not 0 <= self.live_join_backlog <= 1000:
+            raise SettingsError(f"{PREFIX}LIVE_JOIN_BACKLOG={self.live_join_backlog!r} must be from 0 to 1000")
         if self.hash_concurrency < 0:
             raise SettingsError(f"{PREFIX}HASH_CONCURRENCY={self.hash_concurrency!r} must be 0 (2 x CPU cores) or more")
         if not self.nats_servers():

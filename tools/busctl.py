@@ -22,14 +22,14 @@ from nats.js.api import StreamConfig, StreamInfo
 from nats.js.errors import APIError
 from parley.tools.nodectl import quiet
 
-from parley.bus import buckets, ensure, stream_config
+from parley.bus import buckets, ensure, live, stream_config
 from parley.bus.connection import connect_options
 from parley.settings import Settings
 
 
 def streams_of(settings: Settings) -> list[StreamConfig]:
-    """The message streams this deployment configures: one per shard."""
-    return [stream_config(settings, shard) for shard in range(settings.shards)]
+    """The message streams this deployment configures: one per shard, and the live rooms' (``LIVE``)."""
+    return [stream_config(settings, shard) for shard in range(settings.shards)] + [live.stream_config(settings)]
 
 
 async def migrate(nc: Client, settings: Settings, say: Callable[[str], None] = print) -> int:
@@ -37,7 +37,7 @@ async def migrate(nc: Client, settings: Settings, say: Callable[[str], None] = p
     changed = 0
     for config in streams_of(settings):
         changed += _report(await ensure.ensure_stream(js, config, migrate=True), f"stream {config.name}", say)
-    for bucket in buckets.all_buckets(settings):
+    for bucket in [*buckets.all_buckets(settings), live.rooms_bucket(settings)]:
         changed += _report(await ensure.ensure_bucket(js, bucket, migrate=True), f"bucket {bucket.bucket}", say)
     say(f"{changed} change(s) applied" if changed else "nothing to change: every stream and bucket is as configured")
     return 0

@@ -17,7 +17,7 @@ still working on it, so nothing is skipped and nothing is acked early. The ack f
 "archived through": nodes read the store below it and the stream above. That holds only if what the store
 acked survives a crash of the store (commitlog_sync group on Cassandra, ADR 0011); should the store lose
 messages anyway, readers fill them from the stream and ask us (``arc.repair``, ``serve_repairs``) to write
-them back.
+them back. Live rooms' messages are archived beside, from the ``LIVE`` stream (``live_archiver.py``).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from typing import Any
 
 from aiohttp import web
 from nats.aio.msg import Msg
+from parley.workers.live_archiver import archive_live
 
 from parley import bus
 from parley.bus import BusClient
@@ -261,15 +262,17 @@ async def run_archiver(settings: Settings) -> None:
     runner = await serve(app, settings.archiver_host, settings.archiver_port)
     stop = asyncio.Event()
     task = asyncio.get_running_loop().create_task(archive(settings, store, nc, stop, metrics))
+    live = asyncio.get_running_loop().create_task(archive_live(settings, store, nc, stop))
     lag = asyncio.get_running_loop().create_task(watch_lag(settings, nc, metrics))
     waiter = asyncio.get_running_loop().create_task(run_until_stopped())
-    await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait([task, live, waiter], return_when=asyncio.FIRST_COMPLETED)
     stop.set()
     await cancel_and_wait(lag, waiter)
     await probe.stop()
-    await asyncio.gather(task, return_exceptions=True)
+    await asyncio.gather(task, live, return_exceptions=True)
     await runner.cleanup()
     await bus.close_quietly(nc)
     await store.close()
-    if task.done() and task.exception():
-        raise task.exception()  # type: ignore[misc]
+    for done in (task, live):  # either archiver failing stops the process with its error
+        if done.done() and not done.cancelled() and done.exception():
+            raise done.exception()  # type: ignore[misc]

@@ -7,18 +7,19 @@ Every Parley process connects to NATS as the user of its role (``node``, ``api``
 
 The lists follow the code (the subjects in ``parley.ids``, ``parley.presence_bus``, ``parley.bus``):
 - plain subjects are allowed one by one: only the API announces on ``ctl.user.>`` (revocations, friend
-  and group changes), only nodes publish messages (``msg.>``) and beats, only the presence worker
+  and group changes) and writes live rooms' meta and events (``live_rooms``, ``live.evt.>``), only nodes
+  publish messages (``msg.>``, ``live.msg.>``) and beats, only the presence worker
   publishes ``presence.>`` and writes the presence buckets, only the archiver serves ``arc.repair``;
 - JetStream's API (``$JS.API.>``: streams, buckets, consumers, direct gets) is open to every role that
   uses JetStream, minus what another role owns: the ``auth_limits`` bucket's stream belongs to the API,
-  the durable ``archiver`` and ``pusher`` consumers (pull, ack, create, delete) to their workers;
+  the durable ``archiver``, ``live_archiver`` and ``pusher`` consumers (pull, ack, create, delete) to their workers;
   changing, purging or deleting streams and moving leaders to ``ops``;
 - replies (JetStream answers, pull deliveries, requests) come to each connection's own inbox prefix,
   ``_INBOX.<user>`` (``inbox_prefix``; ``parley.bus.connection`` sets it from ``PARLEY_NATS_USER``): a role
   subscribes only to ``_INBOX.<role>.>``, so it cannot read another role's replies; nobody publishes on
   ``_INBOX.>`` except as an answer to a request it received (nats-server's ``allow_responses``, one
   answer per request, given to the roles that serve requests: nodes answer ``ctl.node.<id>``).
-A deny wins over an allow (nats-server's rule). Nobody publishes ``dlv.>``: only the streams republish
+A deny wins over an allow (nats-server's rule). Nobody publishes ``dlv.>`` or ``live.dlv.>``: only the streams republish
 there, which is the server's own doing. ``docs/bus-permissions.md`` is generated from this table
 (``markdown_table``; a test keeps it in step).
 """
@@ -32,6 +33,9 @@ JS_API = "$JS.API.>"
 # JetStream as a client uses it: the API, acks of what it pulled, flow-control replies of ordered consumers (KV watches)
 JS = (JS_API, "$JS.ACK.>", "$JS.FC.>")
 ARCHIVER_CONSUMER, PUSHER_CONSUMER = "archiver", "pusher"  # parley.bus.stream.ARCHIVER, workers.pusher.CONSUMER
+LIVE_ARCHIVER_CONSUMER = "live_archiver"  # parley.bus.live.ARCHIVER
+LIVE_SEND, LIVE_DELIVERY, LIVE_EVENTS = "live.msg.>", "live.dlv.>", "live.evt.>"  # parley.live.rooms
+LIVE_ROOMS = "live_rooms"  # parley.bus.live.BUCKET: room meta, written by the API only
 REPAIR = "arc.repair"  # parley.bus.repair.REPAIR_SUBJECT
 RECEIPTS = "rcpt.user.>"  # a group receipt to the nodes of one user (parley.ids.receipt_subject)
 
@@ -79,8 +83,8 @@ class Permissions:
 
 
 AUTH_LIMITS = stream_api("KV_auth_limits") + (kv("auth_limits"),)
-NOT_THE_API = ("ctl.user.>",) + AUTH_LIMITS
-NOT_THE_ARCHIVER = consumer_use(ARCHIVER_CONSUMER)
+NOT_THE_API = ("ctl.user.>", LIVE_EVENTS, kv(LIVE_ROOMS)) + AUTH_LIMITS
+NOT_THE_ARCHIVER = consumer_use(ARCHIVER_CONSUMER) + consumer_use(LIVE_ARCHIVER_CONSUMER)
 NOT_THE_PUSHER = consumer_use(PUSHER_CONSUMER)
 # what only operators do: change or remove a live stream (ADR 0006: no process does), move leaders, manage servers
 OPS_ONLY = ("$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>",
@@ -90,12 +94,13 @@ NOT_OWNED = NOT_THE_API + NOT_THE_ARCHIVER + NOT_THE_PUSHER + OPS_ONLY
 
 TABLE: tuple[Permissions, ...] = (
     Permissions("node", "edge node: publishes messages, events, beats; follows deliveries and controls",
-                publish=("msg.>", "evt.>", RECEIPTS, "hb.>", REPAIR, kv("nodes"), *JS),
-                subscribe=("dlv.>", "evt.>", RECEIPTS, "ctl.user.>", "ctl.node.>", "presence.>", inbox("node")),
+                publish=("msg.>", "evt.>", RECEIPTS, "hb.>", REPAIR, kv("nodes"), LIVE_SEND, *JS),
+                subscribe=("dlv.>", "evt.>", RECEIPTS, "ctl.user.>", "ctl.node.>", "presence.>", LIVE_DELIVERY,
+                           LIVE_EVENTS, inbox("node")),
                 deny_publish=NOT_OWNED + (kv("presence"), kv("last_seen"), kv("pushed"), kv("presence_leases")),
                 deny_subscribe=AUTH_LIMITS, responds=True),  # answers ``parley node drain`` on ctl.node.<id>
     Permissions("api", "HTTP API: announces revocations and changes, keeps the brute-force counters",
-                publish=("ctl.user.>", REPAIR, kv("auth_limits"), *JS),
+                publish=("ctl.user.>", REPAIR, kv("auth_limits"), LIVE_EVENTS, kv(LIVE_ROOMS), *JS),
                 subscribe=(inbox("api"),),
                 deny_publish=NOT_THE_ARCHIVER + NOT_THE_PUSHER + OPS_ONLY),
     Permissions("discovery", "placement and the cluster page: reads the node registry and JetStream's state",
@@ -114,7 +119,8 @@ TABLE: tuple[Permissions, ...] = (
     # every stream's and consumer's info and config (``parley bus status``/``migrate``), never their messages
     Permissions("ops", "operators' commands: parley node drain, parley bus status/stepdown/migrate",
                 publish=("ctl.node.>", *JS), subscribe=(inbox("ops"),),
-                deny_publish=("ctl.user.>", kv("auth_limits")) + NOT_THE_ARCHIVER + NOT_THE_PUSHER),
+                deny_publish=("ctl.user.>", kv("auth_limits"), LIVE_EVENTS, kv(LIVE_ROOMS)) + NOT_THE_ARCHIVER
+                + NOT_THE_PUSHER),
     Permissions("system", "tests and benchmarks: everything", publish=(">",), subscribe=(">",)),
 )
 ROLES = tuple(p.role for p in TABLE)

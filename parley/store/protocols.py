@@ -27,6 +27,7 @@ from parley.store.records import (
     Conversation,
     Device,
     FriendState,
+    LiveMessage,
     PushPrefs,
     PushToken,
     Receipt,
@@ -160,7 +161,19 @@ class Push(Protocol):
     async def mute_conversation(self, user: UserId, conv: ConversationId, muted: bool) -> None: ...
 
 
-class Store(Accounts, Sessions, Friends, Blocks, Erasure, Conversations, Messages, Groups, Receipts, Push, Protocol):
+class LiveMessages(Protocol):
+    """Live rooms' messages (ADR 0018): every accepted one, written by the archiver (idempotent; a rewrite
+    never brings a deleted message back); a deletion leaves a tombstone (``deleted``, empty body)."""
+
+    async def put_live_messages(self, messages: list[LiveMessage]) -> None: ...
+    async def live_history(self, room: str, *, before: int | None, limit: int) -> list[LiveMessage]:
+        """The room's messages with ids below ``before`` (all: None), newest first, tombstones included."""
+    async def delete_live_message(self, room: str, id: int) -> bool:
+        """Make the message a tombstone; False if the store has no such message of the room."""
+
+
+class Store(Accounts, Sessions, Friends, Blocks, Erasure, Conversations, Messages, Groups, Receipts, Push,
+            LiveMessages, Protocol):
     """A whole backend, as ``open_store`` returns it."""
 
     async def migrate(self) -> None:

@@ -58,6 +58,20 @@ class StoredMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class LiveMessage:
+    """A message of a live room (ADR 0018). ``id``: its ``LIVE`` stream sequence. A deleted one stays as a
+    tombstone: ``deleted`` and an empty body."""
+
+    room: str
+    id: int
+    sender: UserId
+    cid: str
+    body: str
+    ts: int  # unix ms, taken by the sending node
+    deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Receipt:
     """How far a member of a conversation has got: every message up to ``delivered`` reached one of
     their devices; they have read up to ``read``. Both only move forward."""

@@ -16,6 +16,7 @@ from parley.ids import dm_conversation, new_device_id, new_group_conversation, n
 from parley.shards import pack, pos_of_id
 from parley.store import Conversation, Device, PushPrefs, PushToken, Receipt, Session, StoredMessage, User
 from parley.store.cassandra import CassandraStore
+from parley.store.records import LiveMessage
 from parley.store.sqlite import SQLiteStore
 from tests.conftest import cassandra_settings, new_keyspace
 
@@ -355,3 +356,32 @@ async def test_a_deleted_account_keeps_a_placeholder_and_its_username_and_nothin
         await store.create_user(user(name), "hash2")
     history = await store.history(conv, before=None, after=None, limit=10, newest_first=True)
     assert [(m.sender, m.body) for m in history] == [(gone.id, "body 1")]  # messages stay, attributed to the id
+
+
+def live(room: str, id: int, sender="u" * 16) -> LiveMessage:
+    return LiveMessage(room, id, sender, f"c{id}", f"live {id}", 5000 + id)
+
+
+async def test_live_history_pages_newest_first_across_partitions_and_rooms(store):
+    room, other = new_user_id(), new_user_id()  # room ids are ids like any other
+    ids = [1, 2, 3, 65535, 65536, 65537, 3 * 65536 + 5]  # Cassandra: four id buckets
+    await store.put_live_messages([live(room, i) for i in ids] + [live(other, 4)])
+    await store.put_live_messages([live(room, 2)])  # the archiver redelivers: the same row
+    assert [m.id for m in await store.live_history(room, before=None, limit=100)] == ids[::-1]
+    page = await store.live_history(room, before=65537, limit=3)
+    assert [m.id for m in page] == [65536, 65535, 3]
+    assert [m.id for m in await store.live_history(room, before=3, limit=10)] == [2, 1]
+    assert page[0] == live(room, 65536)
+    assert [m.id for m in await store.live_history(other, before=None, limit=10)] == [4]
+    assert await store.live_history(new_user_id(), before=None, limit=10) == []
+
+
+async def test_a_deleted_live_message_stays_a_tombstone_even_when_rewritten(store):
+    room = new_user_id()
+    await store.put_live_messages([live(room, 7), live(room, 8)])
+    assert await store.delete_live_message(room, 7)
+    assert not await store.delete_live_message(room, 9)  # not stored
+    assert not await store.delete_live_message(new_user_id(), 8)  # another room's id
+    await store.put_live_messages([live(room, 7)])  # a redelivery does not bring it back
+    rows = await store.live_history(room, before=None, limit=10)
+    assert [(m.id, m.deleted, m.body) for m in rows] == [(8, False, "live 8"), (7, True, "")]

@@ -14,13 +14,13 @@ from tests.docs.test_docs_error_codes import error_codes
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "docs" / "openapi.yaml"
-# what an API request can raise: its handlers, the token check, the store and the bus's outage mapping
+# what an API request can raise: its handlers, the token check, the store, the bus's outage mapping, live rooms
 API_SOURCES = [*sorted((ROOT / "api").glob("*.py")), ROOT / "parley" / "auth.py",
-               *sorted((ROOT / "parley" / "store").rglob("*.py")), *sorted((ROOT / "parley" / "bus").glob("*.py"))]
+               *sorted((ROOT / "parley" / "store").rglob("*.py")), *sorted((ROOT / "parley" / "bus").glob("*.py")),
+               *sorted((ROOT / "parley" / "live").glob("*.py"))]
 NOT_ANSWERED = {
     "store_locked": "raised while the store connects at start-up, never in a request",
     "bad_setting": "a setting refused at start-up, never in a request",
-    "conflict": "a new group's random 80-bit id already taken; treated as impossible",
 }
 
 

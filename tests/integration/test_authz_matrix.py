@@ -45,7 +45,8 @@ async def test_every_bearer_operation_refuses_callers_without_a_live_session(wor
     await world.api.call("POST", "/v1/logout", logged_out)
     deleted = gone.token
     await world.api.call("DELETE", "/v1/account", deleted, {"password": PASSWORD})
-    values = {"user_id": bob.id, "conv": conv, "device_id": alice.logins[0]["device_id"]}
+    room = (await world.api.call("POST", "/v1/live", bob.token, {"title": "live"}))["id"]
+    values = {"user_id": bob.id, "conv": conv, "device_id": alice.logins[0]["device_id"], "room": room, "id": 1}
     for method, template in bearer_operations():
         path = template.format(**values)
         assert await refusal(world, method, path, None) == (401, "bad_token"), (method, template)

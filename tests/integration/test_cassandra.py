@@ -1,4 +1,4 @@
-"""The whole cluster on a real Cassandra: history paging, sync across partition buckets, an outage.
+"""The whole cluster on a real Cassandra: history paging, sync across partition buckets, live rooms, an outage.
 
 The cluster here uses one-second buckets, so every test's messages spread over several partitions.
 The outage test stops Cassandra for ~30 s under traffic and runs last in this module.
@@ -21,6 +21,7 @@ from parley.shards import pos_of_id, shard_of_id
 from tests.conftest import CassandraServer, new_keyspace
 from tests.integration.cluster import Cluster
 from tests.integration.conftest import PASSWORD, World
+from tests.integration.test_live import all_history, join, live_send, new_room
 from tests.poll import eventually
 
 pytestmark = pytest.mark.integration
@@ -178,6 +179,26 @@ async def test_block_and_account_deletion_on_cassandra(cworld, cass_cluster):
     page = await api.call("GET", f"/v1/conversations/{conv}/messages?order=asc", bob.token)
     assert (page["messages"][0]["id"], page["messages"][0]["from"]) == (kept["id"], alice.id)
     await b.close()
+
+
+async def test_a_live_room_on_cassandra_stores_every_message_and_keeps_a_tombstone(cworld, cass_cluster):
+    owner, viewer = await cworld.person("own"), await cworld.person("viewer")
+    room = await new_room(owner)
+    v = await viewer.device(node=1)
+    await join(v, room)
+    sent = [(await live_send(v, room, f"live {i}"))["id"] for i in range(12)]
+
+    async def stored() -> list[dict[str, object]]:
+        rows = await all_history(cworld, owner, room)  # pages of 7: across pages and partitions
+        assert [r["id"] for r in rows] == sent[::-1], "history still behind"
+        return rows
+
+    await eventually(stored, what="every live message in Cassandra", timeout=30)
+    await cworld.api.call("DELETE", f"/v1/live/{room}/messages/{sent[3]}", owner.token)
+    rows = {r["id"]: r for r in await stored()}
+    assert (rows[sent[3]]["deleted"], rows[sent[3]]["body"]) == (True, "")
+    joined = await join(await owner.device(node=0), room)
+    assert [m["id"] for m in joined["messages"]] == sent and joined["messages"][3]["deleted"]
 
 
 async def test_cassandra_outage_every_send_is_acked_and_lands_in_history_once(cworld, cass_cluster, cassandra):

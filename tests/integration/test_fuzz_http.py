@@ -64,7 +64,7 @@ def documented_error_codes() -> set[str]:
 
 class Fuzzer:
     """The fuzz's own accounts (no other test's account is ever locked out or logged out by it), the things
-    they own, so that half the cases name real ones (a friend, their DM, a group, a device) rather than
+    they own, so that half the cases name real ones (a friend, their DM, a group, a device, a live room) rather than
     ids nobody has, and what the run saw: answers by status and by error code."""
 
     def __init__(self, cluster: Cluster) -> None:
@@ -77,7 +77,8 @@ class Fuzzer:
         self.post("/v1/friends", {"user_id": me["user"]["id"]}, their_token)
         dm = self.post("/v1/conversations", {"user_id": them["user"]["id"]}, self.token).json()
         group = self.post("/v1/groups", {"name": "fuzz", "members": [them["user"]["id"]]}, self.token).json()
-        self.real = {"user_id": them["user"]["id"], "device_id": me["device_id"],
+        room = self.post("/v1/live", {"title": "fuzz"}, self.token).json()
+        self.real = {"user_id": them["user"]["id"], "device_id": me["device_id"], "room": room["id"],
                      "conv": (dm["conversation"]["id"], group["conversation"]["id"])}
         self.statuses: Counter[int] = Counter()
         self.codes: Counter[str] = Counter()

@@ -96,6 +96,15 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         # set once the account is deleted: the row stays as a placeholder, its username claim stays taken
         "ALTER TABLE {ks}.users ADD IF NOT EXISTS deleted_at bigint",
     ]),
+    (7, "live rooms' messages (ADR 0018)", [
+        # partition = (room, id bucket): ids are the LIVE stream's sequences, so a partition holds at most
+        # LIVE_BUCKET_IDS messages however hot the room, and the id alone names its partition
+        """CREATE TABLE IF NOT EXISTS {ks}.live_messages (
+            room text, bucket bigint, id bigint, sender text, cid text, body text, ts bigint, deleted boolean,
+            PRIMARY KEY ((room, bucket), id)) WITH CLUSTERING ORDER BY (id DESC)""",
+        """CREATE TABLE IF NOT EXISTS {ks}.live_buckets (
+            room text, bucket bigint, PRIMARY KEY (room, bucket)) WITH CLUSTERING ORDER BY (bucket DESC)""",
+    ]),
 ]
 SHARDED = 4  # the first version with sharded ids: older message rows carry global ids it cannot read
 

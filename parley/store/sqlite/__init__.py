@@ -1,7 +1,7 @@
 """The embedded store: one SQLite file in WAL mode, shared by every process on the machine.
 
 ``SQLiteStore`` is the concept classes (one module each: accounts, sessions, friends, blocks, erasure,
-conversations, messages, groups, receipts, push) over one ``Database`` (db.py: the connection and its thread);
+conversations, messages, groups, receipts, push, live) over one ``Database`` (db.py: the connection and its thread);
 the migrations are in schema.py. Everything that reads or writes the messages table is in
 messages.py.
 """
@@ -15,6 +15,7 @@ from parley.store.sqlite.db import Database
 from parley.store.sqlite.erasure import SQLiteErasure
 from parley.store.sqlite.friends import SQLiteFriends
 from parley.store.sqlite.groups import SQLiteGroups
+from parley.store.sqlite.live import SQLiteLive
 from parley.store.sqlite.messages import SQLiteMessages
 from parley.store.sqlite.push import SQLitePush
 from parley.store.sqlite.receipts import SQLiteReceipts
@@ -24,7 +25,7 @@ __all__ = ["SQLiteStore"]
 
 
 class SQLiteStore(SQLiteAccounts, SQLiteSessions, SQLiteFriends, SQLiteBlocks, SQLiteErasure, SQLiteConversations,
-                  SQLiteMessages, SQLiteGroups, SQLiteReceipts, SQLitePush):
+                  SQLiteMessages, SQLiteGroups, SQLiteReceipts, SQLitePush, SQLiteLive):
     def __init__(self, path: str) -> None:
         self._db = Database(path)
 

@@ -64,6 +64,12 @@ MIGRATIONS = [
     CREATE INDEX blocks_by_other ON blocks(other, user);
     ALTER TABLE users ADD COLUMN deleted_at INTEGER;
     """,
+    # 8: live rooms' messages (ADR 0018); a deleted one is a tombstone
+    """
+    CREATE TABLE live_messages (room TEXT NOT NULL, id INTEGER NOT NULL, sender TEXT NOT NULL, cid TEXT NOT NULL,
+        body TEXT NOT NULL, ts INTEGER NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (room, id)) WITHOUT ROWID;
+    """,
 ]
 SHARDED = 5  # the first version with sharded ids: older message rows carry global ids it cannot read
 
