@@ -1,0 +1,175 @@
+"""Banned-word lists and their matcher: entries folded by ``parley.live.words`` into one Aho–Corasick
+automaton (pyahocorasick) per list, searched over the folded message; never a regular expression.
+
+An ``Entry`` is a word or phrase, its ``action`` (``reject``: the message is refused with ``banned_word``;
+``mask``: the offending original characters become ``*``) and whether it is a ``substring`` entry. By
+default an entry in a space-separated script matches whole folded words only (``cunt`` is not found in
+``Scunthorpe``, ``ass`` not in ``class``); a substring entry matches anywhere; Hangul, CJK and kana entries
+always match anywhere (``parley.live.words.needs_word_boundaries``). A text run must be at least as long as
+the entry's (``words`` rule 4). ``Matcher.judge`` gives the decision for one message against any number of
+lists: reject if a reject entry matches; otherwise mask every match, again until nothing matches (masking
+can bring two letters together). Pure: no I/O.
+
+Keys of the NATS KV bucket (docs/adr/0019): ``<list>.<digest>``, the list being ``global`` or
+``room.<base32 of the room id>``, the digest the folded entry's; the value the entry as JSON. Adding the
+same word twice is one key (idempotent; the later action wins); removing it deletes that key.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Literal
+
+import ahocorasick
+import orjson
+
+from parley.live.words import Normalised, needs_word_boundaries, normalise
+
+EntryAction = Literal["reject", "mask"]
+ACTIONS: tuple[EntryAction, ...] = ("reject", "mask")
+MAX_WORD_CHARS = 100
+MASK = "*"
+GLOBAL = "global"
+
+
+class BadEntry(ValueError):
+    """A word that cannot be an entry (empty once folded, too long, an unknown action)."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    word: str  # as the operator typed it (lists show it)
+    action: EntryAction = "reject"
+    substring: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 < len(self.word) <= MAX_WORD_CHARS:
+            raise BadEntry(f"a word has 1 to {MAX_WORD_CHARS} characters")
+        if self.action not in ACTIONS:
+            raise BadEntry(f"action is one of {', '.join(ACTIONS)}")
+        if not self.folded.chars.replace(" ", ""):
+            raise BadEntry("the word has no letters once normalised")
+
+    @cached_property
+    def folded(self) -> Normalised:
+        return normalise(self.word)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"word": self.word, "action": self.action, "substring": self.substring}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Entry:
+        if not isinstance(data, dict) or not isinstance(data.get("word"), str):
+            raise BadEntry("an entry is an object with a word")
+        substring = data.get("substring", False)
+        if not isinstance(substring, bool):
+            raise BadEntry("substring is true or false")
+        return cls(data["word"], data.get("action", "reject"), substring)
+
+
+def list_name(room: str | None) -> str:
+    """The global list (``room`` None) or a room's, as the first token(s) of its keys."""
+    if room is None:
+        return GLOBAL
+    return "room." + base64.b32encode(room.encode()).decode().rstrip("=").lower()
+
+
+def entry_key(list_: str, word: str) -> str:
+    digest = hashlib.sha256(normalise(word).chars.encode()).hexdigest()[:32]
+    return f"{list_}.{digest}"
+
+
+def list_of_key(key: str) -> str:
+    return key.rsplit(".", 1)[0]
+
+
+def encode(entry: Entry) -> bytes:
+    return orjson.dumps(entry.as_json())
+
+
+def decode(value: bytes) -> Entry:
+    return Entry.from_json(orjson.loads(value))
+
+
+@dataclass(frozen=True)
+class Hit:
+    start: int  # original text [start, end)
+    end: int
+    action: EntryAction
+
+
+class Automaton:
+    """One list's entries, compiled. Built once per change of the list; searched per message."""
+
+    def __init__(self, entries: Iterable[Entry]) -> None:
+        found: dict[str, list[tuple[tuple[int, ...], bool, EntryAction]]] = {}
+        for entry in entries:
+            folded = entry.folded
+            whole = not entry.substring and needs_word_boundaries(folded.chars)
+            found.setdefault(folded.chars, []).append((folded.runs, whole, entry.action))
+        self.size = sum(len(v) for v in found.values())
+        self._automaton = ahocorasick.Automaton()
+        for key, value in found.items():
+            self._automaton.add_word(key, (len(key), tuple(value)))
+        if found:
+            self._automaton.make_automaton()
+
+    def hits(self, text: Normalised) -> list[Hit]:
+        if not self.size:
+            return []
+        out = []
+        for last, (length, candidates) in self._automaton.iter(text.chars):
+            start = last + 1 - length
+            for runs, whole, action in candidates:
+                if _fits(text, start, last + 1, runs, whole):
+                    out.append(Hit(*text.original_span(start, last + 1), action))
+        return out
+
+
+def _fits(text: Normalised, start: int, end: int, runs: tuple[int, ...], whole: bool) -> bool:
+    if any(text.runs[start + k] < need for k, need in enumerate(runs)):
+        return False
+    if not whole:
+        return True
+    chars = text.chars
+    return (start == 0 or chars[start - 1] == " ") and (end == len(chars) or chars[end] == " ")
+
+
+@dataclass(frozen=True)
+class Judgement:
+    action: Literal["accept", "mask", "reject"]
+    text: str  # the masked text when "mask"
+
+
+def judge(text: str, automata: Sequence[Automaton]) -> Judgement:
+    """The decision for ``text`` against every list in ``automata``: reject, mask or accept."""
+    hits = _hits(text, automata)
+    if not hits:
+        return Judgement("accept", text)
+    if any(hit.action == "reject" for hit in hits):
+        return Judgement("reject", text)
+    masked = text
+    for _ in range(len(text)):  # each round masks at least one more character: it ends
+        masked = _masked(masked, hits)
+        hits = _hits(masked, automata)
+        if not hits:
+            break
+    return Judgement("mask", masked)
+
+
+def _hits(text: str, automata: Sequence[Automaton]) -> list[Hit]:
+    folded = normalise(text)
+    return [hit for a in automata for hit in a.hits(folded)]
+
+
+def _masked(text: str, hits: Iterable[Hit]) -> str:
+    chars = list(text)
+    for hit in hits:
+        for i in range(hit.start, hit.end):
+            if not chars[i].isspace():
+                chars[i] = MASK
+    return "".join(chars)
