@@ -11,6 +11,7 @@ The lists follow the code (the subjects in ``parley.ids``, ``parley.presence_bus
   publishes ``presence.>`` and writes the presence buckets, only the archiver serves ``arc.repair``;
 - JetStream's API (``$JS.API.>``: streams, buckets, consumers, direct gets) is open to every role that
   uses JetStream, minus what another role owns: the ``auth_limits`` bucket's stream belongs to the API,
+  and only the API writes the ``banned_words`` bucket (nodes watch it),
   the durable ``archiver`` and ``pusher`` consumers (pull, ack, create, delete) to their workers;
   changing, purging or deleting streams and moving leaders to ``ops``;
 - ``_INBOX.>`` carries replies (requests, JetStream answers, pull deliveries).
@@ -63,7 +64,8 @@ class Permissions:
 
 
 AUTH_LIMITS = stream_api("KV_auth_limits") + (kv("auth_limits"),)
-NOT_THE_API = ("ctl.user.>",) + AUTH_LIMITS
+BANNED_WORDS = kv("banned_words")  # parley.bus.buckets.BANNED_WORDS: the API writes, nodes watch
+NOT_THE_API = ("ctl.user.>", BANNED_WORDS) + AUTH_LIMITS
 NOT_THE_ARCHIVER = consumer_use(ARCHIVER_CONSUMER)
 NOT_THE_PUSHER = consumer_use(PUSHER_CONSUMER)
 # what only operators do: change or remove a live stream (ADR 0006: no process does), move leaders, manage servers
@@ -79,7 +81,7 @@ TABLE: tuple[Permissions, ...] = (
                 deny_publish=NOT_OWNED + (kv("presence"), kv("last_seen"), kv("pushed"), kv("presence_leases")),
                 deny_subscribe=AUTH_LIMITS),
     Permissions("api", "HTTP API: announces revocations and changes, keeps the brute-force counters",
-                publish=("ctl.user.>", REPAIR, kv("auth_limits"), *JS, INBOX),
+                publish=("ctl.user.>", REPAIR, kv("auth_limits"), BANNED_WORDS, *JS, INBOX),
                 subscribe=(INBOX,),
                 deny_publish=NOT_THE_ARCHIVER + NOT_THE_PUSHER + OPS_ONLY),
     Permissions("discovery", "placement and the cluster page: reads the node registry and JetStream's state",
@@ -98,7 +100,7 @@ TABLE: tuple[Permissions, ...] = (
     # every stream's and consumer's info and config (``parley bus status``/``migrate``), never their messages
     Permissions("ops", "operators' commands: parley node drain, parley bus status/stepdown/migrate",
                 publish=("ctl.node.>", *JS, INBOX), subscribe=(INBOX,),
-                deny_publish=("ctl.user.>", kv("auth_limits")) + NOT_THE_ARCHIVER + NOT_THE_PUSHER),
+                deny_publish=("ctl.user.>", kv("auth_limits"), BANNED_WORDS) + NOT_THE_ARCHIVER + NOT_THE_PUSHER),
     Permissions("system", "tests and benchmarks: everything", publish=(">",), subscribe=(">",)),
 )
 ROLES = tuple(p.role for p in TABLE)

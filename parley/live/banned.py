@@ -173,3 +173,41 @@ def _masked(text: str, hits: Iterable[Hit]) -> str:
             if not chars[i].isspace():
                 chars[i] = MASK
     return "".join(chars)
+
+
+class WordLists:
+    """Every list a node knows, as the bucket's keys say, and each list's automaton, rebuilt on demand:
+    ``apply`` records a change and marks its list stale; ``rebuild`` compiles the stale lists."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, dict[str, Entry]] = {}
+        self._automata: dict[str, Automaton] = {}
+        self.stale: set[str] = set()
+
+    def apply(self, key: str, entry: Entry | None) -> None:
+        """``entry`` put at ``key``, or (None) the key deleted."""
+        name = list_of_key(key)
+        entries = self._entries.setdefault(name, {})
+        if entry is None:
+            entries.pop(key, None)
+        else:
+            entries[key] = entry
+        self.stale.add(name)
+
+    def rebuild(self) -> None:
+        for name in self.stale:
+            entries = self._entries.get(name, {})
+            if entries:
+                self._automata[name] = Automaton(entries.values())
+            else:
+                self._automata.pop(name, None)
+                self._entries.pop(name, None)
+        self.stale = set()
+
+    def automata(self, room: str) -> list[Automaton]:
+        """The global list's automaton and ``room``'s (those that have entries)."""
+        found = (self._automata.get(GLOBAL), self._automata.get(list_name(room)))
+        return [a for a in found if a is not None]
+
+    def sizes(self) -> dict[str, int]:
+        return {name: a.size for name, a in self._automata.items()}
