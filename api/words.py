@@ -16,17 +16,19 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from nats.js.kv import KeyValue
-from parley.api.http import SETTINGS, authed, json
+from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
+from parley.api.http import NATS, SETTINGS, authed, json
 
 from parley.auth import Claims
-from parley.errors import BadRequest, Forbidden
+from parley.bus import buckets
+from parley.errors import BadRequest, Forbidden, Unavailable
 from parley.live.banned import BadEntry, Entry, decode, encode, entry_key, list_name
 
 BANNED: web.AppKey[KeyValue] = web.AppKey("banned_words", KeyValue)
 MAX_BULK = 5000
 MAX_BODY_BYTES = 1024 * 1024
 WRITES_AT_ONCE = 64
+LIST_WAIT_S = 10.0
 ROOM_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 
@@ -106,19 +108,35 @@ async def _in_batches(calls: list[Any]) -> None:
         await asyncio.gather(*(call() for call in calls[i:i + WRITES_AT_ONCE]))
 
 
-async def list_entries(request: web.Request) -> web.Response:
-    room = await _editor(request)
+async def _read_list(request: web.Request, name: str) -> list[dict[str, Any]]:
+    """Every entry of the list ``name``: as many keys as the stream says it holds (deleted ones included:
+    a watch's "caught up" marker can come early on a large list), read by one watch."""
     kv = request.app[BANNED]
-    watcher = await kv.watch(f"{list_name(room)}.*", ignore_deletes=True)
-    entries = []
+    info = await request.app[NATS].jetstream().stream_info(f"KV_{buckets.BANNED_WORDS}",
+                                                           subjects_filter=f"$KV.{buckets.BANNED_WORDS}.{name}.*")
+    expected = len(info.state.subjects or {})
+    if not expected:
+        return []
+    seen: dict[str, Any] = {}
+    watcher = await kv.watch(f"{name}.*")
     try:
-        async for update in watcher:
-            if update is None:
-                break
-            entries.append(decode(update.value or b"").as_json())
+        async with asyncio.timeout(LIST_WAIT_S):
+            async for update in watcher:
+                if update is not None:
+                    seen[update.key] = update
+                    if len(seen) >= expected:
+                        break
+    except TimeoutError:
+        raise Unavailable("the banned-word list could not be read in time; try again",
+                          code="bus_unavailable") from None
     finally:
         await watcher.stop()  # type: ignore[no-untyped-call]
-    entries.sort(key=lambda e: e["word"])
+    return [decode(u.value or b"").as_json() for u in seen.values() if u.operation not in (KV_DEL, KV_PURGE)]
+
+
+async def list_entries(request: web.Request) -> web.Response:
+    room = await _editor(request)
+    entries = sorted(await _read_list(request, list_name(room)), key=lambda e: e["word"])
     return json({"list": "global" if room is None else "room", "room": room, "entries": entries})
 
 

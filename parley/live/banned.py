@@ -79,8 +79,11 @@ def list_name(room: str | None) -> str:
 
 
 def entry_key(list_: str, word: str) -> str:
-    digest = hashlib.sha256(normalise(word).chars.encode()).hexdigest()[:32]
-    return f"{list_}.{digest}"
+    """The key of ``word`` in ``list_``: one per folded form (letters and their run lengths: ``bad`` and
+    ``B.A.D`` are one entry, ``bad`` and ``baad`` two)."""
+    folded = normalise(word)
+    identity = folded.chars + "\0" + ",".join(map(str, folded.runs))
+    return f"{list_}.{hashlib.sha256(identity.encode()).hexdigest()[:32]}"
 
 
 def list_of_key(key: str) -> str:

@@ -107,6 +107,7 @@ def test_entries_need_letters_and_a_bound(word):
 def test_keys_are_one_per_folded_word_and_safe_for_nats():
     assert entry_key("global", "bad") == entry_key("global", "B.A.D")
     assert entry_key("global", "bad") != entry_key("global", "bed")
+    assert entry_key("global", "n1") != entry_key("global", "n11")  # runs are part of the entry
     room = list_name("live.Room-1/ü")
     assert room.startswith("room.") and room.replace(".", "").isalnum() and room == room.lower()
 
