@@ -24,6 +24,7 @@ Pure: no I/O, no clock. ``normalise(normalise(t).chars).chars == normalise(t).ch
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
@@ -41,7 +42,6 @@ _LOOKALIKES = {
     "ο": "o", "ρ": "p", "σ": "o", "ς": "c", "τ": "t", "υ": "u", "χ": "x", "ω": "w", "ζ": "z",
 }
 LETTER, SPACE, MARK = 0, 1, 2  # a letter of a word; whitespace; punctuation or a symbol
-_JAMO_CONTINUING = ((0x1160, 0x11FF), (0xD7B0, 0xD7FF))  # medial vowels and final consonants
 
 
 @dataclass(frozen=True)
@@ -56,11 +56,22 @@ class Normalised:
 
 
 def _continues(ch: str) -> bool:
-    """Whether ``ch`` belongs to the cluster before it (NFKC may compose it with what precedes)."""
-    if unicodedata.combining(ch):
-        return True
-    code = ord(ch)
-    return any(lo <= code <= hi for lo, hi in _JAMO_CONTINUING)
+    """Whether ``ch`` belongs to the cluster before it (NFKC may compose it with what precedes): a combining
+    mark, or a conjoining jamo's medial vowel or final consonant."""
+    return bool(unicodedata.combining(ch)) or "\u1160" <= ch <= "\u11ff" or "\ud7b0" <= ch <= "\ud7ff"
+
+
+@lru_cache(maxsize=1)
+def _may_join() -> re.Pattern[str]:
+    """A quick test for a character ``_continues`` holds for (built once from Unicode's tables): it spares
+    most texts the per-character cluster walk."""
+    found = [c for c in (*range(0x30000), *range(0xE0000, 0xE1000)) if _continues(chr(c))]
+    ranges, first = [], found[0]
+    for prev, cur in zip(found, [*found[1:], -1], strict=True):
+        if cur != prev + 1:
+            ranges.append(f"{re.escape(chr(first))}-{re.escape(chr(prev))}" if prev > first else re.escape(chr(first)))
+            first = cur
+    return re.compile("[" + "".join(ranges) + "]")
 
 
 def _clusters(text: str) -> list[tuple[int, int]]:
@@ -108,8 +119,10 @@ def _fold_cluster(cluster: str) -> tuple[tuple[str, int], ...]:
 
 
 def _atoms(text: str) -> list[tuple[str, int, int, int]]:
-    """(folded character, kind, original start, original end) for each character rules 1 and 2 keep."""
-    clusters = [(i, i + 1) for i in range(len(text))] if text.isascii() else _clusters(text)
+    """(folded character, kind, original start, original end) for each character rules 1 and 2 keep.
+    Clusters are looked for only in a text with a character that may join the one before it."""
+    single = text.isascii() or not _may_join().search(text)
+    clusters = [(i, i + 1) for i in range(len(text))] if single else _clusters(text)
     return [(ch, kind, start, end) for start, end in clusters for ch, kind in _fold_cluster(text[start:end])]
 
 
