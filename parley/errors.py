@@ -5,7 +5,8 @@
     │   ├── BadRequest               malformed input: bad_json, unknown_type, bad_field, too_large
     │   ├── Unauthorized             bad_token (4001), token_expired (4002), session_revoked (4003),
     │   │                            session_expired (4003), …
-    │   ├── Forbidden                not_member, not_friends, blocked, wrong_password
+    │   ├── Forbidden                not_member, not_friends, blocked, wrong_password, not_operator,
+    │   │                            not_moderator
     │   ├── NotFound                 unknown_user, unknown_conversation, not_found
     │   ├── Conflict                 username_taken
     │   └── RateLimited              rate_limited
