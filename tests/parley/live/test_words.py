@@ -146,3 +146,21 @@ def test_spans_point_into_the_original(text):
     folded = normalise(text)
     assert len(folded.chars) == len(folded.runs) == len(folded.spans)
     assert all(0 <= s < e <= len(text) for s, e in folded.spans)
+
+
+def test_word_lists_follow_puts_and_deletes_per_list():
+    from parley.live.banned import GLOBAL, WordLists
+
+    lists = WordLists()
+    room = list_name("r1")
+    lists.apply(entry_key(GLOBAL, "bad"), Entry("bad"))
+    lists.apply(entry_key(room, "darn"), Entry("darn", "mask"))
+    assert lists.automata("r1") == []  # nothing compiled yet
+    lists.rebuild()
+    assert judge("bad darn", lists.automata("r1")).action == "reject"
+    assert judge("darn", lists.automata("r1")).text == "****"
+    assert judge("darn", lists.automata("r2")).action == "accept"  # another room: the global list only
+    lists.apply(entry_key(GLOBAL, "B.A.D"), None)  # the same entry, however spelled
+    lists.rebuild()
+    assert judge("bad", lists.automata("r1")).action == "accept"
+    assert lists.sizes() == {room: 1}
