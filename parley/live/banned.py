@@ -27,7 +27,7 @@ from typing import Any, Literal
 import ahocorasick
 import orjson
 
-from parley.live.words import Normalised, needs_word_boundaries, normalise
+from parley.live.words import Normalised, fold_ascii, needs_word_boundaries, normalise
 
 EntryAction = Literal["reject", "mask"]
 ACTIONS: tuple[EntryAction, ...] = ("reject", "mask")
@@ -121,6 +121,18 @@ class Automaton:
         if found:
             self._automaton.make_automaton()
 
+    def may_hit(self, folded: str) -> bool:
+        """Whether an entry may match the folded text ``folded``: its letters occur there, as a whole word
+        if it needs one (the run lengths are left to ``hits``)."""
+        if not self.size:
+            return False
+        for last, (length, candidates) in self._automaton.iter(folded):
+            start, end = last + 1 - length, last + 1
+            bounded = (start == 0 or folded[start - 1] == " ") and (end == len(folded) or folded[end] == " ")
+            if bounded or any(not whole for _, whole, _ in candidates):
+                return True
+        return False
+
     def hits(self, text: Normalised) -> list[Hit]:
         if not self.size:
             return []
@@ -149,7 +161,10 @@ class Judgement:
 
 
 def judge(text: str, automata: Sequence[Automaton]) -> Judgement:
-    """The decision for ``text`` against every list in ``automata``: reject, mask or accept."""
+    """The decision for ``text`` against every list in ``automata``: reject, mask or accept. An ASCII text
+    none of whose folded letters spell an entry is accepted from the quick fold alone."""
+    if text.isascii() and not any(a.may_hit(fold_ascii(text)) for a in automata):
+        return Judgement("accept", text)
     hits = _hits(text, automata)
     if not hits:
         return Judgement("accept", text)

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from parley.live.banned import Automaton, BadEntry, Entry, entry_key, judge, list_name
-from parley.live.words import normalise
+from parley.live.words import fold_ascii, normalise
 
 BAD = Automaton([Entry("bad")])
 MASKED = Automaton([Entry("darn", "mask")])
@@ -138,6 +138,13 @@ def test_a_masked_text_keeps_its_length_and_matches_nothing(text, words, substri
     assert judge(out.text, lists).action == "accept"
     for a, b in zip(text, out.text, strict=True):
         assert a == b or b == "*"
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=60)
+       | st.text(alphabet=st.sampled_from("aabl1 .*-_!@$0\t\n\x00"), max_size=40))
+@settings(max_examples=500, deadline=None)
+def test_the_quick_ascii_fold_is_the_fold(text):
+    assert fold_ascii(text) == normalise(text).chars
 
 
 @given(TEXT)
