@@ -173,6 +173,8 @@ def judge(text: str, automata: Sequence[Automaton]) -> Judgement:
     masked = text
     for _ in range(len(text)):  # each round masks at least one more character: it ends
         masked = _masked(masked, hits)
+        if masked.isascii() and not any(a.may_hit(fold_ascii(masked)) for a in automata):
+            break
         hits = _hits(masked, automata)
         if not hits:
             break
