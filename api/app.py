@@ -3,7 +3,8 @@
 
 Stateless: every request carries its token; state lives in the store. Each concept is its own module
 with an ``add_routes``: accounts, sessions (password change, sign out other devices), friends, presence,
-conversations, groups, push, blocks, deletion (of one's account), live rooms, and the browser client (``web``);
+conversations, groups, push, blocks, deletion (of one's account), live rooms, the banned-word lists
+(``words``), and the browser client (``web``);
 ``http`` holds what they share (errors become JSON there, in one middleware).
 docs/openapi.yaml describes every route. Nothing but the entry point and tests imports this module.
 """
@@ -27,6 +28,7 @@ from parley.api import (
     push,
     revocations,
     sessions,
+    words,
 )
 from parley.api import web as web_client
 from parley.api.http import (
@@ -72,7 +74,7 @@ def make_app(settings: Settings, store: Store, nc: BusClient) -> web.Application
     app.on_response_prepare.append(nosniff)
     # The order routes were always added in: a path's methods stay on one resource.
     for concept in (accounts, sessions, friends, presence, conversations, groups, push, web_client, blocks, deletion,
-                    live):
+                    live, words):
         concept.add_routes(app.router)
     app.cleanup_ctx.append(revocations.revocations_ctx)  # pending revocation retries end with the app
     return app
@@ -96,6 +98,7 @@ async def run_api(settings: Settings) -> None:
     app[LIMITS] = AuthLimits(KvCounters(await ensure.open_bucket(nc.jetstream(), buckets.auth_limits(settings))),
                              settings)
     app[LIMITS].refused = lambda limit: app[METRICS].refusals.labels(limit).inc()
+    app[words.BANNED] = await ensure.open_bucket(nc.jetstream(), buckets.banned_words(settings))
     probe = StoreProbe(store, registry=app[METRICS].registry)
     probe.start()
     serve_health(app, ready=lambda: nc.is_connected and probe.ok, registry=app[METRICS].registry)

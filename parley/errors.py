@@ -5,7 +5,7 @@
     │   ├── BadRequest               malformed input: bad_json, unknown_type, bad_field, too_large
     │   ├── Unauthorized             bad_token (4001), token_expired (4002), session_revoked (4003),
     │   │                            session_expired (4003), …
-    │   ├── Forbidden                not_member, not_friends, blocked, wrong_password; live rooms:
+    │   ├── Forbidden                not_member, not_friends, blocked, wrong_password, not_operator; live rooms:
     │   │                            room_closed, not_moderator, not_owner (and the screens' codes)
     │   ├── NotFound                 unknown_user, unknown_conversation, not_found; unknown_room, unknown_message
     │   ├── Conflict                 username_taken, conflict

@@ -116,6 +116,8 @@ class Settings:
     discovery_host: str = "127.0.0.1"
     discovery_port: int = 8070
     token_ttl_s: int = 86400
+    # operators: comma-separated user ids who may edit the global banned-word list (and any room's)
+    admins: str = ""
     # a login's absolute lifetime: refresh renews its tokens up to here, never past it; then log in again
     session_lifetime_s: int = 30 * 86400
     # a hello whose session the store cannot check (store down) is refused, retryable (1 = fail closed)
@@ -273,6 +275,10 @@ class Settings:
                  for kind in FRAME_KINDS}
         return FrameRates({k: r.scaled(self.limits_scale) for k, r in rates.items()}, self.max_strikes,
                           self.strike_decay_per_s)
+
+    def admin_ids(self) -> frozenset[str]:
+        """The operators (``PARLEY_ADMINS``): who may edit the global banned-word list (docs/adr/0019)."""
+        return frozenset(a.strip() for a in self.admins.split(",") if a.strip())
 
     def bucket_replicas(self) -> int:
         return self.kv_replicas or self.stream_replicas

@@ -12,6 +12,7 @@ The lists follow the code (the subjects in ``parley.ids``, ``parley.presence_bus
   publishes ``presence.>`` and writes the presence buckets, only the archiver serves ``arc.repair``;
 - JetStream's API (``$JS.API.>``: streams, buckets, consumers, direct gets) is open to every role that
   uses JetStream, minus what another role owns: the ``auth_limits`` bucket's stream belongs to the API,
+  and only the API writes the ``banned_words`` bucket (nodes watch it),
   the durable ``archiver``, ``live_archiver`` and ``pusher`` consumers (pull, ack, create, delete) to their workers;
   changing, purging or deleting streams and moving leaders to ``ops``;
 - replies (JetStream answers, pull deliveries, requests) come to each connection's own inbox prefix,
@@ -83,7 +84,8 @@ class Permissions:
 
 
 AUTH_LIMITS = stream_api("KV_auth_limits") + (kv("auth_limits"),)
-NOT_THE_API = ("ctl.user.>", LIVE_EVENTS, kv(LIVE_ROOMS)) + AUTH_LIMITS
+BANNED_WORDS = kv("banned_words")  # parley.bus.buckets.BANNED_WORDS: the API writes, nodes watch
+NOT_THE_API = ("ctl.user.>", LIVE_EVENTS, kv(LIVE_ROOMS), BANNED_WORDS) + AUTH_LIMITS
 NOT_THE_ARCHIVER = consumer_use(ARCHIVER_CONSUMER) + consumer_use(LIVE_ARCHIVER_CONSUMER)
 NOT_THE_PUSHER = consumer_use(PUSHER_CONSUMER)
 # what only operators do: change or remove a live stream (ADR 0006: no process does), move leaders, manage servers
@@ -100,7 +102,7 @@ TABLE: tuple[Permissions, ...] = (
                 deny_publish=NOT_OWNED + (kv("presence"), kv("last_seen"), kv("pushed"), kv("presence_leases")),
                 deny_subscribe=AUTH_LIMITS, responds=True),  # answers ``parley node drain`` on ctl.node.<id>
     Permissions("api", "HTTP API: announces revocations and changes, keeps the brute-force counters",
-                publish=("ctl.user.>", REPAIR, kv("auth_limits"), LIVE_EVENTS, kv(LIVE_ROOMS), *JS),
+                publish=("ctl.user.>", REPAIR, kv("auth_limits"), LIVE_EVENTS, kv(LIVE_ROOMS), BANNED_WORDS, *JS),
                 subscribe=(inbox("api"),),
                 deny_publish=NOT_THE_ARCHIVER + NOT_THE_PUSHER + OPS_ONLY),
     Permissions("discovery", "placement and the cluster page: reads the node registry and JetStream's state",
@@ -119,8 +121,8 @@ TABLE: tuple[Permissions, ...] = (
     # every stream's and consumer's info and config (``parley bus status``/``migrate``), never their messages
     Permissions("ops", "operators' commands: parley node drain, parley bus status/stepdown/migrate",
                 publish=("ctl.node.>", *JS), subscribe=(inbox("ops"),),
-                deny_publish=("ctl.user.>", kv("auth_limits"), LIVE_EVENTS, kv(LIVE_ROOMS)) + NOT_THE_ARCHIVER
-                + NOT_THE_PUSHER),
+                deny_publish=("ctl.user.>", kv("auth_limits"), LIVE_EVENTS, kv(LIVE_ROOMS), BANNED_WORDS)
+                + NOT_THE_ARCHIVER + NOT_THE_PUSHER),
     Permissions("system", "tests and benchmarks: everything", publish=(">",), subscribe=(">",)),
 )
 ROLES = tuple(p.role for p in TABLE)

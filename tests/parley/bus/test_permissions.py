@@ -79,6 +79,11 @@ ROLE_RULES = [
     ("node", "subscribe", node_control_subject("node1"), True),
     ("discovery", "publish", "msg.3.dm.a.b", False),
     ("system", "publish", control_subject(UserId("x")), True),
+    ("api", "publish", "$KV.banned_words.global.abc", True),  # the admin API edits the banned-word lists
+    ("node", "publish", "$KV.banned_words.global.abc", False),  # nodes only watch them
+    ("node", "publish", "$JS.API.CONSUMER.CREATE.KV_banned_words.w.$KV.banned_words.>", True),  # the watch
+    ("ops", "publish", "$KV.banned_words.global.abc", False),
+    ("presence", "publish", "$KV.banned_words.global.abc", False),
 ]
 
 
@@ -121,9 +126,10 @@ def test_the_names_it_spells_are_the_codes():
     assert (permissions.ARCHIVER_CONSUMER, permissions.PUSHER_CONSUMER, permissions.REPAIR) == (
         ARCHIVER, PUSHER, REPAIR_SUBJECT)
     assert matches(permissions.RECEIPTS, receipt_subject(UserId("x")))
-    spelled = {"nodes", "presence", "last_seen", "pushed", "auth_limits", LEASE_BUCKET}
+    spelled = {"nodes", "presence", "last_seen", "pushed", "auth_limits", "banned_words", LEASE_BUCKET}
     rendered = permissions.authorization_block(dict.fromkeys(permissions.ROLES, "pw"))
-    assert {buckets.NODES, buckets.PRESENCE, buckets.LAST_SEEN, buckets.PUSHED, buckets.AUTH_LIMITS} < spelled
+    assert {buckets.NODES, buckets.PRESENCE, buckets.LAST_SEEN, buckets.PUSHED, buckets.AUTH_LIMITS,
+            buckets.BANNED_WORDS} < spelled
     assert all(f"$KV.{b}.>" in rendered for b in spelled)
 
 
