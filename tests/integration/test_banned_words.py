@@ -19,6 +19,7 @@ import orjson
 import pytest
 
 from parley import bus
+from parley.ids import new_id
 from parley.live.screening import Attempt
 from parley.live.word_screen import WordScreen
 from tests.integration.conftest import Person, World
@@ -105,7 +106,7 @@ async def test_an_added_word_applies_on_every_watcher_and_a_removed_one_stops(
 async def test_a_room_list_masks_in_that_room_only_and_takes_thousands_in_one_call(
         world: World, operator: Person, words_api: str, screens: list[WordScreen]):
     token = (await operator.login())["token"]
-    room, tag = f"live.r{secrets.token_hex(4)}", secrets.token_hex(3)
+    room, tag = new_id(), secrets.token_hex(3)
     entries = [{"word": f"w{tag}n{i}", "action": "mask"} for i in range(3000)]
     status, body = await call(world.http, "POST", f"{words_api}/v1/banned-words/rooms/{room}", token,
                               {"entries": entries})
@@ -117,7 +118,7 @@ async def test_a_room_list_masks_in_that_room_only_and_takes_thousands_in_one_ca
             "hey " + "*" * (len(text) - 10) + " there"] * 2
 
     await eventually(masked, what="both watchers mask the room's words", timeout=5)
-    assert await verdicts(screens, text, room="live.elsewhere") == ["accept", "accept"]
+    assert await verdicts(screens, text, room=new_id()) == ["accept", "accept"]
     status, listed = await call(world.http, "GET", f"{words_api}/v1/banned-words/rooms/{room}", token)
     assert status == 200 and len(listed["entries"]) == 3000 and listed["room"] == room
 
@@ -129,7 +130,7 @@ async def test_only_operators_edit_and_bad_entries_write_nothing(
     cases = [
         ("POST", "/v1/banned-words", theirs, {"entries": [{"word": "x"}]}, 403, "not_operator"),
         ("GET", "/v1/banned-words", theirs, None, 403, "not_operator"),
-        ("POST", "/v1/banned-words/rooms/live.r1", theirs, {"entries": [{"word": "x"}]}, 403, "not_moderator"),
+        ("POST", f"/v1/banned-words/rooms/{new_id()}", theirs, {"entries": [{"word": "x"}]}, 404, "unknown_room"),
         ("POST", "/v1/banned-words", ours, {"entries": [{"word": "ok"}, {"word": "..."}]}, 400, "bad_field"),
         ("POST", "/v1/banned-words", ours, {"entries": [{"word": "ok", "action": "ban"}]}, 400, "bad_field"),
         ("POST", "/v1/banned-words", ours, {"entries": [{"word": "x"}] * 5001}, 400, "bad_field"),

@@ -292,3 +292,30 @@ async def test_a_slow_viewer_is_dropped_from_the_room_and_the_others_get_everyth
     after = await live_send(devs[0], room, "after the drop")
     await fast.wait_for(lambda: after["id"] in live_ids(fast, room))
     await slow.ws.close()
+
+
+async def test_a_banned_word_the_owner_adds_is_refused_and_a_masked_one_masked_on_every_node(world):
+    owner, viewer, stranger = await world.person("own"), await world.person("viewer"), await world.person("str")
+    room = await new_room(owner)
+    o, v = await owner.device(node=0), await viewer.device(node=1)
+    await join(o, room)
+    await join(v, room)
+    with pytest.raises(ApiError) as refused:
+        await world.api.call("POST", f"/v1/banned-words/rooms/{room}", stranger.token, {"entries": [{"word": "x"}]})
+    assert refused.value.body["code"] == "not_moderator"
+    entries = [{"word": "gronk", "action": "reject"}, {"word": "blarf", "action": "mask"}]
+    await world.api.call("POST", f"/v1/banned-words/rooms/{room}", owner.token, {"entries": entries})
+
+    async def refused_on(dev: Device) -> bool:
+        try:
+            await live_send(dev, room, "what a GR0NK move")
+        except ApiError as err:
+            return bool(err.body["code"] == "banned_word")
+        return False
+
+    await eventually(lambda: refused_on(v), what="the viewer's node refuses the banned word", timeout=5)
+    await eventually(lambda: refused_on(o), what="the owner's node refuses the banned word", timeout=5)
+    sent = await live_send(v, room, "total blaaarf, honestly")
+    await o.wait_for(lambda: sent["id"] in live_ids(o, room))
+    shown = [f["body"] for f in frames(o, "live_msg", room) if f["id"] == sent["id"]]
+    assert shown == ["total *******, honestly"]
