@@ -21,6 +21,7 @@ API_SOURCES = [*sorted((ROOT / "api").glob("*.py")), ROOT / "parley" / "auth.py"
 NOT_ANSWERED = {
     "store_locked": "raised while the store connects at start-up, never in a request",
     "bad_setting": "a setting refused at start-up, never in a request",
+    "banned_word": "a live send's refusal by the words screen: a WebSocket error frame only (protocol.md §12)",
 }
 
 
