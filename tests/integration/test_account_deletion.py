@@ -12,17 +12,12 @@ from parley.tools.client import ApiError, Device
 from parley.ids import UserId
 from parley.store.sqlite import SQLiteStore
 from tests.integration.conftest import PASSWORD, World
+from tests.integration.refusals import expect
 from tests.poll import eventually
 
 pytestmark = pytest.mark.integration
 PUSH_TOKEN = "fcm-token-of-{}-" + "x" * 40
 
-
-async def expect(code: str, status: int, call) -> dict:
-    with pytest.raises(ApiError) as info:
-        await call
-    assert (info.value.status, info.value.code) == (status, code), info.value.body
-    return info.value.body
 
 
 async def stored(world: World, user: str) -> tuple[list, list]:

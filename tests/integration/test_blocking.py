@@ -8,16 +8,11 @@ import pytest
 from parley.tools.client import ApiError, Device
 
 from tests.integration.conftest import Person, World
+from tests.integration.refusals import expect
 from tests.poll import eventually
 
 pytestmark = pytest.mark.integration
 
-
-async def expect(code: str, status: int, call) -> dict:
-    with pytest.raises(ApiError) as info:
-        await call
-    assert (info.value.status, info.value.code) == (status, code), info.value.body
-    return info.value.body
 
 
 async def refused(dev: Device, conv: str, code: str) -> None:

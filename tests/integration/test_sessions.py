@@ -12,7 +12,7 @@ import asyncio
 import time
 
 import pytest
-from parley.tools.client import ApiError, Device
+from parley.tools.client import Device
 
 from parley.auth import issue_token
 from parley.ids import SessionId, UserId, new_session_id
@@ -20,16 +20,11 @@ from parley.store import Session
 from parley.store.sqlite import SQLiteStore
 from tests.integration.cluster import SECRET
 from tests.integration.conftest import PASSWORD, Person, World
+from tests.integration.refusals import expect
 from tests.poll import eventually
 
 pytestmark = pytest.mark.integration
 
-
-async def expect(code: str, status: int, call) -> dict:
-    with pytest.raises(ApiError) as info:
-        await call
-    assert (info.value.status, info.value.code) == (status, code), info.value.body
-    return info.value.body
 
 
 async def session_ending_in(world: World, person: Person, seconds: int) -> str:
