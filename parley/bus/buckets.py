@@ -6,8 +6,10 @@ the processes read it from).
 not seen for that long has no "last seen", and the bucket holds only the users active within it).
 ``pushed``: pushes already sent, one claim per (message, device). ``auth_limits``: the API's brute-force
 counters (memory; an entry lives two of the longest window, so a window's count is still there while the
-next one is judged). Replicas are ``PARLEY_KV_REPLICAS``, or the stream's when that is 0. With regions
-(``PARLEY_REGIONS``) every bucket lives in the first region (``Layout.control_region``): while the link
+next one is judged). ``live_mod``: live rooms' warnings, time-outs, bans and slow modes
+(``parley.live.board``; no bucket TTL: each standing carries its own per-message TTL, a ban none).
+Replicas are ``PARLEY_KV_REPLICAS``, or the stream's when that is 0. With regions (``PARLEY_REGIONS``)
+every bucket lives in the first region (``Layout.control_region``): while the link
 between regions is down, the other region's processes cannot reach them (docs/regions.md).
 """
 
@@ -19,6 +21,7 @@ from parley.layout import placement_tag
 from parley.settings import Settings
 
 NODES, PRESENCE, LAST_SEEN, PUSHED, AUTH_LIMITS = "nodes", "presence", "last_seen", "pushed", "auth_limits"
+LIVE_MOD = "live_mod"
 AUTH_LIMITS_BYTES = 64 * 1024 * 1024  # past it new counters are refused (and the API lets attempts through)
 
 
@@ -54,5 +57,11 @@ def auth_limits(settings: Settings) -> KeyValueConfig:
                           placement=_placement(settings))
 
 
+def live_mod(settings: Settings) -> KeyValueConfig:
+    return KeyValueConfig(bucket=LIVE_MOD, history=1, ttl=0, storage=StorageType.FILE,
+                          replicas=settings.bucket_replicas(), placement=_placement(settings))
+
+
 def all_buckets(settings: Settings) -> list[KeyValueConfig]:
-    return [nodes(settings), presence(settings), last_seen(settings), pushed(settings), auth_limits(settings)]
+    return [nodes(settings), presence(settings), last_seen(settings), pushed(settings), auth_limits(settings),
+            live_mod(settings)]

@@ -13,6 +13,8 @@ The lists follow the code (the subjects in ``parley.ids``, ``parley.presence_bus
   uses JetStream, minus what another role owns: the ``auth_limits`` bucket's stream belongs to the API,
   the durable ``archiver`` and ``pusher`` consumers (pull, ack, create, delete) to their workers;
   changing, purging or deleting streams and moving leaders to ``ops``;
+- live rooms' moderation (the ``live_mod`` bucket, the ``LIVE_AUDIT`` stream's ``audit.live.>``) is written
+  by nodes (automatic decisions) and the API (moderators');
 - ``_INBOX.>`` carries replies (requests, JetStream answers, pull deliveries).
 A deny wins over an allow (nats-server's rule). Nobody publishes ``dlv.>``: only the streams republish
 there, which is the server's own doing. ``docs/bus-permissions.md`` is generated from this table
@@ -30,6 +32,7 @@ INBOX = "_INBOX.>"
 ARCHIVER_CONSUMER, PUSHER_CONSUMER = "archiver", "pusher"  # parley.bus.stream.ARCHIVER, workers.pusher.CONSUMER
 REPAIR = "arc.repair"  # parley.bus.repair.REPAIR_SUBJECT
 RECEIPTS = "rcpt.user.>"  # a group receipt to the nodes of one user (parley.ids.receipt_subject)
+LIVE_MOD = ("$KV.live_mod.>", "audit.live.>")  # live rooms' standings and audit log (parley.live.board, .audit)
 
 
 def kv(bucket: str) -> str:
@@ -74,12 +77,12 @@ NOT_OWNED = NOT_THE_API + NOT_THE_ARCHIVER + NOT_THE_PUSHER + OPS_ONLY
 
 TABLE: tuple[Permissions, ...] = (
     Permissions("node", "edge node: publishes messages, events, beats; follows deliveries and controls",
-                publish=("msg.>", "evt.>", RECEIPTS, "hb.>", REPAIR, kv("nodes"), *JS, INBOX),
+                publish=("msg.>", "evt.>", RECEIPTS, "hb.>", REPAIR, kv("nodes"), *LIVE_MOD, *JS, INBOX),
                 subscribe=("dlv.>", "evt.>", RECEIPTS, "ctl.user.>", "ctl.node.>", "presence.>", INBOX),
                 deny_publish=NOT_OWNED + (kv("presence"), kv("last_seen"), kv("pushed"), kv("presence_leases")),
                 deny_subscribe=AUTH_LIMITS),
     Permissions("api", "HTTP API: announces revocations and changes, keeps the brute-force counters",
-                publish=("ctl.user.>", REPAIR, kv("auth_limits"), *JS, INBOX),
+                publish=("ctl.user.>", REPAIR, kv("auth_limits"), *LIVE_MOD, *JS, INBOX),
                 subscribe=(INBOX,),
                 deny_publish=NOT_THE_ARCHIVER + NOT_THE_PUSHER + OPS_ONLY),
     Permissions("discovery", "placement and the cluster page: reads the node registry and JetStream's state",
