@@ -58,7 +58,8 @@ def auth_limits(settings: Settings) -> KeyValueConfig:
 
 
 def live_mod(settings: Settings) -> KeyValueConfig:
-    return KeyValueConfig(bucket=LIVE_MOD, history=1, ttl=0, storage=StorageType.FILE,
+    # an expired standing leaves a delete marker (for a minute) so watchers drop it from their mirrors
+    return KeyValueConfig(bucket=LIVE_MOD, history=1, ttl=0, storage=StorageType.FILE, limit_marker_ttl=60.0,
                           replicas=settings.bucket_replicas(), placement=_placement(settings))
 
 

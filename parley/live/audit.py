@@ -28,7 +28,8 @@ MAX_PAGE = 100
 
 def stream_config(settings: Settings) -> StreamConfig:
     return StreamConfig(name=STREAM, subjects=[SUBJECTS], storage=StorageType.FILE,
-                        max_age=float(settings.live_audit_max_age_s), num_replicas=settings.stream_replicas)
+                        max_age=float(settings.live_audit_max_age_s), num_replicas=settings.stream_replicas,
+                        duplicate_window=120.0)
 
 
 def subject(room: str) -> str:

@@ -1,0 +1,125 @@
+"""``FloodScreen`` on a real nats-server, connected as the ``node`` role (the bus's permissions apply): an
+escalation on one screen (one node) is honoured by another, a ban survives a restart, the audit log holds
+the automatic decisions."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from parley import bus
+from parley.bus import BusClient
+from parley.live.flood_screen import FloodScreen
+from parley.live.screening import Attempt
+from parley.settings import Settings
+from tests.integration.cluster import Cluster
+from tests.poll import eventually
+
+OLD = 10 * 86400.0
+
+
+@pytest.fixture
+def nats_cluster(tmp_path: Path) -> Iterator[Cluster]:
+    cluster = Cluster(tmp_path, nodes=0)
+    cluster.start_nats()
+    try:
+        yield cluster
+    finally:
+        cluster.shutdown()
+    bad = [line for line in cluster.errors_in_logs() if " Violation - " in line]
+    assert not bad, bad
+
+
+def node_settings(cluster: Cluster, **overrides: object) -> Settings:
+    return cluster.settings.replace(**cluster.auth.settings_for("node"), **overrides)
+
+
+@pytest.fixture
+async def connections(nats_cluster: Cluster) -> AsyncIterator[list[BusClient]]:
+    opened: list[BusClient] = []
+    yield opened
+    for nc in opened:
+        await nc.close()
+
+
+async def screen_of(cluster: Cluster, opened: list[BusClient], **overrides: object) -> FloodScreen:
+    settings = node_settings(cluster, **overrides)
+    nc = await bus.connect(settings, "node under test")
+    opened.append(nc)
+    screen = FloodScreen(settings, nc)
+    await screen.start()
+    return screen
+
+
+def attempt(text: str, now: float, user: str = "u1", room: str = "match-1") -> Attempt:
+    return Attempt(room=room, user=user, text=text, now=now, account_age_s=OLD, moderator=False)
+
+
+async def flood(screen: FloodScreen, user: str, start: float, count: int) -> list[str]:
+    """``count`` attempts of one text: the first is accepted, the rest are duplicates (escalating)."""
+    codes = []
+    for i in range(count):
+        a = attempt("buy cheap tickets now", start + i, user=user)
+        verdict = await screen.screen(a)
+        if verdict.action == "accept":
+            screen.accepted(a, a.text)
+        codes.append(verdict.code)
+    return codes
+
+
+async def test_a_timeout_on_one_node_is_honoured_by_another(nats_cluster, connections):
+    one = await screen_of(nats_cluster, connections)
+    two = await screen_of(nats_cluster, connections)
+    now = 1_000_000.0
+    assert await flood(one, "spammer", now, 4) == ["", "duplicate", "duplicate", "timed_out"]
+    await eventually(lambda: two.board is not None and two.board.standing("match-1", "spammer").timed_out(now + 5),
+                     what="the time-out seen by the second node")
+    verdict = await two.screen(attempt("something else entirely", now + 5, user="spammer"))
+    assert verdict.code == "timed_out" and 0 < verdict.retry_after_s <= 300
+    assert (await two.screen(attempt("something else entirely", now + 5, user="bystander"))).action == "accept"
+    entries = await one.audit.page("match-1")
+    assert [(e["user"], e["by"], e["action"], e["rule"]) for e in entries] == [
+        ("spammer", "auto", "warning", "duplicate"), ("spammer", "auto", "warning", "duplicate"),
+        ("spammer", "auto", "timeout", "duplicate")]
+    assert [e["seq"] for e in await one.audit.page("match-1", after=entries[0]["seq"], limit=1)] == [entries[1]["seq"]]
+    await one.stop()
+    await two.stop()
+
+
+async def test_escalation_reaches_a_ban_that_survives_a_restart(nats_cluster, connections):
+    one = await screen_of(nats_cluster, connections, flood_timeout_s=1.0, flood_timeouts_to_ban=2)
+    now = 2_000_000.0
+    assert await flood(one, "bot", now, 4) == ["", "duplicate", "duplicate", "timed_out"]
+    assert await flood(one, "bot", now + 10, 3) == ["duplicate", "duplicate", "banned"]
+    await one.stop()
+    again = await screen_of(nats_cluster, connections)  # a restarted node reads the bucket back
+    verdict = await again.screen(attempt("hello again", now + 10_000, user="bot"))
+    assert verdict.code == "banned" and verdict.retry_after_s == 0
+    await again.stop()
+
+
+async def test_moderators_skip_the_flood_rules(nats_cluster, connections):
+    screen = await screen_of(nats_cluster, connections)
+    for i in range(10):
+        a = Attempt(room="match-1", user="mod", text="please keep it civil", now=3_000_000.0 + i,
+                    account_age_s=0, moderator=True)
+        assert (await screen.screen(a)).action == "accept"
+        screen.accepted(a, a.text)
+    await screen.stop()
+
+
+async def test_a_warning_is_forgotten_everywhere_after_its_window(nats_cluster, connections):
+    """The standing's key carries its own TTL; when it expires the server leaves a marker every mirror sees."""
+    one = await screen_of(nats_cluster, connections, flood_warning_window_s=1.0)
+    two = await screen_of(nats_cluster, connections, flood_warning_window_s=1.0)
+    now = time.time()
+    assert await flood(one, "chatty", now, 2) == ["", "duplicate"]
+    assert two.board is not None
+    await eventually(lambda: two.board.standing("match-1", "chatty").warnings, what="the warning seen by node two")
+    await eventually(lambda: not two.board.standing("match-1", "chatty").warnings, timeout=15,
+                     what="the expired warning dropped by node two")
+    await one.stop()
+    await two.stop()
