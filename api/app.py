@@ -3,7 +3,8 @@
 
 Stateless: every request carries its token; state lives in the store. Each concept is its own module
 with an ``add_routes``: accounts, sessions (password change, sign out other devices), friends, presence,
-conversations, groups, push, blocks, deletion (of one's account), and the browser client (``web``);
+conversations, groups, push, blocks, deletion (of one's account), live-room moderation, and the browser
+client (``web``);
 ``http`` holds what they share (errors become JSON there, in one middleware).
 docs/openapi.yaml describes every route. Nothing but the entry point and tests imports this module.
 """
@@ -15,7 +16,19 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
-from parley.api import accounts, blocks, conversations, deletion, friends, groups, presence, push, revocations, sessions
+from parley.api import (
+    accounts,
+    blocks,
+    conversations,
+    deletion,
+    friends,
+    groups,
+    moderation,
+    presence,
+    push,
+    revocations,
+    sessions,
+)
 from parley.api import web as web_client
 from parley.api.http import (
     BUDGET,
@@ -37,7 +50,8 @@ from parley.api.limits import AuthLimits, KvCounters, PasswordHashing, RequestBu
 from parley import bus, tls
 from parley.auth import Passwords
 from parley.bus import BusClient, buckets, ensure
-from parley.metrics import ApiMetrics
+from parley.live.moderation import open_moderation
+from parley.metrics import ApiMetrics, FloodMetrics
 from parley.presence_bus import open_buckets
 from parley.runtime import StoreProbe, run_until_stopped, serve, serve_health
 from parley.settings import Settings
@@ -58,7 +72,8 @@ def make_app(settings: Settings, store: Store, nc: BusClient) -> web.Application
     app.cleanup_ctx.append(_discovery_client)
     app.on_response_prepare.append(nosniff)
     # The order routes were always added in: a path's methods stay on one resource.
-    for concept in (accounts, sessions, friends, presence, conversations, groups, push, web_client, blocks, deletion):
+    for concept in (accounts, sessions, friends, presence, conversations, groups, push, web_client, blocks, deletion,
+                    moderation):
         concept.add_routes(app.router)
     app.cleanup_ctx.append(revocations.revocations_ctx)  # pending revocation retries end with the app
     return app
@@ -81,6 +96,7 @@ async def run_api(settings: Settings) -> None:
     app[LIMITS] = AuthLimits(KvCounters(await ensure.open_bucket(nc.jetstream(), buckets.auth_limits(settings))),
                              settings)
     app[LIMITS].refused = lambda limit: app[METRICS].refusals.labels(limit).inc()
+    app[moderation.MODERATION] = await open_moderation(nc, settings, FloodMetrics(app[METRICS].registry))
     probe = StoreProbe(store, registry=app[METRICS].registry)
     probe.start()
     serve_health(app, ready=lambda: nc.is_connected and probe.ok, registry=app[METRICS].registry)

@@ -137,7 +137,7 @@ class Board:
     async def lift(self, room: str, user: str) -> None:
         """Unban / end a time-out: the standing is cleared."""
         key = standing_key(room, user)
-        await self._kv.delete(key, msg_ttl=DELETE_MARKER_TTL_S)
+        await self._kv.purge(key, msg_ttl=DELETE_MARKER_TTL_S)
         self.apply(key, None)
 
     async def set_slow_mode(self, room: str, seconds: float) -> None:
@@ -145,7 +145,7 @@ class Board:
         if seconds > 0:
             await self._kv.put(key, orjson.dumps({"s": seconds}))
         else:
-            await self._kv.delete(key, msg_ttl=DELETE_MARKER_TTL_S)
+            await self._kv.purge(key, msg_ttl=DELETE_MARKER_TTL_S)
         self.apply(key, orjson.dumps({"s": seconds}) if seconds > 0 else None)
 
     async def read_slow_mode(self, room: str) -> float:
@@ -156,18 +156,16 @@ class Board:
         return float(orjson.loads(entry.value or b'{"s": 0}')["s"])
 
     async def room_standings(self, room: str) -> dict[str, Standing]:
-        """Every stored standing in ``room``, read from the bucket (the API has no mirror)."""
-        try:
-            keys = await self._kv.keys(filters=[f"st.{token(room)}.*"])
-        except Exception as err:  # nats-py: NoKeysError when there are none
-            if type(err).__name__ == "NoKeysError":
-                return {}
-            raise
+        """Every stored standing in ``room``, read from the bucket (the API has no mirror): a watch of the
+        room's keys, to the end of what is stored."""
+        watcher = await self._kv.watch(f"st.{token(room)}.*", ignore_deletes=True)
         out = {}
-        for key in keys:
-            current, revision = await self._read(key)
-            if revision:
-                out[untoken(key.split(".")[2])] = current
+        try:
+            while (entry := await watcher.updates(timeout=5)) is not None:  # type: ignore[no-untyped-call]
+                if entry.value:
+                    out[untoken(entry.key.split(".")[2])] = Standing.from_json(orjson.loads(entry.value))
+        finally:
+            await watcher.stop()  # type: ignore[no-untyped-call]
         return out
 
     async def _read(self, key: str) -> tuple[Standing, int]:

@@ -116,7 +116,8 @@ class FloodTracker:
     def _slow(self, attempt: Attempt, track: Track, slow_mode_s: float) -> Offence | None:
         wait = track.last + slow_mode_s - attempt.now
         if slow_mode_s > 0 and wait > 0:
-            return Offence("slow_mode", f"slow mode: one message every {slow_mode_s:g} s", wait)
+            return Offence(code="slow_mode", reason=f"slow mode: one message every {slow_mode_s:g} s",
+                           retry_after_s=wait)
         return None
 
     def _rate(self, attempt: Attempt, track: Track) -> Offence | None:
@@ -124,20 +125,21 @@ class FloodTracker:
         recent = [t for t in track.sent if t > attempt.now - window]
         if len(recent) < limit:
             return None
-        return Offence("flooding", f"more than {limit} messages in {window:g} s", recent[-limit] + window - attempt.now)
+        return Offence(code="flooding", reason=f"more than {limit} messages in {window:g} s",
+                       retry_after_s=recent[-limit] + window - attempt.now)
 
     def _links(self, attempt: Attempt, track: Track | None) -> Offence | None:
         n = similar.links(attempt.text)
         if n == 0:
             return None
         if attempt.account_age_s < self.rules.new_account_s:
-            return Offence("links", "new accounts may not post links yet")
+            return Offence(code="links", reason="new accounts may not post links yet")
         if n > self.rules.links_per_message:
-            return Offence("links", f"more than {self.rules.links_per_message} links in one message")
+            return Offence(code="links", reason=f"more than {self.rules.links_per_message} links in one message")
         window = self.rules.links_window_s
         recent = 0 if track is None else sum(1 for t in track.link_times if t > attempt.now - window)
         if recent + n > self.rules.links_per_window:
-            return Offence("links", f"more than {self.rules.links_per_window} links in {window:g} s")
+            return Offence(code="links", reason=f"more than {self.rules.links_per_window} links in {window:g} s")
         return None
 
     def _duplicate(self, attempt: Attempt, track: Track) -> Offence | None:
@@ -145,5 +147,5 @@ class FloodTracker:
         since = attempt.now - self.rules.duplicate_window_s
         for at, theirs in track.texts:
             if at > since and similar.similarity(mine, theirs) >= self.rules.duplicate_similarity:
-                return Offence("duplicate", "the same or nearly the same as a recent message of yours")
+                return Offence(code="duplicate", reason="the same or nearly the same as a recent message of yours")
         return None
