@@ -5,12 +5,16 @@
     │   ├── BadRequest               malformed input: bad_json, unknown_type, bad_field, too_large
     │   ├── Unauthorized             bad_token (4001), token_expired (4002), session_revoked (4003),
     │   │                            session_expired (4003), …
-    │   ├── Forbidden                not_member, not_friends, blocked, wrong_password
+    │   ├── Forbidden                not_member, not_friends, blocked, wrong_password, not_moderator
     │   ├── NotFound                 unknown_user, unknown_conversation, not_found
     │   ├── Conflict                 username_taken
     │   └── RateLimited              rate_limited
     └── ServerError                  we failed (5xx / error frame / close 1011)
         └── Unavailable              store_unavailable, bus_unavailable, no_node (retryable; close 1013)
+
+A live room's screens refuse a message with a ``Verdict`` (``parley.live.screening``) whose code is one of
+flooding, duplicate, links, slow_mode, timed_out, banned (flood rules, ``parley.live.flood_screen``) —
+documented in docs/protocol.md §12 like every error frame's code.
 
 Every error carries a stable ``code`` string; clients branch on it, never on the message. Errors are
 turned into error frames (node) or JSON responses (HTTP) in exactly one place per process.
