@@ -14,10 +14,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import orjson
-from nats.js.api import StorageType, StreamConfig
+from nats.js.api import Placement, StorageType, StreamConfig
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from parley.layout import placement_tag
 from parley.live.board import token
 from parley.settings import Settings
 
@@ -27,7 +28,10 @@ MAX_PAGE = 100
 
 
 def stream_config(settings: Settings) -> StreamConfig:
+    """With regions, in the control region beside the buckets (``parley.bus.buckets``)."""
+    region = settings.layout().control_region
     return StreamConfig(name=STREAM, subjects=[SUBJECTS], storage=StorageType.FILE,
+                        placement=Placement(tags=[placement_tag(region)]) if region else None,
                         max_age=float(settings.live_audit_max_age_s), num_replicas=settings.stream_replicas,
                         duplicate_window=120.0)
 

@@ -1,7 +1,7 @@
 """The authorization matrix: every operation docs/openapi.yaml lists with bearer auth, tried by callers who
 must be refused — no token, a logged-out session, a deleted account's session — and, where the path names
-a conversation or a device, by a stranger (another user's DM or group: ``not_member``; another user's
-device: ``unknown_device``). The operations come from the spec, so a new one is covered the day it is
+a conversation, a device or a live room, by a stranger (another user's DM or group: ``not_member``; another
+user's device: ``unknown_device``; a room they do not moderate: ``not_moderator``). The operations come from the spec, so a new one is covered the day it is
 documented (test_openapi.py keeps the spec and the served routes equal)."""
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ async def test_every_bearer_operation_refuses_callers_without_a_live_session(wor
     await world.api.call("POST", "/v1/logout", logged_out)
     deleted = gone.token
     await world.api.call("DELETE", "/v1/account", deleted, {"password": PASSWORD})
-    values = {"user_id": bob.id, "conv": conv, "device_id": alice.logins[0]["device_id"]}
+    values = {"user_id": bob.id, "conv": conv, "device_id": alice.logins[0]["device_id"], "room": "match-1"}
     for method, template in bearer_operations():
         path = template.format(**values)
         assert await refusal(world, method, path, None) == (401, "bad_token"), (method, template)
@@ -58,7 +58,7 @@ async def test_every_operation_on_a_conversation_or_device_refuses_a_stranger(wo
     alice, bob, eve = await world.person("alice"), await world.person("bob"), await world.person("eve")
     dm = await alice.befriend(bob)
     group = (await world.api.call("POST", "/v1/groups", alice.token, {"name": "g", "members": [bob.id]}))
-    mine = {"user_id": bob.id, "device_id": alice.logins[0]["device_id"]}
+    mine = {"user_id": bob.id, "device_id": alice.logins[0]["device_id"], "room": "match-1"}
     checked = 0
     for method, template in bearer_operations():
         if "{conv}" in template:
@@ -69,5 +69,9 @@ async def test_every_operation_on_a_conversation_or_device_refuses_a_stranger(wo
         elif "{device_id}" in template:
             got = await refusal(world, method, template.format(**mine), eve.token)
             assert got == (404, "unknown_device"), (method, template)
+            checked += 1
+        elif "{room}" in template:  # a live room's moderation: operators (PARLEY_ADMINS) and room moderators
+            got = await refusal(world, method, template.format(**mine), eve.token)
+            assert got == (403, "not_moderator"), (method, template)
             checked += 1
     assert checked >= 16  # every conversation, group and push-token route, twice for conversations
