@@ -6,6 +6,7 @@ caller who does not moderate the room (``parley.live.moderation.is_moderator``).
 
 from __future__ import annotations
 
+import re
 import time
 
 from aiohttp import web
@@ -17,12 +18,12 @@ from parley.live.audit import MAX_PAGE
 from parley.live.moderation import Moderation, is_moderator
 
 MODERATION: web.AppKey[Moderation] = web.AppKey("moderation", Moderation)
-MAX_ROOM_ID = 128
+ROOM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")  # docs/openapi.yaml LiveRoomPath
 
 
 def _room(request: web.Request) -> str:
     room = request.match_info["room"]
-    if not 0 < len(room) <= MAX_ROOM_ID or not room.isprintable():
+    if not ROOM_ID.fullmatch(room):
         raise BadRequest("room is not a valid live room id", code="bad_field", field="room")
     return room
 

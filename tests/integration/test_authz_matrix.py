@@ -1,8 +1,9 @@
 """The authorization matrix: every operation docs/openapi.yaml lists with bearer auth, tried by callers who
 must be refused — no token, a logged-out session, a deleted account's session — and, where the path names
 a conversation, a device or a live room, by a stranger (another user's DM or group: ``not_member``; another
-user's device: ``unknown_device``; a room they do not moderate: ``not_moderator``). The operations come from the spec, so a new one is covered the day it is
-documented (test_openapi.py keeps the spec and the served routes equal)."""
+user's device: ``unknown_device``; a room they do not moderate: ``not_moderator``). The operations come from
+the spec, so a new one is covered the day it is documented (test_openapi.py keeps the spec and the served
+routes equal)."""
 
 from __future__ import annotations
 
