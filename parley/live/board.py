@@ -15,6 +15,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import random
 import re
 from collections.abc import Callable
 
@@ -29,7 +30,7 @@ from parley.live.standing import CLEAR, Escalation, Standing, keep_s
 
 log = logging.getLogger("parley.live")
 PLAIN = re.compile(r"[A-Za-z0-9_-]{1,64}")
-CAS_TRIES = 5
+CAS_TRIES = 20  # concurrent offences of one user on several nodes: each retries after a short random pause
 DELETE_MARKER_TTL_S = 60.0  # a lifted ban's delete marker goes after this (the watchers have seen it)
 
 
@@ -123,7 +124,9 @@ class Board:
     async def change(self, room: str, user: str, now: float, how: Callable[[Standing], Standing]) -> Standing:
         """``how`` applied to the stored standing, by compare-and-set; the result is stored and mirrored."""
         key = standing_key(room, user)
-        for _ in range(CAS_TRIES):
+        for attempt in range(CAS_TRIES):
+            if attempt:
+                await asyncio.sleep(random.uniform(0, 0.005 * attempt))
             current, revision = await self._read(key)
             after = how(current)
             try:

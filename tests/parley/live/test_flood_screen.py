@@ -4,6 +4,7 @@ the automatic decisions."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -121,5 +122,36 @@ async def test_a_warning_is_forgotten_everywhere_after_its_window(nats_cluster, 
     await eventually(lambda: two.board.standing("match-1", "chatty").warnings, what="the warning seen by node two")
     await eventually(lambda: not two.board.standing("match-1", "chatty").warnings, timeout=15,
                      what="the expired warning dropped by node two")
+    await one.stop()
+    await two.stop()
+
+
+async def test_decisions_are_counted_by_rule_and_action(nats_cluster, connections):
+    screen = await screen_of(nats_cluster, connections)
+    assert await flood(screen, "loud", 4_000_000.0, 5) == ["", "duplicate", "duplicate", "timed_out", "timed_out"]
+
+    def count(rule: str, action: str) -> float:
+        return screen.metrics.registry.get_sample_value("parley_live_flood_decisions_total",
+                                                        {"rule": rule, "action": action}) or 0.0
+
+    assert (count("duplicate", "warning"), count("duplicate", "timeout"), count("timed_out", "refused")) == (2, 1, 1)
+    labels = {frozenset(s.labels) for m in screen.metrics.registry.collect() for s in m.samples}
+    assert all(set(k) <= {"rule", "action"} for k in labels)  # never a room or a user
+    await screen.stop()
+
+
+async def test_two_nodes_warning_one_user_at_once_both_count(nats_cluster, connections):
+    """Compare-and-set on the standing: concurrent warnings from two nodes are not lost."""
+    one = await screen_of(nats_cluster, connections, flood_warnings=10)
+    two = await screen_of(nats_cluster, connections, flood_warnings=10)
+    now = 5_000_000.0
+    for screen in (one, two):
+        a = attempt("same old text", now, user="twin")
+        screen.accepted(a, a.text)
+    verdicts = await asyncio.gather(*(s.screen(attempt("same old text", now + 1 + i, user="twin"))
+                                      for i in range(3) for s in (one, two)))
+    assert {v.code for v in verdicts} == {"duplicate"}
+    assert one.board is not None
+    await eventually(lambda: len(one.board.standing("match-1", "twin").warnings) == 6, what="six warnings stored")
     await one.stop()
     await two.stop()
