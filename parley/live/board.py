@@ -6,7 +6,9 @@ Keys: ``st.<room>.<user>`` → a ``Standing`` (JSON), written with a per-message
 none); ``slow.<room>`` → ``{"s": seconds}``. Ids that are not a plain KV token are written as ``=`` +
 base64url. A standing changes by compare-and-set on the key's last revision (two nodes warning the same
 user at once both count). ``Board`` keeps a local mirror fed by the watch; ``standing``/``slow_mode``
-read only the mirror (no I/O on the send path).
+read only the mirror (no I/O on the send path). A watch that fails, or whose consumer disappeared (NATS
+restarted), starts again from the whole bucket: the quiet check finds it within ``WATCH_CHECK_S``
+(nats-py's ordered consumer alone took about 20 s in a test).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from parley.live.standing import CLEAR, Escalation, Standing, keep_s
 
 log = logging.getLogger("parley.live")
 PLAIN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+WATCH_CHECK_S = 5.0  # a quiet watch checks this often that its consumer still exists (a NATS restart drops it)
 CAS_TRIES = 20  # concurrent offences of one user on several nodes: each retries after a short random pause
 DELETE_MARKER_TTL_S = 60.0  # a lifted ban's delete marker goes after this (the watchers have seen it)
 
@@ -56,8 +59,8 @@ def slow_key(room: str) -> str:
 
 
 class Board:
-    def __init__(self, js: JetStreamContext, kv: KeyValue, rules: Escalation) -> None:
-        self._js, self._kv, self.rules = js, kv, rules
+    def __init__(self, js: JetStreamContext, kv: KeyValue, rules: Escalation, check_s: float = WATCH_CHECK_S) -> None:
+        self._js, self._kv, self.rules, self.check_s = js, kv, rules, check_s
         self._standings: dict[tuple[str, str], Standing] = {}
         self._slow: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
@@ -87,8 +90,10 @@ class Board:
                 watcher = await self._kv.watchall()
                 while True:
                     try:
-                        entry = await watcher.updates(timeout=30)  # type: ignore[no-untyped-call]  # nats-py
-                    except NatsTimeout:
+                        entry = await watcher.updates(timeout=self.check_s)  # type: ignore[no-untyped-call]
+                    except NatsTimeout:  # quiet is normal here; a watch whose consumer is gone is not
+                        if watcher._sub is not None:  # its consumer_info raises once NATS restarted
+                            await watcher._sub.consumer_info()
                         continue
                     if entry is None:
                         self.loaded.set()

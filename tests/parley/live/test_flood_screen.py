@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -153,5 +154,21 @@ async def test_two_nodes_warning_one_user_at_once_both_count(nats_cluster, conne
     assert {v.code for v in verdicts} == {"duplicate"}
     assert one.board is not None
     await eventually(lambda: len(one.board.standing("match-1", "twin").warnings) == 6, what="six warnings stored")
+    await one.stop()
+    await two.stop()
+
+
+async def test_a_node_follows_the_bucket_again_after_nats_restarts(nats_cluster, connections):
+    """The watch's consumer dies with the server; the board notices and watches again (state is on disk)."""
+    one = await screen_of(nats_cluster, connections)
+    assert one.board is not None
+    one.board.check_s = 0.5
+    nats_cluster.stop_nats()
+    nats_cluster.start_nats()
+    two = await screen_of(nats_cluster, connections)
+    assert two.board is not None
+    await two.board.change("match-1", "late", time.time(), lambda s: replace(s, banned=True))
+    await eventually(lambda: one.board.standing("match-1", "late").banned, timeout=30,
+                     what="the ban, set after the restart, seen by the node that was watching before it")
     await one.stop()
     await two.stop()
