@@ -88,6 +88,7 @@ class Board:
             watcher = None
             try:
                 watcher = await self._kv.watchall()
+                seen: set[str] | None = set()  # the keys of the initial load
                 while True:
                     try:
                         entry = await watcher.updates(timeout=self.check_s)  # type: ignore[no-untyped-call]
@@ -96,8 +97,13 @@ class Board:
                             await watcher._sub.consumer_info()
                         continue
                     if entry is None:
+                        if seen is not None:
+                            self._forget_all_but(seen)
+                        seen = None
                         self.loaded.set()
                     else:
+                        if seen is not None:
+                            seen.add(entry.key)
                         self.apply(entry.key, entry.value if entry.operation is None else None)
             except asyncio.CancelledError:
                 raise
@@ -108,6 +114,13 @@ class Board:
                 if watcher is not None:
                     with contextlib.suppress(Exception):
                         await watcher.stop()  # type: ignore[no-untyped-call]
+
+    def _forget_all_but(self, keys: set[str]) -> None:
+        """After a (re)load: what the bucket no longer holds (deleted while the watch was down) goes."""
+        for room, user in [p for p in self._standings if standing_key(*p) not in keys]:
+            del self._standings[(room, user)]
+        for room in [r for r in self._slow if slow_key(r) not in keys]:
+            del self._slow[room]
 
     def apply(self, key: str, value: bytes | None) -> None:
         """One key's new value (None: deleted) into the mirror."""

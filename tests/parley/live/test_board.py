@@ -22,3 +22,13 @@ def test_the_mirror_follows_the_bucket():
     board.apply(standing_key("live.1", "u1"), None)
     board.apply(slow_key("live.1"), None)
     assert not board.standing("live.1", "u1").banned and board.slow_mode("live.1") == 0
+
+
+def test_a_reload_forgets_what_the_bucket_no_longer_holds():
+    board = Board(None, None, Escalation())  # type: ignore[arg-type]
+    for user in ("kept", "lifted"):
+        board.apply(standing_key("r", user), orjson.dumps(Standing(banned=True).to_json()))
+    board.apply(slow_key("r"), orjson.dumps({"s": 5}))
+    board._forget_all_but({standing_key("r", "kept")})  # what a fresh watch delivered before its end marker
+    assert board.standing("r", "kept").banned and not board.standing("r", "lifted").banned
+    assert board.slow_mode("r") == 0
