@@ -17,7 +17,7 @@ from parley.bus import BusClient, buckets, ensure
 from parley.live import audit
 from parley.live.board import Board
 from parley.live.flood import FloodRules, FloodTracker, Offence
-from parley.live.screening import ACCEPT, Attempt, Verdict
+from parley.live.screening import ACCEPT, Attempt, Screen, Verdict
 from parley.live.standing import Standing, Step, offend
 from parley.metrics import FloodMetrics
 from parley.settings import Settings
@@ -103,3 +103,7 @@ class FloodScreen:
         warned = f"; warning {count} of {of - 1} before a time-out" if count else ""
         return Verdict("reject", code=offence.code, retry_after_s=offence.retry_after_s,
                        reason=offence.reason + warned)
+
+
+def _is_a_screen(screen: FloodScreen) -> Screen:
+    return screen  # mypy holds FloodScreen to the contract (parley.live.screening.Screen)

@@ -172,3 +172,19 @@ async def test_a_node_follows_the_bucket_again_after_nats_restarts(nats_cluster,
                      what="the ban, set after the restart, seen by the node that was watching before it")
     await one.stop()
     await two.stop()
+
+
+async def test_slow_mode_set_on_one_node_applies_on_another(nats_cluster, connections):
+    one = await screen_of(nats_cluster, connections)
+    two = await screen_of(nats_cluster, connections)
+    assert one.board is not None and two.board is not None
+    await one.board.set_slow_mode("match-1", 30)
+    await eventually(lambda: two.board.slow_mode("match-1") == 30, what="the slow mode seen by node two")
+    first = attempt("first thought", 6_000_000.0, user="fan")
+    assert (await two.screen(first)).action == "accept"
+    two.accepted(first, first.text)
+    verdict = await two.screen(attempt("second thought", 6_000_010.0, user="fan"))
+    assert (verdict.code, verdict.retry_after_s) == ("slow_mode", 20)
+    assert two.board.standing("match-1", "fan").warnings == ()  # waiting is not an offence
+    await one.stop()
+    await two.stop()

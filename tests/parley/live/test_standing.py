@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from parley.live.standing import CLEAR, Escalation, Standing, banned_by, keep_s, offend, timed_out_by
 
 RULES = Escalation(warnings=3, warning_window_s=300, timeout_s=60, timeouts_to_ban=2, timeout_window_s=3600)
@@ -51,3 +54,24 @@ def test_moderators_time_out_and_ban_directly():
 def test_json_round_trip():
     standing, _ = run([0, 1, 2, 3])
     assert Standing.from_json(standing.to_json()) == standing
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(min_value=0, max_value=2000, allow_nan=False), min_size=1, max_size=40))
+def test_a_ban_needs_enough_timeouts_and_a_timeout_enough_warnings(gaps):
+    standing, now, warned, timeouts = CLEAR, 0.0, [], []
+    for gap in gaps:
+        now += gap
+        if standing.banned or standing.timed_out(now):
+            continue  # the screen refuses before any rule: no offence while timed out or banned
+        standing, step = offend(standing, now, RULES)
+        if step == "warning":
+            warned.append(now)
+        elif step == "timeout":
+            assert sum(1 for t in warned if t > now - RULES.warning_window_s) >= RULES.warnings - 1
+            timeouts.append(now)
+            warned = []
+        else:
+            recent = [t for t in timeouts if t > now - RULES.timeout_window_s]
+            assert len(recent) >= RULES.timeouts_to_ban - 1 and standing.banned
+        assert len(standing.warnings) < RULES.warnings  # bounded: spent on each time-out
