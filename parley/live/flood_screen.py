@@ -6,11 +6,12 @@ everyone (``banned``, ``timed_out``); moderators skip the flood rules. A broken 
 standing escalates in the bucket (warning → time-out → ban, compare-and-set), the decision goes to the
 audit log and the metrics, and the sender is refused with the rule's code. Only an offence writes to the
 bus; an accepted message costs no I/O. If the bus cannot take the write, the message is still refused
-by its rule (the escalation step is lost, and logged).
+by its rule within ``ESCALATION_WAIT_S`` (the escalation step is lost, and logged).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from parley.bus import BusClient, buckets, ensure
@@ -23,6 +24,7 @@ from parley.metrics import FloodMetrics
 from parley.settings import Settings
 
 log = logging.getLogger("parley.live")
+ESCALATION_WAIT_S = 2.0  # a send waits at most this long for its escalation write (then it is refused without)
 
 
 class FloodScreen:
@@ -79,15 +81,19 @@ class FloodScreen:
             return steps[-1][0]
 
         try:
-            after = await self.board.change(attempt.room, attempt.user, attempt.now, step)
-            what = steps[-1][1]
-            await self.audit.record(audit.Decision(attempt.now, attempt.room, attempt.user, "auto", what,
-                                                   offence.code, after.until - attempt.now if after.until else 0.0))
+            after = await asyncio.wait_for(self.board.change(attempt.room, attempt.user, attempt.now, step),
+                                           ESCALATION_WAIT_S)
         except Exception as err:  # the bus is away: the rule still refuses; the escalation step is lost
             log.warning("flood escalation of %s in %s not stored: %s", attempt.user, attempt.room, err)
             self.metrics.decided(offence.code, "warning")
             return self._warning(offence, 0)
+        what = steps[-1][1]
         self.metrics.decided(offence.code, what)
+        try:
+            await self.audit.record(audit.Decision(attempt.now, attempt.room, attempt.user, "auto", what,
+                                                   offence.code, after.until - attempt.now if after.until else 0.0))
+        except Exception as err:  # stored and in force; only its audit line is missing
+            log.warning("flood decision on %s in %s not audited: %s", attempt.user, attempt.room, err)
         return self._verdict(offence, after, what, attempt.now)
 
     def _verdict(self, offence: Offence, after: Standing, what: Step, now: float) -> Verdict:

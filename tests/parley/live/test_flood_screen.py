@@ -188,3 +188,15 @@ async def test_slow_mode_set_on_one_node_applies_on_another(nats_cluster, connec
     assert two.board.standing("match-1", "fan").warnings == ()  # waiting is not an offence
     await one.stop()
     await two.stop()
+
+
+async def test_with_nats_away_a_flood_is_still_refused_by_its_rule(nats_cluster, connections):
+    screen = await screen_of(nats_cluster, connections)
+    first = attempt("cheap tickets here", time.time(), user="away")
+    assert (await screen.screen(first)).action == "accept"
+    screen.accepted(first, first.text)
+    nats_cluster.stop_nats()
+    verdict = await screen.screen(attempt("cheap tickets here", time.time() + 1, user="away"))
+    assert verdict.action == "reject" and verdict.code == "duplicate"  # its warning is not stored (logged)
+    nats_cluster.start_nats()
+    await screen.stop()
