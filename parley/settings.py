@@ -120,6 +120,8 @@ class Settings:
     discovery_host: str = "127.0.0.1"
     discovery_port: int = 8070
     token_ttl_s: int = 86400
+    # operators: comma-separated user ids who may edit the global banned-word list (and any room's)
+    admins: str = ""
     # a login's absolute lifetime: refresh renews its tokens up to here, never past it; then log in again
     session_lifetime_s: int = 30 * 86400
     # a hello whose session the store cannot check (store down) is refused, retryable (1 = fail closed)
@@ -218,7 +220,6 @@ class Settings:
     pusher_port: int = 8077  # the pusher's health and metrics endpoints
     # live rooms: flood and spam rules (docs/adr/0020); rates, duplicates and links are counted per node,
     # warnings, time-outs, bans and slow mode are shared through the live_mod bucket
-    admins: str = ""  # comma-separated user ids that moderate every room (operators)
     flood_rate_messages: int = 5  # messages one user may send in one room per flood_rate_window_s
     flood_rate_window_s: float = 10.0
     flood_new_account_s: float = 86400.0  # accounts younger than this: the lower rate below, and no links
@@ -294,8 +295,8 @@ class Settings:
                           self.strike_decay_per_s)
 
     def admin_ids(self) -> frozenset[str]:
-        """``PARLEY_ADMINS``: the operators, who moderate every room."""
-        return frozenset(u.strip() for u in self.admins.split(",") if u.strip())
+        """The operators (``PARLEY_ADMINS``): who may edit the global banned-word list (docs/adr/0019)."""
+        return frozenset(a.strip() for a in self.admins.split(",") if a.strip())
 
     def bucket_replicas(self) -> int:
         return self.kv_replicas or self.stream_replicas

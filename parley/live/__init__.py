@@ -1,2 +1,1 @@
-"""Live chat rooms' shared core: the screening contract (``screening``), flood rules (``flood``,
-``similar``), escalation (``standing``) and the state they share across nodes (``board``, ``audit``)."""
+"""Live rooms: huge audiences, relaxed order, no per-device replay (docs/adr/0018-live-rooms.md)."""

@@ -1,6 +1,7 @@
 """What a live room's send path asks before it accepts a message: a chain of screens (banned words, flood
 rules, time-outs and bans), each pure or backed by shared state, each answering with a Verdict."""
 from __future__ import annotations
+
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
