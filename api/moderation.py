@@ -1,4 +1,4 @@
-"""Live-room moderation over HTTP (docs/openapi.yaml, "Live moderation"): time out, ban and lift a user,
+"""Live-room moderation over HTTP (docs/openapi.yaml, tag ``live``; ADR 0020): time out, ban and lift a user,
 slow mode, what is in force, and the audit log (paged). Every route answers 403 ``not_moderator`` to a
 caller who does not moderate the room (``parley.live.moderation.is_moderator``). The work is in
 ``parley.live.moderation``; this module reads requests and writes answers.
@@ -6,7 +6,6 @@ caller who does not moderate the room (``parley.live.moderation.is_moderator``).
 
 from __future__ import annotations
 
-import re
 import time
 
 from aiohttp import web
@@ -18,14 +17,9 @@ from parley.live.audit import MAX_PAGE
 from parley.live.moderation import Moderation, is_moderator
 
 MODERATION: web.AppKey[Moderation] = web.AppKey("moderation", Moderation)
-ROOM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")  # docs/openapi.yaml LiveRoomPath
-
-
 def _room(request: web.Request) -> str:
-    room = request.match_info["room"]
-    if not ROOM_ID.fullmatch(room):
-        raise BadRequest("room is not a valid live room id", code="bad_field", field="room")
-    return room
+    """A live room id is an id (docs/openapi.yaml LiveRoomPath); the room need not exist (no store here)."""
+    return v.user_id(request.match_info["room"], "room")
 
 
 async def _moderator(request: web.Request) -> tuple[str, str]:
@@ -83,10 +77,10 @@ async def audit_log(request: web.Request) -> web.Response:
 
 
 def add_routes(r: web.UrlDispatcher) -> None:
-    r.add_get("/v1/live/rooms/{room}/moderation", in_force)
-    r.add_put("/v1/live/rooms/{room}/timeouts/{user_id}", time_out)
-    r.add_delete("/v1/live/rooms/{room}/timeouts/{user_id}", lift)
-    r.add_put("/v1/live/rooms/{room}/bans/{user_id}", ban)
-    r.add_delete("/v1/live/rooms/{room}/bans/{user_id}", lift)
-    r.add_put("/v1/live/rooms/{room}/slow_mode", slow_mode)
-    r.add_get("/v1/live/rooms/{room}/audit", audit_log)
+    r.add_get("/v1/live/{room}/moderation", in_force)
+    r.add_put("/v1/live/{room}/timeouts/{user_id}", time_out)
+    r.add_delete("/v1/live/{room}/timeouts/{user_id}", lift)
+    r.add_put("/v1/live/{room}/bans/{user_id}", ban)
+    r.add_delete("/v1/live/{room}/bans/{user_id}", lift)
+    r.add_put("/v1/live/{room}/slow_mode", slow_mode)
+    r.add_get("/v1/live/{room}/audit", audit_log)

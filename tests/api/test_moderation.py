@@ -28,7 +28,7 @@ from parley.store import Session, open_store
 from tests.integration.cluster import Cluster
 from tests.poll import eventually
 
-ROOM = "final-2026"
+ROOM = new_user_id()  # a live room id is an id like a user's
 MOD, VIEWER, TROLL = new_user_id(), new_user_id(), new_user_id()
 
 
@@ -82,7 +82,7 @@ async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
 
 
 async def call(s: Setup, method: str, path: str, user: UserId, body: Any = None) -> tuple[int, Any]:
-    resp = await s.client.request(method, f"/v1/live/rooms/{ROOM}{path}", json=body, headers=await s.token(user))
+    resp = await s.client.request(method, f"/v1/live/{ROOM}{path}", json=body, headers=await s.token(user))
     return resp.status, (await resp.json() if resp.content_type == "application/json" else None)
 
 
@@ -131,3 +131,5 @@ async def test_bad_input(setup):
     assert (await call(setup, "PUT", "/slow_mode", MOD, {"seconds": 10**9}))[1]["code"] == "bad_field"
     assert (await call(setup, "PUT", "/bans/not-an-id", MOD))[1]["code"] == "bad_field"
     assert (await call(setup, "GET", "/audit?limit=0", MOD))[1]["code"] == "bad_field"
+    resp = await setup.client.get("/v1/live/final-2026/moderation", headers=await setup.token(MOD))
+    assert (resp.status, (await resp.json())["field"]) == (400, "room")

@@ -46,7 +46,7 @@ async def test_every_bearer_operation_refuses_callers_without_a_live_session(wor
     await world.api.call("POST", "/v1/logout", logged_out)
     deleted = gone.token
     await world.api.call("DELETE", "/v1/account", deleted, {"password": PASSWORD})
-    values = {"user_id": bob.id, "conv": conv, "device_id": alice.logins[0]["device_id"], "room": "match-1"}
+    values = {"user_id": bob.id, "conv": conv, "device_id": alice.logins[0]["device_id"], "room": "abcdefghijklmnop"}
     for method, template in bearer_operations():
         path = template.format(**values)
         assert await refusal(world, method, path, None) == (401, "bad_token"), (method, template)
@@ -59,7 +59,7 @@ async def test_every_operation_on_a_conversation_or_device_refuses_a_stranger(wo
     alice, bob, eve = await world.person("alice"), await world.person("bob"), await world.person("eve")
     dm = await alice.befriend(bob)
     group = (await world.api.call("POST", "/v1/groups", alice.token, {"name": "g", "members": [bob.id]}))
-    mine = {"user_id": bob.id, "device_id": alice.logins[0]["device_id"], "room": "match-1"}
+    mine = {"user_id": bob.id, "device_id": alice.logins[0]["device_id"], "room": "abcdefghijklmnop"}
     checked = 0
     for method, template in bearer_operations():
         if "{conv}" in template:
