@@ -1,5 +1,5 @@
-"""Moderators' actions on a live room, over the shared board and the audit log (the API calls these; L's
-room moderation UI may too): time out, ban, lift, slow mode, and what is in force.
+"""Moderators' actions on a live room, over the shared board and the audit log (the API calls these,
+``api/moderation.py``): time out, ban, lift, slow mode, and what is in force.
 
 Each action is written to the ``live_mod`` bucket (every node's mirror has it within about a second) and
 appended to the audit log with the moderator's id. ``is_moderator`` is the one question of who may:
