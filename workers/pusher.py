@@ -135,6 +135,8 @@ class Pusher:
                 raise
 
     async def _plan(self, m: StoredMessage) -> list[Notice]:
+        if m.kind:  # an edit, delete or reaction (ADR 0025): no push
+            return []
         members: tuple[str, ...]
         group_name = None
         if is_group(m.conv):
