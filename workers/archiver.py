@@ -79,6 +79,7 @@ def decode_batch(msgs: list[Msg]) -> list[StoredMessage]:
 async def write_with_retry(store: Archive, nc: BusClient, batch: list[Delivered], stop: asyncio.Event,
                            metrics: ArchiverMetrics | None = None) -> bool:
     rows = decode_rows(batch)
+    entries = entries_of(rows)
     metrics = metrics or ArchiverMetrics()
     delay = 0.1
     tries = 0
@@ -86,7 +87,7 @@ async def write_with_retry(store: Archive, nc: BusClient, batch: list[Delivered]
         try:
             began = time.perf_counter()
             await store.put_messages(rows)
-            missing = await store.apply_actions(entries_of(rows))
+            missing = await store.apply_actions(entries) if entries else []
             tries += 1
             if missing and tries < MISSING_TRIES:
                 raise Unavailable(f"{len(missing)} actions' targets are not stored yet", code="store_unavailable")
@@ -242,7 +243,8 @@ async def serve_repairs(settings: Settings, store: Archive, nc: BusClient) -> An
                 if hit is not None:
                     rows.append(decode_payload(pack(shard, seq), conversation_of_message(hit[0]), hit[1]))
             await store.put_messages(rows)
-            await store.apply_actions(entries_of(rows))
+            if entries_of(rows):
+                await store.apply_actions(entries_of(rows))
             log.warning("repaired %d messages of shard %d in the store from the stream", len(rows), shard)
         except Exception as err:
             log.warning("could not repair %d messages of shard %d: %s", len(seqs), shard, err)
