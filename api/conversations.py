@@ -10,6 +10,8 @@ Invariants:
   an unfriend or a block it stays listed and its history readable, but opening it answers 403
   (``not_friends``, or ``blocked``); its id is derived from the two members, so opening it again
   returns the same conversation.
+- A page shows each message as it is now (edited, a tombstone, its reactions: ADR 0025), the actions' entries
+  included (the chain stays whole); the archiver applied the stored ones, the unarchived tail's are applied here.
 - ``member_conversation`` is the one membership check for routes under ``/v1/conversations/{conv}``
   and ``/v1/groups/{conv}``: 404 for no such conversation, 403 for a non-member.
 """
@@ -27,6 +29,7 @@ from parley.api.http import NATS, SETTINGS, STORE, authed, body_of, json, now_ms
 from parley.api.shapes import conversation_json, message_json
 
 from parley import bus
+from parley.actions import current
 from parley.auth import Claims
 from parley.bus.repair import ask_repair
 from parley.cursor import cursor_key, seal_cursor
@@ -98,7 +101,7 @@ async def _unread(store: Store, user: UserId, conv: Conversation, tail: list[Sto
     rows = await store.history(conv.id, before=None, after=read, limit=UNREAD_MAX, newest_first=True)
     after = {m.id: m for m in rows} | {m.id: m for m in tail if m.id > read}
     newest = sorted(after.values(), key=lambda m: m.id, reverse=True)[:UNREAD_MAX]
-    return read, min(UNREAD_MAX, sum(1 for m in newest if m.sender != user))
+    return read, min(UNREAD_MAX, sum(1 for m in newest if m.sender != user and not m.kind))
 
 
 async def open_dm(request: web.Request) -> web.Response:
@@ -187,7 +190,9 @@ async def _with_unarchived(
     extra = [m for m in (decode_payload(id, conv, data) for id, _, data in tail)
              if (after is None or m.id > after) and (before is None or m.id < before)]
     merged = {m.id: m for m in rows} | {m.id: m for m in extra}
-    return sorted(merged.values(), key=lambda m: m.id, reverse=newest_first)
+    # actions not archived yet: the page shows their targets as they are now (ADR 0025)
+    shown = current(list(merged.values()), [m for m in sorted(extra, key=lambda m: m.id) if m.kind or m.reply_to])
+    return sorted(shown, key=lambda m: m.id, reverse=newest_first)
 
 
 async def _fill_holes(request: web.Request, conv: ConversationId, shard: int, rows: list[StoredMessage],

@@ -1,7 +1,8 @@
 """A connected device's frames: parse, act, answer — and refuse what is wrong, counting strikes.
 
 Every client frame is parsed by ``parley.protocol`` and handled here: ``send`` (rate limit; then, on its
-conversation's lane in ``node/sending.py``, membership, publish, SENT ack), ``ack`` (the device's
+conversation's lane in ``node/sending.py``, membership, a reply's or action's target and rights
+(``node/targets.py``, ADR 0025), publish, SENT ack), ``ack`` (the device's
 position; delivered receipts), ``typing``, ``read``, ``presence``, ``sync``, ``ping``, and the live-room
 frames ``live_join``, ``live_leave``, ``live_send`` (``node/live/hall.py``; a live send is answered in the
 read loop, when the stream acks it). The read loop
@@ -32,6 +33,7 @@ from parley.node.live.hall import LiveHall
 from parley.node.membership import MembershipCheck
 from parley.node.publisher import Publisher
 from parley.node.sending import LinkSends
+from parley.node.targets import Duplicate, Targets
 
 from parley import protocol
 from parley.bus.outage import as_unavailable
@@ -56,10 +58,11 @@ def now_ms() -> int:
 class FrameHandler:
     def __init__(self, settings: Settings, metrics: NodeMetrics, *, membership: MembershipCheck,
                  publisher: Publisher, events: ConversationEvents, on_cursor: Callable[[DeviceLink], None],
-                 sync: Callable[[DeviceLink, Vector], None], cursor_key: bytes) -> None:
+                 sync: Callable[[DeviceLink, Vector], None], cursor_key: bytes, targets: Targets) -> None:
         self._settings, self._metrics = settings, metrics
         self._membership, self._publisher, self._events = membership, publisher, events
         self._on_cursor, self._sync, self._cursor_key = on_cursor, sync, cursor_key
+        self._targets = targets  # replies' and actions' targets (ADR 0025)
         self._buckets: dict[str, TokenBucket] = {}  # send budgets, per user on this node
         self._rates = settings.frame_rates()
         self._sends: dict[DeviceLink, LinkSends] = {}  # connections with sends admitted (node/sending.py)
@@ -249,10 +252,16 @@ class FrameHandler:
         try:
             await self._check_by(link.user, frame.conv, admitted + self._settings.store_deadline_s)
             ts = now_ms()
+            try:
+                entry = await self._targets.entry(link.user, frame, ts, self._settings.edit_window_s)
+            except Duplicate as dup:
+                link.send(protocol.frame_bytes(protocol.sent_frame(cid=frame.cid, id=dup.id, conv=frame.conv,
+                                                                   duplicate=True)))
+                return
 
             def payload(prev: int) -> bytes:
                 return encode_payload(sender=link.user, device=link.device, cid=frame.cid, body=frame.body, ts=ts,
-                                      prev=prev)
+                                      prev=prev, **entry)
 
             began = time.perf_counter()
             seq, duplicate = await self._publisher.publish(frame.conv, payload,

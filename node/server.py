@@ -32,6 +32,7 @@ from parley.node.publisher import Publisher
 from parley.node.revocation import check_again, close_ended_sessions, end_at_expiry
 from parley.node.subscriptions import UserSubscriptions
 from parley.node.sync import SyncRunner, delivery_of
+from parley.node.targets import Targets
 from parley.node.unsaved import Unsaved
 
 from parley import protocol
@@ -90,7 +91,8 @@ class EdgeNode:
         membership = MembershipCheck(store, self.hub.groups_of, self.presence.friends_of)
         self.frames = FrameHandler(settings, self.metrics, membership=membership,
                                    publisher=self.publisher, events=self.events, on_cursor=self._cursor_moved,
-                                   sync=self.syncs.schedule, cursor_key=self._cursor_key)
+                                   sync=self.syncs.schedule, cursor_key=self._cursor_key,
+                                   targets=Targets(store, self.reads, self.homes.of))
 
     # ---- NATS side ---------------------------------------------------------------------------
 

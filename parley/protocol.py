@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from parley.actions import KINDS, MAX_EMOJI_BYTES, valid_emoji
 from parley.errors import BadRequest, ParleyError, PeerError
 from parley.ids import ConversationId, is_conversation_id, is_valid_id
 
@@ -62,7 +63,11 @@ class Hello:
 class Send:
     cid: str
     conv: ConversationId
-    body: str
+    body: str  # "" for a delete or a reaction
+    kind: str = ""  # "": a message; edit | delete | react | unreact (ADR 0025), on the message ``target``
+    target: int = 0
+    emoji: str = ""  # react, unreact
+    reply_to: int = 0  # a message answering this earlier one
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,11 +187,28 @@ def _cursor(d: dict[str, Any], *, required: bool) -> str | None:
 
 
 def _send(d: dict[str, Any], max_body: int) -> Send:
-    cid, conv, body = _str(d, "cid"), _str(d, "conv"), _str(d, "body")
-    assert cid is not None and conv is not None and body is not None
-    if not _CID_RE.match(cid):
+    """A message (``reply_to`` optional), or an action on the message ``target`` (ADR 0025)."""
+    kind = _str(d, "kind", required=False) or ""
+    if kind and kind not in KINDS:
+        raise _bad("kind", "edit, delete, react or unreact (or absent: a message)")
+    cid, _, body = _str(d, "cid"), _str(d, "conv"), _str(d, "body", required=kind in ("", "edit")) or ""
+    if not _CID_RE.match(cid or ""):
         raise _bad("cid", "1 to 64 characters of A-Z a-z 0-9 _ -")
-    _conv(d)
+    assert cid is not None
+    conv = _conv(d)
+    if kind in ("", "edit"):
+        _check_body(body, cid, max_body)
+    ids = {f: _int(d, f, required=f == "target" and bool(kind)) for f in ("target", "reply_to")}
+    if any(ids[f] == 0 and d.get(f) is not None for f in ids):
+        raise _bad("target" if kind else "reply_to", "a message id")
+    emoji = (_str(d, "emoji") or "") if kind in ("react", "unreact") else ""
+    if kind in ("react", "unreact") and not valid_emoji(emoji):
+        raise _bad("emoji", f"1 to {MAX_EMOJI_BYTES} bytes, no spaces or control characters")
+    return Send(cid=cid, conv=conv, body=body if kind in ("", "edit") else "", kind=kind,
+                target=ids["target"] if kind else 0, emoji=emoji, reply_to=0 if kind else ids["reply_to"])
+
+
+def _check_body(body: str, cid: str, max_body: int) -> None:
     if not body.strip():
         raise _bad("body", "must not be empty")
     size = len(body.encode("utf-8", "surrogatepass"))
@@ -194,7 +216,6 @@ def _send(d: dict[str, Any], max_body: int) -> Send:
         raise BadRequest(
             f"body is {size} bytes; the limit is {max_body}", code="too_large", limit=max_body, ref=cid
         )
-    return Send(cid=cid, conv=ConversationId(conv), body=body)
 
 
 _PARSERS: dict[str, Callable[[dict[str, Any], int], ClientFrame]] = {

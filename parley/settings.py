@@ -57,6 +57,7 @@ POSITIVE = (
     "last_seen_ttl_s",
     "presence_beat_s", "presence_timeout_s", "drain_timeout_s", "push_grace_s", "push_retries", "stream_replicas",
     "bounds_refresh_s", "floor_wait_s", "cursor_every_s", "store_deadline_s", "cassandra_background_concurrency",
+    "edit_window_s",
     "archiver_ack_wait_s", "presence_partitions", "presence_lease_s", "live_viewer_queue", "live_stream_max_age_s",
     "sync_rate_per_s", "sync_rate_burst", "presence_rate_per_s", "presence_rate_burst", "read_rate_per_s",
     "read_rate_burst", "typing_rate_per_s", "typing_rate_burst", "cheap_rate_per_s", "cheap_rate_burst",
@@ -157,6 +158,7 @@ class Settings:
     typing_interval_s: float = 2.0  # a typist's "start" is forwarded at most this often; shown for 3x
     # protocol limits
     max_body_bytes: int = 4096
+    edit_window_s: float = 900.0  # a message can be edited by its sender this long after it was sent (ADR 0025)
     max_frame_bytes: int = 65536
     rate_per_s: float = 20.0
     rate_burst: int = 40

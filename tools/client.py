@@ -191,7 +191,10 @@ class Device:
         assert self.ws is not None
         await self.ws.send_str(frame if isinstance(frame, str) else orjson.dumps(frame).decode())
 
-    async def send(self, conv: str, body: str, cid: str | None = None, wait: bool = True) -> dict[str, Any]:
+    async def send(self, conv: str, body: str, cid: str | None = None, wait: bool = True,
+                   **fields: Any) -> dict[str, Any]:
+        """``fields``: more of the send's fields: ``reply_to``, or ``kind`` and ``target`` (+ ``emoji``) for an
+        edit, delete or reaction (protocol.md §19)."""
         cid = cid or f"{self._cid_prefix}{next(self._cids)}"
         self.acks.pop(cid, None)
         seen = len(self.errors)
@@ -199,7 +202,7 @@ class Device:
         def failed() -> dict[str, Any] | None:
             return next((e for e in self.errors[seen:] if e.get("ref") == cid), None)
 
-        await self.send_frame({"type": "send", "cid": cid, "conv": conv, "body": body})
+        await self.send_frame({"type": "send", "cid": cid, "conv": conv, "body": body, **fields})
         if not wait:
             return {"cid": cid}
         await self.wait_for(lambda: cid in self.acks or failed() is not None)

@@ -17,7 +17,10 @@ still working on it, so nothing is skipped and nothing is acked early. The ack f
 "archived through": nodes read the store below it and the stream above. That holds only if what the store
 acked survives a crash of the store (commitlog_sync group on Cassandra, ADR 0011); should the store lose
 messages anyway, readers fill them from the stream and ask us (``arc.repair``, ``serve_repairs``) to write
-them back. Live rooms' messages are archived beside, from the ``LIVE`` stream (``live_archiver.py``).
+them back. Actions (edits, deletes, reactions) and replies are then folded into their targets' stored state
+(``Archive.apply_actions``, ADR 0025) in the same retry loop; an action whose target a batch written beside it
+has not stored yet is retried, ``MISSING_TRIES`` times at most.
+Live rooms' messages are archived beside, from the ``LIVE`` stream (``live_archiver.py``).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from parley.tasks import cancel_and_wait
 log = logging.getLogger("parley.archiver")
 MAX_BACKOFF_S = 5.0
 COALESCE_S = 0.02  # history lags the stream by this much more; sync and history read the tail anyway
+MISSING_TRIES = 20  # an action whose target is not stored: retried this often (with backoff), then logged and left
 PULL_EXPIRES_S = 1.0  # an idle pull request ends after this (a stopping archiver waits for it at most)
 
 
@@ -75,12 +79,21 @@ def decode_batch(msgs: list[Msg]) -> list[StoredMessage]:
 async def write_with_retry(store: Archive, nc: BusClient, batch: list[Delivered], stop: asyncio.Event,
                            metrics: ArchiverMetrics | None = None) -> bool:
     rows = decode_rows(batch)
+    entries = entries_of(rows)
     metrics = metrics or ArchiverMetrics()
     delay = 0.1
+    tries = 0
     while not stop.is_set():
         try:
             began = time.perf_counter()
             await store.put_messages(rows)
+            missing = await store.apply_actions(entries) if entries else []
+            tries += 1
+            if missing and tries < MISSING_TRIES:
+                raise Unavailable(f"{len(missing)} actions' targets are not stored yet", code="store_unavailable")
+            if missing:
+                log.error("%d actions' targets never came; their entries stay, unapplied: %s", len(missing),
+                          [m.id for m in missing])
             metrics.write_seconds.observe(time.perf_counter() - began)
             metrics.archived.inc(len(rows))
             return True
@@ -94,6 +107,11 @@ async def write_with_retry(store: Archive, nc: BusClient, batch: list[Delivered]
                 pass
             delay = min(delay * 2, MAX_BACKOFF_S)
     return False
+
+
+def entries_of(rows: list[StoredMessage]) -> list[StoredMessage]:
+    """The actions and replies among ``rows``, in id order (their targets' order of events)."""
+    return sorted((m for m in rows if m.kind or m.reply_to), key=lambda m: m.id)
 
 
 async def answer(nc: BusClient, batch: list[Delivered], what: bytes) -> None:
@@ -225,6 +243,8 @@ async def serve_repairs(settings: Settings, store: Archive, nc: BusClient) -> An
                 if hit is not None:
                     rows.append(decode_payload(pack(shard, seq), conversation_of_message(hit[0]), hit[1]))
             await store.put_messages(rows)
+            if entries_of(rows):
+                await store.apply_actions(entries_of(rows))
             log.warning("repaired %d messages of shard %d in the store from the stream", len(rows), shard)
         except Exception as err:
             log.warning("could not repair %d messages of shard %d: %s", len(seqs), shard, err)

@@ -7,7 +7,8 @@ until its newest message is ``push_grace_s`` old, giving online devices (and dev
 online meanwhile) the time to take and ack it; then
 ``parley.push.notices`` decides who gets a push from the store's facts (members, tokens, mutes,
 delivered marks), and firebase-admin sends them (``send_each_async``, up to 500 a call, each
-message to one token, so one bad token never holds up the others).
+message to one token, so one bad token never holds up the others). Edits, deletes and reactions (entries with a
+``kind``, ADR 0025) are not pushed.
 
 - At most one push per (message, device), across retries, redeliveries, restarts and pushers: a push is
   claimed in the ``pushed`` KV bucket (create-if-absent) before it is sent. A crash between the
@@ -135,6 +136,8 @@ class Pusher:
                 raise
 
     async def _plan(self, m: StoredMessage) -> list[Notice]:
+        if m.kind:  # an edit, delete or reaction (ADR 0025): no push
+            return []
         members: tuple[str, ...]
         group_name = None
         if is_group(m.conv):

@@ -29,6 +29,7 @@ from parley.store.records import (
     Conversation,
     Device,
     FriendState,
+    MessageState,
     Platform,
     PushPrefs,
     PushToken,
@@ -47,6 +48,7 @@ __all__ = [
     "Groups", "History",
     "Messages", "Platform", "Push", "PushPrefs", "PushToken", "Receipt", "Receipts", "Role", "Session", "Sessions",
     "Store", "StoredMessage", "User", "group_full", "open_store",
+    "MessageState",
 ]
 
 

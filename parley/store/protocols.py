@@ -105,6 +105,10 @@ class Archive(Protocol):
     """Where the archiver writes messages; nothing else writes them."""
 
     async def put_messages(self, messages: list[StoredMessage]) -> None: ...
+    async def apply_actions(self, entries: list[StoredMessage]) -> list[StoredMessage]:
+        """Fold actions and replies (already put, in id order) into their targets' stored state
+        (``parley.actions.apply``) and blank the entries a delete reaches; idempotent. Returns the entries whose
+        target is not stored (yet: a batch written beside this one may hold it)."""
 
 
 class History(Protocol):

@@ -55,6 +55,34 @@ class StoredMessage:
     cid: str
     body: str
     ts: int  # unix ms, taken by the sending node
+    # an action on an earlier message (ADR 0025): kind edit/delete/react/unreact, its target's id and ts, the emoji
+    kind: str = ""  # "": a message
+    target: int = 0
+    target_ts: int = 0
+    emoji: str = ""
+    # a reply: the message it answers and a quote of it (its sender, its first characters) taken at send time
+    reply_to: int = 0
+    quote_from: str = ""
+    quote: str = ""
+    state: MessageState = field(default_factory=lambda: MessageState())  # what later actions made of it
+
+
+@dataclass(frozen=True, slots=True)
+class MessageState:
+    """What the actions archived so far made of a message (ADR 0025; ``parley.actions.apply``). ``reactions``: a
+    ledger of (emoji, user, ±action id), + on, − taken back, so a redelivered older action changes nothing;
+    ``edits`` and ``quoted_by``: (id, ts) of the edit entries and the replies that carry its text, blanked when
+    it is deleted."""
+
+    edit_id: int = 0
+    edited_at: int = 0
+    deleted: bool = False
+    delete_id: int = 0  # the delete entry, its sender and cid (a resend of that delete is answered duplicate)
+    delete_from: str = ""
+    delete_cid: str = ""
+    reactions: tuple[tuple[str, str, int], ...] = ()
+    edits: tuple[tuple[int, int], ...] = ()
+    quoted_by: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -150,6 +150,40 @@ async def test_history_pages_both_ways(store):
     assert seqs(between) == [5, 6]
 
 
+async def test_actions_fold_into_their_targets_idempotently_and_a_delete_blanks_its_text(store):
+    """ADR 0025: the archiver puts entries, then applies the actions and replies among them (in id order)."""
+    a, b = new_user_id(), new_user_id()
+    conv = dm_conversation(a, b)
+    await store.open_conversation(Conversation(conv, "dm", tuple(sorted((a, b))), 1))
+
+    def entry(id: int, sender, **kw) -> StoredMessage:
+        return dataclasses.replace(message(id, conv, id - 1, sender), target_ts=1001, **kw)
+
+    first, other = message(1, conv, 0, a), message(2, conv, 1, b)
+    edit = entry(3, a, kind="edit", target=P(1), body="edited")
+    reply = entry(4, b, reply_to=P(1), quote_from=a, quote="body 1")
+    react = entry(5, b, kind="react", target=P(1), body="", emoji="👍")
+    orphan = dataclasses.replace(entry(6, b, kind="react", target=P(99), body="", emoji="x"), target_ts=1099)
+    batch = [first, other, edit, reply, react, orphan]
+    for _ in range(2):  # a redelivered batch changes nothing
+        await store.put_messages(batch)
+        assert await store.apply_actions(batch[2:]) == [orphan]
+    rows = {m.id: m for m in await store.history(conv, before=None, after=None, limit=10, newest_first=False)}
+    target = rows[P(1)]
+    assert (target.body, target.state.edit_id, target.kind) == ("edited", P(3), "")
+    assert target.state.reactions == (("👍", b, P(5)),)
+    assert (rows[P(4)].reply_to, rows[P(4)].quote, rows[P(5)].emoji) == (P(1), "body 1", "👍")
+    delete = entry(7, a, kind="delete", target=P(1), body="")
+    await store.put_messages([delete])
+    assert await store.apply_actions([delete]) == []
+    await store.put_messages(batch)  # a rewrite of the original after the delete keeps the tombstone
+    rows = {m.id: m for m in await store.history(conv, before=None, after=None, limit=10, newest_first=False)}
+    assert (rows[P(1)].body, rows[P(1)].state.deleted, rows[P(1)].state.reactions) == ("", True, ())
+    assert (rows[P(3)].body, rows[P(4)].quote, rows[P(4)].body) == ("", "", "body 4")
+    assert rows[P(2)] == other
+    assert [m.id for m in await sync(store, a, after=0, upto=10, limit=10)] == [P(i) for i in range(1, 8)]
+
+
 async def test_conversations_list_with_members_and_last_message(store):
     a, b, c = new_user_id(), new_user_id(), new_user_id()
     ab, ac = dm_conversation(a, b), dm_conversation(a, c)

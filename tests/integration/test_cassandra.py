@@ -201,6 +201,31 @@ async def test_a_live_room_on_cassandra_stores_every_message_and_keeps_a_tombsto
     assert [m["id"] for m in joined["messages"]] == sent and joined["messages"][3]["deleted"]
 
 
+async def test_edits_reactions_and_a_delete_are_applied_in_cassandra_across_buckets(cworld, cass_cluster):
+    """ADR 0025: the archiver folds actions into the stored target, found in its own (older) bucket."""
+    alice, bob = await cworld.person("alice"), await cworld.person("bob")
+    conv = await alice.befriend(bob)
+    a, b = await alice.device(node=0), await bob.device(node=1)
+    kept, gone = (await a.send(conv, "kept"))["id"], (await a.send(conv, "gone, secret"))["id"]
+    await a.send(conv, "gone, still secret", kind="edit", target=gone)
+    await wait_archived(cass_cluster, gone)
+    await asyncio.sleep(1.1)  # the data's shape, not a wait: the actions go in a later 1 s bucket than targets
+    await a.send(conv, "kept!", kind="edit", target=kept)
+    await b.send(conv, "", kind="react", target=kept, emoji="👍")
+    reply = (await b.send(conv, "what?", reply_to=gone))["id"]
+    last = (await a.send(conv, "", kind="delete", target=gone))["id"]
+    await wait_archived(cass_cluster, last)  # the store itself, not the API's unarchived tail, has them
+    rows = {m["id"]: m for m in (await cworld.api.call(
+        "GET", f"/v1/conversations/{conv}/messages?order=asc&limit=50", bob.token))["messages"]}
+    assert (rows[kept]["body"], rows[kept]["edited"]) == ("kept!", True)
+    assert rows[kept]["reactions"] == {"👍": {"count": 1, "users": [bob.id]}}
+    assert (rows[gone]["body"], rows[gone]["deleted"], rows[reply]["quote"]["body"]) == ("", True, "")
+    assert "secret" not in str(rows)
+    fresh = await bob.device(node=0, cursor="")  # a sync from the store shows the same
+    await fresh.wait_for(lambda: last in fresh.messages)
+    assert fresh.messages[gone]["deleted"] is True and fresh.messages[kept]["body"] == "kept!"
+
+
 async def test_cassandra_outage_every_send_is_acked_and_lands_in_history_once(cworld, cass_cluster, cassandra):
     pairs = []
     for i in range(3):

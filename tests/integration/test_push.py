@@ -116,6 +116,22 @@ async def test_offline_recipient_gets_one_push_per_device_with_payload_and_beare
     assert not fcm.delivered(TOKEN.format(a.welcome["device"]))  # never the sender
 
 
+async def test_a_reply_is_pushed_edits_reactions_and_deletes_are_not(pworld, fcm):
+    """ADR 0025: actions are entries of the conversation, but nobody is woken up for them."""
+    alice, bob = await pworld.person("alice"), await pworld.person("bob")
+    conv = await alice.befriend(bob)
+    (token,) = await register(pworld, bob)
+    a = await alice.device(node=0)
+    witness = await Witness.of(pworld, fcm, alice, a)
+    sent = await a.send(conv, "first")
+    reply = await a.send(conv, "and a reply", reply_to=sent["id"])
+    await a.send(conv, "first!", kind="edit", target=sent["id"])
+    await a.send(conv, "", kind="react", target=reply["id"], emoji="👍")
+    await a.send(conv, "", kind="delete", target=sent["id"])
+    await witness.pusher_caught_up()
+    assert sorted(int(i) for i in pushed_ids(fcm, token)) == [sent["id"], reply["id"]]
+
+
 async def test_online_recipient_gets_none_and_one_who_comes_online_in_the_grace_gets_none(pworld, fcm):
     alice, bob, carol = await pworld.person("alice"), await pworld.person("bob"), await pworld.person("carol")
     ab, ac = await alice.befriend(bob), await alice.befriend(carol)

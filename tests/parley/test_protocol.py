@@ -113,3 +113,41 @@ def test_a_first_frame_hello_is_parsed():
                                           ("€" * 3, False), ("€" * 4, True), ("", False)])
 def test_too_big_counts_utf8_bytes(raw, big):
     assert too_big(raw, 10) is big
+
+
+C = "dm.aaaaaaaaaaaaaaaa.bbbbbbbbbbbbbbbb"
+
+
+@pytest.mark.parametrize(("frame", "expected"), [
+    ({"cid": "a", "conv": C, "body": "yes", "reply_to": 7}, Send("a", C, "yes", reply_to=7)),
+    ({"cid": "a", "conv": C, "body": "new", "kind": "edit", "target": 7},
+     Send("a", C, "new", kind="edit", target=7)),
+    ({"cid": "a", "conv": C, "kind": "delete", "target": 7, "body": "ignored"},
+     Send("a", C, "", kind="delete", target=7)),
+    ({"cid": "a", "conv": C, "kind": "react", "target": 7, "emoji": "👍"},
+     Send("a", C, "", kind="react", target=7, emoji="👍")),
+    ({"cid": "a", "conv": C, "kind": "unreact", "target": 7, "emoji": "👍", "reply_to": 3},
+     Send("a", C, "", kind="unreact", target=7, emoji="👍")),
+    ({"cid": "a", "conv": C, "body": "x", "kind": None, "reply_to": None}, Send("a", C, "x")),
+])
+def test_actions_and_replies_are_sends(frame, expected):
+    assert parse({"type": "send", **frame}) == expected
+
+
+@pytest.mark.parametrize(("frame", "field"), [
+    ({"kind": "pin", "target": 7}, "kind"),
+    ({"kind": "delete"}, "target"),
+    ({"kind": "delete", "target": 0}, "target"),
+    ({"kind": "delete", "target": "7"}, "target"),
+    ({"kind": "edit", "target": 7}, "body"),
+    ({"kind": "edit", "target": 7, "body": " "}, "body"),
+    ({"kind": "react", "target": 7}, "emoji"),
+    ({"kind": "react", "target": 7, "emoji": "a b"}, "emoji"),
+    ({"kind": "react", "target": 7, "emoji": "x" * 33}, "emoji"),
+    ({"body": "x", "reply_to": 0}, "reply_to"),
+    ({"body": "x", "reply_to": -1}, "reply_to"),
+])
+def test_a_bad_action_says_which_field_and_names_the_send(frame, field):
+    with pytest.raises(BadRequest) as err:
+        parse({"type": "send", "cid": "a", "conv": C, **frame})
+    assert (err.value.code, err.value.details.get("field"), err.value.details["ref"]) == ("bad_field", field, "a")

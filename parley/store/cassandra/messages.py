@@ -5,6 +5,11 @@
 - ``conversation_buckets``: each partition's [first_id, last_id], kept exact with no read before
   the write: last_id is written ``USING TIMESTAMP id`` (the highest id wins) and first_id
   ``USING TIMESTAMP 2^62 - id`` (the lowest wins). ``spans.merge_spans`` reads across them.
+- actions (ADR 0025) read their target (its partition from the ``target_ts`` the entry carries) and rewrite its
+  body and ``state`` ``USING TIMESTAMP ACTION_BASE + action id``: above any rewrite of the row itself (written
+  at the current time), and the later action of a target wins. Two batches applying actions to one target at
+  once can lose one's update (read, then write): the archiver applies a batch's actions after its rows, and
+  concurrent batches rarely touch one message; an action's entry stays in history either way.
 - ``conversation_buckets.newest_id`` (a static column, same trick) sits in the same partition as the
   ranges: the archiver updates both in one batch per conversation (atomic per partition), and sync reads
   one partition per conversation and skips those with nothing new: O(conversations + missed).
@@ -14,27 +19,34 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any, cast
 
+from parley.actions import Blank, apply
 from parley.ids import ConversationId, UserId
 from parley.shards import shard_of_id
 from parley.store.cassandra.cql import Bound, Cql
 from parley.store.cassandra.membership import conversations_of
+from parley.store.columns import extra_of, state_of, with_columns
 from parley.store.records import StoredMessage
 from parley.store.spans import Span, bucket_of, merge_spans
 
 FIRST_ID_BASE = 1 << 62  # first_id is written USING TIMESTAMP FIRST_ID_BASE - id: the lowest id wins
+ACTION_BASE = 1 << 53  # actions write USING TIMESTAMP ACTION_BASE + id: after every plain write (now, in µs)
 BATCH_BYTES = 64 * 1024  # one mutation per partition batch, kept far below the commit log's mutation limit
 
 QUERIES = {
-    "msg_insert": "INSERT INTO messages (conv, bucket, id, prev, sender, device, cid, body, ts) "
-                  "VALUES (?,?,?,?,?,?,?,?,?)",
-    "msg_get": "SELECT id, conv, prev, sender, device, cid, body, ts FROM messages "
+    "msg_insert": "INSERT INTO messages (conv, bucket, id, prev, sender, device, cid, body, ts, extra) "
+                  "VALUES (?,?,?,?,?,?,?,?,?,?)",
+    "msg_get": "SELECT id, conv, prev, sender, device, cid, body, ts, extra, state FROM messages "
                "WHERE conv = ? AND bucket = ? AND id = ?",
-    "msg_asc": "SELECT id, conv, prev, sender, device, cid, body, ts FROM messages "
+    "msg_asc": "SELECT id, conv, prev, sender, device, cid, body, ts, extra, state FROM messages "
                "WHERE conv = ? AND bucket = ? AND id > ? AND id < ? ORDER BY id ASC LIMIT ?",
-    "msg_desc": "SELECT id, conv, prev, sender, device, cid, body, ts FROM messages "
+    "msg_desc": "SELECT id, conv, prev, sender, device, cid, body, ts, extra, state FROM messages "
                 "WHERE conv = ? AND bucket = ? AND id > ? AND id < ? ORDER BY id DESC LIMIT ?",
+    "msg_apply": "UPDATE messages USING TIMESTAMP ? SET body = ?, state = ? WHERE conv = ? AND bucket = ? AND id = ?",
+    "msg_blank_body": "UPDATE messages USING TIMESTAMP ? SET body = '' WHERE conv = ? AND bucket = ? AND id = ?",
+    "msg_set_extra": "UPDATE messages USING TIMESTAMP ? SET extra = ? WHERE conv = ? AND bucket = ? AND id = ?",
     "bucket_last": "UPDATE conversation_buckets USING TIMESTAMP ? SET last_id = ? WHERE conv = ? AND bucket = ?",
     "bucket_first": "UPDATE conversation_buckets USING TIMESTAMP ? SET first_id = ? WHERE conv = ? AND bucket = ?",
     "conv_newest": "UPDATE conversation_buckets USING TIMESTAMP ? SET newest_id = ?, newest_bucket = ? WHERE conv = ?",
@@ -44,7 +56,8 @@ QUERIES = {
 
 
 def _message(row: Any) -> StoredMessage:
-    return StoredMessage(row.id, row.conv, row.prev, row.sender, row.device, row.cid, row.body, row.ts)
+    return with_columns(StoredMessage(row.id, row.conv, row.prev, row.sender, row.device, row.cid, row.body, row.ts),
+                        row.extra, row.state)
 
 
 def _size(m: StoredMessage) -> int:
@@ -116,8 +129,35 @@ class CassandraMessages:
         idempotent. Readers trust the store only below the archiver's ack floor, which moves after this returns."""
         groups = partition_batches(messages, self._bucket_ms)
         await self._cql.write_partitions([("msg_insert", (m.conv, bucket, m.id, m.prev, m.sender, m.device, m.cid,
-                                                          m.body, m.ts)) for m in chunk] for _, bucket, chunk in groups)
+                                                          m.body, m.ts, extra_of(m) or None)) for m in chunk]
+                                         for _, bucket, chunk in groups)
         await self._cql.write_partitions(findability(groups))
+
+    async def apply_actions(self, entries: list[StoredMessage]) -> list[StoredMessage]:
+        """Each entry in turn (one target's actions must see each other): read the target, write it back."""
+        missing = []
+        for entry in entries:
+            bucket = bucket_of(entry.target_ts, self._bucket_ms)
+            row = await self._cql.one("msg_get", entry.conv, bucket, entry.target or entry.reply_to)
+            if row is None:
+                missing.append(entry)
+                continue
+            after, blanks = apply(_message(row), entry)
+            at = ACTION_BASE + entry.id
+            await self._cql.write("msg_apply", at, after.body, state_of(after) or None, entry.conv, bucket, after.id)
+            for b in blanks:
+                await self._blank(entry.conv, b, at)
+        return missing
+
+    async def _blank(self, conv: str, b: Blank, at: int) -> None:
+        bucket = bucket_of(b.ts, self._bucket_ms)
+        if b.field == "body":
+            await self._cql.write("msg_blank_body", at, conv, bucket, b.id)
+            return
+        row = await self._cql.one("msg_get", conv, bucket, b.id)
+        if row is not None:
+            m = _message(row)
+            await self._cql.write("msg_set_extra", at, extra_of(replace(m, quote="")) or None, conv, bucket, b.id)
 
     async def _fetch(self, span: Span, lo: int, hi: int, n: int, descending: bool) -> list[StoredMessage]:
         conv, bucket = cast(tuple[str, int], span.key)  # the key _spans gave the span

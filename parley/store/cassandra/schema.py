@@ -105,6 +105,11 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         """CREATE TABLE IF NOT EXISTS {ks}.live_buckets (
             room text, bucket bigint, PRIMARY KEY (room, bucket)) WITH CLUSTERING ORDER BY (bucket DESC)""",
     ]),
+    (8, "replies, edits, deletes, reactions (ADR 0025)", [
+        # extra: the entry's own fields; state: what actions made of it, written USING TIMESTAMP 2^53 + action id
+        "ALTER TABLE {ks}.messages ADD IF NOT EXISTS extra text",
+        "ALTER TABLE {ks}.messages ADD IF NOT EXISTS state text",
+    ]),
 ]
 SHARDED = 4  # the first version with sharded ids: older message rows carry global ids it cannot read
 

@@ -1,8 +1,9 @@
 """SQLite messages: everything that reads or writes the ``messages`` table.
 
-A message's id is its row's primary key, so a rewrite is ``INSERT OR IGNORE`` of the same row.
-Reads are range scans of the ``messages_by_conv (conv, id)`` index: a conversation's page, the
-newest message of one, and a user's missed messages (one scan per conversation they are in).
+A message's id is its row's primary key, so a rewrite is ``INSERT OR IGNORE`` of the same row (which also
+keeps the ``state`` actions gave it). Reads are range scans of the ``messages_by_conv (conv, id)`` index: a
+conversation's page, the newest message of one, and a user's missed messages (one scan per conversation they
+are in). Actions (ADR 0025) are applied in one transaction, each target read and rewritten by its id.
 """
 
 from __future__ import annotations
@@ -10,15 +11,17 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from parley.actions import apply
 from parley.ids import ConversationId, UserId
+from parley.store.columns import extra_of, state_of, with_columns
 from parley.store.records import StoredMessage
 from parley.store.sqlite.db import Database
 
-_MSG_COLS = "m.id, m.conv, m.prev, m.sender, m.device, m.cid, m.body, m.ts"
+_MSG_COLS = "m.id, m.conv, m.prev, m.sender, m.device, m.cid, m.body, m.ts, m.extra, m.state"
 
 
 def _message(row: tuple[Any, ...]) -> StoredMessage:
-    return StoredMessage(*row)
+    return with_columns(StoredMessage(*row[:8]), row[8], row[9])
 
 
 def last_message(db: sqlite3.Connection, conv: str) -> StoredMessage | None:
@@ -28,18 +31,43 @@ def last_message(db: sqlite3.Connection, conv: str) -> StoredMessage | None:
     return _message(row) if row else None
 
 
+def _apply(db: sqlite3.Connection, entries: list[StoredMessage]) -> list[StoredMessage]:
+    missing = []
+    for entry in entries:
+        row = db.execute(f"SELECT {_MSG_COLS} FROM messages m WHERE m.id = ? AND m.conv = ?",
+                         (entry.target or entry.reply_to, entry.conv)).fetchone()
+        if row is None:
+            missing.append(entry)
+            continue
+        after, blanks = apply(_message(row), entry)
+        db.execute("UPDATE messages SET body = ?, state = ? WHERE id = ?", (after.body, state_of(after), after.id))
+        for b in blanks:
+            if b.field == "body":
+                db.execute("UPDATE messages SET body = '' WHERE id = ?", (b.id,))
+            else:
+                db.execute("UPDATE messages SET extra = json_set(extra, '$.quote', '') WHERE id = ? AND extra != ''",
+                           (b.id,))
+    return missing
+
+
 class SQLiteMessages:
     _db: Database
 
     async def put_messages(self, messages: list[StoredMessage]) -> None:
         def put(db: sqlite3.Connection) -> None:
             db.executemany(
-                "INSERT OR IGNORE INTO messages VALUES (?,?,?,?,?,?,?,?)",
-                [(m.id, m.conv, m.prev, m.sender, m.device, m.cid, m.body, m.ts) for m in messages],
+                "INSERT OR IGNORE INTO messages (id, conv, prev, sender, device, cid, body, ts, extra) "
+                "VALUES (?,?,?,?,?,?,?,?,?)",
+                [(m.id, m.conv, m.prev, m.sender, m.device, m.cid, m.body, m.ts, extra_of(m)) for m in messages],
             )
 
         if messages:
             await self._db.tx(put)
+
+    async def apply_actions(self, entries: list[StoredMessage]) -> list[StoredMessage]:
+        if not entries:
+            return []
+        return await self._db.tx(lambda db: _apply(db, entries))
 
     async def messages_for_user(self, user: UserId, *, shard: int, after: int, upto: int,
                                 limit: int) -> list[StoredMessage]:

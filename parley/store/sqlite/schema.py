@@ -70,6 +70,11 @@ MIGRATIONS = [
         body TEXT NOT NULL, ts INTEGER NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (room, id)) WITHOUT ROWID;
     """,
+    # 9: replies, edits, deletes, reactions (ADR 0025): an entry's own fields, and what actions made of it
+    """
+    ALTER TABLE messages ADD COLUMN extra TEXT NOT NULL DEFAULT '';
+    ALTER TABLE messages ADD COLUMN state TEXT NOT NULL DEFAULT '';
+    """,
 ]
 SHARDED = 5  # the first version with sharded ids: older message rows carry global ids it cannot read
 
