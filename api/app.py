@@ -4,20 +4,23 @@
 Stateless: every request carries its token; state lives in the store. Each concept is its own module
 with an ``add_routes``: accounts, sessions (password change, sign out other devices), friends, presence,
 conversations, groups, push, blocks, deletion (of one's account), live rooms, live-room moderation
-(``moderation``), the banned-word lists (``words``), and the browser client (``web``);
+(``moderation``), the banned-word lists (``words``), attachments, and the browser client (``web``);
 ``http`` holds what they share (errors become JSON there, in one middleware).
 docs/openapi.yaml describes every route. Nothing but the entry point and tests imports this module.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
 from parley.api import (
     accounts,
+    attachments,
     blocks,
     conversations,
     deletion,
@@ -50,6 +53,8 @@ from parley.api.http import (
 from parley.api.limits import AuthLimits, KvCounters, PasswordHashing, RequestBudget
 
 from parley import bus, tls
+from parley.attachments.blobs import NatsBlobs
+from parley.attachments.catalog import Catalog
 from parley.auth import Passwords
 from parley.bus import BusClient, buckets, ensure
 from parley.bus.live import Rooms, ensure_live
@@ -76,7 +81,7 @@ def make_app(settings: Settings, store: Store, nc: BusClient) -> web.Application
     app.on_response_prepare.append(nosniff)
     # The order routes were always added in: a path's methods stay on one resource.
     for concept in (accounts, sessions, friends, presence, conversations, groups, push, web_client, blocks, deletion,
-                    live, words, moderation):
+                    live, words, moderation, attachments):
         concept.add_routes(app.router)
     app.cleanup_ctx.append(revocations.revocations_ctx)  # pending revocation retries end with the app
     return app
@@ -102,6 +107,10 @@ async def run_api(settings: Settings) -> None:
     app[LIMITS].refused = lambda limit: app[METRICS].refusals.labels(limit).inc()
     app[words.BANNED] = await ensure.open_bucket(nc.jetstream(), buckets.banned_words(settings))
     app[moderation.MODERATION] = await open_moderation(nc, settings, FloodMetrics(app[METRICS].registry))
+    app[attachments.CATALOG] = await Catalog.open(nc.jetstream(), settings)
+    app[attachments.BLOBS] = await NatsBlobs.open(nc.jetstream(), settings)
+    app[attachments.DECODING] = asyncio.Semaphore(max(1, os.cpu_count() or 1))
+    app.cleanup_ctx.append(attachments.sweeping)
     probe = StoreProbe(store, registry=app[METRICS].registry)
     probe.start()
     serve_health(app, ready=lambda: nc.is_connected and probe.ok, registry=app[METRICS].registry)

@@ -10,6 +10,7 @@ from typing import Any
 
 from parley.actions import extras_json
 from parley.ids import UserId
+from parley.messages import attachments_json
 from parley.store import Conversation, StoredMessage, User
 
 
@@ -22,7 +23,7 @@ def user_json(u: User) -> dict[str, Any]:
 
 def message_json(m: StoredMessage) -> dict[str, Any]:
     return {"id": m.id, "prev": m.prev, "conv": m.conv, "from": m.sender, "device": m.device, "cid": m.cid,
-            "body": m.body, "ts": m.ts} | extras_json(m)
+            "body": m.body, "ts": m.ts} | extras_json(m) | attachments_json(m)
 
 
 def conversation_json(c: Conversation, users: dict[UserId, User]) -> dict[str, Any]:

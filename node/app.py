@@ -16,12 +16,14 @@ import orjson
 from aiohttp import web
 from nats.aio.msg import Msg
 from nats.js.kv import KeyValue
+from parley.node.attachments import AttachmentClaims
 from parley.node.drain import destinations, drain
 from parley.node.live.hall import LiveHall
 from parley.node.live.room_screens import build_screens
 from parley.node.server import EdgeNode
 
 from parley import bus, tls
+from parley.attachments.catalog import Catalog
 from parley.bus.live import Rooms, ensure_live
 from parley.ids import node_control_subject
 from parley.presence_bus import open_buckets, read_presence
@@ -60,6 +62,7 @@ async def run_node(settings: Settings) -> None:
     screens = build_screens(settings, nc, node.metrics.registry)
     await _each(screens, "start")
     node.frames.live = LiveHall(settings, nc, Rooms(await ensure_live(js, settings)), store, node.metrics, screens)
+    node.frames.attachments = AttachmentClaims(await Catalog.open(js, settings))
 
     app = web.Application()
     app.router.add_get("/ws", node.handle_ws)

@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from collections.abc import Set as AbstractSet
 from typing import Any
 
+from parley.node.attachments import AttachmentClaims
 from parley.node.events import ConversationEvents
 from parley.node.link import DeviceLink
 from parley.node.live.hall import LiveHall
@@ -45,6 +46,7 @@ from parley.metrics import NodeMetrics
 from parley.ratelimit import FrameBudget, TokenBucket, kind_of
 from parley.settings import Settings
 from parley.shards import Vector
+from parley.store import AttachmentRef
 
 log = logging.getLogger("parley.node")
 
@@ -68,6 +70,7 @@ class FrameHandler:
         self._sends: dict[DeviceLink, LinkSends] = {}  # connections with sends admitted (node/sending.py)
         self.presence: PresenceReader | None = None  # set once the presence buckets are open
         self.live: LiveHall | None = None  # set once the live stream and rooms bucket are open
+        self.attachments: AttachmentClaims | None = None  # set once the attachments bucket is open (ADR 0024)
 
     def forget(self, user: str) -> None:
         """The user's last device left this node: its send budget goes too."""
@@ -241,6 +244,15 @@ class FrameHandler:
         except TimeoutError:
             raise Unavailable("the store did not answer in time", code="store_unavailable") from None
 
+    async def _attached(self, link: DeviceLink, frame: protocol.Send) -> tuple[AttachmentRef, ...]:
+        """The send's attachments, checked and claimed (``node/attachments.py``)."""
+        if not frame.attachments:
+            return ()
+        if self.attachments is None:
+            raise Unavailable("attachments are not available on this node yet", code="bus_unavailable")
+        return await self.attachments.claim(frame.attachments, conv=frame.conv, sender=link.user,
+                                            claim=dedup_id(link.user, frame.conv, frame.cid))
+
     async def _answer_send(self, link: DeviceLink, frame: protocol.Send, admitted: float) -> None:
         """Publish one send (its lane's turn) and answer it: the SENT ack, or an error frame with ``ref``."""
         try:
@@ -258,10 +270,11 @@ class FrameHandler:
                 link.send(protocol.frame_bytes(protocol.sent_frame(cid=frame.cid, id=dup.id, conv=frame.conv,
                                                                    duplicate=True)))
                 return
+            refs = await self._attached(link, frame)  # last: a refused reply target claims no upload
 
             def payload(prev: int) -> bytes:
                 return encode_payload(sender=link.user, device=link.device, cid=frame.cid, body=frame.body, ts=ts,
-                                      prev=prev, **entry)
+                                      prev=prev, attachments=refs, **entry)
 
             began = time.perf_counter()
             seq, duplicate = await self._publisher.publish(frame.conv, payload,

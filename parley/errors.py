@@ -9,6 +9,8 @@
     │   │                            room_closed, not_moderator, not_owner (and the screens' codes)
     │   ├── NotFound                 unknown_user, unknown_conversation, not_found; unknown_room, unknown_message
     │   ├── Conflict                 username_taken, conflict
+    │   ├── TooLarge                 attachment_too_large (413)
+    │   ├── UnsupportedMedia         disguised_file (415)
     │   └── RateLimited              rate_limited
     └── ServerError                  we failed (5xx / error frame / close 1011)
         └── Unavailable              store_unavailable, bus_unavailable, no_node (retryable; close 1013)
@@ -102,6 +104,16 @@ class NotFound(PeerError):
 class Conflict(PeerError):
     http_status = 409
     default_code = "conflict"
+
+
+class TooLarge(PeerError):
+    http_status = 413
+    default_code = "too_large"
+
+
+class UnsupportedMedia(PeerError):
+    http_status = 415
+    default_code = "disguised_file"
 
 
 class RateLimited(PeerError):

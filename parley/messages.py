@@ -15,15 +15,19 @@ import orjson
 from parley.actions import extras_json
 from parley.ids import ConversationId, DeviceId, MessageId, UserId
 from parley.protocol import message_frame
-from parley.store import StoredMessage
+from parley.store import AttachmentRef, StoredMessage
 from parley.store.columns import entry_kwargs
 
 
 def encode_payload(*, sender: UserId, device: DeviceId, cid: str, body: str, ts: int, prev: int,
-                   **entry: Any) -> bytes:
-    """``entry``: an action's or reply's fields (``columns.entry_fields``), if any."""
-    return orjson.dumps({"from": sender, "device": device, "cid": cid, "body": body, "ts": ts, "prev": prev,
-                         **entry})
+                   attachments: tuple[AttachmentRef, ...] = (), **entry: Any) -> bytes:
+    """``entry``: an action's or reply's fields (``columns.entry_fields``), if any; ``attachments`` only when
+    there are some (ADR 0024), so a message without stays as it was."""
+    d: dict[str, object] = {"from": sender, "device": device, "cid": cid, "body": body, "ts": ts, "prev": prev,
+                            **entry}
+    if attachments:
+        d["attachments"] = [a.as_json() for a in attachments]
+    return orjson.dumps(d)
 
 
 def decode_payload(seq: int, conv: ConversationId, data: bytes) -> StoredMessage:
@@ -38,6 +42,7 @@ def decode_payload(seq: int, conv: ConversationId, data: bytes) -> StoredMessage
         body=str(d["body"]),
         ts=int(d["ts"]),
         **entry_kwargs(d),
+        attachments=tuple(AttachmentRef.from_json(a) for a in d.get("attachments") or ()),
     )
 
 
@@ -45,5 +50,10 @@ def frame_of(m: StoredMessage) -> bytes:
     """The ``msg`` frame for a stored message, encoded once and sent to every device as is."""
     return orjson.dumps(
         message_frame(id=m.id, conv=m.conv, prev=m.prev, sender=m.sender, device=m.device, cid=m.cid,
-                      body=m.body, ts=m.ts) | extras_json(m)
+                      body=m.body, ts=m.ts) | extras_json(m) | attachments_json(m)
     )
+
+
+def attachments_json(m: StoredMessage) -> dict[str, object]:
+    """A message's ``attachments`` field in frames and history: only when it has some (none once deleted)."""
+    return {"attachments": [a.as_json() for a in m.attachments]} if m.attachments and not m.state.deleted else {}

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from parley.actions import KINDS, MAX_EMOJI_BYTES, valid_emoji
+from parley.attachments.records import attachment_ids
 from parley.errors import BadRequest, ParleyError, PeerError
 from parley.ids import ConversationId, is_conversation_id, is_valid_id
 
@@ -68,6 +69,7 @@ class Send:
     target: int = 0
     emoji: str = ""  # react, unreact
     reply_to: int = 0  # a message answering this earlier one
+    attachments: tuple[str, ...] = ()  # ids of files uploaded to ``conv`` (ADR 0024); then ``body`` may be ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,8 +198,14 @@ def _send(d: dict[str, Any], max_body: int) -> Send:
         raise _bad("cid", "1 to 64 characters of A-Z a-z 0-9 _ -")
     assert cid is not None
     conv = _conv(d)
+    try:
+        attachments = attachment_ids(d.get("attachments"))
+    except ValueError as err:
+        raise _bad("attachments", str(err)) from None
+    if kind and attachments:
+        raise _bad("attachments", "only a message carries attachments, not an action")
     if kind in ("", "edit"):
-        _check_body(body, cid, max_body)
+        _check_body(body, cid, max_body, empty_ok=bool(attachments))
     ids = {f: _int(d, f, required=f == "target" and bool(kind)) for f in ("target", "reply_to")}
     if any(ids[f] == 0 and d.get(f) is not None for f in ids):
         raise _bad("target" if kind else "reply_to", "a message id")
@@ -205,11 +213,13 @@ def _send(d: dict[str, Any], max_body: int) -> Send:
     if kind in ("react", "unreact") and not valid_emoji(emoji):
         raise _bad("emoji", f"1 to {MAX_EMOJI_BYTES} bytes, no spaces or control characters")
     return Send(cid=cid, conv=conv, body=body if kind in ("", "edit") else "", kind=kind,
-                target=ids["target"] if kind else 0, emoji=emoji, reply_to=0 if kind else ids["reply_to"])
+                target=ids["target"] if kind else 0, emoji=emoji, reply_to=0 if kind else ids["reply_to"],
+                attachments=attachments)
 
 
-def _check_body(body: str, cid: str, max_body: int) -> None:
-    if not body.strip():
+def _check_body(body: str, cid: str, max_body: int, empty_ok: bool = False) -> None:
+    """``empty_ok``: a message with attachments may have no text (ADR 0024)."""
+    if not body.strip() and not empty_ok:
         raise _bad("body", "must not be empty")
     size = len(body.encode("utf-8", "surrogatepass"))
     if size > max_body:
@@ -359,21 +369,6 @@ def moved_frame(node: dict[str, Any] | None, fallbacks: list[dict[str, Any]]) ->
     """This node is draining: reconnect to ``node`` (then ``fallbacks``; ``/v1/place`` when null) with
     your cursor. The node closes the connection (4010) right after this frame."""
     return {"type": "moved", "reason": "draining", "node": node, "fallbacks": fallbacks}
-
-
-def live_joined_frame(*, meta: dict[str, Any], viewers: int, messages: list[dict[str, Any]]) -> dict[str, Any]:
-    """The answer to ``live_join``: the room's meta, its viewers on this node, its newest messages (oldest
-    first, tombstones as ``deleted``); ``live_msg`` frames follow."""
-    return {"type": "live_joined", "room": meta["id"], "meta": meta, "viewers": viewers, "messages": messages}
-
-
-def live_sent_frame(*, room: str, cid: str, id: int, duplicate: bool, masked: bool) -> dict[str, Any]:
-    return {"type": "live_sent", "room": room, "cid": cid, "id": id, "duplicate": duplicate, "masked": masked}
-
-
-def live_left_frame(room: str, reason: str) -> dict[str, Any]:
-    """You are out of the room: ``left`` (you asked), ``slow`` (dropped: you read too slowly; join again)."""
-    return {"type": "live_dropped" if reason == "slow" else "live_left", "room": room, "reason": reason}
 
 
 def error_frame(details: dict[str, Any]) -> dict[str, Any]:

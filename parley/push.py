@@ -4,7 +4,8 @@ A push goes to each device with a token of each member but the sender, unless th
 pushes or this conversation, or one of their devices already has the message (their delivered
 mark is at or past it: they were online, or came online within the grace period). Title: the
 sender's name for a DM, the group's name for a group (the body then starts with the sender's name).
-Body: the text, cut to ``PREVIEW_CHARS``, or a neutral "New message" if the member hides texts.
+Body: the text, cut to ``PREVIEW_CHARS``, or a neutral "New message" if the member hides texts; a message
+with attachments and no text says "Photo" (images only) or "File" (ADR 0024).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from parley.store import PushPrefs, PushToken, StoredMessage
 
 PREVIEW_CHARS = 200
 HIDDEN = "New message"
+PHOTO, FILE = "Photo", "File"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +41,20 @@ def preview(text: str, limit: int = PREVIEW_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def what_it_says(message: StoredMessage) -> str:
+    """The text, or for attachments without text "Photo" (every one an image) or "File"."""
+    if message.body.strip() or not message.attachments:
+        return message.body
+    return PHOTO if all(a.type.startswith("image/") for a in message.attachments) else FILE
+
+
 def notices(
     message: StoredMessage, members: tuple[str, ...], *, sender_name: str, group_name: str | None,
     tokens: list[PushToken], prefs: dict[str, PushPrefs], delivered: dict[str, int],
 ) -> list[Notice]:
     title = group_name if group_name is not None else sender_name
-    text = f"{sender_name}: {message.body}" if group_name is not None else message.body
+    said = what_it_says(message)
+    text = f"{sender_name}: {said}" if group_name is not None else said
     out = []
     seen: set[str] = set()
     for token in tokens:

@@ -68,6 +68,8 @@ POSITIVE = (
     "flood_duplicate_similarity", "flood_duplicate_history", "flood_links_window_s", "flood_warnings",
     "flood_warning_window_s", "flood_timeout_s", "flood_timeouts_to_ban", "flood_timeout_window_s", "flood_tracked",
     "flood_slow_mode_max_s", "live_audit_max_age_s",
+    "attachment_max_bytes", "attachment_max_pixels", "attachment_thumb_px", "attachment_unreferenced_s",
+    "attachment_grace_s", "attachment_sweep_s",
 )
 
 
@@ -201,6 +203,13 @@ class Settings:
     live_join_backlog: int = 50  # messages a live_join answers with (the newest the store has)
     live_viewer_queue: int = 256  # frames a live viewer may have waiting; past it it is dropped from the room
     live_stream_max_age_s: int = 86400  # the LIVE stream keeps a day (the store keeps everything)
+    # attachments (docs/adr/0024-attachments.md): the object store ``attachments``, replicas as the KV buckets'
+    attachment_max_bytes: int = 25 * 1024 * 1024  # one upload; a larger one is refused (413) with nothing stored
+    attachment_max_pixels: int = 50_000_000  # an image larger than this is refused undecoded (decompression bombs)
+    attachment_thumb_px: int = 320  # a thumbnail's longer side
+    attachment_unreferenced_s: float = 86400.0  # an upload no message referenced is deleted after this
+    attachment_grace_s: float = 3600.0  # a released attachment (its message deleted) is deleted after this
+    attachment_sweep_s: float = 600.0  # the API looks for attachments to delete this often
     # workers
     archiver_batch: int = 500
     archiver_concurrency: int = 4  # batches written at once

@@ -22,6 +22,7 @@ from nats.js.api import StreamConfig, StreamInfo
 from nats.js.errors import APIError
 from parley.tools.nodectl import quiet
 
+from parley.attachments import blobs, catalog
 from parley.bus import buckets, ensure, live, stream_config
 from parley.bus.connection import connect_options
 from parley.live import audit
@@ -29,8 +30,10 @@ from parley.settings import Settings
 
 
 def streams_of(settings: Settings) -> list[StreamConfig]:
-    """The message streams this deployment configures: one per shard, and the live rooms' (``LIVE``)."""
-    return [stream_config(settings, shard) for shard in range(settings.shards)] + [live.stream_config(settings)]
+    """The streams this deployment configures: one per shard, the live rooms' (``LIVE``), the attachments' object
+    store (``OBJ_attachments``)."""
+    return ([stream_config(settings, shard) for shard in range(settings.shards)] + [live.stream_config(settings)]
+            + [blobs.stream_config(settings)])
 
 
 async def migrate(nc: Client, settings: Settings, say: Callable[[str], None] = print) -> int:
@@ -38,7 +41,7 @@ async def migrate(nc: Client, settings: Settings, say: Callable[[str], None] = p
     changed = 0
     for config in [*streams_of(settings), audit.stream_config(settings)]:  # + live rooms' audit log (ADR 0020)
         changed += _report(await ensure.ensure_stream(js, config, migrate=True), f"stream {config.name}", say)
-    for bucket in [*buckets.all_buckets(settings), live.rooms_bucket(settings)]:
+    for bucket in [*buckets.all_buckets(settings), live.rooms_bucket(settings), catalog.bucket_config(settings)]:
         changed += _report(await ensure.ensure_bucket(js, bucket, migrate=True), f"bucket {bucket.bucket}", say)
     say(f"{changed} change(s) applied" if changed else "nothing to change: every stream and bucket is as configured")
     return 0

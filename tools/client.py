@@ -51,6 +51,26 @@ class Api:
                 raise ApiError(r.status, out)
             return out
 
+    async def upload(self, token: str, conv: str, data: bytes, name: str | None = None,
+                     content_type: str = "application/octet-stream") -> dict[str, Any]:
+        """``POST /v1/conversations/{conv}/attachments``: the new attachment's record (docs/adr/0024)."""
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": content_type}
+        params = {"name": name} if name is not None else {}
+        async with self.http.post(f"{self.base}/v1/conversations/{conv}/attachments", data=data, headers=headers,
+                                  params=params) as r:
+            out = orjson.loads(await r.read() or b"{}")
+            if r.status >= 400:
+                raise ApiError(r.status, out)
+            return dict(out["attachment"])
+
+    async def download(self, token: str, path: str) -> tuple[bytes, dict[str, str]]:
+        """A file the API serves (an attachment, its thumbnail): its bytes and headers."""
+        async with self.http.get(self.base + path, headers={"Authorization": f"Bearer {token}"}) as r:
+            raw = await r.read()
+            if r.status >= 400:
+                raise ApiError(r.status, orjson.loads(raw) if raw else {})
+            return raw, dict(r.headers)
+
     async def signup(self, username: str, password: str) -> dict[str, Any]:
         out: dict[str, Any] = await self.call("POST", "/v1/signup", body={"username": username, "password": password})
         return out
@@ -192,9 +212,9 @@ class Device:
         await self.ws.send_str(frame if isinstance(frame, str) else orjson.dumps(frame).decode())
 
     async def send(self, conv: str, body: str, cid: str | None = None, wait: bool = True,
-                   **fields: Any) -> dict[str, Any]:
+                   attachments: list[str] | None = None, **fields: Any) -> dict[str, Any]:
         """``fields``: more of the send's fields: ``reply_to``, or ``kind`` and ``target`` (+ ``emoji``) for an
-        edit, delete or reaction (protocol.md §19)."""
+        edit, delete or reaction (protocol.md §19 and §20); ``attachments``: uploaded files' ids."""
         cid = cid or f"{self._cid_prefix}{next(self._cids)}"
         self.acks.pop(cid, None)
         seen = len(self.errors)
@@ -202,7 +222,10 @@ class Device:
         def failed() -> dict[str, Any] | None:
             return next((e for e in self.errors[seen:] if e.get("ref") == cid), None)
 
-        await self.send_frame({"type": "send", "cid": cid, "conv": conv, "body": body, **fields})
+        frame: dict[str, Any] = {"type": "send", "cid": cid, "conv": conv, "body": body, **fields}
+        if attachments is not None:
+            frame["attachments"] = attachments
+        await self.send_frame(frame)
         if not wait:
             return {"cid": cid}
         await self.wait_for(lambda: cid in self.acks or failed() is not None)

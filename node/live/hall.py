@@ -26,6 +26,7 @@ from parley import protocol
 from parley.bus import BusClient
 from parley.bus.live import Rooms
 from parley.errors import Forbidden, ParleyError, RateLimited, Unavailable
+from parley.live import frames as live_frames
 from parley.live.chain import run_screens, tell_accepted
 from parley.live.rooms import (
     dedup_of,
@@ -92,7 +93,7 @@ class LiveHall:
             await self.leave(viewer, room, quiet=True)
             raise
         newest = backlog[0].id if backlog else 0
-        joined = protocol.live_joined_frame(meta=meta.as_dict(), viewers=self.viewers.count(room),
+        joined = live_frames.live_joined_frame(meta=meta.as_dict(), viewers=self.viewers.count(room),
                                             messages=[stored_frame(m) for m in reversed(backlog)])
         viewer.send(protocol.frame_bytes(joined))
         for frame in self.viewers.admit(room, viewer, after=newest):
@@ -113,7 +114,7 @@ class LiveHall:
         if self.viewers.leave(room, viewer):
             await self._unsubscribe(room)
         if not quiet:
-            viewer.send(protocol.frame_bytes(protocol.live_left_frame(room, "left")))
+            viewer.send(protocol.frame_bytes(live_frames.live_left_frame(room, "left")))
         self._count()
 
     async def forget(self, viewer: Viewer) -> None:
@@ -168,7 +169,7 @@ class LiveHall:
 
     def _drop(self, viewer: Viewer, room: str) -> None:
         self._metrics.live_dropped.inc()
-        viewer.send(protocol.frame_bytes(protocol.live_left_frame(room, "slow")))
+        viewer.send(protocol.frame_bytes(live_frames.live_left_frame(room, "slow")))
         if self.viewers.leave(room, viewer):
             subs = self._subs.pop(room, [])  # now, not when the task runs: a joiner may subscribe anew meanwhile
             task = asyncio.get_running_loop().create_task(self._close(room, subs))
@@ -205,7 +206,7 @@ class LiveHall:
         if not ack.duplicate:
             self._metrics.live_in.inc()
             tell_accepted(self._screens, attempt, text)
-        viewer.send(protocol.frame_bytes(protocol.live_sent_frame(
+        viewer.send(protocol.frame_bytes(live_frames.live_sent_frame(
             room=frame.room, cid=frame.cid, id=ack.seq, duplicate=bool(ack.duplicate),
             masked=verdict.action == "mask")))
 

@@ -12,7 +12,8 @@ The lists follow the code (the subjects in ``parley.ids``, ``parley.presence_bus
   publishes ``presence.>`` and writes the presence buckets, only the archiver serves ``arc.repair``;
 - JetStream's API (``$JS.API.>``: streams, buckets, consumers, direct gets) is open to every role that
   uses JetStream, minus what another role owns: the ``auth_limits`` bucket's stream belongs to the API,
-  and only the API writes the ``banned_words`` bucket (nodes watch it),
+  and only the API writes the ``banned_words`` bucket (nodes watch it); the ``attachments`` object store
+  (``$O.attachments.>``) is the API's, its records' bucket the API's and the nodes' (a send claims them),
   the durable ``archiver``, ``live_archiver`` and ``pusher`` consumers (pull, ack, create, delete) to their workers;
   changing, purging or deleting streams and moving leaders to ``ops``;
 - replies (JetStream answers, pull deliveries, requests) come to each connection's own inbox prefix,
@@ -42,6 +43,7 @@ LIVE_ROOMS = "live_rooms"  # parley.bus.live.BUCKET: room meta, written by the A
 REPAIR = "arc.repair"  # parley.bus.repair.REPAIR_SUBJECT
 RECEIPTS = "rcpt.user.>"  # a group receipt to the nodes of one user (parley.ids.receipt_subject)
 LIVE_MOD = ("$KV.live_mod.>", "audit.live.>")  # live rooms' standings and audit log (parley.live.board, .audit)
+ATTACHMENTS = "attachments"  # parley.attachments: the records' KV bucket (API; nodes claim) and the object store (API)
 
 
 def inbox_prefix(user: str) -> str:
@@ -99,14 +101,15 @@ NOT_OWNED = NOT_THE_API + NOT_THE_ARCHIVER + NOT_THE_PUSHER + OPS_ONLY
 
 TABLE: tuple[Permissions, ...] = (
     Permissions("node", "edge node: publishes messages, events, beats; follows deliveries and controls",
-                publish=("msg.>", "evt.>", RECEIPTS, "hb.>", REPAIR, kv("nodes"), LIVE_SEND, *LIVE_MOD, *JS),
+                publish=("msg.>", "evt.>", RECEIPTS, "hb.>", REPAIR, kv("nodes"), LIVE_SEND, *LIVE_MOD,
+                         kv(ATTACHMENTS), *JS),
                 subscribe=("dlv.>", "evt.>", RECEIPTS, "ctl.user.>", "ctl.node.>", "presence.>", LIVE_DELIVERY,
                            LIVE_EVENTS, inbox("node")),
                 deny_publish=NOT_OWNED + (kv("presence"), kv("last_seen"), kv("pushed"), kv("presence_leases")),
                 deny_subscribe=AUTH_LIMITS, responds=True),  # answers ``parley node drain`` on ctl.node.<id>
     Permissions("api", "HTTP API: announces revocations and changes, keeps the brute-force counters",
                 publish=("ctl.user.>", REPAIR, kv("auth_limits"), LIVE_EVENTS, kv(LIVE_ROOMS), BANNED_WORDS, *LIVE_MOD,
-                         *JS),
+                         kv(ATTACHMENTS), f"$O.{ATTACHMENTS}.>", *JS),
                 subscribe=(inbox("api"),),
                 deny_publish=NOT_THE_ARCHIVER + NOT_THE_PUSHER + OPS_ONLY),
     Permissions("discovery", "placement and the cluster page: reads the node registry and JetStream's state",

@@ -192,10 +192,11 @@ class Board:
     async def _read(self, key: str) -> tuple[Standing, int]:
         try:
             entry = await self._kv.get(key)
-        except KeyDeletedError as err:
-            return CLEAR, err.entry.revision if err.entry is not None else 0
-        except KeyNotFoundError:
-            return CLEAR, 0
+        except (KeyDeletedError, KeyNotFoundError) as err:
+            # nats-py raises a deleted key as KeyNotFoundError carrying the delete marker: its revision is the
+            # one a compare-and-set must name (0 would be refused for ever: the fuzz found a 500 this way)
+            marker = err.entry
+            return CLEAR, marker.revision if marker is not None and marker.revision else 0
         return Standing.from_json(orjson.loads(entry.value or b"{}")), entry.revision or 0
 
     async def _write(self, key: str, standing: Standing, revision: int, now: float) -> None:

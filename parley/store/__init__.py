@@ -26,6 +26,7 @@ from parley.store.protocols import (
     group_full,
 )
 from parley.store.records import (
+    AttachmentRef,
     Conversation,
     Device,
     FriendState,
@@ -48,7 +49,7 @@ __all__ = [
     "Groups", "History",
     "Messages", "Platform", "Push", "PushPrefs", "PushToken", "Receipt", "Receipts", "Role", "Session", "Sessions",
     "Store", "StoredMessage", "User", "group_full", "open_store",
-    "MessageState",
+    "MessageState", "AttachmentRef",
 ]
 
 

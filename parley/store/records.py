@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+import orjson
+
 from parley.ids import ConversationId, DeviceId, MessageId, SessionId, UserId
 
 FriendState = Literal["none", "outgoing", "incoming", "friends"]
@@ -65,6 +67,7 @@ class StoredMessage:
     quote_from: str = ""
     quote: str = ""
     state: MessageState = field(default_factory=lambda: MessageState())  # what later actions made of it
+    attachments: tuple[AttachmentRef, ...] = ()  # files it carries (ADR 0024), as they were when it was sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,42 @@ class MessageState:
     reactions: tuple[tuple[str, str, int], ...] = ()
     edits: tuple[tuple[int, int], ...] = ()
     quoted_by: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentRef:
+    """An attachment as a message carries it (ADR 0024): enough to show it without asking for it. ``width``,
+    ``height`` and ``thumb`` for images only (0, 0, False otherwise)."""
+
+    id: str
+    type: str  # sniffed from the bytes (parley.attachments.sniff)
+    name: str
+    size: int  # bytes, as served
+    width: int = 0
+    height: int = 0
+    thumb: bool = False
+
+    def as_json(self) -> dict[str, object]:
+        out: dict[str, object] = {"id": self.id, "type": self.type, "name": self.name, "size": self.size}
+        return out | {"width": self.width, "height": self.height, "thumb": self.thumb} if self.thumb else out
+
+    @classmethod
+    def from_json(cls, d: dict[str, object]) -> AttachmentRef:
+        return cls(str(d["id"]), str(d["type"]), str(d["name"]), _int(d["size"]), _int(d.get("width", 0)),
+                   _int(d.get("height", 0)), bool(d.get("thumb", False)))
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) else int(str(value))
+
+
+def refs_to_text(refs: tuple[AttachmentRef, ...]) -> str:
+    """A message's attachments as the stores keep them: a JSON list, "" for none."""
+    return orjson.dumps([r.as_json() for r in refs]).decode() if refs else ""
+
+
+def refs_from_text(text: str | None) -> tuple[AttachmentRef, ...]:
+    return tuple(AttachmentRef.from_json(d) for d in orjson.loads(text)) if text else ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -142,3 +142,12 @@ async def test_bad_input(setup):
     assert (resp.status, (await resp.json())["field"]) == (400, "room")
     resp = await setup.client.get(f"/v1/live/{new_user_id()}/moderation", headers=await setup.token(MOD))
     assert (resp.status, (await resp.json())["code"]) == (404, "unknown_room")
+
+
+async def test_a_time_out_over_at_once_leaves_a_delete_marker_a_ban_then_replaces(setup):
+    """Found by the HTTP fuzz: a standing whose key holds a delete marker must be written over it (500 before)."""
+    status, body = await call(setup, "PUT", f"/timeouts/{TROLL}", MOD, {"duration_s": 5e-324})
+    assert status == 200 and body["user_id"] == TROLL
+    assert (await call(setup, "PUT", f"/timeouts/{TROLL}", MOD, {"duration_s": 5e-324}))[0] == 200
+    assert (await call(setup, "PUT", f"/bans/{TROLL}", MOD))[0] == 204
+    assert (await call(setup, "GET", "/moderation", MOD))[1]["bans"] == [{"user_id": TROLL}]

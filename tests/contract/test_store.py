@@ -419,3 +419,21 @@ async def test_a_deleted_live_message_stays_a_tombstone_even_when_rewritten(stor
     await store.put_live_messages([live(room, 7)])  # a redelivery does not bring it back
     rows = await store.live_history(room, before=None, limit=10)
     assert [(m.id, m.deleted, m.body) for m in rows] == [(8, False, "live 8"), (7, True, "")]
+
+
+async def test_a_message_keeps_its_attachments_in_history_sync_and_the_conversation_list(store):
+    """ADR 0024: the references a message carries come back as written; a message without has none."""
+    from parley.store import AttachmentRef
+
+    a, b = new_user_id(), new_user_id()
+    conv = dm_conversation(a, b)
+    await store.open_conversation(Conversation(conv, "dm", tuple(sorted((a, b))), 1))
+    refs = (AttachmentRef("a" * 16, "image/jpeg", "Grüße.jpg", 1234, 800, 600, True),
+            AttachmentRef("b" * 16, "application/pdf", "doc.pdf", 99))
+    plain = message(1, conv, 0, a)
+    carrying = dataclasses.replace(message(2, conv, 1, a), body="", attachments=refs)
+    await store.put_messages([plain, carrying])
+    assert await store.history(conv, before=None, after=None, limit=10, newest_first=False) == [plain, carrying]
+    assert await sync(store, b, after=0, upto=10, limit=10) == [plain, carrying]
+    listed = {c.id: c for c in await store.list_conversations(b)}
+    assert listed[conv].last_message == carrying

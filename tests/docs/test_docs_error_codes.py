@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PROTOCOL = ROOT / "docs" / "protocol.md"
 NODE_SOURCES = [*sorted((ROOT / "node").glob("*.py")), *sorted((ROOT / "node" / "live").glob("*.py")),
                  *sorted((ROOT / "parley" / "bus").glob("*.py")),
-                *(ROOT / "parley" / name for name in ("protocol.py", "auth.py", "actions.py"))]
+                *(ROOT / "parley" / name for name in ("protocol.py", "auth.py", "actions.py")),
+                ROOT / "parley" / "attachments" / "records.py"]  # a send's attachments (node/attachments.py)
 DEFAULT_CODES = {name: cls.default_code for name, cls in vars(errors).items()
                  if isinstance(cls, type) and issubclass(cls, errors.ParleyError)}
 

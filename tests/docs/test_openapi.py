@@ -17,13 +17,16 @@ SPEC = ROOT / "docs" / "openapi.yaml"
 # what an API request can raise: its handlers, the token check, the store, the bus's outage mapping, live rooms
 API_SOURCES = [*sorted((ROOT / "api").glob("*.py")), ROOT / "parley" / "auth.py",
                *sorted((ROOT / "parley" / "store").rglob("*.py")), *sorted((ROOT / "parley" / "bus").glob("*.py")),
-               *sorted((ROOT / "parley" / "live").glob("*.py"))]
+               *sorted((ROOT / "parley" / "live").glob("*.py")),
+               *sorted((ROOT / "parley" / "attachments").glob("*.py"))]
 NOT_ANSWERED = {
     "store_locked": "raised while the store connects at start-up, never in a request",
     "bad_setting": "a setting refused at start-up, never in a request",
     "banned_word": "a live send's refusal by the words screen: a WebSocket error frame only (protocol.md §12)",
     **dict.fromkeys(("flooding", "duplicate", "links", "slow_mode", "timed_out", "banned"),
                     "a live send's refusal by the flood screen: a WebSocket error frame only (protocol.md §12)"),
+    "foreign_attachment": "a send's refusal of an attachment (parley.attachments.records): WebSocket only",
+    "attachment_in_use": "a send's refusal of an attachment (parley.attachments.records): WebSocket only",
 }
 
 

@@ -36,7 +36,9 @@ def test_the_matrix_covers_the_blocking_and_deletion_operations():
     ops = bearer_operations()
     assert len(ops) > 30
     assert {("PUT", "/v1/blocks/{user_id}"), ("DELETE", "/v1/blocks/{user_id}"), ("GET", "/v1/blocks"),
-            ("DELETE", "/v1/account")} <= set(ops)
+            ("DELETE", "/v1/account"), ("POST", "/v1/conversations/{conv}/attachments"),
+            ("GET", "/v1/conversations/{conv}/attachments/{attachment}"),
+            ("GET", "/v1/conversations/{conv}/attachments/{attachment}/thumb")} <= set(ops)
 
 
 async def test_every_bearer_operation_refuses_callers_without_a_live_session(world):
@@ -47,7 +49,9 @@ async def test_every_bearer_operation_refuses_callers_without_a_live_session(wor
     deleted = gone.token
     await world.api.call("DELETE", "/v1/account", deleted, {"password": PASSWORD})
     room = (await world.api.call("POST", "/v1/live", bob.token, {"title": "live"}))["id"]
-    values = {"user_id": bob.id, "conv": conv, "device_id": alice.logins[0]["device_id"], "room": room, "id": 1}
+    attachment = (await world.api.upload(bob.token, conv, b"%PDF-1.4\n", name="a.pdf"))["id"]
+    values = {"user_id": bob.id, "conv": conv, "device_id": alice.logins[0]["device_id"], "room": room, "id": 1,
+              "attachment": attachment}
     for method, template in bearer_operations():
         path = template.format(**values)
         assert await refusal(world, method, path, None) == (401, "bad_token"), (method, template)
@@ -64,7 +68,8 @@ async def test_every_operation_on_a_conversation_or_device_refuses_a_stranger(wo
     dm = await alice.befriend(bob)
     group = (await world.api.call("POST", "/v1/groups", alice.token, {"name": "g", "members": [bob.id]}))
     room = (await world.api.call("POST", "/v1/live", alice.token, {"title": "live"}))["id"]
-    mine = {"user_id": bob.id, "device_id": alice.logins[0]["device_id"], "room": room, "id": 1}
+    mine = {"user_id": bob.id, "device_id": alice.logins[0]["device_id"], "room": room, "id": 1,
+            "attachment": (await world.api.upload(alice.token, dm, b"%PDF-1.4\n", name="a.pdf"))["id"]}
     checked = 0
     for method, template in bearer_operations():
         if "{conv}" in template:

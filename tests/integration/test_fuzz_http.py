@@ -78,8 +78,12 @@ class Fuzzer:
         dm = self.post("/v1/conversations", {"user_id": them["user"]["id"]}, self.token).json()
         group = self.post("/v1/groups", {"name": "fuzz", "members": [them["user"]["id"]]}, self.token).json()
         room = self.post("/v1/live", {"title": "fuzz"}, self.token).json()
+        attachment = self.http.post(f"{self.base}/v1/conversations/{dm['conversation']['id']}/attachments",
+                                    data=b"fuzz", headers={"Authorization": f"Bearer {self.token}"}, timeout=30)
+        attachment.raise_for_status()
         self.real = {"user_id": them["user"]["id"], "device_id": me["device_id"], "room": room["id"],
-                     "conv": (dm["conversation"]["id"], group["conversation"]["id"])}
+                     "conv": (dm["conversation"]["id"], group["conversation"]["id"]),
+                     "attachment": attachment.json()["attachment"]["id"]}
         self.statuses: Counter[int] = Counter()
         self.codes: Counter[str] = Counter()
         self.cases = 0

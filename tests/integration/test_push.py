@@ -132,6 +132,25 @@ async def test_a_reply_is_pushed_edits_reactions_and_deletes_are_not(pworld, fcm
     assert sorted(int(i) for i in pushed_ids(fcm, token)) == [sent["id"], reply["id"]]
 
 
+async def test_attachments_without_text_are_pushed_as_photo_or_file(pworld, fcm):
+    """ADR 0024: the notification says "Photo" for images only, "File" otherwise, the text when there is one."""
+    alice, bob = await pworld.person("alice"), await pworld.person("bob")
+    conv = await alice.befriend(bob)
+    [token] = await register(pworld, bob)
+    a = await alice.device(node=0)
+    png = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108000000003a7e9b550000000a49444154789c63"
+                        "6000000002000148afa4710000000049454e44ae426082")  # 1x1 grey, as Pillow writes it
+    photo = await pworld.api.upload(alice.token, conv, png, name="p.png")
+    pdf = await pworld.api.upload(alice.token, conv, b"%PDF-1.4\n", name="d.pdf")
+    text = await pworld.api.upload(alice.token, conv, b"%PDF-1.4\n", name="e.pdf")
+    sent = [await a.send(conv, "", attachments=[photo["id"]]), await a.send(conv, "", attachments=[pdf["id"]]),
+            await a.send(conv, "see this", attachments=[text["id"]])]
+    await until(lambda: len(fcm.delivered(token)) == 3, "three pushes to bob")
+    said = {int(p["message"]["data"]["message_id"]): p["message"]["notification"]["body"]
+            for p in fcm.delivered(token)}
+    assert [said[s["id"]] for s in sent] == ["Photo", "File", "see this"]
+
+
 async def test_online_recipient_gets_none_and_one_who_comes_online_in_the_grace_gets_none(pworld, fcm):
     alice, bob, carol = await pworld.person("alice"), await pworld.person("bob"), await pworld.person("carol")
     ab, ac = await alice.befriend(bob), await alice.befriend(carol)

@@ -151,3 +151,20 @@ def test_a_bad_action_says_which_field_and_names_the_send(frame, field):
     with pytest.raises(BadRequest) as err:
         parse({"type": "send", "cid": "a", "conv": C, **frame})
     assert (err.value.code, err.value.details.get("field"), err.value.details["ref"]) == ("bad_field", field, "a")
+
+
+def test_a_send_may_carry_attachments_and_then_no_text():
+    ids = ["a" * 16, "b" * 16]
+    frame = parse({"type": "send", "cid": "c1", "conv": CONV, "body": "", "attachments": ids})
+    assert frame.attachments == tuple(ids) and frame.body == ""
+    assert parse({"type": "send", "cid": "c1", "conv": CONV, "body": "x"}).attachments == ()
+    assert parse({"type": "send", "cid": "c1", "conv": CONV, "body": "x", "attachments": None}).attachments == ()
+
+
+@pytest.mark.parametrize("attachments", [[], "a" * 16, ["not-an-id"], ["a" * 16, "a" * 16], [5],
+                                         [f"{c}" * 16 for c in "abcdefghijk"]])
+def test_bad_attachment_lists_are_refused(attachments):
+    with pytest.raises(BadRequest) as info:  # [] is no attachment: then the empty body is what is wrong
+        parse({"type": "send", "cid": "c1", "conv": CONV, "body": "", "attachments": attachments})
+    assert info.value.code == "bad_field" and info.value.details["ref"] == "c1"
+    assert info.value.details["field"] == ("body" if attachments == [] else "attachments")

@@ -42,3 +42,21 @@ def test_preview_is_cut_and_keys_are_per_message_and_device():
     keys = {n.key for n in notices(MSG, MEMBERS, sender_name="A", group_name=None, tokens=TOKENS, prefs={},
                                    delivered={})}
     assert keys == {"42.b1", "42.b2", "42.c1"}
+
+
+@pytest.mark.parametrize(("body", "types", "says"), [
+    ("", ("image/jpeg", "image/png"), "Photo"),
+    ("  ", ("image/jpeg",), "Photo"),
+    ("", ("image/jpeg", "application/pdf"), "File"),
+    ("", ("application/octet-stream",), "File"),
+    ("look at this", ("image/jpeg",), "look at this"),
+])
+def test_attachments_without_text_say_photo_or_file(body, types, says):
+    from dataclasses import replace
+
+    from parley.store import AttachmentRef
+
+    refs = tuple(AttachmentRef(f"a{i}", t, "f", 1) for i, t in enumerate(types))
+    msg = replace(MSG, body=body, attachments=refs)
+    found = notices(msg, MEMBERS, sender_name="Alice", group_name=None, tokens=TOKENS, prefs={}, delivered={})
+    assert {n.body for n in found} == {says}

@@ -32,5 +32,6 @@ def test_an_election_in_progress_shows_no_leader():
 
 def test_migrate_covers_the_configured_message_stream():
     named = [s.name for s in streams_of(Settings(stream_name="MSG", stream_replicas=3, shards=2))]
-    assert named == ["MSG_0", "MSG_1", "LIVE"]  # the shards, and the live rooms' stream
+    assert named == ["MSG_0", "MSG_1", "LIVE", "OBJ_attachments"]  # the shards, live rooms', attachments' store
+    assert streams_of(Settings(stream_replicas=3))[-1].num_replicas == 3
     assert streams_of(Settings(stream_replicas=3))[0].num_replicas == 3

@@ -28,7 +28,7 @@ from parley.shards import shard_of_id
 from parley.store.cassandra.cql import Bound, Cql
 from parley.store.cassandra.membership import conversations_of
 from parley.store.columns import extra_of, state_of, with_columns
-from parley.store.records import StoredMessage
+from parley.store.records import StoredMessage, refs_from_text, refs_to_text
 from parley.store.spans import Span, bucket_of, merge_spans
 
 FIRST_ID_BASE = 1 << 62  # first_id is written USING TIMESTAMP FIRST_ID_BASE - id: the lowest id wins
@@ -36,13 +36,13 @@ ACTION_BASE = 1 << 53  # actions write USING TIMESTAMP ACTION_BASE + id: after e
 BATCH_BYTES = 64 * 1024  # one mutation per partition batch, kept far below the commit log's mutation limit
 
 QUERIES = {
-    "msg_insert": "INSERT INTO messages (conv, bucket, id, prev, sender, device, cid, body, ts, extra) "
-                  "VALUES (?,?,?,?,?,?,?,?,?,?)",
-    "msg_get": "SELECT id, conv, prev, sender, device, cid, body, ts, extra, state FROM messages "
+    "msg_insert": "INSERT INTO messages (conv, bucket, id, prev, sender, device, cid, body, ts, extra, attachments) "
+                  "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+    "msg_get": "SELECT id, conv, prev, sender, device, cid, body, ts, extra, state, attachments FROM messages "
                "WHERE conv = ? AND bucket = ? AND id = ?",
-    "msg_asc": "SELECT id, conv, prev, sender, device, cid, body, ts, extra, state FROM messages "
+    "msg_asc": "SELECT id, conv, prev, sender, device, cid, body, ts, extra, state, attachments FROM messages "
                "WHERE conv = ? AND bucket = ? AND id > ? AND id < ? ORDER BY id ASC LIMIT ?",
-    "msg_desc": "SELECT id, conv, prev, sender, device, cid, body, ts, extra, state FROM messages "
+    "msg_desc": "SELECT id, conv, prev, sender, device, cid, body, ts, extra, state, attachments FROM messages "
                 "WHERE conv = ? AND bucket = ? AND id > ? AND id < ? ORDER BY id DESC LIMIT ?",
     "msg_apply": "UPDATE messages USING TIMESTAMP ? SET body = ?, state = ? WHERE conv = ? AND bucket = ? AND id = ?",
     "msg_blank_body": "UPDATE messages USING TIMESTAMP ? SET body = '' WHERE conv = ? AND bucket = ? AND id = ?",
@@ -56,12 +56,12 @@ QUERIES = {
 
 
 def _message(row: Any) -> StoredMessage:
-    return with_columns(StoredMessage(row.id, row.conv, row.prev, row.sender, row.device, row.cid, row.body, row.ts),
-                        row.extra, row.state)
+    return with_columns(StoredMessage(row.id, row.conv, row.prev, row.sender, row.device, row.cid, row.body, row.ts,
+                                      attachments=refs_from_text(row.attachments)), row.extra, row.state)
 
 
 def _size(m: StoredMessage) -> int:
-    return len(m.body.encode()) + len(m.cid) + 96
+    return len(m.body.encode()) + len(m.cid) + 96 + 256 * len(m.attachments)
 
 
 def partition_batches(messages: Iterable[StoredMessage], bucket_ms: int) -> list[tuple[str, int, list[StoredMessage]]]:
@@ -129,7 +129,8 @@ class CassandraMessages:
         idempotent. Readers trust the store only below the archiver's ack floor, which moves after this returns."""
         groups = partition_batches(messages, self._bucket_ms)
         await self._cql.write_partitions([("msg_insert", (m.conv, bucket, m.id, m.prev, m.sender, m.device, m.cid,
-                                                          m.body, m.ts, extra_of(m) or None)) for m in chunk]
+                                                          m.body, m.ts, extra_of(m) or None,
+                                                          refs_to_text(m.attachments) or None)) for m in chunk]
                                          for _, bucket, chunk in groups)
         await self._cql.write_partitions(findability(groups))
 

@@ -110,6 +110,10 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "ALTER TABLE {ks}.messages ADD IF NOT EXISTS extra text",
         "ALTER TABLE {ks}.messages ADD IF NOT EXISTS state text",
     ]),
+    (9, "a message's attachments (ADR 0024)", [
+        # a JSON list of their references; null or '' for none
+        "ALTER TABLE {ks}.messages ADD IF NOT EXISTS attachments text",
+    ]),
 ]
 SHARDED = 4  # the first version with sharded ids: older message rows carry global ids it cannot read
 

@@ -14,14 +14,16 @@ from typing import Any
 from parley.actions import apply
 from parley.ids import ConversationId, UserId
 from parley.store.columns import extra_of, state_of, with_columns
-from parley.store.records import StoredMessage
+from parley.store.records import StoredMessage, refs_from_text, refs_to_text
 from parley.store.sqlite.db import Database
 
-_MSG_COLS = "m.id, m.conv, m.prev, m.sender, m.device, m.cid, m.body, m.ts, m.extra, m.state"
+_MSG_COLS = "m.id, m.conv, m.prev, m.sender, m.device, m.cid, m.body, m.ts, m.extra, m.state, m.attachments"
 
 
 def _message(row: tuple[Any, ...]) -> StoredMessage:
-    return with_columns(StoredMessage(*row[:8]), row[8], row[9])
+    id, conv, prev, sender, device, cid, body, ts, extra, state, attachments = row
+    return with_columns(StoredMessage(id, conv, prev, sender, device, cid, body, ts,
+                                      attachments=refs_from_text(attachments)), extra, state)
 
 
 def last_message(db: sqlite3.Connection, conv: str) -> StoredMessage | None:
@@ -56,9 +58,10 @@ class SQLiteMessages:
     async def put_messages(self, messages: list[StoredMessage]) -> None:
         def put(db: sqlite3.Connection) -> None:
             db.executemany(
-                "INSERT OR IGNORE INTO messages (id, conv, prev, sender, device, cid, body, ts, extra) "
-                "VALUES (?,?,?,?,?,?,?,?,?)",
-                [(m.id, m.conv, m.prev, m.sender, m.device, m.cid, m.body, m.ts, extra_of(m)) for m in messages],
+                "INSERT OR IGNORE INTO messages (id, conv, prev, sender, device, cid, body, ts, extra, attachments) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [(m.id, m.conv, m.prev, m.sender, m.device, m.cid, m.body, m.ts, extra_of(m),
+                  refs_to_text(m.attachments)) for m in messages],
             )
 
         if messages:

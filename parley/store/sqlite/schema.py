@@ -75,6 +75,10 @@ MIGRATIONS = [
     ALTER TABLE messages ADD COLUMN extra TEXT NOT NULL DEFAULT '';
     ALTER TABLE messages ADD COLUMN state TEXT NOT NULL DEFAULT '';
     """,
+    # 10: a message's attachments (ADR 0024): a JSON list of their references, '' for none
+    """
+    ALTER TABLE messages ADD COLUMN attachments TEXT NOT NULL DEFAULT '';
+    """,
 ]
 SHARDED = 5  # the first version with sharded ids: older message rows carry global ids it cannot read
 
