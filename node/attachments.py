@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from parley.attachments.catalog import Catalog
 from parley.attachments.records import AttachmentMeta, claimed, refusal
+from parley.attachments.sweep import release
 from parley.errors import Conflict
 from parley.store import AttachmentRef
 
@@ -46,3 +47,8 @@ class AttachmentClaims:
                 meta, revision = await self._checked(meta.id, conv=conv, sender=sender, claim=claim)
         raise Conflict("that attachment is being claimed by another message", code="attachment_in_use",
                        attachment=meta.id)
+
+    async def release(self, ids: tuple[str, ...], now_ms: int) -> None:
+        """The message carrying ``ids`` was deleted (and the delete stored): the sweep deletes them once
+        ``PARLEY_ATTACHMENT_GRACE_S`` has passed (``parley.attachments.sweep.release``)."""
+        await release(self._catalog, ids, now_ms)

@@ -71,6 +71,7 @@ class FrameHandler:
         self.presence: PresenceReader | None = None  # set once the presence buckets are open
         self.live: LiveHall | None = None  # set once the live stream and rooms bucket are open
         self.attachments: AttachmentClaims | None = None  # set once the attachments bucket is open (ADR 0024)
+        self._releases: set[asyncio.Task[None]] = set()  # deleted messages' attachments being released
 
     def forget(self, user: str) -> None:
         """The user's last device left this node: its send budget goes too."""
@@ -288,3 +289,23 @@ class FrameHandler:
         self._events.message_sent(link.user, frame.conv)
         link.send(protocol.frame_bytes(protocol.sent_frame(cid=frame.cid, id=seq, conv=frame.conv,
                                                            duplicate=duplicate)))
+        if frame.kind == "delete":
+            self._release_files(frame.conv, frame.target)
+
+    def _release_files(self, conv: ConversationId, target: int) -> None:
+        """A stored delete: the deleted message's attachments go after the grace period (ADR 0024). Best effort,
+        after the ack: if it fails the files stay (logged), the message is deleted all the same."""
+        if self.attachments is None:
+            return
+
+        async def release(claims: AttachmentClaims) -> None:
+            try:
+                message = await self._targets.current(conv, target)
+                if message is not None and message.attachments:
+                    await claims.release(tuple(a.id for a in message.attachments), now_ms())
+            except Exception:
+                log.exception("could not release the attachments of deleted message %d in %s", target, conv)
+
+        task = asyncio.get_running_loop().create_task(release(self.attachments))
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)

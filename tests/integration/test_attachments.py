@@ -203,3 +203,27 @@ async def test_the_sweep_deletes_unreferenced_uploads_and_released_ones(world, c
     for name in (loose["id"], f"{loose['id']}.thumb", kept["id"]):
         with pytest.raises(ObjectNotFoundError):
             await store.get(name)
+
+
+async def test_deleting_a_message_for_everyone_releases_its_files(world):
+    """ADR 0024 with ADR 0025: once the delete is stored, its message's attachments are no longer served and
+    the sweep removes them after the grace period; another message's stay."""
+    alice, bob = await world.person("alice"), await world.person("bob")
+    conv = await alice.befriend(bob)
+    a = await alice.device(node=0)
+    doomed, kept = await world.api.upload(alice.token, conv, PDF), await world.api.upload(alice.token, conv, PDF)
+    sent = await a.send(conv, "", attachments=[doomed["id"]])
+    await a.send(conv, "stays", attachments=[kept["id"]])
+    await a.send(conv, "", kind="delete", target=sent["id"])
+
+    async def gone(id: str) -> bool:
+        try:
+            await world.api.download(bob.token, path(conv, id))
+        except ApiError as err:
+            return err.code == "unknown_attachment"
+        return False
+
+    await eventually(lambda: gone(doomed["id"]), what="the deleted message's attachment released")
+    assert not await gone(kept["id"])
+    history = (await world.api.call("GET", f"/v1/conversations/{conv}/messages", bob.token))["messages"]
+    assert [m for m in history if m["id"] == sent["id"]][0].get("attachments") is None
