@@ -59,14 +59,15 @@ async def run_node(settings: Settings) -> None:
     node.frames.presence = partial(read_presence, online, seen)
     screens = build_screens(settings, nc)
     await _each(screens, "start")
-    node.frames.live = LiveHall(settings, nc, Rooms(await ensure_live(js, settings)), store, node.metrics, screens)
+    hall = node.frames.live = LiveHall(settings, nc, Rooms(await ensure_live(js, settings)), store, node.metrics,
+                                       screens, node=node_id)
 
     app = web.Application()
     app.router.add_get("/ws", node.handle_ws)
     probe = StoreProbe(store, registry=node.metrics.registry)
     probe.start()
     serve_health(app, ready=lambda: nc.is_connected and probe.ok and not node.draining,
-                 registry=node.metrics.registry)
+                 registry=node.metrics.registry, before=hall.refresh_metrics)
     runner = await serve(app, settings.node_host, settings.node_port, ssl_context=tls.server_context(settings))
     started = time.time()
 
@@ -94,6 +95,7 @@ async def run_node(settings: Settings) -> None:
                     reported = time.monotonic()
                     await node.presence.beat()
                 await node.flush_cursors()
+                await hall.tell_counts()
             except Exception as err:  # keep beating through NATS or store trouble
                 log.warning("node duties: %s", err)
                 kv = await reopen(kv)

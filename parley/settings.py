@@ -195,6 +195,7 @@ class Settings:
     live_join_backlog: int = 50  # messages a live_join answers with (the newest the store has)
     live_viewer_queue: int = 256  # frames a live viewer may have waiting; past it it is dropped from the room
     live_stream_max_age_s: int = 86400  # the LIVE stream keeps a day (the store keeps everything)
+    live_metrics_top_rooms: int = 20  # rooms with their own `room` label in the metrics; the rest are "_other"
     # workers
     archiver_batch: int = 500
     archiver_concurrency: int = 4  # batches written at once
@@ -238,6 +239,8 @@ class Settings:
                 raise SettingsError(f"{PREFIX}{name.upper()}={getattr(self, name)!r} must be greater than 0")
         if not 0 <= self.live_join_backlog <= 1000:
             raise SettingsError(f"{PREFIX}LIVE_JOIN_BACKLOG={self.live_join_backlog!r} must be from 0 to 1000")
+        if not 0 <= self.live_metrics_top_rooms <= 1000:
+            raise SettingsError(f"{PREFIX}LIVE_METRICS_TOP_ROOMS={self.live_metrics_top_rooms!r} must be 0 to 1000")
         if self.hash_concurrency < 0:
             raise SettingsError(f"{PREFIX}HASH_CONCURRENCY={self.hash_concurrency!r} must be 0 (2 x CPU cores) or more")
         if not self.nats_servers():

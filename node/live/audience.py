@@ -1,0 +1,70 @@
+"""How many watch a live room across the cluster, as this node hears it (docs/adr/0021). Pure: no I/O,
+``now`` passed in.
+
+Every node with viewers in a room tells the others its own count on ``live.cnt.<room>`` (core NATS; only
+the nodes following the room hear it): when the count changed since it last told it, and at least every
+``REFRESH_S`` anyway, so a node that died stops counting ``STALE_S`` after its last word. A node whose last
+viewer left tells 0 once and forgets the room. A room's total is this node's own count plus every other
+node's last fresh one. Viewers here are shown the total (``live_viewers``) only when it changed, so the
+bus carries rooms × nodes counts per ``REFRESH_S``, never one message per viewer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+REFRESH_S = 5.0  # a node with viewers in a room tells its count at least this often
+STALE_S = 3 * REFRESH_S  # a node not heard from for this long no longer counts
+
+
+class Audience:
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self._heard: dict[str, dict[str, tuple[int, float]]] = {}  # room → other node → (its count, heard at)
+        self._told: dict[str, tuple[int, float]] = {}  # room → (the count this node told, when)
+        self._shown: dict[str, int] = {}  # room → the total viewers here were last shown
+
+    def heard(self, room: str, node: str, count: int, now: float) -> None:
+        """Another node's count (our own echo is ignored). A node not heard from before is owed ours at
+        the next round, so a node that just started following the room learns every count at once."""
+        if node == self.node:
+            return
+        others = self._heard.setdefault(room, {})
+        if node not in others:
+            self._told.pop(room, None)
+        others[node] = (max(0, count), now)
+
+    def to_tell(self, room: str, here: int, now: float) -> bool:
+        """Whether to tell ``here`` now (changed, owed, or the last word is ``REFRESH_S`` old); noted if so."""
+        last = self._told.get(room)
+        if last is not None and last[0] == here and now - last[1] < REFRESH_S:
+            return False
+        self._told[room] = (here, now)
+        return True
+
+    def total(self, room: str, here: int, now: float) -> int:
+        """``here`` (this node's viewers) plus every other node's fresh count."""
+        others = self._heard.get(room, {})
+        for node in [n for n, (_, at) in others.items() if now - at > STALE_S]:
+            del others[node]
+        return here + sum(count for count, _ in others.values())
+
+    def totals(self, here: Mapping[str, int], now: float) -> dict[str, int]:
+        """Every room with viewers here, with its total."""
+        return {room: self.total(room, n, now) for room, n in here.items()}
+
+    def to_show(self, room: str, total: int) -> bool:
+        """Whether viewers here should be shown ``total`` (it differs from what they were shown last)."""
+        if self._shown.get(room) == total:
+            return False
+        self._shown[room] = total
+        return True
+
+    def told(self) -> Iterable[str]:
+        """The rooms this node has told a count for (and not yet forgotten)."""
+        return list(self._told)
+
+    def forget(self, room: str) -> None:
+        """No viewers here any more (and 0 was told): stop keeping anything about the room."""
+        for table in (self._heard, self._told, self._shown):
+            table.pop(room, None)
