@@ -102,6 +102,8 @@ class LiveHall:
             raise
         newest = backlog[0].id if backlog else 0
         viewers = self.audience.total(room, self.viewers.count(room), time.monotonic())
+        if self.viewers.count(room) == 1:  # the room's first viewer here: shown its count already
+            self.audience.to_show(room, viewers)
         joined = protocol.live_joined_frame(meta=meta.as_dict(), viewers=viewers,
                                             messages=[stored_frame(m) for m in reversed(backlog)])
         viewer.send(protocol.frame_bytes(joined))
