@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from parley.live.toprooms import OTHER, choose_top, label_of
 
@@ -32,3 +34,18 @@ def test_labels() -> None:
     top = frozenset({"a"})
     assert (label_of("a", top), label_of("b", top)) == ("a", OTHER)
     assert not OTHER.isalnum()  # never a room id
+
+
+@given(st.dictionaries(st.sampled_from("abcdefgh"), st.integers(0, 5)), st.integers(0, 6),
+       st.frozensets(st.sampled_from("abcdefgh")))
+def test_the_chosen_rooms_have_at_least_the_viewers_of_any_other(viewers: dict[str, int], k: int,
+                                                                 current: frozenset[str]) -> None:
+    top = choose_top(viewers, k, current)
+    busy = {room for room, n in viewers.items() if n > 0}
+    assert top <= busy and len(top) == min(k, len(busy))
+    for chosen in top:
+        for other in busy - top:
+            assert viewers[chosen] >= viewers[other]
+            if viewers[chosen] == viewers[other] and chosen not in current:
+                assert other not in current  # a tie never unseats an incumbent
+    assert choose_top(viewers, k, top) == top  # stable: ranking again changes nothing
