@@ -101,7 +101,7 @@ class RoomMetrics:
         for gone in self.top - top:
             for family in (self.viewers, self.messages_in, self.messages_out, self.masked, self.delivery):
                 family.remove(gone)
-            for reason in self._reasons:
+            for reason in (*self._reasons, "other"):
                 self.blocked.remove(gone, reason)
         if top != self.top:
             self.top = top

@@ -61,7 +61,7 @@ async def test_viewers_are_counted_across_nodes_and_each_node_says_so(world, clu
     await c.send_frame({"type": "live_leave", "room": room})
     await a.wait_for(lambda: shown(a, room) == 1)  # node 2 told 0 once and forgot the room
     told = [f["viewers"] for f in frames(a, "live_viewers", room)]
-    assert told[0] == 2 and all(x != y for x, y in zip(told, told[1:], strict=False)), told  # only changes
+    assert 2 in told and all(x != y for x, y in zip(told, told[1:], strict=False)), told  # only changes
 
 
 async def test_a_rooms_traffic_shows_in_its_own_series_on_each_node(world, cluster):

@@ -42,6 +42,7 @@ def test_a_room_leaving_the_top_loses_its_series() -> None:
     m.refresh({"a": 5, "b": 1}, {"a": 5, "b": 1})
     m.accepted("a", masked=False)
     m.blocked_by("a", "flooding")
+    m.blocked_by("a", "Not A Code")  # reason "other"
     m.delivered("a", 5, 0.01)
     m.refresh({"a": 1, "b": 6}, {"a": 1, "b": 6})
     assert m.top == {"b"}
