@@ -5,8 +5,10 @@ Every node with viewers in a room tells the others its own count on ``live.cnt.<
 the nodes following the room hear it): when the count changed since it last told it, and at least every
 ``REFRESH_S`` anyway, so a node that died stops counting ``STALE_S`` after its last word. A node whose last
 viewer left tells 0 once and forgets the room. A room's total is this node's own count plus every other
-node's last fresh one. Viewers here are shown the total (``live_viewers``) only when it changed, so the
-bus carries rooms × nodes counts per ``REFRESH_S``, never one message per viewer.
+node's last fresh one. Viewers here are shown the total (``live_viewers``) only when it changed — exact up
+to ``EXACT_UP_TO``, then to three significant digits (``shown``), so a huge room's churn does not send every
+viewer a frame every round — and the bus carries rooms × nodes counts per ``REFRESH_S``, never one message
+per viewer.
 """
 
 from __future__ import annotations
@@ -15,6 +17,15 @@ from collections.abc import Iterable, Mapping
 
 REFRESH_S = 5.0  # a node with viewers in a room tells its count at least this often
 STALE_S = 3 * REFRESH_S  # a node not heard from for this long no longer counts
+EXACT_UP_TO = 1000  # viewers are shown exact counts up to this, then three significant digits
+
+
+def shown(total: int) -> int:
+    """The count viewers are shown: 987 → 987, 12,345 → 12,300, 1,234,567 → 1,230,000."""
+    if total < EXACT_UP_TO:
+        return total
+    step: int = 10 ** (len(str(total)) - 3)
+    return total // step * step
 
 
 class Audience:
@@ -43,7 +54,7 @@ class Audience:
         return True
 
     def total(self, room: str, here: int, now: float) -> int:
-        """``here`` (this node's viewers) plus every other node's fresh count."""
+        """``here`` (this node's viewers) plus every other node's fresh count (exact: for ranking)."""
         others = self._heard.get(room, {})
         for node in [n for n, (_, at) in others.items() if now - at > STALE_S]:
             del others[node]
@@ -53,11 +64,11 @@ class Audience:
         """Every room with viewers here, with its total."""
         return {room: self.total(room, n, now) for room, n in here.items()}
 
-    def to_show(self, room: str, total: int) -> bool:
-        """Whether viewers here should be shown ``total`` (it differs from what they were shown last)."""
-        if self._shown.get(room) == total:
+    def to_show(self, room: str, count: int) -> bool:
+        """Whether viewers here should be shown ``count`` (a ``shown`` total: it differs from the last)."""
+        if self._shown.get(room) == count:
             return False
-        self._shown[room] = total
+        self._shown[room] = count
         return True
 
     def told(self) -> Iterable[str]:

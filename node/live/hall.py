@@ -23,7 +23,7 @@ from typing import Protocol
 import orjson
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from parley.node.live.audience import Audience
+from parley.node.live.audience import Audience, shown
 from parley.node.live.room_metrics import RoomMetrics
 from parley.node.live.viewers import Viewers
 from parley.node.ports import LiveReads
@@ -101,7 +101,7 @@ class LiveHall:
             await self.leave(viewer, room, quiet=True)
             raise
         newest = backlog[0].id if backlog else 0
-        viewers = self.audience.total(room, self.viewers.count(room), time.monotonic())
+        viewers = shown(self.audience.total(room, self.viewers.count(room), time.monotonic()))
         if self.viewers.count(room) == 1:  # the room's first viewer here: shown its count already
             self.audience.to_show(room, viewers)
         joined = protocol.live_joined_frame(meta=meta.as_dict(), viewers=viewers,
@@ -209,8 +209,8 @@ class LiveHall:
                     log.info("live room %s: viewer count: %s", room, err)
             if here == 0:
                 self.audience.forget(room)
-            elif self.audience.to_show(room, total := self.audience.total(room, here, now)):
-                self.hand_out(room, protocol.frame_bytes(protocol.live_viewers_frame(room, total)), 0)
+            elif self.audience.to_show(room, count := shown(self.audience.total(room, here, now))):
+                self.hand_out(room, protocol.frame_bytes(protocol.live_viewers_frame(room, count)), 0)
 
     async def _on_count(self, msg: Msg) -> None:
         try:

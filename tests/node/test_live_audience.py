@@ -3,7 +3,8 @@ added, viewers shown a total only when it changed, a silent node dropped."""
 
 from __future__ import annotations
 
-from parley.node.live.audience import REFRESH_S, STALE_S, Audience
+import pytest
+from parley.node.live.audience import REFRESH_S, STALE_S, Audience, shown
 
 
 def test_a_count_is_told_when_it_changes_and_again_when_it_is_refresh_s_old() -> None:
@@ -50,3 +51,9 @@ def test_forgetting_a_room_clears_it() -> None:
     assert list(a.told()) == ["r"]
     a.forget("r")
     assert list(a.told()) == [] and a.total("r", 0, now=0.0) == 0 and a.to_show("r", 1)
+
+
+@pytest.mark.parametrize(("total", "want"), [(0, 0), (999, 999), (1000, 1000), (1009, 1000), (12_345, 12_300),
+                                             (99_999, 99_900), (1_234_567, 1_230_000)])
+def test_big_counts_are_shown_to_three_significant_digits(total: int, want: int) -> None:
+    assert shown(total) == want
