@@ -22,6 +22,7 @@ from parley.node.live.room_screens import build_screens
 from parley.node.server import EdgeNode
 
 from parley import bus, tls
+from parley.bus import buckets, ensure
 from parley.bus.live import Rooms, ensure_live
 from parley.ids import node_control_subject
 from parley.presence_bus import open_buckets, read_presence
@@ -58,6 +59,7 @@ async def run_node(settings: Settings) -> None:
     online, seen = await open_buckets(js, settings)
     node.frames.presence = partial(read_presence, online, seen)
     screens = build_screens(settings, nc)
+    await ensure.ensure_bucket(js, buckets.live_viewers(settings))  # the hall's counts for the API (ADR 0021)
     await _each(screens, "start")
     hall = node.frames.live = LiveHall(settings, nc, Rooms(await ensure_live(js, settings)), store, node.metrics,
                                        screens, node=node_id)

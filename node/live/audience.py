@@ -8,7 +8,9 @@ viewer left tells 0 once and forgets the room. A room's total is this node's own
 node's last fresh one. Viewers here are shown the total (``live_viewers``) only when it changed — exact up
 to ``EXACT_UP_TO``, then to three significant digits (``shown``), so a huge room's churn does not send every
 viewer a frame every round — and the bus carries rooms × nodes counts per ``REFRESH_S``, never one message
-per viewer.
+per viewer. One node per room keeps the total in the ``live_viewers`` bucket for the API (``to_store``):
+the one with the smallest id among those it hears, so normally exactly one writes, and a short overlap or
+gap while nodes come and go costs nothing (the key's TTL outlives a refresh).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class Audience:
         self.node = node
         self._heard: dict[str, dict[str, tuple[int, float]]] = {}  # room → other node → (its count, heard at)
         self._told: dict[str, tuple[int, float]] = {}  # room → (the count this node told, when)
+        self._stored: dict[str, tuple[int, float]] = {}  # room → (the total this node stored, when)
         self._shown: dict[str, int] = {}  # room → the total viewers here were last shown
 
     def heard(self, room: str, node: str, count: int, now: float) -> None:
@@ -41,9 +44,12 @@ class Audience:
         if node == self.node:
             return
         others = self._heard.setdefault(room, {})
+        if count <= 0:  # it has no viewers left: no longer counted, nor a candidate to store the total
+            others.pop(node, None)
+            return
         if node not in others:
             self._told.pop(room, None)
-        others[node] = (max(0, count), now)
+        others[node] = (count, now)
 
     def to_tell(self, room: str, here: int, now: float) -> bool:
         """Whether to tell ``here`` now (changed, owed, or the last word is ``REFRESH_S`` old); noted if so."""
@@ -64,6 +70,17 @@ class Audience:
         """Every room with viewers here, with its total."""
         return {room: self.total(room, n, now) for room, n in here.items()}
 
+    def to_store(self, room: str, total: int, now: float) -> bool:
+        """Whether this node should write ``total`` to the bucket now: it is the room's writer (the smallest
+        id it hears of) and the total changed or was stored ``REFRESH_S`` ago; noted if so."""
+        if any(node < self.node for node in self._heard.get(room, {})):
+            return False
+        last = self._stored.get(room)
+        if last is not None and last[0] == total and now - last[1] < REFRESH_S:
+            return False
+        self._stored[room] = (total, now)
+        return True
+
     def to_show(self, room: str, count: int) -> bool:
         """Whether viewers here should be shown ``count`` (a ``shown`` total: it differs from the last)."""
         if self._shown.get(room) == count:
@@ -77,5 +94,5 @@ class Audience:
 
     def forget(self, room: str) -> None:
         """No viewers here any more (and 0 was told): stop keeping anything about the room."""
-        for table in (self._heard, self._told, self._shown):
+        for table in (self._heard, self._told, self._shown, self._stored):
             table.pop(room, None)

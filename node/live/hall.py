@@ -30,6 +30,7 @@ from parley.node.ports import LiveReads
 
 from parley import protocol
 from parley.bus import BusClient
+from parley.bus.buckets import LIVE_VIEWERS
 from parley.bus.live import Rooms
 from parley.errors import Forbidden, ParleyError, RateLimited, Unavailable
 from parley.live.chain import run_screens, tell_accepted
@@ -49,6 +50,7 @@ from parley.settings import Settings
 from parley.store.records import LiveMessage
 
 log = logging.getLogger("parley.node")
+VIEWERS_KEY = f"$KV.{LIVE_VIEWERS}."  # a key's subject in the live_viewers bucket
 
 
 class Viewer(Hashable, Protocol):
@@ -209,8 +211,20 @@ class LiveHall:
                     log.info("live room %s: viewer count: %s", room, err)
             if here == 0:
                 self.audience.forget(room)
-            elif self.audience.to_show(room, count := shown(self.audience.total(room, here, now))):
+                continue
+            total = self.audience.total(room, here, now)
+            if self.audience.to_show(room, count := shown(total)):
                 self.hand_out(room, protocol.frame_bytes(protocol.live_viewers_frame(room, count)), 0)
+            if self.audience.to_store(room, total, now):
+                await self._store_total(room, total)
+
+    async def _store_total(self, room: str, total: int) -> None:
+        """The room's total into the ``live_viewers`` bucket for the API: a plain publish on the key's subject
+        (the bucket's stream stores it; no ack awaited: a lost one is rewritten within ``REFRESH_S``)."""
+        try:
+            await self._nc.publish(VIEWERS_KEY + room, str(total).encode())
+        except Exception as err:  # closing or reconnecting: the next round writes it again
+            log.info("live room %s: stored viewer count: %s", room, err)
 
     async def _on_count(self, msg: Msg) -> None:
         try:

@@ -97,7 +97,8 @@ NOT_OWNED = NOT_THE_API + NOT_THE_ARCHIVER + NOT_THE_PUSHER + OPS_ONLY
 
 TABLE: tuple[Permissions, ...] = (
     Permissions("node", "edge node: publishes messages, events, beats; follows deliveries and controls",
-                publish=("msg.>", "evt.>", RECEIPTS, "hb.>", REPAIR, kv("nodes"), LIVE_SEND, LIVE_COUNTS, *JS),
+                publish=("msg.>", "evt.>", RECEIPTS, "hb.>", REPAIR, kv("nodes"), LIVE_SEND, LIVE_COUNTS,
+                         kv("live_viewers"), *JS),
                 subscribe=("dlv.>", "evt.>", RECEIPTS, "ctl.user.>", "ctl.node.>", "presence.>", LIVE_DELIVERY,
                            LIVE_EVENTS, LIVE_COUNTS, inbox("node")),
                 deny_publish=NOT_OWNED + (kv("presence"), kv("last_seen"), kv("pushed"), kv("presence_leases")),

@@ -57,9 +57,15 @@ async def test_viewers_are_counted_across_nodes_and_each_node_says_so(world, clu
     assert (await join(c, room))["viewers"] == 3  # node 2's own two, node 1's one as last heard
     for dev in (a, b, c):
         await dev.wait_for(lambda dev=dev: shown(dev, room) == 3)
+
+    async def stored(want: int) -> bool:  # one node keeps the total in the live_viewers bucket for the API
+        return (await world.api.call("GET", f"/v1/live/{room}", owner.token))["viewers"] == want
+
+    await eventually(lambda: stored(3), what="GET /v1/live/{room} says 3 viewers", timeout=5)
     await b.send_frame({"type": "live_leave", "room": room})
     await c.send_frame({"type": "live_leave", "room": room})
     await a.wait_for(lambda: shown(a, room) == 1)  # node 2 told 0 once and forgot the room
+    await eventually(lambda: stored(1), what="GET /v1/live/{room} says 1 viewer", timeout=5)
     told = [f["viewers"] for f in frames(a, "live_viewers", room)]
     assert 2 in told and all(x != y for x, y in zip(told, told[1:], strict=False)), told  # only changes
 

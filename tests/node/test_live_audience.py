@@ -57,3 +57,14 @@ def test_forgetting_a_room_clears_it() -> None:
                                              (99_999, 99_900), (1_234_567, 1_230_000)])
 def test_big_counts_are_shown_to_three_significant_digits(total: int, want: int) -> None:
     assert shown(total) == want
+
+
+def test_one_node_stores_the_total_the_smallest_id_it_hears_of() -> None:
+    n1, n2 = Audience("n1"), Audience("n2")
+    n1.heard("r", "n2", 3, now=0.0)
+    n2.heard("r", "n1", 1, now=0.0)
+    assert n1.to_store("r", 4, now=0.0) and not n2.to_store("r", 4, now=0.0)
+    assert not n1.to_store("r", 4, now=1.0)  # unchanged
+    assert n1.to_store("r", 5, now=1.5) and n1.to_store("r", 5, now=1.5 + REFRESH_S)
+    n2.heard("r", "n1", 0, now=2.0)  # n1's last viewer left: n2 takes over at once
+    assert n2.to_store("r", 3, now=2.0) and n2.total("r", 3, now=2.0) == 3

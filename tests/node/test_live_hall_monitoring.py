@@ -54,13 +54,17 @@ async def test_a_fan_out_counts_its_deliveries_at_once_and_the_latency_once() ->
 
 class CountBus:
     def __init__(self) -> None:
-        self.told: list[tuple[str, dict[str, Any]]] = []
+        self.told: list[tuple[str, dict[str, Any]]] = []  # on live.cnt.<room>
+        self.stored: list[tuple[str, int]] = []  # into the live_viewers bucket
 
     def jetstream(self) -> None:
         return None
 
     async def publish(self, subject: str, payload: bytes) -> None:
-        self.told.append((subject, orjson.loads(payload)))
+        if subject.startswith("$KV.live_viewers."):
+            self.stored.append((subject.removeprefix("$KV.live_viewers."), int(payload)))
+        else:
+            self.told.append((subject, orjson.loads(payload)))
 
 
 async def test_counts_are_told_to_the_other_nodes_and_totals_shown_to_viewers() -> None:
@@ -80,6 +84,7 @@ async def test_counts_are_told_to_the_other_nodes_and_totals_shown_to_viewers() 
     shown = [orjson.loads(f) for f in v.got if b"live_viewers" in f]
     assert shown == [{"type": "live_viewers", "room": ROOM, "viewers": 1},
                      {"type": "live_viewers", "room": ROOM, "viewers": 5}]
+    assert bus.stored == [(ROOM, 1), (ROOM, 5)]  # n1 < n2: n1 keeps the total for the API
     h.viewers.leave(ROOM, v)
     await h.tell_counts()
     assert bus.told[-1] == ("live.cnt." + ROOM, {"node": "n1", "viewers": 0}) and list(h.audience.told()) == []
