@@ -54,12 +54,12 @@ async def run_node(settings: Settings) -> None:
     js = nc.jetstream()
     await bus.ensure_stream(js, settings)
     kv = await open_bucket(js, settings)
+    await ensure.ensure_bucket(js, buckets.live_viewers(settings))  # the hall's counts for the API (ADR 0021)
     node = EdgeNode(settings, store, nc, node_id)
     node.start()
     online, seen = await open_buckets(js, settings)
     node.frames.presence = partial(read_presence, online, seen)
     screens = build_screens(settings, nc)
-    await ensure.ensure_bucket(js, buckets.live_viewers(settings))  # the hall's counts for the API (ADR 0021)
     await _each(screens, "start")
     hall = node.frames.live = LiveHall(settings, nc, Rooms(await ensure_live(js, settings)), store, node.metrics,
                                        screens, node=node_id)
