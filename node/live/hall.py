@@ -17,8 +17,10 @@ import time
 from collections.abc import Hashable, Sequence
 from typing import Protocol
 
+import orjson
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from parley.node.live.headcount import REFRESH_S, SETTLE_S, Headcount
 from parley.node.live.viewers import Viewers
 from parley.node.ports import LiveReads
 
@@ -28,6 +30,7 @@ from parley.bus.live import Rooms
 from parley.errors import Forbidden, ParleyError, RateLimited, Unavailable
 from parley.live.chain import run_screens, tell_accepted
 from parley.live.rooms import (
+    count_subject,
     dedup_of,
     delivery_subject,
     encode_message,
@@ -71,6 +74,8 @@ class LiveHall:
         self._subscribing: dict[str, asyncio.Future[None]] = {}
         self._closing: set[asyncio.Task[None]] = set()  # unsubscriptions after a drop
         self._joined_at: dict[str, int] = {}  # sign-up time (ms) by user, for account age; dropped on leave
+        self.headcount = Headcount(settings.node_id or f"hall-{id(self):x}")
+        self._beats: dict[str, tuple[asyncio.TimerHandle, float]] = {}  # room → (its next count, when)
 
     # ---- joining and leaving -------------------------------------------------------------------
 
@@ -92,18 +97,20 @@ class LiveHall:
             await self.leave(viewer, room, quiet=True)
             raise
         newest = backlog[0].id if backlog else 0
-        joined = protocol.live_joined_frame(meta=meta.as_dict(), viewers=self.viewers.count(room),
+        viewers = self.headcount.total(room, self.viewers.count(room), time.monotonic())
+        joined = protocol.live_joined_frame(meta=meta.as_dict(), viewers=viewers,
                                             messages=[stored_frame(m) for m in reversed(backlog)])
         viewer.send(protocol.frame_bytes(joined))
         for frame in self.viewers.admit(room, viewer, after=newest):
             viewer.send(frame)
-        self._count()
+        self._count(room)
 
     async def _subscribe(self, room: str) -> None:
         subs: list[Subscription] = []
         try:
             subs.append(await self._nc.subscribe(delivery_subject(room), cb=self._on_message))
             subs.append(await self._nc.subscribe(event_subject(room), cb=self._on_event))
+            subs.append(await self._nc.subscribe(count_subject(room), cb=self._on_count))
         except BaseException:
             await self._close(room, subs)
             raise
@@ -114,13 +121,14 @@ class LiveHall:
             await self._unsubscribe(room)
         if not quiet:
             viewer.send(protocol.frame_bytes(protocol.live_left_frame(room, "left")))
-        self._count()
+        self._count(room)
 
     async def forget(self, viewer: Viewer) -> None:
         """The connection ended: out of every room it was in."""
+        rooms = self.viewers.rooms_of(viewer)
         for room in self.viewers.forget(viewer):
             await self._unsubscribe(room)
-        self._count()
+        self._count(*rooms)
 
     def forget_user(self, user: str) -> None:
         self._joined_at.pop(user, None)
@@ -135,9 +143,56 @@ class LiveHall:
             except Exception as err:  # the connection is closing or reconnecting: its subscriptions go with it
                 log.info("live room %s: unsubscribe: %s", room, err)
 
-    def _count(self) -> None:
+    def _count(self, *rooms: str) -> None:
         self._metrics.live_viewers.set(self.viewers.total)
         self._metrics.live_rooms.set(len(self._subs))
+        for room in rooms:
+            self._beat_in(room, SETTLE_S)
+
+    # ---- viewer counts across the cluster (headcount.py) ---------------------------------------
+
+    def _beat_in(self, room: str, delay: float) -> None:
+        """Tell the room's count ``delay`` from now, unless a telling is due sooner already."""
+        loop = asyncio.get_running_loop()
+        due = loop.time() + delay
+        planned = self._beats.get(room)
+        if planned is not None:
+            if planned[1] <= due:
+                return
+            planned[0].cancel()
+        self._beats[room] = (loop.call_later(delay, self._beat, room), due)
+
+    def _beat(self, room: str) -> None:
+        """This node's count to the other nodes; the cluster's total to viewers here if it changed."""
+        self._beats.pop(room, None)
+        here = self.viewers.count(room)
+        payload = orjson.dumps({"node": self.headcount.node, "viewers": here})
+        task = asyncio.get_running_loop().create_task(self._publish_count(room, payload))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+        if not self.viewers.has(room):
+            self.headcount.forget(room)
+            return
+        total = self.headcount.total(room, here, time.monotonic())
+        if self.headcount.news(room, total):
+            self.hand_out(room, protocol.frame_bytes({"type": "live_viewers", "room": room, "viewers": total}), 0)
+        self._beat_in(room, REFRESH_S)
+
+    async def _publish_count(self, room: str, payload: bytes) -> None:
+        try:
+            await self._nc.publish(count_subject(room), payload)
+        except Exception as err:  # closing or reconnecting: the next beat tells it again
+            log.info("live room %s: viewer count: %s", room, err)
+
+    async def _on_count(self, msg: Msg) -> None:
+        try:
+            told = orjson.loads(msg.data)
+            node, count = str(told["node"]), int(told["viewers"])
+        except (ValueError, KeyError, TypeError):
+            return
+        room = room_of(msg.subject)
+        if self.headcount.heard(room, node, count, time.monotonic()) and self.viewers.has(room):
+            self._beat_in(room, SETTLE_S)
 
     # ---- fan-out -------------------------------------------------------------------------------
 
@@ -174,7 +229,7 @@ class LiveHall:
             task = asyncio.get_running_loop().create_task(self._close(room, subs))
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
-        self._count()
+        self._count(room)
 
     # ---- sending ---------------------------------------------------------------------------------
 

@@ -71,6 +71,9 @@ class Viewers(Generic[C]):
         """The viewer's connection ended: out of every room; returns the rooms it was the last in."""
         return [room for room in sorted(self._of.get(viewer, ())) if self.leave(room, viewer)]
 
+    def rooms_of(self, viewer: C) -> list[str]:
+        return sorted(self._of.get(viewer, ()))
+
     def of(self, room: str) -> dict[C, None]:
         return self._rooms.get(room, {})
 
