@@ -7,10 +7,11 @@ not seen for that long has no "last seen", and the bucket holds only the users a
 ``pushed``: pushes already sent, one claim per (message, device). ``auth_limits``: the API's brute-force
 counters (memory; an entry lives two of the longest window, so a window's count is still there while the
 next one is judged). ``banned_words``: the banned-word lists, one key per entry (``parley.live.banned``;
-written by the API, watched by every node; file storage, no TTL, bounded in bytes). Replicas are
-``PARLEY_KV_REPLICAS``, or the stream's when that is 0. With regions
-(``PARLEY_REGIONS``) every bucket lives in the first region (``Layout.control_region``): while the link
-between regions is down, the other region's processes cannot reach them (docs/regions.md).
+written by the API, watched by every node; file storage, no TTL, bounded in bytes). ``live_mod``: live
+rooms' warnings, time-outs, bans and slow modes (``parley.live.board``; no bucket TTL: each standing carries
+its own per-message TTL, a ban none). Replicas are ``PARLEY_KV_REPLICAS``, or the stream's when that is 0.
+With regions (``PARLEY_REGIONS``) every bucket lives in the first region (``Layout.control_region``): while
+the link between regions is down, the other region's processes cannot reach them (docs/regions.md).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from parley.layout import placement_tag
 from parley.settings import Settings
 
 NODES, PRESENCE, LAST_SEEN, PUSHED, AUTH_LIMITS = "nodes", "presence", "last_seen", "pushed", "auth_limits"
-BANNED_WORDS = "banned_words"
+BANNED_WORDS, LIVE_MOD = "banned_words", "live_mod"
 AUTH_LIMITS_BYTES = 64 * 1024 * 1024  # past it new counters are refused (and the API lets attempts through)
 BANNED_WORDS_BYTES = 256 * 1024 * 1024  # about a million entries; past it an add is refused (bus error, 503)
 BANNED_WORD_VALUE_BYTES = 4096  # one entry's JSON (a word is at most 100 characters)
@@ -65,6 +66,12 @@ def banned_words(settings: Settings) -> KeyValueConfig:
                           placement=_placement(settings))
 
 
+def live_mod(settings: Settings) -> KeyValueConfig:
+    # an expired standing leaves a delete marker (for a minute) so watchers drop it from their mirrors
+    return KeyValueConfig(bucket=LIVE_MOD, history=1, ttl=0, storage=StorageType.FILE, limit_marker_ttl=60.0,
+                          replicas=settings.bucket_replicas(), placement=_placement(settings))
+
+
 def all_buckets(settings: Settings) -> list[KeyValueConfig]:
     return [nodes(settings), presence(settings), last_seen(settings), pushed(settings), auth_limits(settings),
-            banned_words(settings)]
+            banned_words(settings), live_mod(settings)]
