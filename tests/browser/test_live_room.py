@@ -211,8 +211,7 @@ def test_room_settings_close_the_room_for_everyone_and_a_send_says_so(
     fan.until(lambda: fan.js("return document.getElementById('live-state').dataset.state") == "closed")
     assert fan.js("return document.getElementById('live-body').disabled") is True
     # a send that raced the change (the composer was still enabled) gets the reason next to the composer
-    fan.js("document.getElementById('live-body').disabled = false")
-    fan.say("one more?")
+    fan.js("document.getElementById('live-body').value = 'one more?'; window.parleyTest.live.sendMessage();")
     fan.until(lambda: fan.notice()["code"] == "room_closed", what="room_closed shown")
     assert "closed" in fan.notice()["text"]
     assert host.errors() == [] and fan.errors() == []
@@ -258,3 +257,46 @@ def test_only_the_newest_messages_stay_in_the_page(cluster: Cluster, chromium: A
     assert len(shown) == cap and shown[0] == "hot 51" and shown[-1] == f"hot {cap + 50}", (len(shown), shown[:2])
     assert page.js("return document.getElementById('live-trimmed').hidden") is False
     assert page.errors() == []
+
+
+def refused_until(page: LivePage, code: str, text: str) -> str:
+    """Sends until the room refuses with ``code`` (a moderator's decision reaches every node within moments;
+    a send before that goes through); each try's text is new. The notice's words."""
+    tries = itertools.count(1)
+
+    def refused() -> bool:
+        body = f"{text} #{next(tries)}"
+        page.say(body)
+        shown = lambda: any(m["body"] == body and m["id"] for m in page.lines())  # noqa: E731
+        return bool(page.until(lambda: page.notice()["code"] == code or shown(),
+                               what=f"{body!r} refused or shown") and page.notice()["code"] == code)
+
+    page.until(refused, what=f"refused with {code}")
+    page.fill("live-body", "")
+    return page.notice()["text"]
+
+
+def test_moderators_time_out_ban_and_slow_down_from_the_page_and_the_sender_is_told(
+    cluster: Cluster, chromium: Any, account: Callable[..., Account],
+) -> None:
+    owner, viewer, other = account("host"), account("fan"), account("talker")
+    host, room = create_room_in_page(cluster, chromium(), owner, "Derby night")
+    fan = open_room_by_link(cluster, chromium(), viewer, room)
+    fan.say("ref is blind")
+    line = host.wait_line("ref is blind")
+    host.moderate(line["id"], "timeout")
+    host.until(lambda: "Timed out" in host.driver.find_element(By.ID, "live-tool-state").text)
+    text = refused_until(fan, "timed_out", "still here")
+    assert "timed out" in text and re.search(r"send again in \d+ s", text), text
+    host.moderate(line["id"], "ban")
+    assert "banned" in refused_until(fan, "banned", "and now?")
+
+    talker = open_room_by_link(cluster, chromium(), other, room)
+    host.driver.find_element(By.CSS_SELECTOR, "#live-settings summary").click()
+    host.fill("live-slow", "60")
+    host.driver.find_element(By.CSS_SELECTOR, "#live-slow-form button[type='submit']").click()
+    host.until(lambda: host.driver.find_element(By.ID, "live-settings-state").text == "Slow mode: 60 s.")
+    text = refused_until(talker, "slow_mode", "first and second")
+    assert text.startswith("Slow mode is on.") and re.search(r"send again in \d+ s", text), text
+    assert talker.moderator_controls() == 0 and fan.moderator_controls() == 0
+    assert host.errors() == [] and fan.errors() == [] and talker.errors() == []

@@ -9,7 +9,7 @@ import * as view from "./liveview.js";
 import { $ } from "./view.js";
 
 // The moderation routes of the flood rules (time out, ban, slow mode: docs/adr/0020) are on this server.
-const MODERATION = false;
+const MODERATION = true;
 const TIMEOUT_S = 300;
 
 function newCid() {
