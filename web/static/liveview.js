@@ -12,6 +12,7 @@ const STATE_TEXT = { open: "Open", closed: "Closed", archived: "Archived" };
 export function showRoom(open) {
   $("live").hidden = !open;
   $("conversation").hidden = open;
+  $("app").classList.toggle("live-open", open); // on a phone the room takes the screen (app.css)
 }
 
 export function renderHeader(room, ctx) {
