@@ -3,8 +3,8 @@
 
 Stateless: every request carries its token; state lives in the store. Each concept is its own module
 with an ``add_routes``: accounts, sessions (password change, sign out other devices), friends, presence,
-conversations, groups, push, blocks, deletion (of one's account), live rooms, the banned-word lists
-(``words``), and the browser client (``web``);
+conversations, groups, push, blocks, deletion (of one's account), live rooms, live-room moderation
+(``moderation``), the banned-word lists (``words``), and the browser client (``web``);
 ``http`` holds what they share (errors become JSON there, in one middleware).
 docs/openapi.yaml describes every route. Nothing but the entry point and tests imports this module.
 """
@@ -24,6 +24,7 @@ from parley.api import (
     friends,
     groups,
     live,
+    moderation,
     presence,
     push,
     revocations,
@@ -52,7 +53,8 @@ from parley import bus, tls
 from parley.auth import Passwords
 from parley.bus import BusClient, buckets, ensure
 from parley.bus.live import Rooms, ensure_live
-from parley.metrics import ApiMetrics
+from parley.live.moderation import open_moderation
+from parley.metrics import ApiMetrics, FloodMetrics
 from parley.presence_bus import open_buckets
 from parley.runtime import StoreProbe, run_until_stopped, serve, serve_health
 from parley.settings import Settings
@@ -74,7 +76,7 @@ def make_app(settings: Settings, store: Store, nc: BusClient) -> web.Application
     app.on_response_prepare.append(nosniff)
     # The order routes were always added in: a path's methods stay on one resource.
     for concept in (accounts, sessions, friends, presence, conversations, groups, push, web_client, blocks, deletion,
-                    live, words):
+                    live, words, moderation):
         concept.add_routes(app.router)
     app.cleanup_ctx.append(revocations.revocations_ctx)  # pending revocation retries end with the app
     return app
@@ -100,6 +102,7 @@ async def run_api(settings: Settings) -> None:
                              settings)
     app[LIMITS].refused = lambda limit: app[METRICS].refusals.labels(limit).inc()
     app[words.BANNED] = await ensure.open_bucket(nc.jetstream(), buckets.banned_words(settings))
+    app[moderation.MODERATION] = await open_moderation(nc, settings, FloodMetrics(app[METRICS].registry))
     probe = StoreProbe(store, registry=app[METRICS].registry)
     probe.start()
     serve_health(app, ready=lambda: nc.is_connected and probe.ok, registry=app[METRICS].registry)

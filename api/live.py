@@ -162,6 +162,7 @@ async def delete_message(request: web.Request) -> web.Response:
 async def pin(request: web.Request) -> web.Response:
     claims = await authed(request)
     room = room_id(request)
+    (await request.app[ROOMS].get(room))[0].must_moderate(claims.user)  # before looking at the body
     id: int | None = None
     if request.method == "PUT":
         raw = (await body_of(request)).get("id")

@@ -59,7 +59,7 @@ async def run_node(settings: Settings) -> None:
     node.start()
     online, seen = await open_buckets(js, settings)
     node.frames.presence = partial(read_presence, online, seen)
-    screens = build_screens(settings, nc)
+    screens = build_screens(settings, nc, node.metrics.registry)
     await _each(screens, "start")
     hall = node.frames.live = LiveHall(settings, nc, Rooms(await ensure_live(js, settings)), store, node.metrics,
                                        screens, node=node_id)

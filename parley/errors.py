@@ -13,6 +13,10 @@
     └── ServerError                  we failed (5xx / error frame / close 1011)
         └── Unavailable              store_unavailable, bus_unavailable, no_node (retryable; close 1013)
 
+A live room's screens refuse a message with a ``Verdict`` (``parley.live.screening``) whose code is one of
+flooding, duplicate, links, slow_mode, timed_out, banned (flood rules, ``parley.live.flood_screen``) —
+documented in docs/protocol.md §12 like every error frame's code.
+
 Every error carries a stable ``code`` string; clients branch on it, never on the message. Errors are
 turned into error frames (node) or JSON responses (HTTP) in exactly one place per process.
 """

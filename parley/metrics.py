@@ -77,6 +77,24 @@ class NodeMetrics:
         child.inc()
 
 
+FLOOD_RULES = ("flooding", "duplicate", "links", "slow_mode", "timed_out", "banned", "moderator")
+FLOOD_ACTIONS = ("warning", "timeout", "ban", "refused", "unban", "slow_mode")
+
+
+class FloodMetrics:
+    """Live rooms' flood decisions by rule and action (both closed sets): never a room or a user."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry or CollectorRegistry()
+        self.decisions = Counter("parley_live_flood_decisions", "Flood and moderation decisions by rule (flooding, "
+                                 "duplicate, links, slow_mode, timed_out, banned, moderator) and action (warning, "
+                                 "timeout, ban, refused, unban, slow_mode)", ["rule", "action"], registry=r)
+
+    def decided(self, rule: str, action: str) -> None:
+        self.decisions.labels(rule if rule in FLOOD_RULES else "other",
+                              action if action in FLOOD_ACTIONS else "other").inc()
+
+
 class ApiMetrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()

@@ -63,6 +63,10 @@ POSITIVE = (
     "max_strikes", "strike_decay_per_s", "login_account_failures", "login_account_window_s",
     "auth_address_failures", "auth_address_window_s", "signup_address_limit", "signup_address_window_s",
     "api_rate_per_s", "api_rate_burst", "hash_wait_s", "limits_scale",
+    "flood_rate_messages", "flood_rate_window_s", "flood_new_rate_messages", "flood_duplicate_window_s",
+    "flood_duplicate_similarity", "flood_duplicate_history", "flood_links_window_s", "flood_warnings",
+    "flood_warning_window_s", "flood_timeout_s", "flood_timeouts_to_ban", "flood_timeout_window_s", "flood_tracked",
+    "flood_slow_mode_max_s", "live_audit_max_age_s",
 )
 
 
@@ -219,6 +223,26 @@ class Settings:
     push_retries: int = 5  # tries for a push FCM could not take (5xx, quota, network)
     pusher_host: str = "127.0.0.1"
     pusher_port: int = 8077  # the pusher's health and metrics endpoints
+    # live rooms: flood and spam rules (docs/adr/0020); rates, duplicates and links are counted per node,
+    # warnings, time-outs, bans and slow mode are shared through the live_mod bucket
+    flood_rate_messages: int = 5  # messages one user may send in one room per flood_rate_window_s
+    flood_rate_window_s: float = 10.0
+    flood_new_account_s: float = 86400.0  # accounts younger than this: the lower rate below, and no links
+    flood_new_rate_messages: int = 2
+    flood_duplicate_window_s: float = 60.0  # a text like one of the user's recent ones within this is refused
+    flood_duplicate_similarity: float = 0.8  # 3-gram Jaccard index from which two texts are "the same"
+    flood_duplicate_history: int = 5  # recent texts per user per room compared with
+    flood_links_per_message: int = 2
+    flood_links_per_window: int = 4  # links one user may post in one room per flood_links_window_s
+    flood_links_window_s: float = 60.0
+    flood_warnings: int = 3  # refusals (warnings) within flood_warning_window_s that make a time-out
+    flood_warning_window_s: float = 300.0
+    flood_timeout_s: float = 300.0  # an automatic time-out's length
+    flood_timeouts_to_ban: int = 3  # automatic time-outs within flood_timeout_window_s that make a ban
+    flood_timeout_window_s: float = 86400.0
+    flood_tracked: int = 100000  # (room, user) pairs whose recent messages a node remembers (least recent go)
+    flood_slow_mode_max_s: float = 3600.0  # the longest slow mode a moderator may set
+    live_audit_max_age_s: int = 90 * 86400  # moderation decisions are kept this long (the LIVE_AUDIT stream)
     # ops
     prometheus_url: str = ""  # the cluster page shows its firing alerts (GET <url>/api/v1/alerts); '' for none
     log_level: str = "INFO"

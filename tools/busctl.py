@@ -24,6 +24,7 @@ from parley.tools.nodectl import quiet
 
 from parley.bus import buckets, ensure, live, stream_config
 from parley.bus.connection import connect_options
+from parley.live import audit
 from parley.settings import Settings
 
 
@@ -35,7 +36,7 @@ def streams_of(settings: Settings) -> list[StreamConfig]:
 async def migrate(nc: Client, settings: Settings, say: Callable[[str], None] = print) -> int:
     js = nc.jetstream()
     changed = 0
-    for config in streams_of(settings):
+    for config in [*streams_of(settings), audit.stream_config(settings)]:  # + live rooms' audit log (ADR 0020)
         changed += _report(await ensure.ensure_stream(js, config, migrate=True), f"stream {config.name}", say)
     for bucket in [*buckets.all_buckets(settings), live.rooms_bucket(settings)]:
         changed += _report(await ensure.ensure_bucket(js, bucket, migrate=True), f"bucket {bucket.bucket}", say)

@@ -180,6 +180,16 @@ def stop_all(children: list[Child], timeout: float = 10) -> None:
                 child.proc.wait()
 
 
+FLOOD_OFF: dict[str, object] = dict(flood_rate_messages=1_000_000, flood_new_rate_messages=1_000_000,
+                                    flood_new_account_s=0.0, flood_duplicate_similarity=1.5,
+                                    flood_links_per_message=1_000_000, flood_links_per_window=1_000_000)
+
+
+def flood_defaults() -> dict[str, object]:
+    """The settings ``FLOOD_OFF`` changes, at their defaults: for the tests of the flood rules."""
+    return {name: getattr(Settings(), name) for name in FLOOD_OFF}
+
+
 def scratch_settings(root: Path, nats_port: int, **overrides: object) -> Settings:
     ports = {name: free_port() for name in ROLE_PORTS}
     scheme = "https" if overrides.get("tls_cert") else "http"
@@ -204,6 +214,9 @@ def scratch_settings(root: Path, nats_port: int, **overrides: object) -> Setting
         # the same Argon2id code path at a lower cost: tests and benchmarks make hundreds of accounts
         argon2_time_cost=1,
         argon2_memory_kib=8192,
+        # live rooms' flood rules out of the way too (every test account is minutes old and tests send fast);
+        # the flood tests start a node of their own at the defaults (tests/integration/test_live_flood.py)
+        **FLOOD_OFF,
     )
     return Settings(**(defaults | overrides))  # type: ignore[arg-type]
 

@@ -7,12 +7,13 @@ not seen for that long has no "last seen", and the bucket holds only the users a
 ``pushed``: pushes already sent, one claim per (message, device). ``auth_limits``: the API's brute-force
 counters (memory; an entry lives two of the longest window, so a window's count is still there while the
 next one is judged). ``banned_words``: the banned-word lists, one key per entry (``parley.live.banned``;
-written by the API, watched by every node; file storage, no TTL, bounded in bytes). ``live_viewers``: a
-live room's viewers across the cluster, written by one of the nodes following it (docs/adr/0021) for the
-API's ``GET /v1/live/{room}``; memory, a TTL, so a room nobody watches any more drops out. Replicas are
-``PARLEY_KV_REPLICAS``, or the stream's when that is 0. With regions
-(``PARLEY_REGIONS``) every bucket lives in the first region (``Layout.control_region``): while the link
-between regions is down, the other region's processes cannot reach them (docs/regions.md).
+written by the API, watched by every node; file storage, no TTL, bounded in bytes). ``live_mod``: live
+rooms' warnings, time-outs, bans and slow modes (``parley.live.board``; no bucket TTL: each standing carries
+its own per-message TTL, a ban none). ``live_viewers``: a live room's viewers across the cluster, written by
+one of the nodes following it (docs/adr/0021) for the API's ``GET /v1/live/{room}``; memory, a TTL, so a
+room nobody watches any more drops out. Replicas are ``PARLEY_KV_REPLICAS``, or the stream's when that is 0.
+With regions (``PARLEY_REGIONS``) every bucket lives in the first region (``Layout.control_region``): while
+the link between regions is down, the other region's processes cannot reach them (docs/regions.md).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from parley.layout import placement_tag
 from parley.settings import Settings
 
 NODES, PRESENCE, LAST_SEEN, PUSHED, AUTH_LIMITS = "nodes", "presence", "last_seen", "pushed", "auth_limits"
-BANNED_WORDS = "banned_words"
+BANNED_WORDS, LIVE_MOD = "banned_words", "live_mod"
 LIVE_VIEWERS = "live_viewers"
 LIVE_VIEWERS_TTL_S = 15.0  # parley.node.live.audience.STALE_S: a count no node refreshed is gone as stale
 AUTH_LIMITS_BYTES = 64 * 1024 * 1024  # past it new counters are refused (and the API lets attempts through)
@@ -74,6 +75,12 @@ def live_viewers(settings: Settings) -> KeyValueConfig:
                           replicas=settings.bucket_replicas(), placement=_placement(settings))
 
 
+def live_mod(settings: Settings) -> KeyValueConfig:
+    # an expired standing leaves a delete marker (for a minute) so watchers drop it from their mirrors
+    return KeyValueConfig(bucket=LIVE_MOD, history=1, ttl=0, storage=StorageType.FILE, limit_marker_ttl=60.0,
+                          replicas=settings.bucket_replicas(), placement=_placement(settings))
+
+
 def all_buckets(settings: Settings) -> list[KeyValueConfig]:
     return [nodes(settings), presence(settings), last_seen(settings), pushed(settings), auth_limits(settings),
-            banned_words(settings), live_viewers(settings)]
+            banned_words(settings), live_mod(settings), live_viewers(settings)]

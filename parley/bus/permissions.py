@@ -20,6 +20,8 @@ The lists follow the code (the subjects in ``parley.ids``, ``parley.presence_bus
   subscribes only to ``_INBOX.<role>.>``, so it cannot read another role's replies; nobody publishes on
   ``_INBOX.>`` except as an answer to a request it received (nats-server's ``allow_responses``, one
   answer per request, given to the roles that serve requests: nodes answer ``ctl.node.<id>``).
+- live rooms' moderation (the ``live_mod`` bucket, the ``LIVE_AUDIT`` stream's ``audit.live.>``) is written
+  by nodes (automatic decisions) and the API (moderators');
 A deny wins over an allow (nats-server's rule). Nobody publishes ``dlv.>`` or ``live.dlv.>``: only the streams republish
 there, which is the server's own doing. ``docs/bus-permissions.md`` is generated from this table
 (``markdown_table``; a test keeps it in step).
@@ -40,6 +42,7 @@ LIVE_COUNTS = "live.cnt.>"  # parley.live.rooms.CNT: nodes tell each other their
 LIVE_ROOMS = "live_rooms"  # parley.bus.live.BUCKET: room meta, written by the API only
 REPAIR = "arc.repair"  # parley.bus.repair.REPAIR_SUBJECT
 RECEIPTS = "rcpt.user.>"  # a group receipt to the nodes of one user (parley.ids.receipt_subject)
+LIVE_MOD = ("$KV.live_mod.>", "audit.live.>")  # live rooms' standings and audit log (parley.live.board, .audit)
 
 
 def inbox_prefix(user: str) -> str:
@@ -98,13 +101,14 @@ NOT_OWNED = NOT_THE_API + NOT_THE_ARCHIVER + NOT_THE_PUSHER + OPS_ONLY
 TABLE: tuple[Permissions, ...] = (
     Permissions("node", "edge node: publishes messages, events, beats; follows deliveries and controls",
                 publish=("msg.>", "evt.>", RECEIPTS, "hb.>", REPAIR, kv("nodes"), LIVE_SEND, LIVE_COUNTS,
-                         kv("live_viewers"), *JS),
+                         kv("live_viewers"), *LIVE_MOD, *JS),
                 subscribe=("dlv.>", "evt.>", RECEIPTS, "ctl.user.>", "ctl.node.>", "presence.>", LIVE_DELIVERY,
                            LIVE_EVENTS, LIVE_COUNTS, inbox("node")),
                 deny_publish=NOT_OWNED + (kv("presence"), kv("last_seen"), kv("pushed"), kv("presence_leases")),
                 deny_subscribe=AUTH_LIMITS, responds=True),  # answers ``parley node drain`` on ctl.node.<id>
     Permissions("api", "HTTP API: announces revocations and changes, keeps the brute-force counters",
-                publish=("ctl.user.>", REPAIR, kv("auth_limits"), LIVE_EVENTS, kv(LIVE_ROOMS), BANNED_WORDS, *JS),
+                publish=("ctl.user.>", REPAIR, kv("auth_limits"), LIVE_EVENTS, kv(LIVE_ROOMS), BANNED_WORDS, *LIVE_MOD,
+                         *JS),
                 subscribe=(inbox("api"),),
                 deny_publish=NOT_THE_ARCHIVER + NOT_THE_PUSHER + OPS_ONLY),
     Permissions("discovery", "placement and the cluster page: reads the node registry and JetStream's state",

@@ -22,6 +22,8 @@ NOT_ANSWERED = {
     "store_locked": "raised while the store connects at start-up, never in a request",
     "bad_setting": "a setting refused at start-up, never in a request",
     "banned_word": "a live send's refusal by the words screen: a WebSocket error frame only (protocol.md §12)",
+    **dict.fromkeys(("flooding", "duplicate", "links", "slow_mode", "timed_out", "banned"),
+                    "a live send's refusal by the flood screen: a WebSocket error frame only (protocol.md §12)"),
 }
 
 

@@ -1,8 +1,9 @@
 """The authorization matrix: every operation docs/openapi.yaml lists with bearer auth, tried by callers who
 must be refused — no token, a logged-out session, a deleted account's session — and, where the path names
-a conversation or a device, by a stranger (another user's DM or group: ``not_member``; another user's
-device: ``unknown_device``). The operations come from the spec, so a new one is covered the day it is
-documented (test_openapi.py keeps the spec and the served routes equal)."""
+a conversation, a device or a live room, by a stranger (another user's DM or group: ``not_member``; another
+user's device: ``unknown_device``; a room they do not moderate: ``not_moderator``). The operations come from
+the spec, so a new one is covered the day it is documented (test_openapi.py keeps the spec and the served
+routes equal)."""
 
 from __future__ import annotations
 
@@ -55,11 +56,15 @@ async def test_every_bearer_operation_refuses_callers_without_a_live_session(wor
         assert await refusal(world, method, path, deleted) == (401, "session_revoked"), (method, template)
 
 
+READ_BY_ANYONE = {("GET", "/v1/live/{room}"), ("GET", "/v1/live/{room}/messages")}  # any signed-in user
+
+
 async def test_every_operation_on_a_conversation_or_device_refuses_a_stranger(world):
     alice, bob, eve = await world.person("alice"), await world.person("bob"), await world.person("eve")
     dm = await alice.befriend(bob)
     group = (await world.api.call("POST", "/v1/groups", alice.token, {"name": "g", "members": [bob.id]}))
-    mine = {"user_id": bob.id, "device_id": alice.logins[0]["device_id"]}
+    room = (await world.api.call("POST", "/v1/live", alice.token, {"title": "live"}))["id"]
+    mine = {"user_id": bob.id, "device_id": alice.logins[0]["device_id"], "room": room, "id": 1}
     checked = 0
     for method, template in bearer_operations():
         if "{conv}" in template:
@@ -71,4 +76,10 @@ async def test_every_operation_on_a_conversation_or_device_refuses_a_stranger(wo
             got = await refusal(world, method, template.format(**mine), eve.token)
             assert got == (404, "unknown_device"), (method, template)
             checked += 1
-    assert checked >= 16  # every conversation, group and push-token route, twice for conversations
+        elif "{room}" in template and (method, template) not in READ_BY_ANYONE:
+            # a live room's moderation: its owner and moderators (and operators, PARLEY_ADMINS)
+            want = (403, "not_owner") if "/moderators/" in template else (403, "not_moderator")
+            got = await refusal(world, method, template.format(**mine), eve.token)
+            assert got == want, (method, template)
+            checked += 1
+    assert checked >= 28  # every conversation, group, push-token and live moderation route, twice for conversations

@@ -193,7 +193,13 @@ async def test_a_deleted_message_leaves_every_view_and_history_keeps_a_tombstone
     await eventually(delete, what="the delete accepted once the message is stored")
     for dev in (a, b):
         await dev.wait_for(lambda dev=dev: [f["id"] for f in frames(dev, "live_deleted", room)] == [bad["id"]])
-    rows = {r["id"]: r for r in (await history(world, bob, room))["messages"]}
+    rows: dict[int, dict[str, Any]] = {}
+
+    async def both_stored() -> bool:  # "good" came after "bad": the store may be a moment behind it
+        rows.update({r["id"]: r for r in (await history(world, bob, room))["messages"]})
+        return good["id"] in rows
+
+    await eventually(both_stored, what="the second message stored")
     assert (rows[bad["id"]]["deleted"], rows[bad["id"]]["body"]) == (True, "")
     assert (rows[good["id"]]["deleted"], rows[good["id"]]["body"]) == (False, "nice goal")
     assert [m.get("deleted", False) for m in (await join(await bob.device(node=0), room))["messages"]] == [True, False]
