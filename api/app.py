@@ -102,6 +102,7 @@ async def run_api(settings: Settings) -> None:
     app = make_app(settings, store, nc)
     app[PRESENCE] = await open_buckets(nc.jetstream(), settings)
     app[live.ROOMS] = Rooms(await ensure_live(nc.jetstream(), settings))
+    app[live.VIEWERS] = await ensure.open_bucket(nc.jetstream(), buckets.live_viewers(settings))
     app[LIMITS] = AuthLimits(KvCounters(await ensure.open_bucket(nc.jetstream(), buckets.auth_limits(settings))),
                              settings)
     app[LIMITS].refused = lambda limit: app[METRICS].refusals.labels(limit).inc()

@@ -17,7 +17,8 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from nats.js.errors import KeyWrongLastSequenceError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
 from parley.api import validation as v
 from parley.api.http import NATS, STORE, authed, body_of, json, now_ms
 
@@ -36,6 +37,7 @@ from parley.live.rooms import (
 from parley.protocol import MAX_ID
 
 ROOMS: web.AppKey[Rooms] = web.AppKey("live_rooms", Rooms)
+VIEWERS: web.AppKey[KeyValue] = web.AppKey("live_viewers", KeyValue)  # nodes keep each room's total (ADR 0021)
 HISTORY_MAX = 200
 CAS_TRIES = 5
 
@@ -77,8 +79,21 @@ async def create(request: web.Request) -> web.Response:
 
 async def show(request: web.Request) -> web.Response:
     await authed(request)
-    meta, _ = await request.app[ROOMS].get(room_id(request))
-    return json(meta.as_dict())
+    room = room_id(request)
+    meta, _ = await request.app[ROOMS].get(room)
+    return json({**meta.as_dict(), "viewers": await viewers(request, room)})
+
+
+async def viewers(request: web.Request, room: str) -> int:
+    """The room's viewers across the cluster as a node stored them (0: nobody watches, or not yet told)."""
+    try:
+        entry = await request.app[VIEWERS].get(room)
+    except KeyNotFoundError:
+        return 0
+    try:
+        return max(0, int(entry.value or b"0"))
+    except ValueError:
+        return 0
 
 
 async def update(request: web.Request) -> web.Response:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from parley.discovery.alerts import alerts_view
 from parley.discovery.health import Watched, process_health, processes_summary
 from parley.discovery.jetstream import bus_health
+from parley.discovery.live_rooms import live_rooms
 from parley.discovery.probes import AlertsAnswer, BusAnswer
 from parley.discovery.timeline import NodeView
 from parley.discovery.traffic import History, node_traffic, worker_lag
@@ -45,4 +46,5 @@ def cluster_body(settings: Settings, views: list[NodeView], history: History, pr
                                 off_when_absent=not pusher_expected)}
     return {"now": round(now, 3), "interval_s": interval_s, "window_s": window_s,
             "nodes": [node_row(v, history, now) for v in views], "lag": lag,
+            "live": live_rooms(history, [v.record.id for v in views if not v.gone]),
             "health": health(settings, history, processes, bus, alerts)}

@@ -25,8 +25,18 @@ API_REQUESTS = "parley_api_requests_total"
 API_5XX = "parley_api_requests_5xx_total"  # derived: the API's requests answered 5xx, summed over routes
 PUSHES = "parley_pushes_total"
 PUSHES_GAVE_UP = "parley_pushes_gave_up_total"  # derived: pushes the pusher gave up on after its retries
+LIVE_ROOM = "parley_live_room_"  # per-room live metrics (room label): kept per room, never summed into values
 
 Buckets = tuple[tuple[float, float], ...]  # (upper bound, cumulative count), ascending, +Inf last
+
+
+@dataclass(slots=True)
+class RoomSample:
+    """One live room's figures in one scrape (discovery/live_rooms.py): the viewer gauge, each counter
+    (summed over its other labels: ``blocked`` over reasons) and the delivery histogram's buckets."""
+    viewers: float = 0.0
+    counts: dict[str, float] = field(default_factory=dict)
+    buckets: dict[float, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +45,7 @@ class Reading:
     values: Mapping[str, float] = field(default_factory=dict)  # metric sample name → summed over labels
     buckets: Buckets = ()  # of the delivery histogram
     epoch: float | None = None  # the process's start time, when known: a new one is a restart
+    rooms: Mapping[str, RoomSample] = field(default_factory=dict)  # live rooms by ``room`` label
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +61,13 @@ def parse(text: str, at: float, epoch: float | None = None) -> Reading:
     """A /metrics page → a Reading; raises ValueError on a page that is not Prometheus text."""
     values: dict[str, float] = {}
     buckets: dict[float, float] = {}
+    rooms: dict[str, RoomSample] = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
+            if s.name.startswith(LIVE_ROOM):  # a room leaving the top loses its series: not a restart
+                if "room" in s.labels:
+                    room_sample(rooms.setdefault(s.labels["room"], RoomSample()), s.name, s.labels, s.value)
+                continue
             if s.name == DELIVERY_BUCKET:
                 le = float(s.labels["le"])
                 buckets[le] = buckets.get(le, 0.0) + s.value
@@ -61,7 +77,17 @@ def parse(text: str, at: float, epoch: float | None = None) -> Reading:
                 values[API_5XX] = values.get(API_5XX, 0.0) + s.value
             elif s.name == PUSHES and s.labels.get("outcome") == "gave_up":
                 values[PUSHES_GAVE_UP] = values.get(PUSHES_GAVE_UP, 0.0) + s.value
-    return Reading(at, values, tuple(sorted(buckets.items())), epoch)
+    return Reading(at, values, tuple(sorted(buckets.items())), epoch, rooms)
+
+
+def room_sample(room: RoomSample, name: str, labels: Mapping[str, str], value: float) -> None:
+    if name == LIVE_ROOM + "viewers":
+        room.viewers += value
+    elif name == LIVE_ROOM + "delivery_seconds_bucket":
+        le = float(labels["le"])
+        room.buckets[le] = room.buckets.get(le, 0.0) + value
+    else:
+        room.counts[name] = room.counts.get(name, 0.0) + value
 
 
 def restarted(prev: Reading, cur: Reading) -> bool:

@@ -24,6 +24,7 @@ from parley.node.server import EdgeNode
 
 from parley import bus, tls
 from parley.attachments.catalog import Catalog
+from parley.bus import buckets, ensure
 from parley.bus.live import Rooms, ensure_live
 from parley.ids import node_control_subject
 from parley.presence_bus import open_buckets, read_presence
@@ -55,13 +56,15 @@ async def run_node(settings: Settings) -> None:
     js = nc.jetstream()
     await bus.ensure_stream(js, settings)
     kv = await open_bucket(js, settings)
+    await ensure.ensure_bucket(js, buckets.live_viewers(settings))  # the hall's counts for the API (ADR 0021)
     node = EdgeNode(settings, store, nc, node_id)
     node.start()
     online, seen = await open_buckets(js, settings)
     node.frames.presence = partial(read_presence, online, seen)
     screens = build_screens(settings, nc, node.metrics.registry)
     await _each(screens, "start")
-    node.frames.live = LiveHall(settings, nc, Rooms(await ensure_live(js, settings)), store, node.metrics, screens)
+    hall = node.frames.live = LiveHall(settings, nc, Rooms(await ensure_live(js, settings)), store, node.metrics,
+                                       screens, node=node_id)
     node.frames.attachments = AttachmentClaims(await Catalog.open(js, settings))
 
     app = web.Application()
@@ -69,7 +72,7 @@ async def run_node(settings: Settings) -> None:
     probe = StoreProbe(store, registry=node.metrics.registry)
     probe.start()
     serve_health(app, ready=lambda: nc.is_connected and probe.ok and not node.draining,
-                 registry=node.metrics.registry)
+                 registry=node.metrics.registry, before=hall.refresh_metrics)
     runner = await serve(app, settings.node_host, settings.node_port, ssl_context=tls.server_context(settings))
     started = time.time()
 
@@ -97,6 +100,7 @@ async def run_node(settings: Settings) -> None:
                     reported = time.monotonic()
                     await node.presence.beat()
                 await node.flush_cursors()
+                await hall.tell_counts()
             except Exception as err:  # keep beating through NATS or store trouble
                 log.warning("node duties: %s", err)
                 kv = await reopen(kv)

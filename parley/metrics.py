@@ -13,7 +13,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 KNOWN_OUT = {t.encode() for t in ("welcome", "msg", "ack", "synced", "pong", "typing", "receipt", "group",
                                    "presence", "moved", "error", "cursor", "live_joined", "live_msg", "live_sent",
-                                   "live_left", "live_dropped", "live_deleted", "live_pinned", "live_meta")}
+                                   "live_left", "live_dropped", "live_deleted", "live_pinned", "live_meta",
+                                   "live_viewers")}
 # anything else is counted as "other"
 LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 

@@ -210,6 +210,7 @@ class Settings:
     attachment_unreferenced_s: float = 86400.0  # an upload no message referenced is deleted after this
     attachment_grace_s: float = 3600.0  # a released attachment (its message deleted) is deleted after this
     attachment_sweep_s: float = 600.0  # the API looks for attachments to delete this often
+    live_metrics_top_rooms: int = 20  # rooms with their own `room` label in the metrics; the rest are "_other"
     # workers
     archiver_batch: int = 500
     archiver_concurrency: int = 4  # batches written at once
@@ -273,6 +274,8 @@ class Settings:
                 raise SettingsError(f"{PREFIX}{name.upper()}={getattr(self, name)!r} must be greater than 0")
         if not 0 <= self.live_join_backlog <= 1000:
             raise SettingsError(f"{PREFIX}LIVE_JOIN_BACKLOG={self.live_join_backlog!r} must be from 0 to 1000")
+        if not 0 <= self.live_metrics_top_rooms <= 1000:
+            raise SettingsError(f"{PREFIX}LIVE_METRICS_TOP_ROOMS={self.live_metrics_top_rooms!r} must be 0 to 1000")
         if self.hash_concurrency < 0:
             raise SettingsError(f"{PREFIX}HASH_CONCURRENCY={self.hash_concurrency!r} must be 0 (2 x CPU cores) or more")
         if not self.nats_servers():

@@ -6,6 +6,7 @@
 import { drawChart, FADED } from "./chart.js";
 import { $, badge, el, fmt, numberCell, scrollTable } from "./dom.js";
 import { renderHealth } from "./health.js";
+import { renderLive } from "./live.js";
 
 const POLL_MS = 2000;
 const TIMEOUT_MS = 4000;
@@ -160,6 +161,7 @@ async function poll() {
     renderNodes(data);
     renderCharts(data);
     renderHealth(data.health);
+    renderLive(data.live);
     lastGood = data.now;
     showStatus("live", `Live · updated ${fmt.clock(data.now)}`);
   } catch (err) {

@@ -5,7 +5,10 @@ Fan-out: a room's stored messages arrive once per node on ``live.dlv.<room>`` (t
 republishes them with their sequence: the id), and its events on ``live.evt.<room>`` (already encoded
 frames, from the API). Each is encoded once and the same bytes are queued on every viewer here; a viewer
 with more than ``PARLEY_LIVE_VIEWER_QUEUE`` frames waiting is dropped from the room (``live_dropped``), so
-one slow reader never holds the others. No lock anywhere: a send is screened here, then published to the
+one slow reader never holds the others. Each fan-out counts its deliveries per room in one step and
+observes the message's delivery latency once (``room_metrics.py``); viewer counts go to the other nodes
+following the room on ``live.cnt.<room>`` each round of the node's duties (``audience.py``, ADR 0021).
+No lock anywhere: a send is screened here, then published to the
 stream (deduplicated by ``<user>.<cid>``) and answered (``live_sent``) when the stream acks it.
 """
 
@@ -17,18 +20,23 @@ import time
 from collections.abc import Hashable, Sequence
 from typing import Protocol
 
+import orjson
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from parley.node.live.audience import Audience, shown
+from parley.node.live.room_metrics import RoomMetrics
 from parley.node.live.viewers import Viewers
 from parley.node.ports import LiveReads
 
 from parley import protocol
 from parley.bus import BusClient
+from parley.bus.buckets import LIVE_VIEWERS
 from parley.bus.live import Rooms
 from parley.errors import Forbidden, ParleyError, RateLimited, Unavailable
 from parley.live import frames as live_frames
 from parley.live.chain import run_screens, tell_accepted
 from parley.live.rooms import (
+    count_subject,
     dedup_of,
     delivery_subject,
     encode_message,
@@ -43,6 +51,7 @@ from parley.settings import Settings
 from parley.store.records import LiveMessage
 
 log = logging.getLogger("parley.node")
+VIEWERS_KEY = f"$KV.{LIVE_VIEWERS}."  # a key's subject in the live_viewers bucket
 
 
 class Viewer(Hashable, Protocol):
@@ -63,7 +72,7 @@ def stored_frame(m: LiveMessage) -> dict[str, object]:
 
 class LiveHall:
     def __init__(self, settings: Settings, nc: BusClient, rooms: Rooms, store: LiveReads, metrics: NodeMetrics,
-                 screens: Sequence[Screen]) -> None:
+                 screens: Sequence[Screen], *, node: str = "") -> None:
         self._settings, self._nc, self._rooms, self._store = settings, nc, rooms, store
         self._metrics, self._screens = metrics, screens
         self._js = nc.jetstream()
@@ -72,6 +81,8 @@ class LiveHall:
         self._subscribing: dict[str, asyncio.Future[None]] = {}
         self._closing: set[asyncio.Task[None]] = set()  # unsubscriptions after a drop
         self._joined_at: dict[str, int] = {}  # sign-up time (ms) by user, for account age; dropped on leave
+        self.audience = Audience(node or f"hall-{id(self):x}")
+        self.room_metrics = RoomMetrics(metrics.registry, settings.live_metrics_top_rooms)
 
     # ---- joining and leaving -------------------------------------------------------------------
 
@@ -93,7 +104,10 @@ class LiveHall:
             await self.leave(viewer, room, quiet=True)
             raise
         newest = backlog[0].id if backlog else 0
-        joined = live_frames.live_joined_frame(meta=meta.as_dict(), viewers=self.viewers.count(room),
+        viewers = shown(self.audience.total(room, self.viewers.count(room), time.monotonic()))
+        if self.viewers.count(room) == 1:  # the room's first viewer here: shown its count already
+            self.audience.to_show(room, viewers)
+        joined = live_frames.live_joined_frame(meta=meta.as_dict(), viewers=viewers,
                                             messages=[stored_frame(m) for m in reversed(backlog)])
         viewer.send(protocol.frame_bytes(joined))
         for frame in self.viewers.admit(room, viewer, after=newest):
@@ -105,6 +119,7 @@ class LiveHall:
         try:
             subs.append(await self._nc.subscribe(delivery_subject(room), cb=self._on_message))
             subs.append(await self._nc.subscribe(event_subject(room), cb=self._on_event))
+            subs.append(await self._nc.subscribe(count_subject(room), cb=self._on_count))
         except BaseException:
             await self._close(room, subs)
             raise
@@ -147,13 +162,15 @@ class LiveHall:
         if "Nats-Sequence" not in headers:
             return
         room, id = room_of(msg.subject), int(headers["Nats-Sequence"])
-        self.hand_out(room, protocol.frame_bytes(message_frame(room, id, msg.data)), id)
+        frame = message_frame(room, id, msg.data)
+        self.hand_out(room, protocol.frame_bytes(frame), id, sent_ms=frame["ts"])
 
     async def _on_event(self, msg: Msg) -> None:
         self.hand_out(room_of(msg.subject), msg.data, 0)
 
-    def hand_out(self, room: str, frame: bytes, id: int) -> None:
-        """The same bytes to every viewer of the room here; a viewer too far behind is dropped instead."""
+    def hand_out(self, room: str, frame: bytes, id: int, sent_ms: int | None = None) -> None:
+        """The same bytes to every viewer of the room here; a viewer too far behind is dropped instead.
+        ``sent_ms``: a message's ts (its send accepted), for the delivery latency."""
         self.viewers.keep(room, id, frame)
         bound, slow = self._settings.live_viewer_queue, []
         viewers = self.viewers.of(room)
@@ -162,8 +179,10 @@ class LiveHall:
                 slow.append(viewer)
             else:
                 viewer.send(frame)
-        if id:
-            self._metrics.live_out.inc(len(viewers) - len(slow))
+        if id and (handed := len(viewers) - len(slow)):
+            self._metrics.live_out.inc(handed)
+            latency = time.time() - sent_ms / 1000 if isinstance(sent_ms, int) else None
+            self.room_metrics.delivered(room, handed, latency)
         for viewer in slow:
             self._drop(viewer, room)
 
@@ -176,6 +195,52 @@ class LiveHall:
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
         self._count()
+
+    # ---- viewer counts across the cluster (audience.py) and per-room metrics ------------------------
+
+    async def tell_counts(self) -> None:
+        """One round (the node's duties, every second or so): this node's count of each room it follows to
+        the other nodes when ``Audience`` says so, and the room's total to viewers here when it changed."""
+        now = time.monotonic()
+        for room in sorted({*self.viewers.rooms(), *self.audience.told()}):
+            here = self.viewers.count(room)
+            if self.audience.to_tell(room, here, now):
+                payload = orjson.dumps({"node": self.audience.node, "viewers": here})
+                try:
+                    await self._nc.publish(count_subject(room), payload)
+                except Exception as err:  # closing or reconnecting: the next round tells it again
+                    log.info("live room %s: viewer count: %s", room, err)
+            if here == 0:
+                self.audience.forget(room)
+                continue
+            total = self.audience.total(room, here, now)
+            if self.audience.to_show(room, count := shown(total)):
+                self.hand_out(room, protocol.frame_bytes(live_frames.live_viewers_frame(room, count)), 0)
+            if self.audience.to_store(room, total, now):
+                await self._store_total(room, total)
+
+    async def _store_total(self, room: str, total: int) -> None:
+        """The room's total into the ``live_viewers`` bucket for the API: a plain publish on the key's subject
+        (the bucket's stream stores it; no ack awaited: a lost one is rewritten within ``REFRESH_S``)."""
+        try:
+            await self._nc.publish(VIEWERS_KEY + room, str(total).encode())
+        except Exception as err:  # closing or reconnecting: the next round writes it again
+            log.info("live room %s: stored viewer count: %s", room, err)
+
+    async def _on_count(self, msg: Msg) -> None:
+        try:
+            told = orjson.loads(msg.data)
+            node, count = str(told["node"]), int(told["viewers"])
+        except (ValueError, KeyError, TypeError):
+            return
+        room = room_of(msg.subject)
+        if self.viewers.has(room):  # not a word that arrived after the last viewer here left
+            self.audience.heard(room, node, count, time.monotonic())
+
+    def refresh_metrics(self) -> None:
+        """At each scrape: the top rooms chosen again by cluster-wide viewers, the viewer gauges set."""
+        here = {room: self.viewers.count(room) for room in self.viewers.rooms()}
+        self.room_metrics.refresh(here, self.audience.totals(here, time.monotonic()))
 
     # ---- sending ---------------------------------------------------------------------------------
 
@@ -197,6 +262,7 @@ class LiveHall:
                           account_age_s=await self._account_age(viewer.user), moderator=meta.moderates(viewer.user))
         verdict = await run_screens(self._screens, attempt)
         if verdict.action == "reject":
+            self.room_metrics.blocked_by(frame.room, verdict.code)
             raise refusal(verdict.code, verdict.reason, verdict.retry_after_s)
         text = verdict.text if verdict.action == "mask" else frame.body
         ack = await self._js.publish(send_subject(frame.room),
@@ -205,6 +271,7 @@ class LiveHall:
                                      headers={"Nats-Msg-Id": dedup_of(viewer.user, frame.cid)})
         if not ack.duplicate:
             self._metrics.live_in.inc()
+            self.room_metrics.accepted(frame.room, masked=verdict.action == "mask")
             tell_accepted(self._screens, attempt, text)
         viewer.send(protocol.frame_bytes(live_frames.live_sent_frame(
             room=frame.room, cid=frame.cid, id=ack.seq, duplicate=bool(ack.duplicate),

@@ -9,7 +9,9 @@ counters (memory; an entry lives two of the longest window, so a window's count 
 next one is judged). ``banned_words``: the banned-word lists, one key per entry (``parley.live.banned``;
 written by the API, watched by every node; file storage, no TTL, bounded in bytes). ``live_mod``: live
 rooms' warnings, time-outs, bans and slow modes (``parley.live.board``; no bucket TTL: each standing carries
-its own per-message TTL, a ban none). Replicas are ``PARLEY_KV_REPLICAS``, or the stream's when that is 0.
+its own per-message TTL, a ban none). ``live_viewers``: a live room's viewers across the cluster, written by
+one of the nodes following it (docs/adr/0021) for the API's ``GET /v1/live/{room}``; memory, a TTL, so a
+room nobody watches any more drops out. Replicas are ``PARLEY_KV_REPLICAS``, or the stream's when that is 0.
 With regions (``PARLEY_REGIONS``) every bucket lives in the first region (``Layout.control_region``): while
 the link between regions is down, the other region's processes cannot reach them (docs/regions.md).
 """
@@ -23,6 +25,8 @@ from parley.settings import Settings
 
 NODES, PRESENCE, LAST_SEEN, PUSHED, AUTH_LIMITS = "nodes", "presence", "last_seen", "pushed", "auth_limits"
 BANNED_WORDS, LIVE_MOD = "banned_words", "live_mod"
+LIVE_VIEWERS = "live_viewers"
+LIVE_VIEWERS_TTL_S = 15.0  # parley.node.live.audience.STALE_S: a count no node refreshed is gone as stale
 AUTH_LIMITS_BYTES = 64 * 1024 * 1024  # past it new counters are refused (and the API lets attempts through)
 BANNED_WORDS_BYTES = 256 * 1024 * 1024  # about a million entries; past it an add is refused (bus error, 503)
 BANNED_WORD_VALUE_BYTES = 4096  # one entry's JSON (a word is at most 100 characters)
@@ -66,6 +70,11 @@ def banned_words(settings: Settings) -> KeyValueConfig:
                           placement=_placement(settings))
 
 
+def live_viewers(settings: Settings) -> KeyValueConfig:
+    return KeyValueConfig(bucket=LIVE_VIEWERS, history=1, ttl=LIVE_VIEWERS_TTL_S, storage=StorageType.MEMORY,
+                          replicas=settings.bucket_replicas(), placement=_placement(settings))
+
+
 def live_mod(settings: Settings) -> KeyValueConfig:
     # an expired standing leaves a delete marker (for a minute) so watchers drop it from their mirrors
     return KeyValueConfig(bucket=LIVE_MOD, history=1, ttl=0, storage=StorageType.FILE, limit_marker_ttl=60.0,
@@ -74,4 +83,4 @@ def live_mod(settings: Settings) -> KeyValueConfig:
 
 def all_buckets(settings: Settings) -> list[KeyValueConfig]:
     return [nodes(settings), presence(settings), last_seen(settings), pushed(settings), auth_limits(settings),
-            banned_words(settings), live_mod(settings)]
+            banned_words(settings), live_mod(settings), live_viewers(settings)]

@@ -39,6 +39,7 @@ JS = (JS_API, "$JS.ACK.>", "$JS.FC.>")
 ARCHIVER_CONSUMER, PUSHER_CONSUMER = "archiver", "pusher"  # parley.bus.stream.ARCHIVER, workers.pusher.CONSUMER
 LIVE_ARCHIVER_CONSUMER = "live_archiver"  # parley.bus.live.ARCHIVER
 LIVE_SEND, LIVE_DELIVERY, LIVE_EVENTS = "live.msg.>", "live.dlv.>", "live.evt.>"  # parley.live.rooms
+LIVE_COUNTS = "live.cnt.>"  # parley.live.rooms.CNT: nodes tell each other their viewers per room
 LIVE_ROOMS = "live_rooms"  # parley.bus.live.BUCKET: room meta, written by the API only
 REPAIR = "arc.repair"  # parley.bus.repair.REPAIR_SUBJECT
 RECEIPTS = "rcpt.user.>"  # a group receipt to the nodes of one user (parley.ids.receipt_subject)
@@ -101,10 +102,10 @@ NOT_OWNED = NOT_THE_API + NOT_THE_ARCHIVER + NOT_THE_PUSHER + OPS_ONLY
 
 TABLE: tuple[Permissions, ...] = (
     Permissions("node", "edge node: publishes messages, events, beats; follows deliveries and controls",
-                publish=("msg.>", "evt.>", RECEIPTS, "hb.>", REPAIR, kv("nodes"), LIVE_SEND, *LIVE_MOD,
-                         kv(ATTACHMENTS), *JS),
+                publish=("msg.>", "evt.>", RECEIPTS, "hb.>", REPAIR, kv("nodes"), LIVE_SEND, LIVE_COUNTS,
+                         kv("live_viewers"), *LIVE_MOD, kv(ATTACHMENTS), *JS),
                 subscribe=("dlv.>", "evt.>", RECEIPTS, "ctl.user.>", "ctl.node.>", "presence.>", LIVE_DELIVERY,
-                           LIVE_EVENTS, inbox("node")),
+                           LIVE_EVENTS, LIVE_COUNTS, inbox("node")),
                 deny_publish=NOT_OWNED + (kv("presence"), kv("last_seen"), kv("pushed"), kv("presence_leases")),
                 deny_subscribe=AUTH_LIMITS, responds=True),  # answers ``parley node drain`` on ctl.node.<id>
     Permissions("api", "HTTP API: announces revocations and changes, keeps the brute-force counters",

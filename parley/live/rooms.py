@@ -22,6 +22,7 @@ State = Literal["open", "closed", "archived"]
 STATES: tuple[State, ...] = ("open", "closed", "archived")
 MAX_TITLE, MAX_DESCRIPTION, MAX_MODERATORS = 200, 2000, 100
 MSG, DLV, EVT = "live.msg.", "live.dlv.", "live.evt."
+CNT = "live.cnt."  # nodes tell each other their viewers of a room (parley.node.live.audience)
 
 
 def send_subject(room: str) -> str:
@@ -34,6 +35,10 @@ def delivery_subject(room: str) -> str:
 
 def event_subject(room: str) -> str:
     return EVT + room
+
+
+def count_subject(room: str) -> str:
+    return CNT + room
 
 
 def room_of(subject: str) -> str:

@@ -63,6 +63,15 @@ async def accepted(dev: Device, room: str, body: str) -> bool:
     return True
 
 
+def summed(page: str, name: str, **labels: str) -> float:
+    """A metric's samples with these labels, added up (the room label may be the room's or ``_other``)."""
+    total = 0.0
+    for line in page.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
 async def metrics_of(world, url: str) -> str:
     async with world.http.get(url.replace("ws://", "http://").removesuffix("/ws") + "/metrics") as resp:
         assert resp.status == 200
@@ -93,6 +102,9 @@ async def test_a_flood_is_refused_escalates_to_a_time_out_every_node_enforces_an
     assert value(page, "parley_live_flood_decisions_total", rule="flooding", action="warning") >= 2
     assert value(page, "parley_live_flood_decisions_total", action="timeout") >= 1
     assert value(page, "parley_live_flood_decisions_total", rule="timed_out", action="refused") >= 1
+    # and in the room's own series (ADR 0021), counted by the screen's code with no flood-specific code
+    assert summed(page, "parley_live_room_blocked_total", reason="flooding") >= 2
+    assert summed(page, "parley_live_room_blocked_total", reason="timed_out") >= 1
     # moderators see it: in force, and in the audit log with the rule
     in_force = await world.api.call("GET", f"/v1/live/{room}/moderation", owner.token)
     assert [t["user_id"] for t in in_force["timeouts"]] == [alice.id]

@@ -28,7 +28,8 @@ DASHBOARD = OPS / "grafana" / "parley.json"
 CODE_DIRS = ("parley", "node", "api", "discovery", "workers")
 METRIC = re.compile(r"\b(Counter|Gauge|Histogram|Summary)\(\s*\"([a-zA-Z_:][a-zA-Z0-9_:]*)\"")
 USED = re.compile(r"\bparley_[a-z0-9_]+")
-ROWS = {"Edge nodes", "Delivery & latency", "Store & archiver", "Presence", "Push", "Discovery", "API"}
+ROWS = {"Edge nodes", "Delivery & latency", "Store & archiver", "Presence", "Push", "Discovery", "API",
+        "Live rooms"}
 
 
 def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -162,7 +163,10 @@ def test_dashboard_covers_the_metrics_that_matter():
                  "parley_node_messages_delivered_total", "parley_node_delivery_seconds_bucket",
                  "parley_node_publish_seconds_bucket", "parley_archiver_lag", "parley_pusher_lag",
                  "parley_archiver_write_seconds_bucket", "parley_node_errors_total", "parley_presence_online",
-                 "parley_discovery_placements_total", "parley_pushes_total", "parley_api_requests_total"):
+                 "parley_discovery_placements_total", "parley_pushes_total", "parley_api_requests_total",
+                 "parley_live_room_viewers", "parley_live_room_messages_in_total",
+                 "parley_live_room_messages_out_total", "parley_live_room_blocked_total",
+                 "parley_live_room_masked_total", "parley_live_room_delivery_seconds_bucket"):
         assert name in used, name
 
 

@@ -54,6 +54,28 @@ export class Api {
   createGroup(name, members) { return this.call("POST", "/v1/groups", { name, members }); }
   receipts(conv) { return this.call("GET", `/v1/conversations/${encodeURIComponent(conv)}/receipts`); }
 
+  user(id) { return this.call("GET", `/v1/users/${encodeURIComponent(id)}`); }
+
+  // live rooms (docs/openapi.yaml, tag live)
+  createLive(title, description) { return this.call("POST", "/v1/live", { title, description }); }
+  liveRoom(room) { return this.call("GET", `/v1/live/${encodeURIComponent(room)}`); }
+  updateLive(room, fields) { return this.call("PATCH", `/v1/live/${encodeURIComponent(room)}`, fields); }
+  liveHistory(room, params) {
+    const query = Object.fromEntries(Object.entries(params).map(([k, v]) => [k, String(v)]));
+    return this.call("GET", `/v1/live/${encodeURIComponent(room)}/messages`, undefined, query);
+  }
+  deleteLive(room, id) { return this.call("DELETE", `/v1/live/${encodeURIComponent(room)}/messages/${id}`); }
+  pinLive(room, id) {
+    const path = `/v1/live/${encodeURIComponent(room)}/pin`;
+    return id ? this.call("PUT", path, { id }) : this.call("DELETE", path);
+  }
+  timeOut(room, user, seconds) {
+    return this.call("PUT", `/v1/live/${encodeURIComponent(room)}/timeouts/${encodeURIComponent(user)}`,
+                     { duration_s: seconds });
+  }
+  ban(room, user) { return this.call("PUT", `/v1/live/${encodeURIComponent(room)}/bans/${encodeURIComponent(user)}`, {}); }
+  slowMode(room, seconds) { return this.call("PUT", `/v1/live/${encodeURIComponent(room)}/slow_mode`, { seconds }); }
+
   history(conv, params) {
     const query = Object.fromEntries(Object.entries(params).map(([k, v]) => [k, String(v)]));
     return this.call("GET", `/v1/conversations/${encodeURIComponent(conv)}/messages`, undefined, query);

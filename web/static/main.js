@@ -8,6 +8,8 @@
 
 import { Api, ApiError } from "./api.js";
 import { Connection } from "./connection.js";
+import { Live } from "./live.js";
+import { roomFrom } from "./livemodel.js";
 import { Conversation, FrameBudget, lastSeen, presenceChunks } from "./model.js";
 import * as view from "./view.js";
 
@@ -33,6 +35,16 @@ const api = new Api(() => chat.session?.token ?? null);
 let conn = null;
 let clockOffset = 0; // moved only by the test hooks (testing, below)
 
+// The live room view (live.js): one room at a time, on the same WebSocket.
+const live = new Live({
+  api,
+  send: (frame) => conn?.send(frame) ?? false,
+  me: () => chat.session?.user.id,
+  user: (id) => chat.users.get(id),
+  learn: (user) => chat.users.set(user.id, user),
+  onOpen: () => { chat.selected = null; renderAll(); },
+});
+
 function newConnection() {
   const c = new Connection({
     api,
@@ -50,6 +62,7 @@ function newConnection() {
 // For the browser tests: testhooks.js puts this on window (served only with PARLEY_WEB_TEST_HOOKS on).
 export const testing = {
   get conn() { return conn; },
+  get live() { return live; },
   advanceClock(ms) { clockOffset += ms; },
   askPresence(users) { askPresence(users); },
   presenceKnown(users) { return users.filter((u) => chat.presence.has(u)).length; },
@@ -119,6 +132,7 @@ function endSession(message) {
   chat.selected = null;
   chat.synced = false;
   chat.typingSent = { conv: null, at: 0 };
+  live.reset();
   $("app").hidden = true;
   $("auth").hidden = false;
   $("auth-error").textContent = message || "";
@@ -153,6 +167,14 @@ async function start(placement) {
   scheduleRefresh();
   chat.ticker = setInterval(tick, 1000);
   chat.friendPoll = 0;
+  route();
+}
+
+/** The page's address names a live room (`#live/<room>` or `?live=<room>`): open it. */
+function route() {
+  const room = roomFrom(location.href);
+  if (room) live.open(room);
+  else if (live.room && !location.hash) live.close();
 }
 
 // ---- HTTP data -------------------------------------------------------------------------------
@@ -215,6 +237,7 @@ function renderAll() {
 }
 
 async function openConversation(id) {
+  live.close();
   chat.selected = id;
   const conv = chat.convs.get(id);
   renderAll();
@@ -283,6 +306,7 @@ async function messageFriend(userId) {
 // ---- frames ----------------------------------------------------------------------------------
 
 function handle(frame) {
+  if (live.handle(frame)) return;
   switch (frame.type) {
     case "msg": onMessage(frame); break;
     case "ack": onAck(frame); break;
@@ -509,7 +533,8 @@ async function onScroll() {
 }
 
 function tick() {
-  // typing expiry and "last seen … ago"
+  // typing expiry, "last seen … ago", a live refusal's countdown
+  live.tick();
   const now = Date.now();
   let changed = false;
   for (const conv of chat.convs.values()) {
@@ -582,11 +607,41 @@ function wire() {
   });
   $("composer-body").addEventListener("input", onComposerInput);
   $("scroller").addEventListener("scroll", onScroll);
+  wireLive();
   document.addEventListener("visibilitychange", () => {
     const conv = chat.convs.get(chat.selected);
     if (conv) markRead(conv);
   });
   window.addEventListener("focus", () => { if (chat.session) loadFriends().catch(report); });
+}
+
+function wireLive() {
+  $("live-join").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const room = roomFrom($("live-id").value);
+    $("live-status").textContent = room ? "" : "That is not a live room's id or link.";
+    if (room) { $("live-id").value = ""; live.open(room); }
+  });
+  $("live-create").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await live.create($("live-new-title").value.trim());
+      $("live-new-title").value = "";
+      $("live-status").textContent = "";
+    } catch (err) {
+      $("live-status").textContent = err.message;
+    }
+  });
+  $("live-leave").addEventListener("click", () => live.close());
+  $("live-copy").addEventListener("click", () => live.copyLink());
+  $("live-unpin").addEventListener("click", () => live.act("unpin", null));
+  $("live-meta-form").addEventListener("submit", (event) => { event.preventDefault(); live.saveMeta(); });
+  $("live-slow-form").addEventListener("submit", (event) => { event.preventDefault(); live.setSlowMode(); });
+  $("live-composer").addEventListener("submit", (event) => { event.preventDefault(); live.sendMessage(); });
+  $("live-body").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); live.sendMessage(); }
+  });
+  window.addEventListener("hashchange", () => { if (chat.session) route(); });
 }
 
 async function boot() {
