@@ -3,7 +3,16 @@ not heard from for a while stops counting; viewers are told only a total that ch
 
 from __future__ import annotations
 
+import asyncio
+from types import SimpleNamespace
+
+import orjson
+from parley.node.live.hall import LiveHall
 from parley.node.live.headcount import STALE_S, Headcount
+
+from parley.metrics import NodeMetrics
+from parley.settings import Settings
+from tests.node.test_live_hall import FakeViewer
 
 
 def test_the_total_is_ours_plus_every_other_nodes_fresh_count() -> None:
@@ -45,16 +54,6 @@ class CountBus:
 
 
 async def test_the_hall_tells_other_nodes_its_count_and_its_viewers_the_total() -> None:
-    import asyncio
-    from types import SimpleNamespace
-
-    import orjson
-    from parley.node.live.hall import LiveHall
-
-    from parley.metrics import NodeMetrics
-    from parley.settings import Settings
-    from tests.node.test_live_hall import FakeViewer
-
     bus = CountBus()
     h = LiveHall(Settings(node_id="n1"), bus, None, None, NodeMetrics(), [])  # type: ignore[arg-type]
     a, b = FakeViewer("a"), FakeViewer("b")
