@@ -6,7 +6,8 @@ republishes them with their sequence: the id), and its events on ``live.evt.<roo
 frames, from the API). Each is encoded once and the same bytes are queued on every viewer here; a viewer
 with more than ``PARLEY_LIVE_VIEWER_QUEUE`` frames waiting is dropped from the room (``live_dropped``), so
 one slow reader never holds the others. No lock anywhere: a send is screened here, then published to the
-stream (deduplicated by ``<user>.<cid>``) and answered (``live_sent``) when the stream acks it.
+stream (deduplicated by ``<user>.<cid>``) and answered (``live_sent``) when the stream acks it. Viewer counts:
+nodes tell each other theirs on ``live.cnt.<room>`` and viewers get the cluster's total (``headcount.py``).
 """
 
 from __future__ import annotations
