@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
@@ -71,6 +72,14 @@ class LivePage(Page):
         li = self.until(lambda: self.driver.find_elements(By.CSS_SELECTOR, f'#live-messages li[data-id="{id}"]'))[0]
         li.find_element(By.CSS_SELECTOR, ".msg-menu summary").click()
         li.find_element(By.CSS_SELECTOR, f'.msg-menu button[data-action="{action}"]').click()
+
+    def told(self, text: str) -> None:
+        """Until the room's tool line says ``text`` (what the last action did, or why it failed)."""
+        line = lambda: self.driver.find_element(By.ID, "live-tool-state").text  # noqa: E731
+        try:
+            self.until(lambda: line() == text, what=text)
+        except TimeoutException as err:
+            raise TimeoutException(f"{text!r} not told; the page said {line()!r}") from err
 
     def pinned(self) -> str | None:
         return self.js("const p = document.getElementById('live-pinned');"
@@ -179,11 +188,13 @@ def test_a_moderator_deletes_and_pins_and_everyone_sees_it(
     save = host.wait_line("great save by the keeper")
 
     host.moderate(spam["id"], "delete")
+    host.told("Message deleted.")
     fan.until(lambda: "buy cheap tickets at spam.example" not in fan.bodies(), what="the fan's copy deleted")
     host.until(lambda: "buy cheap tickets at spam.example" not in host.bodies())
     assert [m["deleted"] for m in fan.lines() if m["id"] == spam["id"]] == [True]
 
     host.moderate(save["id"], "pin")
+    host.told("Message pinned.")
     for page in (host, fan):
         page.until(lambda p=page: p.pinned() == "great save by the keeper", what="the pinned banner")
     assert fan.moderator_controls() == 0  # no unpin button for a viewer either
@@ -285,7 +296,7 @@ def test_moderators_time_out_ban_and_slow_down_from_the_page_and_the_sender_is_t
     fan.say("ref is blind")
     line = host.wait_line("ref is blind")
     host.moderate(line["id"], "timeout")
-    host.until(lambda: "Timed out" in host.driver.find_element(By.ID, "live-tool-state").text)
+    host.told("Timed out for 5 minutes.")
     text = refused_until(fan, "timed_out", "still here")
     assert "timed out" in text and re.search(r"send again in \d+ s", text), text
     host.moderate(line["id"], "ban")
@@ -300,3 +311,25 @@ def test_moderators_time_out_ban_and_slow_down_from_the_page_and_the_sender_is_t
     assert text.startswith("Slow mode is on.") and re.search(r"send again in \d+ s", text), text
     assert talker.moderator_controls() == 0 and fan.moderator_controls() == 0
     assert host.errors() == [] and fan.errors() == [] and talker.errors() == []
+
+
+def test_joining_by_id_from_the_sidebar_and_an_unknown_room_says_so(
+    cluster: Cluster, chromium: Any, account: Callable[..., Account],
+) -> None:
+    owner, viewer = account("host"), account("fan")
+    room = call(cluster, "POST", "/v1/live", owner.token, {"title": "Quiz"})["id"]
+    page = LivePage(chromium(), cluster.api_url + "/")
+    page.sign_in(viewer.username)
+    page.fill("live-id", "not a room")
+    page.driver.find_element(By.ID, "live-id").send_keys(Keys.ENTER)
+    page.until(lambda: "not a live room" in page.driver.find_element(By.ID, "live-status").text)
+    page.fill("live-id", f"see {cluster.api_url}/?live={room} now")  # a pasted link, in a sentence even
+    page.driver.find_element(By.ID, "live-id").send_keys(Keys.ENTER)
+    page.in_room(room)
+    assert page.js("return location.hash") == f"#live/{room}"
+    page.driver.find_element(By.ID, "live-leave").click()
+    page.fill("live-id", "a" * 16)  # a well-formed id of no room
+    page.driver.find_element(By.ID, "live-id").send_keys(Keys.ENTER)
+    page.until(lambda: page.notice()["code"] == "unknown_room", what="unknown_room shown")
+    assert page.notice()["text"] == "There is no such live room."
+    assert page.errors() == []

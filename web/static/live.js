@@ -17,6 +17,19 @@ function newCid() {
   return "l" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** Calls `call`, again a few times while it answers `unknown_message`: a message is shown as soon as the
+ *  stream has it, and the store (which delete and pin look in) is a moment behind. */
+async function storedSoon(call, tries = 6) {
+  for (let i = 1; ; i += 1) {
+    try {
+      return await call();
+    } catch (err) {
+      if (err.code !== "unknown_message" || i >= tries) throw err;
+      await new Promise((resolve) => { setTimeout(resolve, 250 * i); });
+    }
+  }
+}
+
 export class Live {
   /** `send(frame)`: on the page's WebSocket (false when it is not connected); `me()`: our user id;
    *  `user(id)` / `learn(user)`: the page's user cache; `onOpen()`: the live view took the main area. */
@@ -52,6 +65,15 @@ export class Live {
     if (this.room) this.send({ type: "live_join", room: this.room.id });
   }
 
+  /** A new connection: join again, and resend what was in flight with the same cid (the stream drops a
+   *  repeat of one it already took; the backlog shows it either way). */
+  rejoin() {
+    this.join();
+    for (const p of this.room?.pending.values() ?? []) {
+      this.send({ type: "live_send", room: this.room.id, cid: p.cid, body: p.body });
+    }
+  }
+
   /** Leaves the open room (the Leave button, or a chat opened instead). */
   close() {
     if (!this.room) return;
@@ -79,7 +101,7 @@ export class Live {
 
   /** A frame from the WebSocket; true if it was the live view's. */
   handle(frame) {
-    if (frame.type === "welcome") { this.join(); return false; }
+    if (frame.type === "welcome") { this.rejoin(); return false; }
     if (frame.type === "error") return this.failed(frame);
     if (!frame.type?.startsWith("live_")) return false;
     const room = this.room;
@@ -132,7 +154,9 @@ export class Live {
       const box = $("live-body");
       if (!box.value) box.value = p.body; // to edit and send again
     }
-    room.notice = refusal(error, Date.now());
+    room.notice = p || error.code === "unknown_room" ? refusal(error, Date.now())
+      : { code: error.code, text: `Could not join the room: ${error.message}`, until: 0 };
+    if (!p && error.retryable) setTimeout(() => { if (this.room === room) this.join(); }, error.retry_after_ms ?? 2000);
     this.render();
     return true;
   }
@@ -185,7 +209,7 @@ export class Live {
     const done = { delete: "Message deleted.", pin: "Message pinned.", unpin: "Unpinned.",
                    timeout: "Timed out for 5 minutes.", ban: "Banned from the room." };
     try {
-      await calls[action]();
+      await storedSoon(calls[action]);
       this.tell(done[action]);
     } catch (err) {
       this.tell(err.code === "not_moderator" ? "Only the room's moderators can do that." : err.message);
