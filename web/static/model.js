@@ -1,6 +1,8 @@
 // The chat's state, without DOM or sockets: conversations with their messages (one copy per id),
 // members' delivered/read marks, typing, unread counts. main.js feeds it frames and responses;
-// view.js draws it.
+// view.js draws it. Actions (edits, deletes, reactions) are applied by actions.js.
+
+import { applyAction, isAction } from "./actions.js";
 
 export class Conversation {
   constructor(raw) {
@@ -56,6 +58,7 @@ export class Conversation {
     this.messages.set(msg.id, msg);
     this.pending.delete(msg.cid);
     if (msg.id > this.lastId) this.last = msg;
+    if (isAction(msg)) applyAction(this.messages, msg);
     return true;
   }
 
@@ -65,8 +68,13 @@ export class Conversation {
     return false;
   }
 
-    sorted() {
+  sorted() {
     return [...this.messages.values()].sort((a, b) => a.id - b.id);
+  }
+
+  /** The messages to show: every held entry but actions (they are applied to their targets). */
+  shown() {
+    return this.sorted().filter((m) => !isAction(m));
   }
 
   highestBelow(id) {
@@ -86,7 +94,7 @@ export class Conversation {
   readUpto(upto, me) {
     this.read = Math.max(this.read, upto);
     if (this.read >= this.lastId) this.unread = 0;
-    else if (this.loaded) this.unread = this.sorted().filter((m) => m.id > this.read && m.from !== me).length;
+    else if (this.loaded) this.unread = this.shown().filter((m) => m.id > this.read && m.from !== me).length;
   }
 
   others(me) {

@@ -1,0 +1,151 @@
+"""Replies, edits, deletes and reactions (protocol §19) in the browser client, headless Chromium against
+the real two-node cluster: a peer's actions sent over the WebSocket show on the page (applied to their
+target, never as messages of their own), the page's own menu sends them, and a reload (history over HTTP)
+shows the same state."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+
+from tests.browser.conftest import Account, Socket
+from tests.browser.test_web_client import Page
+from tests.integration.cluster import Cluster
+
+pytestmark = pytest.mark.integration
+
+SHOWN = """
+return [...document.querySelectorAll('#messages li')].map(li => ({
+  id: li.dataset.id ? Number(li.dataset.id) : null,
+  body: li.querySelector('.body').textContent,
+  edited: !li.querySelector('.edited').hidden,
+  deleted: li.classList.contains('deleted'),
+  quote: li.querySelector('.quote').hidden ? null : li.querySelector('.quote-body').textContent,
+  reactions: [...li.querySelectorAll('.reactions .reaction')].map(b =>
+    b.dataset.emoji + b.querySelector('.count').textContent + (b.classList.contains('mine') ? '*' : '')),
+}));"""
+
+
+def shown(page: Page) -> list[dict[str, Any]]:
+    return list(page.js(SHOWN))
+
+
+def wait_shown(page: Page, expected: list[dict[str, Any]]) -> None:
+    """Until the open conversation shows exactly ``expected`` (each a subset of a shown item's fields)."""
+    def matches() -> bool:
+        now = shown(page)
+        return len(now) == len(expected) and all(
+            all(item.get(k) == v for k, v in want.items()) for item, want in zip(now, expected, strict=True))
+    try:
+        page.until(matches, what=f"messages {expected}")
+    except Exception as err:
+        raise AssertionError(f"expected {expected}; the page showed {shown(page)}") from err
+
+
+def act(sock: Socket, conv: str, **fields: Any) -> int:
+    """Sends a reply or an action over the protocol; its id once acked."""
+    cid = f"a{secrets.token_hex(4)}"
+    sock.frame({"type": "send", "cid": cid, "conv": conv, "body": "", **fields})
+    ack = sock.wait(lambda f: f.get("ref") == cid or (f.get("type") == "ack" and f.get("cid") == cid))
+    assert ack.get("type") == "ack", ack
+    return int(ack["id"])
+
+
+def preview(page: Page, conv: str) -> str:
+    return str(page.js("return document.querySelector(`#conv-list button[data-conv='${arguments[0]}'] .conv-last`)"
+                       ".textContent;", conv))
+
+
+def test_a_peers_reply_edit_reaction_and_delete_show_on_the_page_and_after_a_reload(
+    cluster: Cluster, chromium: Any, account: Callable[..., Account], socket_for: Callable[[Account, int], Socket],
+) -> None:
+    alice, bob = account("alice"), account("bob")
+    conv = alice.befriend(bob)
+    bob_ws = socket_for(bob, 1)
+    first = bob_ws.send(conv, "helo alice")
+    second = bob_ws.send(conv, "a typo here")
+    page = Page(chromium(), cluster.api_url + "/")
+    page.sign_in(alice.username)
+    page.open(conv)
+    wait_shown(page, [{"id": first, "body": "helo alice"}, {"id": second, "body": "a typo here"}])
+
+    act(bob_ws, conv, kind="edit", target=first, body="hello alice")  # a reply quotes the text as it is then
+    act(bob_ws, conv, kind="react", target=first, emoji="👍")
+    reply = act(bob_ws, conv, body="about that", reply_to=first)
+    act(bob_ws, conv, kind="delete", target=second)
+    expected = [
+        {"id": first, "body": "hello alice", "edited": True, "reactions": ["👍1"], "quote": None},
+        {"id": second, "body": "message deleted", "deleted": True, "reactions": []},
+        {"id": reply, "body": "about that", "quote": "hello alice", "edited": False},
+    ]
+    wait_shown(page, expected)
+    assert preview(page, conv) == "about that"
+    # the unread count never counted the actions (the conversation is open: nothing unread)
+    assert page.unread(conv) == ""
+
+    page.driver.refresh()
+    page.wait_online()
+    page.open(conv)
+    wait_shown(page, expected)
+    assert page.errors() == []
+
+
+def test_the_menu_replies_edits_reacts_and_deletes_and_the_peer_gets_the_actions(
+    cluster: Cluster, chromium: Any, account: Callable[..., Account], socket_for: Callable[[Account, int], Socket],
+) -> None:
+    alice, bob = account("alice"), account("bob")
+    conv = alice.befriend(bob)
+    bob_ws = socket_for(bob, 0)
+    theirs = bob_ws.send(conv, "lunch?")
+    page = Page(chromium(), cluster.api_url + "/")
+    page.sign_in(alice.username)
+    page.open(conv)
+    wait_shown(page, [{"id": theirs, "body": "lunch?"}])
+
+    def item(id: int) -> Any:
+        return page.driver.find_element(By.CSS_SELECTOR, f'#messages li[data-id="{id}"]')
+
+    def menu(id: int, button: str) -> None:
+        li = item(id)
+        li.find_element(By.CSS_SELECTOR, ".msg-menu summary").click()
+        li.find_element(By.CSS_SELECTOR, button).click()
+
+    # bob's message: no Edit or Delete for alice in a DM; a reaction is hers (highlighted)
+    li = item(theirs)
+    li.find_element(By.CSS_SELECTOR, ".msg-menu summary").click()
+    assert not li.find_element(By.CSS_SELECTOR, ".act-edit").is_displayed()
+    assert not li.find_element(By.CSS_SELECTOR, ".act-delete").is_displayed()
+    li.find_element(By.CSS_SELECTOR, '.act-react[aria-label="React 🎉"]').click()
+    wait_shown(page, [{"id": theirs, "reactions": ["🎉1*"]}])
+    react = bob_ws.wait(lambda f: f.get("type") == "msg" and f.get("kind") == "react")
+    assert (react["target"], react["emoji"], react["from"]) == (theirs, "🎉", alice.id)
+
+    # a reply: the quote above the body, for both
+    menu(theirs, ".act-reply")
+    box = page.driver.find_element(By.ID, "composer-body")
+    box.send_keys("yes please", Keys.ENTER)
+    sent = bob_ws.wait(lambda f: f.get("type") == "msg" and f.get("body") == "yes please")
+    assert sent["reply_to"] == theirs and sent["quote"] == {"from": bob.id, "body": "lunch?"}
+    mine = int(sent["id"])
+    wait_shown(page, [{"id": theirs}, {"id": mine, "body": "yes please", "quote": "lunch?"}])
+
+    # an edit of her own message, then her reaction taken back, then a delete
+    menu(mine, ".act-edit")
+    box = page.driver.find_element(By.ID, "composer-body")
+    assert box.get_attribute("value") == "yes please"
+    box.clear()
+    box.send_keys("yes, at noon", Keys.ENTER)
+    wait_shown(page, [{"id": theirs}, {"id": mine, "body": "yes, at noon", "edited": True}])
+    item(theirs).find_element(By.CSS_SELECTOR, ".reactions .reaction").click()
+    wait_shown(page, [{"id": theirs, "reactions": []}, {"id": mine}])
+    menu(mine, ".act-delete")
+    wait_shown(page, [{"id": theirs}, {"id": mine, "body": "message deleted", "deleted": True}])
+    bob_ws.wait(lambda f: f.get("type") == "msg" and f.get("kind") == "delete")
+    kinds = [f.get("kind") for f in bob_ws.messages(conv) if f.get("from") == alice.id]
+    assert kinds == ["react", None, "edit", "unreact", "delete"]
+    assert page.errors() == []
