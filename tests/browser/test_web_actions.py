@@ -113,7 +113,12 @@ def test_the_menu_replies_edits_reacts_and_deletes_and_the_peer_gets_the_actions
     def menu(id: int, button: str) -> None:
         li = item(id)
         li.find_element(By.CSS_SELECTOR, ".msg-menu summary").click()
-        li.find_element(By.CSS_SELECTOR, button).click()
+        found = li.find_element(By.CSS_SELECTOR, button)
+        try:
+            page.until(found.is_displayed, what=f"{button} of {id}")
+        except Exception as err:
+            raise AssertionError(li.get_attribute("outerHTML")) from err
+        found.click()
 
     # bob's message: no Edit or Delete for alice in a DM; a reaction is hers (highlighted)
     li = item(theirs)

@@ -179,6 +179,7 @@ function addActionParts(li) {
   li.append(el("div", { class: "reactions" }));
   const act = (name) => (event) => {
     const handler = li.actionHandlers && li.actionHandlers[name];
+    li.querySelector(".msg-menu").open = false;
     if (handler) handler(event.currentTarget.dataset.emoji);
   };
   const menu = el("details", { class: "msg-menu" },
