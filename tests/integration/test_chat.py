@@ -46,8 +46,8 @@ def chat(tmux: Tmux, cluster, name: str, user: str, *extra: str) -> Pane:
 
 
 def said(text: str, who: str, body: str, where: str = "") -> int:
-    """How many message lines (``[where] HH:MM who: body``) show this message."""
-    return len(re.findall(rf"^{re.escape(where)}\d\d:\d\d {re.escape(who)}: {re.escape(body)} *$", text, re.M))
+    """How many message lines (``[where] HH:MM (N) who: body``) show this message."""
+    return len(re.findall(rf"^{re.escape(where)}\d\d:\d\d \(\d+\) {re.escape(who)}: {re.escape(body)} *$", text, re.M))
 
 
 async def shows_said(pane: Pane, who: str, body: str, where: str = "") -> str:
