@@ -154,3 +154,44 @@ def test_the_menu_replies_edits_reacts_and_deletes_and_the_peer_gets_the_actions
     kinds = [f.get("kind") for f in bob_ws.messages(conv) if f.get("from") == alice.id]
     assert kinds == ["react", None, "edit", "unreact", "delete"]
     assert page.errors() == []
+
+
+MODEL_CHECKS = """
+const done = arguments[arguments.length - 1];
+Promise.all([import('/static/actions.js'), import('/static/model.js')]).then(([a, m]) => {
+  const conv = new m.Conversation({id: 'dm.x', kind: 'dm', members: [],
+                                   last_message: {id: 9, kind: 'react', target: 1, from: 'b', emoji: 'x', ts: 9}});
+  const out = {listedAction: a.lastShown(conv)};
+  // a page from the store: the target as it is now, and the entries already in that state
+  const page = [{id: 1, from: 'b', body: 'v3', edited: true, edited_at: 30, ts: 1},
+                {id: 2, kind: 'edit', target: 1, from: 'b', body: 'v2', ts: 20},
+                {id: 3, kind: 'react', target: 1, from: 'a', emoji: 'x', ts: 25},
+                {id: 4, kind: 'unreact', target: 1, from: 'a', emoji: 'x', ts: 26},
+                {id: 5, kind: 'edit', target: 1, from: 'b', body: 'v3', ts: 30}];
+  a.stampStored(page, 0).sort((p, q) => p.id - q.id).forEach((e) => conv.add(e));
+  out.stored = [conv.messages.get(1).body, conv.messages.get(1).reactions || {}, conv.shown().length];
+  conv.add({id: 6, kind: 'edit', target: 1, from: 'b', body: 'older', ts: 29});  // an older edit, later
+  conv.add({id: 7, kind: 'react', target: 1, from: 'a', emoji: 'x', ts: 31});
+  conv.add({id: 8, kind: 'react', target: 1, from: 'a', emoji: 'x', ts: 32});  // a set
+  out.live = [conv.messages.get(1).body, conv.messages.get(1).reactions];
+  conv.add({id: 10, from: 'a', body: 're', reply_to: 1, quote: {from: 'b', body: 'v3'}, ts: 33});
+  conv.add({id: 11, kind: 'delete', target: 1, from: 'b', ts: 34});
+  conv.add({id: 12, kind: 'react', target: 1, from: 'a', emoji: 'y', ts: 35});  // deleted: nothing
+  const t = conv.messages.get(1);
+  out.deleted = [t.deleted, t.body, t.reactions, conv.messages.get(10).quote.body, a.lastShown(conv).id];
+  done(out);
+}).catch((err) => done(String(err)));"""
+
+
+def test_the_model_applies_actions_once_in_chain_order_and_never_again_over_state_from_the_store(
+    cluster: Cluster, chromium: Any,
+) -> None:
+    page = Page(chromium(), cluster.api_url + "/")
+    out = page.driver.execute_async_script(MODEL_CHECKS)
+    assert out == {
+        "listedAction": None,
+        "stored": ["v3", {}, 1],
+        "live": ["v3", {"x": {"count": 1, "users": ["a"]}}],
+        "deleted": [True, "", {}, "", 10],
+    }
+    assert page.errors() == []

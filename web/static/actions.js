@@ -71,10 +71,15 @@ export function reactionList(msg, me) {
 /** The conversation list's line: the newest held message that is not an action; else the listing's
  *  last message, or a few words for an action there. */
 export function lastShown(conv) {
-  let best = null;
+  let best = conv.lastPlain && !conv.messages.has(conv.lastPlain.id) ? conv.lastPlain : null;
   for (const m of conv.messages.values()) if (!isAction(m) && (!best || m.id > best.id)) best = m;
-  if (best) return best;
-  return conv.last && !isAction(conv.last) ? conv.last : null;
+  return best;
+}
+
+/** A few words for an action entry, when the list knows nothing newer to show. */
+export function actionWords(msg) {
+  return { edit: "edited a message", delete: "deleted a message", react: `reacted ${msg.emoji || ""}`,
+           unreact: "took back a reaction" }[msg.kind] || "";
 }
 
 export function previewBody(msg) {

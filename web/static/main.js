@@ -339,7 +339,7 @@ function onAck(frame) {
     const p = conv.pending.get(frame.cid);
     conv.pending.delete(frame.cid);
     conv.add({ id: frame.id, prev: 0, conv: frame.conv, from: ctx.me, device: chat.session.device_id,
-               cid: frame.cid, body: p.body, ts: p.ts });
+               cid: frame.cid, body: p.body, ts: p.ts, stub: true });
     renderAll();
   }
 }

@@ -26,6 +26,7 @@ export class Conversation {
     this.members = raw.members;
     this.roles = raw.roles || {};
     if (raw.last_message && raw.last_message.id > this.lastId) this.last = raw.last_message;
+    if (raw.last_message && !isAction(raw.last_message)) this.lastPlain = raw.last_message; // the list's line
     if (typeof raw.read === "number") this.read = Math.max(this.read, raw.read);
     if (typeof raw.unread === "number") this.unread = raw.unread;
     // a listing whose unread we took (raw.listed false: we kept our own count, which already
@@ -54,7 +55,9 @@ export class Conversation {
 
   /** Adds a message unless its id is already here; true if it was new. */
   add(msg) {
-    if (this.messages.has(msg.id)) return false;
+    const held = this.messages.get(msg.id);
+    if (held && held.stub) { Object.assign(held, msg); delete held.stub; } // our ack's stand-in, now whole
+    if (held) return false;
     this.messages.set(msg.id, msg);
     this.pending.delete(msg.cid);
     if (msg.id > this.lastId) this.last = msg;

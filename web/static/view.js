@@ -2,7 +2,7 @@
 // text node (textContent / createTextNode), never as HTML, so a body like <img onerror=...> shows
 // as those characters and runs nothing.
 
-import { canDelete, canEdit, lastShown, previewBody, REACTIONS, reactionList } from "./actions.js";
+import { actionWords, canDelete, canEdit, isAction, lastShown, previewBody, REACTIONS, reactionList } from "./actions.js";
 import { clock, lastSeen, nameOf, stateOf, titleOf } from "./model.js";
 
 export const $ = (id) => document.getElementById(id);
@@ -47,9 +47,10 @@ function dot(presence) {
 function preview(conv, ctx) {
   const typers = typingNames(conv, ctx);
   if (typers) return typers;
-  const last = lastShown(conv); // an edit, delete or reaction is not a message of the list
-  if (!last) return conv.last ? "" : "No messages yet";
+  const last = lastShown(conv) || conv.last; // an edit, delete or reaction is not a message of the list
+  if (!last) return "No messages yet";
   const who = last.from === ctx.me ? "You: " : conv.kind === "group" ? `${nameOf(ctx.user(last.from))}: ` : "";
+  if (isAction(last)) return `${last.from === ctx.me ? "You " : who ? who.slice(0, -2) + " " : ""}${actionWords(last)}`;
   return who + previewBody(last);
 }
 
@@ -179,8 +180,10 @@ function addActionParts(li) {
   li.append(el("div", { class: "reactions" }));
   const act = (name) => (event) => {
     const handler = li.actionHandlers && li.actionHandlers[name];
+    const emoji = event.currentTarget.dataset.emoji;
     li.querySelector(".msg-menu").open = false;
-    if (handler) handler(event.currentTarget.dataset.emoji);
+    li.querySelector(".msg-menu summary").focus(); // the pressed button is hidden now (reply and edit move on)
+    if (handler) handler(emoji);
   };
   const menu = el("details", { class: "msg-menu" },
     el("summary", { "aria-label": "Message actions", title: "Message actions", text: "⋯" }),
