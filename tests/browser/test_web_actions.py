@@ -13,7 +13,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from tests.browser.conftest import Account, Socket
+from tests.browser.conftest import Account, Socket, call
 from tests.browser.test_web_client import Page
 from tests.integration.cluster import Cluster
 
@@ -90,8 +90,11 @@ def test_a_peers_reply_edit_reaction_and_delete_show_on_the_page_and_after_a_rel
 
     page.driver.refresh()
     page.wait_online()
+    # the listing's last entry is the delete: a few words until the conversation's messages are held
+    page.until(lambda: preview(page, conv) == "deleted a message", what="the list's line for an action")
     page.open(conv)
     wait_shown(page, expected)
+    page.until(lambda: preview(page, conv) == "about that", what="the list's line: the newest message")
     assert page.errors() == []
 
 
@@ -194,4 +197,27 @@ def test_the_model_applies_actions_once_in_chain_order_and_never_again_over_stat
         "live": ["v3", {"x": {"count": 1, "users": ["a"]}}],
         "deleted": [True, "", {}, "", 10],
     }
+    assert page.errors() == []
+
+
+def test_a_groups_owner_may_delete_a_members_message_from_the_menu(
+    cluster: Cluster, chromium: Any, account: Callable[..., Account], socket_for: Callable[[Account, int], Socket],
+) -> None:
+    alice, bob = account("alice"), account("bob")
+    alice.befriend(bob)
+    group = call(cluster, "POST", "/v1/groups", alice.token, {"name": "crag", "members": [bob.id]})
+    conv = str(group["conversation"]["id"])
+    bob_ws = socket_for(bob, 1)
+    theirs = bob_ws.send(conv, "spam")
+    page = Page(chromium(), cluster.api_url + "/")
+    page.sign_in(alice.username)
+    page.open(conv)
+    wait_shown(page, [{"id": theirs, "body": "spam"}])
+    li = page.driver.find_element(By.CSS_SELECTOR, f'#messages li[data-id="{theirs}"]')
+    li.find_element(By.CSS_SELECTOR, ".msg-menu summary").click()
+    assert not li.find_element(By.CSS_SELECTOR, ".act-edit").is_displayed()  # not hers to edit
+    li.find_element(By.CSS_SELECTOR, ".act-delete").click()  # the owner's to delete
+    wait_shown(page, [{"id": theirs, "body": "message deleted", "deleted": True}])
+    gone = bob_ws.wait(lambda f: f.get("type") == "msg" and f.get("kind") == "delete")
+    assert (gone["target"], gone["from"]) == (theirs, alice.id)
     assert page.errors() == []
