@@ -14,7 +14,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 from tests.browser.conftest import Account, Socket, call
-from tests.browser.test_web_client import Page
+from tests.browser.test_web_client import Page, hooked_page
 from tests.integration.cluster import Cluster
 
 pytestmark = pytest.mark.integration
@@ -220,4 +220,30 @@ def test_a_groups_owner_may_delete_a_members_message_from_the_menu(
     wait_shown(page, [{"id": theirs, "body": "message deleted", "deleted": True}])
     gone = bob_ws.wait(lambda f: f.get("type") == "msg" and f.get("kind") == "delete")
     assert (gone["target"], gone["from"]) == (theirs, alice.id)
+    assert page.errors() == []
+
+
+def test_actions_sent_while_the_page_was_away_apply_after_it_syncs(
+    cluster: Cluster, chromium: Any, account: Callable[..., Account], socket_for: Callable[[Account, int], Socket],
+) -> None:
+    alice, bob = account("alice"), account("bob")
+    conv = alice.befriend(bob)
+    bob_ws = socket_for(bob, 0)
+    first = bob_ws.send(conv, "one")
+    second = bob_ws.send(conv, "two")
+    page = hooked_page(chromium(), cluster)
+    page.sign_in(alice.username)
+    page.open(conv)
+    wait_shown(page, [{"id": first, "body": "one"}, {"id": second, "body": "two"}])
+
+    page.js("window.parleyTest.conn.stop();")  # away: what comes now, comes in the sync
+    act(bob_ws, conv, kind="edit", target=first, body="one, edited")
+    act(bob_ws, conv, kind="react", target=first, emoji="🎉")
+    act(bob_ws, conv, kind="delete", target=second)
+    assert shown(page)[0]["body"] == "one"
+    page.js("window.parleyTest.conn.start(null, null);")
+    page.wait_online()
+    wait_shown(page, [{"id": first, "body": "one, edited", "edited": True, "reactions": ["🎉1"]},
+                      {"id": second, "body": "message deleted", "deleted": True}])
+    assert page.unread(conv) == ""
     assert page.errors() == []
