@@ -135,8 +135,12 @@ def test_the_menu_replies_edits_reacts_and_deletes_and_the_peer_gets_the_actions
 
     # a reply: the quote above the body, for both
     menu(theirs, ".act-reply")
+    bar = page.driver.find_element(By.ID, "composing")
+    assert bar.is_displayed() and bar.text.startswith(f"Replying to {bob.username}: lunch?")
     box = page.driver.find_element(By.ID, "composer-body")
+    assert page.js("return document.activeElement.id") == "composer-body"
     box.send_keys("yes please", Keys.ENTER)
+    page.until(lambda: not bar.is_displayed(), what="the reply bar gone once sent")
     sent = bob_ws.wait(lambda f: f.get("type") == "msg" and f.get("body") == "yes please")
     assert sent["reply_to"] == theirs and sent["quote"] == {"from": bob.id, "body": "lunch?"}
     mine = int(sent["id"])
