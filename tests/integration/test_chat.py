@@ -46,8 +46,8 @@ def chat(tmux: Tmux, cluster, name: str, user: str, *extra: str) -> Pane:
 
 
 def said(text: str, who: str, body: str, where: str = "") -> int:
-    """How many message lines (``[where] HH:MM who: body``) show this message."""
-    return len(re.findall(rf"^{re.escape(where)}\d\d:\d\d {re.escape(who)}: {re.escape(body)} *$", text, re.M))
+    """How many message lines (``[where] HH:MM (N) who: body``) show this message."""
+    return len(re.findall(rf"^{re.escape(where)}\d\d:\d\d \(\d+\) {re.escape(who)}: {re.escape(body)} *$", text, re.M))
 
 
 async def shows_said(pane: Pane, who: str, body: str, where: str = "") -> str:
@@ -250,3 +250,40 @@ class RecordingLink(Link):
     async def send(self, frame: dict) -> bool:
         self.written.append(frame)
         return await super().send(frame)
+
+
+async def test_replies_edits_reactions_and_deletes_in_a_terminal(tmux, cluster, world):
+    """Alice in ``parley chat``, Bob a protocol device: Bob's edit, reaction and delete change the messages
+    Alice was shown (one line each, never a message of their own); Alice's /reply, /react, /edit and
+    /delete reach Bob as protocol §19 entries."""
+    alice, bob = await world.person("alice"), await world.person("bob")
+    conv = await alice.befriend(bob)
+    bob_dev = await bob.device()
+    pane = chat(tmux, cluster, "alice", alice.name)
+    await pane.shows(f"logged in as {alice.name}")
+    pane.type(f"/open {bob.name}")
+    await pane.shows(f"── {bob.name} ──")
+    first = await bob_dev.send(conv, "helo")
+    await pane.shows(f"(1) {bob.name}: helo")
+    await bob_dev.send(conv, "hello", kind="edit", target=first["id"])
+    await pane.shows(f"* {bob.name} edited (1): hello")
+    await bob_dev.send(conv, "", kind="react", target=first["id"], emoji="👍")
+    await pane.shows(f'* {bob.name} reacted 👍 on (1) "hello"')
+
+    pane.type("/reply 1 don't say helo")
+    await pane.shows(f"(2) {alice.name}: [↪ {bob.name}: hello] don't say helo")
+    pane.type("/react 1 🎉")
+    await pane.shows(f'* {alice.name} reacted 🎉 on (1) "hello"')
+    pane.type("/edit 2 fine, hello")
+    await pane.shows(f"* {alice.name} edited (2): fine, hello")
+    pane.type("/delete 2")
+    await pane.shows(f"* {alice.name} deleted (2)")
+    pane.type("/help")
+    await pane.shows("/react N EMOJI")
+
+    def mine() -> list[tuple[str | None, str]]:
+        return [(m.get("kind"), m["body"]) for m in bob_dev.messages.values() if m["from"] == alice.id]
+    await eventually(lambda: len(mine()) == 4, what="Alice's four entries at Bob's")
+    assert mine() == [(None, "don't say helo"), ("react", ""), ("edit", "fine, hello"), ("delete", "")]
+    reply = next(m for m in bob_dev.messages.values() if m["from"] == alice.id and not m.get("kind"))
+    assert reply["reply_to"] == first["id"] and reply["quote"] == {"from": bob.id, "body": "hello"}

@@ -79,12 +79,35 @@ class Quit:
 
 
 @dataclass(frozen=True)
+class Reply:
+    n: int  # the (N) a message was shown with
+    text: str
+
+
+@dataclass(frozen=True)
+class Edit:
+    n: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Delete:
+    n: int
+
+
+@dataclass(frozen=True)
+class React:
+    n: int
+    emoji: str  # a second /react with the same emoji takes it back
+
+
+@dataclass(frozen=True)
 class Invalid:
     message: str
 
 
 Command = (Say | Signup | Login | Friends | Add | Accept | Conversations | Open | NewGroup | History | Who | Help
-           | Quit | Invalid)
+           | Quit | Reply | Edit | Delete | React | Invalid)
 
 
 @dataclass(frozen=True)
@@ -113,6 +136,19 @@ def _group(args: list[str]) -> Command:
     return NewGroup(args[1], members) if members else Invalid("name at least one friend")
 
 
+def _numbered(kind: Callable[[int, str], Command], what: str) -> Callable[[list[str]], Command]:
+    """``N rest``: the message number, then ``what`` (the rest of the line as typed, for a text)."""
+    def build(args: list[str]) -> Command:
+        if len(args) != 2 or not args[0].isdigit() or not args[1].strip():
+            return Invalid(f"give a message number and {what}")
+        return kind(int(args[0]), args[1].strip())
+    return build
+
+
+def _delete(args: list[str]) -> Command:
+    return Delete(int(args[0])) if len(args) == 1 and args[0].isdigit() else Invalid("give a message number")
+
+
 COMMANDS: dict[str, Spec] = {
     "signup": Spec("/signup NAME", "create an account (asks for a password) and log in", _one(Signup, "username")),
     "login": Spec("/login NAME", "log in (asks for a password)", _one(Login, "username")),
@@ -124,10 +160,17 @@ COMMANDS: dict[str, Spec] = {
                  _one(Open, "friend, group or number")),
     "group": Spec("/group new NAME a,b", "make a group with friends a and b, and open it", _group),
     "history": Spec("/history", "older messages of the open conversation (one page per call)", _none(History)),
+    "reply": Spec("/reply N TEXT", "reply to message (N) (the number shown before its sender)",
+                  _numbered(Reply, "a text")),
+    "edit": Spec("/edit N TEXT", "change your message (N) (within 15 min)", _numbered(Edit, "the new text")),
+    "delete": Spec("/delete N", "delete message (N) for everyone (yours; any, for a group's owner or admins)",
+                   _delete),
+    "react": Spec("/react N EMOJI", "react to message (N); the same again takes it back", _numbered(React, "an emoji")),
     "who": Spec("/who", "who is online (your friends, or the open group's members)", _none(Who)),
     "help": Spec("/help", "this list", _none(Help)),
     "quit": Spec("/quit", "leave (Ctrl-D too)", _none(Quit)),
 }
+RAW = ("reply", "edit", "react")  # their last argument is the rest of the line, not shell words
 ALIASES = {"convs": "list", "exit": "quit", "?": "help", "h": "help", "q": "quit"}
 
 
@@ -138,6 +181,13 @@ def parse(line: str) -> Command | None:
         return None
     if not text.startswith("/") or text.startswith("//"):
         return Say(text[1:] if text.startswith("//") else text)  # "//x" sends "/x"
+    head, _, rest = text[1:].partition(" ")
+    if head.lower() in RAW:  # /reply N text, /edit N text: the text as typed (quotes and all)
+        number, _, typed = rest.strip().partition(" ")
+        words = [head, *([number] if number else []), *([typed] if typed.strip() else [])]
+        raw = COMMANDS[head.lower()]
+        built = raw.build(words[1:])
+        return Invalid(f"{built.message}: {raw.usage}") if isinstance(built, Invalid) else built
     try:
         words = shlex.split(text[1:])
     except ValueError as err:

@@ -64,9 +64,10 @@ class Link:
 
     # -- sending ---------------------------------------------------------------------------------------
 
-    async def say(self, conv: str, body: str) -> str:
+    async def say(self, conv: str, body: str, **fields: Any) -> str:
+        """Sends a message; ``fields``: a reply's ``reply_to``, an action's ``kind``, ``target``, ``emoji``."""
         cid = f"{self._prefix}{next(self._cids)}"
-        frame = {"type": "send", "cid": cid, "conv": conv, "body": body}
+        frame = {"type": "send", "cid": cid, "conv": conv, "body": body, **fields}
         self.pending[cid] = frame
         self.sent_at[cid] = asyncio.get_running_loop().time()
         await self.send(frame)  # not live: sent when the next connection is up

@@ -18,7 +18,7 @@ from typing import Any
 
 import aiohttp
 from parley.tools.chat import commands as c
-from parley.tools.chat import render
+from parley.tools.chat import held, render
 from parley.tools.chat.account import Account
 from parley.tools.chat.link import CONNECT_ERRORS, Link
 from parley.tools.chat.reconnect import urls_of
@@ -208,6 +208,8 @@ class ChatSession:
                 await self.history()
             case c.Who():
                 await self.who()
+            case c.Reply() | c.Edit() | c.Delete() | c.React():
+                await self.act(command)
 
     async def say(self, text: str) -> None:
         conv = self.state.open
@@ -216,6 +218,25 @@ class ChatSession:
             return
         self.state.sending(await self.link.say(conv, text), conv)
         self.screen.refresh() if self.screen else None
+
+    async def act(self, command: c.Reply | c.Edit | c.Delete | c.React) -> None:
+        """A reply, edit, delete or reaction (protocol §19) on the message shown as (N)."""
+        target = self.state.held.get(command.n)
+        if target is None or self.link is None:
+            self.show([f"! no message ({command.n}) shown here" if target is None else "! not connected"])
+            return
+        fields: dict[str, Any] = {"target": target["id"]}
+        match command:
+            case c.Reply(_, text):
+                body, fields = text, {"reply_to": target["id"]}
+            case c.Edit(_, text):
+                body, fields["kind"] = text, "edit"
+            case c.Delete():
+                body, fields["kind"] = "", "delete"
+            case c.React(_, emoji):
+                body, fields["emoji"] = "", emoji
+                fields["kind"] = "unreact" if held.mine(target, self.state.me, emoji) else "react"
+        self.state.sending(await self.link.say(target["conv"], body, **fields), target["conv"])
 
     async def user(self, name: str) -> dict[str, Any]:
         found: dict[str, Any] = (await self.account.call("GET", "/v1/users", params={"username": name}))["user"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from parley.tools.chat import render
+from parley.tools.chat import held, render
 
 TYPING_INTERVAL_S = 2.0  # a node forwards one typing start per 2 s anyway (protocol §5)
 
@@ -68,6 +68,7 @@ class ChatState:
         self.pending: dict[str, str] = {}  # cid → conv, sends not yet acked
         self.online: dict[str, bool] = {}
         self.connection = "offline"
+        self.held = held.Held()  # the messages shown, numbered; actions applied (held.py)
         self._typed: tuple[str, float] | None = None  # (conv, when) of my last typing start
 
     # -- what the HTTP API told us --------------------------------------------------------------------
@@ -86,7 +87,8 @@ class ChatState:
         last = c.get("last_message")
         if last and last["id"] >= conv.last:
             conv.last, conv.last_ts = last["id"], last["ts"]
-            conv.last_line = f"{self.name(last['from'])}: {render.clean(last['body'])}"
+            if not last.get("kind"):  # an edit, delete or reaction is not the list's last message
+                conv.last_line = f"{self.name(last['from'])}: {render.clean(last['body'])}"
         self.convs[conv.id] = conv
         return conv
 
@@ -156,7 +158,8 @@ class ChatState:
         for m in sorted(page, key=lambda m: m["id"]):
             self.seen.add(m["id"])
             self._note_message(m)
-            lines.append(self.message_line(m, in_open=True))
+            if not m.get("kind"):  # an action: its target, read from the store too, shows it already
+                lines.append(self.message_line(m, in_open=True))
         if page:
             low = min(m["id"] for m in page)
             self.oldest[conv_id] = min(self.oldest.get(conv_id, low), low)
@@ -207,6 +210,10 @@ class ChatState:
         self.typing.pop((m["conv"], m["from"]), None)
         conv = self._note_message(m)
         in_open = m["conv"] == self.open
+        if m.get("kind"):
+            line = self.held.apply(m, self.name(m["from"]))
+            where = "" if in_open or line is None else f"[{self.title(m['conv'])}] "
+            return Out([where + line] if line else [])
         out = Out([self.message_line(m, in_open)])
         if conv is not None and m["from"] != self.me and m["id"] > conv.read:
             if in_open:
@@ -221,12 +228,16 @@ class ChatState:
         conv = self.convs.get(m["conv"])
         if conv is not None and m["id"] >= conv.last:
             conv.last, conv.last_ts = m["id"], m["ts"]
-            conv.last_line = f"{self.name(m['from'])}: {render.clean(m['body'])}"
+            if not m.get("kind"):
+                conv.last_line = f"{self.name(m['from'])}: {render.clean(m['body'])}"
         return conv
 
     def message_line(self, m: dict[str, Any], in_open: bool) -> str:
         where = "" if in_open else f"[{self.title(m['conv'])}] "
-        return f"{where}{render.clock(m['ts'])} {self.name(m['from'])}: {render.clean(m['body'])}"
+        n = self.held.number(m)
+        quoted = self.name((m.get("quote") or {}).get("from", ""))
+        text = held.text(self.held.get(n) or m, quoted)
+        return f"{where}{render.clock(m['ts'])} ({n}) {self.name(m['from'])}: {text}"
 
     def _on_typing(self, f: dict[str, Any], now: float) -> None:
         key = (f["conv"], f["from"])

@@ -92,6 +92,16 @@ export class Connection {
     return frame.cid;
   }
 
+  /** A send with more fields (a reply's `reply_to`; an action's `kind`, `target`, `emoji`: protocol §19),
+   *  pending and resent like a message. */
+  sendEntry(conv, fields) {
+    const frame = { type: "send", cid: newCid(), conv, body: "", ...fields };
+    this.pending.set(frame.cid, frame);
+    this.sentAt.set(frame.cid, this.now());
+    this.send(frame);
+    return frame.cid;
+  }
+
   settle(cid) {
     this.pending.delete(cid);
     this.sentAt.delete(cid);

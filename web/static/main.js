@@ -6,6 +6,7 @@
 // Message ids are ordered within a conversation only (protocol v2, §3): they are compared only
 // with ids of the same conversation; the conversation list is ordered by the last message's `ts`.
 
+import { isAction, stampStored } from "./actions.js";
 import { Api, ApiError } from "./api.js";
 import { Connection } from "./connection.js";
 import { Live } from "./live.js";
@@ -27,6 +28,8 @@ const chat = {
   orphans: [], // msgs of conversations not listed yet
   listedCursor: "", // the cursor of the last conversation listing: where a new device starts
   typingSent: { conv: null, at: 0 },
+  composing: null, // {mode: "reply" | "edit", conv, target, from, body} while replying or editing
+  actionCids: new Set(), // our edits, deletes and reactions not answered yet
 };
 
 const api = new Api(() => chat.session?.token ?? null);
@@ -188,6 +191,10 @@ const ctx = {
   accept: (id) => befriend(id),
   decline: (id) => api.removeFriend(id).then(loadFriends).catch(report),
   message: (id) => messageFriend(id),
+  reply: (convId, id) => compose("reply", convId, id),
+  edit: (convId, id) => compose("edit", convId, id),
+  remove: (convId, id) => sendAction(convId, { kind: "delete", target: id }),
+  react: (convId, id, emoji, on) => sendAction(convId, { kind: on ? "react" : "unreact", target: id, emoji }),
 };
 
 async function loadFriends() {
@@ -261,7 +268,7 @@ async function loadOlder(conv, newest = false) {
     const oldest = conv.oldestId;
     const params = newest || !oldest ? { limit: PAGE } : { before: oldest, limit: PAGE };
     const r = await api.history(conv.id, params);
-    r.messages.forEach((m) => conv.add(m));
+    addStored(conv, r.messages);
     conv.more = r.more;
   } catch (err) {
     report(err);
@@ -271,11 +278,17 @@ async function loadOlder(conv, newest = false) {
   }
 }
 
+/** A page from the store: its messages show their state as it is now, so the actions it holds (and
+ *  older ones) are not applied again; the rest are applied in chain order. */
+function addStored(conv, messages) {
+  stampStored(messages, conv.lastId).sort((a, b) => a.id - b.id).forEach((m) => conv.add(m));
+}
+
 async function repairGap(conv, after) {
   // a msg whose prev we do not hold (protocol §7): fetch what lies between
   try {
     const r = await api.history(conv.id, { after, order: "asc", limit: 200 });
-    r.messages.forEach((m) => conv.add(m));
+    addStored(conv, r.messages);
     renderAll();
   } catch (err) {
     report(err);
@@ -333,7 +346,7 @@ function onMessage(msg) {
   if (!conv.add(msg)) return; // already held: a re-sent message is shown once
   conv.typing.delete(msg.from);
   const mine = msg.from === ctx.me;
-  if (!mine && msg.id > conv.read && !counted) {
+  if (!mine && !isAction(msg) && msg.id > conv.read && !counted) {
     if (isVisible(conv)) markRead(conv);
     else conv.unread += 1;
   }
@@ -350,7 +363,7 @@ function onAck(frame) {
     const p = conv.pending.get(frame.cid);
     conv.pending.delete(frame.cid);
     conv.add({ id: frame.id, prev: 0, conv: frame.conv, from: ctx.me, device: chat.session.device_id,
-               cid: frame.cid, body: p.body, ts: p.ts });
+               cid: frame.cid, body: p.body, ts: p.ts, stub: true });
     renderAll();
   }
 }
@@ -364,7 +377,7 @@ function onSynced() {
   askPresence([...chat.users.keys()].filter((id) => id !== ctx.me), true);
   const conv = chat.convs.get(chat.selected);
   if (conv) markRead(conv);
-  for (const [cid, frame] of conn.pending) showPending(frame.conv, cid, frame.body);
+  for (const [cid, frame] of conn.pending) if (!frame.kind) showPending(frame.conv, cid, frame.body);
 }
 
 async function refetchAfterReconnect() {
@@ -450,6 +463,10 @@ function onGroup(frame) {
 }
 
 function onError(frame) {
+  if (frame.ref && chat.actionCids.has(frame.ref) && !frame.retryable) {
+    chat.actionCids.delete(frame.ref);
+    report(new ApiError(400, frame));
+  }
   if (frame.ref) {
     for (const conv of chat.convs.values()) {
       if (conv.pending.has(frame.ref) && !frame.retryable) {
@@ -469,11 +486,54 @@ function showPending(convId, cid, body) {
   if (conv && !conv.pending.has(cid) && !conv.holdsMine(cid, ctx.me)) conv.pending.set(cid, { cid, body, ts: Date.now() });
 }
 
+// Replies, edits, deletes and reactions (protocol §19): an action is a send with a kind; it shows when
+// its msg comes back (applied to its target by the model), a refusal in the status line.
+function sendAction(convId, fields) {
+  if (!conn) return;
+  chat.actionCids.add(conn.sendEntry(convId, fields));
+}
+
+function compose(mode, convId, id) {
+  const msg = chat.convs.get(convId)?.messages.get(id);
+  if (!msg) return;
+  chat.composing = { mode, conv: convId, target: id, from: msg.from, body: msg.body };
+  const box = $("composer-body");
+  if (mode === "edit") box.value = msg.body;
+  view.renderComposing(chat.composing, ctx);
+  box.focus();
+}
+
+function stopComposing() {
+  if (chat.composing?.mode === "edit") $("composer-body").value = "";
+  chat.composing = null;
+  view.renderComposing(null, ctx);
+}
+
+/** Sends the composer's text as an edit or a reply when one is being composed; true if it did. */
+function sendComposed(conv, body) {
+  const c = chat.composing;
+  if (!c || c.conv !== conv.id) return false;
+  chat.composing = null;
+  view.renderComposing(null, ctx);
+  if (c.mode === "edit") {
+    sendAction(conv.id, { kind: "edit", target: c.target, body });
+    $("composer-body").value = "";
+    return true;
+  }
+  const cid = conn.sendEntry(conv.id, { body, reply_to: c.target });
+  showPending(conv.id, cid, body);
+  $("composer-body").value = "";
+  renderAll();
+  scrollToEnd();
+  return true;
+}
+
 function sendMessage() {
   const box = $("composer-body");
   const body = box.value;
   const conv = chat.convs.get(chat.selected);
   if (!conv || !conn || !body.trim()) return;
+  if (sendComposed(conv, body)) return;
   const cid = conn.sendMessage(conv.id, body);
   showPending(conv.id, cid, body);
   box.value = "";
@@ -606,6 +666,8 @@ function wire() {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); sendMessage(); }
   });
   $("composer-body").addEventListener("input", onComposerInput);
+  $("composer-body").addEventListener("keydown", (event) => { if (event.key === "Escape" && chat.composing) stopComposing(); });
+  $("composing-cancel").addEventListener("click", () => { stopComposing(); $("composer-body").focus(); });
   $("scroller").addEventListener("scroll", onScroll);
   wireLive();
   document.addEventListener("visibilitychange", () => {

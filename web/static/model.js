@@ -1,6 +1,8 @@
 // The chat's state, without DOM or sockets: conversations with their messages (one copy per id),
 // members' delivered/read marks, typing, unread counts. main.js feeds it frames and responses;
-// view.js draws it.
+// view.js draws it. Actions (edits, deletes, reactions) are applied by actions.js.
+
+import { applyAction, isAction } from "./actions.js";
 
 export class Conversation {
   constructor(raw) {
@@ -24,6 +26,7 @@ export class Conversation {
     this.members = raw.members;
     this.roles = raw.roles || {};
     if (raw.last_message && raw.last_message.id > this.lastId) this.last = raw.last_message;
+    if (raw.last_message && !isAction(raw.last_message)) this.lastPlain = raw.last_message; // the list's line
     if (typeof raw.read === "number") this.read = Math.max(this.read, raw.read);
     if (typeof raw.unread === "number") this.unread = raw.unread;
     // a listing whose unread we took (raw.listed false: we kept our own count, which already
@@ -52,10 +55,13 @@ export class Conversation {
 
   /** Adds a message unless its id is already here; true if it was new. */
   add(msg) {
-    if (this.messages.has(msg.id)) return false;
+    const held = this.messages.get(msg.id);
+    if (held && held.stub) { Object.assign(held, msg); delete held.stub; } // our ack's stand-in, now whole
+    if (held) return false;
     this.messages.set(msg.id, msg);
     this.pending.delete(msg.cid);
     if (msg.id > this.lastId) this.last = msg;
+    if (isAction(msg)) applyAction(this.messages, msg);
     return true;
   }
 
@@ -65,8 +71,13 @@ export class Conversation {
     return false;
   }
 
-    sorted() {
+  sorted() {
     return [...this.messages.values()].sort((a, b) => a.id - b.id);
+  }
+
+  /** The messages to show: every held entry but actions (they are applied to their targets). */
+  shown() {
+    return this.sorted().filter((m) => !isAction(m));
   }
 
   highestBelow(id) {
@@ -86,7 +97,7 @@ export class Conversation {
   readUpto(upto, me) {
     this.read = Math.max(this.read, upto);
     if (this.read >= this.lastId) this.unread = 0;
-    else if (this.loaded) this.unread = this.sorted().filter((m) => m.id > this.read && m.from !== me).length;
+    else if (this.loaded) this.unread = this.shown().filter((m) => m.id > this.read && m.from !== me).length;
   }
 
   others(me) {

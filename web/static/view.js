@@ -2,6 +2,7 @@
 // text node (textContent / createTextNode), never as HTML, so a body like <img onerror=...> shows
 // as those characters and runs nothing.
 
+import { actionWords, canDelete, canEdit, isAction, lastShown, previewBody, REACTIONS, reactionList } from "./actions.js";
 import { clock, lastSeen, nameOf, stateOf, titleOf } from "./model.js";
 
 export const $ = (id) => document.getElementById(id);
@@ -46,9 +47,11 @@ function dot(presence) {
 function preview(conv, ctx) {
   const typers = typingNames(conv, ctx);
   if (typers) return typers;
-  if (!conv.last) return "No messages yet";
-  const who = conv.last.from === ctx.me ? "You: " : conv.kind === "group" ? `${nameOf(ctx.user(conv.last.from))}: ` : "";
-  return who + conv.last.body;
+  const last = lastShown(conv) || conv.last; // an edit, delete or reaction is not a message of the list
+  if (!last) return "No messages yet";
+  const who = last.from === ctx.me ? "You: " : conv.kind === "group" ? `${nameOf(ctx.user(last.from))}: ` : "";
+  if (isAction(last)) return `${last.from === ctx.me ? "You " : who ? who.slice(0, -2) + " " : ""}${actionWords(last)}`;
+  return who + previewBody(last);
 }
 
 /** Keyed update: each conversation keeps its <li> and button, moved only when the order changes,
@@ -113,7 +116,9 @@ export function renderHeader(conv, ctx) {
 function messageItem(key) {
   const body = el("p", { class: "body" });
   const meta = el("span", { class: "meta" }, el("time"), el("span", { class: "state" }));
-  return el("li", { class: "msg", "data-key": key }, el("span", { class: "from" }), body, meta);
+  const li = el("li", { class: "msg", "data-key": key }, el("span", { class: "from" }), body, meta);
+  addActionParts(li);
+  return li;
 }
 
 function fillMessage(li, msg, conv, ctx) {
@@ -126,6 +131,7 @@ function fillMessage(li, msg, conv, ctx) {
   from.textContent = mine ? "You" : nameOf(ctx.user(msg.from));
   from.hidden = mine || conv.kind === "dm";
   li.querySelector(".body").textContent = msg.body;
+  fillActionParts(li, msg, conv, ctx);
   const time = li.querySelector("time");
   time.textContent = clock(msg.ts);
   time.dateTime = new Date(msg.ts).toISOString();
@@ -147,7 +153,7 @@ export function renderMessages(conv, ctx) {
   if (list.dataset.conv !== conv.id) { list.replaceChildren(); list.dataset.conv = conv.id; }
   const existing = new Map([...list.children].map((li) => [li.dataset.key, li]));
   const wanted = [
-    ...conv.sorted().map((m) => [`m${m.id}`, m]),
+    ...conv.shown().map((m) => [`m${m.id}`, m]),
     ...[...conv.pending.values()].map((p) => [`p${p.cid}`, { ...p, from: ctx.me, id: 0 }]),
   ];
   const keep = new Set(wanted.map(([key]) => key));
@@ -159,6 +165,85 @@ export function renderMessages(conv, ctx) {
     if (li !== at) list.insertBefore(li, at);
     else at = at.nextElementSibling;
   }
+}
+
+// ---- replies, edits, deletes, reactions (protocol §19) ---------------------------------------
+
+/** The parts of a message item for actions, made once per item: the quote of a reply (above the
+ *  body), the "edited" mark, the reactions row and a small menu. The menu's buttons find their
+ *  message through the item's data-id when pressed, so re-renders keep them (and their focus). */
+function addActionParts(li) {
+  const quote = el("blockquote", { class: "quote", hidden: true },
+    el("span", { class: "quote-from" }), el("span", { class: "quote-body" }));
+  li.insertBefore(quote, li.querySelector(".body"));
+  li.querySelector(".meta").prepend(el("span", { class: "edited", hidden: true, text: "edited" }));
+  li.append(el("div", { class: "reactions" }));
+  const act = (name) => (event) => {
+    const handler = li.actionHandlers && li.actionHandlers[name];
+    const emoji = event.currentTarget.dataset.emoji;
+    li.querySelector(".msg-menu").open = false;
+    li.querySelector(".msg-menu summary").focus(); // the pressed button is hidden now (reply and edit move on)
+    if (handler) handler(emoji);
+  };
+  const menu = el("details", { class: "msg-menu" },
+    el("summary", { "aria-label": "Message actions", title: "Message actions", text: "⋯" }),
+    el("div", { class: "msg-menu-items" },
+      el("button", { type: "button", class: "act-reply", onclick: act("reply"), text: "Reply" }),
+      el("button", { type: "button", class: "act-edit", onclick: act("edit"), text: "Edit" }),
+      el("button", { type: "button", class: "act-delete", onclick: act("remove"), text: "Delete" }),
+      ...REACTIONS.map((emoji) => el("button", { type: "button", class: "act-react", "data-emoji": emoji,
+                                                  "aria-label": `React ${emoji}`, onclick: act("react"), text: emoji }))));
+  li.append(menu);
+}
+
+function fillActionParts(li, msg, conv, ctx) {
+  const mine = msg.from === ctx.me;
+  li.classList.toggle("deleted", Boolean(msg.deleted));
+  if (msg.deleted) li.querySelector(".body").textContent = "message deleted";
+  const quote = li.querySelector(".quote");
+  quote.hidden = !msg.quote || Boolean(msg.deleted);
+  if (msg.quote) {
+    quote.querySelector(".quote-from").textContent = msg.quote.from === ctx.me ? "You" : nameOf(ctx.user(msg.quote.from));
+    quote.querySelector(".quote-body").textContent = msg.quote.body || "message deleted";
+  }
+  const edited = li.querySelector(".edited");
+  edited.hidden = !msg.edited || Boolean(msg.deleted);
+  const row = li.querySelector(".reactions");
+  const chips = msg.deleted ? [] : reactionList(msg, ctx.me);
+  const key = JSON.stringify(chips);
+  if (row.dataset.key !== key) {
+    row.dataset.key = key;
+    row.replaceChildren(...chips.map((r) => el("button", {
+      type: "button", class: `reaction${r.mine ? " mine" : ""}`, "data-emoji": r.emoji, "aria-pressed": String(r.mine),
+      "aria-label": `${r.emoji} ${r.count}${r.mine ? ", you reacted" : ""}`,
+      onclick: () => ctx.react && ctx.react(conv.id, msg.id, r.emoji, !r.mine),
+    }, el("span", { class: "emoji", text: r.emoji }), el("span", { class: "count", text: String(r.count) }))));
+  }
+  const menu = li.querySelector(".msg-menu");
+  menu.hidden = !msg.id || Boolean(msg.deleted) || !ctx.reply;
+  li.querySelector(".act-edit").hidden = !canEdit(msg, ctx.me, Date.now());
+  li.querySelector(".act-delete").hidden = !canDelete(msg, conv, ctx.me);
+  for (const b of li.querySelectorAll(".act-react")) {
+    b.setAttribute("aria-pressed", String(reactionList(msg, ctx.me).some((r) => r.emoji === b.dataset.emoji && r.mine)));
+  }
+  li.actionHandlers = {
+    reply: () => ctx.reply(conv.id, msg.id),
+    edit: () => ctx.edit(conv.id, msg.id),
+    remove: () => ctx.remove(conv.id, msg.id),
+    react: (emoji) => ctx.react(conv.id, msg.id, emoji, !reactionList(msg, ctx.me).some((r) => r.emoji === emoji && r.mine)),
+  };
+  if (!mine) li.querySelector(".act-edit").hidden = true;
+}
+
+/** The line above the composer while replying to or editing a message. */
+export function renderComposing(composing, ctx) {
+  const bar = $("composing");
+  if (!bar) return;
+  bar.hidden = !composing;
+  if (!composing) return;
+  const what = composing.mode === "edit" ? "Editing your message" :
+    `Replying to ${composing.from === ctx.me ? "yourself" : nameOf(ctx.user(composing.from))}`;
+  $("composing-text").textContent = `${what}: ${composing.body.slice(0, 100)}`;
 }
 
 function typingNames(conv, ctx) {

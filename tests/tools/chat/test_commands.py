@@ -28,6 +28,14 @@ CASES = [
     ("/help", c.Help()),
     ("/?", c.Help()),
     ("/quit", c.Quit()),
+    ("/reply 3 don't \"quote\" me", c.Reply(3, "don't \"quote\" me")),
+    ("/edit 12   new  text ", c.Edit(12, "new  text")),
+    ("/delete 4", c.Delete(4)),
+    ("/react 4 👍", c.React(4, "👍")),
+    ("/reply 3", c.Invalid("give a message number and a text: /reply N TEXT")),
+    ("/edit x text", c.Invalid("give a message number and the new text: /edit N TEXT")),
+    ("/delete", c.Invalid("give a message number: /delete N")),
+    ("/react 4", c.Invalid("give a message number and an emoji: /react N EMOJI")),
     ("/exit", c.Quit()),
 ]
 

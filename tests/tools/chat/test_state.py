@@ -46,14 +46,14 @@ def test_titles_and_lookup(state):
 def test_a_message_of_the_open_conversation_prints_plain_and_is_marked_read(state):
     state.open = DM
     out = state.on_frame(msg(40, body="hello"), now=0)
-    assert out.lines == [f"{render.clock(1_700_000_000_000)} bob: hello"]
+    assert out.lines == [f"{render.clock(1_700_000_000_000)} (1) bob: hello"]
     assert out.frames == [{"type": "read", "conv": DM, "upto": 40}]
     assert state.convs[DM].unread == 0
 
 
 def test_a_message_elsewhere_names_its_conversation_and_counts_as_unread(state):
     out = state.on_frame(msg(41, conv=GROUP, frm=CAROL, body="lunch?"), now=0)
-    assert out.lines == [f"[#climbing] {render.clock(1_700_000_000_000)} carol: lunch?"] and out.frames == []
+    assert out.lines == [f"[#climbing] {render.clock(1_700_000_000_000)} (1) carol: lunch?"] and out.frames == []
     assert state.convs[GROUP].unread == 1 and state.convs[GROUP].last_line == "carol: lunch?"
 
 
