@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
@@ -69,9 +69,16 @@ class LivePage(Page):
 
     def moderate(self, id: int, action: str) -> None:
         """Opens the message's menu and clicks ``action`` (delete, pin, unpin, timeout, ban), as a person would."""
-        li = self.until(lambda: self.driver.find_elements(By.CSS_SELECTOR, f'#live-messages li[data-id="{id}"]'))[0]
-        li.find_element(By.CSS_SELECTOR, ".msg-menu summary").click()
-        li.find_element(By.CSS_SELECTOR, f'.msg-menu button[data-action="{action}"]').click()
+        def attempt() -> bool:  # a line redrawn meanwhile (its pin changed, say) is found again
+            try:
+                li = self.driver.find_element(By.CSS_SELECTOR, f'#live-messages li[data-id="{id}"]')
+                li.find_element(By.CSS_SELECTOR, ".msg-menu summary").click()
+                li.find_element(By.CSS_SELECTOR, f'.msg-menu button[data-action="{action}"]').click()
+            except (NoSuchElementException, StaleElementReferenceException):
+                return False
+            return True
+
+        self.until(attempt, what=f"{action} of {id} clicked")
 
     def told(self, text: str) -> None:
         """Until the room's tool line says ``text`` (what the last action did, or why it failed)."""
@@ -205,7 +212,10 @@ def test_a_moderator_deletes_and_pins_and_everyone_sees_it(
     host.moderate(save["id"], "pin")
     late = open_room_by_link(cluster, chromium(), account("late"), room)
     late.until(lambda: late.pinned() == "great save by the keeper", what="the late joiner's banner")
-    assert host.errors() == [] and fan.errors() == [] and late.errors() == []
+    # the page asks again while the store is a moment behind the stream (404 unknown_message); Chromium logs
+    # each such answer as a failed resource, which is the retry working, not an error
+    store_behind = lambda line: "/v1/live/" in line and "status of 404 (Not Found)" in line  # noqa: E731
+    assert host.errors(store_behind) == [] and fan.errors() == [] and late.errors() == []
 
 
 def test_room_settings_close_the_room_for_everyone_and_a_send_says_so(
