@@ -2,6 +2,7 @@
 
 - ``sustained``: a step is sustained when its window delivered ≥ 90% of (messages sent × viewers), its
   sampled p99 ≤ 1 s, and nothing was missing after the drain.
+- ``next_rates``: a step that is not sustained is run once more; a second failure ends the ladder.
 - ``quoted``: per-delivery costs are quoted at the busiest sustained step whose p99 ≤ ``QUOTE_P99_MS`` (a
   sane p99, a quarter of the issue's 1 s), never at saturation; else at none (the record says so).
 - ``ledger``: every viewer joined before the first send and stayed, so each owes exactly the messages the
@@ -25,6 +26,16 @@ def sustained(step: Mapping[str, Any]) -> bool:
     owed = step["sent_in_window"] * step["viewers"]
     return (not step["missing_after_drain"] and p99 is not None and p99 <= SUSTAINED_P99_MS
             and owed > 0 and w["deliveries"] >= SUSTAINED_SHARE * owed)
+
+
+def next_rates(steps: Sequence[Mapping[str, Any]], rates: Sequence[float]) -> list[float]:
+    """The rates still to run after ``steps`` (``rates[0]`` the one just run): the next, or the same once
+    more after a first failure, or none after a second."""
+    last = steps[-1]
+    if sustained(last):
+        return list(rates[1:])
+    tries = sum(s["offered_rate"] == last["offered_rate"] for s in steps)
+    return list(rates) if tries == 1 else []
 
 
 def quoted(steps: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:

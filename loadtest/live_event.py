@@ -3,10 +3,10 @@
 One hot room and ``small_rooms`` small ones. Each Locust user is one viewer: it logs in, connects, joins
 its room (the first ``hot_share`` of the users the hot room, the rest the small rooms in turn) and watches;
 every ``chatter_every``-th viewer also chats, at ``chat_rate`` msg/s (Poisson), except during the *score
-burst*: from ``burst_at_s`` for ``burst_s`` seconds after the chat starts, the rate is ``burst_factor``
-times higher. Chat starts once every user of the process has joined, so each viewer is owed every
-message its room accepted from then on (``LiveBooks``); Locust's ``-t`` ends the run (bounded in users and
-seconds, loopback only when ``loadtest.run`` starts the cluster).
+burst*: from ``burst_at`` of the run's time for ``burst_share`` of it (counted from when the chat starts),
+the rate is ``burst_factor`` times higher. Chat starts once every user of the process has joined, so each
+viewer is owed every message its room accepted from then on (``LiveBooks``); Locust's ``-t`` ends the run
+(bounded in users and seconds, loopback only when ``loadtest.run`` starts the cluster).
 
 Pure: no clock (times are passed in), no I/O; ``loadtest/live_locustfile.py`` is the Locust shell around it.
 """
@@ -30,12 +30,12 @@ class LiveEvent:
     hot_share: float = 0.6  # of the viewers, in the hot room
     chatter_every: int = 3  # one viewer in three chats
     chat_rate: float = 0.5  # msg/s per chatter outside the burst
-    burst_at_s: float = 10.0  # after the chat starts
-    burst_s: float = 8.0
+    burst_at: float = 0.3  # of the run time, after the chat starts
+    burst_share: float = 0.25  # of the run time
     burst_factor: float = 10.0
     heartbeat_s: float = 25.0
     description: str = ("one hot room and a few small ones; a third of the viewers chat; a score burst "
-                        "multiplies the chat rate by 10 for 8 s")
+                        "multiplies the chat rate by 10 for a quarter of the run")
 
     def room_of(self, index: int, users: int, rooms: list[str]) -> str:
         """The room of viewer ``index`` of ``users``: ``rooms[0]`` is the hot room, the others the small ones."""
@@ -46,11 +46,12 @@ class LiveEvent:
     def chats(self, index: int) -> bool:
         return index % self.chatter_every == 0
 
-    def in_burst(self, since_start_s: float) -> bool:
-        return self.burst_at_s <= since_start_s < self.burst_at_s + self.burst_s
+    def in_burst(self, since_start_s: float, run_s: float) -> bool:
+        start = self.burst_at * run_s
+        return start <= since_start_s < start + self.burst_share * run_s
 
-    def rate_at(self, since_start_s: float) -> float:
-        return self.chat_rate * (self.burst_factor if self.in_burst(since_start_s) else 1.0)
+    def rate_at(self, since_start_s: float, run_s: float) -> float:
+        return self.chat_rate * (self.burst_factor if self.in_burst(since_start_s, run_s) else 1.0)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -133,12 +133,13 @@ class LiveViewer(HttpUser):
         self.pending: dict[str, tuple[float, bool]] = {}  # cid -> (sent at, in the burst)
         self.cids = (f"{secrets.token_hex(4)}-{n}" for n in itertools.count(1))
         self.stopping = False
+        self.run_s = float(env.parsed_options.run_time or self.sc.run_time_s)
 
     def wait_time(self) -> float:
         since = SHARED.since_start()
         if not self.chatter or since is None:
             return 0.2
-        return random.expovariate(self.sc.rate_at(since))
+        return random.expovariate(self.sc.rate_at(since, self.run_s))
 
     def event(self, name: str, ms: float = 0.0, error: Exception | None = None) -> None:
         self.environment.events.request.fire(request_type="WS", name=name, response_time=ms, response_length=0,
@@ -253,7 +254,7 @@ class LiveViewer(HttpUser):
         if not self.chatter or since is None or not SHARED.sending:
             return
         cid = next(self.cids)
-        burst = self.sc.in_burst(since)
+        burst = self.sc.in_burst(since, self.run_s)
         body = f"{time.time_ns()} {'burst' if burst else 'calm'} {cid}"
         self.pending[cid] = (time.monotonic(), burst)
         self.send_raw(orjson.dumps({"type": "live_send", "room": self.room, "cid": cid, "body": body}).decode())
