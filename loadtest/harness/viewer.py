@@ -23,6 +23,7 @@ import struct
 import time
 from array import array
 from dataclasses import dataclass, field
+from typing import cast
 from urllib.parse import urlsplit
 
 from parley.loadtest.harness import wire
@@ -102,9 +103,9 @@ class Viewer(asyncio.Protocol):
 
     # ---- asyncio.Protocol ---------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]  # a TCP transport (uvloop's is not a subclass)
+        self._transport = tcp = cast(asyncio.Transport, transport)  # uvloop's TCP transport is not a subclass
         key = base64.b64encode(os.urandom(16)).decode()
-        transport.write((f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\n"
+        tcp.write((f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\n"
                          f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
                         .encode())
 

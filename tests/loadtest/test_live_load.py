@@ -115,3 +115,34 @@ def test_a_counting_viewer_counts_a_marker_split_across_reads_once(cut: int, mon
     for i in range(0, len(stream), cut):
         v.data_received(stream[i:i + cut])
     assert (v.tally.messages, v.tally.dropped) == (3, 1)
+
+
+def live_record(viewers: int, quoted: bool, date: str = "2026-12-03T00:00:00+00:00") -> dict[str, object]:
+    q = {"offered_rate": 5.0, "messages_per_s": 5.0, "deliveries_per_s": 10_000.0, "p50_ms": 50.0, "p99_ms": 200.0,
+         "cpu_ms_per_delivery": 0.03, "cpu_ms_per_delivery_by_process": {"node1": 0.01, "node2": 0.01,
+                                                                         "nats-server": 0.003},
+         "cpu_ms_per_message": {"nats-server": 0.6, "archiver": 0.5}, "cpu_pct": {}}
+    return {"date": date, "commit": "abcdef1234567", "clean_tree": True, "note": "shared box",
+            "machine": {"cpu_count": 2, "loadavg_at_start": [1.0, 2.0, 3.0]},
+            "results": {"viewers": viewers, "viewers_per_node": [viewers // 2, viewers // 2],
+                        "quoted": q if quoted else None, "max_sustained": None,
+                        "ledger": {"lost": 0, "expected_deliveries": 100},
+                        "filter_cost": {"judge_us_latin_short": 30.0}}}
+
+
+def test_the_1m_viewer_plan_is_arithmetic_on_the_biggest_quotable_run() -> None:
+    from parley.loadtest import live_report
+
+    recs = [live_record(2_000, True), live_record(10_000, False), live_record(500, True)]
+    assert live_report.quotable(recs) is recs[0]  # the most viewers among runs with a quoted step
+    rows = {what: (count, how) for what, count, how in live_report.plan(recs[0], live_report.Event())}
+    # 1M viewers x 200 msg/s = 200M deliveries/s x 0.02 ms (nodes) = 4,000 cores / 0.6 -> 6,667 nodes
+    assert rows["deliveries/s"][0].startswith("200,000,000 ")
+    assert rows["edge nodes (1 core each)"][0] == "**6,667**"
+    # the bus: one copy per node and the archiver; 0.6 ms per message over 2 nodes + 1 = 0.2 ms per copy
+    assert rows["NATS fan-out"][0].startswith(f"{200 * 6_668:,} msg/s out")
+    assert "0.200 ms per copy" in rows["NATS fan-out"][1]
+    # few viewers: the connection cap sets the floor (50,000 per node)
+    small = {w: c for w, c, _ in live_report.plan(recs[0], live_report.Event(viewers=1_000_000, messages_per_s=0.1))}
+    assert small["edge nodes (1 core each)"] == "**20**"
+    assert live_report.plan_text([recs[1]]).startswith("No run")
