@@ -203,10 +203,10 @@ async def setup(cluster: Cluster, http: aiohttp.ClientSession, args: argparse.Na
     tokens = [w.token for w in watchers] + [t["token"] for t in await bounded(
         [partial(accounts.log_in, api, w.name) for w in extra], API_CONCURRENCY)]
     urls = [cluster.node_url(i) for i in range(args.nodes)]
-    every = max(1, args.viewers // max(args.sample, 1))
+    every = max(1, args.viewers // max(args.sample, 1))  # counted per node: every node has sampled viewers
     say(f"  connecting {args.viewers} viewers over {args.nodes} nodes ({args.sample} sampled) ...")
     t0 = time.perf_counter()
-    viewers = await bounded([partial(viewer.watch, urls[i % args.nodes], tok, room, i % every == 0)
+    viewers = await bounded([partial(viewer.watch, urls[i % args.nodes], tok, room, (i // args.nodes) % every == 0)
                              for i, tok in enumerate(tokens)], args.concurrency)
     say(f"  {len(viewers)} viewers in the room after {time.perf_counter() - t0:.0f} s")
     talkers = await accounts.sign_up(api, accounts.names("lives", args.senders), API_CONCURRENCY)

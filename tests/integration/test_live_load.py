@@ -26,7 +26,7 @@ async def test_the_lean_generator_fills_a_room_over_both_nodes_and_loses_nothing
     assert out["viewers"] == 8 and out["viewers_per_node"] == [4, 4]
     assert books["accepted"] > 0 and books["expected_deliveries"] == 8 * books["accepted"]
     assert (books["lost"], books["surplus"], books["refused"], books["dropped_viewers"]) == (0, 0, 0, 0)
-    assert books["sampled_viewers"] == 4  # every second viewer: 8 // 2
+    assert books["sampled_viewers"] == 2  # 8 // 2: every fourth viewer of each node, so one on each
     assert (books["sampled_missing"], books["sampled_duplicates"], books["sampled_strays"]) == (0, 0, 0)
     assert out["steps"][0]["window"]["deliveries"] > 0 and out["steps"][0]["latency"]["n"] > 0
     assert sorted(out["node_count_at_join"]) == [4, 4]  # each node counted its own viewers
