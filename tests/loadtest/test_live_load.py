@@ -141,8 +141,26 @@ def test_the_1m_viewer_plan_is_arithmetic_on_the_biggest_quotable_run() -> None:
     assert rows["edge nodes (1 core each)"][0] == "**6,667**"
     # the bus: one copy per node and the archiver; 0.6 ms per message over 2 nodes + 1 = 0.2 ms per copy
     assert rows["NATS fan-out"][0].startswith(f"{200 * 6_668:,} msg/s out")
-    assert "0.200 ms per copy" in rows["NATS fan-out"][1]
+    assert "0.2000 ms per copy" in rows["NATS fan-out"][1] and "at the quoted step" in rows["NATS fan-out"][1]
+    assert rows["edge nodes if each viewer is sent at most 20 msg/s"][0] == "667"  # a tenth of the deliveries
     # few viewers: the connection cap sets the floor (50,000 per node)
     small = {w: c for w, c, _ in live_report.plan(recs[0], live_report.Event(viewers=1_000_000, messages_per_s=0.1))}
     assert small["edge nodes (1 core each)"] == "**20**"
     assert live_report.plan_text([recs[1]]).startswith("No run")
+
+
+def test_per_delivery_costs_are_the_slope_over_sustained_steps_so_fixed_costs_stay_out() -> None:
+    from parley.loadtest import live_report
+
+    def at(deliveries: float, node_pct: float, p99: float = 20.0) -> dict[str, object]:
+        s = step(int(deliveries * 2), p99)
+        s["viewers"], s["sent_in_window"] = 1, int(deliveries * 2)
+        s["window"].update(deliveries_per_s=deliveries, wall_s=2.0,  # type: ignore[union-attr]
+                           cpu_pct={"node1": node_pct / 2, "node2": node_pct / 2, "nats-server": 5.0})
+        return s
+
+    # 10% of a core idle + 0.01 ms per delivery: 10k/s -> 20%, 30k/s -> 40%; a failed step is left out
+    steps = [at(10_000, 20.0), at(30_000, 40.0), at(50_000, 95.0, p99=2_000.0)]
+    assert live_report.marginal(steps, "delivery", lambda k: k.startswith("node")) == pytest.approx(0.01)
+    assert live_report.marginal(steps, "message", lambda k: k == "nats-server") is None  # flat: not a cost
+    assert live_report.slope([(1.0, 2.0)]) is None and live_report.slope([(1.0, 2.0), (2.0, 1.0)]) is None
