@@ -172,7 +172,7 @@ def locust_key(rec: dict[str, Any]) -> tuple[int, str]:
 
 def p50_p99(stats: dict[str, dict[str, Any]], verb: str) -> str:
     """Locust's percentiles are whole milliseconds already."""
-    parts = [f"{kind} {n(row['p50_ms'])} / {n(row['p99_ms'])}" for kind in ("dm", "group")
+    parts = [f"{kind} {n(row['p50_ms'])} / {n(row['p99_ms'])}" for kind in ("dm", "group", "live", "live burst")
              if (row := stats.get(f"{verb} {kind}")) and row["count"]]
     return ", ".join(parts) or "-"
 
