@@ -10,6 +10,8 @@ of the process has joined. Request events (type ``WS``): ``connect`` (hello → 
 at a viewer), ``deliver live burst`` (the same, for messages sent in the burst). Failures: ``lost live``
 (accepted, never delivered to a viewer of its room; ``LiveBooks``), ``duplicate``, ``error <code>``,
 ``closed <code>``. A summary JSON (the ledger, counters and Locust's rows) goes to ``--summary-out``.
+One process: the books are that process's (distributed workers, as ``locustfile.py`` has them, are not built
+for this scenario).
 """
 
 from __future__ import annotations
