@@ -59,7 +59,6 @@ PAD = "x" * 60  # with the send time and the number: a ~90-byte body
 WARM_SHARE = 0.25
 WARM_RATE, WARM_S = 5.0, 2.0
 DRAIN_S, SETTLE_S, STALL_S = 5.0, 60.0, 5.0
-PING_EVERY_S = 20.0
 NOTE = ("generator, nodes, nats-server and workers share one machine; while this ran, other sessions "
         "used it too (see machine.loadavg_at_start and each step's cpu_pct / core_busy_pct)")
 
@@ -215,17 +214,9 @@ async def setup(cluster: Cluster, http: aiohttp.ClientSession, args: argparse.Na
     return Room(cluster, room, viewers, senders, placed)
 
 
-async def keep_alive(viewers: list[viewer.Viewer]) -> None:
-    while True:
-        await asyncio.sleep(PING_EVERY_S)
-        for v in viewers:
-            v.ping()
-
-
 async def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         room = await setup(cluster, http, args)
-        pinger = asyncio.get_running_loop().create_task(keep_alive(room.viewers))
         try:
             await room.step(WARM_RATE, WARM_S)
             steps: list[dict[str, Any]] = []
@@ -241,7 +232,6 @@ async def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
             books["closed_viewers"] = sum(1 for v in room.viewers if v.closed)
             books["refused"] = room.refused()
         finally:
-            pinger.cancel()
             for v in room.viewers:
                 v.close()
             await asyncio.gather(*(s.ws.close() for s in room.senders), return_exceptions=True)

@@ -200,7 +200,7 @@ def readme_text(recs: Sequence[Mapping[str, Any]]) -> str:
     if rec is None:
         return "No quotable live run yet (`make bench-live`)."
     r, q = rec["results"], rec["results"]["quoted"]
-    biggest = max(recs, key=lambda x: x["results"]["viewers"])
+    biggest = max(recs[::-1], key=lambda x: x["results"]["viewers"])  # the newest of the biggest
     nodes = next(b for a, b, _ in plan(rec) if a.startswith("edge nodes"))
     return (f"One live room, {r['viewers']:,} viewers over {len(r['viewers_per_node'])} nodes "
             f"({' + '.join(f'{n:,}' for n in r['viewers_per_node'])}): at {q['messages_per_s']:g} msg/s, "

@@ -32,6 +32,7 @@ MSG = b'{"type":"live_msg"'
 DROPPED = b'{"type":"live_dropped"'
 JOINED = b'{"type":"live_joined"'
 SYNCED = b'{"type":"synced"'
+PING_EVERY_S = 20.0  # the node closes a connection silent for PARLEY_IDLE_TIMEOUT_S (75 s)
 TAIL = len(DROPPED) - 1  # bytes kept from one chunk to the next: a marker split across them is still seen
 
 
@@ -100,6 +101,7 @@ class Viewer(asyncio.Protocol):
         self._state = "handshake"  # handshake -> hello -> joining -> watching
         self._buf = bytearray()
         self._tail = b""
+        self._pinger: asyncio.TimerHandle | None = None
 
     # ---- asyncio.Protocol ---------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -157,6 +159,7 @@ class Viewer(asyncio.Protocol):
         elif self._state == "joining" and payload.startswith(JOINED):
             self.node_viewers = int(payload.split(b'"viewers":', 1)[1].split(b",", 1)[0].split(b"}", 1)[0])
             self._state = "watching"
+            self._beat()
             if not self.joined.done():
                 self.joined.set_result(None)
         elif self._state == "joining" and payload.startswith(b'{"type":"error"'):
@@ -193,7 +196,16 @@ class Viewer(asyncio.Protocol):
     def ping(self) -> None:
         self.send(wire.ping())
 
+    def _beat(self) -> None:
+        """A ping now and every ``PING_EVERY_S`` from the join on, so the node's idle timeout never closes a
+        viewer that joined long before the run's last one (a room of 16,000 takes a minute to fill)."""
+        if not self.closed:
+            self.ping()
+            self._pinger = asyncio.get_running_loop().call_later(PING_EVERY_S, self._beat)
+
     def close(self) -> None:
+        if self._pinger is not None:
+            self._pinger.cancel()
         if self._transport is not None and not self.closed:
             self.closed = True
             self._transport.close()
