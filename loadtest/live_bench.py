@@ -232,6 +232,7 @@ async def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
             books["dropped_viewers"] = sum(1 for v in room.viewers if v.tally.dropped)
             books["closed_viewers"] = sum(1 for v in room.viewers if v.closed)
             books["refused"] = room.refused()
+            books["hello_retries"] = sum(v.retries for v in room.viewers)
         finally:
             for v in room.viewers:
                 v.close()

@@ -102,6 +102,7 @@ class Viewer(asyncio.Protocol):
         self._buf = bytearray()
         self._tail = b""
         self._pinger: asyncio.TimerHandle | None = None
+        self.retries = 0  # hellos the node refused as retryable before this connection joined
 
     # ---- asyncio.Protocol ---------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -211,8 +212,24 @@ class Viewer(asyncio.Protocol):
             self._transport.close()
 
 
-async def watch(url: str, token: str, room: str, sampled: bool, timeout_s: float = 30.0) -> Viewer:
-    """A viewer connected to the node at ``url`` (``ws://host:port/path``), in ``room``."""
+async def watch(url: str, token: str, room: str, sampled: bool, timeout_s: float = 30.0, tries: int = 5) -> Viewer:
+    """A viewer connected to the node at ``url`` (``ws://host:port/path``), in ``room``. A refusal the node
+    marks retryable (a store slow to answer on a loaded machine) is tried again, up to ``tries`` times with
+    a growing pause; the viewer's ``retries`` says how often."""
+    for attempt in range(tries):
+        try:
+            viewer = await _watch(url, token, room, sampled, timeout_s)
+        except ConnectionError as err:
+            if '"retryable":true' not in str(err) or attempt == tries - 1:
+                raise
+            await asyncio.sleep(2**attempt)
+            continue
+        viewer.retries = attempt
+        return viewer
+    raise AssertionError("unreachable")
+
+
+async def _watch(url: str, token: str, room: str, sampled: bool, timeout_s: float) -> Viewer:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     loop = asyncio.get_running_loop()
