@@ -160,6 +160,11 @@ def sentence(text: str) -> str:
     return f"{text[:1].upper()}{text[1:]}." if text else ""
 
 
+def closed(books: Mapping[str, Any]) -> str:
+    n = books.get("closed_viewers") or 0
+    return f" ({n:,} viewers closed)" if n else ""
+
+
 def run_row(rec: Mapping[str, Any]) -> str:
     r = rec["results"]
     q, top, books = r.get("quoted"), r.get("max_sustained"), r["ledger"]
@@ -170,7 +175,7 @@ def run_row(rec: Mapping[str, Any]) -> str:
     load = " / ".join(f"{x:g}" for x in rec["machine"]["loadavg_at_start"])
     return (f"| {rec['date'][:16].replace('T', ' ')} | {str(rec['commit'])[:10]}{'' if rec['clean_tree'] else '*'} "
             f"| {r['viewers']:,} ({' + '.join(f'{n:,}' for n in r['viewers_per_node'])}) | {quote} | {best} "
-            f"| {books['lost']} lost of {books['expected_deliveries']:,} | {load} |")
+            f"| {books['lost']:,} lost of {books['expected_deliveries']:,}{closed(books)} | {load} |")
 
 
 def runs_text(recs: Sequence[Mapping[str, Any]]) -> str:
