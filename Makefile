@@ -4,7 +4,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run run-cassandra test install install-test lint bench bench-efficiency bench-foundation bench-store bench-scale bench-leader-kill bench-workers bench-regions loadtest-smoke capacity clean
+.PHONY: run run-cassandra test install install-test lint bench bench-efficiency bench-foundation bench-store bench-scale bench-leader-kill bench-workers bench-regions bench-live loadtest-smoke capacity clean
 
 run: install  # options for parley up: make run ARGS="--nodes 3 --api-port 8180"
 	$(BIN)/parley up $(ARGS)
@@ -72,6 +72,9 @@ bench-workers: install-test  # archive rate with 1 vs 2 archivers, presence entr
 
 bench-regions: install-test  # send->delivery and send->ack p50/p99, a DM within a region and across eu/us homed on either side, 0 and 40 ms one-way gateway delay -> loadtest/results/regions.jsonl
 	$(BIN)/python -m parley.loadtest.regions --record
+
+bench-live: install-test  # one live room, 10,000 viewers over 2 nodes, stepped send rates (~10 min) -> loadtest/results/live.jsonl
+	$(BIN)/python -m parley.loadtest.live_bench --record
 
 clean:
 	rm -rf .parley

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from parley.loadtest import efficiency_report, figures, model
+from parley.loadtest import efficiency_report, figures, live_report, model
 from parley.loadtest.figures import dig
 from parley.loadtest.traffic import MODEL, SCENARIOS, arithmetic, scenario_table
 
@@ -172,7 +172,7 @@ def locust_key(rec: dict[str, Any]) -> tuple[int, str]:
 
 def p50_p99(stats: dict[str, dict[str, Any]], verb: str) -> str:
     """Locust's percentiles are whole milliseconds already."""
-    parts = [f"{kind} {n(row['p50_ms'])} / {n(row['p99_ms'])}" for kind in ("dm", "group")
+    parts = [f"{kind} {n(row['p50_ms'])} / {n(row['p99_ms'])}" for kind in ("dm", "group", "live", "live burst")
              if (row := stats.get(f"{verb} {kind}")) and row["count"]]
     return ", ".join(parts) or "-"
 
@@ -324,6 +324,9 @@ REGIONS: dict[str, Callable[[], str]] = {
     "capacity-table": capacity_table,
     "bench-runs": bench_runs,
     "efficiency": efficiency,
+    "live-runs": lambda: live_report.runs_text(records("live.jsonl")),
+    "live-plan": lambda: live_report.plan_text(records("live.jsonl")),
+    "live-figures": lambda: live_report.readme_text(records("live.jsonl")),
 }
 
 

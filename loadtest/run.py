@@ -4,6 +4,7 @@
     .venv/bin/python -m parley.loadtest.run steady --run-dir .parley   # the cluster `parley up` runs there
     .venv/bin/python -m parley.loadtest.run steady --api http://127.0.0.1:8080 --users 100 --run-time 60
     .venv/bin/python -m parley.loadtest.run reconnect-storm --disrupt drain
+    .venv/bin/python -m parley.loadtest.run live-event                 # live rooms: a hot room, a score burst
 
 Steps: start a scratch cluster (``parley.tools.cluster``: nats-server and every role on 127.0.0.1 free
 ports, in the output dir; cheap Argon2) unless ``--api`` names one or ``--run-dir`` names the run dir of a
@@ -16,6 +17,9 @@ append one JSON line to ``<run dir>/results/locust.jsonl``, or with ``--record``
 ``loadtest/results/locust.jsonl`` (``--results FILE`` elsewhere; refused from a dirty tree without
 ``--allow-dirty``; none outside a source checkout). The HTML report, CSVs, roster and logs stay in
 ``--out`` (default ``.parley/loadtest/<scenario>-<time>/`` in the checkout, else in the current directory).
+
+``live-event`` (``loadtest/live_event.py``) runs ``loadtest/live_locustfile.py`` instead: after seeding, the
+roster's first user makes the scenario's live rooms (``roster["live"]["rooms"]``, the hot one first).
 
 Exit status 0 only when Locust reported no failure, no acknowledged message was lost, and messages
 were delivered.
@@ -36,13 +40,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from parley.loadtest import seed as seeding
 from parley.loadtest.harness import record
+from parley.loadtest.live_event import SCENARIOS as LIVE_SCENARIOS
+from parley.loadtest.live_event import LiveEvent, live_scenario, make_rooms
 from parley.loadtest.traffic import MODEL, Scenario, scenario
+from parley.tools.client import Api
 from parley.tools.cluster import Cluster
 from parley.tools.locate import locate
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
+LIVE_LOCUSTFILE = Path(__file__).resolve().parent / "live_locustfile.py"
+AnyScenario = Scenario | LiveEvent
 
 
 def disrupt(cluster: Cluster, how: str) -> dict[str, Any]:
@@ -58,8 +68,10 @@ def disrupt(cluster: Cluster, how: str) -> dict[str, Any]:
             "took_s": round(time.monotonic() - t0, 2)}
 
 
-def locust_command(args: argparse.Namespace, sc: Scenario, out: Path, roster: Path) -> list[str]:
-    return [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary",
+def locust_command(args: argparse.Namespace, sc: AnyScenario, out: Path, roster: Path) -> list[str]:
+    live = isinstance(sc, LiveEvent)
+    return [sys.executable, "-m", "locust", "-f", str(LIVE_LOCUSTFILE if live else LOCUSTFILE), "--headless",
+            "--only-summary",
             "-u", str(sc.users), "-r", str(sc.spawn_rate), "-t", f"{sc.run_time_s}s", "--host", args.api,
             "--roster", str(roster), "--scenario", sc.name, "--loss-timeout", str(args.loss_timeout),
             "--summary-out", str(out / "summary.json"), "--csv", str(out / "locust"),
@@ -71,14 +83,14 @@ def read_summary(out: Path) -> dict[str, Any]:
     return dict(json.loads(path.read_text())) if path.exists() else {}
 
 
-def run_locust(args: argparse.Namespace, sc: Scenario, out: Path, roster: Path,
+def run_locust(args: argparse.Namespace, sc: AnyScenario, out: Path, roster: Path,
                cluster: Cluster | None) -> tuple[int, dict[str, Any] | None, float]:
     cmd = locust_command(args, sc, out, roster)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     disruption: dict[str, Any] | None = None
-    if sc.disrupt and cluster is not None:
+    if getattr(sc, "disrupt", "") and cluster is not None:
         spawn_s = sc.users / sc.spawn_rate
         at = spawn_s + (sc.run_time_s - spawn_s) / 2
         result: dict[str, Any] = {}
@@ -96,7 +108,7 @@ def run_locust(args: argparse.Namespace, sc: Scenario, out: Path, roster: Path,
         proc.kill()
         output, _ = proc.communicate()
     (out / "locust.out").write_text(output)
-    if sc.disrupt and cluster is not None:
+    if getattr(sc, "disrupt", "") and cluster is not None:
         thread.join(timeout=150)
         disruption = result or {"action": f"{sc.disrupt} not done (Locust ended first)"}
     return proc.returncode, disruption, time.monotonic() - t0
@@ -124,7 +136,7 @@ def _cell(v: float | None) -> str:
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, record.Recorder]:
     p = argparse.ArgumentParser(prog="python -m parley.loadtest.run", description=__doc__.split("\n")[0])
-    p.add_argument("scenario", help="smoke, steady, peak, reconnect-storm, presence-churn")
+    p.add_argument("scenario", help="smoke, steady, peak, reconnect-storm, presence-churn, live-event")
     p.add_argument("--api", default="", help="a running Parley API (default: start a local cluster here)")
     p.add_argument("--run-dir", default="", help="run against the cluster `parley up` runs from this run dir "
                                                  "(its run.json names the API; e.g. .parley)")
@@ -150,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides["run_time_s"] = args.run_time
     if args.disrupt:
         overrides["disrupt"] = "" if args.disrupt == "none" else args.disrupt
-    sc = scenario(args.scenario, **overrides)
+    sc: AnyScenario = (live_scenario(args.scenario, **overrides) if args.scenario in LIVE_SCENARIOS
+                       else scenario(args.scenario, **overrides))
     if args.run_dir and not args.api:
         where = locate(os.environ, args.run_dir)
         if not where.found:
@@ -172,8 +185,10 @@ def main(argv: list[str] | None = None) -> int:
         args.api = cluster.api_url
     try:
         roster = out / "roster.json"
-        data = asyncio.run(seeding.seed(args.api, max(sc.users, 2), cell=100, largest_group=sc.group_size,
-                                        seed_value=1))
+        data = asyncio.run(seeding.seed(args.api, max(sc.users, 2), cell=100,
+                                        largest_group=getattr(sc, "group_size", 0), seed_value=1))
+        if isinstance(sc, LiveEvent):
+            data["live"] = {"rooms": asyncio.run(live_rooms(args.api, data, 1 + sc.small_rooms))}
         roster.write_text(json.dumps(data))
         print(f"seeded {len(data['users'])} users ({data['prefix']}-<n>), {len(data['groups'])} groups; running Locust "
               f"({sc.name}: {sc.users} users, {sc.run_time_s} s) ...", flush=True)
@@ -184,7 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     return report(args, recorder, sc, out, code, disruption, took, cluster is not None)
 
 
-def report(args: argparse.Namespace, recorder: record.Recorder, sc: Scenario, out: Path, code: int,
+async def live_rooms(api_url: str, roster: dict[str, Any], count: int) -> list[str]:
+    async with aiohttp.ClientSession() as http:
+        return await make_rooms(Api(api_url, http), roster, count)
+
+
+def report(args: argparse.Namespace, recorder: record.Recorder, sc: AnyScenario, out: Path, code: int,
            disruption: dict[str, Any] | None, took: float, local: bool) -> int:
     summary = read_summary(out)
     stats = summary.pop("stats", [])
@@ -207,11 +227,13 @@ def report(args: argparse.Namespace, recorder: record.Recorder, sc: Scenario, ou
     return 0 if verdict["ok"] and code == 0 else 1
 
 
-def result_record(args: argparse.Namespace, recorder: record.Recorder, sc: Scenario, stats: list[dict[str, Any]],
+def result_record(args: argparse.Namespace, recorder: record.Recorder, sc: AnyScenario, stats: list[dict[str, Any]],
                   summary: dict[str, Any], verdict: dict[str, Any], disruption: dict[str, Any] | None, code: int,
                   took: float, local: bool, out: Path) -> dict[str, Any]:
-    model = {"send_rate_per_client": sc.send_rate_per_client(MODEL), "messages_per_s": sc.messages_per_s(MODEL),
-             "scale_factor": sc.scale_factor(MODEL)}
+    model = ({"send_rate_per_client": sc.send_rate_per_client(MODEL), "messages_per_s": sc.messages_per_s(MODEL),
+              "scale_factor": sc.scale_factor(MODEL)} if isinstance(sc, Scenario) else
+             {"chatters": -(-sc.users // sc.chatter_every), "chat_rate": sc.chat_rate,
+              "burst_rate": sc.chat_rate * sc.burst_factor})
     return {**recorder.new_record(args), "scenario": asdict(sc), "model": model,
             "target": "local cluster (started by the run)" if local else args.api,
             "verdict": verdict, "locust_exit": code, "stats": stats, "summary": summary, "disruption": disruption,

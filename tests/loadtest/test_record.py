@@ -59,7 +59,7 @@ def test_the_make_targets_that_record_pass_record_and_their_scripts_take_it():
     modules = re.findall(r"^\t\$\(BIN\)/python -m parley\.loadtest\.(\w+)(.*)$", makefile, re.M)
     recording = {m for m, rest in modules if m not in ("run", "model", "docs")}
     assert {"standard", "bench", "efficiency", "leader_kill", "store_bench", "scale", "presence_cost", "push_cost",
-            "workers_bench", "regions"} == recording
+            "workers_bench", "regions", "live_bench"} == recording
     assert all("--record" in rest for m, rest in modules if m in recording)
     assert all("--record" not in rest for m, rest in modules if m not in recording)  # the smoke: the run dir
     for module in sorted(recording):
