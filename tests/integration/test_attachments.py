@@ -34,6 +34,15 @@ async def bus(cluster):
     await nc.close()
 
 
+async def gone(world, token: str, conv: str, id: str) -> bool:
+    """Whether a member asking for attachment ``id`` is told it is unknown (swept or released)."""
+    try:
+        await world.api.download(token, path(conv, id))
+    except ApiError as err:
+        return err.code == "unknown_attachment"
+    return False
+
+
 async def stored(nc) -> tuple[int, int]:
     """Messages in the object store's stream and records in the bucket: what an upload leaves behind."""
     js = nc.jetstream()
@@ -180,18 +189,11 @@ async def test_the_sweep_deletes_unreferenced_uploads_and_released_ones(world, c
         sweeper = Api(url, world.http)
         loose = await sweeper.upload(alice.token, conv, jpeg_with_gps(32, 32), name="loose.jpg")
 
-        async def gone(id: str) -> bool:
-            try:
-                await world.api.download(bob.token, path(conv, id))
-            except ApiError as err:
-                return err.code == "unknown_attachment"
-            return False
-
-        await eventually(lambda: gone(loose["id"]), what="the unreferenced upload swept")
+        await eventually(lambda: gone(world, bob.token, conv, loose["id"]), what="the unreferenced upload swept")
         assert await catalog.get(loose["id"]) is None
         assert await catalog.get(kept["id"]) is not None  # its message keeps it
         await release(catalog, [kept["id"]], now_ms=(await catalog.get(kept["id"]))[0].created_at)
-        assert await gone(kept["id"])  # released: no longer served, at once
+        assert await gone(world, bob.token, conv, kept["id"])  # released: no longer served, at once
 
         async def swept() -> bool:
             return await catalog.get(kept["id"]) is None
@@ -216,14 +218,8 @@ async def test_deleting_a_message_for_everyone_releases_its_files(world):
     await a.send(conv, "stays", attachments=[kept["id"]])
     await a.send(conv, "", kind="delete", target=sent["id"])
 
-    async def gone(id: str) -> bool:
-        try:
-            await world.api.download(bob.token, path(conv, id))
-        except ApiError as err:
-            return err.code == "unknown_attachment"
-        return False
-
-    await eventually(lambda: gone(doomed["id"]), what="the deleted message's attachment released")
-    assert not await gone(kept["id"])
+    await eventually(lambda: gone(world, bob.token, conv, doomed["id"]),
+                     what="the deleted message's attachment released")
+    assert not await gone(world, bob.token, conv, kept["id"])
     history = (await world.api.call("GET", f"/v1/conversations/{conv}/messages", bob.token))["messages"]
     assert [m for m in history if m["id"] == sent["id"]][0].get("attachments") is None
