@@ -24,7 +24,6 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
-from nats.js.client import JetStreamContext
 from nats.js.errors import APIError
 
 from parley.bus import parse_wrong_last_sequence
@@ -38,19 +37,21 @@ TAILS = 100_000  # conversations whose last id this node remembers
 # "wrong last sequence" without the number: a clustered stream has a message of the subject in flight
 WRONG_LAST_SEQUENCE_IN_FLIGHT = 10164
 IN_FLIGHT_PAUSE_S = 0.002
+# (subject, payload, dedup id, expected last subject sequence) -> (sequence, duplicate): parley.bus.publish_chained
+ChainedPublish = Callable[[str, bytes, str, int], Awaitable[tuple[int, bool]]]
 
 
 class Publisher:
     def __init__(
         self,
-        js: JetStreamContext,
+        stream_publish: ChainedPublish,
         shard_of: Callable[[ConversationId], Awaitable[int]],
         stream_last: Callable[[int, ConversationId], Awaitable[int]],
         store_last: Callable[[ConversationId], Awaitable[int]],
         *,
         tails: int = TAILS,
     ) -> None:
-        self._js = js
+        self._stream_publish = stream_publish
         self._shard_of = shard_of
         self._stream_last = stream_last
         self._store_last = store_last
@@ -90,9 +91,8 @@ class Publisher:
         for attempt in range(MAX_ATTEMPTS):
             # An empty subject (new, or older than the stream's retention) chains to the store's last.
             prev = pack(shard, expected) if expected else await self._store_last(conv)
-            headers = {"Nats-Msg-Id": msg_id, "Nats-Expected-Last-Subject-Sequence": str(expected)}
             try:
-                ack = await self._js.publish(subject, payload(prev), headers=headers, timeout=5)
+                seq, duplicate = await self._stream_publish(subject, payload(prev), msg_id, expected)
             except APIError as err:
                 if err.err_code == WRONG_LAST_SEQUENCE_IN_FLIGHT:
                     # clustered: another message of this subject is being replicated and its sequence is not
@@ -109,8 +109,8 @@ class Publisher:
             except TRANSIENT as err:  # an election (NoStreamResponseError), a timeout, a reconnect
                 self._last.pop(conv, None)
                 raise unavailable(err, "the message was not confirmed; resend it") from err
-            id = pack(shard, ack.seq)
-            if not ack.duplicate:
+            id = pack(shard, seq)
+            if not duplicate:
                 self.observe(conv, id)
-            return id, bool(ack.duplicate)
+            return id, duplicate
         raise Unavailable("conversation too busy; resend the message", code="bus_unavailable")

@@ -14,6 +14,7 @@ import asyncio
 import itertools
 import logging
 import time
+from functools import partial
 
 from aiohttp import WSMsgType, web
 from parley.node.bounds import ShardWatch
@@ -36,7 +37,7 @@ from parley.node.targets import Targets
 from parley.node.unsaved import Unsaved
 
 from parley import protocol
-from parley.bus import BusClient, JetStreamReads, StreamReads
+from parley.bus import BusClient, JetStreamReads, StreamReads, publish_chained
 from parley.bus.repair import ask_repair
 from parley.cursor import BadCursor, cursor_key, open_cursor, seal_cursor
 from parley.errors import (
@@ -87,7 +88,7 @@ class EdgeNode:
         self.groups = GroupRoutes(nc, self.hub, self.on_delivery, self.events.on_event, self.resync)
         self.subscriptions = UserSubscriptions(nc, store, self.hub, groups=self.groups, presence=self.presence,
                                                events=self.events, deliver=self.on_delivery)
-        self.publisher = Publisher(nc.jetstream(), self.homes.of, self.reads.last_of, self._store_last)
+        self.publisher = Publisher(partial(publish_chained, nc), self.homes.of, self.reads.last_of, self._store_last)
         membership = MembershipCheck(store, self.hub.groups_of, self.presence.friends_of)
         self.frames = FrameHandler(settings, self.metrics, membership=membership,
                                    publisher=self.publisher, events=self.events, on_cursor=self._cursor_moved,

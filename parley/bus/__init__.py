@@ -16,6 +16,7 @@ from parley.bus.stream import (
     last_of_subject,
     message_streams,
     parse_wrong_last_sequence,
+    publish_chained,
     read_stream,
     stream_batches,
     stream_bounds,
@@ -25,6 +26,7 @@ from parley.bus.stream import (
 __all__ = [
     "ARCHIVER", "WRONG_LAST_SEQUENCE", "Bus", "BusClient", "Handler", "JetStreamReads", "StreamReads", "StreamRow",
     "archived_through", "close_quietly", "connect", "ensure_archiver_consumer", "ensure_stream",
-    "last_id_of", "last_of_subject", "message_streams", "parse_wrong_last_sequence", "read_stream", "stream_batches",
+    "last_id_of", "last_of_subject", "message_streams", "parse_wrong_last_sequence", "publish_chained", "read_stream",
+    "stream_batches",
     "stream_bounds", "stream_config",
 ]

@@ -14,7 +14,11 @@ nats-py reads when it replays subscriptions after a reconnect, drains, or closes
 header block, data: no decoding, no header parsing), for the archiver's pull loop (``parley.bus.pull``),
 which reads a few hundred thousand messages a second and needs only the reply subject of most.
 ``publish_bare`` sends many payload-less or tiny messages (JetStream acks) in one write command instead
-of one ``publish`` each.
+of one ``publish`` each. ``request_raw`` is a request whose reply comes back inline, as the wire's bytes, on
+one wildcard inbox subscription of this client (the node's JetStream publishes, ``parley.bus.stream``):
+nats-py's ``request`` costs a ``Msg``, a header parse, a hop through the inbox subscription's task and two
+through ``wait_for`` per reply (docs/adr/0026). And a publish kicks nats-py's flusher only when no kick is
+already queued (``_flush_pending``): one kick writes everything pending, so the others were wakeups for nothing.
 
 This overrides a private method of nats-py, so the dependency is pinned (pyproject) and
 tests/parley/bus/test_ordered.py fails when an upgrade changes what this relies on.
@@ -22,12 +26,15 @@ tests/parley/bus/test_ordered.py fails when an upgrade changes what this relies 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from nats.aio.client import Client
 from nats.aio.subscription import Subscription
-from nats.errors import ConnectionClosedError, OutboundBufferLimitError
+from nats.errors import ConnectionClosedError, ConnectionDrainingError, OutboundBufferLimitError
+from nats.errors import TimeoutError as NatsTimeout
 
 log = logging.getLogger("parley.bus")
 
@@ -38,6 +45,7 @@ RawHandler = Callable[[bytes, bytes, bytes | None, bytes], None]  # subject, rep
 RELIES_ON = {"_process_msg": ("sid", "subject", "reply", "data", "headers"), "_process_headers": ("headers",),
              "_send_subscribe": ("sub",), "_send_unsubscribe": ("sid", "limit"),
              "_send_command": ("cmd", "priority"), "_flush_pending": ("force_flush",)}
+RawReply = tuple[bytes | None, bytes]  # a reply's raw header block (None without) and its data
 
 
 class OrderedSub:
@@ -66,6 +74,10 @@ class BusClient(Client):
         super().__init__()
         self._ordered: dict[int, Handler] = {}
         self._raw: dict[int, RawHandler] = {}
+        self._replies: dict[bytes, asyncio.Future[RawReply]] = {}  # request_raw's, by token
+        self._reply_prefix = b""  # this client's reply inbox, with the trailing dot (made on first use)
+        self._reply_lock = asyncio.Lock()
+        self._reply_count = 0
 
     async def subscribe_ordered(self, subject: str, handler: Handler) -> OrderedSub:
         if self.is_closed:
@@ -110,6 +122,61 @@ class BusClient(Client):
         self.stats["out_bytes"] += size * len(subjects)
         await self._flush_pending()
 
+    async def request_raw(self, subject: str, headers: bytes, payload: bytes, timeout: float) -> RawReply:
+        """Publish ``payload`` (with ``headers``, a complete ``NATS/1.0`` block, or b"") with a reply inbox and
+        return the reply as it came: (raw headers or None, data). nats-py's ``TimeoutError`` after ``timeout``;
+        raises like ``publish`` while closed, draining, or reconnecting with a full buffer."""
+        if self.is_closed:
+            raise ConnectionClosedError
+        if self.is_draining_pubs:
+            raise ConnectionDrainingError
+        if not self._reply_prefix:
+            await self._open_replies()
+        self._reply_count += 1
+        token = b"%d" % self._reply_count
+        reply = self._reply_prefix + token
+        if headers:
+            cmd = b"HPUB %b %b %d %d\r\n%b%b\r\n" % (subject.encode(), reply, len(headers),
+                                                      len(headers) + len(payload), headers, payload)
+        else:
+            cmd = b"PUB %b %b %d\r\n%b\r\n" % (subject.encode(), reply, len(payload), payload)
+        if not self.is_connected and len(cmd) + self._pending_data_size > self._max_pending_size:
+            raise OutboundBufferLimitError
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[RawReply] = loop.create_future()
+        self._replies[token] = future
+        timer = loop.call_later(timeout, _expire, future)
+        try:
+            await self._send_command(cmd)
+            self.stats["out_msgs"] += 1
+            self.stats["out_bytes"] += len(payload)
+            await self._flush_pending()
+            return await future
+        finally:
+            timer.cancel()
+            del self._replies[token]
+
+    async def _open_replies(self) -> None:
+        async with self._reply_lock:
+            if self._reply_prefix:
+                return
+            prefix = bytes(self._inbox_prefix) + b"." + bytes(self._nuid.next()) + b"."
+            await self.subscribe_raw(prefix.decode() + "*", self._on_reply)
+            self._reply_prefix = prefix
+
+    def _on_reply(self, subject: bytes, reply: bytes, headers: bytes | None, data: bytes) -> None:
+        future = self._replies.get(subject[len(self._reply_prefix):])
+        if future is not None and not future.done():
+            future.set_result((headers, data))
+
+    async def _flush_pending(self, force_flush: bool = False) -> Any:
+        """nats-py queues one flusher kick per publish; a kick already queued will write whatever is pending
+        when the flusher takes it, so another is only a wakeup for nothing."""
+        if not force_flush and self._flush_queue is not None and not self._flush_queue.empty() \
+                and self._flusher_task is not None and not self._flusher_task.done():
+            return None
+        return await super()._flush_pending(force_flush)
+
     async def _process_msg(self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes) -> None:
         raw = self._raw.get(sid)
         if raw is not None:
@@ -131,3 +198,8 @@ class BusClient(Client):
             handler(subject.decode(), hdr, data)
         except Exception:
             log.exception("handler for %s failed", subject)
+
+
+def _expire(future: asyncio.Future[RawReply]) -> None:
+    if not future.done():
+        future.set_exception(NatsTimeout())

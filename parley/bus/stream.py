@@ -4,7 +4,9 @@ There is one stream per shard (``parley.shards``): ``MSG_<i>`` captures ``msg.<i
 conversation homed there) and republishes every stored message to ``dlv.<conv>`` in stream order, with
 headers ``Nats-Stream`` and ``Nats-Sequence`` (together: the message id). ``JetStreamReads`` is the
 node's ``StreamReads``: a shard's bounds, the archiver's ack floor there, a conversation's last id and a
-filtered range (an ephemeral consumer per read).
+filtered range (an ephemeral consumer per read). ``publish_chained`` is the node's publish of a message: its
+dedup id and the subject's expected last sequence in a header block made in one format, the PubAck read
+raw (``BusClient.request_raw``).
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from nats.js.api import (
     StreamConfig,
 )
 from nats.js.client import JetStreamContext
-from nats.js.errors import APIError
+from nats.js.errors import APIError, NoStreamResponseError
 
 from parley.bus import ensure
+from parley.bus.ordered import BusClient
 from parley.bus.outage import TRANSIENT, is_transient, unavailable
 from parley.bus.port import StreamRow
 from parley.errors import Unavailable
@@ -210,6 +213,27 @@ async def stream_batches(
             await js.delete_consumer(stream, info.name)
         except Exception:  # it expires by itself after inactive_threshold
             pass
+
+
+PUBLISH_TIMEOUT_S = 5.0
+_NO_RESPONDERS = b"NATS/1.0 503"
+
+
+async def publish_chained(nc: BusClient, subject: str, payload: bytes, msg_id: str, expected: int,
+                          timeout: float = PUBLISH_TIMEOUT_S) -> tuple[int, bool]:
+    """Store ``payload`` on ``subject`` if the subject's last sequence is ``expected`` (headers
+    ``Nats-Msg-Id``, ``Nats-Expected-Last-Subject-Sequence``): (its sequence, whether it was a duplicate of
+    ``msg_id``). Raises as nats-py's ``js.publish`` does: ``APIError`` (a wrong last sequence among them),
+    ``NoStreamResponseError`` (no stream leader answered), nats-py's ``TimeoutError``."""
+    headers = b"NATS/1.0\r\nNats-Msg-Id: %b\r\nNats-Expected-Last-Subject-Sequence: %d\r\n\r\n" % (
+        msg_id.encode(), expected)
+    status, data = await nc.request_raw(subject, headers, payload, timeout)
+    if status is not None and status.startswith(_NO_RESPONDERS):
+        raise NoStreamResponseError
+    ack = orjson.loads(data)
+    if "error" in ack:
+        raise APIError.from_error(ack["error"])
+    return int(ack["seq"]), bool(ack.get("duplicate"))
 
 
 def parse_wrong_last_sequence(err: APIError) -> int | None:
