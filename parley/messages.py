@@ -4,6 +4,10 @@ The stream holds one JSON payload per message on subject ``msg.<conversation>``;
 is the message id. The payload carries ``prev`` (the conversation's previous id), which the sending
 node guaranteed by publishing with ``Nats-Expected-Last-Subject-Sequence``. An action or a reply (ADR 0025)
 adds its entry fields (``parley.store.columns``); a plain message's payload is as it always was.
+
+Every node decodes each message it delivers and the archiver each one it stores, so a plain message (the
+six fields, nothing else: most of them) takes a short way: no entry fields or attachments to look for, the
+one shared empty ``MessageState`` (frozen, so sharing is safe), and its frame made without the extras.
 """
 
 from __future__ import annotations
@@ -17,6 +21,10 @@ from parley.ids import ConversationId, DeviceId, MessageId, UserId
 from parley.protocol import message_frame
 from parley.store import AttachmentRef, StoredMessage
 from parley.store.columns import entry_kwargs
+from parley.store.records import MessageState
+
+NO_STATE = MessageState()  # nothing acted on the message (yet): shared, it is frozen
+PLAIN_FIELDS = 6  # from, device, cid, body, ts, prev
 
 
 def encode_payload(*, sender: UserId, device: DeviceId, cid: str, body: str, ts: int, prev: int,
@@ -32,6 +40,10 @@ def encode_payload(*, sender: UserId, device: DeviceId, cid: str, body: str, ts:
 
 def decode_payload(seq: int, conv: ConversationId, data: bytes) -> StoredMessage:
     d = orjson.loads(data)
+    if len(d) == PLAIN_FIELDS:
+        return StoredMessage(id=MessageId(seq), conv=conv, prev=int(d["prev"]), sender=UserId(d["from"]),
+                             device=DeviceId(d["device"]), cid=str(d["cid"]), body=str(d["body"]), ts=int(d["ts"]),
+                             state=NO_STATE)
     return StoredMessage(
         id=MessageId(seq),
         conv=conv,
@@ -42,16 +54,18 @@ def decode_payload(seq: int, conv: ConversationId, data: bytes) -> StoredMessage
         body=str(d["body"]),
         ts=int(d["ts"]),
         **entry_kwargs(d),
+        state=NO_STATE,
         attachments=tuple(AttachmentRef.from_json(a) for a in d.get("attachments") or ()),
     )
 
 
 def frame_of(m: StoredMessage) -> bytes:
     """The ``msg`` frame for a stored message, encoded once and sent to every device as is."""
-    return orjson.dumps(
-        message_frame(id=m.id, conv=m.conv, prev=m.prev, sender=m.sender, device=m.device, cid=m.cid,
-                      body=m.body, ts=m.ts) | extras_json(m) | attachments_json(m)
-    )
+    frame = message_frame(id=m.id, conv=m.conv, prev=m.prev, sender=m.sender, device=m.device, cid=m.cid,
+                          body=m.body, ts=m.ts)
+    if m.state is NO_STATE and not (m.kind or m.reply_to or m.attachments):
+        return orjson.dumps(frame)  # what ``extras_json`` and ``attachments_json`` add is nothing
+    return orjson.dumps(frame | extras_json(m) | attachments_json(m))
 
 
 def attachments_json(m: StoredMessage) -> dict[str, object]:
