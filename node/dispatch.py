@@ -72,6 +72,7 @@ class FrameHandler:
         self.live: LiveHall | None = None  # set once the live stream and rooms bucket are open
         self.attachments: AttachmentClaims | None = None  # set once the attachments bucket is open (ADR 0024)
         self._releases: set[asyncio.Task[None]] = set()  # deleted messages' attachments being released
+        self._frames_in: dict[type, Any] = {}  # frames_in's child per frame class (``labels`` looks it up each time)
 
     def forget(self, user: str) -> None:
         """The user's last device left this node: its send budget goes too."""
@@ -84,7 +85,7 @@ class FrameHandler:
         frame: protocol.ClientFrame | None = None
         try:
             frame = protocol.parse_client_frame(raw, max_body=self._settings.max_body_bytes)
-            self._metrics.frames_in.labels(type(frame).__name__.lower()).inc()
+            self._count(frame)
             self._charge(link, frame)
             await self._handle(link, frame)
         except Exception as err:
@@ -96,6 +97,12 @@ class FrameHandler:
         self.reject(link, PeerError("frames are JSON text", code="bad_json"))
         if self.budget(link).out:
             await self._strike_out(link)
+
+    def _count(self, frame: protocol.ClientFrame) -> None:
+        counter = self._frames_in.get(type(frame))
+        if counter is None:
+            counter = self._frames_in[type(frame)] = self._metrics.frames_in.labels(type(frame).__name__.lower())
+        counter.inc()
 
     def budget(self, link: DeviceLink) -> FrameBudget:
         if link.budget is None:
@@ -215,7 +222,8 @@ class FrameHandler:
         if sends is None:
             sends = self._sends[link] = LinkSends(self._settings.sends_in_flight,
                                                   lambda f, at: self._answer_send(link, f, at))
-        await sends.wait_room()  # backpressure: the rest of the device's frames wait in the socket
+        if sends.full:
+            await sends.wait_room()  # backpressure: the rest of the device's frames wait in the socket
         self._take_send(link, frame.cid)
         sends.admit(frame)
 
@@ -263,15 +271,19 @@ class FrameHandler:
 
     async def _send(self, link: DeviceLink, frame: protocol.Send, admitted: float) -> None:
         try:
-            await self._check_by(link.user, frame.conv, admitted + self._settings.store_deadline_s)
+            if not self._membership.may_send_now(link.user, frame.conv):  # most DM sends: known here
+                await self._check_by(link.user, frame.conv, admitted + self._settings.store_deadline_s)
             ts = now_ms()
-            try:
-                entry = await self._targets.entry(link.user, frame, ts, self._settings.edit_window_s)
-            except Duplicate as dup:
-                link.send(protocol.frame_bytes(protocol.sent_frame(cid=frame.cid, id=dup.id, conv=frame.conv,
-                                                                   duplicate=True)))
-                return
-            refs = await self._attached(link, frame)  # last: a refused reply target claims no upload
+            entry: dict[str, Any] = {}
+            if frame.kind or frame.reply_to:
+                try:
+                    entry = await self._targets.entry(link.user, frame, ts, self._settings.edit_window_s)
+                except Duplicate as dup:
+                    link.send(protocol.frame_bytes(protocol.sent_frame(cid=frame.cid, id=dup.id, conv=frame.conv,
+                                                                       duplicate=True)))
+                    return
+            # last: a refused reply target claims no upload
+            refs = await self._attached(link, frame) if frame.attachments else ()
 
             def payload(prev: int) -> bytes:
                 return encode_payload(sender=link.user, device=link.device, cid=frame.cid, body=frame.body, ts=ts,

@@ -11,6 +11,9 @@ block the DM stays readable but refuses sends with ``not_friends`` or ``blocked`
 one this node follows live for a user with a device here (``friends_of``: the presence relay's set, changed
 by the API's control events the moment a friendship ends), so a connected sender is refused at its next
 send; the store answers for a user the node does not follow yet, and tells a block from an unfriend.
+
+``may_send_now`` answers a send from what the node already holds, without a coroutine or a deadline (most
+DM sends: an opened DM between friends the node follows); anything else takes ``check_send``.
 """
 
 from __future__ import annotations
@@ -32,7 +35,20 @@ class MembershipCheck:
     def __init__(self, store: Memberships, groups_of: Callable[[UserId], Sequence[str]],
                  friends_of: Callable[[UserId], AbstractSet[str] | None] = lambda _: None) -> None:
         self._store, self._groups_of, self._friends_of = store, groups_of, friends_of
-        self._opened: set[str] = set()
+        self._opened: dict[str, tuple[UserId, UserId]] = {}  # opened DMs, with their members
+
+    def may_send_now(self, user: UserId, conv: ConversationId) -> bool:
+        """True: ``check_send`` would pass, known without the store (a DM seen opened, whose members are
+        friends as this node follows them live). False: ask ``check_send``."""
+        members = self._opened.get(conv)
+        if members is None:
+            return False
+        a, b = members
+        other = b if a == user else a if b == user else None
+        if other is None:
+            return False
+        friends = self._friends_of(user)
+        return friends is not None and other in friends
 
     async def check_send(self, user: UserId, conv: ConversationId) -> None:
         """``check``, and in a DM: ``blocked`` or ``not_friends`` unless the two are friends now."""
@@ -76,7 +92,7 @@ class MembershipCheck:
                            conv=conv)
         if len(self._opened) > KNOWN_MAX:
             self._opened.clear()
-        self._opened.add(conv)
+        self._opened[conv] = members
 
     async def _check_group(self, user: UserId, conv: ConversationId) -> None:
         if conv in self._groups_of(user):

@@ -33,6 +33,10 @@ class LinkSends:
         self._room = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
 
+    @property
+    def full(self) -> bool:
+        return self._pending.full
+
     async def wait_room(self) -> None:
         while self._pending.full:
             self._room.clear()

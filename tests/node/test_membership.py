@@ -82,3 +82,17 @@ async def test_a_deleted_account_reads_as_never_seen_and_only_the_seen_are_looke
     shown = await MembershipCheck(store, lambda _: []).without_deleted(found)
     assert shown == [found[0], {"user": B, "online": False, "last_active_at": None}, found[2]]
     assert store.asked == [A, B]
+
+
+async def test_may_send_now_agrees_with_check_send_and_only_says_yes_from_what_the_node_holds():
+    live: set[str] = {B}
+    store = Store(friends=True)
+    check = MembershipCheck(store, lambda _: [GROUP], lambda user: live if user == A else None)
+    assert not check.may_send_now(A, DM)  # not seen opened yet: the store is asked
+    assert await code_of(check) is None
+    assert check.may_send_now(A, DM)  # opened, and friends as followed live
+    assert not check.may_send_now(B, DM)  # B is not followed here: the store decides
+    assert not check.may_send_now(UserId(new_user_id()), DM)  # not a member
+    assert not check.may_send_now(A, GROUP)  # groups always take check_send
+    live.discard(B)  # an unfriend's control event: refused at once, and no longer "yes" here
+    assert not check.may_send_now(A, DM) and await code_of(check) == "not_friends"
