@@ -19,6 +19,8 @@ one wildcard inbox subscription of this client (the node's JetStream publishes, 
 nats-py's ``request`` costs a ``Msg``, a header parse, a hop through the inbox subscription's task and two
 through ``wait_for`` per reply (docs/adr/0026). And a publish kicks nats-py's flusher only when no kick is
 already queued (``_flush_pending``): one kick writes everything pending, so the others were wakeups for nothing.
+A ``request_raw`` alone in flight with nothing pending before it is written to the transport at once
+(``_transport``); under load they go through the flusher, which writes all of them at once.
 
 This overrides a private method of nats-py, so the dependency is pinned (pyproject) and
 tests/parley/bus/test_ordered.py fails when an upgrade changes what this relies on.
@@ -147,10 +149,13 @@ class BusClient(Client):
         self._replies[token] = future
         timer = loop.call_later(timeout, _expire, future)
         try:
-            await self._send_command(cmd)
+            if len(self._replies) == 1 and not self._pending and self.is_connected and self._transport is not None:
+                self._transport.write(cmd)  # alone, nothing queued before it: in order, and no flusher wakeup
+            else:
+                await self._send_command(cmd)
+                await self._flush_pending()
             self.stats["out_msgs"] += 1
             self.stats["out_bytes"] += len(payload)
-            await self._flush_pending()
             return await future
         finally:
             timer.cancel()
