@@ -16,6 +16,7 @@ from parley.api.http import NATS
 
 from parley import wire
 from parley.ids import UserId, control_subject
+from parley.store import FriendState
 
 log = logging.getLogger("parley.api")
 
@@ -32,8 +33,18 @@ async def announce(request: web.Request, users: Iterable[UserId], event: wire.Bu
         log.warning("could not announce %s: %s", event.kind, err)
 
 
+MIRROR: dict[FriendState, FriendState] = {"incoming": "outgoing", "outgoing": "incoming", "friends": "friends",
+                                          "none": "none"}
+
+
 async def announce_friendship(request: web.Request, a: UserId, b: UserId, friends: bool) -> None:
     """A friendship began or ended: both users' nodes follow or stop following the other's presence, and
     (ended) refuse their DM sends to each other."""
-    await announce(request, [a], wire.FriendChange(b, friends))
-    await announce(request, [b], wire.FriendChange(a, friends))
+    await announce_friend_state(request, a, b, "friends" if friends else "none")
+
+
+async def announce_friend_state(request: web.Request, a: UserId, b: UserId, state: FriendState) -> None:
+    """``a`` and ``b`` are now ``state`` as ``a`` sees it (``b`` sees the mirror): both users' devices get a
+    ``friend`` frame; into or out of ``friends``, their nodes also follow or drop each other's presence."""
+    await announce(request, [a], wire.FriendChange(b, state == "friends", state))
+    await announce(request, [b], wire.FriendChange(a, state == "friends", MIRROR[state]))

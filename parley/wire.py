@@ -5,7 +5,8 @@ these frozen types, encoded as a JSON object whose ``kind`` names the type:
 
     subject               kind        type              from → to
     ctl.user.<user>       revoke      Revoke            API → nodes: close the session's connections
-                          friend      FriendChange      API → nodes: follow/unfollow a friend's presence
+                          friend      FriendChange      API → nodes: follow/unfollow a friend's presence; a request,
+                                                        acceptance, decline or unfriend for the user's devices
                           group       GroupChange       API → nodes: membership, name, roles of a group
                           receipt     ReceiptNotice     node → nodes: a group receipt for one user's devices
     evt.<conv>            typing      TypingNotice      node → nodes: someone in the conversation is typing
@@ -43,9 +44,15 @@ class Revoke:
 
 @dataclass(frozen=True, slots=True)
 class FriendChange:
+    """``friends``: whether the two are friends now (the node follows presence by it). ``state``: the
+    relation as the receiving user sees it (``FriendState``: incoming, outgoing, friends, none), sent on to
+    their devices as a ``friend`` frame; absent (from an API before it, or a node's own catch-up after a
+    reconnect) nothing is sent on, and a pending request (incoming, outgoing) changes nothing on the node."""
+
     kind: ClassVar[str] = "friend"
     user_id: str
     friends: bool
+    state: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +189,13 @@ def _group(f: _Fields) -> GroupChange:
                        f.strs("removed"), f.opt("user_id", str), f.opt("role", str))
 
 
+def _friend(f: _Fields) -> FriendChange:
+    state = f.opt("state", str)
+    if state not in (None, "incoming", "outgoing", "friends", "none"):
+        raise ValueError(f"state {state!r}")
+    return FriendChange(f.text("user_id"), f.flag("friends"), state)
+
+
 def _receipt(f: _Fields) -> ReceiptNotice:
     status = f.text("status")
     if status not in ("delivered", "read"):
@@ -214,7 +228,7 @@ def _beats(f: _Fields) -> Heartbeats:
 
 _PARSERS: dict[str, Callable[[_Fields], BusMessage]] = {
     "revoke": lambda f: Revoke(f.text("session")),
-    "friend": lambda f: FriendChange(f.text("user_id"), f.flag("friends")),
+    "friend": _friend,
     "group": _group,
     "receipt": _receipt,
     "typing": _typing,
