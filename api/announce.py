@@ -12,11 +12,11 @@ import logging
 from collections.abc import Iterable
 
 from aiohttp import web
-from parley.api.http import NATS
+from parley.api.http import NATS, STORE
 
 from parley import wire
 from parley.ids import UserId, control_subject
-from parley.store import FriendState
+from parley.store import FriendState, User
 
 log = logging.getLogger("parley.api")
 
@@ -31,6 +31,16 @@ async def announce(request: web.Request, users: Iterable[UserId], event: wire.Bu
         await nc.flush(timeout=2)
     except Exception as err:
         log.warning("could not announce %s: %s", event.kind, err)
+
+
+async def announce_profile(request: web.Request, user: User) -> None:
+    """``user``'s new name and bio, to everyone who shows them: their friends, the members of their
+    conversations, and their own other devices."""
+    store = request.app[STORE]
+    friends = [other for other, state in await store.list_friends(user.id) if state == "friends"]
+    members = {m for conv in await store.list_conversations(user.id) for m in conv.members}
+    event = wire.ProfileChange(user.id, user.display_name, user.bio)
+    await announce(request, sorted({user.id, *friends, *members}), event)
 
 
 MIRROR: dict[FriendState, FriendState] = {"incoming": "outgoing", "outgoing": "incoming", "friends": "friends",

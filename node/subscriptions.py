@@ -26,7 +26,7 @@ from parley.node.link import DeviceLink
 from parley.node.ports import Memberships
 from parley.node.presence import PresenceRelay
 
-from parley import protocol, wire
+from parley import contact_frames, protocol, wire
 from parley.bus import Bus, Handler
 from parley.errors import CLOSE_REVOKED, Unavailable
 from parley.ids import UserId, receipt_subject, user_delivery_subjects, user_event_subjects
@@ -145,7 +145,9 @@ class UserSubscriptions:
                     self._presence.note_friendship(user, other, friends)  # at once: DM sends check it
                     self._chore(self._presence.friendship(user, other, friends))
                 if state is not None:
-                    self._tell(user, protocol.frame_bytes(protocol.friend_frame(other, state)))
+                    self._tell(user, protocol.frame_bytes(contact_frames.friend_frame(other, state)))
+            case wire.ProfileChange():
+                self._tell(user, protocol.frame_bytes(contact_frames.user_frame(message.public())))
             case _:
                 log.warning("unexpected %s on %s's control subject", message.kind, user)
 

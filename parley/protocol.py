@@ -349,12 +349,6 @@ def group_frame(event: dict[str, Any]) -> dict[str, Any]:
     return {"type": "group", **event}
 
 
-def friend_frame(user: str, state: str) -> dict[str, Any]:
-    """Your relation with ``user`` changed: ``state`` is incoming (they asked you), outgoing (you asked
-    them), friends, or none (declined, withdrawn, unfriended or blocked)."""
-    return {"type": "friend", "user": user, "state": state}
-
-
 def typing_frame(*, conv: str, user: str, device: str, state: str, ttl_ms: int) -> dict[str, Any]:
     """Someone in ``conv`` is typing; show it for ``ttl_ms`` unless refreshed (or until ``stop``)."""
     return {"type": "typing", "conv": conv, "from": user, "device": device, "state": state, "ttl_ms": ttl_ms}

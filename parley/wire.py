@@ -9,6 +9,7 @@ these frozen types, encoded as a JSON object whose ``kind`` names the type:
                                                         acceptance, decline or unfriend for the user's devices
                           group       GroupChange       API → nodes: membership, name, roles of a group
                           receipt     ReceiptNotice     node → nodes: a group receipt for one user's devices
+                          user        ProfileChange     API → nodes: a friend's or co-member's new name, for the devices
     evt.<conv>            typing      TypingNotice      node → nodes: someone in the conversation is typing
                           receipt     ReceiptNotice     node → nodes: a DM member's delivered/read mark
     hb.<p>.<node>         beats       Heartbeats        node → presence worker: devices connected there (partition p)
@@ -53,6 +54,19 @@ class FriendChange:
     user_id: str
     friends: bool
     state: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileChange:
+    """``user`` changed their display name or bio: sent on to the devices as a ``user`` frame."""
+
+    kind: ClassVar[str] = "user"
+    user: str
+    display_name: str
+    bio: str
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.user, "display_name": self.display_name, "bio": self.bio}
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +128,8 @@ class PresenceChange:
         return {"user": self.user, "online": self.online, "last_active_at": self.last_active_at}
 
 
-BusMessage = Revoke | FriendChange | GroupChange | ReceiptNotice | TypingNotice | Heartbeats | PresenceChange
+BusMessage = (Revoke | FriendChange | ProfileChange | GroupChange | ReceiptNotice | TypingNotice | Heartbeats
+              | PresenceChange)
 
 
 def encode(message: BusMessage) -> bytes:
@@ -230,6 +245,7 @@ _PARSERS: dict[str, Callable[[_Fields], BusMessage]] = {
     "revoke": lambda f: Revoke(f.text("session")),
     "friend": _friend,
     "group": _group,
+    "user": lambda f: ProfileChange(f.text("user"), f.text("display_name"), f.text("bio")),
     "receipt": _receipt,
     "typing": _typing,
     "beats": _beats,

@@ -9,7 +9,6 @@ none, so a page that polled would fail either way: by reading the list, or by no
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 from selenium import webdriver
@@ -185,13 +184,16 @@ def test_groups_are_managed_on_the_page_and_every_member_sees_each_change(
     assert ann_page.errors() == [] and bob_page.errors(lambda m: any(r in m for r in REFUSED)) == []
 
 
-def test_profile_name_mute_and_devices(
+def test_a_profile_name_shows_live_to_a_friend_and_mute_and_devices_work(
     cluster: Cluster, window: Callable[[], Page], account: Callable[..., Account],
 ) -> None:
     ann, bob = account("ann", "Ann"), account("bob", "Bob")
     dm = ann.befriend(bob)
-    page = window()
+    page, bob_page = window(), window()
     page.sign_in(ann.username)
+    bob_page.sign_in(bob.username)
+    bob_page.until(lambda: conv_title(bob_page, dm) == "Ann", what="bob's list")
+    listed = fetched(bob_page, "GET /v1/conversations")
 
     # a blank name is refused next to the form; a good one is saved and shown
     press(page, "#profile-name", "the name field")
@@ -204,8 +206,10 @@ def test_profile_name_mute_and_devices(
     page.until(lambda: page.driver.find_element(By.ID, "me-name").text == "Ann Example", what="the new name shown")
     assert page.driver.find_element(By.ID, "profile-name").get_attribute("aria-invalid") is None
     assert call(cluster, "GET", "/v1/me", ann.token)["user"]["display_name"] == "Ann Example"
-    members = call(cluster, "GET", "/v1/conversations", bob.token)["conversations"][0]["members"]
-    assert {m["id"]: m["display_name"] for m in members}[ann.id] == "Ann Example"  # what bob's list shows
+    # bob's page shows it at once (a `user` frame), in his list and among his friends, reading nothing again
+    bob_page.until(lambda: conv_title(bob_page, dm) == "Ann Example", what="bob sees the new name")
+    bob_page.until(lambda: row(bob_page, "friend-list", ann.id) == "Ann ExampleMessage", what="in his friends")
+    assert fetched(bob_page, "GET /v1/conversations") == listed
 
     # mute the DM: marked in the list, kept by the server, still marked after a reload
     page.open(dm)
@@ -226,4 +230,4 @@ def test_profile_name_mute_and_devices(
     # the devices: this one among them
     press(page, "#devices summary", "show the devices")
     page.until(lambda: "(this one)" in page.driver.find_element(By.ID, "device-list").text, what="devices listed")
-    assert page.errors(lambda m: any(r in m for r in REFUSED)) == []
+    assert page.errors(lambda m: any(r in m for r in REFUSED)) == [] and bob_page.errors() == []

@@ -1,4 +1,5 @@
-"""docs/protocol.md §5's table has a row for every server frame ``parley.protocol`` builds, and nothing else."""
+"""docs/protocol.md §5's table has a row for every server frame ``parley.protocol`` and ``parley.contact_frames``
+build, and nothing else."""
 
 import re
 from pathlib import Path
@@ -7,7 +8,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def built() -> set[str]:
-    return set(re.findall(r'"type": "([a-z_]+)"', (ROOT / "parley" / "protocol.py").read_text()))
+    sources = [ROOT / "parley" / "protocol.py", ROOT / "parley" / "contact_frames.py"]
+    return {t for source in sources for t in re.findall(r'"type": "([a-z_]+)"', source.read_text())}
 
 
 def documented() -> set[str]:
@@ -19,5 +21,5 @@ def test_every_server_frame_has_a_row_in_section_5():
     assert built() == documented()
 
 
-def test_the_friend_frame_is_among_them():
-    assert "friend" in built()
+def test_the_frames_about_people_are_among_them():
+    assert {"friend", "user"} <= built()

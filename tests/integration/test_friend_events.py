@@ -74,3 +74,23 @@ async def test_a_block_ends_a_pending_request_and_asking_again_tells_nobody(worl
     await wait_state(bob0, ann.id, "none")
     assert friend_frames(ann0, bob.id) == ["outgoing", "none"]
     assert friend_frames(bob0, ann.id) == ["incoming", "none"]
+
+
+async def test_a_new_display_name_reaches_friends_co_members_and_ones_own_devices_not_strangers(world):
+    ann, bob, cat, eve = [await world.person(p) for p in ("fg", "fh", "fi", "fj")]
+    await ann.befriend(bob)  # a friend (and a DM)
+    await bob.befriend(cat)
+    await call(bob, "POST", "/v1/groups", {"name": "g", "members": [ann.id, cat.id]})  # cat: not ann's friend
+    ann1, bob0, cat1, eve0 = await ann.device(node=1), await bob.device(node=0), await cat.device(node=1), \
+        await eve.device(node=0)
+    await call(ann, "PATCH", "/v1/me", {"display_name": "Ann A."})
+    want = {"type": "user", "user": {"id": ann.id, "display_name": "Ann A.", "bio": ""}}
+    for d in (ann1, bob0, cat1):
+        await d.wait_for(lambda d=d: want in d.events)
+    await call(ann, "PATCH", "/v1/me", {})  # nothing changed: nothing sent
+    await call(ann, "PATCH", "/v1/me", {"bio": "hi"})  # on the same subjects, from the same API: after it
+    then = {"type": "user", "user": {"id": ann.id, "display_name": "Ann A.", "bio": "hi"}}
+    for d in (ann1, bob0, cat1):
+        await d.wait_for(lambda d=d: then in d.events)
+    assert [f for f in cat1.events if f.get("type") == "user"] == [want, then]
+    assert [f for f in eve0.events if f.get("type") == "user"] == []

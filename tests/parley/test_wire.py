@@ -11,6 +11,7 @@ EXAMPLES = [
     wire.Revoke("s1"),
     wire.FriendChange("u2", True),
     wire.FriendChange("u2", False, "incoming"),
+    wire.ProfileChange("u2", "Ann", ""),
     wire.GroupChange("g.x", "joined", since=0),
     wire.GroupChange("g.x", "members", added=("u1", "u2")),
     wire.GroupChange("g.x", "roles", user_id="u1", role="owner"),

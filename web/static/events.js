@@ -39,3 +39,12 @@ export class FriendEvents {
     return this.queue;
   }
 }
+
+/** Someone's new name or bio (a `user` frame): every copy of that user the page holds (the users map,
+ *  the friend lists, conversations' members) gets it; the page then redraws. */
+export function applyProfile(chat, change) {
+  const merge = (u) => (u.id === change.id ? { ...u, display_name: change.display_name, bio: change.bio } : u);
+  if (chat.users.has(change.id)) chat.users.set(change.id, merge(chat.users.get(change.id)));
+  for (const name of LISTS) chat.friends[name] = (chat.friends[name] || []).map(merge);
+  for (const conv of chat.convs.values()) conv.members = conv.members.map(merge);
+}

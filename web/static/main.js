@@ -9,7 +9,7 @@
 import { isAction, stampStored } from "./actions.js";
 import { Api, ApiError } from "./api.js";
 import { Connection } from "./connection.js";
-import { applyFriend, FriendEvents } from "./events.js";
+import { applyFriend, applyProfile, FriendEvents } from "./events.js";
 import { GroupAdmin } from "./groupadmin.js";
 import { Live } from "./live.js";
 import { roomFrom } from "./livemodel.js";
@@ -233,6 +233,13 @@ function onFriendState(user, state) {
   renderAll(); // the group panel's friends to add
 }
 
+function onProfile(change) {
+  applyProfile(chat, change);
+  if (change.id === ctx.me) { profile.saved(chat.users.get(ctx.me)); profile.show(chat.users.get(ctx.me)); }
+  view.renderFriends(chat.friends, ctx);
+  renderAll();
+}
+
 async function loadConversations() {
   const { conversations, cursor } = await api.conversations();
   chat.listedCursor = cursor;
@@ -361,6 +368,7 @@ function handle(frame) {
     case "presence": onPresence(frame); break;
     case "group": onGroup(frame); break;
     case "friend": friendEvents.handle(frame); break;
+    case "user": onProfile(frame.user); break;
     case "error": onError(frame); break;
     default: break;
   }

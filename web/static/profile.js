@@ -14,10 +14,17 @@ export class Profile {
   /** Builds the section (once) and fills it for ``user``. */
   start(user) {
     if (!document.getElementById("profile")) document.querySelector("nav.sidebar").append(this.section());
-    document.getElementById("profile-name").value = user.display_name || "";
-    document.getElementById("profile-bio").value = user.bio || "";
+    this.show(user);
     document.getElementById("profile-error").textContent = "";
     document.getElementById("device-list").replaceChildren();
+  }
+
+  /** The form shows ``user``'s name and bio (a field being edited is left alone). */
+  show(user) {
+    for (const [id, value] of [["profile-name", user.display_name], ["profile-bio", user.bio]]) {
+      const field = document.getElementById(id);
+      if (field && document.activeElement !== field) field.value = value || "";
+    }
   }
 
   section() {
