@@ -9,6 +9,7 @@ none, so a page that polled would fail either way: by reading the list, or by no
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from selenium import webdriver
@@ -16,12 +17,13 @@ from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from tests.browser.chromium import close_chromium, open_chromium
+from tests.browser.chromium import close_chromium, open_chromium, screenshot
 from tests.browser.conftest import Account, call
 from tests.browser.test_web_client import Page
 from tests.integration.cluster import Cluster
 
 pytestmark = pytest.mark.integration
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 SIZES = {"desktop": (1280, 860), "phone": (390, 844)}
 
@@ -49,6 +51,7 @@ def window(request: pytest.FixtureRequest, cluster: Cluster) -> Iterator[Callabl
         driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": COUNT_FETCHES})
         return Page(driver, cluster.api_url + "/")
 
+    open_page.size = request.param  # type: ignore[attr-defined]
     yield open_page
     for driver in drivers:
         close_chromium(driver)
@@ -165,6 +168,9 @@ def test_groups_are_managed_on_the_page_and_every_member_sees_each_change(
     bob_page.until(lambda: members_shown(bob_page).get(cat.id) == "member", what="bob sees cat join")
     press(ann_page, f"#group-member-list li[data-user='{bob.id}'] button.set-role", "make bob an admin")
     bob_page.until(lambda: members_shown(bob_page).get(bob.id) == "admin", what="bob sees he is an admin")
+    ann_page.until(lambda: members_shown(ann_page).get(bob.id) == "admin")
+    suffix = "" if window.size == "desktop" else "-phone"  # type: ignore[attr-defined]
+    screenshot(ann_page.driver, DOCS / f"web-group-settings{suffix}.png")
 
     # bob, an admin now, renames (a blank name is refused next to the form) and removes cat
     bob_page.until(lambda: bob_page.driver.find_element(By.ID, "group-rename-form").is_displayed())
