@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from parley.api import validation as v
+from parley.api.announce import announce_profile
 from parley.api.http import (
     BUDGET,
     HASHING,
@@ -148,7 +149,10 @@ async def update_me(request: web.Request) -> web.Response:
     claims = await authed(request)
     body = await body_of(request)
     bio = v.field(body, "bio", required=False, max_len=512)
-    user = await request.app[STORE].update_user(claims.user, display_name=v.display_name(body), bio=bio)
+    name = v.display_name(body)
+    user = await request.app[STORE].update_user(claims.user, display_name=name, bio=bio)
+    if name is not None or bio is not None:  # the pages that show the name show the new one at once
+        await announce_profile(request, user)
     return json({"user": user_json(user)})
 
 

@@ -12,10 +12,11 @@ import logging
 from collections.abc import Iterable
 
 from aiohttp import web
-from parley.api.http import NATS
+from parley.api.http import NATS, STORE
 
 from parley import wire
 from parley.ids import UserId, control_subject
+from parley.store import FriendState, User
 
 log = logging.getLogger("parley.api")
 
@@ -32,8 +33,28 @@ async def announce(request: web.Request, users: Iterable[UserId], event: wire.Bu
         log.warning("could not announce %s: %s", event.kind, err)
 
 
+async def announce_profile(request: web.Request, user: User) -> None:
+    """``user``'s new name and bio, to everyone who shows them: their friends, the members of their
+    conversations, and their own other devices."""
+    store = request.app[STORE]
+    friends = [other for other, state in await store.list_friends(user.id) if state == "friends"]
+    members = {m for conv in await store.list_conversations(user.id) for m in conv.members}
+    event = wire.ProfileChange(user.id, user.display_name, user.bio)
+    await announce(request, sorted({user.id, *friends, *members}), event)
+
+
+MIRROR: dict[FriendState, FriendState] = {"incoming": "outgoing", "outgoing": "incoming", "friends": "friends",
+                                          "none": "none"}
+
+
 async def announce_friendship(request: web.Request, a: UserId, b: UserId, friends: bool) -> None:
     """A friendship began or ended: both users' nodes follow or stop following the other's presence, and
     (ended) refuse their DM sends to each other."""
-    await announce(request, [a], wire.FriendChange(b, friends))
-    await announce(request, [b], wire.FriendChange(a, friends))
+    await announce_friend_state(request, a, b, "friends" if friends else "none")
+
+
+async def announce_friend_state(request: web.Request, a: UserId, b: UserId, state: FriendState) -> None:
+    """``a`` and ``b`` are now ``state`` as ``a`` sees it (``b`` sees the mirror): both users' devices get a
+    ``friend`` frame; into or out of ``friends``, their nodes also follow or drop each other's presence."""
+    await announce(request, [a], wire.FriendChange(b, state == "friends", state))
+    await announce(request, [b], wire.FriendChange(a, state == "friends", MIRROR[state]))

@@ -48,7 +48,7 @@ async def block(request: web.Request) -> web.Response:
     await existing_user(store, other)
     was = await store.friend_state(claims.user, other)
     await store.block(claims.user, other)
-    if was == "friends":  # their nodes stop their presence and refuse DM sends at once
+    if was != "none":  # their nodes stop their presence and refuse DM sends at once; a request is gone
         await announce_friendship(request, claims.user, other, False)
     return web.Response(status=204)
 

@@ -35,10 +35,11 @@ async def delete_account(request: web.Request) -> web.Response:
         conv = await store.get_conversation(ConversationId(conv_id))
         if conv is not None and claims.user in conv.members:
             await depart(request, conv, claims.user)
-    friends = [other for other, state in await store.list_friends(claims.user) if state == "friends"]
-    for other in friends:
-        await store.remove_friend(claims.user, other)
-        await announce_friendship(request, claims.user, other, False)
+    relations = await store.list_friends(claims.user)
+    for other, state in relations:
+        if state == "friends":
+            await store.remove_friend(claims.user, other)
+        await announce_friendship(request, claims.user, other, False)  # a request to or from them goes too
     sessions = [s.id for s in await store.sessions_of(claims.user)]
     await store.delete_account(claims.user, now=now_ms())
     await request.app[REVOCATIONS].announce(claims.user, sessions)  # retried until NATS takes it

@@ -1,9 +1,10 @@
 """Friends over HTTP: the caller's friends and pending requests, sending or accepting a request,
 unfriending or withdrawing.
 
-Friendship is mutual: each side asks once (the second ask makes them ``friends``). Only a change into or
-out of ``friends`` is announced to both users' nodes, which then start or stop following each other's
-presence; a pending request changes nothing on the nodes. A request between two users where one
+Friendship is mutual: each side asks once (the second ask makes them ``friends``). Every change (a request,
+an acceptance, a decline or withdrawal, an unfriend) is announced to both users' nodes, which send their
+devices a ``friend`` frame; only a change into or out of ``friends`` makes them start or stop following
+each other's presence. A request between two users where one
 blocked the other is refused (``blocked``, api/blocks.py); a deleted account is ``unknown_user``.
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 from parley.api import validation as v
-from parley.api.announce import announce_friendship
+from parley.api.announce import announce_friend_state
 from parley.api.blocks import existing_user, refuse_if_blocked
 from parley.api.http import STORE, authed, body_of, json
 from parley.api.shapes import user_json
@@ -44,8 +45,8 @@ async def add_friend(request: web.Request) -> web.Response:
     await refuse_if_blocked(store, claims.user, other, "send a friend request")
     before = await store.friend_state(claims.user, other)
     state = await store.add_friend(claims.user, other)
-    if state == "friends" and before != "friends":  # their nodes start following each other's presence
-        await announce_friendship(request, claims.user, other, True)
+    if state != before:  # their devices hear of it; friends: their nodes follow each other's presence
+        await announce_friend_state(request, claims.user, other, state)
     return json({"user_id": other, "state": state}, status=200)
 
 
@@ -55,8 +56,8 @@ async def remove_friend(request: web.Request) -> web.Response:
     store = request.app[STORE]
     was = await store.friend_state(claims.user, other)
     await store.remove_friend(claims.user, other)
-    if was == "friends":
-        await announce_friendship(request, claims.user, other, False)
+    if was != "none":  # an unfriend, a declined or a withdrawn request
+        await announce_friend_state(request, claims.user, other, "none")
     return web.Response(status=204)
 
 

@@ -26,7 +26,7 @@ from parley.node.link import DeviceLink
 from parley.node.ports import Memberships
 from parley.node.presence import PresenceRelay
 
-from parley import wire
+from parley import contact_frames, protocol, wire
 from parley.bus import Bus, Handler
 from parley.errors import CLOSE_REVOKED, Unavailable
 from parley.ids import UserId, receipt_subject, user_delivery_subjects, user_event_subjects
@@ -140,11 +140,20 @@ class UserSubscriptions:
                 self._groups.on_membership(user, message)
             case wire.ReceiptNotice():
                 self._events.on_receipt(user, message)
-            case wire.FriendChange(user_id=other, friends=friends):
-                self._presence.note_friendship(user, other, friends)  # at once: DM sends check it
-                self._chore(self._presence.friendship(user, other, friends))
+            case wire.FriendChange(user_id=other, friends=friends, state=state):
+                if state not in ("incoming", "outgoing"):  # a pending request changes nothing here
+                    self._presence.note_friendship(user, other, friends)  # at once: DM sends check it
+                    self._chore(self._presence.friendship(user, other, friends))
+                if state is not None:
+                    self._tell(user, protocol.frame_bytes(contact_frames.friend_frame(other, state)))
+            case wire.ProfileChange():
+                self._tell(user, protocol.frame_bytes(contact_frames.user_frame(message.public())))
             case _:
                 log.warning("unexpected %s on %s's control subject", message.kind, user)
+
+    def _tell(self, user: UserId, frame: bytes) -> None:
+        for link in self._hub.of_user(user):
+            link.send(frame)
 
     def _chore(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)

@@ -5,9 +5,11 @@ these frozen types, encoded as a JSON object whose ``kind`` names the type:
 
     subject               kind        type              from → to
     ctl.user.<user>       revoke      Revoke            API → nodes: close the session's connections
-                          friend      FriendChange      API → nodes: follow/unfollow a friend's presence
+                          friend      FriendChange      API → nodes: follow/unfollow a friend's presence; a request,
+                                                        acceptance, decline or unfriend for the user's devices
                           group       GroupChange       API → nodes: membership, name, roles of a group
                           receipt     ReceiptNotice     node → nodes: a group receipt for one user's devices
+                          user        ProfileChange     API → nodes: a friend's or co-member's new name, for the devices
     evt.<conv>            typing      TypingNotice      node → nodes: someone in the conversation is typing
                           receipt     ReceiptNotice     node → nodes: a DM member's delivered/read mark
     hb.<p>.<node>         beats       Heartbeats        node → presence worker: devices connected there (partition p)
@@ -43,9 +45,28 @@ class Revoke:
 
 @dataclass(frozen=True, slots=True)
 class FriendChange:
+    """``friends``: whether the two are friends now (the node follows presence by it). ``state``: the
+    relation as the receiving user sees it (``FriendState``: incoming, outgoing, friends, none), sent on to
+    their devices as a ``friend`` frame; absent (from an API before it, or a node's own catch-up after a
+    reconnect) nothing is sent on, and a pending request (incoming, outgoing) changes nothing on the node."""
+
     kind: ClassVar[str] = "friend"
     user_id: str
     friends: bool
+    state: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileChange:
+    """``user`` changed their display name or bio: sent on to the devices as a ``user`` frame."""
+
+    kind: ClassVar[str] = "user"
+    user: str
+    display_name: str
+    bio: str
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.user, "display_name": self.display_name, "bio": self.bio}
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +128,8 @@ class PresenceChange:
         return {"user": self.user, "online": self.online, "last_active_at": self.last_active_at}
 
 
-BusMessage = Revoke | FriendChange | GroupChange | ReceiptNotice | TypingNotice | Heartbeats | PresenceChange
+BusMessage = (Revoke | FriendChange | ProfileChange | GroupChange | ReceiptNotice | TypingNotice | Heartbeats
+              | PresenceChange)
 
 
 def encode(message: BusMessage) -> bytes:
@@ -182,6 +204,13 @@ def _group(f: _Fields) -> GroupChange:
                        f.strs("removed"), f.opt("user_id", str), f.opt("role", str))
 
 
+def _friend(f: _Fields) -> FriendChange:
+    state = f.opt("state", str)
+    if state not in (None, "incoming", "outgoing", "friends", "none"):
+        raise ValueError(f"state {state!r}")
+    return FriendChange(f.text("user_id"), f.flag("friends"), state)
+
+
 def _receipt(f: _Fields) -> ReceiptNotice:
     status = f.text("status")
     if status not in ("delivered", "read"):
@@ -214,8 +243,9 @@ def _beats(f: _Fields) -> Heartbeats:
 
 _PARSERS: dict[str, Callable[[_Fields], BusMessage]] = {
     "revoke": lambda f: Revoke(f.text("session")),
-    "friend": lambda f: FriendChange(f.text("user_id"), f.flag("friends")),
+    "friend": _friend,
     "group": _group,
+    "user": lambda f: ProfileChange(f.text("user"), f.text("display_name"), f.text("bio")),
     "receipt": _receipt,
     "typing": _typing,
     "beats": _beats,

@@ -97,7 +97,7 @@ class Device:
         self.acks: dict[str, dict[str, Any]] = {}
         self.errors: list[dict[str, Any]] = []
         self.pongs: list[dict[str, Any]] = []
-        self.events: list[dict[str, Any]] = []  # every other server frame: group, typing, receipt, presence
+        self.events: list[dict[str, Any]] = []  # other server frames: group, friend, user, typing, …
         self.moved: dict[str, Any] | None = None  # the node's ``moved`` frame, when it drains
         self.synced = asyncio.Event()
         self.closed: asyncio.Future[tuple[int | None, str]] = asyncio.get_running_loop().create_future()

@@ -72,10 +72,12 @@ async def test_two_people_chat_in_two_terminals(tmux, cluster, world):
 
     alice.type(f"/add {bob_name}")
     await alice.shows(f"asked {bob_name} to be your friend")
+    await bob.shows(f"* {alice_name} wants to be your friend (/accept {alice_name})")  # as it happens
     bob.type("/friends")
     await bob.shows(f"asking to be your friend: {alice_name}")
     bob.type(f"/accept {alice_name}")
     await bob.shows(f"you and {alice_name} are friends")
+    await alice.shows(f"* you and {bob_name} are friends (/open {bob_name})")
 
     alice.type(f"/open {bob_name}")
     bob.type(f"/open {alice_name}")

@@ -10,6 +10,8 @@ from parley import wire
 EXAMPLES = [
     wire.Revoke("s1"),
     wire.FriendChange("u2", True),
+    wire.FriendChange("u2", False, "incoming"),
+    wire.ProfileChange("u2", "Ann", ""),
     wire.GroupChange("g.x", "joined", since=0),
     wire.GroupChange("g.x", "members", added=("u1", "u2")),
     wire.GroupChange("g.x", "roles", user_id="u1", role="owner"),
@@ -39,7 +41,8 @@ def test_a_group_frame_carries_only_the_fields_set():
 
 @pytest.mark.parametrize("data", [
     b"nope", b"[]", b'{"kind":"unknown"}', b'{"kind":"revoke"}', b'{"kind":"revoke","session":5}',
-    b'{"kind":"friend","user_id":"u","friends":"yes"}', b'{"kind":"group","conv":"g","event":"exploded"}',
+    b'{"kind":"friend","user_id":"u","friends":"yes"}', b'{"kind":"friend","user_id":"u","friends":false,"state":"x"}',
+    b'{"kind":"group","conv":"g","event":"exploded"}',
     b'{"kind":"receipt","user":"u","status":"read","upto":true}', b'{"kind":"beats","beats":[["u","d"]]}',
     b'{"kind":"typing","user":"u","device":"d","state":"maybe"}',
 ])

@@ -126,6 +126,12 @@ class ChatSession:
         self.state.learn_users(lists["friends"] + lists["incoming"] + lists["outgoing"])
         return list(lists["friends"])
 
+    async def _learn_user(self, user: str) -> None:
+        try:
+            self.state.learn_users([(await self.account.call("GET", f"/v1/users/{user}"))["user"]])
+        except (ApiError, *CONNECT_ERRORS) as err:
+            self.show([f"! could not read a user: {err}"])
+
     async def _on_live(self) -> None:
         """After each (re)connect: where friends stand now (changes arrive as frames from here on)."""
         self.state.connection = self.link.node if self.link else ""
@@ -142,6 +148,8 @@ class ChatSession:
     async def consume(self) -> None:
         while True:
             frame = await self.frames.get()
+            if frame.get("type") == "friend" and frame.get("user") not in self.state.names:
+                await self._learn_user(frame["user"])  # a stranger's request: their username first
             if not self.state.knows(frame):
                 try:
                     self.state.load_listing(await self.account.call("GET", "/v1/conversations"))

@@ -197,6 +197,8 @@ class ChatState:
                 return Out(self._on_presence(f["users"]))
             case "group":
                 return Out(self._on_group(f))
+            case "friend":
+                return Out(self._on_friend(f))
             case "error":
                 return Out(self._on_error(f))
         return Out()
@@ -286,6 +288,15 @@ class ChatState:
                 return [f"* {title}: " + "; ".join(p for p in (added and f"{added} joined",
                                                                 removed and f"{removed} left") if p)]
         return []
+
+    def _on_friend(self, f: dict[str, Any]) -> list[str]:
+        """A request to you, a friendship begun or ended (``outgoing`` is your own /add: already said)."""
+        name = self.name(f["user"])
+        return {
+            "incoming": [f"* {name} wants to be your friend (/accept {name})"],
+            "friends": [f"* you and {name} are friends (/open {name})"],
+            "none": [f"* you and {name} are not friends"],
+        }.get(f["state"], [])
 
     def _on_error(self, f: dict[str, Any]) -> list[str]:
         if f.get("ref") in self.pending and f.get("retryable"):

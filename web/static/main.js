@@ -9,9 +9,12 @@
 import { isAction, stampStored } from "./actions.js";
 import { Api, ApiError } from "./api.js";
 import { Connection } from "./connection.js";
+import { applyFriend, applyProfile, FriendEvents } from "./events.js";
+import { GroupAdmin } from "./groupadmin.js";
 import { Live } from "./live.js";
 import { roomFrom } from "./livemodel.js";
 import { Conversation, FrameBudget, lastSeen, presenceChunks } from "./model.js";
+import { Profile } from "./profile.js";
 import * as view from "./view.js";
 
 const $ = view.$;
@@ -136,6 +139,7 @@ function endSession(message) {
   chat.synced = false;
   chat.typingSent = { conv: null, at: 0 };
   live.reset();
+  groupAdmin.reset();
   $("app").hidden = true;
   $("auth").hidden = false;
   $("auth-error").textContent = message || "";
@@ -161,7 +165,8 @@ async function start(placement) {
   $("app").hidden = false;
   $("me-name").textContent = chat.session.user.display_name || chat.session.user.username;
   chat.users.set(chat.session.user.id, chat.session.user);
-  await Promise.all([loadFriends(), loadConversations()]);
+  profile.start(chat.session.user);
+  await Promise.all([loadFriends(), loadConversations(), groupAdmin.start()]);
   if (conn) conn.stop();
   conn = newConnection();
   chat.synced = false;
@@ -169,7 +174,6 @@ async function start(placement) {
   conn.start(loadCursor() || chat.listedCursor || "", placement);
   scheduleRefresh();
   chat.ticker = setInterval(tick, 1000);
-  chat.friendPoll = 0;
   route();
 }
 
@@ -189,7 +193,7 @@ const ctx = {
   user: (id) => chat.users.get(id),
   open: (id) => openConversation(id),
   accept: (id) => befriend(id),
-  decline: (id) => api.removeFriend(id).then(loadFriends).catch(report),
+  decline: (id) => api.removeFriend(id).then(() => onFriendState(chat.users.get(id), "none")).catch(report),
   message: (id) => messageFriend(id),
   reply: (convId, id) => compose("reply", convId, id),
   edit: (convId, id) => compose("edit", convId, id),
@@ -201,6 +205,39 @@ async function loadFriends() {
   chat.friends = await api.friends();
   for (const list of Object.values(chat.friends)) for (const u of list) chat.users.set(u.id, u);
   view.renderFriends(chat.friends, ctx);
+}
+
+// Friend changes come as `friend` frames (events.js): no polling.
+const friendEvents = new FriendEvents({ lookup: lookupUser, apply: onFriendState, report });
+const groupAdmin = new GroupAdmin({
+  api, me: () => ctx.me, friends: () => chat.friends.friends, changed: () => reloadConversations(),
+  left: (conv) => { if (chat.selected === conv) chat.selected = null; reloadConversations(); },
+});
+const profile = new Profile({ api, saved: (user) => {
+  chat.session.user = user;
+  saveSession(chat.session);
+  chat.users.set(user.id, user);
+  $("me-name").textContent = user.display_name || user.username;
+} });
+
+async function lookupUser(id) {
+  if (!chat.users.has(id)) chat.users.set(id, (await api.user(id)).user);
+  return chat.users.get(id);
+}
+
+function onFriendState(user, state) {
+  if (!user) return;
+  chat.friends = applyFriend(chat.friends, user, state);
+  view.renderFriends(chat.friends, ctx);
+  if (state === "friends") askPresence([user.id]);
+  renderAll(); // the group panel's friends to add
+}
+
+function onProfile(change) {
+  applyProfile(chat, change);
+  if (change.id === ctx.me) { profile.saved(chat.users.get(ctx.me)); profile.show(chat.users.get(ctx.me)); }
+  view.renderFriends(chat.friends, ctx);
+  renderAll();
 }
 
 async function loadConversations() {
@@ -241,6 +278,8 @@ function renderAll() {
   view.renderHeader(conv, ctx);
   view.renderMessages(conv, ctx);
   view.renderTyping(conv, ctx);
+  groupAdmin.render(conv ?? null);
+  groupAdmin.markList();
 }
 
 async function openConversation(id) {
@@ -299,8 +338,7 @@ async function befriend(userId) {
   try {
     const r = await api.addFriend(userId);
     $("friend-status").textContent = r.state === "friends" ? "You are now friends." : "Friend request sent.";
-    await loadFriends();
-    askPresence([userId]);
+    onFriendState(await lookupUser(userId), r.state); // the frame says the same, when it comes
   } catch (err) {
     report(err);
   }
@@ -329,6 +367,8 @@ function handle(frame) {
     case "typing": onTyping(frame); break;
     case "presence": onPresence(frame); break;
     case "group": onGroup(frame); break;
+    case "friend": friendEvents.handle(frame); break;
+    case "user": onProfile(frame.user); break;
     case "error": onError(frame); break;
     default: break;
   }
@@ -382,6 +422,7 @@ function onSynced() {
 
 async function refetchAfterReconnect() {
   for (const conv of chat.convs.values()) conv.typing.clear();
+  loadFriends().catch(report); // friend frames sent while we were away are gone too
   await reloadConversations();
   await Promise.all([...chat.convs.values()].filter((c) => c.loaded).map(loadReceipts));
   renderAll();
@@ -606,8 +647,6 @@ function tick() {
     const other = conv.others(ctx.me)[0];
     if (other) $("conv-sub").textContent = lastSeen(chat.presence.get(other.id), now);
   }
-  chat.friendPoll += 1;
-  if (chat.friendPoll % 15 === 0 && document.visibilityState === "visible") loadFriends().catch(report);
 }
 
 function report(err) {
@@ -674,7 +713,6 @@ function wire() {
     const conv = chat.convs.get(chat.selected);
     if (conv) markRead(conv);
   });
-  window.addEventListener("focus", () => { if (chat.session) loadFriends().catch(report); });
 }
 
 function wireLive() {

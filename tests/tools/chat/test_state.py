@@ -127,6 +127,16 @@ def test_group_events(state, frame, lines):
     assert state.on_frame({"type": "group", "conv": GROUP, **frame}, 0).lines == lines
 
 
+@pytest.mark.parametrize(("state_", "lines"), [
+    ("incoming", ["* carol wants to be your friend (/accept carol)"]),
+    ("outgoing", []),
+    ("friends", ["* you and carol are friends (/open carol)"]),
+    ("none", ["* you and carol are not friends"]),
+])
+def test_friend_events(state, state_, lines):
+    assert state.on_frame({"type": "friend", "user": CAROL, "state": state_}, 0).lines == lines
+
+
 def test_frames_of_unknown_conversations_ask_for_the_list_first(state):
     assert state.knows(msg(1)) and not state.knows(msg(1, conv="g.zzzzzzzzzzzzzzzz"))
     assert not state.knows({"type": "group", "conv": GROUP, "event": "joined"})
