@@ -20,12 +20,13 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from tests.browser.chromium import close_chromium, open_chromium
+from tests.browser.chromium import close_chromium, open_chromium, screenshot
 from tests.browser.conftest import Account, Socket
 from tests.browser.test_web_client import Page, index_of, wait_busier
 from tests.integration.cluster import Cluster
 
 pytestmark = pytest.mark.integration
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 SIZES = {"desktop": (1280, 860), "phone": (390, 844)}
 ELF = b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 4
 
@@ -216,7 +217,9 @@ def test_two_people_exchange_photos_reply_edit_delete_and_react_and_every_device
     b.until(lambda: viewer(b)["att"] == pasted_att, what="the third photo")
     key(b, Keys.ARROW_LEFT)
     key(b, Keys.ARROW_LEFT)
-    b.until(lambda: viewer(b)["att"] == photo_att, what="back to the first")
+    b.until(lambda: viewer(b)["att"] == photo_att and viewer(b)["full"] == "1", what="back to the first")
+    if size == "phone":
+        screenshot(b.driver, DOCS / "web-viewer-phone.png")
     for _ in range(6):
         key(b, Keys.TAB)
         assert viewer(b)["focusInside"], "focus left the viewer"
@@ -251,6 +254,9 @@ def test_two_people_exchange_photos_reply_edit_delete_and_react_and_every_device
     wait_state(b, expected)
     wait_state(a, mine)
     assert len(state(b)[1]["files"]) == 2
+    b.until(lambda: all(f.get("loaded", True) for m in state(b) for f in m["files"]), what="thumbnails loaded")
+    if size == "phone":
+        screenshot(b.driver, DOCS / "web-attachments-phone.png")
 
     # the receiver's second device got the same entries: the files' references, the actions
     bob_phone.wait(lambda f: f.get("type") == "msg" and f.get("kind") == "delete" and f.get("target") == pasted)
