@@ -189,7 +189,12 @@ def test_two_people_exchange_photos_reply_edit_delete_and_react_and_every_device
     # a photo and a text file dropped on the conversation, with a caption; then a pasted image
     give(a, "drop", [("tall.png", png(300, 500, 2), "image/png"), ("notes.txt", b"hello", "text/plain")])
     wait_tray(a, ["tall.png", "notes.txt"])
-    a.send("two more")
+    if size == "desktop":  # the tray's previews under the first photo
+        a.driver.find_element(By.ID, "composer-body").send_keys("two more")
+        screenshot(a.driver, DOCS / "web-attachments.png")
+        a.driver.find_element(By.ID, "composer-body").send_keys(Keys.ENTER)
+    else:
+        a.send("two more")
     give(a, "paste", [("image.png", png(200, 200, 3), "image/png")])
     wait_tray(a, ["image.png"])
     a.driver.find_element(By.ID, "composer-body").send_keys(Keys.ENTER)
@@ -255,7 +260,8 @@ def test_two_people_exchange_photos_reply_edit_delete_and_react_and_every_device
     wait_state(a, mine)
     assert len(state(b)[1]["files"]) == 2
     b.until(lambda: all(f.get("loaded", True) for m in state(b) for f in m["files"]), what="thumbnails loaded")
-    if size == "phone":
+    if size == "phone":  # the photos in view
+        b.js(f"document.querySelector('#messages li[data-id=\"{tall}\"]').scrollIntoView({{block: 'end'}});")
         screenshot(b.driver, DOCS / "web-attachments-phone.png")
 
     # the receiver's second device got the same entries: the files' references, the actions
@@ -334,6 +340,7 @@ import('/static/attachmodel.js').then((m) => {
              m.quoteText({quote: {body: ''}}, null)],
     refusals: ['attachment_too_large', 'disguised_file', 'bad_image', 'not_member', 'network', 'unknown_attachment',
                'uploading'].map((code) => m.refusalWords({code, limit: 25 * 1024 * 1024}, 'x.png')),
+    badges: ['r.pdf', 'notes.txt', 'tool', 'x.toolong'].map(m.badgeOf),
     images: m.imagesOf([{attachments: [photo, file]}, {deleted: true, attachments: [photo]}]).map((i) => i.att.id),
   });
 }).catch((err) => done(String(err)));"""
@@ -358,6 +365,7 @@ def test_the_attachment_model_in_words_and_boxes(cluster: Cluster, window: Calla
             "Wait for the files to finish uploading, then send.",
         ],
         "images": ["p"],
+        "badges": ["PDF", "TXT", "FILE", "FILE"],
     }
     assert page.errors() == []
 

@@ -5,7 +5,7 @@
 // A refusal is said in words next to the composer (attachmodel.refusalWords) and the file is dropped.
 // Sending takes the uploaded ids; main.js puts them in the send frame (`attachments`).
 
-import { MAX_FILES, refusalWords, SEND_CODES, sizeWords } from "./attachmodel.js";
+import { badgeOf, MAX_FILES, refusalWords, SEND_CODES, sizeWords } from "./attachmodel.js";
 import { forget, setupMedia } from "./media.js";
 import { closeViewer } from "./viewer.js";
 
@@ -183,9 +183,9 @@ export class Attacher {
     if (item.localUrl) {
       preview.alt = "";
       preview.src = item.localUrl;
-      preview.addEventListener("error", () => preview.replaceWith(icon()));
+      preview.addEventListener("error", () => preview.replaceWith(icon(item.name)));
     } else {
-      preview.textContent = "📄";
+      preview.textContent = badgeOf(item.name);
       preview.setAttribute("aria-hidden", "true");
     }
     const text = document.createElement("span");
@@ -223,10 +223,10 @@ export class Attacher {
   }
 }
 
-function icon() {
+function icon(name) {
   const span = document.createElement("span");
   span.className = "attach-preview";
-  span.textContent = "📄";
+  span.textContent = badgeOf(name);
   span.setAttribute("aria-hidden", "true");
   return span;
 }

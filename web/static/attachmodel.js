@@ -21,6 +21,12 @@ export function sizeWords(bytes) {
   return `${value < 10 ? value.toFixed(1).replace(/\.0$/, "") : Math.round(value)} ${units[unit]}`;
 }
 
+/** A file's kind in a few letters for its badge: "PDF", "TXT", "ZIP" (its name's extension), else "FILE". */
+export function badgeOf(name) {
+  const ext = /\.([A-Za-z0-9]{1,4})$/.exec(name || "");
+  return ext ? ext[1].toUpperCase() : "FILE";
+}
+
 /** The drawn size of a thumbnail of a `width`×`height` image: within `box`×`box`, never enlarged. */
 export function thumbSize(width, height, box = THUMB_BOX) {
   if (!(width > 0 && height > 0)) return { width: box, height: box };

@@ -4,7 +4,7 @@
 // URL), so they come by fetch and are shown through blob: URLs, one per file and kind, kept for the
 // session (`forget` drops them at logout).
 
-import { isImage, sizeWords, thumbSize } from "./attachmodel.js";
+import { badgeOf, isImage, sizeWords, thumbSize } from "./attachmodel.js";
 
 const urls = new Map(); // "<id>" or "<id>/thumb" → Promise of a blob: URL
 const hooks = { token: () => null, open: () => {} };
@@ -88,7 +88,7 @@ function chipItem(att, conv) {
     text: "Download", onclick: () => save(conv.id, att),
   });
   return make("div", { class: "file-chip", "data-att": att.id },
-    make("span", { class: "file-icon", "aria-hidden": "true", text: "📄" }),
+    make("span", { class: "file-icon", "aria-hidden": "true", text: badgeOf(att.name) }),
     make("span", { class: "file-text" },
       make("span", { class: "file-name", text: att.name || "file" }),
       make("span", { class: "file-size", text: sizeWords(att.size) })),
