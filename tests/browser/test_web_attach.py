@@ -43,7 +43,8 @@ return [...document.querySelectorAll('#messages li')].map(li => ({
     ? {thumb: f.dataset.att, box: [Number(f.querySelector('img').getAttribute('width')),
                                    Number(f.querySelector('img').getAttribute('height'))],
        loaded: f.querySelector('img').complete && f.querySelector('img').naturalWidth > 0}
-    : {file: f.querySelector('.file-name').textContent, size: f.querySelector('.file-size').textContent}),
+    : {file: f.querySelector('.file-name').textContent, size: f.querySelector('.file-size').textContent,
+       att: f.dataset.att}),
 }));"""
 
 
@@ -204,7 +205,7 @@ def test_two_people_exchange_photos_reply_edit_delete_and_react_and_every_device
     thumbs = [f for m in shown for f in m["files"] if "thumb" in f]
     files = [f for m in shown for f in m["files"] if "file" in f]
     assert [f["box"] for f in thumbs] == [[240, 180], [144, 240], [200, 200]]  # boxes drawn before the pictures
-    assert files == [{"file": "notes.txt", "size": "5 B"}]
+    assert [(f["file"], f["size"]) for f in files] == [("notes.txt", "5 B")]
     b.until(lambda: all(f.get("loaded", True) for m in state(b) for f in m["files"]), what="thumbnails loaded")
     assert b.js(f"return document.querySelector('#messages li[data-id=\"{photo}\"] .thumb img').naturalWidth") == 320
     photo_att, tall_att, pasted_att = (f["thumb"] for f in thumbs)
@@ -318,11 +319,39 @@ def test_refused_files_are_said_by_the_composer_and_an_upload_can_be_cancelled(
         give(page, "drop", [("notes.txt", b"hello", "text/plain")])
         wait_tray(page, ["notes.txt"])
         send_button(page)
-        wait_state(page, [{"body": "", "files": [{"file": "notes.txt", "size": "5 B"}]}])
-        refused = ("status of 413", "status of 415")
+        page.until(lambda: [m["id"] is not None and len(m["files"]) for m in state(page)] == [1], what="sent")
+        [sent] = state(page)
+        assert sent["body"] == "" and sent["files"][0] | {"att": ""} == {"file": "notes.txt", "size": "5 B", "att": ""}
+        # its Download fetches the bytes with the token and saves them under the file's name
+        page.js(CATCH_SAVES)
+        page.driver.find_element(By.CSS_SELECTOR, f'#messages li[data-id="{sent["id"]}"] .file-download').click()
+        page.until(lambda: page.js("return window.saved.length") == 1, what="the download")
+        assert page.driver.execute_async_script(SAVED) == ["notes.txt", "hello"]
+
+        # the server out of reach: said as such
+        cluster.stop("attach-web-small")
+        give(page, "drop", [("late.txt", b"late", "text/plain")])
+        page.until(lambda: "late.txt" in error.text, what="the network failure")
+        assert error.text == ("“late.txt” could not be uploaded: the server cannot be reached. "
+                              "Check the connection and try again.")
+        assert page.js("return document.getElementById('attach-tray').hidden")
+        refused = ("status of 413", "status of 415", "ERR_CONNECTION_REFUSED")
         assert page.errors(lambda m: any(r in m for r in refused)) == []
     finally:
-        cluster.stop("attach-web-small")
+        if "attach-web-small" in cluster.roles:
+            cluster.stop("attach-web-small")
+
+
+# the page's blobs and its download links' clicks, noted instead of saving a file
+CATCH_SAVES = """
+window.blobs = new Map(); window.saved = [];
+const make = URL.createObjectURL;
+URL.createObjectURL = (blob) => { const url = make.call(URL, blob); window.blobs.set(url, blob); return url; };
+HTMLAnchorElement.prototype.click = function () { window.saved.push([this.download, this.href]); };"""
+SAVED = """
+const done = arguments[arguments.length - 1];
+const [name, url] = window.saved[0];
+window.blobs.get(url).text().then((text) => done([name, text]), (err) => done(String(err)));"""
 
 
 MODEL_CHECKS = """
