@@ -354,6 +354,35 @@ const [name, url] = window.saved[0];
 window.blobs.get(url).text().then((text) => done([name, text]), (err) => done(String(err)));"""
 
 
+def test_a_slow_upload_shows_its_progress_can_be_cancelled_and_holds_the_send_back(
+    cluster: Cluster, window: Callable[[str], webdriver.Chrome], account: Callable[..., Account],
+) -> None:
+    alice, bob = account("alice"), account("bob")
+    conv = alice.befriend(bob)
+    page = Page(window("desktop"), cluster.api_url + "/")
+    page.sign_in(alice.username)
+    page.open(conv)
+    record_progress(page)
+    page.driver.execute_cdp_cmd("Network.enable", {})
+    page.driver.execute_cdp_cmd("Network.emulateNetworkConditions", {
+        "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 32 * 1024})
+    give(page, "drop", [("big.txt", b"x" * (512 * 1024), "text/plain")])
+    page.until(lambda: any(0 < p["value"] < 1 and p["shown"] for p in page.js("return window.progressSeen")),
+               what="progress part way")
+    page.send("hold on")
+    error = page.driver.find_element(By.ID, "attach-error")
+    assert error.text == "Wait for the files to finish uploading, then send."
+    page.driver.find_element(By.CSS_SELECTOR, "#attach-tray .attach-remove").click()
+    page.until(lambda: page.js("return document.getElementById('attach-tray').hidden"), what="cancelled")
+    assert page.driver.find_element(By.ID, "composer-body").get_attribute("value") == "hold on"  # kept
+    page.driver.execute_cdp_cmd("Network.emulateNetworkConditions", {
+        "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+    page.driver.find_element(By.ID, "composer-body").send_keys(Keys.ENTER)  # the text alone now
+    wait_state(page, [{"body": "hold on", "files": []}])
+    assert error.text == ""
+    assert page.errors() == []
+
+
 MODEL_CHECKS = """
 const done = arguments[arguments.length - 1];
 import('/static/attachmodel.js').then((m) => {
