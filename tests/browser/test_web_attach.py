@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import secrets
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -352,6 +353,46 @@ SAVED = """
 const done = arguments[arguments.length - 1];
 const [name, url] = window.saved[0];
 window.blobs.get(url).text().then((text) => done([name, text]), (err) => done(String(err)));"""
+
+
+def upload(cluster: Cluster, acct: Account, conv: str, name: str, data: bytes) -> dict[str, Any]:
+    req = urllib.request.Request(f"{cluster.api_url}/v1/conversations/{conv}/attachments?name={name}", data=data,
+                                 method="POST", headers={"Authorization": f"Bearer {acct.token}"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return dict(json.loads(resp.read())["attachment"])
+
+
+def send_with(sock: Socket, conv: str, body: str, **fields: Any) -> int:
+    """A send with more fields (attachments, a reply, an action); its id once acked."""
+    cid = f"w{secrets.token_hex(4)}"
+    sock.frame({"type": "send", "cid": cid, "conv": conv, "body": body, **fields})
+    ack = sock.wait(lambda f: f.get("ref") == cid or (f.get("type") == "ack" and f.get("cid") == cid))
+    assert ack.get("type") == "ack", ack
+    return int(ack["id"])
+
+
+def test_a_reply_quotes_photo_even_when_the_photo_is_older_than_the_pages_held(
+    cluster: Cluster, window: Callable[[str], webdriver.Chrome], account: Callable[..., Account],
+    socket_for: Callable[[Account, int], Socket],
+) -> None:
+    alice, bob = account("alice"), account("bob")
+    conv = alice.befriend(bob)
+    alice_ws, bob_ws = socket_for(alice, 0), socket_for(bob, 1)
+    att = upload(cluster, alice, conv, "old.png", png(64, 48, 5))
+    photo = send_with(alice_ws, conv, "", attachments=[att["id"]])
+    gone = send_with(alice_ws, conv, "soon gone")
+    for i in range(55):  # the newest page (50) will hold neither
+        alice_ws.send(conv, f"filler {i}")
+    send_with(bob_ws, conv, "what a view", reply_to=photo)
+    send_with(bob_ws, conv, "what was that", reply_to=gone)
+    send_with(alice_ws, conv, "", kind="delete", target=gone)  # blanks the second reply's quote
+    page = Page(window("desktop"), cluster.api_url + "/")
+    page.sign_in(bob.username)
+    page.open(conv)
+    page.until(lambda: [m["quote"] for m in state(page) if m["quote"] is not None] == ["Photo", "message deleted"],
+               what="the quotes")
+    assert photo not in [m["id"] for m in state(page)]  # not held: looked up
+    assert page.errors() == []
 
 
 def test_a_slow_upload_shows_its_progress_can_be_cancelled_and_holds_the_send_back(

@@ -12,6 +12,7 @@ import { Attacher, withFiles } from "./attach.js";
 import { imagesOf, shortText } from "./attachmodel.js";
 import { Connection } from "./connection.js";
 import { Live } from "./live.js";
+import { lookUpOriginals } from "./originals.js";
 import { roomFrom } from "./livemodel.js";
 import { Conversation, FrameBudget, lastSeen, presenceChunks } from "./model.js";
 import * as view from "./view.js";
@@ -293,6 +294,7 @@ async function loadOlder(conv, newest = false) {
  *  older ones) are not applied again; the rest are applied in chain order. */
 function addStored(conv, messages) {
   stampStored(messages, conv.lastId).sort((a, b) => a.id - b.id).forEach((m) => conv.add(m));
+  lookUpOriginals(conv, messages, (id, params) => api.history(id, params), renderAll); // a photo's reply: "Photo"
 }
 
 async function repairGap(conv, after) {

@@ -5,6 +5,7 @@
 import { actionWords, canDelete, canEdit, isAction, lastShown, previewBody, REACTIONS, reactionList } from "./actions.js";
 import { quoteText } from "./attachmodel.js";
 import { fillFiles } from "./media.js";
+import { originalOf } from "./originals.js";
 import { clock, lastSeen, nameOf, stateOf, titleOf } from "./model.js";
 
 export const $ = (id) => document.getElementById(id);
@@ -207,7 +208,7 @@ function fillActionParts(li, msg, conv, ctx) {
   quote.hidden = !msg.quote || Boolean(msg.deleted);
   if (msg.quote) {
     quote.querySelector(".quote-from").textContent = msg.quote.from === ctx.me ? "You" : nameOf(ctx.user(msg.quote.from));
-    quote.querySelector(".quote-body").textContent = quoteText(msg, conv.messages.get(msg.reply_to));
+    quote.querySelector(".quote-body").textContent = quoteText(msg, originalOf(conv, msg));
   }
   const edited = li.querySelector(".edited");
   edited.hidden = !msg.edited || Boolean(msg.deleted);
