@@ -20,8 +20,9 @@ from parley.errors import NotFound
 from parley.webfiles import StaticSite
 
 WEB_DIR = Path(__file__).resolve().parents[1] / "web"
+# img-src blob:: attachments come by fetch with the token and show through blob: URLs (ADR 0032)
 SITE = StaticSite(WEB_DIR / "index.html", WEB_DIR / "static", connect_src="'self' ws: wss:",
-                  missing=lambda why: NotFound(why, code="not_found"))
+                  missing=lambda why: NotFound(why, code="not_found"), img_src="'self' blob:")
 
 
 HOOKS = "testhooks.js"

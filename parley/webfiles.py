@@ -19,8 +19,8 @@ ASSET_RE = re.compile(r"^[a-z0-9-]{1,64}\.(js|css|svg)$")
 TYPES = {"html": "text/html", "js": "text/javascript", "css": "text/css", "svg": "image/svg+xml"}
 
 
-def policy(connect_src: str) -> str:
-    return ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+def policy(connect_src: str, img_src: str = "'self'") -> str:
+    return (f"default-src 'none'; script-src 'self'; style-src 'self'; img-src {img_src}; "
             f"connect-src {connect_src}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 
@@ -28,10 +28,10 @@ class StaticSite:
     """``index`` at one path and the files of ``assets`` under another; ``missing`` makes the 404."""
 
     def __init__(self, index: Path, assets: Path, *, connect_src: str,
-                 missing: Callable[[str], Exception]) -> None:
+                 missing: Callable[[str], Exception], img_src: str = "'self'") -> None:
         self.index, self.assets, self.missing = index, assets, missing
         self.headers = {
-            "Content-Security-Policy": policy(connect_src),
+            "Content-Security-Policy": policy(connect_src, img_src),
             "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "no-referrer",
             "Cache-Control": "no-cache",

@@ -6,6 +6,8 @@
 // state as it is now (`edited`, `edited_at`, `deleted`, `reactions`): its `asOf` is the newest id the
 // conversation had when it was read, and an action at or below it is already in that state.
 
+import { shortText } from "./attachmodel.js";
+
 export const REACTIONS = ["👍", "❤️", "😂", "😮", "😢", "🎉"];
 
 export function isAction(msg) {
@@ -85,7 +87,7 @@ export function actionWords(msg) {
 export function previewBody(msg) {
   if (!msg) return "";
   if (msg.deleted) return "message deleted";
-  return msg.body;
+  return shortText(msg); // a photo without text: "Photo"
 }
 
 /** Whether `me` may edit `msg` now (the sender, within the welcome's edit window). */

@@ -8,14 +8,18 @@
 
 import { isAction, stampStored } from "./actions.js";
 import { Api, ApiError } from "./api.js";
+import { Attacher, withFiles } from "./attach.js";
+import { imagesOf, shortText } from "./attachmodel.js";
 import { Connection } from "./connection.js";
 import { applyFriend, applyProfile, FriendEvents } from "./events.js";
 import { GroupAdmin } from "./groupadmin.js";
 import { Live } from "./live.js";
+import { lookUpOriginals } from "./originals.js";
 import { roomFrom } from "./livemodel.js";
 import { Conversation, FrameBudget, lastSeen, presenceChunks } from "./model.js";
 import { Profile } from "./profile.js";
 import * as view from "./view.js";
+import { showImage } from "./viewer.js";
 
 const $ = view.$;
 const PAGE = 50;
@@ -40,6 +44,12 @@ const api = new Api(() => chat.session?.token ?? null);
 // only, so a logout drops them with it and the next login starts clean.
 let conn = null;
 let clockOffset = 0; // moved only by the test hooks (testing, below)
+// Attachments (attach.js): the composer's files; a thumbnail opens the viewer on the conversation's images.
+const attach = new Attacher({
+  token: () => chat.session?.token ?? null,
+  conv: () => chat.selected,
+  open: (convId, attId, from) => showImage(imagesOf(chat.convs.get(convId)?.shown() || []), attId, convId, from),
+});
 
 // The live room view (live.js): one room at a time, on the same WebSocket.
 const live = new Live({
@@ -138,6 +148,7 @@ function endSession(message) {
   chat.selected = null;
   chat.synced = false;
   chat.typingSent = { conv: null, at: 0 };
+  attach.reset();
   live.reset();
   groupAdmin.reset();
   $("app").hidden = true;
@@ -285,6 +296,7 @@ function renderAll() {
 async function openConversation(id) {
   live.close();
   chat.selected = id;
+  attach.switchTo(id);
   const conv = chat.convs.get(id);
   renderAll();
   $("composer-body").focus();
@@ -321,6 +333,7 @@ async function loadOlder(conv, newest = false) {
  *  older ones) are not applied again; the rest are applied in chain order. */
 function addStored(conv, messages) {
   stampStored(messages, conv.lastId).sort((a, b) => a.id - b.id).forEach((m) => conv.add(m));
+  lookUpOriginals(conv, messages, (id, params) => api.history(id, params), renderAll); // a photo's reply: "Photo"
 }
 
 async function repairGap(conv, after) {
@@ -403,7 +416,7 @@ function onAck(frame) {
     const p = conv.pending.get(frame.cid);
     conv.pending.delete(frame.cid);
     conv.add({ id: frame.id, prev: 0, conv: frame.conv, from: ctx.me, device: chat.session.device_id,
-               cid: frame.cid, body: p.body, ts: p.ts, stub: true });
+               cid: frame.cid, body: p.body, ts: p.ts, stub: true, attachments: p.attachments });
     renderAll();
   }
 }
@@ -417,7 +430,7 @@ function onSynced() {
   askPresence([...chat.users.keys()].filter((id) => id !== ctx.me), true);
   const conv = chat.convs.get(chat.selected);
   if (conv) markRead(conv);
-  for (const [cid, frame] of conn.pending) if (!frame.kind) showPending(frame.conv, cid, frame.body);
+  for (const [cid, frame] of conn.pending) if (!frame.kind) showPending(frame.conv, cid, frame.body, attach.metas(frame.attachments));
 }
 
 async function refetchAfterReconnect() {
@@ -513,7 +526,7 @@ function onError(frame) {
       if (conv.pending.has(frame.ref) && !frame.retryable) {
         conv.pending.delete(frame.ref);
         renderAll();
-        report(new ApiError(400, frame));
+        if (!attach.explain(frame)) report(new ApiError(400, frame));
       }
     }
   }
@@ -521,10 +534,10 @@ function onError(frame) {
 
 // ---- sending, reading, typing ----------------------------------------------------------------
 
-function showPending(convId, cid, body) {
+function showPending(convId, cid, body, attachments) {
   const conv = chat.convs.get(convId);
   // a stored copy may be held already (history fetched over HTTP before the send's ack): show it once
-  if (conv && !conv.pending.has(cid) && !conv.holdsMine(cid, ctx.me)) conv.pending.set(cid, { cid, body, ts: Date.now() });
+  if (conv && !conv.pending.has(cid) && !conv.holdsMine(cid, ctx.me)) conv.pending.set(cid, { cid, body, ts: Date.now(), attachments });
 }
 
 // Replies, edits, deletes and reactions (protocol §19): an action is a send with a kind; it shows when
@@ -537,7 +550,7 @@ function sendAction(convId, fields) {
 function compose(mode, convId, id) {
   const msg = chat.convs.get(convId)?.messages.get(id);
   if (!msg) return;
-  chat.composing = { mode, conv: convId, target: id, from: msg.from, body: msg.body };
+  chat.composing = { mode, conv: convId, target: id, from: msg.from, body: shortText(msg) };
   const box = $("composer-body");
   if (mode === "edit") box.value = msg.body;
   view.renderComposing(chat.composing, ctx);
@@ -561,8 +574,9 @@ function sendComposed(conv, body) {
     $("composer-body").value = "";
     return true;
   }
-  const cid = conn.sendEntry(conv.id, { body, reply_to: c.target });
-  showPending(conv.id, cid, body);
+  const files = attach.take();
+  const cid = conn.sendEntry(conv.id, { body, reply_to: c.target, ...withFiles(files) });
+  showPending(conv.id, cid, body, files);
   $("composer-body").value = "";
   renderAll();
   scrollToEnd();
@@ -573,10 +587,13 @@ function sendMessage() {
   const box = $("composer-body");
   const body = box.value;
   const conv = chat.convs.get(chat.selected);
-  if (!conv || !conn || !body.trim()) return;
+  const files = chat.composing?.mode === "edit" ? 0 : attach.count();
+  if (!conv || !conn || (!body.trim() && !files)) return;
+  if (files && !attach.ready()) return; // still uploading: attach.js says so by the composer
   if (sendComposed(conv, body)) return;
-  const cid = conn.sendMessage(conv.id, body);
-  showPending(conv.id, cid, body);
+  const sent = attach.take();
+  const cid = sent.length ? conn.sendEntry(conv.id, { body, ...withFiles(sent) }) : conn.sendMessage(conv.id, body);
+  showPending(conv.id, cid, body, sent);
   box.value = "";
   chat.typingSent = { conv: null, at: 0 };
   renderAll();
@@ -708,6 +725,7 @@ function wire() {
   $("composer-body").addEventListener("keydown", (event) => { if (event.key === "Escape" && chat.composing) stopComposing(); });
   $("composing-cancel").addEventListener("click", () => { stopComposing(); $("composer-body").focus(); });
   $("scroller").addEventListener("scroll", onScroll);
+  attach.wire();
   wireLive();
   document.addEventListener("visibilitychange", () => {
     const conv = chat.convs.get(chat.selected);

@@ -3,6 +3,9 @@
 // as those characters and runs nothing.
 
 import { actionWords, canDelete, canEdit, isAction, lastShown, previewBody, REACTIONS, reactionList } from "./actions.js";
+import { quoteText } from "./attachmodel.js";
+import { fillFiles } from "./media.js";
+import { originalOf } from "./originals.js";
 import { clock, lastSeen, nameOf, stateOf, titleOf } from "./model.js";
 
 export const $ = (id) => document.getElementById(id);
@@ -132,6 +135,7 @@ function fillMessage(li, msg, conv, ctx) {
   from.hidden = mine || conv.kind === "dm";
   li.querySelector(".body").textContent = msg.body;
   fillActionParts(li, msg, conv, ctx);
+  fillFiles(li, msg, conv);
   const time = li.querySelector("time");
   time.textContent = clock(msg.ts);
   time.dateTime = new Date(msg.ts).toISOString();
@@ -204,7 +208,7 @@ function fillActionParts(li, msg, conv, ctx) {
   quote.hidden = !msg.quote || Boolean(msg.deleted);
   if (msg.quote) {
     quote.querySelector(".quote-from").textContent = msg.quote.from === ctx.me ? "You" : nameOf(ctx.user(msg.quote.from));
-    quote.querySelector(".quote-body").textContent = msg.quote.body || "message deleted";
+    quote.querySelector(".quote-body").textContent = quoteText(msg, originalOf(conv, msg));
   }
   const edited = li.querySelector(".edited");
   edited.hidden = !msg.edited || Boolean(msg.deleted);
