@@ -9,6 +9,7 @@
 import { isAction, stampStored } from "./actions.js";
 import { Api, ApiError } from "./api.js";
 import { Connection } from "./connection.js";
+import * as daily from "./daily.js";
 import { Live } from "./live.js";
 import { roomFrom } from "./livemodel.js";
 import { Conversation, FrameBudget, lastSeen, presenceChunks } from "./model.js";
@@ -55,7 +56,7 @@ function newConnection() {
     device: () => chat.session.device_id,
     now: () => Date.now() + clockOffset,
     onFrame: (frame) => { if (c === conn) handle(frame); },
-    onState: (info) => { if (c === conn) view.showConnection(info); },
+    onState: (info) => { if (c === conn) { view.showConnection(info); daily.connectionState(info); } },
     onAuthLost: () => { if (c === conn) endSession("Your session ended; please log in again."); },
     onCursor: (cursor) => { if (c === conn) saveCursor(cursor); },
   });
@@ -189,7 +190,7 @@ const ctx = {
   user: (id) => chat.users.get(id),
   open: (id) => openConversation(id),
   accept: (id) => befriend(id),
-  decline: (id) => api.removeFriend(id).then(loadFriends).catch(report),
+  decline: (id) => api.removeFriend(id).then(loadFriends).catch((err) => report(err, "friend-error")),
   message: (id) => messageFriend(id),
   reply: (convId, id) => compose("reply", convId, id),
   edit: (convId, id) => compose("edit", convId, id),
@@ -241,14 +242,22 @@ function renderAll() {
   view.renderHeader(conv, ctx);
   view.renderMessages(conv, ctx);
   view.renderTyping(conv, ctx);
+  daily.afterRender(chat.convs.values(), conv, ctx.me, Date.now() + clockOffset);
+}
+
+/** Back to the list (a phone's back button): nothing is open, so nothing is marked read. */
+function closeConversation() {
+  chat.selected = null;
+  renderAll();
 }
 
 async function openConversation(id) {
   live.close();
   chat.selected = id;
   const conv = chat.convs.get(id);
+  daily.opening(conv);
   renderAll();
-  $("composer-body").focus();
+  daily.opened(id);
   if (!conv.loaded) {
     await loadOlder(conv, true);
     conv.loaded = true;
@@ -302,7 +311,7 @@ async function befriend(userId) {
     await loadFriends();
     askPresence([userId]);
   } catch (err) {
-    report(err);
+    report(err, "friend-error");
   }
 }
 
@@ -312,7 +321,7 @@ async function messageFriend(userId) {
     await loadConversations();
     await openConversation(conversation.id);
   } catch (err) {
-    report(err);
+    report(err, "friend-error");
   }
 }
 
@@ -346,6 +355,7 @@ function onMessage(msg) {
   if (!conv.add(msg)) return; // already held: a re-sent message is shown once
   conv.typing.delete(msg.from);
   const mine = msg.from === ctx.me;
+  if (!mine && !isAction(msg) && msg.id > conv.read && !counted) daily.arrived(msg, conv, ctx);
   if (!mine && !isAction(msg) && msg.id > conv.read && !counted) {
     if (isVisible(conv)) markRead(conv);
     else conv.unread += 1;
@@ -610,8 +620,9 @@ function tick() {
   if (chat.friendPoll % 15 === 0 && document.visibilityState === "visible") loadFriends().catch(report);
 }
 
-function report(err) {
-  $("friend-status").textContent = err instanceof ApiError || err.message ? err.message : String(err);
+// where it shows: places.js (under its form, or connection trouble in the top bar)
+function report(err, place = "composer-error", words = "") {
+  daily.report(err, place, words);
 }
 
 // ---- wiring ----------------------------------------------------------------------------------
@@ -631,6 +642,7 @@ function wire() {
       await start({ node: r.node, fallbacks: r.fallbacks });
     } catch (err) {
       $("auth-error").textContent = err.message;
+      daily.authError(err);
     }
   });
   $("logout").addEventListener("click", async () => {
@@ -646,7 +658,7 @@ function wire() {
       await befriend(user.id);
       $("friend-name").value = "";
     } catch (err) {
-      $("friend-status").textContent = err.code === "unknown_user" ? `No user called ${name}.` : err.message;
+      report(err, "friend-error", err.code === "unknown_user" ? `No user called ${name}.` : "");
     }
   });
   $("new-group").addEventListener("submit", async (event) => {
@@ -658,7 +670,7 @@ function wire() {
       await loadConversations();
       await openConversation(conversation.id);
     } catch (err) {
-      report(err);
+      report(err, "group-error");
     }
   });
   $("composer").addEventListener("submit", (event) => { event.preventDefault(); sendMessage(); });
@@ -672,8 +684,10 @@ function wire() {
   wireLive();
   document.addEventListener("visibilitychange", () => {
     const conv = chat.convs.get(chat.selected);
+    daily.visibility(conv || null);
     if (conv) markRead(conv);
   });
+  daily.wireDaily(closeConversation);
   window.addEventListener("focus", () => { if (chat.session) loadFriends().catch(report); });
 }
 
