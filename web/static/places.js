@@ -47,6 +47,9 @@ export function connectionState(info) {
 }
 
 export function wirePlaces() {
+  // the browser's own word on the network: offline is trouble at once, back online ends it
+  window.addEventListener("offline", () => trouble("You are offline; messages will go when you are back."));
+  window.addEventListener("online", () => trouble(""));
   for (const [errorId, fieldId] of Object.entries(FIELD_OF)) {
     const field = fieldId ? $(fieldId) : $("composer-body");
     field.addEventListener("input", () => fieldError(errorId, fieldId, ""));
