@@ -18,7 +18,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
 from tests.browser.chromium import screenshot
-from tests.browser.conftest import Account, Socket, call
+from tests.browser.conftest import Account, Socket
 from tests.browser.test_web_client import Page
 from tests.integration.cluster import Cluster
 
@@ -101,6 +101,7 @@ def test_a_phone_shows_the_list_then_the_conversation_full_height_and_back(
     for upper, lower in zip(stack, stack[1:], strict=False):
         assert upper and lower and upper["bottom"] <= lower["top"] + 0.5, stack  # nothing overlaps
     assert page.js("return document.documentElement.scrollWidth") <= 390  # nothing sideways
+    screenshot(page.driver, DOCS / "web-client-phone.png")
 
     # back: the list again, focus on the conversation's item
     page.driver.find_element(By.ID, "back").click()
@@ -138,9 +139,11 @@ def test_a_desktop_window_keeps_both_panes_and_focuses_the_composer(
 
 CONTRAST = """
 function rgb(c) { const m = c.match(/[\\d.]+/g).map(Number); return m.length > 3 && m[3] === 0 ? null : m.slice(0, 3); }
-function lum(c) { const [r, g, b] = c.map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+function lum(c) {
+  const [r, g, b] = c.map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
                   return 0.2126 * r + 0.7152 * g + 0.0722 * b; }
-function background(e) { for (; e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor); if (c) return c; }
+function background(e) {
+  for (; e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor); if (c) return c; }
                          return [255, 255, 255]; }
 return arguments[0].map(sel => {
   const e = document.querySelector(sel);
@@ -177,7 +180,7 @@ def test_dark_mode_follows_the_system_with_readable_text(
     assert all(bg > 0.5 for sel, _, bg in light if sel in panes), light
     assert all(bg < 0.05 for sel, _, bg in dark if sel in panes), dark  # dark backgrounds
     if size == "desktop":
-        screenshot(page.driver, Path("/tmp") / "web-client-dark.png")
+        screenshot(page.driver, DOCS / "web-client-dark.png")
     assert page.errors() == []
 
 
@@ -359,7 +362,8 @@ def test_a_hidden_tab_notifies_and_counts_unread_in_its_title_and_a_click_opens_
     # nothing is asked on load: the browser would still ask, so the page offers to turn them on
     assert page.js("return Notification.permission") == "default"
     page.until(lambda: page.driver.find_element(By.ID, "notify-on").is_displayed(), what="offer shown")
-    page.driver.execute_cdp_cmd("Browser.grantPermissions", {"origin": cluster.api_url, "permissions": ["notifications"]})
+    page.driver.execute_cdp_cmd("Browser.grantPermissions",
+                                {"origin": cluster.api_url, "permissions": ["notifications"]})
     page.js(RECORD_NOTES)
     page.until(lambda: page.conv_button(conv))
     assert page.driver.title == "Parley"
@@ -369,7 +373,7 @@ def test_a_hidden_tab_notifies_and_counts_unread_in_its_title_and_a_click_opens_
     hide(page)
     bob_ws.send(conv, "are you there?")
     page.until(lambda: page.driver.title == "(2) Parley", what="title count 2")
-    notes = page.until(lambda: page.js("return window.notes.map(n => [n.title, n.options.body, n.options.tag])") or None)
+    notes = page.until(lambda: page.js("return notes.map(n => [n.title, n.options.body, n.options.tag])") or None)
     assert notes == [["Bob", "are you there?", conv]]
 
     # the reader clicks it: the tab comes back and the conversation opens, read
@@ -438,7 +442,8 @@ def test_errors_show_at_their_form_and_connection_trouble_in_the_top_bar(
     page.until(lambda: not trouble.is_displayed(), timeout=30, what="trouble cleared once online")
     page.wait_online()
     expected = ["/v1/login - Failed to load resource: the server responded with a status of 401",
-                "/v1/users?username=nobody_by_that_name - Failed to load resource: the server responded with a status of 404",
+                "/v1/users?username=nobody_by_that_name - Failed to load resource: "
+                "the server responded with a status of 404",
                 "ERR_INTERNET_DISCONNECTED"]
     assert page.errors(lambda m: any(e in m for e in expected)) == []
 
@@ -448,7 +453,8 @@ const visible = e => e.getClientRects().length > 0;
 return [...document.querySelectorAll('button, input, textarea, select, summary, a[href], [tabindex="0"]')]
   .filter(visible).filter(e => {
     const label = e.getAttribute('aria-label') || (e.labels && [...e.labels].map(l => l.textContent).join(''))
-      || (e.getAttribute('aria-labelledby') || '').split(' ').map(id => document.getElementById(id)?.textContent || '').join('')
+      || (e.getAttribute('aria-labelledby') || '').split(' ')
+           .map(id => document.getElementById(id)?.textContent || '').join('')
       || (['BUTTON', 'SUMMARY', 'A'].includes(e.tagName) ? e.textContent : '');
     return !label.trim();
   }).map(e => e.outerHTML.slice(0, 120));"""
