@@ -245,14 +245,16 @@ def test_the_unread_divider_sits_above_the_first_unread_and_the_jump_reaches_it(
     assert page.errors() == []
 
 
+@pytest.mark.parametrize("size", ["desktop", "phone"])
 def test_day_separators_say_today_yesterday_or_the_date(
-    cluster: Cluster, chromium: Any, account: Callable[..., Account], socket_for: Callable[[Account, int], Socket],
+    size: str, cluster: Cluster, chromium: Any, account: Callable[..., Account],
+    socket_for: Callable[[Account, int], Socket],
 ) -> None:
     alice, bob = account("alice"), account("bob")
     conv = alice.befriend(bob)
     bob_ws = socket_for(bob, 0)
     ids = [bob_ws.send(conv, body) for body in ["old news", "older news", "yesterday's", "today's", "and more"]]
-    page = open_page(chromium, cluster, alice)
+    page = open_page(chromium, cluster, alice, size)
     # the labels themselves, at fixed times (local midnight boundaries)
     labels = page.driver.execute_async_script("""
         const done = arguments[arguments.length - 1];
@@ -291,12 +293,14 @@ def test_day_separators_say_today_yesterday_or_the_date(
     assert page.errors() == []
 
 
+@pytest.mark.parametrize("size", ["desktop", "phone"])
 def test_ticks_differ_for_sent_delivered_and_read_and_say_so(
-    cluster: Cluster, chromium: Any, account: Callable[..., Account], socket_for: Callable[[Account, int], Socket],
+    size: str, cluster: Cluster, chromium: Any, account: Callable[..., Account],
+    socket_for: Callable[[Account, int], Socket],
 ) -> None:
     alice, bob = account("alice"), account("bob")
     conv = alice.befriend(bob)
-    page = open_page(chromium, cluster, alice)
+    page = open_page(chromium, cluster, alice, size)
     page.until(lambda: page.conv_button(conv))
     page.open(conv)
     page.send("first")
