@@ -429,6 +429,16 @@ def test_errors_show_at_their_form_and_connection_trouble_in_the_top_bar(
     field.send_keys("x")
     page.until(lambda: not error.is_displayed() and field.get_attribute("aria-invalid") is None)
 
+    # a blank group name (spaces pass the browser's own check): under the group form, not the friend form
+    name = page.driver.find_element(By.ID, "group-name")
+    name.send_keys("   ", Keys.ENTER)
+    group_error = page.driver.find_element(By.ID, "group-error")
+    page.until(group_error.is_displayed, what="group error")
+    assert "blank" in group_error.text and name.get_attribute("aria-invalid") == "true"
+    assert not error.is_displayed() and not page.driver.find_element(By.ID, "trouble").is_displayed()
+    form, err = box(page, "#new-group"), box(page, "#group-error")
+    assert form and err and form["top"] <= err["top"] <= form["bottom"]
+
     # offline: the same form's request fails, but that is the connection's trouble: the top bar says so
     page.driver.execute_cdp_cmd("Network.enable", {})
     page.driver.execute_cdp_cmd("Network.emulateNetworkConditions", {
@@ -448,6 +458,7 @@ def test_errors_show_at_their_form_and_connection_trouble_in_the_top_bar(
     expected = ["/v1/login - Failed to load resource: the server responded with a status of 401",
                 "/v1/users?username=nobody_by_that_name - Failed to load resource: "
                 "the server responded with a status of 404",
+                "/v1/groups - Failed to load resource: the server responded with a status of 400",
                 "ERR_INTERNET_DISCONNECTED"]
     assert page.errors(lambda m: any(e in m for e in expected)) == []
 
