@@ -6,7 +6,7 @@ export class ApiError extends Error {
     super(body.message || `HTTP ${status}`);
     this.status = status;
     this.code = body.code || "http_error";
-    this.field = body.field; // the request's field at fault (bad_field), if the server named one
+    this.field = body.field || null; // the request's field it is about, if any
   }
 }
 

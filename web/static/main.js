@@ -13,6 +13,7 @@ import { imagesOf, shortText } from "./attachmodel.js";
 import { Connection } from "./connection.js";
 import { applyFriend, applyProfile, FriendEvents } from "./events.js";
 import { GroupAdmin } from "./groupadmin.js";
+import * as daily from "./daily.js";
 import { Live } from "./live.js";
 import { lookUpOriginals } from "./originals.js";
 import { roomFrom } from "./livemodel.js";
@@ -68,7 +69,7 @@ function newConnection() {
     device: () => chat.session.device_id,
     now: () => Date.now() + clockOffset,
     onFrame: (frame) => { if (c === conn) handle(frame); },
-    onState: (info) => { if (c === conn) view.showConnection(info); },
+    onState: (info) => { if (c === conn) { view.showConnection(info); daily.connectionState(info); } },
     onAuthLost: () => { if (c === conn) endSession("Your session ended; please log in again."); },
     onCursor: (cursor) => { if (c === conn) saveCursor(cursor); },
   });
@@ -204,7 +205,7 @@ const ctx = {
   user: (id) => chat.users.get(id),
   open: (id) => openConversation(id),
   accept: (id) => befriend(id),
-  decline: (id) => api.removeFriend(id).then(() => onFriendState(chat.users.get(id), "none")).catch(report),
+  decline: (id) => api.removeFriend(id).then(() => onFriendState(chat.users.get(id), "none")).catch((err) => report(err, "friend-error")),
   message: (id) => messageFriend(id),
   reply: (convId, id) => compose("reply", convId, id),
   edit: (convId, id) => compose("edit", convId, id),
@@ -291,6 +292,13 @@ function renderAll() {
   view.renderTyping(conv, ctx);
   groupAdmin.render(conv ?? null);
   groupAdmin.markList();
+  daily.afterRender(chat.convs.values(), conv, ctx.me, Date.now() + clockOffset);
+}
+
+/** Back to the list (a phone's back button): nothing is open, so nothing is marked read. */
+function closeConversation() {
+  chat.selected = null;
+  renderAll();
 }
 
 async function openConversation(id) {
@@ -298,8 +306,9 @@ async function openConversation(id) {
   chat.selected = id;
   attach.switchTo(id);
   const conv = chat.convs.get(id);
+  daily.opening(conv);
   renderAll();
-  $("composer-body").focus();
+  daily.opened(id);
   if (!conv.loaded) {
     await loadOlder(conv, true);
     conv.loaded = true;
@@ -353,7 +362,7 @@ async function befriend(userId) {
     $("friend-status").textContent = r.state === "friends" ? "You are now friends." : "Friend request sent.";
     onFriendState(await lookupUser(userId), r.state); // the frame says the same, when it comes
   } catch (err) {
-    report(err);
+    report(err, "friend-error");
   }
 }
 
@@ -363,7 +372,7 @@ async function messageFriend(userId) {
     await loadConversations();
     await openConversation(conversation.id);
   } catch (err) {
-    report(err);
+    report(err, "friend-error");
   }
 }
 
@@ -399,6 +408,7 @@ function onMessage(msg) {
   if (!conv.add(msg)) return; // already held: a re-sent message is shown once
   conv.typing.delete(msg.from);
   const mine = msg.from === ctx.me;
+  if (!mine && !isAction(msg) && msg.id > conv.read && !counted) daily.arrived(msg, conv, ctx);
   if (!mine && !isAction(msg) && msg.id > conv.read && !counted) {
     if (isVisible(conv)) markRead(conv);
     else conv.unread += 1;
@@ -666,8 +676,9 @@ function tick() {
   }
 }
 
-function report(err) {
-  $("friend-status").textContent = err instanceof ApiError || err.message ? err.message : String(err);
+// where it shows: places.js (under its form, or connection trouble in the top bar)
+function report(err, place = "composer-error", words = "") {
+  daily.report(err, place, words);
 }
 
 // ---- wiring ----------------------------------------------------------------------------------
@@ -687,6 +698,7 @@ function wire() {
       await start({ node: r.node, fallbacks: r.fallbacks });
     } catch (err) {
       $("auth-error").textContent = err.message;
+      daily.authError(err);
     }
   });
   $("logout").addEventListener("click", async () => {
@@ -702,7 +714,7 @@ function wire() {
       await befriend(user.id);
       $("friend-name").value = "";
     } catch (err) {
-      $("friend-status").textContent = err.code === "unknown_user" ? `No user called ${name}.` : err.message;
+      report(err, "friend-error", err.code === "unknown_user" ? `No user called ${name}.` : "");
     }
   });
   $("new-group").addEventListener("submit", async (event) => {
@@ -714,7 +726,7 @@ function wire() {
       await loadConversations();
       await openConversation(conversation.id);
     } catch (err) {
-      report(err);
+      report(err, "group-error");
     }
   });
   $("composer").addEventListener("submit", (event) => { event.preventDefault(); sendMessage(); });
@@ -729,8 +741,10 @@ function wire() {
   wireLive();
   document.addEventListener("visibilitychange", () => {
     const conv = chat.convs.get(chat.selected);
+    daily.visibility(conv || null);
     if (conv) markRead(conv);
   });
+  daily.wireDaily(closeConversation);
 }
 
 function wireLive() {

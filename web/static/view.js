@@ -28,13 +28,13 @@ const STATE_MARK = { pending: "○", sent: "✓", delivered: "✓✓", read: "�
 
 export function showConnection(info) {
   const node = $("conn");
-  const where = info.node ? ` · ${info.node}` : "";
+  // in words only: which node serves the page is the operators' business (data-node, for tests)
   const text = {
     connecting: "Connecting…",
-    syncing: `Syncing${where}…`,
-    online: `Online${where}`,
+    syncing: "Catching up…",
+    online: "Online",
     reconnecting: `Connection lost; reconnecting in ${Math.ceil((info.inMs || 0) / 1000)} s…`,
-    moving: `This node is going away; moving${info.to ? ` to ${info.to}` : ""}…`,
+    moving: "Moving to another server…",
     offline: "Offline",
   }[info.state];
   node.textContent = text;
@@ -118,7 +118,7 @@ export function renderHeader(conv, ctx) {
 
 function messageItem(key) {
   const body = el("p", { class: "body" });
-  const meta = el("span", { class: "meta" }, el("time"), el("span", { class: "state" }));
+  const meta = el("span", { class: "meta" }, el("time"), el("span", { class: "state", role: "img" }));
   const li = el("li", { class: "msg", "data-key": key }, el("span", { class: "from" }), body, meta);
   addActionParts(li);
   return li;
