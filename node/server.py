@@ -24,12 +24,13 @@ from parley.node.groups import GroupRoutes
 from parley.node.handshake import handshake
 from parley.node.homes import Homes
 from parley.node.hub import Hub
-from parley.node.link import DeviceLink
+from parley.node.link import DeviceLink, Flushes
 from parley.node.membership import MembershipCheck
 from parley.node.ports import NodeStore
 from parley.node.presence import PresenceRelay
 from parley.node.publisher import Publisher
 from parley.node.revocation import check_again, close_ended_sessions, end_at_expiry
+from parley.node.session import Delivery
 from parley.node.subscriptions import UserSubscriptions
 from parley.node.sync import SyncRunner, delivery_of
 from parley.node.targets import Targets
@@ -59,6 +60,8 @@ log = logging.getLogger("parley.node")
 RESYNC_WAVE = 200  # after a NATS reconnect, connections resync this many at a time
 RESYNC_PAUSE_S = 0.1
 UNSAVED_CURSORS_MAX = 100_000  # acked cursors kept for the store while it is down; past it the oldest go
+RECENT_DELIVERIES = 64  # decoded messages kept: a DM arrives once per member's subscription when both are here
+SEALED_MAX = 4096  # sealed cursors kept between two rounds of offers (devices at one position share one)
 
 
 class EdgeNode:
@@ -74,6 +77,9 @@ class EdgeNode:
         self._dirty_cursors: Unsaved[DeviceId, str] = Unsaved(UNSAVED_CURSORS_MAX)
         self._moved: set[DeviceLink] = set()  # links that were sent something since the last cursor offers
         self._cursor_key = cursor_key(settings.secret.reveal())
+        self._sealed: dict[tuple[tuple[int, int], ...], str] = {}
+        self._recent: dict[int, tuple[bytes, Delivery]] = {}  # by id, oldest first, with the payload it came from
+        self._flushes = Flushes()
         self.homes = Homes(store, settings.shards)
         self.watch = ShardWatch(self.reads, every_s=settings.bounds_refresh_s, on_change=self._shards_changed)
         self._background: list[asyncio.Task[None]] = []
@@ -118,15 +124,29 @@ class EdgeNode:
         links = self.hub.of_user(only) if only else self.hub.of_conversation(conv)
         if not links:
             return
-        message = decode_payload(id, conv, data)
-        delivery = delivery_of(message)
+        recent = self._recent.get(id)
+        if recent is not None and recent[0] == data and recent[1].conv == conv:
+            delivery = recent[1]
+        else:  # decoded and its frame encoded once for every device here
+            message = decode_payload(id, conv, data)
+            delivery = delivery_of(message)
+            self._recent[id] = (data, delivery)
+            if len(self._recent) > RECENT_DELIVERIES:
+                del self._recent[next(iter(self._recent))]
+            self.metrics.e2e_seconds.observe(max(0.0, time.time() - message.ts / 1000))
         for link in links:
             link.offer(delivery)
         self.metrics.delivered.inc(len(links))
-        self.metrics.e2e_seconds.observe(max(0.0, time.time() - message.ts / 1000))
 
     def seal(self, v: Vector) -> str:
-        return seal_cursor(self._cursor_key, v)
+        """``v`` sealed (``parley.cursor``); devices standing at the same position share one sealing."""
+        key = tuple(sorted(v.items()))
+        sealed = self._sealed.get(key)
+        if sealed is None:
+            if len(self._sealed) >= SEALED_MAX:
+                self._sealed.clear()
+            sealed = self._sealed[key] = seal_cursor(self._cursor_key, v)
+        return sealed
 
     def start(self) -> None:
         """The node's own background work: the shards' bounds, and offering cursors to devices."""
@@ -209,7 +229,7 @@ class EdgeNode:
         link = DeviceLink(ws, claims, next(self._conn_ids), max_queue=4 * self.settings.sync_max,
                           on_sync=self.syncs.schedule, on_sent=self.metrics.frame_out,
                           cursor_frame=lambda v: protocol.frame_bytes(protocol.cursor_frame(cursor=self.seal(v))),
-                          transport=request.transport, on_moved=self._moved.add)
+                          transport=request.transport, on_moved=self._moved.add, flushes=self._flushes)
         try:
             try:
                 await self._start(link, hello)
