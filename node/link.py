@@ -21,6 +21,7 @@ from typing import Protocol
 from aiohttp import WSMsgType, web
 from parley.node.position import Position
 from parley.node.session import Covered, Delivery, DeviceSession, State, SyncFrom
+from parley.node.wsframes import SHORT_HEADERS as _SHORT
 from parley.node.wsframes import text_frames, text_header
 
 from parley.auth import Claims
@@ -69,7 +70,7 @@ class Flushes:
 class DeviceLink:
     __slots__ = ("ws", "user", "device", "session", "conn_id", "core", "budget", "_on_sync", "_on_sent",
                  "_cursor_frame", "_on_moved", "_transport", "_room", "_scheduled", "_pump", "moved", "ends",
-                 "_flushes")
+                 "_flushes", "cursor_due")
 
     def __init__(
         self,
@@ -106,6 +107,7 @@ class DeviceLink:
         self._flushes = flushes
         self._pump: asyncio.Task[None] | None = None
         self.moved = False
+        self.cursor_due = False  # a cursor is offered with the next frames written (``_flush``)
         self.ends: asyncio.TimerHandle | None = None  # closes the link when its session's lifetime is over
 
     # ---- what others read --------------------------------------------------------------------
@@ -156,10 +158,19 @@ class DeviceLink:
 
     def offer_cursor(self) -> None:
         """Offer the device a cursor for everything queued so far, if its position moved."""
-        point = self.core.take_cursor()
-        if point is not None and self._cursor_frame is not None:
-            self.core.send(self._cursor_frame(point))
+        frame = self._cursor()
+        if frame is not None:
+            self.core.send(frame)
             self._queued(moved=False)  # a cursor frame alone does not move the position
+
+    @property
+    def flush_due(self) -> bool:
+        """Frames are to be written this loop turn (a cursor offered now goes in the same write)."""
+        return self._scheduled
+
+    def _cursor(self) -> bytes | None:
+        point = self.core.take_cursor()
+        return self._cursor_frame(point) if point is not None and self._cursor_frame is not None else None
 
     def ack(self, point: Vector) -> Covered | None:
         covered = self.core.ack(point)
@@ -206,7 +217,12 @@ class DeviceLink:
         core, transport = self.core, self._transport
         if self._pump is not None or core.state is State.CLOSED:
             return
-        if core.out and transport is not None and self._writable(transport):
+        if self.cursor_due:  # after the frames queued: it covers them, in the same write
+            self.cursor_due = False
+            if (cursor := self._cursor()) is not None:
+                core.send(cursor)
+        if (core.out and transport is not None and transport.get_write_buffer_size() <= HIGH_WATER
+                and not transport.is_closing()):  # ``_writable``, inline: once per link and loop turn
             self._write_out(transport)
         if core.out or not core.open:  # a full socket, a compressed connection, or closing
             self._pump = asyncio.get_running_loop().create_task(self._run_pump())
@@ -218,7 +234,8 @@ class DeviceLink:
         out, on_sent = self.core.out, self._on_sent
         if len(out) == 1:  # most often, one live message: no list of frames to build
             frame = out.popleft()
-            transport.writelines([text_header(len(frame)), frame])
+            n = len(frame)
+            transport.writelines([_SHORT[n] if n < 126 else text_header(n), frame])
             if on_sent is not None:
                 on_sent(frame)
         else:

@@ -158,14 +158,26 @@ class EdgeNode:
         await self.watch.stop()
 
     async def _offer_cursors(self) -> None:
-        """Every ``cursor_every_s``, each device whose position moved is offered a cursor to ack."""
+        """Every ``cursor_every_s``, each device whose position moved is offered a cursor to ack: with the next
+        frames written to it, so as not to cost a write of its own (docs/adr/0027), or alone at the next round
+        if nothing was written meanwhile."""
+        waiting: list[DeviceLink] = []
         while True:
             await asyncio.sleep(self.settings.cursor_every_s)
+            for link in waiting:
+                if link.cursor_due:  # nothing was written to it for a whole round
+                    link.cursor_due = False
+                    link.offer_cursor()
             moved = list(self._moved)  # an idle link costs nothing here
             self._moved.clear()
+            waiting = []
             for link in moved:
                 link.moved = False
-                link.offer_cursor()
+                if link.flush_due:
+                    link.offer_cursor()
+                else:
+                    link.cursor_due = True
+                    waiting.append(link)
 
     def resync(self, link: DeviceLink, point: Vector | None = None) -> None:
         """Sync the link again from ``point`` (default: where it stands); what it has, it is not sent."""

@@ -303,7 +303,10 @@ class DeviceSession:
                 return  # not queued: the device gets it again after reconnecting from its acked cursor
             unacked.append((m.id, m.conv, m.sender))  # not ``m``: that would keep its frame until the ack
         self.sent[m.conv] = m.id
-        self.send(m.frame)
+        out = self.out  # ``send``, without its check: every caller is in an open state
+        out.append(m.frame)
+        if len(out) > self._max_queue:
+            self.close(CLOSE_SLOW, "too slow to read", flush=False)
 
     # ---- acks ----------------------------------------------------------------------------------
 
