@@ -78,6 +78,7 @@ class EdgeNode:
         self._moved: set[DeviceLink] = set()  # links that were sent something since the last cursor offers
         self._cursor_key = cursor_key(settings.secret.reveal())
         self._sealed: dict[tuple[tuple[int, int], ...], str] = {}
+        self._cursor_frames: dict[tuple[tuple[int, int], ...], bytes] = {}
         self._recent: dict[int, tuple[bytes, Delivery]] = {}  # by id, oldest first, with the payload it came from
         self._flushes = Flushes()
         self.homes = Homes(store, settings.shards)
@@ -137,6 +138,16 @@ class EdgeNode:
         for link in links:
             link.offer(delivery)
         self.metrics.delivered.inc(len(links))
+
+    def _cursor_frame(self, v: Vector) -> bytes:
+        """The ``cursor`` frame offering ``v``; devices standing at the same position share one."""
+        key = tuple(sorted(v.items()))
+        frame = self._cursor_frames.get(key)
+        if frame is None:
+            if len(self._cursor_frames) >= SEALED_MAX:
+                self._cursor_frames.clear()
+            frame = self._cursor_frames[key] = protocol.frame_bytes(protocol.cursor_frame(cursor=self.seal(v)))
+        return frame
 
     def seal(self, v: Vector) -> str:
         """``v`` sealed (``parley.cursor``); devices standing at the same position share one sealing."""
@@ -240,7 +251,7 @@ class EdgeNode:
         claims, hello = verified
         link = DeviceLink(ws, claims, next(self._conn_ids), max_queue=4 * self.settings.sync_max,
                           on_sync=self.syncs.schedule, on_sent=self.metrics.frame_out,
-                          cursor_frame=lambda v: protocol.frame_bytes(protocol.cursor_frame(cursor=self.seal(v))),
+                          cursor_frame=self._cursor_frame,
                           transport=request.transport, on_moved=self._moved.add, flushes=self._flushes)
         try:
             try:
