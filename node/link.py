@@ -3,10 +3,12 @@
 The session (``node/session.py``) decides what to send and when to sync; the link feeds it events and
 turns the session's ``SyncFrom`` actions into sync rounds (through ``on_sync``). Frames the session
 queued are written once per event-loop turn: a burst of deliveries to a device is one ``writelines``
-(one syscall) from a callback, not a wakeup and a send per frame. A task (the *pump*) exists only while
-it is needed: the socket's buffer is full (a slow device: frames wait in the session's queue, and one
-that falls ``max_queue`` frames behind is closed (4009) and resumes from its cursor), the connection
-negotiated compression (aiohttp writes those frames), or the link is closing (the close handshake).
+(one syscall), not a wakeup and a send per frame; and the links with something to write in a turn are
+written from one callback for the node (``Flushes``), not one callback each (docs/adr/0027). A task
+(the *pump*) exists only while it is needed: the socket's buffer is full (a slow device: frames wait in
+the session's queue, and one that falls ``max_queue`` frames behind is closed (4009) and resumes from
+its cursor), the connection negotiated compression (aiohttp writes those frames), or the link is
+closing (the close handshake).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import Protocol
 from aiohttp import WSMsgType, web
 from parley.node.position import Position
 from parley.node.session import Covered, Delivery, DeviceSession, State, SyncFrom
-from parley.node.wsframes import text_frames
+from parley.node.wsframes import SHORT_HEADERS as _SHORT
+from parley.node.wsframes import text_frames, text_header
 
 from parley.auth import Claims
 from parley.ratelimit import FrameBudget
@@ -38,9 +41,36 @@ class Transport(Protocol):
     def is_closing(self) -> bool: ...
 
 
+class Flushes:
+    """The links with frames queued this event-loop turn: written together from one callback (a message to a
+    group is queued on every member's link in one go; a callback per link cost a loop handle each)."""
+
+    __slots__ = ("_due", "_scheduled")
+
+    def __init__(self) -> None:
+        self._due: list[DeviceLink] = []
+        self._scheduled = False
+
+    def add(self, link: DeviceLink) -> None:
+        self._due.append(link)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._run)
+
+    def _run(self) -> None:
+        due, self._due = self._due, []
+        self._scheduled = False
+        for link in due:
+            try:
+                link._flush()
+            except Exception:  # as the loop would for a callback of its own: the other links are still written
+                log.exception("conn %s: writing to the socket failed", link.conn_id)
+
+
 class DeviceLink:
     __slots__ = ("ws", "user", "device", "session", "conn_id", "core", "budget", "_on_sync", "_on_sent",
-                 "_cursor_frame", "_on_moved", "_transport", "_room", "_scheduled", "_pump", "moved", "ends")
+                 "_cursor_frame", "_on_moved", "_transport", "_room", "_scheduled", "_pump", "moved", "ends",
+                 "_flushes", "cursor_due")
 
     def __init__(
         self,
@@ -54,10 +84,12 @@ class DeviceLink:
         cursor_frame: Callable[[Vector], bytes] | None = None,
         transport: Transport | None = None,
         on_moved: Callable[[DeviceLink], None] | None = None,
+        flushes: Flushes | None = None,
     ) -> None:
         """``transport``: the connection's socket, written directly when the connection is not compressed
         (else frames go through ``ws``). ``on_moved``: called when frames are queued while ``moved`` is
-        false (the node offers cursors to those links only)."""
+        false (the node offers cursors to those links only). ``flushes``: the node's, shared by its links
+        (without one, the link schedules its own writes)."""
         self.ws = ws
         self.user = claims.user
         self.device = claims.device
@@ -72,8 +104,10 @@ class DeviceLink:
         self._transport = transport if transport is not None and not ws.compress else None
         self._room: asyncio.Event | None = None  # made when a sync round waits for room
         self._scheduled = False  # a flush is due this loop turn
+        self._flushes = flushes
         self._pump: asyncio.Task[None] | None = None
         self.moved = False
+        self.cursor_due = False  # a cursor is offered with the next frames written (``_flush``)
         self.ends: asyncio.TimerHandle | None = None  # closes the link when its session's lifetime is over
 
     # ---- what others read --------------------------------------------------------------------
@@ -115,7 +149,8 @@ class DeviceLink:
     def offer(self, message: Delivery) -> None:
         """A live message for this device, in stream order."""
         action = self.core.live(message)
-        self._queued()
+        if not self._scheduled or not self.moved:  # else nothing to do: a flush is due, cursors will be offered
+            self._queued()
         if action is not None:
             log.warning("conn %s: gap in %s before %s; resyncing from %s", self.conn_id, message.conv, message.id,
                         action.point, extra={"conn": self.conn_id})
@@ -123,10 +158,19 @@ class DeviceLink:
 
     def offer_cursor(self) -> None:
         """Offer the device a cursor for everything queued so far, if its position moved."""
-        point = self.core.take_cursor()
-        if point is not None and self._cursor_frame is not None:
-            self.core.send(self._cursor_frame(point))
+        frame = self._cursor()
+        if frame is not None:
+            self.core.send(frame)
             self._queued(moved=False)  # a cursor frame alone does not move the position
+
+    @property
+    def flush_due(self) -> bool:
+        """Frames are to be written this loop turn (a cursor offered now goes in the same write)."""
+        return self._scheduled
+
+    def _cursor(self) -> bytes | None:
+        point = self.core.take_cursor()
+        return self._cursor_frame(point) if point is not None and self._cursor_frame is not None else None
 
     def ack(self, point: Vector) -> Covered | None:
         covered = self.core.ack(point)
@@ -143,12 +187,15 @@ class DeviceLink:
         self._queued()
 
     def _queued(self, moved: bool = True) -> None:
-        if moved and self._on_moved is not None and not self.moved:
+        if moved and not self.moved and self._on_moved is not None:
             self.moved = True
             self._on_moved(self)
-        if (self.core.out or self.closed) and not self._scheduled and self._pump is None:
+        if not self._scheduled and self._pump is None and (self.core.out or self.closed):
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            if self._flushes is not None:
+                self._flushes.add(self)
+            else:
+                asyncio.get_running_loop().call_soon(self._flush)
 
     # ---- the writer ----------------------------------------------------------------------------
 
@@ -167,25 +214,39 @@ class DeviceLink:
     def _flush(self) -> None:
         """Write everything queued in one go; what cannot be written now is left to the pump."""
         self._scheduled = False
-        if self._pump is not None or self.core.state is State.CLOSED:
+        core, transport = self.core, self._transport
+        if self._pump is not None or core.state is State.CLOSED:
             return
-        if self._transport is not None and self._writable(self._transport):
-            self._write_out(self._transport)
-        if self.core.out or self.closed:  # a full socket, a compressed connection, or closing
+        if self.cursor_due:  # after the frames queued: it covers them, in the same write
+            self.cursor_due = False
+            if (cursor := self._cursor()) is not None:
+                core.send(cursor)
+        if (core.out and transport is not None and transport.get_write_buffer_size() <= HIGH_WATER
+                and not transport.is_closing()):  # ``_writable``, inline: once per link and loop turn
+            self._write_out(transport)
+        if core.out or not core.open:  # a full socket, a compressed connection, or closing
             self._pump = asyncio.get_running_loop().create_task(self._run_pump())
 
     def _writable(self, transport: Transport) -> bool:
         return transport.get_write_buffer_size() <= HIGH_WATER and not transport.is_closing()
 
     def _write_out(self, transport: Transport) -> None:
-        out = self.core.out
-        frames = list(out)
-        out.clear()
-        transport.writelines(text_frames(frames))
-        if self._on_sent is not None:
-            for frame in frames:
-                self._on_sent(frame)
-        self._roomy()
+        out, on_sent = self.core.out, self._on_sent
+        if len(out) == 1:  # most often, one live message: no list of frames to build
+            frame = out.popleft()
+            n = len(frame)
+            transport.writelines([_SHORT[n] if n < 126 else text_header(n), frame])
+            if on_sent is not None:
+                on_sent(frame)
+        else:
+            frames = list(out)
+            out.clear()
+            transport.writelines(text_frames(frames))
+            if on_sent is not None:
+                for frame in frames:
+                    on_sent(frame)
+        if self._room is not None:
+            self._roomy()
 
     async def _run_pump(self) -> None:
         """Send what is queued, waiting on the socket as needed; once closing, the rest, then the close frame."""

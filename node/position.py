@@ -20,7 +20,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from parley.shards import Vector, pack, pos_of_id, shard_of_id
+from parley.shards import SHARD_BITS, Vector, pack, pos_of_id, shard_of_id
+
+_MASK = (1 << SHARD_BITS) - 1
 
 Verdict = Literal["deliver", "duplicate", "gap"]
 
@@ -58,10 +60,18 @@ class Position:
         self.conv_last[conv] = id
 
     def accept(self, id: int, conv: str, prev: int) -> Verdict:
-        verdict = self.judge(id, conv, prev)
-        if verdict == "deliver":
-            self.advance(id, conv)
-        return verdict
+        """``judge``, then ``advance`` when it is to be delivered. Every live message meets every device of
+        its conversation here, so it is written out flat (docs/adr/0027) — the same rules as ``judge``."""
+        shard, pos = id & _MASK, id >> SHARD_BITS
+        delivered = self.delivered
+        if pos <= delivered.get(shard, 0):
+            return "duplicate"
+        last = self.conv_last.get(conv)
+        if prev > (last if last is not None else pack(shard, self.base.get(shard, 0))):
+            return "gap"
+        delivered[shard] = pos
+        self.conv_last[conv] = id
+        return "deliver"
 
     def restart(self, after: Vector) -> None:
         """Start again from ``after``: what follows is re-sent (the device drops ids it has)."""

@@ -25,12 +25,13 @@ from parley.node.groups import GroupRoutes
 from parley.node.handshake import handshake
 from parley.node.homes import Homes
 from parley.node.hub import Hub
-from parley.node.link import DeviceLink
+from parley.node.link import DeviceLink, Flushes
 from parley.node.membership import MembershipCheck
 from parley.node.ports import NodeStore
 from parley.node.presence import PresenceRelay
 from parley.node.publisher import Publisher
 from parley.node.revocation import check_again, close_ended_sessions, end_at_expiry
+from parley.node.session import Delivery
 from parley.node.subscriptions import UserSubscriptions
 from parley.node.sync import SyncRunner, delivery_of
 from parley.node.targets import Targets
@@ -60,6 +61,8 @@ log = logging.getLogger("parley.node")
 RESYNC_WAVE = 200  # after a NATS reconnect, connections resync this many at a time
 RESYNC_PAUSE_S = 0.1
 UNSAVED_CURSORS_MAX = 100_000  # acked cursors kept for the store while it is down; past it the oldest go
+RECENT_DELIVERIES = 64  # decoded messages kept: a DM arrives once per member's subscription when both are here
+SEALED_MAX = 4096  # sealed cursors kept between two rounds of offers (devices at one position share one)
 
 
 class EdgeNode:
@@ -75,6 +78,10 @@ class EdgeNode:
         self._dirty_cursors: Unsaved[DeviceId, str] = Unsaved(UNSAVED_CURSORS_MAX)
         self._moved: set[DeviceLink] = set()  # links that were sent something since the last cursor offers
         self._cursor_key = cursor_key(settings.secret.reveal())
+        self._sealed: dict[tuple[tuple[int, int], ...], str] = {}
+        self._cursor_frames: dict[tuple[tuple[int, int], ...], bytes] = {}
+        self._recent: dict[int, tuple[bytes, Delivery]] = {}  # by id, oldest first, with the payload it came from
+        self._flushes = Flushes()
         self.homes = Homes(store, settings.shards)
         self.watch = ShardWatch(self.reads, every_s=settings.bounds_refresh_s, on_change=self._shards_changed)
         self._background: list[asyncio.Task[None]] = []
@@ -119,15 +126,39 @@ class EdgeNode:
         links = self.hub.of_user(only) if only else self.hub.of_conversation(conv)
         if not links:
             return
-        message = decode_payload(id, conv, data)
-        delivery = delivery_of(message)
+        recent = self._recent.get(id)
+        if recent is not None and recent[0] == data and recent[1].conv == conv:
+            delivery = recent[1]
+        else:  # decoded and its frame encoded once for every device here
+            message = decode_payload(id, conv, data)
+            delivery = delivery_of(message)
+            self._recent[id] = (data, delivery)
+            if len(self._recent) > RECENT_DELIVERIES:
+                del self._recent[next(iter(self._recent))]
+            self.metrics.e2e_seconds.observe(max(0.0, time.time() - message.ts / 1000))
         for link in links:
             link.offer(delivery)
         self.metrics.delivered.inc(len(links))
-        self.metrics.e2e_seconds.observe(max(0.0, time.time() - message.ts / 1000))
+
+    def _cursor_frame(self, v: Vector) -> bytes:
+        """The ``cursor`` frame offering ``v``; devices standing at the same position share one."""
+        key = tuple(sorted(v.items()))
+        frame = self._cursor_frames.get(key)
+        if frame is None:
+            if len(self._cursor_frames) >= SEALED_MAX:
+                self._cursor_frames.clear()
+            frame = self._cursor_frames[key] = protocol.frame_bytes(protocol.cursor_frame(cursor=self.seal(v)))
+        return frame
 
     def seal(self, v: Vector) -> str:
-        return seal_cursor(self._cursor_key, v)
+        """``v`` sealed (``parley.cursor``); devices standing at the same position share one sealing."""
+        key = tuple(sorted(v.items()))
+        sealed = self._sealed.get(key)
+        if sealed is None:
+            if len(self._sealed) >= SEALED_MAX:
+                self._sealed.clear()
+            sealed = self._sealed[key] = seal_cursor(self._cursor_key, v)
+        return sealed
 
     def start(self) -> None:
         """The node's own background work: the shards' bounds, and offering cursors to devices."""
@@ -139,14 +170,26 @@ class EdgeNode:
         await self.watch.stop()
 
     async def _offer_cursors(self) -> None:
-        """Every ``cursor_every_s``, each device whose position moved is offered a cursor to ack."""
+        """Every ``cursor_every_s``, each device whose position moved is offered a cursor to ack: with the next
+        frames written to it, so as not to cost a write of its own (docs/adr/0027), or alone at the next round
+        if nothing was written meanwhile."""
+        waiting: list[DeviceLink] = []
         while True:
             await asyncio.sleep(self.settings.cursor_every_s)
+            for link in waiting:
+                if link.cursor_due:  # nothing was written to it for a whole round
+                    link.cursor_due = False
+                    link.offer_cursor()
             moved = list(self._moved)  # an idle link costs nothing here
             self._moved.clear()
+            waiting = []
             for link in moved:
                 link.moved = False
-                link.offer_cursor()
+                if link.flush_due:
+                    link.offer_cursor()
+                else:
+                    link.cursor_due = True
+                    waiting.append(link)
 
     def resync(self, link: DeviceLink, point: Vector | None = None) -> None:
         """Sync the link again from ``point`` (default: where it stands); what it has, it is not sent."""
@@ -209,8 +252,8 @@ class EdgeNode:
         claims, hello = verified
         link = DeviceLink(ws, claims, next(self._conn_ids), max_queue=4 * self.settings.sync_max,
                           on_sync=self.syncs.schedule, on_sent=self.metrics.frame_out,
-                          cursor_frame=lambda v: protocol.frame_bytes(protocol.cursor_frame(cursor=self.seal(v))),
-                          transport=request.transport, on_moved=self._moved.add)
+                          cursor_frame=self._cursor_frame,
+                          transport=request.transport, on_moved=self._moved.add, flushes=self._flushes)
         try:
             try:
                 await self._start(link, hello)

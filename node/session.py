@@ -57,6 +57,8 @@ class State(enum.Enum):
     CLOSING = "closing"
     CLOSED = "closed"
 
+    __hash__ = object.__hash__  # members are singletons: ``state in OPEN`` on every frame, without Enum's hash
+
 
 OPEN = frozenset({State.HELLO, State.SYNCING, State.LIVE})
 TRANSITIONS: dict[tuple[State, str], State] = {
@@ -255,23 +257,23 @@ class DeviceSession:
 
     def live(self, m: Delivery) -> SyncFrom | None:
         """A message from the node's subscriptions, in stream order."""
+        if self.state is State.LIVE:  # the common case first: every device of a conversation, per message
+            verdict = self.position.accept(m.id, m.conv, m.prev)
+            if verdict == "deliver":
+                self._queue(m)
+                return None
+            if verdict == "duplicate":
+                return None
+            self._move("gap")
+            self._held = [m]  # judged again when the repair round finishes
+            self._overflow = False
+            return SyncFrom(self.position.resume_point(m.conv, shard_of_id(m.id)))
         if self.state is State.SYNCING:
             if len(self._held) < BUFFER_LIMIT:
                 self._held.append(m)
             else:
                 self._overflow = True
-            return None
-        if self.state is not State.LIVE:
-            return None  # HELLO (not subscribed yet) or closing
-        verdict = self.position.accept(m.id, m.conv, m.prev)
-        if verdict == "deliver":
-            self._queue(m)
-        elif verdict == "gap":
-            self._move("gap")
-            self._held = [m]  # judged again when the repair round finishes
-            self._overflow = False
-            return SyncFrom(self.position.resume_point(m.conv, shard_of_id(m.id)))
-        return None
+        return None  # HELLO (not subscribed yet) or closing
 
     def resync(self, point: Vector | None = None) -> SyncFrom | None:
         """Sync again from ``point`` (default: where the device stands), e.g. after the node's NATS
@@ -293,14 +295,18 @@ class DeviceSession:
         if m.id <= self.sent.get(m.conv, 0):
             return  # this connection sent it already (a repair round reads it again)
         if m.sender != self.user:
-            if self._unacked is None:
-                self._unacked = deque()
-            if len(self._unacked) >= self._max_unacked:
+            unacked = self._unacked
+            if unacked is None:
+                unacked = self._unacked = deque()
+            if len(unacked) >= self._max_unacked:
                 self.close(CLOSE_SLOW, "too many unacked messages", flush=False)
                 return  # not queued: the device gets it again after reconnecting from its acked cursor
-            self._unacked.append((m.id, m.conv, m.sender))
+            unacked.append((m.id, m.conv, m.sender))  # not ``m``: that would keep its frame until the ack
         self.sent[m.conv] = m.id
-        self.send(m.frame)
+        out = self.out  # ``send``, without its check: every caller is in an open state
+        out.append(m.frame)
+        if len(out) > self._max_queue:
+            self.close(CLOSE_SLOW, "too slow to read", flush=False)
 
     # ---- acks ----------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable
 
-_SHORT = tuple(bytes((0x81, n)) for n in range(126))
+SHORT_HEADERS = _SHORT = tuple(bytes((0x81, n)) for n in range(126))  # by payload length, below 126
 _MEDIUM = struct.Struct("!BBH")
 _LONG = struct.Struct("!BBQ")
 

@@ -1,5 +1,7 @@
 """The device position decides, for each message, deliver / duplicate / gap — per shard."""
 
+import random
+
 import pytest
 from parley.node.position import Position
 
@@ -54,3 +56,19 @@ def test_restart_forgets_conversations_and_resends_from_the_point():
     pos.restart({0: 5})
     assert pos.delivered == {0: 5} and pos.base == {0: 5} and pos.conv_last == {}
     assert pos.accept(P(11), "a", P(3)) == "deliver"
+
+
+def test_accept_is_judge_then_advance():
+    """``accept`` is written out flat for the live path (docs/adr/0027): over random messages it decides and
+    moves exactly as ``judge`` followed, on deliver, by ``advance``."""
+    rng = random.Random(27)
+    flat, plain = start(), start()
+    for _ in range(2000):
+        shard = rng.randrange(2)
+        id, conv = P(rng.randrange(5, 40), shard), rng.choice("abc") + str(shard)
+        prev = rng.choice([0, P(rng.randrange(0, 40), shard), plain.conv_last.get(conv, 0)])
+        verdict = plain.judge(id, conv, prev)
+        if verdict == "deliver":
+            plain.advance(id, conv)
+        assert flat.accept(id, conv, prev) == verdict
+        assert (flat.delivered, flat.conv_last) == (plain.delivered, plain.conv_last)

@@ -1,0 +1,97 @@
+"""The link's writer (docs/adr/0027): the links with frames queued in a loop turn are written from one callback,
+each link's frames in one ``writelines``, in order; a cursor due rides with the next frames written."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from parley.node.link import DeviceLink, Flushes
+from parley.node.session import Delivery
+from parley.node.wsframes import text_frames
+
+from parley.auth import Claims
+from parley.ids import DeviceId, SessionId, UserId
+from parley.shards import pack
+
+
+class Socket:
+    """The asyncio transport a link writes to: every ``writelines`` call kept."""
+
+    def __init__(self) -> None:
+        self.writes: list[list[bytes]] = []
+
+    def writelines(self, data: list[bytes]) -> None:
+        self.writes.append(list(data))
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def is_closing(self) -> bool:
+        return False
+
+
+class WebSocket:
+    compress = 0
+
+
+def live_link(user: str, flushes: Flushes | None, moved: set[DeviceLink] | None = None) -> DeviceLink:
+    link = DeviceLink(WebSocket(), Claims(UserId(user), DeviceId(f"{user}-d"), SessionId("s"), 0), 1,  # type: ignore[arg-type]
+                      max_queue=100, on_sync=lambda *_: None, transport=Socket(), flushes=flushes,
+                      cursor_frame=lambda v: b'{"type":"cursor","at":%d}' % v[0],
+                      on_moved=moved.add if moved is not None else None)
+    link.core.accept({}, b"welcome")
+    link.core.begin_round({})
+    link.core.finish_round({0: 0})
+    link.core.out.clear()  # the welcome
+    return link
+
+
+def msg(n: int) -> Delivery:
+    return Delivery(pack(0, n), "g.1", pack(0, n - 1) if n > 1 else 0, "sender", b'{"type":"msg","n":%d}' % n)
+
+
+def socket(link: DeviceLink) -> Any:
+    return link._transport
+
+
+async def turn() -> None:
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+async def test_the_links_of_a_turn_are_written_from_one_callback_each_in_one_write(monkeypatch):
+    flushes = Flushes()
+    links = [live_link(u, flushes) for u in ("a", "b", "c")]
+    loop = asyncio.get_running_loop()
+    scheduled = []
+    real = loop.call_soon
+    monkeypatch.setattr(loop, "call_soon", lambda cb, *a, **k: (scheduled.append(cb), real(cb, *a, **k))[1])
+    for n in (1, 2):
+        for link in links:
+            link.offer(msg(n))
+    assert len(scheduled) == 1  # one callback for three links and two messages
+    await turn()
+    for link in links:
+        assert socket(link).writes == [text_frames([msg(1).frame, msg(2).frame])]
+        assert not link.core.out
+
+
+async def test_without_flushes_a_link_writes_on_its_own():
+    link = live_link("a", None)
+    link.offer(msg(1))
+    await turn()
+    assert socket(link).writes == [text_frames([msg(1).frame])]
+
+
+async def test_a_cursor_due_goes_out_after_the_next_frames_in_the_same_write():
+    moved: set[DeviceLink] = set()
+    link = live_link("a", Flushes(), moved)
+    link.offer(msg(1))
+    await turn()
+    assert moved == {link} and link.moved
+    link.moved, link.cursor_due = False, True  # what the node's round of offers does when nothing is being written
+    link.offer(msg(2))
+    await turn()
+    assert socket(link).writes[-1] == text_frames([msg(2).frame, b'{"type":"cursor","at":2}'])
+    assert not link.cursor_due and link.moved  # moved again by msg 2: offered a cursor at the next round
