@@ -74,6 +74,8 @@ class EdgeNode:
         self._dirty_cursors: Unsaved[DeviceId, str] = Unsaved(UNSAVED_CURSORS_MAX)
         self._moved: set[DeviceLink] = set()  # links that were sent something since the last cursor offers
         self._cursor_key = cursor_key(settings.secret.reveal())
+        self._cursor_frame = lambda v: protocol.frame_bytes(protocol.cursor_frame(cursor=self.seal(v)))  # one for all
+        self._welcome_limits = self._limits()  # the settings do not change: worked out once, not per connect
         self.homes = Homes(store, settings.shards)
         self.watch = ShardWatch(self.reads, every_s=settings.bounds_refresh_s, on_change=self._shards_changed)
         self._background: list[asyncio.Task[None]] = []
@@ -208,11 +210,12 @@ class EdgeNode:
         claims, hello = verified
         link = DeviceLink(ws, claims, next(self._conn_ids), max_queue=4 * self.settings.sync_max,
                           on_sync=self.syncs.schedule, on_sent=self.metrics.frame_out,
-                          cursor_frame=lambda v: protocol.frame_bytes(protocol.cursor_frame(cursor=self.seal(v))),
-                          transport=request.transport, on_moved=self._moved.add)
+                          cursor_frame=self._cursor_frame, transport=request.transport, on_moved=self._moved.add)
+        offered = hello.cursor  # the cursor the device offers (None: its stored one)
+        del verified, claims, hello  # this frame lives as long as the connection: it keeps only what it needs
         try:
             try:
-                await self._start(link, hello)
+                await self._start(link, offered)
             except ParleyError as err:
                 link.send(protocol.error_bytes(err))
                 link.close(err.ws_close_code, err.code)
@@ -221,8 +224,8 @@ class EdgeNode:
             await self._finish(link)
         return ws
 
-    async def _start(self, link: DeviceLink, hello: protocol.Hello) -> None:
-        token = hello.cursor
+    async def _start(self, link: DeviceLink, token: str | None) -> None:
+        """``token``: the hello's cursor (None: the device's stored one)."""
         if token is None:
             device = await self.store.get_device(link.device)
             token = device.cursor if device else ""
@@ -233,8 +236,8 @@ class EdgeNode:
                 cursor = open_cursor(self._cursor_key, token)
             except BadCursor as err:
                 bad = err
-        welcome = protocol.frame_bytes(protocol.welcome_frame(
-            user=link.user, device=link.device, node=self.node_id, cursor=self.seal(cursor), limits=self._limits()))
+        welcome = protocol.frame_bytes(protocol.welcome_frame(user=link.user, device=link.device, node=self.node_id,
+                                                              cursor=self.seal(cursor), limits=self._welcome_limits))
         first_sync = link.core.accept(cursor, welcome)  # welcome first: presence, group and receipt frames follow
         if bad is not None:  # after the welcome: the device syncs as a new one
             link.send(protocol.error_bytes(BadRequest(f"cursor not accepted ({bad}); syncing from the start",

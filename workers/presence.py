@@ -184,7 +184,7 @@ class PresenceWorker:
         while not stop.is_set():
             for change in self.book.tick(now_ms()):
                 await self.announce(change)
-            self.metrics.online.set(len(self.book.online_users()))
+            self.metrics.online.set(self.book.online_count())
             self.metrics.pending.set(self.pending())
             if time.monotonic() - refreshed >= refresh_every:  # keep online entries inside the bucket's TTL
                 refreshed = time.monotonic()
