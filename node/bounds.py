@@ -3,8 +3,9 @@
 A sync round needs, per shard, the stream's first and last sequences and the archiver's ack floor. The
 node reads them for every shard about once a second (``PARLEY_BOUNDS_REFRESH_S``) and sooner when a round
 asks for a reading newer than the moment its subscriptions were in place (``after``), at most every
-``MIN_GAP_S``; every waiting round shares the same reading. So connecting costs no JetStream API call of
-its own, however many devices connect at once.
+``MIN_GAP_S`` after the last one ended; every waiting round shares the same reading. So connecting costs no
+JetStream API call of its own, however many devices connect at once (a storm of connects: back-to-back
+readings, each shared by every round that began while the one before it was read).
 
 Shards are read side by side, each within ``READ_TIMEOUT_S`` (``SUSPECT_TIMEOUT_S`` for one that did not
 answer last time): a shard that does not answer (another region's, while the link is down) is ``None`` in
@@ -27,7 +28,7 @@ from parley.errors import Unavailable
 from parley.tasks import cancel_and_wait
 
 log = logging.getLogger("parley.node")
-MIN_GAP_S = 0.05
+MIN_GAP_S = 0.005  # a burst of connects shares readings; a round waits about one read for its own (ADR 0028)
 READ_TIMEOUT_S = 5.0
 SUSPECT_TIMEOUT_S = 1.0  # a shard that did not answer last time: what the other shards' rounds wait for it
 
@@ -70,9 +71,9 @@ class ShardWatch:
             await cancel_and_wait(self._task)
 
     async def _read_shard(self, shard: int) -> ShardBounds:
-        # the floor first: read after it, ``last`` is never below it
-        archived = await self._reads.archived_through(shard)
-        first, last = await self._reads.bounds(shard)
+        # side by side (one round trip, not two, before a waiting round goes on); a floor read after the
+        # bounds may pass ``last``, and everything up to ``last`` is archived then: the floor is capped there
+        archived, (first, last) = await asyncio.gather(self._reads.archived_through(shard), self._reads.bounds(shard))
         return ShardBounds(first, last, min(archived, last))
 
     async def _read(self) -> Reading:

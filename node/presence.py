@@ -42,16 +42,14 @@ class PresenceRelay:
         self._friends_of: dict[UserId, set[str]] = {}
         self._watchers: dict[str, set[UserId]] = {}
         self._subs: dict[str, object] = {}
-        self._subjects: dict[UserId, str] = {}  # each connected user's heartbeat subject, worked out once
+        # each partition's heartbeat subject from this node, worked out once (not one string per user)
+        self._beat_subjects = [heartbeat_subject(p, node_id) for p in range(partitions)]
         self._lock = asyncio.Lock()
 
     # ---- heartbeats ------------------------------------------------------------------------------
 
     def _subject(self, user: UserId) -> str:
-        subject = self._subjects.get(user)
-        if subject is None:
-            subject = self._subjects[user] = heartbeat_subject(partition_of(user, self._partitions), self._node)
-        return subject
+        return self._beat_subjects[partition_of(user, self._partitions)]
 
     async def beat(self) -> None:
         at = now_ms()
@@ -103,7 +101,6 @@ class PresenceRelay:
             known.discard(other)
 
     async def unfollow(self, user: UserId) -> None:
-        self._subjects.pop(user, None)
         async with self._lock:
             for friend in self._friends_of.pop(user, set()):
                 await self._unwatch(user, friend)

@@ -67,8 +67,8 @@ class UserSubscriptions:
         subjects = (*user_delivery_subjects(user), receipt_subject(user), *user_event_subjects(user))
         self._subs[user] = [await self._bus.subscribe_ordered(s, h) for s, h in zip(subjects, handlers, strict=True)]
         await self._bus.flush(timeout=5)
-        groups = await self._store.groups_of(user)
-        friends = [other for other, state in await self._store.list_friends(user) if state == "friends"]
+        groups, rows = await asyncio.gather(self._store.groups_of(user), self._store.list_friends(user))
+        friends = [other for other, state in rows if state == "friends"]
         await self._groups.join_all(user, groups)
         await self._presence.follow(user, friends)
         await self._bus.flush(timeout=5)  # the server has our interest before sync reads the stream

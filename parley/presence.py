@@ -20,13 +20,12 @@ class Transition:
     last_active_at: int  # unix ms of the last heartbeat
 
 
-@dataclass
+@dataclass(slots=True)
 class _User:
-    devices: dict[str, int] = field(default_factory=dict)  # device → last heartbeat, unix ms
+    # the newest heartbeat of any of the user's devices, unix ms: all that decides (a device's own time only
+    # ever grows, so the newest of them is kept as one number, not a dict per user to take the max of per tick)
+    last: int
     hold_until: int = 0  # restored without a heartbeat: not taken offline before this (unix ms)
-
-    def last(self) -> int:
-        return max(self.devices.values(), default=0)
 
 
 @dataclass
@@ -38,25 +37,23 @@ class PresenceBook:
         """A device was heard from at ``at_ms``; the transition to announce, if the user was offline."""
         entry = self._online.get(user)
         if entry is None:
-            self._online[user] = _User({device: at_ms})
+            self._online[user] = _User(at_ms)
             return Transition(user, True, at_ms)
-        entry.devices[device] = max(at_ms, entry.devices.get(device, 0))
+        if at_ms > entry.last:
+            entry.last = at_ms
         return None
 
     def tick(self, now_ms: int) -> list[Transition]:
         """Users whose every device has been silent for the timeout go offline."""
-        gone = [user for user, entry in self._online.items()
-                if now_ms - entry.last() >= self.timeout_ms and now_ms >= entry.hold_until]
-        out = []
-        for user in gone:
-            out.append(Transition(user, False, self._online.pop(user).last()))
-        return out
+        cutoff = now_ms - self.timeout_ms  # one comparison per online user while nothing changes
+        gone = [user for user, entry in self._online.items() if entry.last <= cutoff and entry.hold_until <= now_ms]
+        return [Transition(user, False, self._online.pop(user).last) for user in gone]
 
     def restore(self, user: str, last_active_ms: int, now_ms: int = 0) -> None:
         """Known online (read back from the presence bucket after a restart or a partition takeover); no
         transition. The bucket's time may be a timeout old and beats were not heard meanwhile, so the
         user gets a full timeout from ``now_ms`` to beat again before going offline."""
-        self._online.setdefault(user, _User({"": last_active_ms}, hold_until=now_ms + self.timeout_ms))
+        self._online.setdefault(user, _User(last_active_ms, hold_until=now_ms + self.timeout_ms))
 
     def forget(self, users: list[str]) -> None:
         """Another worker handles these users now (their partition moved); no transition."""
@@ -68,7 +65,10 @@ class PresenceBook:
 
     def last_active(self, user: str) -> int | None:
         entry = self._online.get(user)
-        return entry.last() if entry else None
+        return entry.last if entry else None
 
     def online_users(self) -> list[str]:
         return list(self._online)
+
+    def online_count(self) -> int:
+        return len(self._online)

@@ -93,3 +93,29 @@ async def test_a_round_cancelled_twice_while_it_waits_leaves_the_watch_usable() 
         assert reading.shards == (ShardBounds(1, 100, 50),) and not watch._changed.locked()
     finally:
         await watch.stop()
+
+
+class Racing(Reads):
+    """The floor read answers after the bounds read, and a message was stored and archived in between."""
+
+    def __init__(self) -> None:
+        super().__init__(1, silent=set())
+        self.bounds_read = asyncio.Event()
+
+    async def archived_through(self, shard: int) -> int:
+        await self.bounds_read.wait()  # both requests are in flight at once (one round trip, not two)
+        return 101
+
+    async def bounds(self, shard: int) -> tuple[int, int]:
+        self.bounds_read.set()
+        return 1, 100
+
+
+async def test_a_shards_floor_and_bounds_are_read_together_and_the_floor_never_passes_last() -> None:
+    watch = ShardWatch(Racing(), every_s=10)
+    watch.start()
+    try:
+        reading = await watch.after(watch.now(), timeout=5)
+        assert reading.shards == (ShardBounds(1, 100, 100),)  # everything up to last is archived: all from the store
+    finally:
+        await watch.stop()

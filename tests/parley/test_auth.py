@@ -1,6 +1,9 @@
+import time
+
+import jwt
 import pytest
 
-from parley.auth import Passwords, issue_token, live_session, token_ttl, verify_token
+from parley.auth import Passwords, _our_payload, issue_token, live_session, token_ttl, verify_token
 from parley.errors import CLOSE_REVOKED, Unauthorized
 from parley.ids import new_device_id, new_session_id, new_user_id
 from parley.store import Session
@@ -46,6 +49,42 @@ def test_bad_tokens_are_refused(bad):
     with pytest.raises(Unauthorized) as info:
         verify_token(SECRET, bad, now=1000)
     assert info.value.code == "bad_token"
+
+
+def test_our_tokens_are_checked_without_pyjwt_and_agree_with_it():
+    tok, _ = token(now=1000)
+    fast = _our_payload(SECRET, tok)
+    assert fast == jwt.decode(tok, SECRET, algorithms=["HS256"], options={"verify_exp": False})
+    head, body, sig = tok.split(".")
+    assert _our_payload("x" * 32, tok) is None  # another cluster's secret
+    assert _our_payload(SECRET, f"{head}.{body}.{sig[:-2]}AA") is None  # a signature tampered with
+    assert _our_payload(SECRET, f"{head}.{body[:-2]}AA.{sig}") is None  # claims tampered with
+
+
+def sign(payload, header=None):
+    return jwt.encode(payload, SECRET, algorithm="HS256", headers=header)
+
+
+CLAIMS = {"sub": new_user_id(), "dev": new_device_id(), "sid": new_session_id(), "exp": 2000}
+
+
+@pytest.mark.parametrize("odd", [
+    sign({**CLAIMS, "aud": "someone"}),  # a claim we never issue: PyJWT refuses it (no audience expected)
+    sign({**CLAIMS, "iat": int(time.time()) + 3600}),  # issued in the future
+    sign({**CLAIMS, "iat": "yesterday"}),
+    sign({**CLAIMS, "sub": 5}),
+    sign(CLAIMS, header={"kid": "k1"}),  # another header: PyJWT decides, as before
+])
+def test_any_other_shape_is_left_to_pyjwt(odd):
+    assert _our_payload(SECRET, odd) is None
+    try:
+        jwt.decode(odd, SECRET, algorithms=["HS256"], options={"verify_exp": False,
+                                                               "require": ["sub", "dev", "sid", "exp"]})
+    except jwt.PyJWTError:
+        with pytest.raises(Unauthorized):
+            verify_token(SECRET, odd, now=1000)
+    else:
+        assert verify_token(SECRET, odd, now=1000).expires_at == 2000
 
 
 def session(expires_at=2000, revoked=False):

@@ -8,6 +8,7 @@ import asyncio
 import orjson
 import pytest
 from nats.aio.msg import Msg
+from nats.js.errors import KeyNotFoundError
 from parley.workers.presence import PresenceWorker, now_ms
 from parley.workers.presence_leases import PartitionLeases, open_lease_bucket
 
@@ -67,4 +68,23 @@ async def test_a_takeover_of_many_online_users_keeps_its_leases_and_announces_no
         await running
         await worker.close()
         await watch.unsubscribe()
+        await bus.close_quietly(nc)
+
+
+async def test_the_refresh_rewrites_every_online_users_activity_in_the_bucket(settings):
+    nc = await bus.connect(settings, "test")
+    online, seen = await open_buckets(nc.jetstream(), settings)
+    worker = PresenceWorker(settings, nc, online, seen)
+    users = [f"r{i:03d}" for i in range(300)]
+    for i, user in enumerate(users):
+        worker.book.heartbeat(user, "d1", 1_000 + i)
+    try:
+        await worker.refresh()
+
+        async def written() -> bool:
+            entries = await asyncio.gather(*(online.get(u) for u in users))
+            return [orjson.loads(e.value)["last_active_at"] for e in entries] == [1_000 + i for i in range(300)]
+        await eventually(written, what="every online user's activity in the presence bucket",
+                         ignoring=(KeyNotFoundError,))
+    finally:
         await bus.close_quietly(nc)
