@@ -12,7 +12,11 @@
   concurrent batches rarely touch one message; an action's entry stays in history either way.
 - ``conversation_buckets.newest_id`` (a static column, same trick) sits in the same partition as the
   ranges: the archiver updates both in one batch per conversation (atomic per partition), and sync reads
-  one partition per conversation and skips those with nothing new: O(conversations + missed).
+  one partition per conversation and skips those with nothing new: O(conversations + missed). The newest
+  bucket's last_id and the newest id share a timestamp (both the highest id written), so they are one
+  statement (``bucket_newest``): a conversation's findability is two statements, not three (ADR 0029).
+- a message row binds no null: a column it has no value for (extra, attachments) is left unset, not
+  written as a tombstone that every later read of the partition would step over (ADR 0029).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any, cast
+
+from cassandra.query import UNSET_VALUE
 
 from parley.actions import Blank, apply
 from parley.ids import ConversationId, UserId
@@ -49,7 +55,8 @@ QUERIES = {
     "msg_set_extra": "UPDATE messages USING TIMESTAMP ? SET extra = ? WHERE conv = ? AND bucket = ? AND id = ?",
     "bucket_last": "UPDATE conversation_buckets USING TIMESTAMP ? SET last_id = ? WHERE conv = ? AND bucket = ?",
     "bucket_first": "UPDATE conversation_buckets USING TIMESTAMP ? SET first_id = ? WHERE conv = ? AND bucket = ?",
-    "conv_newest": "UPDATE conversation_buckets USING TIMESTAMP ? SET newest_id = ?, newest_bucket = ? WHERE conv = ?",
+    "bucket_newest": "UPDATE conversation_buckets USING TIMESTAMP ? SET last_id = ?, newest_id = ?, newest_bucket = ? "
+                     "WHERE conv = ? AND bucket = ?",
     "buckets_of": "SELECT bucket, first_id, last_id, newest_id FROM conversation_buckets WHERE conv = ?",
     "newest_of": "SELECT newest_id, newest_bucket FROM conversation_buckets WHERE conv = ? LIMIT 1",
 }
@@ -80,7 +87,8 @@ def partition_batches(messages: Iterable[StoredMessage], bucket_ms: int) -> list
 
 
 def findability(groups: list[tuple[str, int, list[StoredMessage]]]) -> list[list[Bound]]:
-    """Per conversation, one batch: each touched partition's [first, last] and the newest message."""
+    """Per conversation, one batch: each touched partition's [first, last] and the newest message (the
+    newest partition's last and the newest id in one statement: the same value at the same timestamp)."""
     ranges: dict[str, dict[int, tuple[int, int]]] = defaultdict(dict)
     for conv, bucket, chunk in groups:
         lo, hi = int(min(m.id for m in chunk)), int(max(m.id for m in chunk))
@@ -89,10 +97,11 @@ def findability(groups: list[tuple[str, int, list[StoredMessage]]]) -> list[list
     out = []
     for conv, buckets in ranges.items():
         newest, newest_bucket = max((hi, bucket) for bucket, (_, hi) in buckets.items())
-        statements: list[Bound] = [("conv_newest", (newest, newest, newest_bucket, conv))]
+        statements: list[Bound] = []
         for bucket, (lo, hi) in buckets.items():
-            statements += [("bucket_first", (FIRST_ID_BASE - lo, lo, conv, bucket)),
-                           ("bucket_last", (hi, hi, conv, bucket))]
+            statements.append(("bucket_first", (FIRST_ID_BASE - lo, lo, conv, bucket)))
+            statements.append(("bucket_newest", (hi, hi, hi, bucket, conv, bucket)) if bucket == newest_bucket
+                              else ("bucket_last", (hi, hi, conv, bucket)))
         out.append(statements)
     return out
 
@@ -129,8 +138,8 @@ class CassandraMessages:
         idempotent. Readers trust the store only below the archiver's ack floor, which moves after this returns."""
         groups = partition_batches(messages, self._bucket_ms)
         await self._cql.write_partitions([("msg_insert", (m.conv, bucket, m.id, m.prev, m.sender, m.device, m.cid,
-                                                          m.body, m.ts, extra_of(m) or None,
-                                                          refs_to_text(m.attachments) or None)) for m in chunk]
+                                                          m.body, m.ts, extra_of(m) or UNSET_VALUE,
+                                                          refs_to_text(m.attachments) or UNSET_VALUE)) for m in chunk]
                                          for _, bucket, chunk in groups)
         await self._cql.write_partitions(findability(groups))
 

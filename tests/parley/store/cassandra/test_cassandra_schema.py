@@ -3,7 +3,7 @@ import pytest
 from parley.errors import ParleyError
 from parley.store import StoredMessage
 from parley.store.cassandra.cql import join_queries
-from parley.store.cassandra.messages import BATCH_BYTES, partition_batches
+from parley.store.cassandra.messages import BATCH_BYTES, FIRST_ID_BASE, findability, partition_batches
 from parley.store.cassandra.schema import MIGRATIONS, create_keyspace
 
 
@@ -31,6 +31,18 @@ def test_batches_are_per_partition_and_bounded():
     assert sorted(m.id for _, _, c in groups for m in c) == list(range(60))
     big = StoredMessage(1, "dm.a", 0, "u", "d", "c", "y" * 10_000, 0)
     assert partition_batches([big], 1000) == [("dm.a", 0, [big])]
+
+
+def test_findability_is_two_statements_per_partition_the_newest_carrying_the_newest_id():
+    def m(i: int, conv: str, ts: int) -> StoredMessage:
+        return StoredMessage(i, conv, 0, "u", "d", f"c{i}", "x", ts)
+
+    groups = partition_batches([m(5, "dm.a", 0), m(7, "dm.a", 0), m(9, "dm.a", 10_000), m(3, "dm.b", 0)], 5000)
+    assert findability(groups) == [
+        [("bucket_first", (FIRST_ID_BASE - 5, 5, "dm.a", 0)), ("bucket_last", (7, 7, "dm.a", 0)),
+         ("bucket_first", (FIRST_ID_BASE - 9, 9, "dm.a", 2)), ("bucket_newest", (9, 9, 9, 2, "dm.a", 2))],
+        [("bucket_first", (FIRST_ID_BASE - 3, 3, "dm.b", 0)), ("bucket_newest", (3, 3, 3, 0, "dm.b", 0))],
+    ]
 
 
 def test_statement_names_are_one_namespace():

@@ -8,7 +8,7 @@ from parley.store.cassandra.cql import Cql, pack
 
 
 def test_trusted_writes_are_the_message_tables_and_conversation_lists():
-    assert {"msg_insert", "bucket_first", "bucket_last", "conv_newest", "user_conv_add"} <= TRUSTED_WRITES
+    assert {"msg_insert", "bucket_first", "bucket_last", "bucket_newest", "user_conv_add"} <= TRUSTED_WRITES
     assert not any(QUERIES[name].lstrip().upper().startswith("SELECT") for name in TRUSTED_WRITES)
     assert not {"name_claim", "user_insert", "cursor_save"} & TRUSTED_WRITES  # claims, accounts, cursors: local
 
