@@ -233,7 +233,9 @@ def test_a_profile_name_shows_live_to_a_friend_and_mute_and_devices_work(
     page.until(lambda: page.conv_button(dm).get_attribute("data-muted") == "false", what="unmuted")
     assert call(cluster, "GET", "/v1/push/settings", ann.token)["muted_conversations"] == []
 
-    # the devices: this one among them
+    # the devices: this one among them (on a phone, back to the list first: the sidebar holds the profile)
+    if page.js("return !document.getElementById('back').hidden && document.getElementById('back').offsetParent !== null"):
+        press(page, "#back", "back to the list")
     press(page, "#devices summary", "show the devices")
     page.until(lambda: "(this one)" in page.driver.find_element(By.ID, "device-list").text, what="devices listed")
     assert page.errors(lambda m: any(r in m for r in REFUSED)) == [] and bob_page.errors() == []
