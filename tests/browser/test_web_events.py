@@ -234,7 +234,7 @@ def test_a_profile_name_shows_live_to_a_friend_and_mute_and_devices_work(
     assert call(cluster, "GET", "/v1/push/settings", ann.token)["muted_conversations"] == []
 
     # the devices: this one among them (on a phone, back to the list first: the sidebar holds the profile)
-    if page.js("return !document.getElementById('back').hidden && document.getElementById('back').offsetParent !== null"):
+    if page.js("const b = document.getElementById('back'); return !b.hidden && b.offsetParent !== null"):
         press(page, "#back", "back to the list")
     press(page, "#devices summary", "show the devices")
     page.until(lambda: "(this one)" in page.driver.find_element(By.ID, "device-list").text, what="devices listed")
