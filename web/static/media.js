@@ -5,6 +5,7 @@
 // session (`forget` drops them at logout).
 
 import { badgeOf, isImage, sizeWords, thumbSize } from "./attachmodel.js";
+import { el as make } from "./view.js";
 
 const urls = new Map(); // "<id>" or "<id>/thumb" → Promise of a blob: URL
 const hooks = { token: () => null, open: () => {} };
@@ -39,19 +40,6 @@ async function fetchBlob(url) {
 export function forget() {
   for (const got of urls.values()) got.then((url) => URL.revokeObjectURL(url), () => {});
   urls.clear();
-}
-
-function make(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === null || value === undefined || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key === "text") node.textContent = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value === true ? "" : String(value));
-  }
-  node.append(...children.filter((c) => c !== null && c !== undefined));
-  return node;
 }
 
 /** Draws `msg`'s attachments under its body (none once deleted); rebuilt only when they change. */
