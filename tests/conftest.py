@@ -32,6 +32,7 @@ from parley.tools.cluster import Cluster, free_port
 from parley.tools.natscluster import NatsServers
 
 from parley.settings import Settings
+from tests import hung
 
 
 @dataclass
@@ -154,3 +155,11 @@ def cassandra_dcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cassandr
         yield CassandraDCs(root, {n.dc: n for n in nodes})
     finally:
         cassandra_cluster.stop(root, ("dc1", "dc2"))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and "from pytest-timeout" in str(report.longrepr):
+        report.sections.append(("asyncio tasks pending at the timeout", hung.pending_tasks()))

@@ -29,6 +29,7 @@ from nats.js.kv import KeyValue
 
 from parley.bus.buckets import LIVE_MOD
 from parley.live.standing import CLEAR, Escalation, Standing, keep_s
+from parley.tasks import cancel_and_wait
 
 log = logging.getLogger("parley.live")
 PLAIN = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -78,10 +79,8 @@ class Board:
         await asyncio.wait_for(self.loaded.wait(), 30)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        if self._task is not None:  # the watch loops around nats-py's wait_for: a plain cancel can be swallowed
+            await cancel_and_wait(self._task)
 
     async def _follow(self) -> None:
         while True:
