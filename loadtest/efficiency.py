@@ -14,7 +14,9 @@ same users), three workloads:
   while none has been), at most ``--max-steps``; then a
   step at 80% of the maximum for p50/p99. Server CPU and deliveries are counted over the same window
   (the last ``1 - WARM_SHARE`` of each step's sending); per-delivery costs are quoted at the busiest
-  sustained step with p99 ≤ 50 ms, else at 80% of the maximum (the record says which); each window
+  sustained step with p99 ≤ 50 ms, else at 80% of the maximum (the record says which) — up to ``--refine``
+  steps halfway between that step and the next rate tried above it look for a busier one (``acc.refine``,
+  the doubling being coarse there); each window
   also says how busy each core was (``/proc/stat``), so what else ran on the server core shows. Every message
   is numbered; after the last step the ledger checks each was delivered exactly once to each member.
 - ``idle`` (first, on the fresh processes): ``--idle`` connections, ``--concurrency`` at a time:
@@ -263,7 +265,8 @@ class Load:
                 "e2e": latency_summary(latencies_of(list(self.devices.values())))}
 
 
-async def ladder(load: Load, first_rate: float, max_steps: int, seconds: float) -> dict[str, Any]:
+async def ladder(load: Load, first_rate: float, max_steps: int, seconds: float,
+                 refine_steps: int = 0) -> dict[str, Any]:
     await load.step(WARM_RATE, WARM_S)
     steps: list[dict[str, Any]] = []
     rate: float | None = first_rate
@@ -276,6 +279,11 @@ async def ladder(load: Load, first_rate: float, max_steps: int, seconds: float) 
     if best is not None:
         at_80 = await load.step(round(0.8 * best["offered_rate"], 1), seconds)
         say(f"    {load.target.name} at 80%: {short(at_80)}")
+    refined: list[dict[str, Any]] = []  # the doubling is coarse near p99 = 50 ms: halfway steps, judged alike
+    while len(refined) < refine_steps and (rate := acc.refine(steps + refined + ([at_80] if at_80 else []))):
+        refined.append(await load.step(rate, seconds))
+        say(f"    {load.target.name} refining: {short(refined[-1])}")
+    steps += refined
     quote, rule = acc.quoted(steps + ([at_80] if at_80 else []), at_80)
     await load.wait_delivered(SETTLE_S, STALL_S)
     books = acc.ledger(load.sent_conv, load.recipients, {u: load.numbered(d) for u, d in load.devices.items()})
@@ -351,10 +359,10 @@ async def run_system(target: Target, http: aiohttp.ClientSession, args: argparse
     try:
         say(f"  {target.name}: dm, {args.pairs} pairs")
         out["dm"] = await ladder(load_of(target, meter, devices, dm_convs, 0), args.dm_rate, args.max_steps,
-                                 args.step_seconds)
+                                 args.step_seconds, args.refine)
         say(f"  {target.name}: fanout, {args.rooms} rooms of {args.room_size}")
         out["fanout"] = await ladder(load_of(target, meter, devices, room_convs, 1), args.fanout_rate, args.max_steps,
-                                     args.step_seconds)
+                                     args.step_seconds, args.refine)
     finally:
         await close_all(list(devices.values()))
     out["idle"] = idle_result
@@ -428,6 +436,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, recor
     p.add_argument("--fanout-rate", type=within(1, 2_000), default=10.0, help="first room step, msg/s")
     p.add_argument("--max-steps", type=within(1, 12, int), default=10, help="steps per ladder, retries included")
     p.add_argument("--step-seconds", type=within(1, 10), default=3.0)
+    p.add_argument("--refine", type=within(0, 4, int), default=3,
+                   help="steps halfway between the busiest with p99 <= 50 ms and the next tried (acc.refine)")
     p.add_argument("--idle", type=within(10, 10_000, int), default=1000, help="idle connections per system")
     p.add_argument("--concurrency", type=within(1, 256, int), default=32, help="connects in flight")
     p.add_argument("--seed", type=int, default=15)

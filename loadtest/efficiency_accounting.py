@@ -7,6 +7,9 @@
 - ``sustained`` / ``quoted``: a step is sustained when its window delivered ≥ 90% of what was offered,
   p99 ≤ 1 s and nothing was missing after the drain; per-delivery costs are quoted at the busiest
   sustained step with p99 ≤ 50 ms, or at the 80%-of-max step when none qualifies (the record says which).
+- ``refine``: the doubling ladder's steps are coarse (p99 ≤ 50 ms at 320 msg/s, 56 ms at 640: quoted at
+  320); the rate halfway between the busiest step within 50 ms and the next one tried above it is tried
+  too, while the two are more than ``REFINE_RESOLUTION`` apart — ordinary steps, counted and judged alike.
 - ``ledger``: every message sent accounted for, delivered exactly once to each other member.
 """
 
@@ -19,6 +22,7 @@ from typing import Any
 P99_LIMIT_MS = 50.0
 SUSTAINED_SHARE, SUSTAINED_P99_MS = 0.9, 1000.0
 RULE_P99, RULE_80 = "p99<=50ms", "80% of max (no step had p99 <= 50 ms)"
+REFINE_RESOLUTION = 1.15  # refining stops once the rates around the limit are this close
 
 
 @dataclass(frozen=True)
@@ -87,10 +91,28 @@ def maximum(steps: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
 def quoted(steps: Sequence[Mapping[str, Any]], at_80: Mapping[str, Any] | None
            ) -> tuple[Mapping[str, Any] | None, str]:
     """The step per-delivery costs are quoted at, and the rule that chose it."""
-    calm = [s for s in steps if sustained(s) and s["e2e"]["p99_ms"] <= P99_LIMIT_MS]
+    calm = [s for s in steps if _calm(s)]
     if calm:
         return max(calm, key=lambda s: s["window"]["deliveries_per_s"]), RULE_P99
     return at_80, RULE_80
+
+
+def _calm(step: Mapping[str, Any]) -> bool:
+    return sustained(step) and step["e2e"]["p99_ms"] <= P99_LIMIT_MS
+
+
+def refine(steps: Sequence[Mapping[str, Any]], resolution: float = REFINE_RESOLUTION) -> float | None:
+    """The next rate to try for the quote: halfway between the busiest step that kept p99 ≤ 50 ms and the
+    lowest rate tried above it (which did not), while they are more than ``resolution`` apart; None when
+    no step was calm, none was tried above the calm one, or they are close enough."""
+    calm = [float(s["offered_rate"]) for s in steps if _calm(s)]
+    if not calm:
+        return None
+    low = max(calm)
+    above = [float(s["offered_rate"]) for s in steps if s["offered_rate"] > low]
+    if not above or min(above) / low <= resolution:
+        return None
+    return round((low + min(above)) / 2, 1)
 
 
 def ledger(sent_conv: Sequence[str], recipients: Mapping[str, Collection[str]],

@@ -14,6 +14,7 @@ from parley.loadtest.efficiency_accounting import (
     maximum,
     next_rate,
     quoted,
+    refine,
     same_load,
     sustained,
     window,
@@ -103,6 +104,23 @@ def test_costs_are_quoted_at_the_busiest_step_with_p99_within_50_ms() -> None:
     steps = [step(100, 100, 5), step(200, 200, 40), step(400, 400, 300)]
     at_80 = step(320, 320, 120)
     assert quoted([*steps, at_80], at_80) == (steps[1], RULE_P99)
+
+
+def test_refining_tries_halfway_between_the_busiest_calm_step_and_the_next_one_tried_above_it() -> None:
+    steps = [step(160, 160, 5), step(320, 320, 8), step(640, 640, 56), step(1280, 1280, 61)]
+    assert refine(steps) == 480.0
+    assert refine([*steps, step(480, 480, 30)]) == 560.0  # calm at 480: between it and 640
+    assert refine([*steps, step(480, 480, 70)]) == 400.0  # not calm at 480: between 320 and it
+    at_480 = step(480, 480, 30)
+    assert quoted([*steps, at_480], None) == (at_480, RULE_P99)  # a refined step is quoted like any other
+
+
+def test_refining_stops_when_close_enough_or_when_there_is_nothing_to_refine() -> None:
+    assert refine([step(320, 320, 8), step(360, 360, 60)]) is None  # within 15%
+    assert refine([step(320, 320, 8), step(360, 360, 60)], resolution=1.1) == 340.0
+    assert refine([step(320, 320, 8), step(640, 640, 40)]) is None  # the ladder ran out: nothing failed above
+    assert refine([step(320, 320, 60), step(640, 640, 80)]) is None  # nothing calm
+    assert refine([step(320, 320, 8), step(640, 100, 20)]) == 480.0  # not sustained counts as not calm
 
 
 def test_costs_are_quoted_at_80_percent_when_no_step_kept_p99_within_50_ms() -> None:
