@@ -84,6 +84,7 @@ LOAD_NUMBERS = 10**9  # message numbers per load
 @dataclass
 class NumberedDevice(LeanDevice):
     seqs: array[int] = field(default_factory=lambda: array("q"))
+    acking: bool = False  # ack each cursor offered, as a client does (``--ack``): delivered receipts flow
 
     async def _read(self) -> None:
         async for msg in self.ws:
@@ -102,6 +103,8 @@ class NumberedDevice(LeanDevice):
                 self.acks += 1
             elif data.startswith(wire.PONG_PREFIX):
                 self.pongs += 1
+            elif self.acking and data.startswith(wire.CURSOR_PREFIX):  # it covers every frame before it
+                await self.ws.send_str(wire.ack(orjson.loads(data)["cursor"]))
 
 
 # ---- the two systems -------------------------------------------------------------------------------
@@ -355,6 +358,8 @@ async def run_system(target: Target, http: aiohttp.ClientSession, args: argparse
     devices = {u.id: d for u, d in zip(users, await bounded(
         [partial(NumberedDevice.connect, http, target.url, u.id, u.token) for u in users], args.concurrency),
         strict=True)}
+    for d in devices.values():
+        d.acking = args.ack
     out: dict[str, Any] = {"pinned_threads": pinned}
     try:
         say(f"  {target.name}: dm, {args.pairs} pairs")
@@ -438,6 +443,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, recor
     p.add_argument("--step-seconds", type=within(1, 10), default=3.0)
     p.add_argument("--refine", type=within(0, 4, int), default=3,
                    help="steps halfway between the busiest with p99 <= 50 ms and the next tried (acc.refine)")
+    p.add_argument("--ack", action="store_true",
+                   help="devices ack the cursors offered, as clients do (delivered receipts, cursor saves)")
     p.add_argument("--idle", type=within(10, 10_000, int), default=1000, help="idle connections per system")
     p.add_argument("--concurrency", type=within(1, 256, int), default=32, help="connects in flight")
     p.add_argument("--seed", type=int, default=15)

@@ -20,7 +20,7 @@ from typing import Protocol
 
 from aiohttp import WSMsgType, web
 from parley.node.position import Position
-from parley.node.session import Covered, Delivery, DeviceSession, State, SyncFrom
+from parley.node.session import CLOSED, Covered, Delivery, DeviceSession, State, SyncFrom
 from parley.node.wsframes import SHORT_HEADERS as _SHORT
 from parley.node.wsframes import text_frames, text_header
 
@@ -215,7 +215,7 @@ class DeviceLink:
         """Write everything queued in one go; what cannot be written now is left to the pump."""
         self._scheduled = False
         core, transport = self.core, self._transport
-        if self._pump is not None or core.state is State.CLOSED:
+        if self._pump is not None or core.state is CLOSED:
             return
         if self.cursor_due:  # after the frames queued: it covers them, in the same write
             self.cursor_due = False
