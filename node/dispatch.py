@@ -49,6 +49,7 @@ from parley.shards import Vector
 from parley.store import AttachmentRef
 
 log = logging.getLogger("parley.node")
+OPENED_MAX = 4096  # acked cursor tokens kept opened (cleared when full)
 
 PresenceReader = Callable[[list[str], AbstractSet[str]], Awaitable[list[dict[str, Any]]]]  # (users, hidden)
 
@@ -64,6 +65,7 @@ class FrameHandler:
         self._settings, self._metrics = settings, metrics
         self._membership, self._publisher, self._events = membership, publisher, events
         self._on_cursor, self._sync, self._cursor_key = on_cursor, sync, cursor_key
+        self._opened: dict[str, Vector] = {}  # cursors acked lately: devices at one position ack the same one
         self._targets = targets  # replies' and actions' targets (ADR 0025)
         self._buckets: dict[str, TokenBucket] = {}  # send budgets, per user on this node
         self._rates = settings.frame_rates()
@@ -212,10 +214,17 @@ class FrameHandler:
                               retry_after_ms=int(bucket.retry_after() * 1000) + 1)
 
     def _open(self, token: str) -> Vector:
-        try:
-            return open_cursor(self._cursor_key, token)
-        except BadCursor as err:
-            raise BadRequest(f"cursor not accepted: {err}", code="bad_cursor") from None
+        """The token checked (an HMAC) once while it is in ``_opened``, not at every device's ack (ADR 0034)."""
+        opened = self._opened.get(token)
+        if opened is None:
+            try:
+                opened = open_cursor(self._cursor_key, token)
+            except BadCursor as err:
+                raise BadRequest(f"cursor not accepted: {err}", code="bad_cursor") from None
+            if len(self._opened) >= OPENED_MAX:
+                self._opened.clear()
+            self._opened[token] = opened
+        return dict(opened)
 
     async def _admit(self, link: DeviceLink, frame: protocol.Send) -> None:
         sends = self._sends.get(link)
