@@ -86,7 +86,8 @@ class UserSubscriptions:
         friends = [other for other, state in reads.friends or () if state == "friends"]
         await self._groups.join_all(user, reads.groups or [])
         await self._presence.follow(user, friends)
-        await self._bus.flush(timeout=5)  # the server has our interest before sync reads the stream
+        if reads.groups or friends:  # a user with neither subscribed nothing more: no round trip to wait for
+            await self._bus.flush(timeout=5)  # the server has our interest before sync reads the stream
         return reads
 
     async def leave(self, user: UserId) -> None:
