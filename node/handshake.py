@@ -26,8 +26,10 @@ log = logging.getLogger("parley.node")
 
 
 async def handshake(ws: web.WebSocketResponse, settings: Settings,
-                    sessions: Sessions) -> tuple[Claims, protocol.Hello] | None:
-    """The verified claims and hello, or None after refusing the connection (it is closed)."""
+                    sessions: Sessions) -> tuple[Claims, protocol.Hello, str | None] | None:
+    """The verified claims and hello, and the cursor to start from (the hello's, or else the device's stored one,
+    read with the session in one store call; None: the store did not answer), or None after refusing the
+    connection (it is closed)."""
     try:
         msg = await ws.receive(timeout=settings.hello_timeout_s)
     except TimeoutError:
@@ -42,12 +44,13 @@ async def handshake(ws: web.WebSocketResponse, settings: Settings,
         hello = parse_hello(msg.data, settings)
         now = int(time.time())
         claims = verify_token(settings.secret.reveal(), hello.token, now=now)
-        await check_session(sessions, claims, now=now, fail_closed=settings.revocation_fail_closed)
+        stored = await check_session(sessions, claims, now=now, fail_closed=settings.revocation_fail_closed,
+                                     device=hello.cursor is None)
     except ParleyError as err:
         await ws.send_str(protocol.error_bytes(err).decode())  # a text frame, like every frame
         await ws.close(code=err.ws_close_code, message=err.code.encode())
         return None
-    return claims, hello
+    return claims, hello, hello.cursor if hello.cursor is not None else stored
 
 
 def parse_hello(raw: str, settings: Settings) -> protocol.Hello:
@@ -58,14 +61,17 @@ def parse_hello(raw: str, settings: Settings) -> protocol.Hello:
     return frame
 
 
-async def check_session(sessions: Sessions, claims: Claims, *, now: int, fail_closed: bool) -> None:
+async def check_session(sessions: Sessions, claims: Claims, *, now: int, fail_closed: bool,
+                        device: bool = False) -> str | None:
     """Refuse a session that was logged out or passed its lifetime; while the store is down, refuse
-    (``fail_closed``, retryable) or admit unchecked."""
+    (``fail_closed``, retryable) or admit unchecked. With ``device``, the device's stored cursor, read in the
+    same store call ("" if it has none; None if the store did not answer)."""
     try:
-        session = await sessions.get_session(claims.session)
+        reads = await sessions.connect_reads(claims.session, device=claims.device if device else None)
     except Unavailable:
         if fail_closed:
             raise  # store_unavailable, retryable: the client reconnects after a pause (close 1013)
         log.warning("store unavailable: admitting %s without its revocation check", claims.session)
-        return
-    live_session(session, now=now)
+        return None
+    live_session(reads.session, now=now)
+    return (reads.cursor or "") if device else None

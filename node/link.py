@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from aiohttp import WSMsgType, web
+from parley.node.expiry import Ending
 from parley.node.position import Position
 from parley.node.session import CLOSED, Covered, Delivery, DeviceSession, State, SyncFrom
 from parley.node.wsframes import SHORT_HEADERS as _SHORT
@@ -108,7 +109,7 @@ class DeviceLink:
         self._pump: asyncio.Task[None] | None = None
         self.moved = False
         self.cursor_due = False  # a cursor is offered with the next frames written (``_flush``)
-        self.ends: asyncio.TimerHandle | None = None  # closes the link when its session's lifetime is over
+        self.ends: Ending | None = None  # closes the link when its session's lifetime is over (node.expiry)
 
     # ---- what others read --------------------------------------------------------------------
 

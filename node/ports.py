@@ -11,12 +11,14 @@ from __future__ import annotations
 from typing import Protocol
 
 from parley.ids import ConversationId, DeviceId, SessionId, UserId
-from parley.store import Conversation, Device, FriendState, Receipt, Session, StoredMessage, User
+from parley.store import ConnectReads, Conversation, Device, FriendState, Receipt, Session, StoredMessage, User
 from parley.store.records import LiveMessage
 
 
 class Sessions(Protocol):
     async def get_session(self, session: SessionId) -> Session | None: ...
+    async def connect_reads(self, session: SessionId, *, device: DeviceId | None = None,
+                            user: UserId | None = None) -> ConnectReads: ...
 
 
 class Cursors(Protocol):

@@ -11,11 +11,14 @@ the connections as they are: the next hello of each is checked (and refused whil
 One more gap is a connection's own set-up: a revocation announced after its hello's check and before
 the connection is in the hub (and its user's control subject subscribed) finds nothing to close. So a
 connection's session is read once more when its set-up is done (``check_again``): one store read per
-connection, for a logout that never leaves a connection behind.
+connection, for a logout that never leaves a connection behind. For the first device of a user here that read
+is one with the user's groups and friends (``connect_reads``, made by ``subscriptions`` once the user's control
+subject is subscribed; ADR 0035).
 
-A session also ends by itself, at its absolute lifetime (``expires_at``): that read arms a timer
-(``end_at_expiry``) that closes the connection then, with an ``error`` frame ``session_expired`` and close
-4003, as a hello would be refused (protocol.md §1), rather than letting it live until its next reconnect.
+A session also ends by itself, at its absolute lifetime (``expires_at``): that read puts the connection on
+the node's one heap of session ends (``end_at_expiry``, ``node.expiry``), which closes it then, with an
+``error`` frame ``session_expired`` and close 4003, as a hello would be refused (protocol.md §1), rather than
+letting it live until its next reconnect.
 A connection admitted while the store was down (``revocation_fail_closed`` off) has no timer until the
 check of every live session when NATS comes back (``close_ended_sessions``) arms one.
 """
@@ -26,14 +29,14 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
+from parley.node.expiry import Ending, end_at
 from parley.node.link import DeviceLink
 from parley.node.ports import Sessions
 
-from parley import protocol
 from parley.auth import live_session
 from parley.errors import CLOSE_REVOKED, Unauthorized, Unavailable
 from parley.ids import SessionId
-from parley.store import Session
+from parley.store import ConnectReads, Session
 
 log = logging.getLogger("parley.node")
 WAVE = 64  # sessions read at once
@@ -66,9 +69,13 @@ async def close_ended_sessions(links: Iterable[DeviceLink], sessions: Sessions, 
     return closed
 
 
-async def check_again(link: DeviceLink, sessions: Sessions, *, now: int) -> Session | None:
+async def check_again(link: DeviceLink, sessions: Sessions, *, now: int,
+                      read: ConnectReads | None = None) -> Session | None:
     """Raise ``Unauthorized`` (close 4003) if the link's session ended since its hello was checked; a store
-    that does not answer now changes nothing (the hello's check passed): None."""
+    that does not answer now changes nothing (the hello's check passed): None. ``read``: the session was read
+    already, after the set-up (the user's subscriptions' own reads, ADR 0035)."""
+    if read is not None:
+        return live_session(read.session, now=now)
     try:
         session = await sessions.get_session(link.session)
     except Unavailable:
@@ -76,14 +83,7 @@ async def check_again(link: DeviceLink, sessions: Sessions, *, now: int) -> Sess
     return live_session(session, now=now)
 
 
-def end_at_expiry(link: DeviceLink, session: Session, *, now: float) -> asyncio.TimerHandle:
-    """Close ``link`` when ``session`` passes its lifetime (``now``: wall-clock seconds); cancel the handle when
-    the link ends first."""
-    return asyncio.get_running_loop().call_later(max(0.0, session.expires_at - now), expire, link)
-
-
-def expire(link: DeviceLink) -> None:
-    if not link.closed:
-        ended = Unauthorized("this session has passed its lifetime; log in again", code="session_expired")
-        link.send(protocol.error_bytes(ended))
-        link.close(ended.ws_close_code, ended.code)
+def end_at_expiry(link: DeviceLink, session: Session, *, now: float) -> Ending:
+    """Close ``link`` when ``session`` passes its lifetime (``node.expiry``: one heap and one timer for all);
+    cancel the ending when the link ends first. ``now`` is kept for the callers' sake: the heap reads the clock."""
+    return end_at(link, session.expires_at)

@@ -263,12 +263,11 @@ class EdgeNode:
         verified = await handshake(ws, self.settings, self.store)
         if verified is None:
             return ws
-        claims, hello = verified
+        claims, hello, offered = verified  # offered: the cursor to start from (None: the device's, unread)
         link = DeviceLink(ws, claims, next(self._conn_ids), max_queue=4 * self.settings.sync_max,
                           on_sync=self.syncs.schedule, on_sent=self.metrics.frame_out,
                           cursor_frame=self._cursor_frame, transport=request.transport, on_moved=self._moved.add,
                           flushes=self._flushes)
-        offered = hello.cursor  # the cursor the device offers (None: its stored one)
         self._heard[link] = time.monotonic()
         del verified, claims, hello  # this frame lives as long as the connection: it keeps only what it needs
         try:
@@ -306,8 +305,8 @@ class EdgeNode:
             link.core.drain(protocol.frame_bytes(protocol.moved_frame(None, [])), CLOSE_DRAINING, "node is draining")
             link.wake()
             return
-        await self.subscriptions.arrive(link.user)  # a second device waits for the first one's, if still going
-        session = await check_again(link, self.store, now=int(time.time()))  # a logout since the hello's check
+        reads = await self.subscriptions.arrive(link.user, link.session)  # a second device waits for the first
+        session = await check_again(link, self.store, now=int(time.time()), read=reads)  # a logout since the hello
         if session is not None:
             link.ends = end_at_expiry(link, session, now=time.time())
         await self.presence.arrived(link)  # online now, not at the next periodic beat

@@ -1,8 +1,8 @@
 """A user's subscriptions on this node, from their first device's arrival to their last one's leaving,
 and the control events that reach them (``ctl.user.<user>``, ``parley.wire`` types, from the API).
 
-Per user: the DM delivery subjects, the control subject, the group receipts (``rcpt.user.<user>``, from
-other nodes) and the DM event subjects (``parley.ids``),
+Per user, three subscriptions (``user_subjects``): the DM deliveries and events, and the control subject
+with the group receipts (``rcpt.user.<user>``, from other nodes),
 plus each group with a member here (``GroupRoutes``) and each friend's presence (``PresenceRelay``).
 Order matters: the control subject first, then the store (groups, friends) — a membership or
 friendship change made while we read is either in what we read or arrives as an event, which is
@@ -17,27 +17,41 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from parley.node.events import ConversationEvents
 from parley.node.groups import GroupRoutes
 from parley.node.hub import Hub
 from parley.node.link import DeviceLink
-from parley.node.ports import Memberships
+from parley.node.ports import Memberships, Sessions
 from parley.node.presence import PresenceRelay
 
 from parley import contact_frames, protocol, wire
 from parley.bus import Bus, Handler
 from parley.errors import CLOSE_REVOKED, Unavailable
-from parley.ids import UserId, receipt_subject, user_delivery_subjects, user_event_subjects
+from parley.ids import DELIVERY_PREFIX, EVENT_PREFIX, SessionId, UserId
+from parley.store import ConnectReads
 
 log = logging.getLogger("parley.node")
 FRIEND_WAVE = 64  # users whose friends are read at once after a NATS reconnect
 Deliver = Callable[..., None]  # (subject, headers, data, only=user): a delivery through a user's subscription
+CONTROL_PREFIX, RECEIPT_PREFIX = "ctl.", "rcpt."  # parley.ids.control_subject, receipt_subject
+
+
+def user_subjects(user: UserId) -> tuple[str, str, str]:
+    """A user's three subscriptions (ADR 0035): the deliveries and events of the user's DMs, both sides
+    (``dlv.dm.<a>.<b>``, ``evt.dm.<a>.<b>``), and the user's control and receipt subjects (``ctl.user.<user>``,
+    ``rcpt.user.<user>``): each handler tells them apart by the first token. Three interests in nats-server
+    instead of six (~0.9 KB each, ADR 0028)."""
+    return f"*.dm.{user}.*", f"*.dm.*.{user}", f"*.user.{user}"
+
+
+class SetUpReads(Memberships, Sessions, Protocol):
+    """The store as a user's set-up reads it."""
 
 
 class UserSubscriptions:
-    def __init__(self, bus: Bus, store: Memberships, hub: Hub[DeviceLink], *, groups: GroupRoutes,
+    def __init__(self, bus: Bus, store: SetUpReads, hub: Hub[DeviceLink], *, groups: GroupRoutes,
                  presence: PresenceRelay, events: ConversationEvents, deliver: Deliver) -> None:
         self._bus, self._store, self._hub = bus, store, hub
         self._groups, self._presence, self._events, self._deliver = groups, presence, events, deliver
@@ -46,32 +60,35 @@ class UserSubscriptions:
         self._loading: dict[UserId, list[wire.BusMessage]] = {}  # events held while a user's set-up reads
         self._chores: set[asyncio.Task[None]] = set()
 
-    async def arrive(self, user: UserId) -> None:
-        """A device of ``user`` is attached: make sure the user's subscriptions are in place."""
+    async def arrive(self, user: UserId, session: SessionId) -> ConnectReads | None:
+        """A device of ``user`` is attached: make sure the user's subscriptions are in place. If this set them
+        up, what it read once the control subject was subscribed, ``session`` included (the device's check
+        after set-up, ``revocation.check_again``, takes it instead of a read of its own)."""
         async with self._locks.setdefault(user, asyncio.Lock()):
             if user in self._subs:
-                return
+                return None
             self._loading[user] = []
             try:
-                await self._subscribe(user)
+                reads = await self._subscribe(user, session)
             finally:
                 held = self._loading.pop(user, [])
             for message in held:
                 self._apply(user, message)
+            return reads
 
-    async def _subscribe(self, user: UserId) -> None:
-        deliver: Handler = partial(self._deliver, only=user)
-        event: Handler = partial(self._events.on_event, only=user)
-        handlers: list[Handler] = [deliver, deliver, partial(self.on_control, user), partial(self.on_receipt, user),
-                                   event, event]
-        subjects = (*user_delivery_subjects(user), receipt_subject(user), *user_event_subjects(user))
-        self._subs[user] = [await self._bus.subscribe_ordered(s, h) for s, h in zip(subjects, handlers, strict=True)]
+    async def _subscribe(self, user: UserId, session: SessionId) -> ConnectReads:
+        dm: Handler = partial(self.on_dm, user)
+        handlers: list[Handler] = [dm, dm, partial(self.on_user, user)]
+        self._subs[user] = [await self._bus.subscribe_ordered(s, h)
+                            for s, h in zip(user_subjects(user), handlers, strict=True)]
         await self._bus.flush(timeout=5)
-        groups, rows = await asyncio.gather(self._store.groups_of(user), self._store.list_friends(user))
-        friends = [other for other, state in rows if state == "friends"]
-        await self._groups.join_all(user, groups)
+        reads = await self._store.connect_reads(session, user=user)  # one store call (ADR 0035)
+        friends = [other for other, state in reads.friends or () if state == "friends"]
+        await self._groups.join_all(user, reads.groups or [])
         await self._presence.follow(user, friends)
-        await self._bus.flush(timeout=5)  # the server has our interest before sync reads the stream
+        if reads.groups or friends:  # a user with neither subscribed nothing more: no round trip to wait for
+            await self._bus.flush(timeout=5)  # the server has our interest before sync reads the stream
+        return reads
 
     async def leave(self, user: UserId) -> None:
         """A device of ``user`` left: if it was the last one here, drop the user's subscriptions."""
@@ -107,6 +124,20 @@ class UserSubscriptions:
                     self._apply(user, wire.FriendChange(other, friends))
                     changed += 1
         return changed
+
+    def on_dm(self, user: UserId, subject: str, headers: dict[str, str] | None, data: bytes) -> None:
+        """A delivery or an event of one of ``user``'s DMs; anything else on ``*.dm.…`` is not ours."""
+        if subject.startswith(DELIVERY_PREFIX):
+            self._deliver(subject, headers, data, only=user)
+        elif subject.startswith(EVENT_PREFIX):
+            self._events.on_event(subject, headers, data, only=user)
+
+    def on_user(self, user: UserId, subject: str, headers: dict[str, str] | None, data: bytes) -> None:
+        """``ctl.user.<user>`` (the API's alone) or ``rcpt.user.<user>`` (any node's): kept apart as before."""
+        if subject.startswith(CONTROL_PREFIX):
+            self.on_control(user, subject, headers, data)
+        elif subject.startswith(RECEIPT_PREFIX):
+            self.on_receipt(user, subject, headers, data)
 
     def on_control(self, user: UserId, subject: str, headers: dict[str, str] | None, data: bytes) -> None:
         try:

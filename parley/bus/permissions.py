@@ -44,6 +44,9 @@ LIVE_ROOMS = "live_rooms"  # parley.bus.live.BUCKET: room meta, written by the A
 REPAIR = "arc.repair"  # parley.bus.repair.REPAIR_SUBJECT
 RECEIPTS = "rcpt.user.>"  # a group receipt to the nodes of one user (parley.ids.receipt_subject)
 LIVE_MOD = ("$KV.live_mod.>", "audit.live.>")  # live rooms' standings and audit log (parley.live.board, .audit)
+# a user's three subscriptions on a node (node.subscriptions.user_subjects, ADR 0035): no subject of another
+# role has ``dm`` or ``user`` as its second token, so these add nothing a node could not read already
+USER_WILDCARDS = ("*.dm.*.*", "*.user.*")
 ATTACHMENTS = "attachments"  # parley.attachments: the records' KV bucket (API; nodes claim) and the object store (API)
 
 
@@ -105,7 +108,7 @@ TABLE: tuple[Permissions, ...] = (
                 publish=("msg.>", "evt.>", RECEIPTS, "hb.>", REPAIR, kv("nodes"), LIVE_SEND, LIVE_COUNTS,
                          kv("live_viewers"), *LIVE_MOD, kv(ATTACHMENTS), *JS),
                 subscribe=("dlv.>", "evt.>", RECEIPTS, "ctl.user.>", "ctl.node.>", "presence.>", LIVE_DELIVERY,
-                           LIVE_EVENTS, LIVE_COUNTS, inbox("node")),
+                           LIVE_EVENTS, LIVE_COUNTS, inbox("node"), *USER_WILDCARDS),
                 deny_publish=NOT_OWNED + (kv("presence"), kv("last_seen"), kv("pushed"), kv("presence_leases")),
                 deny_subscribe=AUTH_LIMITS, responds=True),  # answers ``parley node drain`` on ctl.node.<id>
     Permissions("api", "HTTP API: announces revocations and changes, keeps the brute-force counters",

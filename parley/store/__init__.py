@@ -27,6 +27,7 @@ from parley.store.protocols import (
 )
 from parley.store.records import (
     AttachmentRef,
+    ConnectReads,
     Conversation,
     Device,
     FriendState,
@@ -45,7 +46,8 @@ if TYPE_CHECKING:
     from parley.settings import Settings
 
 __all__ = [
-    "Accounts", "Archive", "Blocks", "Conversation", "Conversations", "Device", "Erasure", "FriendState", "Friends",
+    "Accounts", "Archive", "Blocks", "ConnectReads", "Conversation", "Conversations", "Device", "Erasure",
+    "FriendState", "Friends",
     "Groups", "History",
     "Messages", "Platform", "Push", "PushPrefs", "PushToken", "Receipt", "Receipts", "Role", "Session", "Sessions",
     "Store", "StoredMessage", "User", "group_full", "open_store",

@@ -24,6 +24,7 @@ from typing import Protocol
 from parley.errors import Conflict
 from parley.ids import ConversationId, DeviceId, SessionId, UserId
 from parley.store.records import (
+    ConnectReads,
     Conversation,
     Device,
     FriendState,
@@ -62,6 +63,10 @@ class Sessions(Protocol):
     async def get_device(self, device: DeviceId) -> Device | None: ...
     async def list_devices(self, user: UserId) -> list[Device]: ...
     async def save_cursors(self, cursors: dict[DeviceId, str]) -> None: ...
+    async def connect_reads(self, session: SessionId, *, device: DeviceId | None = None,
+                            user: UserId | None = None) -> ConnectReads:
+        """A connect's reads in one call: the session; with ``device``, its stored cursor; with ``user``, the
+        user's groups (``groups_of``) and friendships (``list_friends``)."""
 
 
 class Friends(Protocol):

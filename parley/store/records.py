@@ -39,6 +39,18 @@ class Session:
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectReads:
+    """What a connection's set-up reads, in one store call (``connect_reads``, ADR 0035): the session, and
+    what was asked for besides: the device's stored cursor ("" when it has none; None: not asked or no such
+    device), the user's groups and friendships (None: not asked)."""
+
+    session: Session | None
+    cursor: str | None = None
+    groups: list[ConversationId] | None = None
+    friends: list[tuple[UserId, FriendState]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Device:
     id: DeviceId
     user: UserId

@@ -99,6 +99,29 @@ async def test_sessions_revoke_and_devices_keep_the_last_saved_cursor(store):
     assert [d.id for d in await store.list_devices(uid)] == [device.id]
 
 
+async def test_a_connects_reads_are_one_call_and_agree_with_the_single_reads(store):
+    uid, friend, asked = new_user_id(), new_user_id(), new_user_id()
+    session = Session(new_session_id(), uid, new_device_id(), 1, int(time.time()) + 3600)
+    await store.create_session(session)
+    device = await store.upsert_device(Device(new_device_id(), uid, "phone", 5))
+    bare = await store.connect_reads(session.id, device=device.id)
+    assert (bare.session, bare.cursor, bare.groups, bare.friends) == (session, "", None, None)
+    await store.save_cursors({device.id: "c1.AAA.x"})
+    conv = new_group_conversation()
+    await store.create_group(Conversation(conv, "group", tuple(sorted([uid, friend])), 7, name="Team"))
+    await store.add_friend(uid, friend)
+    await store.add_friend(friend, uid)
+    await store.add_friend(asked, uid)
+    full = await store.connect_reads(session.id, device=device.id, user=uid)
+    assert (full.session, full.cursor, full.groups) == (session, "c1.AAA.x", [conv])
+    assert sorted(full.friends) == sorted(await store.list_friends(uid)) == sorted([(friend, "friends"),
+                                                                                   (asked, "incoming")])
+    nothing = await store.connect_reads(new_session_id(), device=new_device_id(), user=new_user_id())
+    assert (nothing.session, nothing.cursor, nothing.groups, nothing.friends) == (None, None, [], [])
+    await store.revoke_session(session.id)
+    assert (await store.connect_reads(session.id)).session.revoked
+
+
 async def test_a_users_sessions_are_the_live_ones(store):
     uid, now = new_user_id(), int(time.time())
     live, other, revoked, ended = (Session(new_session_id(), uid, new_device_id(), 1, now + 3600) for _ in range(4))

@@ -15,7 +15,7 @@ from parley.node.revocation import WAVE, check_again, close_ended_sessions
 from parley.auth import Claims
 from parley.errors import Unauthorized, Unavailable
 from parley.ids import new_device_id, new_session_id, new_user_id
-from parley.store import Session
+from parley.store import Device, Session
 from parley.store.sqlite import SQLiteStore
 
 
@@ -64,6 +64,16 @@ async def test_store_down_fails_closed_retryable_or_open_as_configured(down):
         await check_session(down, claims, now=int(time.time()), fail_closed=True)
     assert (info.value.code, info.value.retryable, info.value.ws_close_code) == ("store_unavailable", True, 1013)
     await check_session(down, claims, now=int(time.time()), fail_closed=False)  # admitted unchecked
+
+
+async def test_the_hellos_check_reads_the_devices_cursor_in_the_same_call(store, down):
+    claims = await stored(store, lifetime=3600)
+    await store.upsert_device(Device(claims.device, claims.user, "phone", 1))
+    assert await check_session(store, claims, now=int(time.time()), fail_closed=True, device=True) == ""
+    await store.save_cursors({claims.device: "c1.AAA.x"})
+    assert await check_session(store, claims, now=int(time.time()), fail_closed=True, device=True) == "c1.AAA.x"
+    assert await check_session(store, claims, now=int(time.time()), fail_closed=True) is None  # not asked
+    assert await check_session(down, claims, now=int(time.time()), fail_closed=False, device=True) is None
 
 
 class Link:

@@ -36,6 +36,7 @@ from parley.store.cassandra import (
 )
 from parley.store.cassandra.accounts import CassandraAccounts
 from parley.store.cassandra.blocks import CassandraBlocks
+from parley.store.cassandra.connects import CassandraConnects
 from parley.store.cassandra.conversations import CassandraConversations
 from parley.store.cassandra.cql import Cql, join_queries
 from parley.store.cassandra.erasure import CassandraErasure
@@ -63,7 +64,7 @@ TRUSTED_WRITES = frozenset({name for name, cql in messages.QUERIES.items()
 
 class CassandraStore(CassandraAccounts, CassandraSessions, CassandraFriends, CassandraBlocks, CassandraErasure,
                      CassandraConversations, CassandraMessages, CassandraGroups, CassandraReceipts, CassandraPush,
-                     CassandraLive):
+                     CassandraLive, CassandraConnects):
     def __init__(self, settings: Settings) -> None:
         self._cql = Cql(settings, QUERIES, TRUSTED_WRITES)
         self._bucket_ms = settings.cassandra_bucket_s * 1000

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from parley.store.sqlite.accounts import SQLiteAccounts
 from parley.store.sqlite.blocks import SQLiteBlocks
+from parley.store.sqlite.connects import SQLiteConnects
 from parley.store.sqlite.conversations import SQLiteConversations
 from parley.store.sqlite.db import Database
 from parley.store.sqlite.erasure import SQLiteErasure
@@ -25,7 +26,7 @@ __all__ = ["SQLiteStore"]
 
 
 class SQLiteStore(SQLiteAccounts, SQLiteSessions, SQLiteFriends, SQLiteBlocks, SQLiteErasure, SQLiteConversations,
-                  SQLiteMessages, SQLiteGroups, SQLiteReceipts, SQLitePush, SQLiteLive):
+                  SQLiteMessages, SQLiteGroups, SQLiteReceipts, SQLitePush, SQLiteLive, SQLiteConnects):
     def __init__(self, path: str) -> None:
         self._db = Database(path)
 

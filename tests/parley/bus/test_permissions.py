@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from parley.node.subscriptions import user_subjects
 from parley.workers.presence_leases import LEASE_BUCKET
 from parley.workers.pusher import CONSUMER as PUSHER
 
@@ -14,11 +15,21 @@ from parley.bus import buckets, permissions
 from parley.bus.permissions import matches, may
 from parley.bus.repair import REPAIR_SUBJECT
 from parley.bus.stream import ARCHIVER
-from parley.ids import UserId, control_subject, node_control_subject, receipt_subject
+from parley.ids import (
+    UserId,
+    control_subject,
+    dm_conversation,
+    event_subject,
+    group_delivery_subject,
+    node_control_subject,
+    receipt_subject,
+)
+from parley.live import rooms
 from parley.presence_bus import heartbeat_subject, presence_subject
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "bus-permissions.md"
 ACK = "$JS.ACK.MSG_0.{}.1.2.3.1700000000.0"
+A, B = UserId("u_alice"), UserId("u_bob")
 
 
 @pytest.mark.parametrize(("pattern", "subject", "expected"), [
@@ -143,3 +154,25 @@ def test_the_block_gives_every_role_its_password():
 def test_the_doc_shows_the_table_of_the_code():
     assert permissions.markdown_table() in DOC.read_text(), (
         "docs/bus-permissions.md is stale: paste parley.bus.permissions.markdown_table() into it")
+
+
+# every kind of subject the code publishes on, with user and room names that look like the wildcards' tokens
+SPELLED = [f"msg.3.{dm_conversation(UserId('dm'), UserId('user'))}", "msg.3.g.user", f"dlv.{dm_conversation(A, B)}",
+           group_delivery_subject("g.dm"), event_subject(dm_conversation(A, B)), event_subject("g.user"),
+           control_subject(UserId("user")), receipt_subject(UserId("dm")), node_control_subject("user"),
+           heartbeat_subject(3, "user"), presence_subject("user"), "$KV.presence.user", "$KV.last_seen.dm",
+           "$KV.pushed.user.dm", "$KV.nodes.user", "$KV.presence_leases.3", "$KV.live_viewers.user.dm",
+           rooms.send_subject("user"), rooms.delivery_subject("dm"), rooms.event_subject("user"),
+           rooms.count_subject("dm"), REPAIR_SUBJECT, "_INBOX.api.user", "_INBOX.archiver.dm",
+           *(f"_INBOX.{r}.user.x" for r in permissions.ROLES), "$JS.API.STREAM.INFO.MSG_0", ACK.format(ARCHIVER)]
+
+
+def test_the_nodes_user_wildcards_let_it_read_nothing_it_could_not_read_before():
+    """ADR 0035's review: a node subscribes ``*.dm.<u>.*``, ``*.dm.*.<u>`` and ``*.user.<u>`` (three interests
+    a user, not six); no subject the code spells matches them unless the node could read it already."""
+    node = permissions.of_role("node")
+    narrow = [s for s in node.subscribe if s not in permissions.USER_WILDCARDS]
+    widened = [s for s in SPELLED if any(matches(w, s) for w in permissions.USER_WILDCARDS)]
+    assert widened and all(any(matches(p, s) for p in narrow) for s in widened), widened
+    for pattern in user_subjects(A):
+        assert any(matches(w, pattern) for w in permissions.USER_WILDCARDS), pattern  # the server admits it

@@ -1,0 +1,56 @@
+"""A user's three subscriptions (node/subscriptions.py, ADR 0035): each wildcard takes two kinds of subject and
+its handler sends each to the code that handled it on its own subscription before; a subject of any other kind
+that matches (nobody publishes one today) is dropped, and a control message is only ever taken from ``ctl.``."""
+
+from __future__ import annotations
+
+from parley.node.subscriptions import UserSubscriptions, user_subjects
+
+from parley import wire
+from parley.bus.permissions import matches
+from parley.ids import UserId, control_subject, dm_conversation, event_subject, receipt_subject
+
+A, B = UserId("u_alice"), UserId("u_bob")
+DM = dm_conversation(A, B)
+
+
+class Events:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, object]] = []
+
+    def on_event(self, subject: str, headers: object, data: bytes, only: UserId | None = None) -> None:
+        self.seen.append(("event", subject))
+
+    def on_receipt(self, user: UserId, message: object) -> None:
+        self.seen.append(("receipt", user))
+
+
+def subscriptions(events: Events, delivered: list[str]) -> UserSubscriptions:
+    subs = UserSubscriptions(None, None, None, groups=None, presence=None, events=events,  # type: ignore[arg-type]
+                             deliver=lambda subject, headers, data, only: delivered.append(subject))
+    subs._apply = lambda user, message: events.seen.append(("control", message.kind))  # type: ignore[method-assign]
+    return subs
+
+
+def test_the_three_wildcards_match_the_six_subjects_they_replace():
+    dm_one, dm_other, mine = user_subjects(A)
+    assert matches(dm_one, f"dlv.{DM}") != matches(dm_other, f"dlv.{DM}")  # one side of the DM each
+    assert matches(dm_one, event_subject(DM)) != matches(dm_other, event_subject(DM))
+    assert matches(mine, control_subject(A)) and matches(mine, receipt_subject(A))
+    assert not any(matches(s, control_subject(B)) for s in user_subjects(A))
+
+
+def test_each_subject_goes_to_its_own_handler_and_any_other_is_dropped():
+    events, delivered = Events(), []
+    subs = subscriptions(events, delivered)
+    subs.on_dm(A, f"dlv.{DM}", {"Nats-Sequence": "1"}, b"x")
+    subs.on_dm(A, event_subject(DM), None, b"x")
+    subs.on_dm(A, f"zzz.{DM}", None, b"x")
+    receipt = wire.encode(wire.ReceiptNotice(B, "read", 5, "g.x"))
+    revoke = wire.encode(wire.Revoke("s1"))
+    subs.on_user(A, receipt_subject(A), None, receipt)
+    subs.on_user(A, receipt_subject(A), None, revoke)  # a revocation on the nodes' subject: not taken
+    subs.on_user(A, control_subject(A), None, revoke)
+    subs.on_user(A, f"zzz.user.{A}", None, revoke)
+    assert delivered == [f"dlv.{DM}"]
+    assert events.seen == [("event", event_subject(DM)), ("receipt", A), ("control", "revoke")]
