@@ -19,6 +19,8 @@ and conversations are claimed with lightweight transactions.
 
 from __future__ import annotations
 
+import asyncio
+
 from parley.settings import Settings
 from parley.store.cassandra import (
     accounts,
@@ -68,6 +70,7 @@ class CassandraStore(CassandraAccounts, CassandraSessions, CassandraFriends, Cas
     def __init__(self, settings: Settings) -> None:
         self._cql = Cql(settings, QUERIES, TRUSTED_WRITES)
         self._bucket_ms = settings.cassandra_bucket_s * 1000
+        self._folding = asyncio.Lock()  # apply_actions, one call at a time
 
     async def migrate(self) -> None:
         await self._cql.open(migrate)

@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import replace
@@ -130,6 +131,7 @@ async def _spans(cql: Cql, conv: str, *, after: int = 0, shard: int | None = Non
 class CassandraMessages:
     _cql: Cql
     _bucket_ms: int
+    _folding: asyncio.Lock
 
     async def put_messages(self, messages: list[StoredMessage]) -> None:
         """Rows first, then what makes them findable (each partition's id range, each conversation's
@@ -144,7 +146,15 @@ class CassandraMessages:
         await self._cql.write_partitions(findability(groups))
 
     async def apply_actions(self, entries: list[StoredMessage]) -> list[StoredMessage]:
-        """Each entry in turn (one target's actions must see each other): read the target, write it back."""
+        """Each entry in turn (one target's actions must see each other): read the target, write it back.
+        Calls fold one at a time (the archiver writes several batches at once): two folds of one target side
+        by side would each write back a state without the other's change — a reply's quote kept on a message
+        deleted meanwhile. SQLite gets the same from its transaction. Archivers in several processes can
+        still meet so; that they rarely do is ADR 0025's limit."""
+        async with self._folding:
+            return await self._fold(entries)
+
+    async def _fold(self, entries: list[StoredMessage]) -> list[StoredMessage]:
         missing = []
         for entry in entries:
             bucket = bucket_of(entry.target_ts, self._bucket_ms)
