@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any
@@ -45,6 +46,7 @@ class UserSubscriptions:
         self._locks: dict[UserId, asyncio.Lock] = {}
         self._loading: dict[UserId, list[wire.BusMessage]] = {}  # events held while a user's set-up reads
         self._chores: set[asyncio.Task[None]] = set()
+        self._dm_queue = f"dm-{secrets.token_hex(8)}"  # this node's own: a queue group spans the whole NATS cluster
 
     async def arrive(self, user: UserId) -> None:
         """A device of ``user`` is attached: make sure the user's subscriptions are in place."""
@@ -65,7 +67,10 @@ class UserSubscriptions:
         handlers: list[Handler] = [deliver, deliver, partial(self.on_control, user), partial(self.on_receipt, user),
                                    event, event]
         subjects = (*user_delivery_subjects(user), receipt_subject(user), *user_event_subjects(user))
-        self._subs[user] = [await self._bus.subscribe_ordered(s, h) for s, h in zip(subjects, handlers, strict=True)]
+        # the two DM delivery subjects in the node's queue group: a DM between two users here comes once (ADR 0033)
+        queues = (self._dm_queue, self._dm_queue, "", "", "", "")
+        self._subs[user] = [await self._bus.subscribe_ordered(s, h, queue=q)
+                            for s, h, q in zip(subjects, handlers, queues, strict=True)]
         await self._bus.flush(timeout=5)
         groups, rows = await asyncio.gather(self._store.groups_of(user), self._store.list_friends(user))
         friends = [other for other, state in rows if state == "friends"]

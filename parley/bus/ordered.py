@@ -29,6 +29,7 @@ tests/parley/bus/test_ordered.py fails when an upgrade changes what this relies 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -54,16 +55,15 @@ class OrderedSub:
     """A subscription dispatched inline; in nats-py's ``_subs`` table, read there on reconnect (``_subject``,
     ``_queue``, ``_max_msgs``, ``_received``), drain (``_drain``) and close (the task and iterator fields)."""
 
-    __slots__ = ("_id", "_subject")
-    _queue = ""
+    __slots__ = ("_id", "_subject", "_queue")
     _max_msgs = 0
     _received = 0
     _wait_for_msgs_task = None
     _message_iterator = None
     _pending_next_msgs_calls = None
 
-    def __init__(self, sid: int, subject: str) -> None:
-        self._id, self._subject = sid, subject
+    def __init__(self, sid: int, subject: str, queue: str = "") -> None:
+        self._id, self._subject, self._queue = sid, subject, queue
 
     async def _drain(self) -> None:
         """The client drains before closing: nothing is queued here to wait for."""
@@ -81,17 +81,28 @@ class BusClient(Client):
         self._reply_lock = asyncio.Lock()
         self._reply_count = 0
 
-    async def subscribe_ordered(self, subject: str, handler: Handler) -> OrderedSub:
+    async def subscribe_ordered(self, subject: str, handler: Handler, queue: str = "") -> OrderedSub:
+        """``queue``: a queue group, so a message matching several of this client's subscriptions in the group
+        comes once, to one of them (an edge node's two DM members: docs/adr/0033)."""
         if self.is_closed:
             raise ConnectionClosedError
         self._sid += 1
-        sub = OrderedSub(self._sid, subject)
+        sub = OrderedSub(self._sid, subject, queue)
         self._subs[sub._id] = sub  # type: ignore[assignment]  # duck-typed: what nats-py reads of it
         self._ordered[sub._id] = handler
         await self._send_subscribe(sub)  # type: ignore[arg-type]
         return sub
 
     async def unsubscribe_ordered(self, sub: OrderedSub) -> None:
+        """A queue group's subscription is handled until the server has its unsubscription (a flush): the
+        messages it chose this one for meanwhile would otherwise be lost to the group's others."""
+        if sub._queue and not self.is_closed and not self.is_reconnecting:
+            await self._send_unsubscribe(sub._id)
+            with contextlib.suppress(Exception):  # not answered: dropped all the same (a reconnect resyncs)
+                await self.flush(timeout=5)
+            self._ordered.pop(sub._id, None)
+            self._subs.pop(sub._id, None)
+            return
         self._ordered.pop(sub._id, None)
         self._subs.pop(sub._id, None)
         if not self.is_closed and not self.is_reconnecting:
