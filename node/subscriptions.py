@@ -67,8 +67,8 @@ class UserSubscriptions:
         handlers: list[Handler] = [deliver, deliver, partial(self.on_control, user), partial(self.on_receipt, user),
                                    event, event]
         subjects = (*user_delivery_subjects(user), receipt_subject(user), *user_event_subjects(user))
-        # the two DM delivery subjects in the node's queue group: a DM between two users here comes once (ADR 0033)
-        queues = (self._dm_queue, self._dm_queue, "", "", "", "")
+        # the DM delivery and event subjects in the node's queue group: a DM between two users here comes once
+        queues = (self._dm_queue, self._dm_queue, "", "", self._dm_queue, self._dm_queue)  # (ADR 0033)
         self._subs[user] = [await self._bus.subscribe_ordered(s, h, queue=q)
                             for s, h, q in zip(subjects, handlers, queues, strict=True)]
         await self._bus.flush(timeout=5)
