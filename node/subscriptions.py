@@ -83,8 +83,7 @@ class UserSubscriptions:
         async with self._locks.setdefault(user, asyncio.Lock()):
             if self._hub.of_user(user):
                 return
-            for sub in self._subs.pop(user, []):
-                await self._bus.unsubscribe_ordered(sub)
+            await self._bus.unsubscribe_ordered(*self._subs.pop(user, []))  # one flush for all (ADR 0033)
             await self._groups.leave_all(user)
             await self._presence.unfollow(user)
             self._events.forget(user)

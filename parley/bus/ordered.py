@@ -93,20 +93,34 @@ class BusClient(Client):
         await self._send_subscribe(sub)  # type: ignore[arg-type]
         return sub
 
-    async def unsubscribe_ordered(self, sub: OrderedSub) -> None:
-        """A queue group's subscription is handled until the server has its unsubscription (a flush): the
-        messages it chose this one for meanwhile would otherwise be lost to the group's others."""
-        if sub._queue and not self.is_closed and not self.is_reconnecting:
-            await self._send_unsubscribe(sub._id)
-            with contextlib.suppress(Exception):  # not answered: dropped all the same (a reconnect resyncs)
-                await self.flush(timeout=5)
+    async def unsubscribe_ordered(self, *subs: OrderedSub) -> None:
+        """A queue group's subscription is handled until the server has its unsubscription (one flush for all
+        of ``subs``): the messages it chose this one for meanwhile would otherwise be lost to the group's others."""
+        live = not self.is_closed and not self.is_reconnecting
+        queued = [sub for sub in subs if sub._queue] if live else []
+        for sub in subs:
+            if sub._queue and live:
+                await self._send_unsubscribe(sub._id)
+                continue
             self._ordered.pop(sub._id, None)
             self._subs.pop(sub._id, None)
-            return
-        self._ordered.pop(sub._id, None)
-        self._subs.pop(sub._id, None)
-        if not self.is_closed and not self.is_reconnecting:
-            await self._send_unsubscribe(sub._id)
+            if live:
+                await self._send_unsubscribe(sub._id)
+        if queued:
+            self._write_pending()
+            with contextlib.suppress(Exception):  # not answered: dropped all the same (a reconnect resyncs)
+                await self.flush(timeout=5)
+            for sub in queued:
+                self._ordered.pop(sub._id, None)
+                self._subs.pop(sub._id, None)
+
+    def _write_pending(self) -> None:
+        """What is queued for the flusher, written now: nats-py's ``flush`` writes its PING straight to the socket,
+        ahead of the commands still queued, so its PONG would not say the server has read them."""
+        if self._pending and self._transport is not None and self.is_connected:
+            self._transport.writelines(self._pending[:])
+            self._pending = []
+            self._pending_data_size = 0
 
     async def subscribe_raw(self, subject: str, handler: RawHandler) -> Subscription:
         sub = await self.subscribe(subject)
