@@ -10,6 +10,7 @@ a member who leaves stops receiving before the unsubscription has even been sent
 from __future__ import annotations
 
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from typing import Generic, Protocol, TypeVar
 
 from parley.ids import UserId, dm_members, is_group
@@ -21,6 +22,7 @@ class Attached(Protocol):
 
 
 C = TypeVar("C", bound=Attached)
+_NONE: frozenset[str] = frozenset()
 
 
 class Hub(Generic[C]):
@@ -82,6 +84,10 @@ class Hub(Generic[C]):
 
     def groups_of(self, user: UserId) -> list[str]:
         return sorted(self._groups_of.get(user, ()))
+
+    def group_set(self, user: UserId) -> AbstractSet[str]:
+        """``groups_of`` unsorted and not copied (a membership test per group send): not to be changed."""
+        return self._groups_of.get(user, _NONE)
 
     def has_members_of(self, conv: str) -> bool:
         return conv in self._members_here

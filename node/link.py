@@ -56,7 +56,13 @@ class Flushes:
         self._due.append(link)
         if not self._scheduled:
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._run)
+            asyncio.get_running_loop().call_soon(self._after_wakeups)
+
+    def _after_wakeups(self) -> None:
+        """One loop turn later: the tasks woken in the same read (a send's lane by its PubAck, read off the bus
+        with the sender's own copy of the message) queue their frames first, so the SENT ack and the ``msg``
+        leave in one write (docs/adr/0033)."""
+        asyncio.get_running_loop().call_soon(self._run)
 
     def _run(self) -> None:
         due, self._due = self._due, []

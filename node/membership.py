@@ -18,7 +18,7 @@ DM sends: an opened DM between friends the node follows); anything else takes ``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection
 from collections.abc import Set as AbstractSet
 from typing import Any
 
@@ -32,7 +32,7 @@ KNOWN_MAX = 100_000  # opened DMs remembered per node
 
 
 class MembershipCheck:
-    def __init__(self, store: Memberships, groups_of: Callable[[UserId], Sequence[str]],
+    def __init__(self, store: Memberships, groups_of: Callable[[UserId], Collection[str]],
                  friends_of: Callable[[UserId], AbstractSet[str] | None] = lambda _: None) -> None:
         self._store, self._groups_of, self._friends_of = store, groups_of, friends_of
         self._opened: dict[str, tuple[UserId, UserId]] = {}  # opened DMs, with their members

@@ -33,7 +33,7 @@ from parley.node.publisher import Publisher
 from parley.node.revocation import check_again, close_ended_sessions, end_at_expiry
 from parley.node.session import Delivery
 from parley.node.subscriptions import UserSubscriptions
-from parley.node.sync import SyncRunner, delivery_of
+from parley.node.sync import SyncRunner
 from parley.node.targets import Targets
 from parley.node.unsaved import Unsaved
 
@@ -51,7 +51,7 @@ from parley.errors import (
     Unavailable,
 )
 from parley.ids import ConversationId, DeviceId, UserId, conversation_of_delivery
-from parley.messages import decode_payload
+from parley.messages import live_delivery
 from parley.metrics import NodeMetrics
 from parley.settings import Settings
 from parley.shards import Vector, pack, shard_of_stream
@@ -61,7 +61,6 @@ log = logging.getLogger("parley.node")
 RESYNC_WAVE = 200  # after a NATS reconnect, connections resync this many at a time
 RESYNC_PAUSE_S = 0.1
 UNSAVED_CURSORS_MAX = 100_000  # acked cursors kept for the store while it is down; past it the oldest go
-RECENT_DELIVERIES = 64  # decoded messages kept: a DM arrives once per member's subscription when both are here
 SEALED_MAX = 4096  # sealed cursors kept between two rounds of offers (devices at one position share one)
 
 
@@ -81,7 +80,6 @@ class EdgeNode:
         self._cursor_key = cursor_key(settings.secret.reveal())
         self._sealed: dict[tuple[tuple[int, int], ...], str] = {}
         self._cursor_frames: dict[tuple[tuple[int, int], ...], bytes] = {}
-        self._recent: dict[int, tuple[bytes, Delivery]] = {}  # by id, oldest first, with the payload it came from
         self._flushes = Flushes()
         self._welcome_limits = self._limits()  # the settings do not change: worked out once, not per connect
         self.homes = Homes(store, settings.shards)
@@ -98,7 +96,7 @@ class EdgeNode:
         self.subscriptions = UserSubscriptions(nc, store, self.hub, groups=self.groups, presence=self.presence,
                                                events=self.events, deliver=self.on_delivery)
         self.publisher = Publisher(partial(publish_chained, nc), self.homes.of, self.reads.last_of, self._store_last)
-        membership = MembershipCheck(store, self.hub.groups_of, self.presence.friends_of)
+        membership = MembershipCheck(store, self.hub.group_set, self.presence.friends_of)
         self.frames = FrameHandler(settings, self.metrics, membership=membership,
                                    publisher=self.publisher, events=self.events, on_cursor=self._cursor_moved,
                                    sync=self.syncs.schedule, cursor_key=self._cursor_key,
@@ -114,8 +112,9 @@ class EdgeNode:
 
     def on_delivery(self, subject: str, headers: dict[str, str] | None, data: bytes,
                     only: UserId | None = None) -> None:
-        """A stored message, in stream order. ``only``: it came through that user's own DM
-        subscription, so it is for that user's devices (both members of a DM may be here)."""
+        """A stored message, in stream order, for every device of its conversation here. ``only``: it came
+        through that user's DM subscription, which is in the node's queue group with every other user's here, so
+        a DM between two users here comes through one of them, once: it is for both (ADR 0033)."""
         if not headers or "Nats-Sequence" not in headers:
             return
         shard = shard_of_stream(self.settings.stream_name, headers.get("Nats-Stream", ""))
@@ -125,22 +124,15 @@ class EdgeNode:
         id = pack(shard, int(headers["Nats-Sequence"]))
         self.homes.learn(conv, shard)
         self.publisher.observe(conv, id)
-        links = self.hub.of_user(only) if only else self.hub.of_conversation(conv)
+        links = self.hub.of_conversation(conv)  # a DM comes once for both members here (the queue group, ADR 0033)
         if not links:
             return
-        recent = self._recent.get(id)
-        if recent is not None and recent[0] == data and recent[1].conv == conv:
-            delivery = recent[1]
-        else:  # decoded and its frame encoded once for every device here
-            message = decode_payload(id, conv, data)
-            delivery = delivery_of(message)
-            self._recent[id] = (data, delivery)
-            if len(self._recent) > RECENT_DELIVERIES:
-                del self._recent[next(iter(self._recent))]
-            self.metrics.e2e_seconds.observe(max(0.0, time.time() - message.ts / 1000))
+        prev, sender, ts, frame = live_delivery(id, conv, data)  # decoded and its frame encoded once for all
+        delivery = Delivery(id, conv, prev, sender, frame)
         for link in links:
             link.offer(delivery)
         self.metrics.delivered.inc(len(links))
+        self.metrics.e2e_seconds.observe(max(0.0, time.time() - ts / 1000))
 
     def _cursor_frame(self, v: Vector) -> bytes:
         """The ``cursor`` frame offering ``v``; devices standing at the same position share one."""

@@ -59,6 +59,19 @@ def decode_payload(seq: int, conv: ConversationId, data: bytes) -> StoredMessage
     )
 
 
+def live_delivery(seq: int, conv: ConversationId, data: bytes) -> tuple[int, UserId, int, bytes]:
+    """A message off the delivery subject as its devices need it: (prev, sender, ts, the ``msg`` frame). A plain
+    message's frame is made straight from the payload, no ``StoredMessage`` (the same bytes as ``frame_of``)."""
+    d = orjson.loads(data)
+    if len(d) != PLAIN_FIELDS:
+        m = decode_payload(seq, conv, data)
+        return m.prev, m.sender, m.ts, frame_of(m)
+    prev, sender, ts = int(d["prev"]), UserId(d["from"]), int(d["ts"])
+    return prev, sender, ts, orjson.dumps({"type": "msg", "id": seq, "prev": prev, "conv": conv, "from": sender,
+                                           "device": str(d["device"]), "cid": str(d["cid"]), "body": str(d["body"]),
+                                           "ts": ts})
+
+
 def frame_of(m: StoredMessage) -> bytes:
     """The ``msg`` frame for a stored message, encoded once and sent to every device as is."""
     frame = message_frame(id=m.id, conv=m.conv, prev=m.prev, sender=m.sender, device=m.device, cid=m.cid,

@@ -29,6 +29,7 @@ tests/parley/bus/test_ordered.py fails when an upgrade changes what this relies 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -54,16 +55,15 @@ class OrderedSub:
     """A subscription dispatched inline; in nats-py's ``_subs`` table, read there on reconnect (``_subject``,
     ``_queue``, ``_max_msgs``, ``_received``), drain (``_drain``) and close (the task and iterator fields)."""
 
-    __slots__ = ("_id", "_subject")
-    _queue = ""
+    __slots__ = ("_id", "_subject", "_queue")
     _max_msgs = 0
     _received = 0
     _wait_for_msgs_task = None
     _message_iterator = None
     _pending_next_msgs_calls = None
 
-    def __init__(self, sid: int, subject: str) -> None:
-        self._id, self._subject = sid, subject
+    def __init__(self, sid: int, subject: str, queue: str = "") -> None:
+        self._id, self._subject, self._queue = sid, subject, queue
 
     async def _drain(self) -> None:
         """The client drains before closing: nothing is queued here to wait for."""
@@ -81,21 +81,46 @@ class BusClient(Client):
         self._reply_lock = asyncio.Lock()
         self._reply_count = 0
 
-    async def subscribe_ordered(self, subject: str, handler: Handler) -> OrderedSub:
+    async def subscribe_ordered(self, subject: str, handler: Handler, queue: str = "") -> OrderedSub:
+        """``queue``: a queue group, so a message matching several of this client's subscriptions in the group
+        comes once, to one of them (an edge node's two DM members: docs/adr/0033)."""
         if self.is_closed:
             raise ConnectionClosedError
         self._sid += 1
-        sub = OrderedSub(self._sid, subject)
+        sub = OrderedSub(self._sid, subject, queue)
         self._subs[sub._id] = sub  # type: ignore[assignment]  # duck-typed: what nats-py reads of it
         self._ordered[sub._id] = handler
         await self._send_subscribe(sub)  # type: ignore[arg-type]
         return sub
 
-    async def unsubscribe_ordered(self, sub: OrderedSub) -> None:
-        self._ordered.pop(sub._id, None)
-        self._subs.pop(sub._id, None)
-        if not self.is_closed and not self.is_reconnecting:
-            await self._send_unsubscribe(sub._id)
+    async def unsubscribe_ordered(self, *subs: OrderedSub) -> None:
+        """A queue group's subscription is handled until the server has its unsubscription (one flush for all
+        of ``subs``): the messages it chose this one for meanwhile would otherwise be lost to the group's others."""
+        live = not self.is_closed and not self.is_reconnecting
+        queued = [sub for sub in subs if sub._queue] if live else []
+        for sub in subs:
+            if sub._queue and live:
+                await self._send_unsubscribe(sub._id)
+                continue
+            self._ordered.pop(sub._id, None)
+            self._subs.pop(sub._id, None)
+            if live:
+                await self._send_unsubscribe(sub._id)
+        if queued:
+            self._write_pending()
+            with contextlib.suppress(Exception):  # not answered: dropped all the same (a reconnect resyncs)
+                await self.flush(timeout=5)
+            for sub in queued:
+                self._ordered.pop(sub._id, None)
+                self._subs.pop(sub._id, None)
+
+    def _write_pending(self) -> None:
+        """What is queued for the flusher, written now: nats-py's ``flush`` writes its PING straight to the socket,
+        ahead of the commands still queued, so its PONG would not say the server has read them."""
+        if self._pending and self._transport is not None and self.is_connected:
+            self._transport.writelines(self._pending[:])
+            self._pending = []
+            self._pending_data_size = 0
 
     async def subscribe_raw(self, subject: str, handler: RawHandler) -> Subscription:
         sub = await self.subscribe(subject)

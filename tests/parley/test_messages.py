@@ -10,7 +10,7 @@ import pytest
 
 from parley.actions import extras_json
 from parley.ids import ConversationId, DeviceId, UserId
-from parley.messages import NO_STATE, attachments_json, decode_payload, encode_payload, frame_of
+from parley.messages import NO_STATE, attachments_json, decode_payload, encode_payload, frame_of, live_delivery
 from parley.protocol import message_frame
 from parley.store import AttachmentRef, StoredMessage
 from parley.store.records import MessageState
@@ -42,6 +42,7 @@ def test_a_payload_decodes_to_its_message_and_frame_the_same_either_way(extra, a
     assert {f: getattr(m, f) for f in extra} == extra and m.attachments == attachments
     assert m.state == MessageState()
     assert frame_of(m) == general(m)
+    assert live_delivery(42, CONV, data) == (41, "alice", 1_700_000_000_000, general(m))  # the node's way (ADR 0033)
 
 
 def test_a_plain_message_acted_on_is_framed_with_what_the_actions_made_of_it():
