@@ -84,7 +84,7 @@ LOAD_NUMBERS = 10**9  # message numbers per load
 @dataclass
 class NumberedDevice(LeanDevice):
     seqs: array[int] = field(default_factory=lambda: array("q"))
-    acking: bool = False  # ack each cursor offered, as a client does (``--ack``): delivered receipts flow
+    acking: bool = False  # ack each cursor offered, as a client does (unless ``--no-ack``): delivered receipts flow
 
     async def _read(self) -> None:
         async for msg in self.ws:
@@ -360,7 +360,7 @@ async def run_system(target: Target, http: aiohttp.ClientSession, args: argparse
         strict=True)}
     for d in devices.values():
         d.acking = args.ack
-    out: dict[str, Any] = {"pinned_threads": pinned}
+    out: dict[str, Any] = {"pinned_threads": pinned, "devices_ack": args.ack}
     try:
         say(f"  {target.name}: dm, {args.pairs} pairs")
         out["dm"] = await ladder(load_of(target, meter, devices, dm_convs, 0), args.dm_rate, args.max_steps,
@@ -403,7 +403,8 @@ def lines(base: dict[str, Any], system: str, result: dict[str, Any]) -> list[dic
     """One record per (system, workload), each naming the commit and whether the tree was clean."""
     git = base["git"]
     common = {"run": base["date"], "system": system, "commit": git["commit"],
-              "clean_tree": git["dirty"] is False, **base, "pinned_threads": result["pinned_threads"]}
+              "clean_tree": git["dirty"] is False, **base, "pinned_threads": result["pinned_threads"],
+              "devices_ack": result.get("devices_ack", False)}
     out = [{**common, **workload_figures(name, result[name])} for name in ("dm", "fanout")]
     i = result["idle"]
     out.append({**common, "workload": "idle", "cpu_ms_per_delivery": None, "max_deliveries_per_s": None,
@@ -443,8 +444,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, recor
     p.add_argument("--step-seconds", type=within(1, 10), default=3.0)
     p.add_argument("--refine", type=within(0, 4, int), default=3,
                    help="steps halfway between the busiest with p99 <= 50 ms and the next tried (acc.refine)")
-    p.add_argument("--ack", action="store_true",
-                   help="devices ack the cursors offered, as clients do (delivered receipts, cursor saves)")
+    p.add_argument("--no-ack", dest="ack", action="store_false",
+                   help="devices never ack the cursors offered (clients do: delivered receipts, cursor saves); "
+                        "a device max_unacked messages behind is then closed (4009) and its rest counts as lost")
     p.add_argument("--idle", type=within(10, 10_000, int), default=1000, help="idle connections per system")
     p.add_argument("--concurrency", type=within(1, 256, int), default=32, help="connects in flight")
     p.add_argument("--seed", type=int, default=15)
