@@ -21,6 +21,8 @@ through ``wait_for`` per reply (docs/adr/0026). And a publish kicks nats-py's fl
 already queued (``_flush_pending``): one kick writes everything pending, so the others were wakeups for nothing.
 A ``request_raw`` alone in flight with nothing pending before it is written to the transport at once
 (``_transport``); under load they go through the flusher, which writes all of them at once.
+An ordered handler's headers are read by ``parse_headers`` (one decode and a split, not nats-py's coroutine and
+per-name scan: ~4× less per message, docs/adr/0037); a block with an inline status goes to nats-py's parse.
 
 This overrides a private method of nats-py, so the dependency is pinned (pyproject) and
 tests/parley/bus/test_ordered.py fails when an upgrade changes what this relies on.
@@ -49,6 +51,21 @@ RELIES_ON = {"_process_msg": ("sid", "subject", "reply", "data", "headers"), "_p
              "_send_subscribe": ("sub",), "_send_unsubscribe": ("sid", "limit"),
              "_send_command": ("cmd", "priority"), "_flush_pending": ("force_flush",)}
 RawReply = tuple[bytes | None, bytes]  # a reply's raw header block (None without) and its data
+HEADER_LINE = b"NATS/1.0\r\n"  # a header block without an inline status starts so (every stored message's)
+
+
+def parse_headers(raw: bytes) -> dict[str, str] | None:
+    """A ``NATS/1.0`` header block without an inline status as a dict (``Name: value`` per line, both stripped),
+    else None. Never raises: bad UTF-8 is replaced, a line without a colon skipped (what nats-py's parse also
+    drops: names with a space in them, or not ASCII, are kept here, under a name nobody looks up)."""
+    if not raw.startswith(HEADER_LINE):
+        return None
+    out: dict[str, str] = {}
+    for line in raw[len(HEADER_LINE):].decode("utf-8", "replace").split("\r\n"):
+        name, sep, value = line.partition(":")
+        if sep:
+            out[name.strip()] = value.strip()
+    return out or None
 
 
 class OrderedSub:
@@ -223,7 +240,15 @@ class BusClient(Client):
             return
         self.stats["in_msgs"] += 1
         self.stats["in_bytes"] += len(data)
-        hdr = await self._process_headers(headers) if headers else None
+        hdr = None
+        if headers:
+            hdr = parse_headers(headers)
+            if hdr is None and not headers.startswith(HEADER_LINE):  # an inline status: nats-py's parse
+                try:
+                    hdr = await self._process_headers(headers)
+                except Exception:  # a malformed block: dropped, the read loop goes on
+                    log.warning("dropped a message on %s with a malformed header block", subject)
+                    return
         try:
             handler(subject.decode(), hdr, data)
         except Exception:

@@ -13,7 +13,7 @@ from nats.aio.client import Client
 from parley.tools import natsserver
 from parley.tools.cluster import free_port
 
-from parley.bus.ordered import RELIES_ON, BusClient
+from parley.bus.ordered import RELIES_ON, BusClient, parse_headers
 from tests.poll import eventually, eventually_sync
 
 
@@ -118,3 +118,47 @@ async def test_a_queue_group_hands_a_message_matching_several_subscriptions_over
     assert sorted(elsewhere) == sorted(got)  # another node's group is its own
     await nc.close()
     await other.close()
+
+
+DELIVERY_HEADERS = (b"NATS/1.0\r\nNats-Stream: parley-0\r\nNats-Subject: msg.0.dm.alice.bob\r\nNats-Sequence: 42\r\n"
+                    b"Nats-Time-Stamp: 2026-12-03T13:00:00.123456789Z\r\nNats-Last-Sequence: 41\r\n"
+                    b"Nats-Msg-Id: a:b:c\r\nX-Odd:  spaced  \r\n\r\n")
+
+
+@pytest.mark.parametrize("raw", [DELIVERY_HEADERS, b"NATS/1.0\r\nA:1\r\nB:\r\n\r\n", b"NATS/1.0\r\n\r\n",
+                                 b"NATS/1.0\r\nno colon here\r\nC: 3\r\n\r\n"])
+async def test_parse_headers_reads_a_block_without_status_as_nats_py_does(raw):
+    theirs = await Client()._process_headers(raw)
+    assert parse_headers(raw) == theirs
+
+
+@pytest.mark.parametrize("raw", [b"NATS/1.0\r\nNats-Sequence: \xff\xfe\r\n\r\n", b"NATS/1.0\r\n\xff: x\r\n",
+                                 b"NATS/1.0\r\n:\r\n::\r\n", b"NATS/1.0\r\n"])
+def test_parse_headers_never_raises_on_a_malformed_block(raw):
+    parse_headers(raw)
+
+
+@pytest.mark.parametrize("raw", [b"NATS/1.0 503\r\n\r\n", b"NATS/1.0 100 Idle Heartbeat\r\nA: 1\r\n\r\n", b"junk"])
+def test_parse_headers_leaves_a_block_with_a_status_to_nats_py(raw):
+    assert parse_headers(raw) is None
+
+
+async def test_ordered_handlers_get_parsed_headers_and_a_malformed_block_does_not_stop_the_read_loop(nats_port, caplog):
+    """``NATS/1.0`` alone makes nats-py's parse raise (an index past the end): the message is dropped, logged."""
+    port, _ = nats_port
+    nc = BusClient()
+    await nc.connect(f"nats://127.0.0.1:{port}")
+    got: list[tuple[dict[str, str] | None, bytes]] = []
+    await nc.subscribe_ordered("t.h", lambda s, h, d: got.append((h, d)))
+    await nc.publish("t.h", b"0", headers={"Nats-Sequence": "7", "X": "y"})
+    for block in (b"NATS/1.0 \r\n\r\n", b"NATS/1.0\r\nA: \xff\r\nbroken\r\n\r\n", b"NATS/1.0 1\r\n", b"NATS/1.0"):
+        await nc._send_command(b"HPUB t.h %d %d\r\n%b\r\n" % (len(block), len(block), block))  # no payload
+    await nc.publish("t.h", b"1")
+    await nc.flush()
+    await eventually(lambda: any(d == b"1" for _, d in got), what="the message after the malformed ones")
+    assert got[0] == ({"Nats-Sequence": "7", "X": "y"}, b"0")
+    assert got[-1] == (None, b"1")
+    assert [d for _, d in got] == [b"0", b"", b"", b"", b"1"]
+    assert "malformed header block" in caplog.text
+    assert nc.is_connected
+    await nc.close()
