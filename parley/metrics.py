@@ -6,7 +6,9 @@ user, device, conversation or node-local connection id (those belong in logs).
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -18,6 +20,7 @@ KNOWN_OUT = {t.encode() for t in ("welcome", "msg", "ack", "synced", "pong", "ty
                                    "live_left", "live_dropped", "live_deleted", "live_pinned", "live_meta",
                                    "live_viewers")}
 # anything else is counted as "other"
+_T = TypeVar("_T", "Tally", "TallyLabels", "TallyHistogram")
 LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -31,25 +34,94 @@ def add_metrics_route(app: web.Application, registry: CollectorRegistry,
     app.router.add_get("/metrics", page)
 
 
+class Tally:
+    """A counter's increments kept in a plain int on the hot path and put into ``counter`` by ``fold`` (before each
+    scrape): the same exposition, without prometheus_client's lock and checks per call (docs/adr/0037)."""
+
+    __slots__ = ("n", "_into")
+
+    def __init__(self, into: Counter) -> None:
+        self.n, self._into = 0, into
+
+    def inc(self, amount: int = 1) -> None:
+        self.n += amount
+
+    def fold(self) -> None:
+        n, self.n = self.n, 0
+        if n:
+            self._into.inc(n)
+
+
+class TallyLabels:
+    """A labelled counter's children as ``Tally``s (``labels`` returns the same one for the same values)."""
+
+    def __init__(self, into: Counter) -> None:
+        self._into = into
+        self._children: dict[tuple[str, ...], Tally] = {}
+
+    def labels(self, *values: str) -> Tally:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = Tally(self._into.labels(*values))
+        return child
+
+    def fold(self) -> None:
+        for child in list(self._children.values()):
+            child.fold()
+
+
+class TallyHistogram:
+    """A histogram's observations kept as plain counts per bucket, put into ``histogram``'s own bucket values by
+    ``fold``: reads prometheus_client's ``_upper_bounds``, ``_buckets`` and ``_sum`` (tests/parley/test_metrics.py
+    checks the exposition against ``observe``'s, so an upgrade that moves them fails there)."""
+
+    __slots__ = ("_into", "_bounds", "_counts", "_sum")
+
+    def __init__(self, into: Histogram) -> None:
+        self._into = into
+        self._bounds: tuple[float, ...] = tuple(into._upper_bounds)
+        self._counts, self._sum = [0] * len(self._bounds), 0.0
+
+    def observe(self, amount: float) -> None:
+        self._counts[bisect_left(self._bounds, amount)] += 1  # the first bucket with amount <= bound, as observe
+        self._sum += amount
+
+    def fold(self) -> None:
+        counts, total = self._counts, self._sum
+        if not any(counts):
+            return
+        self._counts, self._sum = [0] * len(self._bounds), 0.0
+        self._into._sum.inc(total)
+        for bucket, n in zip(self._into._buckets, counts, strict=True):
+            if n:
+                bucket.inc(n)
+
+
 class NodeMetrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
+        # the per-message counts (every frame in, send and delivery) are tallies, folded in before a scrape reads
+        self._tallies: list[Tally | TallyLabels | TallyHistogram] = []
+        r.register(_Tallied(self._fold))  # first: the registry is read in the order collectors were registered
         self.connections = Gauge("parley_node_connections", "Device connections on this node", registry=r)
         self.users = Gauge("parley_node_users", "Users with a device on this node", registry=r)
-        self.frames_in = Counter("parley_node_frames_in", "Client frames received", ["type"], registry=r)
+        self.frames_in = self._tally(TallyLabels(Counter("parley_node_frames_in", "Client frames received", ["type"],
+                                                         registry=r)))
         self.errors = Counter("parley_node_errors", "Error frames sent, by code", ["code"], registry=r)
         self.refusals = Counter("parley_node_limit_refusals", "Frames refused for being over their budget "
                                 "(rate_limited), by budget: send, sync, presence, read, typing, cheap", ["kind"],
                                 registry=r)
         for kind in ("send", "sync", "presence", "read", "typing", "cheap"):
             self.refusals.labels(kind)  # listed at 0 from the start
-        self.published = Counter("parley_node_messages_published", "Messages stored on the bus (SENT)", registry=r)
-        self.publish_seconds = Histogram("parley_node_publish_seconds", "JetStream publish until PubAck",
-                                         buckets=LATENCY, registry=r)
-        self.delivered = Counter("parley_node_messages_delivered", "Messages handed to devices", registry=r)
-        self.e2e_seconds = Histogram("parley_node_delivery_seconds",
-                                     "From the sending node's clock to delivery here (live messages)",
-                                     buckets=LATENCY, registry=r)
+        self.published = self._tally(Tally(Counter("parley_node_messages_published", "Messages stored on the bus "
+                                                   "(SENT)", registry=r)))
+        self.publish_seconds = self._tally(TallyHistogram(Histogram(
+            "parley_node_publish_seconds", "JetStream publish until PubAck", buckets=LATENCY, registry=r)))
+        self.delivered = self._tally(Tally(Counter("parley_node_messages_delivered", "Messages handed to devices",
+                                                   registry=r)))
+        self.e2e_seconds = self._tally(TallyHistogram(Histogram(
+            "parley_node_delivery_seconds", "From the sending node's clock to delivery here (live messages)",
+            buckets=LATENCY, registry=r)))
         r.register(_Tallied(self._tally_frames_out))  # before the counter: a scrape reads the tally into it first
         self.frames_out = Counter("parley_node_frames_out", "Server frames written to devices", ["type"], registry=r)
         self.draining = Gauge("parley_node_draining", "1 while the node drains (moving its clients away)",
@@ -71,6 +143,14 @@ class NodeMetrics:
         self._out_by_type: dict[bytes, Counter] = {}
         self._frames_out: dict[bytes, int] = {}  # by the frame's type, since the last scrape
         self._last_out: tuple[bytes, bytes] = (b"", b"")  # the last frame counted and its type
+
+    def _tally(self, tally: _T) -> _T:
+        self._tallies.append(tally)
+        return tally
+
+    def _fold(self) -> None:
+        for tally in self._tallies:
+            tally.fold()
 
     def frame_out(self, frame: bytes) -> None:
         """Count one frame sent; its type is read from the encoded JSON (every frame starts with it). Every
