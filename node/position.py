@@ -87,6 +87,8 @@ class Position:
 
     def offerable(self) -> dict[int, int]:
         """The position a cursor may carry: ``delivered``, held at the mark in shards in doubt."""
+        if not self.marks:  # the usual case, at every cursor offer: a copy
+            return dict(self.delivered)
         return {s: min(p, self.marks[s]) if s in self.marks else p for s, p in self.delivered.items()}
 
     def resume(self) -> dict[int, int]:

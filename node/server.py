@@ -135,8 +135,10 @@ class EdgeNode:
         self.metrics.e2e_seconds.observe(max(0.0, time.time() - ts / 1000))
 
     def _cursor_frame(self, v: Vector) -> bytes:
-        """The ``cursor`` frame offering ``v``; devices standing at the same position share one."""
-        key = tuple(sorted(v.items()))
+        """The ``cursor`` frame offering ``v``; devices standing at the same position share one. Keyed by ``v``'s
+        items as they come, not sorted (per offer: ADR 0037): the same position in another order is another key
+        for the same frame, which only costs a sealing."""
+        key = tuple(v.items())
         frame = self._cursor_frames.get(key)
         if frame is None:
             if len(self._cursor_frames) >= SEALED_MAX:

@@ -72,3 +72,16 @@ def test_accept_is_judge_then_advance():
             plain.advance(id, conv)
         assert flat.accept(id, conv, prev) == verdict
         assert (flat.delivered, flat.conv_last) == (plain.delivered, plain.conv_last)
+
+
+def test_offerable_is_a_copy_of_delivered_held_at_the_marks_in_doubt():
+    pos = start(10)
+    pos.accept(P(11), "a", 0)
+    offered = pos.offerable()
+    assert offered == {0: 11, 1: 10}
+    offered[0] = 99  # the caller's own: the position does not move with it
+    assert pos.delivered == {0: 11, 1: 10}
+    pos.doubt([1])
+    pos.accept(P(12, shard=1), "b", 0)
+    pos.accept(P(12), "a", P(11))
+    assert pos.offerable() == {0: 12, 1: 10}
