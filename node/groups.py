@@ -1,8 +1,9 @@
 """A node's group subscriptions and the live effect of membership changes.
 
-A node listens to a group's deliveries (``dlv.g.<id>``) and events (``evt.g.<id>``) exactly while a
-member with a device here is in the group; ``reconcile`` makes the subscriptions match the hub,
-under a per-group lock, so joins and leaves racing each other always end in the right state.
+A node listens to a group's deliveries (``dlv.g.<id>``, their header blocks unparsed: ``subscribe_headed``) and
+events (``evt.g.<id>``) exactly while a member with a device here is in the group; ``reconcile`` makes the
+subscriptions match the hub, under a per-group lock, so joins and leaves racing each other always end in the
+right state.
 Membership events arrive on users' control subjects from the API: the hub is updated before
 anything else, so a removed member stops receiving at once; a member who joins is subscribed, then
 re-synced from where their devices stand, so messages sent around the moment of joining are not
@@ -20,6 +21,7 @@ from parley.node.link import DeviceLink
 
 from parley import protocol, wire
 from parley.bus import Bus
+from parley.bus.ordered import HeadedHandler
 from parley.ids import UserId, event_subject, group_delivery_subject, is_group
 from parley.shards import Vector, pos_of_id, shard_of_id
 
@@ -28,7 +30,7 @@ Handler = Callable[[str, dict[str, str] | None, bytes], None]
 
 
 class GroupRoutes:
-    def __init__(self, nc: Bus, hub: Hub[DeviceLink], on_delivery: Handler, on_event: Handler,
+    def __init__(self, nc: Bus, hub: Hub[DeviceLink], on_delivery: HeadedHandler, on_event: Handler,
                  resync: Callable[[DeviceLink, Vector], None]) -> None:
         self._nc, self._hub = nc, hub
         self._on_delivery, self._on_event, self._resync = on_delivery, on_event, resync
@@ -53,7 +55,7 @@ class GroupRoutes:
             wanted, subs = self._hub.has_members_of(conv), self._subs.get(conv)
             if wanted and subs is None:
                 self._subs[conv] = (
-                    await self._nc.subscribe_ordered(group_delivery_subject(conv), self._on_delivery),
+                    await self._nc.subscribe_headed(group_delivery_subject(conv), self._on_delivery),
                     await self._nc.subscribe_ordered(event_subject(conv), self._on_event))
             elif not wanted and subs is not None:
                 del self._subs[conv]

@@ -39,6 +39,7 @@ from parley.node.unsaved import Unsaved
 
 from parley import protocol
 from parley.bus import BusClient, JetStreamReads, StreamReads, publish_chained
+from parley.bus.ordered import stream_position
 from parley.bus.repair import ask_repair
 from parley.cursor import BadCursor, cursor_key, open_cursor, seal_cursor
 from parley.errors import (
@@ -80,6 +81,7 @@ class EdgeNode:
         self._cursor_key = cursor_key(settings.secret.reveal())
         self._sealed: dict[tuple[tuple[int, int], ...], str] = {}
         self._cursor_frames: dict[tuple[tuple[int, int], ...], bytes] = {}
+        self._stream_shards: dict[str, int] = {}  # a delivery's stream name → its shard
         self._flushes = Flushes()
         self._welcome_limits = self._limits()  # the settings do not change: worked out once, not per connect
         self.homes = Homes(store, settings.shards)
@@ -92,7 +94,7 @@ class EdgeNode:
                                 repair=self._ask_repair)
         self.events = ConversationEvents(settings, store, nc, self.reads, self.hub, self.homes)
         self.presence = PresenceRelay(nc, self.hub, node_id, settings.presence_partitions)
-        self.groups = GroupRoutes(nc, self.hub, self.on_delivery, self.events.on_event, self.resync)
+        self.groups = GroupRoutes(nc, self.hub, self.on_group_delivery, self.events.on_event, self.resync)
         self.subscriptions = UserSubscriptions(nc, store, self.hub, groups=self.groups, presence=self.presence,
                                                events=self.events, deliver=self.on_delivery)
         self.publisher = Publisher(partial(publish_chained, nc), self.homes.of, self.reads.last_of, self._store_last)
@@ -117,11 +119,24 @@ class EdgeNode:
         a DM between two users here comes through one of them, once: it is for both (ADR 0033)."""
         if not headers or "Nats-Sequence" not in headers:
             return
-        shard = shard_of_stream(self.settings.stream_name, headers.get("Nats-Stream", ""))
+        self._deliver(subject, headers.get("Nats-Stream", ""), int(headers["Nats-Sequence"]), data)
+
+    def on_group_delivery(self, subject: str, headers: bytes | None, data: bytes) -> None:
+        """``on_delivery`` of a group's message, its header block as it came: the stream and sequence read straight
+        from it (``stream_position``: a fifth of a parse, ADR 0037)."""
+        found = stream_position(headers) if headers else None
+        if found is not None:
+            self._deliver(subject, found[0], found[1], data)
+
+    def _deliver(self, subject: str, stream: str, seq: int, data: bytes) -> None:
+        shard = self._stream_shards.get(stream)
         if shard is None:
-            return
+            shard = shard_of_stream(self.settings.stream_name, stream)
+            if shard is None:
+                return
+            self._stream_shards[stream] = shard  # a handful of names: the shards' streams
         conv = conversation_of_delivery(subject)
-        id = pack(shard, int(headers["Nats-Sequence"]))
+        id = pack(shard, seq)
         self.homes.learn(conv, shard)
         self.publisher.observe(conv, id)
         links = self.hub.of_conversation(conv)  # a DM comes once for both members here (the queue group, ADR 0033)

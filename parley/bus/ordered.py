@@ -23,6 +23,8 @@ A ``request_raw`` alone in flight with nothing pending before it is written to t
 (``_transport``); under load they go through the flusher, which writes all of them at once.
 An ordered handler's headers are read by ``parse_headers`` (one decode and a split, not nats-py's coroutine and
 per-name scan: ~4× less per message, docs/adr/0037); a block with an inline status goes to nats-py's parse.
+``subscribe_headed`` is ``subscribe_ordered`` with the header block handed over unparsed (a group's deliveries:
+the node reads ``Nats-Stream`` and ``Nats-Sequence`` straight from it, ``stream_position``).
 
 This overrides a private method of nats-py, so the dependency is pinned (pyproject) and
 tests/parley/bus/test_ordered.py fails when an upgrade changes what this relies on.
@@ -44,6 +46,7 @@ from nats.errors import TimeoutError as NatsTimeout
 log = logging.getLogger("parley.bus")
 
 Handler = Callable[[str, dict[str, str] | None, bytes], None]
+HeadedHandler = Callable[[str, bytes | None, bytes], None]  # subject, the raw header block (None without), data
 RawHandler = Callable[[bytes, bytes, bytes | None, bytes], None]  # subject, reply, raw headers, data
 # What this module relies on in nats-py (checked by the test): the private hook's parameters and the
 # helpers it calls.
@@ -66,6 +69,25 @@ def parse_headers(raw: bytes) -> dict[str, str] | None:
         if sep:
             out[name.strip()] = value.strip()
     return out or None
+
+
+def stream_position(raw: bytes) -> tuple[str, int] | None:
+    """(``Nats-Stream``, ``Nats-Sequence``) read straight from a stored message's header block, as its stream
+    republishes it; None if either is missing or the sequence is not a number. The last of a name counts (the
+    stream appends its own after the publisher's, and ``parse_headers`` keeps the last too)."""
+    stream, seq = _value(raw, b"\r\nNats-Stream:"), _value(raw, b"\r\nNats-Sequence:")
+    if stream is None or seq is None or not seq.isdigit():
+        return None
+    return stream.decode("utf-8", "replace"), int(seq)
+
+
+def _value(raw: bytes, name: bytes) -> bytes | None:
+    at = raw.rfind(name)
+    if at < 0:
+        return None
+    at += len(name)
+    end = raw.find(b"\r\n", at)
+    return raw[at:end if end >= 0 else len(raw)].strip()
 
 
 class OrderedSub:
@@ -92,6 +114,7 @@ class BusClient(Client):
     def __init__(self) -> None:
         super().__init__()
         self._ordered: dict[int, Handler] = {}
+        self._headed: dict[int, HeadedHandler] = {}
         self._raw: dict[int, RawHandler] = {}
         self._replies: dict[bytes, asyncio.Future[RawReply]] = {}  # request_raw's, by token
         self._reply_prefix = b""  # this client's reply inbox, with the trailing dot (made on first use)
@@ -101,12 +124,23 @@ class BusClient(Client):
     async def subscribe_ordered(self, subject: str, handler: Handler, queue: str = "") -> OrderedSub:
         """``queue``: a queue group, so a message matching several of this client's subscriptions in the group
         comes once, to one of them (an edge node's two DM members: docs/adr/0033)."""
+        return await self._subscribe(subject, queue, handler, None)
+
+    async def subscribe_headed(self, subject: str, handler: HeadedHandler, queue: str = "") -> OrderedSub:
+        """``subscribe_ordered`` whose handler gets the header block as it came (None without one)."""
+        return await self._subscribe(subject, queue, None, handler)
+
+    async def _subscribe(self, subject: str, queue: str, handler: Handler | None,
+                         headed: HeadedHandler | None) -> OrderedSub:
         if self.is_closed:
             raise ConnectionClosedError
         self._sid += 1
         sub = OrderedSub(self._sid, subject, queue)
         self._subs[sub._id] = sub  # type: ignore[assignment]  # duck-typed: what nats-py reads of it
-        self._ordered[sub._id] = handler
+        if headed is not None:
+            self._headed[sub._id] = headed
+        elif handler is not None:
+            self._ordered[sub._id] = handler
         await self._send_subscribe(sub)  # type: ignore[arg-type]
         return sub
 
@@ -120,6 +154,7 @@ class BusClient(Client):
                 await self._send_unsubscribe(sub._id)
                 continue
             self._ordered.pop(sub._id, None)
+            self._headed.pop(sub._id, None)
             self._subs.pop(sub._id, None)
             if live:
                 await self._send_unsubscribe(sub._id)
@@ -129,6 +164,7 @@ class BusClient(Client):
                 await self.flush(timeout=5)
             for sub in queued:
                 self._ordered.pop(sub._id, None)
+                self._headed.pop(sub._id, None)
                 self._subs.pop(sub._id, None)
 
     def _write_pending(self) -> None:
@@ -233,6 +269,15 @@ class BusClient(Client):
                 raw(subject, reply, headers or None, data)
             except Exception:
                 log.exception("raw handler for %s failed", subject)
+            return
+        headed = self._headed.get(sid)
+        if headed is not None:
+            self.stats["in_msgs"] += 1
+            self.stats["in_bytes"] += len(data)
+            try:
+                headed(subject.decode(), headers or None, data)
+            except Exception:
+                log.exception("handler for %s failed", subject)
             return
         handler = self._ordered.get(sid)
         if handler is None:

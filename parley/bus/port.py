@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, Protocol
 
-from parley.bus.ordered import Handler
+from parley.bus.ordered import Handler, HeadedHandler
 
 StreamRow = tuple[int, str, bytes]  # (id, subject, payload)
 
 
 class Bus(Protocol):
     async def subscribe_ordered(self, subject: str, handler: Handler, queue: str = "") -> Any: ...
+    async def subscribe_headed(self, subject: str, handler: HeadedHandler, queue: str = "") -> Any: ...
     async def unsubscribe_ordered(self, *subs: Any) -> None: ...
     async def publish(self, subject: str, payload: bytes = b"", reply: str = "",
                       headers: dict[str, str] | None = None) -> None: ...

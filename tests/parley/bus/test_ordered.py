@@ -13,7 +13,7 @@ from nats.aio.client import Client
 from parley.tools import natsserver
 from parley.tools.cluster import free_port
 
-from parley.bus.ordered import RELIES_ON, BusClient, parse_headers
+from parley.bus.ordered import RELIES_ON, BusClient, parse_headers, stream_position
 from tests.poll import eventually, eventually_sync
 
 
@@ -161,4 +161,41 @@ async def test_ordered_handlers_get_parsed_headers_and_a_malformed_block_does_no
     assert [d for _, d in got] == [b"0", b"", b"", b"", b"1"]
     assert "malformed header block" in caplog.text
     assert nc.is_connected
+    await nc.close()
+
+
+@pytest.mark.parametrize(("raw", "found"), [
+    (DELIVERY_HEADERS, ("parley-0", 42)),
+    (b"NATS/1.0\r\nNats-Sequence: 1\r\nNats-Stream:s\r\nNats-Sequence: 7\r\n\r\n", ("s", 7)),  # the last wins
+    (b"NATS/1.0\r\nNats-Stream: s\r\nNats-Sequence: 9", ("s", 9)),  # no trailing line end
+    (b"NATS/1.0\r\nX-Nats-Sequence: 3\r\nNats-Stream: s\r\n\r\n", None),  # another name ending so
+    (b"NATS/1.0\r\nNats-Stream: s\r\nNats-Sequence: 1x\r\n\r\n", None),
+    (b"NATS/1.0\r\nNats-Stream: s\r\nNats-Sequence: -1\r\n\r\n", None),
+    (b"NATS/1.0\r\nNats-Sequence: 4\r\n\r\n", None),
+    (b"NATS/1.0\r\nNats-Stream: \xff\r\nNats-Sequence: \r\n\r\n", None),
+    (b"", None),
+])
+def test_stream_position_reads_the_stream_and_sequence_as_parse_headers_would(raw, found):
+    assert stream_position(raw) == found
+    parsed = parse_headers(raw) or {}
+    if found is not None:
+        assert (parsed["Nats-Stream"], int(parsed["Nats-Sequence"])) == found
+
+
+async def test_a_headed_subscription_hands_the_header_block_over_in_order_with_the_others(nats_port):
+    port, _ = nats_port
+    nc = BusClient()
+    await nc.connect(f"nats://127.0.0.1:{port}")
+    got: list[tuple[str, object, bytes]] = []
+    headed = await nc.subscribe_headed("t.g", lambda s, h, d: got.append(("headed", h, d)))
+    await nc.subscribe_ordered("t.*", lambda s, h, d: got.append(("parsed", h, d)))
+    await nc.publish("t.g", b"0", headers={"Nats-Sequence": "7"})
+    await nc.publish("t.g", b"1")
+    await nc.flush()
+    await eventually(lambda: len(got) == 4, what="both subscriptions' messages")
+    assert [(h, d) for kind, h, d in got if kind == "headed"] == [(b"NATS/1.0\r\nNats-Sequence: 7\r\n\r\n", b"0"),
+                                                                  (None, b"1")]
+    assert [(h, d) for kind, h, d in got if kind == "parsed"] == [({"Nats-Sequence": "7"}, b"0"), (None, b"1")]
+    await nc.unsubscribe_ordered(headed)
+    assert headed._id not in nc._headed and headed._id not in nc._subs
     await nc.close()
