@@ -80,6 +80,7 @@ class EdgeNode:
         self._cursor_key = cursor_key(settings.secret.reveal())
         self._sealed: dict[tuple[tuple[int, int], ...], str] = {}
         self._cursor_frames: dict[tuple[tuple[int, int], ...], bytes] = {}
+        self._framed: tuple[Delivery, int] = (Delivery(0, "", 0, "", b""), 0)  # the last delivery framed, its ts
         self._flushes = Flushes()
         self._welcome_limits = self._limits()  # the settings do not change: worked out once, not per connect
         self.homes = Homes(store, settings.shards)
@@ -112,9 +113,9 @@ class EdgeNode:
 
     def on_delivery(self, subject: str, headers: dict[str, str] | None, data: bytes,
                     only: UserId | None = None) -> None:
-        """A stored message, in stream order, for every device of its conversation here. ``only``: it came
-        through that user's DM subscription, which is in the node's queue group with every other user's here, so
-        a DM between two users here comes through one of them, once: it is for both (ADR 0033)."""
+        """A stored message, in stream order. ``only``: it came through that user's DM subscription, for that
+        user's devices (a DM between two users here comes twice, once through each member's; its frame is made
+        once, ``_framed``)."""
         if not headers or "Nats-Sequence" not in headers:
             return
         shard = shard_of_stream(self.settings.stream_name, headers.get("Nats-Stream", ""))
@@ -124,11 +125,14 @@ class EdgeNode:
         id = pack(shard, int(headers["Nats-Sequence"]))
         self.homes.learn(conv, shard)
         self.publisher.observe(conv, id)
-        links = self.hub.of_conversation(conv)  # a DM comes once for both members here (the queue group, ADR 0033)
+        links = self.hub.of_user(only) if only else self.hub.of_conversation(conv)
         if not links:
             return
-        prev, sender, ts, frame = live_delivery(id, conv, data)  # decoded and its frame encoded once for all
-        delivery = Delivery(id, conv, prev, sender, frame)
+        delivery, ts = self._framed
+        if delivery.id != id or delivery.conv != conv:  # not the other member's copy of the one just framed
+            prev, sender, ts, frame = live_delivery(id, conv, data)  # decoded and its frame encoded once for all
+            delivery = Delivery(id, conv, prev, sender, frame)
+            self._framed = delivery, ts
         for link in links:
             link.offer(delivery)
         self.metrics.delivered.inc(len(links))
