@@ -53,8 +53,8 @@ class ConversationEvents:
 
     def on_event(self, subject: str, headers: dict[str, str] | None, data: bytes, only: UserId | None = None) -> None:
         """An event of a conversation: to the connected members' devices (typing: not the typist's).
-        ``only``: it came through that user's DM event subscription, in the node's queue group with every other
-        user's here, so an event of a DM between two users here comes once, for both (docs/adr/0033)."""
+        ``only``: it came through that user's DM event subscription, for that user's devices (an event of a DM
+        between two users here comes once through each member's)."""
         conv = subject[len(EVENT_PREFIX):]
         try:
             event = wire.decode(data)
@@ -71,7 +71,7 @@ class ConversationEvents:
                                                                           upto=upto)), None
             case _:
                 return
-        for link in self._hub.of_conversation(conv):
+        for link in self._hub.of_user(only) if only else self._hub.of_conversation(conv):
             if link.user != skip:
                 link.send(frame)
 

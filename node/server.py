@@ -82,6 +82,7 @@ class EdgeNode:
         self._sealed: dict[tuple[tuple[int, int], ...], str] = {}
         self._cursor_frames: dict[tuple[tuple[int, int], ...], bytes] = {}
         self._stream_shards: dict[str, int] = {}  # a delivery's stream name → its shard
+        self._framed: tuple[Delivery, int] = (Delivery(0, "", 0, "", b""), 0)  # the last delivery framed, its ts
         self._flushes = Flushes()
         self._welcome_limits = self._limits()  # the settings do not change: worked out once, not per connect
         self.homes = Homes(store, settings.shards)
@@ -114,12 +115,12 @@ class EdgeNode:
 
     def on_delivery(self, subject: str, headers: dict[str, str] | None, data: bytes,
                     only: UserId | None = None) -> None:
-        """A stored message, in stream order, for every device of its conversation here. ``only``: it came
-        through that user's DM subscription, which is in the node's queue group with every other user's here, so
-        a DM between two users here comes through one of them, once: it is for both (ADR 0033)."""
+        """A stored message, in stream order. ``only``: it came through that user's DM subscription, for that
+        user's devices (a DM between two users here comes twice, once through each member's; its frame is made
+        once, ``_framed``)."""
         if not headers or "Nats-Sequence" not in headers:
             return
-        self._deliver(subject, headers.get("Nats-Stream", ""), int(headers["Nats-Sequence"]), data)
+        self._deliver(subject, headers.get("Nats-Stream", ""), int(headers["Nats-Sequence"]), data, only)
 
     def on_group_delivery(self, subject: str, headers: bytes | None, data: bytes) -> None:
         """``on_delivery`` of a group's message, its header block as it came: the stream and sequence read straight
@@ -128,7 +129,7 @@ class EdgeNode:
         if found is not None:
             self._deliver(subject, found[0], found[1], data)
 
-    def _deliver(self, subject: str, stream: str, seq: int, data: bytes) -> None:
+    def _deliver(self, subject: str, stream: str, seq: int, data: bytes, only: UserId | None = None) -> None:
         shard = self._stream_shards.get(stream)
         if shard is None:
             shard = shard_of_stream(self.settings.stream_name, stream)
@@ -139,11 +140,14 @@ class EdgeNode:
         id = pack(shard, seq)
         self.homes.learn(conv, shard)
         self.publisher.observe(conv, id)
-        links = self.hub.of_conversation(conv)  # a DM comes once for both members here (the queue group, ADR 0033)
+        links = self.hub.of_user(only) if only else self.hub.of_conversation(conv)
         if not links:
             return
-        prev, sender, ts, frame = live_delivery(id, conv, data)  # decoded and its frame encoded once for all
-        delivery = Delivery(id, conv, prev, sender, frame)
+        delivery, ts = self._framed
+        if delivery.id != id or delivery.conv != conv:  # not the other member's copy of the one just framed
+            prev, sender, ts, frame = live_delivery(id, conv, data)  # decoded and its frame encoded once for all
+            delivery = Delivery(id, conv, prev, sender, frame)
+            self._framed = delivery, ts
         for link in links:
             link.offer(delivery)
         self.metrics.delivered.inc(len(links))

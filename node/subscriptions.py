@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any, Protocol
@@ -60,7 +59,6 @@ class UserSubscriptions:
         self._locks: dict[UserId, asyncio.Lock] = {}
         self._loading: dict[UserId, list[wire.BusMessage]] = {}  # events held while a user's set-up reads
         self._chores: set[asyncio.Task[None]] = set()
-        self._dm_queue = f"dm-{secrets.token_hex(8)}"  # this node's own: a queue group spans the whole NATS cluster
 
     async def arrive(self, user: UserId, session: SessionId) -> ConnectReads | None:
         """A device of ``user`` is attached: make sure the user's subscriptions are in place. If this set them
@@ -81,10 +79,10 @@ class UserSubscriptions:
     async def _subscribe(self, user: UserId, session: SessionId) -> ConnectReads:
         dm: Handler = partial(self.on_dm, user)
         handlers: list[Handler] = [dm, dm, partial(self.on_user, user)]
-        # a user's DM subjects in the node's queue group: a DM between two users here comes once (ADR 0033)
-        queues = (self._dm_queue, self._dm_queue, "")
-        self._subs[user] = [await self._bus.subscribe_ordered(s, h, queue=q)
-                            for s, h, q in zip(user_subjects(user), handlers, queues, strict=True)]
+        # plain subscriptions, not a queue group per node: a member of a group that has just moved to another
+        # NATS server can be chosen for a message and lose it (ADR 0033, "Withdrawn")
+        self._subs[user] = [await self._bus.subscribe_ordered(s, h) for s, h in zip(user_subjects(user), handlers,
+                                                                                   strict=True)]
         await self._bus.flush(timeout=5)
         reads = await self._store.connect_reads(session, user=user)  # one store call (ADR 0035)
         friends = [other for other, state in reads.friends or () if state == "friends"]
@@ -99,7 +97,7 @@ class UserSubscriptions:
         async with self._locks.setdefault(user, asyncio.Lock()):
             if self._hub.of_user(user):
                 return
-            await self._bus.unsubscribe_ordered(*self._subs.pop(user, []))  # one flush for all (ADR 0033)
+            await self._bus.unsubscribe_ordered(*self._subs.pop(user, []))
             await self._groups.leave_all(user)
             await self._presence.unfollow(user)
             self._events.forget(user)

@@ -123,7 +123,7 @@ class BusClient(Client):
 
     async def subscribe_ordered(self, subject: str, handler: Handler, queue: str = "") -> OrderedSub:
         """``queue``: a queue group, so a message matching several of this client's subscriptions in the group
-        comes once, to one of them (an edge node's two DM members: docs/adr/0033)."""
+        comes once, to one of them (none uses one today: docs/adr/0033, "Withdrawn")."""
         return await self._subscribe(subject, queue, handler, None)
 
     async def subscribe_headed(self, subject: str, handler: HeadedHandler, queue: str = "") -> OrderedSub:
@@ -159,7 +159,6 @@ class BusClient(Client):
             if live:
                 await self._send_unsubscribe(sub._id)
         if queued:
-            self._write_pending()
             with contextlib.suppress(Exception):  # not answered: dropped all the same (a reconnect resyncs)
                 await self.flush(timeout=5)
             for sub in queued:
@@ -167,9 +166,16 @@ class BusClient(Client):
                 self._headed.pop(sub._id, None)
                 self._subs.pop(sub._id, None)
 
+    async def flush(self, timeout: int = 10) -> None:
+        """The server has read everything sent before this call once it returns. nats-py's own ``flush`` writes
+        its PING straight to the socket, ahead of the commands still queued for its flusher, so its PONG could
+        come before the server has read a SUB or a PUB made just before (a user's subscriptions then a sync
+        reading the stream, ``node/subscriptions.py``): what is queued is written first."""
+        self._write_pending()
+        await super().flush(timeout)
+
     def _write_pending(self) -> None:
-        """What is queued for the flusher, written now: nats-py's ``flush`` writes its PING straight to the socket,
-        ahead of the commands still queued, so its PONG would not say the server has read them."""
+        """What is queued for the flusher, written now (``flush``)."""
         if self._pending and self._transport is not None and self.is_connected:
             self._transport.writelines(self._pending[:])
             self._pending = []

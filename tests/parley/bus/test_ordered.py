@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import socket
 from collections.abc import Callable, Iterator
@@ -199,3 +200,37 @@ async def test_a_headed_subscription_hands_the_header_block_over_in_order_with_t
     await nc.unsubscribe_ordered(headed)
     assert headed._id not in nc._headed and headed._id not in nc._subs
     await nc.close()
+
+
+async def test_a_flush_returns_once_the_server_has_read_the_subscription_made_before_it(nats_port):
+    """nats-py's own flush writes its PING ahead of a SUB still queued for its flusher, so the PONG did not say the
+    server had the subscription (a sync reading the stream right after could miss a message): the client's bytes,
+    seen on their way to a real nats-server, have the SUB first."""
+    port, _ = nats_port
+    seen = bytearray()
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, record: bool) -> None:
+        while data := await reader.read(65536):
+            if record:
+                seen.extend(data)
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    async def relay(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection("127.0.0.1", port)
+        await asyncio.gather(pipe(client_r, server_w, True), pipe(server_r, client_w, False), return_exceptions=True)
+
+    proxy = await asyncio.start_server(relay, "127.0.0.1", 0)
+    nc = BusClient()
+    try:
+        await nc.connect(f"nats://127.0.0.1:{proxy.sockets[0].getsockname()[1]}")
+        await nc.flush()
+        seen.clear()
+        await nc.subscribe_ordered("order.check", lambda s, h, d: None)
+        await nc.flush()
+        sent = bytes(seen)
+        assert b"SUB order.check" in sent and sent.index(b"SUB order.check") < sent.index(b"PING"), sent
+    finally:
+        await nc.close()
+        proxy.close()
