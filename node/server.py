@@ -95,7 +95,7 @@ class EdgeNode:
                                 repair=self._ask_repair)
         self.events = ConversationEvents(settings, store, nc, self.reads, self.hub, self.homes)
         self.presence = PresenceRelay(nc, self.hub, node_id, settings.presence_partitions)
-        self.groups = GroupRoutes(nc, self.hub, self.on_group_delivery, self.events.on_event, self.resync)
+        self.groups = GroupRoutes(nc, self.hub, self.on_delivery, self.events.on_event, self.resync)
         self.subscriptions = UserSubscriptions(nc, store, self.hub, groups=self.groups, presence=self.presence,
                                                events=self.events, deliver=self.on_delivery)
         self.publisher = Publisher(partial(publish_chained, nc), self.homes.of, self.reads.last_of, self._store_last)
@@ -113,21 +113,14 @@ class EdgeNode:
         self._repairs.add(task)
         task.add_done_callback(self._repairs.discard)
 
-    def on_delivery(self, subject: str, headers: dict[str, str] | None, data: bytes,
-                    only: UserId | None = None) -> None:
-        """A stored message, in stream order. ``only``: it came through that user's DM subscription, for that
-        user's devices (a DM between two users here comes twice, once through each member's; its frame is made
-        once, ``_framed``)."""
-        if not headers or "Nats-Sequence" not in headers:
-            return
-        self._deliver(subject, headers.get("Nats-Stream", ""), int(headers["Nats-Sequence"]), data, only)
-
-    def on_group_delivery(self, subject: str, headers: bytes | None, data: bytes) -> None:
-        """``on_delivery`` of a group's message, its header block as it came: the stream and sequence read straight
-        from it (``stream_position``: a fifth of a parse, ADR 0037)."""
+    def on_delivery(self, subject: str, headers: bytes | None, data: bytes, only: UserId | None = None) -> None:
+        """A stored message, in stream order, its header block as it came: the stream and sequence read straight
+        from it (``stream_position``: a fifth of a parse, ADR 0037). ``only``: it came through that user's DM
+        subscription, for that user's devices (a DM between two users here comes twice, once through each
+        member's; its frame is made once, ``_framed``); a group's is for every member here."""
         found = stream_position(headers) if headers else None
         if found is not None:
-            self._deliver(subject, found[0], found[1], data)
+            self._deliver(subject, found[0], found[1], data, only)
 
     def _deliver(self, subject: str, stream: str, seq: int, data: bytes, only: UserId | None = None) -> None:
         shard = self._stream_shards.get(stream)

@@ -27,14 +27,15 @@ from parley.node.ports import Memberships, Sessions
 from parley.node.presence import PresenceRelay
 
 from parley import contact_frames, protocol, wire
-from parley.bus import Bus, Handler
+from parley.bus import Bus
+from parley.bus.ordered import HeadedHandler
 from parley.errors import CLOSE_REVOKED, Unavailable
 from parley.ids import DELIVERY_PREFIX, EVENT_PREFIX, SessionId, UserId
 from parley.store import ConnectReads
 
 log = logging.getLogger("parley.node")
 FRIEND_WAVE = 64  # users whose friends are read at once after a NATS reconnect
-Deliver = Callable[..., None]  # (subject, headers, data, only=user): a delivery through a user's subscription
+Deliver = Callable[..., None]  # (subject, raw headers, data, only=user): a delivery through a user's subscription
 CONTROL_PREFIX, RECEIPT_PREFIX = "ctl.", "rcpt."  # parley.ids.control_subject, receipt_subject
 
 
@@ -77,12 +78,13 @@ class UserSubscriptions:
             return reads
 
     async def _subscribe(self, user: UserId, session: SessionId) -> ConnectReads:
-        dm: Handler = partial(self.on_dm, user)
-        handlers: list[Handler] = [dm, dm, partial(self.on_user, user)]
+        dm: HeadedHandler = partial(self.on_dm, user)
+        one, other, mine = user_subjects(user)
         # plain subscriptions, not a queue group per node: a member of a group that has just moved to another
-        # NATS server can be chosen for a message and lose it (ADR 0033, "Withdrawn")
-        self._subs[user] = [await self._bus.subscribe_ordered(s, h) for s, h in zip(user_subjects(user), handlers,
-                                                                                   strict=True)]
+        # NATS server can be chosen for a message and lose it (ADR 0033, "Withdrawn"); the DM ones headed: a
+        # delivery's stream and sequence are read from the header block as it came (ADR 0037)
+        self._subs[user] = [await self._bus.subscribe_headed(one, dm), await self._bus.subscribe_headed(other, dm),
+                            await self._bus.subscribe_ordered(mine, partial(self.on_user, user))]
         await self._bus.flush(timeout=5)
         reads = await self._store.connect_reads(session, user=user)  # one store call (ADR 0035)
         friends = [other for other, state in reads.friends or () if state == "friends"]
@@ -126,12 +128,13 @@ class UserSubscriptions:
                     changed += 1
         return changed
 
-    def on_dm(self, user: UserId, subject: str, headers: dict[str, str] | None, data: bytes) -> None:
-        """A delivery or an event of one of ``user``'s DMs; anything else on ``*.dm.…`` is not ours."""
+    def on_dm(self, user: UserId, subject: str, headers: bytes | None, data: bytes) -> None:
+        """A delivery or an event of one of ``user``'s DMs (``headers``: the block as it came); anything else on
+        ``*.dm.…`` is not ours."""
         if subject.startswith(DELIVERY_PREFIX):
             self._deliver(subject, headers, data, only=user)
         elif subject.startswith(EVENT_PREFIX):
-            self._events.on_event(subject, headers, data, only=user)
+            self._events.on_event(subject, None, data, only=user)  # an event's headers are not read
 
     def on_user(self, user: UserId, subject: str, headers: dict[str, str] | None, data: bytes) -> None:
         """``ctl.user.<user>`` (the API's alone) or ``rcpt.user.<user>`` (any node's): kept apart as before."""

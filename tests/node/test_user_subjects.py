@@ -43,7 +43,7 @@ def test_the_three_wildcards_match_the_six_subjects_they_replace():
 def test_each_subject_goes_to_its_own_handler_and_any_other_is_dropped():
     events, delivered = Events(), []
     subs = subscriptions(events, delivered)
-    subs.on_dm(A, f"dlv.{DM}", {"Nats-Sequence": "1"}, b"x")
+    subs.on_dm(A, f"dlv.{DM}", b"NATS/1.0\r\nNats-Sequence: 1\r\n\r\n", b"x")
     subs.on_dm(A, event_subject(DM), None, b"x")
     subs.on_dm(A, f"zzz.{DM}", None, b"x")
     receipt = wire.encode(wire.ReceiptNotice(B, "read", 5, "g.x"))
