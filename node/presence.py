@@ -47,8 +47,6 @@ class PresenceRelay:
         # each partition's heartbeat subject from this node, worked out once (not one string per user)
         self._beat_subjects = [heartbeat_subject(p, node_id) for p in range(partitions)]
         self._lock = asyncio.Lock()
-        self._due: dict[str, list[tuple[str, str, int]]] = {}  # devices come or gone this turn, by subject
-        self._sending: asyncio.Task[None] | None = None
 
     # ---- heartbeats ------------------------------------------------------------------------------
 
@@ -67,30 +65,18 @@ class PresenceRelay:
 
     async def arrived(self, link: DeviceLink) -> None:
         """A device connected: heard from now (a user back within the timeout never flickers)."""
-        self._one(link)
+        await self._one(link)
 
     async def gone(self, link: DeviceLink) -> None:
         """A device disconnected: its last moment, where the offline timeout starts."""
-        self._one(link)
+        await self._one(link)
 
-    def _one(self, link: DeviceLink) -> None:
-        """The device's beat, stamped now, sent with every other one of this event-loop turn: a storm of connects
-        is one message per partition and turn, not one per device (ADR 0039)."""
-        self._due.setdefault(self._subject(link.user), []).append((link.user, link.device, now_ms()))
-        if self._sending is None or self._sending.done():
-            self._sending = asyncio.get_running_loop().create_task(self._send_due())
-
-    async def _send_due(self) -> None:
-        while self._due:
-            await asyncio.sleep(0)  # the rest of this turn's arrivals and leavings join
-            due, self._due = self._due, {}
-            try:
-                for subject, beats in due.items():
-                    for start in range(0, len(beats), BATCH):
-                        await self._nc.publish(subject,
-                                               wire.encode(wire.Heartbeats(tuple(beats[start:start + BATCH]))))
-            except Exception:  # NATS away: the regular beats stand
-                pass
+    async def _one(self, link: DeviceLink) -> None:
+        try:
+            await self._nc.publish(self._subject(link.user),
+                                   wire.encode(wire.Heartbeats(((link.user, link.device, now_ms()),))))
+        except Exception:  # NATS away: the regular beats stand
+            pass
 
     # ---- friends' presence -----------------------------------------------------------------------
 
