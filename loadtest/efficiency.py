@@ -51,7 +51,7 @@ from parley.loadtest import efficiency_report as report
 from parley.loadtest.harness import accounts, pinning, procfs, record, wire
 from parley.loadtest.harness.device import LeanDevice, close_all, latencies_of
 from parley.loadtest.harness.latency import latency_summary
-from parley.loadtest.harness.meter import CLIENT, CpuMeter
+from parley.loadtest.harness.meter import CLIENT, CpuMeter, cpu_seconds_between
 from parley.loadtest.harness.session import (
     BenchError,
     bounded,
@@ -329,12 +329,15 @@ async def idle(target: Target, http: aiohttp.ClientSession, meter: CpuMeter, n: 
     users = await target.users(n)
     pids = target.pids()
     await asyncio.sleep(1.0)
-    rss0 = sum(procfs.rss_bytes(p) or 0 for p in pids.values())
+    before = {k: procfs.rss_bytes(p) or 0 for k, p in pids.items()}
+    c0 = meter.snapshot()
     t0 = time.perf_counter()
     conns = await bounded([partial(LeanDevice.connect, http, target.url, u.id, u.token) for u in users], concurrency)
     took = time.perf_counter() - t0
+    storm = cpu_seconds_between(c0, meter.snapshot())  # the connects' CPU: steadier than their rate on a busy box
     await asyncio.sleep(2.0)
-    rss1 = sum(procfs.rss_bytes(p) or 0 for p in pids.values())
+    after = {k: procfs.rss_bytes(p) or 0 for k, p in pids.items()}
+    rss0, rss1 = sum(before.values()), sum(after.values())
     a = meter.snapshot()
     await asyncio.sleep(IDLE_HOLD_S)
     b = meter.snapshot()
@@ -343,6 +346,9 @@ async def idle(target: Target, http: aiohttp.ClientSession, meter: CpuMeter, n: 
     servers_pct = sum(v for k, v in w["cpu_pct"].items() if k in pids and v is not None)
     return {"connections": n, "connects_per_s": round(n / took, 1), "rss_before_mb": round(rss0 / 2**20, 1),
             "rss_after_mb": round(rss1 / 2**20, 1), "kb_per_conn": round((rss1 - rss0) / n / 1024, 2),
+            "kb_per_conn_by_process": {k: round((after[k] - before[k]) / n / 1024, 2) for k in pids},
+            "connect_cpu_ms": round(1000 * sum(v for k, v in storm.items() if k in pids) / n, 3),
+            "connect_cpu_ms_by_process": {k: round(1000 * v / n, 3) for k, v in storm.items() if k in pids},
             "idle_cpu_pct": round(servers_pct, 2), "idle_cpu_pct_by_process": w["cpu_pct"]}
 
 
@@ -354,6 +360,9 @@ async def run_system(target: Target, http: aiohttp.ClientSession, args: argparse
     # connections, and the growth per connection reads as nothing (or less than nothing)
     say(f"  {target.name}: idle, {args.idle} connections")
     idle_result = await idle(target, http, meter, args.idle, args.concurrency)
+    say(f"    {target.name}: {idle_result['kb_per_conn']} KB/conn {idle_result['kb_per_conn_by_process']}, "
+        f"{idle_result['connects_per_s']} connects/s, {idle_result['connect_cpu_ms']} ms server CPU per connect "
+        f"{idle_result['connect_cpu_ms_by_process']}")
     say(f"  {target.name}: pinned {pinned or 'nothing (fewer than 2 cores)'}; setting up users and conversations")
     users = await target.users(max(2 * args.pairs, args.room_size + args.rooms))
     dm_convs, room_convs = await conversations(target, users, args.pairs, args.rooms, args.room_size, args.seed)

@@ -143,7 +143,7 @@ class DeviceLink:
 
     def waiting(self) -> int:
         """Frames queued and not yet written to the socket (a live room drops a viewer far behind)."""
-        return len(self.core.out)
+        return self.core.queued
 
     def send(self, frame: bytes) -> None:
         self.core.send(frame)
@@ -238,30 +238,32 @@ class DeviceLink:
         return transport.get_write_buffer_size() <= HIGH_WATER and not transport.is_closing()
 
     def _write_out(self, transport: Transport) -> None:
-        out, on_sent = self.core.out, self._on_sent
+        out, on_sent = self.core.take_out(), self._on_sent  # the session's queue is dropped: an idle link has none
+        if out is None:
+            return
         if len(out) == 1:  # most often, one live message: no list of frames to build
-            frame = out.popleft()
+            frame = out[0]
             n = len(frame)
             transport.writelines([_SHORT[n] if n < 126 else text_header(n), frame])
             if on_sent is not None:
                 on_sent(frame)
         else:
-            frames = list(out)
-            out.clear()
-            transport.writelines(text_frames(frames))
+            transport.writelines(text_frames(out))
             if on_sent is not None:
-                for frame in frames:
+                for frame in out:
                     on_sent(frame)
         if self._room is not None:
             self._roomy()
 
     async def _run_pump(self) -> None:
         """Send what is queued, waiting on the socket as needed; once closing, the rest, then the close frame."""
-        out = self.core.out
+        core = self.core
         try:
-            while out:
+            while core.out:
                 if self._transport is None:
-                    frame = out.popleft()
+                    frame = core.out.popleft()
+                    if not core.out:
+                        core.out = None
                     await self.ws.send_frame(frame, WSMsgType.TEXT)
                     if self._on_sent is not None:
                         self._on_sent(frame)
@@ -281,7 +283,7 @@ class DeviceLink:
             if self.closed:
                 self.core.closed()
                 self._roomy()
-            elif out:
+            elif core.out:
                 self._queued()
 
     async def finished(self, timeout: float) -> None:

@@ -43,7 +43,7 @@ def live_link(user: str, flushes: Flushes | None, moved: set[DeviceLink] | None 
     link.core.accept({}, b"welcome")
     link.core.begin_round({})
     link.core.finish_round({0: 0})
-    link.core.out.clear()  # the welcome
+    link.core.take_out()  # the welcome
     return link
 
 
@@ -95,3 +95,16 @@ async def test_a_cursor_due_goes_out_after_the_next_frames_in_the_same_write():
     await turn()
     assert socket(link).writes[-1] == text_frames([msg(2).frame, b'{"type":"cursor","at":2}'])
     assert not link.cursor_due and link.moved  # moved again by msg 2: offered a cursor at the next round
+
+
+async def test_an_idle_link_holds_no_queue_once_written_and_the_next_frame_makes_one():
+    link = live_link("a", Flushes())
+    assert link.core.out is None and link.waiting() == 0  # the welcome was taken: an idle link keeps nothing
+    link.offer(msg(1))
+    link.offer(msg(2))
+    assert link.waiting() == 2
+    await turn()
+    assert link.core.out is None and socket(link).writes == [text_frames([msg(1).frame, msg(2).frame])]
+    link.offer(msg(3))
+    await turn()
+    assert socket(link).writes[-1] == text_frames([msg(3).frame]) and link.core.out is None

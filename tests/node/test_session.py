@@ -22,9 +22,7 @@ def msg(id: int, conv: str = "a", prev: int = 0, sender: str = "other", shard: i
 
 
 def sent(s: DeviceSession) -> list[bytes]:
-    out = list(s.out)
-    s.out.clear()
-    return out
+    return list(s.take_out() or ())
 
 
 def live_session(cursor: int = 10) -> DeviceSession:
