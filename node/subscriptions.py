@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from functools import partial
 from typing import Any, Protocol
 
 from parley.node.events import ConversationEvents
@@ -27,7 +26,7 @@ from parley.node.ports import Memberships, Sessions
 from parley.node.presence import PresenceRelay
 
 from parley import contact_frames, protocol, wire
-from parley.bus import Bus
+from parley.bus import Bus, Handler
 from parley.bus.ordered import HeadedHandler
 from parley.errors import CLOSE_REVOKED, Unavailable
 from parley.ids import DELIVERY_PREFIX, EVENT_PREFIX, SessionId, UserId
@@ -60,6 +59,11 @@ class UserSubscriptions:
         self._locks: dict[UserId, asyncio.Lock] = {}
         self._loading: dict[UserId, list[wire.BusMessage]] = {}  # events held while a user's set-up reads
         self._chores: set[asyncio.Task[None]] = set()
+        # one handler per subject shape for every user here, the user read from the subject the server matched to
+        # that user's subscription: no handler objects per user (ADR 0039)
+        self._dm_first: HeadedHandler = self._on_dm_first
+        self._dm_second: HeadedHandler = self._on_dm_second
+        self._mine: Handler = self._on_mine
 
     async def arrive(self, user: UserId, session: SessionId) -> ConnectReads | None:
         """A device of ``user`` is attached: make sure the user's subscriptions are in place. If this set them
@@ -78,13 +82,13 @@ class UserSubscriptions:
             return reads
 
     async def _subscribe(self, user: UserId, session: SessionId) -> ConnectReads:
-        dm: HeadedHandler = partial(self.on_dm, user)
         one, other, mine = user_subjects(user)
         # plain subscriptions, not a queue group per node: a member of a group that has just moved to another
         # NATS server can be chosen for a message and lose it (ADR 0033, "Withdrawn"); the DM ones headed: a
         # delivery's stream and sequence are read from the header block as it came (ADR 0037)
-        self._subs[user] = [await self._bus.subscribe_headed(one, dm), await self._bus.subscribe_headed(other, dm),
-                            await self._bus.subscribe_ordered(mine, partial(self.on_user, user))]
+        self._subs[user] = [await self._bus.subscribe_headed(one, self._dm_first),
+                            await self._bus.subscribe_headed(other, self._dm_second),
+                            await self._bus.subscribe_ordered(mine, self._mine)]
         await self._bus.flush(timeout=5)
         reads = await self._store.connect_reads(session, user=user)  # one store call (ADR 0035)
         friends = [other for other, state in reads.friends or () if state == "friends"]
@@ -127,6 +131,15 @@ class UserSubscriptions:
                     self._apply(user, wire.FriendChange(other, friends))
                     changed += 1
         return changed
+
+    def _on_dm_first(self, subject: str, headers: bytes | None, data: bytes) -> None:
+        self.on_dm(UserId(subject.split(".", 3)[2]), subject, headers, data)  # *.dm.<user>.*
+
+    def _on_dm_second(self, subject: str, headers: bytes | None, data: bytes) -> None:
+        self.on_dm(UserId(subject.split(".", 3)[3]), subject, headers, data)  # *.dm.*.<user>
+
+    def _on_mine(self, subject: str, headers: dict[str, str] | None, data: bytes) -> None:
+        self.on_user(UserId(subject.split(".", 2)[2]), subject, headers, data)  # *.user.<user>
 
     def on_dm(self, user: UserId, subject: str, headers: bytes | None, data: bytes) -> None:
         """A delivery or an event of one of ``user``'s DMs (``headers``: the block as it came); anything else on

@@ -54,3 +54,16 @@ def test_each_subject_goes_to_its_own_handler_and_any_other_is_dropped():
     subs.on_user(A, f"zzz.user.{A}", None, revoke)
     assert delivered == [f"dlv.{DM}"]
     assert events.seen == [("event", event_subject(DM)), ("receipt", A), ("control", "revoke")]
+
+
+def test_the_shared_handlers_read_the_user_from_the_subject_each_subscription_matched():
+    events, delivered = Events(), []
+    subs = subscriptions(events, delivered)
+    subs._deliver = lambda subject, headers, data, only=None: delivered.append(only)  # type: ignore[assignment]
+    head = b"NATS/1.0\r\nNats-Sequence: 1\r\n\r\n"
+    subs._dm_first(f"dlv.{DM}", head, b"x")  # through *.dm.<first>.*: the first member's
+    subs._dm_second(f"dlv.{DM}", head, b"x")  # through *.dm.*.<second>: the second member's
+    first, second = DM.split(".")[1:]
+    assert delivered == [first, second]
+    subs._mine(control_subject(B), None, wire.encode(wire.Revoke("s1")))
+    assert events.seen == [("control", "revoke")]
