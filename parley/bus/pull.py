@@ -102,13 +102,15 @@ class PullRequests:
         return True
 
 
-def next_burst(now: float, linger_s: float, *, burst: bool, asked: int, got: int) -> float | None:
+def next_burst(now: float, linger_s: float, *, burst: bool, asked: int, got: int, gap_s: float) -> float | None:
     """Lingering (``linger_s`` > 0): when to send the next burst (a ``no_wait`` request for what is pending)
     after a request ended, or None to wait for one message (a request for 1 that stays open). A burst that
-    came full asks again at once (a backlog); one that brought something, or a wait that ended in a message,
-    waits for the next multiple of ``linger_s`` on the loop's clock, the same instant for every stream's
-    puller, so their bursts meet in one batch; one that brought nothing waits again."""
-    if got == 0:
+    came full asks again at once (a backlog); one that brought something, or a wait that ended in a message
+    less than a tick (``gap_s``) after the one before, waits for the next multiple of ``linger_s`` on the
+    loop's clock, the same instant for every stream's puller, so their bursts meet in one batch. One that
+    brought nothing, or a wait's message after a quiet spell (a trickle: a burst would find nothing), waits
+    for one again."""
+    if got == 0 or (not burst and gap_s > linger_s):
         return None
     if burst and got >= asked:
         return now
@@ -135,6 +137,7 @@ class Puller:
         self._burst_at: float | None = None  # lingering: when to fetch what is pending; None: wait for one
         self._burst = False  # the open request is a burst (no_wait)
         self._got = 0  # messages the open request brought
+        self._arrived = (-math.inf, -math.inf)  # lingering: the loop's time of the last two messages
 
     def wake(self) -> None:
         """Room may have opened up: ask again if no request is open."""
@@ -143,6 +146,8 @@ class Puller:
     def _on_message(self, subject: bytes, reply: bytes, headers: bytes | None, data: bytes) -> None:
         if reply:  # a message (JetStream's always have an ack subject)
             self._got += 1
+            if self._linger > 0:
+                self._arrived = (self._arrived[1], asyncio.get_running_loop().time())
             if self._requests.on_message():
                 self._ended()
             self._deliver(subject.decode(), reply.decode(), data)
@@ -157,8 +162,9 @@ class Puller:
 
     def _ended(self) -> None:
         if self._linger > 0:
-            self._burst_at = next_burst(asyncio.get_running_loop().time(), self._linger, burst=self._burst,
-                                        asked=self._requests.asked, got=self._got)
+            now = asyncio.get_running_loop().time()
+            self._burst_at = next_burst(now, self._linger, burst=self._burst, asked=self._requests.asked,
+                                        got=self._got, gap_s=self._arrived[1] - self._arrived[0])
         self._wake.set()
 
     def _next(self, now: float) -> tuple[str, bytes] | None:

@@ -6,6 +6,7 @@ an idle request expires (408) and the next goes out, a stop waits for the open r
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 
 import orjson
@@ -160,16 +161,18 @@ def test_a_no_wait_request_has_no_expiry_so_it_ends_once_what_is_pending_came():
     assert orjson.loads(body) == {"batch": 30, "expires": 1_000_000_000} and r.asked == 30
 
 
-@pytest.mark.parametrize(("now", "burst", "asked", "got", "then"), [
-    (10.03, False, 1, 0, None),  # a wait for one expired empty: wait again
-    (10.03, False, 1, 1, 10.1),  # a wait ended in a message: fetch the rest at the next tick
-    (10.03, True, 500, 0, None),  # a burst found nothing: traffic stopped, wait for one
-    (10.03, True, 500, 7, 10.1),  # a burst brought some: the next tick
-    (10.03, True, 500, 500, 10.03),  # a full burst: a backlog, ask again at once
-    (10.1, True, 500, 3, 10.2),  # on a tick: the next one, never the same instant again
+@pytest.mark.parametrize(("now", "burst", "asked", "got", "gap", "then"), [
+    (10.03, False, 1, 0, 0.01, None),  # a wait for one expired empty: wait again
+    (10.03, False, 1, 1, 0.01, 10.1),  # a wait's message soon after another: fetch the rest at the next tick
+    (10.03, False, 1, 1, 0.5, None),  # ... after a quiet spell (a trickle): wait for the next one
+    (10.03, False, 1, 1, math.inf, None),  # ... the first ever
+    (10.03, True, 500, 0, 0.01, None),  # a burst found nothing: traffic stopped, wait for one
+    (10.03, True, 500, 7, 0.5, 10.1),  # a burst brought some: the next tick
+    (10.03, True, 500, 500, 0.0, 10.03),  # a full burst: a backlog, ask again at once
+    (10.1, True, 500, 3, 0.0, 10.2),  # on a tick: the next one, never the same instant again
 ])
-def test_bursts_are_fetched_on_a_shared_tick_unless_a_backlog_or_silence(now, burst, asked, got, then):
-    at = next_burst(now, 0.1, burst=burst, asked=asked, got=got)
+def test_bursts_are_fetched_on_a_shared_tick_unless_a_backlog_or_a_trickle(now, burst, asked, got, gap, then):
+    at = next_burst(now, 0.1, burst=burst, asked=asked, got=got, gap_s=gap)
     assert at == then if then is None else at == pytest.approx(then)
 
 
@@ -196,9 +199,9 @@ async def test_lingering_a_quiet_stream_waits_for_one_then_fetches_what_came_aft
     task = asyncio.get_running_loop().create_task(puller.run(stop))
     await eventually(lambda: puller._requests.sent >= 2, what="a wait for one expired and renewed")
     assert puller._requests.asked == 1
-    for i in range(25):
+    for i in range(25):  # a message alone, then two in quick succession: bursts from then on
         await nc.jetstream().publish("s.x", str(i).encode())
-    await eventually(lambda: len(got) == 25, what="the first, then the rest in bursts")
+    await eventually(lambda: len(got) == 25, what="the first ones, then the rest in bursts")
     assert [int(d) for d in got] == list(range(25))
     await eventually(lambda: puller._requests.asked == 1, what="back to waiting for one once a burst found none")
     stop.set()
