@@ -102,18 +102,20 @@ class PullRequests:
         return True
 
 
-def next_burst(now: float, linger_s: float, *, burst: bool, asked: int, got: int, gap_s: float) -> float | None:
+def next_burst(now: float, linger_s: float, *, burst: bool, asked: int, got: int, lasted_s: float) -> float | None:
     """Lingering (``linger_s`` > 0): when to send the next burst (a ``no_wait`` request for what is pending)
-    after a request ended, or None to wait for one message (a request for 1 that stays open). A burst that
-    came full asks again at once (a backlog); one that brought something, or a wait that ended in a message
-    less than a tick (``gap_s``) after the one before, waits for the next multiple of ``linger_s`` on the
-    loop's clock, the same instant for every stream's puller, so their bursts meet in one batch. One that
-    brought nothing, or a wait's message after a quiet spell (a trickle: a burst would find nothing), waits
-    for one again."""
-    if got == 0 or (not burst and gap_s > linger_s):
+    after a request ended, or None for a plain request (it waits, and brings each message as it comes). A
+    request that came full asks again at once (a backlog). A burst that brought something, or a plain request
+    that brought more than one message a tick while it lasted (``lasted_s``), waits for the next multiple of
+    ``linger_s`` on the loop's clock, the same instant for every stream's puller, so their bursts meet in one
+    batch. A burst that found nothing, or a plain request that brought a trickle, goes back to waiting:
+    at a trickle a burst would find nothing, and a message as it comes costs no more than a burst."""
+    if got == 0:
         return None
-    if burst and got >= asked:
+    if got >= asked:
         return now
+    if not burst and got * linger_s <= lasted_s:
+        return None
     tick = (math.floor(now / linger_s) + 1) * linger_s
     return tick if tick > now + 1e-6 else tick + linger_s  # (a float division may land on ``now`` itself)
 
@@ -122,9 +124,9 @@ class Puller:
     """Keeps one pull request open on ``stream``'s ``consumer`` while ``room()`` > 0 and hands every
     message to ``deliver(subject, reply, data)`` inline, in the order received (``deliver`` must not
     block). ``run`` returns once ``stop`` is set and the open request has ended (so nothing is left
-    in flight to an inbox nobody reads). With ``linger_s`` > 0 it does not keep a request open for a
-    trickle (each message its own wakeup): it waits for one message, then fetches what is pending every
-    ``linger_s`` (``next_burst``), so a message reaches ``deliver`` at most ``linger_s`` after it came."""
+    in flight to an inbox nobody reads). With ``linger_s`` > 0, once messages come faster than one a tick it
+    keeps no request open (each message its own wakeup) but fetches what is pending every ``linger_s``
+    (``next_burst``), so a message reaches ``deliver`` at most ``linger_s`` after it came."""
 
     def __init__(self, nc: BusClient, stream: str, consumer: str, *, batch: int, expires_s: float,
                  room: Callable[[], int], deliver: Callable[[str, str, bytes], None], linger_s: float = 0.0) -> None:
@@ -134,10 +136,10 @@ class Puller:
         self._wake = asyncio.Event()
         self._trouble: str | None = None
         self._linger = linger_s
-        self._burst_at: float | None = None  # lingering: when to fetch what is pending; None: wait for one
+        self._burst_at: float | None = None  # lingering: when to fetch what is pending; None: a plain request
         self._burst = False  # the open request is a burst (no_wait)
         self._got = 0  # messages the open request brought
-        self._arrived = (-math.inf, -math.inf)  # lingering: the loop's time of the last two messages
+        self._sent_at = 0.0  # the loop's time the open (or last) request went out
 
     def wake(self) -> None:
         """Room may have opened up: ask again if no request is open."""
@@ -146,8 +148,6 @@ class Puller:
     def _on_message(self, subject: bytes, reply: bytes, headers: bytes | None, data: bytes) -> None:
         if reply:  # a message (JetStream's always have an ack subject)
             self._got += 1
-            if self._linger > 0:
-                self._arrived = (self._arrived[1], asyncio.get_running_loop().time())
             if self._requests.on_message():
                 self._ended()
             self._deliver(subject.decode(), reply.decode(), data)
@@ -164,7 +164,7 @@ class Puller:
         if self._linger > 0:
             now = asyncio.get_running_loop().time()
             self._burst_at = next_burst(now, self._linger, burst=self._burst, asked=self._requests.asked,
-                                        got=self._got, gap_s=self._arrived[1] - self._arrived[0])
+                                        got=self._got, lasted_s=now - self._sent_at)
         self._wake.set()
 
     def _next(self, now: float) -> tuple[str, bytes] | None:
@@ -173,13 +173,13 @@ class Puller:
         if self._linger <= 0:
             return self._requests.next(room, now)
         if self._burst_at is None:
-            request, burst = self._requests.next(min(room, 1), now), False
+            request, burst = self._requests.next(room, now), False
         elif now >= self._burst_at:
             request, burst = self._requests.next(room, now, no_wait=True), True
         else:
             return None
         if request is not None:
-            self._burst, self._got = burst, 0
+            self._burst, self._got, self._sent_at = burst, 0, now
         return request
 
     def _wait_s(self, now: float) -> float:

@@ -6,7 +6,6 @@ an idle request expires (408) and the next goes out, a stop waits for the open r
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import AsyncIterator
 
 import orjson
@@ -161,18 +160,18 @@ def test_a_no_wait_request_has_no_expiry_so_it_ends_once_what_is_pending_came():
     assert orjson.loads(body) == {"batch": 30, "expires": 1_000_000_000} and r.asked == 30
 
 
-@pytest.mark.parametrize(("now", "burst", "asked", "got", "gap", "then"), [
-    (10.03, False, 1, 0, 0.01, None),  # a wait for one expired empty: wait again
-    (10.03, False, 1, 1, 0.01, 10.1),  # a wait's message soon after another: fetch the rest at the next tick
-    (10.03, False, 1, 1, 0.5, None),  # ... after a quiet spell (a trickle): wait for the next one
-    (10.03, False, 1, 1, math.inf, None),  # ... the first ever
-    (10.03, True, 500, 0, 0.01, None),  # a burst found nothing: traffic stopped, wait for one
-    (10.03, True, 500, 7, 0.5, 10.1),  # a burst brought some: the next tick
-    (10.03, True, 500, 500, 0.0, 10.03),  # a full burst: a backlog, ask again at once
-    (10.1, True, 500, 3, 0.0, 10.2),  # on a tick: the next one, never the same instant again
+@pytest.mark.parametrize(("now", "burst", "asked", "got", "lasted", "then"), [
+    (10.03, False, 500, 0, 1.0, None),  # a plain request expired empty: another
+    (10.03, False, 500, 4, 1.0, None),  # ... brought a trickle (fewer than one a tick): another
+    (10.03, False, 500, 30, 1.0, 10.1),  # ... brought more than one a tick: bursts from the next tick
+    (10.03, False, 500, 500, 0.2, 10.03),  # ... came full: a backlog, ask again at once
+    (10.03, True, 500, 0, 0.001, None),  # a burst found nothing: traffic stopped, a plain request
+    (10.03, True, 500, 7, 0.001, 10.1),  # a burst brought some: the next tick
+    (10.03, True, 500, 500, 0.01, 10.03),  # a full burst: a backlog, ask again at once
+    (10.1, True, 500, 3, 0.001, 10.2),  # on a tick: the next one, never the same instant again
 ])
-def test_bursts_are_fetched_on_a_shared_tick_unless_a_backlog_or_a_trickle(now, burst, asked, got, gap, then):
-    at = next_burst(now, 0.1, burst=burst, asked=asked, got=got, gap_s=gap)
+def test_bursts_are_fetched_on_a_shared_tick_unless_a_backlog_or_a_trickle(now, burst, asked, got, lasted, then):
+    at = next_burst(now, 0.1, burst=burst, asked=asked, got=got, lasted_s=lasted)
     assert at == then if then is None else at == pytest.approx(then)
 
 
@@ -190,19 +189,25 @@ async def test_lingering_every_message_is_handed_over_once_in_order_a_backlog_in
     assert puller._requests.open is None
 
 
-async def test_lingering_a_quiet_stream_waits_for_one_then_fetches_what_came_after_it(nc):
+async def test_lingering_a_busy_stream_is_fetched_in_bursts_and_a_quiet_one_waits_again(nc):
     await consumer(nc, 0)
     got: list[bytes] = []
-    puller = Puller(nc, "S", "c", batch=10, expires_s=0.3, room=lambda: 10, deliver=lambda s, r, d: got.append(d),
-                    linger_s=0.05)
+    puller = Puller(nc, "S", "c", batch=1000, expires_s=0.3, room=lambda: 1000,
+                    deliver=lambda s, r, d: got.append(d), linger_s=0.05)
     stop = asyncio.Event()
     task = asyncio.get_running_loop().create_task(puller.run(stop))
-    await eventually(lambda: puller._requests.sent >= 2, what="a wait for one expired and renewed")
-    assert puller._requests.asked == 1
-    for i in range(25):  # a message alone, then two in quick succession: bursts from then on
+    await eventually(lambda: puller._requests.sent >= 2, what="a plain request expired and renewed")
+    published = 0
+    while not puller._burst and published < 100_000:  # more than one a tick: once expired, bursts follow
+        await nc.jetstream().publish("s.x", str(published).encode())
+        published += 1
+    assert puller._burst
+    for i in range(published, published + 50):
         await nc.jetstream().publish("s.x", str(i).encode())
-    await eventually(lambda: len(got) == 25, what="the first ones, then the rest in bursts")
-    assert [int(d) for d in got] == list(range(25))
-    await eventually(lambda: puller._requests.asked == 1, what="back to waiting for one once a burst found none")
+    published += 50
+    await eventually(lambda: len(got) == published, what="every message, through bursts")
+    assert [int(d) for d in got] == list(range(published))
+    await eventually(lambda: not puller._burst and puller._requests.open is not None,
+                     what="back to a plain request once a burst found none")
     stop.set()
     await asyncio.wait_for(task, 10)
