@@ -3,10 +3,11 @@
 Any number of archivers share one durable pull consumer (``archiver``) on each message stream
 (``bus.message_streams``); JetStream hands each message to one of them, in stream order. Messages
 come in through ``bus.pull.Puller`` (one inbox per stream, one pull request open at a time, the
-stream sequence read off the ack subject: no per-message task, future or metadata object), which fetches
-what is pending every ``archiver_linger_s`` on a tick shared by every stream rather than each message as it
-comes (at a few hundred messages a second, a wakeup per message was most of the archiver's CPU; ADR 0038),
-and are gathered into batches (``archiver_batch``, or what came within ``COALESCE_S``: one tick's bursts). A batch is written in
+stream sequence read off the ack subject: no per-message task, future or metadata object); once a stream
+brings more than one message a tick, its puller fetches what is pending every ``archiver_linger_s`` on a
+tick shared by every stream rather than taking each message as it comes (at a few hundred messages a second,
+a wakeup per message was most of the archiver's CPU; ADR 0038). They are gathered into batches
+(``archiver_batch``, or what came within ``COALESCE_S``: one tick's bursts). A batch is written in
 one store call (idempotent: a redelivered message rewrites the same row) and acked only after the
 write succeeded: one ack per message (several archivers share the durable, so a cumulative ack could
 ack another's messages before they are written), all of a batch in one write to NATS. An archiver

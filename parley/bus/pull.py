@@ -168,7 +168,7 @@ class Puller:
         self._wake.set()
 
     def _next(self, now: float) -> tuple[str, bytes] | None:
-        """The request to send now, if any: a plain one; lingering, a wait for one message or a burst."""
+        """The request to send now, if any: a plain one (it waits), or lingering and on a tick, a burst."""
         room = self._room()
         if self._linger <= 0:
             return self._requests.next(room, now)
