@@ -214,6 +214,8 @@ class Settings:
     # workers
     archiver_batch: int = 500
     archiver_concurrency: int = 4  # batches written at once
+    # the archiver fetches what is pending this often, not each message as it comes (0: as it comes; ADR 0038)
+    archiver_linger_s: float = 0.1
     archiver_host: str = "127.0.0.1"
     archiver_port: int = 8075  # health endpoints
     # a message an archiver took and neither acked nor gave back (it died) goes to another after this
@@ -276,6 +278,8 @@ class Settings:
             raise SettingsError(f"{PREFIX}LIVE_JOIN_BACKLOG={self.live_join_backlog!r} must be from 0 to 1000")
         if not 0 <= self.live_metrics_top_rooms <= 1000:
             raise SettingsError(f"{PREFIX}LIVE_METRICS_TOP_ROOMS={self.live_metrics_top_rooms!r} must be 0 to 1000")
+        if not 0 <= self.archiver_linger_s <= 1:
+            raise SettingsError(f"{PREFIX}ARCHIVER_LINGER_S={self.archiver_linger_s!r} must be 0 (no linger) to 1")
         if self.hash_concurrency < 0:
             raise SettingsError(f"{PREFIX}HASH_CONCURRENCY={self.hash_concurrency!r} must be 0 (2 x CPU cores) or more")
         if not self.nats_servers():

@@ -3,8 +3,11 @@
 Any number of archivers share one durable pull consumer (``archiver``) on each message stream
 (``bus.message_streams``); JetStream hands each message to one of them, in stream order. Messages
 come in through ``bus.pull.Puller`` (one inbox per stream, one pull request open at a time, the
-stream sequence read off the ack subject: no per-message task, future or metadata object) and are
-gathered into batches (``archiver_batch``, or what came within ``COALESCE_S``). A batch is written in
+stream sequence read off the ack subject: no per-message task, future or metadata object); once a stream
+brings more than one message a tick, its puller fetches what is pending every ``archiver_linger_s`` on a
+tick shared by every stream rather than taking each message as it comes (at a few hundred messages a second,
+a wakeup per message was most of the archiver's CPU; ADR 0038). They are gathered into batches
+(``archiver_batch``, or what came within ``COALESCE_S``: one tick's bursts). A batch is written in
 one store call (idempotent: a redelivered message rewrites the same row) and acked only after the
 write succeeded: one ack per message (several archivers share the durable, so a cumulative ack could
 ack another's messages before they are written), all of a batch in one write to NATS. An archiver
@@ -188,12 +191,14 @@ class Batcher:
 
     def _done(self, task: asyncio.Task[None], count: int) -> None:
         self.writing.discard(task)
+        was_full = self.room() == 0
         self.held -= count
         if not task.cancelled() and task.exception() is not None and self.failed is None:
             self.failed = task.exception()  # a write that crashed stops us
             self.crashed.set()
-        for puller in self.pullers:
-            puller.wake()
+        if was_full:  # the pullers stopped asking for want of room: they may ask again (else they never stopped)
+            for puller in self.pullers:
+                puller.wake()
 
     async def finish(self) -> None:
         self.cut()
@@ -216,7 +221,7 @@ async def archive(settings: Settings, store: Archive, nc: BusClient, stop: async
     repairs = await serve_repairs(settings, store, nc)
     batcher = Batcher(settings, store, nc, stop, metrics)
     batcher.pullers = [Puller(nc, stream, bus.ARCHIVER, batch=settings.archiver_batch, expires_s=PULL_EXPIRES_S,
-                              room=batcher.room, deliver=batcher.deliver)
+                              room=batcher.room, deliver=batcher.deliver, linger_s=settings.archiver_linger_s)
                        for stream in bus.message_streams(settings)]
     halt = asyncio.Event()  # stop, or a write crashed
     loop = asyncio.get_running_loop()

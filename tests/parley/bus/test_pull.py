@@ -1,6 +1,7 @@
 """The pull loop's pure parts (ack subjects, status lines, which request is open), then ``Puller``
 against a real nats-server: every message handed over once, acks in one write move the ack floor,
-an idle request expires (408) and the next goes out, a stop waits for the open request to end."""
+an idle request expires (408) and the next goes out, a stop waits for the open request to end; lingering
+(``linger_s``), the same with what is pending fetched in bursts (``no_wait``) on a shared tick."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
 from parley import bus
-from parley.bus.pull import ACK, MARGIN_S, Puller, PullRequests, status_of, stream_sequence
+from parley.bus.pull import ACK, MARGIN_S, Puller, PullRequests, next_burst, status_of, stream_sequence
 from parley.settings import Settings
 from tests.poll import eventually
 
@@ -146,5 +147,67 @@ async def test_no_room_means_no_request(nc):
     room[0] = 3
     puller.wake()
     await eventually(lambda: len(got) == 3, what="three delivered once there was room for three")
+    stop.set()
+    await asyncio.wait_for(task, 10)
+
+
+def test_a_no_wait_request_has_no_expiry_so_it_ends_once_what_is_pending_came():
+    r = PullRequests("_INBOX.x", batch=500, expires_s=1.0)
+    _, body = r.next(room=2000, now=0.0, no_wait=True)
+    assert orjson.loads(body) == {"batch": 500, "no_wait": True} and r.asked == 500
+    r.on_status("_INBOX.x.1", "404")
+    _, body = r.next(room=30, now=0.0)
+    assert orjson.loads(body) == {"batch": 30, "expires": 1_000_000_000} and r.asked == 30
+
+
+@pytest.mark.parametrize(("now", "burst", "asked", "got", "lasted", "then"), [
+    (10.03, False, 500, 0, 1.0, None),  # a plain request expired empty: another
+    (10.03, False, 500, 4, 1.0, None),  # ... brought a trickle (fewer than one a tick): another
+    (10.03, False, 500, 30, 1.0, 10.1),  # ... brought more than one a tick: bursts from the next tick
+    (10.03, False, 500, 500, 0.2, 10.03),  # ... came full: a backlog, ask again at once
+    (10.03, True, 500, 0, 0.001, None),  # a burst found nothing: traffic stopped, a plain request
+    (10.03, True, 500, 7, 0.001, 10.1),  # a burst brought some: the next tick
+    (10.03, True, 500, 500, 0.01, 10.03),  # a full burst: a backlog, ask again at once
+    (10.1, True, 500, 3, 0.001, 10.2),  # on a tick: the next one, never the same instant again
+])
+def test_bursts_are_fetched_on_a_shared_tick_unless_a_backlog_or_a_trickle(now, burst, asked, got, lasted, then):
+    at = next_burst(now, 0.1, burst=burst, asked=asked, got=got, lasted_s=lasted)
+    assert at == then if then is None else at == pytest.approx(then)
+
+
+async def test_lingering_every_message_is_handed_over_once_in_order_a_backlog_in_full_bursts(nc):
+    await consumer(nc, 1234)
+    got: list[bytes] = []
+    puller = Puller(nc, "S", "c", batch=100, expires_s=1.0, room=lambda: 250, deliver=lambda s, r, d: got.append(d),
+                    linger_s=0.05)
+    stop = asyncio.Event()
+    task = asyncio.get_running_loop().create_task(puller.run(stop))
+    await eventually(lambda: len(got) == 1234, what="every message delivered")
+    assert [int(d) for d in got] == list(range(1234))
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    assert puller._requests.open is None
+
+
+async def test_lingering_a_busy_stream_is_fetched_in_bursts_and_a_quiet_one_waits_again(nc):
+    await consumer(nc, 0)
+    got: list[bytes] = []
+    puller = Puller(nc, "S", "c", batch=1000, expires_s=0.3, room=lambda: 1000,
+                    deliver=lambda s, r, d: got.append(d), linger_s=0.05)
+    stop = asyncio.Event()
+    task = asyncio.get_running_loop().create_task(puller.run(stop))
+    await eventually(lambda: puller._requests.sent >= 2, what="a plain request expired and renewed")
+    published = 0
+    while not puller._burst and published < 100_000:  # more than one a tick: once expired, bursts follow
+        await nc.jetstream().publish("s.x", str(published).encode())
+        published += 1
+    assert puller._burst
+    for i in range(published, published + 50):
+        await nc.jetstream().publish("s.x", str(i).encode())
+    published += 50
+    await eventually(lambda: len(got) == published, what="every message, through bursts")
+    assert [int(d) for d in got] == list(range(published))
+    await eventually(lambda: not puller._burst and puller._requests.open is not None,
+                     what="back to a plain request once a burst found none")
     stop.set()
     await asyncio.wait_for(task, 10)
