@@ -2,10 +2,10 @@
 
 The target is read from the store (one row by its id: the ``messages_by_conv`` index, or one Cassandra
 partition) and brought up to date with the conversation's unarchived tail in the stream (usually a few
-messages: the archiver writes within ``COALESCE_S``), so a reaction right after a delete is refused here, not
-only ignored by the archiver. A target the archiver has not written yet is read from the stream, from its own
-sequence on. The archiver still applies every action in stream order (``parley.actions.apply``), so what two
-nodes let through at the same moment ends the same everywhere.
+messages: the archiver writes within ``archiver_linger_s`` + ``COALESCE_S``), so a reaction right after a delete
+is refused here, not only ignored by the archiver. A target the archiver has not written yet is read from the
+stream, from its own sequence on. The archiver still applies every action in stream order
+(``parley.actions.apply``), so what two nodes let through at the same moment ends the same everywhere.
 
 A resend of a delete that was stored (its cid is the target's ``delete_cid``) is answered ``duplicate``, like
 a resent message, though the target is now deleted.
