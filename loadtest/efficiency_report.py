@@ -1,13 +1,15 @@
 """The efficiency table (Parley beside the bare baseline, with ratios), from ``efficiency.jsonl`` records.
 
 Pure: records in, Markdown lines out. ``newest_run`` picks the lines of the newest run (they share
-``run``); ``table`` puts each figure of each workload in a row: Parley, baseline, Parley / baseline.
+``run``); ``table`` puts each figure of each workload in a row: Parley, baseline, Parley / baseline, and
+``spread`` says how Parley's main figures varied over every run recorded of the same commit.
 The docs' ``efficiency`` region (``loadtest.docs``) and the bench's own printout both use it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from statistics import median
 from typing import Any
 
 from parley.loadtest.efficiency_accounting import same_load
@@ -74,7 +76,7 @@ def table(records: Sequence[dict[str, Any]]) -> list[str]:
                    f"{times(ratio(pv, bv))} |")
         if label == MAX:
             out.append(same_load_row(workload, p, b))
-    return out + ["", *notes(run, by)]
+    return out + ["", *notes(run, by), *spread(records)]
 
 
 def same_load_row(workload: str, p: dict[str, Any] | None, b: dict[str, Any] | None) -> str:
@@ -126,3 +128,33 @@ def notes(run: list[dict[str, Any]], by: dict[tuple[str, str], dict[str, Any]]) 
             f"connections; Parley is one node with every worker and nats-server, all counted. "
             f"CPU and deliveries over the same window; costs quoted at: {rules}. Ledger: {lost}."
             f"{generator(by)}"]
+
+
+# Parley's figures compared across runs of one commit: (workload, label, how to read it, format)
+SPREAD: list[tuple[str, str, Callable[[dict[str, Any]], Any], Fmt]] = [
+    ("dm", "dm CPU ms per delivery (quoted)", lambda r: r["cpu_ms_per_delivery"], cost),
+    ("dm", "at max", lambda r: r.get("cpu_ms_per_delivery_at_max"), cost),
+    ("fanout", "fan-out (quoted)", lambda r: r["cpu_ms_per_delivery"], cost),
+    ("fanout", "at max", lambda r: r.get("cpu_ms_per_delivery_at_max"), cost),
+    ("idle", "KB per connection", lambda r: r["kb_per_conn"], one),
+    ("idle", "connects/s", lambda r: r["connects_per_s"], whole),
+]
+
+
+def spread(records: Sequence[dict[str, Any]]) -> list[str]:
+    """When the newest run's commit was recorded more than once (same tree state): each figure's lowest,
+    highest and median over those runs — on a shared machine one run's quoted figure can be luck."""
+    run = newest_run(records)
+    if not run:
+        return []
+    commit, clean = run[0]["commit"], run[0]["clean_tree"]
+    same = [r for r in records if r["system"] == "parley" and r["commit"] == commit and r["clean_tree"] == clean]
+    runs = {r["run"] for r in same}
+    if len(runs) < 2:
+        return []
+    parts = []
+    for workload, label, read, fmt in SPREAD:
+        values = sorted(v for r in same if r["workload"] == workload and (v := read(r)) is not None)
+        if values:
+            parts.append(f"{label} {fmt(values[0])}–{fmt(values[-1])} (median {fmt(median(values))})")
+    return ["", f"Parley over the {len(runs)} runs of commit {str(commit)[:10]}: {'; '.join(parts)}."]

@@ -75,6 +75,18 @@ def test_the_note_says_where_costs_were_quoted_the_tree_and_the_ledger() -> None
     assert "baseline dm: generator 97%, server core 60% ours of 90% busy" in note
 
 
+def test_runs_of_one_commit_say_how_far_apart_they_were_and_their_median() -> None:
+    runs = [run("2026-12-02T10:00:00+00:00", 0.5), run("2026-12-02T11:00:00+00:00", 0.3),
+            run("2026-12-02T12:00:00+00:00", 0.4)]
+    for r in runs[0]:
+        r["commit"] = "ffffffffffffffff"  # another commit's run: not counted
+    lines = table([r for one in runs for r in one])
+    assert lines[-1] == ("Parley over the 2 runs of commit 0123456789: dm CPU ms per delivery (quoted) "
+                         "0.3000–0.4000 (median 0.3500); KB per connection 45.0–45.0 (median 45.0); "
+                         "connects/s 300–300 (median 300).")
+    assert not table(runs[0])[-1].startswith("Parley over")  # one run: nothing to compare
+
+
 def test_no_run_yet_says_so() -> None:
     assert table([])[-1].startswith("No efficiency run recorded yet")
 
