@@ -306,7 +306,7 @@ class EdgeNode:
         if bad is not None:  # after the welcome: the device syncs as a new one
             link.send(protocol.error_bytes(BadRequest(f"cursor not accepted ({bad}); syncing from the start",
                                                       code="bad_cursor")))
-        # no write of its own: the welcome goes out with the first frames after it (the first sync's, ADR 0039)
+        link.wake()  # the welcome now, not with the first sync's frames: that sync can wait on an unreachable shard
         self.hub.attach(link)
         if self.draining:  # the drain began during this hello: it may have listed its connections already
             link.core.drain(protocol.frame_bytes(protocol.moved_frame(None, [])), CLOSE_DRAINING, "node is draining")

@@ -220,10 +220,15 @@ async def test_a_send_older_than_the_dedup_window_is_looked_up_before_it_is_sent
     login = await account.login(alice.name, PASSWORD)
     first = Device(http, login["node"]["url"], account.token)  # the same device, before the outage
     await first.connect()
+    before = first.cursor
     stored = await first.send(conv, "stored, answer lost", cid="long-ago-1")
+    # the cursor the device took past its own message: the link resumes from it, so the node does not send that
+    # message again (that alone would settle it) and only the history lookup can tell it was stored
+    await eventually(lambda: first.cursor not in (None, before), what="a cursor offered past the message")
     await first.close()
     frames: list[dict] = []
     link = RecordingLink(http, account, frames.append, lambda _: None)
+    link.cursor = first.cursor
     long_ago = asyncio.get_running_loop().time() - 1000
     for cid, body in (("long-ago-1", "stored, answer lost"), ("long-ago-2", "never stored")):
         link.pending[cid] = {"type": "send", "cid": cid, "conv": conv, "body": body}
