@@ -30,8 +30,10 @@ def get_json(url: str) -> dict:
 
 def up_command(run_dir, *extra: str) -> tuple[list[str], dict[str, int], int]:
     ports = {name: free_port() for name in ("nats", "api", "discovery", "archiver", "presence")}
+    # parley up puts extra NATS servers on the NATS port + 1, + 2 and the second node on the node port + 1
+    taken = {*ports.values(), ports["nats"] + 1, ports["nats"] + 2}
     node_port = free_port()
-    while node_port + 1 in ports.values():
+    while {node_port, node_port + 1} & taken:
         node_port = free_port()
     cmd = [sys.executable, "-m", "parley", "up", "--run-dir", str(run_dir),
            "--nats-port", str(ports["nats"]), "--api-port", str(ports["api"]),
