@@ -33,7 +33,6 @@ tests/parley/bus/test_ordered.py fails when an upgrade changes what this relies 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -94,15 +93,16 @@ class OrderedSub:
     """A subscription dispatched inline; in nats-py's ``_subs`` table, read there on reconnect (``_subject``,
     ``_queue``, ``_max_msgs``, ``_received``), drain (``_drain``) and close (the task and iterator fields)."""
 
-    __slots__ = ("_id", "_subject", "_queue")
+    __slots__ = ("_id", "_subject")
+    _queue = ""
     _max_msgs = 0
     _received = 0
     _wait_for_msgs_task = None
     _message_iterator = None
     _pending_next_msgs_calls = None
 
-    def __init__(self, sid: int, subject: str, queue: str = "") -> None:
-        self._id, self._subject, self._queue = sid, subject, queue
+    def __init__(self, sid: int, subject: str) -> None:
+        self._id, self._subject = sid, subject
 
     async def _drain(self) -> None:
         """The client drains before closing: nothing is queued here to wait for."""
@@ -121,21 +121,18 @@ class BusClient(Client):
         self._reply_lock = asyncio.Lock()
         self._reply_count = 0
 
-    async def subscribe_ordered(self, subject: str, handler: Handler, queue: str = "") -> OrderedSub:
-        """``queue``: a queue group, so a message matching several of this client's subscriptions in the group
-        comes once, to one of them (none uses one today: docs/adr/0033, "Withdrawn")."""
-        return await self._subscribe(subject, queue, handler, None)
+    async def subscribe_ordered(self, subject: str, handler: Handler) -> OrderedSub:
+        return await self._subscribe(subject, handler, None)
 
-    async def subscribe_headed(self, subject: str, handler: HeadedHandler, queue: str = "") -> OrderedSub:
+    async def subscribe_headed(self, subject: str, handler: HeadedHandler) -> OrderedSub:
         """``subscribe_ordered`` whose handler gets the header block as it came (None without one)."""
-        return await self._subscribe(subject, queue, None, handler)
+        return await self._subscribe(subject, None, handler)
 
-    async def _subscribe(self, subject: str, queue: str, handler: Handler | None,
-                         headed: HeadedHandler | None) -> OrderedSub:
+    async def _subscribe(self, subject: str, handler: Handler | None, headed: HeadedHandler | None) -> OrderedSub:
         if self.is_closed:
             raise ConnectionClosedError
         self._sid += 1
-        sub = OrderedSub(self._sid, subject, queue)
+        sub = OrderedSub(self._sid, subject)
         self._subs[sub._id] = sub  # type: ignore[assignment]  # duck-typed: what nats-py reads of it
         if headed is not None:
             self._headed[sub._id] = headed
@@ -145,26 +142,13 @@ class BusClient(Client):
         return sub
 
     async def unsubscribe_ordered(self, *subs: OrderedSub) -> None:
-        """A queue group's subscription is handled until the server has its unsubscription (one flush for all
-        of ``subs``): the messages it chose this one for meanwhile would otherwise be lost to the group's others."""
         live = not self.is_closed and not self.is_reconnecting
-        queued = [sub for sub in subs if sub._queue] if live else []
         for sub in subs:
-            if sub._queue and live:
-                await self._send_unsubscribe(sub._id)
-                continue
             self._ordered.pop(sub._id, None)
             self._headed.pop(sub._id, None)
             self._subs.pop(sub._id, None)
             if live:
                 await self._send_unsubscribe(sub._id)
-        if queued:
-            with contextlib.suppress(Exception):  # not answered: dropped all the same (a reconnect resyncs)
-                await self.flush(timeout=5)
-            for sub in queued:
-                self._ordered.pop(sub._id, None)
-                self._headed.pop(sub._id, None)
-                self._subs.pop(sub._id, None)
 
     async def flush(self, timeout: int = 10) -> None:
         """The server has read everything sent before this call once it returns. nats-py's own ``flush`` writes

@@ -92,35 +92,6 @@ async def test_ordered_subscriptions_deliver_in_order_survive_a_reconnect_and_st
     await nc.close()
 
 
-async def test_a_queue_group_hands_a_message_matching_several_subscriptions_over_once_and_loses_none_on_leaving(
-        nats_port):
-    """An edge node's two DM members' subscriptions (docs/adr/0033): a DM between them comes once; unsubscribing
-    one loses nothing the server had already chosen it for."""
-    port, _ = nats_port
-    nc, other = BusClient(), BusClient()
-    await nc.connect(f"nats://127.0.0.1:{port}")
-    await other.connect(f"nats://127.0.0.1:{port}")
-    got: list[bytes] = []
-    elsewhere: list[bytes] = []
-    a = await nc.subscribe_ordered("dm.a.*", lambda s, h, d: got.append(d), queue="node1")
-    await nc.subscribe_ordered("dm.*.b", lambda s, h, d: got.append(d), queue="node1")
-    await other.subscribe_ordered("dm.a.*", lambda s, h, d: elsewhere.append(d), queue="node2")
-    await other.flush()
-    for i in range(200):
-        await nc.publish("dm.a.b", b"%d" % i)
-    await nc.publish("dm.a.c", b"only a")
-    await nc.unsubscribe_ordered(a)  # while some of those are on their way to it
-    for i in range(200, 210):
-        await nc.publish("dm.a.b", b"%d" % i)
-    await nc.flush()
-    await other.flush()
-    await eventually(lambda: len(got) >= 211 and len(elsewhere) >= 211, what="every message, once per node")
-    assert sorted(got) == sorted([b"%d" % i for i in range(210)] + [b"only a"])  # none twice, none lost
-    assert sorted(elsewhere) == sorted(got)  # another node's group is its own
-    await nc.close()
-    await other.close()
-
-
 DELIVERY_HEADERS = (b"NATS/1.0\r\nNats-Stream: parley-0\r\nNats-Subject: msg.0.dm.alice.bob\r\nNats-Sequence: 42\r\n"
                     b"Nats-Time-Stamp: 2026-12-03T13:00:00.123456789Z\r\nNats-Last-Sequence: 41\r\n"
                     b"Nats-Msg-Id: a:b:c\r\nX-Odd:  spaced  \r\n\r\n")
