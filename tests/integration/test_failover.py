@@ -68,8 +68,12 @@ async def test_dead_node_leaves_placement_on_its_own(world, cluster):
         assert ids == ["node1"]
     finally:
         cluster.start_node(1)
-    placed = await world.api.call("GET", "/v1/place", alice.token)
-    assert {placed["node"]["id"]} | {n["id"] for n in placed["fallbacks"]} == {"node1", "node2"}
+
+    async def both_placed() -> bool:  # back once its first beat reached discovery, not when it first answers
+        placed = await world.api.call("GET", "/v1/place", alice.token)
+        return {placed["node"]["id"]} | {n["id"] for n in placed["fallbacks"]} == {"node1", "node2"}
+
+    await eventually(both_placed, timeout=5 * cluster.settings.node_ttl_s, every=0.2, what="node2 placed again")
 
 
 async def test_stopped_node_leaves_at_once_and_login_places_on_the_least_loaded(world, cluster):
