@@ -28,6 +28,7 @@ from collections.abc import Set as AbstractSet
 from typing import Any
 
 from parley.node.attachments import AttachmentClaims
+from parley.node.cursors import Cursors
 from parley.node.events import ConversationEvents
 from parley.node.link import DeviceLink
 from parley.node.live.hall import LiveHall
@@ -38,7 +39,7 @@ from parley.node.targets import Duplicate, Targets
 
 from parley import protocol
 from parley.bus.outage import as_unavailable
-from parley.cursor import BadCursor, open_cursor
+from parley.cursor import BadCursor
 from parley.errors import CLOSE_ABUSE, BadRequest, ParleyError, PeerError, RateLimited, Unavailable
 from parley.ids import ConversationId, UserId, dedup_id
 from parley.messages import encode_payload
@@ -49,7 +50,6 @@ from parley.shards import Vector
 from parley.store import AttachmentRef
 
 log = logging.getLogger("parley.node")
-OPENED_MAX = 4096  # acked cursor tokens kept opened (cleared when full)
 
 PresenceReader = Callable[[list[str], AbstractSet[str]], Awaitable[list[dict[str, Any]]]]  # (users, hidden)
 
@@ -61,11 +61,10 @@ def now_ms() -> int:
 class FrameHandler:
     def __init__(self, settings: Settings, metrics: NodeMetrics, *, membership: MembershipCheck,
                  publisher: Publisher, events: ConversationEvents, on_cursor: Callable[[DeviceLink], None],
-                 sync: Callable[[DeviceLink, Vector], None], cursor_key: bytes, targets: Targets) -> None:
+                 sync: Callable[[DeviceLink, Vector], None], cursors: Cursors, targets: Targets) -> None:
         self._settings, self._metrics = settings, metrics
         self._membership, self._publisher, self._events = membership, publisher, events
-        self._on_cursor, self._sync, self._cursor_key = on_cursor, sync, cursor_key
-        self._opened: dict[str, Vector] = {}  # cursors acked lately: devices at one position ack the same one
+        self._on_cursor, self._sync, self._cursors = on_cursor, sync, cursors
         self._targets = targets  # replies' and actions' targets (ADR 0025)
         self._buckets: dict[str, TokenBucket] = {}  # send budgets, per user on this node
         self._rates = settings.frame_rates()
@@ -214,17 +213,11 @@ class FrameHandler:
                               retry_after_ms=int(bucket.retry_after() * 1000) + 1)
 
     def _open(self, token: str) -> Vector:
-        """The token checked (an HMAC) once while it is in ``_opened``, not at every device's ack (ADR 0034)."""
-        opened = self._opened.get(token)
-        if opened is None:
-            try:
-                opened = open_cursor(self._cursor_key, token)
-            except BadCursor as err:
-                raise BadRequest(f"cursor not accepted: {err}", code="bad_cursor") from None
-            if len(self._opened) >= OPENED_MAX:
-                self._opened.clear()
-            self._opened[token] = opened
-        return dict(opened)
+        """The token opened: from memory if this node sealed or opened it lately (ADR 0034, 0042), else checked."""
+        try:
+            return self._cursors.open(token)
+        except BadCursor as err:
+            raise BadRequest(f"cursor not accepted: {err}", code="bad_cursor") from None
 
     async def _admit(self, link: DeviceLink, frame: protocol.Send) -> None:
         sends = self._sends.get(link)

@@ -5,9 +5,12 @@ which a node listens while a member is connected (DMs through the user's ``evt.d
 groups through ``groups.GroupRoutes``). Receipts are saved, so a device that was away, or a member
 list, can read them later (``GET /v1/conversations/{conv}/receipts``), and announced:
 - delivered: when a device acks messages from others, once per user and conversation per new mark;
-  saved in batches with the device cursors (``flush``). In a DM on the event subject (both members
-  see it); in a group only to the senders of the messages the ack covers (their control subjects):
+  saved in batches with the device cursors (``flush``). In a DM on the event subject, to the other
+  member's devices (not the acker's own: nothing to show there, ADR 0042); in a group only to the senders
+  of the messages the ack covers (their control subjects):
   broadcasting every member's receipt to every member would cost members² frames per message.
+  A delivered receipt goes with the next frames written to the device, or at the node's next cursor round
+  (``DeviceLink.send_later``, within ``cursor_every_s``): it need not cost a write of its own.
 - read: a ``read`` frame, never past the conversation's last message; saved before it is announced.
   In a DM to both members; in a group to the reader's own devices only (others fetch the marks).
 """
@@ -67,11 +70,21 @@ class ConversationEvents:
                                                                    ttl_ms=self._ttl_ms()))
                 skip: str | None = user
             case wire.ReceiptNotice(user=user, status=status, upto=upto):
-                frame, skip = protocol.frame_bytes(protocol.receipt_frame(conv=conv, user=user, status=status,
-                                                                          upto=upto)), None
+                # a delivered mark is news to the other member only (protocol.md §5; ADR 0042): the acker's own
+                # devices are not told what one of them acked. A read mark goes to the reader's devices too.
+                skip = user if status == "delivered" else None
+                if only is not None and only == skip:  # this copy came for the acker's devices: nobody to tell
+                    return
+                frame = protocol.frame_bytes(protocol.receipt_frame(conv=conv, user=user, status=status, upto=upto))
             case _:
                 return
-        for link in self._hub.of_user(only) if only else self._hub.of_conversation(conv):
+        links = self._hub.of_user(only) if only else self._hub.of_conversation(conv)
+        if skip is not None and isinstance(event, wire.ReceiptNotice):  # delivered: with the next write (ADR 0042)
+            for link in links:
+                if link.user != skip:
+                    link.send_later(frame)
+            return
+        for link in links:
             if link.user != skip:
                 link.send(frame)
 
@@ -104,7 +117,10 @@ class ConversationEvents:
         frame = protocol.frame_bytes(protocol.receipt_frame(conv=str(event.conv), user=event.user, status=event.status,
                                                             upto=event.upto))
         for link in self._hub.of_user(user):
-            link.send(frame)
+            if event.status == "delivered":  # with the next write (ADR 0042)
+                link.send_later(frame)
+            else:
+                link.send(frame)
 
     async def read(self, link: DeviceLink, conv: ConversationId, upto: int) -> None:
         last = await self._reads.last_of(await self._homes.of(conv), conv)

@@ -4,7 +4,9 @@ The session (``node/session.py``) decides what to send and when to sync; the lin
 turns the session's ``SyncFrom`` actions into sync rounds (through ``on_sync``). Frames the session
 queued are written once per event-loop turn: a burst of deliveries to a device is one ``writelines``
 (one syscall), not a wakeup and a send per frame; and the links with something to write in a turn are
-written from one callback for the node (``Flushes``), not one callback each (docs/adr/0027). A task
+written from one callback for the node (``Flushes``), not one callback each (docs/adr/0027). A frame that
+need not cost a write of its own (a delivered receipt: ``send_later``) waits for the next write, or the node's
+next cursor round (``write_held``), whichever comes first (docs/adr/0042). A task
 (the *pump*) exists only while it is needed: the socket's buffer is full (a slow device: frames wait in
 the session's queue, and one that falls ``max_queue`` frames behind is closed (4009) and resumes from
 its cursor), the connection negotiated compression (aiohttp writes those frames), or the link is
@@ -77,7 +79,7 @@ class Flushes:
 class DeviceLink:
     __slots__ = ("ws", "user", "device", "session", "conn_id", "core", "budget", "_on_sync", "_on_sent",
                  "_cursor_frame", "_on_moved", "_transport", "_room", "_scheduled", "_pump", "moved", "ends",
-                 "_flushes", "cursor_due")
+                 "_flushes", "cursor_due", "_on_later")
 
     def __init__(
         self,
@@ -92,11 +94,13 @@ class DeviceLink:
         transport: Transport | None = None,
         on_moved: Callable[[DeviceLink], None] | None = None,
         flushes: Flushes | None = None,
+        on_later: Callable[[DeviceLink], None] | None = None,
     ) -> None:
         """``transport``: the connection's socket, written directly when the connection is not compressed
         (else frames go through ``ws``). ``on_moved``: called when frames are queued while ``moved`` is
         false (the node offers cursors to those links only). ``flushes``: the node's, shared by its links
-        (without one, the link schedules its own writes)."""
+        (without one, the link schedules its own writes). ``on_later``: called when a frame is queued to go with
+        the next write (``send_later``); the node writes such links at its next cursor round at the latest."""
         self.ws = ws
         self.user = claims.user
         self.device = claims.device
@@ -112,6 +116,7 @@ class DeviceLink:
         self._room: asyncio.Event | None = None  # made when a sync round waits for room
         self._scheduled = False  # a flush is due this loop turn
         self._flushes = flushes
+        self._on_later = on_later
         self._pump: asyncio.Task[None] | None = None
         self.moved = False
         self.cursor_due = False  # a cursor is offered with the next frames written (``_flush``)
@@ -148,6 +153,17 @@ class DeviceLink:
     def send(self, frame: bytes) -> None:
         self.core.send(frame)
         self._queued()
+
+    def send_later(self, frame: bytes) -> None:
+        """Queue a frame that need not cost a write of its own (a delivered receipt, ADR 0042): it goes with the next
+        frames written to the device, or when the node calls ``wake`` (its next cursor round), whichever is first.
+        Without ``on_later``, as ``send``."""
+        if self._on_later is None:
+            self.send(frame)
+            return
+        self.core.send(frame)
+        if not self._scheduled:
+            self._on_later(self)
 
     def close(self, code: int, reason: str, *, flush: bool = True) -> None:
         self.core.close(code, reason, flush=flush)
@@ -192,6 +208,11 @@ class DeviceLink:
     def wake(self) -> None:
         """Frames were queued on the session directly (a sync round): let the writer send them."""
         self._queued()
+
+    def write_held(self) -> None:
+        """Write what ``send_later`` queued, if nothing took it along meanwhile (the node's cursor round)."""
+        if not self.closed:
+            self._queued(moved=False)  # held frames do not move the device's position
 
     def _queued(self, moved: bool = True) -> None:
         if moved and not self.moved and self._on_moved is not None:

@@ -19,6 +19,7 @@ from functools import partial
 from aiohttp import WSMsgType, web
 from parley.node.bounds import ShardWatch
 from parley.node.counted import CountedReads
+from parley.node.cursors import Cursors
 from parley.node.dispatch import FrameHandler
 from parley.node.events import ConversationEvents
 from parley.node.groups import GroupRoutes
@@ -41,7 +42,7 @@ from parley import protocol
 from parley.bus import BusClient, JetStreamReads, StreamReads, publish_chained
 from parley.bus.ordered import stream_position
 from parley.bus.repair import ask_repair
-from parley.cursor import BadCursor, cursor_key, open_cursor, seal_cursor
+from parley.cursor import BadCursor, cursor_key, open_cursor
 from parley.errors import (
     CLOSE_DRAINING,
     CLOSE_GOING_AWAY,
@@ -62,7 +63,7 @@ log = logging.getLogger("parley.node")
 RESYNC_WAVE = 200  # after a NATS reconnect, connections resync this many at a time
 RESYNC_PAUSE_S = 0.1
 UNSAVED_CURSORS_MAX = 100_000  # acked cursors kept for the store while it is down; past it the oldest go
-SEALED_MAX = 4096  # sealed cursors kept between two rounds of offers (devices at one position share one)
+SEALED_MAX = 4096  # cursor frames kept between two rounds of offers (devices at one position share one)
 
 
 class EdgeNode:
@@ -77,9 +78,10 @@ class EdgeNode:
         self._conn_ids = itertools.count(1)
         self._dirty_cursors: Unsaved[DeviceId, str] = Unsaved(UNSAVED_CURSORS_MAX)
         self._moved: set[DeviceLink] = set()  # links that were sent something since the last cursor offers
+        self._later: set[DeviceLink] = set()  # links holding frames for their next write (``send_later``)
         self._heard: dict[DeviceLink, float] = {}  # each link's last frame in (monotonic): the idle sweep's
         self._cursor_key = cursor_key(settings.secret.reveal())
-        self._sealed: dict[tuple[tuple[int, int], ...], str] = {}
+        self.cursors = Cursors(self._cursor_key)  # sealed for the devices, and opened again at their acks
         self._cursor_frames: dict[tuple[tuple[int, int], ...], bytes] = {}
         self._stream_shards: dict[str, int] = {}  # a delivery's stream name → its shard
         self._framed: tuple[Delivery, int] = (Delivery(0, "", 0, "", b""), 0)  # the last delivery framed, its ts
@@ -102,11 +104,12 @@ class EdgeNode:
         membership = MembershipCheck(store, self.hub.group_set, self.presence.friends_of)
         self.frames = FrameHandler(settings, self.metrics, membership=membership,
                                    publisher=self.publisher, events=self.events, on_cursor=self._cursor_moved,
-                                   sync=self.syncs.schedule, cursor_key=self._cursor_key,
+                                   sync=self.syncs.schedule, cursors=self.cursors,
                                    targets=Targets(store, self.reads, self.homes.of))
         # every link's callbacks, made once: bound methods made per connection were ~0.26 KB each (ADR 0039)
         self._new_link = partial(DeviceLink, on_sync=self.syncs.schedule, on_sent=self.metrics.frame_out,
-                                 cursor_frame=self._cursor_frame, on_moved=self._moved.add, flushes=self._flushes)
+                                 cursor_frame=self._cursor_frame, on_moved=self._moved.add, flushes=self._flushes,
+                                 on_later=self._later.add)
 
     # ---- NATS side ---------------------------------------------------------------------------
 
@@ -162,14 +165,8 @@ class EdgeNode:
         return frame
 
     def seal(self, v: Vector) -> str:
-        """``v`` sealed (``parley.cursor``); devices standing at the same position share one sealing."""
-        key = tuple(sorted(v.items()))
-        sealed = self._sealed.get(key)
-        if sealed is None:
-            if len(self._sealed) >= SEALED_MAX:
-                self._sealed.clear()
-            sealed = self._sealed[key] = seal_cursor(self._cursor_key, v)
-        return sealed
+        """``v`` sealed (``node/cursors.py``); devices standing at the same position share one sealing."""
+        return self.cursors.seal(v)
 
     def start(self) -> None:
         """The node's own background work: the shards' bounds, and offering cursors to devices."""
@@ -184,7 +181,8 @@ class EdgeNode:
     async def _offer_cursors(self) -> None:
         """Every ``cursor_every_s``, each device whose position moved is offered a cursor to ack: with the next
         frames written to it, so as not to cost a write of its own (docs/adr/0027), or alone at the next round
-        if nothing was written meanwhile."""
+        if nothing was written meanwhile. Frames queued with ``send_later`` (delivered receipts) that no other
+        write took along are written at the round (ADR 0042)."""
         waiting: list[DeviceLink] = []
         while True:
             await asyncio.sleep(self.settings.cursor_every_s)
@@ -192,6 +190,10 @@ class EdgeNode:
                 if link.cursor_due:  # nothing was written to it for a whole round
                     link.cursor_due = False
                     link.offer_cursor()
+            later = list(self._later)  # frames that waited for a write of something else: written now
+            self._later.clear()
+            for link in later:
+                link.write_held()
             moved = list(self._moved)  # an idle link costs nothing here
             self._moved.clear()
             waiting = []

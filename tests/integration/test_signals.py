@@ -30,6 +30,11 @@ async def test_dm_receipts_go_sent_delivered_read_and_sync_to_the_readers_other_
     # both of bob's devices acked, on one node: one receipt (a node announces each new mark once)
     assert len(of(a, "receipt", status="delivered", user=bob.id)) == 1
     assert not of(b_phone, "receipt", status="delivered", user=alice.id)  # own messages: no receipts
+    # a delivered mark is news to the other member only: bob's devices are not told what one of them acked
+    # (the read receipt left bob's node after the delivered one, on the same subject: both were handled)
+    await b_phone.wait_for(lambda: of(b_phone, "receipt", **read))
+    assert not of(b_phone, "receipt", status="delivered", user=bob.id)
+    assert not of(b_laptop, "receipt", status="delivered", user=bob.id)
     marks = await world.api.call("GET", f"/v1/conversations/{conv}/receipts", alice.token)
     assert {r["user_id"]: (r["delivered"], r["read"]) for r in marks["receipts"]} == {
         bob.id: (ack["id"], ack["id"]), alice.id: (0, 0)}

@@ -1,5 +1,6 @@
 """The link's writer (docs/adr/0027): the links with frames queued in a loop turn are written from one callback,
-each link's frames in one ``writelines``, in order; a cursor due rides with the next frames written."""
+each link's frames in one ``writelines``, in order; a cursor due rides with the next frames written, and so does a
+frame sent for later (a delivered receipt, ADR 0042) unless the node's round writes it first."""
 
 from __future__ import annotations
 
@@ -35,11 +36,13 @@ class WebSocket:
     compress = 0
 
 
-def live_link(user: str, flushes: Flushes | None, moved: set[DeviceLink] | None = None) -> DeviceLink:
+def live_link(user: str, flushes: Flushes | None, moved: set[DeviceLink] | None = None,
+              later: set[DeviceLink] | None = None) -> DeviceLink:
     link = DeviceLink(WebSocket(), Claims(UserId(user), DeviceId(f"{user}-d"), SessionId("s"), 0), 1,  # type: ignore[arg-type]
                       max_queue=100, on_sync=lambda *_: None, transport=Socket(), flushes=flushes,
                       cursor_frame=lambda v: b'{"type":"cursor","at":%d}' % v[0],
-                      on_moved=moved.add if moved is not None else None)
+                      on_moved=moved.add if moved is not None else None,
+                      on_later=later.add if later is not None else None)
     link.core.accept({}, b"welcome")
     link.core.begin_round({})
     link.core.finish_round({0: 0})
@@ -108,3 +111,47 @@ async def test_an_idle_link_holds_no_queue_once_written_and_the_next_frame_makes
     link.offer(msg(3))
     await turn()
     assert socket(link).writes[-1] == text_frames([msg(3).frame]) and link.core.out is None
+
+
+RECEIPT = b'{"type":"receipt","status":"delivered"}'
+
+
+async def test_a_frame_sent_for_later_goes_with_the_next_frames_written_in_order():
+    later: set[DeviceLink] = set()
+    link = live_link("a", Flushes(), later=later)
+    link.send_later(RECEIPT)
+    await turn()
+    assert socket(link).writes == [] and later == {link}  # no write of its own
+    link.offer(msg(1))
+    await turn()
+    assert socket(link).writes == [text_frames([RECEIPT, msg(1).frame])]
+
+
+async def test_a_frame_sent_for_later_is_written_at_the_nodes_round_without_moving_the_position():
+    later: set[DeviceLink] = set()
+    moved: set[DeviceLink] = set()
+    link = live_link("a", Flushes(), moved, later)
+    link.send_later(RECEIPT)
+    link.write_held()  # what the node's cursor round does for the links in ``later``
+    await turn()
+    assert socket(link).writes == [text_frames([RECEIPT])]
+    assert not moved and not link.moved  # no cursor is offered for it
+    link.write_held()  # nothing held: nothing written
+    await turn()
+    assert len(socket(link).writes) == 1
+
+
+async def test_a_frame_sent_for_later_while_a_write_is_due_goes_in_it_and_asks_no_round():
+    later: set[DeviceLink] = set()
+    link = live_link("a", Flushes(), later=later)
+    link.offer(msg(1))
+    link.send_later(RECEIPT)
+    await turn()
+    assert socket(link).writes == [text_frames([msg(1).frame, RECEIPT])] and not later
+
+
+async def test_without_a_round_a_frame_sent_for_later_is_sent_at_once():
+    link = live_link("a", Flushes())
+    link.send_later(RECEIPT)
+    await turn()
+    assert socket(link).writes == [text_frames([RECEIPT])]
