@@ -15,10 +15,12 @@ import itertools
 import logging
 import time
 from functools import partial
+from operator import attrgetter
 
 from aiohttp import WSMsgType, web
 from parley.node.bounds import ShardWatch
 from parley.node.counted import CountedReads
+from parley.node.cursor_rounds import CursorRounds
 from parley.node.dispatch import FrameHandler
 from parley.node.events import ConversationEvents
 from parley.node.groups import GroupRoutes
@@ -76,7 +78,8 @@ class EdgeNode:
         self.moved_to: tuple[dict[str, object] | None, list[dict[str, object]]] = (None, [])  # while draining
         self._conn_ids = itertools.count(1)
         self._dirty_cursors: Unsaved[DeviceId, str] = Unsaved(UNSAVED_CURSORS_MAX)
-        self._moved: set[DeviceLink] = set()  # links that were sent something since the last cursor offers
+        # links sent something since their last cursor offer, in slots ticked in turn (ADR 0040)
+        self._rounds: CursorRounds[DeviceLink] = CursorRounds(settings.cursor_slices, attrgetter("conn_id"))
         self._heard: dict[DeviceLink, float] = {}  # each link's last frame in (monotonic): the idle sweep's
         self._cursor_key = cursor_key(settings.secret.reveal())
         self._sealed: dict[tuple[tuple[int, int], ...], str] = {}
@@ -106,7 +109,7 @@ class EdgeNode:
                                    targets=Targets(store, self.reads, self.homes.of))
         # every link's callbacks, made once: bound methods made per connection were ~0.26 KB each (ADR 0039)
         self._new_link = partial(DeviceLink, on_sync=self.syncs.schedule, on_sent=self.metrics.frame_out,
-                                 cursor_frame=self._cursor_frame, on_moved=self._moved.add, flushes=self._flushes)
+                                 cursor_frame=self._cursor_frame, on_moved=self._rounds.moved, flushes=self._flushes)
 
     # ---- NATS side ---------------------------------------------------------------------------
 
@@ -185,23 +188,21 @@ class EdgeNode:
         """Every ``cursor_every_s``, each device whose position moved is offered a cursor to ack: with the next
         frames written to it, so as not to cost a write of its own (docs/adr/0027), or alone at the next round
         if nothing was written meanwhile."""
-        waiting: list[DeviceLink] = []
-        while True:
-            await asyncio.sleep(self.settings.cursor_every_s)
+        rounds = self._rounds
+        while True:  # one slot of the links a tick: a round's offers and acks spread out (ADR 0040)
+            await asyncio.sleep(self.settings.cursor_every_s / rounds.slices)
+            waiting, moved = rounds.tick()  # an idle link costs nothing here
             for link in waiting:
                 if link.cursor_due:  # nothing was written to it for a whole round
                     link.cursor_due = False
                     link.offer_cursor()
-            moved = list(self._moved)  # an idle link costs nothing here
-            self._moved.clear()
-            waiting = []
             for link in moved:
                 link.moved = False
                 if link.flush_due:
                     link.offer_cursor()
                 else:
                     link.cursor_due = True
-                    waiting.append(link)
+                    rounds.wait(link)
 
     async def _close_silent(self) -> None:
         """Links silent for ``idle_timeout_s`` are closed (4008, protocol.md §10): one sweep a second for all of
