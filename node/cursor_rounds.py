@@ -8,6 +8,9 @@ link belongs to one of ``slices`` slots (its connection number modulo ``slices``
 slot: a round's offers, and the acks they bring, are spread over ``slices`` ticks of ``cursor_every_s /
 slices``, and each link is still offered once a round, at most a round after it moved, as before.
 
+The ticks keep to their schedule (``next_tick``): a loop late by a few ms at each of ten ticks would otherwise
+stretch the round by ten times that, and offer cursors less often than ``cursor_every_s`` under load.
+
 A moved link with nothing about to be written is set aside (``wait``): it gets its cursor alone at its slot's
 next tick if nothing was written to it meanwhile (a write on the way takes the cursor with it, ADR 0027).
 """
@@ -50,3 +53,10 @@ class CursorRounds(Generic[L]):
         moved, self._moved[i] = self._moved[i], set()
         waiting, self._waiting[i] = self._waiting[i], []
         return waiting, list(moved)
+
+
+def next_tick(due: float, now: float, tick: float, slices: int) -> float:
+    """When the tick after the one that was ``due`` is due: on the schedule, whatever the loop's lateness (a late
+    tick is followed at once by the next one that is due); a loop a whole round behind starts again from ``now``."""
+    following = due + tick
+    return following if following > now - tick * slices else now + tick

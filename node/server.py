@@ -20,7 +20,7 @@ from operator import attrgetter
 from aiohttp import WSMsgType, web
 from parley.node.bounds import ShardWatch
 from parley.node.counted import CountedReads
-from parley.node.cursor_rounds import CursorRounds
+from parley.node.cursor_rounds import CursorRounds, next_tick
 from parley.node.dispatch import FrameHandler
 from parley.node.events import ConversationEvents
 from parley.node.groups import GroupRoutes
@@ -188,9 +188,11 @@ class EdgeNode:
         """Every ``cursor_every_s``, each device whose position moved is offered a cursor to ack: with the next
         frames written to it, so as not to cost a write of its own (docs/adr/0027), or alone at the next round
         if nothing was written meanwhile."""
-        rounds = self._rounds
+        rounds, loop = self._rounds, asyncio.get_running_loop()
+        tick, due = self.settings.cursor_every_s / rounds.slices, loop.time()
         while True:  # one slot of the links a tick: a round's offers and acks spread out (ADR 0040)
-            await asyncio.sleep(self.settings.cursor_every_s / rounds.slices)
+            due = next_tick(due, loop.time(), tick, rounds.slices)
+            await asyncio.sleep(max(0.0, due - loop.time()))
             waiting, moved = rounds.tick()  # an idle link costs nothing here
             for link in waiting:
                 if link.cursor_due:  # nothing was written to it for a whole round

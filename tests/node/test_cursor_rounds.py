@@ -2,7 +2,7 @@
 (docs/adr/0040)."""
 
 import pytest
-from parley.node.cursor_rounds import CursorRounds
+from parley.node.cursor_rounds import CursorRounds, next_tick
 
 
 def ident(link: int) -> int:
@@ -50,3 +50,13 @@ def test_one_slice_is_one_round_for_all():
     assert waiting == [] and sorted(moved) == [1, 2, 3]
     with pytest.raises(ValueError):
         CursorRounds(0, ident)
+
+
+@pytest.mark.parametrize(("due", "now", "expected"), [
+    (1.000, 1.000, 1.025),  # on time: one tick later
+    (1.000, 1.020, 1.025),  # the loop ran 20 ms late: the next tick keeps the schedule
+    (1.000, 1.060, 1.025),  # later than the next tick: it is due at once (sleep 0), the round is not stretched
+    (1.000, 1.300, 1.325),  # a whole round behind: start again from now, no burst of ten ticks at once
+])
+def test_ticks_keep_to_their_schedule_under_a_late_loop(due, now, expected):
+    assert next_tick(due, now, 0.025, 10) == pytest.approx(expected)
