@@ -28,6 +28,7 @@ from parley.attachments.catalog import Catalog
 from parley.bus import buckets, ensure
 from parley.bus.live import Rooms, ensure_live
 from parley.ids import node_control_subject
+from parley.loopwatch import LoopWatch
 from parley.presence_bus import open_buckets, read_presence
 from parley.registry import NodeRecord, open_bucket, read_all
 from parley.runtime import StoreProbe, serve, serve_health
@@ -88,6 +89,8 @@ async def run_node(settings: Settings) -> None:
                  registry=node.metrics.registry, before=hall.refresh_metrics)
     runner = await serve(app, settings.node_host, settings.node_port, ssl_context=tls.server_context(settings))
     collect_less()
+    watch = LoopWatch(node.metrics.loop_lag, node.metrics.gc_seconds)  # the loop's stalls on the page (ADR 0040)
+    watch.start()
     started = time.time()
 
     async def beat(draining: bool = False) -> None:
@@ -182,6 +185,7 @@ async def run_node(settings: Settings) -> None:
         await node.close_all()
         await _each(screens, "stop")
         await probe.stop()
+        await watch.stop()
         await runner.cleanup()
         await bus.close_quietly(nc)
         await store.close()

@@ -15,10 +15,12 @@ import itertools
 import logging
 import time
 from functools import partial
+from operator import attrgetter
 
 from aiohttp import WSMsgType, web
 from parley.node.bounds import ShardWatch
 from parley.node.counted import CountedReads
+from parley.node.cursor_rounds import CursorRounds, next_tick
 from parley.node.cursors import Cursors
 from parley.node.dispatch import FrameHandler
 from parley.node.events import ConversationEvents
@@ -77,7 +79,8 @@ class EdgeNode:
         self.moved_to: tuple[dict[str, object] | None, list[dict[str, object]]] = (None, [])  # while draining
         self._conn_ids = itertools.count(1)
         self._dirty_cursors: Unsaved[DeviceId, str] = Unsaved(UNSAVED_CURSORS_MAX)
-        self._moved: set[DeviceLink] = set()  # links that were sent something since the last cursor offers
+        # links sent something since their last cursor offer, in slots ticked in turn (ADR 0040)
+        self._rounds: CursorRounds[DeviceLink] = CursorRounds(settings.cursor_slices, attrgetter("conn_id"))
         self._later: set[DeviceLink] = set()  # links holding frames for their next write (``send_later``)
         self._heard: dict[DeviceLink, float] = {}  # each link's last frame in (monotonic): the idle sweep's
         self._cursor_key = cursor_key(settings.secret.reveal())
@@ -108,7 +111,7 @@ class EdgeNode:
                                    targets=Targets(store, self.reads, self.homes.of))
         # every link's callbacks, made once: bound methods made per connection were ~0.26 KB each (ADR 0039)
         self._new_link = partial(DeviceLink, on_sync=self.syncs.schedule, on_sent=self.metrics.frame_out,
-                                 cursor_frame=self._cursor_frame, on_moved=self._moved.add, flushes=self._flushes,
+                                 cursor_frame=self._cursor_frame, on_moved=self._rounds.moved, flushes=self._flushes,
                                  on_later=self._later.add)
 
     # ---- NATS side ---------------------------------------------------------------------------
@@ -182,28 +185,30 @@ class EdgeNode:
         """Every ``cursor_every_s``, each device whose position moved is offered a cursor to ack: with the next
         frames written to it, so as not to cost a write of its own (docs/adr/0027), or alone at the next round
         if nothing was written meanwhile. Frames queued with ``send_later`` (delivered receipts) that no other
-        write took along are written at the round (ADR 0042)."""
-        waiting: list[DeviceLink] = []
-        while True:
-            await asyncio.sleep(self.settings.cursor_every_s)
+        write took along are written once a round, at its first tick (ADR 0042)."""
+        rounds, loop = self._rounds, asyncio.get_running_loop()
+        tick, due = self.settings.cursor_every_s / rounds.slices, loop.time()
+        ticks = itertools.count()
+        while True:  # one slot of the links a tick: a round's offers and acks spread out (ADR 0040)
+            due = next_tick(due, loop.time(), tick, rounds.slices)
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            if next(ticks) % rounds.slices == 0 and self._later:  # held frames no write took along: now
+                later = list(self._later)
+                self._later.clear()
+                for link in later:
+                    link.write_held()
+            waiting, moved = rounds.tick()  # an idle link costs nothing here
             for link in waiting:
                 if link.cursor_due:  # nothing was written to it for a whole round
                     link.cursor_due = False
                     link.offer_cursor()
-            later = list(self._later)  # frames that waited for a write of something else: written now
-            self._later.clear()
-            for link in later:
-                link.write_held()
-            moved = list(self._moved)  # an idle link costs nothing here
-            self._moved.clear()
-            waiting = []
             for link in moved:
                 link.moved = False
                 if link.flush_due:
                     link.offer_cursor()
                 else:
                     link.cursor_due = True
-                    waiting.append(link)
+                    rounds.wait(link)
 
     async def _close_silent(self) -> None:
         """Links silent for ``idle_timeout_s`` are closed (4008, protocol.md §10): one sweep a second for all of

@@ -126,6 +126,10 @@ class NodeMetrics:
         self.frames_out = Counter("parley_node_frames_out", "Server frames written to devices", ["type"], registry=r)
         self.draining = Gauge("parley_node_draining", "1 while the node drains (moving its clients away)",
                               registry=r)
+        self.loop_lag = Histogram("parley_node_loop_lag_seconds", "How late the event loop ran a 0.1 s timer: "
+                                  "every device waits that long too (parley.loopwatch)", buckets=LATENCY, registry=r)
+        self.gc_seconds = Histogram("parley_node_gc_seconds", "Cyclic garbage collections, by generation, and how "
+                                    "long each stopped the node", ["generation"], buckets=LATENCY, registry=r)
         self.stream_requests = Counter(
             "parley_node_stream_requests", "JetStream API requests this node made, by kind (bounds, floor: the "
             "shard watch; last: a conversation's last id; read: a stream read for a sync)", ["kind"], registry=r)

@@ -57,7 +57,7 @@ POSITIVE = (
     "last_seen_ttl_s",
     "presence_beat_s", "presence_timeout_s", "drain_timeout_s", "push_grace_s", "push_retries", "stream_replicas",
     "bounds_refresh_s", "floor_wait_s", "cursor_every_s", "store_deadline_s", "cassandra_background_concurrency",
-    "edit_window_s",
+    "edit_window_s", "cursor_slices",
     "archiver_ack_wait_s", "presence_partitions", "presence_lease_s", "live_viewer_queue", "live_stream_max_age_s",
     "sync_rate_per_s", "sync_rate_burst", "presence_rate_per_s", "presence_rate_burst", "read_rate_per_s",
     "read_rate_burst", "typing_rate_per_s", "typing_rate_burst", "cheap_rate_per_s", "cheap_rate_burst",
@@ -195,6 +195,7 @@ class Settings:
     bounds_refresh_s: float = 1.0  # a node reads every shard's bounds and archiver floor this often
     floor_wait_s: float = 1.0  # a sync round waits this long for the archiver before reading the stream
     cursor_every_s: float = 0.25  # a device is offered a new cursor at most this often
+    cursor_slices: int = 10  # a round of cursor offers spread over this many ticks (ADR 0040); 1: all at once
     stream_max_age_s: int = 7 * 86400
     stream_replicas: int = 1  # created with this; a stream that differs is refused until `parley bus migrate`
     kv_replicas: int = 0  # replicas of the KV buckets; 0 = the same as stream_replicas
