@@ -290,7 +290,23 @@ class EdgeNode:
             except ParleyError as err:
                 link.send(protocol.error_bytes(err))
                 link.close(err.ws_close_code, err.code)
-            await self._read_loop(link)
+            # the read loop, inline: a coroutine of its own was a frame kept for the connection's life (ADR 0041)
+            heard, frames, limit = self._heard, self.frames, self.settings.max_frame_bytes
+            while not link.closed:
+                msg = await ws.receive()  # silence is the sweep's (``_close_silent``): it closes, and this returns
+                heard[link] = time.monotonic()
+                if msg.type == WSMsgType.TEXT and protocol.too_big(msg.data, limit):
+                    link.close(CLOSE_TOO_BIG, "message too big")
+                    break
+                if msg.type == WSMsgType.TEXT:
+                    await frames.on_text(link, msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    await frames.on_binary(link)
+                elif msg.type == WSMsgType.ERROR:
+                    log.info("conn %s: %s", link.conn_id, ws.exception(), extra={"conn": link.conn_id})
+                    break
+                else:  # CLOSE, CLOSING, CLOSED
+                    break
         finally:
             await self._finish(link)
         return ws
@@ -333,24 +349,6 @@ class EdgeNode:
                 "rate_burst": s.rate_burst, "heartbeat_s": s.heartbeat_s, "idle_timeout_s": s.idle_timeout_s,
                 "frames": {kind: {"per_s": r.per_s, "burst": r.burst} for kind, r in rates.rates.items()},
                 "max_strikes": rates.max_strikes, "strike_decay_per_s": rates.strike_decay_per_s}
-
-    async def _read_loop(self, link: DeviceLink) -> None:
-        ws, heard = link.ws, self._heard
-        while not link.closed:
-            msg = await ws.receive()  # silence is the sweep's (``_close_silent``): it closes, and this returns
-            heard[link] = time.monotonic()
-            if msg.type == WSMsgType.TEXT and protocol.too_big(msg.data, self.settings.max_frame_bytes):
-                link.close(CLOSE_TOO_BIG, "message too big")
-                return
-            if msg.type == WSMsgType.TEXT:
-                await self.frames.on_text(link, msg.data)
-            elif msg.type == WSMsgType.BINARY:
-                await self.frames.on_binary(link)
-            elif msg.type == WSMsgType.ERROR:
-                log.info("conn %s: %s", link.conn_id, ws.exception(), extra={"conn": link.conn_id})
-                return
-            else:  # CLOSE, CLOSING, CLOSED
-                return
 
     async def _finish(self, link: DeviceLink) -> None:
         self._heard.pop(link, None)

@@ -37,9 +37,14 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from nats.aio.client import Client
+from nats.aio.client import PING_PROTO, Client
 from nats.aio.subscription import Subscription
-from nats.errors import ConnectionClosedError, ConnectionDrainingError, OutboundBufferLimitError
+from nats.errors import (
+    ConnectionClosedError,
+    ConnectionDrainingError,
+    FlushTimeoutError,
+    OutboundBufferLimitError,
+)
 from nats.errors import TimeoutError as NatsTimeout
 
 log = logging.getLogger("parley.bus")
@@ -154,9 +159,28 @@ class BusClient(Client):
         """The server has read everything sent before this call once it returns. nats-py's own ``flush`` writes
         its PING straight to the socket, ahead of the commands still queued for its flusher, so its PONG could
         come before the server has read a SUB or a PUB made just before (a user's subscriptions then a sync
-        reading the stream, ``node/subscriptions.py``): what is queued is written first."""
-        self._write_pending()
-        await super().flush(timeout)
+        reading the stream, ``node/subscriptions.py``): what is queued goes first, in the same write as the PING
+        (one send, not two, and no flusher wakeup for it: a connect's set-up, ADR 0041)."""
+        if timeout <= 0 or not self._loops_alive():
+            self._write_pending()
+            await super().flush(timeout)
+            return
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pongs.append(future)  # before the write: the PONG that answers this PING resolves it
+        self._pending.append(PING_PROTO)
+        self._transport.writelines(self._pending)  # type: ignore[union-attr]  # _loops_alive: connected
+        self._pending = []
+        self._pending_data_size = 0
+        try:  # shielded: a PONG coming after the timeout finds it pending (nats-py sets a result on it)
+            await asyncio.wait_for(asyncio.shield(future), timeout)
+        except TimeoutError:
+            raise FlushTimeoutError from None
+
+    def _loops_alive(self) -> bool:
+        """Connected, with the read loop (it reads the PONG) and the flusher running."""
+        return (self.is_connected and self._transport is not None and self._reading_task is not None
+                and not self._reading_task.done() and self._flusher_task is not None
+                and not self._flusher_task.done())
 
     def _write_pending(self) -> None:
         """What is queued for the flusher, written now (``flush``)."""

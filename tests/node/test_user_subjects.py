@@ -4,11 +4,14 @@ that matches (nobody publishes one today) is dropped, and a control message is o
 
 from __future__ import annotations
 
+import asyncio
+
 from parley.node.subscriptions import UserSubscriptions, user_subjects
 
 from parley import wire
 from parley.bus.permissions import matches
 from parley.ids import UserId, control_subject, dm_conversation, event_subject, receipt_subject
+from tests.poll import eventually
 
 A, B = UserId("u_alice"), UserId("u_bob")
 DM = dm_conversation(A, B)
@@ -67,3 +70,29 @@ def test_the_shared_handlers_read_the_user_from_the_subject_each_subscription_ma
     assert delivered == [first, second]
     subs._mine(control_subject(B), None, wire.encode(wire.Revoke("s1")))
     assert events.seen == [("control", "revoke")]
+
+
+async def test_a_users_lock_lives_only_while_a_set_up_or_a_leave_holds_it_or_waits_for_it():
+    """A second device's set-up waits for the first's (and a leave for an arrival) on one lock per user; once none
+    holds or waits for it, it is gone: an idle user keeps no lock (ADR 0041)."""
+    subs, order, release = subscriptions(Events(), []), [], asyncio.Event()
+
+    async def first() -> None:
+        async with subs._lock(A):
+            order.append("first in")
+            await release.wait()
+            order.append("first out")
+
+    async def second() -> None:
+        async with subs._lock(A):
+            order.append("second in")
+
+    one = asyncio.get_running_loop().create_task(first())
+    await eventually(lambda: order == ["first in"], what="the first holder in")
+    two = asyncio.get_running_loop().create_task(second())
+    await eventually(lambda: subs._locks[A]._waiters, what="the second waiting on the same lock")
+    assert order == ["first in"] and list(subs._locks) == [A]
+    release.set()
+    await asyncio.gather(one, two)
+    assert order == ["first in", "first out", "second in"]
+    assert len(subs._locks) == 0

@@ -205,3 +205,68 @@ async def test_a_flush_returns_once_the_server_has_read_the_subscription_made_be
     finally:
         await nc.close()
         proxy.close()
+
+
+async def test_a_flush_sends_what_is_queued_and_its_ping_in_one_write(nats_port):
+    """A connect's set-up subscribes three subjects and flushes: the SUBs and the PING leave in one send (ADR 0041),
+    the SUBs first, and the flush still waits for the server's PONG."""
+    port, _ = nats_port
+    nc = BusClient()
+    await nc.connect(f"nats://127.0.0.1:{port}")
+    try:
+        await nc.flush()
+        writes: list[bytes] = []
+        transport = nc._transport
+        assert transport is not None
+        write, writelines = transport.write, transport.writelines
+        transport.write = lambda data: (writes.append(bytes(data)), write(data))[1]  # type: ignore[method-assign]
+        transport.writelines = lambda lines: (writes.append(b"".join(lines)), writelines(lines))[1]  # type: ignore
+        got: list[bytes] = []
+        for subject in ("one.check", "two.check", "three.check"):
+            await nc.subscribe_ordered(subject, lambda s, h, d: got.append(d))
+        await nc.flush()
+        assert len(writes) == 1, writes
+        assert writes[0].index(b"SUB three.check") < writes[0].index(b"PING"), writes
+        await nc.publish("two.check", b"x")
+        await eventually(lambda: got == [b"x"], what="the message on a subscription the flush covered")
+    finally:
+        await nc.close()
+
+
+async def test_a_flush_that_times_out_leaves_the_connection_working(nats_port):
+    """The server's PONG held back past the timeout: the flush raises nats-py's ``FlushTimeoutError``, and the late
+    PONG, when it comes, neither breaks the read loop nor answers a later flush early."""
+    port, _ = nats_port
+    let_through = asyncio.Event()
+    let_through.set()
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, gated: bool) -> None:
+        while data := await reader.read(65536):
+            if gated:
+                await let_through.wait()
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    async def relay(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection("127.0.0.1", port)
+        await asyncio.gather(pipe(client_r, server_w, False), pipe(server_r, client_w, True), return_exceptions=True)
+
+    proxy = await asyncio.start_server(relay, "127.0.0.1", 0)
+    nc = BusClient()
+    try:
+        await nc.connect(f"nats://127.0.0.1:{proxy.sockets[0].getsockname()[1]}", ping_interval=600)
+        await nc.flush()
+        let_through.clear()
+        with pytest.raises(nats.errors.FlushTimeoutError):
+            await nc.flush(timeout=1)
+        let_through.set()
+        got: list[bytes] = []
+        await nc.subscribe_ordered("late.check", lambda s, h, d: got.append(d))
+        await nc.flush(timeout=5)
+        await nc.publish("late.check", b"y")
+        await eventually(lambda: got == [b"y"], what="the message after the late PONG")
+        assert nc.is_connected
+    finally:
+        await nc.close()
+        proxy.close()
