@@ -173,26 +173,35 @@ async def test_a_headed_subscription_hands_the_header_block_over_in_order_with_t
     await nc.close()
 
 
-async def test_a_flush_returns_once_the_server_has_read_the_subscription_made_before_it(nats_port):
-    """nats-py's own flush writes its PING ahead of a SUB still queued for its flusher, so the PONG did not say the
-    server had the subscription (a sync reading the stream right after could miss a message): the client's bytes,
-    seen on their way to a real nats-server, have the SUB first."""
-    port, _ = nats_port
-    seen = bytearray()
+async def nats_proxy(port: int, *, seen: bytearray | None = None, gate: asyncio.Event | None = None) -> asyncio.Server:
+    """A TCP relay on 127.0.0.1 in front of the nats-server on ``port``: what the client sends is added to ``seen``;
+    what the server sends waits while ``gate`` is clear. Close it when done."""
 
-    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, record: bool) -> None:
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, record: bytearray | None,
+                   held: asyncio.Event | None) -> None:
         while data := await reader.read(65536):
-            if record:
-                seen.extend(data)
+            if record is not None:
+                record.extend(data)
+            if held is not None:
+                await held.wait()
             writer.write(data)
             await writer.drain()
         writer.close()
 
     async def relay(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         server_r, server_w = await asyncio.open_connection("127.0.0.1", port)
-        await asyncio.gather(pipe(client_r, server_w, True), pipe(server_r, client_w, False), return_exceptions=True)
+        await asyncio.gather(pipe(client_r, server_w, seen, None), pipe(server_r, client_w, None, gate),
+                             return_exceptions=True)
 
-    proxy = await asyncio.start_server(relay, "127.0.0.1", 0)
+    return await asyncio.start_server(relay, "127.0.0.1", 0)
+
+
+async def test_a_flush_returns_once_the_server_has_read_the_subscription_made_before_it(nats_port):
+    """nats-py's own flush writes its PING ahead of a SUB still queued for its flusher, so the PONG did not say the
+    server had the subscription (a sync reading the stream right after could miss a message): the client's bytes,
+    seen on their way to a real nats-server, have the SUB first."""
+    seen = bytearray()
+    proxy = await nats_proxy(nats_port[0], seen=seen)
     nc = BusClient()
     try:
         await nc.connect(f"nats://127.0.0.1:{proxy.sockets[0].getsockname()[1]}")
@@ -236,23 +245,9 @@ async def test_a_flush_sends_what_is_queued_and_its_ping_in_one_write(nats_port)
 async def test_a_flush_that_times_out_leaves_the_connection_working(nats_port):
     """The server's PONG held back past the timeout: the flush raises nats-py's ``FlushTimeoutError``, and the late
     PONG, when it comes, neither breaks the read loop nor answers a later flush early."""
-    port, _ = nats_port
     let_through = asyncio.Event()
     let_through.set()
-
-    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, gated: bool) -> None:
-        while data := await reader.read(65536):
-            if gated:
-                await let_through.wait()
-            writer.write(data)
-            await writer.drain()
-        writer.close()
-
-    async def relay(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        server_r, server_w = await asyncio.open_connection("127.0.0.1", port)
-        await asyncio.gather(pipe(client_r, server_w, False), pipe(server_r, client_w, True), return_exceptions=True)
-
-    proxy = await asyncio.start_server(relay, "127.0.0.1", 0)
+    proxy = await nats_proxy(nats_port[0], gate=let_through)
     nc = BusClient()
     try:
         await nc.connect(f"nats://127.0.0.1:{proxy.sockets[0].getsockname()[1]}", ping_interval=600)
