@@ -69,24 +69,24 @@ class ConversationEvents:
                 frame = protocol.frame_bytes(protocol.typing_frame(conv=conv, user=user, device=device, state=state,
                                                                    ttl_ms=self._ttl_ms()))
                 skip: str | None = user
+                later = False
             case wire.ReceiptNotice(user=user, status=status, upto=upto):
                 # a delivered mark is news to the other member only (protocol.md §5; ADR 0042): the acker's own
                 # devices are not told what one of them acked. A read mark goes to the reader's devices too.
-                skip = user if status == "delivered" else None
+                # a delivered mark goes with the next write to the device (ADR 0042); a read mark at once
+                later = status == "delivered"
+                skip = user if later else None
                 if only is not None and only == skip:  # this copy came for the acker's devices: nobody to tell
                     return
                 frame = protocol.frame_bytes(protocol.receipt_frame(conv=conv, user=user, status=status, upto=upto))
             case _:
                 return
-        links = self._hub.of_user(only) if only else self._hub.of_conversation(conv)
-        if skip is not None and isinstance(event, wire.ReceiptNotice):  # delivered: with the next write (ADR 0042)
-            for link in links:
-                if link.user != skip:
-                    link.send_later(frame)
-            return
-        for link in links:
+        for link in self._hub.of_user(only) if only else self._hub.of_conversation(conv):
             if link.user != skip:
-                link.send(frame)
+                if later:
+                    link.send_later(frame)
+                else:
+                    link.send(frame)
 
     def _ttl_ms(self) -> int:
         return int(self._settings.typing_interval_s * 3000)
