@@ -110,7 +110,7 @@ async def run_node(settings: Settings) -> None:
         reported = 0.0
         while True:
             node.metrics.connections.set(len(node.hub))
-            node.metrics.users.set(len(node.hub.users()))
+            node.metrics.users.set(node.hub.user_count())
             try:
                 await beat(node.draining)
                 if time.monotonic() - reported >= settings.presence_beat_s:

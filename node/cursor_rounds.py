@@ -46,6 +46,10 @@ class CursorRounds(Generic[L]):
         """``link`` had nothing about to be written at its tick: it comes back at its slot's next tick."""
         self._waiting[self._slot_of(link) % len(self._waiting)].append(link)
 
+    def idle(self) -> bool:
+        """No link moved or set aside in any slot: every tick of a round would find nothing."""
+        return not any(self._moved) and not any(self._waiting)
+
     def tick(self) -> tuple[list[L], list[L]]:
         """The next slot's links: (those set aside a round ago, those moved since), each slot once per round."""
         i = self._next

@@ -95,6 +95,10 @@ class Hub(Generic[C]):
     def users(self) -> list[UserId]:
         return list(self._by_user)
 
+    def user_count(self) -> int:
+        """Users with a device here (the node's gauge, every second: no list of them made for its length)."""
+        return len(self._by_user)
+
     def __iter__(self) -> Iterator[C]:
         for conns in list(self._by_user.values()):
             yield from conns

@@ -15,12 +15,11 @@ import itertools
 import logging
 import time
 from functools import partial
-from operator import attrgetter
 
 from aiohttp import WSMsgType, web
 from parley.node.bounds import ShardWatch
 from parley.node.counted import CountedReads
-from parley.node.cursor_rounds import CursorRounds, next_tick
+from parley.node.cursor_offers import CursorOffers
 from parley.node.cursors import Cursors
 from parley.node.dispatch import FrameHandler
 from parley.node.events import ConversationEvents
@@ -79,9 +78,7 @@ class EdgeNode:
         self.moved_to: tuple[dict[str, object] | None, list[dict[str, object]]] = (None, [])  # while draining
         self._conn_ids = itertools.count(1)
         self._dirty_cursors: Unsaved[DeviceId, str] = Unsaved(UNSAVED_CURSORS_MAX)
-        # links sent something since their last cursor offer, in slots ticked in turn (ADR 0040)
-        self._rounds: CursorRounds[DeviceLink] = CursorRounds(settings.cursor_slices, attrgetter("conn_id"))
-        self._later: set[DeviceLink] = set()  # links holding frames for their next write (``send_later``)
+        self.offers = CursorOffers(settings.cursor_every_s, settings.cursor_slices)  # ADRs 0040, 0043
         self._heard: dict[DeviceLink, float] = {}  # each link's last frame in (monotonic): the idle sweep's
         self._cursor_key = cursor_key(settings.secret.reveal())
         self.cursors = Cursors(self._cursor_key)  # sealed for the devices, and opened again at their acks
@@ -111,8 +108,8 @@ class EdgeNode:
                                    targets=Targets(store, self.reads, self.homes.of))
         # every link's callbacks, made once: bound methods made per connection were ~0.26 KB each (ADR 0039)
         self._new_link = partial(DeviceLink, on_sync=self.syncs.schedule, on_sent=self.metrics.frame_out,
-                                 cursor_frame=self._cursor_frame, on_moved=self._rounds.moved, flushes=self._flushes,
-                                 on_later=self._later.add)
+                                 cursor_frame=self._cursor_frame, on_moved=self.offers.moved, flushes=self._flushes,
+                                 on_later=self.offers.later)
 
     # ---- NATS side ---------------------------------------------------------------------------
 
@@ -174,41 +171,12 @@ class EdgeNode:
     def start(self) -> None:
         """The node's own background work: the shards' bounds, and offering cursors to devices."""
         self.watch.start()
-        self._background.append(asyncio.get_running_loop().create_task(self._offer_cursors()))
+        self._background.append(asyncio.get_running_loop().create_task(self.offers.run()))
         self._background.append(asyncio.get_running_loop().create_task(self._close_silent()))
 
     async def stop(self) -> None:
         await cancel_and_wait(*self._background)
         await self.watch.stop()
-
-    async def _offer_cursors(self) -> None:
-        """Every ``cursor_every_s``, each device whose position moved is offered a cursor to ack: with the next
-        frames written to it, so as not to cost a write of its own (docs/adr/0027), or alone at the next round
-        if nothing was written meanwhile. Frames queued with ``send_later`` (delivered receipts) that no other
-        write took along are written once a round, at its first tick (ADR 0042)."""
-        rounds, loop = self._rounds, asyncio.get_running_loop()
-        tick, due = self.settings.cursor_every_s / rounds.slices, loop.time()
-        ticks = itertools.count()
-        while True:  # one slot of the links a tick: a round's offers and acks spread out (ADR 0040)
-            due = next_tick(due, loop.time(), tick, rounds.slices)
-            await asyncio.sleep(max(0.0, due - loop.time()))
-            if next(ticks) % rounds.slices == 0 and self._later:  # held frames no write took along: now
-                later = list(self._later)
-                self._later.clear()
-                for link in later:
-                    link.write_held()
-            waiting, moved = rounds.tick()  # an idle link costs nothing here
-            for link in waiting:
-                if link.cursor_due:  # nothing was written to it for a whole round
-                    link.cursor_due = False
-                    link.offer_cursor()
-            for link in moved:
-                link.moved = False
-                if link.flush_due:
-                    link.offer_cursor()
-                else:
-                    link.cursor_due = True
-                    rounds.wait(link)
 
     async def _close_silent(self) -> None:
         """Links silent for ``idle_timeout_s`` are closed (4008, protocol.md §10): one sweep a second for all of

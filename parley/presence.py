@@ -6,11 +6,17 @@ and reconnects quickly (or a second device that stays) never makes the user flap
 dies silently takes its users offline once their devices' last heartbeats are ``timeout_s`` old.
 Heartbeats arrive in batches from the nodes (every connected device each beat, and one last beat
 when a device disconnects); ``heartbeat`` and ``tick`` return the transitions to announce.
+
+``tick`` runs twice a second; while no user can be due yet it returns at once instead of walking every online
+user (docs/adr/0043): the book keeps a bound below which no user goes offline (the earliest ``last + timeout``, or
+``hold_until`` if later, as of the last walk; beats only move a user's time later, new users lower the bound).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+_NEVER = 2**63  # the bound with no one online
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,12 +38,14 @@ class _User:
 class PresenceBook:
     timeout_ms: int
     _online: dict[str, _User] = field(default_factory=dict)
+    _due: int = 0  # no user goes offline before this (unix ms): a lower bound, exact after each walk
 
     def heartbeat(self, user: str, device: str, at_ms: int) -> Transition | None:
         """A device was heard from at ``at_ms``; the transition to announce, if the user was offline."""
         entry = self._online.get(user)
         if entry is None:
             self._online[user] = _User(at_ms)
+            self._due = min(self._due, at_ms + self.timeout_ms)
             return Transition(user, True, at_ms)
         if at_ms > entry.last:
             entry.last = at_ms
@@ -45,15 +53,22 @@ class PresenceBook:
 
     def tick(self, now_ms: int) -> list[Transition]:
         """Users whose every device has been silent for the timeout go offline."""
-        cutoff = now_ms - self.timeout_ms  # one comparison per online user while nothing changes
+        if now_ms < self._due:  # no one can be due yet: the usual tick, a comparison
+            return []
+        cutoff = now_ms - self.timeout_ms  # one comparison per online user
         gone = [user for user, entry in self._online.items() if entry.last <= cutoff and entry.hold_until <= now_ms]
-        return [Transition(user, False, self._online.pop(user).last) for user in gone]
+        out = [Transition(user, False, self._online.pop(user).last) for user in gone]
+        timeout = self.timeout_ms
+        self._due = min((max(e.last + timeout, e.hold_until) for e in self._online.values()), default=_NEVER)
+        return out
 
     def restore(self, user: str, last_active_ms: int, now_ms: int = 0) -> None:
         """Known online (read back from the presence bucket after a restart or a partition takeover); no
         transition. The bucket's time may be a timeout old and beats were not heard meanwhile, so the
         user gets a full timeout from ``now_ms`` to beat again before going offline."""
-        self._online.setdefault(user, _User(last_active_ms, hold_until=now_ms + self.timeout_ms))
+        if user not in self._online:
+            self._online[user] = _User(last_active_ms, hold_until=now_ms + self.timeout_ms)
+            self._due = min(self._due, max(last_active_ms, now_ms) + self.timeout_ms)
 
     def forget(self, users: list[str]) -> None:
         """Another worker handles these users now (their partition moved); no transition."""

@@ -60,3 +60,17 @@ def test_one_slice_is_one_round_for_all():
 ])
 def test_ticks_keep_to_their_schedule_under_a_late_loop(due, now, expected):
     assert next_tick(due, now, 0.025, 10) == pytest.approx(expected)
+
+
+def test_rounds_are_idle_only_with_no_link_moved_or_set_aside():
+    rounds: CursorRounds[int] = CursorRounds(3, ident)
+    assert rounds.idle()
+    rounds.moved(4)
+    assert not rounds.idle()
+    assert rounds.tick() == ([], []) and rounds.tick() == ([], [4])
+    assert rounds.idle()
+    rounds.wait(4)  # set aside: still something to do at its slot's next tick
+    assert not rounds.idle()
+    assert rounds.tick() == ([], []) and rounds.tick() == ([], []) and not rounds.idle()
+    assert rounds.tick() == ([4], [])
+    assert rounds.idle()

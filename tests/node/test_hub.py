@@ -19,11 +19,11 @@ def test_attach_and_detach_report_first_and_last_device():
     one, two = Conn(A), Conn(A)
     assert hub.attach(one) is True
     assert hub.attach(two) is False
-    assert len(hub) == 2
+    assert len(hub) == 2 and hub.user_count() == 1
     assert hub.detach(one) is False
     assert hub.detach(two) is True
     assert hub.detach(two) is False
-    assert len(hub) == 0 and hub.users() == []
+    assert len(hub) == 0 and hub.users() == [] and hub.user_count() == 0
 
 
 def test_a_dm_reaches_every_device_of_both_members_only():

@@ -1,5 +1,7 @@
 """The presence state machine, step by step: (action, user, device, time ms) → transitions."""
 
+import random
+
 import pytest
 
 from parley.presence import PresenceBook, Transition
@@ -55,3 +57,39 @@ def test_restore_after_a_restart_needs_no_new_announcement():
     assert book.heartbeat("u", "d1", 6_000) is None
     assert book.tick(36_000) == [Transition("u", False, 6_000)]
     assert not book.is_online("u") and book.online_users() == []
+
+
+def naive_tick(online: dict[str, tuple[int, int]], now: int) -> list[Transition]:
+    """The rule itself, every user walked: offline once silent for the timeout and past any restore hold."""
+    gone = [u for u, (last, hold) in online.items() if last <= now - T and hold <= now]
+    return [Transition(u, False, online.pop(u)[0]) for u in gone]
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_a_tick_that_skips_the_walk_takes_the_same_users_offline_as_walking_every_user(seed):
+    """``tick`` walks the users only once one can be due (ADR 0043): the same transitions at the same ticks as
+    the rule applied to every user at every tick, whatever the beats, restores, forgets and ticks in between."""
+    rng = random.Random(seed)
+    book, online, now = PresenceBook(timeout_ms=T), {}, 1_000_000
+    for _ in range(400):
+        now += rng.choice((0, 100, 500, 5_000, 20_000))
+        user, action = f"u{rng.randrange(8)}", rng.random()
+        if action < 0.35:
+            at = now - rng.choice((0, 0, 3_000, 40_000))  # a late batch now and then
+            change = book.heartbeat(user, "d", at)
+            expected = None
+            if user not in online:
+                online[user], expected = (at, 0), Transition(user, True, at)
+            elif at > online[user][0]:
+                online[user] = (at, online[user][1])
+            assert change == expected
+        elif action < 0.45:
+            last = now - rng.choice((0, 10_000, 60_000))
+            book.restore(user, last, now)
+            online.setdefault(user, (last, now + T))
+        elif action < 0.5:
+            book.forget([user])
+            online.pop(user, None)
+        else:
+            assert book.tick(now) == naive_tick(online, now)
+        assert sorted(book.online_users()) == sorted(online)
