@@ -27,13 +27,14 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js.kv import KeyValue
 from parley.workers.presence_leases import PartitionLeases, open_lease_bucket
+from parley.workers.presence_writes import Announcements
 
 from parley import bus, wire
 from parley.bus import BusClient
 from parley.bus.outage import is_transient
 from parley.metrics import PresenceMetrics
 from parley.presence import PresenceBook, Transition
-from parley.presence_bus import ONLINE_BUCKET, heartbeat_filter, open_buckets, partition_of_subject, presence_subject
+from parley.presence_bus import ONLINE_BUCKET, heartbeat_filter, open_buckets, partition_of_subject
 from parley.presence_partitions import partition_of
 from parley.runtime import run_until_stopped, serve, serve_health
 from parley.settings import Settings
@@ -61,6 +62,7 @@ class PresenceWorker:
         self._ready: dict[int, asyncio.Event] = {}  # partitions held → set once their users are restored
         self._restoring: set[asyncio.Task[None]] = set()
         self.metrics = PresenceMetrics()
+        self.announcements = Announcements(nc, online, seen)
 
     async def adopt(self, partitions: list[int]) -> None:
         """These partitions are ours now. Subscribe at once (NATS queues their beats meanwhile), read
@@ -138,27 +140,15 @@ class PresenceWorker:
         self.metrics.heartbeats.inc(len(beats))
         for change in changes:
             if change is not None:
-                await self.announce(change)
+                self.announce(change)
         # nats-py runs queued callbacks back to back without yielding: let the lease rounds and the
         # ticks in between batches, or a backlog of beats starves renewals and the leases expire
         await asyncio.sleep(0)
 
-    async def announce(self, change: Transition) -> None:
+    def announce(self, change: Transition) -> None:
+        """Queued: its bucket write and event go out with the others queued meanwhile (``presence_writes``)."""
         self.metrics.transitions.labels("online" if change.online else "offline").inc()
-        event = wire.PresenceChange(change.user, change.online, change.last_active_at)
-        value = orjson.dumps({"last_active_at": change.last_active_at})
-        try:
-            if change.online:
-                await self._online.put(change.user, value)
-            else:
-                await self._seen.put(change.user, value)
-                await self._online.delete(change.user)
-        except Exception as err:  # a KV leader election: the change still goes out; the refresh stores it
-            if not is_transient(err):
-                raise
-            log.warning("presence: KV unavailable (%s); %s announced, stored at the next refresh",
-                        type(err).__name__, change.user)
-        await self._nc.publish(presence_subject(change.user), wire.encode(event))
+        self.announcements.announce(change)
 
     async def _write_activity(self, users: list[str]) -> None:
         async def one(user: str) -> None:
@@ -185,6 +175,7 @@ class PresenceWorker:
         for task in list(self._restoring):
             task.cancel()
         await asyncio.gather(*self._restoring, return_exceptions=True)
+        await self.announcements.close()
 
     def pending(self) -> int:
         """Heartbeat batches received and not yet handled: this worker's lag."""
@@ -195,7 +186,7 @@ class PresenceWorker:
         refreshed = time.monotonic()
         while not stop.is_set():
             for change in self.book.tick(now_ms()):
-                await self.announce(change)
+                self.announce(change)
             self.metrics.online.set(self.book.online_count())
             self.metrics.pending.set(self.pending())
             if time.monotonic() - refreshed >= refresh_every:  # keep online entries inside the bucket's TTL
