@@ -291,6 +291,7 @@ class FrameHandler:
                 return encode_payload(sender=link.user, device=link.device, cid=frame.cid, body=frame.body, ts=ts,
                                       prev=prev, attachments=refs, **entry)
 
+            self._metrics.send_wait_seconds.observe(max(0.0, asyncio.get_running_loop().time() - admitted))
             began = time.perf_counter()
             seq, duplicate = await self._publisher.publish(frame.conv, payload,
                                                            dedup_id(link.user, frame.conv, frame.cid))

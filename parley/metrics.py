@@ -117,6 +117,10 @@ class NodeMetrics:
                                                    "(SENT)", registry=r)))
         self.publish_seconds = self._tally(TallyHistogram(Histogram(
             "parley_node_publish_seconds", "JetStream publish until PubAck", buckets=LATENCY, registry=r)))
+        self.send_wait_seconds = self._tally(TallyHistogram(Histogram(
+            "parley_node_send_wait_seconds", "A send from being read to its publish: its turn in the connection's "
+            "lane for the conversation and the checks before the publish (loop clock, ms; ADR 0045)",
+            buckets=LATENCY, registry=r)))
         self.delivered = self._tally(Tally(Counter("parley_node_messages_delivered", "Messages handed to devices",
                                                    registry=r)))
         self.e2e_seconds = self._tally(TallyHistogram(Histogram(

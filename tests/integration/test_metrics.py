@@ -70,6 +70,7 @@ def moved_with_the_traffic(pages: dict[str, str]) -> None:
     assert value(n1, "parley_node_messages_published_total") >= 5
     assert value(n1, "parley_node_errors_total", code="bad_field") >= 1
     assert value(n1, "parley_node_publish_seconds_count") >= 5
+    assert value(n1, "parley_node_send_wait_seconds_count") >= 5
     assert value(n2, "parley_node_messages_delivered_total") >= 5
     assert value(n2, "parley_node_delivery_seconds_count") >= 5
     assert value(n1, "parley_node_connections") >= 1

@@ -68,6 +68,7 @@ def test_node_metrics_fold_their_tallies_before_every_scrape():
     m.frames_in.labels("send").inc()
     m.published.inc()
     m.publish_seconds.observe(0.3)
+    m.send_wait_seconds.observe(0.004)
     for _ in range(2):  # a second scrape finds the same (nothing folded twice)
         assert m.registry.get_sample_value("parley_node_messages_delivered_total") == 3
         assert m.registry.get_sample_value("parley_node_delivery_seconds_bucket", {"le": "0.0025"}) == 1
@@ -75,3 +76,5 @@ def test_node_metrics_fold_their_tallies_before_every_scrape():
         assert m.registry.get_sample_value("parley_node_frames_in_total", {"type": "send"}) == 1
         assert m.registry.get_sample_value("parley_node_messages_published_total") == 1
         assert m.registry.get_sample_value("parley_node_publish_seconds_sum") == 0.3
+        assert m.registry.get_sample_value("parley_node_send_wait_seconds_bucket", {"le": "0.005"}) == 1
+        assert m.registry.get_sample_value("parley_node_send_wait_seconds_bucket", {"le": "0.0025"}) == 0
