@@ -331,9 +331,13 @@ class Cluster:
         settings = self.region_settings(region).replace(**{f"{role}_port": port})
         self._start_role(f"{role}-{region}", role, settings, port)
 
-    def start(self, pusher: bool = False, archivers: int = 1, pushers: int = 1, presence_workers: int = 1) -> None:
-        """Everything; ``pushers`` counts only with ``pusher`` (it needs FCM credentials)."""
+    def start(self, pusher: bool = False, archivers: int = 1, pushers: int = 1, presence_workers: int = 1,
+              after_nats: Callable[[], object] | None = None) -> None:
+        """Everything; ``pushers`` counts only with ``pusher`` (it needs FCM credentials). ``after_nats`` runs once
+        NATS answers, before any role starts (``parley up`` brings a kept run dir's bus up to date there)."""
         self.start_nats()
+        if after_nats is not None:
+            after_nats()
         self._start_role("discovery", "discovery", self.settings, self.settings.discovery_port)
         for i in range(archivers):
             self.start_archiver(i)

@@ -17,7 +17,9 @@ times within 60 s stops ``parley up`` with exit 1 and a message naming it and it
 ``<run dir>/run.json`` (``parley.tools.runfile``: URLs, and each process's name, role, PID, port and
 restarts) is written after the banner and after every restart, and removed when ``parley up`` stops.
 Data (SQLite file or Cassandra data, JetStream store, the cluster secret, the bus's users in ``nats-auth/``,
-``parley.tools.busauth``) stays in the run dir, so the next ``parley up`` continues where this one stopped.
+``parley.tools.busauth``) stays in the run dir, so the next ``parley up`` continues where this one stopped;
+a kept run dir's streams and buckets are first brought to this version's configuration (``parley.tools.bus_upgrade``:
+``parley bus migrate``'s changes, printed), where a deployment's processes would refuse them as drift.
 
 ``--tls``: a local CA and a certificate for 127.0.0.1/localhost in ``<run dir>/tls`` (``parley.tools.localca``,
 made once, keys 0600), served by nats-server (client port, routes, gateways), the nodes (wss), the API and
@@ -31,10 +33,11 @@ import os
 import secrets
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from parley.tools import cassandra_runner, localca, promtargets, runfile, supervise
+from parley.tools import bus_upgrade, cassandra_runner, localca, promtargets, runfile, supervise
 from parley.tools.cluster import Cluster, free_port
 from parley.tools.localca import TlsFiles
 from parley.tools.natscluster import NatsServers
@@ -196,6 +199,13 @@ def banner(cluster: Cluster, store_line: list[str]) -> list[str]:
     ]
 
 
+def bus_upgrade_of(cluster: Cluster) -> Callable[[], object] | None:
+    """A kept run dir's bus is brought to this version's configuration once NATS answers (``bus_upgrade``)."""
+    if not bus_upgrade.kept(cluster.root):
+        return None
+    return lambda: bus_upgrade.upgrade(cluster.settings)
+
+
 def run_info(cluster: Cluster) -> runfile.RunInfo:
     """What run.json says about a cluster just started (no Cassandra, no restarts): tests and tools that
     start a ``Cluster`` themselves write it with this."""
@@ -215,7 +225,7 @@ def run_cluster(base: Settings, args: argparse.Namespace) -> int:
     try:
         cluster, store_line = prepare(base, args, databases)
         cluster.start(pusher=bool(cluster.settings.fcm_credentials), archivers=args.archivers,
-                      pushers=args.pushers, presence_workers=args.presence_workers)
+                      pushers=args.pushers, presence_workers=args.presence_workers, after_nats=bus_upgrade_of(cluster))
         supervised = supervise.Supervised(cluster, next((d.dir for d in databases if d.ours), None))
         info = supervise.run_info(supervised)
         runfile.write(cluster.root, info)  # written again after every restart (supervise)

@@ -83,6 +83,33 @@ def test_parley_up_prints_where_to_connect_and_stops_without_strays(tmp_path):
         proc.stdout.close()
 
 
+def up_and_stop(cmd: list[str], env: dict[str, str]) -> str:
+    """``parley up`` until its banner, then Ctrl-C; its output up to the banner."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+    try:
+        text = wait_banner(proc)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        return text
+    finally:
+        if proc.poll() is None:
+            kill_tree(proc)
+            proc.wait()
+        proc.stdout.close()
+
+
+def test_parley_up_applies_its_configuration_to_the_bus_a_run_dir_kept(tmp_path):
+    """A run dir from an earlier run (here: another presence timeout, so another presence bucket TTL) would
+    have every role refuse its bucket as drift; ``parley up`` applies the configuration and says so."""
+    cmd, _, _ = up_command(tmp_path / "run", "--nodes", "1")
+    first = up_and_stop(cmd, clean_env(PARLEY_PRESENCE_TIMEOUT_S="20"))
+    assert "applied to the run dir's bus" not in first  # a fresh run dir: the roles create what they use
+    again = up_and_stop(cmd, clean_env())
+    applied = [line for line in again.splitlines() if line.startswith("parley up: applied to the run dir's bus: ")]
+    assert applied and "bucket presence: max_age 60.0 -> 90.0" in applied[0], again
+    assert "applied to the run dir" not in up_and_stop(cmd, clean_env())  # as configured now: nothing said
+
+
 def kill_tree(proc: subprocess.Popen[str]) -> None:
     """A failed test's ``parley up`` and every process it started (killed alone, it would orphan them)."""
     try:
