@@ -9,7 +9,8 @@ finished calls, and the loop is woken once per batch: only when no wake-up for t
 calls that finish while the loop has not yet taken the last batch ride on the same wake-up.
 
 Invariants:
-- Calls run in submission order; an outcome (result or exception, any ``BaseException``) reaches the future.
+- Calls run in submission order; an outcome (result or exception, any ``BaseException``; a ``StopIteration``,
+  which a future refuses, as a ``RuntimeError``) reaches the future.
 - A call whose future was cancelled before the thread took it does not run (as with an executor); one already
   running completes, and its outcome is dropped.
 - ``submit`` after ``stop`` raises ``RuntimeError`` at once (a probe of a closed store fails, never hangs).
@@ -92,6 +93,15 @@ class DatabaseThread:
             if future.cancelled():
                 continue
             if raised:
-                future.set_exception(value)
+                future.set_exception(_settable(value))
             else:
                 future.set_result(value)
+
+
+def _settable(err: BaseException) -> BaseException:
+    """An asyncio future refuses ``StopIteration`` (a ``TypeError`` that would strand the rest of the batch)."""
+    if isinstance(err, StopIteration):
+        wrapped = RuntimeError("the database call raised StopIteration")
+        wrapped.__cause__ = err
+        return wrapped
+    return err

@@ -113,3 +113,18 @@ async def test_stop_runs_the_calls_already_queued_and_joins_the_thread():
     assert await blocker is True and await asyncio.gather(*queued) == list(range(20))
     assert not any(t.name == "stopping" for t in threading.enumerate())
     await thread.stop()  # a second stop is harmless
+
+
+async def test_a_call_raising_stop_iteration_fails_alone_and_the_rest_of_its_batch_is_answered(thread: DatabaseThread):
+    gate = threading.Event()
+    blocker = thread.submit(gate.wait)
+    odd = thread.submit(lambda: next(iter(())))
+    after = [thread.submit(lambda i=i: i) for i in range(5)]
+    gate.set()
+    done = threading.Event()
+    thread.submit(done.set)
+    assert done.wait(5)  # all of them finished while the loop did not run: one batch
+    assert await blocker is True
+    with pytest.raises(RuntimeError, match="StopIteration"):
+        await odd
+    assert await asyncio.wait_for(asyncio.gather(*after), 5) == list(range(5))
