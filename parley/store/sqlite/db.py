@@ -1,4 +1,4 @@
-"""One process's connection to the SQLite file, and the one thread every statement runs on.
+"""One process's connection to the SQLite file, and the one thread every statement runs on (thread.py).
 
 The event loop never blocks on disk, and the connection is never used from two threads. WAL mode,
 ``synchronous=FULL``: a commit is on disk when it returns. The first statement connects and brings
@@ -11,14 +11,13 @@ chunks of at most ``IN_CHUNK`` values (``chunks``), far below SQLite's variable 
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from parley.errors import ServerError, Unavailable
 from parley.store.sqlite.schema import migrate
+from parley.store.sqlite.thread import DatabaseThread
 
 T = TypeVar("T")
 IN_CHUNK = 500  # values in one ``IN (…)`` list (SQLite allows 32766 variables; older builds 999)
@@ -48,7 +47,7 @@ def store_error(err: sqlite3.Error) -> ServerError:
 class Database:
     def __init__(self, path: str) -> None:
         self._path = path
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._thread = DatabaseThread("sqlite")
         self._db: sqlite3.Connection | None = None
 
     def _connect(self) -> sqlite3.Connection:
@@ -62,14 +61,14 @@ class Database:
         return self._db
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """``fn(connection)`` on the database thread, in autocommit mode."""
+        """``fn(connection)`` on the database thread, in autocommit mode; ``RuntimeError`` after ``close``."""
         def call() -> T:
             try:
                 return fn(self._connect())
             except (sqlite3.OperationalError, sqlite3.ProgrammingError) as err:
                 raise store_error(err) from err
 
-        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+        return await self._thread.submit(call)
 
     async def tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """``fn(connection)`` in one write transaction: committed if it returns, rolled back if it raises."""
@@ -93,4 +92,4 @@ class Database:
 
         if self._db is not None:
             await self.run(shut)
-        self._pool.shutdown(wait=True)
+        await self._thread.stop()
