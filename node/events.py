@@ -48,7 +48,6 @@ class EventStore(MessageHistory, Receipts, Protocol):
 
 log = logging.getLogger("parley.node")
 UNSAVED_MAX = 100_000  # delivered marks kept for the store while it is down; past it the oldest go
-CLOSE_WAIT_S = 1.0  # at stop, how long the gathered receipts' publisher may take to finish
 
 
 class ConversationEvents:
@@ -183,7 +182,8 @@ class ConversationEvents:
         try:
             while (due := self._tells.due()) is not None:
                 await asyncio.sleep(max(0.0, due - time.monotonic()))
-                await self._publish_batches(self._tells.take(time.monotonic()))
+                # shielded: a stop that cancels this task does not cut short batches already taken
+                await asyncio.shield(self._publish_batches(self._tells.take(time.monotonic())))
         finally:
             self._telling = None
 
@@ -196,10 +196,9 @@ class ConversationEvents:
 
     async def close(self) -> None:
         """The node stops: what is gathered goes now, without waiting out its window."""
+        if self._telling is not None:
+            await cancel_and_wait(self._telling)
         await self._publish_batches(self._tells.take_all())
-        if self._telling is not None:  # it finds nothing left and ends at its next wakeup (≤ the window)
-            _, late = await asyncio.wait({self._telling}, timeout=CLOSE_WAIT_S)
-            await cancel_and_wait(*late)
 
     async def flush(self) -> None:
         if not self._unsaved:
