@@ -7,8 +7,11 @@ list, can read them later (``GET /v1/conversations/{conv}/receipts``), and annou
 - delivered: when a device acks messages from others, once per user and conversation per new mark;
   saved in batches with the device cursors (``flush``). In a DM on the event subject, to the other
   member's devices (not the acker's own: nothing to show there, ADR 0042); in a group only to the senders
-  of the messages the ack covers (their control subjects):
+  of the messages the ack covers (their receipt subjects):
   broadcasting every member's receipt to every member would cost members² frames per message.
+  A group's are gathered per sender for ``receipt_gather_s`` (``ReceiptTells``) and go as one
+  ``ReceiptBatch`` each, instead of one bus message per (member, sender, ack) (ADR 0048); what is gathered
+  is published when the node stops (``close``).
   A delivered receipt goes with the next frames written to the device, or at the node's next cursor round
   (``DeviceLink.send_later``, within ``cursor_every_s``): it need not cost a write of its own.
 - read: a ``read`` frame, never past the conversation's last message; saved before it is announced.
@@ -27,6 +30,7 @@ from parley.node.homes import Homes
 from parley.node.hub import Hub
 from parley.node.link import DeviceLink
 from parley.node.ports import MessageHistory, Receipts
+from parley.node.receipt_tells import ReceiptTells
 from parley.node.signals import ReceiptMarks, TypingGate
 from parley.node.unsaved import Unsaved
 
@@ -36,6 +40,7 @@ from parley.errors import BadRequest, Unavailable
 from parley.ids import EVENT_PREFIX, ConversationId, UserId, event_subject, is_group, receipt_subject
 from parley.settings import Settings
 from parley.store import Receipt
+from parley.tasks import cancel_and_wait
 
 
 class EventStore(MessageHistory, Receipts, Protocol):
@@ -53,6 +58,8 @@ class ConversationEvents:
         self._typing = TypingGate(interval_s=settings.typing_interval_s)
         self._marks = ReceiptMarks()
         self._unsaved: Unsaved[tuple[str, str], int] = Unsaved(UNSAVED_MAX)  # (conv, user) → delivered mark
+        self._tells = ReceiptTells(settings.receipt_gather_s)  # a group's delivered marks, per sender (ADR 0048)
+        self._telling: asyncio.Task[None] | None = None  # publishes them as windows close, while any is open
 
     def on_event(self, subject: str, headers: dict[str, str] | None, data: bytes, only: UserId | None = None) -> None:
         """An event of a conversation: to the connected members' devices (typing: not the typist's).
@@ -112,6 +119,17 @@ class ConversationEvents:
         except Exception as err:
             log.info("could not publish a receipt: %s", err)
 
+    def on_receipts(self, user: UserId, batch: wire.ReceiptBatch) -> None:
+        """Group delivered marks gathered for ``user`` (``ReceiptBatch``): a ``receipt`` frame each, as if each
+        had come alone, each framed once for all the user's devices here and sent with their next write."""
+        links = self._hub.of_user(user)
+        if not links:
+            return
+        for conv, member, upto in batch.delivered:
+            frame = protocol.frame_bytes(protocol.receipt_frame(conv=conv, user=member, status="delivered", upto=upto))
+            for link in links:
+                link.send_later(frame)
+
     def on_receipt(self, user: UserId, event: wire.ReceiptNotice) -> None:
         """A group receipt sent to ``user``'s receipt subject."""
         frame = protocol.frame_bytes(protocol.receipt_frame(conv=str(event.conv), user=event.user, status=event.status,
@@ -145,10 +163,42 @@ class ConversationEvents:
         for conv, (upto, senders) in covered.items():
             if self._marks.raise_to(link.user, conv, upto):
                 self._unsaved.put((conv, link.user), upto)
-                if is_group(conv):
-                    await self._tell(senders, wire.ReceiptNotice(link.user, "delivered", upto, conv))
-                else:
+                if not is_group(conv):
                     await self._announce(conv, wire.ReceiptNotice(link.user, "delivered", upto))
+                elif self._tells.window_s > 0:
+                    self._gather(senders, conv, link.user, upto)
+                else:  # one message each: what a node before ADR 0048 reads
+                    await self._tell(senders, wire.ReceiptNotice(link.user, "delivered", upto, conv))
+
+    def _gather(self, senders: Iterable[str], conv: str, user: str, upto: int) -> None:
+        now = time.monotonic()
+        for sender in senders:
+            self._tells.add(sender, conv, user, upto, now)
+        if self._telling is None and self._tells:
+            self._telling = asyncio.get_running_loop().create_task(self._tell_gathered())
+
+    async def _tell_gathered(self) -> None:
+        """Each sender's gathered marks as its window closes, until none is open (then a new mark starts it again)."""
+        try:
+            while (due := self._tells.due()) is not None:
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                # shielded: a stop that cancels this task does not cut short batches already taken
+                await asyncio.shield(self._publish_batches(self._tells.take(time.monotonic())))
+        finally:
+            self._telling = None
+
+    async def _publish_batches(self, batches: list[tuple[str, wire.ReceiptBatch]]) -> None:
+        try:
+            for sender, batch in batches:
+                await self._nc.publish(receipt_subject(UserId(sender)), wire.encode(batch))
+        except Exception as err:  # ephemeral, as one at a time: saved anyway, and fetchable (GET …/receipts)
+            log.info("could not publish gathered receipts: %s", err)
+
+    async def close(self) -> None:
+        """The node stops: what is gathered goes now, without waiting out its window."""
+        if self._telling is not None:
+            await cancel_and_wait(self._telling)
+        await self._publish_batches(self._tells.take_all())
 
     async def flush(self) -> None:
         if not self._unsaved:

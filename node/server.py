@@ -177,6 +177,7 @@ class EdgeNode:
     async def stop(self) -> None:
         await cancel_and_wait(*self._background)
         await self.watch.stop()
+        await self.events.close()  # gathered receipts go out while NATS is still there
 
     async def _close_silent(self) -> None:
         """Links silent for ``idle_timeout_s`` are closed (4008, protocol.md §10): one sweep a second for all of

@@ -184,7 +184,9 @@ class UserSubscriptions:
         except wire.WireError as err:
             log.warning("dropped a receipt for %s: %s", user, err.message)
             return
-        if isinstance(message, wire.ReceiptNotice):
+        if isinstance(message, wire.ReceiptBatch):
+            self._events.on_receipts(user, message)
+        elif isinstance(message, wire.ReceiptNotice):
             self._events.on_receipt(user, message)
 
     def _apply(self, user: UserId, message: wire.BusMessage) -> None:

@@ -158,6 +158,9 @@ class Settings:
     # groups, typing
     group_max_members: int = 100
     typing_interval_s: float = 2.0  # a typist's "start" is forwarded at most this often; shown for 3x
+    # a group's delivered receipts to one sender are gathered this long and published as one bus message
+    # (ADR 0048); 0: one message each, as nodes before it did (and the only kind they read: a rolling upgrade)
+    receipt_gather_s: float = 0.025
     # protocol limits
     max_body_bytes: int = 4096
     edit_window_s: float = 900.0  # a message can be edited by its sender this long after it was sent (ADR 0025)
@@ -279,6 +282,8 @@ class Settings:
             raise SettingsError(f"{PREFIX}LIVE_JOIN_BACKLOG={self.live_join_backlog!r} must be from 0 to 1000")
         if not 0 <= self.live_metrics_top_rooms <= 1000:
             raise SettingsError(f"{PREFIX}LIVE_METRICS_TOP_ROOMS={self.live_metrics_top_rooms!r} must be 0 to 1000")
+        if not 0 <= self.receipt_gather_s <= 1:
+            raise SettingsError(f"{PREFIX}RECEIPT_GATHER_S={self.receipt_gather_s!r} must be 0 (one message each) to 1")
         if not 0 <= self.archiver_linger_s <= 1:
             raise SettingsError(f"{PREFIX}ARCHIVER_LINGER_S={self.archiver_linger_s!r} must be 0 (no linger) to 1")
         if self.hash_concurrency < 0:

@@ -9,6 +9,7 @@ these frozen types, encoded as a JSON object whose ``kind`` names the type:
                                                         acceptance, decline or unfriend for the user's devices
                           group       GroupChange       API → nodes: membership, name, roles of a group
                           receipt     ReceiptNotice     node → nodes: a group receipt for one user's devices
+    rcpt.user.<user>      receipts    ReceiptBatch      node → nodes: group delivered marks for one sender's devices
                           user        ProfileChange     API → nodes: a friend's or co-member's new name, for the devices
     evt.<conv>            typing      TypingNotice      node → nodes: someone in the conversation is typing
                           receipt     ReceiptNotice     node → nodes: a DM member's delivered/read mark
@@ -101,6 +102,16 @@ class ReceiptNotice:
 
 
 @dataclass(frozen=True, slots=True)
+class ReceiptBatch:
+    """Group ``delivered`` marks for one sender, gathered on the acking members' node for a short window
+    (``node/receipt_tells.py``, ADR 0048): ``(conv, user, upto)`` each, one per (conv, user), the highest mark.
+    The subject (``rcpt.user.<sender>``) names whose devices they are for."""
+
+    kind: ClassVar[str] = "receipts"
+    delivered: tuple[tuple[str, str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class TypingNotice:
     kind: ClassVar[str] = "typing"
     user: str
@@ -128,8 +139,8 @@ class PresenceChange:
         return {"user": self.user, "online": self.online, "last_active_at": self.last_active_at}
 
 
-BusMessage = (Revoke | FriendChange | ProfileChange | GroupChange | ReceiptNotice | TypingNotice | Heartbeats
-              | PresenceChange)
+BusMessage = (Revoke | FriendChange | ProfileChange | GroupChange | ReceiptNotice | ReceiptBatch | TypingNotice
+              | Heartbeats | PresenceChange)
 
 
 def encode(message: BusMessage) -> bytes:
@@ -230,15 +241,24 @@ def _well_formed(row: Any) -> bool:
             and type(row[2]) is int)
 
 
-def _beats(f: _Fields) -> Heartbeats:
-    rows = _typed(f.raw["beats"], list, "beats")
+def _triples(f: _Fields, name: str, first: str, second: str, third: str) -> tuple[tuple[str, str, int], ...]:
+    """A list of ``[str, str, int]`` rows, e.g. heartbeats (user, device, at) or delivered marks (conv, user, upto)."""
+    rows = _typed(f.raw[name], list, name)
     if all(map(_well_formed, rows)):  # the common case, checked cheaply: a presence worker reads millions a second
-        return Heartbeats(tuple(map(tuple, rows)))
+        return tuple(map(tuple, rows))
     out = []  # something is wrong: find it, for the error message
     for row in rows:
-        user, device, at = _typed(row, list, "beat")
-        out.append((_typed(user, str, "user"), _typed(device, str, "device"), _typed(at, int, "at")))
-    return Heartbeats(tuple(out))
+        a, b, c = _typed(row, list, name)
+        out.append((_typed(a, str, first), _typed(b, str, second), _typed(c, int, third)))
+    return tuple(out)
+
+
+def _beats(f: _Fields) -> Heartbeats:
+    return Heartbeats(_triples(f, "beats", "user", "device", "at"))
+
+
+def _receipts(f: _Fields) -> ReceiptBatch:
+    return ReceiptBatch(_triples(f, "delivered", "conv", "user", "upto"))
 
 
 _PARSERS: dict[str, Callable[[_Fields], BusMessage]] = {
@@ -247,6 +267,7 @@ _PARSERS: dict[str, Callable[[_Fields], BusMessage]] = {
     "group": _group,
     "user": lambda f: ProfileChange(f.text("user"), f.text("display_name"), f.text("bio")),
     "receipt": _receipt,
+    "receipts": _receipts,
     "typing": _typing,
     "beats": _beats,
     "presence": lambda f: PresenceChange(f.text("user"), f.flag("online"), f.opt("last_active_at", int)),

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import nats
+import orjson
 import pytest
 from parley.tools.client import ApiError, Device
 
 from tests.integration.conftest import Person, World
+from tests.poll import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -113,6 +116,47 @@ async def test_a_member_who_was_away_syncs_the_group_exactly(world):
     await again.synced.wait()
     assert again.order == missed and again.duplicates == 0
     await again.close()
+
+
+async def test_members_acking_together_each_reach_the_sender_as_delivered_in_gathered_receipts(world):
+    """Group delivered receipts to one sender go over the bus gathered (``receipts``, ADR 0048) and come out as the
+    same ``receipt`` frames as before: one per member, with the mark the member acked."""
+    owner, *members = await people(world, 5, "rc")
+    await befriend_all(owner, members)
+    conv = await new_group(owner, members)
+    sender = await owner.device(node=0)
+    devices = [await m.device(node=i % 2) for i, m in enumerate(members)]  # two members on each node
+    for d in devices:
+        d.auto_ack = False  # they ack below, all at once: within one gathering window on each node
+    bus = await nats.connect(**world.cluster.admin_connect_options())
+    seen: list[dict] = []
+
+    async def watch(msg) -> None:
+        seen.append(orjson.loads(msg.data))
+
+    await bus.subscribe(f"rcpt.user.{owner.id}", cb=watch)
+    await bus.flush()
+    try:
+        ids = [(await sender.send(conv, f"m{i}"))["id"] for i in range(3)]
+        cursors = await asyncio.gather(*(d.cursor_after(ids[-1]) for d in devices))
+        await asyncio.gather(*(d.ack(c) for d, c in zip(devices, cursors, strict=True)))
+
+        def receipts() -> dict[str, list[int]]:
+            got: dict[str, list[int]] = {}
+            for e in sender.events:
+                if e["type"] == "receipt" and e["status"] == "delivered" and e["conv"] == conv:
+                    got.setdefault(e["user"], []).append(e["upto"])
+            return got
+
+        await sender.wait_for(lambda: len(receipts()) == len(members))
+        assert receipts() == {m.id: [ids[-1]] for m in members}  # each member's mark, once
+        rows = sorted((conv, m.id, ids[-1]) for m in members)
+        await eventually(lambda: sorted(tuple(r) for e in seen for r in e.get("delivered", ())) == rows,
+                         what="the test's own subscription saw every gathered mark")
+        assert {e["kind"] for e in seen} == {"receipts"}  # gathered: no message of one receipt on the bus
+        assert len(seen) <= len(members)
+    finally:
+        await bus.close()
 
 
 async def test_group_errors_have_codes_and_change_nothing(world):

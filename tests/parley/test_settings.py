@@ -53,3 +53,10 @@ def test_frame_rates_are_scaled_and_hash_concurrency_may_be_automatic():
     assert Settings(hash_concurrency=0).hash_concurrency == 0  # 2 x CPU cores
     with pytest.raises(SettingsError, match="PARLEY_HASH_CONCURRENCY"):
         Settings(hash_concurrency=-1)
+
+
+@pytest.mark.parametrize("raw", ["-0.01", "1.5"])
+def test_the_receipt_gathering_window_is_from_0_to_1_s(raw):
+    assert Settings.from_env({"PARLEY_RECEIPT_GATHER_S": "0"}).receipt_gather_s == 0  # off: one message each
+    with pytest.raises(SettingsError, match="PARLEY_RECEIPT_GATHER_S"):
+        Settings.from_env({"PARLEY_RECEIPT_GATHER_S": raw})

@@ -17,6 +17,7 @@ EXAMPLES = [
     wire.GroupChange("g.x", "roles", user_id="u1", role="owner"),
     wire.ReceiptNotice("u1", "delivered", 12, conv="g.x"),
     wire.ReceiptNotice("u1", "read", 12),
+    wire.ReceiptBatch((("g.x", "u1", 12), ("g.y", "u2", 7))),
     wire.TypingNotice("u1", "d1", "start"),
     wire.Heartbeats((("u1", "d1", 1700000000000),)),
     wire.PresenceChange("u1", False, None),
@@ -45,6 +46,8 @@ def test_a_group_frame_carries_only_the_fields_set():
     b'{"kind":"group","conv":"g","event":"exploded"}',
     b'{"kind":"receipt","user":"u","status":"read","upto":true}', b'{"kind":"beats","beats":[["u","d"]]}',
     b'{"kind":"typing","user":"u","device":"d","state":"maybe"}',
+    b'{"kind":"receipts","delivered":[["g","u"]]}', b'{"kind":"receipts","delivered":[["g","u",true]]}',
+    b'{"kind":"receipts","delivered":{"g":1}}', b'{"kind":"receipts"}',
 ])
 def test_malformed_messages_are_refused(data):
     with pytest.raises(wire.WireError):
@@ -54,3 +57,8 @@ def test_malformed_messages_are_refused(data):
 def test_encoding_names_the_kind_and_leaves_out_unset_fields():
     assert orjson.loads(wire.encode(wire.ReceiptNotice("u", "read", 3))) == \
         {"kind": "receipt", "user": "u", "status": "read", "upto": 3}
+
+
+def test_a_receipt_batch_is_a_list_of_rows_on_the_wire():
+    assert orjson.loads(wire.encode(wire.ReceiptBatch((("g.x", "u1", 12),)))) == \
+        {"kind": "receipts", "delivered": [["g.x", "u1", 12]]}
