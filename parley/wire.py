@@ -8,9 +8,9 @@ these frozen types, encoded as a JSON object whose ``kind`` names the type:
                           friend      FriendChange      API → nodes: follow/unfollow a friend's presence; a request,
                                                         acceptance, decline or unfriend for the user's devices
                           group       GroupChange       API → nodes: membership, name, roles of a group
-                          receipt     ReceiptNotice     node → nodes: a group receipt for one user's devices
-    rcpt.user.<user>      receipts    ReceiptBatch      node → nodes: group delivered marks for one sender's devices
                           user        ProfileChange     API → nodes: a friend's or co-member's new name, for the devices
+    rcpt.user.<user>      receipt     ReceiptNotice     node → nodes: a group receipt for one user's devices
+                          receipts    ReceiptBatch      node → nodes: group delivered marks for one sender's devices
     evt.<conv>            typing      TypingNotice      node → nodes: someone in the conversation is typing
                           receipt     ReceiptNotice     node → nodes: a DM member's delivered/read mark
     hb.<p>.<node>         beats       Heartbeats        node → presence worker: devices connected there (partition p)
