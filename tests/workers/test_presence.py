@@ -79,7 +79,7 @@ async def test_the_refresh_rewrites_every_online_users_activity_in_the_bucket(se
     for i, user in enumerate(users):
         worker.book.heartbeat(user, "d1", 1_000 + i)
     try:
-        await worker.refresh()
+        await worker.refresh(worker.book.online_users())
 
         async def written() -> bool:
             entries = await asyncio.gather(*(online.get(u) for u in users))
