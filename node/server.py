@@ -34,6 +34,7 @@ from parley.node.presence import PresenceRelay
 from parley.node.publisher import Publisher
 from parley.node.revocation import check_again, close_ended_sessions, end_at_expiry
 from parley.node.session import Delivery
+from parley.node.silence import Silence
 from parley.node.subscriptions import UserSubscriptions
 from parley.node.sync import SyncRunner
 from parley.node.targets import Targets
@@ -79,7 +80,7 @@ class EdgeNode:
         self._conn_ids = itertools.count(1)
         self._dirty_cursors: Unsaved[DeviceId, str] = Unsaved(UNSAVED_CURSORS_MAX)
         self.offers = CursorOffers(settings.cursor_every_s, settings.cursor_slices)  # ADRs 0040, 0043
-        self._heard: dict[DeviceLink, float] = {}  # each link's last frame in (monotonic): the idle sweep's
+        self.silence: Silence[DeviceLink] = Silence(settings.idle_timeout_s)  # the idle sweep's (ADR 0046)
         self._cursor_key = cursor_key(settings.secret.reveal())
         self.cursors = Cursors(self._cursor_key)  # sealed for the devices, and opened again at their acks
         self._cursor_frames: dict[tuple[tuple[int, int], ...], bytes] = {}
@@ -181,13 +182,11 @@ class EdgeNode:
 
     async def _close_silent(self) -> None:
         """Links silent for ``idle_timeout_s`` are closed (4008, protocol.md §10): one sweep a second for all of
-        them (a comparison each), not a timer armed per read on every connection (~0.7 KB each, ADR 0028)."""
-        timeout = self.settings.idle_timeout_s
+        them, not a timer armed per read on every connection (~0.7 KB each, ADR 0028); the sweep looks only at
+        the links it closes (``Silence``, ADR 0046)."""
         while True:
-            await asyncio.sleep(min(1.0, timeout / 10))
-            cutoff = time.monotonic() - timeout
-            for link in [link for link, heard in self._heard.items() if heard < cutoff]:
-                del self._heard[link]
+            await asyncio.sleep(min(1.0, self.silence.timeout_s / 10))
+            for link in self.silence.due(time.monotonic()):
                 link.close(CLOSE_IDLE, "no heartbeat")
 
     def resync(self, link: DeviceLink, point: Vector | None = None) -> None:
@@ -251,7 +250,7 @@ class EdgeNode:
         claims, hello, offered = verified  # offered: the cursor to start from (None: the device's, unread)
         link = self._new_link(ws, claims, next(self._conn_ids), max_queue=4 * self.settings.sync_max,
                               transport=request.transport)
-        self._heard[link] = time.monotonic()
+        self.silence.heard(link, time.monotonic())
         del verified, claims, hello  # this frame lives as long as the connection: it keeps only what it needs
         try:
             try:
@@ -260,10 +259,10 @@ class EdgeNode:
                 link.send(protocol.error_bytes(err))
                 link.close(err.ws_close_code, err.code)
             # the read loop, inline: a coroutine of its own was a frame kept for the connection's life (ADR 0041)
-            heard, frames, limit = self._heard, self.frames, self.settings.max_frame_bytes
+            heard, frames, limit = self.silence.heard, self.frames, self.settings.max_frame_bytes
             while not link.closed:
                 msg = await ws.receive()  # silence is the sweep's (``_close_silent``): it closes, and this returns
-                heard[link] = time.monotonic()
+                heard(link, time.monotonic())
                 if msg.type == WSMsgType.TEXT and protocol.too_big(msg.data, limit):
                     link.close(CLOSE_TOO_BIG, "message too big")
                     break
@@ -320,7 +319,7 @@ class EdgeNode:
                 "max_strikes": rates.max_strikes, "strike_decay_per_s": rates.strike_decay_per_s}
 
     async def _finish(self, link: DeviceLink) -> None:
-        self._heard.pop(link, None)
+        self.silence.forget(link)
         if link.ends is not None:
             link.ends.cancel()
         await self.frames.finish(link)  # the publishes under way end (answered if the socket still takes it)

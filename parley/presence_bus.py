@@ -5,10 +5,13 @@
   ``presence_beat_s`` and a device once more when it disconnects.
 - The presence worker owning a partition (``workers/presence.py``) runs ``parley.presence.PresenceBook``
   over its beats and publishes each change on ``presence.<user>``: ``{"user", "online", "last_active_at"}``.
-- Bucket ``presence`` holds the online users (key = user id, value ``{"last_active_at"}``), rewritten
-  by the worker every ``presence_timeout_s``; its TTL (three timeouts) empties it if the worker dies,
-  so nobody stays online forever. Bucket ``last_seen`` keeps when each user was last active, for
-  ``last_seen_ttl_s`` (a year by default; then ``last_active_at`` is null, as for a user never seen).
+- Bucket ``presence`` holds the online users (key = user id, value ``{"last_active_at"}``), each
+  rewritten by the worker once per third of the bucket's TTL (``buckets.presence_ttl_s``, 10 min by
+  default: every 200 s; docs/adr/0046), so an online user's ``last_active_at`` read here may be that much
+  older than their last beat (the ``presence.<user>`` events, and the ``last_seen`` entry written when
+  they go offline, are exact); the TTL empties it if every worker dies, so nobody stays online forever.
+  Bucket ``last_seen`` keeps when each user was last active, for ``last_seen_ttl_s`` (a year by default;
+  then ``last_active_at`` is null, as for a user never seen).
 Readers (nodes answering a ``presence`` frame, the API) look users up here on demand, which is how
 large groups see presence without any broadcast. A deleted account reads as never seen (``hide_deleted``:
 the store says who is deleted, for the users the buckets show as seen): its ``last_seen`` entry may be

@@ -5,7 +5,9 @@ holding leases on a fair share (``workers/presence_leases.py``). For each partit
 subscribes to ``hb.<p>.>`` (every node's beats for those users), runs the pure ``PresenceBook``
 (online while any device was heard within the timeout), ticks twice a second to take silent users
 offline, and for each change publishes ``presence.<user>`` (friends' nodes forward it) and updates
-the ``presence`` and ``last_seen`` buckets (read on demand).
+the ``presence`` and ``last_seen`` buckets (read on demand). Each online user's ``presence`` entry is
+rewritten once per third of the bucket's TTL, a slice of the users each tick (``parley.presence_refresh``,
+docs/adr/0046), so an entry never expires while its user is online.
 
 Taking a partition (at start, from a worker that died, or handed over) reads its online users back
 from the ``presence`` bucket and announces nothing until they time out or beat again; giving one up
@@ -31,11 +33,13 @@ from parley.workers.presence_writes import Announcements
 
 from parley import bus, wire
 from parley.bus import BusClient
+from parley.bus.buckets import presence_refresh_s
 from parley.bus.outage import is_transient
 from parley.metrics import PresenceMetrics
 from parley.presence import PresenceBook, Transition
 from parley.presence_bus import ONLINE_BUCKET, heartbeat_filter, open_buckets, partition_of_subject
 from parley.presence_partitions import partition_of
+from parley.presence_refresh import Refreshes
 from parley.runtime import run_until_stopped, serve, serve_health
 from parley.settings import Settings
 
@@ -45,6 +49,11 @@ WRITES_IN_FLIGHT = 256
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def mono_ms() -> int:
+    """The refresh's clock: the ages of bucket writes, which a wall clock set back must not stretch."""
+    return int(time.monotonic() * 1000)
 
 
 def worker_name() -> str:
@@ -62,7 +71,9 @@ class PresenceWorker:
         self._ready: dict[int, asyncio.Event] = {}  # partitions held → set once their users are restored
         self._restoring: set[asyncio.Task[None]] = set()
         self.metrics = PresenceMetrics()
-        self.announcements = Announcements(nc, online, seen)
+        self.refreshes = Refreshes(int(presence_refresh_s(settings) * 1000))
+        self.announcements = Announcements(nc, online, seen,
+                                           unstored=lambda user: self.refreshes.unwritten(user, mono_ms()))
 
     async def adopt(self, partitions: list[int]) -> None:
         """These partitions are ours now. Subscribe at once (NATS queues their beats meanwhile), read
@@ -94,6 +105,8 @@ class PresenceWorker:
         except Exception as err:  # NATS away: the new owner reads slightly older times
             log.info("presence: saving activity of dropped partitions: %r", err)
         self.book.forget(users)
+        for user in users:
+            self.refreshes.forget(user)
         self.metrics.partitions.set(len(self.subs))
 
     async def _restore(self, partitions: set[int], restored: asyncio.Event) -> None:
@@ -106,6 +119,7 @@ class PresenceWorker:
                     p = partition_of(entry.key, self._partitions)
                     if p in partitions and self._ready.get(p) is restored and entry.value:
                         self.book.restore(entry.key, orjson.loads(entry.value)["last_active_at"], at)
+                        self.refreshes.restored(entry.key, mono_ms())
                         found += 1
             finally:
                 await watcher.stop()  # type: ignore[no-untyped-call]
@@ -148,6 +162,10 @@ class PresenceWorker:
     def announce(self, change: Transition) -> None:
         """Queued: its bucket write and event go out with the others queued meanwhile (``presence_writes``)."""
         self.metrics.transitions.labels("online" if change.online else "offline").inc()
+        if change.online:  # its put is queued: the entry's age counts from now
+            self.refreshes.written(change.user, mono_ms())
+        else:  # its delete is queued
+            self.refreshes.forget(change.user)
         self.announcements.announce(change)
 
     async def _write_activity(self, users: list[str]) -> None:
@@ -159,13 +177,14 @@ class PresenceWorker:
         for start in range(0, len(users), WRITES_IN_FLIGHT):  # many at once: a partition can hold many users
             await asyncio.gather(*(one(u) for u in users[start:start + WRITES_IN_FLIGHT]))
 
-    async def refresh(self) -> None:
-        """Every online user's latest activity rewritten in the ``presence`` bucket, inside its TTL. Published
-        as the bucket's own writes are (``$KV.presence.<user>``) but without waiting for each write's ack: one
-        flush for all, a few microseconds of Python per user, not a request's round trip each. A write lost to
-        an election is made at the next refresh (the TTL is three of them), as a failed acked one was."""
+    async def refresh(self, users: list[str]) -> None:
+        """These online users' latest activity rewritten in the ``presence`` bucket, inside its TTL (the tick
+        passes the slice ``Refreshes.take`` says is due). Published as the bucket's own writes are
+        (``$KV.presence.<user>``) but without waiting for each write's ack: one flush for all, a few
+        microseconds of Python per user, not a request's round trip each. A write lost to an election is made
+        at the user's next refresh, a period later: the TTL is three periods (ADR 0046)."""
         prefix = f"$KV.{ONLINE_BUCKET}."
-        for user in self.book.online_users():
+        for user in users:
             last = self.book.last_active(user)
             if last is not None:
                 await self._nc.publish(prefix + user, orjson.dumps({"last_active_at": last}))
@@ -182,18 +201,16 @@ class PresenceWorker:
         return sum(sub.pending_msgs for sub in self.subs.values())
 
     async def tick_forever(self, stop: asyncio.Event) -> None:
-        refresh_every = self._settings.presence_timeout_s
-        refreshed = time.monotonic()
         while not stop.is_set():
             for change in self.book.tick(now_ms()):
                 self.announce(change)
             self.metrics.online.set(self.book.online_count())
             self.metrics.pending.set(self.pending())
-            if time.monotonic() - refreshed >= refresh_every:  # keep online entries inside the bucket's TTL
-                refreshed = time.monotonic()
+            due = self.refreshes.take(mono_ms())  # a slice of the users, each once per period (ADR 0046)
+            if due:
                 try:
-                    await self.refresh()
-                except Exception as err:  # an election: the next refresh writes them (the TTL is 3 timeouts)
+                    await self.refresh(due)
+                except Exception as err:  # an election: their next refresh writes them (the TTL is 3 periods)
                     if not is_transient(err):
                         raise
                     log.warning("presence: KV unavailable during the refresh (%s)", type(err).__name__)

@@ -11,7 +11,8 @@ What is kept: a user's event goes out after that user's bucket write was answere
 bucket on hearing it finds it there); one user's transitions are written and announced in the order they
 were made (a user's second transition waits for the next round, so an offline's delete never overtakes
 the online's put); a write the bus refuses while it is briefly away (an election) is logged and the event
-still goes out — the next refresh stores it — as before. Another failure is logged, not raised: the
+still goes out — the next refresh stores it (an online put that failed is handed to ``unstored``, which makes
+the user's refresh due at once, ADR 0046) — as before. Another failure is logged, not raised: the
 transitions after it are still announced.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import orjson
 from nats.js.kv import KeyValue
@@ -44,8 +46,9 @@ def first_round(queued: list[Transition]) -> int:
 
 
 class Announcements:
-    def __init__(self, nc: BusClient, online: KeyValue, seen: KeyValue) -> None:
-        self._nc, self._online, self._seen = nc, online, seen
+    def __init__(self, nc: BusClient, online: KeyValue, seen: KeyValue,
+                 unstored: Callable[[str], None] = lambda user: None) -> None:
+        self._nc, self._online, self._seen, self._unstored = nc, online, seen, unstored
         self._queued: list[Transition] = []
         self._drain: asyncio.Task[None] | None = None
         self.rounds = 0  # rounds written so far (how many transitions shared one is what the batching buys)
@@ -85,6 +88,8 @@ class Announcements:
                 if is_transient(result):  # a KV leader election: the change still goes out; the refresh stores it
                     log.warning("presence: KV unavailable (%s); %s announced, stored at the next refresh",
                                 type(result).__name__, change.user)
+                    if change.online:
+                        self._unstored(change.user)
                 else:
                     log.error("presence: storing %s's change failed: %r", change.user, result)
         for change in batch:

@@ -2,8 +2,10 @@
 the processes read it from).
 
 ``nodes``: the edge-node registry (memory, TTL: a node that stops beating disappears). ``presence`` and
-``last_seen``: the presence worker's state (``last_seen`` with a TTL of ``PARLEY_LAST_SEEN_TTL_S``: a user
-not seen for that long has no "last seen", and the bucket holds only the users active within it).
+``last_seen``: the presence worker's state (``presence`` with a TTL of ``presence_ttl_s``, at least
+``PRESENCE_TTL_MIN_S``: each online user's entry is rewritten once per third of it, docs/adr/0046;
+``last_seen`` with a TTL of ``PARLEY_LAST_SEEN_TTL_S``: a user not seen for that long has no "last seen",
+and the bucket holds only the users active within it).
 ``pushed``: pushes already sent, one claim per (message, device). ``auth_limits``: the API's brute-force
 counters (memory; an entry lives two of the longest window, so a window's count is still there while the
 next one is judged). ``banned_words``: the banned-word lists, one key per entry (``parley.live.banned``;
@@ -30,6 +32,8 @@ LIVE_VIEWERS_TTL_S = 15.0  # parley.node.live.audience.STALE_S: a count no node 
 AUTH_LIMITS_BYTES = 64 * 1024 * 1024  # past it new counters are refused (and the API lets attempts through)
 BANNED_WORDS_BYTES = 256 * 1024 * 1024  # about a million entries; past it an add is refused (bus error, 503)
 BANNED_WORD_VALUE_BYTES = 4096  # one entry's JSON (a word is at most 100 characters)
+# an online user's entry lives this long at least: rewritten once per third of it (ADR 0046), not every timeout
+PRESENCE_TTL_MIN_S = 600.0
 
 
 def _placement(settings: Settings) -> Placement | None:
@@ -42,8 +46,19 @@ def nodes(settings: Settings) -> KeyValueConfig:
                           replicas=settings.bucket_replicas(), placement=_placement(settings))
 
 
+def presence_ttl_s(settings: Settings) -> float:
+    """The ``presence`` bucket's TTL: how long an online user's entry outlives its last write."""
+    return max(3 * settings.presence_timeout_s, PRESENCE_TTL_MIN_S)
+
+
+def presence_refresh_s(settings: Settings) -> float:
+    """Each online user's entry is rewritten this often (``parley.presence_refresh``): a third of the TTL,
+    so a refresh lost to an election, or a takeover's read-back, still lands inside it."""
+    return presence_ttl_s(settings) / 3
+
+
 def presence(settings: Settings) -> KeyValueConfig:
-    return KeyValueConfig(bucket=PRESENCE, history=1, ttl=settings.presence_timeout_s * 3, storage=StorageType.FILE,
+    return KeyValueConfig(bucket=PRESENCE, history=1, ttl=presence_ttl_s(settings), storage=StorageType.FILE,
                           replicas=settings.bucket_replicas(), placement=_placement(settings))
 
 

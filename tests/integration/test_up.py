@@ -99,14 +99,14 @@ def up_and_stop(cmd: list[str], env: dict[str, str]) -> str:
 
 
 def test_parley_up_applies_its_configuration_to_the_bus_a_run_dir_kept(tmp_path):
-    """A run dir from an earlier run (here: another presence timeout, so another presence bucket TTL) would
+    """A run dir from an earlier run (here: another last-seen TTL, so another ``last_seen`` bucket) would
     have every role refuse its bucket as drift; ``parley up`` applies the configuration and says so."""
     cmd, _, _ = up_command(tmp_path / "run", "--nodes", "1")
-    first = up_and_stop(cmd, clean_env(PARLEY_PRESENCE_TIMEOUT_S="20"))
+    first = up_and_stop(cmd, clean_env(PARLEY_LAST_SEEN_TTL_S="86400"))
     assert "applied to the run dir's bus" not in first  # a fresh run dir: the roles create what they use
     again = up_and_stop(cmd, clean_env())
     applied = [line for line in again.splitlines() if line.startswith("parley up: applied to the run dir's bus: ")]
-    assert applied and "bucket presence: max_age 60.0 -> 90.0" in applied[0], again
+    assert applied and "bucket last_seen: max_age 86400.0 -> 31536000.0" in applied[0], again
     assert "applied to the run dir" not in up_and_stop(cmd, clean_env())  # as configured now: nothing said
 
 

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from nats.aio.msg import Msg
 from nats.js.errors import KeyNotFoundError
-from parley.workers.presence import PresenceWorker, now_ms
+from parley.workers.presence import PresenceWorker, mono_ms, now_ms
 from parley.workers.presence_leases import PartitionLeases, open_lease_bucket
 
 from parley import bus, wire
@@ -79,7 +79,7 @@ async def test_the_refresh_rewrites_every_online_users_activity_in_the_bucket(se
     for i, user in enumerate(users):
         worker.book.heartbeat(user, "d1", 1_000 + i)
     try:
-        await worker.refresh()
+        await worker.refresh(worker.book.online_users())
 
         async def written() -> bool:
             entries = await asyncio.gather(*(online.get(u) for u in users))
@@ -87,4 +87,27 @@ async def test_the_refresh_rewrites_every_online_users_activity_in_the_bucket(se
         await eventually(written, what="every online user's activity in the presence bucket",
                          ignoring=(KeyNotFoundError,))
     finally:
+        await bus.close_quietly(nc)
+
+
+async def test_the_tick_rewrites_the_users_whose_refresh_is_due_and_no_one_else(settings):
+    nc = await bus.connect(settings, "test")
+    online, seen = await open_buckets(nc.jetstream(), settings)
+    worker = PresenceWorker(settings, nc, online, seen)
+    beat = now_ms()  # online for the whole test: the tick takes no one offline
+    for user in ("due", "fresh"):
+        worker.book.heartbeat(user, "d1", beat)
+    worker.refreshes.written("due", mono_ms() - worker.refreshes.period_ms)  # written a period ago (ADR 0046)
+    worker.refreshes.written("fresh", mono_ms())
+    stop = asyncio.Event()
+    ticking = asyncio.create_task(worker.tick_forever(stop))
+    try:
+        async def written() -> bool:
+            return orjson.loads((await online.get("due")).value)["last_active_at"] == beat
+        await eventually(written, what="the due user's entry rewritten", ignoring=(KeyNotFoundError,))
+        with pytest.raises(KeyNotFoundError):  # a period from now: not rewritten at this tick
+            await online.get("fresh")
+    finally:
+        stop.set()
+        await ticking
         await bus.close_quietly(nc)
