@@ -1,10 +1,14 @@
 """Presence over NATS: heartbeats in, state in KV buckets, changes out.
 
-- Nodes publish heartbeat batches on ``hb.<partition>.<node>``: a JSON list of ``[user, device, at_ms]``
-  for the users of one presence partition (``parley.presence_partitions``), every connected device each
-  ``presence_beat_s`` and a device once more when it disconnects.
-- The presence worker owning a partition (``workers/presence.py``) runs ``parley.presence.PresenceBook``
-  over its beats and publishes each change on ``presence.<user>``: ``{"user", "online", "last_active_at"}``.
+- Nodes publish on ``hb.<partition>.<node>`` for the users of one presence partition
+  (``parley.presence_partitions``): each device when it connects and when it disconnects, numbered per
+  partition, and each ``presence_beat_s`` one beat per partition with the last number and no devices; a
+  worker that misses a number asks on ``hb.ask.<node>`` for the partition's report (every device held there),
+  which also goes out by itself every few minutes (ADR 0049; ``parley.wire``'s table). Nodes before it
+  sent every connected device each beat (``[user, device, at_ms]`` triples): workers still take those.
+- The presence worker owning a partition (``workers/presence.py``) keeps what each node holds
+  (``parley.presence_holdings``) and runs ``parley.presence.PresenceBook`` over it and the older beats, and
+  publishes each change on ``presence.<user>``: ``{"user", "online", "last_active_at"}``.
 - Bucket ``presence`` holds the online users (key = user id, value ``{"last_active_at"}``), each
   rewritten by the worker once per third of the bucket's TTL (``buckets.presence_ttl_s``, 10 min by
   default: every 200 s; docs/adr/0046), so an online user's ``last_active_at`` read here may be that much
@@ -37,12 +41,17 @@ from parley.settings import Settings
 from parley.store.records import User
 
 HEARTBEAT_PREFIX = "hb."
+ASK_PREFIX = "hb.ask."  # a worker asks a node for a partition's report (ADR 0049)
 PRESENCE_PREFIX = "presence."
 ONLINE_BUCKET, SEEN_BUCKET = buckets.PRESENCE, buckets.LAST_SEEN
 
 
 def heartbeat_subject(partition: int, node: str) -> str:
     return f"{HEARTBEAT_PREFIX}{partition}.{node}"
+
+
+def ask_subject(node: str) -> str:
+    return ASK_PREFIX + node
 
 
 def heartbeat_filter(partition: int) -> str:

@@ -13,7 +13,13 @@ these frozen types, encoded as a JSON object whose ``kind`` names the type:
                           receipts    ReceiptBatch      node → nodes: group delivered marks for one sender's devices
     evt.<conv>            typing      TypingNotice      node → nodes: someone in the conversation is typing
                           receipt     ReceiptNotice     node → nodes: a DM member's delivered/read mark
-    hb.<p>.<node>         beats       Heartbeats        node → presence worker: devices connected there (partition p)
+    hb.<p>.<node>         beats       Heartbeats        node → presence worker: devices heard from (before ADR 0049;
+                                                        a worker still books them: an old node's every 5 s)
+                          device      DeviceHeld        node → presence worker: a device of partition p came or went
+                          held        StillHeld         node → presence worker: still holds what it said (each beat)
+                          report      HeldReport        node → presence worker: every device of p it holds (asked,
+                                                        and every few minutes)
+    hb.ask.<node>         ask         ReportAsk         presence worker → node: send partition p's report
     presence.<user>       presence    PresenceChange    presence worker → nodes: a user went on/offline
 
 ``decode`` checks every field's type, so a malformed or foreign message raises ``WireError`` (the
@@ -128,6 +134,57 @@ class Heartbeats:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceHeld:
+    """A device of the subject's partition connected to (``here``) or left ``node`` at ``at_ms``: change number
+    ``seq`` of the node's incarnation ``inc`` for that partition (numbered from 1, each one more: a gap is a
+    change missed). ADR 0049."""
+
+    kind: ClassVar[str] = "device"
+    node: str
+    inc: int
+    seq: int
+    user: str
+    device: str
+    here: bool
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class StillHeld:
+    """``node`` (incarnation ``inc``) still holds the devices of the subject's partition it told of, up to
+    change ``seq``: sent each ``presence_beat_s`` instead of the devices themselves."""
+
+    kind: ClassVar[str] = "held"
+    node: str
+    inc: int
+    seq: int
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class HeldReport:
+    """Every ``(user, device)`` of the subject's partition ``node`` holds as of change ``seq``, in ``parts``
+    messages sent back to back (this is number ``part``, from 0): the worker takes it in place of what it had."""
+
+    kind: ClassVar[str] = "report"
+    node: str
+    inc: int
+    seq: int
+    at: int
+    devices: tuple[tuple[str, str], ...]
+    part: int = 0
+    parts: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ReportAsk:
+    """A presence worker asks a node for partition ``partition``'s report (it missed a change, or is new to it)."""
+
+    kind: ClassVar[str] = "ask"
+    partition: int
+
+
+@dataclass(frozen=True, slots=True)
 class PresenceChange:
     kind: ClassVar[str] = "presence"
     user: str
@@ -140,7 +197,8 @@ class PresenceChange:
 
 
 BusMessage = (Revoke | FriendChange | ProfileChange | GroupChange | ReceiptNotice | ReceiptBatch | TypingNotice
-              | Heartbeats | PresenceChange)
+              | Heartbeats | DeviceHeld | StillHeld | HeldReport | ReportAsk | PresenceChange)
+Holdings = DeviceHeld | StillHeld | HeldReport  # what a node says of the devices it holds (ADR 0049)
 
 
 def encode(message: BusMessage) -> bytes:
@@ -257,6 +315,26 @@ def _beats(f: _Fields) -> Heartbeats:
     return Heartbeats(_triples(f, "beats", "user", "device", "at"))
 
 
+def _pairs(f: _Fields, name: str) -> tuple[tuple[str, str], ...]:
+    rows = _typed(f.raw[name], list, name)
+    if all(type(r) is list and len(r) == 2 and type(r[0]) is str and type(r[1]) is str for r in rows):
+        return tuple(map(tuple, rows))
+    raise TypeError(f"{name}: not a list of [str, str]")
+
+
+def _device(f: _Fields) -> DeviceHeld:
+    return DeviceHeld(f.text("node"), f.number("inc"), f.number("seq"), f.text("user"), f.text("device"),
+                      f.flag("here"), f.number("at"))
+
+
+def _report(f: _Fields) -> HeldReport:
+    part, parts = f.number("part"), f.number("parts")
+    if not 0 <= part < parts:
+        raise ValueError(f"part {part} of {parts}")
+    return HeldReport(f.text("node"), f.number("inc"), f.number("seq"), f.number("at"), _pairs(f, "devices"),
+                      part, parts)
+
+
 def _receipts(f: _Fields) -> ReceiptBatch:
     return ReceiptBatch(_triples(f, "delivered", "conv", "user", "upto"))
 
@@ -270,5 +348,9 @@ _PARSERS: dict[str, Callable[[_Fields], BusMessage]] = {
     "receipts": _receipts,
     "typing": _typing,
     "beats": _beats,
+    "device": _device,
+    "held": lambda f: StillHeld(f.text("node"), f.number("inc"), f.number("seq"), f.number("at")),
+    "report": _report,
+    "ask": lambda f: ReportAsk(f.number("partition")),
     "presence": lambda f: PresenceChange(f.text("user"), f.flag("online"), f.opt("last_active_at", int)),
 }

@@ -2,9 +2,11 @@
 
 Users are split into ``presence_partitions`` partitions; any number of workers share them, each
 holding leases on a fair share (``workers/presence_leases.py``). For each partition it holds, a worker
-subscribes to ``hb.<p>.>`` (every node's beats for those users), runs the pure ``PresenceBook``
-(online while any device was heard within the timeout), ticks twice a second to take silent users
-offline, and for each change publishes ``presence.<user>`` (friends' nodes forward it) and updates
+subscribes to ``hb.<p>.>`` (every node's beats for those users), keeps what each node holds
+(``parley.presence_holdings``: told of each device's arrival and departure, a beat per node and partition, a
+report when it asks — ``hb.ask.<node>`` — for one, ADR 0049) and runs the pure ``PresenceBook`` over it (online
+while a live node holds one of the user's devices, or one was heard within the timeout), ticks twice a second to
+take silent users offline, and for each change publishes ``presence.<user>`` (friends' nodes forward it) and updates
 the ``presence`` and ``last_seen`` buckets (read on demand). Each online user's ``presence`` entry is
 rewritten once per third of the bucket's TTL, a slice of the users each tick (``parley.presence_refresh``,
 docs/adr/0046), so an entry never expires while its user is online.
@@ -37,7 +39,8 @@ from parley.bus.buckets import presence_refresh_s
 from parley.bus.outage import is_transient
 from parley.metrics import PresenceMetrics
 from parley.presence import PresenceBook, Transition
-from parley.presence_bus import ONLINE_BUCKET, heartbeat_filter, open_buckets, partition_of_subject
+from parley.presence_bus import ONLINE_BUCKET, ask_subject, heartbeat_filter, open_buckets, partition_of_subject
+from parley.presence_holdings import Holdings
 from parley.presence_partitions import partition_of
 from parley.presence_refresh import Refreshes
 from parley.runtime import run_until_stopped, serve, serve_health
@@ -65,6 +68,7 @@ def worker_name() -> str:
 class PresenceWorker:
     def __init__(self, settings: Settings, nc: BusClient, online: KeyValue, seen: KeyValue) -> None:
         self.book = PresenceBook(timeout_ms=int(settings.presence_timeout_s * 1000))
+        self.holdings = Holdings(self.book, ask_every_ms=int(settings.presence_beat_s * 1000))
         self._settings, self._nc, self._online, self._seen = settings, nc, online, seen
         self._partitions = settings.presence_partitions
         self.subs: dict[int, Subscription] = {}
@@ -100,6 +104,7 @@ class PresenceWorker:
             if sub is not None:
                 await sub.unsubscribe()
         users = [u for u in self.book.online_users() if partition_of(u, self._partitions) in gone]
+        self.holdings.forget(gone)
         try:
             await self._write_activity(users)
         except Exception as err:  # NATS away: the new owner reads slightly older times
@@ -135,7 +140,7 @@ class PresenceWorker:
         except wire.WireError as err:
             log.warning("presence: bad heartbeat batch on %s: %s", msg.subject, err.message)
             return
-        if not isinstance(batch, wire.Heartbeats):
+        if not isinstance(batch, wire.Heartbeats | wire.DeviceHeld | wire.StillHeld | wire.HeldReport):
             log.warning("presence: %s on %s is not a heartbeat batch", batch.kind, msg.subject)
             return
         p = partition_of_subject(msg.subject)
@@ -146,18 +151,44 @@ class PresenceWorker:
             await ready.wait()
             if self._ready.get(p) is not ready:
                 return
+        if isinstance(batch, wire.Heartbeats):
+            self._beats(p, batch, msg.subject)
+        else:
+            await self._holdings(p, batch, msg.subject)
+        # nats-py runs queued callbacks back to back without yielding: let the lease rounds and the
+        # ticks in between batches, or a backlog of beats starves renewals and the leases expire
+        await asyncio.sleep(0)
+
+    def _beats(self, p: int, batch: wire.Heartbeats, subject: str) -> None:
+        """A node before ADR 0049: every device it holds, each beat."""
         beats = [b for b in batch.beats if partition_of(b[0], self._partitions) == p]
         if len(beats) < len(batch.beats):
-            log.warning("presence: beats on %s for users of other partitions: does the node's "
-                        "PARLEY_PRESENCE_PARTITIONS differ from ours (%d)?", msg.subject, self._partitions)
+            self._wrong_partition(subject)
         changes = [self.book.heartbeat(user, device, at) for user, device, at in beats]
         self.metrics.heartbeats.inc(len(beats))
         for change in changes:
             if change is not None:
                 self.announce(change)
-        # nats-py runs queued callbacks back to back without yielding: let the lease rounds and the
-        # ticks in between batches, or a backlog of beats starves renewals and the leases expire
-        await asyncio.sleep(0)
+
+    async def _holdings(self, p: int, message: wire.Holdings, subject: str) -> None:
+        users = ([message.user] if isinstance(message, wire.DeviceHeld) else
+                 [u for u, _ in message.devices] if isinstance(message, wire.HeldReport) else [])
+        if any(partition_of(u, self._partitions) != p for u in users):
+            self._wrong_partition(subject)
+            return
+        outcome = self.holdings.heard(p, message)
+        self.metrics.heartbeats.inc(len(users))
+        for change in outcome.transitions:
+            self.announce(change)
+        if outcome.ask:
+            try:
+                await self._nc.publish(ask_subject(message.node), wire.encode(wire.ReportAsk(p)))
+            except Exception as err:  # NATS away: asked again at the node's next beat
+                log.info("presence: asking %s for partition %d: %r", message.node, p, err)
+
+    def _wrong_partition(self, subject: str) -> None:
+        log.warning("presence: beats on %s for users of other partitions: does the node's "
+                    "PARLEY_PRESENCE_PARTITIONS differ from ours (%d)?", subject, self._partitions)
 
     def announce(self, change: Transition) -> None:
         """Queued: its bucket write and event go out with the others queued meanwhile (``presence_writes``)."""
@@ -202,7 +233,7 @@ class PresenceWorker:
 
     async def tick_forever(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            for change in self.book.tick(now_ms()):
+            for change in self.holdings.tick(now_ms()):
                 self.announce(change)
             self.metrics.online.set(self.book.online_count())
             self.metrics.pending.set(self.pending())

@@ -9,7 +9,8 @@ The lists follow the code (the subjects in ``parley.ids``, ``parley.presence_bus
 - plain subjects are allowed one by one: only the API announces on ``ctl.user.>`` (revocations, friend
   and group changes) and writes live rooms' meta and events (``live_rooms``, ``live.evt.>``), only nodes
   publish messages (``msg.>``, ``live.msg.>``) and beats, only the presence worker
-  publishes ``presence.>`` and writes the presence buckets, only the archiver serves ``arc.repair``;
+  publishes ``presence.>`` (and asks nodes for reports, ``hb.ask.>``) and writes the presence buckets,
+  only the archiver serves ``arc.repair``;
 - JetStream's API (``$JS.API.>``: streams, buckets, consumers, direct gets) is open to every role that
   uses JetStream, minus what another role owns: the ``auth_limits`` bucket's stream belongs to the API,
   and only the API writes the ``banned_words`` bucket (nodes watch it); the ``attachments`` object store
@@ -42,6 +43,7 @@ LIVE_SEND, LIVE_DELIVERY, LIVE_EVENTS = "live.msg.>", "live.dlv.>", "live.evt.>"
 LIVE_COUNTS = "live.cnt.>"  # parley.live.rooms.CNT: nodes tell each other their viewers per room
 LIVE_ROOMS = "live_rooms"  # parley.bus.live.BUCKET: room meta, written by the API only
 REPAIR = "arc.repair"  # parley.bus.repair.REPAIR_SUBJECT
+ASKS = "hb.ask.>"  # a presence worker asks a node for a partition's report (parley.presence_bus.ask_subject)
 RECEIPTS = "rcpt.user.>"  # a group receipt to the nodes of one user (parley.ids.receipt_subject)
 LIVE_MOD = ("$KV.live_mod.>", "audit.live.>")  # live rooms' standings and audit log (parley.live.board, .audit)
 # a user's three subscriptions on a node (node.subscriptions.user_subjects, ADR 0035): no subject of another
@@ -107,7 +109,7 @@ TABLE: tuple[Permissions, ...] = (
     Permissions("node", "edge node: publishes messages, events, beats; follows deliveries and controls",
                 publish=("msg.>", "evt.>", RECEIPTS, "hb.>", REPAIR, kv("nodes"), LIVE_SEND, LIVE_COUNTS,
                          kv("live_viewers"), *LIVE_MOD, kv(ATTACHMENTS), *JS),
-                subscribe=("dlv.>", "evt.>", RECEIPTS, "ctl.user.>", "ctl.node.>", "presence.>", LIVE_DELIVERY,
+                subscribe=("dlv.>", "evt.>", RECEIPTS, "ctl.user.>", "ctl.node.>", "presence.>", ASKS, LIVE_DELIVERY,
                            LIVE_EVENTS, LIVE_COUNTS, inbox("node"), *USER_WILDCARDS),
                 deny_publish=NOT_OWNED + (kv("presence"), kv("last_seen"), kv("pushed"), kv("presence_leases")),
                 deny_subscribe=AUTH_LIMITS, responds=True),  # answers ``parley node drain`` on ctl.node.<id>
@@ -123,7 +125,7 @@ TABLE: tuple[Permissions, ...] = (
                 publish=JS, subscribe=(REPAIR, inbox("archiver")),
                 deny_publish=NOT_THE_API + NOT_THE_PUSHER + OPS_ONLY),
     Permissions("presence", "turns beats into presence changes and the presence buckets",
-                publish=("presence.>", kv("presence"), kv("last_seen"), kv("presence_leases"), *JS),
+                publish=("presence.>", ASKS, kv("presence"), kv("last_seen"), kv("presence_leases"), *JS),
                 subscribe=("hb.>", inbox("presence")),
                 deny_publish=NOT_OWNED),
     Permissions("pusher", "pulls and acks the pusher consumers, claims pushes in its bucket",

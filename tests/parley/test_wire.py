@@ -20,6 +20,11 @@ EXAMPLES = [
     wire.ReceiptBatch((("g.x", "u1", 12), ("g.y", "u2", 7))),
     wire.TypingNotice("u1", "d1", "start"),
     wire.Heartbeats((("u1", "d1", 1700000000000),)),
+    wire.DeviceHeld("n1", 1700000000000000, 3, "u1", "d1", False, 1700000000000),
+    wire.StillHeld("n1", 1700000000000000, 3, 1700000000000),
+    wire.HeldReport("n1", 1700000000000000, 3, 1700000000000, (("u1", "d1"), ("u2", "d1")), 1, 2),
+    wire.HeldReport("n1", 1700000000000000, 0, 1700000000000, ()),
+    wire.ReportAsk(4),
     wire.PresenceChange("u1", False, None),
 ]
 
@@ -48,6 +53,10 @@ def test_a_group_frame_carries_only_the_fields_set():
     b'{"kind":"typing","user":"u","device":"d","state":"maybe"}',
     b'{"kind":"receipts","delivered":[["g","u"]]}', b'{"kind":"receipts","delivered":[["g","u",true]]}',
     b'{"kind":"receipts","delivered":{"g":1}}', b'{"kind":"receipts"}',
+    b'{"kind":"held","node":"n","inc":1,"seq":"2","at":3}', b'{"kind":"ask"}',
+    b'{"kind":"device","node":"n","inc":1,"seq":2,"user":"u","device":"d","here":1,"at":3}',
+    b'{"kind":"report","node":"n","inc":1,"seq":2,"at":3,"devices":[["u","d",3]],"part":0,"parts":1}',
+    b'{"kind":"report","node":"n","inc":1,"seq":2,"at":3,"devices":[],"part":1,"parts":1}',
 ])
 def test_malformed_messages_are_refused(data):
     with pytest.raises(wire.WireError):

@@ -1,5 +1,6 @@
 """The presence worker against a real nats-server: taking partitions with many users online neither
-starves its lease renewals nor announces the restored users online again."""
+starves its lease renewals nor announces the restored users online again; a node's devices stay online on its
+beats alone, and a change the worker missed is asked for and set right (ADR 0049)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ import orjson
 import pytest
 from nats.aio.msg import Msg
 from nats.js.errors import KeyNotFoundError
+from parley.node.presence_changes import ChangeNumbers
 from parley.workers.presence import PresenceWorker, mono_ms, now_ms
 from parley.workers.presence_leases import PartitionLeases, open_lease_bucket
 
 from parley import bus, wire
-from parley.presence_bus import PRESENCE_PREFIX, heartbeat_subject, open_buckets
+from parley.presence_bus import PRESENCE_PREFIX, ask_subject, heartbeat_subject, open_buckets
 from parley.presence_partitions import partition_of
 from parley.settings import Settings
 from tests.poll import eventually
@@ -110,4 +112,64 @@ async def test_the_tick_rewrites_the_users_whose_refresh_is_due_and_no_one_else(
     finally:
         stop.set()
         await ticking
+        await bus.close_quietly(nc)
+
+
+async def test_devices_stay_online_on_beats_alone_and_a_missed_departure_is_asked_for_and_set_right(nats_url):
+    settings = Settings(nats_url=nats_url, presence_partitions=PARTITIONS, presence_timeout_s=1.0,
+                        presence_beat_s=0.2)
+    nc = await bus.connect(settings, "test")
+    online, seen = await open_buckets(nc.jetstream(), settings)
+    worker = PresenceWorker(settings, nc, online, seen)
+    user = "held-user"
+    p = partition_of(user, PARTITIONS)
+    node = ChangeNumbers("n1", now_ms(), PARTITIONS, every=10**6)  # the node's own numbering; no unasked report
+    held: list[tuple[str, str]] = []  # what the node holds
+    announced: list[tuple[str, bool]] = []
+    asks: list[int] = []
+    beats = 0
+
+    async def heard(msg: Msg) -> None:
+        change = wire.decode(msg.data)
+        assert isinstance(change, wire.PresenceChange)
+        announced.append((change.user, change.online))
+
+    async def answer(msg: Msg) -> None:  # the node's side of an ask
+        ask = wire.decode(msg.data)
+        assert isinstance(ask, wire.ReportAsk)
+        asks.append(ask.partition)
+        for report in node.report(ask.partition, held, now_ms()):
+            await nc.publish(heartbeat_subject(ask.partition, "n1"), wire.encode(report))
+
+    async def beat() -> None:
+        nonlocal beats
+        while True:
+            await nc.publish(heartbeat_subject(p, "n1"), wire.encode(node.beat(now_ms())[p]))
+            beats += 1
+            await asyncio.sleep(settings.presence_beat_s)  # the node's beat: the scenario, not a wait
+
+    watch = await nc.subscribe(PRESENCE_PREFIX + user, cb=heard)
+    asked = await nc.subscribe(ask_subject("n1"), cb=answer)
+    await worker.adopt([p])
+    stop = asyncio.Event()
+    ticking = asyncio.create_task(worker.tick_forever(stop))
+    beating = asyncio.create_task(beat())
+    try:
+        held.append((user, "d1"))
+        await nc.publish(heartbeat_subject(p, "n1"), wire.encode(node.change(p, user, "d1", True, now_ms())))
+        await eventually(lambda: announced == [(user, True)], what="online at its arrival")
+        from_beat = beats
+        await eventually(lambda: beats >= from_beat + 20, what="four timeouts of beats", timeout=20)
+        assert announced == [(user, True)] and asks == []  # held on beats that list no device; nothing missed
+        held.clear()
+        node.change(p, user, "d1", False, now_ms())  # the departure, lost on its way
+        await eventually(lambda: announced == [(user, True), (user, False)], what="offline after the report")
+        assert asks and set(asks) == {p}
+    finally:
+        stop.set()
+        beating.cancel()
+        await asyncio.gather(ticking, beating, return_exceptions=True)
+        await worker.close()
+        await watch.unsubscribe()
+        await asked.unsubscribe()
         await bus.close_quietly(nc)
