@@ -50,7 +50,7 @@ class TrafficModel:
     session_s: float = 600.0  # mean length of one connection
     reconnects_per_connection_hour: float = 0.5  # network drops, handovers, redeploys: on top of session ends
     body_bytes: int = 120  # mean message body
-    presence_beat_s: float = 5.0  # PARLEY_PRESENCE_BEAT_S: a node reports every connected device this often
+    presence_beat_s: float = 5.0  # PARLEY_PRESENCE_BEAT_S: every device each beat, as before ADR 0049 (an upper bound)
     history_pages_per_user_day: float = 20.0  # history pages (50 messages) a daily active user opens
     store_sync_share: float = 0.5  # of connects: behind the archive floor, so sync reads a page from the store
 

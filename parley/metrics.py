@@ -250,7 +250,10 @@ class PresenceMetrics:
         r = self.registry = CollectorRegistry()
         self.online = Gauge("parley_presence_online", "Users online", registry=r)
         self.transitions = Counter("parley_presence_transitions", "Changes announced", ["state"], registry=r)
-        self.heartbeats = Counter("parley_presence_heartbeats", "Device heartbeats received", registry=r)
+        self.heartbeats = Counter("parley_presence_heartbeats", "Devices heard of: arrivals, departures, reports' "
+                                  "devices (and older nodes' per-device beats)", registry=r)
+        self.asks = Counter("parley_presence_asks", "Reports asked of nodes (a change missed, or a node new to "
+                            "this worker's partition)", registry=r)
         self.partitions = Gauge("parley_presence_partitions", "Presence partitions this worker holds", registry=r)
         self.takeovers = Counter("parley_presence_partitions_taken", "Partitions taken (at start, from a dead "
                                  "worker, or handed over)", registry=r)

@@ -225,7 +225,7 @@ class Settings:
     # a message an archiver took and neither acked nor gave back (it died) goes to another after this
     archiver_ack_wait_s: float = 30.0
     # presence
-    presence_beat_s: float = 5.0  # nodes report their connected devices this often
+    presence_beat_s: float = 5.0  # nodes beat once per presence partition this often (ADR 0049)
     presence_timeout_s: float = 30.0  # offline after this long with no heartbeat from any device
     last_seen_ttl_s: float = 365 * 86400.0  # a user's "last seen" is forgotten this long after it was written
     presence_host: str = "127.0.0.1"

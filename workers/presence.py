@@ -68,7 +68,8 @@ def worker_name() -> str:
 class PresenceWorker:
     def __init__(self, settings: Settings, nc: BusClient, online: KeyValue, seen: KeyValue) -> None:
         self.book = PresenceBook(timeout_ms=int(settings.presence_timeout_s * 1000))
-        self.holdings = Holdings(self.book, ask_every_ms=int(settings.presence_beat_s * 1000))
+        # at most one ask per node and partition a beat (half a beat: the node's beats are not exactly a beat apart)
+        self.holdings = Holdings(self.book, ask_every_ms=int(settings.presence_beat_s * 500))
         self._settings, self._nc, self._online, self._seen = settings, nc, online, seen
         self._partitions = settings.presence_partitions
         self.subs: dict[int, Subscription] = {}
@@ -181,6 +182,7 @@ class PresenceWorker:
         for change in outcome.transitions:
             self.announce(change)
         if outcome.ask:
+            self.metrics.asks.inc()
             try:
                 await self._nc.publish(ask_subject(message.node), wire.encode(wire.ReportAsk(p)))
             except Exception as err:  # NATS away: asked again at the node's next beat
