@@ -18,6 +18,7 @@ from aiohttp import web
 from nats.aio.msg import Msg
 from nats.js.kv import KeyValue
 from parley.node.attachments import AttachmentClaims
+from parley.node.cadence import Cadence
 from parley.node.drain import destinations, drain
 from parley.node.live.hall import LiveHall
 from parley.node.live.room_screens import build_screens
@@ -107,21 +108,23 @@ async def run_node(settings: Settings) -> None:
 
     async def duties() -> None:
         nonlocal kv
-        reported = 0.0
+        wakeup_s = min(settings.node_beat_s, settings.cursor_flush_s, settings.presence_beat_s)
+        # each duty on its own period (node/cadence.py): the registry put every node_beat_s, not every wakeup
+        registry, presence = Cadence(settings.node_beat_s, wakeup_s), Cadence(settings.presence_beat_s, wakeup_s)
         while True:
             node.metrics.connections.set(len(node.hub))
             node.metrics.users.set(node.hub.user_count())
             try:
-                await beat(node.draining)
-                if time.monotonic() - reported >= settings.presence_beat_s:
-                    reported = time.monotonic()
+                if registry.due(time.monotonic()):
+                    await beat(node.draining)
+                if presence.due(time.monotonic()):
                     await node.presence.beat()
                 await node.flush_cursors()
                 await hall.tell_counts()
             except Exception as err:  # keep beating through NATS or store trouble
                 log.warning("node duties: %s", err)
                 kv = await reopen(kv)
-            await asyncio.sleep(min(settings.node_beat_s, settings.cursor_flush_s, settings.presence_beat_s))
+            await asyncio.sleep(wakeup_s)
 
     async def drain_node() -> None:
         node.draining = True
