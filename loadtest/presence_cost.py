@@ -7,11 +7,12 @@ At the 50M-DAU peak the nodes report ≈2.1M device heartbeat entries a second (
 every ``PARLEY_PRESENCE_BEAT_S``), so the presence workers' count follows from one figure: CPU per entry.
 This starts a nats-server and the real presence worker (``python -m parley presence``), makes ``users``
 users online with one round of beats (their online transitions write the KV buckets; not measured),
-then publishes heartbeat batches of 2,000 entries (``wire.Heartbeats`` on ``hb.<node>``, as nodes do)
-at each fixed rate for a measured window: the users stay online, so every entry is the steady-state
-refresh that dominates at the peak. CPU per process over the window comes from /proc. Where presence
-is partitioned by user (``hb.<partition>.<node>``), batches go per partition as nodes send them, and the
-warm-up lasts until the worker (after taking its partitions) has counted a whole round.
+then publishes heartbeat batches of 2,000 entries (``wire.Heartbeats`` on ``hb.<node>``, as nodes did
+before ADR 0049: a worker still takes them) at each fixed rate for a measured window: the users stay
+online, so every entry is the steady-state refresh that dominates at the peak. CPU per process over the
+window comes from /proc. Where presence is partitioned by user (``hb.<partition>.<node>``), batches go per
+partition as nodes sent them, and the warm-up lasts until the worker (after taking its partitions) has counted a
+whole round.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from parley.tools.cluster import scratch_settings, spawn, stop_all, wait_ready
 from parley import wire
 from parley.presence_bus import heartbeat_subject
 
-BATCH = 2000  # node/presence.py's batch size
+BATCH = 2000  # node/presence.py's batch size before ADR 0049
 NODES = 8  # heartbeat subjects the batches rotate over (hb.<node>)
 WARM_UP_S = 60.0
 

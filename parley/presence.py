@@ -4,7 +4,7 @@ A user is online while any of their devices has been heard from within ``timeout
 offline only when the timeout has passed with no heartbeat from any device. So a device that drops
 and reconnects quickly (or a second device that stays) never makes the user flap, and a node that
 dies silently takes its users offline once their devices' last heartbeats are ``timeout_s`` old.
-Heartbeats arrive in batches from the nodes (every connected device each beat, and one last beat
+Heartbeats arrive in batches from nodes before ADR 0049 (every connected device each beat, and one last beat
 when a device disconnects); ``heartbeat`` and ``tick`` return the transitions to announce.
 
 Since ADR 0049 a node no longer reports every device each beat: it tells of a device when it comes and goes and

@@ -127,7 +127,8 @@ class TypingNotice:
 
 @dataclass(frozen=True, slots=True)
 class Heartbeats:
-    """Devices heard from: ``(user, device, at_ms)`` each."""
+    """Devices heard from: ``(user, device, at_ms)`` each: what nodes before ADR 0049 sent each beat (workers still
+    take it, so old nodes and new workers coexist)."""
 
     kind: ClassVar[str] = "beats"
     beats: tuple[tuple[str, str, int], ...]
