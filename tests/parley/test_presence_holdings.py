@@ -50,6 +50,18 @@ def test_a_held_device_keeps_its_user_online_on_beats_alone_and_its_departure_st
     assert w.tick(11 * T) == [Transition("u", False, 10 * T)]
 
 
+def test_a_users_second_device_on_a_node_keeps_it_held_when_the_first_goes():
+    w = worker()
+    w.heard(P, came(1, "u", 0, device="phone"))
+    w.heard(P, came(2, "u", 1_000, device="laptop"))
+    w.heard(P, came(3, "u", 1_500, device="laptop"))  # told twice (a report and its arrival): one device
+    w.heard(P, went(4, "u", 2_000, device="phone"))
+    assert w.book.is_held("u") and w.holding("n1", P).count() == 1
+    w.heard(P, went(5, "u", 3_000, device="laptop"))
+    assert not w.book.is_held("u") and w.holding("n1", P).count() == 0
+    assert w.tick(3_000 + T) == [Transition("u", False, 3_000)]
+
+
 def test_a_node_that_falls_silent_releases_its_devices_at_its_last_beat():
     w = worker()
     w.heard(P, came(1, "u", 0))
