@@ -94,7 +94,7 @@ class Edge:
         """Whether nats-server has a subscription that ``subject`` reaches: a request to it is answered "no responders"
         at once by the server when none does (the node's handlers take it and never answer)."""
         try:
-            await self.nc.request(subject, b"probe", timeout=0.5)
+            await self.nc.request(subject, b"probe", timeout=2)
         except NoRespondersError:
             return False
         except NatsTimeout:
