@@ -7,12 +7,17 @@ close code. While the store is down the session cannot be checked: with ``revoca
 default) the hello is refused with a retryable ``store_unavailable`` (close 1013), so a logged-out
 session never gets back in; without it the hello is admitted unchecked (ADR 0003's original trade: the
 service stays up through a store outage, and a revoked token works until it expires).
+
+For a user's first device on this node the session is not read here but in the set-up's one store call, after the
+user's subjects are subscribed (``read_hello``, then ``subscriptions.first_arrival``; ADR 0051), and refused with
+the same frames (``refuse``); a later device's hello is checked here (``checked``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from typing import Literal
 
 from aiohttp import WSMsgType, web
 from parley.node.ports import Sessions
@@ -30,6 +35,19 @@ async def handshake(ws: web.WebSocketResponse, settings: Settings,
     """The verified claims and hello, and the cursor to start from (the hello's, or else the device's stored one,
     read with the session in one store call; None: the store did not answer), or None after refusing the
     connection (it is closed)."""
+    verified = await read_hello(ws, settings)
+    if verified is None:
+        return None
+    claims, hello = verified
+    stored = await checked(ws, settings, sessions, claims, device=hello.cursor is None)
+    if stored is False:
+        return None
+    return claims, hello, hello.cursor if hello.cursor is not None else stored
+
+
+async def read_hello(ws: web.WebSocketResponse, settings: Settings) -> tuple[Claims, protocol.Hello] | None:
+    """The hello and its token's claims, not yet checked against the store, or None after refusing the connection
+    (it is closed)."""
     try:
         msg = await ws.receive(timeout=settings.hello_timeout_s)
     except TimeoutError:
@@ -42,15 +60,27 @@ async def handshake(ws: web.WebSocketResponse, settings: Settings,
         return None
     try:
         hello = parse_hello(msg.data, settings)
-        now = int(time.time())
-        claims = verify_token(settings.secret.reveal(), hello.token, now=now)
-        stored = await check_session(sessions, claims, now=now, fail_closed=settings.revocation_fail_closed,
-                                     device=hello.cursor is None)
+        return verify_token(settings.secret.reveal(), hello.token, now=int(time.time())), hello
     except ParleyError as err:
-        await ws.send_str(protocol.error_bytes(err).decode())  # a text frame, like every frame
-        await ws.close(code=err.ws_close_code, message=err.code.encode())
+        await refuse(ws, err)
         return None
-    return claims, hello, hello.cursor if hello.cursor is not None else stored
+
+
+async def checked(ws: web.WebSocketResponse, settings: Settings, sessions: Sessions, claims: Claims, *,
+                  device: bool) -> str | None | Literal[False]:
+    """``check_session`` for a hello: the device's cursor as it returns it, or False after refusing the connection."""
+    try:
+        return await check_session(sessions, claims, now=int(time.time()), fail_closed=settings.revocation_fail_closed,
+                                   device=device)
+    except ParleyError as err:
+        await refuse(ws, err)
+        return False
+
+
+async def refuse(ws: web.WebSocketResponse, err: ParleyError) -> None:
+    """A hello refused: one ``error`` frame (a text frame, like every frame), then the error's close code."""
+    await ws.send_str(protocol.error_bytes(err).decode())
+    await ws.close(code=err.ws_close_code, message=err.code.encode())
 
 
 def parse_hello(raw: str, settings: Settings) -> protocol.Hello:

@@ -1,6 +1,7 @@
 """The edge node: its parts wired together, and a connection's life from hello to goodbye.
 
-Connection life: hello (``handshake``) → welcome → the user's subscriptions (``subscriptions``) → sync
+Connection life: hello (``handshake``; a user's first device: checked in the subscriptions' set-up, ADR 0051) →
+welcome → the user's subscriptions (``subscriptions``) → sync
 rounds (``sync``, judged by the connection's pure ``DeviceSession``) → live, frames handled by
 ``dispatch`` → goodbye (presence told, subscriptions dropped with the user's last device here).
 Messages stored in the stream arrive on the delivery subjects in stream order (``on_delivery``) and
@@ -24,7 +25,7 @@ from parley.node.cursors import Cursors
 from parley.node.dispatch import FrameHandler
 from parley.node.events import ConversationEvents
 from parley.node.groups import GroupRoutes
-from parley.node.handshake import handshake
+from parley.node.handshake import checked, read_hello, refuse
 from parley.node.homes import Homes
 from parley.node.hub import Hub
 from parley.node.link import DeviceLink, Flushes
@@ -33,24 +34,25 @@ from parley.node.ports import NodeStore
 from parley.node.presence import PresenceRelay
 from parley.node.publisher import Publisher
 from parley.node.revocation import check_again, close_ended_sessions, end_at_expiry
-from parley.node.session import Delivery
+from parley.node.session import Delivery, SyncFrom
 from parley.node.silence import Silence
 from parley.node.subscriptions import UserSubscriptions
 from parley.node.sync import SyncRunner
 from parley.node.targets import Targets
 from parley.node.unsaved import Unsaved
+from parley.node.welcome import welcome, welcome_limits
 
 from parley import protocol
+from parley.auth import Claims, live_session
 from parley.bus import BusClient, JetStreamReads, StreamReads, publish_chained
 from parley.bus.ordered import stream_position
 from parley.bus.repair import ask_repair
-from parley.cursor import BadCursor, cursor_key, open_cursor
+from parley.cursor import cursor_key
 from parley.errors import (
     CLOSE_DRAINING,
     CLOSE_GOING_AWAY,
     CLOSE_IDLE,
     CLOSE_TOO_BIG,
-    BadRequest,
     ParleyError,
     Unavailable,
 )
@@ -59,6 +61,7 @@ from parley.messages import live_delivery
 from parley.metrics import NodeMetrics
 from parley.settings import Settings
 from parley.shards import Vector, pack, shard_of_stream
+from parley.store import ConnectReads
 from parley.tasks import cancel_and_wait
 
 log = logging.getLogger("parley.node")
@@ -87,7 +90,7 @@ class EdgeNode:
         self._stream_shards: dict[str, int] = {}  # a delivery's stream name → its shard
         self._framed: tuple[Delivery, int] = (Delivery(0, "", 0, "", b""), 0)  # the last delivery framed, its ts
         self._flushes = Flushes()
-        self._welcome_limits = self._limits()  # the settings do not change: worked out once, not per connect
+        self._welcome_limits = welcome_limits(settings)
         self.homes = Homes(store, settings.shards)
         self.watch = ShardWatch(self.reads, every_s=settings.bounds_refresh_s, on_change=self._shards_changed)
         self._background: list[asyncio.Task[None]] = []
@@ -244,20 +247,24 @@ class EdgeNode:
             await ws.send_str(protocol.encode(protocol.moved_frame(None, [])))
             await ws.close(code=CLOSE_DRAINING, message=b"node is draining")
             return ws
-        verified = await handshake(ws, self.settings, self.store)
+        verified = await read_hello(ws, self.settings)
         if verified is None:
             return ws
-        claims, hello, offered = verified  # offered: the cursor to start from (None: the device's, unread)
+        claims, hello = verified
         link = self._new_link(ws, claims, next(self._conn_ids), max_queue=4 * self.settings.sync_max,
                               transport=request.transport)
         self.silence.heard(link, time.monotonic())
-        del verified, claims, hello  # this frame lives as long as the connection: it keeps only what it needs
+        del verified
+        refused = False
         try:
             try:
-                await self._start(link, offered)
+                if not await self._start(link, claims, hello.cursor):
+                    refused = True
+                    return ws  # refused at the hello (closed): nothing of it was attached
             except ParleyError as err:
                 link.send(protocol.error_bytes(err))
                 link.close(err.ws_close_code, err.code)
+            del claims, hello  # this frame lives as long as the connection: it keeps only what it needs
             # the read loop, inline: a coroutine of its own was a frame kept for the connection's life (ADR 0041)
             heard, frames, limit = self.silence.heard, self.frames, self.settings.max_frame_bytes
             while not link.closed:
@@ -276,47 +283,74 @@ class EdgeNode:
                 else:  # CLOSE, CLOSING, CLOSED
                     break
         finally:
-            await self._finish(link)
+            if refused:
+                self.silence.forget(link)
+            else:
+                await self._finish(link)
         return ws
 
-    async def _start(self, link: DeviceLink, token: str | None) -> None:
-        """``token``: the hello's cursor (None: the device's stored one)."""
-        if token is None:
+    async def _start(self, link: DeviceLink, claims: Claims, token: str | None) -> bool:
+        """Check the hello's session, welcome the link and start its first sync; False: the hello was refused (the
+        connection is closed). ``token``: the hello's cursor (None: the device's stored one)."""
+        first = await self._first_arrival(link, token)
+        if first is not None:
+            return first
+        stored = await checked(link.ws, self.settings, self.store, claims, device=token is None)
+        if stored is False:
+            return False
+        if token is None and stored is None:  # admitted unchecked, the store down: its cursor was not read
             device = await self.store.get_device(link.device)
-            token = device.cursor if device else ""
-        cursor: Vector = {}
-        bad: BadCursor | None = None
-        if token:
-            try:
-                cursor = open_cursor(self._cursor_key, token)
-            except BadCursor as err:
-                bad = err
-        welcome = protocol.frame_bytes(protocol.welcome_frame(user=link.user, device=link.device, node=self.node_id,
-                                                              cursor=self.seal(cursor), limits=self._welcome_limits))
-        first_sync = link.core.accept(cursor, welcome)  # welcome first: presence, group and receipt frames follow
-        if bad is not None:  # after the welcome: the device syncs as a new one
-            link.send(protocol.error_bytes(BadRequest(f"cursor not accepted ({bad}); syncing from the start",
-                                                      code="bad_cursor")))
-        link.wake()  # the welcome now, not with the first sync's frames: that sync can wait on an unreachable shard
-        self.hub.attach(link)
-        if self.draining:  # the drain began during this hello: it may have listed its connections already
-            link.core.drain(protocol.frame_bytes(protocol.moved_frame(None, [])), CLOSE_DRAINING, "node is draining")
-            link.wake()
-            return
-        reads = await self.subscriptions.arrive(link.user, link.session)  # a second device waits for the first
+            stored = device.cursor if device else ""
+        first_sync = self._welcome(link, token if token is not None else stored or "")
+        if first_sync is None:
+            return True
+        reads = await self.subscriptions.arrive(link.user, link.session)  # a user's set-up under way: it waits
         session = await check_again(link, self.store, now=int(time.time()), read=reads)  # a logout since the hello
         if session is not None:
             link.ends = end_at_expiry(link, session, now=time.time())
         await self.presence.arrived(link)  # online now, not at the next periodic beat
         link.act(first_sync)
+        return True
 
-    def _limits(self) -> dict[str, object]:
-        s = self.settings
-        rates = s.frame_rates()
-        return {"max_body_bytes": s.max_body_bytes, "max_frame_bytes": s.max_frame_bytes, "rate_per_s": s.rate_per_s,
-                "rate_burst": s.rate_burst, "heartbeat_s": s.heartbeat_s, "idle_timeout_s": s.idle_timeout_s,
-                "frames": {kind: {"per_s": r.per_s, "burst": r.burst} for kind, r in rates.rates.items()},
-                "max_strikes": rates.max_strikes, "strike_decay_per_s": rates.strike_decay_per_s}
+    async def _first_arrival(self, link: DeviceLink, token: str | None) -> bool | None:
+        """The user's first device here: its session checked in the set-up's one store call (ADR 0051). False: the
+        hello was refused (closed, the user's subscriptions dropped again); None: the user has a device here, or
+        the store is down and the hello is admitted unchecked (``revocation_fail_closed`` off): the caller checks."""
+        try:
+            admit = partial(self._admit, link, token)
+            done = await self.subscriptions.first_arrival(link.user, link.session, admit=admit,
+                                                          device=link.device if token is None else None)
+        except ParleyError as err:
+            if link in self.hub.of_user(link.user):  # after the welcome: the caller tells the device
+                raise
+            if isinstance(err, Unavailable) and not self.settings.revocation_fail_closed:
+                return None
+            await refuse(link.ws, err)  # as a hello refused by ``check_session``: the same frames
+            return False
+        if done is None:
+            return None
+        if (first_sync := done[1]) is not None:
+            await self.presence.arrived(link)
+            link.act(first_sync)
+        return True
+
+    def _admit(self, link: DeviceLink, token: str | None, reads: ConnectReads) -> SyncFrom | None:
+        """The first device's session and cursor were read: refuse an ended session (``Unauthorized``), else welcome."""
+        session = live_session(reads.session, now=int(time.time()))
+        first_sync = self._welcome(link, token if token is not None else reads.cursor or "")
+        link.ends = end_at_expiry(link, session, now=time.time())
+        return first_sync
+
+    def _welcome(self, link: DeviceLink, token: str) -> SyncFrom | None:
+        """Welcome ``link`` (from the cursor ``token``) and attach it: its first sync, or None if the node drains."""
+        first_sync = welcome(link, token, key=self._cursor_key, seal=self.seal, node=self.node_id,
+                             limits=self._welcome_limits)
+        self.hub.attach(link)
+        if self.draining:  # the drain began during this hello: it may have listed its connections already
+            link.core.drain(protocol.frame_bytes(protocol.moved_frame(None, [])), CLOSE_DRAINING, "node is draining")
+            link.wake()
+            return None
+        return first_sync
 
     async def _finish(self, link: DeviceLink) -> None:
         self.silence.forget(link)

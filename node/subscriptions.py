@@ -8,7 +8,9 @@ Order matters: the control subject first, then the store (groups, friends) — a
 friendship change made while we read is either in what we read or arrives as an event, which is
 held until the read is done and applied after; friendship events missed while NATS was away are made
 up for when it comes back (``refresh_friends``). A per-user lock makes a second device wait for the
-first one's set-up, and a leave wait for an arrival in progress.
+first one's set-up, and a leave wait for an arrival in progress. A user's first device here is checked in the
+same store call (``first_arrival``, ADR 0051): its hello's session is read after the subscriptions, so
+everything for the user but the deliveries (which its first sync reads) is held until its link is attached.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Callable, Coroutine
-from typing import Any, Protocol
+from functools import partial
+from typing import Any, Protocol, TypeVar
 
 from parley.node.events import ConversationEvents
 from parley.node.groups import GroupRoutes
@@ -30,12 +33,13 @@ from parley import contact_frames, protocol, wire
 from parley.bus import Bus, Handler
 from parley.bus.ordered import HeadedHandler
 from parley.errors import CLOSE_REVOKED, Unavailable
-from parley.ids import DELIVERY_PREFIX, EVENT_PREFIX, SessionId, UserId
+from parley.ids import DELIVERY_PREFIX, EVENT_PREFIX, DeviceId, SessionId, UserId
 from parley.store import ConnectReads
 
 log = logging.getLogger("parley.node")
 FRIEND_WAVE = 64  # users whose friends are read at once after a NATS reconnect
 Deliver = Callable[..., None]  # (subject, raw headers, data, only=user): a delivery through a user's subscription
+T = TypeVar("T")
 CONTROL_PREFIX, RECEIPT_PREFIX = "ctl.", "rcpt."  # parley.ids.control_subject, receipt_subject
 
 
@@ -60,7 +64,10 @@ class UserSubscriptions:
         # a user's lock lives while a set-up or a leave of theirs holds it or waits for it, not for the user's whole
         # stay (an idle user's Lock and dict entry were ~0.3 KB, ADR 0041)
         self._locks: weakref.WeakValueDictionary[UserId, asyncio.Lock] = weakref.WeakValueDictionary()
-        self._loading: dict[UserId, list[wire.BusMessage]] = {}  # events held while a user's set-up reads
+        # what is held while a user's set-up reads, applied once it is done (a first arrival's: all but the
+        # deliveries; ``arrive``'s: the group and friendship changes)
+        self._loading: dict[UserId, list[Callable[[], None]]] = {}
+        self._first: set[UserId] = set()  # users whose set-up is a first arrival's: their link is not attached yet
         self._chores: set[asyncio.Task[None]] = set()
         # one handler per subject shape for every user here, the user read from the subject the server matched to
         # that user's subscription: no handler objects per user (ADR 0039)
@@ -77,14 +84,45 @@ class UserSubscriptions:
                 return None
             self._loading[user] = []
             try:
-                reads = await self._subscribe(user, session)
+                await self._subscribe(user)
+                reads = await self._store.connect_reads(session, user=user)  # one store call (ADR 0035)
+                await self._join(user, reads)
             finally:
                 held = self._loading.pop(user, [])
-            for message in held:
-                self._apply(user, message)
+            for apply in held:
+                apply()
             return reads
 
-    async def _subscribe(self, user: UserId, session: SessionId) -> ConnectReads:
+    async def first_arrival(self, user: UserId, session: SessionId, *, device: DeviceId | None,
+                            admit: Callable[[ConnectReads], T]) -> tuple[ConnectReads, T] | None:
+        """The first device of ``user`` here, set up with one store call (ADR 0051): the user's subjects subscribed,
+        then the session, ``device``'s cursor (None: not asked), groups and friends read at once; ``admit`` judges
+        them (welcome and attach; an exception refuses the hello) before the groups are joined and the friends
+        followed. What was read and what ``admit`` returned, or None if the user is set up here already (the
+        caller checks the session on its own). Everything that came on the user's subjects meanwhile but the
+        deliveries (the first sync reads them) is held and applied after: a revocation finds the attached link.
+        Refused or failed, nothing is left behind: the subjects are unsubscribed and the held events dropped."""
+        async with self._lock(user):
+            if user in self._subs:
+                return None
+            self._loading[user] = []
+            self._first.add(user)
+            try:
+                await self._subscribe(user)
+                reads = await self._store.connect_reads(session, device=device, user=user)
+                admitted = admit(reads)
+                await self._join(user, reads)
+            except BaseException:
+                await self._drop(user)
+                raise
+            finally:
+                self._first.discard(user)
+                held = self._loading.pop(user, [])
+            for apply in held:
+                apply()
+            return reads, admitted
+
+    async def _subscribe(self, user: UserId) -> None:
         one, other, mine = user_subjects(user)
         # plain subscriptions, not a queue group per node: a member of a group that has just moved to another
         # NATS server can be chosen for a message and lose it (ADR 0033, "Withdrawn"); the DM ones headed: a
@@ -92,24 +130,26 @@ class UserSubscriptions:
         self._subs[user] = [await self._bus.subscribe_headed(one, self._dm_first),
                             await self._bus.subscribe_headed(other, self._dm_second),
                             await self._bus.subscribe_ordered(mine, self._mine)]
-        await self._bus.flush(timeout=5)
-        reads = await self._store.connect_reads(session, user=user)  # one store call (ADR 0035)
+        await self._bus.flush(timeout=5)  # the server has our interest before the store is read
+
+    async def _join(self, user: UserId, reads: ConnectReads) -> None:
         friends = [other for other, state in reads.friends or () if state == "friends"]
         await self._groups.join_all(user, reads.groups or [])
         await self._presence.follow(user, friends)
         if reads.groups or friends:  # a user with neither subscribed nothing more: no round trip to wait for
             await self._bus.flush(timeout=5)  # the server has our interest before sync reads the stream
-        return reads
 
     async def leave(self, user: UserId) -> None:
         """A device of ``user`` left: if it was the last one here, drop the user's subscriptions."""
         async with self._lock(user):
-            if self._hub.of_user(user):
-                return
-            await self._bus.unsubscribe_ordered(*self._subs.pop(user, []))
-            await self._groups.leave_all(user)
-            await self._presence.unfollow(user)
-            self._events.forget(user)
+            if not self._hub.of_user(user):
+                await self._drop(user)
+
+    async def _drop(self, user: UserId) -> None:
+        await self._bus.unsubscribe_ordered(*self._subs.pop(user, []))
+        await self._groups.leave_all(user)
+        await self._presence.unfollow(user)
+        self._events.forget(user)
 
     def _lock(self, user: UserId) -> asyncio.Lock:
         """The user's lock: the one a set-up or leave under way holds, else a new one (kept alive by its users)."""
@@ -156,6 +196,9 @@ class UserSubscriptions:
         if subject.startswith(DELIVERY_PREFIX):
             self._deliver(subject, headers, data, only=user)
         elif subject.startswith(EVENT_PREFIX):
+            if user in self._first:  # no link yet: for it once it is attached
+                self._loading[user].append(partial(self._events.on_event, subject, None, data, only=user))
+                return
             self._events.on_event(subject, None, data, only=user)  # an event's headers are not read
 
     def on_user(self, user: UserId, subject: str, headers: dict[str, str] | None, data: bytes) -> None:
@@ -171,8 +214,8 @@ class UserSubscriptions:
         except wire.WireError as err:
             log.warning("dropped a control message for %s: %s", user, err.message)
             return
-        if isinstance(message, wire.GroupChange | wire.FriendChange) and user in self._loading:
-            self._loading[user].append(message)  # applied once the user's groups and friends are read
+        if user in self._first or (isinstance(message, wire.GroupChange | wire.FriendChange) and user in self._loading):
+            self._loading[user].append(partial(self._apply, user, message))  # once the groups and friends are read
             return
         self._apply(user, message)
 
@@ -183,6 +226,9 @@ class UserSubscriptions:
             message = wire.decode(data)
         except wire.WireError as err:
             log.warning("dropped a receipt for %s: %s", user, err.message)
+            return
+        if user in self._first:  # no link yet: for it once it is attached
+            self._loading[user].append(partial(self.on_receipt, user, subject, headers, data))
             return
         if isinstance(message, wire.ReceiptBatch):
             self._events.on_receipts(user, message)
