@@ -7,7 +7,8 @@ After ``WebSocketResponse.prepare`` the connection's bytes go to the WebSocket r
 ``finish_response``'s declined-upgrade branch, both behind ``_payload_parser is None``; ``pause_reading`` behind
 ``not _upgraded``) and are dropped by aiohttp itself at ``connection_lost``. The server's WebSocket writer never
 masks a frame (``use_mask`` is False), so its ``get_random_bits`` partial (~0.26 KB) is one shared partial for
-every connection. Together ~1.8 KB of an idle connection's ~16.5 KB in the node.
+every connection. Together ~2.7 KB of an idle connection's ~16.4 KB in the node (the parser also held parts of the
+last request it parsed).
 
 The queue becomes an empty tuple, not a shared deque: were a later aiohttp to append to it on this path, the append
 raises at once instead of mixing two connections' requests. What this relies on is checked against the aiohttp
