@@ -40,6 +40,7 @@ from parley.node.subscriptions import UserSubscriptions
 from parley.node.sync import SyncRunner
 from parley.node.targets import Targets
 from parley.node.unsaved import Unsaved
+from parley.node.upgraded import let_go
 from parley.node.welcome import welcome, welcome_limits
 
 from parley import protocol
@@ -239,10 +240,10 @@ class EdgeNode:
     # ---- a connection's life -----------------------------------------------------------------
 
     async def handle_ws(self, request: web.Request) -> web.StreamResponse:
-        # aiohttp refuses a message of max_msg_size bytes itself; protocol.md §11 admits max_frame_bytes
-        # (and a compressed one that inflates past it is caught by protocol.too_big)
+        # aiohttp refuses max_msg_size bytes itself; protocol.md §11 admits max_frame_bytes (inflating past: too_big)
         ws = web.WebSocketResponse(max_msg_size=self.settings.max_frame_bytes + 1, autoping=True)
         await ws.prepare(request)
+        let_go(request, ws)  # aiohttp's HTTP parser, request queue and mask bits, unused from here (ADR 0050)
         if self.draining:  # no node named: another node named at the drain's start may be draining by now
             await ws.send_str(protocol.encode(protocol.moved_frame(None, [])))
             await ws.close(code=CLOSE_DRAINING, message=b"node is draining")
