@@ -187,6 +187,36 @@ def test_a_cursor_is_offered_when_the_position_moved_and_acks_cover_per_shard():
     assert s.ack({0: 99, 1: 99}) is None  # never beyond what was queued
 
 
+def test_an_ack_covers_each_conversation_up_to_it_whatever_was_queued_before_in_another_shard():
+    """ADR 0053: the unacked messages are kept per conversation and an ack takes each one's covered prefix; a
+    message of a shard the ack does not reach yet does not hold back another shard's (it did, in one queue)."""
+    s = live_session(10)
+    s.live(msg(11, "a", 3, sender="bob"))
+    s.live(msg(7, "z", 0, sender="carol", shard=1))
+    s.live(msg(12, "a", 11, sender="dan"))
+    s.live(msg(8, "z", 7, sender="carol", shard=1))
+    assert s.take_cursor() == {0: 12, 1: 8}
+    assert s.ack({1: 7}) == {"z": (pack(1, 7), {"carol"})} and s.unacked == 3
+    assert s.ack({0: 11, 1: 7}) == {"a": (pack(0, 11), {"bob"})} and s.unacked == 2
+    assert s.ack({0: 12, 1: 8}) == {"a": (pack(0, 12), {"dan"}), "z": (pack(1, 8), {"carol"})}
+    assert s.unacked == 0
+
+
+def test_messages_queued_again_by_a_clients_own_sync_wait_for_one_ack_each():
+    """A client's ``sync`` from an older cursor sends again what is still unacked: each waits for its ack once
+    (the bound counts messages, not sendings)."""
+    s = live_session(10)
+    for n in (11, 12):
+        s.live(msg(n, "a", n - 1 if n > 11 else 0))
+    assert s.unacked == 2
+    assert s.client_sync(V(10)) == SyncFrom(V(10))
+    s.begin_round(V(10))
+    for n in (11, 12):
+        s.synced(msg(n, "a", n - 1 if n > 11 else 0))
+    assert s.finish_round(V(12)) is None and s.unacked == 2
+    assert s.ack(V(12)) == {"a": (pack(0, 12), {"other"})} and s.unacked == 0
+
+
 def test_a_shard_the_round_could_not_read_is_in_doubt_no_cursor_passes_it_until_a_round_reads_it():
     """Another region's shard did not answer: local messages go live; the remote shard's live messages are
     delivered too, but no cursor passes where the device stood there, and the next round starts from it."""
