@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from aiohttp import WSMsgType, web
 from parley.node.expiry import Ending
 from parley.node.position import Position
 from parley.node.session import CLOSED, Covered, Delivery, DeviceSession, State, SyncFrom
-from parley.node.wsframes import SHORT_HEADERS as _SHORT
+from parley.node.wsframes import HEADERS as _HEADERS
 from parley.node.wsframes import text_frames, text_header
 
 from parley.auth import Claims
@@ -89,7 +89,7 @@ class DeviceLink:
         *,
         max_queue: int,
         on_sync: Callable[[DeviceLink, Vector], None],
-        on_sent: Callable[[bytes], None] | None = None,
+        on_sent: Callable[[Iterable[bytes]], None] | None = None,
         cursor_frame: Callable[[Vector], bytes] | None = None,
         transport: Transport | None = None,
         on_moved: Callable[[DeviceLink], None] | None = None,
@@ -265,14 +265,11 @@ class DeviceLink:
         if len(out) == 1:  # most often, one live message: no list of frames to build
             frame = out[0]
             n = len(frame)
-            transport.writelines([_SHORT[n] if n < 126 else text_header(n), frame])
-            if on_sent is not None:
-                on_sent(frame)
+            transport.writelines([_HEADERS.get(n) or text_header(n), frame])
         else:
             transport.writelines(text_frames(out))
-            if on_sent is not None:
-                for frame in out:
-                    on_sent(frame)
+        if on_sent is not None:
+            on_sent(out)  # counted in one call, not one per frame
         if self._room is not None:
             self._roomy()
 
@@ -287,7 +284,7 @@ class DeviceLink:
                         core.out = None
                     await self.ws.send_frame(frame, WSMsgType.TEXT)
                     if self._on_sent is not None:
-                        self._on_sent(frame)
+                        self._on_sent((frame,))
                     self._roomy()
                 elif self._transport.is_closing():
                     raise ConnectionResetError("socket closed")

@@ -112,7 +112,7 @@ class EdgeNode:
                                    sync=self.syncs.schedule, cursors=self.cursors,
                                    targets=Targets(store, self.reads, self.homes.of))
         # every link's callbacks, made once: bound methods made per connection were ~0.26 KB each (ADR 0039)
-        self._new_link = partial(DeviceLink, on_sync=self.syncs.schedule, on_sent=self.metrics.frame_out,
+        self._new_link = partial(DeviceLink, on_sync=self.syncs.schedule, on_sent=self.metrics.frames_sent,
                                  cursor_frame=self._cursor_frame, on_moved=self.offers.moved, flushes=self._flushes,
                                  on_later=self.offers.later)
 

@@ -171,6 +171,18 @@ class NodeMetrics:
         counts = self._frames_out
         counts[kind] = counts.get(kind, 0) + 1
 
+    def frames_sent(self, frames: Iterable[bytes]) -> None:
+        """``frame_out`` for each of ``frames``, in one call: a device's write of several frames is counted with
+        one call, not one per frame (ADR 0053)."""
+        last, kind = self._last_out
+        counts = self._frames_out
+        for frame in frames:
+            if frame is not last:
+                kind = frame[9:frame.find(b'"', 9)] if frame.startswith(b'{"type":"') else b"other"
+                last = frame
+            counts[kind] = counts.get(kind, 0) + 1
+        self._last_out = (last, kind)
+
     def _tally_frames_out(self) -> None:
         counts, self._frames_out = self._frames_out, {}
         for kind, n in counts.items():

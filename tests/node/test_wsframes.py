@@ -18,6 +18,14 @@ def test_the_header_carries_fin_text_and_the_length_in_the_shortest_form(length,
     assert text_header(length) == header
 
 
+def test_a_header_is_packed_once_per_length_and_shared_by_every_frame_of_that_length():
+    """ADR 0053: one ``msg`` frame goes to every member device; its header is looked up, not packed per device."""
+    assert text_header(300) is text_header(300) == b"\x81\x7e\x01\x2c"
+    parts = text_frames([b"x" * 300, b"y" * 300])
+    assert parts[0] is parts[2] is text_header(300)
+    assert text_header(70000) == text_header(70000)  # past the kept lengths: packed each time, the same bytes
+
+
 async def test_frames_written_back_to_back_on_a_server_socket_read_as_the_same_messages():
     payloads = [b'{"type":"msg"}', b"x" * 126, "é".encode() * 40000, b""]
 

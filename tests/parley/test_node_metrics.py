@@ -28,6 +28,20 @@ def test_frames_out_are_exact_at_every_scrape():
     assert frames_out(m) == {"msg": 6, "ack": 2, "other": 2}
 
 
+def test_a_write_of_several_frames_is_counted_in_one_call_as_one_call_per_frame_would():
+    """ADR 0053: a device's write hands its frames to ``frames_sent`` together."""
+    one, batch = NodeMetrics(), NodeMetrics()
+    msg = b'{"type":"msg","id":1}'
+    frames = [msg, msg, b'{"type":"cursor"}', b"[]", msg, b'{"type":"receipt"}']
+    for frame in frames:
+        one.frame_out(frame)
+    batch.frames_sent(frames[:2])
+    batch.frames_sent(frames[2:])
+    assert frames_out(batch) == frames_out(one) == {"msg": 3, "cursor": 1, "receipt": 1, "other": 1}
+    batch.frames_sent([msg])  # the last frame's type is remembered across calls, as it is across frame_out's
+    assert frames_out(batch) == {"msg": 4, "cursor": 1, "receipt": 1, "other": 1}
+
+
 def exposition(registry: CollectorRegistry) -> tuple[list[str], list[float]]:
     """The page's lines, sums apart (added in another order, they may differ in the last bit)."""
     lines = [line for line in generate_latest(registry).decode().splitlines() if "_created" not in line]
