@@ -50,3 +50,31 @@ def test_groups_are_delivered_to_members_here_until_they_leave():
     hub.detach(b1)
     assert hub.forget_groups(B) == [G]
     assert hub.of_conversation(G) == [] and not hub.has_members_of(G)
+
+
+def test_a_groups_connections_are_listed_once_and_again_after_each_change_of_its_members_here():
+    """ADR 0053: the list is kept between messages while nothing changes, and made again when a member here adds
+    or drops a device, joins or leaves."""
+    hub: Hub[Conn] = Hub()
+    a1, a2, b1, b2 = Conn(A), Conn(A), Conn(B), Conn(B)
+    for conn in (a1, b1):
+        hub.attach(conn)
+    for user in (A, B):
+        hub.join_group(user, G)
+    first = hub.of_conversation(G)
+    assert hub.of_conversation(G) is first and set(map(id, first)) == {id(a1), id(b1)}
+    hub.attach(a2)  # a member's second device
+    assert set(map(id, hub.of_conversation(G))) == {id(a1), id(a2), id(b1)}
+    hub.detach(a1)
+    assert set(map(id, hub.of_conversation(G))) == {id(a2), id(b1)}
+    hub.leave_group(B, G)
+    assert hub.of_conversation(G) == [a2]
+    hub.attach(b2)  # not in the group any more: not listed
+    hub.join_group(C, G)  # no device here: ignored
+    assert hub.of_conversation(G) == [a2]
+    hub.join_group(B, G)
+    assert set(map(id, hub.of_conversation(G))) == {id(a2), id(b1), id(b2)}
+    hub.detach(a2)
+    hub.forget_groups(A)
+    assert set(map(id, hub.of_conversation(G))) == {id(b1), id(b2)}
+    assert first == [a1, b1] or first == [b1, a1]  # a list handed out earlier is never changed
