@@ -46,19 +46,29 @@ class Transport(Protocol):
 
 class Flushes:
     """The links with frames queued this event-loop turn: written together from one callback (a message to a
-    group is queued on every member's link in one go; a callback per link cost a loop handle each)."""
+    group is queued on every member's link in one go; a callback per link cost a loop handle each).
 
-    __slots__ = ("_due", "_scheduled")
+    ``gap_s`` (``PARLEY_WRITE_GAP_S``, ADR 0053): the callback runs at least this long after the last one, so
+    under load each device gets one write per gap with everything queued meanwhile, not one per loop turn; the
+    first write after a quiet gap goes at once. 0 (the default): every loop turn, as before."""
 
-    def __init__(self) -> None:
+    __slots__ = ("_due", "_scheduled", "_gap", "_last")
+
+    def __init__(self, gap_s: float = 0.0) -> None:
         self._due: list[DeviceLink] = []
         self._scheduled = False
+        self._gap = gap_s
+        self._last = float("-inf")  # when the last callback ran (the loop's clock)
 
     def add(self, link: DeviceLink) -> None:
         self._due.append(link)
         if not self._scheduled:
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._after_wakeups)
+            loop = asyncio.get_running_loop()
+            if self._gap and (at := self._last + self._gap) > loop.time():
+                loop.call_at(at, self._run)
+            else:
+                loop.call_soon(self._after_wakeups)
 
     def _after_wakeups(self) -> None:
         """One loop turn later: the tasks woken in the same read (a send's lane by its PubAck, read off the bus
@@ -69,6 +79,8 @@ class Flushes:
     def _run(self) -> None:
         due, self._due = self._due, []
         self._scheduled = False
+        if self._gap:
+            self._last = asyncio.get_running_loop().time()
         for link in due:
             try:
                 link._flush()

@@ -90,7 +90,7 @@ class EdgeNode:
         self._cursor_frames: dict[tuple[tuple[int, int], ...], bytes] = {}
         self._stream_shards: dict[str, int] = {}  # a delivery's stream name → its shard
         self._framed: tuple[Delivery, int] = (Delivery(0, "", 0, "", b""), 0)  # the last delivery framed, its ts
-        self._flushes = Flushes()
+        self._flushes = Flushes(settings.write_gap_s)  # ADR 0053
         self._welcome_limits = welcome_limits(settings)
         self.homes = Homes(store, settings.shards)
         self.watch = ShardWatch(self.reads, every_s=settings.bounds_refresh_s, on_change=self._shards_changed)

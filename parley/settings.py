@@ -161,6 +161,9 @@ class Settings:
     # a group's delivered receipts to one sender are gathered this long and published as one bus message
     # (ADR 0048); 0: one message each, as nodes before it did (and the only kind they read: a rolling upgrade)
     receipt_gather_s: float = 0.025
+    # a node writes to its devices at most once per this gap while busy, everything queued meanwhile in one write
+    # per device (ADR 0053): fewer writes per delivery under load, each delivery up to the gap later; 0: every turn
+    write_gap_s: float = 0.0
     # protocol limits
     max_body_bytes: int = 4096
     edit_window_s: float = 900.0  # a message can be edited by its sender this long after it was sent (ADR 0025)
@@ -284,6 +287,8 @@ class Settings:
             raise SettingsError(f"{PREFIX}LIVE_METRICS_TOP_ROOMS={self.live_metrics_top_rooms!r} must be 0 to 1000")
         if not 0 <= self.receipt_gather_s <= 1:
             raise SettingsError(f"{PREFIX}RECEIPT_GATHER_S={self.receipt_gather_s!r} must be 0 (one message each) to 1")
+        if not 0 <= self.write_gap_s <= 0.05:
+            raise SettingsError(f"{PREFIX}WRITE_GAP_S={self.write_gap_s!r} must be 0 (every loop turn) to 0.05")
         if not 0 <= self.archiver_linger_s <= 1:
             raise SettingsError(f"{PREFIX}ARCHIVER_LINGER_S={self.archiver_linger_s!r} must be 0 (no linger) to 1")
         if self.hash_concurrency < 0:

@@ -55,6 +55,14 @@ def test_frame_rates_are_scaled_and_hash_concurrency_may_be_automatic():
         Settings(hash_concurrency=-1)
 
 
+@pytest.mark.parametrize("raw", ["-0.001", "0.06"])
+def test_the_write_gap_is_from_0_to_50_ms(raw):
+    assert Settings().write_gap_s == 0  # off: every loop turn
+    assert Settings.from_env({"PARLEY_WRITE_GAP_S": "0.005"}).write_gap_s == 0.005
+    with pytest.raises(SettingsError, match="PARLEY_WRITE_GAP_S"):
+        Settings.from_env({"PARLEY_WRITE_GAP_S": raw})
+
+
 @pytest.mark.parametrize("raw", ["-0.01", "1.5"])
 def test_the_receipt_gathering_window_is_from_0_to_1_s(raw):
     assert Settings.from_env({"PARLEY_RECEIPT_GATHER_S": "0"}).receipt_gather_s == 0  # off: one message each
