@@ -2,7 +2,9 @@
 
 A transition is queued (``announce``, which does not wait) and a drain task writes what is queued in
 rounds (ADR 0044): a round takes every queued transition up to a user's second one, sends their bucket
-writes together and waits for all their acks, then publishes their events in order. Under a connect
+writes together and waits for all their acks, then publishes their events in order. A round starts
+``GATHER_S`` after the drain wakes or the last round ends, so the transitions of a storm's next few
+milliseconds share its writes (ADR 0052). Under a connect
 storm many users come online between two turns of the drain, and their writes and events leave in a few
 socket writes instead of one acked round trip and one event per user, each waited for before the next
 heartbeat message was read (ADR 0041).
@@ -33,6 +35,7 @@ from parley.presence_bus import presence_subject
 from parley.tasks import cancel_and_wait
 
 log = logging.getLogger("parley.presence")
+GATHER_S = 0.005  # a transition waits at most this (and the round before it) for others to share its round
 
 
 def first_round(queued: list[Transition]) -> int:
@@ -72,6 +75,7 @@ class Announcements:
     async def _run(self) -> None:
         try:
             while self._queued:
+                await asyncio.sleep(GATHER_S)
                 n = first_round(self._queued)
                 batch, self._queued = self._queued[:n], self._queued[n:]
                 await self._round(batch)

@@ -3,9 +3,12 @@ writes, each event follows its user's write, and one user's transitions keep the
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 import pytest
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js.errors import KeyNotFoundError
 from parley.workers.presence_writes import Announcements, first_round
 
@@ -19,6 +22,17 @@ from tests.poll import eventually
 @pytest.fixture
 def settings(nats_url: str) -> Settings:
     return Settings(nats_url=nats_url)
+
+
+async def events_of(nc: bus.BusClient, prefix: str) -> tuple[list[str], Subscription]:
+    """The subjects of the presence events heard from now on for users whose names start with ``prefix``."""
+    heard: list[str] = []
+
+    async def on_event(msg: Msg) -> None:
+        if msg.subject.startswith(PRESENCE_PREFIX + prefix):
+            heard.append(msg.subject)
+
+    return heard, await nc.subscribe(PRESENCE_PREFIX + ">", cb=on_event)
 
 
 def test_a_round_ends_before_a_users_second_transition():
@@ -55,6 +69,26 @@ async def test_users_coming_online_together_share_a_round_and_each_event_follows
         assert all(stored_when_heard)
         for i, user in enumerate(users[:5]):
             assert orjson.loads((await online.get(user)).value) == {"last_active_at": 1_000 + i}
+    finally:
+        await announcements.close()
+        await watch.unsubscribe()
+        await bus.close_quietly(nc)
+
+
+async def test_transitions_queued_over_several_loop_turns_share_a_round(settings):
+    """A storm's arrivals reach the worker a message at a time, each handled in a turn of its own: the drain
+    gathers them for ``GATHER_S`` before a round, so they share its writes (ADR 0052) rather than each
+    starting one."""
+    nc = await bus.connect(settings, "test")
+    online, seen = await open_buckets(nc.jetstream(), settings)
+    heard, watch = await events_of(nc, "t")
+    announcements = Announcements(nc, online, seen)
+    try:
+        for i in range(20):
+            announcements.announce(Transition(f"t{i:02d}", True, 1))
+            await asyncio.sleep(0)  # the next one a loop turn later, as heartbeat messages come
+        await eventually(lambda: len(heard) == 20, what="every user announced")
+        assert announcements.rounds == 1
     finally:
         await announcements.close()
         await watch.unsubscribe()
@@ -109,13 +143,7 @@ async def test_closing_writes_and_announces_what_is_queued(settings):
 async def test_a_failed_write_is_logged_and_the_event_still_goes_out(settings, caplog):
     nc = await bus.connect(settings, "test")
     online, seen = await open_buckets(nc.jetstream(), settings)
-    heard: list[str] = []
-
-    async def on_event(msg: Msg) -> None:
-        if msg.subject.startswith(PRESENCE_PREFIX + "f"):
-            heard.append(msg.subject)
-
-    watch = await nc.subscribe(PRESENCE_PREFIX + ">", cb=on_event)
+    heard, watch = await events_of(nc, "f")
     announcements = Announcements(nc, online, seen)
     try:
         announcements.announce(Transition("f@bad", True, 1))  # a key the bucket refuses
