@@ -1,4 +1,5 @@
-"""Ordered, task-free dispatch for nats-py subscriptions: the one place Parley reaches into nats-py.
+"""Ordered, task-free dispatch for nats-py subscriptions: with ``parley.bus.wire`` (the protocol parser it
+installs), the one place Parley reaches into nats-py.
 
 nats-py gives every callback subscription its own asyncio task and queue. An edge node holds several
 subscriptions per connected user (tens of thousands of users a node), and, worse, two subscriptions
@@ -26,6 +27,9 @@ per-name scan: ~4× less per message, docs/adr/0037); a block with an inline sta
 ``subscribe_headed`` is ``subscribe_ordered`` with the header block handed over unparsed (a group's deliveries:
 the node reads ``Nats-Stream`` and ``Nats-Sequence`` straight from it, ``stream_position``).
 
+Messages are read off the wire by ``QuickParser`` (``parley.bus.wire``), which hands those of the raw, headed and
+ordered subscriptions to ``dispatch_inline`` without a coroutine each (docs/adr/0054).
+
 This overrides a private method of nats-py, so the dependency is pinned (pyproject) and
 tests/parley/bus/test_ordered.py fails when an upgrade changes what this relies on.
 """
@@ -46,6 +50,8 @@ from nats.errors import (
     OutboundBufferLimitError,
 )
 from nats.errors import TimeoutError as NatsTimeout
+
+from parley.bus.wire import QuickParser
 
 log = logging.getLogger("parley.bus")
 
@@ -125,6 +131,7 @@ class BusClient(Client):
         self._reply_prefix = b""  # this client's reply inbox, with the trailing dot (made on first use)
         self._reply_lock = asyncio.Lock()
         self._reply_count = 0
+        self._ps = QuickParser(self)  # MSG and HMSG read without regexes, inline ones without a coroutine
 
     async def subscribe_ordered(self, subject: str, handler: Handler) -> OrderedSub:
         return await self._subscribe(subject, handler, None)
@@ -274,7 +281,10 @@ class BusClient(Client):
             return None
         return await super()._flush_pending(force_flush)
 
-    async def _process_msg(self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes) -> None:
+    def dispatch_inline(self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> bool:
+        """A message for a raw, headed or ordered subscription, handled here and now (True); False: nats-py's
+        ``_process_msg`` (another subscription's, or an ordered one's header block with an inline status).
+        ``QuickParser`` (``parley.bus.wire``) calls it without a coroutine per message."""
         raw = self._raw.get(sid)
         if raw is not None:
             self.stats["in_msgs"] += 1
@@ -283,7 +293,7 @@ class BusClient(Client):
                 raw(subject, reply, headers or None, data)
             except Exception:
                 log.exception("raw handler for %s failed", subject)
-            return
+            return True
         headed = self._headed.get(sid)
         if headed is not None:
             self.stats["in_msgs"] += 1
@@ -292,22 +302,37 @@ class BusClient(Client):
                 headed(subject.decode(), headers or None, data)
             except Exception:
                 log.exception("handler for %s failed", subject)
+            return True
+        handler = self._ordered.get(sid)
+        if handler is None:
+            return False
+        hdr = None
+        if headers:
+            hdr = parse_headers(headers)
+            if hdr is None and not headers.startswith(HEADER_LINE):  # an inline status: nats-py's parse
+                return False
+        self.stats["in_msgs"] += 1
+        self.stats["in_bytes"] += len(data)
+        try:
+            handler(subject.decode(), hdr, data)
+        except Exception:
+            log.exception("handler for %s failed", subject)
+        return True
+
+    async def _process_msg(self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes) -> None:
+        if self.dispatch_inline(sid, subject, reply, data, headers):
             return
         handler = self._ordered.get(sid)
         if handler is None:
             await super()._process_msg(sid, subject, reply, data, headers)
             return
-        self.stats["in_msgs"] += 1
+        self.stats["in_msgs"] += 1  # an ordered subscription's message with an inline status in its header block
         self.stats["in_bytes"] += len(data)
-        hdr = None
-        if headers:
-            hdr = parse_headers(headers)
-            if hdr is None and not headers.startswith(HEADER_LINE):  # an inline status: nats-py's parse
-                try:
-                    hdr = await self._process_headers(headers)
-                except Exception:  # a malformed block: dropped, the read loop goes on
-                    log.warning("dropped a message on %s with a malformed header block", subject)
-                    return
+        try:
+            hdr = await self._process_headers(headers)
+        except Exception:  # a malformed block: dropped, the read loop goes on
+            log.warning("dropped a message on %s with a malformed header block", subject)
+            return
         try:
             handler(subject.decode(), hdr, data)
         except Exception:
