@@ -131,7 +131,7 @@ class BusClient(Client):
         self._reply_prefix = b""  # this client's reply inbox, with the trailing dot (made on first use)
         self._reply_lock = asyncio.Lock()
         self._reply_count = 0
-        self._turn_write: asyncio.Handle | None = None  # _write_turn, due at the end of this loop turn
+        self._turn_write: asyncio.Handle | None = None  # _write_turn, due at the loop's next turn
         self._ps = QuickParser(self)  # MSG and HMSG read without regexes, inline ones without a coroutine
 
     async def subscribe_ordered(self, subject: str, handler: Handler) -> OrderedSub:
