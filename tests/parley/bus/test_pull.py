@@ -189,6 +189,21 @@ async def test_lingering_every_message_is_handed_over_once_in_order_a_backlog_in
     assert puller._requests.open is None
 
 
+def bursts_sent(puller: Puller) -> list[float]:
+    """The times of the ``no_wait`` requests (bursts) ``puller`` sends from now on."""
+    sent: list[float] = []
+    plain_next = puller._requests.next
+
+    def next_request(room: int, now: float, *, no_wait: bool = False) -> tuple[str, bytes] | None:
+        request = plain_next(room, now, no_wait=no_wait)
+        if request is not None and no_wait:
+            sent.append(now)
+        return request
+
+    puller._requests.next = next_request  # type: ignore[method-assign]
+    return sent
+
+
 async def test_lingering_a_busy_stream_is_fetched_in_bursts_and_a_quiet_one_waits_again(nc):
     await consumer(nc, 0)
     got: list[bytes] = []
@@ -197,11 +212,15 @@ async def test_lingering_a_busy_stream_is_fetched_in_bursts_and_a_quiet_one_wait
     stop = asyncio.Event()
     task = asyncio.get_running_loop().create_task(puller.run(stop))
     await eventually(lambda: puller._requests.sent >= 2, what="a plain request expired and renewed")
+    bursts = bursts_sent(puller)
     published = 0
-    while not puller._burst and published < 100_000:  # more than one a tick: once expired, bursts follow
+    # more than one a tick: bursts follow. Counted as they are sent: a burst right after a full request may find
+    # nothing pending (these publishes wait for their acks) and end before this loop looks again; and the
+    # consumer's max_ack_pending (5000, nothing acked here) must not be reached first
+    while not bursts and published < 4_000:
         await nc.jetstream().publish("s.x", str(published).encode())
         published += 1
-    assert puller._burst
+    assert bursts
     for i in range(published, published + 50):
         await nc.jetstream().publish("s.x", str(i).encode())
     published += 50
