@@ -1,5 +1,4 @@
-"""Ordered, task-free dispatch for nats-py subscriptions: with ``parley.bus.wire`` (the protocol parser it
-installs), the one place Parley reaches into nats-py.
+"""Ordered, task-free dispatch for nats-py subscriptions: the one place Parley reaches into nats-py.
 
 nats-py gives every callback subscription its own asyncio task and queue. An edge node holds several
 subscriptions per connected user (tens of thousands of users a node), and, worse, two subscriptions
@@ -18,17 +17,14 @@ which reads a few hundred thousand messages a second and needs only the reply su
 of one ``publish`` each. ``request_raw`` is a request whose reply comes back inline, as the wire's bytes, on
 one wildcard inbox subscription of this client (the node's JetStream publishes, ``parley.bus.stream``):
 nats-py's ``request`` costs a ``Msg``, a header parse, a hop through the inbox subscription's task and two
-through ``wait_for`` per reply (docs/adr/0026). And what a publish queues is written by a callback at the loop's
-next turn rather than by nats-py's flusher task (``_flush_pending``, docs/adr/0054): one write for all that was
-queued meanwhile, and no task wakeup. A ``request_raw`` alone in flight with nothing pending before it is written
-to the transport at once (``_transport``); under load they are queued and leave together.
+through ``wait_for`` per reply (docs/adr/0026). And a publish kicks nats-py's flusher only when no kick is
+already queued (``_flush_pending``): one kick writes everything pending, so the others were wakeups for nothing.
+A ``request_raw`` alone in flight with nothing pending before it is written to the transport at once
+(``_transport``); under load they go through the flusher, which writes all of them at once.
 An ordered handler's headers are read by ``parse_headers`` (one decode and a split, not nats-py's coroutine and
 per-name scan: ~4× less per message, docs/adr/0037); a block with an inline status goes to nats-py's parse.
 ``subscribe_headed`` is ``subscribe_ordered`` with the header block handed over unparsed (a group's deliveries:
 the node reads ``Nats-Stream`` and ``Nats-Sequence`` straight from it, ``stream_position``).
-
-Messages are read off the wire by ``QuickParser`` (``parley.bus.wire``), which hands those of the raw, headed and
-ordered subscriptions to ``dispatch_inline`` without a coroutine each (docs/adr/0054).
 
 This overrides a private method of nats-py, so the dependency is pinned (pyproject) and
 tests/parley/bus/test_ordered.py fails when an upgrade changes what this relies on.
@@ -50,8 +46,6 @@ from nats.errors import (
     OutboundBufferLimitError,
 )
 from nats.errors import TimeoutError as NatsTimeout
-
-from parley.bus.wire import QuickParser
 
 log = logging.getLogger("parley.bus")
 
@@ -131,8 +125,6 @@ class BusClient(Client):
         self._reply_prefix = b""  # this client's reply inbox, with the trailing dot (made on first use)
         self._reply_lock = asyncio.Lock()
         self._reply_count = 0
-        self._turn_write: asyncio.Handle | None = None  # _write_turn, due at the loop's next turn
-        self._ps = QuickParser(self)  # MSG and HMSG read without regexes, inline ones without a coroutine
 
     async def subscribe_ordered(self, subject: str, handler: Handler) -> OrderedSub:
         return await self._subscribe(subject, handler, None)
@@ -275,42 +267,14 @@ class BusClient(Client):
             future.set_result((headers, data))
 
     async def _flush_pending(self, force_flush: bool = False) -> Any:
-        """What was queued is written at the loop's next turn (``_write_turn``, a ``call_soon``), not by kicking
-        nats-py's flusher task (a queue, a future and a task wakeup per kick, docs/adr/0054): everything queued
-        until then leaves in that one write, in the order queued. nats-py's flusher still takes it when
-        the socket is backed up (its ``drain`` is the backpressure), while connecting or reconnecting, and for a
-        forced flush (the pending buffer over its limit); a kick already queued there writes everything, so
-        another is only a wakeup for nothing."""
-        if not force_flush:
-            if self._turn_write is not None:
-                return None
-            if self._writes_freely():
-                self._turn_write = asyncio.get_running_loop().call_soon(self._write_turn)
-                return None
-            if self._flush_queue is not None and not self._flush_queue.empty() \
-                    and self._flusher_task is not None and not self._flusher_task.done():
-                return None
+        """nats-py queues one flusher kick per publish; a kick already queued will write whatever is pending
+        when the flusher takes it, so another is only a wakeup for nothing."""
+        if not force_flush and self._flush_queue is not None and not self._flush_queue.empty() \
+                and self._flusher_task is not None and not self._flusher_task.done():
+            return None
         return await super()._flush_pending(force_flush)
 
-    def _writes_freely(self) -> bool:
-        """Connected with the loops running, and the socket taking what it is given (nothing left in the
-        transport's own buffer: else nats-py's flusher, which waits for it to drain)."""
-        if not self._loops_alive():
-            return False
-        writer = getattr(self._transport, "_io_writer", None)
-        return writer is not None and writer.transport.get_write_buffer_size() == 0
-
-    def _write_turn(self) -> None:
-        self._turn_write = None
-        if self._pending and self.is_connected and self._transport is not None:
-            self._transport.writelines(self._pending)
-            self._pending = []
-            self._pending_data_size = 0
-
-    def dispatch_inline(self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> bool:
-        """A message for a raw, headed or ordered subscription, handled here and now (True); False: nats-py's
-        ``_process_msg`` (another subscription's, or an ordered one's header block with an inline status).
-        ``QuickParser`` (``parley.bus.wire``) calls it without a coroutine per message."""
+    async def _process_msg(self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes) -> None:
         raw = self._raw.get(sid)
         if raw is not None:
             self.stats["in_msgs"] += 1
@@ -319,7 +283,7 @@ class BusClient(Client):
                 raw(subject, reply, headers or None, data)
             except Exception:
                 log.exception("raw handler for %s failed", subject)
-            return True
+            return
         headed = self._headed.get(sid)
         if headed is not None:
             self.stats["in_msgs"] += 1
@@ -328,37 +292,22 @@ class BusClient(Client):
                 headed(subject.decode(), headers or None, data)
             except Exception:
                 log.exception("handler for %s failed", subject)
-            return True
-        handler = self._ordered.get(sid)
-        if handler is None:
-            return False
-        hdr = None
-        if headers:
-            hdr = parse_headers(headers)
-            if hdr is None and not headers.startswith(HEADER_LINE):  # an inline status: nats-py's parse
-                return False
-        self.stats["in_msgs"] += 1
-        self.stats["in_bytes"] += len(data)
-        try:
-            handler(subject.decode(), hdr, data)
-        except Exception:
-            log.exception("handler for %s failed", subject)
-        return True
-
-    async def _process_msg(self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes) -> None:
-        if self.dispatch_inline(sid, subject, reply, data, headers):
             return
         handler = self._ordered.get(sid)
         if handler is None:
             await super()._process_msg(sid, subject, reply, data, headers)
             return
-        self.stats["in_msgs"] += 1  # an ordered subscription's message with an inline status in its header block
+        self.stats["in_msgs"] += 1
         self.stats["in_bytes"] += len(data)
-        try:
-            hdr = await self._process_headers(headers)
-        except Exception:  # a malformed block: dropped, the read loop goes on
-            log.warning("dropped a message on %s with a malformed header block", subject)
-            return
+        hdr = None
+        if headers:
+            hdr = parse_headers(headers)
+            if hdr is None and not headers.startswith(HEADER_LINE):  # an inline status: nats-py's parse
+                try:
+                    hdr = await self._process_headers(headers)
+                except Exception:  # a malformed block: dropped, the read loop goes on
+                    log.warning("dropped a message on %s with a malformed header block", subject)
+                    return
         try:
             handler(subject.decode(), hdr, data)
         except Exception:

@@ -173,10 +173,9 @@ async def test_a_headed_subscription_hands_the_header_block_over_in_order_with_t
     await nc.close()
 
 
-async def nats_proxy(port: int, *, seen: bytearray | None = None, gate: asyncio.Event | None = None,
-                     upstream: asyncio.Event | None = None) -> asyncio.Server:
-    """A TCP relay on 127.0.0.1 in front of the nats-server on ``port``: what the client sends is added to ``seen``
-    and waits while ``upstream`` is clear; what the server sends waits while ``gate`` is clear. Close it when done."""
+async def nats_proxy(port: int, *, seen: bytearray | None = None, gate: asyncio.Event | None = None) -> asyncio.Server:
+    """A TCP relay on 127.0.0.1 in front of the nats-server on ``port``: what the client sends is added to ``seen``;
+    what the server sends waits while ``gate`` is clear. Close it when done."""
 
     async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, record: bytearray | None,
                    held: asyncio.Event | None) -> None:
@@ -191,7 +190,7 @@ async def nats_proxy(port: int, *, seen: bytearray | None = None, gate: asyncio.
 
     async def relay(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         server_r, server_w = await asyncio.open_connection("127.0.0.1", port)
-        await asyncio.gather(pipe(client_r, server_w, seen, upstream), pipe(server_r, client_w, None, gate),
+        await asyncio.gather(pipe(client_r, server_w, seen, None), pipe(server_r, client_w, None, gate),
                              return_exceptions=True)
 
     return await asyncio.start_server(relay, "127.0.0.1", 0)
@@ -265,79 +264,4 @@ async def test_a_flush_that_times_out_leaves_the_connection_working(nats_port):
         assert nc.is_connected
     finally:
         await nc.close()
-        proxy.close()
-
-
-def counting_writes(nc: BusClient) -> tuple[list[bytes], list[object]]:
-    """What the client writes to its socket from now on, one entry per write, and its flusher's kicks."""
-    writes: list[bytes] = []
-    kicks: list[object] = []
-    transport, queue = nc._transport, nc._flush_queue
-    assert transport is not None and queue is not None
-    write, writelines, put = transport.write, transport.writelines, queue.put
-    transport.write = lambda data: (writes.append(bytes(data)), write(data))[1]  # type: ignore[method-assign]
-    transport.writelines = lambda lines: (writes.append(b"".join(lines)), writelines(lines))[1]  # type: ignore
-    queue.put = lambda item: (kicks.append(item), put(item))[1]  # type: ignore[method-assign]
-    return writes, kicks
-
-
-async def test_publishes_of_one_turn_leave_in_one_write_without_waking_the_flusher(nats_port):
-    """nats-py's flusher is a task woken through a queue per kick: the publishes queued in one loop turn are written
-    by one callback at the next (docs/adr/0054), in order, and the flusher is not woken."""
-    port, _ = nats_port
-    nc = BusClient()
-    await nc.connect(f"nats://127.0.0.1:{port}")
-    try:
-        got: list[bytes] = []
-        await nc.subscribe_ordered("turn.check", lambda s, h, d: got.append(d))
-        await nc.flush()
-        writes, kicks = counting_writes(nc)
-        for i in range(5):
-            await nc.publish("turn.check", b"%d" % i)
-        await nc.publish_bare(["turn.check"], b"bare")
-        await eventually(lambda: len(got) == 6, what="the turn's messages")
-        assert got == [b"0", b"1", b"2", b"3", b"4", b"bare"]
-        assert len(writes) == 1 and writes[0].count(b"PUB turn.check") == 6, writes
-        assert kicks == []
-    finally:
-        await nc.close()
-
-
-async def test_a_backed_up_socket_leaves_the_writes_to_nats_pys_flusher_and_keeps_their_order(nats_port):
-    """While the socket does not take what it is given, nats-py's flusher writes (its drain is the backpressure);
-    nothing is lost or reordered across the two ways, and the turn's writes resume once it drains."""
-    upstream = asyncio.Event()
-    upstream.set()
-    proxy = await nats_proxy(nats_port[0], upstream=upstream)
-    nc = BusClient()
-    try:
-        await nc.connect(f"nats://127.0.0.1:{proxy.sockets[0].getsockname()[1]}")
-        got: list[int] = []
-        await nc.subscribe_ordered("held.check", lambda s, h, d: got.append(int(d.split(b":")[0])))
-        await nc.flush()
-        async with asyncio.timeout(30):  # nats-py's forced flush has no timeout of its own
-            writes, kicks = counting_writes(nc)
-            upstream.clear()
-            filler, sent = b"x" * 60_000, 0
-            while nc._transport._io_writer.transport.get_write_buffer_size() == 0:  # type: ignore[union-attr]
-                assert sent < 2000, "the socket never backed up"
-                await nc.publish("held.check", b"%d:%b" % (sent, filler))
-                sent += 1
-                await asyncio.sleep(0)  # the turn's write
-            assert kicks == []
-            for _ in range(3):
-                await nc.publish("held.check", b"%d:" % sent)
-                sent += 1
-            assert len(kicks) == 1  # the flusher's, once
-            upstream.set()
-            await eventually(lambda: len(got) == sent, what="every message once the socket drains", timeout=30)
-            assert got == list(range(sent))
-            await eventually(lambda: nc._transport._io_writer.transport.get_write_buffer_size() == 0,  # type: ignore
-                             what="the socket drained")
-            await nc.publish("held.check", b"%d:" % sent)
-            await eventually(lambda: len(got) == sent + 1, what="the next one")
-            assert len(kicks) == 1  # by the turn's write again
-    finally:
-        upstream.set()  # else closing waits for the held bytes
-        await asyncio.wait_for(nc.close(), 10)
         proxy.close()
