@@ -3,6 +3,10 @@ one run, with the same generator and the same pinning -> ``loadtest/results/effi
 
     .venv/bin/python -m parley.loadtest.efficiency                # about 4-5 minutes on 2 cores
     .venv/bin/python -m parley.loadtest.efficiency --no-save --step-seconds 2 --idle 200
+    .venv/bin/python -m parley.loadtest.efficiency --systems baseline,picows   # aiohttp vs picows, bare (ADR 0057)
+
+``--systems`` picks which run, in its order: ``baseline`` (aiohttp), ``picows`` (the same bare relay over
+picows, ``loadtest.baseline_picows``; picows is in the ``test`` extra), ``parley``.
 
 Each system in turn (the baseline first): its server processes are pinned to core 0 (every Parley
 process: node, nats-server, archiver, presence, api, discovery), this generator to core 1. On the same
@@ -147,6 +151,27 @@ class Baseline:
         return key
 
 
+class Picows(Baseline):
+    """The bare relay over picows: the same, but conversations are registered with a GET (picows serves no POST)."""
+
+    name = "picows"
+
+    def pids(self) -> dict[str, int]:
+        return {"picows": self.pid}
+
+    async def conversation(self, owner: User, members: list[User], key: str) -> str:
+        from parley.loadtest.baseline_picows import register_path  # picows is an optional dependency
+
+        async with self.http.get(f"http://127.0.0.1:{self.port}"
+                                 f"{register_path({key: [owner.id] + [m.id for m in members]})}") as r:
+            r.raise_for_status()
+        return key
+
+
+BARE = {"baseline": (Baseline, "parley.loadtest.baseline"), "picows": (Picows, "parley.loadtest.baseline_picows")}
+SYSTEM_NAMES = ("baseline", "picows", "parley")
+
+
 class Parley:
     name = "parley"
 
@@ -175,9 +200,9 @@ class Parley:
 
 
 @contextlib.contextmanager
-def baseline_server() -> Iterator[tuple[int, int]]:
+def baseline_server(module: str = "parley.loadtest.baseline") -> Iterator[tuple[int, int]]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "parley.loadtest.baseline", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", module, "--port", str(port)],
                             preexec_fn=die_with_parent, stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 20
@@ -385,11 +410,13 @@ async def run_system(target: Target, http: aiohttp.ClientSession, args: argparse
     return out
 
 
-def run_baseline(args: argparse.Namespace) -> dict[str, Any]:
+def run_bare(args: argparse.Namespace, system: str = "baseline") -> dict[str, Any]:
+    target, module = BARE[system]
+
     async def go() -> dict[str, Any]:
-        with baseline_server() as (port, pid):
+        with baseline_server(module) as (port, pid):
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-                return await run_system(Baseline(http, port, pid), http, args)
+                return await run_system(target(http, port, pid), http, args)
     return run_async(go())
 
 
@@ -461,9 +488,23 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, recor
     p.add_argument("--idle", type=within(10, 10_000, int), default=1000, help="idle connections per system")
     p.add_argument("--concurrency", type=within(1, 256, int), default=32, help="connects in flight")
     p.add_argument("--seed", type=int, default=15)
+    p.add_argument("--systems", type=systems, default="baseline,parley",
+                   help=f"which systems run, in this order, comma-separated, of {', '.join(SYSTEM_NAMES)} "
+                        "(picows: the bare relay over picows; picows is a test dependency)")
     record.add_options(p, "efficiency.jsonl")
     a = p.parse_args(argv)
     return a, record.recorder(p, a)
+
+
+def systems(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names or len(set(names)) < len(names) or not set(names) <= set(SYSTEM_NAMES):
+        raise argparse.ArgumentTypeError(f"a comma-separated list of distinct names of {', '.join(SYSTEM_NAMES)}")
+    return names
+
+
+TITLES = {"baseline": "bare aiohttp + uvloop + orjson relay", "picows": "the same bare relay over picows",
+          "parley": "one node and every worker"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -473,15 +514,18 @@ def main(argv: list[str] | None = None) -> int:
     base = recorder.new_record(args)
     base["generator"] = "harness.device.LeanDevice (numbered), one asyncio process"
     base["pinning"] = "servers on core 0, generator on core 1" if pinning.can_pin() else "none (fewer than 2 cores)"
-    say("baseline: bare aiohttp + uvloop + orjson relay ...")
-    bare = guarded("efficiency", lambda: run_baseline(args))
-    say("parley: one node and every worker ...")
-    parley = guarded("efficiency", lambda: run_parley(args, base))
-    if bare is None or parley is None:
+    results: dict[str, dict[str, Any] | None] = {}
+    for system in args.systems:
+        say(f"{system}: {TITLES[system]} ...")
+        results[system] = guarded("efficiency", partial(run_parley, args, base) if system == "parley"
+                                  else partial(run_bare, args, system))
+    if None in results.values():
         return 1
     base["duration_s"] = round(time.monotonic() - t0, 1)
-    recs = lines(base, "baseline", bare) + lines(base, "parley", parley)
-    say("\n".join(report.table(recs)))
+    recs = [line for system, result in results.items() if result is not None for line in lines(base, system, result)]
+    for pair in (("parley", "baseline"), ("picows", "baseline")):
+        if set(pair) <= set(results):
+            say("\n".join(report.table(recs, pair)))
     for r in recs:
         msg = recorder.append(r)
     say(msg)

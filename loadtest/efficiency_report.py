@@ -15,6 +15,7 @@ from typing import Any
 from parley.loadtest.efficiency_accounting import same_load
 
 SYSTEMS = ("parley", "baseline")
+TITLES = {"parley": "Parley"}  # in the table's head; other systems as named (baseline, picows: docs/adr/0057)
 MAX = "max deliveries/s"
 Fmt = Callable[[Any], str]
 
@@ -64,19 +65,21 @@ ROWS: list[tuple[str, str, Callable[[dict[str, Any]], Any], Fmt]] = [
 ]
 
 
-def table(records: Sequence[dict[str, Any]]) -> list[str]:
-    """The newest run as Markdown: a row per figure, the ratio Parley / baseline last."""
+def table(records: Sequence[dict[str, Any]], pair: tuple[str, str] = SYSTEMS) -> list[str]:
+    """The newest run as Markdown: a row per figure, the ratio Parley / baseline last (or ``pair``'s first system /
+    its second: ``("picows", "baseline")``)."""
     run = newest_run(records)
     by = {(r["system"], r["workload"]): r for r in run}
-    out = ["| workload | figure | Parley | baseline | Parley / baseline |", "|---|---|---|---|---|"]
+    a, b_ = (TITLES.get(s, s) for s in pair)
+    out = [f"| workload | figure | {a} | {b_} | {a} / {b_} |", "|---|---|---|---|---|"]
     for workload, label, read, fmt in ROWS:
-        p, b = (by.get((s, workload)) for s in SYSTEMS)
+        p, b = (by.get((s, workload)) for s in pair)
         pv, bv = (read(x) if x else None for x in (p, b))
         out.append(f"| {workload} | {label} | {cell(p, label, fmt(pv))} | {cell(b, label, fmt(bv))} | "
                    f"{times(ratio(pv, bv))} |")
         if label == MAX:
             out.append(same_load_row(workload, p, b))
-    return out + ["", *notes(run, by), *spread(records)]
+    return out + ["", *notes(run, by, pair), *(spread(records) if pair == SYSTEMS else [])]
 
 
 def same_load_row(workload: str, p: dict[str, Any] | None, b: dict[str, Any] | None) -> str:
@@ -95,11 +98,11 @@ def cell(rec: dict[str, Any] | None, label: str, text: str) -> str:
     return f"≥ {text}" if rec and label == MAX and rec.get("limit_reached") is False else text
 
 
-def generator(by: dict[tuple[str, str], dict[str, Any]]) -> str:
+def generator(by: dict[tuple[str, str], dict[str, Any]], systems: tuple[str, str] = SYSTEMS) -> str:
     """At each maximum: the generator's share of its core (near 100%: it was the limit) and how busy the
     server core was, the servers' share of it first (the rest: other processes on the machine)."""
     parts = []
-    for s in SYSTEMS:
+    for s in systems:
         for w in ("dm", "fanout"):
             r = by.get((s, w)) or {}
             pct, busy = r.get("cpu_pct_at_max") or {}, r.get("core_busy_pct_at_max") or {}
@@ -110,14 +113,15 @@ def generator(by: dict[tuple[str, str], dict[str, Any]]) -> str:
     return f" At each maximum, % of a core: {'; '.join(parts)}." if parts else ""
 
 
-def notes(run: list[dict[str, Any]], by: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
+def notes(run: list[dict[str, Any]], by: dict[tuple[str, str], dict[str, Any]],
+          systems: tuple[str, str] = SYSTEMS) -> list[str]:
     if not run:
         return ["No efficiency run recorded yet (`make bench-efficiency`)."]
     first = run[0]
     lost = ", ".join(f"{s} {w}: {by[(s, w)]['lost']} lost, {by[(s, w)].get('duplicates', 0)} doubled"
-                     for s in SYSTEMS for w in ("dm", "fanout") if (s, w) in by)
+                     for s in systems for w in ("dm", "fanout") if (s, w) in by)
     rules = "; ".join(f"{s} {w} at {whole(q.get('deliveries_per_s'))} deliveries/s ({q['rule']})"
-                      for s in SYSTEMS for w in ("dm", "fanout")
+                      for s in systems for w in ("dm", "fanout")
                       if (q := (by.get((s, w)) or {}).get("quoted_at")))
     a = first["args"]
     tree = "clean tree" if first["clean_tree"] else "uncommitted changes"
@@ -127,7 +131,7 @@ def notes(run: list[dict[str, Any]], by: dict[tuple[str, str], dict[str, Any]]) 
             f"DMs: {a['pairs']} pairs; fan-out: {a['rooms']} rooms of {a['room_size']}; idle: {a['idle']} "
             f"connections; Parley is one node with every worker and nats-server, all counted. "
             f"CPU and deliveries over the same window; costs quoted at: {rules}. Ledger: {lost}."
-            f"{generator(by)}"]
+            f"{generator(by, systems)}"]
 
 
 # Parley's figures compared across runs of one commit: (workload, label, how to read it, format)
