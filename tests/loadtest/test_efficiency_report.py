@@ -101,3 +101,13 @@ def test_the_docs_show_the_table_of_the_results_file() -> None:
         text = (ROOT / name).read_text()
         assert f"<!-- generated: efficiency -->\n{expected}\n<!-- end generated -->" in text, (
             f"{name}: run `make capacity` (python -m parley.loadtest.docs)")
+
+
+def test_a_run_of_picows_beside_the_baseline_has_its_own_table_and_leaves_parleys_alone() -> None:
+    records = [{**r, "system": "picows"} if r["system"] == "parley" else r
+               for r in run("2026-12-04T18:00:00+00:00", 0.02)]
+    lines = table(records, ("picows", "baseline"))
+    assert lines[0] == "| workload | figure | picows | baseline | picows / baseline |"
+    assert row(lines, "dm", "server CPU ms per delivery") == ["0.0200", "0.0100", "2.00× |"]
+    assert "picows dm: 0 lost" in lines[-1]
+    assert row(table(records), "dm", "server CPU ms per delivery") == ["-", "0.0100", "- |"]  # Parley's: none
