@@ -94,7 +94,7 @@ class NumberedDevice(LeanDevice):
     sent_ok: array[int] = field(default_factory=lambda: array("q"))  # numbers of its sends answered SENT
     refused: Counter[str] = field(default_factory=Counter)  # its sends answered with an error, by code
     closed_with: int | None = None  # the close code, when the node closed the connection
-    held: set[int] | None = None  # after a resync: the numbers it had, re-sent ones dropped (protocol.md §11)
+    held: set[int] | None = None  # after a resync: the numbers it had, re-sent ones dropped (protocol.md §7)
     again: tuple[aiohttp.ClientSession, str, str] | None = None  # (http, url, token): to connect again
     resyncing: bool = False
 
