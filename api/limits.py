@@ -84,8 +84,8 @@ class KvCounters:
                 if n == 0:
                     return  # a write that began after we came took ours too
                 done = self._writing[key] = asyncio.Event()
-                try:
-                    await self._write(key, n)
+                try:  # shielded: a caller that gives up (its timeout, a cancel) leaves the others' counts written
+                    await asyncio.shield(self._write(key, n))
                 finally:
                     del self._writing[key]
                     done.set()
