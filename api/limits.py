@@ -43,7 +43,7 @@ from parley.settings import Settings
 log = logging.getLogger("parley.api")
 T = TypeVar("T")
 KV_TIMEOUT_S = 1.0
-CAS_TRIES = 8  # concurrent adds to one counter retry this often
+CAS_TRIES = 8  # concurrent writes of one counter (from other API processes) retry this often
 EXEMPT = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
@@ -56,10 +56,15 @@ class Counters(Protocol):
 
 class KvCounters:
     """Counters in a NATS KV bucket whose entries expire (the bucket's ``max_age``); adds are
-    compare-and-set, so two API processes counting at once both count."""
+    compare-and-set, so two API processes counting at once both count. Attempts on one key in this process
+    share writes: while one write of the key is under way, the attempts that come meanwhile wait for it and
+    are then written together, by one of them, as one compare-and-set (n concurrent sign-ups from one
+    address cost about two writes, not up to n rounds of retries that left some uncounted)."""
 
     def __init__(self, kv: KeyValue) -> None:
         self._kv = kv
+        self._pending: dict[str, int] = {}  # key -> attempts counted here and not yet written
+        self._writing: dict[str, asyncio.Event] = {}  # key -> set when the write under way here ends
 
     async def read(self, keys: list[str]) -> list[int]:
         try:
@@ -70,21 +75,35 @@ class KvCounters:
             return [0] * len(keys)
 
     async def add(self, key: str) -> None:
+        self._pending[key] = self._pending.get(key, 0) + 1
         try:
-            async with asyncio.timeout(KV_TIMEOUT_S):
-                for _ in range(CAS_TRIES):
-                    n, revision = await self._get(key)
-                    try:
-                        if revision is None:
-                            await self._kv.create(key, b"1")
-                        else:
-                            await self._kv.update(key, str(n + 1).encode(), last=revision)
-                        return
-                    except KeyWrongLastSequenceError:
-                        continue  # another process counted meanwhile
-                log.warning("auth limits: %s contended, not counted", key)
+            async with asyncio.timeout(KV_TIMEOUT_S):  # waiting included: still pending, the next write takes it
+                while (under_way := self._writing.get(key)) is not None:
+                    await under_way.wait()
+                n = self._pending.pop(key, 0)
+                if n == 0:
+                    return  # a write that began after we came took ours too
+                done = self._writing[key] = asyncio.Event()
+                try:  # shielded: a caller that gives up (its timeout, a cancel) leaves the others' counts written
+                    await asyncio.shield(self._write(key, n))
+                finally:
+                    del self._writing[key]
+                    done.set()
         except Exception as err:
             log.warning("auth limits: could not count: %r", err)
+
+    async def _write(self, key: str, n: int) -> None:
+        for _ in range(CAS_TRIES):
+            count, revision = await self._get(key)
+            try:
+                if revision is None:
+                    await self._kv.create(key, str(n).encode())
+                else:
+                    await self._kv.update(key, str(count + n).encode(), last=revision)
+                return
+            except KeyWrongLastSequenceError:
+                continue  # another process counted meanwhile
+        log.warning("auth limits: %s contended, %d attempts not counted", key, n)
 
     async def _get(self, key: str) -> tuple[int, int | None]:
         try:

@@ -22,7 +22,9 @@ same users), three workloads:
   steps halfway between that step and the next rate tried above it look for a busier one (``acc.refine``,
   the doubling being coarse there); each window
   also says how busy each core was (``/proc/stat``), so what else ran on the server core shows. Every message
-  is numbered; after the last step the ledger checks each was delivered exactly once to each member.
+  is numbered; after the last step the ledger checks each was delivered exactly once to each member
+  (``settled_ledger``: once the backlog stops moving, a device still owed a message connects again and
+  syncs, as a client does; lost = SENT to its sender and still missing then, late = brought by that).
 - ``idle`` (first, on the fresh processes): ``--idle`` connections, ``--concurrency`` at a time:
   connects/s (hello → synced), the servers' RSS growth per connection (all processes), and their CPU
   while the connections sit idle.
@@ -43,6 +45,7 @@ import subprocess
 import sys
 import time
 from array import array
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -77,6 +80,9 @@ WARM_SHARE = 0.25  # of each step's sending, before the counted window opens
 WARM_RATE, WARM_S = 50, 1.0
 DRAIN_S = 3.0  # after a step's sending: what is missing then counts against the step
 SETTLE_S, STALL_S = 60.0, 3.0  # a backlog clears before the next step: at most this long, while it moves
+# the ledger: the backlog clears for at most this long while it moves, and after a resync nothing may move
+# for RESYNC_STALL_S before what is still missing counts as lost
+LEDGER_SETTLE_S, RESYNC_STALL_S = 600.0, 10.0
 IDLE_HOLD_S = 3.0
 API_CONCURRENCY = 32
 LOAD_NUMBERS = 10**9  # message numbers per load
@@ -89,6 +95,20 @@ LOAD_NUMBERS = 10**9  # message numbers per load
 class NumberedDevice(LeanDevice):
     seqs: array[int] = field(default_factory=lambda: array("q"))
     acking: bool = False  # ack each cursor offered, as a client does (unless ``--no-ack``): delivered receipts flow
+    sent_ok: array[int] = field(default_factory=lambda: array("q"))  # numbers of its sends answered SENT
+    refused: Counter[str] = field(default_factory=Counter)  # its sends answered with an error, by code
+    closed_with: int | None = None  # the close code, when the node closed the connection
+    held: set[int] | None = None  # after a resync: the numbers it had, re-sent ones dropped (protocol.md §7)
+    again: tuple[aiohttp.ClientSession, str, str] | None = None  # (http, url, token): to connect again
+    resyncing: bool = False
+
+    @classmethod
+    async def connect(cls, http: aiohttp.ClientSession, url: str, user: str, token: str,
+                      cursor: str | None = None) -> NumberedDevice:
+        dev = await super().connect(http, url, user, token, cursor)
+        assert isinstance(dev, NumberedDevice)
+        dev.again = (http, url, token)
+        return dev
 
     async def _read(self) -> None:
         async for msg in self.ws:
@@ -99,16 +119,40 @@ class NumberedDevice(LeanDevice):
                 f = orjson.loads(data)
                 if f["from"] != self.user:
                     sent_ns, seq, _ = f["body"].split(" ", 2)
+                    if self.held is not None and int(seq) in self.held:
+                        continue  # re-sent by the resync: held already
                     self.delivered += 1
                     self.total_delivered += 1
                     self.latencies.append(time.perf_counter_ns() - int(sent_ns))
                     self.seqs.append(int(seq))
             elif data.startswith(wire.ACK_PREFIX):
                 self.acks += 1
+                self.sent_ok.append(int(orjson.loads(data)["cid"][1:]))  # cid "e<number>"
             elif data.startswith(wire.PONG_PREFIX):
                 self.pongs += 1
             elif self.acking and data.startswith(wire.CURSOR_PREFIX):  # it covers every frame before it
                 await self.ws.send_str(wire.ack(orjson.loads(data)["cursor"]))
+            elif data.startswith(wire.ERROR_PREFIX):
+                f = orjson.loads(data)
+                if f.get("ref"):  # a send's answer (other errors: a sync round's, retried by the node)
+                    self.refused[str(f.get("code"))] += 1
+        if not self.resyncing:  # the node closed it (the ledger is read before the generator closes any)
+            self.closed_with = self.ws.close_code
+
+    async def resync(self) -> None:
+        """Connect again with the device's stored cursor, as a client does after a close or to check: the
+        node syncs what it misses; what it held already is dropped (protocol.md: drop ids you hold)."""
+        assert self.again is not None
+        http, url, token = self.again
+        self.resyncing = True
+        await self.ws.close()
+        if self.reader is not None:
+            await asyncio.gather(self.reader, return_exceptions=True)
+        self.held = set(self.seqs)
+        self.ws = await http.ws_connect(url, max_msg_size=0)
+        await self.ws.send_str(wire.hello(token))
+        self.reader = asyncio.get_running_loop().create_task(self._read())
+        self.resyncing = False
 
 
 # ---- the two systems -------------------------------------------------------------------------------
@@ -244,6 +288,28 @@ class Load:
         """What ``dev`` received of this load's messages, numbered from 0."""
         return [s - self.base for s in dev.seqs if self.base <= s < self.base + LOAD_NUMBERS]
 
+    def received(self) -> dict[str, list[int]]:
+        return {u: self.numbered(d) for u, d in self.devices.items()}
+
+    def acked(self) -> set[int]:
+        """This load's messages answered SENT to their senders, numbered from 0."""
+        return {s - self.base for d, _ in self.senders for s in d.sent_ok if self.base <= s < self.base + LOAD_NUMBERS}
+
+    def owed(self, acked: set[int]) -> set[str]:
+        """The users whose devices still miss a message SENT to them."""
+        got = {u: set(seqs) for u, seqs in self.received().items()}
+        return {u for s in acked for u in self.recipients[self.sent_conv[s]] if s not in got[u]}
+
+    async def wait_moving(self, more: int, seconds: float, stall: float) -> None:
+        """Until ``more`` new messages arrived (re-sent ones dropped), nothing new did for ``stall``, or
+        ``seconds`` passed."""
+        deadline, seen, moved = time.perf_counter() + seconds, -1, time.perf_counter()
+        until = sum(len(d.seqs) for d in self.devices.values()) + more
+        while (now := time.perf_counter()) < deadline and now - moved < stall and seen < until:
+            if (got := sum(len(d.seqs) for d in self.devices.values())) != seen:
+                seen, moved = got, now
+            await asyncio.sleep(0.05)
+
     def expected(self) -> int:
         return sum(len(self.recipients[c]) for c in self.sent_conv)
 
@@ -315,10 +381,28 @@ async def ladder(load: Load, first_rate: float, max_steps: int, seconds: float,
         say(f"    {load.target.name} refining: {short(refined[-1])}")
     steps += refined
     quote, rule = acc.quoted(steps + ([at_80] if at_80 else []), at_80)
-    await load.wait_delivered(SETTLE_S, STALL_S)
-    books = acc.ledger(load.sent_conv, load.recipients, {u: load.numbered(d) for u, d in load.devices.items()})
+    books = await settled_ledger(load)
     return {"steps": steps, "at_80pct": at_80, "max": best, "quoted": quote, "quote_rule": rule, "ledger": books,
             "limit_reached": any(not acc.sustained(s) for s in steps)}
+
+
+async def settled_ledger(load: Load) -> dict[str, Any]:
+    """The ledger, as a client would see it: once the backlog stopped moving (``STALL_S``; at most
+    ``LEDGER_SETTLE_S``), every device still owed a message connects again with its stored cursor and syncs
+    (the node closed it, or it is simply behind); then **lost** = a message its sender got SENT for that has
+    still not arrived, **late** = one missing at the first look that came after; sends never answered SENT
+    (refused, or still unread by the node when the load ended) are counted apart, never as lost."""
+    await load.wait_delivered(LEDGER_SETTLE_S, STALL_S)
+    acked = load.acked()
+    first = acc.ledger(load.sent_conv, load.recipients, load.received(), acked)
+    owed = [load.devices[u] for u in load.owed(acked)]
+    closed = Counter(str(d.closed_with) for d in load.devices.values() if d.closed_with is not None)
+    await bounded([d.resync for d in owed], API_CONCURRENCY)
+    await load.wait_moving(first["lost"], LEDGER_SETTLE_S, RESYNC_STALL_S)
+    books = acc.ledger(load.sent_conv, load.recipients, load.received(), load.acked())
+    refused = sum((d.refused for d in load.devices.values()), Counter[str]())
+    return {**books, "late": first["lost"] - books["lost"], "resynced_devices": len(owed),
+            "closed_by_node": dict(closed), "refused": dict(refused)}
 
 
 def short(s: dict[str, Any]) -> str:
@@ -465,7 +549,7 @@ def workload_figures(name: str, r: dict[str, Any]) -> dict[str, Any]:
             "core_busy_pct_at_max": top["window"].get("core_busy_pct") if top else None,
             "p50_ms": at80["e2e"]["p50_ms"] if at80 else None, "p99_ms": at80["e2e"]["p99_ms"] if at80 else None,
             "at_80pct_deliveries_per_s": at80["window"]["deliveries_per_s"] if at80 else None,
-            "lost": books["lost"],  # never delivered: missing once the backlog stopped moving
+            "lost": books["lost"],  # SENT to its sender, still missing after the backlog stopped and a resync
             "duplicates": books["duplicates"], "strays": books["strays"],
             "ledger": books, "kb_per_conn": None, "connects_per_s": None,
             "steps": r["steps"] + ([at80] if at80 else [])}
@@ -484,7 +568,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, recor
                    help="steps halfway between the busiest with p99 <= 50 ms and the next tried (acc.refine)")
     p.add_argument("--no-ack", dest="ack", action="store_false",
                    help="devices never ack the cursors offered (clients do: delivered receipts, cursor saves); "
-                        "a device max_unacked messages behind is then closed (4009) and its rest counts as lost")
+                        "a device max_unacked messages behind is then closed (4009); the ledger's resync brings it")
     p.add_argument("--idle", type=within(10, 10_000, int), default=1000, help="idle connections per system")
     p.add_argument("--concurrency", type=within(1, 256, int), default=32, help="connects in flight")
     p.add_argument("--seed", type=int, default=15)

@@ -116,12 +116,15 @@ def refine(steps: Sequence[Mapping[str, Any]], resolution: float = REFINE_RESOLU
 
 
 def ledger(sent_conv: Sequence[str], recipients: Mapping[str, Collection[str]],
-           received: Mapping[str, Iterable[int]]) -> dict[str, int]:
+           received: Mapping[str, Iterable[int]], acked: Collection[int] | None = None) -> dict[str, int]:
     """``sent_conv[seq]``: the conversation message ``seq`` went to; ``recipients[conv]``: who must get it
     (the sender excluded); ``received[user]``: the seqs the user's device got. Lost = expected pairs
-    never seen; duplicates = a pair seen again; strays = a message to someone not its recipient."""
+    never seen; duplicates = a pair seen again; strays = a message to someone not its recipient. With
+    ``acked`` (the seqs whose senders got SENT), lost counts only theirs: a send never acknowledged (refused,
+    or unread when the load ended) was never promised, and its pairs are ``unacked_undelivered``."""
     expected = sum(len(recipients[c]) for c in sent_conv)
-    unique = duplicates = strays = 0
+    owed = None if acked is None else set(acked)
+    unique = duplicates = strays = unacked_seen = 0
     for user, seqs in received.items():
         seen: set[int] = set()
         for seq in seqs:
@@ -131,7 +134,13 @@ def ledger(sent_conv: Sequence[str], recipients: Mapping[str, Collection[str]],
             seen.add(seq)
             if 0 <= seq < len(sent_conv) and user in recipients[sent_conv[seq]]:
                 unique += 1
+                unacked_seen += owed is not None and seq not in owed
             else:
                 strays += 1
-    return {"sent": len(sent_conv), "expected": expected, "delivered_once": unique, "lost": expected - unique,
-            "duplicates": duplicates, "strays": strays}
+    books = {"sent": len(sent_conv), "expected": expected, "delivered_once": unique, "lost": expected - unique,
+             "duplicates": duplicates, "strays": strays}
+    if owed is not None:
+        unacked_expected = sum(len(recipients[c]) for seq, c in enumerate(sent_conv) if seq not in owed)
+        books |= {"acked": len(owed), "lost": expected - unacked_expected - (unique - unacked_seen),
+                  "unacked_undelivered": unacked_expected - unacked_seen}
+    return books

@@ -19,6 +19,7 @@ ACK_PREFIX = '{"type":"ack"'
 PONG_PREFIX = '{"type":"pong"'
 CURSOR_PREFIX = '{"type":"cursor"'
 SYNCED_PREFIX = '{"type":"synced"'
+ERROR_PREFIX = '{"type":"error"'
 
 
 def hello(token: str, cursor: str | None = None, **extra: Any) -> str:

@@ -143,3 +143,11 @@ def test_the_ledger_counts_losses_duplicates_and_strays() -> None:
     got = {"b": [0, 0, 1], "c": [0], "e": [7]}  # b got 0 twice; c got a DM not for it; nobody sent 7
     books = ledger(sent, recipients, got)
     assert (books["lost"], books["duplicates"], books["strays"]) == (1, 1, 2)
+
+
+def test_a_send_never_answered_sent_is_counted_apart_never_lost() -> None:
+    sent = ["dm", "dm", "room"]
+    recipients = {"dm": {"b"}, "room": {"b", "c"}}
+    got = {"b": [0, 2], "c": []}  # 1 was refused (or unread when the load ended); c still misses 2
+    books = ledger(sent, recipients, got, acked={0, 2})
+    assert (books["acked"], books["lost"], books["unacked_undelivered"], books["delivered_once"]) == (2, 1, 1, 2)
