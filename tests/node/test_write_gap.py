@@ -1,6 +1,7 @@
 """The write gap holds group deliveries only (ADR 0056), on an edge node in this process against a real nats-server
 and a real SQLite store: while a member's device holds a group message for the gap, a DM, a pong and the SENT ack of
-its own group send are written at once, each taking the held group messages along in the order they came.
+its own group send are written at once, each taking the held group frames (messages, a typing notice) along in the
+order they came.
 
 The node is built with a gap no test outlives (``Flushes`` with an hour): a group message after the first is written
 only when something else is (the settings allow at most 50 ms, which would make "at once" a question of timing)."""
@@ -18,11 +19,12 @@ import pytest
 from parley.node import server
 from parley.node.link import Flushes
 
-from parley import bus, protocol
+from parley import bus, protocol, wire
 from parley.auth import issue_token
 from parley.ids import (
     UserId,
     dm_conversation,
+    event_subject,
     new_device_id,
     new_group_conversation,
     new_session_id,
@@ -113,9 +115,12 @@ async def test_a_dm_a_pong_and_a_sent_ack_go_at_once_with_the_group_messages_hel
         assert bodies(await frames_until(ws, lambda f: f.get("body") == "d1")) == ["g2", "d1"]
 
         await held("g3")
+        await edge.nc.publish(event_subject(GROUP), wire.encode(wire.TypingNotice(B, "b-phone", "start")))
+        await eventually(lambda: link.waiting() >= 2, what="B's typing in the group held with g3")
         await ws.send_str('{"type":"ping","ts":7}')
         got = await frames_until(ws, lambda f: f["type"] == "pong")
-        assert bodies(got) == ["g3"] and got[-1]["ts"] == 7
+        assert [f.get("body") or f["type"] for f in got if f["type"] != "cursor"] == ["g3", "typing", "pong"]
+        assert got[-1]["ts"] == 7
 
         await held("g4")
         await ws.send_str(orjson.dumps({"type": "send", "cid": "mine", "conv": GROUP, "body": "mine"}).decode())
