@@ -111,11 +111,13 @@ class Flushes:
         held, self._held = self._held, []
         self._held_until = None
         self._last = asyncio.get_running_loop().time()
-        _write([link for link in held if link._holding])  # else written meanwhile with a frame that could not wait
+        _write(held, holding=True)
 
 
-def _write(links: list[DeviceLink]) -> None:
+def _write(links: list[DeviceLink], holding: bool = False) -> None:
     for link in links:
+        if holding and not link._holding:
+            continue  # written meanwhile with a frame that could not wait, or listed twice and written already
         try:
             link._flush()
         except Exception:  # as the loop would for a callback of its own: the other links are still written
