@@ -16,6 +16,7 @@ list, can read them later (``GET /v1/conversations/{conv}/receipts``), and annou
   (``DeviceLink.send_later``, within ``cursor_every_s``): it need not cost a write of its own.
 - read: a ``read`` frame, never past the conversation's last message; saved before it is announced.
   In a DM to both members; in a group to the reader's own devices only (others fetch the marks).
+A group's typing notice may wait for the node's write gap, as its messages do (``DeviceLink.send_group``, ADR 0056).
 """
 
 from __future__ import annotations
@@ -77,12 +78,14 @@ class ConversationEvents:
                                                                    ttl_ms=self._ttl_ms()))
                 skip: str | None = user
                 later = False
+                group = only is None  # a group's typing may wait for the write gap with its messages (ADR 0056)
             case wire.ReceiptNotice(user=user, status=status, upto=upto):
                 # a delivered mark is news to the other member only (protocol.md §5; ADR 0042): the acker's own
                 # devices are not told what one of them acked. A read mark goes to the reader's devices too.
                 # a delivered mark goes with the next write to the device (ADR 0042); a read mark at once
                 later = status == "delivered"
                 skip = user if later else None
+                group = False
                 if only is not None and only == skip:  # this copy came for the acker's devices: nobody to tell
                     return
                 frame = protocol.frame_bytes(protocol.receipt_frame(conv=conv, user=user, status=status, upto=upto))
@@ -92,6 +95,8 @@ class ConversationEvents:
             if link.user != skip:
                 if later:
                     link.send_later(frame)
+                elif group:
+                    link.send_group(frame)
                 else:
                     link.send(frame)
 

@@ -6,7 +6,9 @@ queued are written once per event-loop turn: a burst of deliveries to a device i
 (one syscall), not a wakeup and a send per frame; and the links with something to write in a turn are
 written from one callback for the node (``Flushes``), not one callback each (docs/adr/0027). A frame that
 need not cost a write of its own (a delivered receipt: ``send_later``) waits for the next write, or the node's
-next cursor round (``write_held``), whichever comes first (docs/adr/0042). A task
+next cursor round (``write_held``), whichever comes first (docs/adr/0042). A group's live messages (and its
+typing notices) may wait for the node's write gap (``Flushes``, docs/adr/0056): a link with nothing else queued
+is written within the gap; anything else queued to it is written this turn and takes them along, in order. A task
 (the *pump*) exists only while it is needed: the socket's buffer is full (a slow device: frames wait in
 the session's queue, and one that falls ``max_queue`` frames behind is closed (4009) and resumes from
 its cursor), the connection negotiated compression (aiohttp writes those frames), or the link is
@@ -48,50 +50,84 @@ class Flushes:
     """The links with frames queued this event-loop turn: written together from one callback (a message to a
     group is queued on every member's link in one go; a callback per link cost a loop handle each).
 
-    ``gap_s`` (``PARLEY_WRITE_GAP_S``, ADR 0053): the callback runs at least this long after the last one, so
-    under load each device gets one write per gap with everything queued meanwhile, not one per loop turn; the
-    first write after a quiet gap goes at once. 0 (the default): every loop turn, as before."""
+    ``gap_s`` (``PARLEY_WRITE_GAP_S``; ADRs 0053, 0056) applies to group deliveries only: a link whose queue holds
+    nothing but a group's frames (``hold``) is written by a callback that runs at least the gap after the last
+    such one, so under load each member's device gets one write per gap with every group message queued
+    meanwhile; the first after a quiet gap goes at once. Either way within one gap of its arrival
+    (``held_until``). A link with anything else queued (``add``: a DM, an ack, a pong …) is written this turn,
+    its held group frames with it, in the order queued. 0: every loop turn, as before ADR 0053."""
 
-    __slots__ = ("_due", "_scheduled", "_gap", "_last")
+    __slots__ = ("_due", "_scheduled", "_gap", "_last", "_held", "_held_until")
 
     def __init__(self, gap_s: float = 0.0) -> None:
         self._due: list[DeviceLink] = []
         self._scheduled = False
         self._gap = gap_s
-        self._last = float("-inf")  # when the last callback ran (the loop's clock)
+        self._last = float("-inf")  # when the last held write ran (the loop's clock)
+        self._held: list[DeviceLink] = []  # links holding group frames only (one may be listed twice: ``_run_held``)
+        self._held_until: float | None = None  # when their write is scheduled (the loop's clock)
+
+    @property
+    def held_until(self) -> float | None:
+        """When the links holding group frames are written (the loop's clock), or None if none is."""
+        return self._held_until
 
     def add(self, link: DeviceLink) -> None:
         self._due.append(link)
         if not self._scheduled:
             self._scheduled = True
             loop = asyncio.get_running_loop()
-            if self._gap and (at := self._last + self._gap) > loop.time():
-                loop.call_at(at, self._run)
-            else:
-                loop.call_soon(self._after_wakeups)
+            loop.call_soon(self._after_wakeups, self._run)
 
-    def _after_wakeups(self) -> None:
+    def hold(self, link: DeviceLink) -> bool:
+        """``link`` has group frames only: written within the gap. False (written as by ``add``) with no gap."""
+        if not self._gap:
+            self.add(link)
+            return False
+        self._held.append(link)
+        if self._held_until is None:
+            loop = asyncio.get_running_loop()
+            now = loop.time()
+            if (at := self._last + self._gap) > now:
+                self._held_until = at
+                loop.call_at(at, self._run_held)
+            else:
+                self._held_until = now
+                loop.call_soon(self._after_wakeups, self._run_held)
+        return True
+
+    def _after_wakeups(self, run: Callable[[], None]) -> None:
         """One loop turn later: the tasks woken in the same read (a send's lane by its PubAck, read off the bus
         with the sender's own copy of the message) queue their frames first, so the SENT ack and the ``msg``
         leave in one write (docs/adr/0033)."""
-        asyncio.get_running_loop().call_soon(self._run)
+        asyncio.get_running_loop().call_soon(run)
 
     def _run(self) -> None:
         due, self._due = self._due, []
         self._scheduled = False
-        if self._gap:
-            self._last = asyncio.get_running_loop().time()
-        for link in due:
-            try:
-                link._flush()
-            except Exception:  # as the loop would for a callback of its own: the other links are still written
-                log.exception("conn %s: writing to the socket failed", link.conn_id)
+        _write(due)
+
+    def _run_held(self) -> None:
+        held, self._held = self._held, []
+        self._held_until = None
+        self._last = asyncio.get_running_loop().time()
+        _write(held, holding=True)
+
+
+def _write(links: list[DeviceLink], holding: bool = False) -> None:
+    for link in links:
+        if holding and not link._holding:
+            continue  # written meanwhile with a frame that could not wait, or listed twice and written already
+        try:
+            link._flush()
+        except Exception:  # as the loop would for a callback of its own: the other links are still written
+            log.exception("conn %s: writing to the socket failed", link.conn_id)
 
 
 class DeviceLink:
     __slots__ = ("ws", "user", "device", "session", "conn_id", "core", "budget", "_on_sync", "_on_sent",
                  "_cursor_frame", "_on_moved", "_transport", "_room", "_scheduled", "_pump", "moved", "ends",
-                 "_flushes", "cursor_due", "_on_later")
+                 "_flushes", "cursor_due", "_on_later", "_holding")
 
     def __init__(
         self,
@@ -126,7 +162,8 @@ class DeviceLink:
         self._on_moved = on_moved
         self._transport = transport if transport is not None and not ws.compress else None
         self._room: asyncio.Event | None = None  # made when a sync round waits for room
-        self._scheduled = False  # a flush is due this loop turn
+        self._scheduled = False  # a flush is due (this loop turn, or within the gap while ``_holding``)
+        self._holding = False  # the flush due waits for the node's write gap: only group frames are queued
         self._flushes = flushes
         self._on_later = on_later
         self._pump: asyncio.Task[None] | None = None
@@ -166,6 +203,11 @@ class DeviceLink:
         self.core.send(frame)
         self._queued()
 
+    def send_group(self, frame: bytes) -> None:
+        """Queue a group's frame that may wait for the write gap with its messages (a typing notice)."""
+        self.core.send(frame)
+        self._queued(now=False)
+
     def send_later(self, frame: bytes) -> None:
         """Queue a frame that need not cost a write of its own (a delivered receipt, ADR 0042): it goes with the next
         frames written to the device, or when the node calls ``wake`` (its next cursor round), whichever is first.
@@ -181,11 +223,13 @@ class DeviceLink:
         self.core.close(code, reason, flush=flush)
         self._queued()
 
-    def offer(self, message: Delivery) -> None:
-        """A live message for this device, in stream order."""
+    def offer(self, message: Delivery, group: bool = False) -> None:
+        """A live message for this device, in stream order. ``group``: a group's, which may wait for the write gap
+        (``Flushes.hold``) unless something else is queued to the device."""
         action = self.core.live(message)
-        if not self._scheduled or not self.moved:  # else nothing to do: a flush is due, cursors will be offered
-            self._queued()
+        # else nothing to do: a flush is due (this turn, or it is a group's and may wait), cursors will be offered
+        if not self._scheduled or not self.moved or (self._holding and not group):
+            self._queued(now=not group)
         if action is not None:
             log.warning("conn %s: gap in %s before %s; resyncing from %s", self.conn_id, message.conv, message.id,
                         action.point, extra={"conn": self.conn_id})
@@ -196,11 +240,12 @@ class DeviceLink:
         frame = self._cursor()
         if frame is not None:
             self.core.send(frame)
-            self._queued(moved=False)  # a cursor frame alone does not move the position
+            # a cursor frame alone does not move the position; it covers what is queued, so it waits as they do
+            self._queued(moved=False, now=not self._scheduled)
 
     @property
     def flush_due(self) -> bool:
-        """Frames are to be written this loop turn (a cursor offered now goes in the same write)."""
+        """Frames are to be written this loop turn or within the gap (a cursor offered now goes in that write)."""
         return self._scheduled
 
     def _cursor(self) -> bytes | None:
@@ -226,16 +271,24 @@ class DeviceLink:
         if not self.closed:
             self._queued(moved=False)  # held frames do not move the device's position
 
-    def _queued(self, moved: bool = True) -> None:
+    def _queued(self, moved: bool = True, now: bool = True) -> None:
+        """Frames were queued: a write is due. ``now`` false: they may wait for the write gap (a group's)."""
         if moved and not self.moved and self._on_moved is not None:
             self.moved = True
             self._on_moved(self)
-        if not self._scheduled and self._pump is None and (self.core.out or self.closed):
+        if self._pump is not None or not (self.core.out or self.closed):
+            return
+        if not self._scheduled:
             self._scheduled = True
-            if self._flushes is not None:
+            if self._flushes is None:
+                asyncio.get_running_loop().call_soon(self._flush)
+            elif now:
                 self._flushes.add(self)
             else:
-                asyncio.get_running_loop().call_soon(self._flush)
+                self._holding = self._flushes.hold(self)
+        elif now and self._holding and self._flushes is not None:
+            self._holding = False  # a frame that cannot wait: the group frames held go with it, in the order queued
+            self._flushes.add(self)
 
     # ---- the writer ----------------------------------------------------------------------------
 
@@ -253,7 +306,7 @@ class DeviceLink:
 
     def _flush(self) -> None:
         """Write everything queued in one go; what cannot be written now is left to the pump."""
-        self._scheduled = False
+        self._scheduled = self._holding = False
         core, transport = self.core, self._transport
         if self._pump is not None or core.state is CLOSED:
             return

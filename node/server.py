@@ -90,7 +90,7 @@ class EdgeNode:
         self._cursor_frames: dict[tuple[tuple[int, int], ...], bytes] = {}
         self._stream_shards: dict[str, int] = {}  # a delivery's stream name → its shard
         self._framed: tuple[Delivery, int] = (Delivery(0, "", 0, "", b""), 0)  # the last delivery framed, its ts
-        self._flushes = Flushes(settings.write_gap_s)  # ADR 0053
+        self._flushes = Flushes(settings.write_gap_s)  # ADRs 0053, 0056
         self._welcome_limits = welcome_limits(settings)
         self.homes = Homes(store, settings.shards)
         self.watch = ShardWatch(self.reads, every_s=settings.bounds_refresh_s, on_change=self._shards_changed)
@@ -152,8 +152,8 @@ class EdgeNode:
             prev, sender, ts, frame = live_delivery(id, conv, data)  # decoded and its frame encoded once for all
             delivery = Delivery(id, conv, prev, sender, frame)
             self._framed = delivery, ts
-        for link in links:
-            link.offer(delivery)
+        for link in links:  # a group's (``only`` is for a DM's) may wait for the write gap (ADR 0056)
+            link.offer(delivery, only is None)
         self.metrics.delivered.inc(len(links))
         self.metrics.e2e_seconds.observe(max(0.0, time.time() - ts / 1000))
 

@@ -161,9 +161,10 @@ class Settings:
     # a group's delivered receipts to one sender are gathered this long and published as one bus message
     # (ADR 0048); 0: one message each, as nodes before it did (and the only kind they read: a rolling upgrade)
     receipt_gather_s: float = 0.025
-    # a node writes to its devices at most once per this gap while busy, everything queued meanwhile in one write
-    # per device (ADR 0053): fewer writes per delivery under load, each delivery up to the gap later; 0: every turn
-    write_gap_s: float = 0.0
+    # a node writes a group's frames to a member's device at most once per this gap while busy, every group frame
+    # queued meanwhile in one write (ADRs 0053, 0056): fewer writes per delivery under load, each up to the gap
+    # later; any other frame goes at once (with the group frames queued before it); 0: every loop turn
+    write_gap_s: float = 0.005
     # protocol limits
     max_body_bytes: int = 4096
     edit_window_s: float = 900.0  # a message can be edited by its sender this long after it was sent (ADR 0025)

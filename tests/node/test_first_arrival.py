@@ -16,7 +16,6 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from aiohttp import web
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from parley.node.server import EdgeNode
@@ -37,6 +36,7 @@ from parley.messages import encode_payload
 from parley.settings import Secret, Settings
 from parley.shards import home_for, message_subject
 from parley.store import Device, Session, open_store
+from tests.node.served import served
 from tests.poll import eventually
 
 SECRET = "s" * 48
@@ -116,23 +116,10 @@ async def edge(nats_url: str, tmp_path: Path) -> AsyncIterator[Edge]:
     real = open_store(settings)
     await real.migrate()
     store = Stepped(real)
-    nc = await bus.connect(settings, "node test")
-    await bus.ensure_stream(nc.jetstream(), settings)
-    node = EdgeNode(settings, store, nc, "n1")  # type: ignore[arg-type]
-    node.start()
-    app = web.Application()
-    app.router.add_get("/ws", node.handle_ws)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
     try:
-        yield Edge(node, store, nc, settings, f"http://127.0.0.1:{port}/ws")
+        async with served(settings, store) as (node, nc, url):
+            yield Edge(node, store, nc, settings, url)
     finally:
-        await node.close_all()
-        await runner.cleanup()
-        await nc.close()
         await real.close()
 
 

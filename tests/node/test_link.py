@@ -14,6 +14,7 @@ from parley.node.wsframes import text_frames
 from parley.auth import Claims
 from parley.ids import DeviceId, SessionId, UserId
 from parley.shards import pack
+from tests.poll import eventually
 
 
 class Socket:
@@ -80,20 +81,21 @@ async def test_the_links_of_a_turn_are_written_from_one_callback_each_in_one_wri
         assert not link.core.out
 
 
-async def test_with_a_write_gap_what_is_queued_within_it_after_a_write_goes_in_one_write_when_it_ends():
-    """ADR 0053: busy, a device gets one write per gap with everything queued meanwhile; the first write after a
-    quiet gap goes at once. (A gap long enough that a slow machine's loop turns stay well within it.)"""
+async def test_with_a_write_gap_a_groups_messages_queued_within_it_after_a_write_go_in_one_write_when_it_ends():
+    """ADRs 0053, 0056: busy, a member's device gets one write per gap with every group message queued meanwhile;
+    the first write after a quiet gap goes at once. (A gap long enough that a slow machine's loop turns stay well
+    within it.)"""
     loop = asyncio.get_running_loop()
     gap = 0.2
     flushes = Flushes(gap_s=gap)
     link = live_link("a", flushes)
-    link.offer(msg(1))
+    link.offer(msg(1), group=True)
     await turn()
     assert socket(link).writes == [text_frames([msg(1).frame])]  # nothing written lately: at once
     written = loop.time()
-    link.offer(msg(2))
+    link.offer(msg(2), group=True)
     await turn()
-    link.offer(msg(3))
+    link.offer(msg(3), group=True)
     await turn()
     assert len(socket(link).writes) == 1  # within the gap: held
     while len(socket(link).writes) < 2:
@@ -103,9 +105,90 @@ async def test_with_a_write_gap_what_is_queued_within_it_after_a_write_goes_in_o
     quiet_from = loop.time()
     while loop.time() - quiet_from <= gap:  # a quiet gap
         await asyncio.sleep(0.01)
-    link.offer(msg(4))
+    link.offer(msg(4), group=True)
     await turn()
     assert socket(link).writes[2] == text_frames([msg(4).frame])  # at once again
+
+
+HOUR = 3600.0  # a gap no test outlives: what waits for it is written only when something else is
+PONG = b'{"type":"pong"}'
+
+
+def held_link(flushes: Flushes) -> DeviceLink:
+    """A member's link that was just written a group message (so the next ones wait for the gap)."""
+    link = live_link("a", flushes, moved=set())  # moved: a frame queued after the first asks no new write
+    link.offer(msg(1), group=True)
+    return link
+
+
+async def test_with_a_write_gap_a_frame_that_cannot_wait_goes_at_once_with_the_held_group_messages_before_it():
+    """ADR 0056: the gap holds group deliveries only. A pong, a SENT ack, an error (``send``) or a DM (``offer``)
+    is written this turn, taking what the gap held along in the order queued."""
+    link = held_link(Flushes(gap_s=HOUR))
+    await turn()
+    link.offer(msg(2), group=True)
+    await turn()
+    assert socket(link).writes == [text_frames([msg(1).frame])] and link.waiting() == 1  # msg 2 held
+    link.send(PONG)
+    await turn()
+    assert socket(link).writes[1] == text_frames([msg(2).frame, PONG])
+    link.offer(msg(3), group=True)
+    dm = Delivery(pack(0, 100), "d.1", 0, "friend", b'{"type":"msg","dm":1}')
+    link.offer(dm)  # a DM to a device whose position moved already: it still may not wait
+    await turn()
+    assert socket(link).writes[2] == text_frames([msg(3).frame, dm.frame])
+    link.offer(Delivery(pack(0, 101), "g.1", msg(3).id, "sender", b'{"type":"msg","n":101}'), group=True)
+    await turn()
+    assert len(socket(link).writes) == 3 and link.waiting() == 1  # held again after the write
+
+
+async def test_a_cursor_offered_to_a_link_holding_group_messages_waits_with_them_and_a_typing_notice_too():
+    """A cursor covers what is queued before it, so it waits as they do; so does a group's typing notice."""
+    link = held_link(Flushes(gap_s=HOUR))
+    await turn()
+    link.offer(msg(2), group=True)
+    link.offer_cursor()
+    link.send_group(b'{"type":"typing"}')
+    await turn()
+    assert len(socket(link).writes) == 1 and link.waiting() == 3  # all three held
+    link.send(PONG)
+    await turn()
+    assert socket(link).writes[1] == text_frames([msg(2).frame, b'{"type":"cursor","at":2}', b'{"type":"typing"}',
+                                                  PONG])
+
+
+async def test_a_group_message_waits_at_most_one_gap_from_its_arrival_by_the_loops_clock():
+    """The bound, on the scheduler's clock: at every group delivery the held write is due within one gap of it,
+    and every message is written (polled). Links written meanwhile with a DM are not written twice."""
+    loop = asyncio.get_running_loop()
+    gap = 0.05
+    flushes = Flushes(gap_s=gap)
+    links = [live_link(u, flushes) for u in ("a", "b", "c")]
+    late: list[float] = []
+    for n in range(1, 41):
+        arrived = loop.time()
+        for link in links:
+            link.offer(msg(n), group=True)
+        due = flushes.held_until
+        assert due is not None
+        late.append(due - arrived)
+        if n % 7 == 0:
+            links[n % 3].send(PONG)
+        await asyncio.sleep(gap / 4)
+    assert max(late) <= gap
+    for link in links:
+        await eventually(lambda link=link: link.waiting() == 0, what="every group message written")
+        payloads = [f for write in socket(link).writes for f in write[1::2]]  # header, payload, …
+        assert [f for f in payloads if f != PONG] == [msg(n).frame for n in range(1, 41)]  # each once, in order
+
+
+async def test_with_the_gap_off_a_groups_messages_are_written_at_the_next_turn_as_any_frame():
+    link = live_link("a", Flushes())
+    link.offer(msg(1), group=True)
+    await turn()
+    link.offer(msg(2), group=True)
+    await turn()
+    assert socket(link).writes == [text_frames([msg(1).frame]), text_frames([msg(2).frame])]
 
 
 async def test_without_flushes_a_link_writes_on_its_own():

@@ -57,8 +57,8 @@ def test_frame_rates_are_scaled_and_hash_concurrency_may_be_automatic():
 
 @pytest.mark.parametrize("raw", ["-0.001", "0.06"])
 def test_the_write_gap_is_from_0_to_50_ms(raw):
-    assert Settings().write_gap_s == 0  # off: every loop turn
-    assert Settings.from_env({"PARLEY_WRITE_GAP_S": "0.005"}).write_gap_s == 0.005
+    assert Settings().write_gap_s == 0.005  # group deliveries only (ADR 0056)
+    assert Settings.from_env({"PARLEY_WRITE_GAP_S": "0"}).write_gap_s == 0  # off: every loop turn
     with pytest.raises(SettingsError, match="PARLEY_WRITE_GAP_S"):
         Settings.from_env({"PARLEY_WRITE_GAP_S": raw})
 

@@ -1,0 +1,34 @@
+"""An edge node in the test's process on a real nats-server, serving its WebSocket on a free port of 127.0.0.1."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+from parley.node.server import EdgeNode
+
+from parley import bus
+from parley.settings import Settings
+
+
+@contextlib.asynccontextmanager
+async def served(settings: Settings, store: Any) -> AsyncIterator[tuple[EdgeNode, bus.BusClient, str]]:
+    """Node ``n1`` on ``store``, started and serving: the node, its bus connection and its WebSocket URL; its
+    connections closed, the server stopped and the bus connection closed after."""
+    nc = await bus.connect(settings, "node test")
+    await bus.ensure_stream(nc.jetstream(), settings)
+    node = EdgeNode(settings, store, nc, "n1")
+    node.start()
+    app = web.Application()
+    app.router.add_get("/ws", node.handle_ws)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield node, nc, f"http://127.0.0.1:{runner.addresses[0][1]}/ws"
+    finally:
+        await node.close_all()
+        await runner.cleanup()
+        await nc.close()
