@@ -26,8 +26,7 @@ from aiohttp import WSMsgType, web
 from parley.node.expiry import Ending
 from parley.node.position import Position
 from parley.node.session import CLOSED, Covered, Delivery, DeviceSession, State, SyncFrom
-from parley.node.wsframes import HEADERS as _HEADERS
-from parley.node.wsframes import text_frames, text_header
+from parley.node.wsframes import HEADERS, text_frames, text_header
 
 from parley.auth import Claims
 from parley.ratelimit import FrameBudget
@@ -330,7 +329,7 @@ class DeviceLink:
         if len(out) == 1:  # most often, one live message: no list of frames to build
             frame = out[0]
             n = len(frame)
-            transport.writelines([_HEADERS.get(n) or text_header(n), frame])
+            transport.writelines([HEADERS.get(n) or text_header(n), frame])
         else:
             transport.writelines(text_frames(out))
         if on_sent is not None:

@@ -160,24 +160,15 @@ class NodeMetrics:
         for tally in self._tallies:
             tally.fold()
 
-    def frame_out(self, frame: bytes) -> None:
-        """Count one frame sent; its type is read from the encoded JSON (every frame starts with it). Every
-        frame to every device passes here: a plain count, put into the counter when scraped (a counter's
-        lock per frame was ~2% of a node's CPU in fan-out, docs/adr/0027)."""
-        last, kind = self._last_out
-        if frame is not last:  # one message's frame goes to every device of its conversation in a row
-            kind = frame[9:frame.find(b'"', 9)] if frame.startswith(b'{"type":"') else b"other"
-            self._last_out = (frame, kind)
-        counts = self._frames_out
-        counts[kind] = counts.get(kind, 0) + 1
-
     def frames_sent(self, frames: Iterable[bytes]) -> None:
-        """``frame_out`` for each of ``frames``, in one call: a device's write of several frames is counted with
-        one call, not one per frame (ADR 0053)."""
+        """Count the frames of one write to a device (one call per write, not per frame: ADR 0053); a frame's type
+        is read from the encoded JSON (every frame starts with it). Every frame to every device passes here: a
+        plain count, put into the counter when scraped (a counter's lock per frame was ~2% of a node's CPU in
+        fan-out, docs/adr/0027)."""
         last, kind = self._last_out
         counts = self._frames_out
         for frame in frames:
-            if frame is not last:
+            if frame is not last:  # one message's frame goes to every device of its conversation in a row
                 kind = frame[9:frame.find(b'"', 9)] if frame.startswith(b'{"type":"') else b"other"
                 last = frame
             counts[kind] = counts.get(kind, 0) + 1

@@ -20,10 +20,9 @@ def frames_out(m: NodeMetrics) -> dict[str, float]:
 def test_frames_out_are_exact_at_every_scrape():
     m = NodeMetrics()
     msg = b'{"type":"msg","id":1}'
-    for frame in [msg] * 5 + [b'{"type":"ack"}', b'{"type":"invented"}', b"[]", msg]:
-        m.frame_out(frame)
+    m.frames_sent([msg] * 5 + [b'{"type":"ack"}', b'{"type":"invented"}', b"[]", msg])
     assert frames_out(m) == {"msg": 6, "ack": 1, "other": 2}
-    m.frame_out(b'{"type":"ack"}')
+    m.frames_sent([b'{"type":"ack"}'])
     assert frames_out(m) == {"msg": 6, "ack": 2, "other": 2}
     assert frames_out(m) == {"msg": 6, "ack": 2, "other": 2}
 
@@ -34,11 +33,11 @@ def test_a_write_of_several_frames_is_counted_in_one_call_as_one_call_per_frame_
     msg = b'{"type":"msg","id":1}'
     frames = [msg, msg, b'{"type":"cursor"}', b"[]", msg, b'{"type":"receipt"}']
     for frame in frames:
-        one.frame_out(frame)
+        one.frames_sent([frame])
     batch.frames_sent(frames[:2])
     batch.frames_sent(frames[2:])
     assert frames_out(batch) == frames_out(one) == {"msg": 3, "cursor": 1, "receipt": 1, "other": 1}
-    batch.frames_sent([msg])  # the last frame's type is remembered across calls, as it is across frame_out's
+    batch.frames_sent([msg])  # the last frame's type is remembered across calls
     assert frames_out(batch) == {"msg": 4, "cursor": 1, "receipt": 1, "other": 1}
 
 
