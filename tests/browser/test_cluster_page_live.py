@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,6 +18,8 @@ from tests.browser.test_cluster_page import get_json, until
 from tests.integration.cluster import Cluster
 
 pytestmark = pytest.mark.integration
+
+BANNED_EVERY_S = 2.5  # slower than strikes fade (0.5/s): refusals never add up to a close
 
 
 def live_rows(driver: webdriver.Chrome) -> dict[str, dict[str, str]]:
@@ -39,7 +42,9 @@ def live_send(sock: Socket, room: str, body: str) -> dict[str, Any]:
 
 @pytest.fixture
 def live_room(account: Callable[..., Account], socket_for: Callable[[Account, int], Socket]) -> Iterator[str]:
-    """A room with a viewer on node1 and one on node2; node1's sends a message and a banned word in turn."""
+    """A room with a viewer on node1 and one on node2; node1's sends about 20 messages a second and a banned word
+    every 2.5 s — slower than refused frames' strikes fade (one per 2 s, ``FrameRates``), or the node would rightly
+    close it for abuse (4029) after 50 strikes, as it did in CI when the page was slow to show the row."""
     owner, fan = account("live_own"), account("live_fan")
     room = str(call(owner.cluster, "POST", "/v1/live", owner.token, {"title": "the final"})["id"])
     call(owner.cluster, "POST", f"/v1/banned-words/rooms/{room}", owner.token,
@@ -52,9 +57,12 @@ def live_room(account: Callable[..., Account], socket_for: Callable[[Account, in
 
     def chat() -> None:
         try:
-            i = 0
+            i, banned_at = 0, -BANNED_EVERY_S
             while not stop.is_set():
-                live_send(sa, room, f"goal {i}" if i % 2 else f"gronk {i}")
+                banned = time.monotonic() - banned_at >= BANNED_EVERY_S
+                if banned:
+                    banned_at = time.monotonic()
+                live_send(sa, room, f"gronk {i}" if banned else f"goal {i}")  # the word list reaches the node soon
                 i += 1
                 stop.wait(0.05)  # pacing, not a wait: about 20 sends a second
         except BaseException as err:  # surfaced by the fixture, not lost in the thread
