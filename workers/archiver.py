@@ -10,7 +10,9 @@ a wakeup per message was most of the archiver's CPU; ADR 0038). They are gathere
 (``archiver_batch``, or what came within ``COALESCE_S``: one tick's bursts). A batch is written in
 one store call (idempotent: a redelivered message rewrites the same row) and acked only after the
 write succeeded: one ack per message (several archivers share the durable, so a cumulative ack could
-ack another's messages before they are written), all of a batch in one write to NATS. An archiver
+ack another's messages before they are written), all of a batch in one write to NATS. A batch still
+being written tells JetStream so (progress) every third of ``archiver_ack_wait_s``, so a large batch or a slow
+store never has its messages handed to another archiver and written twice meanwhile (ADR 0058). An archiver
 that dies holding batches loses nothing: JetStream hands them to another after ``archiver_ack_wait_s``;
 one that stops lets its open pull requests end, finishes its writes or gives the batches back (nak)
 at once. Up to ``archiver_concurrency`` batches are held at once (pull requests ask for no more); they
@@ -60,6 +62,7 @@ log = logging.getLogger("parley.archiver")
 MAX_BACKOFF_S = 5.0
 COALESCE_S = 0.02  # history lags the stream by this much more; sync and history read the tail anyway
 MISSING_TRIES = 20  # an action whose target is not stored: retried this often (with backoff), then logged and left
+PROGRESS_PER_ACK_WAIT = 3  # a batch still being written says so this often per ack_wait (a larger batch takes longer)
 PULL_EXPIRES_S = 1.0  # an idle pull request ends after this (a stopping archiver waits for it at most)
 # the cyclic GC's young-generation threshold (Python's default: 700). A batch's messages, bound statements and
 # futures live for its whole write; collected every 700 allocations they are traversed again and again and
@@ -134,14 +137,27 @@ async def answer(nc: BusClient, batch: list[Delivered], what: bytes) -> None:
 
 
 async def write_and_ack(store: Archive, nc: BusClient, batch: list[Delivered], stop: asyncio.Event,
-                        metrics: ArchiverMetrics) -> None:
+                        metrics: ArchiverMetrics, progress_s: float = 10.0) -> None:
+    writing = asyncio.get_running_loop().create_task(write_with_retry(store, nc, batch, stop, metrics))
     try:
-        if await write_with_retry(store, nc, batch, stop, metrics):
+        if await in_progress(nc, batch, writing, progress_s):
             await answer(nc, batch, ACK)
         else:  # stopping before the write succeeded: hand them back now, not after ack_wait
             await answer(nc, batch, NAK)
     finally:
+        await cancel_and_wait(writing)
         metrics.held.dec(len(batch))
+
+
+async def in_progress(nc: BusClient, batch: list[Delivered], writing: asyncio.Task[bool], every_s: float) -> bool:
+    """The write's outcome; while it lasts, JetStream is told every ``every_s`` that we are still working on the
+    batch, so a large batch (or a slow store) outliving ``archiver_ack_wait_s`` is not handed to another
+    archiver and written twice meanwhile."""
+    while True:
+        done, _ = await asyncio.wait({writing}, timeout=every_s)
+        if done:
+            return writing.result()
+        await answer(nc, batch, PROGRESS)
 
 
 class Batcher:
@@ -185,7 +201,8 @@ class Batcher:
             return
         self._metrics.held.inc(len(batch))
         task = asyncio.get_running_loop().create_task(
-            write_and_ack(self._store, self._nc, batch, self._stop, self._metrics))
+            write_and_ack(self._store, self._nc, batch, self._stop, self._metrics,
+                          self._settings.archiver_ack_wait_s / PROGRESS_PER_ACK_WAIT))
         self.writing.add(task)
         task.add_done_callback(functools.partial(self._done, count=len(batch)))
 

@@ -5,6 +5,9 @@ the messages back at once (nak), so another archiver has them long before ack_wa
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -107,5 +110,50 @@ async def test_a_stop_while_the_store_is_down_gives_the_messages_back_at_once(se
     finally:
         stop2.set()
         await asyncio.wait_for(second, 10)
+        await bus.close_quietly(nc)
+        await store.close()
+
+
+class Slow:
+    """The real store, each write held until ``hold_s`` after the first began (a big batch on a slow store)."""
+
+    def __init__(self, store, hold_s: float) -> None:
+        self.store, self.hold_s, self.began, self.put = store, hold_s, None, Counter()
+
+    async def put_messages(self, messages: list[StoredMessage]) -> None:
+        self.began = self.began or time.monotonic()
+        for m in messages:
+            self.put[m.id] += 1
+        await eventually(lambda: time.monotonic() - self.began > self.hold_s, what="the slow write's end", every=0.05)
+        await self.store.put_messages(messages)
+
+    async def apply_actions(self, entries: list[StoredMessage]) -> list[StoredMessage]:
+        return await self.store.apply_actions(entries)
+
+
+async def test_a_write_that_outlasts_ack_wait_keeps_its_messages_and_writes_each_once(settings):
+    """A batch still being written after ack_wait is not handed out again: the archiver tells JetStream it is
+    working on it (progress) every third of ack_wait, so no message is redelivered and written twice."""
+    settings = dataclasses.replace(settings, archiver_ack_wait_s=1.0)
+    nc = await bus.connect(settings, "test")
+    store = open_store(settings)
+    await store.migrate()
+    slow, stop = Slow(store, hold_s=3.5), asyncio.Event()
+    task = asyncio.get_running_loop().create_task(archive(settings, slow, nc, stop, ArchiverMetrics()))
+    try:
+        await publish(nc, settings, 300)
+
+        async def all_archived() -> bool:
+            return await floor(nc, settings) == 300
+
+        await eventually(all_archived, what="everything archived", timeout=30)
+        assert await rows(store) == 300
+        assert len(slow.put) == 300 and max(slow.put.values()) == 1, "messages redelivered and written again"
+        js = nc.jetstream()
+        assert [(await js.consumer_info(s, bus.ARCHIVER)).num_redelivered for s in bus.message_streams(settings)] \
+            == [0] * len(bus.message_streams(settings))
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
         await bus.close_quietly(nc)
         await store.close()
