@@ -13,7 +13,7 @@ alone 20%), bodies of about 60-200 bytes, message timestamps spaced so the run c
    (``encode_payload``) are published to ``msg.<shard>.<conversation>`` (the conversation's home
    shard) *before* the archiver starts, and each shard's stream is checked to hold exactly sequences
    1..(its share of N), so every message has the id the workload planned. Then one
-   ``python -m parley archiver`` process (production settings: batches of 500, 4 in flight per shard)
+   ``python -m parley archiver`` process (production settings: batches of up to 5,000, 4 in flight)
    drains them into the store; the clock runs from its /readyz to every shard's ack floor
    (``bus.archived_through``) reaching its last sequence. CPU seconds per 1k messages of the archiver, nats-server and
    Cassandra over that window (``harness.meter``).
