@@ -28,7 +28,7 @@ from parley.settings import Settings
 from parley.shards import home_for, message_subject, pack, pos_of_id, shard_of_id
 from parley.store import Conversation, StoredMessage
 
-BATCH = 500  # like the archiver (Settings.archiver_batch)
+BATCH = 500  # put_messages batches (the archiver's Settings.archiver_batch was 500 until ADR 0058; kept comparable)
 IN_FLIGHT = (1, 4)  # put_messages levels
 HOT_MIN = 20_000  # conversation 0 holds at least this many messages for the reads
 PAGE, PAGE_BACK = 50, 10_000  # history pages: the newest, and the one starting 10,000 messages back

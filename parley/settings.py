@@ -49,7 +49,8 @@ class SettingsError(ParleyError):
 
 # a zero or negative value would hang (a semaphore of 0), divide by zero or refuse everything
 POSITIVE = (
-    "cassandra_bucket_s", "cassandra_timeout_s", "cassandra_concurrency", "archiver_batch", "archiver_concurrency",
+    "cassandra_bucket_s", "cassandra_timeout_s", "cassandra_concurrency", "cassandra_batch_partitions",
+    "archiver_batch", "archiver_concurrency",
     "group_max_members", "typing_interval_s", "max_body_bytes", "max_frame_bytes", "rate_per_s", "rate_burst",
     "sends_in_flight", "heartbeat_s", "idle_timeout_s", "hello_timeout_s", "sync_batch", "sync_max", "cursor_flush_s",
     "max_connections", "node_ttl_s", "node_beat_s", "token_ttl_s", "session_lifetime_s",
@@ -114,6 +115,11 @@ class Settings:
     cassandra_concurrency: int = 64  # statements in flight per process (foreground: what someone waits for)
     # receipt and cursor writes in flight, on their own budget: they never take a foreground read's slot
     cassandra_background_concurrency: int = 16
+    # partitions and KiB per multi-partition unlogged batch (the archiver's writes); Cassandra warns past its
+    # unlogged_batch_across_partitions_warn_threshold (10) and batch_size_warn_threshold (5 KiB) and refuses past
+    # batch_size_fail_threshold (50 KiB): raise the first two on the nodes, or set 10 / 5 here (ADR 0058)
+    cassandra_batch_partitions: int = 40
+    cassandra_batch_kib: int = 40
     cassandra_dir: str = ""  # `parley up --store cassandra`: instance dir (default <run dir>/cassandra)
     cassandra_heap: str = "1G"
     # the API
@@ -290,6 +296,9 @@ class Settings:
             raise SettingsError(f"{PREFIX}RECEIPT_GATHER_S={self.receipt_gather_s!r} must be 0 (one message each) to 1")
         if not 0 <= self.write_gap_s <= 0.05:
             raise SettingsError(f"{PREFIX}WRITE_GAP_S={self.write_gap_s!r} must be 0 (every loop turn) to 0.05")
+        if not 1 <= self.cassandra_batch_kib <= 45:
+            raise SettingsError(f"{PREFIX}CASSANDRA_BATCH_KIB={self.cassandra_batch_kib!r} must be 1 to 45 (Cassandra "
+                                "refuses a batch over batch_size_fail_threshold, 50 KiB by default)")
         if not 0 <= self.archiver_linger_s <= 1:
             raise SettingsError(f"{PREFIX}ARCHIVER_LINGER_S={self.archiver_linger_s!r} must be 0 (no linger) to 1")
         if self.hash_concurrency < 0:

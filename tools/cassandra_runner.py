@@ -240,6 +240,10 @@ disk_failure_policy: stop
 commit_failure_policy: stop
 # A new single-node cluster never had 4.x nodes: use 5.0's own storage formats and limits.
 storage_compatibility_mode: NONE
+# The archiver's unlogged batches hold up to 40 partitions / 40 KiB (PARLEY_CASSANDRA_BATCH_*, docs/adr/0058):
+# warn only past those, not at every batch (the defaults: 10 partitions, 5 KiB; refused past 50 KiB as before)
+unlogged_batch_across_partitions_warn_threshold: 50
+batch_size_warn_threshold: 48KiB
 """
 
 

@@ -68,3 +68,10 @@ def test_the_receipt_gathering_window_is_from_0_to_1_s(raw):
     assert Settings.from_env({"PARLEY_RECEIPT_GATHER_S": "0"}).receipt_gather_s == 0  # off: one message each
     with pytest.raises(SettingsError, match="PARLEY_RECEIPT_GATHER_S"):
         Settings.from_env({"PARLEY_RECEIPT_GATHER_S": raw})
+
+
+@pytest.mark.parametrize("raw", ["0", "46"])
+def test_a_cassandra_batch_stays_under_its_refusal_at_50_kib(raw):
+    assert Settings.from_env({"PARLEY_CASSANDRA_BATCH_KIB": "5"}).cassandra_batch_kib == 5  # Cassandra's warning size
+    with pytest.raises(SettingsError, match="PARLEY_CASSANDRA_BATCH_KIB"):
+        Settings.from_env({"PARLEY_CASSANDRA_BATCH_KIB": raw})

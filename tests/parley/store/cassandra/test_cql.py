@@ -1,10 +1,14 @@
-"""What goes out at the write consistency: the statements sync trusts, and only those."""
+"""What goes out at the write consistency (the statements sync trusts, and only those), and in how many requests."""
 
 import pytest
 
+from parley.ids import ConversationId, DeviceId, UserId
 from parley.settings import Settings
+from parley.shards import pack as pack_id
+from parley.store import StoredMessage, open_store
 from parley.store.cassandra import QUERIES, TRUSTED_WRITES
 from parley.store.cassandra.cql import Cql, pack
+from tests.conftest import cassandra_settings, new_keyspace
 
 
 def test_trusted_writes_are_the_message_tables_and_conversation_lists():
@@ -28,3 +32,31 @@ def test_a_trusted_write_that_is_no_statement_is_refused():
 def test_partitions_are_packed_by_replicas_within_a_count_and_a_size(items, packed):
     assert pack(items, parts=3, size=100) == packed
 
+
+
+async def test_forty_one_message_conversations_go_in_two_requests_that_cassandra_takes_without_a_warning(cassandra):
+    """The archiver's write of 40 messages in 40 conversations against a real Cassandra (started by the runner):
+    the rows in one unlogged batch, their findability in another (ADR 0058: 40 partitions, not 10, per request),
+    no warning in either answer, and every message read back through history."""
+    settings = cassandra_settings(cassandra, new_keyspace("cqlbatch"))
+    store = open_store(settings)
+    await store.migrate()
+    session = store._cql._session
+    real, sent = session.execute_async, []
+
+    def recording(statement, *args, **kwargs):
+        sent.append(real(statement, *args, **kwargs))
+        return sent[-1]
+
+    messages = [StoredMessage(pack_id(0, i), ConversationId(f"g.c{i}"), 0, UserId("u"), DeviceId("d"), str(i), f"m{i}",
+                              1_700_000_000_000 + i) for i in range(1, 41)]
+    try:
+        session.execute_async = recording
+        await store.put_messages(messages)
+    finally:
+        session.execute_async = real
+        pages = [await store.history(m.conv, before=None, after=None, limit=5, newest_first=True) for m in messages]
+        await store.close()
+    assert len(sent) == 2
+    assert [f.warnings for f in sent] == [None, None]
+    assert [[p.id for p in page] for page in pages] == [[m.id] for m in messages]
