@@ -45,10 +45,10 @@ async def settings(nats_url: str, tmp_path: Path) -> Settings:
                     archiver_ack_wait_s=600.0)  # only a nak hands a message on within a test's wait
 
 
-async def publish(nc: bus.BusClient, settings: Settings, count: int) -> None:
+async def publish(nc: bus.BusClient, settings: Settings, count: int, conversations: int = 50) -> None:
     await bus.ensure_stream(nc.jetstream(), settings)
     for i in range(count):
-        conv = f"g.c{i % 50}"
+        conv = f"g.c{i % conversations}"
         await nc.publish(message_subject(home_for(conv, settings.shards), conv),
                          encode_payload(sender=UserId("u"), device=DeviceId("d"), cid=str(i), body=f"m{i}", ts=i,
                                         prev=0))

@@ -10,13 +10,12 @@ from collections import Counter
 from parley.workers.archiver import archive
 
 from parley import bus
-from parley.ids import ConversationId, DeviceId, UserId
-from parley.messages import encode_payload
+from parley.ids import ConversationId
 from parley.metrics import ArchiverMetrics
-from parley.shards import home_for, message_subject
 from parley.store import StoredMessage, open_store
 from tests.conftest import cassandra_settings, new_keyspace
 from tests.poll import eventually
+from tests.workers.test_archiver import publish
 
 BACKLOG = 3000
 CONVERSATIONS = 30
@@ -42,13 +41,7 @@ async def test_a_backlog_goes_into_cassandra_in_a_few_large_batches_each_message
     nc = await bus.connect(settings, "test")
     store = open_store(settings)
     await store.migrate()
-    await bus.ensure_stream(nc.jetstream(), settings)
-    for i in range(BACKLOG):
-        conv = f"g.c{i % CONVERSATIONS}"
-        await nc.publish(message_subject(home_for(conv, settings.shards), conv),
-                         encode_payload(sender=UserId("u"), device=DeviceId("d"), cid=str(i), body=f"m{i}", ts=i,
-                                        prev=0))
-    await nc.flush()
+    await publish(nc, settings, BACKLOG, CONVERSATIONS)
     counting, stop = Counting(store), asyncio.Event()
     task = asyncio.get_running_loop().create_task(archive(settings, counting, nc, stop, ArchiverMetrics()))
     try:
