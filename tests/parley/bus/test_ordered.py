@@ -216,6 +216,17 @@ async def test_a_flush_returns_once_the_server_has_read_the_subscription_made_be
         proxy.close()
 
 
+def recorded_writes(nc: BusClient) -> list[bytes]:
+    """What ``nc`` writes to its socket from now on, a send at a time."""
+    writes: list[bytes] = []
+    transport = nc._transport
+    assert transport is not None
+    write, writelines = transport.write, transport.writelines
+    transport.write = lambda data: (writes.append(bytes(data)), write(data))[1]  # type: ignore[method-assign]
+    transport.writelines = lambda lines: (writes.append(b"".join(lines)), writelines(lines))[1]  # type: ignore
+    return writes
+
+
 async def test_a_flush_sends_what_is_queued_and_its_ping_in_one_write(nats_port):
     """A connect's set-up subscribes three subjects and flushes: the SUBs and the PING leave in one send (ADR 0041),
     the SUBs first, and the flush still waits for the server's PONG."""
@@ -224,12 +235,7 @@ async def test_a_flush_sends_what_is_queued_and_its_ping_in_one_write(nats_port)
     await nc.connect(f"nats://127.0.0.1:{port}")
     try:
         await nc.flush()
-        writes: list[bytes] = []
-        transport = nc._transport
-        assert transport is not None
-        write, writelines = transport.write, transport.writelines
-        transport.write = lambda data: (writes.append(bytes(data)), write(data))[1]  # type: ignore[method-assign]
-        transport.writelines = lambda lines: (writes.append(b"".join(lines)), writelines(lines))[1]  # type: ignore
+        writes = recorded_writes(nc)
         got: list[bytes] = []
         for subject in ("one.check", "two.check", "three.check"):
             await nc.subscribe_ordered(subject, lambda s, h, d: got.append(d))
@@ -240,6 +246,37 @@ async def test_a_flush_sends_what_is_queued_and_its_ping_in_one_write(nats_port)
         await eventually(lambda: got == [b"x"], what="the message on a subscription the flush covered")
     finally:
         await nc.close()
+
+
+async def test_the_flushes_of_one_loop_turn_share_one_ping_and_each_returns_once_the_server_has_its_subscriptions(
+        nats_port):
+    """A storm of connects: set-ups that flush in the same loop turn share one write and one PING (ADR 0059), every
+    SUB before it; each flush returns only after the PONG, and the server then has every one of the subscriptions:
+    another client's message on each reaches it."""
+    port, _ = nats_port
+    nc, other = BusClient(), await nats.connect(f"nats://127.0.0.1:{port}")
+    await nc.connect(f"nats://127.0.0.1:{port}")
+    try:
+        await nc.flush()
+        writes = recorded_writes(nc)
+        got: dict[str, list[bytes]] = {}
+
+        async def set_up(user: int) -> None:
+            for kind in ("one", "two", "three"):
+                got[f"{kind}.{user}"] = box = []
+                await nc.subscribe_ordered(f"{kind}.{user}", lambda s, h, d, box=box: box.append(d))
+            await nc.flush()
+            await other.publish(f"two.{user}", b"x")  # from another client, once this set-up's flush returned
+            await other.flush()
+
+        await asyncio.gather(*(set_up(user) for user in range(20)))
+        assert len(writes) == 1 and writes[0].count(b"PING") == 1, writes
+        assert writes[0].count(b"SUB ") == 60 and writes[0].rindex(b"SUB ") < writes[0].index(b"PING"), writes
+        await eventually(lambda: all(box == ([b"x"] if s.startswith("two.") else []) for s, box in got.items()),
+                         what="each set-up's message on the subscription its flush covered")
+    finally:
+        await nc.close()
+        await other.close()
 
 
 async def test_a_flush_that_times_out_leaves_the_connection_working(nats_port):
