@@ -129,8 +129,8 @@ async def test_a_shards_floor_and_bounds_are_read_together_and_the_floor_never_p
 
 async def test_a_shard_wholly_archived_last_time_is_read_without_its_floor_until_more_is_stored(nats_url) -> None:
     """Real streams and the archivers' durable (ADR 0059): once a reading found everything archived, the next ones
-    ask only for the bounds; a message stored since is read with the old floor (it still holds) and the reading
-    after it asks for the floor again, until the archiver has acked it."""
+    ask only for the bounds while nothing more is stored; a shard with a message stored since is asked for its
+    floor again, until a reading finds that message archived."""
     settings = Settings(nats_url=nats_url, shards=2)
     nc = await bus.connect(settings, "test")
     js = nc.jetstream()
@@ -154,7 +154,7 @@ async def test_a_shard_wholly_archived_last_time_is_read_without_its_floor_until
             assert await reading() == ((ShardBounds(0, 0, 0), ShardBounds(0, 0, 0)), 2)  # nothing known yet: asked
             assert await reading() == ((ShardBounds(0, 0, 0), ShardBounds(0, 0, 0)), 0)  # all archived: not asked
             await js.publish(message_subject(1, "c1"), b"m")
-            assert await reading() == ((ShardBounds(0, 0, 0), ShardBounds(1, 1, 0)), 0)  # the old floor, which holds
+            assert await reading() == ((ShardBounds(0, 0, 0), ShardBounds(1, 1, 0)), 1)  # more stored: asked
             assert await reading() == ((ShardBounds(0, 0, 0), ShardBounds(1, 1, 0)), 1)  # behind last: asked
             archiver = await js.pull_subscribe_bind(ARCHIVER, stream_of(settings.stream_name, 1))
             for msg in await archiver.fetch(1, timeout=5):
