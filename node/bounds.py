@@ -12,7 +12,9 @@ answer last time): a shard that does not answer (another region's, while the lin
 the reading and the others go on — sync skips it and comes back to it (``node/sync.py``). A reading fails
 only when no shard answers. When shards stop or start answering, ``on_change(lost, back)`` is told (the
 node suspends live delivery from the lost ones and resyncs everyone when they are back: what their
-streams republished meanwhile never crossed the link).
+streams republished meanwhile never crossed the link). A shard wholly archived at the last reading whose last
+sequence has not moved since is read without its floor (that floor still holds): a storm of connects to idle
+shards makes half the requests (ADR 0059).
 """
 
 from __future__ import annotations
@@ -71,6 +73,15 @@ class ShardWatch:
             await cancel_and_wait(self._task)
 
     async def _read_shard(self, shard: int) -> ShardBounds:
+        before = self.latest.shards[shard] if self.latest is not None and shard < len(self.latest.shards) else None
+        if before is not None and before.archived == before.last:
+            # everything was archived last time: if nothing was stored since, that floor still holds (what is in
+            # the store stays there) and is not asked for (a storm of connects to an idle shard: half the
+            # requests, ADR 0059); else it is, a round trip later (capped at ``last`` as below)
+            first, last = await self._reads.bounds(shard)
+            if last == before.last:
+                return ShardBounds(first, last, last)
+            return ShardBounds(first, last, min(await self._reads.archived_through(shard), last))
         # side by side (one round trip, not two, before a waiting round goes on); a floor read after the
         # bounds may pass ``last``, and everything up to ``last`` is archived then: the floor is capped there
         archived, (first, last) = await asyncio.gather(self._reads.archived_through(shard), self._reads.bounds(shard))

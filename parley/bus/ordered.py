@@ -125,6 +125,8 @@ class BusClient(Client):
         self._reply_prefix = b""  # this client's reply inbox, with the trailing dot (made on first use)
         self._reply_lock = asyncio.Lock()
         self._reply_count = 0
+        self._ping_due: asyncio.Future[bool] | None = None  # the last flush's PING, answered by its PONG
+        self._ping_in: list[bytes] | None = None  # the pending list it was queued in (written once replaced)
 
     async def subscribe_ordered(self, subject: str, handler: Handler) -> OrderedSub:
         return await self._subscribe(subject, handler, None)
@@ -159,22 +161,43 @@ class BusClient(Client):
         """The server has read everything sent before this call once it returns. nats-py's own ``flush`` writes
         its PING straight to the socket, ahead of the commands still queued for its flusher, so its PONG could
         come before the server has read a SUB or a PUB made just before (a user's subscriptions then a sync
-        reading the stream, ``node/subscriptions.py``): what is queued goes first, in the same write as the PING
-        (one send, not two, and no flusher wakeup for it: a connect's set-up, ADR 0041)."""
+        reading the stream, ``node/subscriptions.py``): the PING is queued after them, for the same write.
+        Flushes made while it is still queued share it (a storm of connects: the set-ups of a loop turn, one
+        write and one PONG, ADR 0059): the PING is moved behind what each of them queued before its call."""
         if timeout <= 0 or not self._loops_alive():
             self._write_pending()
             await super().flush(timeout)
             return
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pongs.append(future)  # before the write: the PONG that answers this PING resolves it
-        self._pending.append(PING_PROTO)
-        self._transport.writelines(self._pending)  # type: ignore[union-attr]  # _loops_alive: connected
-        self._pending = []
-        self._pending_data_size = 0
-        try:  # shielded: a PONG coming after the timeout finds it pending (nats-py sets a result on it)
+        future = self._ping_queued()
+        if future is not None:  # join it, behind what this caller queued
+            if self._pending[-1] is not PING_PROTO:
+                self._pending.remove(PING_PROTO)  # the only PING ever queued (nats-py writes its own at once)
+                self._pending.append(PING_PROTO)
+        else:
+            future = self._ping_due = asyncio.get_running_loop().create_future()
+            self._pongs.append(future)  # before the write: the PONG that answers this PING resolves it
+            self._pending.append(PING_PROTO)
+            self._pending_data_size += len(PING_PROTO)
+            self._ping_in = self._pending  # a write replaces the list: then the PING is on its way
+            await self._flush_pending()
+        try:  # shielded: the future is every caller's, and a PONG after a timeout finds it pending
             await asyncio.wait_for(asyncio.shield(future), timeout)
         except TimeoutError:
             raise FlushTimeoutError from None
+
+    def _ping_queued(self) -> asyncio.Future[bool] | None:
+        """The future of the PING ``flush`` queued and nobody has written yet, else None. Queued before a reconnect
+        (nats-py dropped the futures of PINGs in flight, then replays what was queued), it is taken out: its PONG
+        would answer a later PING's future before the server has read what was queued after it."""
+        future = self._ping_due
+        if future is None or self._pending is not self._ping_in:
+            return None
+        if future in self._pongs:
+            return future
+        self._pending.remove(PING_PROTO)  # the only PING ever queued (nats-py writes its own at once)
+        self._pending_data_size -= len(PING_PROTO)
+        self._ping_due = None
+        return None
 
     def _loops_alive(self) -> bool:
         """Connected, with the read loop (it reads the PONG) and the flusher running."""

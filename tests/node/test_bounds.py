@@ -8,9 +8,15 @@ from collections.abc import AsyncIterator, Iterable
 import pytest
 from parley.node import bounds
 from parley.node.bounds import ShardBounds, ShardWatch
+from parley.node.counted import CountedReads
+from prometheus_client import CollectorRegistry, Counter
 
+from parley import bus
 from parley.bus.port import StreamRow
+from parley.bus.stream import ARCHIVER, JetStreamReads, ensure_archiver_consumer, ensure_stream, stream_of
 from parley.errors import Unavailable
+from parley.settings import Settings
+from parley.shards import message_subject
 
 
 class Reads:
@@ -119,3 +125,43 @@ async def test_a_shards_floor_and_bounds_are_read_together_and_the_floor_never_p
         assert reading.shards == (ShardBounds(1, 100, 100),)  # everything up to last is archived: all from the store
     finally:
         await watch.stop()
+
+
+async def test_a_shard_wholly_archived_last_time_is_read_without_its_floor_until_more_is_stored(nats_url) -> None:
+    """Real streams and the archivers' durable (ADR 0059): once a reading found everything archived, the next ones
+    ask only for the bounds while nothing more is stored; a shard with a message stored since is asked for its
+    floor again, until a reading finds that message archived."""
+    settings = Settings(nats_url=nats_url, shards=2)
+    nc = await bus.connect(settings, "test")
+    js = nc.jetstream()
+    try:
+        await ensure_stream(js, settings)
+        await ensure_archiver_consumer(js, settings)
+        registry = CollectorRegistry()
+        asked = Counter("asked", "stream requests by kind", ["kind"], registry=registry)
+        watch = ShardWatch(CountedReads(JetStreamReads(nc, settings), asked), every_s=3600)
+
+        def floors() -> float:
+            return registry.get_sample_value("asked_total", {"kind": "floor"}) or 0.0
+
+        async def reading() -> tuple[tuple[ShardBounds | None, ...], float]:
+            before = floors()
+            taken = await watch.after(watch.now(), timeout=5)
+            return taken.shards, floors() - before
+
+        watch.start()
+        try:
+            assert await reading() == ((ShardBounds(0, 0, 0), ShardBounds(0, 0, 0)), 2)  # nothing known yet: asked
+            assert await reading() == ((ShardBounds(0, 0, 0), ShardBounds(0, 0, 0)), 0)  # all archived: not asked
+            await js.publish(message_subject(1, "c1"), b"m")
+            assert await reading() == ((ShardBounds(0, 0, 0), ShardBounds(1, 1, 0)), 1)  # more stored: asked
+            assert await reading() == ((ShardBounds(0, 0, 0), ShardBounds(1, 1, 0)), 1)  # behind last: asked
+            archiver = await js.pull_subscribe_bind(ARCHIVER, stream_of(settings.stream_name, 1))
+            for msg in await archiver.fetch(1, timeout=5):
+                await msg.ack_sync()
+            assert await reading() == ((ShardBounds(0, 0, 0), ShardBounds(1, 1, 1)), 1)
+            assert await reading() == ((ShardBounds(0, 0, 0), ShardBounds(1, 1, 1)), 0)
+        finally:
+            await watch.stop()
+    finally:
+        await nc.close()

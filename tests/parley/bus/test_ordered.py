@@ -10,7 +10,7 @@ from pathlib import Path
 
 import nats
 import pytest
-from nats.aio.client import Client
+from nats.aio.client import PING_PROTO, Client
 from parley.tools import natsserver
 from parley.tools.cluster import free_port
 
@@ -173,9 +173,12 @@ async def test_a_headed_subscription_hands_the_header_block_over_in_order_with_t
     await nc.close()
 
 
-async def nats_proxy(port: int, *, seen: bytearray | None = None, gate: asyncio.Event | None = None) -> asyncio.Server:
+async def nats_proxy(port: int, *, seen: bytearray | None = None, gate: asyncio.Event | None = None,
+                     up_gate: asyncio.Event | None = None,
+                     clients: list[asyncio.StreamWriter] | None = None) -> asyncio.Server:
     """A TCP relay on 127.0.0.1 in front of the nats-server on ``port``: what the client sends is added to ``seen``;
-    what the server sends waits while ``gate`` is clear. Close it when done."""
+    what the server sends waits while ``gate`` is clear, what the client sends while ``up_gate`` is; each client's
+    side of the relay is added to ``clients``. Close it when done."""
 
     async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, record: bytearray | None,
                    held: asyncio.Event | None) -> None:
@@ -190,7 +193,9 @@ async def nats_proxy(port: int, *, seen: bytearray | None = None, gate: asyncio.
 
     async def relay(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         server_r, server_w = await asyncio.open_connection("127.0.0.1", port)
-        await asyncio.gather(pipe(client_r, server_w, seen, None), pipe(server_r, client_w, None, gate),
+        if clients is not None:
+            clients.append(client_w)
+        await asyncio.gather(pipe(client_r, server_w, seen, up_gate), pipe(server_r, client_w, None, gate),
                              return_exceptions=True)
 
     return await asyncio.start_server(relay, "127.0.0.1", 0)
@@ -216,6 +221,17 @@ async def test_a_flush_returns_once_the_server_has_read_the_subscription_made_be
         proxy.close()
 
 
+def recorded_writes(nc: BusClient) -> list[bytes]:
+    """What ``nc`` writes to its socket from now on, a send at a time."""
+    writes: list[bytes] = []
+    transport = nc._transport
+    assert transport is not None
+    write, writelines = transport.write, transport.writelines
+    transport.write = lambda data: (writes.append(bytes(data)), write(data))[1]  # type: ignore[method-assign]
+    transport.writelines = lambda lines: (writes.append(b"".join(lines)), writelines(lines))[1]  # type: ignore
+    return writes
+
+
 async def test_a_flush_sends_what_is_queued_and_its_ping_in_one_write(nats_port):
     """A connect's set-up subscribes three subjects and flushes: the SUBs and the PING leave in one send (ADR 0041),
     the SUBs first, and the flush still waits for the server's PONG."""
@@ -224,12 +240,7 @@ async def test_a_flush_sends_what_is_queued_and_its_ping_in_one_write(nats_port)
     await nc.connect(f"nats://127.0.0.1:{port}")
     try:
         await nc.flush()
-        writes: list[bytes] = []
-        transport = nc._transport
-        assert transport is not None
-        write, writelines = transport.write, transport.writelines
-        transport.write = lambda data: (writes.append(bytes(data)), write(data))[1]  # type: ignore[method-assign]
-        transport.writelines = lambda lines: (writes.append(b"".join(lines)), writelines(lines))[1]  # type: ignore
+        writes = recorded_writes(nc)
         got: list[bytes] = []
         for subject in ("one.check", "two.check", "three.check"):
             await nc.subscribe_ordered(subject, lambda s, h, d: got.append(d))
@@ -240,6 +251,77 @@ async def test_a_flush_sends_what_is_queued_and_its_ping_in_one_write(nats_port)
         await eventually(lambda: got == [b"x"], what="the message on a subscription the flush covered")
     finally:
         await nc.close()
+
+
+async def test_the_flushes_of_one_loop_turn_share_one_ping_and_each_returns_once_the_server_has_its_subscriptions(
+        nats_port):
+    """A storm of connects: set-ups that flush in the same loop turn share one write and one PING (ADR 0059), every
+    SUB before it; each flush returns only after the PONG, and the server then has every one of the subscriptions:
+    another client's message on each reaches it."""
+    port, _ = nats_port
+    nc, other = BusClient(), await nats.connect(f"nats://127.0.0.1:{port}")
+    await nc.connect(f"nats://127.0.0.1:{port}")
+    try:
+        await nc.flush()
+        writes = recorded_writes(nc)
+        got: dict[str, list[bytes]] = {}
+
+        async def set_up(user: int) -> None:
+            for kind in ("one", "two", "three"):
+                got[f"{kind}.{user}"] = box = []
+                await nc.subscribe_ordered(f"{kind}.{user}", lambda s, h, d, box=box: box.append(d))
+            await nc.flush()
+            await other.publish(f"two.{user}", b"x")  # from another client, once this set-up's flush returned
+            await other.flush()
+
+        await asyncio.gather(*(set_up(user) for user in range(20)))
+        assert len(writes) == 1 and writes[0].count(b"PING") == 1, writes
+        assert writes[0].count(b"SUB ") == 60 and writes[0].rindex(b"SUB ") < writes[0].index(b"PING"), writes
+        await eventually(lambda: all(box == ([b"x"] if s.startswith("two.") else []) for s, box in got.items()),
+                         what="each set-up's message on the subscription its flush covered")
+    finally:
+        await nc.close()
+        await other.close()
+
+
+async def test_a_ping_still_queued_when_the_connection_drops_answers_no_later_flush(nats_port):
+    """The socket backed up (the server reads nothing), a flush's PING queued behind it, then the connection gone:
+    nats-py replays what was queued after reconnecting, but the PING's future went with the old connection, so its
+    PONG would answer the next PING's future early. The PING is taken out (ADR 0059): it is not sent again, the
+    stranded flush times out, and a subscription flushed after the reconnect has the server's interest."""
+    reading, clients, seen = asyncio.Event(), [], bytearray()
+    reading.set()
+    proxy = await nats_proxy(nats_port[0], seen=seen, up_gate=reading, clients=clients)
+    url = f"nats://127.0.0.1:{proxy.sockets[0].getsockname()[1]}"
+    nc, other = BusClient(), await nats.connect(f"nats://127.0.0.1:{nats_port[0]}")
+    try:
+        await nc.connect(url, ping_interval=600, reconnect_time_wait=0.1, max_reconnect_attempts=-1,
+                         pending_size=64 * 1024 * 1024)
+        await nc.flush()
+        reading.clear()  # the relay stops reading: the client's socket and then its transport fill up
+        for _ in range(32):
+            await nc.publish("nobody.listens", b"x" * 512 * 1024)
+        await eventually(lambda: nc._transport._io_writer.transport.get_write_buffer_size() > 0,  # type: ignore
+                         what="the client's writes backed up")
+        stranded = asyncio.create_task(nc.flush(timeout=3))
+        await eventually(lambda: PING_PROTO in nc._pending, what="the flush's PING queued behind the backlog")
+        clients[-1].transport.abort()  # the connection goes; the next one flows
+        mark = len(seen)  # the relay's copy of what the old connection sent has no PING (nor do its payloads)
+        reading.set()
+        with pytest.raises(nats.errors.FlushTimeoutError):
+            await stranded
+        await eventually(lambda: nc.is_connected and len(clients) == 2, what="reconnected")
+        got: list[bytes] = []
+        await nc.subscribe_ordered("after.reconnect", lambda s, h, d: got.append(d))
+        await nc.flush(timeout=3)
+        await other.publish("after.reconnect", b"z")
+        await eventually(lambda: got == [b"z"], what="the message on the subscription flushed after the reconnect")
+        # on the new connection: nats-py's handshake PING, the reconnect's flush and this flush; not the stranded one
+        assert bytes(seen[mark:]).count(PING_PROTO) == 3 and nc._pongs == [] and PING_PROTO not in nc._pending
+    finally:
+        await asyncio.wait_for(nc.close(), 5)
+        await other.close()
+        proxy.close()
 
 
 async def test_a_flush_that_times_out_leaves_the_connection_working(nats_port):
