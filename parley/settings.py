@@ -224,6 +224,9 @@ class Settings:
     archiver_concurrency: int = 4  # batches written at once
     # the archiver fetches what is pending this often, not each message as it comes (0: as it comes; ADR 0038)
     archiver_linger_s: float = 0.1
+    # the archiver's nice value, with SCHED_BATCH: it yields the core to the node and nats-server (0: as they are;
+    # ADR 0060)
+    archiver_nice: int = 10
     archiver_host: str = "127.0.0.1"
     archiver_port: int = 8075  # health endpoints
     # a message an archiver took and neither acked nor gave back (it died) goes to another after this
@@ -292,6 +295,8 @@ class Settings:
             raise SettingsError(f"{PREFIX}WRITE_GAP_S={self.write_gap_s!r} must be 0 (every loop turn) to 0.05")
         if not 0 <= self.archiver_linger_s <= 1:
             raise SettingsError(f"{PREFIX}ARCHIVER_LINGER_S={self.archiver_linger_s!r} must be 0 (no linger) to 1")
+        if not 0 <= self.archiver_nice <= 19:
+            raise SettingsError(f"{PREFIX}ARCHIVER_NICE={self.archiver_nice!r} must be 0 (as other processes) to 19")
         if self.hash_concurrency < 0:
             raise SettingsError(f"{PREFIX}HASH_CONCURRENCY={self.hash_concurrency!r} must be 0 (2 x CPU cores) or more")
         if not self.nats_servers():

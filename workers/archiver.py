@@ -50,6 +50,7 @@ from parley.bus.stream import local_shards
 from parley.errors import Unavailable
 from parley.messages import decode_payload
 from parley.metrics import ArchiverMetrics
+from parley.priority import step_aside
 from parley.runtime import StoreProbe, run_until_stopped, serve, serve_health
 from parley.settings import Settings
 from parley.shards import conversation_of_message, pack, shard_of_message
@@ -292,6 +293,7 @@ def tune_gc() -> None:
 
 
 async def run_archiver(settings: Settings) -> None:
+    step_aside(settings.archiver_nice)  # first: the threads started below inherit it
     store = open_store(settings)
     await store.migrate()
     nc = await bus.connect(settings, "archiver")

@@ -1,0 +1,30 @@
+"""A background process's place on a busy core: behind the processes a message waits for (docs/adr/0060).
+
+The archiver copies the streams into the store in batches (ADR 0038: what is pending every
+``archiver_linger_s``); nothing a device waits for waits for it (a DM is SENT once JetStream stored it, and
+reaches its receiver from the stream's republish). On a core it shares with a node and nats-server it woke
+every tick with the scheduler's credit of a sleeper and took the core for its whole batch (~10 ms at 5,000
+DMs/s), ahead of the node's and nats-server's work on the DMs in flight. ``step_aside`` makes the calling
+thread ``SCHED_BATCH`` (the kernel no longer lets it preempt a running thread when it wakes) with the given
+nice value (a smaller share when the core is contended; all of it when the core is otherwise idle). Threads
+started afterwards inherit both (the store's thread, executors), so it is called first, before the process
+starts any. Lowering one's own priority needs no privilege; where the platform has neither call it does
+nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+MAX_NICE = 19
+
+
+def step_aside(nice: int) -> None:
+    """This thread (and those it starts) at ``SCHED_BATCH`` and at least ``nice``; 0: left as it is."""
+    if nice <= 0:
+        return
+    with contextlib.suppress(OSError, AttributeError):  # not Linux
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, 0, max(os.getpriority(os.PRIO_PROCESS, 0), min(nice, MAX_NICE)))
