@@ -293,9 +293,9 @@ def tune_gc() -> None:
 
 
 async def run_archiver(settings: Settings) -> None:
-    step_aside(settings.archiver_nice)  # first: the threads started below inherit it
     store = open_store(settings)
-    await store.migrate()
+    await store.migrate()  # the store's thread has started: it keeps the default priority (ADR 0060)
+    step_aside(settings.archiver_nice)  # the rest of the archiver, and the threads it starts from here on
     nc = await bus.connect(settings, "archiver")
     tune_gc()
     metrics = ArchiverMetrics()
