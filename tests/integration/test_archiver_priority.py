@@ -1,7 +1,8 @@
-"""The archiver steps aside on a shared core (ADR 0060): in the session's cluster (a real nats-server, node,
-archiver, SQLite store), the archiver's main thread and the threads it started afterwards run at ``SCHED_BATCH``
-and the default nice value, its store's thread (started before) as the test runner started it, so the SQLite
-write lock it shares with the node is never held at a low priority; the node's threads are all as started."""
+"""The archiver steps aside on a shared core when told to (``PARLEY_ARCHIVER_NICE``, ADR 0060): in a cluster of its
+own (a real nats-server, node, archiver, SQLite store) with the setting at 10, the archiver's main thread and the
+threads it started afterwards run at ``SCHED_BATCH`` and nice 10, its store's thread (started before) as the test
+runner started it, so the SQLite write lock it shares with the node is never held at a low priority; the node's
+threads are all as started."""
 
 from __future__ import annotations
 
@@ -10,11 +11,21 @@ from pathlib import Path
 
 import pytest
 
-from parley.settings import Settings
 from tests.integration.cluster import Cluster
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="Linux scheduling policies")]
+
+
+NICE = 10
+
+
+@pytest.fixture(scope="module")
+def stepped_aside_cluster(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Cluster:
+    c = Cluster(tmp_path_factory.mktemp("nice-cluster"), nodes=1, archiver_nice=NICE)
+    request.addfinalizer(c.shutdown)  # also when the start fails half-way
+    c.start()
+    return c
 
 
 def threads(pid: int) -> dict[int, tuple[int, int]]:
@@ -26,11 +37,11 @@ def threads(pid: int) -> dict[int, tuple[int, int]]:
     return out
 
 
-def test_the_archiver_runs_as_batch_work_behind_the_node_but_not_its_store_thread(cluster: Cluster):
+def test_the_archiver_runs_as_batch_work_behind_the_node_but_not_its_store_thread(stepped_aside_cluster: Cluster):
     base = os.getpriority(os.PRIO_PROCESS, 0)
-    pids = cluster.pids()
+    pids = stepped_aside_cluster.pids()
     archiver, node = threads(pids["archiver"]), threads(pids["node1"])
-    stepped_aside = (os.SCHED_BATCH, max(base, Settings().archiver_nice))
+    stepped_aside = (os.SCHED_BATCH, max(base, NICE))
     assert archiver.pop(pids["archiver"]) == stepped_aside  # the main thread: the batches' Python and NATS work
     # the store's thread, started by the migration before the archiver stepped aside, as started; any other was
     # started afterwards and stepped aside with it
