@@ -225,8 +225,8 @@ class Settings:
     # the archiver fetches what is pending this often, not each message as it comes (0: as it comes; ADR 0038)
     archiver_linger_s: float = 0.1
     # the archiver's nice value (its store's thread excepted), with SCHED_BATCH, so that it yields a core it shares
-    # with the node and nats-server; 0 (the default): as they are (ADR 0060: 10 measured, no effect on the tail shown)
-    archiver_nice: int = 0
+    # with the node and nats-server (0: as they are; ADR 0060)
+    archiver_nice: int = 10
     archiver_host: str = "127.0.0.1"
     archiver_port: int = 8075  # health endpoints
     # a message an archiver took and neither acked nor gave back (it died) goes to another after this
