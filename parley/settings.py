@@ -230,6 +230,9 @@ class Settings:
     archiver_concurrency: int = 4  # batches written at once
     # the archiver fetches what is pending this often, not each message as it comes (0: as it comes; ADR 0038)
     archiver_linger_s: float = 0.1
+    # the archiver's nice value (its store's thread excepted), with SCHED_BATCH, so that it yields a core it shares
+    # with the node and nats-server (0: as they are; ADR 0060)
+    archiver_nice: int = 10
     archiver_host: str = "127.0.0.1"
     archiver_port: int = 8075  # health endpoints
     # a message an archiver took and neither acked nor gave back (it died) goes to another after this
@@ -301,6 +304,8 @@ class Settings:
                                 "refuses a batch over batch_size_fail_threshold, 50 KiB by default)")
         if not 0 <= self.archiver_linger_s <= 1:
             raise SettingsError(f"{PREFIX}ARCHIVER_LINGER_S={self.archiver_linger_s!r} must be 0 (no linger) to 1")
+        if not 0 <= self.archiver_nice <= 19:
+            raise SettingsError(f"{PREFIX}ARCHIVER_NICE={self.archiver_nice!r} must be 0 (as other processes) to 19")
         if self.hash_concurrency < 0:
             raise SettingsError(f"{PREFIX}HASH_CONCURRENCY={self.hash_concurrency!r} must be 0 (2 x CPU cores) or more")
         if not self.nats_servers():

@@ -52,6 +52,7 @@ from parley.bus.stream import local_shards
 from parley.errors import Unavailable
 from parley.messages import decode_payload
 from parley.metrics import ArchiverMetrics
+from parley.priority import step_aside
 from parley.runtime import StoreProbe, run_until_stopped, serve, serve_health
 from parley.settings import Settings
 from parley.shards import conversation_of_message, pack, shard_of_message
@@ -310,7 +311,8 @@ def tune_gc() -> None:
 
 async def run_archiver(settings: Settings) -> None:
     store = open_store(settings)
-    await store.migrate()
+    await store.migrate()  # the store's thread has started: it keeps the default priority (ADR 0060)
+    step_aside(settings.archiver_nice)  # the rest of the archiver, and the threads it starts from here on
     nc = await bus.connect(settings, "archiver")
     tune_gc()
     metrics = ArchiverMetrics()
