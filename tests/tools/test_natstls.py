@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nats
 import nats.errors
+import nats.js.errors
 import pytest
 from nats.js.api import Placement, StreamConfig
 from parley.tools import busauth, localca, natsserver
@@ -20,7 +21,7 @@ from parley.tools.natstls import client_block, link_block
 
 from parley.bus.connection import connect_options
 from parley.settings import Settings
-from tests.poll import eventually_sync
+from tests.poll import eventually, eventually_sync
 
 FILES = TlsFiles(cert="/tls/server.pem", key="/tls/server-key.pem", ca="/tls/ca.pem")
 
@@ -134,7 +135,12 @@ async def test_two_regions_join_over_tls_gateways(tmp_path: Path, tls_files: Tls
         try:
             js = nc.jetstream()
             await js.add_stream(StreamConfig(name="IN_US", subjects=["us.>"], placement=Placement(tags=["region:us"])))
-            assert (await js.publish("us.a", b"from eu")).stream == "IN_US"  # crossed the gateway
+            # the stream's interest reaches eu over the gateway a moment after it is made: until then a publish finds
+            # no responder and stores nothing (CI saw it once), so it is tried again until one lands
+            ack = await eventually(lambda: js.publish("us.a", b"from eu", timeout=2),
+                                   what="a publish from eu lands in us", timeout=30,
+                                   ignoring=(nats.js.errors.NoStreamResponseError,))
+            assert ack.stream == "IN_US"  # crossed the gateway
         finally:
             await nc.close()
     finally:
