@@ -53,6 +53,24 @@ class LiveEvent:
     def rate_at(self, since_start_s: float, run_s: float) -> float:
         return self.chat_rate * (self.burst_factor if self.in_burst(since_start_s, run_s) else 1.0)
 
+    def wait_s(self, since_start_s: float, run_s: float, exp1: float) -> float:
+        """Seconds from ``since_start_s`` to a chatter's next send, given ``exp1`` drawn from Exp(1).
+
+        The chat is a Poisson process whose rate changes at the burst's edges, so a wait drawn at the calm rate
+        must not step over the burst: the draw is spent segment by segment (rate × time in each), which is the
+        exact waiting time of a piecewise-constant rate. A wait drawn at 0.5/s just before a 10× burst lands
+        inside it, as it would for a real crowd."""
+        start = self.burst_at * run_s
+        edges = [e for e in (start, start + self.burst_share * run_s) if e > since_start_s]
+        t = since_start_s
+        for edge in [*edges, float("inf")]:
+            rate = self.rate_at(t, run_s)
+            if exp1 < rate * (edge - t):
+                return t + exp1 / rate - since_start_s
+            exp1 -= rate * (edge - t)
+            t = edge
+        raise AssertionError("unreachable: the last segment has no end")
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -141,7 +141,7 @@ class LiveViewer(HttpUser):
         since = SHARED.since_start()
         if not self.chatter or since is None:
             return 0.2
-        return random.expovariate(self.sc.rate_at(since, self.run_s))
+        return self.sc.wait_s(since, self.run_s, random.expovariate(1.0))
 
     def event(self, name: str, ms: float = 0.0, error: Exception | None = None) -> None:
         self.environment.events.request.fire(request_type="WS", name=name, response_time=ms, response_length=0,

@@ -65,6 +65,17 @@ def test_the_live_event_has_a_hot_room_small_rooms_and_a_tenfold_burst() -> None
     assert [sc.rate_at(t, 40) for t in (9.9, 10, 14.9, 15)] == [0.5, 5.0, 5.0, 0.5]
 
 
+def test_a_chatters_wait_does_not_step_over_the_burst() -> None:
+    sc = LiveEvent(chat_rate=0.5, burst_at=0.25, burst_share=0.125, burst_factor=10)  # burst 10-15 s of 40
+    assert sc.wait_s(2.0, 40, 1.0) == pytest.approx(2.0)  # calm: 1 / 0.5
+    assert sc.wait_s(11.0, 40, 1.0) == pytest.approx(0.2)  # burst: 1 / 5
+    # drawn at 9 s: 0.5 of the draw is spent on the calm second before the burst, the rest at 5/s inside it
+    assert sc.wait_s(9.0, 40, 1.0) == pytest.approx(1.0 + 0.5 / 5.0)
+    # a draw larger than the whole burst (1 calm second = 0.5, 5 burst seconds = 25) comes out after it, calm
+    assert sc.wait_s(9.0, 40, 26.0) == pytest.approx(6.0 + 0.5 / 0.5)
+    assert sc.wait_s(20.0, 40, 3.0) == pytest.approx(6.0)
+
+
 def test_the_live_books_count_what_each_viewer_of_a_room_is_owed() -> None:
     books = LiveBooks()
     for v, room in (("v1", "hot"), ("v2", "hot"), ("v3", "small"), ("v4", "small")):
