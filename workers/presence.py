@@ -76,9 +76,10 @@ class PresenceWorker:
         self._ready: dict[int, asyncio.Event] = {}  # partitions held → set once their users are restored
         self._restoring: set[asyncio.Task[None]] = set()
         self.metrics = PresenceMetrics()
+        self._counted = {True: self.metrics.transitions.labels("online"),  # a label looked up once, not per change
+                         False: self.metrics.transitions.labels("offline")}
         self.refreshes = Refreshes(int(presence_refresh_s(settings) * 1000))
-        self.announcements = Announcements(nc, online, seen,
-                                           unstored=lambda user: self.refreshes.unwritten(user, mono_ms()))
+        self.announcements = Announcements(nc, unstored=lambda user: self.refreshes.unwritten(user, mono_ms()))
 
     async def adopt(self, partitions: list[int]) -> None:
         """These partitions are ours now. Subscribe at once (NATS queues their beats meanwhile), read
@@ -194,7 +195,7 @@ class PresenceWorker:
 
     def announce(self, change: Transition) -> None:
         """Queued: its bucket write and event go out with the others queued meanwhile (``presence_writes``)."""
-        self.metrics.transitions.labels("online" if change.online else "offline").inc()
+        self._counted[change.online].inc()
         if change.online:  # its put is queued: the entry's age counts from now
             self.refreshes.written(change.user, mono_ms())
         else:  # its delete is queued

@@ -7,7 +7,9 @@ writes together and waits for all their acks, then publishes their events in ord
 milliseconds share its writes (ADR 0052). Under a connect
 storm many users come online between two turns of the drain, and their writes and events leave in a few
 socket writes instead of one acked round trip and one event per user, each waited for before the next
-heartbeat message was read (ADR 0041).
+heartbeat message was read (ADR 0041). The writes are JetStream publishes sent with replies to one inbox of the
+worker's and their acks read inline (``parley.bus.acked``), not a KV ``put`` (a request, its task and its
+``PubAck``) each (ADR 0061).
 
 What is kept: a user's event goes out after that user's bucket write was answered (a friend who reads the
 bucket on hearing it finds it there); one user's transitions are written and announced in the order they
@@ -25,13 +27,13 @@ import logging
 from collections.abc import Callable
 
 import orjson
-from nats.js.kv import KeyValue
 
 from parley import wire
 from parley.bus import BusClient
+from parley.bus.acked import KV_DELETE, AckedPublishes, Outcome, Publish, kv_subject
 from parley.bus.outage import is_transient
 from parley.presence import Transition
-from parley.presence_bus import presence_subject
+from parley.presence_bus import ONLINE_BUCKET, SEEN_BUCKET, presence_subject
 from parley.tasks import cancel_and_wait
 
 log = logging.getLogger("parley.presence")
@@ -49,9 +51,9 @@ def first_round(queued: list[Transition]) -> int:
 
 
 class Announcements:
-    def __init__(self, nc: BusClient, online: KeyValue, seen: KeyValue,
-                 unstored: Callable[[str], None] = lambda user: None) -> None:
-        self._nc, self._online, self._seen, self._unstored = nc, online, seen, unstored
+    def __init__(self, nc: BusClient, unstored: Callable[[str], None] = lambda user: None) -> None:
+        self._nc, self._unstored = nc, unstored
+        self._writes = AckedPublishes(nc)
         self._queued: list[Transition] = []
         self._drain: asyncio.Task[None] | None = None
         self.rounds = 0  # rounds written so far (how many transitions shared one is what the batching buys)
@@ -84,26 +86,43 @@ class Announcements:
 
     async def _round(self, batch: list[Transition]) -> None:
         self.rounds += 1
-        results = await asyncio.gather(*(self._write(change) for change in batch), return_exceptions=True)
-        for change, result in zip(batch, results, strict=True):
-            if isinstance(result, asyncio.CancelledError):
-                raise result
-            if isinstance(result, BaseException):
-                if is_transient(result):  # a KV leader election: the change still goes out; the refresh stores it
-                    log.warning("presence: KV unavailable (%s); %s announced, stored at the next refresh",
-                                type(result).__name__, change.user)
-                    if change.online:
-                        self._unstored(change.user)
-                else:
-                    log.error("presence: storing %s's change failed: %r", change.user, result)
+        failed = await self._write(batch)
+        for change, error in zip(batch, failed, strict=True):
+            if error is None:
+                continue
+            if is_transient(error):  # a KV leader election: the change still goes out; the refresh stores it
+                log.warning("presence: KV unavailable (%s); %s announced, stored at the next refresh",
+                            type(error).__name__, change.user)
+                if change.online:
+                    self._unstored(change.user)
+            else:
+                log.error("presence: storing %s's change failed: %r", change.user, error)
         for change in batch:
             event = wire.PresenceChange(change.user, change.online, change.last_active_at)
             await self._nc.publish(presence_subject(change.user), wire.encode(event))
 
-    async def _write(self, change: Transition) -> None:
-        value = orjson.dumps({"last_active_at": change.last_active_at})
-        if change.online:
-            await self._online.put(change.user, value)
-        else:
-            await self._seen.put(change.user, value)
-            await self._online.delete(change.user)
+    async def _write(self, batch: list[Transition]) -> list[BaseException | None]:
+        """The round's bucket writes, all sent before any ack is awaited: each online's ``presence`` put and each
+        offline's ``last_seen`` put together, then the offlines' ``presence`` deletes (each only once its
+        ``last_seen`` put was stored, as the awaited puts did). What failed, by transition (None: stored)."""
+        failed: list[BaseException | None] = [None] * len(batch)
+        first: list[tuple[int, Publish]] = []
+        for i, change in enumerate(batch):
+            try:
+                subject = kv_subject(ONLINE_BUCKET if change.online else SEEN_BUCKET, change.user)
+            except Exception as err:  # a key the bucket refuses
+                failed[i] = err
+                continue
+            first.append((i, Publish(subject, orjson.dumps({"last_active_at": change.last_active_at}))))
+        deletes: list[tuple[int, Publish]] = []
+        for (i, _), outcome in zip(first, await self._writes.send([p for _, p in first]), strict=True):
+            failed[i] = _failure(outcome)
+            if failed[i] is None and not batch[i].online:
+                deletes.append((i, Publish(kv_subject(ONLINE_BUCKET, batch[i].user), headers=KV_DELETE)))
+        for (i, _), outcome in zip(deletes, await self._writes.send([p for _, p in deletes]), strict=True):
+            failed[i] = _failure(outcome)
+        return failed
+
+
+def _failure(outcome: Outcome) -> BaseException | None:
+    return outcome if isinstance(outcome, BaseException) else None

@@ -60,7 +60,7 @@ async def test_users_coming_online_together_share_a_round_and_each_event_follows
         heard.append(user)
 
     watch = await nc.subscribe(PRESENCE_PREFIX + ">", cb=on_event)
-    announcements = Announcements(nc, online, seen)
+    announcements = Announcements(nc)
     try:
         for i, user in enumerate(users):  # in one loop turn, as a storm's arrivals come between two drains
             announcements.announce(Transition(user, True, 1_000 + i))
@@ -75,6 +75,40 @@ async def test_users_coming_online_together_share_a_round_and_each_event_follows
         await bus.close_quietly(nc)
 
 
+async def test_a_rounds_bucket_writes_are_not_a_request_each(settings, monkeypatch):
+    """The writes go out as publishes to one inbox of the worker's, their acks read inline (``parley.bus.acked``),
+    not through nats-py's ``request`` (a future, a ``wait_for``, a ``Msg`` and a task hop each; ADR 0061);
+    offline changes too: their ``last_seen`` put, then the ``presence`` delete."""
+    nc = await bus.connect(settings, "test")
+    online, seen = await open_buckets(nc.jetstream(), settings)
+    heard, watch = await events_of(nc, "r")
+    requests = 0
+    request = nc.request
+
+    async def counted(*args: object, **kwargs: object) -> object:
+        nonlocal requests
+        requests += 1
+        return await request(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(nc, "request", counted)
+    announcements = Announcements(nc)
+    try:
+        for i in range(50):
+            announcements.announce(Transition(f"r{i:02d}", True, 1))
+        for i in range(10):
+            announcements.announce(Transition(f"r{i:02d}", False, 2))
+        await eventually(lambda: len(heard) == 60, what="every change announced")
+        assert requests == 0
+        assert orjson.loads((await online.get("r49")).value) == {"last_active_at": 1}
+        assert orjson.loads((await seen.get("r00")).value) == {"last_active_at": 2}
+        with pytest.raises(KeyNotFoundError):
+            await online.get("r00")
+    finally:
+        await announcements.close()
+        await watch.unsubscribe()
+        await bus.close_quietly(nc)
+
+
 async def test_transitions_queued_over_several_loop_turns_share_a_round(settings):
     """A storm's arrivals reach the worker a message at a time, each handled in a turn of its own: the drain
     gathers them for ``GATHER_S`` before a round, so they share its writes (ADR 0052) rather than each
@@ -82,7 +116,7 @@ async def test_transitions_queued_over_several_loop_turns_share_a_round(settings
     nc = await bus.connect(settings, "test")
     online, seen = await open_buckets(nc.jetstream(), settings)
     heard, watch = await events_of(nc, "t")
-    announcements = Announcements(nc, online, seen)
+    announcements = Announcements(nc)
     try:
         for i in range(20):
             announcements.announce(Transition(f"t{i:02d}", True, 1))
@@ -107,7 +141,7 @@ async def test_one_users_transitions_are_written_and_announced_in_the_order_made
             events.append((change.user, change.online))
 
     watch = await nc.subscribe(PRESENCE_PREFIX + ">", cb=on_event)
-    announcements = Announcements(nc, online, seen)
+    announcements = Announcements(nc)
     try:
         for user in ("o1", "o2"):  # online, offline, online again, queued at once: the last one stands
             announcements.announce(Transition(user, True, 1))
@@ -130,7 +164,7 @@ async def test_one_users_transitions_are_written_and_announced_in_the_order_made
 async def test_closing_writes_and_announces_what_is_queued(settings):
     nc = await bus.connect(settings, "test")
     online, seen = await open_buckets(nc.jetstream(), settings)
-    announcements = Announcements(nc, online, seen)
+    announcements = Announcements(nc)
     try:
         announcements.announce(Transition("c1", True, 7))
         await announcements.close()
@@ -144,7 +178,7 @@ async def test_a_failed_write_is_logged_and_the_event_still_goes_out(settings, c
     nc = await bus.connect(settings, "test")
     online, seen = await open_buckets(nc.jetstream(), settings)
     heard, watch = await events_of(nc, "f")
-    announcements = Announcements(nc, online, seen)
+    announcements = Announcements(nc)
     try:
         announcements.announce(Transition("f@bad", True, 1))  # a key the bucket refuses
         announcements.announce(Transition("f1", True, 1))
