@@ -275,8 +275,10 @@ class DeviceLink:
             self._on_later(self)
 
     def write_held(self) -> None:
-        """Write what ``send_later`` queued, if nothing took it along meanwhile (the node's cursor round)."""
-        if not self.closed:
+        """Write what ``send_later`` queued, if nothing took it along meanwhile (the node's cursor round). A write
+        already due within the write gap (only group frames were queued after them) takes them along: not forced
+        now (a link held for its welcome that was written with ``synced`` long ago, ADR 0063)."""
+        if not self.closed and not self._holding:
             self._queued(moved=False)  # held frames do not move the device's position
 
     def _queued(self, moved: bool = True, now: bool = True) -> None:
