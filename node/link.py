@@ -265,9 +265,20 @@ class DeviceLink:
         """Frames were queued on the session directly (a sync round): let the writer send them."""
         self._queued()
 
+    def wake_later(self) -> None:
+        """Frames were queued on the session directly that need no write of their own (the welcome, ADR 0063): they
+        go with the next frames written to the device (its first sync's) or at the node's next cursor round,
+        whichever is first, as ``send_later``'s do. Without ``on_later``, as ``wake``."""
+        if self._on_later is None:
+            self.wake()
+        elif not self._scheduled:
+            self._on_later(self)
+
     def write_held(self) -> None:
-        """Write what ``send_later`` queued, if nothing took it along meanwhile (the node's cursor round)."""
-        if not self.closed:
+        """Write what ``send_later`` queued, if nothing took it along meanwhile (the node's cursor round). A write
+        already due within the write gap (only group frames were queued after them) takes them along: not forced
+        now (a link held for its welcome that was written with ``synced`` long ago, ADR 0063)."""
+        if not self.closed and not self._holding:
             self._queued(moved=False)  # held frames do not move the device's position
 
     def _queued(self, moved: bool = True, now: bool = True) -> None:

@@ -1,6 +1,7 @@
 """A connection's ``welcome`` (docs/protocol.md §2): sent once its hello's session was found live, from the cursor
 the device starts at, with the node's limits; a cursor that cannot be opened is told after it (``bad_cursor``) and
-the device syncs as a new one."""
+the device syncs as a new one. It is written with the first frames that follow it (the first sync's), within a
+cursor round (``PARLEY_CURSOR_EVERY_S``) at the latest (ADR 0063)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,9 @@ def welcome(link: DeviceLink, token: str, *, key: bytes, seal: Callable[[Vector]
     if bad is not None:  # after the welcome: the device syncs as a new one
         link.send(protocol.error_bytes(BadRequest(f"cursor not accepted ({bad}); syncing from the start",
                                                   code="bad_cursor")))
-    link.wake()  # the welcome now, not with the first sync's frames: that sync can wait on an unreachable shard
+    # with the first sync's frames (an idle device's ``synced``: one write, not two), or at the node's next cursor
+    # round if that sync waits longer (an unreachable shard, a slow store): never held past it (ADRs 0039, 0063)
+    link.wake_later()
     return first_sync
 
 

@@ -239,10 +239,12 @@ class BusClient(Client):
         self.stats["out_bytes"] += size * len(subjects)
         await self._flush_pending()
 
-    async def request_raw(self, subject: str, headers: bytes, payload: bytes, timeout: float) -> RawReply:
+    async def request_raw(self, subject: str, headers: bytes, payload: bytes, timeout: float, *,
+                          alone: bool = True) -> RawReply:
         """Publish ``payload`` (with ``headers``, a complete ``NATS/1.0`` block, or b"") with a reply inbox and
         return the reply as it came: (raw headers or None, data). nats-py's ``TimeoutError`` after ``timeout``;
-        raises like ``publish`` while closed, draining, or reconnecting with a full buffer."""
+        raises like ``publish`` while closed, draining, or reconnecting with a full buffer. ``alone`` false: never
+        written at once, always queued for the flusher (requests made side by side in a loop turn: one write)."""
         if self.is_closed:
             raise ConnectionClosedError
         if self.is_draining_pubs:
@@ -264,7 +266,8 @@ class BusClient(Client):
         self._replies[token] = future
         timer = loop.call_later(timeout, _expire, future)
         try:
-            if len(self._replies) == 1 and not self._pending and self.is_connected and self._transport is not None:
+            if (alone and len(self._replies) == 1 and not self._pending and self.is_connected
+                    and self._transport is not None):
                 self._transport.write(cmd)  # alone, nothing queued before it: in order, and no flusher wakeup
             else:
                 await self._send_command(cmd)

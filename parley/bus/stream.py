@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 from nats.aio.client import Client
+from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import (
     AckPolicy,
@@ -43,6 +44,7 @@ from parley.settings import Settings
 from parley.shards import message_subject, pack, shard_subjects, stream_of
 
 log = logging.getLogger("parley.bus")
+_NO_RESPONDERS = b"NATS/1.0 503"  # a request nobody answered: the server's status line
 
 ARCHIVER = "archiver"
 WRONG_LAST_SEQUENCE = 10071
@@ -111,12 +113,22 @@ async def ensure_archiver_consumer(js: JetStreamContext, settings: Settings, str
         )
 
 
+API_TIMEOUT_S = 5.0
+
+
 async def _api(nc: Client, subject: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    payload = orjson.dumps(body) if body else b""
     try:
-        msg = await nc.request(subject, orjson.dumps(body) if body else b"", timeout=5)
+        if isinstance(nc, BusClient):  # the reply as it came: no ``Msg``, no hop through nats-py's inbox; a shard
+            # reading's requests, made side by side, leave in one write (ADR 0063)
+            status, data = await nc.request_raw(subject, b"", payload, API_TIMEOUT_S, alone=False)
+            if status is not None and status.startswith(_NO_RESPONDERS):
+                raise NoRespondersError
+        else:
+            data = (await nc.request(subject, payload, timeout=API_TIMEOUT_S)).data
     except TRANSIENT as err:
         raise unavailable(err, subject) from err
-    return orjson.loads(msg.data)  # type: ignore[no-any-return]
+    return orjson.loads(data)  # type: ignore[no-any-return]
 
 
 async def stream_bounds(nc: Client, settings: Settings, shard: int) -> tuple[int, int]:
@@ -216,7 +228,6 @@ async def stream_batches(
 
 
 PUBLISH_TIMEOUT_S = 5.0
-_NO_RESPONDERS = b"NATS/1.0 503"
 
 
 async def publish_chained(nc: BusClient, subject: str, payload: bytes, msg_id: str, expected: int,

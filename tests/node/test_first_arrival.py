@@ -110,9 +110,10 @@ class Edge:
 
 
 @pytest.fixture
-async def edge(nats_url: str, tmp_path: Path) -> AsyncIterator[Edge]:
+async def edge(nats_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Edge]:
+    """``request.param`` (indirect parametrization): settings other than these."""
     settings = Settings(nats_url=nats_url, sqlite_path=str(tmp_path / "p.db"), secret=Secret(SECRET),
-                        floor_wait_s=0.1, node_id="n1")
+                        floor_wait_s=0.1, node_id="n1", **getattr(request, "param", {}))
     real = open_store(settings)
     await real.migrate()
     store = Stepped(real)
