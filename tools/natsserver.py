@@ -56,6 +56,7 @@ def start(port: int, store_dir: Path, log_file: Path | None = None,
 
 # One template for every member of a loopback JetStream cluster: ``cluster_config`` fills it in. Each
 # member has its own name, ports and store; the routes list every member (a route to itself is ignored).
+# Like nats.conf it has no per-account match cache (``disable_sublist_cache``, ADR 0062).
 # Lame duck (nats-server accepts 30 s at least): on SIGUSR2 (``nats-server --signal ldm=<pid>``) a
 # member stops taking clients, moves its clients away over ``lame_duck_duration`` and exits; Parley
 # processes reconnect to the others.
@@ -65,6 +66,7 @@ server_name: {name}
 host: 127.0.0.1
 port: {port}
 max_payload: 1MB
+disable_sublist_cache: true
 lame_duck_duration: "{lame_duck_s}s"
 lame_duck_grace_period: "1s"
 {tags}

@@ -25,6 +25,7 @@ READY_S = 20.0
 def server_config(name: str, port: int, store: Path, cluster_port: int | None, routes: list[int]) -> str:
     """One server's config: a lone server when ``cluster_port`` is None, else a member of ``routes``."""
     lines = [f"server_name: {name}", f"host: {HOST}", f"port: {port}", "max_payload: 1MB",
+             "disable_sublist_cache: true",  # as the product's servers (nats.conf; ADR 0062)
              f'jetstream {{ store_dir: "{store}", max_memory_store: 256MB, max_file_store: 20GB }}']
     if cluster_port is not None:
         urls = ", ".join(f"nats-route://{HOST}:{p}" for p in routes)

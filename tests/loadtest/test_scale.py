@@ -37,6 +37,12 @@ def test_a_cluster_config_routes_to_every_member() -> None:
     assert "cluster" not in server_config("n0", 4300, scale.Path("/tmp/s"), None, [])
 
 
+def test_the_bench_servers_run_as_the_products_without_a_match_cache() -> None:
+    for text in (server_config("n1", 4300, scale.Path("/tmp/s"), 6301, [6300, 6301, 6302]),
+                 server_config("n0", 4300, scale.Path("/tmp/s"), None, [])):
+        assert "disable_sublist_cache: true" in text.splitlines()  # nats.conf's (ADR 0062)
+
+
 def phase(name: str, rate: float, nats_ms: float, p99: float, busiest: str = "nats-server0") -> dict[str, object]:
     return {"phase": name, "publish_rate": rate, "delivered_rate": rate, "nats_cpu_ms_per_msg": nats_ms,
             "generator_cpu_ms_per_msg": 0.05, "subscriber_cpu_ms_per_msg": 0.03, "nats_cpu_pct": 90.0,

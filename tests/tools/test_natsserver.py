@@ -1,10 +1,20 @@
-"""The cluster member config template: what each of the N servers of a loopback JetStream cluster gets."""
+"""The cluster member config template: what each of the N servers of a loopback JetStream cluster gets; and
+what a real nats-server started from nats.conf or from the template runs with (no match cache, ADR 0062)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
+import nats
+from parley.tools import natsserver
+from parley.tools.cluster import free_port
 from parley.tools.natsserver import cluster_config, gateway_config
+
+from tests.poll import eventually
 
 
 def test_a_member_has_its_name_ports_store_routes_to_every_member_and_lame_duck():
@@ -44,3 +54,52 @@ def test_routes_and_gateways_authenticate_with_their_own_users():
     assert 'authorization { user: "gateway", password: "g-pw", timeout: 2 }' in text
     assert '"nats://gateway:g-pw@127.0.0.1:7301"' in text
     assert "nats-route://127.0.0.1" not in text and '"nats://127.0.0.1' not in text
+
+
+def _subsz(monitor: int) -> dict[str, object]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{monitor}/subsz", timeout=2) as answer:
+        return dict(json.loads(answer.read()))
+
+
+async def _no_match_cache(start: Callable[[int, int], subprocess.Popen[bytes]]) -> None:
+    """A server from ``start(client port, monitor port)`` delivers to wildcard interests (the node's kind,
+    ``*.dm.<u>.*``) and keeps no match cache: ``/subsz`` counts no cached subjects after publishes that
+    a cache would keep."""
+    port, monitor = free_port(), free_port()
+    proc = start(port, monitor)
+    try:
+        nc = await eventually(lambda: nats.connect(f"nats://127.0.0.1:{port}", max_reconnect_attempts=0),
+                              what="nats-server takes a client", timeout=20, ignoring=(OSError, nats.errors.Error))
+        got: list[str] = []
+
+        async def heard(msg: nats.aio.msg.Msg) -> None:
+            got.append(msg.subject)
+
+        await nc.subscribe("*.dm.alice.*", cb=heard)
+        for i in range(20):
+            await nc.publish(f"c{i}.dm.alice.bob", b"x")
+            await nc.publish(f"c{i}.dm.carol.bob", b"x")
+        await nc.flush()
+        await eventually(lambda: len(got) == 20, what="the 20 publishes to alice delivered")
+        await nc.close()
+        assert sorted(got) == sorted(f"c{i}.dm.alice.bob" for i in range(20))
+        subsz = await eventually(lambda: _subsz(monitor), what="/subsz answers", ignoring=(OSError,))
+        assert subsz["num_cache"] == 0, subsz
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+async def test_a_server_from_nats_conf_has_no_match_cache(tmp_path: Path):
+    await _no_match_cache(lambda port, monitor: natsserver.start(
+        port, tmp_path / "nats", tmp_path / "nats.log", extra=f"http: 127.0.0.1:{monitor}"))
+
+
+async def test_a_cluster_member_from_the_template_has_no_match_cache(tmp_path: Path):
+    def start(port: int, monitor: int) -> subprocess.Popen[bytes]:
+        config = tmp_path / "member.conf"
+        route = free_port()
+        config.write_text(cluster_config("nats-1", port, route, tmp_path / "store", [route],
+                                         extra=f"http: 127.0.0.1:{monitor}"))
+        return natsserver.start_with(config, tmp_path / "member.log")
+    await _no_match_cache(start)
