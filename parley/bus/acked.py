@@ -23,10 +23,9 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.errors import APIError, InvalidKeyError, NoStreamResponseError
 from nats.js.kv import KV_DEL, KV_OP, VALID_KEY_RE
 
-from parley.bus.ordered import BusClient
+from parley.bus.ordered import NO_RESPONDERS, BusClient
 
 PUBLISH_TIMEOUT_S = 5.0
-_NO_RESPONDERS = b"NATS/1.0 503"
 KV_DELETE = {KV_OP: KV_DEL}  # a KV bucket's delete marker (what ``KeyValue.delete`` publishes)
 
 
@@ -50,7 +49,7 @@ def kv_subject(bucket: str, key: str) -> str:
 def pub_ack(status: bytes | None, data: bytes) -> Outcome:
     """A JetStream publish's answer as it came (raw status header block, data): the stored sequence, or the
     exception nats-py's ``js.publish`` raises for it."""
-    if status is not None and status.startswith(_NO_RESPONDERS):
+    if status is not None and status.startswith(NO_RESPONDERS):
         return NoStreamResponseError()
     try:
         ack = orjson.loads(data)

@@ -58,6 +58,7 @@ RELIES_ON = {"_process_msg": ("sid", "subject", "reply", "data", "headers"), "_p
              "_send_subscribe": ("sub",), "_send_unsubscribe": ("sid", "limit"),
              "_send_command": ("cmd", "priority"), "_flush_pending": ("force_flush",)}
 RawReply = tuple[bytes | None, bytes]  # a reply's raw header block (None without) and its data
+NO_RESPONDERS = b"NATS/1.0 503"  # a raw reply's status line when nobody answered the request
 HEADER_LINE = b"NATS/1.0\r\n"  # a header block without an inline status starts so (every stored message's)
 
 

@@ -34,7 +34,7 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import APIError, NoStreamResponseError
 
 from parley.bus import ensure
-from parley.bus.ordered import BusClient
+from parley.bus.ordered import NO_RESPONDERS, BusClient
 from parley.bus.outage import TRANSIENT, is_transient, unavailable
 from parley.bus.port import StreamRow
 from parley.errors import Unavailable
@@ -44,7 +44,6 @@ from parley.settings import Settings
 from parley.shards import message_subject, pack, shard_subjects, stream_of
 
 log = logging.getLogger("parley.bus")
-_NO_RESPONDERS = b"NATS/1.0 503"  # a request nobody answered: the server's status line
 
 ARCHIVER = "archiver"
 WRONG_LAST_SEQUENCE = 10071
@@ -122,7 +121,7 @@ async def _api(nc: Client, subject: str, body: dict[str, Any] | None = None) -> 
         if isinstance(nc, BusClient):  # the reply as it came: no ``Msg``, no hop through nats-py's inbox; a shard
             # reading's requests, made side by side, leave in one write (ADR 0063)
             status, data = await nc.request_raw(subject, b"", payload, API_TIMEOUT_S, alone=False)
-            if status is not None and status.startswith(_NO_RESPONDERS):
+            if status is not None and status.startswith(NO_RESPONDERS):
                 raise NoRespondersError
         else:
             data = (await nc.request(subject, payload, timeout=API_TIMEOUT_S)).data
@@ -239,7 +238,7 @@ async def publish_chained(nc: BusClient, subject: str, payload: bytes, msg_id: s
     headers = b"NATS/1.0\r\nNats-Msg-Id: %b\r\nNats-Expected-Last-Subject-Sequence: %d\r\n\r\n" % (
         msg_id.encode(), expected)
     status, data = await nc.request_raw(subject, headers, payload, timeout)
-    if status is not None and status.startswith(_NO_RESPONDERS):
+    if status is not None and status.startswith(NO_RESPONDERS):
         raise NoStreamResponseError
     ack = orjson.loads(data)
     if "error" in ack:
