@@ -4,7 +4,7 @@ Connection life: hello (``handshake``; a user's first device: checked in the sub
 welcome → the user's subscriptions (``subscriptions``) → sync
 rounds (``sync``, judged by the connection's pure ``DeviceSession``) → live, frames handled by
 ``dispatch`` → goodbye (presence told, subscriptions dropped with the user's last device here).
-Messages stored in the stream arrive on the delivery subjects in stream order (``on_delivery``) and
+Messages stored in the stream arrive on the delivery subjects in stream order (``deliveries``) and
 are offered to every device of the conversation on this node; each session judges them against its
 own position, so nothing is skipped and nothing is sent twice.
 """
@@ -22,6 +22,7 @@ from parley.node.bounds import ShardWatch
 from parley.node.counted import CountedReads
 from parley.node.cursor_offers import CursorOffers
 from parley.node.cursors import Cursors
+from parley.node.deliveries import Deliveries
 from parley.node.dispatch import FrameHandler
 from parley.node.events import ConversationEvents
 from parley.node.groups import GroupRoutes
@@ -34,7 +35,7 @@ from parley.node.ports import NodeStore
 from parley.node.presence import PresenceRelay
 from parley.node.publisher import Publisher
 from parley.node.revocation import check_again, close_ended_sessions, end_at_expiry
-from parley.node.session import Delivery, SyncFrom
+from parley.node.session import SyncFrom
 from parley.node.silence import Silence
 from parley.node.subscriptions import UserSubscriptions
 from parley.node.sync import SyncRunner
@@ -46,7 +47,6 @@ from parley.node.welcome import welcome, welcome_limits
 from parley import protocol
 from parley.auth import Claims, live_session
 from parley.bus import BusClient, JetStreamReads, StreamReads, publish_chained
-from parley.bus.ordered import stream_position
 from parley.bus.repair import ask_repair
 from parley.cursor import cursor_key
 from parley.errors import (
@@ -57,11 +57,10 @@ from parley.errors import (
     ParleyError,
     Unavailable,
 )
-from parley.ids import ConversationId, DeviceId, UserId, conversation_of_delivery
-from parley.messages import live_delivery
+from parley.ids import ConversationId, DeviceId
 from parley.metrics import NodeMetrics
 from parley.settings import Settings
-from parley.shards import Vector, pack, shard_of_stream
+from parley.shards import Vector
 from parley.store import ConnectReads
 from parley.tasks import cancel_and_wait
 
@@ -88,8 +87,6 @@ class EdgeNode:
         self._cursor_key = cursor_key(settings.secret.reveal())
         self.cursors = Cursors(self._cursor_key)  # sealed for the devices, and opened again at their acks
         self._cursor_frames: dict[tuple[tuple[int, int], ...], bytes] = {}
-        self._stream_shards: dict[str, int] = {}  # a delivery's stream name → its shard
-        self._framed: tuple[Delivery, int] = (Delivery(0, "", 0, "", b""), 0)  # the last delivery framed, its ts
         self._flushes = Flushes(settings.write_gap_s)  # ADRs 0053, 0056
         self._welcome_limits = welcome_limits(settings)
         self.homes = Homes(store, settings.shards)
@@ -102,10 +99,11 @@ class EdgeNode:
                                 repair=self._ask_repair)
         self.events = ConversationEvents(settings, store, nc, self.reads, self.hub, self.homes)
         self.presence = PresenceRelay(nc, self.hub, node_id, settings.presence_partitions)
-        self.groups = GroupRoutes(nc, self.hub, self.on_delivery, self.events.on_event, self.resync)
-        self.subscriptions = UserSubscriptions(nc, store, self.hub, groups=self.groups, presence=self.presence,
-                                               events=self.events, deliver=self.on_delivery)
         self.publisher = Publisher(partial(publish_chained, nc), self.homes.of, self.reads.last_of, self._store_last)
+        self.deliveries = Deliveries(settings.stream_name, self.hub, self.homes, self.publisher, self.metrics)
+        self.groups = GroupRoutes(nc, self.hub, self.deliveries.on_delivery, self.events.on_event, self.resync)
+        self.subscriptions = UserSubscriptions(nc, store, self.hub, groups=self.groups, presence=self.presence,
+                                               events=self.events, deliver=self.deliveries.on_delivery)
         membership = MembershipCheck(store, self.hub.group_set, self.presence.friends_of)
         self.frames = FrameHandler(settings, self.metrics, membership=membership,
                                    publisher=self.publisher, events=self.events, on_cursor=self._cursor_moved,
@@ -123,39 +121,6 @@ class EdgeNode:
         task = asyncio.get_running_loop().create_task(ask_repair(self.nc, shard, seqs))
         self._repairs.add(task)
         task.add_done_callback(self._repairs.discard)
-
-    def on_delivery(self, subject: str, headers: bytes | None, data: bytes, only: UserId | None = None) -> None:
-        """A stored message, in stream order, its header block as it came: the stream and sequence read straight
-        from it (``stream_position``: a fifth of a parse, ADR 0037). ``only``: it came through that user's DM
-        subscription, for that user's devices (a DM between two users here comes twice, once through each
-        member's; its frame is made once, ``_framed``); a group's is for every member here."""
-        found = stream_position(headers) if headers else None
-        if found is not None:
-            self._deliver(subject, found[0], found[1], data, only)
-
-    def _deliver(self, subject: str, stream: str, seq: int, data: bytes, only: UserId | None = None) -> None:
-        shard = self._stream_shards.get(stream)
-        if shard is None:
-            shard = shard_of_stream(self.settings.stream_name, stream)
-            if shard is None:
-                return
-            self._stream_shards[stream] = shard  # a handful of names: the shards' streams
-        conv = conversation_of_delivery(subject)
-        id = pack(shard, seq)
-        self.homes.learn(conv, shard)
-        self.publisher.observe(conv, id)
-        links = self.hub.of_user(only) if only else self.hub.of_conversation(conv)
-        if not links:
-            return
-        delivery, ts = self._framed
-        if delivery.id != id or delivery.conv != conv:  # not the other member's copy of the one just framed
-            prev, sender, ts, frame = live_delivery(id, conv, data)  # decoded and its frame encoded once for all
-            delivery = Delivery(id, conv, prev, sender, frame)
-            self._framed = delivery, ts
-        for link in links:  # a group's (``only`` is for a DM's) may wait for the write gap (ADR 0056)
-            link.offer(delivery, only is None)
-        self.metrics.delivered.inc(len(links))
-        self.metrics.e2e_seconds.observe(max(0.0, time.time() - ts / 1000))
 
     def _cursor_frame(self, v: Vector) -> bytes:
         """The ``cursor`` frame offering ``v``; devices standing at the same position share one. Keyed by ``v``'s

@@ -124,7 +124,7 @@ class NodeMetrics:
         self.delivered = self._tally(Tally(Counter("parley_node_messages_delivered", "Messages handed to devices",
                                                    registry=r)))
         self.e2e_seconds = self._tally(TallyHistogram(Histogram(
-            "parley_node_delivery_seconds", "From the sending node's clock to delivery here (live messages)",
+            "parley_node_delivery_seconds", "From the sending node's clock to delivery here (live messages, once each)",
             buckets=LATENCY, registry=r)))
         r.register(_Tallied(self._tally_frames_out))  # before the counter: a scrape reads the tally into it first
         self.frames_out = Counter("parley_node_frames_out", "Server frames written to devices", ["type"], registry=r)
