@@ -3,7 +3,8 @@
 Messages stored in the stream arrive on the delivery subjects in stream order and are offered to every device of
 the conversation here; each session judges them against its own position, so nothing is skipped and nothing is
 sent twice. A message's stream and sequence are read straight from its header block (``stream_position``: a fifth
-of a parse, ADR 0037); its ``msg`` frame is made once for all the devices (``_framed``).
+of a parse, ADR 0037); its ``msg`` frame is made once for all the devices (``_framed``), and its latency
+(``parley_node_delivery_seconds``) observed once, when it is framed.
 
 A DM between two users connected here comes twice, once through each member's subscription, one right after the
 other (ADR 0033). The second copy is recognised by its header block and subject, equal to the copy just read (the
