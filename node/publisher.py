@@ -84,8 +84,39 @@ class Publisher:
             await self._wait_turn(conv)
         else:
             busy[conv] = None  # nothing in flight: the turn is ours at once, no lock
-        try:
-            return await self._publish(conv, await self._shard_of(conv), payload, msg_id)
+        try:  # one coroutine: each layer is resumed again at the PubAck (ADR 0065)
+            shard = await self._shard_of(conv)
+            subject = message_subject(shard, conv)
+            last = self._last.get(conv)
+            # the stream read raises bus_unavailable during an election
+            expected = pos_of_id(last) if last is not None else pos_of_id(await self._stream_last(shard, conv))
+            for attempt in range(MAX_ATTEMPTS):
+                # An empty subject (new, or older than the stream's retention) chains to the store's last.
+                prev = pack(shard, expected) if expected else await self._store_last(conv)
+                try:
+                    seq, duplicate = await self._stream_publish(subject, payload(prev), msg_id, expected)
+                except APIError as err:
+                    if err.err_code == WRONG_LAST_SEQUENCE_IN_FLIGHT:
+                        # clustered: another message of this subject is being replicated and its sequence is not
+                        # known yet; ask again in a moment
+                        await asyncio.sleep(IN_FLIGHT_PAUSE_S * (attempt + 1))
+                        expected = pos_of_id(await self._stream_last(shard, conv))
+                        continue
+                    actual = parse_wrong_last_sequence(err)
+                    if actual is None:
+                        self._last.pop(conv, None)
+                        raise Unavailable(f"stream refused the message: {err.description}",
+                                          code="bus_unavailable") from err
+                    expected = actual
+                    continue
+                except TRANSIENT as err:  # an election (NoStreamResponseError), a timeout, a reconnect
+                    self._last.pop(conv, None)
+                    raise unavailable(err, "the message was not confirmed; resend it") from err
+                id = pack(shard, seq)
+                if not duplicate:
+                    self.observe(conv, id)
+                return id, duplicate
+            raise Unavailable("conversation too busy; resend the message", code="bus_unavailable")
         finally:
             self._pass_turn(conv)
 
@@ -117,36 +148,3 @@ class Publisher:
                 turn.set_result(None)
                 return
         del self._busy[conv]
-
-    async def _publish(self, conv: ConversationId, shard: int, payload: Callable[[int], bytes],
-                       msg_id: str) -> tuple[int, bool]:
-        subject = message_subject(shard, conv)
-        last = self._last.get(conv)
-        # the stream read raises bus_unavailable during an election
-        expected = pos_of_id(last) if last is not None else pos_of_id(await self._stream_last(shard, conv))
-        for attempt in range(MAX_ATTEMPTS):
-            # An empty subject (new, or older than the stream's retention) chains to the store's last.
-            prev = pack(shard, expected) if expected else await self._store_last(conv)
-            try:
-                seq, duplicate = await self._stream_publish(subject, payload(prev), msg_id, expected)
-            except APIError as err:
-                if err.err_code == WRONG_LAST_SEQUENCE_IN_FLIGHT:
-                    # clustered: another message of this subject is being replicated and its sequence is not
-                    # known yet; ask again in a moment
-                    await asyncio.sleep(IN_FLIGHT_PAUSE_S * (attempt + 1))
-                    expected = pos_of_id(await self._stream_last(shard, conv))
-                    continue
-                actual = parse_wrong_last_sequence(err)
-                if actual is None:
-                    self._last.pop(conv, None)
-                    raise Unavailable(f"stream refused the message: {err.description}", code="bus_unavailable") from err
-                expected = actual
-                continue
-            except TRANSIENT as err:  # an election (NoStreamResponseError), a timeout, a reconnect
-                self._last.pop(conv, None)
-                raise unavailable(err, "the message was not confirmed; resend it") from err
-            id = pack(shard, seq)
-            if not duplicate:
-                self.observe(conv, id)
-            return id, duplicate
-        raise Unavailable("conversation too busy; resend the message", code="bus_unavailable")

@@ -5,6 +5,7 @@ the order they came, each naming its predecessor; a send that fails or is cancel
 from __future__ import annotations
 
 import asyncio
+import traceback
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 
@@ -139,3 +140,17 @@ async def test_a_cancelled_waiter_is_skipped_and_one_cancelled_with_the_turn_han
     gates["m4"].set()
     id, _ = await publisher.publish(CONV, payload(4), "m4")  # the conversation is not left locked
     assert pos_of_id(id) == 3
+
+
+async def test_the_stream_publish_is_awaited_one_publisher_coroutine_deep(nc):
+    """Each coroutine between the lane's task and the PubAck's future is resumed again when the PubAck comes
+    (ADR 0065): the publisher adds one, not two."""
+    depths: list[int] = []
+
+    async def publish(subject: str, data: bytes, msg_id: str, expected: int) -> tuple[int, bool]:
+        depths.append(sum(1 for f in traceback.extract_stack() if f.filename.endswith("node/publisher.py")))
+        return await publish_chained(nc, subject, data, msg_id, expected)
+
+    publisher = publisher_over(publish)
+    await publisher.publish(CONV, payload(0), "m0")
+    assert depths == [1]
