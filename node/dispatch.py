@@ -265,47 +265,46 @@ class FrameHandler:
                                             claim=dedup_id(link.user, frame.conv, frame.cid))
 
     async def _answer_send(self, link: DeviceLink, frame: protocol.Send, admitted: float) -> None:
-        """Publish one send (its lane's turn) and answer it: the SENT ack, or an error frame with ``ref``."""
+        """Publish one send (its lane's turn) and answer it: the SENT ack, or an error frame with ``ref``. One
+        coroutine, not two: each layer is resumed again at the PubAck (ADR 0065)."""
         try:
-            await self._send(link, frame, admitted)
+            try:
+                if not self._membership.may_send_now(link.user, frame.conv):  # most DM sends: known here
+                    await self._check_by(link.user, frame.conv, admitted + self._settings.store_deadline_s)
+                ts = now_ms()
+                entry: dict[str, Any] = {}
+                if frame.kind or frame.reply_to:
+                    try:
+                        entry = await self._targets.entry(link.user, frame, ts, self._settings.edit_window_s)
+                    except Duplicate as dup:
+                        link.send(protocol.frame_bytes(protocol.sent_frame(cid=frame.cid, id=dup.id, conv=frame.conv,
+                                                                           duplicate=True)))
+                        return
+                # last: a refused reply target claims no upload
+                refs = await self._attached(link, frame) if frame.attachments else ()
+
+                def payload(prev: int) -> bytes:
+                    return encode_payload(sender=link.user, device=link.device, cid=frame.cid, body=frame.body, ts=ts,
+                                          prev=prev, attachments=refs, **entry)
+
+                self._metrics.send_wait_seconds.observe(max(0.0, asyncio.get_running_loop().time() - admitted))
+                began = time.perf_counter()
+                seq, duplicate = await self._publisher.publish(frame.conv, payload,
+                                                               dedup_id(link.user, frame.conv, frame.cid))
+                self._metrics.publish_seconds.observe(time.perf_counter() - began)
+            except ParleyError as err:
+                err.details["ref"] = frame.cid
+                raise
+            if not duplicate:
+                self._metrics.published.inc()
+            self._events.message_sent(link.user, frame.conv)
+            link.send(protocol.frame_bytes(protocol.sent_frame(cid=frame.cid, id=seq, conv=frame.conv,
+                                                               duplicate=duplicate)))
+            if frame.kind == "delete":
+                self._release_files(frame.conv, frame.target)
         except Exception as err:
             self._failed(link, frame, err)
 
-    async def _send(self, link: DeviceLink, frame: protocol.Send, admitted: float) -> None:
-        try:
-            if not self._membership.may_send_now(link.user, frame.conv):  # most DM sends: known here
-                await self._check_by(link.user, frame.conv, admitted + self._settings.store_deadline_s)
-            ts = now_ms()
-            entry: dict[str, Any] = {}
-            if frame.kind or frame.reply_to:
-                try:
-                    entry = await self._targets.entry(link.user, frame, ts, self._settings.edit_window_s)
-                except Duplicate as dup:
-                    link.send(protocol.frame_bytes(protocol.sent_frame(cid=frame.cid, id=dup.id, conv=frame.conv,
-                                                                       duplicate=True)))
-                    return
-            # last: a refused reply target claims no upload
-            refs = await self._attached(link, frame) if frame.attachments else ()
-
-            def payload(prev: int) -> bytes:
-                return encode_payload(sender=link.user, device=link.device, cid=frame.cid, body=frame.body, ts=ts,
-                                      prev=prev, attachments=refs, **entry)
-
-            self._metrics.send_wait_seconds.observe(max(0.0, asyncio.get_running_loop().time() - admitted))
-            began = time.perf_counter()
-            seq, duplicate = await self._publisher.publish(frame.conv, payload,
-                                                           dedup_id(link.user, frame.conv, frame.cid))
-            self._metrics.publish_seconds.observe(time.perf_counter() - began)
-        except ParleyError as err:
-            err.details["ref"] = frame.cid
-            raise
-        if not duplicate:
-            self._metrics.published.inc()
-        self._events.message_sent(link.user, frame.conv)
-        link.send(protocol.frame_bytes(protocol.sent_frame(cid=frame.cid, id=seq, conv=frame.conv,
-                                                           duplicate=duplicate)))
-        if frame.kind == "delete":
-            self._release_files(frame.conv, frame.target)
 
     def _release_files(self, conv: ConversationId, target: int) -> None:
         """A stored delete: the deleted message's attachments go after the grace period (ADR 0024). Best effort,

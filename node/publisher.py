@@ -4,7 +4,8 @@ Each conversation's messages are chained: the payload carries ``prev`` (the prev
 publish carries ``Nats-Expected-Last-Subject-Sequence`` with that message's stream sequence, so the
 shard's stream refuses a message whose ``prev`` is stale and we retry with the sequence the refusal
 names (a clustered stream with a message of the subject still in flight names none: we ask the stream
-again after a pause). Sends into one conversation from this node are serialised by a lock, so this node
+again after a pause). Sends into one conversation from this node are serialised (a conversation with a send
+in flight queues the next ones, woken in turn; one with none takes no lock at all, ADR 0065), so this node
 never races itself. ``Nats-Msg-Id`` makes a resend of the same client message id return the first
 message's id (within the stream's duplicate window). The ack's sequence and the shard make the id
 (``parley.shards``).
@@ -22,8 +23,7 @@ costs nats-server ~2 ms of CPU: ADR 0045 has the design and why it is not built.
 from __future__ import annotations
 
 import asyncio
-import weakref
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 
 from nats.js.errors import APIError
@@ -59,10 +59,11 @@ class Publisher:
         self._store_last = store_last
         self._tails = tails
         # conversation -> last id seen: at most ``tails``, the least recently seen forgotten first (its next
-        # send asks the stream for the subject's last sequence, as after a restart); a lock per conversation
-        # with a send in flight only (weak: gone with its last waiter)
+        # send asks the stream for the subject's last sequence, as after a restart)
         self._last: OrderedDict[str, int] = OrderedDict()
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        # conversation -> the sends waiting behind the one in flight (None: none waits), for conversations
+        # with a send in flight only
+        self._busy: dict[str, deque[asyncio.Future[None]] | None] = {}
 
     def observe(self, conv: str, id: int) -> None:
         """A message of ``conv`` was seen on the delivery subjects."""
@@ -78,41 +79,72 @@ class Publisher:
     async def publish(
         self, conv: ConversationId, payload: Callable[[int], bytes], msg_id: str
     ) -> tuple[int, bool]:
-        lock = self._locks.get(conv)
-        if lock is None:
-            lock = self._locks[conv] = asyncio.Lock()
-        async with lock:
-            return await self._publish(conv, await self._shard_of(conv), payload, msg_id)
-
-    async def _publish(self, conv: ConversationId, shard: int, payload: Callable[[int], bytes],
-                       msg_id: str) -> tuple[int, bool]:
-        subject = message_subject(shard, conv)
-        last = self._last.get(conv)
-        # the stream read raises bus_unavailable during an election
-        expected = pos_of_id(last) if last is not None else pos_of_id(await self._stream_last(shard, conv))
-        for attempt in range(MAX_ATTEMPTS):
-            # An empty subject (new, or older than the stream's retention) chains to the store's last.
-            prev = pack(shard, expected) if expected else await self._store_last(conv)
-            try:
-                seq, duplicate = await self._stream_publish(subject, payload(prev), msg_id, expected)
-            except APIError as err:
-                if err.err_code == WRONG_LAST_SEQUENCE_IN_FLIGHT:
-                    # clustered: another message of this subject is being replicated and its sequence is not
-                    # known yet; ask again in a moment
-                    await asyncio.sleep(IN_FLIGHT_PAUSE_S * (attempt + 1))
-                    expected = pos_of_id(await self._stream_last(shard, conv))
+        busy = self._busy
+        if conv in busy:
+            await self._wait_turn(conv)
+        else:
+            busy[conv] = None  # nothing in flight: the turn is ours at once, no lock
+        try:  # one coroutine: each layer is resumed again at the PubAck (ADR 0065)
+            shard = await self._shard_of(conv)
+            subject = message_subject(shard, conv)
+            last = self._last.get(conv)
+            # the stream read raises bus_unavailable during an election
+            expected = pos_of_id(last) if last is not None else pos_of_id(await self._stream_last(shard, conv))
+            for attempt in range(MAX_ATTEMPTS):
+                # An empty subject (new, or older than the stream's retention) chains to the store's last.
+                prev = pack(shard, expected) if expected else await self._store_last(conv)
+                try:
+                    seq, duplicate = await self._stream_publish(subject, payload(prev), msg_id, expected)
+                except APIError as err:
+                    if err.err_code == WRONG_LAST_SEQUENCE_IN_FLIGHT:
+                        # clustered: another message of this subject is being replicated and its sequence is not
+                        # known yet; ask again in a moment
+                        await asyncio.sleep(IN_FLIGHT_PAUSE_S * (attempt + 1))
+                        expected = pos_of_id(await self._stream_last(shard, conv))
+                        continue
+                    actual = parse_wrong_last_sequence(err)
+                    if actual is None:
+                        self._last.pop(conv, None)
+                        raise Unavailable(f"stream refused the message: {err.description}",
+                                          code="bus_unavailable") from err
+                    expected = actual
                     continue
-                actual = parse_wrong_last_sequence(err)
-                if actual is None:
+                except TRANSIENT as err:  # an election (NoStreamResponseError), a timeout, a reconnect
                     self._last.pop(conv, None)
-                    raise Unavailable(f"stream refused the message: {err.description}", code="bus_unavailable") from err
-                expected = actual
-                continue
-            except TRANSIENT as err:  # an election (NoStreamResponseError), a timeout, a reconnect
-                self._last.pop(conv, None)
-                raise unavailable(err, "the message was not confirmed; resend it") from err
-            id = pack(shard, seq)
-            if not duplicate:
-                self.observe(conv, id)
-            return id, duplicate
-        raise Unavailable("conversation too busy; resend the message", code="bus_unavailable")
+                    raise unavailable(err, "the message was not confirmed; resend it") from err
+                id = pack(shard, seq)
+                if not duplicate:
+                    self.observe(conv, id)
+                return id, duplicate
+            raise Unavailable("conversation too busy; resend the message", code="bus_unavailable")
+        finally:
+            self._pass_turn(conv)
+
+    def in_flight(self) -> int:
+        """Conversations with a send being published."""
+        return len(self._busy)
+
+    async def _wait_turn(self, conv: str) -> None:
+        """Queue behind the conversation's send in flight (and those already queued) until ``_pass_turn``
+        hands the turn over; a waiter cancelled after being handed the turn passes it on."""
+        waiters = self._busy[conv]
+        if waiters is None:
+            waiters = self._busy[conv] = deque()
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiters.append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self._pass_turn(conv)  # it was ours already
+            raise
+
+    def _pass_turn(self, conv: str) -> None:
+        """The send in flight is done: the next one waiting takes its turn, or the conversation is idle."""
+        waiters = self._busy[conv]
+        while waiters:
+            turn = waiters.popleft()
+            if not turn.done():  # a cancelled waiter is skipped
+                turn.set_result(None)
+                return
+        del self._busy[conv]

@@ -31,7 +31,7 @@ class LinkSends:
         self._pending: PendingSends[tuple[protocol.Send, float]] = PendingSends(cap)
         self._answer = answer
         self._room = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[str, asyncio.Task[None]] = {}  # conversation -> its lane's task, while the lane has sends
 
     @property
     def full(self) -> bool:
@@ -47,20 +47,24 @@ class LinkSends:
         loop = asyncio.get_running_loop()
         admitted = (frame, loop.time())
         if self._pending.admit(frame.conv, admitted):
-            task = loop.create_task(self._run(admitted))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks[frame.conv] = loop.create_task(self._run(admitted))
 
     async def _run(self, first: tuple[protocol.Send, float]) -> None:
+        conv = first[0].conv
         item: tuple[protocol.Send, float] | None = first
-        while item is not None:
-            frame, admitted = item
-            try:
-                await self._answer(frame, admitted)
-            except Exception:  # answer reports its own failures; this is a bug, and the lane must go on
-                log.exception("send %s failed unanswered", frame.cid)
-            item = self._pending.done(first[0].conv)
-            self._room.set()
+        try:
+            while item is not None:
+                frame, admitted = item
+                try:
+                    await self._answer(frame, admitted)
+                except Exception:  # answer reports its own failures; this is a bug, and the lane must go on
+                    log.exception("send %s failed unanswered", frame.cid)
+                item = self._pending.done(conv)
+                self._room.set()
+        finally:
+            # the task leaves with its lane, in its last step: no done callback, a loop turn per send (ADR 0065);
+            # nothing runs between the lane's end and this, so the entry is this task's
+            del self._tasks[conv]
 
     async def settle(self) -> None:
         """Every send admitted so far is answered (or ``CLOSE_WAIT_S`` passed)."""
@@ -80,6 +84,6 @@ class LinkSends:
         self._pending.drop_waiting()
         if not self._tasks:
             return
-        _, late = await asyncio.wait(set(self._tasks), timeout=CLOSE_WAIT_S)
+        _, late = await asyncio.wait(set(self._tasks.values()), timeout=CLOSE_WAIT_S)
         for task in late:
             task.cancel()

@@ -22,6 +22,7 @@ from parley.ids import ConversationId, is_conversation_id, is_valid_id
 
 VERSION = 2
 _CID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+_PLAIN_SEND_KEYS = frozenset(("type", "cid", "conv", "body"))  # a plain message: ``_send``'s short way (ADR 0065)
 MAX_ID = 2**53 - 1  # ids stay exact in JavaScript numbers
 MAX_CURSOR = 1024
 
@@ -190,6 +191,12 @@ def _cursor(d: dict[str, Any], *, required: bool) -> str | None:
 
 def _send(d: dict[str, Any], max_body: int) -> Send:
     """A message (``reply_to`` optional), or an action on the message ``target`` (ADR 0025)."""
+    if d.keys() == _PLAIN_SEND_KEYS:  # a plain message, most sends: its three fields checked, nothing else built
+        cid, conv, body = d["cid"], d["conv"], d["body"]
+        if (type(cid) is str and type(conv) is str and type(body) is str and _CID_RE.match(cid)
+                and is_conversation_id(conv)):
+            _check_body(body, cid, max_body)
+            return Send(cid=cid, conv=ConversationId(conv), body=body)  # else the checks below name the bad field
     kind = _str(d, "kind", required=False) or ""
     if kind and kind not in KINDS:
         raise _bad("kind", "edit, delete, react or unreact (or absent: a message)")

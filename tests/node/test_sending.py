@@ -90,3 +90,19 @@ async def test_a_send_waiting_in_its_lane_keeps_the_time_it_was_admitted() -> No
     pubs.release("a2")
     await eventually(lambda: pubs.answered == ["a1", "a2"], what="both answered")
     assert before <= pubs.admitted["a2"] <= after <= started_at
+
+
+async def test_a_lanes_task_is_gone_when_its_last_send_is_answered_not_a_loop_turn_later() -> None:
+    """The task removes itself in its last step (ADR 0065): no done callback scheduled per send."""
+    answered: list[str] = []
+
+    async def answer(frame: protocol.Send, admitted: float) -> None:  # answered at once
+        answered.append(frame.cid)
+
+    sends = LinkSends(8, answer)
+    sends.admit(send("a", "a1"))
+    sends.admit(send("b", "b1"))
+    await asyncio.sleep(0)  # one loop turn: both lanes' tasks run to their end
+    assert answered == ["a1", "b1"]
+    assert len(sends._tasks) == 0  # main: still there until their done callbacks run, the turn after
+    await sends.close()

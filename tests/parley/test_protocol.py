@@ -1,6 +1,7 @@
 import orjson
 import pytest
 
+from parley import protocol
 from parley.errors import BadRequest, PeerError
 from parley.protocol import Ack, Hello, Ping, Send, Sync, Typing, parse_client_frame, parse_first_frame, too_big
 
@@ -57,6 +58,11 @@ def test_valid_frames(frame, expected):
         ({"type": "send", "cid": "c", "conv": CONV, "body": ""}, "bad_field", "body"),
         ({"type": "send", "cid": "c", "conv": CONV, "body": "   "}, "bad_field", "body"),
         ({"type": "send", "cid": "c", "conv": CONV, "body": 5}, "bad_field", "body"),
+        ({"type": "send", "cid": "c", "conv": CONV, "body": None}, "bad_field", "body"),
+        ({"type": "send", "cid": None, "conv": CONV, "body": "x"}, "bad_field", "cid"),
+        ({"type": "send", "cid": 5, "conv": CONV, "body": "x"}, "bad_field", "cid"),
+        ({"type": "send", "cid": "c", "conv": 5, "body": "x"}, "bad_field", "conv"),
+        ({"type": "send", "cid": "c", "conv": "dm." + CONV[20:] + CONV[2:19], "body": "x"}, "bad_field", "conv"),
         ({"type": "ack"}, "bad_field", "cursor"),
         ({"type": "ack", "id": 5}, "bad_field", "cursor"),
         ({"type": "ack", "cursor": 5}, "bad_field", "cursor"),
@@ -80,6 +86,24 @@ def test_oversized_body_is_too_large_and_names_the_send():
     assert info.value.code == "too_large"
     assert info.value.details == {"limit": 100, "ref": "c9"}
     assert parse({"type": "send", "cid": "c9", "conv": CONV, "body": "é" * 50}, max_body=100).body == "é" * 50
+
+
+def test_a_plain_send_checks_its_three_fields_and_builds_nothing_else(monkeypatch):
+    """The common send (type, cid, conv, body; ADR 0065): no field looked up by name one at a time, no
+    attachment ids or action fields worked out; any other shape goes the general way."""
+    looked_up: list[str] = []
+    general = protocol._str
+
+    def counted(data: dict[str, object], name: str, **kw: bool) -> str | None:
+        looked_up.append(name)
+        return general(data, name, **kw)
+
+    monkeypatch.setattr(protocol, "_str", counted)
+    assert parse({"type": "send", "cid": "c1", "conv": CONV, "body": "hi"}) == Send("c1", CONV, "hi")
+    assert looked_up == []
+    assert parse({"type": "send", "cid": "c2", "conv": CONV, "body": "hi", "reply_to": 5}) == Send(
+        "c2", CONV, "hi", reply_to=5)
+    assert "cid" in looked_up
 
 
 def test_a_bad_send_field_still_names_the_send():
