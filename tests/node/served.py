@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,7 +11,10 @@ from aiohttp import web
 from parley.node.server import EdgeNode
 
 from parley import bus
+from parley.auth import issue_token
+from parley.ids import UserId, new_device_id, new_session_id
 from parley.settings import Settings
+from parley.store import Device, Session
 
 
 @contextlib.asynccontextmanager
@@ -32,3 +36,11 @@ async def served(settings: Settings, store: Any) -> AsyncIterator[tuple[EdgeNode
         await node.close_all()
         await runner.cleanup()
         await nc.close()
+
+
+async def signed_in(store: Any, secret: str, user: UserId) -> str:
+    """A token for a new session and device of ``user``, both stored (as a login would), signed with ``secret``."""
+    now, sid, device = int(time.time()), new_session_id(), new_device_id()
+    await store.create_session(Session(sid, user, device, now * 1000, now + 3600))
+    await store.upsert_device(Device(device, user, "phone", now))
+    return issue_token(secret, user=user, device=device, session=sid, now=now, ttl_s=600)[0]

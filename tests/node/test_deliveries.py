@@ -15,13 +15,12 @@ import pytest
 from parley.node import deliveries
 
 from parley import bus, protocol
-from parley.auth import issue_token
-from parley.ids import UserId, dm_conversation, new_device_id, new_session_id, new_user_id
+from parley.ids import UserId, dm_conversation, new_device_id, new_user_id
 from parley.messages import encode_payload
 from parley.settings import Secret, Settings
 from parley.shards import home_for, message_subject
-from parley.store import Device, Session, open_store
-from tests.node.served import served
+from parley.store import open_store
+from tests.node.served import served, signed_in
 
 SECRET = "s" * 48
 A, B, C = new_user_id(), new_user_id(), new_user_id()  # A and B connected here; C never is
@@ -42,17 +41,10 @@ async def edge(nats_url: str, tmp_path: Path) -> AsyncIterator[tuple[Any, Any, A
         await store.close()
 
 
-async def token(store: Any, user: UserId) -> str:
-    now, sid, device = int(time.time()), new_session_id(), new_device_id()
-    await store.create_session(Session(sid, user, device, now * 1000, now + 3600))
-    await store.upsert_device(Device(device, user, "phone", now))
-    return issue_token(SECRET, user=user, device=device, session=sid, now=now, ttl_s=600)[0]
-
-
 async def connect(http: aiohttp.ClientSession, url: str, store: Any, user: UserId) -> aiohttp.ClientWebSocketResponse:
     ws = await http.ws_connect(url)
     await ws.send_str(orjson.dumps({"type": "hello", "version": protocol.VERSION,
-                                    "token": await token(store, user)}).decode())
+                                    "token": await signed_in(store, SECRET, user)}).decode())
     while (await frame_of(ws))["type"] != "synced":
         pass
     return ws

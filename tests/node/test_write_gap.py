@@ -20,21 +20,19 @@ from parley.node import server
 from parley.node.link import Flushes
 
 from parley import bus, protocol, wire
-from parley.auth import issue_token
 from parley.ids import (
     UserId,
     dm_conversation,
     event_subject,
     new_device_id,
     new_group_conversation,
-    new_session_id,
     new_user_id,
 )
 from parley.messages import encode_payload
 from parley.settings import Secret, Settings
 from parley.shards import home_for, message_subject
-from parley.store import Conversation, Device, Session, open_store
-from tests.node.served import served
+from parley.store import Conversation, open_store
+from tests.node.served import served, signed_in
 from tests.poll import eventually
 
 SECRET = "s" * 48
@@ -49,11 +47,7 @@ class Edge:
         self.node, self.store, self.nc, self.settings, self.url = node, store, nc, settings, url
 
     async def token(self, user: UserId) -> str:
-        now, sid, device = int(time.time()), new_session_id(), new_device_id()
-        await self.store.create_session(Session(sid, user, device, now * 1000, now + 3600))
-        await self.store.upsert_device(Device(device, user, "phone", now))
-        token, _ = issue_token(SECRET, user=user, device=device, session=sid, now=now, ttl_s=600)
-        return token
+        return await signed_in(self.store, SECRET, user)
 
     async def stored(self, conv: str, body: str) -> None:
         """A message from B in ``conv``, stored in its shard's stream (acked), as a send would."""
