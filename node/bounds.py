@@ -5,7 +5,10 @@ node reads them for every shard about once a second (``PARLEY_BOUNDS_REFRESH_S``
 asks for a reading newer than the moment its subscriptions were in place (``after``), at most every
 ``MIN_GAP_S`` after the last one ended; every waiting round shares the same reading. So connecting costs no
 JetStream API call of its own, however many devices connect at once (a storm of connects: back-to-back
-readings, each shared by every round that began while the one before it was read).
+readings, each shared by every round that began while the one before it was read). The gap ends sooner when
+only connections' first rounds asked and every connection under way has asked: each is counted from its upgrade
+(``arriving``) until its first round asks or it goes without one, so a wave of connects shares one reading
+without waiting the whole gap (ADR 0067).
 
 Shards are read side by side, each within ``READ_TIMEOUT_S`` (``SUSPECT_TIMEOUT_S`` for one that did not
 answer last time): a shard that does not answer (another region's, while the link is down) is ``None`` in
