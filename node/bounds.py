@@ -5,7 +5,10 @@ node reads them for every shard about once a second (``PARLEY_BOUNDS_REFRESH_S``
 asks for a reading newer than the moment its subscriptions were in place (``after``), at most every
 ``MIN_GAP_S`` after the last one ended; every waiting round shares the same reading. So connecting costs no
 JetStream API call of its own, however many devices connect at once (a storm of connects: back-to-back
-readings, each shared by every round that began while the one before it was read).
+readings, each shared by every round that began while the one before it was read). The gap ends sooner when
+only connections' first rounds asked and every connection under way has asked: each is counted from its upgrade
+(``arriving``) until its first round asks or it goes without one, so a wave of connects shares one reading
+without waiting the whole gap (ADR 0067).
 
 Shards are read side by side, each within ``READ_TIMEOUT_S`` (``SUSPECT_TIMEOUT_S`` for one that did not
 answer last time): a shard that does not answer (another region's, while the link is down) is ``None`` in
@@ -31,6 +34,7 @@ from parley.tasks import cancel_and_wait
 
 log = logging.getLogger("parley.node")
 MIN_GAP_S = 0.005  # a burst of connects shares readings; a round waits about one read for its own (ADR 0028)
+# (the gap ends sooner once every connection under way has asked: ``arriving``, ADR 0067)
 READ_TIMEOUT_S = 5.0
 SUSPECT_TIMEOUT_S = 1.0  # a shard that did not answer last time: what the other shards' rounds wait for it
 
@@ -64,6 +68,21 @@ class ShardWatch:
         self._task: asyncio.Task[None] | None = None
         self.failures = 0
         self._suspect: frozenset[int] = frozenset()
+        self._coming = 0  # connections under way whose first round has not asked yet (``arriving``)
+        self._plain = False  # a round other than a connection's first asked since the last reading began
+        self._all_in = asyncio.Event()  # set when ``_coming`` falls to 0
+
+    def arriving(self) -> Arrival:
+        """A connection under way (from its upgrade): counted until its first round asks for a reading
+        (``after(…, came=…)``) or it goes without one (``Arrival.done``). The gap before a reading ends as
+        soon as every one counted has asked, when only they asked (at most ``MIN_GAP_S``, as before)."""
+        self._coming += 1
+        return Arrival(self)
+
+    def _came(self) -> None:
+        self._coming -= 1
+        if self._coming == 0:
+            self._all_in.set()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -113,6 +132,7 @@ class ShardWatch:
     async def _run(self) -> None:
         while True:
             self._wanted.clear()  # a round asking during the read gets the next one at once
+            self._plain = False
             try:
                 reading = await self._read()
                 self.failures = 0
@@ -129,15 +149,31 @@ class ShardWatch:
                 log.exception("shard bounds read failed")
             try:
                 await asyncio.wait_for(self._wanted.wait(), timeout=self._every)
-                await asyncio.sleep(MIN_GAP_S)  # let a burst of rounds share one reading
+                await self._gap()
             except TimeoutError:
                 pass
 
-    async def after(self, moment: float, *, timeout: float = 10.0) -> Reading:
-        """A reading that started at or after ``moment`` (monotonic); asks for one when needed."""
+    async def _gap(self) -> None:
+        """Let a burst of rounds share one reading: ``MIN_GAP_S``, or until every connection under way has asked
+        if only connections' first rounds asked (a wave of connects is all in: nobody else is coming to share)."""
+        try:
+            async with asyncio.timeout(MIN_GAP_S):
+                while self._plain or self._coming:
+                    self._all_in.clear()
+                    await self._all_in.wait()
+        except TimeoutError:
+            pass
+
+    async def after(self, moment: float, *, timeout: float = 10.0, came: Arrival | None = None) -> Reading:
+        """A reading that started at or after ``moment`` (monotonic); asks for one when needed. ``came``: the
+        connection's count, for its first round (counted out once it has asked)."""
         async with self._changed:
+            if came is not None:
+                came.done()
             if self.latest is None or self.latest.taken < moment:
                 self._wanted.set()
+                if came is None:
+                    self._plain = True
                 try:  # in this task, not wait_for's: cancelled twice, wait_for left without the lock back
                     async with asyncio.timeout(timeout):
                         await self._changed.wait_for(lambda: self.latest is not None and self.latest.taken >= moment)
@@ -149,3 +185,17 @@ class ShardWatch:
 
     def now(self) -> float:
         return self._clock()
+
+
+class Arrival:
+    """One connection counted in ``ShardWatch.arriving``; ``done`` counts it out (once, however often called)."""
+
+    __slots__ = ("_watch",)
+
+    def __init__(self, watch: ShardWatch) -> None:
+        self._watch: ShardWatch | None = watch
+
+    def done(self) -> None:
+        if self._watch is not None:
+            self._watch._came()
+            self._watch = None

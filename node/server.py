@@ -207,20 +207,28 @@ class EdgeNode:
     async def handle_ws(self, request: web.Request) -> web.StreamResponse:
         # aiohttp refuses max_msg_size bytes itself; protocol.md §11 admits max_frame_bytes (inflating past: too_big)
         ws = web.WebSocketResponse(max_msg_size=self.settings.max_frame_bytes + 1, autoping=True)
-        await ws.prepare(request)
-        let_go(request, ws)  # aiohttp's HTTP parser, request queue and mask bits, unused from here (ADR 0050)
-        if self.draining:  # no node named: another node named at the drain's start may be draining by now
-            await ws.send_str(protocol.encode(protocol.moved_frame(None, [])))
-            await ws.close(code=CLOSE_DRAINING, message=b"node is draining")
-            return ws
-        verified = await read_hello(ws, self.settings)
-        if verified is None:
-            return ws
+        # counted from here until its first round asks for a shard reading (``syncs.arriving``; ``syncs.forget``
+        # if it goes without one), so a wave of connects shares one reading without a fixed wait (ADR 0067)
+        arrival, verified = self.watch.arriving(), None
+        try:
+            await ws.prepare(request)
+            let_go(request, ws)  # aiohttp's HTTP parser, request queue and mask bits, unused from here (ADR 0050)
+            if self.draining:  # no node named: another node named at the drain's start may be draining by now
+                await ws.send_str(protocol.encode(protocol.moved_frame(None, [])))
+                await ws.close(code=CLOSE_DRAINING, message=b"node is draining")
+                return ws
+            verified = await read_hello(ws, self.settings)
+            if verified is None:
+                return ws
+        finally:
+            if verified is None:
+                arrival.done()
         claims, hello = verified
         link = self._new_link(ws, claims, next(self._conn_ids), max_queue=4 * self.settings.sync_max,
                               transport=request.transport)
+        self.syncs.arriving(link, arrival)
         self.silence.heard(link, time.monotonic())
-        del verified
+        del verified, arrival
         refused = False
         try:
             try:
@@ -251,6 +259,7 @@ class EdgeNode:
         finally:
             if refused:
                 self.silence.forget(link)
+                self.syncs.forget(link)
             else:
                 await self._finish(link)
         return ws

@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from parley.node.bounds import Reading, ShardWatch
+from parley.node.bounds import Arrival, Reading, ShardWatch
 from parley.node.link import DeviceLink
 from parley.node.ports import MessageHistory
 from parley.node.session import Delivery
@@ -68,6 +68,12 @@ class SyncRunner:
         self._tasks: dict[DeviceLink, asyncio.Task[None]] = {}
         self._skipped: dict[DeviceLink, frozenset[int]] = {}  # shards the link's last round could not reach
         self._revisits: dict[DeviceLink, asyncio.Task[None]] = {}
+        self._arrivals: dict[DeviceLink, Arrival] = {}  # counted in the watch until the link's first round asks
+
+    def arriving(self, link: DeviceLink, arrival: Arrival) -> None:
+        """``link`` is a new connection counted in the watch (``ShardWatch.arriving``): its first round's ask counts
+        it out (or ``forget``, if it goes without one)."""
+        self._arrivals[link] = arrival
 
     def schedule(self, link: DeviceLink, after: Vector) -> None:
         previous = self._tasks.get(link)
@@ -77,6 +83,9 @@ class SyncRunner:
 
     def forget(self, link: DeviceLink) -> None:
         self._skipped.pop(link, None)
+        arrival = self._arrivals.pop(link, None)
+        if arrival is not None:
+            arrival.done()
         for task in (self._tasks.pop(link, None), self._revisits.pop(link, None)):
             if task is not None:
                 task.cancel()
@@ -127,7 +136,7 @@ class SyncRunner:
 
     async def _round(self, link: DeviceLink, after: Vector) -> Vector | None:
         link.core.begin_round(after)
-        reading = await self._watch.after(self._watch.now())
+        reading = await self._watch.after(self._watch.now(), came=self._arrivals.pop(link, None))
         skipped = reading.unreachable()
         plans = {}
         for shard, b in enumerate(reading.shards):

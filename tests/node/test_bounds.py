@@ -165,3 +165,68 @@ async def test_a_shard_wholly_archived_last_time_is_read_without_its_floor_until
             await watch.stop()
     finally:
         await nc.close()
+
+
+class Counted(Reads):
+    """One answering shard; how many readings asked for its bounds."""
+
+    def __init__(self) -> None:
+        super().__init__(1, silent=set())
+        self.readings = 0
+
+    async def bounds(self, shard: int) -> tuple[int, int]:
+        self.readings += 1
+        return await super().bounds(shard)
+
+
+async def turns(n: int = 50) -> None:
+    """Let the loop run ``n`` turns: a reading asked of ``Counted`` (no I/O) is over within a few."""
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+async def test_the_gap_before_a_reading_ends_once_every_connection_under_way_has_asked(monkeypatch) -> None:
+    """ADR 0067: connections are counted from their upgrade (``arriving``); the reading their first rounds wait for
+    begins once every one counted has asked (or went without a round), not after a fixed gap: here the gap is 30 s
+    and the wave still gets its reading at once — one reading for the whole wave."""
+    monkeypatch.setattr(bounds, "MIN_GAP_S", 30.0)
+    reads = Counted()
+    watch = ShardWatch(reads, every_s=60)
+    watch.start()
+    try:
+        await watch.after(watch.now(), timeout=5)  # the watch's first reading, at its start
+        before = reads.readings
+        a, b, c, gone = (watch.arriving() for _ in range(4))
+        loop = asyncio.get_running_loop()
+        first = [loop.create_task(watch.after(watch.now(), came=x)) for x in (a, b)]
+        await turns()
+        assert not any(t.done() for t in first) and reads.readings == before  # c and gone are still under way
+        gone.done()  # refused at its hello, say: no round of its own
+        gone.done()  # counted out once, however often
+        await turns()
+        assert not any(t.done() for t in first) and reads.readings == before
+        last = await asyncio.wait_for(watch.after(watch.now(), came=c), 5)
+        assert [await t for t in first] == [last, last]  # the wave shares it
+        assert reads.readings == before + 1 and watch._coming == 0
+    finally:
+        await watch.stop()
+
+
+async def test_a_round_that_is_not_a_connections_first_still_waits_the_whole_gap(monkeypatch) -> None:
+    """A client's ``sync``, a resync, a wait for the archiver: rounds nobody counted, which the fixed gap lets share a
+    reading; asked together with a wave of connects, the wave waits the gap too."""
+    monkeypatch.setattr(bounds, "MIN_GAP_S", 0.3)
+    reads = Counted()
+    watch = ShardWatch(reads, every_s=60)
+    watch.start()
+    try:
+        await watch.after(watch.now(), timeout=5)
+        asked = watch.now()
+        plain = await watch.after(asked, timeout=5)
+        assert plain.taken - asked >= 0.3
+        counted = watch.arriving()
+        asked = watch.now()
+        both = await asyncio.gather(watch.after(asked, came=counted), watch.after(asked))
+        assert both[0] is both[1] and both[0].taken - asked >= 0.3
+    finally:
+        await watch.stop()
