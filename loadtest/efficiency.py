@@ -6,7 +6,9 @@ one run, with the same generator and the same pinning -> ``loadtest/results/effi
     .venv/bin/python -m parley.loadtest.efficiency --systems baseline,picows   # aiohttp vs picows, bare (ADR 0057)
 
 ``--systems`` picks which run, in its order: ``baseline`` (aiohttp), ``picows`` (the same bare relay over
-picows, ``loadtest.baseline_picows``; picows is in the ``test`` extra), ``parley``.
+picows, ``loadtest.baseline_picows``; picows is in the ``test`` extra), ``durable`` (the bare relay over one
+JetStream shard stream with an archiving worker into SQLite, no Parley logic: the durable path's floor,
+``loadtest.baseline_durable``, ADR 0068; its processes ``relay``, ``nats-server``, ``archiver``), ``parley``.
 
 Each system in turn (the baseline first): its server processes are pinned to core 0 (every Parley
 process: node, nats-server, archiver, presence, api, discovery), this generator to core 1. On the same
@@ -43,12 +45,14 @@ import random
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from array import array
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
@@ -212,8 +216,21 @@ class Picows(Baseline):
         return key
 
 
+class Durable(Baseline):
+    """The durable floor (``loadtest.baseline_durable``): the bare relay's frames over JetStream, three processes."""
+
+    name = "durable"
+
+    def __init__(self, http: aiohttp.ClientSession, port: int, pids: dict[str, int]) -> None:
+        super().__init__(http, port, pids["relay"])
+        self._pids = pids
+
+    def pids(self) -> dict[str, int]:
+        return dict(self._pids)
+
+
 BARE = {"baseline": (Baseline, "parley.loadtest.baseline"), "picows": (Picows, "parley.loadtest.baseline_picows")}
-SYSTEM_NAMES = ("baseline", "picows", "parley")
+SYSTEM_NAMES = ("baseline", "picows", "durable", "parley")
 
 
 class Parley:
@@ -504,6 +521,16 @@ def run_bare(args: argparse.Namespace, system: str = "baseline") -> dict[str, An
     return run_async(go())
 
 
+def run_durable(args: argparse.Namespace) -> dict[str, Any]:
+    from parley.loadtest.baseline_durable import floor_servers
+
+    async def go(port: int, pids: dict[str, int]) -> dict[str, Any]:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+            return await run_system(Durable(http, port, pids), http, args)
+    with tempfile.TemporaryDirectory(prefix="parley-floor-") as root, floor_servers(Path(root)) as (port, pids):
+        return run_async(go(port, pids))
+
+
 # the product's own heartbeat and presence timings (a scratch cluster's are test-speed, ten times as
 # frequent, which would make idle connections look ten times as costly as they are in a deployment)
 PRODUCT_TIMINGS = {name: f.default for f in dataclasses.fields(Settings)
@@ -574,7 +601,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, recor
     p.add_argument("--seed", type=int, default=15)
     p.add_argument("--systems", type=systems, default="baseline,parley",
                    help=f"which systems run, in this order, comma-separated, of {', '.join(SYSTEM_NAMES)} "
-                        "(picows: the bare relay over picows; picows is a test dependency)")
+                        "(picows: the bare relay over picows, a test dependency; durable: the bare relay over "
+                        "JetStream with an archiving worker, ADR 0068)")
     record.add_options(p, "efficiency.jsonl")
     a = p.parse_args(argv)
     return a, record.recorder(p, a)
@@ -588,6 +616,7 @@ def systems(text: str) -> list[str]:
 
 
 TITLES = {"baseline": "bare aiohttp + uvloop + orjson relay", "picows": "the same bare relay over picows",
+          "durable": "the bare relay over JetStream with an archiving worker (the floor)",
           "parley": "one node and every worker"}
 
 
@@ -602,12 +631,13 @@ def main(argv: list[str] | None = None) -> int:
     for system in args.systems:
         say(f"{system}: {TITLES[system]} ...")
         results[system] = guarded("efficiency", partial(run_parley, args, base) if system == "parley"
+                                  else partial(run_durable, args) if system == "durable"
                                   else partial(run_bare, args, system))
     if None in results.values():
         return 1
     base["duration_s"] = round(time.monotonic() - t0, 1)
     recs = [line for system, result in results.items() if result is not None for line in lines(base, system, result)]
-    for pair in (("parley", "baseline"), ("picows", "baseline")):
+    for pair in report.PAIRS:
         if set(pair) <= set(results):
             say("\n".join(report.table(recs, pair)))
     for r in recs:

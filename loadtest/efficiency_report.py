@@ -16,6 +16,11 @@ from parley.loadtest.efficiency_accounting import same_load
 
 SYSTEMS = ("parley", "baseline")
 TITLES = {"parley": "Parley"}  # in the table's head; other systems as named (baseline, picows: docs/adr/0057)
+# the tables the bench prints, for the systems it ran: durable is the durable path's floor (docs/adr/0068)
+PAIRS = (("parley", "baseline"), ("picows", "baseline"), ("durable", "baseline"), ("parley", "durable"))
+# the process holding the WebSockets, one name in per-process rows: Parley's node, the floor's relay, a bare relay
+EDGE = {"node1": "edge (node1, relay)", "relay": "edge (node1, relay)", "baseline": "edge (node1, relay)",
+        "picows": "edge (node1, relay)"}
 MAX = "max deliveries/s"
 Fmt = Callable[[Any], str]
 
@@ -79,6 +84,8 @@ def table(records: Sequence[dict[str, Any]], pair: tuple[str, str] = SYSTEMS) ->
                    f"{times(ratio(pv, bv))} |")
         if label == MAX:
             out.append(same_load_row(workload, p, b))
+            if "durable" in pair:
+                out.extend(process_rows(workload, p, b))
     return out + ["", *notes(run, by, pair), *(spread(records) if pair == SYSTEMS else [])]
 
 
@@ -91,6 +98,19 @@ def same_load_row(workload: str, p: dict[str, Any] | None, b: dict[str, Any] | N
     pv, bv = (s["window"]["cpu_ms_per_delivery"] for s in pair)
     return (f"| {workload} | {label} ({whole(pair[0]['offered_rate'])} msg/s offered) | {cost(pv)} | {cost(bv)} | "
             f"{times(ratio(pv, bv))} |")
+
+
+def process_rows(workload: str, p: dict[str, Any] | None, b: dict[str, Any] | None) -> list[str]:
+    """Each server process's CPU per delivery at the busiest offered rate both sustained (the floor's ``relay``
+    beside Parley's ``node1``; nats-server beside nats-server, archiver beside archiver); a process that used no
+    CPU tick in either window is left out."""
+    pair = same_load(p["steps"], b["steps"]) if p and b and "steps" in p and "steps" in b else None
+    if pair is None:
+        return []
+    pa, pb = ({EDGE.get(k, k): v for k, v in s["window"]["cpu_ms_per_delivery_by_process"].items()} for s in pair)
+    return [f"| {workload} | … of which {name} | {cost(pa.get(name))} | {cost(pb.get(name))} | "
+            f"{times(ratio(pa.get(name), pb.get(name)))} |" for name in sorted(set(pa) | set(pb))
+            if pa.get(name) or pb.get(name)]
 
 
 def cell(rec: dict[str, Any] | None, label: str, text: str) -> str:

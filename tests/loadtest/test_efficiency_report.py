@@ -111,3 +111,20 @@ def test_a_run_of_picows_beside_the_baseline_has_its_own_table_and_leaves_parley
     assert row(lines, "dm", "server CPU ms per delivery") == ["0.0200", "0.0100", "2.00× |"]
     assert "picows dm: 0 lost" in lines[-1]
     assert row(table(records), "dm", "server CPU ms per delivery") == ["-", "0.0100", "- |"]  # Parley's: none
+
+
+def test_beside_the_durable_floor_each_process_is_compared_at_the_same_load() -> None:
+    def steps(cpu: float, by: dict[str, float]) -> list[dict[str, Any]]:
+        return [{"offered_rate": 200, "offered_deliveries_per_s": 200, "missing_after_drain": 0, "e2e": {"p99_ms": 5.0},
+                 "window": {"wall_s": 1.0, "deliveries": 200, "deliveries_per_s": 200, "cpu_ms_per_delivery": cpu,
+                            "cpu_ms_per_delivery_by_process": by}}]
+    records = [{**r, "system": "durable"} if r["system"] == "baseline" else r
+               for r in run("2026-12-02T15:00:00+00:00", 0.3)]
+    records[0]["steps"] = steps(0.1, {"relay": 0.06, "nats-server": 0.03, "archiver": 0.01})
+    records[3]["steps"] = steps(0.2, {"node1": 0.12, "nats-server": 0.04, "archiver": 0.02, "api": 0.0})
+    lines = table(records, ("parley", "durable"))
+    assert row(lines, "dm", "… of which edge (node1, relay)") == ["0.1200", "0.0600", "2.00× |"]
+    assert row(lines, "dm", "… of which nats-server") == ["0.0400", "0.0300", "1.33× |"]
+    assert row(lines, "dm", "… of which archiver") == ["0.0200", "0.0100", "2.00× |"]
+    assert not [line for line in lines if "of which api" in line]  # no CPU tick in either window
+    assert not [line for line in table(records, ("parley", "baseline")) if "of which" in line]

@@ -21,3 +21,8 @@ def test_picows_runs_beside_the_baseline_in_the_order_given() -> None:
 def test_an_unknown_or_repeated_system_is_a_usage_error(value: str) -> None:
     with pytest.raises(SystemExit):
         parse_args(["--no-save", "--systems", value])
+
+
+def test_the_durable_floor_runs_beside_the_baseline_and_parley() -> None:
+    args, _ = parse_args(["--no-save", "--systems", "baseline,durable,parley"])
+    assert args.systems == ["baseline", "durable", "parley"]
