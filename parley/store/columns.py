@@ -3,19 +3,48 @@
 ``extra``: what the entry itself is (an action's kind, target, its ts, emoji; a reply's target and quote),
 written once with the row; ``state``: what later actions made of it (``MessageState``), rewritten by the
 archiver as it applies them. Both are "" for a plain message that nothing acted on, so old rows read as before.
+
+``MessageRow``: a message as a backend writes it, its columns in order (``extra`` and ``attachments`` as their
+text, "" for none; ``state`` is not written with the row). The archiver makes a plain message's row straight
+from its payload (``parley.messages.decode_row``): no ``StoredMessage`` on the way (ADR 0069).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
-from parley.store.records import MessageState, StoredMessage
+from parley.ids import ConversationId, DeviceId, MessageId, UserId
+from parley.store.records import MessageState, StoredMessage, refs_from_text, refs_to_text
 
 ENTRY_FIELDS = ("kind", "target", "target_ts", "emoji", "reply_to", "quote_from", "quote")
 _EMPTY = StoredMessage(0, "", 0, "", "", "", "", 0)  # type: ignore[arg-type]
+
+
+class MessageRow(NamedTuple):
+    id: MessageId
+    conv: ConversationId
+    prev: int
+    sender: UserId
+    device: DeviceId
+    cid: str
+    body: str
+    ts: int
+    extra: str  # ``extra_of``
+    attachments: str  # ``refs_to_text``
+
+
+def row_of(m: StoredMessage) -> MessageRow:
+    return MessageRow(m.id, m.conv, m.prev, m.sender, m.device, m.cid, m.body, m.ts, extra_of(m),
+                      refs_to_text(m.attachments))
+
+
+def message_of(row: MessageRow) -> StoredMessage:
+    """The message a row holds (its ``state`` is not in the row: none)."""
+    return with_columns(StoredMessage(row.id, row.conv, row.prev, row.sender, row.device, row.cid,
+                                      row.body, row.ts, attachments=refs_from_text(row.attachments)), row.extra, None)
 
 
 def entry_fields(m: StoredMessage) -> dict[str, Any]:

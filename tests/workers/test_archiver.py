@@ -21,6 +21,7 @@ from parley.metrics import ArchiverMetrics
 from parley.settings import Settings
 from parley.shards import home_for, message_subject
 from parley.store import StoredMessage, open_store
+from parley.store.columns import MessageRow
 from tests.poll import eventually
 
 COUNT = 1300
@@ -32,11 +33,11 @@ class Refusing:
     def __init__(self, store) -> None:
         self.store, self.down, self.refused = store, True, 0
 
-    async def put_messages(self, messages: list[StoredMessage]) -> None:
+    async def put_rows(self, messages: list[MessageRow]) -> None:
         if self.down:
             self.refused += 1
             raise Unavailable("store down (test)", code="store_unavailable")
-        await self.store.put_messages(messages)
+        await self.store.put_rows(messages)
 
 
 @pytest.fixture
@@ -120,12 +121,12 @@ class Slow:
     def __init__(self, store, hold_s: float) -> None:
         self.store, self.hold_s, self.began, self.put = store, hold_s, None, Counter()
 
-    async def put_messages(self, messages: list[StoredMessage]) -> None:
+    async def put_rows(self, messages: list[MessageRow]) -> None:
         self.began = self.began or time.monotonic()
         for m in messages:
             self.put[m.id] += 1
         await eventually(lambda: time.monotonic() - self.began > self.hold_s, what="the slow write's end", every=0.05)
-        await self.store.put_messages(messages)
+        await self.store.put_rows(messages)
 
     async def apply_actions(self, entries: list[StoredMessage]) -> list[StoredMessage]:
         return await self.store.apply_actions(entries)
