@@ -70,8 +70,8 @@ def decode_row(seq: int, conv: ConversationId, data: bytes) -> MessageRow | Stor
     d = orjson.loads(data)
     if len(d) != PLAIN_FIELDS:
         return _message(seq, conv, d)
-    return MessageRow(MessageId(seq), conv, int(d["prev"]), UserId(d["from"]), DeviceId(d["device"]), str(d["cid"]),
-                      str(d["body"]), int(d["ts"]), "", "")
+    return (MessageId(seq), conv, int(d["prev"]), UserId(d["from"]), DeviceId(d["device"]), str(d["cid"]),
+            str(d["body"]), int(d["ts"]), "", "")
 
 
 def live_delivery(seq: int, conv: ConversationId, data: bytes) -> tuple[int, UserId, int, bytes]:

@@ -30,7 +30,7 @@ class Counting:
 
     async def put_rows(self, messages: list[MessageRow]) -> None:
         self.writes += 1
-        self.put.update(m.id for m in messages)
+        self.put.update(m[0] for m in messages)  # each row's id
         await self.store.put_rows(messages)
 
     async def apply_actions(self, entries: list[StoredMessage]) -> list[StoredMessage]:
