@@ -184,8 +184,7 @@ async def test_actions_fold_into_their_targets_idempotently_and_a_delete_blanks_
 
     first, other = message(1, conv, 0, a), message(2, conv, 1, b)
     edit = entry(3, a, kind="edit", target=P(1), body="edited")
-    reply = entry(4, b, reply_to=P(1), target_ts=1001, quote_from=a,
-                                quote="body 1")
+    reply = entry(4, b, reply_to=P(1), quote_from=a, quote="body 1")
     react = entry(5, b, kind="react", target=P(1), body="", emoji="👍")
     orphan = dataclasses.replace(entry(6, b, kind="react", target=P(99), body="", emoji="x"), target_ts=1099)
     batch = [first, other, edit, reply, react, orphan]
