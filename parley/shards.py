@@ -79,6 +79,12 @@ def shard_of_message(subject: str) -> int:
     return int(subject.split(".", 2)[1])
 
 
+def parse_message_subject(subject: str) -> tuple[int, ConversationId]:
+    """``msg.<shard>.<conv>`` -> (shard, conv), in one split; ValueError for anything shorter."""
+    _, shard, conv = subject.split(".", 2)
+    return int(shard), ConversationId(conv)
+
+
 def delivery_subject(conv: str) -> str:
     return DELIVERY_PREFIX + conv
 

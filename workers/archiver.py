@@ -50,13 +50,14 @@ from parley.bus.pull import ACK, NAK, PROGRESS, Puller, stream_sequence
 from parley.bus.repair import REPAIR_SUBJECT, message_at, parse_repair
 from parley.bus.stream import local_shards
 from parley.errors import Unavailable
-from parley.messages import decode_payload
+from parley.messages import decode_payload, decode_row
 from parley.metrics import ArchiverMetrics
 from parley.priority import step_aside
 from parley.runtime import StoreProbe, run_until_stopped, serve, serve_health
 from parley.settings import Settings
-from parley.shards import conversation_of_message, pack, shard_of_message
+from parley.shards import conversation_of_message, pack, parse_message_subject, shard_of_message
 from parley.store import Archive, StoredMessage, open_store
+from parley.store.columns import MessageRow, row_of
 from parley.tasks import cancel_and_wait
 
 log = logging.getLogger("parley.archiver")
@@ -75,7 +76,7 @@ GC_YOUNG = 50_000
 Delivered = tuple[str, str, bytes]  # subject, ack subject (reply), payload
 
 
-def decode_rows(delivered: Iterable[Delivered]) -> list[StoredMessage]:
+def decode_messages(delivered: Iterable[Delivered]) -> list[StoredMessage]:
     out = []
     for subject, reply, data in delivered:
         try:
@@ -87,20 +88,42 @@ def decode_rows(delivered: Iterable[Delivered]) -> list[StoredMessage]:
 
 
 def decode_batch(msgs: list[Msg]) -> list[StoredMessage]:
-    return decode_rows((m.subject, m.reply, m.data) for m in msgs)
+    return decode_messages((m.subject, m.reply, m.data) for m in msgs)
+
+
+def decode_rows(delivered: Iterable[Delivered]) -> tuple[list[MessageRow], list[StoredMessage]]:
+    """The rows to write, and the actions and replies among them (``entries_of``) to fold. A plain message
+    goes from its payload to its row (``decode_row``) with no ``StoredMessage`` (ADR 0069); the skipped
+    are as ``decode_messages`` skips them."""
+    rows: list[MessageRow] = []
+    entries: list[StoredMessage] = []
+    for subject, reply, data in delivered:
+        try:
+            shard, conv = parse_message_subject(subject)
+            got = decode_row(pack(shard, stream_sequence(reply)), conv, data)
+        except (ValueError, KeyError, TypeError) as err:  # never written by a node; keep it out of history
+            log.error("skipping undecodable message %s on %s: %s", reply, subject, err)
+            continue
+        if isinstance(got, StoredMessage):
+            rows.append(row_of(got))
+            if got.kind or got.reply_to:
+                entries.append(got)
+        else:
+            rows.append(got)
+    entries.sort(key=lambda m: m.id)
+    return rows, entries
 
 
 async def write_with_retry(store: Archive, nc: BusClient, batch: list[Delivered], stop: asyncio.Event,
                            metrics: ArchiverMetrics | None = None) -> bool:
-    rows = decode_rows(batch)
-    entries = entries_of(rows)
+    rows, entries = decode_rows(batch)
     metrics = metrics or ArchiverMetrics()
     delay = 0.1
     tries = 0
     while not stop.is_set():
         try:
             began = time.perf_counter()
-            await store.put_messages(rows)
+            await store.put_rows(rows)
             missing = await store.apply_actions(entries) if entries else []
             tries += 1
             if missing and tries < MISSING_TRIES:

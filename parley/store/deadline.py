@@ -24,7 +24,7 @@ from typing import Any, cast
 from parley.errors import Unavailable
 from parley.store.protocols import Store
 
-BACKGROUND = frozenset({"save_receipts", "save_cursors", "put_messages", "migrate", "close"})
+BACKGROUND = frozenset({"save_receipts", "save_cursors", "put_messages", "put_rows", "migrate", "close"})
 
 
 class Deadlined:

@@ -23,6 +23,7 @@ from typing import Protocol
 
 from parley.errors import Conflict
 from parley.ids import ConversationId, DeviceId, SessionId, UserId
+from parley.store.columns import MessageRow
 from parley.store.records import (
     ConnectReads,
     Conversation,
@@ -110,6 +111,9 @@ class Archive(Protocol):
     """Where the archiver writes messages; nothing else writes them."""
 
     async def put_messages(self, messages: list[StoredMessage]) -> None: ...
+    async def put_rows(self, rows: list[MessageRow]) -> None:
+        """``put_messages`` of the messages these rows hold (``columns.row_of``): the archiver's way, a plain
+        message never built as a ``StoredMessage``; the same rows written, as idempotently."""
     async def apply_actions(self, entries: list[StoredMessage]) -> list[StoredMessage]:
         """Fold actions and replies (already put, in id order) into their targets' stored state
         (``parley.actions.apply``) and blank the entries a delete reaches; idempotent. Returns the entries whose

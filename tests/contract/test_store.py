@@ -460,3 +460,28 @@ async def test_a_message_keeps_its_attachments_in_history_sync_and_the_conversat
     assert await sync(store, b, after=0, upto=10, limit=10) == [plain, carrying]
     listed = {c.id: c for c in await store.list_conversations(b)}
     assert listed[conv].last_message == carrying
+
+
+async def test_rows_put_are_the_messages_put_and_a_redelivered_row_changes_nothing(store):
+    """ADR 0069: ``put_rows`` (the archiver's way) stores what ``put_messages`` of the same messages stores: a plain
+    one, an action, a reply with its quote, one with attachments; a row put again keeps what actions made of its
+    message."""
+    from parley.store import AttachmentRef
+    from parley.store.columns import row_of
+
+    a, b = new_user_id(), new_user_id()
+    conv = dm_conversation(a, b)
+    await store.open_conversation(Conversation(conv, "dm", tuple(sorted((a, b))), 1))
+    plain = message(1, conv, 0, a)
+    react = dataclasses.replace(message(2, conv, 1, b), kind="react", target=P(1), target_ts=1001, emoji="👍")
+    reply = dataclasses.replace(message(3, conv, 2, b), reply_to=P(1), target_ts=1001, quote_from=a,
+                                quote="body 1")
+    carrying = dataclasses.replace(message(4, conv, 3, a),
+                                   attachments=(AttachmentRef("a" * 16, "image/png", "x.png", 9),))
+    sent = [plain, react, reply, carrying]
+    await store.put_rows([row_of(m) for m in sent])
+    assert await store.history(conv, before=None, after=None, limit=10, newest_first=False) == sent
+    assert await store.apply_actions([react, reply]) == []
+    await store.put_rows([row_of(plain)])  # redelivered: the row is not written over
+    got = await store.history(conv, before=None, after=None, limit=10, newest_first=False)
+    assert got[0].state.reactions and got[0].state.quoted_by == ((P(3), 1003),)

@@ -11,16 +11,17 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from parley.workers.archiver import archive
+from parley.workers.archiver import archive, decode_messages, decode_rows
 
 from parley import bus
 from parley.errors import Unavailable
-from parley.ids import DeviceId, UserId
-from parley.messages import encode_payload
+from parley.ids import ConversationId, DeviceId, UserId
+from parley.messages import decode_payload, encode_payload
 from parley.metrics import ArchiverMetrics
 from parley.settings import Settings
-from parley.shards import home_for, message_subject
-from parley.store import StoredMessage, open_store
+from parley.shards import home_for, message_subject, pack
+from parley.store import AttachmentRef, StoredMessage, open_store
+from parley.store.columns import MessageRow, row_of
 from tests.poll import eventually
 
 COUNT = 1300
@@ -32,11 +33,11 @@ class Refusing:
     def __init__(self, store) -> None:
         self.store, self.down, self.refused = store, True, 0
 
-    async def put_messages(self, messages: list[StoredMessage]) -> None:
+    async def put_rows(self, messages: list[MessageRow]) -> None:
         if self.down:
             self.refused += 1
             raise Unavailable("store down (test)", code="store_unavailable")
-        await self.store.put_messages(messages)
+        await self.store.put_rows(messages)
 
 
 @pytest.fixture
@@ -120,12 +121,12 @@ class Slow:
     def __init__(self, store, hold_s: float) -> None:
         self.store, self.hold_s, self.began, self.put = store, hold_s, None, Counter()
 
-    async def put_messages(self, messages: list[StoredMessage]) -> None:
+    async def put_rows(self, messages: list[MessageRow]) -> None:
         self.began = self.began or time.monotonic()
         for m in messages:
-            self.put[m.id] += 1
+            self.put[m[0]] += 1  # the row's id
         await eventually(lambda: time.monotonic() - self.began > self.hold_s, what="the slow write's end", every=0.05)
-        await self.store.put_messages(messages)
+        await self.store.put_rows(messages)
 
     async def apply_actions(self, entries: list[StoredMessage]) -> list[StoredMessage]:
         return await self.store.apply_actions(entries)
@@ -152,6 +153,84 @@ async def test_a_write_that_outlasts_ack_wait_keeps_its_messages_and_writes_each
         js = nc.jetstream()
         assert [(await js.consumer_info(s, bus.ARCHIVER)).num_redelivered for s in bus.message_streams(settings)] \
             == [0] * len(bus.message_streams(settings))
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        await bus.close_quietly(nc)
+        await store.close()
+
+
+def delivered(conv: str, seq: int, data: bytes, shards: int = 4) -> tuple[str, str, bytes]:
+    shard = home_for(conv, shards)
+    return message_subject(shard, conv), f"$JS.ACK.MSG_{shard}.archiver.1.{seq}.{seq}.1.0", data
+
+
+def payload(cid: str, **entry) -> bytes:
+    return encode_payload(sender=UserId("u"), device=DeviceId("d"), cid=cid, body=f"body {cid}", ts=1000, prev=0,
+                          **entry)
+
+
+def test_a_batch_decodes_to_its_rows_and_the_actions_and_replies_among_them_in_id_order():
+    """ADR 0069: every decodable message becomes its row (a plain one without a ``StoredMessage``: the same row),
+    the entries to fold come apart, in id order; an undecodable message is left out as before."""
+    conv = "g.rows"
+    batch = [delivered(conv, 5, payload("plain")), delivered(conv, 7, payload("re", reply_to=pack(0, 5))),
+             delivered(conv, 6, payload("edit", kind="edit", target=pack(0, 5), target_ts=1000)),
+             delivered(conv, 8, b'{"from": "u"}'), delivered(conv, 9, b"not json")]
+    rows, entries = decode_rows(batch)
+    shard = home_for(conv, 4)
+    assert [r[0] for r in rows] == [pack(shard, 5), pack(shard, 7), pack(shard, 6)]
+    assert all(type(r) is tuple for r in rows)  # exact: sqlite3 binds it fastest
+    assert rows == [row_of(m) for m in decode_messages(batch)]
+    assert [(e.cid, e.id) for e in entries] == [("edit", pack(shard, 6)), ("re", pack(shard, 7))]
+
+
+class Recording:
+    """The real store, keeping every row the archiver wrote."""
+
+    def __init__(self, store) -> None:
+        self.store, self.rows = store, []
+
+    async def put_rows(self, rows: list[MessageRow]) -> None:
+        self.rows.extend(rows)
+        await self.store.put_rows(rows)
+
+    async def apply_actions(self, entries: list[StoredMessage]) -> list[StoredMessage]:
+        return await self.store.apply_actions(entries)
+
+
+async def test_plain_messages_actions_and_replies_are_archived_from_their_rows_and_folded(settings):
+    """Through the row path (``put_rows``): what is stored is what was sent, the edit and the reply folded into
+    their target, the reply's quote kept, the attachment's text column written."""
+    nc = await bus.connect(settings, "test")
+    store = open_store(settings)
+    await store.migrate()
+    await bus.ensure_stream(nc.jetstream(), settings)
+    conv = ConversationId("g.fold")
+    subject, shard = message_subject(home_for(conv, settings.shards), conv), home_for(conv, settings.shards)
+    first = pack(shard, 1)
+    sent = [payload("a"), payload("b", kind="edit", target=first, target_ts=1000),
+            payload("c", reply_to=first, quote_from="u", quote="body a"),
+            encode_payload(sender=UserId("u"), device=DeviceId("d"), cid="d", body="file", ts=1000, prev=0,
+                           attachments=(AttachmentRef("f1", "image/png", "cat.png", 12, 1, 2, True),))]
+    for data in sent:
+        await nc.publish(subject, data)
+    await nc.flush()
+    recording, stop = Recording(store), asyncio.Event()
+    task = asyncio.get_running_loop().create_task(archive(settings, recording, nc, stop, ArchiverMetrics()))
+    try:
+        async def all_archived() -> bool:
+            return await floor(nc, settings) == len(sent)
+
+        await eventually(all_archived, what="everything archived", timeout=30)
+        page = await store.history(conv, before=None, after=None, limit=10, newest_first=False)
+        assert [m.cid for m in page] == ["a", "b", "c", "d"]
+        assert page[0].body == "body b" and page[0].state.edit_id == pack(shard, 2)
+        assert page[0].state.quoted_by == ((pack(shard, 3), 1000),)
+        assert (page[2].reply_to, page[2].quote) == (first, "body a")
+        assert page[3].attachments[0].id == "f1"
+        assert sorted(recording.rows) == sorted(row_of(decode_payload(pack(shard, i + 1), conv, data))
+                                                for i, data in enumerate(sent))
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)

@@ -13,6 +13,7 @@ from parley import bus
 from parley.ids import ConversationId
 from parley.metrics import ArchiverMetrics
 from parley.store import StoredMessage, open_store
+from parley.store.columns import MessageRow
 from tests.conftest import cassandra_settings, new_keyspace
 from tests.poll import eventually
 from tests.workers.test_archiver import publish
@@ -27,10 +28,10 @@ class Counting:
     def __init__(self, store) -> None:
         self.store, self.writes, self.put = store, 0, Counter()
 
-    async def put_messages(self, messages: list[StoredMessage]) -> None:
+    async def put_rows(self, messages: list[MessageRow]) -> None:
         self.writes += 1
-        self.put.update(m.id for m in messages)
-        await self.store.put_messages(messages)
+        self.put.update(m[0] for m in messages)  # each row's id
+        await self.store.put_rows(messages)
 
     async def apply_actions(self, entries: list[StoredMessage]) -> list[StoredMessage]:
         return await self.store.apply_actions(entries)

@@ -34,7 +34,7 @@ from parley.ids import ConversationId, UserId
 from parley.shards import shard_of_id
 from parley.store.cassandra.cql import Bound, Cql
 from parley.store.cassandra.membership import conversations_of
-from parley.store.columns import extra_of, state_of, with_columns
+from parley.store.columns import MessageRow, extra_of, message_of, state_of, with_columns
 from parley.store.records import StoredMessage, refs_from_text, refs_to_text
 from parley.store.spans import Span, bucket_of, merge_spans
 
@@ -144,6 +144,10 @@ class CassandraMessages:
                                                           refs_to_text(m.attachments) or UNSET_VALUE)) for m in chunk]
                                          for _, bucket, chunk in groups)
         await self._cql.write_partitions(findability(groups))
+
+    async def put_rows(self, rows: list[MessageRow]) -> None:
+        """The messages back from their rows: the partitioning reads them (ADR 0069 left this path as it was)."""
+        await self.put_messages([message_of(r) for r in rows])
 
     async def apply_actions(self, entries: list[StoredMessage]) -> list[StoredMessage]:
         """Each entry in turn (one target's actions must see each other): read the target, write it back.

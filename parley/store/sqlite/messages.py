@@ -13,8 +13,8 @@ from typing import Any
 
 from parley.actions import apply
 from parley.ids import ConversationId, UserId
-from parley.store.columns import extra_of, state_of, with_columns
-from parley.store.records import StoredMessage, refs_from_text, refs_to_text
+from parley.store.columns import MessageRow, row_of, state_of, with_columns
+from parley.store.records import StoredMessage, refs_from_text
 from parley.store.sqlite.db import Database
 
 _MSG_COLS = "m.id, m.conv, m.prev, m.sender, m.device, m.cid, m.body, m.ts, m.extra, m.state, m.attachments"
@@ -56,15 +56,15 @@ class SQLiteMessages:
     _db: Database
 
     async def put_messages(self, messages: list[StoredMessage]) -> None:
-        def put(db: sqlite3.Connection) -> None:
+        await self.put_rows([row_of(m) for m in messages])
+
+    async def put_rows(self, rows: list[MessageRow]) -> None:
+        def put(db: sqlite3.Connection) -> None:  # a row is the statement's parameters, in the columns' order
             db.executemany(
                 "INSERT OR IGNORE INTO messages (id, conv, prev, sender, device, cid, body, ts, extra, attachments) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?)",
-                [(m.id, m.conv, m.prev, m.sender, m.device, m.cid, m.body, m.ts, extra_of(m),
-                  refs_to_text(m.attachments)) for m in messages],
-            )
+                "VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
 
-        if messages:
+        if rows:
             await self._db.tx(put)
 
     async def apply_actions(self, entries: list[StoredMessage]) -> list[StoredMessage]:
