@@ -310,8 +310,8 @@ def bench_runs() -> str:
 
 
 def efficiency() -> str:
-    """make bench-efficiency's newest run: Parley beside the bare baseline, with ratios."""
-    return "\n".join(efficiency_report.table(records("efficiency.jsonl")))
+    """make bench-efficiency's newest run: Parley beside the bare baseline, with ratios (and the durable floor)."""
+    return "\n".join(efficiency_report.region(records("efficiency.jsonl")))
 
 
 REGIONS: dict[str, Callable[[], str]] = {

@@ -89,6 +89,17 @@ def table(records: Sequence[dict[str, Any]], pair: tuple[str, str] = SYSTEMS) ->
     return out + ["", *notes(run, by, pair), *(spread(records) if pair == SYSTEMS else [])]
 
 
+def region(records: Sequence[dict[str, Any]]) -> list[str]:
+    """The docs' region: Parley beside the bare baseline; and, when the newest run also ran the durable floor
+    (``--systems baseline,durable,parley``, ADR 0068), Parley beside the floor, each process at the same load."""
+    out = table(records)
+    if any(r["system"] == "durable" for r in newest_run(records)):
+        out += ["", "Beside the durable floor in the same run (the bare relay over JetStream with an archiving worker: "
+                    "what a DM's durable path costs with no Parley logic, ADR 0068):", "",
+                *table(records, ("parley", "durable"))]
+    return out
+
+
 def same_load_row(workload: str, p: dict[str, Any] | None, b: dict[str, Any] | None) -> str:
     """Both systems' CPU per delivery at the busiest offered rate both sustained (the ladders share rates)."""
     pair = same_load(p["steps"], b["steps"]) if p and b and "steps" in p and "steps" in b else None

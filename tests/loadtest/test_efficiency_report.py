@@ -96,7 +96,7 @@ def test_ratio_format() -> None:
 
 
 def test_the_docs_show_the_table_of_the_results_file() -> None:
-    expected = "\n".join(efficiency_report.table(records("efficiency.jsonl")))
+    expected = "\n".join(efficiency_report.region(records("efficiency.jsonl")))
     for name in ("README.md", "docs/capacity.md"):
         text = (ROOT / name).read_text()
         assert f"<!-- generated: efficiency -->\n{expected}\n<!-- end generated -->" in text, (
@@ -128,3 +128,15 @@ def test_beside_the_durable_floor_each_process_is_compared_at_the_same_load() ->
     assert row(lines, "dm", "… of which archiver") == ["0.0200", "0.0100", "2.00× |"]
     assert not [line for line in lines if "of which api" in line]  # no CPU tick in either window
     assert not [line for line in table(records, ("parley", "baseline")) if "of which" in line]
+
+
+def test_the_region_adds_parley_beside_the_durable_floor_only_when_the_newest_run_ran_it() -> None:
+    plain = run("2026-12-05T08:00:00+00:00", 0.2)
+    assert efficiency_report.region(plain) == table(plain)
+    floor = [{**r, "system": "durable"} for r in run("2026-12-05T09:00:00+00:00", 0.1) if r["system"] == "baseline"]
+    newest = plain + [{**r, "run": "2026-12-05T09:00:00+00:00"} for r in plain] + floor
+    lines = efficiency_report.region(newest)
+    assert lines[:len(table(newest))] == table(newest)
+    assert "| workload | figure | Parley | durable | Parley / durable |" in lines
+    assert row(lines[len(table(newest)):], "dm", "server CPU ms per delivery") == ["0.2000", "0.0100", "20× |"]
+    assert efficiency_report.region(newest + plain[:1]) == table(newest + plain[:1])  # a newer run without it
