@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -13,8 +14,25 @@ from parley.node.server import EdgeNode
 from parley import bus
 from parley.auth import issue_token
 from parley.ids import UserId, new_device_id, new_session_id
-from parley.settings import Settings
-from parley.store import Device, Session
+from parley.settings import Secret, Settings
+from parley.store import Device, Session, open_store
+
+
+def node_settings(nats_url: str, db: Path, secret: str, **more: Any) -> Settings:
+    """What these tests' node ``n1`` runs with: SQLite at ``db``, tokens signed with ``secret``, a short floor wait."""
+    return Settings(nats_url=nats_url, sqlite_path=str(db), secret=Secret(secret), floor_wait_s=0.1, node_id="n1",
+                    **more)
+
+
+@contextlib.asynccontextmanager
+async def migrated(settings: Settings) -> AsyncIterator[Any]:
+    """The settings' store, migrated; closed after."""
+    store = open_store(settings)
+    await store.migrate()
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 @contextlib.asynccontextmanager

@@ -22,9 +22,7 @@ from parley.node.server import EdgeNode
 from parley import protocol
 from parley.auth import verify_token
 from parley.ids import UserId, new_user_id
-from parley.settings import Secret, Settings
-from parley.store import open_store
-from tests.node.served import served, signed_in
+from tests.node.served import migrated, node_settings, served, signed_in
 from tests.poll import eventually
 
 SECRET = "s" * 48
@@ -57,16 +55,10 @@ class Node:
 @pytest.fixture
 async def edge(nats_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Node]:
     monkeypatch.setattr(bounds, "MIN_GAP_S", GAP_S)
-    settings = Settings(nats_url=nats_url, sqlite_path=str(tmp_path / "p.db"), secret=Secret(SECRET),
-                        floor_wait_s=0.1, node_id="n1")
-    store = open_store(settings)
-    await store.migrate()
-    try:
-        async with served(settings, store) as (node, _, url):
-            await eventually(lambda: node.watch.latest is not None, what="the node's first reading")
-            yield Node(node, store, url)
-    finally:
-        await store.close()
+    settings = node_settings(nats_url, tmp_path / "p.db", SECRET)
+    async with migrated(settings) as store, served(settings, store) as (node, _, url):
+        await eventually(lambda: node.watch.latest is not None, what="the node's first reading")
+        yield Node(node, store, url)
 
 
 def hello(token: str) -> str:

@@ -17,10 +17,9 @@ from parley.node import deliveries
 from parley import bus, protocol
 from parley.ids import UserId, dm_conversation, new_device_id, new_user_id
 from parley.messages import encode_payload
-from parley.settings import Secret, Settings
+from parley.settings import Settings
 from parley.shards import home_for, message_subject
-from parley.store import open_store
-from tests.node.served import served, signed_in
+from tests.node.served import migrated, node_settings, served, signed_in
 
 SECRET = "s" * 48
 A, B, C = new_user_id(), new_user_id(), new_user_id()  # A and B connected here; C never is
@@ -30,15 +29,9 @@ Frame = dict[str, Any]
 
 @pytest.fixture
 async def edge(nats_url: str, tmp_path: Path) -> AsyncIterator[tuple[Any, Any, Any, tuple[Settings, str]]]:
-    settings = Settings(nats_url=nats_url, sqlite_path=str(tmp_path / "p.db"), secret=Secret(SECRET),
-                        floor_wait_s=0.1, node_id="n1")
-    store = open_store(settings)
-    await store.migrate()
-    try:
-        async with served(settings, store) as (node, nc, url):
-            yield node, nc, store, (settings, url)
-    finally:
-        await store.close()
+    settings = node_settings(nats_url, tmp_path / "p.db", SECRET)
+    async with migrated(settings) as store, served(settings, store) as (node, nc, url):
+        yield node, nc, store, (settings, url)
 
 
 async def connect(http: aiohttp.ClientSession, url: str, store: Any, user: UserId) -> aiohttp.ClientWebSocketResponse:

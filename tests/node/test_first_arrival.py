@@ -33,10 +33,10 @@ from parley.ids import (
     new_user_id,
 )
 from parley.messages import encode_payload
-from parley.settings import Secret, Settings
+from parley.settings import Settings
 from parley.shards import home_for, message_subject
-from parley.store import Device, Session, open_store
-from tests.node.served import served
+from parley.store import Device, Session
+from tests.node.served import migrated, node_settings, served
 from tests.poll import eventually
 
 SECRET = "s" * 48
@@ -112,16 +112,11 @@ class Edge:
 @pytest.fixture
 async def edge(nats_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Edge]:
     """``request.param`` (indirect parametrization): settings other than these."""
-    settings = Settings(nats_url=nats_url, sqlite_path=str(tmp_path / "p.db"), secret=Secret(SECRET),
-                        floor_wait_s=0.1, node_id="n1", **getattr(request, "param", {}))
-    real = open_store(settings)
-    await real.migrate()
-    store = Stepped(real)
-    try:
+    settings = node_settings(nats_url, tmp_path / "p.db", SECRET, **getattr(request, "param", {}))
+    async with migrated(settings) as real:
+        store = Stepped(real)
         async with served(settings, store) as (node, nc, url):
             yield Edge(node, store, nc, settings, url)
-    finally:
-        await real.close()
 
 
 async def hello(http: aiohttp.ClientSession, edge: Edge, token: str) -> aiohttp.ClientWebSocketResponse:

@@ -29,10 +29,10 @@ from parley.ids import (
     new_user_id,
 )
 from parley.messages import encode_payload
-from parley.settings import Secret, Settings
+from parley.settings import Settings
 from parley.shards import home_for, message_subject
-from parley.store import Conversation, open_store
-from tests.node.served import served, signed_in
+from parley.store import Conversation
+from tests.node.served import migrated, node_settings, served, signed_in
 from tests.poll import eventually
 
 SECRET = "s" * 48
@@ -58,18 +58,13 @@ class Edge:
 
 @pytest.fixture
 async def edge(nats_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Edge]:
-    settings = Settings(nats_url=nats_url, sqlite_path=str(tmp_path / "p.db"), secret=Secret(SECRET),
-                        floor_wait_s=0.1, node_id="n1", write_gap_s=0.05)
+    settings = node_settings(nats_url, tmp_path / "p.db", SECRET, write_gap_s=0.05)
     monkeypatch.setattr(server, "Flushes", lambda gap_s: Flushes(HOUR if gap_s else 0.0))
-    store = open_store(settings)
-    await store.migrate()
-    await store.create_group(Conversation(GROUP, "group", tuple(sorted([A, B])), 1, name="g", roles=((B, "owner"),),
-                                          shard=home_for(GROUP, settings.shards)))
-    try:
+    async with migrated(settings) as store:
+        await store.create_group(Conversation(GROUP, "group", tuple(sorted([A, B])), 1, name="g",
+                                              roles=((B, "owner"),), shard=home_for(GROUP, settings.shards)))
         async with served(settings, store) as (node, nc, url):
             yield Edge(node, store, nc, settings, url)
-    finally:
-        await store.close()
 
 
 async def frames_until(ws: aiohttp.ClientWebSocketResponse, done: Callable[[Frame], bool]) -> list[Frame]:
